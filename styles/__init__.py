@@ -1,0 +1,1 @@
+"""Textual stylesheets (.tcss), shipped inside the package as tui_migrator.styles."""

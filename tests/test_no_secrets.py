@@ -1,0 +1,96 @@
+"""No key material reaches the database, the logs or the CLI's output."""
+
+from __future__ import annotations
+
+import base64
+import logging
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from pydantic import SecretStr
+
+from tests.conftest import make_settings
+from tui_migrator.cli.main import main
+from tui_migrator.crypto import RowContext
+from tui_migrator.keys import generate_master_key
+from tui_migrator.service import MigratorService
+from tui_migrator.settings import ENV_MASTER_KEY
+
+
+def forms(secret: bytes) -> list[bytes]:
+    """The ways a key could be written down: raw, hex and base64 (standard and URL-safe)."""
+    return [
+        secret,
+        secret.hex().encode(),
+        base64.b64encode(secret),
+        base64.urlsafe_b64encode(secret).rstrip(b"="),
+    ]
+
+
+def database_bytes(url: str) -> list[bytes]:
+    engine = sa.create_engine(url)
+    found: list[bytes] = []
+    try:
+        metadata = sa.MetaData()
+        metadata.reflect(engine)
+        with engine.connect() as connection:
+            for table in metadata.tables.values():
+                for row in connection.execute(sa.select(table)):
+                    for value in row:
+                        if isinstance(value, bytes):
+                            found.append(value)
+                        elif value is not None:
+                            found.append(str(value).encode())
+    finally:
+        engine.dispose()
+    return found
+
+
+def test_no_key_material_in_database_logs_or_output(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    generated: list[bytes] = []
+    original_generate = AESGCM.generate_key
+
+    def recording_generate(bit_length: int) -> bytes:
+        key = original_generate(bit_length)
+        generated.append(key)
+        return key
+
+    monkeypatch.setattr(AESGCM, "generate_key", staticmethod(recording_generate))
+    master = generate_master_key()
+    monkeypatch.setenv(ENV_MASTER_KEY, master)
+    settings = make_settings(tmp_path, master_key=None)
+    caplog.set_level(logging.DEBUG)
+    where = ["--db", settings.effective_database_url, "--data-dir", str(settings.data_dir), "-v"]
+    assert main(["demo", "--patients", "20", "--organizations", "2", "--yes", *where]) == 0
+    with MigratorService.open(
+        settings.model_copy(update={"master_key": SecretStr(master)}), user="alice"
+    ) as service:
+        cipher = service.value_cipher()
+        for organization in ("org_a", "org_b", "org_c"):
+            cipher.encrypt("value", RowContext("demographics", "notes", (1,), organization))
+    for command in (
+        ["health", "--json"],
+        ["audit", "--verify", "--json"],
+        ["keys", "list", "--json"],
+        ["mapping"],
+    ):
+        assert main([*command, *where]) == 0
+    output = capsys.readouterr()
+    assert len(generated) == 3  # one data key per organization, captured when generated
+    secrets = [base64.b64decode(master), *generated]
+    haystacks = [
+        *database_bytes(settings.effective_database_url),
+        caplog.text.encode(),
+        output.out.encode(),
+        output.err.encode(),
+    ]
+    for secret in secrets:
+        for form in forms(secret):
+            assert not any(form in haystack for haystack in haystacks)

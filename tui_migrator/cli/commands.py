@@ -1,0 +1,359 @@
+"""One function per command: call the service, shape its answer for JSON and for text."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from rich.table import Table
+from rich.text import Text
+
+from tui_migrator.audit import AuditEntry, AuditVerification
+from tui_migrator.cli.output import Result
+from tui_migrator.database import create_database_engine
+from tui_migrator.errors import BadInput
+from tui_migrator.keys import generate_master_key, write_key_file
+from tui_migrator.service import MigratorService, create_demo_service
+from tui_migrator.settings import DEMO_DATABASE_FILENAME, Settings
+
+
+def run(args: argparse.Namespace, settings: Settings) -> Result:
+    if args.command == "keys" and args.keys_action == "generate":
+        return keys_generate(args)
+    if args.command == "demo":
+        return demo(args, settings)
+    handler = _HANDLERS[args.command]
+    with MigratorService.open(settings) as service:
+        return handler(service, args)
+
+
+# -- health ---------------------------------------------------------------------------------
+
+
+def health(service: MigratorService, _args: argparse.Namespace) -> Result:
+    report = service.health()
+    data = report.to_json_data()
+    system = report.system_health
+    table = Table(title="System health", show_header=False, title_justify="left")
+    table.add_column("check")
+    table.add_column("state")
+    table.add_row("Migration engine", _yes_no(system.migration_engine_online, "online", "offline"))
+    table.add_row("Running migrations", str(system.running_migrations))
+    table.add_row("Encryption system", _yes_no(system.encryption_system_ready, "ready", "NOT READY"))
+    table.add_row("Backup system", _yes_no(system.backup_system_ready, "ready", "NOT READY"))
+    table.add_row("Database", f"{system.database} ({system.database_dialect})")
+    table.add_row("Data keys", str(system.data_keys))
+    table.add_row(
+        "Master key", f"{system.master_key_source}, fingerprint {system.master_key_fingerprint[:12]}"
+    )
+    if system.free_disk_percent is not None:
+        table.add_row("Free disk", f"{system.free_disk_percent}% at {system.disk_checked_at}")
+    activity = report.recent_activity
+    table.add_row(
+        "Last 24 hours",
+        f"{activity.last24_hours} migrations, success rate {activity.success_rate or 'n/a'}, "
+        f"average {activity.average_records_per_migration or 0} records",
+    )
+    operator = report.operator
+    table.add_row(
+        "Operator",
+        f"{operator.user} ({operator.role or 'no role'}{', read-only' if operator.readonly else ''})",
+    )
+    text: list[Any] = [table]
+    text += [Text(f"ALERT: {alert}") for alert in report.alerts]
+    text += [Text(f"- {line}") for line in report.recommendations]
+    return Result(data=data, text=text)
+
+
+def _yes_no(flag: bool, yes: str, no: str) -> str:
+    return yes if flag else no
+
+
+# -- audit ----------------------------------------------------------------------------------
+
+
+def audit(service: MigratorService, args: argparse.Namespace) -> Result:
+    # Listing checks the chain too (it is cheap), so "secureAuditTrail" is a finding, not a
+    # slogan; only an explicit --verify is itself recorded in the trail and fails the command.
+    verification = service.verify_audit(record=args.verify)
+    page = service.audit_entries(limit=args.limit, migration_id=args.migration_id)
+    data: dict[str, Any] = {
+        "auditEntries": [audit_entry_json(entry) for entry in page.entries],
+        "totalEntries": page.total_entries,
+        "secureAuditTrail": verification.intact,
+    }
+    text: list[Any] = [_audit_table(page.entries, page.total_entries)]
+    if not args.verify:
+        if not verification.intact:
+            text.append(
+                Text(
+                    f"WARNING: the audit chain is broken ({verification.problem}). "
+                    "Run with --verify for details."
+                )
+            )
+        return Result(data=data, text=text)
+    data["verification"] = verification_json(verification)
+    if verification.intact:
+        text.append(Text(f"Audit chain verified: {verification.verified_entries} entries intact."))
+        return Result(data=data, text=text)
+    text.append(Text(f"AUDIT CHAIN BROKEN: {verification.problem}"))
+    text.append(Text(f"{verification.verified_entries} entries verified before the break."))
+    return Result(data=data, text=text, success=False, error=verification.problem)
+
+
+def audit_entry_json(entry: AuditEntry) -> dict[str, Any]:
+    return {
+        "id": entry.entry_id,
+        "sequence": entry.seq,
+        "operation": entry.operation,
+        "userId": entry.user_id,
+        "success": entry.success,
+        "timestamp": entry.timestamp,
+        "migrationDetails": {"migrationId": entry.migration_id, **entry.details},
+        "cryptographicProof": f"hmac-sha256:{entry.proof}",
+        "entryHash": entry.entry_hash,
+        "previousHash": entry.previous_hash,
+    }
+
+
+def verification_json(verification: AuditVerification) -> dict[str, Any]:
+    return {
+        "intact": verification.intact,
+        "verifiedEntries": verification.verified_entries,
+        "totalEntries": verification.total_entries,
+        "firstBrokenSequence": verification.first_broken_seq,
+        "firstBrokenEntryId": verification.first_broken_entry_id,
+        "problem": verification.problem,
+    }
+
+
+def _audit_table(entries: list[AuditEntry], total: int) -> Table:
+    table = Table(title=f"Audit trail ({len(entries)} of {total}, newest first)", title_justify="left")
+    for heading in ("#", "time (UTC)", "operation", "user", "result", "migration"):
+        table.add_column(heading)
+    for entry in entries:
+        table.add_row(
+            str(entry.seq),
+            entry.timestamp,
+            entry.operation,
+            entry.user_id,
+            "ok" if entry.success else "FAILED",
+            entry.migration_id or "",
+        )
+    return table
+
+
+# -- operators ------------------------------------------------------------------------------
+
+
+def operators(service: MigratorService, args: argparse.Namespace) -> Result:
+    if args.operators_action == "grant":
+        granted = service.grant(args.username, args.role)
+        return Result(
+            data={
+                "username": granted.username,
+                "role": granted.role.value,
+                "grantedBy": granted.granted_by,
+                "grantedAt": granted.granted_at.isoformat(),
+                "message": "Role granted",
+            },
+            text=[Text(f"{granted.username} is now {granted.role.value}.")],
+        )
+    if args.operators_action == "revoke":
+        service.revoke(args.username)
+        return Result(
+            data={"username": args.username, "message": "Role revoked"},
+            text=[Text(f"{args.username} no longer has a role.")],
+        )
+    listed = service.list_operators()
+    table = Table(title="Operators", title_justify="left")
+    for heading in ("user", "role", "granted by", "granted at (UTC)"):
+        table.add_column(heading)
+    for operator in listed:
+        table.add_row(
+            operator.username,
+            operator.role.value,
+            operator.granted_by,
+            operator.granted_at.isoformat(timespec="seconds"),
+        )
+    return Result(
+        data={
+            "operators": [
+                {
+                    "username": o.username,
+                    "role": o.role.value,
+                    "grantedBy": o.granted_by,
+                    "grantedAt": o.granted_at.isoformat(),
+                }
+                for o in listed
+            ],
+            "currentUser": service.user,
+        },
+        text=[table],
+    )
+
+
+# -- keys -----------------------------------------------------------------------------------
+
+
+def keys_list(service: MigratorService, _args: argparse.Namespace) -> Result:
+    infos = service.data_keys()
+    table = Table(
+        title=f"Data keys (master key fingerprint {service.master_key_fingerprint[:12]})",
+        title_justify="left",
+    )
+    for heading in ("key id", "organization", "algorithm", "status", "created (UTC)", "by"):
+        table.add_column(heading)
+    for info in infos:
+        table.add_row(
+            info.key_id,
+            info.organization_id,
+            info.algorithm,
+            info.status,
+            info.created_at.isoformat(timespec="seconds"),
+            info.created_by,
+        )
+    return Result(
+        data={
+            "masterKeyFingerprint": service.master_key_fingerprint,
+            "masterKeySource": service.master_key_source,
+            "dataKeys": [
+                {
+                    "keyId": i.key_id,
+                    "organizationId": i.organization_id,
+                    "generation": i.generation,
+                    "algorithm": i.algorithm,
+                    "status": i.status,
+                    "createdAt": i.created_at.isoformat(),
+                    "createdBy": i.created_by,
+                }
+                for i in infos
+            ],
+        },
+        text=[table],
+    )
+
+
+def keys_generate(args: argparse.Namespace) -> Result:
+    key = generate_master_key()
+    if args.output:
+        path = Path(args.output)
+        write_key_file(path, key)
+        return Result(
+            data={"keyFile": str(path), "message": "Master key written with mode 0600"},
+            text=[
+                Text(
+                    f"Master key written to {path} (mode 0600). Keep a copy somewhere safe: "
+                    "without it, encrypted data cannot be read."
+                )
+            ],
+        )
+    # Asked for on stdout (to pipe into a secret store); the value is never logged.
+    return Result(data={"masterKey": key}, text=[Text(key)])
+
+
+# -- mapping --------------------------------------------------------------------------------
+
+
+def mapping(service: MigratorService, _args: argparse.Namespace) -> Result:
+    resolved = service.mapping()
+    table = Table(title=f"Schema mapping ({resolved.source})", title_justify="left")
+    for heading in ("table", "category", "key", "organization", "column", "type", "token stored"):
+        table.add_column(heading)
+    tables_json = []
+    for mapped in resolved.tables:
+        organization = mapped.organization_column or f"all rows: {mapped.default_organization}"
+        for index, column in enumerate(mapped.columns):
+            first = index == 0
+            table.add_row(
+                mapped.name if first else "",
+                mapped.category.value if first else "",
+                ", ".join(mapped.primary_key) if first else "",
+                organization if first else "",
+                column.name,
+                column.sql_type,
+                "in place" if column.companion is None else f"in {column.companion}",
+            )
+        tables_json.append(
+            {
+                "name": mapped.name,
+                "category": mapped.category.value,
+                "primaryKey": list(mapped.primary_key),
+                "organizationColumn": mapped.organization_column,
+                "defaultOrganization": mapped.default_organization,
+                "columns": [
+                    {
+                        "name": c.name,
+                        "sqlType": c.sql_type,
+                        "nullable": c.nullable,
+                        "storage": c.storage.value,
+                        "companionColumn": c.companion,
+                    }
+                    for c in mapped.columns
+                ],
+            }
+        )
+    return Result(data={"source": resolved.source, "tables": tables_json}, text=[table])
+
+
+# -- demo -----------------------------------------------------------------------------------
+
+
+def demo(args: argparse.Namespace, settings: Settings) -> Result:
+    if not args.yes and _database_has_content(settings):
+        _confirm_or_refuse(
+            f"Replace the demo database at {settings.effective_database_url} and its audit trail?"
+        )
+    service, summary = create_demo_service(
+        settings, patients=args.patients, organizations=args.organizations, seed=args.seed
+    )
+    service.close()
+    return Result(
+        data={
+            "database": settings.effective_database_url,
+            "patients": summary.patients,
+            "organizations": summary.organizations,
+            "sensitiveRecords": summary.sensitive_records,
+            "rowsByTable": summary.rows_by_table,
+            "seconds": round(summary.seconds, 2),
+            "seed": args.seed,
+        },
+        text=[
+            Text(
+                f"Demo database ready: {summary.patients} patients in {summary.organizations} "
+                f"organizations, {summary.sensitive_records} sensitive records "
+                f"({summary.seconds:.1f} s)."
+            )
+        ],
+    )
+
+
+def _database_has_content(settings: Settings) -> bool:
+    if settings.uses_embedded_database and not (settings.data_dir / DEMO_DATABASE_FILENAME).exists():
+        return False
+    engine = create_database_engine(settings.effective_database_url)
+    try:
+        return bool(sa.inspect(engine).get_table_names())
+    finally:
+        engine.dispose()
+
+
+def _confirm_or_refuse(question: str) -> None:
+    if not sys.stdin.isatty():
+        raise BadInput(f"{question} Refused without confirmation.", hint="Add --yes to confirm.")
+    answer = input(f"{question} Type 'yes' to continue: ")
+    if answer.strip().lower() != "yes":
+        raise BadInput("Not confirmed; nothing was changed.")
+
+
+_HANDLERS: dict[str, Callable[[MigratorService, argparse.Namespace], Result]] = {
+    "health": health,
+    "audit": audit,
+    "operators": operators,
+    "keys": keys_list,
+    "mapping": mapping,
+}

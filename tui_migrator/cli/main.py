@@ -1,0 +1,82 @@
+"""Entry point of ``tui-migrator``: parse, open the service, run one command, map errors to exit codes."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+
+from tui_migrator.cli import commands
+from tui_migrator.cli.output import emit_error, emit_result
+from tui_migrator.cli.parser import build_parser
+from tui_migrator.errors import MigratorError, OperationFailed
+from tui_migrator.settings import Settings
+
+log = logging.getLogger("tui_migrator")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    as_json = "--json" in arguments
+    try:
+        args = build_parser().parse_args(arguments)
+        as_json = args.json
+        with _logging_to_stderr(verbose=args.verbose):
+            return _run(args, as_json=as_json)
+    except MigratorError as error:
+        emit_error(error, as_json=as_json)
+        return error.exit_code
+
+
+def _run(args: argparse.Namespace, *, as_json: bool) -> int:
+    try:
+        settings = Settings.resolve(
+            {
+                "database_url": args.database_url,
+                "schema_path": args.schema_path,
+                "data_dir": args.data_dir,
+                "master_key_file": args.master_key_file,
+                "readonly": args.readonly,
+            }
+        )
+        if args.command is None:
+            from tui_migrator.tui.launch import run_tui
+
+            return run_tui(settings)
+        result = commands.run(args, settings)
+    except MigratorError as error:
+        emit_error(error, as_json=as_json)
+        return error.exit_code
+    except KeyboardInterrupt:
+        emit_error(OperationFailed("Interrupted."), as_json=as_json)
+        return 130
+    except Exception as error:  # the last line of defence: a message, never a traceback
+        log.debug("internal error", exc_info=True)
+        emit_error(
+            OperationFailed(
+                f"Internal error ({type(error).__name__}).",
+                hint="Run again with -v for details, and report it with the command you ran.",
+            ),
+            as_json=as_json,
+        )
+        return 1
+    emit_result(result, as_json=as_json)
+    return result.exit_code
+
+
+@contextmanager
+def _logging_to_stderr(*, verbose: bool) -> Iterator[None]:
+    """Route the package's log records to stderr for one run, then restore the logger (so
+    in-process callers such as tests keep their own logging set-up)."""
+    saved = (list(log.handlers), log.level, log.propagate)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    log.handlers[:] = [handler]
+    log.setLevel(logging.DEBUG if verbose else logging.WARNING)
+    log.propagate = False
+    try:
+        yield
+    finally:
+        log.handlers[:], log.level, log.propagate = saved

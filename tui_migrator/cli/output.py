@@ -1,0 +1,57 @@
+"""How command results reach the terminal: one JSON object, or readable text."""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass, field
+from typing import Any, TextIO
+
+from rich.console import Console, RenderableType
+
+from tui_migrator.errors import MigratorError
+
+
+@dataclass
+class Result:
+    """What a command produced: ``data`` for ``--json``, ``text`` for people.
+
+    ``success`` false with exit code 1 is for operations that ran and found a problem (for
+    example a broken audit chain): the data is still printed in full.
+    """
+
+    data: dict[str, Any]
+    text: list[RenderableType] = field(default_factory=list)
+    success: bool = True
+    error: str | None = None
+
+    @property
+    def exit_code(self) -> int:
+        return 0 if self.success else 1
+
+
+def emit_result(result: Result, *, as_json: bool, stream: TextIO | None = None) -> None:
+    stream = stream or sys.stdout
+    if as_json:
+        payload: dict[str, Any] = {"success": result.success}
+        if result.error:
+            payload["error"] = result.error
+        payload["data"] = result.data
+        stream.write(json.dumps(payload, ensure_ascii=False, indent=2, default=str) + "\n")
+        return
+    console = Console(file=stream, highlight=False, soft_wrap=False)
+    for renderable in result.text:
+        console.print(renderable)
+
+
+def emit_error(error: MigratorError, *, as_json: bool) -> None:
+    """Errors go to stdout as JSON with ``--json`` (so the caller parses one stream), else stderr."""
+    if as_json:
+        payload = {"success": False, "error": error.message, "errorCode": error.code}
+        if error.hint:
+            payload["hint"] = error.hint
+        sys.stdout.write(json.dumps(payload, ensure_ascii=False, indent=2) + "\n")
+        return
+    sys.stderr.write(f"error: {error.message}\n")
+    if error.hint:
+        sys.stderr.write(f"  {error.hint}\n")

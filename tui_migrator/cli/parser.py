@@ -1,0 +1,145 @@
+"""The command line: global options and one subcommand per service operation."""
+
+from __future__ import annotations
+
+import argparse
+from typing import NoReturn
+
+from tui_migrator import __version__
+from tui_migrator.errors import BadInput
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """Reports usage errors as :class:`BadInput` so ``--json`` callers get JSON, exit code 2."""
+
+    def error(self, message: str) -> NoReturn:
+        raise BadInput(f"{self.prog}: {message}.", hint=f"See: {self.prog} --help")
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _global_options(parser: argparse.ArgumentParser, *, top_level: bool) -> None:
+    # On subcommands the defaults are SUPPRESS so an option given before the subcommand is not
+    # reset by the subcommand's own default.
+    default = None if top_level else argparse.SUPPRESS
+    flag_default = False if top_level else argparse.SUPPRESS
+    group = parser.add_argument_group("global options")
+    group.add_argument(
+        "--db",
+        dest="database_url",
+        metavar="URL",
+        default=default,
+        help="SQLAlchemy database URL (env TUI_MIGRATOR_DB); default: the demo SQLite database",
+    )
+    group.add_argument(
+        "--schema",
+        dest="schema_path",
+        metavar="FILE",
+        default=default,
+        help="schema mapping TOML file (env TUI_MIGRATOR_SCHEMA); default: the built-in demo profile",
+    )
+    group.add_argument(
+        "--data-dir",
+        dest="data_dir",
+        metavar="DIR",
+        default=default,
+        help="where the demo database and key file live (env TUI_MIGRATOR_DATA_DIR)",
+    )
+    group.add_argument(
+        "--master-key-file",
+        dest="master_key_file",
+        metavar="FILE",
+        default=default,
+        help="master key file (env TUI_MIGRATOR_MASTER_KEY_FILE); TUI_MIGRATOR_MASTER_KEY takes precedence",
+    )
+    group.add_argument(
+        "--readonly",
+        action="store_true",
+        default=flag_default,
+        help="refuse every change (the TUI hides mutating actions)",
+    )
+    group.add_argument(
+        "--json",
+        action="store_true",
+        default=flag_default,
+        help='print one JSON object: {"success": ..., "data": ...}',
+    )
+    group.add_argument(
+        "-v", "--verbose", action="store_true", default=flag_default, help="log progress details to stderr"
+    )
+
+
+def _subcommand(
+    subparsers: argparse._SubParsersAction,
+    name: str,
+    help_text: str,  # type: ignore[type-arg]
+) -> argparse.ArgumentParser:
+    sub = subparsers.add_parser(name, help=help_text, description=help_text)
+    _global_options(sub, top_level=False)
+    return sub
+
+
+def build_parser() -> ArgumentParser:
+    parser = ArgumentParser(
+        prog="tui-migrator",
+        description="Encrypt plaintext medical records in place. With no command, opens the TUI.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    _global_options(parser, top_level=True)
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=ArgumentParser)
+
+    def command(name: str, help_text: str) -> argparse.ArgumentParser:
+        return _subcommand(commands, name, help_text)
+
+    command("health", "engine, keys, backup disk and recent activity")
+
+    audit = command("audit", "show the audit trail, or verify its hash chain")
+    audit.add_argument("--limit", type=positive_int, default=50, help="entries to show (default 50)")
+    audit.add_argument("--migration", dest="migration_id", metavar="ID", help="only this migration's entries")
+    audit.add_argument(
+        "--verify",
+        action="store_true",
+        help="recompute the whole chain; exit 1 and name the first bad entry if broken",
+    )
+
+    operators = command("operators", "list, grant or revoke operator roles")
+    operator_actions = operators.add_subparsers(
+        dest="operators_action", metavar="ACTION", required=True, parser_class=ArgumentParser
+    )
+    _subcommand(operator_actions, "list", "who has which role")
+    grant = _subcommand(operator_actions, "grant", "give USER the role ROLE (super_admin or viewer)")
+    grant.add_argument("username", metavar="USER")
+    grant.add_argument("role", metavar="ROLE")
+    revoke = _subcommand(operator_actions, "revoke", "remove USER's role")
+    revoke.add_argument("username", metavar="USER")
+
+    demo = command("demo", "(re)create the demo ParkML database")
+    demo.add_argument("--patients", type=positive_int, default=2000, help="number of patients (default 2000)")
+    demo.add_argument(
+        "--organizations", type=positive_int, default=4, help="number of organizations (default 4)"
+    )
+    demo.add_argument("--seed", type=int, default=7, help="random seed; the same seed gives the same data")
+    demo.add_argument(
+        "--yes", action="store_true", help="do not ask before replacing an existing demo database"
+    )
+
+    keys = command("keys", "list data keys, or generate a master key")
+    key_actions = keys.add_subparsers(
+        dest="keys_action", metavar="ACTION", required=True, parser_class=ArgumentParser
+    )
+    _subcommand(key_actions, "list", "data keys per organization (never the key material)")
+    generate = _subcommand(key_actions, "generate", "make a new random master key")
+    generate.add_argument(
+        "--output", metavar="FILE", help="write it to FILE with mode 0600 (default: print it to stdout)"
+    )
+
+    command("mapping", "show the schema mapping checked against the database")
+    return parser

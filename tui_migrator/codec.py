@@ -1,0 +1,120 @@
+"""Typed encoding of one SQL value into bytes and back, exactly.
+
+A token must give back the very value that was read from the database: the same Python type
+(so the same SQL type when written back) and the same value to the last bit — ``1.10`` stays
+``Decimal('1.10')``, ``-0.0`` stays ``-0.0``, a naive timestamp stays naive. Each encoding is a
+one-byte type tag followed by a payload.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+import uuid
+from datetime import date, datetime, time
+from decimal import Decimal
+from typing import Any
+from zoneinfo import ZoneInfo
+
+_STR = b"s"
+_INT = b"i"
+_FLOAT = b"f"
+_DECIMAL = b"m"
+_BOOL = b"b"
+_DATE = b"D"
+_DATETIME = b"T"
+_TIME = b"t"
+_BYTES = b"y"
+_JSON = b"j"
+_UUID = b"u"
+
+# Separates a datetime's ISO text from its IANA zone name, which ISO 8601 cannot carry.
+_ZONE_SEPARATOR = "\x1f"
+
+
+class UnsupportedValue(TypeError):
+    """The value's type has no exact encoding. The message names the type, never the value."""
+
+
+def encode_value(value: Any) -> bytes:
+    """Encode a non-NULL SQL value. NULL is never encrypted, so ``None`` is refused."""
+    # bool before int and datetime before date: each is a subclass of the other.
+    if value is None:
+        raise UnsupportedValue("NULL is stored as NULL and is never encoded")
+    if isinstance(value, bool):
+        return _BOOL + (b"\x01" if value else b"\x00")
+    if isinstance(value, str):
+        return _STR + value.encode("utf-8", "surrogatepass")
+    if isinstance(value, int):
+        return _INT + str(int(value)).encode("ascii")
+    if isinstance(value, float):
+        return _FLOAT + struct.pack(">d", value)
+    if isinstance(value, Decimal):
+        return _DECIMAL + str(value).encode("ascii")
+    if isinstance(value, datetime):
+        return _DATETIME + _encode_datetime(value).encode("utf-8")
+    if isinstance(value, date):
+        return _DATE + value.isoformat().encode("ascii")
+    if isinstance(value, time):
+        return _TIME + value.isoformat().encode("ascii")
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return _BYTES + bytes(value)
+    if isinstance(value, uuid.UUID):
+        return _UUID + value.bytes
+    if isinstance(value, (dict, list)):
+        return _JSON + _encode_json(value)
+    raise UnsupportedValue(f"values of type {type(value).__name__} cannot be encrypted exactly")
+
+
+def decode_value(data: bytes) -> Any:
+    """Inverse of :func:`encode_value`."""
+    tag, payload = data[:1], data[1:]
+    if tag == _STR:
+        return payload.decode("utf-8", "surrogatepass")
+    if tag == _INT:
+        return int(payload)
+    if tag == _FLOAT:
+        return struct.unpack(">d", payload)[0]
+    if tag == _DECIMAL:
+        return Decimal(payload.decode("ascii"))
+    if tag == _BOOL:
+        return payload == b"\x01"
+    if tag == _DATETIME:
+        return _decode_datetime(payload.decode("utf-8"))
+    if tag == _DATE:
+        return date.fromisoformat(payload.decode("ascii"))
+    if tag == _TIME:
+        return time.fromisoformat(payload.decode("ascii"))
+    if tag == _BYTES:
+        return payload
+    if tag == _UUID:
+        return uuid.UUID(bytes=payload)
+    if tag == _JSON:
+        return json.loads(payload.decode("utf-8"))
+    raise ValueError(f"unknown value type tag {tag!r}")
+
+
+def _encode_datetime(value: datetime) -> str:
+    # fold disambiguates repeated wall-clock times at a DST change; ISO 8601 has no place for it.
+    text = f"{value.fold}{value.isoformat()}"
+    if isinstance(value.tzinfo, ZoneInfo):
+        text += _ZONE_SEPARATOR + value.tzinfo.key
+    return text
+
+
+def _decode_datetime(text: str) -> datetime:
+    fold, rest = int(text[0]), text[1:]
+    iso, _, zone = rest.partition(_ZONE_SEPARATOR)
+    value = datetime.fromisoformat(iso)
+    if zone:
+        value = value.astimezone(ZoneInfo(zone))
+    return value.replace(fold=fold)
+
+
+def _encode_json(value: dict[str, Any] | list[Any]) -> bytes:
+    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    # json.dumps silently turns non-string keys into strings and tuples into lists; such a value
+    # would not come back as it went in, so refuse it rather than change it.
+    if json.loads(text) != value:
+        raise UnsupportedValue("this JSON value does not survive a JSON round trip unchanged")
+    return text.encode("utf-8")

@@ -1,0 +1,108 @@
+"""Encrypting one value for one place in the database, and the keyed digests that vouch for it.
+
+A token's associated data binds it to its table, column, primary key and organization, so a
+token copied to another row, column or organization fails to decrypt instead of silently
+showing the wrong patient's data. Digests are HMAC-SHA-256 under a key derived from the master
+key and bound to the same context: a bare SHA-256 of a birth date or a UPDRS score can be
+brute-forced in seconds, and equal values in two rows must not give equal digests.
+"""
+
+from __future__ import annotations
+
+import base64
+import hmac
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from hashlib import sha256
+from typing import Any
+
+from cryptography.exceptions import InvalidTag
+
+from tui_migrator.codec import decode_value, encode_value
+from tui_migrator.errors import DecryptionFailed
+from tui_migrator.keyring import KeyRing
+from tui_migrator.keys import MasterKey, Purpose
+from tui_migrator.tokens import NONCE_BYTES, TOKEN_VERSION, Token, parse_token
+
+
+@dataclass(frozen=True)
+class RowContext:
+    """Where a value lives: what its token and digest are bound to."""
+
+    table: str
+    column: str
+    primary_key: tuple[Any, ...]
+    organization_id: str
+
+    def describe(self) -> str:
+        """Names the place for error messages (identifiers only, never values)."""
+        key = _pk_text(self.primary_key)
+        return f"{self.table}.{self.column} (key {key}, organization {self.organization_id})"
+
+
+class ValueCipher:
+    """Seals values into tokens and opens them again, with cached per-organization keys."""
+
+    def __init__(self, keyring: KeyRing, master_key: MasterKey, *, actor: str) -> None:
+        self._keyring = keyring
+        self._digest_key = master_key.derive(Purpose.VALUE_DIGEST)
+        self._actor = actor
+
+    def encrypt(self, value: Any, context: RowContext) -> str:
+        """The token for ``value`` at ``context``. ``value`` must not be NULL."""
+        key = self._keyring.key_for_organization(context.organization_id, created_by=self._actor)
+        nonce = os.urandom(NONCE_BYTES)
+        sealed = key.cipher.encrypt(
+            nonce, encode_value(value), associated_data(context, key.key_id, TOKEN_VERSION)
+        )
+        return str(Token(key_id=key.key_id, nonce=nonce, ciphertext=sealed))
+
+    def decrypt(self, token_text: str, context: RowContext) -> Any:
+        """The original value of a token read at ``context``."""
+        token = parse_token(token_text)
+        if token is None:
+            raise DecryptionFailed(f"The value at {context.describe()} is not a token.")
+        key = self._keyring.key_by_id(token.key_id)
+        if key.organization_id != context.organization_id:
+            raise DecryptionFailed(
+                f"The token at {context.describe()} was sealed with a key of organization "
+                f"'{key.organization_id}'; organizations cannot read each other's data."
+            )
+        try:
+            plain = key.cipher.decrypt(
+                token.nonce, token.ciphertext, associated_data(context, key.key_id, token.version)
+            )
+        except InvalidTag as error:
+            raise DecryptionFailed(
+                f"The token at {context.describe()} does not decrypt: it was sealed for another "
+                "row, column or organization, or it was altered."
+            ) from error
+        return decode_value(plain)
+
+    def digest(self, value: Any, context: RowContext) -> str:
+        """HMAC-SHA-256 of ``value`` bound to its place, hex-encoded."""
+        message = associated_data(context, "", TOKEN_VERSION) + b"\x00" + encode_value(value)
+        return hmac.new(self._digest_key, message, sha256).hexdigest()
+
+
+def associated_data(context: RowContext, key_id: str, version: int) -> bytes:
+    """Canonical bytes of a value's place; primary key values keep their type."""
+    return json.dumps(
+        [
+            "tmenc",
+            version,
+            key_id,
+            context.table,
+            context.column,
+            [base64.b64encode(encode_value(part)).decode("ascii") for part in context.primary_key],
+            context.organization_id,
+        ],
+        separators=(",", ":"),
+        ensure_ascii=True,
+    ).encode("ascii")
+
+
+def _pk_text(primary_key: Sequence[Any]) -> str:
+    return ", ".join(str(part) for part in primary_key)

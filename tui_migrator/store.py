@@ -1,0 +1,201 @@
+"""The tool's own tables, created beside the user's data with a ``tm_`` prefix.
+
+Only these tables and, during a migration, the mapped columns are ever written. The audit table
+is append-only: triggers on each dialect reject UPDATE and DELETE, so altering history needs
+DDL rights and leaves a break that ``audit --verify`` finds.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from tui_migrator.database import SUPPORTED_DIALECTS_HINT, serialized_write
+from tui_migrator.errors import ConfigError
+
+SCHEMA_VERSION = "1"
+TABLE_PREFIX = "tm_"
+
+metadata = sa.MetaData()
+
+
+class UtcDateTime(sa.types.TypeDecorator[datetime]):
+    """Aware UTC datetimes on every dialect (SQLite has no time zone type, so store naive UTC)."""
+
+    impl = sa.DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("UtcDateTime needs an aware datetime")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=UTC)
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+meta_table = sa.Table(
+    "tm_meta",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+)
+
+operators_table = sa.Table(
+    "tm_operators",
+    metadata,
+    sa.Column("username", sa.String(128), primary_key=True),
+    sa.Column("role", sa.String(32), nullable=False),
+    sa.Column("granted_by", sa.String(128), nullable=False),
+    sa.Column("granted_at", UtcDateTime, nullable=False),
+)
+
+data_keys_table = sa.Table(
+    "tm_data_keys",
+    metadata,
+    sa.Column("key_id", sa.String(48), primary_key=True),
+    sa.Column("organization_id", sa.String(255), nullable=False),
+    # One generation per organization at a time: the unique pair is what stops two processes
+    # from each creating a first key for the same organization.
+    sa.Column("generation", sa.Integer, nullable=False),
+    sa.Column("algorithm", sa.String(32), nullable=False),
+    sa.Column("wrapped_key", sa.LargeBinary, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("created_by", sa.String(128), nullable=False),
+    sa.UniqueConstraint("organization_id", "generation", name="tm_data_keys_org_generation"),
+)
+
+audit_table = sa.Table(
+    "tm_audit",
+    metadata,
+    sa.Column("seq", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("entry_id", sa.String(32), nullable=False, unique=True),
+    sa.Column("operation", sa.String(64), nullable=False),
+    sa.Column("user_id", sa.String(128), nullable=False),
+    sa.Column("success", sa.Boolean, nullable=False),
+    # Kept as the exact text that was hashed, so verification never depends on how a driver
+    # round-trips timestamps or JSON.
+    sa.Column("timestamp", sa.String(40), nullable=False),
+    sa.Column("migration_id", sa.String(64), nullable=True, index=True),
+    sa.Column("details", sa.Text, nullable=False),
+    sa.Column("previous_hash", sa.String(64), nullable=False),
+    sa.Column("entry_hash", sa.String(64), nullable=False),
+    sa.Column("proof", sa.String(64), nullable=False),
+)
+
+migrations_table = sa.Table(
+    "tm_migrations",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("status", sa.String(16), nullable=False, index=True),
+    sa.Column("phase", sa.String(32), nullable=True),
+    sa.Column("dry_run", sa.Boolean, nullable=False, default=False),
+    sa.Column("config", sa.Text, nullable=False),
+    sa.Column("created_by", sa.String(128), nullable=False),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("started_at", UtcDateTime, nullable=True),
+    sa.Column("completed_at", UtcDateTime, nullable=True),
+    sa.Column("heartbeat_at", UtcDateTime, nullable=True),
+    sa.Column("total_records", sa.Integer, nullable=False, default=0),
+    sa.Column("processed_records", sa.Integer, nullable=False, default=0),
+    sa.Column("encrypted_records", sa.Integer, nullable=False, default=0),
+    sa.Column("failed_records", sa.Integer, nullable=False, default=0),
+    sa.Column("error_message", sa.Text, nullable=True),
+)
+
+META_SCHEMA_VERSION = "schema_version"
+META_KEY_FINGERPRINT = "master_key_fingerprint"
+META_AUDIT_HEAD = "audit_head"
+META_CREATED_BY = "created_by"
+
+_SQLITE_AUDIT_TRIGGERS = (
+    (
+        "CREATE TRIGGER IF NOT EXISTS tm_audit_no_update BEFORE UPDATE ON tm_audit "
+        "BEGIN SELECT RAISE(ABORT, 'tm_audit is append-only: UPDATE is not allowed'); END"
+    ),
+    (
+        "CREATE TRIGGER IF NOT EXISTS tm_audit_no_delete BEFORE DELETE ON tm_audit "
+        "BEGIN SELECT RAISE(ABORT, 'tm_audit is append-only: DELETE is not allowed'); END"
+    ),
+)
+
+_POSTGRESQL_AUDIT_TRIGGERS = (
+    (
+        "CREATE OR REPLACE FUNCTION tm_audit_append_only() RETURNS trigger LANGUAGE plpgsql AS $$ "
+        "BEGIN RAISE EXCEPTION 'tm_audit is append-only: % is not allowed', TG_OP; END $$"
+    ),
+    (
+        "CREATE TRIGGER tm_audit_no_update_delete BEFORE UPDATE OR DELETE ON tm_audit "
+        "FOR EACH ROW EXECUTE FUNCTION tm_audit_append_only()"
+    ),
+    (
+        "CREATE TRIGGER tm_audit_no_truncate BEFORE TRUNCATE ON tm_audit "
+        "FOR EACH STATEMENT EXECUTE FUNCTION tm_audit_append_only()"
+    ),
+)
+
+
+def tool_tables_exist(engine: Engine) -> bool:
+    return sa.inspect(engine).has_table(meta_table.name)
+
+
+def read_meta(connection: Connection, name: str) -> str | None:
+    return connection.execute(
+        sa.select(meta_table.c.value).where(meta_table.c.name == name)
+    ).scalar_one_or_none()
+
+
+def write_meta(connection: Connection, name: str, value: str) -> None:
+    updated = connection.execute(sa.update(meta_table).where(meta_table.c.name == name).values(value=value))
+    if updated.rowcount == 0:
+        connection.execute(sa.insert(meta_table).values(name=name, value=value))
+
+
+def create_tool_tables(engine: Engine, *, key_fingerprint: str, created_by: str) -> bool:
+    """Create the tool's tables and triggers if missing. Returns True if this call created them.
+
+    Runs under the database's write lock so two processes starting on a fresh database at the
+    same moment cannot both create (and both bootstrap) the schema.
+    """
+    with serialized_write(engine) as connection:
+        if connection.dialect.name == "postgresql":
+            connection.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext('tui_migrator_schema'))"))
+        if sa.inspect(connection).has_table(meta_table.name):
+            return False
+        metadata.create_all(connection)
+        for statement in _audit_triggers(connection.dialect.name):
+            connection.exec_driver_sql(statement)
+        connection.execute(
+            sa.insert(meta_table),
+            [
+                {"name": META_SCHEMA_VERSION, "value": SCHEMA_VERSION},
+                {"name": META_KEY_FINGERPRINT, "value": key_fingerprint},
+                {"name": META_CREATED_BY, "value": created_by},
+            ],
+        )
+        return True
+
+
+def drop_tool_tables(engine: Engine) -> None:
+    """Drop every tool table (used only when the demo database is rebuilt)."""
+    with engine.begin() as connection:
+        metadata.drop_all(connection, checkfirst=True)
+        if connection.dialect.name == "postgresql":
+            connection.exec_driver_sql("DROP FUNCTION IF EXISTS tm_audit_append_only()")
+
+
+def _audit_triggers(dialect_name: str) -> tuple[str, ...]:
+    if dialect_name == "sqlite":
+        return _SQLITE_AUDIT_TRIGGERS
+    if dialect_name == "postgresql":
+        return _POSTGRESQL_AUDIT_TRIGGERS
+    raise ConfigError(f"The {dialect_name} dialect is not supported.", hint=SUPPORTED_DIALECTS_HINT)

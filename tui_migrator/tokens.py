@@ -1,0 +1,58 @@
+"""The text form of an encrypted value: a self-describing, versioned token.
+
+``tmenc:v1:<key id>:<base64url(nonce || AES-256-GCM ciphertext || tag)>``
+
+The prefix makes tokens recognisable in any text column (that is how a migration skips rows it
+already encrypted and how the read API tells plaintext from ciphertext); the version lets a
+later format coexist; the key id names the data key, so rotation never needs a rewrite.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from dataclasses import dataclass
+
+TOKEN_VERSION = 1
+TOKEN_PREFIX = f"tmenc:v{TOKEN_VERSION}:"
+NONCE_BYTES = 12
+TAG_BYTES = 16
+KEY_ID_PATTERN = re.compile(r"^[a-z0-9_]{1,48}$")
+_PAYLOAD_PATTERN = re.compile(r"^[A-Za-z0-9_-]+$")
+
+
+@dataclass(frozen=True)
+class Token:
+    key_id: str
+    nonce: bytes
+    ciphertext: bytes  # includes the GCM tag
+    version: int = TOKEN_VERSION
+
+    def __str__(self) -> str:
+        payload = base64.urlsafe_b64encode(self.nonce + self.ciphertext).rstrip(b"=")
+        return f"tmenc:v{self.version}:{self.key_id}:{payload.decode('ascii')}"
+
+
+def is_token(value: object) -> bool:
+    """True when ``value`` is text in token form (it may still fail to decrypt)."""
+    return isinstance(value, str) and value.startswith(TOKEN_PREFIX) and parse_token(value) is not None
+
+
+def parse_token(text: str) -> Token | None:
+    """Parse ``text`` as a token, or return ``None`` when it is not one."""
+    if not text.startswith(TOKEN_PREFIX):
+        return None
+    parts = text[len(TOKEN_PREFIX) :].split(":")
+    if len(parts) != 2:
+        return None
+    key_id, payload = parts
+    if not KEY_ID_PATTERN.match(key_id) or not _PAYLOAD_PATTERN.match(payload):
+        return None
+    try:
+        raw = base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))
+    except (binascii.Error, ValueError):
+        return None
+    if len(raw) < NONCE_BYTES + TAG_BYTES:
+        return None
+    return Token(key_id=key_id, nonce=raw[:NONCE_BYTES], ciphertext=raw[NONCE_BYTES:])

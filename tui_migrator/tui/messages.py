@@ -1,0 +1,16 @@
+"""Messages workers post to the app when a service call finishes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from textual.message import Message
+
+from tui_migrator.health import HealthReport
+from tui_migrator.service import AuditPage
+
+
+@dataclass
+class DashboardLoaded(Message):
+    health: HealthReport
+    audit: AuditPage
