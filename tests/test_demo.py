@@ -27,6 +27,7 @@ from tui_migrator.demo import (
     build_demo_database,
     demo_metadata,
     drop_demo_tables,
+    generator,
 )
 from tui_migrator.errors import BadInput
 
@@ -153,7 +154,7 @@ def test_a_different_seed_builds_different_content(tmp_path: Path) -> None:
 
 def test_content_does_not_depend_on_the_chunk_size(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     whole = build_and_dump(tmp_path / "whole.db", patients=200, organizations=3, seed=5)
-    monkeypatch.setattr(demo, "PATIENTS_PER_CHUNK", 37)
+    monkeypatch.setattr(generator, "PATIENTS_PER_CHUNK", 37)
     chunked = build_and_dump(tmp_path / "chunked.db", patients=200, organizations=3, seed=5)
     assert chunked == whole
 

@@ -13,7 +13,7 @@ import base64
 import hmac
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from hashlib import sha256
 from typing import Any
@@ -49,6 +49,15 @@ class ValueCipher:
         self._keyring = keyring
         self._digest_key = master_key.derive(Purpose.VALUE_DIGEST)
         self._actor = actor
+
+    def prepare(self, organizations: Iterable[str]) -> None:
+        """Load or create each organization's key now, outside any batch transaction.
+
+        Creating a key writes to the database from its own connection; on SQLite, doing that in
+        the middle of a batch's transaction would make the batch's own write fail as busy.
+        """
+        for organization in organizations:
+            self._keyring.key_for_organization(organization, created_by=self._actor)
 
     def encrypt(self, value: Any, context: RowContext) -> str:
         """The token for ``value`` at ``context``. ``value`` must not be NULL."""

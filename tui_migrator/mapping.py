@@ -208,6 +208,15 @@ def resolve_mapping(mapping: SchemaMapping, engine: Engine, *, source: str) -> R
                         hint=f"Columns of '{entry.name}': {', '.join(columns)}.",
                     )
         _check_key_is_unique(inspector, entry, where)
+        resolved_columns = tuple(_resolve_column(columns[name]) for name in entry.columns)
+        for column in resolved_columns:
+            if column.storage is Storage.COMPANION and not column.nullable:
+                raise MappingError(
+                    f"{where}: the sensitive column '{column.name}' is {column.sql_type} NOT NULL. "
+                    f"Its type cannot hold a token, so the token goes in '{column.companion}' and the "
+                    "original must become NULL, which NOT NULL forbids.",
+                    hint=f"Make '{column.name}' nullable before migrating, or remove it from columns.",
+                )
         resolved.append(
             ResolvedTable(
                 name=entry.name,
@@ -217,7 +226,7 @@ def resolve_mapping(mapping: SchemaMapping, engine: Engine, *, source: str) -> R
                 default_organization=entry.default_organization
                 if entry.organization_column
                 else entry.organization_for_all_rows,
-                columns=tuple(_resolve_column(columns[name]) for name in entry.columns),
+                columns=resolved_columns,
             )
         )
     return ResolvedMapping(source=source, tables=tuple(resolved))

@@ -376,19 +376,9 @@ class MigratorService:
         Refused unless the database holds only demo and tool tables: this must never be able to
         drop a real deployment's tables.
         """
+        demo.validate_demo_size(patients, organizations)
         self.authorize(Action.REBUILD_DEMO, "demo")
-        foreign = sorted(
-            name
-            for name in sa.inspect(self.engine).get_table_names()
-            if name not in demo.DEMO_TABLE_NAMES and not name.startswith(TABLE_PREFIX)
-        )
-        if foreign:
-            raise ConfigError(
-                f"The database at {redacted(self.engine.url)} holds tables that are not part of "
-                f"the demo ({', '.join(foreign[:5])}{'…' if len(foreign) > 5 else ''}); "
-                "'demo' rebuilds only a demo database.",
-                hint="Point --db at an empty or demo database.",
-            )
+        _refuse_non_demo_database(self.engine)
         drop_tool_tables(self.engine)
         summary = demo.build_demo_database(
             self.engine, patients=patients, organizations=organizations, seed=seed
@@ -415,14 +405,17 @@ def create_demo_service(
     settings: Settings, *, patients: int, organizations: int, seed: int, user: str | None = None
 ) -> tuple[MigratorService, demo.DemoSummary]:
     """Build the demo dataset in the configured database and open the service on it."""
+    demo.validate_demo_size(patients, organizations)
     user = user or operators.current_os_user()
+    if settings.uses_embedded_database:
+        _ensure_directory_for(settings)
     engine = create_database_engine(settings.effective_database_url)
     try:
-        fresh = not tool_tables_exist(engine) and not _has_tables(engine)
+        _refuse_non_demo_database(engine)
+        fresh = not _has_tables(engine)
     finally:
         engine.dispose()
     if fresh:
-        _ensure_directory_for(settings)
         engine = create_database_engine(settings.effective_database_url)
         try:
             summary = demo.build_demo_database(
@@ -455,6 +448,22 @@ def _ensure_embedded_demo(settings: Settings) -> None:
 
 def _ensure_directory_for(settings: Settings) -> None:
     settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+
+
+def _refuse_non_demo_database(engine: Engine) -> None:
+    """'demo' drops tables: it must never be able to touch a real deployment's."""
+    foreign = sorted(
+        name
+        for name in sa.inspect(engine).get_table_names()
+        if name not in demo.DEMO_TABLE_NAMES and not name.startswith(TABLE_PREFIX)
+    )
+    if foreign:
+        shown = ", ".join(foreign[:5]) + ("…" if len(foreign) > 5 else "")
+        raise ConfigError(
+            f"The database at {redacted(engine.url)} holds tables that are not part of the demo "
+            f"({shown}); 'demo' rebuilds only a demo database.",
+            hint="Point --db at an empty or demo database.",
+        )
 
 
 def _has_tables(engine: Engine) -> bool:

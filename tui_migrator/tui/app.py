@@ -35,7 +35,8 @@ class MigratorApp(App[None]):
         shown = [
             (binding.key_display or self.get_key_display(binding), binding.description)
             for (_, binding, enabled, _tooltip) in self.screen.active_bindings.values()
-            if enabled and binding.description
+            # Only the project's own bindings (they all carry an id), not widget internals.
+            if enabled and binding.description and binding.id
         ]
         self.push_screen(HelpScreen(shown))
 

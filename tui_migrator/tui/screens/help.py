@@ -16,14 +16,14 @@ class HelpScreen(ModalScreen[None]):
 
     def __init__(self, bindings: list[tuple[str, str]]) -> None:
         super().__init__()
-        self._bindings = bindings
+        self._rows = bindings
 
     def compose(self) -> ComposeResult:
         with Vertical(id="help-dialog"):
             yield Static("Keys on this screen", classes="panel-title")
             table: DataTable[str] = DataTable(id="help-table", cursor_type="none")
             table.add_columns("key", "action")
-            for key, description in self._bindings:
+            for key, description in self._rows:
                 table.add_row(key, description)
             yield table
             yield Static("esc closes", classes="hint")
