@@ -8,6 +8,7 @@ one-byte type tag followed by a payload.
 
 from __future__ import annotations
 
+import base64
 import json
 import struct
 import uuid
@@ -92,6 +93,26 @@ def decode_value(data: bytes) -> Any:
     if tag == _JSON:
         return json.loads(payload.decode("utf-8"))
     raise ValueError(f"unknown value type tag {tag!r}")
+
+
+def encode_key(parts: tuple[Any, ...] | list[Any]) -> str:
+    """Canonical text of a primary key, its types kept: how the tool's tables name a row."""
+    return json.dumps(
+        [base64.b64encode(encode_value(part)).decode("ascii") for part in parts], separators=(",", ":")
+    )
+
+
+def decode_key(text: str) -> tuple[Any, ...]:
+    return tuple(decode_value(base64.b64decode(part)) for part in json.loads(text))
+
+
+def encode_optional(value: Any) -> str | None:
+    """Like :func:`encode_value`, as text, with NULL kept as None (for lists of column values)."""
+    return None if value is None else base64.b64encode(encode_value(value)).decode("ascii")
+
+
+def decode_optional(text: str | None) -> Any:
+    return None if text is None else decode_value(base64.b64decode(text))
 
 
 def _encode_datetime(value: datetime) -> str:

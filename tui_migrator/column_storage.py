@@ -82,18 +82,18 @@ class TableAccess:
         """One UPDATE per row, run as an executemany over a batch; keyed by primary key."""
         condition = sa.and_(
             *(
-                column == sa.bindparam(_KEY_PARAMETER.format(index), type_=self._bind_type(column.name))
+                column == sa.bindparam(_KEY_PARAMETER.format(index), type_=self.bind_type(column.name))
                 for index, column in enumerate(self.key_columns)
             )
         )
         targets: dict[str, Any] = {}
         for column in self.mapped.columns:
-            targets[column.name] = sa.bindparam(column.name, type_=self._bind_type(column.name))
+            targets[column.name] = sa.bindparam(column.name, type_=self.bind_type(column.name))
             if column.companion is not None:
                 targets[column.companion] = sa.bindparam(column.companion, type_=sa.Text())
         return sa.update(self.table).where(condition).values(targets)
 
-    def _bind_type(self, name: str) -> sa.types.TypeEngine[Any]:
+    def bind_type(self, name: str) -> sa.types.TypeEngine[Any]:
         return _RawValue() if self.raw_values else self.table.c[name].type
 
 
@@ -113,11 +113,14 @@ def add_companion_columns(connection: Connection, access: TableAccess) -> TableA
     return reflect(connection, access.mapped)
 
 
-def drop_companion_columns(connection: Connection, access: TableAccess) -> TableAccess:
-    """Drop the companion columns. Callers first make sure none holds a token any more."""
+def drop_companion_columns(
+    connection: Connection, access: TableAccess, *, only: set[str] | None = None
+) -> TableAccess:
+    """Drop the companion columns (or just those named in ``only``). Callers first make sure
+    none holds a token any more."""
     quote = connection.dialect.identifier_preparer.quote
     for column in access.mapped.columns:
-        if access.has_companion(column):
+        if access.has_companion(column) and (only is None or column.companion in only):
             connection.exec_driver_sql(
                 f"ALTER TABLE {quote(access.table.name)} DROP COLUMN {quote(column.companion)}"  # type: ignore[arg-type]
             )

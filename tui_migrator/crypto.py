@@ -9,7 +9,6 @@ brute-forced in seconds, and equal values in two rows must not give equal digest
 
 from __future__ import annotations
 
-import base64
 import hmac
 import json
 import os
@@ -19,8 +18,9 @@ from hashlib import sha256
 from typing import Any
 
 from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from tui_migrator.codec import decode_value, encode_value
+from tui_migrator.codec import decode_optional, decode_value, encode_key, encode_optional, encode_value
 from tui_migrator.errors import DecryptionFailed
 from tui_migrator.keyring import KeyRing
 from tui_migrator.keys import MasterKey, Purpose
@@ -95,6 +95,47 @@ class ValueCipher:
         message = associated_data(context, "", TOKEN_VERSION) + b"\x00" + encode_value(value)
         return hmac.new(self._digest_key, message, sha256).hexdigest()
 
+    def digest_row(
+        self, table: str, key: tuple[Any, ...], organization: str | None, values: Sequence[Any]
+    ) -> str:
+        """HMAC-SHA-256 of all mapped values of one row (NULLs included), bound to the row."""
+        message = json.dumps(
+            ["tm-row/v1", table, encode_key(key), organization, [encode_optional(v) for v in values]],
+            separators=(",", ":"),
+        ).encode("ascii")
+        return hmac.new(self._digest_key, message, sha256).hexdigest()
+
+    def key_id_for(self, organization: str) -> str:
+        return self._keyring.key_for_organization(organization, created_by=self._actor).key_id
+
+
+class RowSealer:
+    """Seals whole rows for backups under a key of their own, derived for one migration."""
+
+    def __init__(self, master_key: MasterKey, migration_id: str) -> None:
+        self._cipher = AESGCM(master_key.derive(f"{Purpose.BACKUP}/{migration_id}"))
+        self._migration_id = migration_id
+
+    def seal(self, table: str, key: tuple[Any, ...], values: Sequence[Any]) -> bytes:
+        nonce = os.urandom(NONCE_BYTES)
+        plain = json.dumps([encode_optional(v) for v in values], separators=(",", ":")).encode("ascii")
+        return nonce + self._cipher.encrypt(nonce, plain, self._context(table, key))
+
+    def open(self, table: str, key: tuple[Any, ...], sealed: bytes) -> list[Any]:
+        try:
+            plain = self._cipher.decrypt(
+                sealed[:NONCE_BYTES], sealed[NONCE_BYTES:], self._context(table, key)
+            )
+        except InvalidTag as error:
+            raise DecryptionFailed(
+                f"The backup of {table} row {', '.join(map(str, key))} does not open: it was altered "
+                "or belongs to another migration."
+            ) from error
+        return [decode_optional(v) for v in json.loads(plain)]
+
+    def _context(self, table: str, key: tuple[Any, ...]) -> bytes:
+        return json.dumps(["tm-backup/v1", self._migration_id, table, encode_key(key)]).encode("ascii")
+
 
 def associated_data(context: RowContext, key_id: str, version: int) -> bytes:
     """Canonical bytes of a value's place; primary key values keep their type."""
@@ -105,7 +146,7 @@ def associated_data(context: RowContext, key_id: str, version: int) -> bytes:
             key_id,
             context.table,
             context.column,
-            [base64.b64encode(encode_value(part)).decode("ascii") for part in context.primary_key],
+            [encode_optional(part) for part in context.primary_key],
             context.organization_id,
         ],
         separators=(",", ":"),

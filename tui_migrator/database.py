@@ -93,3 +93,25 @@ def serialized_write(engine: Engine) -> Iterator[Connection]:
             connection = connection.execution_options(**{_IMMEDIATE: True})
         with connection.begin():
             yield connection
+
+
+def insert_ignoring_duplicates(connection: Connection, table: sa.Table) -> sa.Insert:
+    """INSERT that skips rows whose primary key exists (a resumed batch may write some twice)."""
+    if connection.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as dialect_insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert as dialect_insert
+    return dialect_insert(table).on_conflict_do_nothing()
+
+
+def upsert(connection: Connection, table: sa.Table, update_columns: list[str]) -> sa.Insert:
+    """INSERT that updates ``update_columns`` of a row whose primary key exists."""
+    if connection.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as dialect_insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert as dialect_insert
+    statement = dialect_insert(table)
+    return statement.on_conflict_do_update(
+        index_elements=[column.name for column in table.primary_key.columns],
+        set_={name: statement.excluded[name] for name in update_columns},
+    )

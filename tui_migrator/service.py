@@ -9,21 +9,26 @@ from __future__ import annotations
 
 import hmac
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from tui_migrator import demo, health, operators
+from tui_migrator import backup, demo, estimate, health, migrations, operators, rollback, scope, worker
 from tui_migrator.audit import AuditEntry, AuditTrail, AuditVerification
-from tui_migrator.crypto import RowContext, ValueCipher
+from tui_migrator.batches import RetryPolicy
+from tui_migrator.crypto import RowContext, RowSealer, ValueCipher
 from tui_migrator.database import create_database_engine, redacted, serialized_write
+from tui_migrator.engine import MigrationRunner
 from tui_migrator.errors import (
     BadInput,
     ConfigError,
     MigratorError,
+    OperationFailed,
     PermissionDenied,
     WrongMasterKey,
 )
@@ -36,8 +41,12 @@ from tui_migrator.mapping import (
     parse_mapping,
     resolve_mapping,
 )
+from tui_migrator.migration_config import MigrationConfig, parse_config
+from tui_migrator.migrations import Status
 from tui_migrator.operators import Action, Operator, Role
 from tui_migrator.reader import RecordReader
+from tui_migrator.report import completion_report, recommendations, risk_assessment
+from tui_migrator.rollback import RollbackResult
 from tui_migrator.settings import DEMO_DATABASE_FILENAME, Settings
 from tui_migrator.store import (
     META_KEY_FINGERPRINT,
@@ -64,6 +73,16 @@ class Operation:
 
 
 @dataclass(frozen=True)
+class Plan:
+    config: MigrationConfig
+    scope: scope.MigrationScope
+    held: dict[str, str]
+
+
+RESUMABLE = (Status.CANCELLED, Status.FAILED, Status.INTERRUPTED, Status.PLANNED)
+
+
+@dataclass(frozen=True)
 class AuditPage:
     entries: list[AuditEntry]
     total_entries: int
@@ -87,6 +106,7 @@ class MigratorService:
         self._keyring = KeyRing(engine, master_key)
         self._audit = AuditTrail(engine, master_key)
         self._mapping: ResolvedMapping | None = None
+        self.retry_policy: RetryPolicy | None = None
 
     # -- opening ---------------------------------------------------------------------------
 
@@ -368,6 +388,421 @@ class MigratorService:
             return False, 0
         return True, len(keys)
 
+    # -- migrations ------------------------------------------------------------------------
+
+    def plan(self, config_values: dict[str, Any]) -> Plan:
+        """Validate a configuration and resolve its scope, writing nothing."""
+        config = parse_config(config_values)
+        mapping = self.mapping()
+        with self.engine.connect() as connection:
+            migration_scope = scope.analyse(connection, mapping, config)
+            held = migrations.holders(connection, [table.name for table in migration_scope.tables])
+        return Plan(config, migration_scope, held)
+
+    def estimate(self, config_values: dict[str, Any]) -> dict[str, Any]:
+        """The seed's estimate, from a calibration measured on this database, plus pre-flight checks."""
+        self.authorize(Action.READ, "estimate")
+        plan = self.plan(config_values)
+        cipher = self.value_cipher()
+        calibration = estimate.calibrate(self.engine, plan.scope, plan.config, cipher, self._master_key)
+        seconds = estimate.estimated_seconds(calibration, plan.scope, plan.config, self.engine.dialect.name)
+        database_file = _sqlite_file(self.engine)
+        database_bytes = _database_bytes(self.engine, database_file)
+        increase = estimate.storage_increase_percent(calibration, plan.scope, database_bytes)
+        checks = self._preflight(plan, calibration, database_file)
+        rows = plan.scope.pending_rows
+        return {
+            "estimatedRecords": rows,
+            "estimatedTimeMinutes": round(seconds / 60, 1),
+            "estimatedTimeSeconds": round(seconds, 1),
+            "estimatedStorageIncrease": "n/a" if increase is None else f"{increase:.0f}%",
+            "alreadyEncryptedRecords": plan.scope.encrypted_rows,
+            "byCategory": plan.scope.by_category,
+            "byOrganization": plan.scope.by_organization,
+            "byTable": {table.name: table.pending_rows for table in plan.scope.tables},
+            "recommendations": recommendations(rows, self.engine.dialect.name),
+            "riskAssessment": risk_assessment(rows, calibration, plan, seconds),
+            "preflightChecks": checks,
+            "canStart": all(check["passed"] for check in checks),
+            "calibration": calibration.to_json(),
+            "config": plan.config.to_json_data(),
+        }
+
+    def start(
+        self,
+        config_values: dict[str, Any],
+        *,
+        detach: bool = False,
+        on_progress: Callable[[migrations.MigrationRecord], None] | None = None,
+    ) -> migrations.MigrationRecord:
+        """Plan, check and create a migration, then run it here or in a detached worker."""
+        self.authorize(Action.MIGRATE, "start")
+        plan = self.plan(config_values)
+        scope.refuse_rows_without_organization(plan.scope)
+        if plan.held and not plan.config.dry_run:
+            migrations.raise_table_held(plan.held)
+        cipher = self.value_cipher()
+        calibration = estimate.calibrate(self.engine, plan.scope, plan.config, cipher, self._master_key)
+        seconds = estimate.estimated_seconds(calibration, plan.scope, plan.config, self.engine.dialect.name)
+        for check in self._preflight(plan, calibration, _sqlite_file(self.engine)):
+            if not check["passed"]:
+                raise OperationFailed(
+                    f"Pre-flight check '{check['check']}' failed: {check['detail']}. Nothing was written."
+                )
+        warnings = []
+        if not plan.config.create_backups:
+            warnings.append(
+                "Backups are disabled (--no-backups): rollback relies on decrypting the tokens alone."
+            )
+        if plan.config.skip_integrity_checks:
+            warnings.append("Integrity checks are skipped: written rows are not read back and verified.")
+        migration_id = migrations.create(
+            self.engine,
+            config=plan.config,
+            created_by=self.user,
+            tables=[(t.name, t.access.mapped.category.value, t.pending_rows) for t in plan.scope.tables],
+            skipped_records=plan.scope.encrypted_rows,
+            estimated_seconds=seconds,
+            warnings=warnings,
+        )
+        self._audit.record(
+            "data_migration_started",
+            user_id=self.user,
+            success=True,
+            migration_id=migration_id,
+            details={
+                "batchSize": plan.config.batch_size,
+                "maxConcurrency": plan.config.max_concurrency,
+                "totalRecords": plan.scope.pending_rows,
+                "dryRun": plan.config.dry_run,
+                "dataCategories": [c.value for c in plan.config.data_categories],
+                "organizationIds": plan.config.organization_ids,
+                "createBackups": plan.config.create_backups,
+                "warnings": warnings,
+            },
+        )
+        if detach:
+            worker.spawn(self.settings, migration_id)
+            return migrations.get(self.engine, migration_id)
+        return self.run_migration(migration_id, on_progress=on_progress)
+
+    def run_migration(
+        self, migration_id: str, *, on_progress: Callable[[migrations.MigrationRecord], None] | None = None
+    ) -> migrations.MigrationRecord:
+        """Run (or resume) a migration in this process until it reaches a final state."""
+        self.authorize(Action.MIGRATE, "worker")
+        runner = MigrationRunner(
+            self.engine,
+            migration_id=migration_id,
+            mapping=self.mapping(),
+            cipher=self.value_cipher(),
+            master_key=self._master_key,
+            audit=self._audit,
+            user=self.user,
+            retry=self.retry_policy,
+            on_progress=on_progress,
+        )
+        return runner.run()
+
+    def status(self, migration_id: str) -> migrations.MigrationRecord:
+        self.authorize(Action.READ, "status")
+        return migrations.get(self.engine, migration_id)
+
+    def list_migrations(
+        self, *, limit: int | None = 20, status: str | None = None
+    ) -> tuple[list[migrations.MigrationRecord], int]:
+        self.authorize(Action.READ, "list")
+        wanted = _parse_status(status) if status else None
+        records = migrations.list_records(self.engine, status=wanted)
+        return (records[:limit] if limit else records), len(records)
+
+    def cancel(
+        self, migration_id: str, reason: str, *, wait_seconds: float = 30.0
+    ) -> migrations.MigrationRecord:
+        """Ask the worker to stop after its in-flight batches; wait for it to acknowledge."""
+        reason = reason.strip()
+        if not reason:
+            raise BadInput(
+                "A cancel needs a reason.", hint='Add --reason "why", e.g. --reason "Emergency maintenance".'
+            )
+        self.authorize(Action.MIGRATE, "cancel")
+        with serialized_write(self.engine) as connection:
+            record = migrations.load(connection, migration_id)
+            if record.status not in (Status.RUNNING, Status.PAUSED, Status.PLANNED, Status.INTERRUPTED):
+                raise BadInput(
+                    f"Migration {migration_id} is {record.status.value}; only a planned, running, paused or "
+                    "interrupted migration can be cancelled."
+                )
+            values: dict[str, Any] = {
+                "cancel_requested": True,
+                "cancel_reason": reason,
+                "cancelled_by": self.user,
+            }
+            if not record.worker_alive:
+                # Nobody is running it: it stops here and now.
+                values.update(status=Status.CANCELLED.value, cancelled_at=utc_now())
+                migrations.update(connection, migration_id, **values)
+            else:
+                migrations.update(connection, migration_id, **values)
+            self._audit.append(
+                connection,
+                "data_migration_cancel_requested",
+                user_id=self.user,
+                success=True,
+                migration_id=migration_id,
+                details={"reason": reason},
+            )
+        deadline = time.monotonic() + wait_seconds
+        record = migrations.get(self.engine, migration_id)
+        while record.status is not Status.CANCELLED and record.worker_alive and time.monotonic() < deadline:
+            time.sleep(0.2)
+            record = migrations.get(self.engine, migration_id)
+        return record
+
+    def pause(self, migration_id: str) -> migrations.MigrationRecord:
+        self.authorize(Action.MIGRATE, "pause")
+        return self._request(migration_id, "pause", pause_requested=True, allowed=(Status.RUNNING,))
+
+    def continue_(self, migration_id: str) -> migrations.MigrationRecord:
+        self.authorize(Action.MIGRATE, "continue")
+        return self._request(
+            migration_id, "continue", pause_requested=False, allowed=(Status.PAUSED, Status.RUNNING)
+        )
+
+    def _request(
+        self, migration_id: str, verb: str, *, allowed: tuple[Status, ...], **values: Any
+    ) -> migrations.MigrationRecord:
+        with serialized_write(self.engine) as connection:
+            record = migrations.load(connection, migration_id)
+            if record.status not in allowed:
+                raise BadInput(
+                    f"Migration {migration_id} is {record.status.value}; '{verb}' needs it "
+                    f"{' or '.join(s.value for s in allowed)}.",
+                    hint="Resume an interrupted or cancelled migration with: tui-migrator resume "
+                    + migration_id
+                    if record.status in RESUMABLE
+                    else None,
+                )
+            migrations.update(connection, migration_id, **values)
+            self._audit.append(
+                connection,
+                f"data_migration_{verb}_requested",
+                user_id=self.user,
+                success=True,
+                migration_id=migration_id,
+                details={},
+            )
+        return migrations.get(self.engine, migration_id)
+
+    def resume(
+        self,
+        migration_id: str,
+        *,
+        detach: bool = False,
+        on_progress: Callable[[migrations.MigrationRecord], None] | None = None,
+    ) -> migrations.MigrationRecord:
+        """Continue a cancelled, failed or interrupted migration from its last checkpoint; failed
+        records are retried."""
+        self.authorize(Action.MIGRATE, "resume")
+        record = migrations.get(self.engine, migration_id)
+        if record.status not in RESUMABLE:
+            raise BadInput(
+                f"Migration {migration_id} is {record.status.value}; only a cancelled, failed or "
+                "interrupted migration can be resumed.",
+                hint="A paused one continues with: tui-migrator continue " + migration_id
+                if record.status is Status.PAUSED
+                else None,
+            )
+        with serialized_write(self.engine) as connection:
+            for table in record.tables:
+                if table.failed_records:
+                    migrations.update_table(connection, migration_id, table.name, done=False)
+            self._audit.append(
+                connection,
+                "data_migration_resumed",
+                user_id=self.user,
+                success=True,
+                migration_id=migration_id,
+                details={
+                    "previousStatus": record.status.value,
+                    "failedRecordsToRetry": record.failed_records,
+                },
+            )
+        if detach:
+            worker.spawn(self.settings, migration_id)
+            return migrations.get(self.engine, migration_id)
+        return self.run_migration(migration_id, on_progress=on_progress)
+
+    def rollback(
+        self, migration_id: str, *, confirm: bool
+    ) -> tuple[migrations.MigrationRecord, RollbackResult]:
+        """Restore every value the migration encrypted and remove what it added."""
+        if not confirm:
+            raise BadInput(
+                f"Rolling back {migration_id} rewrites every value it encrypted, so it needs confirmation.",
+                hint=f"Run: tui-migrator rollback {migration_id} --confirm",
+            )
+        self.authorize(Action.MIGRATE, "rollback")
+        record = migrations.get(self.engine, migration_id)
+        if record.dry_run:
+            raise BadInput(
+                f"Migration {migration_id} was a dry run: it changed no data, so there is nothing to roll back."
+            )
+        if record.status not in migrations.ROLLBACK_STATUSES:
+            raise BadInput(
+                f"Migration {migration_id} is {record.status.value}; rollback works on completed, failed, "
+                "cancelled and interrupted migrations.",
+                hint=f'Cancel it first: tui-migrator cancel {migration_id} --reason "..."'
+                if record.status in (Status.RUNNING, Status.PAUSED)
+                else None,
+            )
+        self._audit.record(
+            "data_migration_rollback_started",
+            user_id=self.user,
+            success=True,
+            migration_id=migration_id,
+            details={"previousStatus": record.status.value},
+        )
+        try:
+            result = rollback.roll_back(
+                self.engine,
+                record,
+                self.mapping(),
+                self.value_cipher(),
+                RowSealer(self._master_key, migration_id),
+            )
+        except MigratorError as error:
+            self._audit.record(
+                "data_migration_rollback_failed",
+                user_id=self.user,
+                success=False,
+                migration_id=migration_id,
+                details={"error": str(error)},
+            )
+            raise
+        with serialized_write(self.engine) as connection:
+            migrations.update(
+                connection,
+                migration_id,
+                status=Status.ROLLED_BACK.value,
+                rolled_back_at=utc_now(),
+                rollback_seconds=result.seconds,
+            )
+            migrations.release_locks(connection, migration_id)
+            self._audit.append(
+                connection,
+                "data_migration_rolled_back",
+                user_id=self.user,
+                success=True,
+                migration_id=migration_id,
+                details=result.to_json(),
+            )
+        return migrations.get(self.engine, migration_id), result
+
+    def failed_records(self, migration_id: str) -> list[dict[str, Any]]:
+        self.authorize(Action.READ, "failed")
+        migrations.get(self.engine, migration_id)
+        return migrations.failed_records(self.engine, migration_id)
+
+    def report(self, migration_id: str) -> dict[str, Any]:
+        self.authorize(Action.READ, "report")
+        record = migrations.get(self.engine, migration_id)
+        return completion_report(record, migrations.failed_records(self.engine, migration_id))
+
+    def purge_backups(self, migration_id: str, *, confirm: bool) -> list[str]:
+        if not confirm:
+            raise BadInput(
+                f"Purging the backups of {migration_id} removes the sealed copies rollback can fall back on.",
+                hint=f"Run: tui-migrator purge-backups {migration_id} --confirm",
+            )
+        self.authorize(Action.MIGRATE, "purge-backups")
+        record = migrations.get(self.engine, migration_id)
+        if record.status in (Status.RUNNING, Status.PAUSED):
+            raise BadInput(f"Migration {migration_id} is {record.status.value}; its backups are in use.")
+        dropped = []
+        with serialized_write(self.engine) as connection:
+            for table in record.tables:
+                if table.backup_table:
+                    backup.drop_backup_table(connection, table.backup_table)
+                    dropped.append(table.backup_table)
+                    migrations.update_table(
+                        connection, migration_id, table.name, backup_table=None, backup_verified=False
+                    )
+            self._audit.append(
+                connection,
+                "backups_purged",
+                user_id=self.user,
+                success=True,
+                migration_id=migration_id,
+                details={"droppedTables": dropped},
+            )
+        return dropped
+
+    def _preflight(
+        self, plan: Plan, calibration: estimate.Calibration, database_file: Path | None
+    ) -> list[dict[str, Any]]:
+        checks = []
+        try:
+            self._keyring.verify_all()
+            cipher = self.value_cipher()
+            existing = {info.organization_id for info in self._keyring.describe()}
+            for organization in sorted(set(plan.scope.organizations) & existing):
+                context = RowContext("tm_canary", "canary", (0,), organization)
+                if cipher.decrypt(cipher.encrypt("canary", context), context) != "canary":
+                    raise OperationFailed(f"canary failed for {organization}")
+            new = sorted(set(plan.scope.organizations) - existing)
+            detail = f"master key unwraps every data key; canary passed for {len(existing & set(plan.scope.organizations))} organizations"
+            if new:
+                detail += f"; keys will be created for {', '.join(new)}"
+            checks.append({"check": "keys", "passed": True, "detail": detail})
+        except MigratorError as error:
+            checks.append({"check": "keys", "passed": False, "detail": str(error)})
+        missing = [t for t in plan.scope.tables if t.rows_without_organization]
+        checks.append(
+            {
+                "check": "organizations",
+                "passed": not missing,
+                "detail": "every row in scope has an organization"
+                if not missing
+                else "; ".join(
+                    f"{t.name}: {t.rows_without_organization} rows with NULL or empty "
+                    f"'{t.access.mapped.organization_column}' (set default_organization in the mapping)"
+                    for t in missing
+                ),
+            }
+        )
+        checks.append(
+            {
+                "check": "locks",
+                "passed": plan.config.dry_run or not plan.held,
+                "detail": "no other migration holds these tables"
+                if not plan.held
+                else "; ".join(f"{table} is held by {holder}" for table, holder in sorted(plan.held.items())),
+            }
+        )
+        checks.append(self._disk_check(plan, calibration, database_file))
+        return checks
+
+    def _disk_check(
+        self, plan: Plan, calibration: estimate.Calibration, database_file: Path | None
+    ) -> dict[str, Any]:
+        if database_file is None:
+            return {
+                "check": "disk",
+                "passed": True,
+                "detail": "backups are written on the database server; check its free space",
+            }
+        disk = health.measure_disk(self.settings.data_dir, database_file)
+        per_row = calibration.added_bytes / calibration.sample_rows if calibration.sample_rows else 0
+        needed = int(per_row * plan.scope.pending_rows)
+        passed = disk.free_bytes > needed and disk.free_fraction >= health.MIN_FREE_DISK_FRACTION
+        return {
+            "check": "disk",
+            "passed": passed,
+            "detail": f"{disk.free_bytes // 2**20} MiB free ({100 * disk.free_fraction:.0f}%), "
+            f"about {needed // 2**20 + 1} MiB needed for tokens, backups and metadata",
+        }
+
     # -- demo ------------------------------------------------------------------------------
 
     def rebuild_demo(self, *, patients: int, organizations: int, seed: int) -> demo.DemoSummary:
@@ -500,6 +935,26 @@ def _sqlite_file(engine: Engine) -> Path | None:
     if engine.dialect.name != "sqlite" or engine.url.database in (None, "", ":memory:"):
         return None
     return Path(engine.url.database)
+
+
+def _database_bytes(engine: Engine, database_file: Path | None) -> int | None:
+    if database_file is not None:
+        return database_file.stat().st_size if database_file.exists() else None
+    if engine.dialect.name == "postgresql":
+        with engine.connect() as connection:
+            return int(
+                connection.execute(sa.text("SELECT pg_database_size(current_database())")).scalar_one()
+            )
+    return None
+
+
+def _parse_status(text: str) -> Status:
+    try:
+        return Status(text)
+    except ValueError:
+        raise BadInput(
+            f"'{text}' is not a migration status.", hint=f"Use one of: {', '.join(s.value for s in Status)}."
+        ) from None
 
 
 def _driver_message(error: sa.exc.DBAPIError) -> str:

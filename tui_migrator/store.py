@@ -98,19 +98,100 @@ migrations_table = sa.Table(
     sa.Column("id", sa.String(64), primary_key=True),
     sa.Column("status", sa.String(16), nullable=False, index=True),
     sa.Column("phase", sa.String(32), nullable=True),
-    sa.Column("dry_run", sa.Boolean, nullable=False, default=False),
+    sa.Column("dry_run", sa.Boolean, nullable=False),
     sa.Column("config", sa.Text, nullable=False),
     sa.Column("created_by", sa.String(128), nullable=False),
     sa.Column("created_at", UtcDateTime, nullable=False),
     sa.Column("started_at", UtcDateTime, nullable=True),
     sa.Column("completed_at", UtcDateTime, nullable=True),
+    # The worker that runs the migration proves it is alive by moving this forward.
     sa.Column("heartbeat_at", UtcDateTime, nullable=True),
+    sa.Column("worker", sa.String(128), nullable=True),
     sa.Column("total_records", sa.Integer, nullable=False, default=0),
-    sa.Column("processed_records", sa.Integer, nullable=False, default=0),
-    sa.Column("encrypted_records", sa.Integer, nullable=False, default=0),
-    sa.Column("failed_records", sa.Integer, nullable=False, default=0),
+    sa.Column("skipped_records", sa.Integer, nullable=False, default=0),
+    sa.Column("estimated_seconds", sa.Float, nullable=True),
+    # Requests from any process; the worker acts on them between batches.
+    sa.Column("cancel_requested", sa.Boolean, nullable=False, default=False),
+    sa.Column("pause_requested", sa.Boolean, nullable=False, default=False),
+    sa.Column("cancel_reason", sa.Text, nullable=True),
+    sa.Column("cancelled_at", UtcDateTime, nullable=True),
+    sa.Column("cancelled_by", sa.String(128), nullable=True),
+    sa.Column("paused_seconds", sa.Float, nullable=False, default=0.0),
+    sa.Column("rate_per_second", sa.Float, nullable=True),
+    sa.Column("batch_size_current", sa.Integer, nullable=True),
     sa.Column("error_message", sa.Text, nullable=True),
+    sa.Column("warnings", sa.Text, nullable=False, default="[]"),
+    sa.Column("phase_seconds", sa.Text, nullable=False, default="{}"),
+    sa.Column("verification", sa.Text, nullable=True),
+    sa.Column("rolled_back_at", UtcDateTime, nullable=True),
+    sa.Column("rollback_seconds", sa.Float, nullable=True),
 )
+
+migration_tables_table = sa.Table(
+    "tm_migration_tables",
+    metadata,
+    sa.Column("migration_id", sa.String(64), primary_key=True),
+    sa.Column("table_name", sa.String(255), primary_key=True),
+    sa.Column("category", sa.String(32), nullable=False),
+    sa.Column("position", sa.Integer, nullable=False),
+    sa.Column("total_records", sa.Integer, nullable=False, default=0),
+    sa.Column("encrypted_records", sa.Integer, nullable=False, default=0),
+    # Key of the last row of the last batch committed in order: resume starts after it.
+    sa.Column("checkpoint_key", sa.Text, nullable=True),
+    sa.Column("done", sa.Boolean, nullable=False, default=False),
+    sa.Column("backup_table", sa.String(63), nullable=True),
+    sa.Column("backup_rows", sa.Integer, nullable=True),
+    sa.Column("backup_digest", sa.String(64), nullable=True),
+    sa.Column("backup_verified", sa.Boolean, nullable=False, default=False),
+    # Companion columns this migration added; rollback drops only these, and only when empty.
+    sa.Column("companions_added", sa.Text, nullable=False, default="[]"),
+)
+
+# One row per table a live migration holds: the primary key is what refuses a second one.
+table_locks_table = sa.Table(
+    "tm_table_locks",
+    metadata,
+    sa.Column("table_name", sa.String(255), primary_key=True),
+    sa.Column("migration_id", sa.String(64), nullable=False),
+)
+
+row_metadata_table = sa.Table(
+    "tm_row_metadata",
+    metadata,
+    sa.Column("migration_id", sa.String(64), primary_key=True),
+    sa.Column("table_name", sa.String(255), primary_key=True),
+    sa.Column("row_key", sa.Text, primary_key=True),
+    sa.Column("key_id", sa.String(48), nullable=False),
+    sa.Column("algorithm", sa.String(32), nullable=False),
+    sa.Column("encrypted_at", UtcDateTime, nullable=False),
+    # HMAC-SHA-256 of the row's original values (see crypto.ValueCipher.digest_row).
+    sa.Column("digest", sa.String(64), nullable=False),
+)
+
+failed_records_table = sa.Table(
+    "tm_failed_records",
+    metadata,
+    sa.Column("migration_id", sa.String(64), primary_key=True),
+    sa.Column("table_name", sa.String(255), primary_key=True),
+    sa.Column("row_key", sa.Text, primary_key=True),
+    sa.Column("key_display", sa.Text, nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False, default=1),
+    sa.Column("resolved", sa.Boolean, nullable=False, default=False),
+    sa.Column("last_failed_at", UtcDateTime, nullable=False),
+)
+
+checkpoints_table = sa.Table(
+    "tm_checkpoints",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("migration_id", sa.String(64), nullable=False, index=True),
+    sa.Column("table_name", sa.String(255), nullable=False),
+    sa.Column("rows", sa.Integer, nullable=False),
+    sa.Column("seconds", sa.Float, nullable=False),
+    sa.Column("committed_at", UtcDateTime, nullable=False),
+)
+
 
 META_SCHEMA_VERSION = "schema_version"
 META_KEY_FINGERPRINT = "master_key_fingerprint"

@@ -13,6 +13,7 @@ from rich.table import Table
 from rich.text import Text
 
 from tui_migrator.audit import AuditEntry, AuditVerification
+from tui_migrator.cli import migration_commands
 from tui_migrator.cli.output import Result
 from tui_migrator.database import create_database_engine
 from tui_migrator.errors import BadInput
@@ -356,4 +357,17 @@ _HANDLERS: dict[str, Callable[[MigratorService, argparse.Namespace], Result]] = 
     "operators": operators,
     "keys": keys_list,
     "mapping": mapping,
+    "estimate": migration_commands.estimate,
+    "start": migration_commands.start,
+    "status": migration_commands.status,
+    "list": migration_commands.listing,
+    "cancel": migration_commands.cancel,
+    "pause": migration_commands.pause,
+    "continue": migration_commands.continue_,
+    "resume": migration_commands.resume,
+    "rollback": migration_commands.rollback,
+    "failed": migration_commands.failed,
+    "report": migration_commands.report,
+    "purge-backups": migration_commands.purge_backups,
+    "worker": migration_commands.worker,
 }

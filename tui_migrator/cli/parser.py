@@ -142,4 +142,102 @@ def build_parser() -> ArgumentParser:
     )
 
     command("mapping", "show the schema mapping checked against the database")
+
+    estimate = command(
+        "estimate", "records, time and storage a migration would take, from a measured calibration"
+    )
+    _scope_options(estimate)
+
+    start = command("start", "start an encryption migration")
+    _scope_options(start)
+    start.add_argument(
+        "--max-concurrency",
+        type=int,
+        default=2,
+        metavar="N",
+        help="batches in flight at once, 1-10 (default 2)",
+    )
+    start.add_argument("--dry-run", action="store_true", help="do everything but the writes")
+    start.add_argument(
+        "--skip-integrity-checks",
+        action="store_true",
+        help="do not read back and verify written rows (not recommended)",
+    )
+    start.add_argument(
+        "--no-backups",
+        dest="create_backups",
+        action="store_false",
+        help="do not take sealed backups first (rollback then relies on decryption)",
+    )
+    start.add_argument("--yes", action="store_true", help="start without asking for confirmation")
+    start.add_argument(
+        "--detach", action="store_true", help="run in a background worker that survives the terminal closing"
+    )
+
+    status = command("status", "progress and state of one migration")
+    status.add_argument("migration_id", metavar="ID")
+
+    listing = command("list", "all migrations, newest first")
+    listing.add_argument("--limit", type=positive_int, default=20, help="how many (default 20)")
+    listing.add_argument("--status", help="only migrations in this status")
+
+    cancel = command("cancel", "stop a migration after its in-flight batches")
+    cancel.add_argument("migration_id", metavar="ID")
+    cancel.add_argument("--reason", required=True, help="why (recorded in the audit trail)")
+
+    for name, text in (
+        ("pause", "let in-flight batches finish, then wait (heartbeat kept)"),
+        ("continue", "continue a paused migration"),
+    ):
+        paused = command(name, text)
+        paused.add_argument("migration_id", metavar="ID")
+
+    resume = command(
+        "resume", "continue a cancelled, failed or interrupted migration; retries failed records"
+    )
+    resume.add_argument("migration_id", metavar="ID")
+    resume.add_argument("--yes", action="store_true", help="resume without asking for confirmation")
+    resume.add_argument("--detach", action="store_true", help="run in a background worker")
+
+    rollback = command("rollback", "restore every value a migration encrypted")
+    rollback.add_argument("migration_id", metavar="ID")
+    rollback.add_argument("--confirm", action="store_true", help="required: rollback rewrites data")
+
+    failed = command("failed", "records a migration could not process, and why")
+    failed.add_argument("migration_id", metavar="ID")
+
+    report = command("report", "completion report: counts, timings, throughput, failures, verification")
+    report.add_argument("migration_id", metavar="ID")
+
+    purge = command("purge-backups", "drop a migration's sealed backup tables")
+    purge.add_argument("migration_id", metavar="ID")
+    purge.add_argument("--confirm", action="store_true", help="required: backups cannot be restored")
+
+    worker = command("worker", "run or take over a migration in this process (used by --detach)")
+    worker.add_argument("migration_id", metavar="ID")
     return parser
+
+
+def _scope_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--batch-size",
+        default="100",
+        metavar="N|auto",
+        help="records per batch, 1-1000, or auto (default 100)",
+    )
+    parser.add_argument(
+        "--organization",
+        dest="organization_ids",
+        action="append",
+        default=[],
+        metavar="ID",
+        help="only this organization (repeat for several; default all)",
+    )
+    parser.add_argument(
+        "--category",
+        dest="data_categories",
+        action="append",
+        default=[],
+        metavar="C",
+        help="only this data category (repeat for several; default all)",
+    )

@@ -1,0 +1,337 @@
+"""The migration commands: estimate, start, status, list, cancel, pause, continue, resume,
+rollback, failed, report, purge-backups and worker."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+from rich.text import Text
+
+from tui_migrator.cli.output import Result
+from tui_migrator.errors import BadInput
+from tui_migrator.migrations import MigrationRecord, Status
+from tui_migrator.responses import cancel_data, list_data, start_data, status_data
+from tui_migrator.service import MigratorService
+
+
+def config_values(args: argparse.Namespace) -> dict[str, Any]:
+    values: dict[str, Any] = {
+        "batch_size": args.batch_size,
+        "data_categories": args.data_categories,
+        "organization_ids": args.organization_ids,
+    }
+    for name in ("max_concurrency", "dry_run", "skip_integrity_checks", "create_backups"):
+        if hasattr(args, name):
+            values[name] = getattr(args, name)
+    return values
+
+
+def estimate(service: MigratorService, args: argparse.Namespace) -> Result:
+    data = service.estimate(config_values(args))
+    table = Table(title="Estimate", show_header=False, title_justify="left")
+    table.add_column("what")
+    table.add_column("value")
+    table.add_row("Records to encrypt", f"{data['estimatedRecords']:,}")
+    table.add_row("Already encrypted", f"{data['alreadyEncryptedRecords']:,}")
+    table.add_row("Estimated time", f"{data['estimatedTimeSeconds']} s ({data['estimatedTimeMinutes']} min)")
+    table.add_row("Storage increase", data["estimatedStorageIncrease"])
+    for category, count in data["byCategory"].items():
+        table.add_row(f"  {category}", f"{count:,}")
+    for organization, count in data["byOrganization"].items():
+        table.add_row(f"  {organization}", f"{count:,}")
+    recommendations = data["recommendations"]
+    table.add_row("Recommended batch size", str(recommendations["optimalBatchSize"]))
+    table.add_row("Recommended concurrency", str(recommendations["recommendedConcurrency"]))
+    table.add_row("Complexity", data["riskAssessment"]["complexity"])
+    table.add_row("Rollback time", data["riskAssessment"]["rollbackTime"])
+    text: list[Any] = [table]
+    for check in data["preflightChecks"]:
+        text.append(Text(f"{'ok  ' if check['passed'] else 'FAIL'} {check['check']}: {check['detail']}"))
+    if not data["canStart"]:
+        text.append(Text("A pre-flight check failed: start would be refused."))
+    return Result(data=data, text=text)
+
+
+def start(service: MigratorService, args: argparse.Namespace) -> Result:
+    values = config_values(args)
+    if not args.yes and not args.dry_run:
+        plan = service.plan(values)
+        _confirm(
+            f"Encrypt {plan.scope.pending_rows:,} records in {len(plan.scope.tables)} tables "
+            f"({'with' if plan.config.create_backups else 'WITHOUT'} backups)?"
+        )
+    if args.detach:
+        record = service.start(values, detach=True)
+        return Result(
+            data=start_data(record),
+            text=[
+                Text(
+                    f"Started {record.id} in a background worker. "
+                    f"Follow it with: tui-migrator status {record.id}"
+                )
+            ],
+        )
+    with _progress_bar(args.json) as on_progress, _ctrl_c_cancels(service) as remember:
+        record = service.start(values, on_progress=lambda r: (remember(r.id), on_progress(r)))
+    return _final(record)
+
+
+def resume(service: MigratorService, args: argparse.Namespace) -> Result:
+    if not args.yes:
+        _confirm(f"Resume {args.migration_id}?")
+    if args.detach:
+        record = service.resume(args.migration_id, detach=True)
+        return Result(data=start_data(record), text=[Text(f"Resumed {record.id} in a background worker.")])
+    with _progress_bar(args.json) as on_progress, _ctrl_c_cancels(service) as remember:
+        remember(args.migration_id)
+        record = service.resume(args.migration_id, on_progress=on_progress)
+    return _final(record)
+
+
+def worker(service: MigratorService, args: argparse.Namespace) -> Result:
+    record = service.run_migration(args.migration_id)
+    return _final(record)
+
+
+def status(service: MigratorService, args: argparse.Namespace) -> Result:
+    record = service.status(args.migration_id)
+    return Result(data=status_data(record, disk_path=service.settings.data_dir), text=status_text(record))
+
+
+def listing(service: MigratorService, args: argparse.Namespace) -> Result:
+    records, total = service.list_migrations(limit=args.limit, status=args.status)
+    data = list_data(records, total=total)
+    table = Table(title=f"Migrations ({len(records)} of {total})", title_justify="left")
+    for heading in ("id", "status", "started (UTC)", "completed (UTC)", "total", "encrypted", "failed"):
+        table.add_column(heading)
+    for item in data["migrations"]:
+        table.add_row(
+            item["id"],
+            item["status"] + (" (dry run)" if item["dryRun"] else ""),
+            item["startedAt"] or "",
+            item["completedAt"] or "",
+            str(item["totalRecords"]),
+            str(item["encryptedRecords"]),
+            str(item["failedRecords"]),
+        )
+    summary = ", ".join(f"{k} {v}" for k, v in data["summary"]["byStatus"].items() if v)
+    return Result(data=data, text=[table, Text(f"By status: {summary or 'none'}")])
+
+
+def cancel(service: MigratorService, args: argparse.Namespace) -> Result:
+    record = service.cancel(args.migration_id, args.reason)
+    data = cancel_data(record)
+    return Result(data=data, text=[Text(f"{data['message']}. {data['note']}")])
+
+
+def pause(service: MigratorService, args: argparse.Namespace) -> Result:
+    record = service.pause(args.migration_id)
+    return Result(
+        data=status_data(record),
+        text=[
+            Text(
+                f"Pause requested for {record.id}: in-flight batches "
+                "finish, then it waits. Continue with: tui-migrator "
+                f"continue {record.id}"
+            )
+        ],
+    )
+
+
+def continue_(service: MigratorService, args: argparse.Namespace) -> Result:
+    record = service.continue_(args.migration_id)
+    return Result(data=status_data(record), text=[Text(f"{record.id} continues.")])
+
+
+def rollback(service: MigratorService, args: argparse.Namespace) -> Result:
+    record, result = service.rollback(args.migration_id, confirm=args.confirm)
+    data = {
+        "migrationId": record.id,
+        "status": record.status.value,
+        "rollback": result.to_json(),
+        "message": "Migration rolled back successfully",
+    }
+    text = [
+        Text(
+            f"Rolled back {record.id}: {result.restored_rows} rows restored in {result.seconds:.2f} s"
+            + (
+                f", {result.kept_newer_values} newer application values kept"
+                if result.kept_newer_values
+                else ""
+            )
+            + "."
+        )
+    ]
+    return Result(data=data, text=text)
+
+
+def failed(service: MigratorService, args: argparse.Namespace) -> Result:
+    rows = service.failed_records(args.migration_id)
+    table = Table(title=f"Failed records of {args.migration_id} ({len(rows)})", title_justify="left")
+    for heading in ("table", "key", "reason", "attempts"):
+        table.add_column(heading)
+    for row in rows:
+        table.add_row(row["table_name"], row["key_display"], row["reason"], str(row["attempts"]))
+    data = {
+        "migrationId": args.migration_id,
+        "failedRecords": [
+            {
+                "table": r["table_name"],
+                "key": r["key_display"],
+                "reason": r["reason"],
+                "attempts": r["attempts"],
+                "lastFailedAt": r["last_failed_at"].isoformat(),
+            }
+            for r in rows
+        ],
+    }
+    return Result(data=data, text=[table])
+
+
+def report(service: MigratorService, args: argparse.Namespace) -> Result:
+    data = service.report(args.migration_id)
+    counts, timing = data["counts"], data["timing"]
+    lines = [
+        f"Migration {data['migrationId']}: {data['status']}" + (" (dry run)" if data["dryRun"] else ""),
+        (
+            f"Records: {counts['encryptedRecords']:,} encrypted, {counts['failedRecords']:,} failed of "
+            f"{counts['totalRecords']:,} ({counts['alreadyEncryptedRecords']:,} were already encrypted)"
+        ),
+        f"Time: {timing['elapsedSeconds']} s (estimated {timing['estimatedSeconds']} s, paused {timing['pausedSeconds']} s)",
+        f"Throughput: {data['throughput']['recordsPerSecond']} records/s",
+        "Phases: " + ", ".join(f"{k} {v} s" for k, v in timing["phaseSeconds"].items()),
+    ]
+    verification = data["verification"]
+    if verification:
+        lines.append(
+            f"Verification: {'passed' if verification['passed'] else 'FAILED'}, "
+            f"{verification['verifiedRows']:,} rows verified"
+        )
+    for reason, count in data["failures"]["byReason"].items():
+        lines.append(f"Failure ({count}): {reason}")
+    lines += [f"Warning: {w}" for w in data["warnings"]]
+    if data["errorMessage"]:
+        lines.append(f"Error: {data['errorMessage']}")
+    return Result(data=data, text=[Text("\n".join(lines))])
+
+
+def purge_backups(service: MigratorService, args: argparse.Namespace) -> Result:
+    dropped = service.purge_backups(args.migration_id, confirm=args.confirm)
+    return Result(
+        data={"migrationId": args.migration_id, "droppedTables": dropped},
+        text=[Text(f"Dropped {len(dropped)} backup tables.")],
+    )
+
+
+def status_text(record: MigrationRecord) -> list[Any]:
+    data = status_data(record)
+    progress, timing = data["progress"], data["timing"]
+    lines = [
+        f"{record.id}: {data['status']}"
+        + (f" — {data['phaseTitle']}" if data["phaseTitle"] else "")
+        + (" (dry run)" if record.dry_run else ""),
+        (
+            f"Progress: {progress['percentage']}% — {progress['processedRecords']:,} of {progress['totalRecords']:,} "
+            f"processed, {progress['encryptedRecords']:,} encrypted, {progress['failedRecords']:,} failed"
+        ),
+        (
+            f"Rate: {progress['ratePerSecond'] or '-'} records/s; elapsed {timing['elapsedSeconds']} s; "
+            f"ETA {timing['estimatedRemainingSeconds'] if timing['estimatedRemainingSeconds'] is not None else '-'} s"
+        ),
+    ]
+    if record.error_message:
+        lines.append(f"Error: {record.error_message}")
+    if data["cancellation"]:
+        lines.append(
+            f"Cancelled: {data['cancellation']['reason']} (by {data['cancellation']['cancelledBy']})"
+        )
+    lines += [f"ALERT: {alert}" for alert in data["alerts"]]
+    lines += [f"Warning: {warning}" for warning in data["warnings"]]
+    if record.status in (Status.CANCELLED, Status.FAILED, Status.INTERRUPTED):
+        lines.append(
+            f"Resume with: tui-migrator resume {record.id}   Roll back with: "
+            f"tui-migrator rollback {record.id} --confirm"
+        )
+    return [Text("\n".join(lines))]
+
+
+def _final(record: MigrationRecord) -> Result:
+    data = status_data(record)
+    success = record.status is Status.COMPLETED
+    error = None if success else (record.error_message or f"Migration ended {record.status.value}.")
+    return Result(data=data, text=status_text(record), success=success, error=error)
+
+
+def _confirm(question: str) -> None:
+    if not sys.stdin.isatty():
+        raise BadInput(f"{question} Refused without confirmation.", hint="Add --yes to confirm.")
+    answer = input(f"{question} [y/N] ")
+    if answer.strip().lower() not in ("y", "yes"):
+        raise BadInput("Not confirmed; nothing was started.")
+
+
+@contextmanager
+def _progress_bar(quiet: bool) -> Iterator[Callable[[MigrationRecord], None]]:
+    """A progress bar on stderr while a migration runs in the foreground (when stderr is a terminal)."""
+    console = Console(stderr=True)
+    if quiet or not console.is_terminal:
+        yield lambda _record: None
+        return
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]}"),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=console, transient=True) as progress:
+        task = progress.add_task("starting", total=None, rate="")
+
+        def update(record: MigrationRecord) -> None:
+            progress.update(
+                task,
+                total=record.total_records or None,
+                completed=record.processed_records,
+                description=f"{record.status.value} · {record.phase or ''}",
+                rate=f"{record.rate_per_second:.0f}/s" if record.rate_per_second else "",
+            )
+
+        yield update
+
+
+@contextmanager
+def _ctrl_c_cancels(service: MigratorService) -> Iterator[Callable[[str], None]]:
+    """The first Ctrl-C asks the migration to stop safely (in-flight batches finish); a second
+    one stops at once, leaving an interrupted migration that resume or rollback can finish."""
+    current: dict[str, str] = {}
+    pressed = threading.Event()
+
+    def remember(migration_id: str) -> None:
+        current.setdefault("id", migration_id)
+
+    def on_interrupt(_signal: int, _frame: Any) -> None:
+        if pressed.is_set() or "id" not in current:
+            raise KeyboardInterrupt
+        pressed.set()
+        sys.stderr.write("\nStopping after the in-flight batches (Ctrl-C again to stop at once)...\n")
+        threading.Thread(
+            target=service.cancel,
+            args=(current["id"], "Interrupted by the operator (Ctrl-C)"),
+            kwargs={"wait_seconds": 0},
+            daemon=True,
+        ).start()
+
+    previous = signal.signal(signal.SIGINT, on_interrupt)
+    try:
+        yield remember
+    finally:
+        signal.signal(signal.SIGINT, previous)

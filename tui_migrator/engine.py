@@ -1,0 +1,488 @@
+"""Runs one migration through the seed's eight stages.
+
+The runner owns an asyncio event loop: up to ``maxConcurrency`` batches are in flight as tasks,
+and each batch's CPU and database work runs in a worker thread (``asyncio.to_thread``), so the
+loop stays free to keep the heartbeat, publish progress and act on pause and cancel requests
+from any process. Every batch commits on its own; stopping between batches leaves nothing
+half-written, and resuming starts again from the last checkpoint.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from tui_migrator import backup, migrations, verification
+from tui_migrator.audit import AuditTrail
+from tui_migrator.batches import BatchFailed, BatchResult, RetryPolicy, TableBatches
+from tui_migrator.codec import decode_key, encode_key
+from tui_migrator.column_storage import TableAccess, add_companion_columns, organizations_in, reflect
+from tui_migrator.crypto import RowContext, RowSealer, ValueCipher
+from tui_migrator.database import serialized_write
+from tui_migrator.errors import MigratorError
+from tui_migrator.keys import MasterKey
+from tui_migrator.mapping import ResolvedMapping
+from tui_migrator.migrations import MigrationRecord, Phase, Status
+from tui_migrator.store import utc_now
+
+log = logging.getLogger(__name__)
+
+HEARTBEAT_INTERVAL = 1.0
+RATE_WINDOW_SECONDS = 20.0
+# "auto" batch size aims for batches of about this long, like pt-online-schema-change's chunk-time.
+AUTO_TARGET_SECONDS = 0.5
+AUTO_INITIAL_BATCH = 100
+AUTO_MIN_BATCH = 10
+AUTO_MAX_BATCH = 1000
+# Passes over a table after the first, to pick up rows inserted behind the cursor meanwhile
+# and retry failed rows.
+CATCH_UP_PASSES = 2
+
+
+class Stop(Exception):
+    """A cancel request was seen: stop dispatching, let in-flight batches finish."""
+
+
+@dataclass
+class RateWindow:
+    """Rows per second over the last few seconds of running (paused time never counts)."""
+
+    samples: deque[tuple[float, int]] = field(default_factory=deque)
+
+    def add(self, rows: int) -> None:
+        now = time.monotonic()
+        self.samples.append((now, rows))
+        while self.samples and now - self.samples[0][0] > RATE_WINDOW_SECONDS:
+            self.samples.popleft()
+
+    def clear(self) -> None:
+        self.samples.clear()
+
+    def rate(self) -> float | None:
+        if len(self.samples) < 2:
+            return None
+        span = self.samples[-1][0] - self.samples[0][0]
+        rows = sum(rows for _, rows in list(self.samples)[1:])
+        return rows / span if span > 0 else None
+
+
+class MigrationRunner:
+    """Drives one migration from its current state to a final one."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        migration_id: str,
+        mapping: ResolvedMapping,
+        cipher: ValueCipher,
+        master_key: MasterKey,
+        audit: AuditTrail,
+        user: str,
+        retry: RetryPolicy | None = None,
+        on_progress: Callable[[MigrationRecord], None] | None = None,
+    ) -> None:
+        self.engine = engine
+        self.migration_id = migration_id
+        self.mapping = mapping
+        self.cipher = cipher
+        self.master_key = master_key
+        self.audit = audit
+        self.user = user
+        self.retry = retry
+        self.on_progress = on_progress
+        self.worker = migrations.worker_identity()
+        self.rate = RateWindow()
+        self.batch_size = AUTO_INITIAL_BATCH
+        self.phase_seconds: dict[str, float] = {}
+        self.tables: dict[str, TableAccess] = {}
+        self._paused = False
+
+    # -- entry -----------------------------------------------------------------------------
+
+    def run(self) -> MigrationRecord:
+        """Run to a final state (completed, failed, cancelled) and return the record."""
+        record = migrations.claim(self.engine, self.migration_id, self.worker)
+        self.config = record.config
+        self.batch_size = (
+            AUTO_INITIAL_BATCH if record.config.auto_batch_size else int(record.config.batch_size)
+        )
+        self.phase_seconds = dict(record.phase_seconds)
+        self._audit(
+            "data_migration_running",
+            True,
+            {
+                "worker": self.worker,
+                "resumed": record.started_at is not None and record.stored_status is not Status.PLANNED,
+            },
+        )
+        try:
+            asyncio.run(self._run(record))
+        except Stop:
+            return self._finish_cancelled()
+        except MigratorError as error:
+            return self._finish_failed(str(error))
+        except Exception as error:
+            log.exception("migration %s failed unexpectedly", self.migration_id)
+            return self._finish_failed(
+                f"Unexpected {type(error).__name__}; see the worker's log. "
+                "Nothing is half-written: resume or roll back."
+            )
+        return migrations.get(self.engine, self.migration_id)
+
+    async def _run(self, record: MigrationRecord) -> None:
+        heartbeat = asyncio.create_task(self._heartbeat_loop())
+        try:
+            await self._phase(Phase.ANALYSIS, self._analysis)
+            if not record.config.dry_run and record.config.create_backups:
+                await self._phase(Phase.BACKUP, self._backups)
+            await self._phase(Phase.BATCH_PROCESSING, self._encrypt_all)
+            if not record.config.dry_run and not record.config.skip_integrity_checks:
+                await self._phase(Phase.VERIFICATION, self._verify)
+            await self._phase(Phase.AUDIT, self._audit_completion)
+            await self._phase(Phase.REPORTING, self._complete)
+        finally:
+            heartbeat.cancel()
+
+    async def _phase(self, phase: Phase, action: Callable[[], Any]) -> None:
+        await self._checkpoint_control()
+        await asyncio.to_thread(self._set, phase=phase.value)
+        started = time.monotonic()
+        await action()
+        self.phase_seconds[phase.value] = (
+            self.phase_seconds.get(phase.value, 0.0) + time.monotonic() - started
+        )
+        await asyncio.to_thread(self._set, phase_seconds=json.dumps(self.phase_seconds))
+
+    # -- phases ----------------------------------------------------------------------------
+
+    async def _analysis(self) -> None:
+        """Resolve the tables and make sure every organization's key is loaded before batches run."""
+        organizations: set[str] = set()
+        record = await asyncio.to_thread(migrations.get, self.engine, self.migration_id)
+        with self.engine.connect() as connection:
+            for progress in record.tables:
+                access = reflect(connection, self.mapping.table(progress.name))
+                self.tables[progress.name] = access
+                organizations |= organizations_in(connection, access)
+        if self.config.organization_ids:
+            organizations &= set(self.config.organization_ids)
+        await asyncio.to_thread(self.cipher.prepare, sorted(organizations))
+        for organization in sorted(organizations):
+            context = RowContext("tm_canary", "canary", (0,), organization)
+            if self.cipher.decrypt(self.cipher.encrypt("canary", context), context) != "canary":
+                raise BatchFailed(f"The encryption canary failed for organization {organization}.")
+
+    async def _backups(self) -> None:
+        record = await asyncio.to_thread(migrations.get, self.engine, self.migration_id)
+        sealer = RowSealer(self.master_key, self.migration_id)
+        for progress in record.tables:
+            if progress.backup_verified:
+                continue
+            await self._checkpoint_control()
+            summary = await asyncio.to_thread(self._backup_table, progress.name, sealer)
+            self._audit(
+                "backup_created",
+                True,
+                {
+                    "table": progress.name,
+                    "backupRows": summary.rows,
+                    "backupTable": backup.backup_table_name(self.migration_id, progress.name),
+                    "digest": summary.digest,
+                },
+            )
+
+    def _backup_table(self, name: str, sealer: RowSealer) -> backup.BackupSummary:
+        access = self.tables[name]
+        table_name = backup.backup_table_name(self.migration_id, name)
+        with serialized_write(self.engine) as connection:
+            table = backup.create_backup_table(connection, access, table_name)
+        batches = self._batches(name, backup_table=None)
+
+        def all_pending() -> Any:
+            after = None
+            while True:
+                rows = batches.read(after=after, limit=1000)
+                if not rows:
+                    return
+                yield rows
+                after = batches.key(rows[-1])
+
+        summary = backup.copy_and_verify(self.engine, access, table, all_pending(), sealer, self.cipher)
+        with serialized_write(self.engine) as connection:
+            migrations.update_table(
+                connection,
+                self.migration_id,
+                name,
+                backup_table=table_name,
+                backup_rows=summary.rows,
+                backup_digest=summary.digest,
+                backup_verified=True,
+            )
+        return summary
+
+    async def _encrypt_all(self) -> None:
+        record = await asyncio.to_thread(migrations.get, self.engine, self.migration_id)
+        for progress in record.tables:
+            if progress.done:
+                continue
+            batches = await asyncio.to_thread(self._prepare_table, progress)
+            start = decode_key(progress.checkpoint_key) if progress.checkpoint_key else None
+            await self._table_pass(batches, start)
+            for _ in range(CATCH_UP_PASSES):
+                if not await asyncio.to_thread(self._has_work_left, batches):
+                    break
+                await self._table_pass(batches, None)
+            await asyncio.to_thread(self._set_table, progress.name, done=True)
+
+    def _prepare_table(self, progress: migrations.TableProgress) -> TableBatches:
+        access = self.tables[progress.name]
+        backup_table = None
+        if not self.config.dry_run:
+            before = {c.name for c in access.table.columns}
+            with serialized_write(self.engine) as connection:
+                access = add_companion_columns(connection, access)
+                added = sorted({c.name for c in access.table.columns} - before)
+                if added:
+                    migrations.update_table(
+                        connection,
+                        self.migration_id,
+                        progress.name,
+                        companions_added=json.dumps(sorted({*progress.companions_added, *added})),
+                    )
+            self.tables[progress.name] = access
+            if self.config.create_backups:
+                backup_table = backup.backup_table(
+                    access, backup.backup_table_name(self.migration_id, progress.name)
+                )
+        return self._batches(progress.name, backup_table=backup_table)
+
+    def _batches(self, name: str, *, backup_table: sa.Table | None) -> TableBatches:
+        return TableBatches(
+            self.engine,
+            self.tables[name],
+            migration_id=self.migration_id,
+            organizations=tuple(self.config.organization_ids) or None,
+            cipher=self.cipher,
+            sealer=RowSealer(self.master_key, self.migration_id) if backup_table is not None else None,
+            backup_table=backup_table,
+            dry_run=self.config.dry_run,
+            retry=self.retry,
+        )
+
+    def _has_work_left(self, batches: TableBatches) -> bool:
+        """Rows still holding plaintext beyond those recorded as failed (inserted meanwhile)."""
+        if self.config.dry_run:
+            return False
+        with self.engine.connect() as connection:
+            pending = connection.execute(
+                sa.select(sa.func.count()).select_from(
+                    batches.pending_query(after=None, limit=None).subquery()
+                )
+            ).scalar_one()
+        failed = sum(
+            1
+            for r in migrations.failed_records(self.engine, self.migration_id)
+            if r["table_name"] == batches.access.mapped.name
+        )
+        return pending > failed
+
+    async def _table_pass(self, batches: TableBatches, start: tuple[Any, ...] | None) -> None:
+        """One keyset pass; up to maxConcurrency batches in flight; checkpoints kept in order."""
+        limit = asyncio.Semaphore(self.config.max_concurrency)
+        in_flight: set[asyncio.Task[None]] = set()
+        order: deque[list[Any]] = deque()  # [last key, committed] per dispatched batch, in key order
+        failure: list[BaseException] = []
+        after = start
+
+        async def run_batch(rows: list[Any], batch_after: Any, ticket: list[Any]) -> None:
+            try:
+                result = await asyncio.to_thread(batches.process, rows, after=batch_after)
+                self._account(result)
+                ticket[1] = True
+                await self._advance_checkpoint(batches.access.mapped.name, order)
+            except BaseException as error:  # reported once the pass has drained
+                failure.append(error)
+            finally:
+                limit.release()
+
+        try:
+            while not failure:
+                await self._checkpoint_control()
+                rows = await asyncio.to_thread(batches.read, after=after, limit=self.batch_size)
+                if not rows:
+                    break
+                ticket = [batches.key(rows[-1]), False]
+                order.append(ticket)
+                await limit.acquire()
+                task = asyncio.create_task(run_batch(rows, after, ticket))
+                in_flight.add(task)
+                task.add_done_callback(in_flight.discard)
+                after = ticket[0]
+        finally:
+            if in_flight:
+                await asyncio.gather(*in_flight, return_exceptions=True)
+        if failure:
+            raise failure[0]
+
+    def _account(self, result: BatchResult) -> None:
+        self.rate.add(result.rows)
+        if self.config.auto_batch_size and result.rows and result.seconds > 0:
+            per_row = result.seconds / result.rows
+            wanted = AUTO_TARGET_SECONDS / per_row
+            # Move half way towards the target each batch, so one slow batch does not whipsaw it.
+            self.batch_size = int(max(AUTO_MIN_BATCH, min(AUTO_MAX_BATCH, (self.batch_size + wanted) / 2)))
+
+    async def _advance_checkpoint(self, table: str, order: deque[list[Any]]) -> None:
+        last = None
+        while order and order[0][1]:
+            last = order.popleft()[0]
+        if last is not None:
+            await asyncio.to_thread(self._set_table, table, checkpoint_key=encode_key(last))
+
+    async def _verify(self) -> None:
+        record = await asyncio.to_thread(migrations.get, self.engine, self.migration_id)
+        result = await asyncio.to_thread(
+            verification.verify_migration,
+            self.engine,
+            record,
+            self.tables,
+            self.cipher,
+            tuple(self.config.organization_ids) or None,
+        )
+        await asyncio.to_thread(self._set, verification=json.dumps(result.to_json()))
+        self._audit("integrity_verified", result.passed, result.to_json())
+        if not result.passed:
+            raise verification.VerificationFailed(result.problem or "Integrity verification failed.")
+
+    async def _audit_completion(self) -> None:
+        record = await asyncio.to_thread(migrations.get, self.engine, self.migration_id)
+        self._audit(
+            "data_migration_completed",
+            True,
+            {
+                "totalRecords": record.total_records,
+                "encryptedRecords": record.encrypted_records,
+                "failedRecords": record.failed_records,
+                "dryRun": record.dry_run,
+                "batchSize": self.config.batch_size,
+            },
+        )
+
+    async def _complete(self) -> None:
+        def finish() -> None:
+            with serialized_write(self.engine) as connection:
+                migrations.update(
+                    connection,
+                    self.migration_id,
+                    status=Status.COMPLETED.value,
+                    phase=Phase.REPORTING.value,
+                    completed_at=utc_now(),
+                    heartbeat_at=utc_now(),
+                    rate_per_second=self.rate.rate(),
+                )
+                migrations.release_locks(connection, self.migration_id)
+
+        await asyncio.to_thread(finish)
+
+    # -- control, heartbeat and progress ---------------------------------------------------
+
+    async def _heartbeat_loop(self) -> None:
+        while True:
+            await asyncio.sleep(HEARTBEAT_INTERVAL)
+            await asyncio.to_thread(self._beat)
+
+    def _beat(self) -> None:
+        values: dict[str, Any] = {"heartbeat_at": utc_now(), "batch_size_current": self.batch_size}
+        if not self._paused:
+            values["rate_per_second"] = self.rate.rate()
+        with serialized_write(self.engine) as connection:
+            migrations.update(connection, self.migration_id, **values)
+        if self.on_progress is not None:
+            self.on_progress(migrations.get(self.engine, self.migration_id))
+
+    async def _checkpoint_control(self) -> None:
+        """Between batches: honour cancel at once, and wait here while paused."""
+        control = await asyncio.to_thread(migrations.control, self.engine, self.migration_id)
+        if control.cancel_requested:
+            raise Stop
+        if not control.pause_requested:
+            return
+        paused_at = time.monotonic()
+        self._paused = True
+        self.rate.clear()
+        await asyncio.to_thread(self._set, status=Status.PAUSED.value)
+        self._audit("data_migration_paused", True, {})
+        try:
+            while control.pause_requested and not control.cancel_requested:
+                await asyncio.sleep(0.3)
+                control = await asyncio.to_thread(migrations.control, self.engine, self.migration_id)
+        finally:
+            self._paused = False
+            paused = time.monotonic() - paused_at
+            await asyncio.to_thread(
+                self._set, status=Status.RUNNING.value, paused_seconds=control.paused_seconds + paused
+            )
+        if control.cancel_requested:
+            raise Stop
+        self._audit("data_migration_continued", True, {"pausedSeconds": round(paused, 1)})
+
+    # -- endings ---------------------------------------------------------------------------
+
+    def _finish_cancelled(self) -> MigrationRecord:
+        with serialized_write(self.engine) as connection:
+            record = migrations.load(connection, self.migration_id)
+            migrations.update(
+                connection,
+                self.migration_id,
+                status=Status.CANCELLED.value,
+                cancelled_at=record.cancelled_at or utc_now(),
+                heartbeat_at=utc_now(),
+            )
+        record = migrations.get(self.engine, self.migration_id)
+        self._audit(
+            "data_migration_cancelled",
+            True,
+            {
+                "reason": record.cancel_reason,
+                "cancelledBy": record.cancelled_by,
+                "encryptedRecords": record.encrypted_records,
+            },
+        )
+        return record
+
+    def _finish_failed(self, message: str) -> MigrationRecord:
+        with serialized_write(self.engine) as connection:
+            migrations.update(
+                connection,
+                self.migration_id,
+                status=Status.FAILED.value,
+                error_message=message,
+                heartbeat_at=utc_now(),
+            )
+        self._audit("data_migration_failed", False, {"errorMessage": message})
+        return migrations.get(self.engine, self.migration_id)
+
+    # -- small helpers ---------------------------------------------------------------------
+
+    def _set(self, **values: Any) -> None:
+        with serialized_write(self.engine) as connection:
+            migrations.update(connection, self.migration_id, **values)
+
+    def _set_table(self, table: str, **values: Any) -> None:
+        with serialized_write(self.engine) as connection:
+            migrations.update_table(connection, self.migration_id, table, **values)
+
+    def _audit(self, operation: str, success: bool, details: dict[str, Any]) -> None:
+        self.audit.record(
+            operation, user_id=self.user, success=success, migration_id=self.migration_id, details=details
+        )
