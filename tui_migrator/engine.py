@@ -238,8 +238,8 @@ class MigrationRunner:
             batches = await asyncio.to_thread(self._prepare_table, progress)
             start = decode_key(progress.checkpoint_key) if progress.checkpoint_key else None
             await self._table_pass(batches, start)
-            for _ in range(CATCH_UP_PASSES):
-                if not await asyncio.to_thread(self._has_work_left, batches):
+            for catch_up in range(CATCH_UP_PASSES):
+                if not await asyncio.to_thread(self._has_work_left, batches, retried=catch_up > 0):
                     break
                 await self._table_pass(batches, None)
             await asyncio.to_thread(self._set_table, progress.name, done=True)
@@ -279,8 +279,9 @@ class MigrationRunner:
             retry=self.retry,
         )
 
-    def _has_work_left(self, batches: TableBatches) -> bool:
-        """Rows still holding plaintext beyond those recorded as failed (inserted meanwhile)."""
+    def _has_work_left(self, batches: TableBatches, *, retried: bool) -> bool:
+        """Rows still holding plaintext: inserted behind the cursor meanwhile, or failed rows
+        not yet retried in this run (each run, resume included, retries them once)."""
         if self.config.dry_run:
             return False
         with self.engine.connect() as connection:
@@ -294,7 +295,7 @@ class MigrationRunner:
             for r in migrations.failed_records(self.engine, self.migration_id)
             if r["table_name"] == batches.access.mapped.name
         )
-        return pending > failed
+        return pending > failed or (pending > 0 and not retried)
 
     async def _table_pass(self, batches: TableBatches, start: tuple[Any, ...] | None) -> None:
         """One keyset pass; up to maxConcurrency batches in flight; checkpoints kept in order."""

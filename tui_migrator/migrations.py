@@ -273,10 +273,8 @@ def create(
                     companions_added="[]",
                 )
             )
-            if not config.dry_run:
-                connection.execute(
-                    sa.insert(table_locks_table).values(table_name=name, migration_id=migration_id)
-                )
+        if not config.dry_run:
+            lock_tables(connection, migration_id, [name for name, _, _ in tables])
         return migration_id
 
 
@@ -298,6 +296,11 @@ def raise_table_held(held: dict[str, str]) -> None:
         hint=f"Wait for it to complete, or resume or roll back {migration_id} first "
         f"(tui-migrator status {migration_id}).",
     )
+
+
+def lock_tables(connection: Connection, migration_id: str, table_names: list[str]) -> None:
+    for name in table_names:
+        connection.execute(sa.insert(table_locks_table).values(table_name=name, migration_id=migration_id))
 
 
 def release_locks(connection: Connection, migration_id: str) -> None:

@@ -605,15 +605,25 @@ class MigratorService:
         records are retried."""
         self.authorize(Action.MIGRATE, "resume")
         record = migrations.get(self.engine, migration_id)
-        if record.status not in RESUMABLE:
+        retry_failures = (
+            record.status is Status.COMPLETED and record.failed_records > 0 and not record.dry_run
+        )
+        if record.status not in RESUMABLE and not retry_failures:
             raise BadInput(
                 f"Migration {migration_id} is {record.status.value}; only a cancelled, failed or "
-                "interrupted migration can be resumed.",
+                "interrupted migration (or a completed one with failed records) can be resumed.",
                 hint="A paused one continues with: tui-migrator continue " + migration_id
                 if record.status is Status.PAUSED
                 else None,
             )
         with serialized_write(self.engine) as connection:
+            if retry_failures:
+                # Completion released its tables; retrying its failed records takes them again.
+                tables = [table.name for table in record.tables]
+                held = migrations.holders(connection, tables)
+                if held:
+                    migrations.raise_table_held(held)
+                migrations.lock_tables(connection, migration_id, tables)
             for table in record.tables:
                 if table.failed_records:
                     migrations.update_table(connection, migration_id, table.name, done=False)
