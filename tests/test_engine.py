@@ -3,8 +3,8 @@ failures, pause, cancel and resume — every path that writes data proves the or
 
 from __future__ import annotations
 
-import sqlalchemy as sa
 import pytest
+import sqlalchemy as sa
 
 from tests.migration_helpers import Background, assert_fully_encrypted, latest, latest_is, raw_dump, wait_for
 from tui_migrator import batches as batches_module
@@ -268,7 +268,7 @@ def test_rows_without_organization_are_refused_before_any_write(service: Migrato
     ):
         service.start(FAST)
     assert raw_dump(service.engine) == before
-    assert service.list_migrations()[1] == 0
+    assert service.list_migrations()[1] == []
 
 
 def test_viewer_cannot_start_cancel_or_roll_back(service: MigratorService, settings) -> None:  # type: ignore[no-untyped-def]
@@ -303,7 +303,7 @@ def test_bad_config_is_refused_and_nothing_is_written(service: MigratorService, 
     with pytest.raises(InvalidMigrationConfig, match=message):
         service.start(values)
     assert raw_dump(service.engine) == before
-    assert service.list_migrations()[1] == 0
+    assert service.list_migrations()[1] == []
 
 
 def test_scope_by_category_and_organization(service: MigratorService) -> None:

@@ -12,6 +12,7 @@ import base64
 import json
 import struct
 import uuid
+from collections.abc import Sequence
 from datetime import date, datetime, time
 from decimal import Decimal
 from typing import Any
@@ -93,6 +94,29 @@ def decode_value(data: bytes) -> Any:
     if tag == _JSON:
         return json.loads(payload.decode("utf-8"))
     raise ValueError(f"unknown value type tag {tag!r}")
+
+
+def pack(*parts: bytes) -> bytes:
+    """Length-prefixed concatenation: unambiguous, and much cheaper than JSON on the hot path."""
+    return b"".join(len(part).to_bytes(4, "big") + part for part in parts)
+
+
+def unpack(data: bytes) -> list[bytes]:
+    parts, position = [], 0
+    while position < len(data):
+        length = int.from_bytes(data[position : position + 4], "big")
+        parts.append(data[position + 4 : position + 4 + length])
+        position += 4 + length
+    return parts
+
+
+def pack_values(values: Sequence[Any]) -> bytes:
+    """Packed encodings of column values; NULL is the empty part (every encoding has a tag byte)."""
+    return pack(*(b"" if value is None else encode_value(value) for value in values))
+
+
+def unpack_values(data: bytes) -> list[Any]:
+    return [None if part == b"" else decode_value(part) for part in unpack(data)]
 
 
 def encode_key(parts: tuple[Any, ...] | list[Any]) -> str:

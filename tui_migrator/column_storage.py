@@ -19,6 +19,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from tui_migrator.codec import pack_values
 from tui_migrator.crypto import RowContext, ValueCipher
 from tui_migrator.errors import OperationFailed
 from tui_migrator.mapping import ResolvedColumn, ResolvedTable
@@ -155,41 +156,52 @@ def key_of(access: TableAccess, row: Mapping[str, Any]) -> tuple[Any, ...]:
     return tuple(row[name] for name in access.mapped.primary_key)
 
 
+def row_context(access: TableAccess, row: Mapping[str, Any]) -> RowContext:
+    """The row's context for its tokens (column left blank), its key packed once for all columns."""
+    key = key_of(access, row)
+    organization = organization_of(access.mapped, row)
+    if organization is None:
+        raise RecordRefused(
+            f"The row of {access.mapped.name} with key {', '.join(map(str, key))} has no organization "
+            f"in '{access.mapped.organization_column}'.",
+            hint="Fill the column, or set default_organization for this table in the mapping.",
+        )
+    return RowContext(access.mapped.name, "", key, organization, pack_values(key))
+
+
 def seal_row(access: TableAccess, row: Mapping[str, Any], cipher: ValueCipher) -> dict[str, Any] | None:
     """UPDATE parameters that replace every plaintext value of ``row`` by its token.
 
     Values already sealed are kept, so sealing is idempotent; returns None when the row holds
     no plaintext at all. NULL stays NULL.
     """
-    key = key_of(access, row)
-    organization = organization_of(access.mapped, row)
-    parameters = _key_parameters(key)
-    changed = False
+    parameters = _key_parameters(key_of(access, row))
+    base: RowContext | None = None
     for column in access.mapped.columns:
         stored = row[column.name]
-        companion_token = row.get(column.companion) if column.companion else None
-        if column.companion is None:
+        companion = column.companion
+        if companion is None:
             if stored is None or is_token(stored):
                 parameters[column.name] = stored
                 continue
-            parameters[column.name] = cipher.encrypt(stored, _context(access, column, key, organization))
+            base = base or row_context(access, row)
+            parameters[column.name] = cipher.encrypt(stored, base.with_column(column.name))
         else:
-            if companion_token is not None or stored is None:
+            token = row.get(companion)
+            if token is not None or stored is None:
                 parameters[column.name] = stored
-                parameters[column.companion] = companion_token
+                parameters[companion] = token
                 continue
+            base = base or row_context(access, row)
             parameters[column.name] = None
-            parameters[column.companion] = cipher.encrypt(stored, _context(access, column, key, organization))
-        changed = True
-    return parameters if changed else None
+            parameters[companion] = cipher.encrypt(stored, base.with_column(column.name))
+    return parameters if base is not None else None
 
 
 def unseal_row(access: TableAccess, row: Mapping[str, Any], cipher: ValueCipher) -> dict[str, Any] | None:
     """UPDATE parameters that put every original value of ``row`` back; None if nothing is sealed."""
-    key = key_of(access, row)
-    organization = organization_of(access.mapped, row)
-    parameters = _key_parameters(key)
-    changed = False
+    parameters = _key_parameters(key_of(access, row))
+    base: RowContext | None = None
     for column in access.mapped.columns:
         stored = row[column.name]
         token = row.get(column.companion) if column.companion else stored
@@ -198,21 +210,9 @@ def unseal_row(access: TableAccess, row: Mapping[str, Any], cipher: ValueCipher)
         if token is None or not is_token(token):
             parameters[column.name] = stored
             continue
-        parameters[column.name] = cipher.decrypt(token, _context(access, column, key, organization))
-        changed = True
-    return parameters if changed else None
-
-
-def _context(
-    access: TableAccess, column: ResolvedColumn, key: tuple[Any, ...], organization: str | None
-) -> RowContext:
-    if organization is None:
-        raise RecordRefused(
-            f"The row of {access.mapped.name} with key {', '.join(map(str, key))} has no organization "
-            f"in '{access.mapped.organization_column}'.",
-            hint="Fill the column, or set default_organization for this table in the mapping.",
-        )
-    return RowContext(access.mapped.name, column.name, key, organization)
+        base = base or row_context(access, row)
+        parameters[column.name] = cipher.decrypt(token, base.with_column(column.name))
+    return parameters if base is not None else None
 
 
 def _key_parameters(key: tuple[Any, ...]) -> dict[str, Any]:

@@ -10,17 +10,16 @@ brute-forced in seconds, and equal values in two rows must not give equal digest
 from __future__ import annotations
 
 import hmac
-import json
 import os
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from hashlib import sha256
 from typing import Any
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from tui_migrator.codec import decode_optional, decode_value, encode_key, encode_optional, encode_value
+from tui_migrator.codec import decode_value, encode_value, pack, pack_values, unpack_values
 from tui_migrator.errors import DecryptionFailed
 from tui_migrator.keyring import KeyRing
 from tui_migrator.keys import MasterKey, Purpose
@@ -35,6 +34,14 @@ class RowContext:
     column: str
     primary_key: tuple[Any, ...]
     organization_id: str
+    # The packed key, computed once per row and shared by its columns (see with_column).
+    key_bytes: bytes = field(default=b"", compare=False, repr=False)
+
+    def packed_key(self) -> bytes:
+        return self.key_bytes or pack_values(self.primary_key)
+
+    def with_column(self, column: str) -> RowContext:
+        return RowContext(self.table, column, self.primary_key, self.organization_id, self.packed_key())
 
     def describe(self) -> str:
         """Names the place for error messages (identifiers only, never values)."""
@@ -92,17 +99,16 @@ class ValueCipher:
 
     def digest(self, value: Any, context: RowContext) -> str:
         """HMAC-SHA-256 of ``value`` bound to its place, hex-encoded."""
-        message = associated_data(context, "", TOKEN_VERSION) + b"\x00" + encode_value(value)
+        message = pack(b"tm-value/v1", *_place(context), encode_value(value))
         return hmac.new(self._digest_key, message, sha256).hexdigest()
 
     def digest_row(
         self, table: str, key: tuple[Any, ...], organization: str | None, values: Sequence[Any]
     ) -> str:
         """HMAC-SHA-256 of all mapped values of one row (NULLs included), bound to the row."""
-        message = json.dumps(
-            ["tm-row/v1", table, encode_key(key), organization, [encode_optional(v) for v in values]],
-            separators=(",", ":"),
-        ).encode("ascii")
+        message = pack(
+            b"tm-row/v1", table.encode(), pack_values(key), (organization or "").encode(), pack_values(values)
+        )
         return hmac.new(self._digest_key, message, sha256).hexdigest()
 
     def key_id_for(self, organization: str) -> str:
@@ -118,7 +124,7 @@ class RowSealer:
 
     def seal(self, table: str, key: tuple[Any, ...], values: Sequence[Any]) -> bytes:
         nonce = os.urandom(NONCE_BYTES)
-        plain = json.dumps([encode_optional(v) for v in values], separators=(",", ":")).encode("ascii")
+        plain = pack_values(values)
         return nonce + self._cipher.encrypt(nonce, plain, self._context(table, key))
 
     def open(self, table: str, key: tuple[Any, ...], sealed: bytes) -> list[Any]:
@@ -131,27 +137,24 @@ class RowSealer:
                 f"The backup of {table} row {', '.join(map(str, key))} does not open: it was altered "
                 "or belongs to another migration."
             ) from error
-        return [decode_optional(v) for v in json.loads(plain)]
+        return unpack_values(plain)
 
     def _context(self, table: str, key: tuple[Any, ...]) -> bytes:
-        return json.dumps(["tm-backup/v1", self._migration_id, table, encode_key(key)]).encode("ascii")
+        return pack(b"tm-backup/v1", self._migration_id.encode(), table.encode(), pack_values(key))
 
 
 def associated_data(context: RowContext, key_id: str, version: int) -> bytes:
-    """Canonical bytes of a value's place; primary key values keep their type."""
-    return json.dumps(
-        [
-            "tmenc",
-            version,
-            key_id,
-            context.table,
-            context.column,
-            [encode_optional(part) for part in context.primary_key],
-            context.organization_id,
-        ],
-        separators=(",", ":"),
-        ensure_ascii=True,
-    ).encode("ascii")
+    """Canonical bytes of a value's place and key; primary key values keep their type."""
+    return pack(f"tmenc/v{version}".encode(), key_id.encode(), *_place(context))
+
+
+def _place(context: RowContext) -> tuple[bytes, ...]:
+    return (
+        context.table.encode(),
+        context.column.encode(),
+        context.packed_key(),
+        context.organization_id.encode(),
+    )
 
 
 def _pk_text(primary_key: Sequence[Any]) -> str:

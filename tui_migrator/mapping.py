@@ -12,6 +12,7 @@ import tomllib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -107,7 +108,7 @@ class ResolvedColumn:
     nullable: bool
     storage: Storage
 
-    @property
+    @cached_property
     def companion(self) -> str | None:
         return self.name + COMPANION_SUFFIX if self.storage is Storage.COMPANION else None
 

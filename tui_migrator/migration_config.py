@@ -38,7 +38,9 @@ class MigrationConfig(BaseModel):
         if isinstance(value, str) and value.strip().lstrip("-").isdigit():
             value = int(value)
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ValueError(f"must be a whole number from {MIN_BATCH_SIZE} to {MAX_BATCH_SIZE}, or 'auto'")
+            raise ValueError(
+                f"must be a whole number from {MIN_BATCH_SIZE} to {MAX_BATCH_SIZE}, or 'auto', not {value!r}"
+            )
         if not MIN_BATCH_SIZE <= value <= MAX_BATCH_SIZE:
             raise ValueError(f"must be from {MIN_BATCH_SIZE} to {MAX_BATCH_SIZE} (or 'auto'), not {value}")
         return value
@@ -49,7 +51,9 @@ class MigrationConfig(BaseModel):
         if isinstance(value, str) and value.strip().isdigit():
             value = int(value)
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ValueError(f"must be a whole number from {MIN_CONCURRENCY} to {MAX_CONCURRENCY}")
+            raise ValueError(
+                f"must be a whole number from {MIN_CONCURRENCY} to {MAX_CONCURRENCY}, not {value!r}"
+            )
         if not MIN_CONCURRENCY <= value <= MAX_CONCURRENCY:
             raise ValueError(f"must be from {MIN_CONCURRENCY} to {MAX_CONCURRENCY}, not {value}")
         return value

@@ -99,9 +99,10 @@ def status_data(record: MigrationRecord, *, disk_path: Path | None = None) -> di
     }
 
 
-def list_data(records: list[MigrationRecord], *, total: int) -> dict[str, Any]:
+def list_data(records: list[MigrationRecord], *, everything: list[MigrationRecord]) -> dict[str, Any]:
+    """``records`` is the page shown; the summary counts ``everything``, whatever the filter."""
     by_status = {status.value: 0 for status in Status}
-    for record in records:
+    for record in everything:
         by_status[record.status.value] += 1
     return {
         "migrations": [
@@ -121,7 +122,7 @@ def list_data(records: list[MigrationRecord], *, total: int) -> dict[str, Any]:
             }
             for record in records
         ],
-        "summary": {"total": total, "byStatus": by_status},
+        "summary": {"total": len(everything), "byStatus": by_status},
     }
 
 

@@ -510,11 +510,14 @@ class MigratorService:
 
     def list_migrations(
         self, *, limit: int | None = 20, status: str | None = None
-    ) -> tuple[list[migrations.MigrationRecord], int]:
+    ) -> tuple[list[migrations.MigrationRecord], list[migrations.MigrationRecord]]:
+        """Newest first: the page asked for (filtered, limited), and every migration, for the
+        summary by status."""
         self.authorize(Action.READ, "list")
         wanted = _parse_status(status) if status else None
-        records = migrations.list_records(self.engine, status=wanted)
-        return (records[:limit] if limit else records), len(records)
+        everything = migrations.list_records(self.engine)
+        matching = [record for record in everything if wanted is None or record.status is wanted]
+        return (matching[:limit] if limit else matching), everything
 
     def cancel(
         self, migration_id: str, reason: str, *, wait_seconds: float = 30.0

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from tui_migrator.codec import encode_key
-from tui_migrator.column_storage import TableAccess, key_of, organization_of, reflect
+from tui_migrator.column_storage import TableAccess, key_of, organization_of, reflect, row_context
 from tui_migrator.crypto import RowContext, ValueCipher
 from tui_migrator.errors import DecryptionFailed, OperationFailed
 from tui_migrator.migrations import MigrationRecord
@@ -55,15 +55,13 @@ class VerificationResult:
 
 def original_values(access: TableAccess, row: Any, cipher: ValueCipher) -> list[Any]:
     """The values the row held before it was sealed: tokens opened, everything else as stored."""
-    key = key_of(access, row)
-    organization = organization_of(access.mapped, row) or ""
+    base: RowContext | None = None
     values = []
     for column in access.mapped.columns:
         token = row.get(column.companion) if column.companion else row[column.name]
         if token is not None and is_token(token):
-            values.append(
-                cipher.decrypt(token, RowContext(access.mapped.name, column.name, key, organization))
-            )
+            base = base or row_context(access, row)
+            values.append(cipher.decrypt(token, base.with_column(column.name)))
         else:
             values.append(row[column.name])
     return values

@@ -108,9 +108,9 @@ def status(service: MigratorService, args: argparse.Namespace) -> Result:
 
 
 def listing(service: MigratorService, args: argparse.Namespace) -> Result:
-    records, total = service.list_migrations(limit=args.limit, status=args.status)
-    data = list_data(records, total=total)
-    table = Table(title=f"Migrations ({len(records)} of {total})", title_justify="left")
+    records, everything = service.list_migrations(limit=args.limit, status=args.status)
+    data = list_data(records, everything=everything)
+    table = Table(title=f"Migrations ({len(records)} of {len(everything)})", title_justify="left")
     for heading in ("id", "status", "started (UTC)", "completed (UTC)", "total", "encrypted", "failed"):
         table.add_column(heading)
     for item in data["migrations"]:

@@ -152,8 +152,7 @@ def build_parser() -> ArgumentParser:
     _scope_options(start)
     start.add_argument(
         "--max-concurrency",
-        type=int,
-        default=2,
+        default="2",
         metavar="N",
         help="batches in flight at once, 1-10 (default 2)",
     )

@@ -1,0 +1,108 @@
+"""Across processes: a detached worker survives on its own, is cancelled from another process,
+is killed and shows as interrupted, and resumes with nothing encrypted twice."""
+
+from __future__ import annotations
+
+import os
+import pwd
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import make_settings
+from tests.migration_helpers import assert_fully_encrypted, raw_dump, wait_for
+from tui_migrator import migrations
+from tui_migrator.migrations import Status
+from tui_migrator.service import MigratorService, create_demo_service
+from tui_migrator.settings import Settings
+
+SLOW = {"batch_size": 8, "max_concurrency": 1}
+
+
+@pytest.fixture(scope="module")
+def bigger_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("bigger")
+    service, _ = create_demo_service(make_settings(root), patients=300, organizations=3, seed=5, user="alice")
+    # The detached worker runs as the real operating-system user, who needs the role too.
+    service.grant(pwd.getpwuid(os.geteuid()).pw_name, "super_admin")
+    service.close()
+    return root
+
+
+@pytest.fixture
+def bigger(bigger_template: Path, tmp_path: Path) -> Iterator[tuple[Settings, MigratorService]]:
+    import shutil
+
+    shutil.copy2(bigger_template / "parkml.db", tmp_path / "parkml.db")
+    shutil.copytree(bigger_template / "data", tmp_path / "data")
+    settings = make_settings(tmp_path)
+    with MigratorService.open(settings, user="alice") as service:
+        yield settings, service
+
+
+def worker_pid(record: migrations.MigrationRecord) -> int:
+    assert record.worker is not None
+    return int(record.worker.rsplit(":", 1)[1])
+
+
+def test_detached_worker_is_cancelled_from_another_process_then_resumed(
+    bigger: tuple[Settings, MigratorService],
+) -> None:
+    settings, service = bigger
+    before = raw_dump(service.engine)
+    started = service.start(SLOW, detach=True)
+    assert started.status in (Status.PLANNED, Status.RUNNING)
+    wait_for(lambda: service.status(started.id).encrypted_records > 50, timeout=60)
+    running = service.status(started.id)
+    assert running.worker is not None and worker_pid(running) != os.getpid()  # really another process
+
+    cancelled = service.cancel(started.id, "Emergency maintenance required")
+    assert cancelled.status is Status.CANCELLED
+    assert 0 < cancelled.encrypted_records < cancelled.total_records
+    wait_for(lambda: not _alive(worker_pid(running)), timeout=30)  # the worker exits by itself
+
+    resumed = service.resume(started.id)
+    assert resumed.status is Status.COMPLETED
+    assert assert_fully_encrypted(service, service.mapping(), before) == resumed.total_records
+    service.rollback(started.id, confirm=True)
+    assert raw_dump(service.engine) == before
+    log = (settings.data_dir / "logs" / f"{started.id}.log").read_text()
+    assert "Traceback" not in log
+
+
+def test_killed_worker_shows_as_interrupted_and_resume_finishes(
+    bigger: tuple[Settings, MigratorService], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _settings, service = bigger
+    before = raw_dump(service.engine)
+    monkeypatch.setattr(migrations, "HEARTBEAT_STALE_SECONDS", 2.0)
+    started = service.start(SLOW, detach=True)
+    wait_for(lambda: service.status(started.id).encrypted_records > 30, timeout=60)
+    pid = worker_pid(service.status(started.id))
+    os.kill(pid, signal.SIGKILL)
+    wait_for(lambda: not _alive(pid), timeout=10)
+    wait_for(lambda: service.status(started.id).status is Status.INTERRUPTED, timeout=10)
+    interrupted = service.status(started.id)
+    assert interrupted.stored_status is Status.RUNNING and not interrupted.worker_alive
+    assert interrupted.can_rollback
+
+    resumed = service.resume(started.id)
+    assert resumed.status is Status.COMPLETED
+    assert assert_fully_encrypted(service, service.mapping(), before) == resumed.total_records
+    assert resumed.verification and resumed.verification["passed"]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        waited, _ = os.waitpid(pid, os.WNOHANG)
+        if waited == pid:
+            return False
+    except ChildProcessError:
+        pass
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
