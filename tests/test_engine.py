@@ -357,3 +357,22 @@ def _slow_batches(monkeypatch: pytest.MonkeyPatch, seconds: float = 0.03) -> Non
         return real(self, rows, after=after)
 
     monkeypatch.setattr(batches_module.TableBatches, "process", slow)
+
+
+def test_transient_database_errors_are_retried_and_the_migration_completes(
+    service: MigratorService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    service.retry_policy = RetryPolicy(attempts=4, first_delay=0.01)
+    real_write = batches_module.TableBatches.write_in
+    failures = {"left": 3}
+
+    def flaky_write(self, connection, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if failures["left"] and self.migration_id != "calibration":
+            failures["left"] -= 1
+            raise sa.exc.OperationalError("UPDATE", {}, Exception("database is locked"))
+        return real_write(self, connection, *args, **kwargs)
+
+    monkeypatch.setattr(batches_module.TableBatches, "write_in", flaky_write)
+    record = service.start(FAST)
+    assert failures["left"] == 0
+    assert record.status is Status.COMPLETED and record.encrypted_records == record.total_records

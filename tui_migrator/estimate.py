@@ -25,11 +25,14 @@ from tui_migrator.database import serialized_write
 from tui_migrator.keys import MasterKey
 from tui_migrator.migration_config import MigrationConfig
 from tui_migrator.scope import MigrationScope
-from tui_migrator.store import utc_now, write_meta
+from tui_migrator.store import row_metadata_table, utc_now, write_meta
 from tui_migrator.verification import original_values
 
-SAMPLE_ROWS = 600
-MIN_SAMPLE_PER_TABLE = 25
+SAMPLE_ROWS = 1200
+MIN_SAMPLE_PER_TABLE = 40
+# Rows run through each stage untimed first, so statement compilation and cold caches are not
+# charged to the sample as if every row paid them.
+WARM_UP_ROWS = 10
 CALIBRATION_MIGRATION_ID = "calibration"
 # Bytes a row-metadata row takes beside its data (key text, key id, digest, timestamps, index).
 ROW_METADATA_BYTES = 220
@@ -41,6 +44,8 @@ class Calibration:
     sample_rows: int = 0
     seconds_by_stage: dict[str, float] = field(default_factory=dict)
     commit_seconds: float = 0.0
+    # Work whose cost depends on table sizes rather than on the rows migrated (full scans).
+    fixed_seconds: float = 0.0
     original_bytes: int = 0
     added_bytes: int = 0
 
@@ -52,6 +57,7 @@ class Calibration:
             "sampleRows": self.sample_rows,
             "microsecondsPerRow": {k: round(1e6 * self.per_row(k), 1) for k in sorted(self.seconds_by_stage)},
             "commitMilliseconds": round(1e3 * self.commit_seconds, 3),
+            "tableScanSeconds": round(self.fixed_seconds, 3),
         }
 
 
@@ -83,7 +89,6 @@ def _calibrate_table(
     sealer: RowSealer,
     calibration: Calibration,
 ) -> None:
-    stages = calibration.seconds_by_stage
     with engine.connect() as connection:
         transaction = connection.begin()
         try:
@@ -101,45 +106,104 @@ def _calibrate_table(
                 backup_table=backup_table,
                 dry_run=False,
             )
-            started = time.perf_counter()
-            rows = list(connection.execute(batches.pending_query(after=None, limit=sample)).mappings())
-            _add(stages, "read", started)
-            if config.create_backups:
-                started = time.perf_counter()
-                parameters = backup.backup_rows(access, rows, sealer)
-                backup.write_backups(connection, backup_table, parameters)  # type: ignore[arg-type]
-                _add(stages, "backup", started)
-                started = time.perf_counter()
-                for row, item in zip(rows, parameters, strict=True):
-                    values = backup.open_backup(access, row, item[backup.SEALED_COLUMN], sealer) or []
-                    backup.row_digest(access, row, values, cipher)
-                _add(stages, "backupVerify", started)
-                calibration.added_bytes += sum(len(item[backup.SEALED_COLUMN]) + 16 for item in parameters)
-            started = time.perf_counter()
-            sealed, _failures = batches.seal_rows(rows)
-            _add(stages, "encrypt", started)
-            started = time.perf_counter()
-            batches.write_in(connection, sealed, [], 0)
-            _add(stages, "write", started)
-            if not config.skip_integrity_checks:
-                started = time.perf_counter()
-                written = connection.execute(
-                    access.select_rows(limit=None).where(
-                        sa.tuple_(*access.key_columns).in_([batches.key(row) for row in rows])
-                    )
-                ).mappings()
-                for row in written:
-                    original_values(access, row, cipher)
-                _add(stages, "verify", started)
-            calibration.sample_rows += len(rows)
-            for row, item in zip(rows, sealed, strict=False):
-                calibration.original_bytes += sum(_size(row[c.name]) for c in access.mapped.columns)
-                calibration.added_bytes += ROW_METADATA_BYTES + sum(
-                    _size(item["parameters"].get(c.companion or c.name)) - _size(row[c.name])
-                    for c in access.mapped.columns
+            warm_up = WARM_UP_ROWS if sample > 2 * WARM_UP_ROWS else 0
+            query = batches.pending_query(after=None, limit=sample + warm_up)
+            rows = list(connection.execute(query).mappings())
+            if warm_up:
+                _run_stages(connection, batches, rows[:warm_up], config, Calibration())
+            share = (len(rows) - warm_up) / max(1, len(rows))
+            # The encryption phase reads with the backup join; the backup phase reads without it.
+            reads = [("read", query)]
+            if backup_table is not None:
+                plain = TableBatches(
+                    engine,
+                    access,
+                    migration_id=CALIBRATION_MIGRATION_ID,
+                    organizations=table.organizations,
+                    cipher=cipher,
+                    sealer=None,
+                    backup_table=None,
+                    dry_run=False,
                 )
+                reads.append(("backupRead", plain.pending_query(after=None, limit=sample + warm_up)))
+            for stage, read in reads:
+                started = time.perf_counter()
+                list(connection.execute(read).mappings())
+                _add(calibration.seconds_by_stage, stage, started, share=share)
+            _run_stages(connection, batches, rows[warm_up:], config, calibration)
+            # Scans whose cost grows with the table, not the sample: the engine counts the rows
+            # still holding plaintext once after encrypting a table and once when verifying it.
+            started = time.perf_counter()
+            connection.execute(
+                sa.select(sa.func.count()).select_from(query.limit(None).subquery())
+            ).scalar_one()
+            calibration.fixed_seconds += 2 * (time.perf_counter() - started)
         finally:
             transaction.rollback()
+
+
+def _run_stages(
+    connection: sa.Connection,
+    batches: TableBatches,
+    rows: list[Any],
+    config: MigrationConfig,
+    calibration: Calibration,
+) -> None:
+    """One batch's worth of every stage the migration will run, timed per stage."""
+    stages = calibration.seconds_by_stage
+    access, cipher, sealer = batches.access, batches.cipher, batches.sealer
+    if config.create_backups and sealer is not None and batches.backup_table is not None:
+        started = time.perf_counter()
+        parameters = backup.backup_rows(access, rows, sealer)
+        backup.write_backups(connection, batches.backup_table, parameters)
+        _add(stages, "backup", started)
+        started = time.perf_counter()
+        keys = sa.tuple_(*(batches.backup_table.c[n] for n in access.mapped.primary_key))
+        on = sa.and_(*(access.table.c[n] == batches.backup_table.c[n] for n in access.mapped.primary_key))
+        list(
+            connection.execute(
+                sa.select(batches.backup_table)
+                .join_from(batches.backup_table, access.table, on)
+                .where(keys.in_([batches.key(r) for r in rows]))
+            )
+        )
+        for row, item in zip(rows, parameters, strict=True):
+            values = backup.open_backup(access, row, item[backup.SEALED_COLUMN], sealer) or []
+            backup.row_digest(access, row, values, cipher)
+        _add(stages, "backupVerify", started)
+        calibration.added_bytes += sum(len(item[backup.SEALED_COLUMN]) + 16 for item in parameters)
+    started = time.perf_counter()
+    sealed, _failures = batches.seal_rows(rows)
+    _add(stages, "encrypt", started)
+    started = time.perf_counter()
+    batches.write_in(connection, sealed, [], 0)
+    _add(stages, "write", started)
+    if not config.skip_integrity_checks:
+        started = time.perf_counter()
+        written = connection.execute(
+            access.select_rows(limit=None).where(
+                sa.tuple_(*access.key_columns).in_([batches.key(r) for r in rows])
+            )
+        ).mappings()
+        list(
+            connection.execute(
+                sa.select(row_metadata_table.c.row_key, row_metadata_table.c.digest).where(
+                    row_metadata_table.c.migration_id == CALIBRATION_MIGRATION_ID,
+                    row_metadata_table.c.row_key.in_([item["row_key"] for item in sealed]),
+                )
+            )
+        )
+        for row in written:
+            values = original_values(access, row, cipher)
+            backup.row_digest(access, row, values, cipher)
+        _add(stages, "verify", started)
+    calibration.sample_rows += len(rows)
+    for row, item in zip(rows, sealed, strict=False):
+        calibration.original_bytes += sum(_size(row[c.name]) for c in access.mapped.columns)
+        calibration.added_bytes += ROW_METADATA_BYTES + sum(
+            _size(item["parameters"].get(c.companion or c.name)) - _size(row[c.name])
+            for c in access.mapped.columns
+        )
 
 
 def _measure_commit(engine: Engine, repeats: int = 3) -> float:
@@ -163,7 +227,7 @@ def estimated_seconds(
     if not config.dry_run:
         stages.append("write")
         if config.create_backups:
-            stages += ["backup", "backupVerify"]
+            stages += ["backupRead", "backup", "backupVerify"]
         if not config.skip_integrity_checks:
             stages.append("verify")
     per_row = sum(calibration.per_row(stage) for stage in stages)
@@ -172,8 +236,9 @@ def estimated_seconds(
         per_row /= min(config.max_concurrency, os.cpu_count() or 1)
     batch_size = _batch_size(config, per_row)
     batches = math.ceil(rows / batch_size)
-    commits = batches * (2 if config.create_backups and not config.dry_run else 1)
-    return rows * per_row + commits * calibration.commit_seconds
+    # Each batch commits its writes and then its checkpoint; the backup copy commits per batch too.
+    commits = batches * (3 if config.create_backups and not config.dry_run else 2)
+    return rows * per_row + commits * calibration.commit_seconds + calibration.fixed_seconds
 
 
 def _batch_size(config: MigrationConfig, per_row: float) -> int:
@@ -191,8 +256,8 @@ def storage_increase_percent(
     return 100.0 * added / database_bytes
 
 
-def _add(stages: dict[str, float], stage: str, started: float) -> None:
-    stages[stage] = stages.get(stage, 0.0) + time.perf_counter() - started
+def _add(stages: dict[str, float], stage: str, started: float, *, share: float = 1.0) -> None:
+    stages[stage] = stages.get(stage, 0.0) + (time.perf_counter() - started) * share
 
 
 def _size(value: Any) -> int:

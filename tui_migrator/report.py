@@ -75,11 +75,11 @@ def recommendations(rows: int, dialect: str) -> dict[str, Any]:
         batch = 500
     else:
         batch = 1000
-    concurrency = 2 if dialect == "sqlite" else 5
+    concurrency = 1 if dialect == "sqlite" else 5
     return {
         "optimalBatchSize": batch,
         "recommendedConcurrency": concurrency,
-        "concurrencyNote": "SQLite has one writer at a time: more than 2 concurrent batches only wait"
+        "concurrencyNote": "SQLite has one writer at a time: concurrent batches only wait for each other"
         if dialect == "sqlite"
         else "5-10 for production; watch the connection pool and CPU",
         "suggestedMaintenanceWindow": "Schedule during low-usage hours",
