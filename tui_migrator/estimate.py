@@ -17,7 +17,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from tui_migrator import backup
+from tui_migrator import backup, migrations
 from tui_migrator.batches import TableBatches
 from tui_migrator.column_storage import add_companion_columns
 from tui_migrator.crypto import RowSealer, ValueCipher
@@ -25,7 +25,7 @@ from tui_migrator.database import serialized_write
 from tui_migrator.keys import MasterKey
 from tui_migrator.migration_config import MigrationConfig
 from tui_migrator.scope import MigrationScope
-from tui_migrator.store import row_metadata_table, utc_now, write_meta
+from tui_migrator.store import utc_now, write_meta
 from tui_migrator.verification import original_values
 
 SAMPLE_ROWS = 1200
@@ -185,13 +185,8 @@ def _run_stages(
                 sa.tuple_(*access.key_columns).in_([batches.key(r) for r in rows])
             )
         ).mappings()
-        list(
-            connection.execute(
-                sa.select(row_metadata_table.c.row_key, row_metadata_table.c.digest).where(
-                    row_metadata_table.c.migration_id == CALIBRATION_MIGRATION_ID,
-                    row_metadata_table.c.row_key.in_([item["row_key"] for item in sealed]),
-                )
-            )
+        migrations.row_digests(
+            connection, CALIBRATION_MIGRATION_ID, access.mapped.name, [item["row_key"] for item in sealed]
         )
         for row in written:
             values = original_values(access, row, cipher)

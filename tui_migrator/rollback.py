@@ -18,7 +18,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from tui_migrator import backup
+from tui_migrator import backup, migrations
 from tui_migrator.codec import encode_key
 from tui_migrator.column_storage import TableAccess, drop_companion_columns, key_of, organization_of, reflect
 from tui_migrator.crypto import RowContext, RowSealer, ValueCipher
@@ -26,7 +26,6 @@ from tui_migrator.database import serialized_write
 from tui_migrator.errors import DecryptionFailed, OperationFailed
 from tui_migrator.mapping import ResolvedMapping
 from tui_migrator.migrations import MigrationRecord
-from tui_migrator.store import row_metadata_table
 from tui_migrator.tokens import TOKEN_PREFIX, is_token
 
 BATCH = 500
@@ -115,15 +114,7 @@ def _restore_table(
             if not rows:
                 return
             by_key = {encode_key(key_of(access, row)): row for row in rows}
-            digests = dict(
-                connection.execute(
-                    sa.select(row_metadata_table.c.row_key, row_metadata_table.c.digest).where(
-                        row_metadata_table.c.migration_id == migration_id,
-                        row_metadata_table.c.table_name == name,
-                        row_metadata_table.c.row_key.in_(list(by_key)),
-                    )
-                ).all()
-            )
+            digests = migrations.row_digests(connection, migration_id, name, list(by_key))
             updates = []
             for row_key, digest in digests.items():
                 parameters = _restored(access, by_key[row_key], digest, cipher, sealer, result)

@@ -10,6 +10,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from tui_migrator import migrations
 from tui_migrator.codec import encode_key
 from tui_migrator.column_storage import TableAccess, key_of, organization_of, reflect, row_context
 from tui_migrator.crypto import RowContext, ValueCipher
@@ -124,15 +125,7 @@ def _verify_table(
             if not rows:
                 break
             keys = {encode_key(key_of(access, row)): row for row in rows}
-            digests = dict(
-                connection.execute(
-                    sa.select(row_metadata_table.c.row_key, row_metadata_table.c.digest).where(
-                        row_metadata_table.c.migration_id == migration_id,
-                        row_metadata_table.c.table_name == name,
-                        row_metadata_table.c.row_key.in_(list(keys)),
-                    )
-                ).all()
-            )
+            digests = migrations.row_digests(connection, migration_id, name, list(keys))
         for row_key, digest in digests.items():
             row = keys[row_key]
             key = key_of(access, row)
