@@ -25,6 +25,7 @@ from tui_migrator.store import (
     failed_records_table,
     migration_tables_table,
     migrations_table,
+    row_metadata_table,
     table_locks_table,
     utc_now,
 )
@@ -402,6 +403,19 @@ def claim(engine: Engine, migration_id: str, worker: str) -> MigrationRecord:
             pause_requested=False,
         )
         return load(connection, migration_id)
+
+
+def row_digests(connection: Connection, migration_id: str, table: str, row_keys: list[str]) -> dict[str, str]:
+    """The digests this migration recorded for these rows (rows it did not seal are absent)."""
+    return dict(
+        connection.execute(
+            sa.select(row_metadata_table.c.row_key, row_metadata_table.c.digest).where(
+                row_metadata_table.c.migration_id == migration_id,
+                row_metadata_table.c.table_name == table,
+                row_metadata_table.c.row_key.in_(row_keys),
+            )
+        ).all()
+    )
 
 
 def failed_records(
