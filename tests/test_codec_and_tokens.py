@@ -156,3 +156,19 @@ def test_token_is_self_describing_and_versioned(service: MigratorService) -> Non
 )
 def test_text_that_is_not_a_token_is_recognised_as_plaintext(text: str) -> None:
     assert not is_token(text)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        datetime(1995, 3, 26, 0, 0, tzinfo=ZoneInfo("Asia/Ulaanbaatar")),  # inside a DST gap
+        datetime(2024, 3, 31, 2, 30, tzinfo=ZoneInfo("Europe/Berlin")),  # inside a DST gap
+        datetime(2024, 10, 27, 2, 30, fold=0, tzinfo=ZoneInfo("Europe/Berlin")),  # repeated hour, first
+        datetime(2024, 10, 27, 2, 30, fold=1, tzinfo=ZoneInfo("Europe/Berlin")),  # repeated hour, second
+    ],
+)
+def test_wall_clock_times_at_dst_changes_come_back_unnormalised(value: datetime) -> None:
+    restored = decode_value(encode_value(value))
+    assert restored.replace(tzinfo=None) == value.replace(tzinfo=None)
+    assert restored.tzinfo == value.tzinfo and restored.fold == value.fold
+    assert restored.utcoffset() == value.utcoffset()

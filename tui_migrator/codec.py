@@ -141,10 +141,11 @@ def decode_optional(text: str | None) -> Any:
 
 def _encode_datetime(value: datetime) -> str:
     # fold disambiguates repeated wall-clock times at a DST change; ISO 8601 has no place for it.
-    text = f"{value.fold}{value.isoformat()}"
     if isinstance(value.tzinfo, ZoneInfo):
-        text += _ZONE_SEPARATOR + value.tzinfo.key
-    return text
+        # The wall-clock time and the zone name, not an offset: a time in a DST gap (which has
+        # no real offset) and its fold must come back as they were, not normalised.
+        return f"{value.fold}{value.replace(tzinfo=None).isoformat()}{_ZONE_SEPARATOR}{value.tzinfo.key}"
+    return f"{value.fold}{value.isoformat()}"
 
 
 def _decode_datetime(text: str) -> datetime:
@@ -152,7 +153,7 @@ def _decode_datetime(text: str) -> datetime:
     iso, _, zone = rest.partition(_ZONE_SEPARATOR)
     value = datetime.fromisoformat(iso)
     if zone:
-        value = value.astimezone(ZoneInfo(zone))
+        value = value.replace(tzinfo=ZoneInfo(zone))
     return value.replace(fold=fold)
 
 
