@@ -85,7 +85,6 @@ def dump_database(url: str) -> dict[str, list[tuple[object, ...]]]:
 @pytest.fixture(autouse=True)
 def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """No TUI_MIGRATOR_* variable of the developer's shell may reach a test, nor their data dir."""
-
     for name in list(os.environ):
         if name.startswith("TUI_MIGRATOR_"):
             monkeypatch.delenv(name)

@@ -376,3 +376,22 @@ def test_transient_database_errors_are_retried_and_the_migration_completes(
     record = service.start(FAST)
     assert failures["left"] == 0
     assert record.status is Status.COMPLETED and record.encrypted_records == record.total_records
+
+
+def test_status_raises_the_seeds_high_error_rate_alert(
+    service: MigratorService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tui_migrator.responses import status_data
+
+    real_seal = batches_module.seal_row
+
+    def failing_seal(access, row, cipher):  # type: ignore[no-untyped-def]
+        if access.mapped.name == "motor_symptoms":
+            raise UnsupportedValue("values of type Exotic cannot be encrypted exactly")
+        return real_seal(access, row, cipher)
+
+    monkeypatch.setattr(batches_module, "seal_row", failing_seal)
+    record = service.start(FAST)
+    assert record.failed_records / record.processed_records > 0.05
+    alerts = status_data(record)["alerts"]
+    assert any(alert.startswith("High error rate:") for alert in alerts)
