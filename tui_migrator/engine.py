@@ -15,6 +15,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -75,6 +76,18 @@ class RateWindow:
         return rows / span if span > 0 else None
 
 
+def _run_to_completion(coroutine: Any) -> None:
+    """asyncio.run, also from code that already runs in an event loop (the TUI, async tests):
+    the migration then gets a loop of its own in a separate thread."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        asyncio.run(coroutine)
+        return
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="migration") as pool:
+        pool.submit(asyncio.run, coroutine).result()
+
+
 class MigrationRunner:
     """Drives one migration from its current state to a final one."""
 
@@ -127,7 +140,7 @@ class MigrationRunner:
             },
         )
         try:
-            asyncio.run(self._run(record))
+            _run_to_completion(self._run(record))
         except Stop:
             return self._finish_cancelled()
         except MigratorError as error:

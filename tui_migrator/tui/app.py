@@ -1,33 +1,111 @@
-"""The Textual application. It presents and dispatches; the service does the work."""
+"""The Textual application. It presents and dispatches; the service does the work.
+
+Each main screen is a mode, so every screen is one key away from anywhere and keeps its own
+stack (the monitor and modals open on top of the screen they came from). Service calls run in
+thread workers that post messages; one handler turns a failed worker into a notification.
+"""
 
 from __future__ import annotations
 
-from textual.app import App
+import signal
+from collections.abc import Iterable
+from typing import Any
+
+from textual.app import App, SystemCommand
 from textual.binding import Binding
+from textual.screen import Screen
 from textual.worker import Worker, WorkerState
 
 from tui_migrator.errors import MigratorError
+from tui_migrator.operators import Action
 from tui_migrator.service import MigratorService
+from tui_migrator.tui.screens.audit import AuditScreen
 from tui_migrator.tui.screens.dashboard import DashboardScreen
+from tui_migrator.tui.screens.estimate import EstimateScreen
 from tui_migrator.tui.screens.help import HelpScreen
+from tui_migrator.tui.screens.migrations_list import MigrationsScreen
+from tui_migrator.tui.screens.monitor import MonitorScreen
+from tui_migrator.tui.screens.new_migration import NewMigrationScreen
 from tui_migrator.tui.styles import stylesheet
+
+STYLESHEETS = (
+    "app.tcss",
+    "dashboard.tcss",
+    "new_migration.tcss",
+    "estimate.tcss",
+    "monitor.tcss",
+    "migrations.tcss",
+    "audit.tcss",
+)
 
 
 class MigratorApp(App[None]):
     TITLE = "tui-migrator"
-    CSS_PATH = [stylesheet("app.tcss")]
+    CSS_PATH = [stylesheet(name) for name in STYLESHEETS]
+    MODES = {
+        "dashboard": DashboardScreen,
+        "new": NewMigrationScreen,
+        "estimate": EstimateScreen,
+        "migrations": MigrationsScreen,
+        "audit": AuditScreen,
+    }
+    DEFAULT_MODE = "dashboard"
     BINDINGS = [
-        Binding("q", "quit", "Quit", id="app.quit"),
+        Binding(
+            "d",
+            "switch_mode('dashboard')",
+            "Dashboard",
+            id="app.dashboard",
+            tooltip="Health and activity",
+            show=False,
+        ),
+        Binding("n", "switch_mode('new')", "New", id="app.new", tooltip="Configure a new migration"),
+        Binding(
+            "e",
+            "switch_mode('estimate')",
+            "Estimate",
+            id="app.estimate",
+            tooltip="Estimate a migration",
+            show=False,
+        ),
+        Binding(
+            "l", "switch_mode('migrations')", "Migrations", id="app.migrations", tooltip="All migrations"
+        ),
+        Binding("a", "switch_mode('audit')", "Audit", id="app.audit", tooltip="The audit trail", show=False),
         Binding("question_mark", "help", "Help", id="app.help", key_display="?"),
+        Binding("q", "quit", "Quit", id="app.quit", tooltip="Quit; running migrations keep running"),
     ]
 
     def __init__(self, service: MigratorService) -> None:
         super().__init__()
         self.service = service
+        # The configuration on the new-migration form, shared with the estimate screen.
+        self.pending_config: dict[str, Any] | None = None
         self.sub_title = service.engine.url.render_as_string(hide_password=True)
+        # --readonly hides every mutating action; a viewer sees them disabled, with the reason.
+        self.readonly = service.settings.readonly
+        self.may_migrate = service.can(Action.MIGRATE)
+        role = service.role()
+        self.denied_reason = (
+            None
+            if self.may_migrate
+            else "read-only session (--readonly)"
+            if self.readonly
+            else f"{service.user} is {role.value if role else 'without a role'}: only a super_admin may change migrations"
+        )
 
     def on_mount(self) -> None:
-        self.push_screen(DashboardScreen(self.service))
+        # An SSH drop hangs up the terminal: leave cleanly (a detached worker keeps migrating).
+        signal.signal(signal.SIGHUP, lambda *_: self.call_from_thread(self.exit) if self.is_running else None)
+
+    def mutation_state(self) -> bool | None:
+        """For check_action of mutating actions: True allowed, None shown disabled, False hidden."""
+        if self.may_migrate:
+            return True
+        return False if self.readonly else None
+
+    def open_monitor(self, migration_id: str) -> None:
+        self.push_screen(MonitorScreen(migration_id))
 
     def action_help(self) -> None:
         if isinstance(self.screen, HelpScreen):
@@ -39,6 +117,17 @@ class MigratorApp(App[None]):
             if enabled and binding.description and binding.id
         ]
         self.push_screen(HelpScreen(shown))
+
+    def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        for mode, title, text in (
+            ("dashboard", "Dashboard", "Health, recent activity and alerts"),
+            ("new", "New migration", "Configure, estimate and start a migration"),
+            ("estimate", "Estimate", "Records, time and storage for a configuration"),
+            ("migrations", "Migrations", "Every migration, with its status"),
+            ("audit", "Audit trail", "Entries, proofs and chain verification"),
+        ):
+            yield SystemCommand(title, text, lambda mode=mode: self.switch_mode(mode))
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         """One place turns a failed worker into a notification instead of a crash."""

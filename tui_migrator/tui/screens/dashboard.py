@@ -2,32 +2,27 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 
 from tui_migrator.health import HealthReport
-from tui_migrator.service import AuditPage, MigratorService
+from tui_migrator.service import AuditPage
+from tui_migrator.tui.formatting import local_time
 from tui_migrator.tui.messages import DashboardLoaded
+from tui_migrator.tui.screens.base import AppScreen
 
 AUDIT_ROWS = 20
 
 
-class DashboardScreen(Screen[None]):
+class DashboardScreen(AppScreen):
     """Health, alerts, recommendations and the latest audit entries."""
 
     BINDINGS = [
         Binding("r", "refresh", "Refresh", id="dashboard.refresh", tooltip="Reload health and activity"),
     ]
-
-    def __init__(self, service: MigratorService) -> None:
-        super().__init__()
-        self._service = service
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -53,8 +48,8 @@ class DashboardScreen(Screen[None]):
 
     @work(thread=True, group="dashboard", exclusive=True, exit_on_error=False)
     def _load(self) -> None:
-        health = self._service.health()
-        audit = self._service.audit_entries(limit=AUDIT_ROWS)
+        health = self.app.service.health()
+        audit = self.app.service.audit_entries(limit=AUDIT_ROWS)
         self.post_message(DashboardLoaded(health, audit))
 
     @on(DashboardLoaded)
@@ -69,7 +64,7 @@ class DashboardScreen(Screen[None]):
         for entry in page.entries:
             table.add_row(
                 str(entry.seq),
-                _local_time(entry.timestamp),
+                local_time(entry.timestamp),
                 entry.operation,
                 entry.user_id,
                 "ok" if entry.success else "FAILED",
@@ -103,9 +98,3 @@ def _advice_text(report: HealthReport) -> str:
     lines = [f"ALERT: {alert}" for alert in report.alerts]
     lines += [f"• {line}" for line in report.recommendations]
     return "\n".join(lines) or "No alerts."
-
-
-def _local_time(timestamp: str) -> str:
-    """Audit times are stored in UTC; operators read them in their own zone."""
-    moment = datetime.fromisoformat(timestamp)
-    return moment.astimezone().strftime("%Y-%m-%d %H:%M:%S")

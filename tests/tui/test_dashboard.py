@@ -4,14 +4,12 @@ from __future__ import annotations
 
 from textual.widgets import DataTable, Static
 
-from tui_migrator.service import MigratorService
 from tui_migrator.tui.app import MigratorApp
 from tui_migrator.tui.screens.dashboard import DashboardScreen
 from tui_migrator.tui.screens.help import HelpScreen
 
 
-async def test_dashboard_shows_health_and_recent_audit_entries(service: MigratorService) -> None:
-    app = MigratorApp(service)
+async def test_dashboard_shows_health_and_recent_audit_entries(app: MigratorApp) -> None:
     async with app.run_test(size=(80, 24)) as pilot:
         await app.workers.wait_for_complete()
         await pilot.pause()
@@ -23,8 +21,7 @@ async def test_dashboard_shows_health_and_recent_audit_entries(service: Migrator
         assert "tool_initialized" in [str(cell) for cell in table.get_row_at(table.row_count - 1)]
 
 
-async def test_help_lists_the_screens_bindings_and_escape_closes_it(service: MigratorService) -> None:
-    app = MigratorApp(service)
+async def test_help_lists_the_screens_bindings_and_escape_closes_it(app: MigratorApp) -> None:
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.press("question_mark")
         assert isinstance(app.screen, HelpScreen)
@@ -35,8 +32,7 @@ async def test_help_lists_the_screens_bindings_and_escape_closes_it(service: Mig
         assert isinstance(app.screen, DashboardScreen)
 
 
-async def test_q_quits(service: MigratorService) -> None:
-    app = MigratorApp(service)
+async def test_q_quits(app: MigratorApp) -> None:
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.press("q")
         await pilot.pause()

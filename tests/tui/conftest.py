@@ -1,0 +1,60 @@
+"""TUI fixtures: the app on the small demo database, opened as the real operating-system user.
+
+The TUI starts migrations in detached worker processes, which run as the real user; that user
+is granted super_admin on the test database so the worker may run them.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import time
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from tests.conftest import ADMIN
+from tui_migrator.service import MigratorService
+from tui_migrator.settings import Settings
+from tui_migrator.tui.app import MigratorApp
+
+REAL_USER = pwd.getpwuid(os.geteuid()).pw_name
+
+
+@pytest.fixture
+def operator_service(settings: Settings) -> Iterator[MigratorService]:
+    with MigratorService.open(settings, user=ADMIN) as admin:
+        admin.grant(REAL_USER, "super_admin")
+    with MigratorService.open(settings, user=REAL_USER) as service:
+        yield service
+
+
+@pytest.fixture
+def app(operator_service: MigratorService) -> MigratorApp:
+    return MigratorApp(operator_service)
+
+
+async def settle(app: MigratorApp, pilot: object) -> None:
+    """Wait until every worker finished and the messages they posted were handled."""
+    await app.workers.wait_for_complete()
+    await pilot.pause()  # type: ignore[attr-defined]
+
+
+def capture_notifications(app: MigratorApp, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every notification's title and message, as the operator would read them."""
+    seen: list[str] = []
+    notify = app.notify
+
+    def recording(message: str, **options: object) -> None:
+        seen.append(f"{options.get('title', '')}: {message}")
+        notify(message, **options)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(app, "notify", recording)
+    return seen
+
+
+async def wait_until(pilot: object, condition: Callable[[], object], timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out waiting"
+        await pilot.pause(0.1)  # type: ignore[attr-defined]

@@ -1,0 +1,128 @@
+"""The estimate screen: the seed's numbers for the shared configuration, and applying its advice."""
+
+from __future__ import annotations
+
+import pytest
+from textual.widgets import DataTable, Input, Static
+
+from tests.tui.conftest import capture_notifications, settle
+from tui_migrator.errors import OperationFailed
+from tui_migrator.service import MigratorService
+from tui_migrator.tui.app import MigratorApp
+from tui_migrator.tui.screens.estimate import EstimateScreen
+from tui_migrator.tui.screens.new_migration import DEFAULT_VALUES, NewMigrationScreen, set_pending_config
+
+
+def table_rows(table: DataTable[object]) -> dict[str, str]:
+    return {str(row[0]): str(row[1]) for row in (table.get_row_at(i) for i in range(table.row_count))}
+
+
+def text(screen: EstimateScreen, selector: str) -> str:
+    return str(screen.query_one(selector, Static).render())
+
+
+async def test_estimate_shows_records_time_storage_advice_risk_and_checks_in_words(
+    app: MigratorApp, operator_service: MigratorService
+) -> None:
+    expected = operator_service.estimate({})
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("e")
+        await settle(app, pilot)
+        screen = app.screen
+        assert isinstance(screen, EstimateScreen)
+        assert "calibrating" not in text(screen, "#estimate-status")
+        summary = text(screen, "#summary-body")
+        assert f"Records:       {expected['estimatedRecords']}" in summary
+        assert f"Storage:       +{expected['estimatedStorageIncrease']}" in summary
+        assert "Time:" in summary and "Can start:     yes" in summary
+        categories = table_rows(screen.query_one("#category-table", DataTable))
+        assert categories == {
+            **{name: str(records) for name, records in expected["byCategory"].items()},
+            "total": str(expected["estimatedRecords"]),
+        }
+        organizations = table_rows(screen.query_one("#organization-table", DataTable))
+        assert {name: organizations[name] for name in expected["byOrganization"]} == {
+            name: str(records) for name, records in expected["byOrganization"].items()
+        }
+        advice = text(screen, "#recommendations-body")
+        assert f"Batch size:   {expected['recommendations']['optimalBatchSize']} (now 100)" in advice
+        assert f"Complexity:  {expected['riskAssessment']['complexity']}" in text(screen, "#risk-body")
+        checks = [str(widget.render()) for widget in screen.query("#checks-body Static")]
+        assert [line.split()[:2] for line in checks] == [
+            ["passed", f"{check['check']}:"] for check in expected["preflightChecks"]
+        ]
+
+
+async def test_apply_recommendation_puts_batch_size_and_concurrency_into_the_form(
+    app: MigratorApp, operator_service: MigratorService
+) -> None:
+    advice = operator_service.estimate({})["recommendations"]
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("e")
+        await settle(app, pilot)
+        await pilot.press("a")
+        await settle(app, pilot)
+        config = app.pending_config  # type: ignore[attr-defined]
+        assert (config["batch_size"], config["max_concurrency"]) == (
+            advice["optimalBatchSize"],
+            advice["recommendedConcurrency"],
+        )
+        assert isinstance(app.screen, EstimateScreen)  # `a` here applies; it does not open the audit
+        assert f"concurrency {advice['recommendedConcurrency']}" in text(app.screen, "#estimate-status")
+        await pilot.press("n")
+        await settle(app, pilot)
+        form = app.screen
+        assert isinstance(form, NewMigrationScreen)
+        assert form.query_one("#batch-size", Input).value == str(advice["optimalBatchSize"])
+        assert form.query_one("#max-concurrency", Input).value == str(advice["recommendedConcurrency"])
+
+
+async def test_estimate_follows_the_forms_category_selection(
+    app: MigratorApp, operator_service: MigratorService
+) -> None:
+    demographics = operator_service.plan({}).scope.by_category["DEMOGRAPHICS"]
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("e")
+        await settle(app, pilot)
+        await pilot.press("n")
+        await settle(app, pilot)
+        app.screen.query_one("#categories").focus()
+        await pilot.press("space")  # selects the first category, DEMOGRAPHICS
+        await pilot.press("e")
+        await settle(app, pilot)
+        screen = app.screen
+        assert isinstance(screen, EstimateScreen)
+        assert f"Records:       {demographics}" in text(screen, "#summary-body")
+        assert table_rows(screen.query_one("#category-table", DataTable))["DEMOGRAPHICS"] == str(demographics)
+
+
+async def test_r_estimates_the_shared_configuration_again(app: MigratorApp) -> None:
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("e")
+        await settle(app, pilot)
+        assert text(app.screen, "#estimate-status").startswith("Estimate for batch 100 ")
+        set_pending_config(app, {**DEFAULT_VALUES, "batch_size": 200})
+        await pilot.press("r")
+        await settle(app, pilot)
+        assert text(app.screen, "#estimate-status").startswith("Estimate for batch 200 ")
+
+
+async def test_a_failed_estimate_says_so_instead_of_calibrating_forever(
+    app: MigratorApp, operator_service: MigratorService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def fail(_values: object) -> None:
+        raise OperationFailed("Cannot read the table 'demographics'.")
+
+    monkeypatch.setattr(operator_service, "estimate", fail)
+    notes = capture_notifications(app, monkeypatch)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("e")
+        await settle(app, pilot)
+        status = app.screen.query_one("#estimate-status", Static)
+        assert status.has_class("-failed")
+        assert "Estimate failed" in str(status.render())
+        assert any("Cannot read the table" in note for note in notes)
+        await pilot.press("a")
+        await pilot.pause()
+        assert isinstance(app.screen, EstimateScreen)
+        assert app.pending_config is None

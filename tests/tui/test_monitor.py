@@ -1,0 +1,105 @@
+"""The monitor follows a migration live, and cancel, pause and rollback work from the keyboard."""
+
+from __future__ import annotations
+
+import pytest
+from textual.widgets import Input, Static
+
+from tests.migration_helpers import raw_dump
+from tests.tui.conftest import settle, wait_until
+from tui_migrator.migrations import Status
+from tui_migrator.service import MigratorService
+from tui_migrator.tui.app import MigratorApp
+from tui_migrator.tui.screens.monitor import MonitorScreen
+from tui_migrator.tui.screens.monitor_modals import CancelModal, RollbackModal
+
+
+def text_of(app: MigratorApp, selector: str) -> str:
+    return str(app.screen.query_one(selector, Static).render())
+
+
+async def test_monitor_shows_a_completed_migration_with_its_report(
+    app: MigratorApp, operator_service: MigratorService
+) -> None:
+    record = operator_service.start({"batch_size": 40})
+    async with app.run_test(size=(100, 32)) as pilot:
+        app.open_monitor(record.id)
+        await pilot.pause()
+        await wait_until(pilot, lambda: app.screen.record is not None)  # type: ignore[attr-defined]
+        assert "COMPLETED" in text_of(app, "#monitor-title")
+        assert "✔ done  8 Completion Reporting" in text_of(app, "#stages")
+        assert f"encrypted {record.encrypted_records:,}" in text_of(app, "#counts")
+        assert "COMPLETED:" in text_of(app, "#monitor-alerts")
+
+
+async def test_cancel_from_the_monitor_asks_a_reason_and_stops_the_worker(
+    app: MigratorApp, operator_service: MigratorService
+) -> None:
+    record = operator_service.start({"batch_size": 1, "max_concurrency": 1}, detach=True)
+    async with app.run_test(size=(100, 32)) as pilot:
+        app.open_monitor(record.id)
+        screen = app.screen
+        assert isinstance(screen, MonitorScreen)
+        await wait_until(pilot, lambda: screen.record is not None and screen.record.status is Status.RUNNING)
+        await pilot.press("c")
+        assert isinstance(app.screen, CancelModal)
+        assert app.focused is not None and app.focused.id == "keep"  # the safe choice is focused
+        app.screen.query_one("#reason", Input).value = "Emergency maintenance required"
+        app.screen.query_one("#reason", Input).focus()
+        await pilot.press("enter")
+        await wait_until(
+            pilot, lambda: screen.record is not None and screen.record.status is Status.CANCELLED
+        )
+    cancelled = operator_service.status(record.id)
+    assert cancelled.cancel_reason == "Emergency maintenance required"
+    assert cancelled.encrypted_records < cancelled.total_records
+
+
+async def test_rollback_needs_the_typed_migration_id(
+    app: MigratorApp, operator_service: MigratorService
+) -> None:
+    before = raw_dump(operator_service.engine)
+    record = operator_service.start({"batch_size": 40})
+    async with app.run_test(size=(100, 32)) as pilot:
+        app.open_monitor(record.id)
+        screen = app.screen
+        await wait_until(pilot, lambda: screen.record is not None)  # type: ignore[attr-defined]
+        await pilot.press("r")
+        assert isinstance(app.screen, RollbackModal)
+        await pilot.press(*"migration_wrong", "enter")
+        assert isinstance(app.screen, RollbackModal)  # a wrong id does nothing
+        app.screen.query_one("#typed", Input).value = record.id
+        await pilot.press("enter")
+        await settle(app, pilot)
+        await wait_until(pilot, lambda: operator_service.status(record.id).status is Status.ROLLED_BACK)
+    assert raw_dump(operator_service.engine) == before
+
+
+async def test_viewer_sees_actions_disabled(settings, operator_service: MigratorService) -> None:  # type: ignore[no-untyped-def]
+    record = operator_service.start({"batch_size": 40})
+    operator_service.grant("bob", "viewer")
+    with MigratorService.open(settings, user="bob") as bob:
+        app = MigratorApp(bob)
+        async with app.run_test(size=(100, 32)) as pilot:
+            app.open_monitor(record.id)
+            screen = app.screen
+            await wait_until(pilot, lambda: screen.record is not None)  # type: ignore[attr-defined]
+            assert screen.check_action("rollback", ()) is None  # shown, disabled
+            assert "only a super_admin" in (app.denied_reason or "")
+            await pilot.press("r")
+            assert not isinstance(app.screen, RollbackModal)
+
+
+@pytest.mark.parametrize("key", ["c", "p", "r"])
+async def test_readonly_hides_mutating_actions(settings, operator_service: MigratorService, key: str) -> None:  # type: ignore[no-untyped-def]
+    record = operator_service.start({"batch_size": 40})
+    with MigratorService.open(
+        settings.model_copy(update={"readonly": True}), user=operator_service.user
+    ) as readonly:
+        app = MigratorApp(readonly)
+        async with app.run_test(size=(100, 32)) as pilot:
+            app.open_monitor(record.id)
+            screen = app.screen
+            await wait_until(pilot, lambda: screen.record is not None)  # type: ignore[attr-defined]
+            action = {"c": "cancel", "p": "pause", "r": "rollback"}[key]
+            assert screen.check_action(action, ()) is False

@@ -1,0 +1,265 @@
+"""Monitor: one migration, live — its stage in the seed's workflow, progress, rate, tables and events.
+
+The screen follows the migration through the database on a self-rescheduling timer, so it shows
+migrations run by any process, and a slow read never stacks refreshes. Updates coalesce: a burst
+of them becomes one repaint.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.message import Message
+from textual.widgets import DataTable, Footer, Header, Log, ProgressBar, Sparkline, Static
+
+from tui_migrator.audit import AuditEntry
+from tui_migrator.migrations import PHASE_TITLES, MigrationRecord, Phase, Status
+from tui_migrator.responses import alerts as migration_alerts
+from tui_migrator.tui.formatting import count, duration, local_time
+from tui_migrator.tui.screens.base import AppScreen
+from tui_migrator.tui.screens.monitor_modals import CancelModal, FailedRecordsModal, RollbackModal
+
+REFRESH_SECONDS = 1.0
+RATE_HISTORY = 60
+STAGES = list(Phase)
+FINAL = (Status.COMPLETED, Status.FAILED, Status.CANCELLED, Status.ROLLED_BACK, Status.INTERRUPTED)
+
+
+@dataclass
+class MonitorUpdated(Message):
+    record: MigrationRecord
+    entries: list[AuditEntry]
+
+    def can_replace(self, message: Message) -> bool:
+        # Only the newest state matters: a queued older update is dropped, not painted.
+        return isinstance(message, MonitorUpdated)
+
+
+class MonitorScreen(AppScreen):
+    BINDINGS = [
+        Binding("escape", "app.pop_screen", "Back", id="monitor.back"),
+        Binding("c", "cancel", "Cancel", id="monitor.cancel", tooltip="Stop after the in-flight batches"),
+        Binding(
+            "p", "pause", "Pause/continue", id="monitor.pause", tooltip="Pause, or continue a paused run"
+        ),
+        Binding("r", "rollback", "Roll back", id="monitor.rollback", tooltip="Restore every encrypted value"),
+        Binding("f", "failed", "Failed", id="monitor.failed", tooltip="Records that could not be processed"),
+    ]
+
+    def __init__(self, migration_id: str) -> None:
+        super().__init__()
+        self.migration_id = migration_id
+        self.record: MigrationRecord | None = None
+        self._rates: list[float] = []
+        self._logged: set[int] = set()
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield Static(self.migration_id, id="monitor-title")
+        with Horizontal(id="monitor-top"):
+            with Vertical(id="stages-panel", classes="panel"):
+                yield Static("Workflow", classes="panel-title")
+                yield Static("", id="stages")
+            with Vertical(id="progress-panel", classes="panel"):
+                yield ProgressBar(total=100, show_eta=False, id="progress")
+                yield Static("", id="counts")
+                yield Sparkline([], id="rate")
+                yield Static("", id="timing")
+        with Horizontal(id="monitor-bottom"):
+            yield DataTable(id="tables", cursor_type="row", zebra_stripes=True)
+            yield Log(id="events", max_lines=500)
+        yield Static("", id="monitor-alerts")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        table = self.query_one("#tables", DataTable)
+        table.add_columns("table", "done", "total", "failed", "state")
+        self._refresh()
+
+    # -- polling ---------------------------------------------------------------------------
+
+    def _refresh(self) -> None:
+        self._load()
+
+    @work(thread=True, group="monitor", exclusive=True, exit_on_error=False)
+    def _load(self) -> None:
+        service = self.app.service  # type: ignore[attr-defined]
+        try:
+            record = service.status(self.migration_id)
+            entries = service.audit_entries(limit=200, migration_id=self.migration_id).entries
+            self.post_message(MonitorUpdated(record, entries))
+        finally:
+            # Rescheduled only after this load finished, so slow reads never pile up.
+            self.app.call_from_thread(self._schedule_next)
+
+    def _schedule_next(self) -> None:
+        if self.is_attached:
+            self.set_timer(REFRESH_SECONDS, self._refresh)
+
+    @on(MonitorUpdated)
+    def _show(self, message: MonitorUpdated) -> None:
+        record = message.record
+        self.record = record
+        self.refresh_bindings()
+        status = record.status.value.replace("_", " ").upper()
+        dry = "  (dry run: nothing is written)" if record.dry_run else ""
+        self.query_one("#monitor-title", Static).update(f"{record.id} — {status}{dry}")
+        self.query_one("#stages", Static).update(_stages_text(record))
+        total = max(1, record.total_records)
+        self.query_one("#progress", ProgressBar).update(total=total, progress=record.processed_records)
+        self.query_one("#counts", Static).update(
+            f"processed {count(record.processed_records)} of {count(record.total_records)}\n"
+            f"encrypted {count(record.encrypted_records)}  failed {count(record.failed_records)}"
+        )
+        if record.status is Status.RUNNING and record.rate_per_second:
+            self._rates = [*self._rates, record.rate_per_second][-RATE_HISTORY:]
+            self.query_one("#rate", Sparkline).data = self._rates
+        self.query_one("#timing", Static).update(_timing_text(record))
+        self._show_tables(record)
+        self._log_events(message.entries)
+        found = migration_alerts(record)
+        report = _report_line(record)
+        self.query_one("#monitor-alerts", Static).update(
+            "\n".join([*(f"ALERT: {a}" for a in found), *([report] if report else [])])
+        )
+
+    def _show_tables(self, record: MigrationRecord) -> None:
+        table = self.query_one("#tables", DataTable)
+        cursor = table.cursor_row
+        table.clear()
+        for progress in record.tables:
+            state = "done" if progress.done else ("backed up" if progress.backup_verified else "waiting")
+            table.add_row(
+                progress.name,
+                count(progress.processed_records),
+                count(progress.total_records),
+                count(progress.failed_records),
+                state,
+                key=progress.name,
+            )
+        if record.tables:
+            table.move_cursor(row=min(cursor, len(record.tables) - 1))
+
+    def _log_events(self, entries: list[AuditEntry]) -> None:
+        log = self.query_one("#events", Log)
+        for entry in sorted(entries, key=lambda e: e.seq):
+            if entry.seq in self._logged:
+                continue
+            self._logged.add(entry.seq)
+            outcome = "" if entry.success else " FAILED"
+            log.write_line(f"{local_time(entry.timestamp)[11:]} {entry.operation}{outcome} ({entry.user_id})")
+
+    # -- actions ---------------------------------------------------------------------------
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action not in ("cancel", "pause", "rollback"):
+            return True
+        allowed = self.app.mutation_state()  # type: ignore[attr-defined]
+        if allowed is not True:
+            return allowed
+        record = self.record
+        if record is None:
+            return None
+        if action == "cancel":
+            return (
+                True
+                if record.status in (Status.RUNNING, Status.PAUSED, Status.PLANNED, Status.INTERRUPTED)
+                else None
+            )
+        if action == "pause":
+            return True if record.status in (Status.RUNNING, Status.PAUSED) else None
+        return True if record.can_rollback else None
+
+    def action_cancel(self) -> None:
+        def reason_given(reason: str | None) -> None:
+            if reason:
+                self._cancel(reason)
+
+        self.app.push_screen(CancelModal(self.migration_id), reason_given)
+
+    @work(thread=True, group="monitor-action", exit_on_error=False)
+    def _cancel(self, reason: str) -> None:
+        self.app.service.cancel(self.migration_id, reason, wait_seconds=0)  # type: ignore[attr-defined]
+        self.app.call_from_thread(self.notify, "Cancel requested: in-flight batches finish first.")
+
+    @work(thread=True, group="monitor-action", exit_on_error=False)
+    def action_pause(self) -> None:
+        service = self.app.service  # type: ignore[attr-defined]
+        if self.record is not None and (
+            self.record.stored_status is Status.PAUSED or self.record.pause_requested
+        ):
+            service.continue_(self.migration_id)
+            self.app.call_from_thread(self.notify, "Continuing.")
+        else:
+            service.pause(self.migration_id)
+            self.app.call_from_thread(
+                self.notify, "Pause requested: in-flight batches finish, then it waits."
+            )
+
+    def action_rollback(self) -> None:
+        def confirmed(yes: bool | None) -> None:
+            if yes:
+                self.notify("Rolling back…")
+                self._rollback()
+
+        self.app.push_screen(RollbackModal(self.migration_id), confirmed)
+
+    @work(thread=True, group="monitor-action", exit_on_error=False)
+    def _rollback(self) -> None:
+        _record, result = self.app.service.rollback(self.migration_id, confirm=True)  # type: ignore[attr-defined]
+        self.app.call_from_thread(
+            self.notify, f"Rolled back: {result.restored_rows:,} rows restored in {duration(result.seconds)}."
+        )
+
+    def action_failed(self) -> None:
+        self._load_failed()
+
+    @work(thread=True, group="monitor-action", exit_on_error=False)
+    def _load_failed(self) -> None:
+        rows = self.app.service.failed_records(self.migration_id)  # type: ignore[attr-defined]
+        self.app.call_from_thread(self.app.push_screen, FailedRecordsModal(self.migration_id, rows))
+
+
+def _stages_text(record: MigrationRecord) -> str:
+    """The eight stages, each marked done, current or to come — in symbols and words."""
+    current = STAGES.index(Phase(record.phase)) if record.phase in list(Phase) else -1
+    finished = record.status is Status.COMPLETED
+    lines = []
+    for index, phase in enumerate(STAGES):
+        if finished or index < current:
+            mark = "✔ done "
+        elif index == current:
+            mark = "▶ now  " if record.status is Status.RUNNING else f"■ {record.status.value[:5]:<5}"
+        else:
+            mark = "· next "
+        lines.append(f"{mark} {index + 1} {PHASE_TITLES[phase]}")
+    return "\n".join(lines)
+
+
+def _timing_text(record: MigrationRecord) -> str:
+    rate = f"{record.rate_per_second:,.0f} rec/s" if record.rate_per_second else "- rec/s"
+    remaining = duration(record.remaining_seconds) if record.remaining_seconds is not None else "-"
+    return f"rate {rate}\nelapsed {duration(record.elapsed_seconds)}  ETA {remaining}"
+
+
+def _report_line(record: MigrationRecord) -> str | None:
+    if record.status not in FINAL:
+        return None
+    if record.status is Status.COMPLETED:
+        verified = record.verification or {}
+        return (
+            f"COMPLETED: {record.encrypted_records:,} encrypted, {record.failed_records:,} failed in "
+            f"{duration(record.elapsed_seconds)}"
+            + (f"; {verified.get('verifiedRows', 0):,} rows verified" if verified else "")
+            + (" — press f for failures" if record.failed_records else "")
+        )
+    if record.status is Status.ROLLED_BACK:
+        return f"ROLLED BACK in {duration(record.rollback_seconds)}: every encrypted value was restored."
+    text = f"{record.status.value.upper()}: " + (
+        record.error_message or record.cancel_reason or "the worker stopped"
+    )
+    return text + " — resume from the CLI (tui-migrator resume) or roll back with r"

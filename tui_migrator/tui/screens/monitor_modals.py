@@ -1,0 +1,122 @@
+"""The monitor's dialogs: cancel with a reason, roll back with a typed confirmation, failed records.
+
+Every dialog opens with the safe choice focused: Cancel, or the confirmation field that does
+nothing until the migration id has been typed exactly.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Button, DataTable, Input, Static
+
+
+class CancelModal(ModalScreen[str | None]):
+    """Asks why; returns the reason, or None when the operator backs out."""
+
+    BINDINGS = [Binding("escape", "back", "Back", id="cancel_modal.back")]
+
+    def __init__(self, migration_id: str) -> None:
+        super().__init__()
+        self.migration_id = migration_id
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog"):
+            yield Static(f"Cancel {self.migration_id}?", classes="panel-title")
+            yield Static("In-flight batches finish; encrypted rows stay encrypted until resume or rollback.")
+            yield Input(placeholder="Reason (required), e.g. Emergency maintenance", id="reason")
+            with Horizontal(classes="dialog-buttons"):
+                yield Button("Keep running", id="keep", variant="primary")
+                yield Button("Cancel migration", id="confirm", variant="error")
+
+    def on_mount(self) -> None:
+        self.query_one("#keep", Button).focus()
+
+    def action_back(self) -> None:
+        self.dismiss(None)
+
+    @on(Button.Pressed, "#keep")
+    def _keep(self) -> None:
+        self.dismiss(None)
+
+    @on(Button.Pressed, "#confirm")
+    @on(Input.Submitted, "#reason")
+    def _confirm(self) -> None:
+        reason = self.query_one("#reason", Input).value.strip()
+        if not reason:
+            self.notify("Give a reason: it is recorded in the audit trail.", severity="warning")
+            self.query_one("#reason", Input).focus()
+            return
+        self.dismiss(reason)
+
+
+class RollbackModal(ModalScreen[bool]):
+    """Typed confirmation: the migration id must be typed exactly before rollback is possible."""
+
+    BINDINGS = [Binding("escape", "back", "Back", id="rollback_modal.back")]
+
+    def __init__(self, migration_id: str) -> None:
+        super().__init__()
+        self.migration_id = migration_id
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog"):
+            yield Static(f"Roll back {self.migration_id}?", classes="panel-title")
+            yield Static("Every value it encrypted is restored; values the application wrote since are kept.")
+            yield Static(f"Type {self.migration_id} to confirm:")
+            yield Input(placeholder=self.migration_id, id="typed")
+            with Horizontal(classes="dialog-buttons"):
+                yield Button("Cancel", id="keep", variant="primary")
+                yield Button("Roll back", id="confirm", variant="error", disabled=True)
+
+    def on_mount(self) -> None:
+        # Focus on the field: nothing happens until the id is typed exactly.
+        self.query_one("#typed", Input).focus()
+
+    @on(Input.Changed, "#typed")
+    def _typed(self, event: Input.Changed) -> None:
+        self.query_one("#confirm", Button).disabled = event.value.strip() != self.migration_id
+
+    def action_back(self) -> None:
+        self.dismiss(False)
+
+    @on(Button.Pressed, "#keep")
+    def _keep(self) -> None:
+        self.dismiss(False)
+
+    @on(Button.Pressed, "#confirm")
+    @on(Input.Submitted, "#typed")
+    def _confirm(self) -> None:
+        if self.query_one("#typed", Input).value.strip() == self.migration_id:
+            self.dismiss(True)
+        else:
+            self.notify(f"Type {self.migration_id} exactly to roll back.", severity="warning")
+
+
+class FailedRecordsModal(ModalScreen[None]):
+    """Records the migration could not process: table, key and reason (never values)."""
+
+    BINDINGS = [Binding("escape,f", "back", "Close", id="failed_modal.close")]
+
+    def __init__(self, migration_id: str, rows: list[dict[str, Any]]) -> None:
+        super().__init__()
+        self.migration_id = migration_id
+        self.rows = rows
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog dialog-wide"):
+            yield Static(f"Failed records of {self.migration_id}: {len(self.rows)}", classes="panel-title")
+            table: DataTable[str] = DataTable(id="failed", cursor_type="row")
+            table.add_columns("table", "key", "attempts", "reason")
+            for row in self.rows:
+                table.add_row(row["table_name"], row["key_display"], str(row["attempts"]), row["reason"])
+            yield table
+            yield Static("Resume retries them. esc closes.", classes="hint")
+
+    def action_back(self) -> None:
+        self.dismiss(None)

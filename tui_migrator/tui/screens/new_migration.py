@@ -1,0 +1,555 @@
+"""New migration: a form for the seed's MigrationConfig, and the confirmation that starts it.
+
+Every field is checked as it is typed by MigrationConfig's own validators, so the form and the
+CLI refuse the same values in the same words. The last valid configuration is kept on the app
+as ``pending_config``: the estimate screen estimates it, and its "apply recommendation" writes
+it back, which the form picks up when it is shown again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ValidationError
+from textual import on, work
+from textual.app import App, ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.content import Content
+from textual.message import Message
+from textual.screen import ModalScreen
+from textual.validation import ValidationResult, Validator
+from textual.widgets import Button, Checkbox, Footer, Header, Input, Label, SelectionList, Static
+from textual.widgets.selection_list import Selection
+from textual.worker import Worker, WorkerState
+
+from tui_migrator.categories import CATEGORY_NAMES
+from tui_migrator.errors import InvalidMigrationConfig
+from tui_migrator.migration_config import (
+    MAX_BATCH_SIZE,
+    MAX_CONCURRENCY,
+    MIN_BATCH_SIZE,
+    MIN_CONCURRENCY,
+    MigrationConfig,
+    parse_config,
+)
+from tui_migrator.tui.formatting import count, duration
+from tui_migrator.tui.screens.base import AppScreen
+
+DEFAULT_VALUES: dict[str, Any] = MigrationConfig().model_dump(mode="json")
+
+# The text inputs: widget id → (config field, the name the inline message starts with).
+TEXT_FIELDS = {
+    "batch-size": ("batch_size", "Batch size"),
+    "max-concurrency": ("max_concurrency", "Concurrency"),
+}
+
+
+def pending_config(app: App[Any]) -> dict[str, Any] | None:
+    """The configuration the form and the estimate screen share; None until one was made."""
+    return getattr(app, "pending_config", None)
+
+
+def set_pending_config(app: App[Any], values: dict[str, Any]) -> None:
+    app.pending_config = values  # type: ignore[attr-defined]
+
+
+def field_problem(field: str, value: str) -> str | None:
+    """What is wrong with one MigrationConfig field's typed value, in the model's words."""
+    try:
+        MigrationConfig.model_validate({field: value})
+    except ValidationError as error:
+        return "; ".join(str(detail["msg"]).removeprefix("Value error, ") for detail in error.errors())
+    return None
+
+
+def describe_config(values: dict[str, Any]) -> str:
+    """One line an operator can check a configuration against."""
+    categories = ", ".join(values["data_categories"]) or "all categories"
+    organizations = ", ".join(values["organization_ids"]) or "all organizations"
+    parts = [
+        f"batch {values['batch_size']}",
+        f"concurrency {values['max_concurrency']}",
+        categories,
+        organizations,
+        "backups on" if values["create_backups"] else "backups OFF",
+        "dry run" if values["dry_run"] else "real run",
+    ]
+    if values["skip_integrity_checks"]:
+        parts.append("integrity checks SKIPPED")
+    return " · ".join(parts)
+
+
+def about(seconds: float) -> str:
+    """An estimated duration; a fraction of a second is not worth its digits."""
+    return "under 1 s" if seconds < 1 else duration(seconds)
+
+
+class ConfigFieldValidator(Validator):
+    """Validates an Input against one MigrationConfig field."""
+
+    def __init__(self, field: str) -> None:
+        super().__init__()
+        self.field = field
+
+    def validate(self, value: str) -> ValidationResult:
+        problem = field_problem(self.field, value)
+        return self.success() if problem is None else self.failure(problem)
+
+
+@dataclass
+class ScopeCounted(Message):
+    """Records still to encrypt, per category and per organization, for the whole database."""
+
+    by_category: dict[str, int]
+    by_organization: dict[str, int]
+
+
+@dataclass
+class StartEstimated(Message):
+    estimate: dict[str, Any]
+
+
+@dataclass
+class MigrationStarted(Message):
+    migration_id: str
+
+
+class NewMigrationScreen(AppScreen):
+    """Settings on the left, scope (categories and organizations with their counts) on the right."""
+
+    AUTO_FOCUS = "#batch-size"
+    BINDINGS = [
+        # Letters type into the fields; esc leaves the field so the app's keys (l, a, q…) work.
+        Binding("escape", "leave_field", "Leave field", id="new_migration.leave_field"),
+        Binding(
+            "ctrl+s,f5",
+            "start",
+            "Start…",
+            id="new_migration.start",
+            tooltip="Review this configuration and start it",
+        ),
+        # Priority: the inputs bind ctrl+e to "end of line" (the end key still does that).
+        Binding(
+            "ctrl+e,f3",
+            "estimate",
+            "Estimate this",
+            id="new_migration.estimate",
+            tooltip="Estimate this configuration",
+            priority=True,
+        ),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        # The configuration this form last wrote to, or loaded from, the app.
+        self._published: dict[str, Any] | None = None
+        # Organizations to select once the counts have listed them.
+        self._wanted_organizations: list[str] = []
+        self._organizations_listed = False
+        # Records to encrypt per category and per organization, by list id, once counted.
+        self._counts: dict[str, dict[str, int]] = {}
+
+    def compose(self) -> ComposeResult:
+        values = pending_config(self.app) or DEFAULT_VALUES
+        self._published = pending_config(self.app)
+        self._wanted_organizations = list(values["organization_ids"])
+        yield Header()
+        with Horizontal(id="new-migration-body"):
+            with VerticalScroll(id="settings-panel", classes="panel", can_focus=False):
+                yield Static("Settings", classes="panel-title")
+                with Horizontal(classes="field"):
+                    yield Label("Batch size", classes="field-label")
+                    yield Input(
+                        str(values["batch_size"]),
+                        placeholder=f"{MIN_BATCH_SIZE}-{MAX_BATCH_SIZE} or auto",
+                        restrict=r"[0-9]*|[aA][uU]?[tT]?[oO]?",
+                        validators=[ConfigFieldValidator("batch_size")],
+                        id="batch-size",
+                    )
+                yield Static("", id="batch-size-message", classes="field-message", markup=False)
+                with Horizontal(classes="field"):
+                    yield Label("Concurrency", classes="field-label")
+                    yield Input(
+                        str(values["max_concurrency"]),
+                        placeholder=f"{MIN_CONCURRENCY}-{MAX_CONCURRENCY}",
+                        restrict=r"[0-9]*",
+                        validators=[ConfigFieldValidator("max_concurrency")],
+                        id="max-concurrency",
+                    )
+                yield Static("", id="max-concurrency-message", classes="field-message", markup=False)
+                # Labels say the state in words: the box differs only in colour.
+                yield Checkbox(_toggle_label("dry-run", values["dry_run"]), values["dry_run"], id="dry-run")
+                yield Checkbox(
+                    _toggle_label("skip-integrity", values["skip_integrity_checks"]),
+                    values["skip_integrity_checks"],
+                    id="skip-integrity",
+                )
+                yield Static(
+                    "DANGER: written rows will not be read back and verified.",
+                    id="skip-integrity-warning",
+                    classes="field-warning",
+                )
+                yield Checkbox(
+                    _toggle_label("create-backups", values["create_backups"]),
+                    values["create_backups"],
+                    id="create-backups",
+                )
+                yield Static(
+                    "WARNING: no backups; a rollback relies on decrypting the tokens alone.",
+                    id="backups-warning",
+                    classes="field-warning",
+                )
+            with Vertical(id="scope-panel", classes="panel"):
+                yield Static("Scope (space toggles, * selected)", classes="panel-title")
+                yield Static("counting…", id="counts-status", classes="hint", markup=False)
+                # The list's box shows selection in colour only; a `*` says it in the prompt too.
+                yield Label("Categories (none selected = all)")
+                yield SelectionList[str](
+                    *(
+                        Selection(
+                            _prompt(name, name in values["data_categories"]),
+                            name,
+                            name in values["data_categories"],
+                        )
+                        for name in CATEGORY_NAMES
+                    ),
+                    id="categories",
+                )
+                yield Label("Organizations (none selected = all)")
+                yield SelectionList[str](id="organizations")
+        yield Static("", id="form-status", markup=False)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        reason = self.app.denied_reason
+        status = self.query_one("#form-status", Static)
+        if reason:
+            status.update(f"Starting is unavailable: {reason}.")
+        status.set_class(bool(reason), "-shown")
+        self._show_toggles()
+        self._count()
+
+    def on_screen_resume(self) -> None:
+        # The estimate screen's "apply recommendation" may have changed the shared configuration.
+        shared = pending_config(self.app)
+        if shared is not None and shared != self._published:
+            self._fill(shared)
+
+    # -- actions ---------------------------------------------------------------------------
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "start":
+            return self.app.mutation_state()
+        return True
+
+    def action_start(self) -> None:
+        values = self._checked_values("start")
+        if values is not None:
+            self.app.push_screen(ConfirmStartModal(values))
+
+    def action_estimate(self) -> None:
+        if self._checked_values("estimate") is not None:
+            self.app.switch_mode("estimate")
+
+    def _checked_values(self, verb: str) -> dict[str, Any] | None:
+        """The form's configuration, shared with the app; None (and a notification) if invalid."""
+        values, problems = self._read_form()
+        if values is None:
+            self.notify("; ".join(problems), title=f"Cannot {verb}: fix the form", severity="error")
+            return None
+        self._publish(values)
+        return values
+
+    # -- reading and filling the form ------------------------------------------------------
+
+    def _read_form(self) -> tuple[dict[str, Any] | None, list[str]]:
+        """The validated configuration (JSON-shaped, snake_case), or the problems in words."""
+        problems = []
+        raw: dict[str, Any] = {}
+        for input_id, (field, label) in TEXT_FIELDS.items():
+            raw[field] = self.query_one(f"#{input_id}", Input).value
+            problem = field_problem(field, raw[field])
+            if problem is not None:
+                problems.append(f"{label} {problem}")
+        if problems:
+            return None, problems
+        raw.update(
+            dry_run=self.query_one("#dry-run", Checkbox).value,
+            skip_integrity_checks=self.query_one("#skip-integrity", Checkbox).value,
+            create_backups=self.query_one("#create-backups", Checkbox).value,
+            data_categories=list(self.query_one("#categories", SelectionList).selected),
+            organization_ids=self._selected_organizations(),
+        )
+        try:
+            config = parse_config(raw)
+        except InvalidMigrationConfig as error:
+            return None, [error.message]
+        return config.model_dump(mode="json"), []
+
+    def _selected_organizations(self) -> list[str]:
+        if not self._organizations_listed:
+            return list(self._wanted_organizations)
+        return list(self.query_one("#organizations", SelectionList).selected)
+
+    def _publish(self, values: dict[str, Any]) -> None:
+        self._published = values
+        set_pending_config(self.app, values)
+
+    def _fill(self, values: dict[str, Any]) -> None:
+        self._published = values
+        self.query_one("#batch-size", Input).value = str(values["batch_size"])
+        self.query_one("#max-concurrency", Input).value = str(values["max_concurrency"])
+        self.query_one("#dry-run", Checkbox).value = values["dry_run"]
+        self.query_one("#skip-integrity", Checkbox).value = values["skip_integrity_checks"]
+        self.query_one("#create-backups", Checkbox).value = values["create_backups"]
+        categories = self.query_one("#categories", SelectionList)
+        categories.deselect_all()
+        for name in values["data_categories"]:
+            categories.select(name)
+        self._wanted_organizations = list(values["organization_ids"])
+        if self._organizations_listed:
+            self._select_organizations()
+
+    def _select_organizations(self) -> None:
+        organizations: SelectionList[str] = self.query_one("#organizations", SelectionList)
+        listed = {
+            organizations.get_option_at_index(index).value for index in range(organizations.option_count)
+        }
+        # An organization with nothing left to encrypt is not counted, but may still be asked for.
+        organizations.add_options(
+            Selection(Content(name), name) for name in self._wanted_organizations if name not in listed
+        )
+        organizations.deselect_all()
+        for name in self._wanted_organizations:
+            organizations.select(name)
+        self._mark_selected(organizations)
+
+    # -- events ----------------------------------------------------------------------------
+
+    @on(Input.Changed)
+    def _input_changed(self, event: Input.Changed) -> None:
+        field_id = event.input.id or ""
+        if field_id not in TEXT_FIELDS:
+            return
+        result = event.validation_result
+        problems = result.failure_descriptions if result is not None else []
+        message = self.query_one(f"#{field_id}-message", Static)
+        message.update(f"{TEXT_FIELDS[field_id][1]} {problems[0]}" if problems else "")
+        message.set_class(bool(problems), "-invalid")
+        self._changed()
+
+    @on(Checkbox.Changed)
+    def _checkbox_changed(self) -> None:
+        self._show_toggles()
+        self._changed()
+
+    @on(SelectionList.SelectedChanged)
+    def _selection_changed(self, event: SelectionList.SelectedChanged[str]) -> None:
+        self._mark_selected(event.selection_list)
+        self._changed()
+
+    def _changed(self) -> None:
+        # Keep the shared configuration current, so `e` from anywhere estimates what is on the form.
+        values, _problems = self._read_form()
+        if values is not None:
+            self._publish(values)
+
+    def _show_toggles(self) -> None:
+        for checkbox in self.query(Checkbox):
+            checkbox.label = _toggle_label(checkbox.id or "", checkbox.value)
+        skip = self.query_one("#skip-integrity", Checkbox).value
+        backups = self.query_one("#create-backups", Checkbox).value
+        self.query_one("#skip-integrity-warning").set_class(skip, "-shown")
+        self.query_one("#backups-warning").set_class(not backups, "-shown")
+
+    def _mark_selected(self, selection_list: SelectionList[str]) -> None:
+        counts = self._counts.get(selection_list.id or "")
+        count_width = max((len(count(records)) for records in (counts or {}).values()), default=0)
+        selected = set(selection_list.selected)
+        for index in range(selection_list.option_count):
+            name = selection_list.get_option_at_index(index).value
+            records = None if counts is None else counts.get(name, 0)
+            prompt = _prompt(name, name in selected, records, count_width)
+            selection_list.replace_option_prompt_at_index(index, prompt)
+
+    # -- record counts ---------------------------------------------------------------------
+
+    @work(thread=True, group="new-migration-counts", exclusive=True, exit_on_error=False)
+    def _count(self) -> None:
+        scope = self.app.service.plan({}).scope
+        self.post_message(ScopeCounted(scope.by_category, scope.by_organization))
+
+    @on(ScopeCounted)
+    def _show_counts(self, message: ScopeCounted) -> None:
+        self._counts = {"categories": message.by_category, "organizations": message.by_organization}
+        organizations: SelectionList[str] = self.query_one("#organizations", SelectionList)
+        organizations.clear_options()
+        organizations.add_options(Selection(Content(name), name) for name in sorted(message.by_organization))
+        self._organizations_listed = True
+        self._select_organizations()
+        self._mark_selected(self.query_one("#categories", SelectionList))
+        total = sum(message.by_category.values())
+        self.query_one("#counts-status", Static).update(f"{count(total)} records to encrypt in all")
+
+    def action_leave_field(self) -> None:
+        self.set_focus(None)
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if event.worker.group == "new-migration-counts" and event.state is WorkerState.ERROR:
+            self.query_one("#counts-status", Static).update("counts unavailable (see the notification)")
+
+
+def _prompt(name: str, selected: bool, records: int | None = None, count_width: int = 0) -> Content:
+    """`*  60 NAME`: the selection mark, then the record count, then the name (long names are cut
+    at their end, never the count)."""
+    mark = "*" if selected else " "
+    counted = "" if records is None else f"{count(records):>{count_width}} "
+    return Content(f"{mark} {counted}{name}")
+
+
+TOGGLE_LABELS = {
+    "dry-run": ("Dry run: no", "Dry run: YES, write nothing"),
+    "skip-integrity": ("Skip integrity checks: no", "Skip integrity checks: YES"),
+    "create-backups": ("Create backups: NO", "Create backups: yes"),
+}
+
+
+def _toggle_label(checkbox_id: str, value: bool) -> str:
+    return TOGGLE_LABELS[checkbox_id][value]
+
+
+class ConfirmStartModal(ModalScreen[bool]):
+    """Summarises the plan and starts it in a detached worker, then opens its monitor."""
+
+    # The issue asks both that `enter` starts the migration and that confirmations default to
+    # Cancel. So `enter` is bound to Start explicitly (priority, so it wins over the focused
+    # button), while focus starts on Cancel: a stray space or click presses Cancel, and starting
+    # takes the deliberate `enter` the dialog asks for in words.
+    AUTO_FOCUS = "#confirm-cancel"
+    BINDINGS = [
+        Binding("enter", "start", "Start", id="confirm_start.start", priority=True),
+        # `c` too: tmux's escape-time delays a bare escape.
+        Binding("escape,c", "cancel", "Cancel", id="confirm_start.cancel"),
+    ]
+
+    def __init__(self, values: dict[str, Any]) -> None:
+        super().__init__()
+        self._values = values
+        self._starting = False
+
+    def compose(self) -> ComposeResult:
+        values = self._values
+        kind = "dry run" if values["dry_run"] else "migration"
+        with Vertical(id="confirm-dialog"):
+            yield Static(f"Start this {kind}?", classes="panel-title")
+            yield Static("\n".join(_summary_lines(values)), id="confirm-summary", markup=False)
+            yield Static("estimating…", id="confirm-estimate", markup=False)
+            with Horizontal(id="confirm-buttons"):
+                yield Button("Cancel", id="confirm-cancel")
+                yield Button("Start dry run" if values["dry_run"] else "Start", id="confirm-start")
+            yield Static("enter starts · esc or c cancels", id="confirm-status", classes="hint", markup=False)
+
+    def on_mount(self) -> None:
+        self._estimate()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "start":
+            allowed = self.app.mutation_state()
+            return None if allowed and self._starting else allowed
+        if action == "cancel":
+            # Once the start is under way the migration exists; cancelling this dialog would only
+            # lose the way to its monitor.
+            return None if self._starting else True
+        return True
+
+    def action_cancel(self) -> None:
+        if not self._starting:
+            self.dismiss(False)
+
+    def action_start(self) -> None:
+        if self._starting:
+            return
+        self._set_starting(True)
+        self._start()
+
+    @on(Button.Pressed, "#confirm-cancel")
+    def _cancel_pressed(self) -> None:
+        self.action_cancel()
+
+    @on(Button.Pressed, "#confirm-start")
+    def _start_pressed(self) -> None:
+        self.action_start()
+
+    def _set_starting(self, starting: bool) -> None:
+        self._starting = starting
+        if starting:
+            self.query_one("#confirm-status", Static).update("starting…")
+        for button in self.query(Button):
+            button.disabled = starting
+        if not starting:
+            self.query_one("#confirm-cancel", Button).focus()
+        self.refresh_bindings()
+
+    @work(thread=True, group="confirm-estimate", exclusive=True, exit_on_error=False)
+    def _estimate(self) -> None:
+        self.post_message(StartEstimated(self.app.service.estimate(self._values)))
+
+    @work(thread=True, group="confirm-start", exclusive=True, exit_on_error=False)
+    def _start(self) -> None:
+        record = self.app.service.start(self._values, detach=True)
+        self.post_message(MigrationStarted(record.id))
+
+    @on(StartEstimated)
+    def _show_estimate(self, message: StartEstimated) -> None:
+        estimate = message.estimate
+        tables = sum(1 for rows in estimate["byTable"].values() if rows)
+        done = count(estimate["alreadyEncryptedRecords"])
+        lines = [
+            f"Records:        {count(estimate['estimatedRecords'])} in {tables} tables ({done} already encrypted)",
+            f"Estimated time: {about(estimate['estimatedTimeSeconds'])}",
+        ]
+        lines += [
+            f"FAILED check {check['check']}: {check['detail']} (start will be refused)"
+            for check in estimate["preflightChecks"]
+            if not check["passed"]
+        ]
+        self.query_one("#confirm-estimate", Static).update("\n".join(lines))
+
+    @on(MigrationStarted)
+    def _started(self, message: MigrationStarted) -> None:
+        self.dismiss(True)
+        self.app.open_monitor(message.migration_id)
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        # Worker.StateChanged does not bubble: hand it to the app's one error handler.
+        self.app.on_worker_state_changed(event)  # type: ignore[attr-defined]
+        if event.state is not WorkerState.ERROR:
+            return
+        # The app notified the error; the dialog says what it means for it.
+        if event.worker.group == "confirm-start":
+            self.query_one("#confirm-status", Static).update(
+                "Not started (see the notification). enter tries again · esc or c cancels"
+            )
+            self._set_starting(False)
+        elif event.worker.group == "confirm-estimate":
+            self.query_one("#confirm-estimate", Static).update("Estimate unavailable (see the notification).")
+
+
+def _summary_lines(values: dict[str, Any]) -> list[str]:
+    return [
+        f"Batch size:     {values['batch_size']}, concurrency {values['max_concurrency']}",
+        f"Categories:     {', '.join(values['data_categories']) or 'all'}",
+        f"Organizations:  {', '.join(values['organization_ids']) or 'all'}",
+        "Backups:        "
+        + ("on" if values["create_backups"] else "OFF: a rollback relies on decrypting the tokens alone"),
+        "Dry run:        "
+        + ("yes, nothing is written" if values["dry_run"] else "no, rows are encrypted in place"),
+        "Integrity:      "
+        + (
+            "SKIPPED: written rows are not verified"
+            if values["skip_integrity_checks"]
+            else "every written row is verified"
+        ),
+    ]
