@@ -342,7 +342,7 @@ class MigrationRunner:
 
         try:
             while not failure:
-                await self._checkpoint_control()
+                await self._checkpoint_control(in_flight)
                 rows = await asyncio.to_thread(batches.read, after=after, limit=self.batch_size)
                 if not rows:
                     break
@@ -436,13 +436,19 @@ class MigrationRunner:
         if self.on_progress is not None:
             self.on_progress(migrations.get(self.engine, self.migration_id))
 
-    async def _checkpoint_control(self) -> None:
-        """Between batches: honour cancel at once, and wait here while paused."""
+    async def _checkpoint_control(self, in_flight: set[asyncio.Task[None]] | None = None) -> None:
+        """Between batches: honour cancel at once, and wait here while paused.
+
+        A pause lets the batches already in flight commit before the status says paused, so a
+        paused migration really writes nothing until it continues.
+        """
         control = await asyncio.to_thread(migrations.control, self.engine, self.migration_id)
         if control.cancel_requested:
             raise Stop
         if not control.pause_requested:
             return
+        if in_flight:
+            await asyncio.gather(*in_flight, return_exceptions=True)
         paused_at = time.monotonic()
         self._paused = True
         self.rate.clear()

@@ -77,3 +77,43 @@ def test_new_start_confirm_and_watch_it_complete_in_tmux(tmp_path: Path) -> None
         subprocess.run([TMUX, "send-keys", "-t", session, "q"], check=True)  # type: ignore[list-item]
     finally:
         subprocess.run([TMUX, "kill-session", "-t", session], capture_output=True)  # type: ignore[list-item]
+
+
+def test_the_app_stops_when_the_terminal_hangs_up(tmp_path: Path) -> None:
+    environment = {**os.environ, "TUI_MIGRATOR_DATA_DIR": str(tmp_path / "data"), "TERM": "xterm-256color"}
+    subprocess.run(
+        [sys.executable, "-m", "tui_migrator", "demo", "--patients", "20", "--organizations", "2", "--yes"],
+        env=environment,
+        check=True,
+        capture_output=True,
+    )
+    session = f"tm-{uuid.uuid4().hex[:8]}"
+    pid_file = tmp_path / "app.pid"
+    command = f"echo $$ > {pid_file}; exec {sys.executable} -m tui_migrator"
+    subprocess.run(
+        [
+            TMUX,
+            "new-session",
+            "-d",
+            "-s",
+            session,
+            "-x",
+            "80",
+            "-y",
+            "24",  # type: ignore[list-item]
+            *[f"-e{k}={v}" for k, v in environment.items() if k.startswith(("TUI_MIGRATOR_", "TERM"))],
+            command,
+        ],
+        check=True,
+    )
+    wait_for_text(session, "System health", timeout=30)
+    pid = int(pid_file.read_text())
+    subprocess.run([TMUX, "kill-session", "-t", session], check=True)  # type: ignore[list-item]  # SIGHUP
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.2)
+    raise AssertionError("the app was still running 10 s after its terminal hung up")

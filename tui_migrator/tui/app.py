@@ -7,6 +7,8 @@ thread workers that post messages; one handler turns a failed worker into a noti
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import signal
 from collections.abc import Iterable
 from typing import Any
@@ -96,7 +98,8 @@ class MigratorApp(App[None]):
 
     def on_mount(self) -> None:
         # An SSH drop hangs up the terminal: leave cleanly (a detached worker keeps migrating).
-        signal.signal(signal.SIGHUP, lambda *_: self.call_from_thread(self.exit) if self.is_running else None)
+        with contextlib.suppress(NotImplementedError, RuntimeError):  # no SIGHUP on Windows
+            asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self.exit)
 
     def mutation_state(self) -> bool | None:
         """For check_action of mutating actions: True allowed, None shown disabled, False hidden."""
