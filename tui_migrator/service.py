@@ -392,6 +392,7 @@ class MigratorService:
 
     def plan(self, config_values: dict[str, Any]) -> Plan:
         """Validate a configuration and resolve its scope, writing nothing."""
+        self.authorize(Action.READ, "plan")
         config = parse_config(config_values)
         mapping = self.mapping()
         with self.engine.connect() as connection:
@@ -544,9 +545,7 @@ class MigratorService:
             if not record.worker_alive:
                 # Nobody is running it: it stops here and now.
                 values.update(status=Status.CANCELLED.value, cancelled_at=utc_now())
-                migrations.update(connection, migration_id, **values)
-            else:
-                migrations.update(connection, migration_id, **values)
+            migrations.update(connection, migration_id, **values)
             self._audit.append(
                 connection,
                 "data_migration_cancel_requested",
