@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
+import threading
 from collections.abc import Iterable
 from typing import Any
 
@@ -30,6 +32,7 @@ from tui_migrator.tui.screens.monitor import MonitorScreen
 from tui_migrator.tui.screens.new_migration import NewMigrationScreen
 from tui_migrator.tui.styles import stylesheet
 
+HANG_UP_GRACE_SECONDS = 2.0
 STYLESHEETS = (
     "app.tcss",
     "dashboard.tcss",
@@ -99,7 +102,15 @@ class MigratorApp(App[None]):
     def on_mount(self) -> None:
         # An SSH drop hangs up the terminal: leave cleanly (a detached worker keeps migrating).
         with contextlib.suppress(NotImplementedError, RuntimeError):  # no SIGHUP on Windows
-            asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self.exit)
+            asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self._hang_up)
+
+    def _hang_up(self) -> None:
+        self.exit()
+        # Restoring a terminal that no longer exists can block; nothing is left to save here (a
+        # migration runs in its own detached worker), so make sure the process ends regardless.
+        fallback = threading.Timer(HANG_UP_GRACE_SECONDS, os._exit, args=(0,))
+        fallback.daemon = True
+        fallback.start()
 
     def mutation_state(self) -> bool | None:
         """For check_action of mutating actions: True allowed, None shown disabled, False hidden."""
