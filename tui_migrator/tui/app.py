@@ -8,7 +8,6 @@ thread workers that post messages; one handler turns a failed worker into a noti
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import signal
 import threading
@@ -101,7 +100,7 @@ class MigratorApp(App[None]):
 
     def on_mount(self) -> None:
         # An SSH drop hangs up the terminal: leave cleanly (a detached worker keeps migrating).
-        with contextlib.suppress(NotImplementedError, RuntimeError):  # no SIGHUP on Windows
+        if hasattr(signal, "SIGHUP"):  # not on Windows
             asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self._hang_up)
 
     def _hang_up(self) -> None:
