@@ -28,9 +28,10 @@ from tui_migrator.column_storage import (
     TableAccess,
     key_of,
     organization_of,
+    row_context,
     seal_row,
 )
-from tui_migrator.crypto import RowContext, RowSealer, ValueCipher
+from tui_migrator.crypto import RowSealer, ValueCipher
 from tui_migrator.database import serialized_write, upsert
 from tui_migrator.errors import DecryptionFailed, OperationFailed
 from tui_migrator.keyring import ALGORITHM
@@ -203,7 +204,7 @@ class TableBatches:
                 values = backup.row_values(self.access, row)
                 organization = organization_of(self.access.mapped, row)
                 if self.dry_run:
-                    self._prove_round_trip(row, parameters, key, organization)
+                    self._prove_round_trip(row, parameters)
                 parameters.update(self._guard_parameters(values))
                 sealed.append(
                     {
@@ -218,18 +219,13 @@ class TableBatches:
                 failures.append((encode_key(key), _shown(key), _reason(error)))
         return sealed, failures
 
-    def _prove_round_trip(
-        self,
-        row: Mapping[str, Any],
-        parameters: dict[str, Any],
-        key: tuple[Any, ...],
-        organization: str | None,
-    ) -> None:
+    def _prove_round_trip(self, row: Mapping[str, Any], parameters: dict[str, Any]) -> None:
+        base = row_context(self.access, row)
         for column in self.access.mapped.columns:
             target = column.companion or column.name
             token = parameters.get(target)
             if token is not None and token != row.get(target):
-                context = RowContext(self.access.mapped.name, column.name, key, organization or "")
+                context = base.with_column(column.name)
                 if self.cipher.decrypt(token, context) != row[column.name]:
                     raise DecryptionFailed(
                         f"A dry-run token of {context.describe()} did not decrypt to its value."

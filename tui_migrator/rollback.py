@@ -20,13 +20,22 @@ from sqlalchemy.engine import Engine
 
 from tui_migrator import backup, migrations
 from tui_migrator.codec import encode_key
-from tui_migrator.column_storage import TableAccess, drop_companion_columns, key_of, organization_of, reflect
+from tui_migrator.column_storage import (
+    RecordRefused,
+    TableAccess,
+    drop_companion_columns,
+    key_of,
+    organization_of,
+    reflect,
+    row_context,
+)
 from tui_migrator.crypto import RowContext, RowSealer, ValueCipher
 from tui_migrator.database import serialized_write
 from tui_migrator.errors import DecryptionFailed, OperationFailed
 from tui_migrator.mapping import ResolvedMapping
 from tui_migrator.migrations import MigrationRecord
-from tui_migrator.tokens import TOKEN_PREFIX, is_token
+from tui_migrator.scope import holds_token
+from tui_migrator.tokens import is_token
 
 BATCH = 500
 
@@ -132,14 +141,8 @@ def _holds_token(access: TableAccess) -> sa.ColumnElement[bool]:
             if column.companion in access.table.c:
                 parts.append(access.table.c[column.companion].is_not(None))
         else:
-            parts.append(sa.not_(_lacks_token(access, column.name)))
+            parts.append(holds_token(access.table.c[column.name]))
     return sa.or_(*parts) if parts else sa.false()
-
-
-def _lacks_token(access: TableAccess, name: str) -> sa.ColumnElement[bool]:
-    """True unless the column holds a token (NULL counts as not holding one)."""
-    value = access.table.c[name]
-    return sa.or_(value.is_(None), sa.func.substr(value, 1, len(TOKEN_PREFIX)) != TOKEN_PREFIX)
 
 
 def _restored(
@@ -152,7 +155,6 @@ def _restored(
 ) -> dict[str, Any] | None:
     mapped = access.mapped
     key = key_of(access, row)
-    organization = organization_of(mapped, row) or ""
     shown = f"{mapped.name} ({', '.join(map(str, key))})"
     backup_values: list[Any] | None = None
     if backup.SEALED_COLUMN in row and row[backup.SEALED_COLUMN] is not None:
@@ -166,6 +168,10 @@ def _restored(
         ):
             backup_values = opened
     parameters: dict[str, Any] = {f"tm_key_{index}": value for index, value in enumerate(key)}
+    try:
+        base: RowContext | None = row_context(access, row)
+    except RecordRefused:
+        base = None  # no organization: its tokens cannot open, only the backup can help
     used_backup = False
     for index, column in enumerate(mapped.columns):
         stored = row[column.name]
@@ -179,9 +185,9 @@ def _restored(
             parameters[column.name] = stored
             continue
         try:
-            parameters[column.name] = cipher.decrypt(
-                token, RowContext(mapped.name, column.name, key, organization)
-            )
+            if base is None:
+                raise DecryptionFailed(f"{shown} has no organization to open its tokens with.")
+            parameters[column.name] = cipher.decrypt(token, base.with_column(column.name))
         except DecryptionFailed:
             if backup_values is None:
                 result.unrecoverable.append(shown)

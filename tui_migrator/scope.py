@@ -67,15 +67,18 @@ class MigrationScope:
         return sorted(self.by_organization)
 
 
+def holds_token(value: sa.ColumnElement[Any]) -> sa.ColumnElement[bool]:
+    """True where a text column holds a token (NULL where it is NULL)."""
+    return sa.func.substr(value, 1, len(TOKEN_PREFIX)) == TOKEN_PREFIX
+
+
 def pending_condition(access: TableAccess) -> sa.ColumnElement[bool]:
     """True for rows that still hold plaintext in at least one mapped column."""
     parts = []
     for column in access.mapped.columns:
         value = access.table.c[column.name]
         if column.storage is Storage.IN_PLACE:
-            parts.append(
-                sa.and_(value.is_not(None), sa.func.substr(value, 1, len(TOKEN_PREFIX)) != TOKEN_PREFIX)
-            )
+            parts.append(sa.and_(value.is_not(None), sa.not_(holds_token(value))))
         else:
             parts.append(value.is_not(None))
     return sa.or_(*parts)
