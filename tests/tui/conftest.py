@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from tests.conftest import ADMIN
+from tests.tui.snapshot_world import World, world
 from tui_migrator.service import MigratorService
 from tui_migrator.settings import Settings
 from tui_migrator.tui.app import MigratorApp
@@ -58,3 +59,11 @@ async def wait_until(pilot: object, condition: Callable[[], object], timeout: fl
     while not condition():
         assert time.monotonic() < deadline, "timed out waiting"
         await pilot.pause(0.1)  # type: ignore[attr-defined]
+
+
+@pytest.fixture(scope="module")
+def shared_world() -> Iterator[World]:
+    """The deterministic world (tests/tui/snapshot_world.py), shared by a module's tests that
+    only look at it."""
+    with world() as built:
+        yield built

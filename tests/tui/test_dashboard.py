@@ -1,24 +1,46 @@
-"""The app opens on the dashboard, shows health and the audit trail, and quits on q."""
+"""The app opens on the dashboard, shows health and the latest migrations, and quits on q."""
 
 from __future__ import annotations
 
 from textual.widgets import DataTable, Static
 
+from tests.tui.conftest import settle
+from tui_migrator.service import MigratorService
 from tui_migrator.tui.app import MigratorApp
 from tui_migrator.tui.screens.dashboard import DashboardScreen
 from tui_migrator.tui.screens.help import HelpScreen
+from tui_migrator.tui.screens.monitor import MonitorScreen
 
 
-async def test_dashboard_shows_health_and_recent_audit_entries(app: MigratorApp) -> None:
+async def test_dashboard_shows_health_and_says_there_are_no_migrations_yet(app: MigratorApp) -> None:
     async with app.run_test(size=(80, 24)) as pilot:
-        await app.workers.wait_for_complete()
-        await pilot.pause()
+        await settle(app, pilot)
         assert isinstance(app.screen, DashboardScreen)
         health = str(app.screen.query_one("#health-body", Static).render())
         assert "online" in health and "super_admin" in health
-        table = app.screen.query_one("#audit-table", DataTable)
-        assert table.row_count >= 1
-        assert "tool_initialized" in [str(cell) for cell in table.get_row_at(table.row_count - 1)]
+        assert app.screen.query_one("#latest-migrations", DataTable).row_count == 0
+        assert "No migrations yet" in str(
+            app.screen.query_one("#activity-panel .panel-title", Static).render()
+        )
+
+
+async def test_dashboard_lists_the_latest_migrations_and_enter_opens_the_monitor(
+    operator_service: MigratorService,
+) -> None:
+    first = operator_service.start({"batch_size": 50, "data_categories": ["DEMOGRAPHICS"]})
+    second = operator_service.start({"batch_size": 50, "dry_run": True})
+    app = MigratorApp(operator_service)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(app, pilot)
+        table = app.screen.query_one("#latest-migrations", DataTable)
+        rows = [[str(cell) for cell in table.get_row_at(index)] for index in range(table.row_count)]
+        assert [row[0] for row in rows] == [second.id, first.id]  # newest first
+        assert rows[0][1] == "completed (dry run)" and rows[1][1] == "completed"
+        health = str(app.screen.query_one("#health-body", Static).render())
+        assert "2 migrations, 100.0% succeeded" in health
+        await pilot.press("down", "enter")
+        await settle(app, pilot)
+        assert isinstance(app.screen, MonitorScreen) and app.screen.migration_id == first.id
 
 
 async def test_help_lists_the_screens_bindings_and_escape_closes_it(app: MigratorApp) -> None:

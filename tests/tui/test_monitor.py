@@ -27,7 +27,7 @@ async def test_monitor_shows_a_completed_migration_with_its_report(
         await pilot.pause()
         await wait_until(pilot, lambda: app.screen.record is not None)  # type: ignore[attr-defined]
         assert "COMPLETED" in text_of(app, "#monitor-title")
-        assert "✔ done  8 Completion Reporting" in text_of(app, "#stages")
+        assert "✔ done   8 Completion Reporting" in text_of(app, "#stages")
         assert f"encrypted {record.encrypted_records:,}" in text_of(app, "#counts")
         assert "COMPLETED:" in text_of(app, "#monitor-alerts")
 

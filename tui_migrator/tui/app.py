@@ -76,7 +76,7 @@ class MigratorApp(App[None]):
             "l", "switch_mode('migrations')", "Migrations", id="app.migrations", tooltip="All migrations"
         ),
         Binding("a", "switch_mode('audit')", "Audit", id="app.audit", tooltip="The audit trail", show=False),
-        Binding("question_mark", "help", "Help", id="app.help", key_display="?"),
+        Binding("question_mark,f1", "help", "Help", id="app.help", key_display="?"),
         Binding("q", "quit", "Quit", id="app.quit", tooltip="Quit; running migrations keep running"),
     ]
 

@@ -7,10 +7,11 @@ from dataclasses import dataclass
 from textual.message import Message
 
 from tui_migrator.health import HealthReport
-from tui_migrator.service import AuditPage
+from tui_migrator.migrations import MigrationRecord
 
 
 @dataclass
 class DashboardLoaded(Message):
     health: HealthReport
-    audit: AuditPage
+    # None when the operator may not read migrations.
+    latest: list[MigrationRecord] | None

@@ -27,6 +27,13 @@ REFRESH_SECONDS = 1.0
 RATE_HISTORY = 60
 STAGES = list(Phase)
 FINAL = (Status.COMPLETED, Status.FAILED, Status.CANCELLED, Status.ROLLED_BACK, Status.INTERRUPTED)
+# How the stage a migration stopped in is marked, in a symbol and a word (never colour alone).
+STOPPED_MARKS = {
+    Status.PAUSED: "‖ paused",
+    Status.FAILED: "✖ failed",
+    Status.CANCELLED: "■ cancel",
+    Status.INTERRUPTED: "■ halted",
+}
 
 
 @dataclass
@@ -60,6 +67,9 @@ class MonitorScreen(AppScreen):
     def compose(self) -> ComposeResult:
         yield Header()
         yield Static(self.migration_id, id="monitor-title")
+        denied = self.app.denied_reason  # type: ignore[attr-defined]
+        if denied:
+            yield Static(f"Cancel, pause and roll back are not available: {denied}.", id="monitor-access")
         with Horizontal(id="monitor-top"):
             with Vertical(id="stages-panel", classes="panel"):
                 yield Static("Workflow", classes="panel-title")
@@ -227,16 +237,17 @@ class MonitorScreen(AppScreen):
 def _stages_text(record: MigrationRecord) -> str:
     """The eight stages, each marked done, current or to come — in symbols and words."""
     current = STAGES.index(Phase(record.phase)) if record.phase in list(Phase) else -1
-    finished = record.status is Status.COMPLETED
+    # A rolled-back migration went through every stage before it was undone (the title says so).
+    finished = record.status in (Status.COMPLETED, Status.ROLLED_BACK)
     lines = []
     for index, phase in enumerate(STAGES):
         if finished or index < current:
-            mark = "✔ done "
+            mark = "✔ done"
         elif index == current:
-            mark = "▶ now  " if record.status is Status.RUNNING else f"■ {record.status.value[:5]:<5}"
+            mark = STOPPED_MARKS.get(record.status, "▶ now")
         else:
-            mark = "· next "
-        lines.append(f"{mark} {index + 1} {PHASE_TITLES[phase]}")
+            mark = "· next"
+        lines.append(f"{mark:<8} {index + 1} {PHASE_TITLES[phase]}")
     return "\n".join(lines)
 
 

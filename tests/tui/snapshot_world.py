@@ -1,0 +1,232 @@
+"""A deterministic world for the snapshot tests and the README screenshots.
+
+Everything the screens show must be the same on every run and every machine, so this module
+fixes what would otherwise vary:
+
+- the clock: `store.utc_now` and the audit trail's timestamps read a frozen clock that the
+  builder moves by hand between steps;
+- the local time zone (Europe/Madrid, so the screens show local rather than UTC time);
+- the paths: the database lives in a fixed scratch directory, whose URL the header shows;
+- the master key: a fixed test key, so audit proofs and fingerprints repeat;
+- measurements: free disk space, the estimate's per-row timings and, after each migration ran
+  for real, its measured rate and phase durations are replaced by fixed, typical figures.
+
+The data itself comes from the seeded demo generator; the migrations run through the real engine.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from unittest import mock
+
+import sqlalchemy as sa
+
+from tui_migrator import batches, estimate, health
+from tui_migrator.codec import UnsupportedValue
+from tui_migrator.migrations import MigrationRecord
+from tui_migrator.service import MigratorService, create_demo_service
+from tui_migrator.settings import ENV_MASTER_KEY, Settings
+from tui_migrator.store import migrations_table
+
+ROOT = Path(tempfile.gettempdir()) / "tui-migrator-snapshots"
+TIME_ZONE = "Europe/Madrid"
+OPERATOR = "operator"
+# A published test key: it protects nothing but this throwaway demo database.
+TEST_MASTER_KEY = base64.b64encode(bytes(range(32))).decode("ascii")
+DEMO = {"patients": 300, "organizations": 3, "seed": 7}
+
+SETUP_AT = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
+NOW = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
+
+# Typical figures measured on the demo data, standing in for this run's own measurements.
+MICROSECONDS_PER_ROW = {
+    "read": 20.0,
+    "encrypt": 60.0,
+    "write": 40.0,
+    "backupRead": 10.0,
+    "backup": 30.0,
+    "backupVerify": 25.0,
+    "verify": 35.0,
+}
+COMMIT_SECONDS = 0.002
+SCAN_SECONDS = 0.2
+FREE_DISK = health.DiskSpace(
+    free_bytes=180 * 2**30, total_bytes=250 * 2**30, database_bytes=3 * 2**20, checked_at=str(ROOT)
+)
+
+
+class FrozenClock:
+    """Now is whatever the builder last set; nothing moves on its own."""
+
+    def __init__(self, moment: datetime) -> None:
+        self.moment = moment
+
+    def set(self, moment: datetime) -> None:
+        self.moment = moment
+
+    def datetime_class(self) -> type[datetime]:
+        clock = self
+
+        class FrozenDateTime(datetime):
+            @classmethod
+            def now(cls, tz: Any = None) -> datetime:  # type: ignore[override]
+                return clock.moment.astimezone(tz) if tz is not None else clock.moment.replace(tzinfo=None)
+
+        return FrozenDateTime
+
+
+def _fixed_calibration(real: Any) -> Any:
+    def calibrate(*args: Any, **kwargs: Any) -> estimate.Calibration:
+        measured = real(*args, **kwargs)
+        measured.seconds_by_stage = {
+            stage: measured.sample_rows * MICROSECONDS_PER_ROW.get(stage, 10.0) / 1e6
+            for stage in measured.seconds_by_stage
+        }
+        measured.commit_seconds = COMMIT_SECONDS
+        measured.fixed_seconds = SCAN_SECONDS
+        return measured
+
+    return calibrate
+
+
+@contextmanager
+def frozen(clock: FrozenClock) -> Iterator[None]:
+    """The clock, time zone, disk and timings fixed for as long as the block runs."""
+    frozen_datetime = clock.datetime_class()
+    previous_tz = os.environ.get("TZ")
+    with ExitStack() as stack:
+        stack.enter_context(mock.patch("tui_migrator.store.datetime", frozen_datetime))
+        stack.enter_context(mock.patch("tui_migrator.audit.datetime", frozen_datetime))
+        stack.enter_context(mock.patch.object(health, "measure_disk", lambda *_args: FREE_DISK))
+        stack.enter_context(mock.patch.object(estimate, "calibrate", _fixed_calibration(estimate.calibrate)))
+        os.environ["TZ"] = TIME_ZONE
+        time.tzset()
+        try:
+            yield
+        finally:
+            if previous_tz is None:
+                os.environ.pop("TZ", None)
+            else:
+                os.environ["TZ"] = previous_tz
+            time.tzset()
+
+
+VIEWER = "vic"
+
+
+@dataclass(frozen=True)
+class World:
+    service: MigratorService
+    completed: str
+    with_failures: str
+    dry_run: str
+    rolled_back: str
+
+    @contextmanager
+    def opened_as(self, user: str, *, readonly: bool = False) -> Iterator[MigratorService]:
+        """The same database seen by another operator, or through --readonly."""
+        with MigratorService.open(settings(readonly=readonly), user=user) as service:
+            yield service
+
+
+def settings(*, readonly: bool = False) -> Settings:
+    return Settings.resolve(
+        {"data_dir": ROOT / "data", "database_url": f"sqlite:///{ROOT / 'parkml.db'}", "readonly": readonly},
+        environ={ENV_MASTER_KEY: TEST_MASTER_KEY},
+    )
+
+
+@contextmanager
+def world() -> Iterator[World]:
+    """Build the world from scratch (about two seconds) and keep it frozen while in use."""
+    shutil.rmtree(ROOT, ignore_errors=True)
+    ROOT.mkdir(parents=True)
+    clock = FrozenClock(SETUP_AT)
+    try:
+        with frozen(clock):
+            service, _summary = create_demo_service(settings(), user=OPERATOR, **DEMO)
+            with service:
+                yield _populate(service, clock)
+    finally:
+        shutil.rmtree(ROOT, ignore_errors=True)
+
+
+def _populate(service: MigratorService, clock: FrozenClock) -> World:
+    clock.set(SETUP_AT + timedelta(minutes=5))
+    service.grant(VIEWER, "viewer")
+    clock.set(NOW - timedelta(hours=3))
+    completed = _run(service, clock, {"batch_size": 200, "data_categories": ["DEMOGRAPHICS"]}, 42)
+
+    clock.set(NOW - timedelta(hours=2, minutes=20))
+    with mock.patch.object(batches, "seal_row", _failing_for(("motor_symptoms", {5, 9}))):
+        with_failures = _run(service, clock, {"batch_size": 100, "data_categories": ["MOTOR_SYMPTOMS"]}, 95)
+
+    clock.set(NOW - timedelta(hours=1, minutes=5))
+    dry_run = _run(service, clock, {"batch_size": 500, "dry_run": True}, 18)
+
+    clock.set(NOW - timedelta(minutes=40))
+    rolled_back = _run(service, clock, {"batch_size": 250, "data_categories": ["MEDICATION_DATA"]}, 27)
+    clock.set(NOW - timedelta(minutes=25))
+    service.rollback(rolled_back, confirm=True)
+    _fix_measurements(service, rolled_back, clock.moment, 27, rollback_seconds=6.0)
+
+    clock.set(NOW)
+    return World(service, completed, with_failures, dry_run, rolled_back)
+
+
+def _run(service: MigratorService, clock: FrozenClock, config: dict[str, Any], seconds: float) -> str:
+    started = clock.moment
+    record = service.start(config)
+    _fix_measurements(service, record.id, started, seconds)
+    clock.set(started + timedelta(seconds=seconds))
+    return record.id
+
+
+def _failing_for(where: tuple[str, set[int]]) -> Any:
+    table, ids = where
+    real_seal = batches.seal_row
+
+    def seal(access: Any, row: Any, cipher: Any) -> Any:
+        if access.mapped.name == table and row["id"] in ids:
+            raise UnsupportedValue("values of type Exotic cannot be encrypted exactly")
+        return real_seal(access, row, cipher)
+
+    return seal
+
+
+def _fix_measurements(
+    service: MigratorService,
+    migration_id: str,
+    started: datetime,
+    seconds: float,
+    *,
+    rollback_seconds: float | None = None,
+) -> None:
+    """Replace what this run measured (rate, durations) with fixed figures; counts stay real."""
+    record: MigrationRecord = service.status(migration_id)
+    phases = dict.fromkeys(record.phase_seconds, round(seconds / max(1, len(record.phase_seconds)), 1))
+    values: dict[str, Any] = {
+        "started_at": started,
+        "completed_at": started + timedelta(seconds=seconds),
+        "heartbeat_at": started + timedelta(seconds=seconds),
+        "rate_per_second": round(record.processed_records / seconds, 1),
+        "phase_seconds": json.dumps(phases),
+        "worker": f"db-host:{4100 + len(migration_id)}",
+    }
+    if rollback_seconds is not None:
+        values["rollback_seconds"] = rollback_seconds
+    with service.engine.begin() as connection:
+        connection.execute(
+            sa.update(migrations_table).where(migrations_table.c.id == migration_id).values(**values)
+        )
