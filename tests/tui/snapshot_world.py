@@ -20,7 +20,6 @@ import base64
 import json
 import os
 import shutil
-import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -39,7 +38,8 @@ from tui_migrator.service import MigratorService, create_demo_service
 from tui_migrator.settings import ENV_MASTER_KEY, Settings
 from tui_migrator.store import migrations_table
 
-ROOT = Path(tempfile.gettempdir()) / "tui-migrator-snapshots"
+# Not tempfile.gettempdir(): a TMPDIR would change the path, which the header shows.
+ROOT = Path("/tmp/tui-migrator-snapshots")
 TIME_ZONE = "Europe/Madrid"
 OPERATOR = "operator"
 # A published test key: it protects nothing but this throwaway demo database.
@@ -123,6 +123,7 @@ def frozen(clock: FrozenClock) -> Iterator[None]:
 
 
 VIEWER = "vic"
+_built = False
 
 
 @dataclass(frozen=True)
@@ -150,6 +151,10 @@ def settings(*, readonly: bool = False) -> Settings:
 @contextmanager
 def world() -> Iterator[World]:
     """Build the world from scratch (about two seconds) and keep it frozen while in use."""
+    global _built
+    if _built:
+        raise RuntimeError("One world at a time: a second would delete the first one's database.")
+    _built = True
     shutil.rmtree(ROOT, ignore_errors=True)
     ROOT.mkdir(parents=True)
     clock = FrozenClock(SETUP_AT)
@@ -160,6 +165,7 @@ def world() -> Iterator[World]:
                 yield _populate(service, clock)
     finally:
         shutil.rmtree(ROOT, ignore_errors=True)
+        _built = False
 
 
 def _populate(service: MigratorService, clock: FrozenClock) -> World:
