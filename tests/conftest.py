@@ -1,16 +1,27 @@
-"""Shared fixtures: a small seeded demo database built once, copied fresh for each test."""
+"""Shared fixtures: a small seeded demo database built once, copied fresh for each test.
+
+Tests marked ``@pytest.mark.backends("sqlite", "postgresql")`` (see ``BOTH_BACKENDS``) run once
+per backend: on SQLite the template file is copied, on PostgreSQL each test gets a database
+created from a template database in the suite's own throwaway cluster. Unmarked tests run on
+SQLite only. The cluster is started on first use, so a run without PostgreSQL tests never
+starts it.
+"""
 
 from __future__ import annotations
 
+import itertools
 import os
 import shutil
 from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 from hypothesis import settings as hypothesis_settings
 
+from tests.postgres_cluster import PostgresCluster, PostgresUnavailable
 from tui_migrator.service import MigratorService, create_demo_service
 from tui_migrator.settings import Settings
 
@@ -23,6 +34,102 @@ hypothesis_settings.load_profile(settings_profile)
 
 SMALL_DEMO = {"patients": 60, "organizations": 3, "seed": 11}
 ADMIN = "alice"
+BACKENDS = ("sqlite", "postgresql")
+BOTH_BACKENDS = pytest.mark.backends(*BACKENDS)
+_database_numbers = itertools.count(1)
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Parametrize ``backend`` with the names of the test's ``backends`` mark."""
+    marker = metafunc.definition.get_closest_marker("backends")
+    if marker is None or "backend" not in metafunc.fixturenames:
+        return
+    unknown = set(marker.args) - set(BACKENDS)
+    if unknown:
+        raise pytest.UsageError(f"{metafunc.definition.nodeid}: unknown backends {sorted(unknown)}")
+    metafunc.parametrize(
+        "backend",
+        [
+            pytest.param(name, marks=[pytest.mark.postgresql] if name == "postgresql" else [])
+            for name in marker.args
+        ],
+        indirect=True,
+    )
+
+
+@pytest.fixture
+def backend(request: pytest.FixtureRequest) -> str:
+    """The database backend of this test run: 'sqlite' unless the test is marked for more."""
+    return str(getattr(request, "param", "sqlite"))
+
+
+@pytest.fixture(scope="session")
+def postgres_cluster() -> Iterator[PostgresCluster]:
+    """The suite's own PostgreSQL cluster, started once, on first use, and removed at the end.
+
+    Where PostgreSQL is not installed its tests are skipped with the reason; in CI (the CI
+    variable is set) that is a failure instead: CI must never silently skip them.
+    """
+    try:
+        cluster = PostgresCluster()
+    except PostgresUnavailable as error:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI must run the PostgreSQL tests, but {error}. Install postgresql.", pytrace=False)
+        pytest.skip(f"PostgreSQL tests need a PostgreSQL server: {error} (apt-get install postgresql)")
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@dataclass(frozen=True)
+class PostgresTemplate:
+    cluster: PostgresCluster
+    database: str
+    root: Path  # holds data/, whose master key the template database was set up with
+
+
+@pytest.fixture(scope="session")
+def pg_demo_template(
+    postgres_cluster: PostgresCluster, tmp_path_factory: pytest.TempPathFactory
+) -> PostgresTemplate:
+    """The small demo in a PostgreSQL template database, set up by ADMIN, built once per session."""
+    root = tmp_path_factory.mktemp("pg-demo-template")
+    database = postgres_cluster.create_database("demo_template")
+    settings = make_settings(root, database_url=postgres_cluster.url(database))
+    service, _summary = create_demo_service(settings, user=ADMIN, **SMALL_DEMO)
+    # A template database must have no sessions while it is copied.
+    service.close()
+    return PostgresTemplate(postgres_cluster, database, root)
+
+
+@contextmanager
+def fresh_postgres_database(cluster: PostgresCluster, template: str | None = None) -> Iterator[str]:
+    """A new database (a copy of ``template``: CREATE DATABASE … TEMPLATE copies its files on the
+    server, far faster than building the demo again), dropped afterwards. Gives its URL."""
+    name = f"test_{next(_database_numbers)}"
+    cluster.create_database(name, template=template)
+    try:
+        yield cluster.url(name)
+    finally:
+        cluster.drop_database(name)
+
+
+@pytest.fixture
+def empty_postgres_database(postgres_cluster: PostgresCluster) -> Iterator[str]:
+    """The URL of a new, empty database in the suite's cluster, dropped after the test."""
+    with fresh_postgres_database(postgres_cluster) as url:
+        yield url
+
+
+@pytest.fixture
+def empty_database_url(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A database with no tables yet, on the test's backend."""
+    if backend == "sqlite":
+        yield f"sqlite:///{tmp_path / 'empty.db'}"
+    else:
+        yield request.getfixturevalue("empty_postgres_database")
 
 
 def make_settings(root: Path, **overrides: object) -> Settings:
@@ -44,16 +151,32 @@ def demo_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def workspace(demo_template: Path, tmp_path: Path) -> Path:
-    """A private copy of the template (database file and data dir with its 0600 key file)."""
-    shutil.copy2(demo_template / "parkml.db", tmp_path / "parkml.db")
-    shutil.copytree(demo_template / "data", tmp_path / "data")
+def workspace(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> Path:
+    """A private copy of the template's data dir (with its 0600 key file) and, on SQLite, of
+    its database file."""
+    if backend == "sqlite":
+        root: Path = request.getfixturevalue("demo_template")
+        shutil.copy2(root / "parkml.db", tmp_path / "parkml.db")
+    else:
+        root = request.getfixturevalue("pg_demo_template").root
+    shutil.copytree(root / "data", tmp_path / "data")
     return tmp_path
 
 
 @pytest.fixture
-def settings(workspace: Path) -> Settings:
-    return make_settings(workspace)
+def database_url(backend: str, workspace: Path, request: pytest.FixtureRequest) -> Iterator[str]:
+    """The test's own copy of the demo database: a file in the workspace or a new database."""
+    if backend == "sqlite":
+        yield f"sqlite:///{workspace / 'parkml.db'}"
+    else:
+        template: PostgresTemplate = request.getfixturevalue("pg_demo_template")
+        with fresh_postgres_database(template.cluster, template.database) as url:
+            yield url
+
+
+@pytest.fixture
+def settings(workspace: Path, database_url: str) -> Settings:
+    return make_settings(workspace, database_url=database_url)
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.exc import DatabaseError
 
-from tests.conftest import ADMIN
+from tests.conftest import ADMIN, BOTH_BACKENDS
 from tui_migrator.audit import AuditTrail
 from tui_migrator.cli.main import main
 from tui_migrator.service import MigratorService
@@ -29,10 +29,18 @@ def fill(service: MigratorService, count: int = 6) -> None:
         )
 
 
+pytestmark = BOTH_BACKENDS
+
+
 def drop_triggers(service: MigratorService) -> None:
+    """What an attacker with DDL rights would do before editing history."""
     with service.engine.begin() as connection:
-        connection.exec_driver_sql("DROP TRIGGER tm_audit_no_update")
-        connection.exec_driver_sql("DROP TRIGGER tm_audit_no_delete")
+        if connection.dialect.name == "postgresql":
+            connection.exec_driver_sql("DROP TRIGGER tm_audit_no_update_delete ON tm_audit")
+            connection.exec_driver_sql("DROP TRIGGER tm_audit_no_truncate ON tm_audit")
+        else:
+            connection.exec_driver_sql("DROP TRIGGER tm_audit_no_update")
+            connection.exec_driver_sql("DROP TRIGGER tm_audit_no_delete")
 
 
 def test_fresh_trail_verifies(service: MigratorService) -> None:
@@ -48,6 +56,15 @@ def test_triggers_reject_update_and_delete(service: MigratorService, statement: 
     with pytest.raises(DatabaseError, match="append-only"), service.engine.begin() as connection:
         connection.exec_driver_sql(statement)
     assert service.verify_audit().intact
+
+
+@pytest.mark.backends("postgresql")
+def test_trigger_rejects_truncate_on_postgresql(service: MigratorService) -> None:
+    fill(service, 2)
+    with pytest.raises(DatabaseError, match="append-only: TRUNCATE"), service.engine.begin() as connection:
+        connection.exec_driver_sql("TRUNCATE tm_audit")
+    assert service.verify_audit().intact
+    assert service.verify_audit(record=False).total_entries == 4
 
 
 def test_verify_names_an_edited_entry(service: MigratorService) -> None:

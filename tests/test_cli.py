@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import BOTH_BACKENDS
 from tui_migrator.cli.main import main
 from tui_migrator.settings import Settings
 
@@ -18,6 +19,7 @@ def where(settings: Settings) -> list[str]:
     return ["--db", settings.effective_database_url, "--data-dir", str(settings.data_dir)]
 
 
+@BOTH_BACKENDS
 def test_health_json_has_the_seed_shape(settings: Settings, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["health", "--json", *where(settings)]) == 0
     payload = json.loads(capsys.readouterr().out)
@@ -65,6 +67,8 @@ def test_usage_errors_exit_2_with_a_json_error(
         ("postgresql+nodriver://host/db", "No database driver is installed"),
         ("nonsense://host/db", "not supported"),
         ("mysql://u:secret@host/db", "not supported"),
+        ("postgresql+psycopg://u:secret@host:notaport/db", "is not a valid SQLAlchemy URL"),
+        ("postgresql+psycopg://u:secret@[::1/db", "is not a valid SQLAlchemy URL"),
     ],
 )
 def test_bad_database_url_is_a_clear_error(
@@ -92,6 +96,7 @@ def test_demo_refuses_to_replace_a_database_without_yes(
     assert "--yes" in capsys.readouterr().err
 
 
+@BOTH_BACKENDS
 def test_demo_refuses_a_database_with_foreign_tables(
     settings: Settings, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -105,6 +110,7 @@ def test_demo_refuses_a_database_with_foreign_tables(
     assert "not part of the demo (billing)" in capsys.readouterr().err
 
 
+@BOTH_BACKENDS
 def test_demo_rebuild_resets_data_and_starts_a_new_verified_trail(
     settings: Settings, capsys: pytest.CaptureFixture[str]
 ) -> None:

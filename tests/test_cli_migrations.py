@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from tests.conftest import BOTH_BACKENDS
 from tests.migration_helpers import Background, latest, latest_is, raw_dump, wait_for
 from tui_migrator import batches as batches_module
 from tui_migrator.categories import CATEGORY_NAMES
@@ -19,6 +20,8 @@ from tui_migrator.service import MigratorService
 from tui_migrator.settings import Settings
 
 FAST = ["--batch-size", "40"]
+
+pytestmark = BOTH_BACKENDS
 
 
 @pytest.fixture

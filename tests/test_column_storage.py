@@ -5,12 +5,12 @@ from __future__ import annotations
 import uuid
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
 
 import pytest
 import sqlalchemy as sa
 
-from tests.conftest import make_settings
+from tests.conftest import BOTH_BACKENDS, make_settings
+from tests.migration_helpers import raw_dump
 from tui_migrator.column_storage import (
     RecordRefused,
     add_companion_columns,
@@ -27,25 +27,6 @@ from tui_migrator.service import MigratorService
 from tui_migrator.tokens import is_token
 
 BATCH = 50
-
-
-def raw_dump(engine: sa.Engine) -> dict[str, list[tuple[Any, ...]]]:
-    """Every row of every user table with each value's SQLite storage class, straight from SQLite."""
-    dump: dict[str, list[tuple[Any, ...]]] = {}
-    with engine.connect() as connection:
-        for (name,) in connection.exec_driver_sql(
-            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'tm\\_%' ESCAPE '\\' ORDER BY name"
-        ):
-            columns = [row[1] for row in connection.exec_driver_sql(f'PRAGMA table_info("{name}")')]
-            selected = ", ".join(f'"{c}", typeof("{c}")' for c in columns)
-            dump[name] = [
-                tuple(row)
-                for row in connection.exec_driver_sql(f'SELECT {selected} FROM "{name}" ORDER BY rowid')
-            ]
-            dump[name + " (schema)"] = [
-                tuple(row) for row in connection.exec_driver_sql(f'PRAGMA table_info("{name}")')
-            ]
-    return dump
 
 
 def seal_everything(service: MigratorService, mapping: ResolvedMapping) -> int:
@@ -95,6 +76,7 @@ def assert_no_plaintext_left(service: MigratorService, mapping: ResolvedMapping)
                         assert row[column.companion] is None or is_token(row[column.companion])
 
 
+@BOTH_BACKENDS
 def test_demo_tables_seal_and_unseal_byte_for_byte(service: MigratorService) -> None:
     mapping = service.mapping()
     before = raw_dump(service.engine)
@@ -106,6 +88,7 @@ def test_demo_tables_seal_and_unseal_byte_for_byte(service: MigratorService) -> 
     assert raw_dump(service.engine) == before
 
 
+@BOTH_BACKENDS
 def test_reads_during_sealing_see_the_originals(service: MigratorService) -> None:
     mapping = service.mapping()
     table = mapping.table("medication_data")

@@ -6,10 +6,13 @@ import base64
 
 import pytest
 
+from tests.conftest import BOTH_BACKENDS
 from tui_migrator.crypto import RowContext
 from tui_migrator.errors import DecryptionFailed
 from tui_migrator.service import MigratorService
 from tui_migrator.tokens import Token, parse_token
+
+pytestmark = BOTH_BACKENDS
 
 ORG_A = "org_charite_berlin"
 ORG_B = "org_karolinska_stockholm"

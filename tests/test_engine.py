@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 import sqlalchemy as sa
 
+from tests.conftest import BOTH_BACKENDS
 from tests.migration_helpers import Background, assert_fully_encrypted, latest, latest_is, raw_dump, wait_for
 from tui_migrator import batches as batches_module
 from tui_migrator.batches import RetryPolicy
@@ -15,6 +16,8 @@ from tui_migrator.migrations import Status
 from tui_migrator.service import MigratorService
 
 FAST = {"batch_size": 40, "max_concurrency": 2}
+
+pytestmark = BOTH_BACKENDS
 
 
 def test_complete_migration_leaves_no_plaintext_and_rollback_restores_everything(
@@ -256,11 +259,9 @@ def test_second_migration_over_the_same_tables_is_refused(
 
 
 def test_rows_without_organization_are_refused_before_any_write(service: MigratorService) -> None:
-    import sqlite3
-
-    # A plain sqlite3 connection does not enforce foreign keys: the rows lose their organization.
-    with sqlite3.connect(service.engine.url.database) as raw:
-        raw.execute("UPDATE emergency_contacts SET organization_id = '' WHERE patient_id <= 3")
+    _bypassing_foreign_keys(
+        service, "UPDATE emergency_contacts SET organization_id = '' WHERE patient_id <= 3"
+    )
     before = raw_dump(service.engine)
     with pytest.raises(
         BadInput,
@@ -341,10 +342,64 @@ def test_rollback_keeps_values_the_application_wrote_after_the_migration(service
         )
 
 
+def test_a_value_the_application_changes_during_a_batch_is_read_again_not_overwritten(
+    service: MigratorService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The guarded UPDATE on a JSON column (PostgreSQL's json type has no equality operator)."""
+    real_seal_rows = batches_module.TableBatches.seal_rows
+    changed: dict[str, int] = {}
+
+    def application_writes_after_the_read(self, rows):  # type: ignore[no-untyped-def]
+        sealed = real_seal_rows(self, rows)
+        if self.access.mapped.name == "autonomic_symptoms" and self.migration_id != "calibration":
+            target = next((r for r in rows if r["measurements"] is not None), None)
+            if target is not None and not changed:
+                with self.engine.begin() as connection:
+                    connection.exec_driver_sql(
+                        "UPDATE autonomic_symptoms SET measurements = '{\"changed\":  [1.10]}' "
+                        f"WHERE id = {int(target['id'])}"
+                    )
+                changed["id"] = int(target["id"])
+        return sealed
+
+    monkeypatch.setattr(batches_module.TableBatches, "seal_rows", application_writes_after_the_read)
+    record = service.start(FAST)
+    assert record.status is Status.COMPLETED, record.error_message
+    assert record.failed_records == 0 and "id" in changed
+    with service.engine.connect() as connection:
+        token = connection.exec_driver_sql(
+            f"SELECT measurements__tm_token, organization_id FROM autonomic_symptoms WHERE id = {changed['id']}"
+        ).one()
+    opened = service.record_reader().read_value(
+        token[0],
+        table="autonomic_symptoms",
+        column="measurements",
+        primary_key=changed["id"],
+        organization_id=token[1],
+    )
+    # The application's new value was sealed, exactly as written, not the value read before it.
+    assert opened == '{"changed":  [1.10]}'
+
+
 def test_auto_batch_size_adapts(service: MigratorService) -> None:
     record = service.start({"batch_size": "auto", "max_concurrency": 2})
     assert record.status is Status.COMPLETED
     assert record.config.batch_size == "auto"
+
+
+def _bypassing_foreign_keys(service: MigratorService, statement: str) -> None:
+    """Run ``statement`` with foreign keys unchecked, so rows can lose their organization."""
+    if service.engine.dialect.name == "sqlite":
+        import sqlite3
+
+        # A plain sqlite3 connection does not enforce foreign keys.
+        with sqlite3.connect(service.engine.url.database) as raw:
+            raw.execute(statement)
+        return
+    with service.engine.begin() as connection:
+        # The replica role skips the foreign-key triggers (the test cluster's user is a superuser).
+        connection.exec_driver_sql("SET LOCAL session_replication_role = replica")
+        connection.exec_driver_sql(statement)
 
 
 def _slow_batches(monkeypatch: pytest.MonkeyPatch, seconds: float = 0.03) -> None:
@@ -395,3 +450,118 @@ def test_status_raises_the_seeds_high_error_rate_alert(
     assert record.failed_records / record.processed_records > 0.05
     alerts = status_data(record)["alerts"]
     assert any(alert.startswith("High error rate:") for alert in alerts)
+
+
+@pytest.mark.backends("postgresql")
+def test_concurrent_starts_get_distinct_ids_or_the_held_by_refusal(
+    service: MigratorService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On PostgreSQL two starts can both count the day's migrations before either inserts."""
+    import threading
+
+    from tui_migrator import migrations
+    from tui_migrator.migration_config import parse_config
+
+    real_new_id = migrations.new_migration_id
+    barrier = threading.Barrier(2, timeout=20)
+    waited = threading.local()
+
+    def racing_new_id(connection, now):  # type: ignore[no-untyped-def]
+        chosen = real_new_id(connection, now)
+        if not getattr(waited, "done", False):
+            waited.done = True
+            barrier.wait()  # both have chosen an id before either inserts
+        return chosen
+
+    monkeypatch.setattr(migrations, "new_migration_id", racing_new_id)
+
+    def race(config: dict[str, object]) -> list[object]:
+        outcomes: list[object] = []
+
+        def create() -> None:
+            try:
+                outcomes.append(
+                    migrations.create(
+                        service.engine,
+                        config=parse_config(config),
+                        created_by="alice",
+                        tables=[("demographics", "DEMOGRAPHICS", 60)],
+                        skipped_records=0,
+                        estimated_seconds=None,
+                        warnings=[],
+                    )
+                )
+            except BadInput as error:
+                outcomes.append(error)
+
+        threads = [threading.Thread(target=create) for _ in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+        barrier.reset()
+        return outcomes
+
+    dry_runs = race({"dry_run": True})
+    assert len(dry_runs) == 2 and all(isinstance(o, str) for o in dry_runs)
+    assert dry_runs[0] != dry_runs[1]
+
+    real_runs = race({})
+    started = [o for o in real_runs if isinstance(o, str)]
+    refused = [o for o in real_runs if isinstance(o, BadInput)]
+    assert len(started) == 1 and len(refused) == 1
+    assert f"held by migration {started[0]}" in str(refused[0])
+    _, everything = service.list_migrations()
+    assert sorted(r.id for r in everything) == sorted([*dry_runs, started[0]])
+
+
+def test_two_workers_claiming_one_migration_at_once_one_is_refused(
+    service: MigratorService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each worker reads the migration, sees nobody running it, and takes it: only one may."""
+    import contextlib
+    import threading
+
+    from tui_migrator import migrations
+    from tui_migrator.errors import OperationFailed
+    from tui_migrator.migration_config import parse_config
+
+    migration_id = migrations.create(
+        service.engine,
+        config=parse_config(FAST),
+        created_by="alice",
+        tables=[("demographics", "DEMOGRAPHICS", 60)],
+        skipped_records=0,
+        estimated_seconds=None,
+        warnings=[],
+    )
+    real_load = migrations.load
+    # Both claims wait here after reading, unless the first one's read locked the row, so the
+    # second cannot read before the first has written (then the wait times out).
+    both_read = threading.Barrier(2, timeout=1.5)
+
+    def load_then_wait(connection, wanted, **options):  # type: ignore[no-untyped-def]
+        record = real_load(connection, wanted, **options)
+        if threading.current_thread().name.startswith("claim-"):
+            with contextlib.suppress(threading.BrokenBarrierError):
+                both_read.wait()
+        return record
+
+    monkeypatch.setattr(migrations, "load", load_then_wait)
+    outcomes: dict[str, object] = {}
+
+    def claim(worker: str) -> None:
+        try:
+            outcomes[worker] = migrations.claim(service.engine, migration_id, worker).worker
+        except OperationFailed as error:
+            outcomes[worker] = error
+
+    threads = [threading.Thread(target=claim, args=(w,), name=f"claim-{w}") for w in ("w1", "w2")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    winners = [worker for worker, outcome in outcomes.items() if outcome == worker]
+    refused = [outcome for outcome in outcomes.values() if isinstance(outcome, OperationFailed)]
+    assert len(winners) == 1 and len(refused) == 1, outcomes
+    assert f"already being run by {winners[0]}" in str(refused[0])

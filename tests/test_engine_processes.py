@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import os
 import pwd
+import shutil
 import signal
 from collections.abc import Iterator
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import make_settings
+from tests.conftest import BOTH_BACKENDS, PostgresTemplate, fresh_postgres_database, make_settings
 from tests.migration_helpers import assert_fully_encrypted, raw_dump, wait_for
+from tests.postgres_cluster import PostgresCluster
 from tui_migrator import migrations
 from tui_migrator.migrations import Status
 from tui_migrator.service import MigratorService, create_demo_service
@@ -21,25 +24,50 @@ from tui_migrator.settings import Settings
 SLOW = {"batch_size": 8, "max_concurrency": 1}
 
 
-@pytest.fixture(scope="module")
-def bigger_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("bigger")
-    service, _ = create_demo_service(make_settings(root), patients=300, organizations=3, seed=5, user="alice")
+pytestmark = BOTH_BACKENDS
+
+
+def _bigger_demo(settings: Settings) -> None:
+    service, _ = create_demo_service(settings, patients=300, organizations=3, seed=5, user="alice")
     # The detached worker runs as the real operating-system user, who needs the role too.
     service.grant(pwd.getpwuid(os.geteuid()).pw_name, "super_admin")
     service.close()
+
+
+@pytest.fixture(scope="module")
+def bigger_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("bigger")
+    _bigger_demo(make_settings(root))
     return root
 
 
-@pytest.fixture
-def bigger(bigger_template: Path, tmp_path: Path) -> Iterator[tuple[Settings, MigratorService]]:
-    import shutil
+@pytest.fixture(scope="module")
+def bigger_pg_template(
+    postgres_cluster: PostgresCluster, tmp_path_factory: pytest.TempPathFactory
+) -> PostgresTemplate:
+    root = tmp_path_factory.mktemp("bigger-pg")
+    database = postgres_cluster.create_database("bigger_template")
+    _bigger_demo(make_settings(root, database_url=postgres_cluster.url(database)))
+    return PostgresTemplate(postgres_cluster, database, root)
 
-    shutil.copy2(bigger_template / "parkml.db", tmp_path / "parkml.db")
-    shutil.copytree(bigger_template / "data", tmp_path / "data")
-    settings = make_settings(tmp_path)
-    with MigratorService.open(settings, user="alice") as service:
-        yield settings, service
+
+@pytest.fixture
+def bigger(
+    backend: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> Iterator[tuple[Settings, MigratorService]]:
+    if backend == "sqlite":
+        template: Path = request.getfixturevalue("bigger_template")
+        shutil.copy2(template / "parkml.db", tmp_path / "parkml.db")
+        shutil.copytree(template / "data", tmp_path / "data")
+        database: AbstractContextManager[str] = nullcontext(f"sqlite:///{tmp_path / 'parkml.db'}")
+    else:
+        pg_template: PostgresTemplate = request.getfixturevalue("bigger_pg_template")
+        shutil.copytree(pg_template.root / "data", tmp_path / "data")
+        database = fresh_postgres_database(pg_template.cluster, pg_template.database)
+    with database as url:
+        settings = make_settings(tmp_path, database_url=url)
+        with MigratorService.open(settings, user="alice") as service:
+            yield settings, service
 
 
 def worker_pid(record: migrations.MigrationRecord) -> int:

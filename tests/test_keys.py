@@ -9,13 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ADMIN, dump_database, make_settings
+from tests.conftest import ADMIN, BOTH_BACKENDS, dump_database, make_settings
 from tui_migrator.cli.main import main
 from tui_migrator.crypto import RowContext
 from tui_migrator.errors import ConfigError, WrongMasterKey
 from tui_migrator.keys import generate_master_key, load_master_key
 from tui_migrator.service import MigratorService
 from tui_migrator.settings import ENV_MASTER_KEY, Settings
+
+pytestmark = BOTH_BACKENDS
 
 
 def test_key_file_is_created_with_mode_0600(tmp_path: Path) -> None:

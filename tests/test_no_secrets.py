@@ -94,3 +94,57 @@ def test_no_key_material_in_database_logs_or_output(
     for secret in secrets:
         for form in forms(secret):
             assert not any(form in haystack for haystack in haystacks)
+
+
+@pytest.mark.postgresql
+def test_database_password_never_reaches_output_logs_errors_or_a_command_line(
+    empty_postgres_database: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import secrets as random_secrets
+
+    from tui_migrator import worker
+
+    password = f"pw-{random_secrets.token_hex(12)}"
+    # The test cluster trusts 127.0.0.1, so the password is accepted and never checked.
+    url = sa.make_url(empty_postgres_database).set(password=password).render_as_string(hide_password=False)
+    caplog.set_level(logging.DEBUG)
+    where = ["--db", url, "--data-dir", str(tmp_path / "data"), "-v"]
+    assert main(["demo", "--patients", "12", "--organizations", "2", "--yes", "--json", *where]) == 0
+    for command in (
+        ["health", "--json"],
+        ["start", "--yes", "--json", "--batch-size", "50"],
+        ["list", "--json"],
+        ["audit", "--verify", "--json"],
+    ):
+        assert main([*command, *where]) == 0, command
+    missing = sa.make_url(url).set(database="no_such_database").render_as_string(hide_password=False)
+    assert main(["health", "--json", "--db", missing, "--data-dir", str(tmp_path / "data")]) == 2
+    output = capsys.readouterr()
+    assert "no_such_database" in output.out  # the error is there, and clear
+
+    spawned: list[tuple[list[str], dict[str, str]]] = []
+
+    class RecordingPopen:
+        pid = 4242
+
+        def __init__(self, arguments: list[str], **options: object) -> None:
+            spawned.append((arguments, options["env"]))  # type: ignore[arg-type]
+
+    monkeypatch.setattr(worker.subprocess, "Popen", RecordingPopen)
+    settings = make_settings(tmp_path, database_url=url)
+    worker.spawn(settings, "migration_x")
+    arguments, environment = spawned[0]
+    assert environment["TUI_MIGRATOR_DB"] == url  # handed over, but not where ps shows it
+
+    haystacks = [
+        *database_bytes(url),
+        caplog.text.encode(),
+        output.out.encode(),
+        output.err.encode(),
+        " ".join(arguments).encode(),
+    ]
+    assert not [haystack for haystack in haystacks if password.encode() in haystack]

@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import json
+import threading
+from pathlib import Path
 
 import pytest
+from pydantic import SecretStr
 
-from tests.conftest import ADMIN
+from tests.conftest import ADMIN, BOTH_BACKENDS, make_settings
 from tui_migrator.cli.main import main
 from tui_migrator.errors import BadInput, PermissionDenied
 from tui_migrator.operators import Role
 from tui_migrator.service import MigratorService
 from tui_migrator.settings import Settings
+
+pytestmark = BOTH_BACKENDS
 
 
 def open_as(settings: Settings, user: str) -> MigratorService:
@@ -24,6 +29,55 @@ def test_user_who_set_the_database_up_is_the_first_super_admin(service: Migrator
     assert (only.username, only.role) == (ADMIN, Role.SUPER_ADMIN)
     initialized = service.audit_entries(limit=None).entries[-1]
     assert initialized.operation == "tool_initialized" and initialized.details["firstSuperAdmin"] == ADMIN
+
+
+def test_processes_setting_up_a_new_database_at_once_make_one_setup(
+    empty_database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Everyone sees an empty database, then all try to create the tool's tables at once."""
+    from tui_migrator import service as service_module
+    from tui_migrator.keys import generate_master_key
+
+    users = ["alice", "bob", "carol", "dave"]
+    everyone_looked = threading.Barrier(len(users), timeout=20)
+    real_check = service_module.tool_tables_exist
+
+    def check_then_wait(engine):  # type: ignore[no-untyped-def]
+        found = real_check(engine)
+        everyone_looked.wait()
+        return found
+
+    monkeypatch.setattr(service_module, "tool_tables_exist", check_then_wait)
+    # The key comes from the environment: the key file's own first-use race is not this test's.
+    settings = make_settings(tmp_path, database_url=empty_database_url).model_copy(
+        update={"master_key": SecretStr(generate_master_key())}
+    )
+    errors: list[BaseException] = []
+
+    def open_and_close(user: str) -> None:
+        try:
+            MigratorService.open(settings, user=user).close()
+        except BaseException as error:
+            errors.append(error)
+
+    threads = [threading.Thread(target=open_and_close, args=(user,)) for user in users]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert errors == []
+    monkeypatch.undo()
+    (first,) = [u for u in users if _is_super_admin(settings, u)]
+    with MigratorService.open(settings, user=first) as opened:
+        assert [o.username for o in opened.list_operators()] == [first]
+        entries = opened.audit_entries(limit=None).entries
+        assert [e.operation for e in entries] == ["tool_initialized"]
+        assert opened.verify_audit(record=False).intact
+
+
+def _is_super_admin(settings: Settings, user: str) -> bool:
+    with MigratorService.open(settings, user=user) as opened:
+        return opened.role() is Role.SUPER_ADMIN
 
 
 def test_viewer_may_read_but_not_manage_and_the_refusal_is_audited(

@@ -7,11 +7,14 @@ from datetime import date
 import pytest
 import sqlalchemy as sa
 
+from tests.conftest import BOTH_BACKENDS
 from tui_migrator.crypto import RowContext
 from tui_migrator.errors import DecryptionFailed
 from tui_migrator.reader import RecordReader
 from tui_migrator.service import MigratorService
 from tui_migrator.settings import Settings
+
+pytestmark = BOTH_BACKENDS
 
 
 def first_row(service: MigratorService, table_name: str) -> dict:

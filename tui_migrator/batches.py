@@ -22,7 +22,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from tui_migrator import backup
-from tui_migrator.codec import UnsupportedValue, encode_key
+from tui_migrator.codec import UnsupportedValue, encode_key, encode_value
 from tui_migrator.column_storage import (
     RecordRefused,
     TableAccess,
@@ -226,7 +226,9 @@ class TableBatches:
             token = parameters.get(target)
             if token is not None and token != row.get(target):
                 context = base.with_column(column.name)
-                if self.cipher.decrypt(token, context) != row[column.name]:
+                # Compared encoded: exact to the bit and type, and NaN (never equal to itself)
+                # is not mistaken for a value that failed to round-trip.
+                if encode_value(self.cipher.decrypt(token, context)) != encode_value(row[column.name]):
                     raise DecryptionFailed(
                         f"A dry-run token of {context.describe()} did not decrypt to its value."
                     )
@@ -359,9 +361,7 @@ class TableBatches:
     def _guard(self) -> sa.ColumnElement[bool]:
         return sa.and_(
             *(
-                self.access.table.c[column.name].is_not_distinct_from(
-                    sa.bindparam(_GUARD_PARAMETER.format(index), type_=self.access.bind_type(column.name))
-                )
+                self.access.unchanged(column.name, _GUARD_PARAMETER.format(index))
                 for index, column in enumerate(self.access.mapped.columns)
             )
         )

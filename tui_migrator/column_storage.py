@@ -7,7 +7,8 @@ Values are moved exactly as the database holds them. On SQLite, whose columns ca
 storage class whatever their declared type, values are read and written raw, bypassing
 SQLAlchemy's type conversion: a DATE stored as '2024-1-5' text or a NUMERIC stored as the integer
 100 comes back as that same text or integer. On PostgreSQL, values travel as the driver's typed
-Python values through the column's own type, which the server stores exactly.
+Python values through the column's own type, which the server stores exactly — except JSON and
+JSONB, which travel as their exact text (see :meth:`TableAccess.moves_as_text`).
 """
 
 from __future__ import annotations
@@ -57,10 +58,20 @@ class TableAccess:
     def has_companion(self, column: ResolvedColumn) -> bool:
         return column.companion is not None and column.companion in self.table.c
 
+    def moves_as_text(self, name: str) -> bool:
+        """True for PostgreSQL JSON and JSONB columns, whose values are read, sealed and written
+        back as their text. As Python objects they would not come back exactly: ``json`` keeps
+        its text as written (spacing, key order, duplicate keys) and ``jsonb`` numbers are
+        exact decimals (``1.10``, ``0.1000000000000000000001``) that a Python float would round.
+        Sealed JSON is therefore text, as it is on SQLite, where JSON is stored as text."""
+        return not self.raw_values and isinstance(self.table.c[name].type, sa.JSON)
+
     def _value(self, name: str) -> sa.ColumnElement[Any]:
         column = self.table.c[name]
         if self.raw_values:
             return sa.type_coerce(column, _RawValue()).label(name)
+        if self.moves_as_text(name):
+            return sa.cast(column, sa.Text).label(name)
         return column
 
     def select_rows(self, *, after: Sequence[Any] | None = None, limit: int | None = None) -> sa.Select[Any]:
@@ -89,17 +100,42 @@ class TableAccess:
         )
         targets: dict[str, Any] = {}
         for column in self.mapped.columns:
-            targets[column.name] = sa.bindparam(column.name, type_=self.bind_type(column.name))
+            targets[column.name] = self.bound_value(column.name, column.name)
             if column.companion is not None:
                 targets[column.companion] = sa.bindparam(column.companion, type_=sa.Text())
         return sa.update(self.table).where(condition).values(targets)
 
     def bind_type(self, name: str) -> sa.types.TypeEngine[Any]:
-        return _RawValue() if self.raw_values else self.table.c[name].type
+        if self.raw_values:
+            return _RawValue()
+        return sa.Text() if self.moves_as_text(name) else self.table.c[name].type
+
+    def bound_value(self, name: str, parameter: str) -> sa.ColumnElement[Any]:
+        """The parameter ``parameter`` as a value of column ``name``, in the form it was read."""
+        bound = sa.bindparam(parameter, type_=self.bind_type(name))
+        if self.moves_as_text(name):
+            return sa.cast(bound, self.table.c[name].type)
+        return bound
+
+    def unchanged(self, name: str, parameter: str) -> sa.ColumnElement[bool]:
+        """True where column ``name`` still holds the value bound to ``parameter`` (NULL included):
+        the guard that keeps a batch from overwriting a value the application changed."""
+        column = self.table.c[name]
+        value = self.bound_value(name, parameter)
+        if self.raw_values:
+            return column.is_not_distinct_from(value)
+        # PostgreSQL compares the text of the column's own type: json has no equality operator,
+        # a real column would be compared with a float8 parameter as float8 (and never match),
+        # and numeric equality ignores a changed scale (1.10 = 1.1). Same text, same value.
+        if not self.moves_as_text(name):
+            value = sa.cast(value, column.type)
+        return sa.cast(column, sa.Text).is_not_distinct_from(sa.cast(value, sa.Text))
 
 
 def reflect(connection: Connection, mapped: ResolvedTable) -> TableAccess:
-    table = sa.Table(mapped.name, sa.MetaData(), autoload_with=connection)
+    # resolve_fks=False: the tables a foreign key points to are never used here, and reflecting
+    # them too (PostgreSQL's catalog queries are not cheap) tripled the cost of every call.
+    table = sa.Table(mapped.name, sa.MetaData(), autoload_with=connection, resolve_fks=False)
     return TableAccess(mapped, table, raw_values=connection.dialect.name == "sqlite")
 
 

@@ -27,11 +27,15 @@ SUPPORTED_DIALECTS_HINT = "Use a sqlite:/// or postgresql+psycopg:// database UR
 def parse_url(url: str) -> URL:
     try:
         return make_url(url)
-    except ArgumentError as error:
+    except (ArgumentError, ValueError):  # ValueError: a port that is not a number
+        # A URL that does not parse cannot be redacted the usual way: everything from the first
+        # ':' to the last '@' (where user and password would be) is hidden instead.
+        head, colon, rest = url.partition(":")
+        shown = f"{head}{colon}***@{rest.rsplit('@', 1)[1]}" if "@" in rest else url
         raise ConfigError(
-            f"The database URL '{url}' is not a valid SQLAlchemy URL.",
+            f"The database URL '{shown}' is not a valid SQLAlchemy URL.",
             hint="Use e.g. sqlite:////path/to/file.db or postgresql+psycopg://user@host/dbname.",
-        ) from error
+        ) from None
 
 
 def redacted(url: str | URL) -> str:

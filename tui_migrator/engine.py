@@ -472,7 +472,7 @@ class MigrationRunner:
 
     def _finish_cancelled(self) -> MigrationRecord:
         with serialized_write(self.engine) as connection:
-            record = migrations.load(connection, self.migration_id)
+            record = migrations.load(connection, self.migration_id, for_update=True)
             migrations.update(
                 connection,
                 self.migration_id,

@@ -17,6 +17,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import IntegrityError
 
 from tui_migrator.database import serialized_write
 from tui_migrator.errors import BadInput, OperationFailed
@@ -32,6 +33,8 @@ from tui_migrator.store import (
 
 # A worker that has not moved its heartbeat for this long is taken to be gone.
 HEARTBEAT_STALE_SECONDS = 15.0
+# Tries at inserting a new migration when concurrent starts collide (see create).
+CREATE_ATTEMPTS = 5
 
 
 class Status(StrEnum):
@@ -234,6 +237,37 @@ def create(
     ``tables`` lists (name, category, rows to migrate). A dry run takes no locks: it writes
     nothing a real migration could collide with.
     """
+    for attempt in range(CREATE_ATTEMPTS):
+        try:
+            return _create_once(
+                engine,
+                config=config,
+                created_by=created_by,
+                tables=tables,
+                skipped_records=skipped_records,
+                estimated_seconds=estimated_seconds,
+                warnings=warnings,
+            )
+        except IntegrityError:
+            # On PostgreSQL two starts at the same moment both count the day's migrations before
+            # either inserts, so both pick the same id, or both find the same tables free; the
+            # second insert waits for the first to commit and then fails. Trying again in a new
+            # transaction sees the first one: the next id, or the "held by" refusal.
+            if attempt == CREATE_ATTEMPTS - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _create_once(
+    engine: Engine,
+    *,
+    config: MigrationConfig,
+    created_by: str,
+    tables: list[tuple[str, str, int]],
+    skipped_records: int,
+    estimated_seconds: float | None,
+    warnings: list[str],
+) -> str:
     with serialized_write(engine) as connection:
         now = utc_now()
         migration_id = new_migration_id(connection, now)
@@ -313,12 +347,14 @@ def get(engine: Engine, migration_id: str) -> MigrationRecord:
         return load(connection, migration_id)
 
 
-def load(connection: Connection, migration_id: str) -> MigrationRecord:
-    row = (
-        connection.execute(sa.select(migrations_table).where(migrations_table.c.id == migration_id))
-        .mappings()
-        .one_or_none()
-    )
+def load(connection: Connection, migration_id: str, *, for_update: bool = False) -> MigrationRecord:
+    """The migration as stored. ``for_update`` locks its row until the transaction ends, for
+    callers that decide on what they read and then write it back: on PostgreSQL two processes
+    would otherwise both read the same state (SQLite's write lock already serialises them)."""
+    query = sa.select(migrations_table).where(migrations_table.c.id == migration_id)
+    if for_update:
+        query = query.with_for_update()
+    row = connection.execute(query).mappings().one_or_none()
     if row is None:
         raise BadInput(
             f"There is no migration '{migration_id}' in this database.",
@@ -380,7 +416,7 @@ def update_table(connection: Connection, migration_id: str, table_name: str, **v
 def claim(engine: Engine, migration_id: str, worker: str) -> MigrationRecord:
     """Make ``worker`` the one running this migration, unless another live worker is."""
     with serialized_write(engine) as connection:
-        record = load(connection, migration_id)
+        record = load(connection, migration_id, for_update=True)
         if record.stored_status in LIVE_STATUSES and record.worker_alive and record.worker != worker:
             raise OperationFailed(
                 f"Migration {migration_id} is already being run by {record.worker}.",

@@ -531,7 +531,7 @@ class MigratorService:
             )
         self.authorize(Action.MIGRATE, "cancel")
         with serialized_write(self.engine) as connection:
-            record = migrations.load(connection, migration_id)
+            record = migrations.load(connection, migration_id, for_update=True)
             if record.status not in (Status.RUNNING, Status.PAUSED, Status.PLANNED, Status.INTERRUPTED):
                 raise BadInput(
                     f"Migration {migration_id} is {record.status.value}; only a planned, running, paused or "
@@ -575,7 +575,7 @@ class MigratorService:
         self, migration_id: str, verb: str, *, allowed: tuple[Status, ...], **values: Any
     ) -> migrations.MigrationRecord:
         with serialized_write(self.engine) as connection:
-            record = migrations.load(connection, migration_id)
+            record = migrations.load(connection, migration_id, for_update=True)
             if record.status not in allowed:
                 raise BadInput(
                     f"Migration {migration_id} is {record.status.value}; '{verb}' needs it "

@@ -210,9 +210,12 @@ _SQLITE_AUDIT_TRIGGERS = (
 )
 
 _POSTGRESQL_AUDIT_TRIGGERS = (
+    # USING MESSAGE rather than RAISE's '%' placeholder: psycopg reads a '%' in a statement as
+    # a parameter placeholder and refuses it.
     (
         "CREATE OR REPLACE FUNCTION tm_audit_append_only() RETURNS trigger LANGUAGE plpgsql AS $$ "
-        "BEGIN RAISE EXCEPTION 'tm_audit is append-only: % is not allowed', TG_OP; END $$"
+        "BEGIN RAISE EXCEPTION USING MESSAGE = 'tm_audit is append-only: ' || TG_OP || ' is not allowed'; "
+        "END $$"
     ),
     (
         "CREATE TRIGGER tm_audit_no_update_delete BEFORE UPDATE OR DELETE ON tm_audit "

@@ -11,7 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tui_migrator.settings import Settings
+from tui_migrator.settings import ENV_DB, Settings
 
 
 def log_path(settings: Settings, migration_id: str) -> Path:
@@ -29,8 +29,6 @@ def spawn(settings: Settings, migration_id: str) -> int:
         "--data-dir",
         str(settings.data_dir),
     ]
-    if settings.database_url is not None:
-        arguments += ["--db", settings.database_url]
     if settings.schema_path is not None:
         arguments += ["--schema", str(settings.schema_path)]
     if settings.master_key_file is not None:
@@ -38,6 +36,11 @@ def spawn(settings: Settings, migration_id: str) -> int:
     log = log_path(settings, migration_id)
     log.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     environment = dict(os.environ)
+    # The database URL may hold a password: it goes through the environment too, never the
+    # command line. Set or removed, so the worker uses exactly this process's database.
+    environment.pop(ENV_DB, None)
+    if settings.database_url is not None:
+        environment[ENV_DB] = settings.database_url
     if settings.master_key is not None:
         # Handed over the way it came in, through the environment, never on the command line
         # (where any user could read it with ps).

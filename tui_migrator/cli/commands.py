@@ -15,7 +15,7 @@ from rich.text import Text
 from tui_migrator.audit import AuditEntry, AuditVerification
 from tui_migrator.cli import migration_commands
 from tui_migrator.cli.output import Result
-from tui_migrator.database import create_database_engine
+from tui_migrator.database import create_database_engine, redacted
 from tui_migrator.errors import BadInput
 from tui_migrator.keys import generate_master_key, write_key_file
 from tui_migrator.service import MigratorService, create_demo_service
@@ -307,7 +307,7 @@ def mapping(service: MigratorService, _args: argparse.Namespace) -> Result:
 def demo(args: argparse.Namespace, settings: Settings) -> Result:
     if not args.yes and _database_has_content(settings):
         _confirm_or_refuse(
-            f"Replace the demo database at {settings.effective_database_url} and its audit trail?"
+            f"Replace the demo database at {redacted(settings.effective_database_url)} and its audit trail?"
         )
     service, summary = create_demo_service(
         settings, patients=args.patients, organizations=args.organizations, seed=args.seed
@@ -315,7 +315,7 @@ def demo(args: argparse.Namespace, settings: Settings) -> Result:
     service.close()
     return Result(
         data={
-            "database": settings.effective_database_url,
+            "database": redacted(settings.effective_database_url),
             "patients": summary.patients,
             "organizations": summary.organizations,
             "sensitiveRecords": summary.sensitive_records,
