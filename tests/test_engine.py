@@ -9,6 +9,7 @@ import sqlalchemy as sa
 from tests.conftest import BOTH_BACKENDS
 from tests.migration_helpers import Background, assert_fully_encrypted, latest, latest_is, raw_dump, wait_for
 from tui_migrator import batches as batches_module
+from tui_migrator import claims
 from tui_migrator.batches import RetryPolicy
 from tui_migrator.codec import UnsupportedValue
 from tui_migrator.errors import BadInput, InvalidMigrationConfig, PermissionDenied
@@ -345,7 +346,12 @@ def test_rollback_keeps_values_the_application_wrote_after_the_migration(service
 def test_a_value_the_application_changes_during_a_batch_is_read_again_not_overwritten(
     service: MigratorService, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The guarded UPDATE on a JSON column (PostgreSQL's json type has no equality operator)."""
+    """The guarded UPDATE on a JSON column (PostgreSQL's json type has no equality operator).
+
+    On PostgreSQL batches are claimed with row locks, so the application cannot change a row in
+    the middle of its batch (the next test); the guard protects the unclaimed path, which a
+    claimed batch falls back to after a lost connection, and which this test takes."""
+    monkeypatch.setattr(claims, "supported", lambda _engine: False)
     real_seal_rows = batches_module.TableBatches.seal_rows
     changed: dict[str, int] = {}
 
@@ -379,6 +385,39 @@ def test_a_value_the_application_changes_during_a_batch_is_read_again_not_overwr
     )
     # The application's new value was sealed, exactly as written, not the value read before it.
     assert opened == '{"changed":  [1.10]}'
+
+
+@pytest.mark.backends("postgresql")
+def test_a_claimed_batch_holds_its_rows_so_an_application_write_waits_for_it(
+    service: MigratorService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_seal_rows = batches_module.TableBatches.seal_rows
+    outcome: dict[str, str] = {}
+
+    def application_writes_during_the_batch(self, rows):  # type: ignore[no-untyped-def]
+        if (
+            self.access.mapped.name == "autonomic_symptoms"
+            and self.migration_id != "calibration"
+            and not outcome
+        ):
+            try:
+                with self.engine.begin() as connection:
+                    connection.exec_driver_sql("SET LOCAL lock_timeout = '200ms'")
+                    connection.exec_driver_sql(
+                        f"UPDATE autonomic_symptoms SET measurements = NULL WHERE id = {int(rows[0]['id'])}"
+                    )
+                outcome["write"] = "went through"
+            except sa.exc.OperationalError as error:
+                outcome["write"] = "waited" if "lock timeout" in str(error.orig) else str(error.orig)
+        return real_seal_rows(self, rows)
+
+    monkeypatch.setattr(batches_module.TableBatches, "seal_rows", application_writes_during_the_batch)
+    before = raw_dump(service.engine)
+    record = service.start(FAST)
+    assert outcome == {"write": "waited"}
+    assert record.status is Status.COMPLETED and record.failed_records == 0
+    service.rollback(record.id, confirm=True)
+    assert raw_dump(service.engine) == before
 
 
 def test_auto_batch_size_adapts(service: MigratorService) -> None:

@@ -17,6 +17,7 @@ from tests.conftest import BOTH_BACKENDS, PostgresTemplate, fresh_postgres_datab
 from tests.migration_helpers import assert_fully_encrypted, raw_dump, wait_for
 from tests.postgres_cluster import PostgresCluster
 from tui_migrator import migrations
+from tui_migrator.errors import BadInput
 from tui_migrator.migrations import Status
 from tui_migrator.service import MigratorService, create_demo_service
 from tui_migrator.settings import Settings
@@ -134,3 +135,13 @@ def _alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     return True
+
+
+@pytest.mark.backends("sqlite")
+def test_a_second_worker_is_refused_on_sqlite_with_the_reason(bigger: tuple[Settings, MigratorService]) -> None:
+    _settings, service = bigger
+    record = service.start(SLOW, detach=True)
+    wait_for(lambda: service.status(record.id).worker_alive)
+    with pytest.raises(BadInput, match="can only join it on PostgreSQL"):
+        service.join(record.id)
+    service.cancel(record.id, "test over")

@@ -59,7 +59,7 @@ class BatchFailed(OperationFailed):
     code = "batch_failed"
 
 
-class _RowsChanged(Exception):
+class RowsChanged(Exception):
     """The guarded UPDATE matched fewer rows than it was given."""
 
 
@@ -170,7 +170,7 @@ class TableBatches:
                 self._with_retries(partial(self._write, sealed, failures, len(rows)), what="writing a batch")
                 result.encrypted, result.failed = len(sealed), failures
                 break
-            except _RowsChanged:
+            except RowsChanged:
                 result.retries += 1
                 log.info("rows of %s changed during a batch; reading it again", self.access.mapped.name)
                 rows = self.read(after=after, limit=len(rows) + 1000, up_to=last_key)
@@ -264,7 +264,7 @@ class TableBatches:
         if sealed:
             updated = connection.execute(self._update, [item["parameters"] for item in sealed]).rowcount
             if updated != len(sealed):
-                raise _RowsChanged
+                raise RowsChanged
             connection.execute(
                 upsert(connection, row_metadata_table, ["key_id", "algorithm", "encrypted_at", "digest"]),
                 [
@@ -369,22 +369,37 @@ class TableBatches:
     def _guard_parameters(self, values: Sequence[Any]) -> dict[str, Any]:
         return {_GUARD_PARAMETER.format(index): value for index, value in enumerate(values)}
 
+    def is_transient(self, error: DBAPIError) -> bool:
+        return _is_transient(error)
+
+    def failed(self, error: DBAPIError, what: str) -> BatchFailed:
+        return database_failure(error, f"{what} of {self.access.mapped.name}")
+
     def _with_retries(self, action: Any, *, what: str) -> Any:
-        for delay in [*self.retry.delays(), None]:
-            try:
-                return action()
-            except (OperationalError, DBAPIError) as error:
-                if not _is_transient(error) or delay is None:
-                    raise BatchFailed(
-                        f"Database error while {what} of {self.access.mapped.name}: "
-                        f"{_first_line(error)}. The batch was rolled back; nothing is half-written.",
-                        hint="Fix the database problem, then run resume.",
-                    ) from None
-                log.warning(
-                    "database error while %s of %s; retrying in %.1f s", what, self.access.mapped.name, delay
-                )
-                time.sleep(delay)
-        raise AssertionError("unreachable")
+        return with_retries(self.retry, action, what=f"{what} of {self.access.mapped.name}")
+
+
+def with_retries(policy: RetryPolicy, action: Any, *, what: str) -> Any:
+    """Run ``action``, retrying transient database errors (a lost connection, a restarting
+    server) with exponential backoff; past the budget, fail with a plain-words error."""
+    for delay in [*policy.delays(), None]:
+        try:
+            return action()
+        except DBAPIError as error:
+            if not _is_transient(error) or delay is None:
+                raise database_failure(error, what) from None
+            log.warning("database error while %s; retrying in %.1f s", what, delay)
+            time.sleep(delay)
+    raise AssertionError("unreachable")
+
+
+def database_failure(error: DBAPIError, what: str) -> BatchFailed:
+    """The error that ends a migration when the database keeps failing (retries spent)."""
+    return BatchFailed(
+        f"Database error while {what}: {_first_line(error)}. "
+        "The batch was rolled back; nothing is half-written.",
+        hint="Fix the database problem, then run resume.",
+    )
 
 
 def _is_transient(error: DBAPIError) -> bool:

@@ -21,10 +21,11 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError
 
-from tui_migrator import backup, migrations, verification
+from tui_migrator import backup, claims, migrations, verification
 from tui_migrator.audit import AuditTrail
-from tui_migrator.batches import BatchFailed, BatchResult, RetryPolicy, TableBatches
+from tui_migrator.batches import BatchFailed, BatchResult, RetryPolicy, TableBatches, with_retries
 from tui_migrator.codec import decode_key, encode_key
 from tui_migrator.column_storage import TableAccess, add_companion_columns, organizations_in, reflect
 from tui_migrator.crypto import RowContext, RowSealer, ValueCipher
@@ -47,6 +48,9 @@ AUTO_MAX_BATCH = 1000
 # Passes over a table after the first, to pick up rows inserted behind the cursor meanwhile
 # and retry failed rows.
 CATCH_UP_PASSES = 2
+# Recording the final state waits longer for the database than a batch does: a migration that
+# failed because the server went away should still say so once the server is back.
+FINAL_STATE_RETRY = RetryPolicy(attempts=24, first_delay=0.5, max_delay=5.0)
 
 
 class Stop(Exception):
@@ -120,6 +124,8 @@ class MigrationRunner:
         self.tables: dict[str, TableAccess] = {}
         self.max_loop_lag = 0.0
         self._paused = False
+        # PostgreSQL: batches are claimed with row locks, so other workers can join (claims.py).
+        self.claimed = claims.supported(engine)
 
     # -- entry -----------------------------------------------------------------------------
 
@@ -127,6 +133,8 @@ class MigrationRunner:
         """Run to a final state (completed, failed, cancelled) and return the record."""
         record = migrations.claim(self.engine, self.migration_id, self.worker)
         self.config = record.config
+        # A dry run writes nothing, so it has nothing to lock or share.
+        self.claimed = self.claimed and not record.config.dry_run
         self.batch_size = (
             AUTO_INITIAL_BATCH if record.config.auto_batch_size else int(record.config.batch_size)
         )
@@ -255,17 +263,21 @@ class MigrationRunner:
         return summary
 
     async def _encrypt_all(self) -> None:
-        record = await asyncio.to_thread(migrations.get, self.engine, self.migration_id)
-        for progress in record.tables:
-            if progress.done:
-                continue
-            batches = await asyncio.to_thread(self._prepare_table, progress)
+        record = await asyncio.to_thread(self._record)
+        pending = [progress for progress in record.tables if not progress.done]
+        # Every table is made ready (companion columns) before the first batch, so a worker that
+        # joins (see joining.py) can take batches of any of them.
+        prepared = [await asyncio.to_thread(self._prepare_table, progress) for progress in pending]
+        for progress, batches in zip(pending, prepared, strict=True):
             start = decode_key(progress.checkpoint_key) if progress.checkpoint_key else None
             await self._table_pass(batches, start)
+            if self.claimed:
+                # Waits for batches other workers still hold, then takes any row left.
+                await self._table_pass(batches, None, wait=True)
             for catch_up in range(CATCH_UP_PASSES):
                 if not await asyncio.to_thread(self._has_work_left, batches, retried=catch_up > 0):
                     break
-                await self._table_pass(batches, None)
+                await self._table_pass(batches, None, wait=self.claimed)
             await asyncio.to_thread(self._set_table, progress.name, done=True)
 
     def _prepare_table(self, progress: migrations.TableProgress) -> TableBatches:
@@ -273,16 +285,21 @@ class MigrationRunner:
         backup_table = None
         if not self.config.dry_run:
             before = {c.name for c in access.table.columns}
-            with serialized_write(self.engine) as connection:
-                access = add_companion_columns(connection, access)
-                added = sorted({c.name for c in access.table.columns} - before)
-                if added:
-                    migrations.update_table(
-                        connection,
-                        self.migration_id,
-                        progress.name,
-                        companions_added=json.dumps(sorted({*progress.companions_added, *added})),
-                    )
+
+            def add_companions() -> TableAccess:
+                with serialized_write(self.engine) as connection:
+                    ready = add_companion_columns(connection, access)
+                    added = sorted({c.name for c in ready.table.columns} - before)
+                    if added:
+                        migrations.update_table(
+                            connection,
+                            self.migration_id,
+                            progress.name,
+                            companions_added=json.dumps(sorted({*progress.companions_added, *added})),
+                        )
+                    return ready
+
+            access = self._retrying(add_companions, what=f"adding companion columns to {progress.name}")
             self.tables[progress.name] = access
             if self.config.create_backups:
                 backup_table = backup.backup_table(
@@ -308,30 +325,57 @@ class MigrationRunner:
         not yet retried in this run (each run, resume included, retries them once)."""
         if self.config.dry_run:
             return False
-        with self.engine.connect() as connection:
-            pending = connection.execute(
-                sa.select(sa.func.count()).select_from(
-                    batches.pending_query(after=None, limit=None).subquery()
+
+        def count_pending() -> int:
+            with self.engine.connect() as connection:
+                return int(
+                    connection.execute(
+                        sa.select(sa.func.count()).select_from(
+                            batches.pending_query(after=None, limit=None).subquery()
+                        )
+                    ).scalar_one()
                 )
-            ).scalar_one()
+
+        pending = self._retrying(count_pending, what=f"counting rows left in {batches.access.mapped.name}")
         failed = sum(
             1
-            for r in migrations.failed_records(self.engine, self.migration_id)
+            for r in self._retrying(
+                lambda: migrations.failed_records(self.engine, self.migration_id),
+                what="reading failed records",
+            )
             if r["table_name"] == batches.access.mapped.name
         )
         return pending > failed or (pending > 0 and not retried)
 
-    async def _table_pass(self, batches: TableBatches, start: tuple[Any, ...] | None) -> None:
-        """One keyset pass; up to maxConcurrency batches in flight; checkpoints kept in order."""
+    async def _table_pass(
+        self, batches: TableBatches, start: tuple[Any, ...] | None, *, wait: bool = False
+    ) -> None:
+        """One keyset pass; up to maxConcurrency batches in flight; checkpoints kept in order.
+
+        Where batches are claimed (PostgreSQL), each is read with its rows locked, skipping rows
+        other workers hold; ``wait`` waits for those instead (the pass that finishes a table)."""
         limit = asyncio.Semaphore(self.config.max_concurrency)
         in_flight: set[asyncio.Task[None]] = set()
         order: deque[list[Any]] = deque()  # [last key, committed] per dispatched batch, in key order
         failure: list[BaseException] = []
         after = start
 
-        async def run_batch(rows: list[Any], batch_after: Any, ticket: list[Any]) -> None:
+        def next_batch(batch_after: Any) -> tuple[list[Any], claims.ClaimedBatch | None]:
+            if self.claimed:
+                claimed = claims.claim(batches, after=batch_after, limit=self.batch_size, wait=wait)
+                return (claimed.rows if claimed else []), claimed
+            return batches.read(after=batch_after, limit=self.batch_size), None
+
+        def process(rows: list[Any], claimed: claims.ClaimedBatch | None, batch_after: Any) -> BatchResult:
+            if claimed is not None:
+                return claims.process_claimed(batches, claimed, after=batch_after)
+            return batches.process(rows, after=batch_after)
+
+        async def run_batch(
+            rows: list[Any], claimed: claims.ClaimedBatch | None, batch_after: Any, ticket: list[Any]
+        ) -> None:
             try:
-                result = await asyncio.to_thread(batches.process, rows, after=batch_after)
+                result = await asyncio.to_thread(process, rows, claimed, batch_after)
                 self._account(result)
                 ticket[1] = True
                 await self._advance_checkpoint(batches.access.mapped.name, order)
@@ -343,13 +387,19 @@ class MigrationRunner:
         try:
             while not failure:
                 await self._checkpoint_control(in_flight)
-                rows = await asyncio.to_thread(batches.read, after=after, limit=self.batch_size)
+                # A free slot first: a claimed batch holds its row locks until it is processed.
+                await limit.acquire()
+                try:
+                    rows, claimed = await asyncio.to_thread(next_batch, after)
+                except BaseException:
+                    limit.release()
+                    raise
                 if not rows:
+                    limit.release()
                     break
                 ticket = [batches.key(rows[-1]), False]
                 order.append(ticket)
-                await limit.acquire()
-                task = asyncio.create_task(run_batch(rows, after, ticket))
+                task = asyncio.create_task(run_batch(rows, claimed, after, ticket))
                 in_flight.add(task)
                 task.add_done_callback(in_flight.discard)
                 after = ticket[0]
@@ -431,10 +481,17 @@ class MigrationRunner:
         values: dict[str, Any] = {"heartbeat_at": utc_now(), "batch_size_current": self.batch_size}
         if not self._paused:
             values["rate_per_second"] = self.rate.rate()
-        with serialized_write(self.engine) as connection:
-            migrations.update(connection, self.migration_id, **values)
-        if self.on_progress is not None:
-            self.on_progress(migrations.get(self.engine, self.migration_id))
+        try:
+            with serialized_write(self.engine) as connection:
+                migrations.update(connection, self.migration_id, **values)
+            record = migrations.get(self.engine, self.migration_id) if self.on_progress else None
+        except DBAPIError as error:
+            # A missed beat is harmless (a worker is taken for gone only after 15 s of them);
+            # the batches themselves retry or fail the migration with the reason.
+            log.warning("heartbeat not recorded: %s", type(error).__name__)
+            return
+        if self.on_progress is not None and record is not None:
+            self.on_progress(record)
 
     async def _checkpoint_control(self, in_flight: set[asyncio.Task[None]] | None = None) -> None:
         """Between batches: honour cancel at once, and wait here while paused.
@@ -442,7 +499,7 @@ class MigrationRunner:
         A pause lets the batches already in flight commit before the status says paused, so a
         paused migration really writes nothing until it continues.
         """
-        control = await asyncio.to_thread(migrations.control, self.engine, self.migration_id)
+        control = await asyncio.to_thread(self._control)
         if control.cancel_requested:
             raise Stop
         if not control.pause_requested:
@@ -457,7 +514,7 @@ class MigrationRunner:
         try:
             while control.pause_requested and not control.cancel_requested:
                 await asyncio.sleep(0.3)
-                control = await asyncio.to_thread(migrations.control, self.engine, self.migration_id)
+                control = await asyncio.to_thread(self._control)
         finally:
             self._paused = False
             paused = time.monotonic() - paused_at
@@ -493,26 +550,51 @@ class MigrationRunner:
         return record
 
     def _finish_failed(self, message: str) -> MigrationRecord:
-        with serialized_write(self.engine) as connection:
-            migrations.update(
-                connection,
-                self.migration_id,
-                status=Status.FAILED.value,
-                error_message=message,
-                heartbeat_at=utc_now(),
-            )
+        def record_failure() -> None:
+            with serialized_write(self.engine) as connection:
+                migrations.update(
+                    connection,
+                    self.migration_id,
+                    status=Status.FAILED.value,
+                    error_message=message,
+                    heartbeat_at=utc_now(),
+                )
+
+        log.error("migration %s failed: %s", self.migration_id, message)
+        with_retries(FINAL_STATE_RETRY, record_failure, what="recording that the migration failed")
         self._audit("data_migration_failed", False, {"errorMessage": message})
         return migrations.get(self.engine, self.migration_id)
 
     # -- small helpers ---------------------------------------------------------------------
 
     def _set(self, **values: Any) -> None:
-        with serialized_write(self.engine) as connection:
-            migrations.update(connection, self.migration_id, **values)
+        def write() -> None:
+            with serialized_write(self.engine) as connection:
+                migrations.update(connection, self.migration_id, **values)
+
+        self._retrying(write, what="updating the migration record")
 
     def _set_table(self, table: str, **values: Any) -> None:
-        with serialized_write(self.engine) as connection:
-            migrations.update_table(connection, self.migration_id, table, **values)
+        def write() -> None:
+            with serialized_write(self.engine) as connection:
+                migrations.update_table(connection, self.migration_id, table, **values)
+
+        self._retrying(write, what=f"updating the progress of {table}")
+
+    def _record(self) -> MigrationRecord:
+        return self._retrying(
+            lambda: migrations.get(self.engine, self.migration_id), what="reading the migration"
+        )
+
+    def _control(self) -> migrations.Control:
+        return self._retrying(
+            lambda: migrations.control(self.engine, self.migration_id),
+            what="reading cancel and pause requests",
+        )
+
+    def _retrying(self, action: Callable[[], Any], *, what: str) -> Any:
+        """The runner's own bookkeeping survives what a batch survives (a restarting server)."""
+        return with_retries(self.retry or RetryPolicy(), action, what=what)
 
     def _audit(self, operation: str, success: bool, details: dict[str, Any]) -> None:
         self.audit.record(

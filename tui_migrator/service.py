@@ -18,7 +18,18 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from tui_migrator import backup, demo, estimate, health, migrations, operators, rollback, scope, worker
+from tui_migrator import (
+    backup,
+    demo,
+    estimate,
+    health,
+    joining,
+    migrations,
+    operators,
+    rollback,
+    scope,
+    worker,
+)
 from tui_migrator.audit import AuditEntry, AuditTrail, AuditVerification
 from tui_migrator.batches import RetryPolicy
 from tui_migrator.crypto import RowContext, RowSealer, ValueCipher
@@ -504,6 +515,24 @@ class MigratorService:
             on_progress=on_progress,
         )
         return runner.run()
+
+    def join(
+        self, migration_id: str, *, on_batch: Callable[[joining.JoinSummary], None] | None = None
+    ) -> joining.JoinSummary:
+        """Take batches of a migration another worker is running, until none are left (PostgreSQL)."""
+        self.authorize(Action.MIGRATE, "join")
+        worker = joining.JoiningWorker(
+            self.engine,
+            migration_id=migration_id,
+            mapping=self.mapping(),
+            cipher=self.value_cipher(),
+            master_key=self._master_key,
+            audit=self._audit,
+            user=self.user,
+            retry=self.retry_policy,
+            on_batch=on_batch,
+        )
+        return worker.run()
 
     def status(self, migration_id: str) -> migrations.MigrationRecord:
         self.authorize(Action.READ, "status")

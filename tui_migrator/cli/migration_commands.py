@@ -18,7 +18,7 @@ from rich.text import Text
 
 from tui_migrator.cli.output import Result
 from tui_migrator.errors import BadInput
-from tui_migrator.migrations import MigrationRecord, Status
+from tui_migrator.migrations import LIVE_STATUSES, MigrationRecord, Status
 from tui_migrator.responses import cancel_data, list_data, start_data, status_data
 from tui_migrator.service import MigratorService
 
@@ -98,8 +98,21 @@ def resume(service: MigratorService, args: argparse.Namespace) -> Result:
 
 
 def worker(service: MigratorService, args: argparse.Namespace) -> Result:
-    record = service.run_migration(args.migration_id)
-    return _final(record)
+    """Join the migration if another worker runs it (PostgreSQL), else run or take it over."""
+    current = service.status(args.migration_id)
+    if current.stored_status in LIVE_STATUSES and current.worker_alive:
+        summary = service.join(args.migration_id)
+        return Result(
+            data=summary.to_json(),
+            text=[
+                Text(
+                    f"Joined {summary.migration_id} as {summary.worker}: took {summary.rows:,} rows "
+                    f"({summary.encrypted:,} encrypted, {summary.failed:,} failed); left because "
+                    f"{summary.left_because}."
+                )
+            ],
+        )
+    return _final(service.run_migration(args.migration_id))
 
 
 def status(service: MigratorService, args: argparse.Namespace) -> Result:

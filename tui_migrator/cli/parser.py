@@ -212,7 +212,11 @@ def build_parser() -> ArgumentParser:
     purge.add_argument("migration_id", metavar="ID")
     purge.add_argument("--confirm", action="store_true", help="required: backups cannot be restored")
 
-    worker = command("worker", "run or take over a migration in this process (used by --detach)")
+    worker = command(
+        "worker",
+        "run or take over a migration in this process (used by --detach); on PostgreSQL, join "
+        "one another worker is running and share its batches",
+    )
     worker.add_argument("migration_id", metavar="ID")
     return parser
 
