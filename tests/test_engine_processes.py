@@ -138,7 +138,9 @@ def _alive(pid: int) -> bool:
 
 
 @pytest.mark.backends("sqlite")
-def test_a_second_worker_is_refused_on_sqlite_with_the_reason(bigger: tuple[Settings, MigratorService]) -> None:
+def test_a_second_worker_is_refused_on_sqlite_with_the_reason(
+    bigger: tuple[Settings, MigratorService],
+) -> None:
     _settings, service = bigger
     record = service.start(SLOW, detach=True)
     wait_for(lambda: service.status(record.id).worker_alive)

@@ -127,7 +127,9 @@ def test_a_second_worker_joins_and_the_two_share_the_batches(large: tuple[Settin
     assert_exact_and_reversible(service, final, before)
 
 
-def test_joining_is_refused_when_no_worker_runs_the_migration(large: tuple[Settings, MigratorService]) -> None:
+def test_joining_is_refused_when_no_worker_runs_the_migration(
+    large: tuple[Settings, MigratorService],
+) -> None:
     _settings, service = large
     record = service.start({"batch_size": 500, "dry_run": True})
     with pytest.raises(BadInput, match="is completed: no worker is running it"):

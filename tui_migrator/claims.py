@@ -46,13 +46,16 @@ class ClaimedBatch:
 
     def release(self) -> None:
         """Roll back and close, whatever state the connection is in (it may be dead)."""
-        try:
-            if self.transaction.is_active:
-                self.transaction.rollback()
-        except DBAPIError:
-            pass
-        finally:
-            self.connection.close()
+        _close_quietly(self.connection)
+
+
+def _close_quietly(connection: sa.Connection) -> None:
+    try:
+        connection.rollback()
+    except DBAPIError:
+        pass  # a dead connection has nothing left to roll back
+    finally:
+        connection.close()
 
 
 def claim(
@@ -65,12 +68,14 @@ def claim(
         of=batches.access.table, skip_locked=not wait
     )
     for delay in [*batches.retry.delays(), None]:
-        connection = batches.engine.connect()
-        transaction = connection.begin()
+        connection = None
         try:
+            connection = batches.engine.connect()
+            transaction = connection.begin()
             rows = list(connection.execute(query).mappings())
         except DBAPIError as error:
-            ClaimedBatch(connection, transaction, []).release()
+            if connection is not None:
+                _close_quietly(connection)
             if delay is None or not batches.is_transient(error):
                 raise batches.failed(error, "claiming a batch") from None
             log.warning("database error while claiming a batch; retrying in %.1f s", delay)

@@ -20,19 +20,23 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
 
 from tui_migrator import backup, claims, migrations, verification
-from tui_migrator.audit import AuditTrail
-from tui_migrator.batches import BatchFailed, BatchResult, RetryPolicy, TableBatches, with_retries
+from tui_migrator.batches import (
+    BatchFailed,
+    BatchResult,
+    RetryPolicy,
+    TableBatches,
+    database_failure,
+    with_retries,
+)
 from tui_migrator.codec import decode_key, encode_key
 from tui_migrator.column_storage import TableAccess, add_companion_columns, organizations_in, reflect
-from tui_migrator.crypto import RowContext, RowSealer, ValueCipher
+from tui_migrator.crypto import RowContext, RowSealer
 from tui_migrator.database import serialized_write
 from tui_migrator.errors import MigratorError
-from tui_migrator.keys import MasterKey
-from tui_migrator.mapping import ResolvedMapping
+from tui_migrator.migration_work import MigrationWork, MigrationWorker
 from tui_migrator.migrations import MigrationRecord, Phase, Status
 from tui_migrator.store import utc_now
 
@@ -92,30 +96,13 @@ def _run_to_completion(coroutine: Any) -> None:
         pool.submit(asyncio.run, coroutine).result()
 
 
-class MigrationRunner:
+class MigrationRunner(MigrationWorker):
     """Drives one migration from its current state to a final one."""
 
     def __init__(
-        self,
-        engine: Engine,
-        *,
-        migration_id: str,
-        mapping: ResolvedMapping,
-        cipher: ValueCipher,
-        master_key: MasterKey,
-        audit: AuditTrail,
-        user: str,
-        retry: RetryPolicy | None = None,
-        on_progress: Callable[[MigrationRecord], None] | None = None,
+        self, work: MigrationWork, *, on_progress: Callable[[MigrationRecord], None] | None = None
     ) -> None:
-        self.engine = engine
-        self.migration_id = migration_id
-        self.mapping = mapping
-        self.cipher = cipher
-        self.master_key = master_key
-        self.audit = audit
-        self.user = user
-        self.retry = retry
+        super().__init__(work)
         self.on_progress = on_progress
         self.worker = migrations.worker_identity()
         self.rate = RateWindow()
@@ -125,7 +112,7 @@ class MigrationRunner:
         self.max_loop_lag = 0.0
         self._paused = False
         # PostgreSQL: batches are claimed with row locks, so other workers can join (claims.py).
-        self.claimed = claims.supported(engine)
+        self.claimed = claims.supported(work.engine)
 
     # -- entry -----------------------------------------------------------------------------
 
@@ -153,6 +140,10 @@ class MigrationRunner:
             return self._finish_cancelled()
         except MigratorError as error:
             return self._finish_failed(str(error))
+        except DBAPIError as error:
+            # A database call without its own retry: still said in plain words.
+            log.exception("migration %s stopped on a database error", self.migration_id)
+            return self._finish_failed(str(database_failure(error, "running the migration")))
         except Exception as error:
             log.exception("migration %s failed unexpectedly", self.migration_id)
             return self._finish_failed(
@@ -200,7 +191,7 @@ class MigrationRunner:
     async def _analysis(self) -> None:
         """Resolve the tables and make sure every organization's key is loaded before batches run."""
         organizations: set[str] = set()
-        record = await asyncio.to_thread(migrations.get, self.engine, self.migration_id)
+        record = await asyncio.to_thread(self._record)
         with self.engine.connect() as connection:
             for progress in record.tables:
                 access = reflect(connection, self.mapping.table(progress.name))
@@ -215,7 +206,7 @@ class MigrationRunner:
                 raise BatchFailed(f"The encryption canary failed for organization {organization}.")
 
     async def _backups(self) -> None:
-        record = await asyncio.to_thread(migrations.get, self.engine, self.migration_id)
+        record = await asyncio.to_thread(self._record)
         sealer = RowSealer(self.master_key, self.migration_id)
         for progress in record.tables:
             if progress.backup_verified:
@@ -425,14 +416,15 @@ class MigrationRunner:
             await asyncio.to_thread(self._set_table, table, checkpoint_key=encode_key(last))
 
     async def _verify(self) -> None:
-        record = await asyncio.to_thread(migrations.get, self.engine, self.migration_id)
+        record = await asyncio.to_thread(self._record)
+        organizations = tuple(self.config.organization_ids) or None
+        # Read-only, so a lost connection just means reading again.
         result = await asyncio.to_thread(
-            verification.verify_migration,
-            self.engine,
-            record,
-            self.tables,
-            self.cipher,
-            tuple(self.config.organization_ids) or None,
+            self._retrying,
+            lambda: verification.verify_migration(
+                self.engine, record, self.tables, self.cipher, organizations
+            ),
+            what="verifying the migrated rows",
         )
         await asyncio.to_thread(self._set, verification=json.dumps(result.to_json()))
         self._audit("integrity_verified", result.passed, result.to_json())
@@ -440,7 +432,7 @@ class MigrationRunner:
             raise verification.VerificationFailed(result.problem or "Integrity verification failed.")
 
     async def _audit_completion(self) -> None:
-        record = await asyncio.to_thread(migrations.get, self.engine, self.migration_id)
+        record = await asyncio.to_thread(self._record)
         self._audit(
             "data_migration_completed",
             True,
@@ -591,10 +583,6 @@ class MigrationRunner:
             lambda: migrations.control(self.engine, self.migration_id),
             what="reading cancel and pause requests",
         )
-
-    def _retrying(self, action: Callable[[], Any], *, what: str) -> Any:
-        """The runner's own bookkeeping survives what a batch survives (a restarting server)."""
-        return with_retries(self.retry or RetryPolicy(), action, what=what)
 
     def _audit(self, operation: str, success: bool, details: dict[str, Any]) -> None:
         self.audit.record(

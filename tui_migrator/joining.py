@@ -23,13 +23,11 @@ from typing import Any
 from sqlalchemy.engine import Engine
 
 from tui_migrator import backup, claims, migrations
-from tui_migrator.audit import AuditTrail
-from tui_migrator.batches import RetryPolicy, TableBatches
+from tui_migrator.batches import TableBatches
 from tui_migrator.column_storage import TableAccess, organizations_in, reflect
-from tui_migrator.crypto import RowSealer, ValueCipher
+from tui_migrator.crypto import RowSealer
 from tui_migrator.errors import BadInput
-from tui_migrator.keys import MasterKey
-from tui_migrator.mapping import ResolvedMapping
+from tui_migrator.migration_work import MigrationWork, MigrationWorker
 from tui_migrator.migrations import LIVE_STATUSES, MigrationRecord, Phase, Status
 
 log = logging.getLogger(__name__)
@@ -88,32 +86,13 @@ def refuse_unless_joinable(engine: Engine, record: MigrationRecord) -> None:
         )
 
 
-class JoiningWorker:
+class JoiningWorker(MigrationWorker):
     """Takes batches of a migration another worker owns, until there are none left to take."""
 
-    def __init__(
-        self,
-        engine: Engine,
-        *,
-        migration_id: str,
-        mapping: ResolvedMapping,
-        cipher: ValueCipher,
-        master_key: MasterKey,
-        audit: AuditTrail,
-        user: str,
-        retry: RetryPolicy | None = None,
-        on_batch: Callable[[JoinSummary], None] | None = None,
-    ) -> None:
-        self.engine = engine
-        self.migration_id = migration_id
-        self.mapping = mapping
-        self.cipher = cipher
-        self.master_key = master_key
-        self.audit = audit
-        self.user = user
-        self.retry = retry
+    def __init__(self, work: MigrationWork, *, on_batch: Callable[[JoinSummary], None] | None = None) -> None:
+        super().__init__(work)
         self.on_batch = on_batch
-        self.summary = JoinSummary(migration_id, migrations.worker_identity())
+        self.summary = JoinSummary(work.migration_id, migrations.worker_identity())
         self._checked_at = 0.0
 
     def run(self) -> JoinSummary:
@@ -136,7 +115,9 @@ class JoiningWorker:
 
     def _current(self) -> MigrationRecord:
         """The migration now; leaves when it no longer runs batches."""
-        record = migrations.get(self.engine, self.migration_id)
+        record = self._retrying(
+            lambda: migrations.get(self.engine, self.migration_id), what="reading the migration"
+        )
         if record.cancel_requested or record.stored_status is Status.CANCELLED:
             raise _Leave("the migration was cancelled")
         if record.stored_status not in LIVE_STATUSES:
@@ -149,6 +130,11 @@ class JoiningWorker:
         self._checked_at = time.monotonic()
         return record
 
+    def _control(self) -> migrations.Control:
+        return self._retrying(
+            lambda: migrations.control(self.engine, self.migration_id), what="reading requests"
+        )
+
     def _wait_for_batches(self) -> MigrationRecord:
         """Before batch processing the owner analyses and backs up; a joined worker waits."""
         while True:
@@ -158,13 +144,13 @@ class JoiningWorker:
             time.sleep(POLL_SECONDS)
 
     def _between_batches(self) -> None:
-        control = migrations.control(self.engine, self.migration_id)
+        control = self._control()
         if control.cancel_requested:
             raise _Leave("the migration was cancelled")
         while control.pause_requested:
             time.sleep(POLL_SECONDS)
             self._current()
-            control = migrations.control(self.engine, self.migration_id)
+            control = self._control()
             if control.cancel_requested:
                 raise _Leave("the migration was cancelled")
         if time.monotonic() - self._checked_at > RECHECK_SECONDS:

@@ -7,9 +7,11 @@ are flags the running worker acts on between batches; liveness is a heartbeat.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -222,6 +224,26 @@ def new_migration_id(connection: Connection, now: datetime) -> str:
     return f"{prefix}{existing + 1:03d}"
 
 
+def _retried_when_starts_collide(create_once: Callable[..., str]) -> Callable[..., str]:
+    """On PostgreSQL two starts at the same moment both count the day's migrations before either
+    inserts, so both pick the same id, or both find the same tables free; the second insert waits
+    for the first to commit and then fails. Trying again in a new transaction sees the first one:
+    the next id, or the "held by" refusal."""
+
+    @functools.wraps(create_once)
+    def create(*args: Any, **kwargs: Any) -> str:
+        for attempt in range(CREATE_ATTEMPTS):
+            try:
+                return create_once(*args, **kwargs)
+            except IntegrityError:
+                if attempt == CREATE_ATTEMPTS - 1:
+                    raise
+        raise AssertionError("unreachable")
+
+    return create
+
+
+@_retried_when_starts_collide
 def create(
     engine: Engine,
     *,
@@ -237,37 +259,6 @@ def create(
     ``tables`` lists (name, category, rows to migrate). A dry run takes no locks: it writes
     nothing a real migration could collide with.
     """
-    for attempt in range(CREATE_ATTEMPTS):
-        try:
-            return _create_once(
-                engine,
-                config=config,
-                created_by=created_by,
-                tables=tables,
-                skipped_records=skipped_records,
-                estimated_seconds=estimated_seconds,
-                warnings=warnings,
-            )
-        except IntegrityError:
-            # On PostgreSQL two starts at the same moment both count the day's migrations before
-            # either inserts, so both pick the same id, or both find the same tables free; the
-            # second insert waits for the first to commit and then fails. Trying again in a new
-            # transaction sees the first one: the next id, or the "held by" refusal.
-            if attempt == CREATE_ATTEMPTS - 1:
-                raise
-    raise AssertionError("unreachable")
-
-
-def _create_once(
-    engine: Engine,
-    *,
-    config: MigrationConfig,
-    created_by: str,
-    tables: list[tuple[str, str, int]],
-    skipped_records: int,
-    estimated_seconds: float | None,
-    warnings: list[str],
-) -> str:
     with serialized_write(engine) as connection:
         now = utc_now()
         migration_id = new_migration_id(connection, now)

@@ -53,6 +53,7 @@ from tui_migrator.mapping import (
     resolve_mapping,
 )
 from tui_migrator.migration_config import MigrationConfig, parse_config
+from tui_migrator.migration_work import MigrationWork
 from tui_migrator.migrations import Status
 from tui_migrator.operators import Action, Operator, Role
 from tui_migrator.reader import RecordReader
@@ -503,25 +504,17 @@ class MigratorService:
     ) -> migrations.MigrationRecord:
         """Run (or resume) a migration in this process until it reaches a final state."""
         self.authorize(Action.MIGRATE, "worker")
-        runner = MigrationRunner(
-            self.engine,
-            migration_id=migration_id,
-            mapping=self.mapping(),
-            cipher=self.value_cipher(),
-            master_key=self._master_key,
-            audit=self._audit,
-            user=self.user,
-            retry=self.retry_policy,
-            on_progress=on_progress,
-        )
-        return runner.run()
+        return MigrationRunner(self._work(migration_id), on_progress=on_progress).run()
 
     def join(
         self, migration_id: str, *, on_batch: Callable[[joining.JoinSummary], None] | None = None
     ) -> joining.JoinSummary:
         """Take batches of a migration another worker is running, until none are left (PostgreSQL)."""
         self.authorize(Action.MIGRATE, "join")
-        worker = joining.JoiningWorker(
+        return joining.JoiningWorker(self._work(migration_id), on_batch=on_batch).run()
+
+    def _work(self, migration_id: str) -> MigrationWork:
+        return MigrationWork(
             self.engine,
             migration_id=migration_id,
             mapping=self.mapping(),
@@ -530,9 +523,7 @@ class MigratorService:
             audit=self._audit,
             user=self.user,
             retry=self.retry_policy,
-            on_batch=on_batch,
         )
-        return worker.run()
 
     def status(self, migration_id: str) -> migrations.MigrationRecord:
         self.authorize(Action.READ, "status")

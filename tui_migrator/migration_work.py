@@ -1,0 +1,48 @@
+"""What any worker needs to work on one migration, whether it owns the migration or joined it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.engine import Engine
+
+from tui_migrator.audit import AuditTrail
+from tui_migrator.batches import RetryPolicy, with_retries
+from tui_migrator.crypto import ValueCipher
+from tui_migrator.keys import MasterKey
+from tui_migrator.mapping import ResolvedMapping
+
+
+@dataclass(frozen=True)
+class MigrationWork:
+    """The database, the mapped tables, the keys, the audit trail and the operator acted for."""
+
+    engine: Engine
+    migration_id: str
+    mapping: ResolvedMapping
+    cipher: ValueCipher
+    master_key: MasterKey
+    audit: AuditTrail
+    user: str
+    retry: RetryPolicy | None = None
+
+
+class MigrationWorker:
+    """Base of the owning runner (engine.py) and of a joined worker (joining.py)."""
+
+    def __init__(self, work: MigrationWork) -> None:
+        self.work = work
+        self.engine = work.engine
+        self.migration_id = work.migration_id
+        self.mapping = work.mapping
+        self.cipher = work.cipher
+        self.master_key = work.master_key
+        self.audit = work.audit
+        self.user = work.user
+        self.retry = work.retry
+
+    def _retrying(self, action: Callable[[], Any], *, what: str) -> Any:
+        """A worker's own bookkeeping survives what a batch survives (a restarting server)."""
+        return with_retries(self.retry or RetryPolicy(), action, what=what)
