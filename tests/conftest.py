@@ -12,7 +12,7 @@ from __future__ import annotations
 import itertools
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -90,18 +90,33 @@ class PostgresTemplate:
     root: Path  # holds data/, whose master key the template database was set up with
 
 
+def build_pg_template(
+    cluster: PostgresCluster,
+    tmp_path_factory: pytest.TempPathFactory,
+    name: str,
+    build: Callable[[Settings], MigratorService],
+) -> PostgresTemplate:
+    """A template database ``name`` filled by ``build`` (given its settings; returns the service
+    it opened), with the data dir holding the master key it was set up with."""
+    root = tmp_path_factory.mktemp(name)
+    database = cluster.create_database(name)
+    service = build(make_settings(root, database_url=cluster.url(database)))
+    # A template database must have no sessions while it is copied.
+    service.close()
+    return PostgresTemplate(cluster, database, root)
+
+
 @pytest.fixture(scope="session")
 def pg_demo_template(
     postgres_cluster: PostgresCluster, tmp_path_factory: pytest.TempPathFactory
 ) -> PostgresTemplate:
     """The small demo in a PostgreSQL template database, set up by ADMIN, built once per session."""
-    root = tmp_path_factory.mktemp("pg-demo-template")
-    database = postgres_cluster.create_database("demo_template")
-    settings = make_settings(root, database_url=postgres_cluster.url(database))
-    service, _summary = create_demo_service(settings, user=ADMIN, **SMALL_DEMO)
-    # A template database must have no sessions while it is copied.
-    service.close()
-    return PostgresTemplate(postgres_cluster, database, root)
+    return build_pg_template(
+        postgres_cluster,
+        tmp_path_factory,
+        "demo_template",
+        lambda settings: create_demo_service(settings, user=ADMIN, **SMALL_DEMO)[0],
+    )
 
 
 @contextmanager

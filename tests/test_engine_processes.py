@@ -13,7 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import BOTH_BACKENDS, PostgresTemplate, fresh_postgres_database, make_settings
+from tests.conftest import (
+    BOTH_BACKENDS,
+    PostgresTemplate,
+    build_pg_template,
+    fresh_postgres_database,
+    make_settings,
+)
 from tests.migration_helpers import assert_fully_encrypted, raw_dump, wait_for
 from tests.postgres_cluster import PostgresCluster
 from tui_migrator import migrations
@@ -28,17 +34,17 @@ SLOW = {"batch_size": 8, "max_concurrency": 1}
 pytestmark = BOTH_BACKENDS
 
 
-def _bigger_demo(settings: Settings) -> None:
+def _bigger_demo(settings: Settings) -> MigratorService:
     service, _ = create_demo_service(settings, patients=300, organizations=3, seed=5, user="alice")
     # The detached worker runs as the real operating-system user, who needs the role too.
     service.grant(pwd.getpwuid(os.geteuid()).pw_name, "super_admin")
-    service.close()
+    return service
 
 
 @pytest.fixture(scope="module")
 def bigger_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("bigger")
-    _bigger_demo(make_settings(root))
+    _bigger_demo(make_settings(root)).close()
     return root
 
 
@@ -46,10 +52,7 @@ def bigger_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def bigger_pg_template(
     postgres_cluster: PostgresCluster, tmp_path_factory: pytest.TempPathFactory
 ) -> PostgresTemplate:
-    root = tmp_path_factory.mktemp("bigger-pg")
-    database = postgres_cluster.create_database("bigger_template")
-    _bigger_demo(make_settings(root, database_url=postgres_cluster.url(database)))
-    return PostgresTemplate(postgres_cluster, database, root)
+    return build_pg_template(postgres_cluster, tmp_path_factory, "bigger_template", _bigger_demo)
 
 
 @pytest.fixture

@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from tests.conftest import PostgresTemplate, fresh_postgres_database, make_settings
+from tests.conftest import PostgresTemplate, build_pg_template, fresh_postgres_database, make_settings
 from tests.migration_helpers import Background, assert_fully_encrypted, raw_dump, wait_for
 from tests.postgres_cluster import PostgresCluster
 from tui_migrator.batches import RetryPolicy
@@ -45,12 +45,14 @@ PATIENTS = 1500
 def large_pg_template(
     postgres_cluster: PostgresCluster, tmp_path_factory: pytest.TempPathFactory
 ) -> PostgresTemplate:
-    root = tmp_path_factory.mktemp("large-pg")
-    database = postgres_cluster.create_database("large_template")
-    settings = make_settings(root, database_url=postgres_cluster.url(database))
-    service, _ = create_demo_service(settings, patients=PATIENTS, organizations=3, seed=23, user=REAL_USER)
-    service.close()
-    return PostgresTemplate(postgres_cluster, database, root)
+    return build_pg_template(
+        postgres_cluster,
+        tmp_path_factory,
+        "large_template",
+        lambda settings: create_demo_service(
+            settings, patients=PATIENTS, organizations=3, seed=23, user=REAL_USER
+        )[0],
+    )
 
 
 @pytest.fixture
