@@ -12,7 +12,7 @@ from tui_migrator import batches as batches_module
 from tui_migrator import claims
 from tui_migrator.batches import RetryPolicy
 from tui_migrator.codec import UnsupportedValue
-from tui_migrator.errors import BadInput, InvalidMigrationConfig, PermissionDenied
+from tui_migrator.errors import BadInput, InvalidMigrationConfig, OperationFailed, PermissionDenied
 from tui_migrator.migrations import Status
 from tui_migrator.service import MigratorService
 
@@ -604,3 +604,17 @@ def test_two_workers_claiming_one_migration_at_once_one_is_refused(
     refused = [outcome for outcome in outcomes.values() if isinstance(outcome, OperationFailed)]
     assert len(winners) == 1 and len(refused) == 1, outcomes
     assert f"already being run by {winners[0]}" in str(refused[0])
+
+
+@pytest.mark.backends("sqlite")
+def test_rows_changed_while_the_estimate_samples_them_is_said_in_words(
+    service: MigratorService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def application_changed_the_sample(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        raise batches_module.RowsChanged
+
+    monkeypatch.setattr(batches_module.TableBatches, "write_in", application_changed_the_sample)
+    before = raw_dump(service.engine)
+    with pytest.raises(OperationFailed, match="changed rows of .* while the estimate was sampling"):
+        service.estimate(FAST)
+    assert raw_dump(service.engine) == before

@@ -18,10 +18,11 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from tui_migrator import backup, migrations
-from tui_migrator.batches import TableBatches
+from tui_migrator.batches import RowsChanged, TableBatches
 from tui_migrator.column_storage import add_companion_columns
 from tui_migrator.crypto import RowSealer, ValueCipher
 from tui_migrator.database import serialized_write
+from tui_migrator.errors import OperationFailed
 from tui_migrator.keys import MasterKey
 from tui_migrator.migration_config import MigrationConfig
 from tui_migrator.scope import MigrationScope
@@ -75,7 +76,18 @@ def calibrate(
         if not table.pending_rows:
             continue
         share = max(MIN_SAMPLE_PER_TABLE, math.ceil(SAMPLE_ROWS * table.pending_rows / total))
-        _calibrate_table(engine, table, min(share, table.pending_rows), config, cipher, sealer, calibration)
+        try:
+            _calibrate_table(
+                engine, table, min(share, table.pending_rows), config, cipher, sealer, calibration
+            )
+        except RowsChanged:
+            # The sample is written in a transaction that is rolled back; a row the application
+            # changed in between makes the guarded write miss it, and the timing would be wrong.
+            raise OperationFailed(
+                f"The application changed rows of {table.access.mapped.name} while the estimate was "
+                "sampling them; nothing was written.",
+                hint="Run the estimate again (or start again): a fresh sample is taken.",
+            ) from None
     calibration.commit_seconds = _measure_commit(engine)
     return calibration
 
