@@ -28,7 +28,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.exc import DBAPIError
 
-from tui_migrator.batches import BatchResult, RowsChanged, TableBatches
+from tui_migrator.batches import BatchResult, RowsChanged, TableBatches, with_retries
 
 log = logging.getLogger(__name__)
 
@@ -40,22 +40,19 @@ def supported(engine: sa.Engine) -> bool:
 
 @dataclass
 class ClaimedBatch:
+    """Rows locked by an open transaction on ``connection``, until it commits or is released."""
+
     connection: sa.Connection
-    transaction: sa.RootTransaction
     rows: list[sa.RowMapping]
 
     def release(self) -> None:
         """Roll back and close, whatever state the connection is in (it may be dead)."""
-        _close_quietly(self.connection)
-
-
-def _close_quietly(connection: sa.Connection) -> None:
-    try:
-        connection.rollback()
-    except DBAPIError:
-        pass  # a dead connection has nothing left to roll back
-    finally:
-        connection.close()
+        try:
+            self.connection.rollback()
+        except DBAPIError:
+            pass  # a dead connection has nothing left to roll back
+        finally:
+            self.connection.close()
 
 
 def claim(
@@ -67,25 +64,21 @@ def claim(
     query = batches.pending_query(after=after, limit=limit).with_for_update(
         of=batches.access.table, skip_locked=not wait
     )
-    for delay in [*batches.retry.delays(), None]:
-        connection = None
+
+    def once() -> ClaimedBatch | None:
+        batch = ClaimedBatch(batches.engine.connect(), [])
         try:
-            connection = batches.engine.connect()
-            transaction = connection.begin()
-            rows = list(connection.execute(query).mappings())
-        except DBAPIError as error:
-            if connection is not None:
-                _close_quietly(connection)
-            if delay is None or not batches.is_transient(error):
-                raise batches.failed(error, "claiming a batch") from None
-            log.warning("database error while claiming a batch; retrying in %.1f s", delay)
-            time.sleep(delay)
-            continue
-        if not rows:
-            ClaimedBatch(connection, transaction, []).release()
+            batch.connection.begin()
+            batch.rows = list(batch.connection.execute(query).mappings())
+        except BaseException:
+            batch.release()
+            raise
+        if not batch.rows:
+            batch.release()
             return None
-        return ClaimedBatch(connection, transaction, rows)
-    raise AssertionError("unreachable")
+        return batch
+
+    return with_retries(batches.retry, once, what=f"claiming a batch of {batches.access.mapped.name}")
 
 
 def process_claimed(
@@ -97,13 +90,15 @@ def process_claimed(
     try:
         sealed, failures = batches.seal_rows(rows)
         batches.write_in(batch.connection, sealed, failures, len(rows))
-        batch.transaction.commit()
+        batch.connection.commit()
     except (DBAPIError, RowsChanged) as error:
         batch.release()
         if isinstance(error, DBAPIError) and not batches.is_transient(error):
             raise batches.failed(error, "writing a batch") from None
         log.warning(
-            "a claimed batch of %s failed (%s); retrying it unclaimed", batches.access.mapped.name, error
+            "a claimed batch of %s failed (%s); retrying it unclaimed",
+            batches.access.mapped.name,
+            type(error).__name__,
         )
         return batches.process(rows, after=after)
     finally:
