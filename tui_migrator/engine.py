@@ -262,11 +262,13 @@ class MigrationRunner(MigrationWorker):
         for progress, batches in zip(pending, prepared, strict=True):
             start = decode_key(progress.checkpoint_key) if progress.checkpoint_key else None
             await self._table_pass(batches, start)
-            if self.claimed:
-                # Waits for batches other workers still hold, then takes any row left.
-                await self._table_pass(batches, None, wait=True)
             for catch_up in range(CATCH_UP_PASSES):
-                if not await asyncio.to_thread(self._has_work_left, batches, retried=catch_up > 0):
+                # Where other workers may hold rows, the first catch-up always runs: it waits for
+                # their batches to commit, so the table is only done when nothing is in flight.
+                always = self.claimed and catch_up == 0
+                if not always and not await asyncio.to_thread(
+                    self._has_work_left, batches, retried=catch_up > 0
+                ):
                     break
                 await self._table_pass(batches, None, wait=self.claimed)
             await asyncio.to_thread(self._set_table, progress.name, done=True)
