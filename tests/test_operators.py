@@ -10,6 +10,7 @@ import pytest
 from pydantic import SecretStr
 
 from tests.conftest import ADMIN, BOTH_BACKENDS, make_settings
+from tui_migrator import operators
 from tui_migrator.cli.main import main
 from tui_migrator.errors import BadInput, PermissionDenied
 from tui_migrator.operators import Role
@@ -184,3 +185,28 @@ def test_cli_grant_list_revoke(settings: Settings, capsys: pytest.CaptureFixture
     listed = json.loads(capsys.readouterr().out)["data"]["operators"]
     assert {(o["username"], o["role"]) for o in listed} == {(ADMIN, "super_admin"), ("frank", "viewer")}
     assert main(["operators", "revoke", "frank", *where]) == 0
+
+
+@pytest.mark.backends("postgresql")
+def test_two_revokes_of_the_last_two_super_admins_at_once_leave_one(service: MigratorService) -> None:
+    """The count of super_admins locks their rows: a second remover waits, then counts one."""
+    service.grant("bob", "super_admin")
+    with service.engine.connect() as first:
+        first.begin()
+        assert operators.count_super_admins(first) == 2
+        seen: list[int] = []
+
+        def second_remover() -> None:
+            with service.engine.connect() as second, second.begin():
+                seen.append(operators.count_super_admins(second))
+
+        waiting = threading.Thread(target=second_remover)
+        waiting.start()
+        waiting.join(0.5)
+        assert waiting.is_alive(), "the second count did not wait for the first transaction"
+        operators.delete_operator(first, "bob")
+        first.commit()
+    waiting.join(10)
+    assert seen == [1]
+    with pytest.raises(BadInput, match="last super_admin"):
+        service.revoke(ADMIN)

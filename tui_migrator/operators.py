@@ -94,11 +94,18 @@ def list_operators(connection: Connection) -> list[Operator]:
 
 
 def count_super_admins(connection: Connection) -> int:
-    return connection.execute(
-        sa.select(sa.func.count())
-        .select_from(operators_table)
+    """How many super_admins there are, with their rows locked until the transaction ends.
+
+    The lock is what makes "never remove the last one" hold on PostgreSQL: two transactions
+    each removing a different one of the last two would otherwise both count two. The second
+    now waits for the first, and PostgreSQL re-reads the rows it waited for, so it counts one.
+    (On SQLite the write transaction already excludes every other writer.)"""
+    names = connection.execute(
+        sa.select(operators_table.c.username)
         .where(operators_table.c.role == Role.SUPER_ADMIN.value)
-    ).scalar_one()
+        .with_for_update()
+    ).all()
+    return len(names)
 
 
 def put_operator(
