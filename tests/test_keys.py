@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ADMIN, BOTH_BACKENDS, dump_database, make_settings
+from tui_migrator import keys as keys_module
 from tui_migrator.cli.main import main
 from tui_migrator.crypto import RowContext
 from tui_migrator.errors import ConfigError, WrongMasterKey
@@ -132,3 +133,25 @@ def _secret(value: str):  # type: ignore[no-untyped-def]
     from pydantic import SecretStr
 
     return SecretStr(value)
+
+
+@pytest.mark.backends("sqlite")
+def test_a_key_file_another_process_creates_first_is_the_one_used(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two processes setting up at once: the one that loses the race uses the winner's key."""
+    settings = make_settings(tmp_path)
+    path = settings.effective_master_key_file
+    winner = generate_master_key()
+    real_generate = keys_module.generate_master_key
+
+    def other_process_wins_meanwhile() -> str:
+        keys_module.write_key_file(path, winner)
+        return real_generate()
+
+    monkeypatch.setattr(keys_module, "generate_master_key", other_process_wins_meanwhile)
+    key = load_master_key(settings, create_if_missing=True)
+    assert key.fingerprint == keys_module.MasterKey(base64.b64decode(winner), source="winner").fingerprint
+    assert path.read_text().strip() == winner
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert [p.name for p in path.parent.iterdir()] == [path.name]  # no temporary file left

@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import hmac
 import os
+import secrets
 import stat
 from hashlib import sha256
 from pathlib import Path
@@ -93,23 +95,38 @@ def load_master_key(settings: Settings, *, create_if_missing: bool) -> MasterKey
                 hint="Restore the key file this database was set up with, or set "
                 f"{ENV_MASTER_KEY} to its base64 value.",
             )
-        write_key_file(path, generate_master_key())
+        # Another process setting up at the same moment may win: its key is then the one.
+        with contextlib.suppress(KeyFileExists):
+            write_key_file(path, generate_master_key())
     return MasterKey(read_key_file(path), source=f"key file {path}")
 
 
+class KeyFileExists(ConfigError):
+    """The key file is already there; it is never overwritten."""
+
+
 def write_key_file(path: Path, encoded_key: str) -> None:
-    """Write a key file readable by its owner only; never overwrites an existing file."""
+    """Write a key file readable by its owner only; never overwrites an existing file.
+
+    The key is written whole to a private temporary file first and then linked into place, which
+    fails if the file exists: two processes starting at once never each write a different key,
+    and a reader never sees a half-written one."""
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, _KEY_FILE_MODE)
     try:
-        # O_EXCL: two processes starting at once must not each write a different key.
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, _KEY_FILE_MODE)
-    except FileExistsError as error:
-        raise ConfigError(
+        with os.fdopen(descriptor, "w", encoding="ascii") as handle:
+            handle.write(encoded_key + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.link(temporary, path)
+    except FileExistsError:
+        raise KeyFileExists(
             f"The key file {path} already exists; it was not overwritten.",
             hint="Choose another path, or move the existing file away first if it is not in use.",
-        ) from error
-    with os.fdopen(descriptor, "w", encoding="ascii") as handle:
-        handle.write(encoded_key + "\n")
+        ) from None
+    finally:
+        temporary.unlink(missing_ok=True)
 
 
 def read_key_file(path: Path) -> bytes:
