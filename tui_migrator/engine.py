@@ -476,8 +476,7 @@ class MigrationRunner(MigrationWorker):
         if not self._paused:
             values["rate_per_second"] = self.rate.rate()
         try:
-            with serialized_write(self.engine) as connection:
-                migrations.update(connection, self.migration_id, **values)
+            self._write_record(**values)
             record = migrations.get(self.engine, self.migration_id) if self.on_progress else None
         except DBAPIError as error:
             # A missed beat is harmless (a worker is taken for gone only after 15 s of them);
@@ -544,29 +543,25 @@ class MigrationRunner(MigrationWorker):
         return record
 
     def _finish_failed(self, message: str) -> MigrationRecord:
-        def record_failure() -> None:
-            with serialized_write(self.engine) as connection:
-                migrations.update(
-                    connection,
-                    self.migration_id,
-                    status=Status.FAILED.value,
-                    error_message=message,
-                    heartbeat_at=utc_now(),
-                )
-
         log.error("migration %s failed: %s", self.migration_id, message)
-        with_retries(FINAL_STATE_RETRY, record_failure, what="recording that the migration failed")
+        with_retries(
+            FINAL_STATE_RETRY,
+            lambda: self._write_record(
+                status=Status.FAILED.value, error_message=message, heartbeat_at=utc_now()
+            ),
+            what="recording that the migration failed",
+        )
         self._audit("data_migration_failed", False, {"errorMessage": message})
         return migrations.get(self.engine, self.migration_id)
 
     # -- small helpers ---------------------------------------------------------------------
 
     def _set(self, **values: Any) -> None:
-        def write() -> None:
-            with serialized_write(self.engine) as connection:
-                migrations.update(connection, self.migration_id, **values)
+        self._retrying(lambda: self._write_record(**values), what="updating the migration record")
 
-        self._retrying(write, what="updating the migration record")
+    def _write_record(self, **values: Any) -> None:
+        with serialized_write(self.engine) as connection:
+            migrations.update(connection, self.migration_id, **values)
 
     def _set_table(self, table: str, **values: Any) -> None:
         def write() -> None:
@@ -574,19 +569,3 @@ class MigrationRunner(MigrationWorker):
                 migrations.update_table(connection, self.migration_id, table, **values)
 
         self._retrying(write, what=f"updating the progress of {table}")
-
-    def _record(self) -> MigrationRecord:
-        return self._retrying(
-            lambda: migrations.get(self.engine, self.migration_id), what="reading the migration"
-        )
-
-    def _control(self) -> migrations.Control:
-        return self._retrying(
-            lambda: migrations.control(self.engine, self.migration_id),
-            what="reading cancel and pause requests",
-        )
-
-    def _audit(self, operation: str, success: bool, details: dict[str, Any]) -> None:
-        self.audit.record(
-            operation, user_id=self.user, success=success, migration_id=self.migration_id, details=details
-        )

@@ -98,7 +98,7 @@ class JoiningWorker(MigrationWorker):
     def run(self) -> JoinSummary:
         record = migrations.get(self.engine, self.migration_id)
         refuse_unless_joinable(self.engine, record)
-        self._audit("worker_joined", {"worker": self.summary.worker, "owner": record.worker})
+        self._audit("worker_joined", True, {"worker": self.summary.worker, "owner": record.worker})
         try:
             record = self._wait_for_batches()
             for progress in record.tables:
@@ -108,16 +108,14 @@ class JoiningWorker(MigrationWorker):
         except _Leave as leave:
             self.summary.left_because = str(leave)
         finally:
-            self._audit("worker_left", self.summary.to_json())
+            self._audit("worker_left", True, self.summary.to_json())
         return self.summary
 
     # -- following the owner ---------------------------------------------------------------
 
     def _current(self) -> MigrationRecord:
         """The migration now; leaves when it no longer runs batches."""
-        record = self._retrying(
-            lambda: migrations.get(self.engine, self.migration_id), what="reading the migration"
-        )
+        record = self._record()
         if record.cancel_requested or record.stored_status is Status.CANCELLED:
             raise _Leave("the migration was cancelled")
         if record.stored_status not in LIVE_STATUSES:
@@ -129,11 +127,6 @@ class JoiningWorker(MigrationWorker):
             raise _Leave("the owner finished batch processing")
         self._checked_at = time.monotonic()
         return record
-
-    def _control(self) -> migrations.Control:
-        return self._retrying(
-            lambda: migrations.control(self.engine, self.migration_id), what="reading requests"
-        )
 
     def _wait_for_batches(self) -> MigrationRecord:
         """Before batch processing the owner analyses and backs up; a joined worker waits."""
@@ -209,11 +202,6 @@ class JoiningWorker(MigrationWorker):
             backup_table=backup_table,
             dry_run=False,
             retry=self.retry,
-        )
-
-    def _audit(self, operation: str, details: dict[str, Any]) -> None:
-        self.audit.record(
-            operation, user_id=self.user, success=True, migration_id=self.migration_id, details=details
         )
 
 

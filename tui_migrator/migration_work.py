@@ -8,11 +8,13 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 
+from tui_migrator import migrations
 from tui_migrator.audit import AuditTrail
 from tui_migrator.batches import RetryPolicy, with_retries
 from tui_migrator.crypto import ValueCipher
 from tui_migrator.keys import MasterKey
 from tui_migrator.mapping import ResolvedMapping
+from tui_migrator.migrations import MigrationRecord
 
 
 @dataclass(frozen=True)
@@ -46,3 +48,19 @@ class MigrationWorker:
     def _retrying(self, action: Callable[[], Any], *, what: str) -> Any:
         """A worker's own bookkeeping survives what a batch survives (a restarting server)."""
         return with_retries(self.retry or RetryPolicy(), action, what=what)
+
+    def _record(self) -> MigrationRecord:
+        return self._retrying(
+            lambda: migrations.get(self.engine, self.migration_id), what="reading the migration"
+        )
+
+    def _control(self) -> migrations.Control:
+        return self._retrying(
+            lambda: migrations.control(self.engine, self.migration_id),
+            what="reading cancel and pause requests",
+        )
+
+    def _audit(self, operation: str, success: bool, details: dict[str, Any]) -> None:
+        self.audit.record(
+            operation, user_id=self.user, success=success, migration_id=self.migration_id, details=details
+        )
