@@ -21,9 +21,9 @@ import pytest
 import sqlalchemy as sa
 from hypothesis import settings as hypothesis_settings
 
-from tests.postgres_cluster import PostgresCluster, PostgresUnavailable
-from tui_migrator.service import MigratorService, create_demo_service
-from tui_migrator.settings import Settings
+from tests.support.postgres_cluster import PostgresCluster, PostgresUnavailable
+from tui_migrator.common.settings import Settings
+from tui_migrator.service.facade import MigratorService, create_demo_service
 
 # CI explores the same examples every run (a red CI must be reproducible); locally each run
 # explores new ones, which is how a wall-clock time inside a DST gap was found to be normalised.
@@ -228,4 +228,4 @@ def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> No
             monkeypatch.delenv(name)
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg-data"))
     # In-process CLI runs act as the template's administrator unless a test says otherwise.
-    monkeypatch.setattr("tui_migrator.operators.current_os_user", lambda: ADMIN)
+    monkeypatch.setattr("tui_migrator.storage.operators.current_os_user", lambda: ADMIN)

@@ -13,10 +13,10 @@ from pydantic import SecretStr
 
 from tests.conftest import make_settings
 from tui_migrator.cli.main import main
-from tui_migrator.crypto import RowContext
-from tui_migrator.keys import generate_master_key
-from tui_migrator.service import MigratorService
-from tui_migrator.settings import ENV_MASTER_KEY
+from tui_migrator.common.settings import ENV_MASTER_KEY
+from tui_migrator.crypto.ciphers import RowContext
+from tui_migrator.crypto.keys import generate_master_key
+from tui_migrator.service.facade import MigratorService
 
 
 def forms(secret: bytes) -> list[bytes]:
@@ -106,7 +106,7 @@ def test_database_password_never_reaches_output_logs_errors_or_a_command_line(
 ) -> None:
     import secrets as random_secrets
 
-    from tui_migrator import worker
+    from tui_migrator.engine import detached as worker
 
     password = f"pw-{random_secrets.token_hex(12)}"
     # The test cluster trusts 127.0.0.1, so the password is accepted and never checked.

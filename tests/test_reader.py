@@ -8,11 +8,11 @@ import pytest
 import sqlalchemy as sa
 
 from tests.conftest import BOTH_BACKENDS
-from tui_migrator.crypto import RowContext
-from tui_migrator.errors import DecryptionFailed
+from tui_migrator.common.errors import DecryptionFailed
+from tui_migrator.common.settings import Settings
+from tui_migrator.crypto.ciphers import RowContext
 from tui_migrator.reader import RecordReader
-from tui_migrator.service import MigratorService
-from tui_migrator.settings import Settings
+from tui_migrator.service.facade import MigratorService
 
 pytestmark = BOTH_BACKENDS
 

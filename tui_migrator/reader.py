@@ -18,10 +18,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from tui_migrator.crypto import RowContext, ValueCipher
-from tui_migrator.errors import DecryptionFailed
-from tui_migrator.mapping import ResolvedMapping, ResolvedTable
-from tui_migrator.tokens import is_token
+from tui_migrator.common.errors import DecryptionFailed
+from tui_migrator.crypto.ciphers import RowContext, ValueCipher
+from tui_migrator.crypto.tokens import is_token
+from tui_migrator.storage.mapping import ResolvedMapping, ResolvedTable
 
 
 class RecordReader:
@@ -41,8 +41,8 @@ class RecordReader:
         data_dir: str | Path | None = None,
     ) -> RecordReader:
         """A reader for a database, with the master key from the environment or key file."""
-        from tui_migrator.service import MigratorService
-        from tui_migrator.settings import Settings
+        from tui_migrator.common.settings import Settings
+        from tui_migrator.service.facade import MigratorService
 
         settings = Settings.resolve(
             {"database_url": database_url, "schema_path": schema, "data_dir": data_dir}

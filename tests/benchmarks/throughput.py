@@ -20,9 +20,9 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from tui_migrator.common.settings import Settings
 from tui_migrator.demo import DEMO_PROFILE
-from tui_migrator.service import MigratorService, create_demo_service
-from tui_migrator.settings import Settings
+from tui_migrator.service.facade import MigratorService, create_demo_service
 
 ROWS_PER_PATIENT = 8.83  # the demo's average across its nine category tables
 

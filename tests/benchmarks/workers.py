@@ -23,10 +23,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from tests.postgres_cluster import PostgresCluster
-from tui_migrator.migrations import Phase, Status
-from tui_migrator.service import MigratorService, create_demo_service
-from tui_migrator.settings import Settings
+from tests.support.postgres_cluster import PostgresCluster
+from tui_migrator.common.settings import Settings
+from tui_migrator.service.facade import MigratorService, create_demo_service
+from tui_migrator.storage.migration_status import Phase, Status
 
 USER = pwd.getpwuid(os.geteuid()).pw_name
 

@@ -15,8 +15,8 @@ import pytest
 
 from tests.conftest import ADMIN
 from tests.tui.snapshot_world import World, world
-from tui_migrator.service import MigratorService
-from tui_migrator.settings import Settings
+from tui_migrator.common.settings import Settings
+from tui_migrator.service.facade import MigratorService
 from tui_migrator.tui.app import MigratorApp
 
 REAL_USER = pwd.getpwuid(os.geteuid()).pw_name

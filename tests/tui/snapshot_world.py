@@ -31,12 +31,13 @@ from unittest import mock
 
 import sqlalchemy as sa
 
-from tui_migrator import batches, estimate, health
-from tui_migrator.codec import UnsupportedValue
-from tui_migrator.migrations import MigrationRecord
-from tui_migrator.service import MigratorService, create_demo_service
-from tui_migrator.settings import ENV_MASTER_KEY, Settings
-from tui_migrator.store import migrations_table
+from tui_migrator.common.settings import ENV_MASTER_KEY, Settings
+from tui_migrator.crypto.codec import UnsupportedValue
+from tui_migrator.engine import batches, estimate
+from tui_migrator.service import health
+from tui_migrator.service.facade import MigratorService, create_demo_service
+from tui_migrator.storage.migration_records import MigrationRecord
+from tui_migrator.storage.tables import migrations_table
 
 # Not tempfile.gettempdir(): a TMPDIR would change the path, which the header shows.
 ROOT = Path("/tmp/tui-migrator-snapshots")
@@ -106,8 +107,8 @@ def frozen(clock: FrozenClock) -> Iterator[None]:
     frozen_datetime = clock.datetime_class()
     previous_tz = os.environ.get("TZ")
     with ExitStack() as stack:
-        stack.enter_context(mock.patch("tui_migrator.store.datetime", frozen_datetime))
-        stack.enter_context(mock.patch("tui_migrator.audit.datetime", frozen_datetime))
+        stack.enter_context(mock.patch("tui_migrator.storage.tables.datetime", frozen_datetime))
+        stack.enter_context(mock.patch("tui_migrator.storage.audit.datetime", frozen_datetime))
         stack.enter_context(mock.patch.object(health, "measure_disk", lambda *_args: FREE_DISK))
         stack.enter_context(mock.patch.object(estimate, "calibrate", _fixed_calibration(estimate.calibrate)))
         os.environ["TZ"] = TIME_ZONE

@@ -9,8 +9,8 @@ from textual.pilot import Pilot
 from textual.widgets import DataTable, Input, Static
 
 from tests.tui.conftest import settle
-from tui_migrator.audit import AuditEntry
-from tui_migrator.service import MigratorService
+from tui_migrator.service.facade import MigratorService
+from tui_migrator.storage.audit import AuditEntry
 from tui_migrator.tui.app import MigratorApp
 from tui_migrator.tui.screens.audit import AuditScreen
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from textual.widgets import DataTable, Static
 
 from tests.tui.conftest import settle
-from tui_migrator.service import MigratorService
+from tui_migrator.service.facade import MigratorService
 from tui_migrator.tui.app import MigratorApp
 from tui_migrator.tui.screens.dashboard import DashboardScreen
 from tui_migrator.tui.screens.help import HelpScreen

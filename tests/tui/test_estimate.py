@@ -6,8 +6,8 @@ import pytest
 from textual.widgets import DataTable, Input, Static
 
 from tests.tui.conftest import capture_notifications, settle
-from tui_migrator.errors import OperationFailed
-from tui_migrator.service import MigratorService
+from tui_migrator.common.errors import OperationFailed
+from tui_migrator.service.facade import MigratorService
 from tui_migrator.tui.app import MigratorApp
 from tui_migrator.tui.screens.estimate import EstimateScreen
 from tui_migrator.tui.screens.new_migration import DEFAULT_VALUES, NewMigrationScreen, set_pending_config

@@ -12,9 +12,9 @@ from textual.widgets import DataTable, Input, Static
 
 from tests.conftest import ADMIN
 from tests.tui.conftest import settle
-from tui_migrator.migrations import Status
-from tui_migrator.service import MigratorService
-from tui_migrator.settings import Settings
+from tui_migrator.common.settings import Settings
+from tui_migrator.service.facade import MigratorService
+from tui_migrator.storage.migration_status import Status
 from tui_migrator.tui.app import MigratorApp
 from tui_migrator.tui.screens import migrations_list
 from tui_migrator.tui.screens.migrations_list import MigrationsScreen

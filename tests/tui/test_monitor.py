@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 from textual.widgets import Input, Static
 
-from tests.migration_helpers import raw_dump
+from tests.support.migration_helpers import raw_dump
 from tests.tui.conftest import settle, wait_until
-from tui_migrator.migrations import Status
-from tui_migrator.service import MigratorService
+from tui_migrator.service.facade import MigratorService
+from tui_migrator.storage.migration_status import Status
 from tui_migrator.tui.app import MigratorApp
 from tui_migrator.tui.screens.monitor import MonitorScreen
 from tui_migrator.tui.screens.monitor_modals import CancelModal, RollbackModal

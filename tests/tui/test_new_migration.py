@@ -6,10 +6,10 @@ import pytest
 from textual.widgets import Button, Input, SelectionList, Static
 
 from tests.tui.conftest import REAL_USER, capture_notifications, settle, wait_until
-from tui_migrator.errors import OperationFailed
-from tui_migrator.migrations import Status
-from tui_migrator.service import MigratorService
-from tui_migrator.settings import Settings
+from tui_migrator.common.errors import OperationFailed
+from tui_migrator.common.settings import Settings
+from tui_migrator.service.facade import MigratorService
+from tui_migrator.storage.migration_status import Status
 from tui_migrator.tui.app import MigratorApp
 from tui_migrator.tui.screens.new_migration import ConfirmStartModal, NewMigrationScreen
 

@@ -11,8 +11,8 @@ import pytest
 
 from tests.conftest import make_settings
 from tests.tui.conftest import REAL_USER, wait_until
-from tui_migrator.migrations import Status
-from tui_migrator.service import MigratorService, create_demo_service
+from tui_migrator.service.facade import MigratorService, create_demo_service
+from tui_migrator.storage.migration_status import Status
 from tui_migrator.tui.app import MigratorApp
 from tui_migrator.tui.screens.help import HelpScreen
 from tui_migrator.tui.screens.monitor import MonitorScreen

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from tests.tui.snapshot_world import world
 from tests.tui.test_snapshots import SIZE, SnapCompare, keys, then_settle
-from tui_migrator.service import MigratorService
+from tui_migrator.service.facade import MigratorService
 from tui_migrator.tui.app import MigratorApp
 
 

@@ -12,14 +12,14 @@ import sqlalchemy as sa
 from rich.table import Table
 from rich.text import Text
 
-from tui_migrator.audit import AuditEntry, AuditVerification
 from tui_migrator.cli import migration_commands
 from tui_migrator.cli.output import Result
-from tui_migrator.database import create_database_engine, redacted
-from tui_migrator.errors import BadInput
-from tui_migrator.keys import generate_master_key, write_key_file
-from tui_migrator.service import MigratorService, create_demo_service
-from tui_migrator.settings import DEMO_DATABASE_FILENAME, Settings
+from tui_migrator.common.errors import BadInput
+from tui_migrator.common.settings import DEMO_DATABASE_FILENAME, Settings
+from tui_migrator.crypto.keys import generate_master_key, write_key_file
+from tui_migrator.service.facade import MigratorService, create_demo_service
+from tui_migrator.storage.audit import AuditEntry, AuditVerification
+from tui_migrator.storage.database import create_database_engine, redacted
 
 
 def run(args: argparse.Namespace, settings: Settings) -> Result:

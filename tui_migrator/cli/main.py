@@ -11,8 +11,8 @@ from contextlib import contextmanager
 from tui_migrator.cli import commands
 from tui_migrator.cli.output import emit_error, emit_result
 from tui_migrator.cli.parser import build_parser
-from tui_migrator.errors import MigratorError, OperationFailed
-from tui_migrator.settings import Settings
+from tui_migrator.common.errors import MigratorError, OperationFailed
+from tui_migrator.common.settings import Settings
 
 log = logging.getLogger("tui_migrator")
 

@@ -17,10 +17,11 @@ from rich.table import Table
 from rich.text import Text
 
 from tui_migrator.cli.output import Result
-from tui_migrator.errors import BadInput
-from tui_migrator.migrations import LIVE_STATUSES, MigrationRecord, Status
-from tui_migrator.responses import cancel_data, list_data, start_data, status_data
-from tui_migrator.service import MigratorService
+from tui_migrator.common.errors import BadInput
+from tui_migrator.service.facade import MigratorService
+from tui_migrator.service.views import cancel_data, list_data, start_data, status_data
+from tui_migrator.storage.migration_records import MigrationRecord
+from tui_migrator.storage.migration_status import LIVE_STATUSES, Status
 
 
 def config_values(args: argparse.Namespace) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from typing import Any, TextIO
 
 from rich.console import Console, RenderableType
 
-from tui_migrator.errors import MigratorError
+from tui_migrator.common.errors import MigratorError
 
 
 @dataclass

@@ -6,7 +6,7 @@ import argparse
 from typing import NoReturn
 
 from tui_migrator import __version__
-from tui_migrator.errors import BadInput
+from tui_migrator.common.errors import BadInput
 
 
 class ArgumentParser(argparse.ArgumentParser):

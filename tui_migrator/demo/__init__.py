@@ -1,7 +1,7 @@
 """A deterministic, synthetic ParkML dataset for demos, tests and benchmarks.
 
 ParkML is a research platform for Parkinson's disease; its records fall into nine data
-categories (see :mod:`tui_migrator.categories`). This package builds one table per category,
+categories (see :mod:`tui_migrator.common.categories`). This package builds one table per category,
 plus ``organizations`` and ``patients``, and fills them with invented but plausible records:
 European movement-disorder centres, patients with names from many languages, UPDRS and MoCA
 scores, medication plans with levodopa-equivalent doses, falls and their descriptions.

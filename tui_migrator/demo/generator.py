@@ -19,6 +19,7 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 
+from tui_migrator.common.errors import BadInput
 from tui_migrator.demo.schema import (
     CATEGORY_TABLE_NAMES,
     DEMO_TABLE_NAMES,
@@ -58,7 +59,6 @@ from tui_migrator.demo.vocabulary import (
     Region,
     thresholds,
 )
-from tui_migrator.errors import BadInput
 
 # Named after the package, not this module, so log lines read "tui_migrator.demo" as before.
 log = logging.getLogger(__package__)

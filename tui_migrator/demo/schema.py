@@ -11,7 +11,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from tui_migrator.categories import DataCategory
+from tui_migrator.common.categories import DataCategory
 
 demo_metadata = sa.MetaData()
 

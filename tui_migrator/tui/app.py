@@ -19,9 +19,9 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.worker import Worker, WorkerState
 
-from tui_migrator.errors import MigratorError
-from tui_migrator.operators import Action
-from tui_migrator.service import MigratorService
+from tui_migrator.common.errors import MigratorError
+from tui_migrator.service.facade import MigratorService
+from tui_migrator.storage.operators import Action
 from tui_migrator.tui.screens.audit import AuditScreen
 from tui_migrator.tui.screens.dashboard import DashboardScreen
 from tui_migrator.tui.screens.estimate import EstimateScreen

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from tui_migrator.service import MigratorService
-from tui_migrator.settings import Settings
+from tui_migrator.common.settings import Settings
+from tui_migrator.service.facade import MigratorService
 
 
 def run_tui(settings: Settings) -> int:

@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 from textual.message import Message
 
-from tui_migrator.health import HealthReport
-from tui_migrator.migrations import MigrationRecord
+from tui_migrator.service.health import HealthReport
+from tui_migrator.storage.migration_records import MigrationRecord
 
 
 @dataclass

@@ -19,8 +19,8 @@ from textual.message import Message
 from textual.widgets import DataTable, Footer, Header, Input, Static
 from textual.worker import Worker, WorkerState, get_current_worker
 
-from tui_migrator.audit import AuditEntry, AuditVerification
-from tui_migrator.service import AuditPage
+from tui_migrator.service.facade import AuditPage
+from tui_migrator.storage.audit import AuditEntry, AuditVerification
 from tui_migrator.tui.formatting import count, local_time
 from tui_migrator.tui.screens.base import AppScreen
 

@@ -8,9 +8,9 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.widgets import DataTable, Footer, Header, Static
 
-from tui_migrator.health import HealthReport, SystemHealth
-from tui_migrator.migrations import MigrationRecord
-from tui_migrator.operators import Action
+from tui_migrator.service.health import HealthReport, SystemHealth
+from tui_migrator.storage.migration_records import MigrationRecord
+from tui_migrator.storage.operators import Action
 from tui_migrator.tui.formatting import count, local_time
 from tui_migrator.tui.messages import DashboardLoaded
 from tui_migrator.tui.screens.base import AppScreen

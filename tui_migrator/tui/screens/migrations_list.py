@@ -21,9 +21,10 @@ from textual.timer import Timer
 from textual.widgets import DataTable, Footer, Header, Input, Static
 from textual.worker import Worker, WorkerState, get_current_worker
 
-from tui_migrator.errors import PermissionDenied
-from tui_migrator.migrations import MigrationRecord, Status
-from tui_migrator.responses import list_data
+from tui_migrator.common.errors import PermissionDenied
+from tui_migrator.service.views import list_data
+from tui_migrator.storage.migration_records import MigrationRecord
+from tui_migrator.storage.migration_status import Status
 from tui_migrator.tui.formatting import count, duration, local_time
 from tui_migrator.tui.screens.base import AppScreen
 

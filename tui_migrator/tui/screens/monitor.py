@@ -16,9 +16,10 @@ from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.widgets import DataTable, Footer, Header, Log, ProgressBar, Sparkline, Static
 
-from tui_migrator.audit import AuditEntry
-from tui_migrator.migrations import PHASE_TITLES, MigrationRecord, Phase, Status
-from tui_migrator.responses import alerts as migration_alerts
+from tui_migrator.service.views import alerts as migration_alerts
+from tui_migrator.storage.audit import AuditEntry
+from tui_migrator.storage.migration_records import MigrationRecord
+from tui_migrator.storage.migration_status import PHASE_TITLES, Phase, Status
 from tui_migrator.tui.formatting import count, duration, local_time
 from tui_migrator.tui.screens.base import AppScreen
 from tui_migrator.tui.screens.monitor_modals import CancelModal, FailedRecordsModal, RollbackModal

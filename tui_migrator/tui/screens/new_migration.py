@@ -24,9 +24,9 @@ from textual.widgets import Button, Checkbox, Footer, Header, Input, Label, Sele
 from textual.widgets.selection_list import Selection
 from textual.worker import Worker, WorkerState
 
-from tui_migrator.categories import CATEGORY_NAMES
-from tui_migrator.errors import InvalidMigrationConfig
-from tui_migrator.migration_config import (
+from tui_migrator.common.categories import CATEGORY_NAMES
+from tui_migrator.common.errors import InvalidMigrationConfig
+from tui_migrator.common.migration_config import (
     MAX_BATCH_SIZE,
     MAX_CONCURRENCY,
     MIN_BATCH_SIZE,

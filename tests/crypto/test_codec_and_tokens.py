@@ -1,0 +1,174 @@
+"""Every SQL value type survives encode → encrypt → decrypt → decode exactly, type included."""
+
+from __future__ import annotations
+
+import math
+import struct
+from datetime import UTC, date, datetime, time, timedelta, timezone
+from decimal import Decimal
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
+
+from tui_migrator.crypto.ciphers import RowContext
+from tui_migrator.crypto.codec import UnsupportedValue, decode_value, encode_value
+from tui_migrator.crypto.tokens import TOKEN_PREFIX, is_token, parse_token
+from tui_migrator.service.facade import MigratorService
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
+    ),
+    max_leaves=12,
+)
+
+sql_values = st.one_of(
+    st.text(),  # the empty string included
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.decimals(allow_nan=False, allow_infinity=False, places=None),
+    st.booleans(),
+    st.dates(),
+    st.datetimes(),  # naive
+    st.datetimes(timezones=st.timezones()),  # aware, with IANA zones
+    st.datetimes(timezones=st.builds(lambda m: timezone(timedelta(minutes=m)), st.integers(-1439, 1439))),
+    st.times(),
+    st.binary(),
+    st.uuids(),
+    st.dictionaries(st.text(max_size=8), json_values, max_size=5),
+    st.lists(json_values, max_size=5),
+)
+
+
+def assert_identical(original: Any, restored: Any) -> None:
+    assert type(restored) is type(original) or (
+        isinstance(original, (bytearray, memoryview)) and type(restored) is bytes
+    )
+    if isinstance(original, float):
+        assert struct.pack(">d", restored) == struct.pack(">d", original)  # -0.0 and NaN bits too
+    elif isinstance(original, Decimal):
+        assert restored.as_tuple() == original.as_tuple()  # Decimal("1.10") keeps its trailing zero
+    elif isinstance(original, datetime):
+        assert restored == original
+        assert restored.utcoffset() == original.utcoffset()
+        assert restored.fold == original.fold
+        assert (restored.tzinfo is None) == (original.tzinfo is None)
+        if isinstance(original.tzinfo, ZoneInfo):
+            assert restored.tzinfo == original.tzinfo
+    else:
+        assert restored == original
+
+
+@given(sql_values)
+def test_codec_round_trips_every_sql_value_exactly(value: Any) -> None:
+    assert_identical(value, decode_value(encode_value(value)))
+
+
+@hypothesis_settings(max_examples=150, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    value=sql_values, key=st.one_of(st.integers(), st.text(min_size=1), st.tuples(st.integers(), st.text()))
+)
+def test_token_round_trips_every_sql_value_exactly(service: MigratorService, value: Any, key: Any) -> None:
+    cipher = service.value_cipher()
+    context = RowContext(
+        "demographics", "notes", key if isinstance(key, tuple) else (key,), "org_charite_berlin"
+    )
+    token = cipher.encrypt(value, context)
+    assert is_token(token) and token.startswith(TOKEN_PREFIX)
+    assert_identical(value, cipher.decrypt(token, context))
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "",
+        'Łucja Wiśniewska 🧠\n"quoted"',
+        0,
+        -7,
+        1.5,
+        -0.0,
+        math.inf,
+        Decimal("62.50"),
+        Decimal("-0.000"),
+        True,
+        False,
+        date(1948, 2, 29),
+        datetime(2024, 3, 31, 2, 30),
+        datetime(2024, 10, 27, 2, 30, fold=1, tzinfo=ZoneInfo("Europe/Berlin")),
+        datetime(2024, 1, 1, tzinfo=UTC),
+        time(8, 15, 0, 12),
+        b"\x00\xff",
+        {"supine": {"sys": 132}, "ä": [1, 2.5, None, "x"]},
+        [],
+        {},
+    ],
+)
+def test_token_round_trip_of_typical_medical_values(service: MigratorService, value: Any) -> None:
+    cipher = service.value_cipher()
+    context = RowContext("motor_symptoms", "updrs_part3", (17,), "org_karolinska_stockholm")
+    assert_identical(value, cipher.decrypt(cipher.encrypt(value, context), context))
+
+
+def test_nan_float_keeps_its_bits() -> None:
+    restored = decode_value(encode_value(float("nan")))
+    assert math.isnan(restored)
+
+
+def test_null_is_never_encoded() -> None:
+    with pytest.raises(UnsupportedValue):
+        encode_value(None)
+
+
+def test_values_that_cannot_round_trip_are_refused_not_changed() -> None:
+    with pytest.raises(UnsupportedValue, match="JSON"):
+        encode_value({1: "integer keys would come back as strings"})
+    with pytest.raises(UnsupportedValue, match="set"):
+        encode_value({"a set"})
+
+
+def test_token_is_self_describing_and_versioned(service: MigratorService) -> None:
+    cipher = service.value_cipher()
+    token = cipher.encrypt("x", RowContext("demographics", "email", (1,), "org_pitie_paris"))
+    parsed = parse_token(token)
+    assert parsed is not None
+    assert parsed.version == 1
+    assert parsed.key_id.startswith("dek_")
+    assert len(parsed.nonce) == 12
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "plain text",
+        "tmenc:v1:",
+        "tmenc:v1:dek_1:",
+        "tmenc:v1:dek_1:short",
+        "tmenc:v1:DEK:" + "A" * 40,
+        "tmenc:v1:dek_1:" + "A" * 40 + "!",
+        "tmenc:v2:dek_1:" + "A" * 40,
+        "tmenc:v1:a:b:c",
+    ],
+)
+def test_text_that_is_not_a_token_is_recognised_as_plaintext(text: str) -> None:
+    assert not is_token(text)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        datetime(1995, 3, 26, 0, 0, tzinfo=ZoneInfo("Asia/Ulaanbaatar")),  # inside a DST gap
+        datetime(2024, 3, 31, 2, 30, tzinfo=ZoneInfo("Europe/Berlin")),  # inside a DST gap
+        datetime(2024, 10, 27, 2, 30, fold=0, tzinfo=ZoneInfo("Europe/Berlin")),  # repeated hour, first
+        datetime(2024, 10, 27, 2, 30, fold=1, tzinfo=ZoneInfo("Europe/Berlin")),  # repeated hour, second
+    ],
+)
+def test_wall_clock_times_at_dst_changes_come_back_unnormalised(value: datetime) -> None:
+    restored = decode_value(encode_value(value))
+    assert restored.replace(tzinfo=None) == value.replace(tzinfo=None)
+    assert restored.tzinfo == value.tzinfo and restored.fold == value.fold
+    assert restored.utcoffset() == value.utcoffset()

@@ -1,0 +1,627 @@
+"""The migration engine on the demo database: complete, roll back, dry run, incremental,
+failures, pause, cancel and resume — every path that writes data proves the original comes back."""
+
+from __future__ import annotations
+
+import pytest
+import sqlalchemy as sa
+
+from tests.conftest import BOTH_BACKENDS
+from tests.support.migration_helpers import (
+    Background,
+    assert_fully_encrypted,
+    latest,
+    latest_is,
+    raw_dump,
+    wait_for,
+)
+from tui_migrator.common.errors import BadInput, InvalidMigrationConfig, OperationFailed, PermissionDenied
+from tui_migrator.crypto.codec import UnsupportedValue
+from tui_migrator.engine import batches as batches_module
+from tui_migrator.engine import claims
+from tui_migrator.engine.batches import RetryPolicy
+from tui_migrator.service.facade import MigratorService
+from tui_migrator.storage.migration_status import Status
+
+FAST = {"batch_size": 40, "max_concurrency": 2}
+
+pytestmark = BOTH_BACKENDS
+
+
+def test_complete_migration_leaves_no_plaintext_and_rollback_restores_everything(
+    service: MigratorService,
+) -> None:
+    before = raw_dump(service.engine)
+    record = service.start(FAST)
+    assert record.status is Status.COMPLETED, record.error_message
+    assert record.encrypted_records == record.total_records > 400
+    assert record.failed_records == 0
+    assert record.verification and record.verification["passed"]
+    assert record.verification["verifiedRows"] == record.total_records
+    assert assert_fully_encrypted(service, service.mapping(), before) == record.total_records
+    assert all(table.backup_verified and table.backup_rows == table.total_records for table in record.tables)
+
+    rolled, result = service.rollback(record.id, confirm=True)
+    assert rolled.status is Status.ROLLED_BACK
+    assert result.restored_rows == record.total_records
+    assert raw_dump(service.engine) == before  # values, storage classes and columns
+    operations = [e.operation for e in service.audit_entries(limit=None, migration_id=record.id).entries]
+    for expected in (
+        "data_migration_started",
+        "backup_created",
+        "integrity_verified",
+        "data_migration_completed",
+        "data_migration_rolled_back",
+    ):
+        assert expected in operations
+
+
+def test_no_plaintext_copy_of_sensitive_values_stays_anywhere_in_the_database(
+    service: MigratorService,
+) -> None:
+    mapping = service.mapping()
+    sensitive: set[bytes] = set()
+    with service.engine.connect() as connection:
+        for mapped in mapping.tables:
+            for column in mapped.columns:
+                for (value,) in connection.exec_driver_sql(f'SELECT "{column.name}" FROM "{mapped.name}"'):
+                    if isinstance(value, str) and len(value.encode()) >= 8:
+                        sensitive.add(value.encode())
+    assert len(sensitive) > 100
+    record = service.start(FAST)
+    assert record.status is Status.COMPLETED
+    # Everywhere a copy could hide: the tool's tables (backups, metadata, audit, failures) and
+    # the mapped columns with their companions. Other columns hold plaintext by design.
+    queries = [
+        f'SELECT * FROM "{name}"'
+        for name in sa.inspect(service.engine).get_table_names()
+        if name.startswith("tm_")
+    ]
+    for mapped in mapping.tables:
+        names = [f'"{c.name}"' for c in mapped.columns] + [
+            f'"{c.companion}"' for c in mapped.columns if c.companion
+        ]
+        queries.append(f'SELECT {", ".join(names)} FROM "{mapped.name}"')
+    stored: list[bytes] = []
+    with service.engine.connect() as connection:
+        for query in queries:
+            for row in connection.exec_driver_sql(query):
+                stored += [v if isinstance(v, bytes) else str(v).encode() for v in row if v is not None]
+    haystack = b"\x00".join(stored)
+    leaked = [value for value in sensitive if value in haystack]
+    assert leaked == []
+
+
+def test_dry_run_writes_nothing_to_data_or_backups(service: MigratorService) -> None:
+    before = raw_dump(service.engine)
+    tables_before = set(sa.inspect(service.engine).get_table_names())
+    record = service.start({**FAST, "dry_run": True})
+    assert record.status is Status.COMPLETED and record.dry_run
+    assert record.encrypted_records == record.total_records  # would encrypt
+    assert raw_dump(service.engine) == before
+    assert set(sa.inspect(service.engine).get_table_names()) == tables_before
+    with pytest.raises(BadInput, match="dry run"):
+        service.rollback(record.id, confirm=True)
+
+
+def test_incremental_run_migrates_only_rows_added_since(service: MigratorService) -> None:
+    first = service.start(FAST)
+    with service.engine.begin() as connection:
+        connection.exec_driver_sql(
+            "INSERT INTO demographics (id, patient_id, organization_id, sex, updated_at, first_name, last_name, notes) "
+            "VALUES (900001, 1, 'org_charite_berlin', 'female', '2026-01-01 00:00:00.000000', 'Zoë', 'Ærøe', 'added after the first run')"
+        )
+    second = service.start(FAST)
+    assert second.status is Status.COMPLETED
+    assert second.total_records == 1 and second.encrypted_records == 1
+    assert second.skipped_records == first.total_records
+    with service.engine.connect() as connection:
+        stored = connection.exec_driver_sql(
+            "SELECT first_name FROM demographics WHERE id = 900001"
+        ).scalar_one()
+    reader = service.record_reader()
+    assert (
+        reader.read_value(
+            stored,
+            table="demographics",
+            column="first_name",
+            primary_key=900001,
+            organization_id="org_charite_berlin",
+        )
+        == "Zoë"
+    )
+    # Rolling back the incremental run restores only its own row.
+    service.rollback(second.id, confirm=True)
+    with service.engine.connect() as connection:
+        assert (
+            connection.exec_driver_sql("SELECT first_name FROM demographics WHERE id = 900001").scalar_one()
+            == "Zoë"
+        )
+        assert (
+            connection.exec_driver_sql("SELECT first_name FROM demographics WHERE id = 1")
+            .scalar_one()
+            .startswith("tmenc:")
+        )
+
+
+def test_per_record_failure_is_recorded_without_values_and_resume_retries_it(
+    service: MigratorService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    before = raw_dump(service.engine)
+    real_seal = batches_module.seal_row
+
+    def failing_seal(access, row, cipher):  # type: ignore[no-untyped-def]
+        if access.mapped.name == "motor_symptoms" and row["id"] in (3, 4):
+            raise UnsupportedValue("values of type Exotic cannot be encrypted exactly")
+        return real_seal(access, row, cipher)
+
+    monkeypatch.setattr(batches_module, "seal_row", failing_seal)
+    record = service.start(FAST)
+    assert record.status is Status.COMPLETED
+    assert record.failed_records == 2
+    failed = service.failed_records(record.id)
+    assert [(f["table_name"], f["key_display"]) for f in failed] == [
+        ("motor_symptoms", "3"),
+        ("motor_symptoms", "4"),
+    ]
+    assert "Exotic" in failed[0]["reason"]
+    assert record.verification and record.verification["failedRows"] == 2 and record.verification["passed"]
+
+    monkeypatch.setattr(batches_module, "seal_row", real_seal)
+    resumed = service.resume(record.id)
+    assert resumed.status is Status.COMPLETED and resumed.failed_records == 0
+    assert_fully_encrypted(service, service.mapping(), before)
+    service.rollback(record.id, confirm=True)
+    assert raw_dump(service.engine) == before
+
+
+def test_database_failure_mid_run_fails_loudly_then_resume_finishes(
+    service: MigratorService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    before = raw_dump(service.engine)
+    service.retry_policy = RetryPolicy(attempts=2, first_delay=0.01)
+    real_write = batches_module.TableBatches.write_in
+    calls = {"n": 0}
+
+    def broken_write(self, connection, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if self.access.mapped.name == "non_motor_symptoms" and not self.dry_run:
+            calls["n"] += 1
+            if calls["n"] > 2:
+                raise sa.exc.OperationalError("UPDATE", {}, Exception("disk I/O error"))
+        return real_write(self, connection, *args, **kwargs)
+
+    monkeypatch.setattr(batches_module.TableBatches, "write_in", broken_write)
+    record = service.start(FAST)
+    assert record.status is Status.FAILED
+    assert "non_motor_symptoms" in (record.error_message or "") and "disk I/O error" in (
+        record.error_message or ""
+    )
+    assert 0 < record.encrypted_records < record.total_records
+    assert record.can_rollback
+
+    monkeypatch.setattr(batches_module.TableBatches, "write_in", real_write)
+    resumed = service.resume(record.id)
+    assert resumed.status is Status.COMPLETED
+    assert resumed.encrypted_records == resumed.total_records
+    assert assert_fully_encrypted(service, service.mapping(), before) == resumed.total_records
+    service.rollback(record.id, confirm=True)
+    assert raw_dump(service.engine) == before
+
+
+def test_pause_then_continue(service: MigratorService, monkeypatch: pytest.MonkeyPatch) -> None:
+    _slow_batches(monkeypatch)
+    running = Background(lambda: service.start({"batch_size": 20, "max_concurrency": 1}))
+    wait_for(latest_is(service, lambda r: r.status is Status.RUNNING and r.encrypted_records > 0))
+    migration_id = latest(service).id
+    service.pause(migration_id)
+    wait_for(lambda: service.status(migration_id).stored_status is Status.PAUSED)
+    frozen = service.status(migration_id).encrypted_records
+    import time
+
+    time.sleep(0.6)
+    paused = service.status(migration_id)
+    assert paused.encrypted_records == frozen and paused.worker_alive  # heartbeat kept while paused
+    service.continue_(migration_id)
+    record = running.join()
+    assert record.status is Status.COMPLETED
+    assert record.paused_seconds >= 0.5
+    operations = [e.operation for e in service.audit_entries(limit=None, migration_id=migration_id).entries]
+    assert "data_migration_paused" in operations and "data_migration_continued" in operations
+
+
+def test_cancel_then_resume_encrypts_nothing_twice(
+    service: MigratorService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    before = raw_dump(service.engine)
+    _slow_batches(monkeypatch)
+    running = Background(lambda: service.start({"batch_size": 20, "max_concurrency": 2}))
+    wait_for(latest_is(service, lambda r: r.encrypted_records > 40))
+    migration_id = latest(service).id
+    cancelled = service.cancel(migration_id, "Emergency maintenance required")
+    assert running.join().status is Status.CANCELLED
+    assert cancelled.status is Status.CANCELLED
+    partial = service.status(migration_id)
+    assert 0 < partial.encrypted_records < partial.total_records
+    assert partial.cancel_reason == "Emergency maintenance required"
+
+    monkeypatch.undo()
+    resumed = service.resume(migration_id)
+    assert resumed.status is Status.COMPLETED
+    assert resumed.encrypted_records == resumed.total_records
+    # A value encrypted twice would open to a token, not to the original.
+    assert assert_fully_encrypted(service, service.mapping(), before) == resumed.total_records
+
+
+def test_second_migration_over_the_same_tables_is_refused(
+    service: MigratorService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _slow_batches(monkeypatch)
+    running = Background(lambda: service.start({"batch_size": 20, "max_concurrency": 1}))
+    wait_for(latest_is(service, lambda r: r.status is Status.RUNNING))
+    with pytest.raises(BadInput, match="is held by migration"):
+        service.start(FAST)
+    service.cancel(latest(service).id, "test over")
+    running.join()
+    with pytest.raises(BadInput, match="is held by migration"):  # a cancelled one still holds them
+        service.start(FAST)
+
+
+def test_rows_without_organization_are_refused_before_any_write(service: MigratorService) -> None:
+    _bypassing_foreign_keys(
+        service, "UPDATE emergency_contacts SET organization_id = '' WHERE patient_id <= 3"
+    )
+    before = raw_dump(service.engine)
+    with pytest.raises(
+        BadInput,
+        match=r"emergency_contacts: \d+ rows with NULL or empty 'organization_id'.*default_organization",
+    ):
+        service.start(FAST)
+    assert raw_dump(service.engine) == before
+    assert service.list_migrations()[1] == []
+
+
+def test_viewer_cannot_start_cancel_or_roll_back(service: MigratorService, settings) -> None:  # type: ignore[no-untyped-def]
+    record = service.start(FAST)
+    service.grant("bob", "viewer")
+    with MigratorService.open(settings, user="bob") as bob:
+        assert bob.status(record.id).status is Status.COMPLETED
+        for attempt in (
+            lambda: bob.start(FAST),
+            lambda: bob.rollback(record.id, confirm=True),
+            lambda: bob.cancel(record.id, "no"),
+            lambda: bob.purge_backups(record.id, confirm=True),
+        ):
+            with pytest.raises(PermissionDenied):
+                attempt()
+    denials = [e for e in service.audit_entries(limit=None).entries if e.operation == "permission_denied"]
+    assert len(denials) == 4
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"batch_size": 0}, "--batch-size: must be from 1 to 1000"),
+        ({"batch_size": 1001}, "--batch-size"),
+        ({"max_concurrency": 11}, "--max-concurrency: must be from 1 to 10"),
+        ({"data_categories": ["GENOMICS"]}, "GENOMICS is not a data category"),
+        ({"organization_ids": ["org_nowhere"]}, "org_nowhere: no rows"),
+    ],
+)
+def test_bad_config_is_refused_and_nothing_is_written(service: MigratorService, values, message) -> None:  # type: ignore[no-untyped-def]
+    before = raw_dump(service.engine)
+    with pytest.raises(InvalidMigrationConfig, match=message):
+        service.start(values)
+    assert raw_dump(service.engine) == before
+    assert service.list_migrations()[1] == []
+
+
+def test_scope_by_category_and_organization(service: MigratorService) -> None:
+    record = service.start(
+        {**FAST, "data_categories": ["DEMOGRAPHICS"], "organization_ids": ["org_pitie_paris"]}
+    )
+    assert [t.name for t in record.tables] == ["demographics"]
+    with service.engine.connect() as connection:
+        rows = connection.exec_driver_sql("SELECT organization_id, first_name FROM demographics").all()
+    for organization, first_name in rows:
+        assert (first_name is None or first_name.startswith("tmenc:")) == (
+            organization == "org_pitie_paris"
+        ) or first_name is None
+
+
+def test_migration_without_backups_warns_and_still_rolls_back(service: MigratorService) -> None:
+    before = raw_dump(service.engine)
+    record = service.start({**FAST, "create_backups": False})
+    assert any("--no-backups" in w for w in record.warnings)
+    assert all(t.backup_table is None for t in record.tables)
+    service.rollback(record.id, confirm=True)
+    assert raw_dump(service.engine) == before
+
+
+def test_rollback_keeps_values_the_application_wrote_after_the_migration(service: MigratorService) -> None:
+    record = service.start(FAST)
+    with service.engine.begin() as connection:
+        connection.exec_driver_sql("UPDATE demographics SET notes = 'written by the app later' WHERE id = 2")
+    _, result = service.rollback(record.id, confirm=True)
+    assert result.kept_newer_values == 1
+    with service.engine.connect() as connection:
+        assert (
+            connection.exec_driver_sql("SELECT notes FROM demographics WHERE id = 2").scalar_one()
+            == "written by the app later"
+        )
+
+
+def test_a_value_the_application_changes_during_a_batch_is_read_again_not_overwritten(
+    service: MigratorService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The guarded UPDATE on a JSON column (PostgreSQL's json type has no equality operator).
+
+    On PostgreSQL batches are claimed with row locks, so the application cannot change a row in
+    the middle of its batch (the next test); the guard protects the unclaimed path, which a
+    claimed batch falls back to after a lost connection, and which this test takes."""
+    monkeypatch.setattr(claims, "supported", lambda _engine: False)
+    real_seal_rows = batches_module.TableBatches.seal_rows
+    changed: dict[str, int] = {}
+
+    def application_writes_after_the_read(self, rows):  # type: ignore[no-untyped-def]
+        sealed = real_seal_rows(self, rows)
+        if self.access.mapped.name == "autonomic_symptoms" and self.migration_id != "calibration":
+            target = next((r for r in rows if r["measurements"] is not None), None)
+            if target is not None and not changed:
+                with self.engine.begin() as connection:
+                    connection.exec_driver_sql(
+                        "UPDATE autonomic_symptoms SET measurements = '{\"changed\":  [1.10]}' "
+                        f"WHERE id = {int(target['id'])}"
+                    )
+                changed["id"] = int(target["id"])
+        return sealed
+
+    monkeypatch.setattr(batches_module.TableBatches, "seal_rows", application_writes_after_the_read)
+    record = service.start(FAST)
+    assert record.status is Status.COMPLETED, record.error_message
+    assert record.failed_records == 0 and "id" in changed
+    with service.engine.connect() as connection:
+        token = connection.exec_driver_sql(
+            f"SELECT measurements__tm_token, organization_id FROM autonomic_symptoms WHERE id = {changed['id']}"
+        ).one()
+    opened = service.record_reader().read_value(
+        token[0],
+        table="autonomic_symptoms",
+        column="measurements",
+        primary_key=changed["id"],
+        organization_id=token[1],
+    )
+    # The application's new value was sealed, exactly as written, not the value read before it.
+    assert opened == '{"changed":  [1.10]}'
+
+
+@pytest.mark.backends("postgresql")
+def test_a_claimed_batch_holds_its_rows_so_an_application_write_waits_for_it(
+    service: MigratorService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_seal_rows = batches_module.TableBatches.seal_rows
+    outcome: dict[str, str] = {}
+
+    def application_writes_during_the_batch(self, rows):  # type: ignore[no-untyped-def]
+        if (
+            self.access.mapped.name == "autonomic_symptoms"
+            and self.migration_id != "calibration"
+            and not outcome
+        ):
+            try:
+                with self.engine.begin() as connection:
+                    connection.exec_driver_sql("SET LOCAL lock_timeout = '200ms'")
+                    connection.exec_driver_sql(
+                        f"UPDATE autonomic_symptoms SET measurements = NULL WHERE id = {int(rows[0]['id'])}"
+                    )
+                outcome["write"] = "went through"
+            except sa.exc.OperationalError as error:
+                outcome["write"] = "waited" if "lock timeout" in str(error.orig) else str(error.orig)
+        return real_seal_rows(self, rows)
+
+    monkeypatch.setattr(batches_module.TableBatches, "seal_rows", application_writes_during_the_batch)
+    before = raw_dump(service.engine)
+    record = service.start(FAST)
+    assert outcome == {"write": "waited"}
+    assert record.status is Status.COMPLETED and record.failed_records == 0
+    service.rollback(record.id, confirm=True)
+    assert raw_dump(service.engine) == before
+
+
+def test_auto_batch_size_adapts(service: MigratorService) -> None:
+    record = service.start({"batch_size": "auto", "max_concurrency": 2})
+    assert record.status is Status.COMPLETED
+    assert record.config.batch_size == "auto"
+
+
+def _bypassing_foreign_keys(service: MigratorService, statement: str) -> None:
+    """Run ``statement`` with foreign keys unchecked, so rows can lose their organization."""
+    if service.engine.dialect.name == "sqlite":
+        import sqlite3
+
+        # A plain sqlite3 connection does not enforce foreign keys.
+        with sqlite3.connect(service.engine.url.database) as raw:
+            raw.execute(statement)
+        return
+    with service.engine.begin() as connection:
+        # The replica role skips the foreign-key triggers (the test cluster's user is a superuser).
+        connection.exec_driver_sql("SET LOCAL session_replication_role = replica")
+        connection.exec_driver_sql(statement)
+
+
+def _slow_batches(monkeypatch: pytest.MonkeyPatch, seconds: float = 0.03) -> None:
+    import time
+
+    real = batches_module.TableBatches.process
+
+    def slow(self, rows, *, after):  # type: ignore[no-untyped-def]
+        time.sleep(seconds)
+        return real(self, rows, after=after)
+
+    monkeypatch.setattr(batches_module.TableBatches, "process", slow)
+
+
+def test_transient_database_errors_are_retried_and_the_migration_completes(
+    service: MigratorService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    service.retry_policy = RetryPolicy(attempts=4, first_delay=0.01)
+    real_write = batches_module.TableBatches.write_in
+    failures = {"left": 3}
+
+    def flaky_write(self, connection, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if failures["left"] and self.migration_id != "calibration":
+            failures["left"] -= 1
+            raise sa.exc.OperationalError("UPDATE", {}, Exception("database is locked"))
+        return real_write(self, connection, *args, **kwargs)
+
+    monkeypatch.setattr(batches_module.TableBatches, "write_in", flaky_write)
+    record = service.start(FAST)
+    assert failures["left"] == 0
+    assert record.status is Status.COMPLETED and record.encrypted_records == record.total_records
+
+
+def test_status_raises_the_seeds_high_error_rate_alert(
+    service: MigratorService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tui_migrator.service.views import status_data
+
+    real_seal = batches_module.seal_row
+
+    def failing_seal(access, row, cipher):  # type: ignore[no-untyped-def]
+        if access.mapped.name == "motor_symptoms":
+            raise UnsupportedValue("values of type Exotic cannot be encrypted exactly")
+        return real_seal(access, row, cipher)
+
+    monkeypatch.setattr(batches_module, "seal_row", failing_seal)
+    record = service.start(FAST)
+    assert record.failed_records / record.processed_records > 0.05
+    alerts = status_data(record)["alerts"]
+    assert any(alert.startswith("High error rate:") for alert in alerts)
+
+
+@pytest.mark.backends("postgresql")
+def test_concurrent_starts_get_distinct_ids_or_the_held_by_refusal(
+    service: MigratorService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On PostgreSQL two starts can both count the day's migrations before either inserts."""
+    import threading
+
+    from tui_migrator.common.migration_config import parse_config
+    from tui_migrator.storage import migration_records as migrations
+
+    real_new_id = migrations.new_migration_id
+    barrier = threading.Barrier(2, timeout=20)
+    waited = threading.local()
+
+    def racing_new_id(connection, now):  # type: ignore[no-untyped-def]
+        chosen = real_new_id(connection, now)
+        if not getattr(waited, "done", False):
+            waited.done = True
+            barrier.wait()  # both have chosen an id before either inserts
+        return chosen
+
+    monkeypatch.setattr(migrations, "new_migration_id", racing_new_id)
+
+    def race(config: dict[str, object]) -> list[object]:
+        outcomes: list[object] = []
+
+        def create() -> None:
+            try:
+                outcomes.append(
+                    migrations.create(
+                        service.engine,
+                        config=parse_config(config),
+                        created_by="alice",
+                        tables=[("demographics", "DEMOGRAPHICS", 60)],
+                        skipped_records=0,
+                        estimated_seconds=None,
+                        warnings=[],
+                    )
+                )
+            except BadInput as error:
+                outcomes.append(error)
+
+        threads = [threading.Thread(target=create) for _ in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+        barrier.reset()
+        return outcomes
+
+    dry_runs = race({"dry_run": True})
+    assert len(dry_runs) == 2 and all(isinstance(o, str) for o in dry_runs)
+    assert dry_runs[0] != dry_runs[1]
+
+    real_runs = race({})
+    started = [o for o in real_runs if isinstance(o, str)]
+    refused = [o for o in real_runs if isinstance(o, BadInput)]
+    assert len(started) == 1 and len(refused) == 1
+    assert f"held by migration {started[0]}" in str(refused[0])
+    _, everything = service.list_migrations()
+    assert sorted(r.id for r in everything) == sorted([*dry_runs, started[0]])
+
+
+def test_two_workers_claiming_one_migration_at_once_one_is_refused(
+    service: MigratorService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each worker reads the migration, sees nobody running it, and takes it: only one may."""
+    import contextlib
+    import threading
+
+    from tui_migrator.common.errors import OperationFailed
+    from tui_migrator.common.migration_config import parse_config
+    from tui_migrator.storage import migration_records as migrations
+
+    migration_id = migrations.create(
+        service.engine,
+        config=parse_config(FAST),
+        created_by="alice",
+        tables=[("demographics", "DEMOGRAPHICS", 60)],
+        skipped_records=0,
+        estimated_seconds=None,
+        warnings=[],
+    )
+    real_load = migrations.load
+    # Both claims wait here after reading, unless the first one's read locked the row, so the
+    # second cannot read before the first has written (then the wait times out).
+    both_read = threading.Barrier(2, timeout=1.5)
+
+    def load_then_wait(connection, wanted, **options):  # type: ignore[no-untyped-def]
+        record = real_load(connection, wanted, **options)
+        if threading.current_thread().name.startswith("claim-"):
+            with contextlib.suppress(threading.BrokenBarrierError):
+                both_read.wait()
+        return record
+
+    monkeypatch.setattr(migrations, "load", load_then_wait)
+    outcomes: dict[str, object] = {}
+
+    def claim(worker: str) -> None:
+        try:
+            outcomes[worker] = migrations.claim(service.engine, migration_id, worker).worker
+        except OperationFailed as error:
+            outcomes[worker] = error
+
+    threads = [threading.Thread(target=claim, args=(w,), name=f"claim-{w}") for w in ("w1", "w2")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    winners = [worker for worker, outcome in outcomes.items() if outcome == worker]
+    refused = [outcome for outcome in outcomes.values() if isinstance(outcome, OperationFailed)]
+    assert len(winners) == 1 and len(refused) == 1, outcomes
+    assert f"already being run by {winners[0]}" in str(refused[0])
+
+
+@pytest.mark.backends("sqlite")
+def test_rows_changed_while_the_estimate_samples_them_is_said_in_words(
+    service: MigratorService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def application_changed_the_sample(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        raise batches_module.RowsChanged
+
+    monkeypatch.setattr(batches_module.TableBatches, "write_in", application_changed_the_sample)
+    before = raw_dump(service.engine)
+    with pytest.raises(OperationFailed, match="changed rows of .* while the estimate was sampling"):
+        service.estimate(FAST)
+    assert raw_dump(service.engine) == before

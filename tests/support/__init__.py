@@ -1,0 +1,1 @@
+"""Helpers the tests share: database fixtures, a throwaway PostgreSQL cluster, migration checks."""

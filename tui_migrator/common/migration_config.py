@@ -1,0 +1,118 @@
+"""The seed's ``MigrationConfig``: what a migration may be asked to do, validated before anything runs."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic.alias_generators import to_camel
+
+from tui_migrator.common.categories import CATEGORY_NAMES, DataCategory
+from tui_migrator.common.errors import InvalidMigrationConfig
+
+MIN_BATCH_SIZE = 1
+MAX_BATCH_SIZE = 1000
+MIN_CONCURRENCY = 1
+MAX_CONCURRENCY = 10
+AUTO = "auto"
+
+
+class MigrationConfig(BaseModel):
+    """Validated configuration; field names in JSON are the seed's camelCase ones."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True)
+
+    batch_size: int | Literal["auto"] = Field(default=100)
+    max_concurrency: int = Field(default=2)
+    dry_run: bool = False
+    data_categories: list[DataCategory] = Field(default_factory=list)
+    organization_ids: list[str] = Field(default_factory=list)
+    skip_integrity_checks: bool = False
+    create_backups: bool = True
+
+    @field_validator("batch_size", mode="before")
+    @classmethod
+    def _batch_size(cls, value: Any) -> Any:
+        if isinstance(value, str) and value.strip().lower() == AUTO:
+            return AUTO
+        if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+            value = int(value)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError(
+                f"must be a whole number from {MIN_BATCH_SIZE} to {MAX_BATCH_SIZE}, or 'auto', not {value!r}"
+            )
+        if not MIN_BATCH_SIZE <= value <= MAX_BATCH_SIZE:
+            raise ValueError(f"must be from {MIN_BATCH_SIZE} to {MAX_BATCH_SIZE} (or 'auto'), not {value}")
+        return value
+
+    @field_validator("max_concurrency", mode="before")
+    @classmethod
+    def _concurrency(cls, value: Any) -> Any:
+        if isinstance(value, str) and value.strip().isdigit():
+            value = int(value)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError(
+                f"must be a whole number from {MIN_CONCURRENCY} to {MAX_CONCURRENCY}, not {value!r}"
+            )
+        if not MIN_CONCURRENCY <= value <= MAX_CONCURRENCY:
+            raise ValueError(f"must be from {MIN_CONCURRENCY} to {MAX_CONCURRENCY}, not {value}")
+        return value
+
+    @field_validator("data_categories", mode="before")
+    @classmethod
+    def _categories(cls, value: Any) -> Any:
+        if isinstance(value, list):
+            unknown = [item for item in value if str(item).upper() not in CATEGORY_NAMES]
+            if unknown:
+                raise ValueError(
+                    f"{', '.join(map(str, unknown))} is not a data category; use {', '.join(CATEGORY_NAMES)}"
+                )
+            return list(dict.fromkeys(str(item).upper() for item in value))
+        return value
+
+    @field_validator("organization_ids")
+    @classmethod
+    def _organizations(cls, value: list[str]) -> list[str]:
+        if any(not item.strip() for item in value):
+            raise ValueError("contains an empty organization id")
+        return list(dict.fromkeys(value))
+
+    @property
+    def auto_batch_size(self) -> bool:
+        return self.batch_size == AUTO
+
+    def to_json_data(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", by_alias=True)
+
+
+def parse_config(values: dict[str, Any]) -> MigrationConfig:
+    """Validate ``values`` (snake_case or camelCase keys), raising a plain-words error."""
+    try:
+        return MigrationConfig.model_validate(values)
+    except ValidationError as error:
+        problems = []
+        for detail in error.errors():
+            field = ".".join(str(part) for part in detail["loc"] if not isinstance(part, int)) or "config"
+            message = str(detail["msg"]).removeprefix("Value error, ")
+            if detail["type"] == "extra_forbidden":
+                message = "is not a migration setting"
+            problems.append(f"{_option_name(field)}: {message}")
+        raise InvalidMigrationConfig(
+            "Invalid migration configuration: " + "; ".join(problems) + ".",
+            hint="Nothing was started. Fix the value and run the command again.",
+        ) from None
+
+
+def _option_name(field: str) -> str:
+    """The name an operator typed: batchSize → --batch-size."""
+    options = {
+        "batchSize": "--batch-size",
+        "batch_size": "--batch-size",
+        "maxConcurrency": "--max-concurrency",
+        "max_concurrency": "--max-concurrency",
+        "dataCategories": "--category",
+        "data_categories": "--category",
+        "organizationIds": "--organization",
+        "organization_ids": "--organization",
+    }
+    return options.get(field, field)

@@ -1,0 +1,421 @@
+"""One batch of one table: read the plaintext rows, seal them, write them in one short transaction.
+
+The read is one query (keyset pagination on the primary key, with a flag saying which rows are
+already backed up). Sealing happens outside any transaction, in the calling worker thread. The
+write is one transaction: backups of rows not yet backed up, the guarded UPDATE, the per-row
+metadata, failures, counters and the checkpoint. The UPDATE only matches rows that still hold
+exactly the values that were read, so a row the application changed in between is never
+overwritten with a token of its old value: the batch is rolled back and read again.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError, OperationalError
+
+from tui_migrator.common.errors import DecryptionFailed, OperationFailed
+from tui_migrator.crypto.ciphers import RowSealer, ValueCipher
+from tui_migrator.crypto.codec import UnsupportedValue, encode_key, encode_value
+from tui_migrator.engine import backup
+from tui_migrator.engine.scope import organization_condition, pending_condition
+from tui_migrator.storage.column_storage import (
+    RecordRefused,
+    TableAccess,
+    key_of,
+    organization_of,
+    row_context,
+    seal_row,
+)
+from tui_migrator.storage.database import serialized_write, upsert
+from tui_migrator.storage.keyring import ALGORITHM
+from tui_migrator.storage.tables import (
+    checkpoints_table,
+    failed_records_table,
+    migration_tables_table,
+    row_metadata_table,
+    utc_now,
+)
+
+log = logging.getLogger(__name__)
+
+BACKED_UP = "tm_backed_up"
+_GUARD_PARAMETER = "tm_was_{}"
+# How often a batch whose rows keep changing under it is read again before its rows are
+# recorded as failed for this pass (a later pass or resume retries them).
+CONFLICT_RETRIES = 3
+
+
+class BatchFailed(OperationFailed):
+    """A batch kept failing on database errors past its retry budget."""
+
+    code = "batch_failed"
+
+
+class RowsChanged(Exception):
+    """The guarded UPDATE matched fewer rows than it was given."""
+
+
+@dataclass
+class BatchResult:
+    rows: int = 0
+    encrypted: int = 0
+    failed: list[tuple[str, str, str]] = field(default_factory=list)  # row key, shown key, reason
+    seconds: float = 0.0
+    retries: int = 0
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Exponential backoff for operational database errors (lost connection, lock timeout)."""
+
+    attempts: int = 6
+    first_delay: float = 0.2
+    max_delay: float = 5.0
+
+    def delays(self) -> list[float]:
+        return [min(self.first_delay * 2**n, self.max_delay) for n in range(self.attempts - 1)]
+
+
+class TableBatches:
+    """Reads and writes the batches of one table for one migration."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        access: TableAccess,
+        *,
+        migration_id: str,
+        organizations: tuple[str, ...] | None,
+        cipher: ValueCipher,
+        sealer: RowSealer | None,
+        backup_table: sa.Table | None,
+        dry_run: bool,
+        retry: RetryPolicy | None = None,
+    ) -> None:
+        self.engine = engine
+        self.access = access
+        self.migration_id = migration_id
+        self.organizations = organizations
+        self.cipher = cipher
+        self.sealer = sealer
+        self.backup_table = backup_table
+        self.dry_run = dry_run
+        self.retry = retry or RetryPolicy()
+        self._update = access.update_statement().where(self._guard())
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def pending_query(
+        self, *, after: Sequence[Any] | None, up_to: Sequence[Any] | None = None, limit: int | None
+    ) -> sa.Select[Any]:
+        query = self.access.select_rows(after=after, limit=limit)
+        query = query.where(
+            pending_condition(self.access), organization_condition(self.access, self.organizations)
+        )
+        if up_to is not None:
+            query = query.where(sa.tuple_(*self.access.key_columns) <= sa.tuple_(*up_to))
+        if self.backup_table is not None:
+            key_names = self.access.mapped.primary_key
+            on = sa.and_(*(self.access.table.c[n] == self.backup_table.c[n] for n in key_names))
+            first = self.backup_table.c[key_names[0]]
+            query = query.join_from(self.access.table, self.backup_table, on, isouter=True).add_columns(
+                first.is_not(None).label(BACKED_UP)
+            )
+        return query
+
+    def read(
+        self, *, after: Sequence[Any] | None, limit: int, up_to: Sequence[Any] | None = None
+    ) -> list[sa.RowMapping]:
+        """The next ``limit`` rows that still hold plaintext, after key ``after``."""
+        return self._with_retries(
+            lambda: self._read_once(after=after, limit=limit, up_to=up_to), what="reading a batch"
+        )
+
+    def _read_once(
+        self, *, after: Sequence[Any] | None, limit: int, up_to: Sequence[Any] | None
+    ) -> list[sa.RowMapping]:
+        with self.engine.connect() as connection:
+            return list(
+                connection.execute(self.pending_query(after=after, up_to=up_to, limit=limit)).mappings()
+            )
+
+    def key(self, row: Mapping[str, Any]) -> tuple[Any, ...]:
+        return key_of(self.access, row)
+
+    # -- processing ------------------------------------------------------------------------
+
+    def process(self, rows: list[sa.RowMapping], *, after: Sequence[Any] | None) -> BatchResult:
+        """Seal ``rows`` and commit them (or, in a dry run, prove they would round-trip)."""
+        started = time.perf_counter()
+        result = BatchResult(rows=len(rows))
+        last_key = self.key(rows[-1])
+        for attempt in range(CONFLICT_RETRIES + 1):
+            sealed, failures = self.seal_rows(rows)
+            if self.dry_run:
+                result.encrypted, result.failed = len(sealed), failures
+                # Nothing of the data is written; the outcome goes to the tool's own tables.
+                self._with_retries(
+                    partial(self._write, [], failures, 0, counted=len(sealed)), what="recording a dry run"
+                )
+                break
+            try:
+                self._with_retries(partial(self._write, sealed, failures, len(rows)), what="writing a batch")
+                result.encrypted, result.failed = len(sealed), failures
+                break
+            except RowsChanged:
+                result.retries += 1
+                log.info("rows of %s changed during a batch; reading it again", self.access.mapped.name)
+                rows = self.read(after=after, limit=len(rows) + 1000, up_to=last_key)
+                if not rows:
+                    break
+                if attempt == CONFLICT_RETRIES:
+                    result.encrypted = 0
+                    result.failed = [
+                        (
+                            encode_key(self.key(row)),
+                            _shown(self.key(row)),
+                            "the row kept changing while it was being migrated; it will be retried",
+                        )
+                        for row in rows
+                    ]
+                    self._with_retries(partial(self._write, [], result.failed, 0), what="recording failures")
+        result.seconds = time.perf_counter() - started
+        return result
+
+    def seal_rows(
+        self, rows: Sequence[sa.RowMapping]
+    ) -> tuple[list[dict[str, Any]], list[tuple[str, str, str]]]:
+        sealed: list[dict[str, Any]] = []
+        failures: list[tuple[str, str, str]] = []
+        for row in rows:
+            key = self.key(row)
+            try:
+                parameters = seal_row(self.access, row, self.cipher)
+                if parameters is None:
+                    continue
+                values = backup.row_values(self.access, row)
+                organization = organization_of(self.access.mapped, row)
+                if self.dry_run:
+                    self._prove_round_trip(row, parameters)
+                parameters.update(self._guard_parameters(values))
+                sealed.append(
+                    {
+                        "parameters": parameters,
+                        "row": row,
+                        "row_key": encode_key(key),
+                        "digest": self.cipher.digest_row(self.access.mapped.name, key, organization, values),
+                        "key_id": self.cipher.key_id_for(organization) if organization else "",
+                    }
+                )
+            except (RecordRefused, UnsupportedValue, DecryptionFailed) as error:
+                failures.append((encode_key(key), _shown(key), _reason(error)))
+        return sealed, failures
+
+    def _prove_round_trip(self, row: Mapping[str, Any], parameters: dict[str, Any]) -> None:
+        base = row_context(self.access, row)
+        for column in self.access.mapped.columns:
+            target = column.companion or column.name
+            token = parameters.get(target)
+            if token is not None and token != row.get(target):
+                context = base.with_column(column.name)
+                # Compared encoded: exact to the bit and type, and NaN (never equal to itself)
+                # is not mistaken for a value that failed to round-trip.
+                if encode_value(self.cipher.decrypt(token, context)) != encode_value(row[column.name]):
+                    raise DecryptionFailed(
+                        f"A dry-run token of {context.describe()} did not decrypt to its value."
+                    )
+
+    def _write(
+        self,
+        sealed: list[dict[str, Any]],
+        failures: list[tuple[str, str, str]],
+        rows_read: int,
+        *,
+        counted: int | None = None,
+    ) -> None:
+        with serialized_write(self.engine) as connection:
+            self.write_in(connection, sealed, failures, rows_read, counted=counted)
+
+    def write_in(
+        self,
+        connection: sa.Connection,
+        sealed: list[dict[str, Any]],
+        failures: list[tuple[str, str, str]],
+        rows_read: int,
+        *,
+        counted: int | None = None,
+    ) -> None:
+        """The batch's writes, in the caller's transaction (the estimate's calibration rolls it back)."""
+        now = utc_now()
+        mapped = self.access.mapped
+        if self.backup_table is not None and self.sealer is not None:
+            missing = [item["row"] for item in sealed if not item["row"].get(BACKED_UP)]
+            backup.write_backups(
+                connection, self.backup_table, backup.backup_rows(self.access, missing, self.sealer)
+            )
+        if sealed:
+            updated = connection.execute(self._update, [item["parameters"] for item in sealed]).rowcount
+            if updated != len(sealed):
+                raise RowsChanged
+            connection.execute(
+                upsert(connection, row_metadata_table, ["key_id", "algorithm", "encrypted_at", "digest"]),
+                [
+                    {
+                        "migration_id": self.migration_id,
+                        "table_name": mapped.name,
+                        "row_key": item["row_key"],
+                        "key_id": item["key_id"],
+                        "algorithm": ALGORITHM,
+                        "encrypted_at": now,
+                        "digest": item["digest"],
+                    }
+                    for item in sealed
+                ],
+            )
+            connection.execute(
+                sa.update(failed_records_table)
+                .where(
+                    failed_records_table.c.migration_id == self.migration_id,
+                    failed_records_table.c.table_name == mapped.name,
+                    failed_records_table.c.row_key.in_([item["row_key"] for item in sealed]),
+                )
+                .values(resolved=True)
+            )
+        if failures:
+            self._record_failures(connection, failures, now)
+        connection.execute(
+            sa.update(migration_tables_table)
+            .where(
+                migration_tables_table.c.migration_id == self.migration_id,
+                migration_tables_table.c.table_name == mapped.name,
+            )
+            .values(
+                encrypted_records=migration_tables_table.c.encrypted_records
+                + (len(sealed) if counted is None else counted)
+            )
+        )
+        if rows_read:
+            connection.execute(
+                sa.insert(checkpoints_table).values(
+                    migration_id=self.migration_id,
+                    table_name=mapped.name,
+                    rows=rows_read,
+                    seconds=0.0,
+                    committed_at=now,
+                )
+            )
+
+    def _record_failures(
+        self, connection: sa.Connection, failures: list[tuple[str, str, str]], now: Any
+    ) -> None:
+        existing = {
+            row_key
+            for (row_key,) in connection.execute(
+                sa.select(failed_records_table.c.row_key).where(
+                    failed_records_table.c.migration_id == self.migration_id,
+                    failed_records_table.c.table_name == self.access.mapped.name,
+                    failed_records_table.c.row_key.in_([f[0] for f in failures]),
+                )
+            )
+        }
+        for row_key, shown, reason in failures:
+            if row_key in existing:
+                connection.execute(
+                    sa.update(failed_records_table)
+                    .where(
+                        failed_records_table.c.migration_id == self.migration_id,
+                        failed_records_table.c.table_name == self.access.mapped.name,
+                        failed_records_table.c.row_key == row_key,
+                    )
+                    .values(
+                        reason=reason,
+                        attempts=failed_records_table.c.attempts + 1,
+                        resolved=False,
+                        last_failed_at=now,
+                    )
+                )
+            else:
+                connection.execute(
+                    sa.insert(failed_records_table).values(
+                        migration_id=self.migration_id,
+                        table_name=self.access.mapped.name,
+                        row_key=row_key,
+                        key_display=shown,
+                        reason=reason,
+                        attempts=1,
+                        resolved=False,
+                        last_failed_at=now,
+                    )
+                )
+
+    # -- guards and retries ----------------------------------------------------------------
+
+    def _guard(self) -> sa.ColumnElement[bool]:
+        return sa.and_(
+            *(
+                self.access.unchanged(column.name, _GUARD_PARAMETER.format(index))
+                for index, column in enumerate(self.access.mapped.columns)
+            )
+        )
+
+    def _guard_parameters(self, values: Sequence[Any]) -> dict[str, Any]:
+        return {_GUARD_PARAMETER.format(index): value for index, value in enumerate(values)}
+
+    def is_transient(self, error: DBAPIError) -> bool:
+        return _is_transient(error)
+
+    def failed(self, error: DBAPIError, what: str) -> BatchFailed:
+        return database_failure(error, f"{what} of {self.access.mapped.name}")
+
+    def _with_retries(self, action: Any, *, what: str) -> Any:
+        return with_retries(self.retry, action, what=f"{what} of {self.access.mapped.name}")
+
+
+def with_retries(policy: RetryPolicy, action: Any, *, what: str) -> Any:
+    """Run ``action``, retrying transient database errors (a lost connection, a restarting
+    server) with exponential backoff; past the budget, fail with a plain-words error."""
+    for delay in [*policy.delays(), None]:
+        try:
+            return action()
+        except DBAPIError as error:
+            if not _is_transient(error) or delay is None:
+                raise database_failure(error, what) from None
+            log.warning("database error while %s; retrying in %.1f s", what, delay)
+            time.sleep(delay)
+    raise AssertionError("unreachable")
+
+
+def database_failure(error: DBAPIError, what: str) -> BatchFailed:
+    """The error that ends a migration when the database keeps failing (retries spent)."""
+    return BatchFailed(
+        f"Database error while {what}: {_first_line(error)}. "
+        "The batch was rolled back; nothing is half-written.",
+        hint="Fix the database problem, then run resume.",
+    )
+
+
+def _is_transient(error: DBAPIError) -> bool:
+    return isinstance(error, OperationalError) or bool(getattr(error, "connection_invalidated", False))
+
+
+def _first_line(error: DBAPIError) -> str:
+    text = str(error.orig) if error.orig is not None else str(error)
+    return (text.strip().splitlines() or [type(error).__name__])[0]
+
+
+def _shown(key: tuple[Any, ...]) -> str:
+    return ", ".join(str(part) for part in key)
+
+
+def _reason(error: Exception) -> str:
+    if isinstance(error, UnsupportedValue):
+        return f"unsupported value: {error}"
+    return str(error)

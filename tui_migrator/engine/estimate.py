@@ -1,0 +1,280 @@
+"""Estimate from a measured calibration, not from constants.
+
+A sample of the rows in scope goes through the real code path — read, seal backups, seal values,
+guarded UPDATE, row metadata, read back and verify — inside a transaction that is rolled back, so
+nothing is kept. The time per row per stage, plus the measured cost of a commit, scales up to the
+rows in scope. Storage growth comes from the measured size of the tokens, backups and metadata.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from tui_migrator.common.errors import OperationFailed
+from tui_migrator.common.migration_config import MigrationConfig
+from tui_migrator.crypto.ciphers import RowSealer, ValueCipher
+from tui_migrator.crypto.keys import MasterKey
+from tui_migrator.engine import backup
+from tui_migrator.engine.batches import RowsChanged, TableBatches
+from tui_migrator.engine.scope import MigrationScope
+from tui_migrator.engine.verification import original_values
+from tui_migrator.storage import migration_records as migrations
+from tui_migrator.storage.column_storage import add_companion_columns
+from tui_migrator.storage.database import serialized_write
+from tui_migrator.storage.tables import utc_now, write_meta
+
+SAMPLE_ROWS = 1200
+MIN_SAMPLE_PER_TABLE = 40
+# Rows run through each stage untimed first, so statement compilation and cold caches are not
+# charged to the sample as if every row paid them.
+WARM_UP_ROWS = 10
+CALIBRATION_MIGRATION_ID = "calibration"
+# Bytes a row-metadata row takes beside its data (key text, key id, digest, timestamps, index).
+ROW_METADATA_BYTES = 220
+AUTO_BATCH_SECONDS = 0.5
+
+
+@dataclass
+class Calibration:
+    sample_rows: int = 0
+    seconds_by_stage: dict[str, float] = field(default_factory=dict)
+    commit_seconds: float = 0.0
+    # Work whose cost depends on table sizes rather than on the rows migrated (full scans).
+    fixed_seconds: float = 0.0
+    original_bytes: int = 0
+    added_bytes: int = 0
+
+    def per_row(self, stage: str) -> float:
+        return self.seconds_by_stage.get(stage, 0.0) / self.sample_rows if self.sample_rows else 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "sampleRows": self.sample_rows,
+            "microsecondsPerRow": {k: round(1e6 * self.per_row(k), 1) for k in sorted(self.seconds_by_stage)},
+            "commitMilliseconds": round(1e3 * self.commit_seconds, 3),
+            "tableScanSeconds": round(self.fixed_seconds, 3),
+        }
+
+
+def calibrate(
+    engine: Engine, scope: MigrationScope, config: MigrationConfig, cipher: ValueCipher, master_key: MasterKey
+) -> Calibration:
+    """Run the sample through the migration's own code, then roll every write back."""
+    calibration = Calibration()
+    total = scope.pending_rows
+    if total == 0:
+        return calibration
+    sealer = RowSealer(master_key, CALIBRATION_MIGRATION_ID)
+    cipher.prepare(scope.organizations)
+    for table in scope.tables:
+        if not table.pending_rows:
+            continue
+        share = max(MIN_SAMPLE_PER_TABLE, math.ceil(SAMPLE_ROWS * table.pending_rows / total))
+        try:
+            _calibrate_table(
+                engine, table, min(share, table.pending_rows), config, cipher, sealer, calibration
+            )
+        except RowsChanged:
+            # The sample is written in a transaction that is rolled back; a row the application
+            # changed in between makes the guarded write miss it, and the timing would be wrong.
+            raise OperationFailed(
+                f"The application changed rows of {table.access.mapped.name} while the estimate was "
+                "sampling them; nothing was written.",
+                hint="Run the estimate again (or start again): a fresh sample is taken.",
+            ) from None
+    calibration.commit_seconds = _measure_commit(engine)
+    return calibration
+
+
+def _calibrate_table(
+    engine: Engine,
+    table: Any,
+    sample: int,
+    config: MigrationConfig,
+    cipher: ValueCipher,
+    sealer: RowSealer,
+    calibration: Calibration,
+) -> None:
+    with engine.connect() as connection:
+        transaction = connection.begin()
+        try:
+            access = add_companion_columns(connection, table.access)
+            backup_table = None
+            if config.create_backups:
+                backup_table = backup.create_backup_table(connection, access, "tm_bk_calibration")
+            batches = TableBatches(
+                engine,
+                access,
+                migration_id=CALIBRATION_MIGRATION_ID,
+                organizations=table.organizations,
+                cipher=cipher,
+                sealer=sealer,
+                backup_table=backup_table,
+                dry_run=False,
+            )
+            warm_up = WARM_UP_ROWS if sample > 2 * WARM_UP_ROWS else 0
+            query = batches.pending_query(after=None, limit=sample + warm_up)
+            rows = list(connection.execute(query).mappings())
+            if warm_up:
+                _run_stages(connection, batches, rows[:warm_up], config, Calibration())
+            share = (len(rows) - warm_up) / max(1, len(rows))
+            # The encryption phase reads with the backup join; the backup phase reads without it.
+            reads = [("read", query)]
+            if backup_table is not None:
+                plain = TableBatches(
+                    engine,
+                    access,
+                    migration_id=CALIBRATION_MIGRATION_ID,
+                    organizations=table.organizations,
+                    cipher=cipher,
+                    sealer=None,
+                    backup_table=None,
+                    dry_run=False,
+                )
+                reads.append(("backupRead", plain.pending_query(after=None, limit=sample + warm_up)))
+            for stage, read in reads:
+                started = time.perf_counter()
+                list(connection.execute(read).mappings())
+                _add(calibration.seconds_by_stage, stage, started, share=share)
+            _run_stages(connection, batches, rows[warm_up:], config, calibration)
+            # Scans whose cost grows with the table, not the sample: the engine counts the rows
+            # still holding plaintext once after encrypting a table and once when verifying it.
+            started = time.perf_counter()
+            connection.execute(
+                sa.select(sa.func.count()).select_from(query.limit(None).subquery())
+            ).scalar_one()
+            calibration.fixed_seconds += 2 * (time.perf_counter() - started)
+        finally:
+            transaction.rollback()
+
+
+def _run_stages(
+    connection: sa.Connection,
+    batches: TableBatches,
+    rows: list[Any],
+    config: MigrationConfig,
+    calibration: Calibration,
+) -> None:
+    """One batch's worth of every stage the migration will run, timed per stage."""
+    stages = calibration.seconds_by_stage
+    access, cipher, sealer = batches.access, batches.cipher, batches.sealer
+    if config.create_backups and sealer is not None and batches.backup_table is not None:
+        started = time.perf_counter()
+        parameters = backup.backup_rows(access, rows, sealer)
+        backup.write_backups(connection, batches.backup_table, parameters)
+        _add(stages, "backup", started)
+        started = time.perf_counter()
+        keys = sa.tuple_(*(batches.backup_table.c[n] for n in access.mapped.primary_key))
+        on = sa.and_(*(access.table.c[n] == batches.backup_table.c[n] for n in access.mapped.primary_key))
+        list(
+            connection.execute(
+                sa.select(batches.backup_table)
+                .join_from(batches.backup_table, access.table, on)
+                .where(keys.in_([batches.key(r) for r in rows]))
+            )
+        )
+        for row, item in zip(rows, parameters, strict=True):
+            values = backup.open_backup(access, row, item[backup.SEALED_COLUMN], sealer) or []
+            backup.row_digest(access, row, values, cipher)
+        _add(stages, "backupVerify", started)
+        calibration.added_bytes += sum(len(item[backup.SEALED_COLUMN]) + 16 for item in parameters)
+    started = time.perf_counter()
+    sealed, _failures = batches.seal_rows(rows)
+    _add(stages, "encrypt", started)
+    started = time.perf_counter()
+    batches.write_in(connection, sealed, [], 0)
+    _add(stages, "write", started)
+    if not config.skip_integrity_checks:
+        started = time.perf_counter()
+        written = connection.execute(
+            access.select_rows(limit=None).where(
+                sa.tuple_(*access.key_columns).in_([batches.key(r) for r in rows])
+            )
+        ).mappings()
+        migrations.row_digests(
+            connection, CALIBRATION_MIGRATION_ID, access.mapped.name, [item["row_key"] for item in sealed]
+        )
+        for row in written:
+            values = original_values(access, row, cipher)
+            backup.row_digest(access, row, values, cipher)
+        _add(stages, "verify", started)
+    calibration.sample_rows += len(rows)
+    for row, item in zip(rows, sealed, strict=False):
+        calibration.original_bytes += sum(_size(row[c.name]) for c in access.mapped.columns)
+        calibration.added_bytes += ROW_METADATA_BYTES + sum(
+            _size(item["parameters"].get(c.companion or c.name)) - _size(row[c.name])
+            for c in access.mapped.columns
+        )
+
+
+def _measure_commit(engine: Engine, repeats: int = 3) -> float:
+    """A committed write of one small row, timed: the fixed cost every batch pays."""
+    durations = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        with serialized_write(engine) as connection:
+            write_meta(connection, "last_calibration", utc_now().isoformat())
+        durations.append(time.perf_counter() - started)
+    return sorted(durations)[len(durations) // 2]
+
+
+def estimated_seconds(
+    calibration: Calibration, scope: MigrationScope, config: MigrationConfig, dialect: str
+) -> float:
+    rows = scope.pending_rows
+    if not rows or not calibration.sample_rows:
+        return 0.0
+    stages = ["read", "encrypt"]
+    if not config.dry_run:
+        stages.append("write")
+        if config.create_backups:
+            stages += ["backupRead", "backup", "backupVerify"]
+        if not config.skip_integrity_checks:
+            stages.append("verify")
+    per_row = sum(calibration.per_row(stage) for stage in stages)
+    if dialect == "postgresql":
+        # Separate connections write in parallel there; on SQLite one writer at a time.
+        per_row /= min(config.max_concurrency, os.cpu_count() or 1)
+    batch_size = _batch_size(config, per_row)
+    batches = math.ceil(rows / batch_size)
+    # Each batch commits its writes and then its checkpoint; the backup copy commits per batch too.
+    commits = batches * (3 if config.create_backups and not config.dry_run else 2)
+    return rows * per_row + commits * calibration.commit_seconds + calibration.fixed_seconds
+
+
+def _batch_size(config: MigrationConfig, per_row: float) -> int:
+    if config.auto_batch_size:
+        return int(max(10, min(1000, AUTO_BATCH_SECONDS / per_row))) if per_row else 1000
+    return int(config.batch_size)
+
+
+def storage_increase_percent(
+    calibration: Calibration, scope: MigrationScope, database_bytes: int | None
+) -> float | None:
+    if not calibration.sample_rows or not database_bytes:
+        return None
+    added = calibration.added_bytes / calibration.sample_rows * scope.pending_rows
+    return 100.0 * added / database_bytes
+
+
+def _add(stages: dict[str, float], stage: str, started: float, *, share: float = 1.0) -> None:
+    stages[stage] = stages.get(stage, 0.0) + (time.perf_counter() - started) * share
+
+
+def _size(value: Any) -> int:
+    if value is None:
+        return 0
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return len(value)
+    if isinstance(value, str):
+        return len(value.encode("utf-8", "surrogatepass"))
+    if isinstance(value, (int, float, bool)):
+        return 8
+    return len(str(value).encode("utf-8"))

@@ -1,0 +1,216 @@
+"""Another worker joining a migration that is already running (PostgreSQL).
+
+The worker that started or resumed a migration owns it: it runs the eight stages, keeps the
+heartbeat, takes the backups and verifies. During batch processing any number of other workers
+(``tui-migrator worker ID`` from another process or machine) may join it and take batches from
+the same tables. The database is the only coordinator: batches are claimed with row locks (see
+``claims``), so no batch is processed twice, and progress counters are updated in each batch's
+own transaction, so every worker's rows show in the owner's progress.
+
+A joined worker leaves when no plaintext row is left for it to claim, when the owner moves past
+batch processing, and at once on cancel; it waits while the migration is paused, and stops if
+the owner's heartbeat goes stale (the migration is then interrupted and ``resume`` takes over).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.engine import Engine
+
+from tui_migrator.common.errors import BadInput
+from tui_migrator.crypto.ciphers import RowSealer
+from tui_migrator.engine import backup, claims
+from tui_migrator.engine.batches import TableBatches
+from tui_migrator.engine.work import MigrationWork, MigrationWorker
+from tui_migrator.storage import migration_records as migrations
+from tui_migrator.storage.audit_operations import AuditOperation
+from tui_migrator.storage.column_storage import TableAccess, organizations_in, reflect
+from tui_migrator.storage.migration_records import MigrationRecord
+from tui_migrator.storage.migration_status import LIVE_STATUSES, Phase, Status
+
+log = logging.getLogger(__name__)
+
+POLL_SECONDS = 0.5
+# How often the joined worker re-reads the migration (owner alive, phase) between batches.
+RECHECK_SECONDS = 1.0
+DEFAULT_BATCH_SIZE = 100
+PHASE_ORDER = list(Phase)
+
+
+@dataclass
+class JoinSummary:
+    migration_id: str
+    worker: str
+    rows: int = 0
+    encrypted: int = 0
+    failed: int = 0
+    by_table: dict[str, int] = field(default_factory=dict)
+    left_because: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "migrationId": self.migration_id,
+            "worker": self.worker,
+            "rowsProcessed": self.rows,
+            "encryptedRecords": self.encrypted,
+            "failedRecords": self.failed,
+            "rowsByTable": dict(self.by_table),
+            "leftBecause": self.left_because,
+        }
+
+
+class _Leave(Exception):
+    """The migration no longer wants this worker (cancelled, finished batches, owner gone)."""
+
+
+def refuse_unless_joinable(engine: Engine, record: MigrationRecord) -> None:
+    if record.status not in LIVE_STATUSES:
+        raise BadInput(
+            f"Migration {record.id} is {record.status.value}: no worker is running it, so there is "
+            "nothing to join.",
+            hint=f"tui-migrator resume {record.id} runs an interrupted, failed or cancelled migration.",
+        )
+    if not claims.supported(engine):
+        raise BadInput(
+            f"Migration {record.id} is already being run by {record.worker}; a second worker can only "
+            "join it on PostgreSQL.",
+            hint="SQLite lets one process write at a time, so a second worker would only wait. "
+            f"Follow it with: tui-migrator status {record.id}",
+        )
+    if record.dry_run:
+        raise BadInput(
+            f"Migration {record.id} is a dry run run by {record.worker}; it writes nothing, so there is "
+            "nothing to share with a second worker."
+        )
+
+
+class JoiningWorker(MigrationWorker):
+    """Takes batches of a migration another worker owns, until there are none left to take."""
+
+    def __init__(self, work: MigrationWork, *, on_batch: Callable[[JoinSummary], None] | None = None) -> None:
+        super().__init__(work)
+        self.on_batch = on_batch
+        self.summary = JoinSummary(work.migration_id, migrations.worker_identity())
+        self._checked_at = 0.0
+
+    def run(self) -> JoinSummary:
+        record = migrations.get(self.engine, self.migration_id)
+        refuse_unless_joinable(self.engine, record)
+        self._audit(
+            AuditOperation.WORKER_JOINED, True, {"worker": self.summary.worker, "owner": record.worker}
+        )
+        try:
+            record = self._wait_for_batches()
+            for progress in record.tables:
+                if not progress.done:
+                    self._share(progress.name, record)
+            self.summary.left_because = "no plaintext rows left to claim"
+        except _Leave as leave:
+            self.summary.left_because = str(leave)
+        finally:
+            self._audit(AuditOperation.WORKER_LEFT, True, self.summary.to_json())
+        return self.summary
+
+    # -- following the owner ---------------------------------------------------------------
+
+    def _current(self) -> MigrationRecord:
+        """The migration now; leaves when it no longer runs batches."""
+        record = self._record()
+        if record.cancel_requested or record.stored_status is Status.CANCELLED:
+            raise _Leave("the migration was cancelled")
+        if record.stored_status not in LIVE_STATUSES:
+            raise _Leave(f"the migration is {record.status.value}")
+        if not record.worker_alive:
+            raise _Leave(f"the owner {record.worker} stopped (its heartbeat is stale); resume takes over")
+        phase = Phase(record.phase) if record.phase in list(Phase) else Phase.PLANNING
+        if PHASE_ORDER.index(phase) > PHASE_ORDER.index(Phase.BATCH_PROCESSING):
+            raise _Leave("the owner finished batch processing")
+        self._checked_at = time.monotonic()
+        return record
+
+    def _wait_for_batches(self) -> MigrationRecord:
+        """Before batch processing the owner analyses and backs up; a joined worker waits."""
+        while True:
+            record = self._current()
+            if record.phase == Phase.BATCH_PROCESSING.value:
+                return record
+            time.sleep(POLL_SECONDS)
+
+    def _between_batches(self) -> None:
+        control = self._control()
+        if control.cancel_requested:
+            raise _Leave("the migration was cancelled")
+        while control.pause_requested:
+            time.sleep(POLL_SECONDS)
+            self._current()
+            control = self._control()
+            if control.cancel_requested:
+                raise _Leave("the migration was cancelled")
+        if time.monotonic() - self._checked_at > RECHECK_SECONDS:
+            self._current()
+
+    # -- sharing one table -----------------------------------------------------------------
+
+    def _share(self, name: str, record: MigrationRecord) -> None:
+        batches = self._batches(self._ready_table(name, record), record)
+        batch_size = _batch_size(record)
+        after = None
+        while True:
+            self._between_batches()
+            batch = claims.claim(batches, after=after, limit=batch_size)
+            if batch is None:
+                return
+            last = batches.key(batch.rows[-1])
+            result = claims.process_claimed(batches, batch, after=after)
+            after = last
+            self.summary.rows += result.rows
+            self.summary.encrypted += result.encrypted
+            self.summary.failed += len(result.failed)
+            self.summary.by_table[name] = self.summary.by_table.get(name, 0) + result.rows
+            if self.on_batch is not None:
+                self.on_batch(self.summary)
+
+    def _ready_table(self, name: str, record: MigrationRecord) -> TableAccess:
+        """The table once the owner has added the companion columns it needs (it does so for
+        every table when batch processing starts)."""
+        mapped = self.mapping.table(name)
+        while True:
+            with self.engine.connect() as connection:
+                access = reflect(connection, mapped)
+                if all(column.companion is None or access.has_companion(column) for column in mapped.columns):
+                    organizations = organizations_in(connection, access)
+                    if record.config.organization_ids:
+                        organizations &= set(record.config.organization_ids)
+                    self.cipher.prepare(sorted(organizations))
+                    return access
+            time.sleep(POLL_SECONDS)
+            self._current()
+
+    def _batches(self, access: TableAccess, record: MigrationRecord) -> TableBatches:
+        backup_table = None
+        if record.config.create_backups:
+            backup_table = backup.backup_table(
+                access, backup.backup_table_name(self.migration_id, access.mapped.name)
+            )
+        return TableBatches(
+            self.engine,
+            access,
+            migration_id=self.migration_id,
+            organizations=tuple(record.config.organization_ids) or None,
+            cipher=self.cipher,
+            sealer=RowSealer(self.master_key, self.migration_id) if backup_table is not None else None,
+            backup_table=backup_table,
+            dry_run=False,
+            retry=self.retry,
+        )
+
+
+def _batch_size(record: MigrationRecord) -> int:
+    if record.config.auto_batch_size:
+        return record.batch_size_current or DEFAULT_BATCH_SIZE
+    return int(record.config.batch_size)

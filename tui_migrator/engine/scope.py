@@ -1,0 +1,196 @@
+"""Which rows a migration will touch: the tables, organizations and rows in scope, counted.
+
+Used by planning (to refuse problems before anything is written) and by estimate (to show the
+same problems before an operator starts). Counting and batch selection share one SQL condition
+for "still holds plaintext", so an incremental run reads only the rows it has to migrate.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from tui_migrator.common.errors import BadInput, InvalidMigrationConfig
+from tui_migrator.common.migration_config import MigrationConfig
+from tui_migrator.crypto.tokens import TOKEN_PREFIX
+from tui_migrator.storage.column_storage import TableAccess, reflect
+from tui_migrator.storage.mapping import ResolvedMapping, Storage
+
+
+@dataclass(frozen=True)
+class TableScope:
+    access: TableAccess
+    # None: every organization of the table.
+    organizations: tuple[str, ...] | None
+    pending_rows: int
+    encrypted_rows: int
+    rows_without_organization: int
+    pending_by_organization: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return self.access.mapped.name
+
+
+@dataclass(frozen=True)
+class MigrationScope:
+    tables: tuple[TableScope, ...]
+
+    @property
+    def pending_rows(self) -> int:
+        return sum(table.pending_rows for table in self.tables)
+
+    @property
+    def encrypted_rows(self) -> int:
+        return sum(table.encrypted_rows for table in self.tables)
+
+    @property
+    def by_category(self) -> dict[str, int]:
+        counts: Counter[str] = Counter()
+        for table in self.tables:
+            counts[table.access.mapped.category.value] += table.pending_rows
+        return dict(counts)
+
+    @property
+    def by_organization(self) -> dict[str, int]:
+        counts: Counter[str] = Counter()
+        for table in self.tables:
+            counts.update(table.pending_by_organization)
+        return dict(sorted(counts.items()))
+
+    @property
+    def organizations(self) -> list[str]:
+        return sorted(self.by_organization)
+
+
+def holds_token(value: sa.ColumnElement[Any]) -> sa.ColumnElement[bool]:
+    """True where a text column holds a token (NULL where it is NULL)."""
+    return sa.func.substr(value, 1, len(TOKEN_PREFIX)) == TOKEN_PREFIX
+
+
+def pending_condition(access: TableAccess) -> sa.ColumnElement[bool]:
+    """True for rows that still hold plaintext in at least one mapped column."""
+    parts = []
+    for column in access.mapped.columns:
+        value = access.table.c[column.name]
+        if column.storage is Storage.IN_PLACE:
+            parts.append(sa.and_(value.is_not(None), sa.not_(holds_token(value))))
+        else:
+            parts.append(value.is_not(None))
+    return sa.or_(*parts)
+
+
+def organization_text(access: TableAccess) -> sa.ColumnElement[Any] | None:
+    """The organization column as text (ids are compared as text whatever the column's type)."""
+    name = access.mapped.organization_column
+    return None if name is None else sa.cast(access.table.c[name], sa.String)
+
+
+def organization_condition(
+    access: TableAccess, organizations: tuple[str, ...] | None
+) -> sa.ColumnElement[bool]:
+    """Rows of the selected organizations; rows with an empty column count as the default one."""
+    if organizations is None:
+        return sa.true()
+    mapped = access.mapped
+    column = organization_text(access)
+    if column is None:
+        return sa.true() if mapped.default_organization in organizations else sa.false()
+    condition = column.in_(organizations)
+    if mapped.default_organization in organizations:
+        condition = sa.or_(condition, column.is_(None), sa.func.trim(column) == "")
+    return condition
+
+
+def analyse(connection: Connection, mapping: ResolvedMapping, config: MigrationConfig) -> MigrationScope:
+    """Count the rows in scope, per table and organization, and check the organizations asked for."""
+    requested = tuple(config.organization_ids) or None
+    tables = []
+    known_organizations: set[str] = set()
+    for mapped in mapping.tables_in(config.data_categories):
+        access = reflect(connection, mapped)
+        table_scope, organizations = _analyse_table(connection, access, requested)
+        known_organizations |= organizations
+        tables.append(table_scope)
+    if requested is not None:
+        unknown = [org for org in requested if org not in known_organizations]
+        if unknown:
+            shown = ", ".join(sorted(known_organizations)[:10]) or "none"
+            raise InvalidMigrationConfig(
+                f"--organization {', '.join(unknown)}: no rows of the selected tables belong to it.",
+                hint=f"Organizations in the data: {shown}.",
+            )
+    return MigrationScope(tuple(tables))
+
+
+def refuse_rows_without_organization(scope: MigrationScope) -> None:
+    """Rows with no organization cannot be given a key; they are counted and refused, never guessed."""
+    problems = [table for table in scope.tables if table.rows_without_organization]
+    if not problems:
+        return
+    first = problems[0]
+    details = "; ".join(
+        f"{table.name}: {table.rows_without_organization} rows with NULL or empty "
+        f"'{table.access.mapped.organization_column}'"
+        for table in problems
+    )
+    raise BadInput(
+        f"Rows without an organization cannot be encrypted under any organization's key ({details}). "
+        "Nothing was written.",
+        hint=f"Fill the organization column of those rows, or set default_organization for table "
+        f"'{first.name}' in the schema mapping (--schema) to the organization they belong to.",
+    )
+
+
+def _analyse_table(
+    connection: Connection, access: TableAccess, requested: tuple[str, ...] | None
+) -> tuple[TableScope, set[str]]:
+    mapped = access.mapped
+    pending = pending_condition(access)
+    organization = organization_text(access)
+    in_scope = organization_condition(access, requested)
+    pending_count = sa.func.sum(sa.case((pending, 1), else_=0))
+    if organization is None:
+        total, pending_rows = connection.execute(
+            sa.select(sa.func.count(), pending_count).select_from(access.table).where(in_scope)
+        ).one()
+        pending_rows = int(pending_rows or 0)
+        by_organization = (
+            {mapped.default_organization: pending_rows}
+            if pending_rows and mapped.default_organization
+            else {}
+        )
+        all_organizations = {mapped.default_organization} if mapped.default_organization else set()
+        return (
+            TableScope(access, requested, pending_rows, int(total) - pending_rows, 0, by_organization),
+            all_organizations,
+        )
+    rows = connection.execute(
+        sa.select(organization, sa.func.count(), pending_count)
+        .select_from(access.table)
+        .group_by(organization)
+    ).all()
+    by_organization: dict[str, int] = {}
+    all_organizations: set[str] = set()
+    total = pending_rows = without = 0
+    for value, count, pending_in_group in rows:
+        pending_in_group = int(pending_in_group or 0)
+        name = value if value is not None and str(value).strip() else mapped.default_organization
+        if name is not None:
+            all_organizations.add(name)
+        if requested is not None and name not in requested:
+            continue
+        total += count
+        pending_rows += pending_in_group
+        if name is None:
+            without += pending_in_group
+        elif pending_in_group:
+            by_organization[name] = by_organization.get(name, 0) + pending_in_group
+    return (
+        TableScope(access, requested, pending_rows, total - pending_rows, without, by_organization),
+        all_organizations,
+    )

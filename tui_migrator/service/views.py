@@ -1,0 +1,199 @@
+"""The seed's response shapes, built from the core's records, for both faces.
+
+Field names follow the HTTP design (camelCase, ``migrationId``, ``progress.processedRecords``
+...): extra fields are added, none renamed.
+"""
+
+from __future__ import annotations
+
+import shutil
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from tui_migrator.storage.migration_records import MigrationRecord
+from tui_migrator.storage.migration_status import PHASE_TITLES, Phase, Status
+
+ERROR_RATE_ALERT = 0.05
+SLOW_RATE_ALERT = 0.5
+MEMORY_ALERT = 0.80
+DISK_ALERT = 0.20
+
+
+def iso(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.isoformat().replace("+00:00", "Z")
+
+
+def status_data(record: MigrationRecord, *, disk_path: Path | None = None) -> dict[str, Any]:
+    total = record.total_records
+    processed = record.processed_records
+    elapsed = record.elapsed_seconds
+    remaining = record.remaining_seconds
+    phase = record.phase
+    return {
+        "id": record.id,
+        "migrationId": record.id,
+        "status": record.status.value,
+        "phase": phase,
+        "phaseTitle": PHASE_TITLES.get(Phase(phase)) if phase in Phase.__members__.values() else None,
+        "dryRun": record.dry_run,
+        "progress": {
+            "percentage": round(100 * processed / total, 1)
+            if total
+            else (100.0 if record.is_complete else 0.0),
+            "processedRecords": processed,
+            "totalRecords": total,
+            "encryptedRecords": record.encrypted_records,
+            "failedRecords": record.failed_records,
+            "skippedRecords": record.skipped_records,
+            "ratePerSecond": round(record.rate_per_second, 1) if record.rate_per_second else None,
+            "batchSize": record.batch_size_current,
+        },
+        "timing": {
+            "startedAt": iso(record.started_at),
+            "completedAt": iso(record.completed_at),
+            "elapsedMinutes": round(elapsed / 60, 1),
+            "estimatedRemainingMinutes": None if remaining is None else round(remaining / 60, 1),
+            "elapsedSeconds": round(elapsed, 1),
+            "estimatedRemainingSeconds": None if remaining is None else round(remaining, 1),
+            "pausedSeconds": round(record.paused_seconds, 1),
+            "estimatedTotalSeconds": None
+            if record.estimated_seconds is None
+            else round(record.estimated_seconds, 1),
+            "heartbeatAt": iso(record.heartbeat_at),
+        },
+        "config": record.config.to_json_data(),
+        "errorMessage": record.error_message,
+        "isComplete": record.is_complete,
+        "canRollback": record.can_rollback,
+        "createdBy": record.created_by,
+        "worker": record.worker,
+        "tables": [
+            {
+                "name": table.name,
+                "category": table.category,
+                "totalRecords": table.total_records,
+                "processedRecords": table.processed_records,
+                "encryptedRecords": table.encrypted_records,
+                "failedRecords": table.failed_records,
+                "done": table.done,
+                "backupTable": table.backup_table,
+                "backupRows": table.backup_rows,
+                "backupVerified": table.backup_verified,
+            }
+            for table in record.tables
+        ],
+        "cancellation": None
+        if not (record.cancel_requested or record.cancelled_at)
+        else {
+            "reason": record.cancel_reason,
+            "cancelledAt": iso(record.cancelled_at),
+            "cancelledBy": record.cancelled_by,
+        },
+        "pauseRequested": record.pause_requested,
+        "alerts": alerts(record, disk_path=disk_path),
+        "warnings": record.warnings,
+        "verification": record.verification,
+        "rollback": None
+        if record.rolled_back_at is None
+        else {"rolledBackAt": iso(record.rolled_back_at), "durationSeconds": record.rollback_seconds},
+    }
+
+
+def list_data(records: list[MigrationRecord], *, everything: list[MigrationRecord]) -> dict[str, Any]:
+    """``records`` is the page shown; the summary counts ``everything``, whatever the filter."""
+    by_status = {status.value: 0 for status in Status}
+    for record in everything:
+        by_status[record.status.value] += 1
+    return {
+        "migrations": [
+            {
+                "id": record.id,
+                "status": record.status.value,
+                "startedAt": iso(record.started_at),
+                "completedAt": iso(record.completed_at),
+                "totalRecords": record.total_records,
+                "processedRecords": record.processed_records,
+                "encryptedRecords": record.encrypted_records,
+                "failedRecords": record.failed_records,
+                "errorMessage": record.error_message,
+                "dryRun": record.dry_run,
+                "createdBy": record.created_by,
+                "config": record.config.to_json_data(),
+            }
+            for record in records
+        ],
+        "summary": {"total": len(everything), "byStatus": by_status},
+    }
+
+
+def start_data(record: MigrationRecord) -> dict[str, Any]:
+    return {
+        "migrationId": record.id,
+        "status": "started",
+        "dryRun": record.dry_run,
+        "config": record.config.to_json_data(),
+        "message": "Data migration started successfully",
+        "warning": "Migration is running in a background worker; follow it with: tui-migrator status "
+        + record.id,
+        "totalRecords": record.total_records,
+        "warnings": record.warnings,
+    }
+
+
+def cancel_data(record: MigrationRecord) -> dict[str, Any]:
+    finished = record.status is Status.CANCELLED
+    return {
+        "migrationId": record.id,
+        "status": record.status.value if finished else "cancelling",
+        "cancelledAt": iso(record.cancelled_at),
+        "reason": record.cancel_reason,
+        "message": "Migration cancelled successfully"
+        if finished
+        else "Cancel requested; the worker stops after its in-flight batches",
+        "note": "Partially migrated data remains encrypted. Use rollback to restore if needed, "
+        "or resume to finish.",
+        "encryptedRecords": record.encrypted_records,
+    }
+
+
+def alerts(record: MigrationRecord, *, disk_path: Path | None = None) -> list[str]:
+    """The seed's alert conditions, in words."""
+    found = []
+    processed = record.processed_records
+    if processed and record.failed_records / processed > ERROR_RATE_ALERT:
+        found.append(
+            f"High error rate: {100 * record.failed_records / processed:.1f}% of records failed (over 5%)."
+        )
+    if record.status is Status.RUNNING and record.rate_per_second and record.estimated_seconds:
+        expected = record.total_records / record.estimated_seconds if record.estimated_seconds > 0 else None
+        if expected and record.rate_per_second < SLOW_RATE_ALERT * expected:
+            found.append(
+                f"Slow processing: {record.rate_per_second:.0f} records/s, under half the "
+                f"estimated {expected:.0f} records/s."
+            )
+    memory = memory_used_fraction()
+    if memory is not None and memory > MEMORY_ALERT:
+        found.append(f"Memory: {100 * memory:.0f}% in use (over 80%).")
+    if disk_path is not None:
+        target = disk_path if disk_path.exists() else disk_path.parent
+        if target.exists():
+            usage = shutil.disk_usage(target)
+            if usage.total and usage.free / usage.total < DISK_ALERT:
+                found.append(f"Disk space: {100 * usage.free / usage.total:.0f}% free (under 20%).")
+    if record.status is Status.INTERRUPTED:
+        found.append("The worker stopped without finishing (no heartbeat): resume or roll back.")
+    return found
+
+
+def memory_used_fraction() -> float | None:
+    """From /proc/meminfo where there is one (Linux); None elsewhere."""
+    try:
+        fields = dict(
+            line.split(":", 1) for line in Path("/proc/meminfo").read_text().splitlines() if ":" in line
+        )
+        total = int(fields["MemTotal"].split()[0])
+        available = int(fields["MemAvailable"].split()[0])
+    except (OSError, KeyError, ValueError):
+        return None
+    return 1 - available / total if total else None

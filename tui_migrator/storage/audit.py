@@ -1,0 +1,276 @@
+"""The append-only, tamper-evident audit trail.
+
+Each entry's hash is SHA-256 over a canonical encoding of its fields and the previous entry's
+hash, so the entries form a chain; its proof is an HMAC of that hash under a key derived from the
+master key, so nobody without the key can forge a consistent entry. The latest sequence number
+and hash (the head) are kept, authenticated, in ``tm_meta``: that is what exposes entries cut
+from the end, which a chain alone cannot show. Appends take the head row's lock, so concurrent
+processes extend one chain instead of forking it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from tui_migrator.crypto.keys import MasterKey, Purpose
+from tui_migrator.storage.database import serialized_write
+from tui_migrator.storage.tables import META_AUDIT_HEAD, audit_table, meta_table, read_meta, write_meta
+
+GENESIS_HASH = "0" * 64
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    seq: int
+    entry_id: str
+    operation: str
+    user_id: str
+    success: bool
+    timestamp: str
+    migration_id: str | None
+    details: dict[str, Any]
+    previous_hash: str
+    entry_hash: str
+    proof: str
+
+
+@dataclass(frozen=True)
+class AuditVerification:
+    """Outcome of recomputing the chain. ``problem`` names the first bad entry in words."""
+
+    verified_entries: int
+    total_entries: int
+    first_broken_seq: int | None = None
+    first_broken_entry_id: str | None = None
+    problem: str | None = None
+
+    @property
+    def intact(self) -> bool:
+        return self.problem is None
+
+
+class AuditTrail:
+    def __init__(self, engine: Engine, master_key: MasterKey) -> None:
+        self._engine = engine
+        self._proof_key = master_key.derive(Purpose.AUDIT)
+
+    def record(
+        self,
+        operation: str,
+        *,
+        user_id: str,
+        success: bool,
+        migration_id: str | None = None,
+        details: Mapping[str, Any] | None = None,
+    ) -> AuditEntry:
+        """Append one entry in its own transaction."""
+        with serialized_write(self._engine) as connection:
+            return self.append(
+                connection,
+                operation,
+                user_id=user_id,
+                success=success,
+                migration_id=migration_id,
+                details=details,
+            )
+
+    def append(
+        self,
+        connection: Connection,
+        operation: str,
+        *,
+        user_id: str,
+        success: bool,
+        migration_id: str | None = None,
+        details: Mapping[str, Any] | None = None,
+    ) -> AuditEntry:
+        """Append one entry inside the caller's transaction (opened with ``serialized_write``),
+        so the audited change and its entry commit or roll back together."""
+        head_seq, head_hash = self._lock_head(connection)
+        # Normally the head's successor; past any row inserted behind the tool's back, so that
+        # tampering is reported by --verify and never stops operations from being recorded.
+        highest = connection.execute(sa.select(sa.func.max(audit_table.c.seq))).scalar_one()
+        seq = max(head_seq, highest or 0) + 1
+        fields = {
+            "seq": seq,
+            "entryId": f"audit_{seq:06d}",
+            "operation": operation,
+            "userId": user_id,
+            "success": bool(success),
+            "timestamp": _timestamp_now(),
+            "migrationId": migration_id,
+            "details": dict(details or {}),
+            "previousHash": head_hash,
+        }
+        entry_hash = _hash_fields(fields)
+        proof = self._prove(entry_hash)
+        connection.execute(
+            sa.insert(audit_table).values(
+                seq=seq,
+                entry_id=fields["entryId"],
+                operation=operation,
+                user_id=user_id,
+                success=bool(success),
+                timestamp=fields["timestamp"],
+                migration_id=migration_id,
+                details=_canonical(fields["details"]),
+                previous_hash=head_hash,
+                entry_hash=entry_hash,
+                proof=proof,
+            )
+        )
+        write_meta(connection, META_AUDIT_HEAD, self._head_value(seq, entry_hash))
+        return AuditEntry(
+            seq=seq,
+            entry_id=fields["entryId"],
+            operation=operation,
+            user_id=user_id,
+            success=bool(success),
+            timestamp=fields["timestamp"],
+            migration_id=migration_id,
+            details=fields["details"],
+            previous_hash=head_hash,
+            entry_hash=entry_hash,
+            proof=proof,
+        )
+
+    def entries(
+        self, *, limit: int | None = None, migration_id: str | None = None
+    ) -> tuple[list[AuditEntry], int]:
+        """Newest first, with the total count matching the filter."""
+        condition = sa.true() if migration_id is None else audit_table.c.migration_id == migration_id
+        query = sa.select(audit_table).where(condition).order_by(audit_table.c.seq.desc())
+        if limit is not None:
+            query = query.limit(limit)
+        with self._engine.connect() as connection:
+            total = connection.execute(
+                sa.select(sa.func.count()).select_from(audit_table).where(condition)
+            ).scalar_one()
+            rows = connection.execute(query).mappings().all()
+        return [_entry_from_row(row) for row in rows], total
+
+    def verify(self) -> AuditVerification:
+        """Recompute the whole chain and report the first entry altered, removed or inserted."""
+        verified = 0
+        previous_hash = GENESIS_HASH
+        expected_seq = 1
+        with self._engine.connect() as connection:
+            head_text = read_meta(connection, META_AUDIT_HEAD)
+            total = connection.execute(sa.select(sa.func.count()).select_from(audit_table)).scalar_one()
+            rows = (
+                connection.execution_options(yield_per=1000)
+                .execute(sa.select(audit_table).order_by(audit_table.c.seq))
+                .mappings()
+            )
+            for row in rows:
+                entry = _entry_from_row(row)
+                problem = self._check(entry, expected_seq, previous_hash)
+                if problem:
+                    return AuditVerification(verified, total, entry.seq, entry.entry_id, problem)
+                verified += 1
+                previous_hash = entry.entry_hash
+                expected_seq = entry.seq + 1
+        problem = self._check_head(head_text, expected_seq - 1, previous_hash)
+        if problem:
+            return AuditVerification(verified, total, expected_seq - 1 or None, None, problem)
+        return AuditVerification(verified, total)
+
+    def _check(self, entry: AuditEntry, expected_seq: int, previous_hash: str) -> str | None:
+        label = f"Audit entry #{entry.seq} ({entry.entry_id})"
+        if _hash_fields(_fields_of(entry)) != entry.entry_hash:
+            return f"{label} was altered: its content no longer matches its hash."
+        if not hmac.compare_digest(self._prove(entry.entry_hash), entry.proof):
+            return (
+                f"{label} was inserted or forged: its proof does not verify under this database's master key."
+            )
+        if entry.previous_hash != previous_hash or entry.seq != expected_seq:
+            if entry.seq > expected_seq:
+                return (
+                    f"Audit entries were removed before #{entry.seq} ({entry.entry_id}): "
+                    f"expected #{expected_seq}, and #{entry.seq} chains to an entry that is gone."
+                )
+            return f"{label} does not chain to the entry before it: it was inserted or reordered."
+        return None
+
+    def _check_head(self, head_text: str | None, last_seq: int, last_hash: str) -> str | None:
+        if head_text is None:
+            return None if last_seq == 0 else "The audit head record is missing from tm_meta."
+        head = json.loads(head_text)
+        if not hmac.compare_digest(self._head_value(head["seq"], head["hash"]), head_text):
+            return "The audit head record in tm_meta was altered: its proof does not verify."
+        if head["seq"] != last_seq or head["hash"] != last_hash:
+            return (
+                f"The audit trail ends at #{last_seq} but its head records #{head['seq']}: "
+                f"the last {head['seq'] - last_seq} entries were removed."
+                if head["seq"] > last_seq
+                else f"The audit trail ends at #{last_seq} but its head records #{head['seq']}."
+            )
+        return None
+
+    def _lock_head(self, connection: Connection) -> tuple[int, str]:
+        query = sa.select(meta_table.c.value).where(meta_table.c.name == META_AUDIT_HEAD)
+        if connection.dialect.name == "postgresql":
+            query = query.with_for_update()
+        head_text = connection.execute(query).scalar_one_or_none()
+        if head_text is None:
+            return 0, GENESIS_HASH
+        head = json.loads(head_text)
+        return int(head["seq"]), str(head["hash"])
+
+    def _head_value(self, seq: int, entry_hash: str) -> str:
+        proof = self._prove(f"head:{seq}:{entry_hash}")
+        return json.dumps({"seq": seq, "hash": entry_hash, "proof": proof}, sort_keys=True)
+
+    def _prove(self, text: str) -> str:
+        return hmac.new(self._proof_key, text.encode("ascii"), hashlib.sha256).hexdigest()
+
+
+def _timestamp_now() -> str:
+    return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def _canonical(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def _hash_fields(fields: Mapping[str, Any]) -> str:
+    return hashlib.sha256(_canonical(fields).encode("utf-8")).hexdigest()
+
+
+def _fields_of(entry: AuditEntry) -> dict[str, Any]:
+    return {
+        "seq": entry.seq,
+        "entryId": entry.entry_id,
+        "operation": entry.operation,
+        "userId": entry.user_id,
+        "success": entry.success,
+        "timestamp": entry.timestamp,
+        "migrationId": entry.migration_id,
+        "details": entry.details,
+        "previousHash": entry.previous_hash,
+    }
+
+
+def _entry_from_row(row: sa.RowMapping) -> AuditEntry:
+    return AuditEntry(
+        seq=row["seq"],
+        entry_id=row["entry_id"],
+        operation=row["operation"],
+        user_id=row["user_id"],
+        success=bool(row["success"]),
+        timestamp=row["timestamp"],
+        migration_id=row["migration_id"],
+        details=json.loads(row["details"]),
+        previous_hash=row["previous_hash"],
+        entry_hash=row["entry_hash"],
+        proof=row["proof"],
+    )

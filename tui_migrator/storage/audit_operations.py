@@ -1,0 +1,39 @@
+"""The name of every operation the audit trail records: the one list a reader of the trail, a
+filter or a test can rely on. Stored as the enum's text, so entries written before an operation
+was added here read the same."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class AuditOperation(StrEnum):
+    # The tool and its operators
+    TOOL_INITIALIZED = "tool_initialized"
+    PERMISSION_DENIED = "permission_denied"
+    OPERATOR_GRANTED = "operator_granted"
+    OPERATOR_REVOKED = "operator_revoked"
+    AUDIT_VERIFIED = "audit_verified"
+    DEMO_REBUILT = "demo_database_rebuilt"
+    # A migration's life
+    MIGRATION_STARTED = "data_migration_started"
+    MIGRATION_RUNNING = "data_migration_running"
+    MIGRATION_PAUSE_REQUESTED = "data_migration_pause_requested"
+    MIGRATION_PAUSED = "data_migration_paused"
+    MIGRATION_CONTINUE_REQUESTED = "data_migration_continue_requested"
+    MIGRATION_CONTINUED = "data_migration_continued"
+    MIGRATION_CANCEL_REQUESTED = "data_migration_cancel_requested"
+    MIGRATION_CANCELLED = "data_migration_cancelled"
+    MIGRATION_RESUMED = "data_migration_resumed"
+    MIGRATION_FAILED = "data_migration_failed"
+    MIGRATION_COMPLETED = "data_migration_completed"
+    # Its stages
+    BACKUP_CREATED = "backup_created"
+    BACKUPS_PURGED = "backups_purged"
+    INTEGRITY_VERIFIED = "integrity_verified"
+    WORKER_JOINED = "worker_joined"
+    WORKER_LEFT = "worker_left"
+    # Undoing it
+    ROLLBACK_STARTED = "data_migration_rollback_started"
+    ROLLBACK_FAILED = "data_migration_rollback_failed"
+    ROLLED_BACK = "data_migration_rolled_back"

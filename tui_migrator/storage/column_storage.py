@@ -1,0 +1,255 @@
+"""Putting tokens into a mapped table and taking the originals back out.
+
+Text columns hold their token in place. Every other type gets a companion text column
+``<column>__tm_token`` holding the token while the original is set to NULL (see the README).
+
+Values are moved exactly as the database holds them. On SQLite, whose columns can hold any
+storage class whatever their declared type, values are read and written raw, bypassing
+SQLAlchemy's type conversion: a DATE stored as '2024-1-5' text or a NUMERIC stored as the integer
+100 comes back as that same text or integer. On PostgreSQL, values travel as the driver's typed
+Python values through the column's own type, which the server stores exactly — except JSON and
+JSONB, which travel as their exact text (see :meth:`TableAccess.moves_as_text`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from tui_migrator.common.errors import OperationFailed
+from tui_migrator.crypto.ciphers import RowContext, ValueCipher
+from tui_migrator.crypto.codec import pack_values
+from tui_migrator.crypto.tokens import is_token
+from tui_migrator.storage.mapping import ResolvedColumn, ResolvedTable
+
+_KEY_PARAMETER = "tm_key_{}"
+
+
+class _RawValue(sa.types.TypeDecorator[Any]):
+    """Passes values to and from the driver untouched. (A plain NullType bind parameter would
+    silently take the column's type, and with it conversions such as JSON's None → 'null'.)"""
+
+    impl = sa.types.NullType
+    cache_ok = True
+
+
+class RecordRefused(OperationFailed):
+    """One record cannot be processed; the message names table, key and reason, never values."""
+
+    code = "record_refused"
+
+
+@dataclass(frozen=True)
+class TableAccess:
+    """A mapped table as reflected from the live database, with the statements to move its values."""
+
+    mapped: ResolvedTable
+    table: sa.Table
+    raw_values: bool
+
+    @property
+    def key_columns(self) -> tuple[sa.Column[Any], ...]:
+        return tuple(self.table.c[name] for name in self.mapped.primary_key)
+
+    def has_companion(self, column: ResolvedColumn) -> bool:
+        return column.companion is not None and column.companion in self.table.c
+
+    def moves_as_text(self, name: str) -> bool:
+        """True for PostgreSQL JSON and JSONB columns, whose values are read, sealed and written
+        back as their text. As Python objects they would not come back exactly: ``json`` keeps
+        its text as written (spacing, key order, duplicate keys) and ``jsonb`` numbers are
+        exact decimals (``1.10``, ``0.1000000000000000000001``) that a Python float would round.
+        Sealed JSON is therefore text, as it is on SQLite, where JSON is stored as text."""
+        return not self.raw_values and isinstance(self.table.c[name].type, sa.JSON)
+
+    def _value(self, name: str) -> sa.ColumnElement[Any]:
+        column = self.table.c[name]
+        if self.raw_values:
+            return sa.type_coerce(column, _RawValue()).label(name)
+        if self.moves_as_text(name):
+            return sa.cast(column, sa.Text).label(name)
+        return column
+
+    def select_rows(self, *, after: Sequence[Any] | None = None, limit: int | None = None) -> sa.Select[Any]:
+        """Rows in key order, after the key ``after`` (keyset pagination: no OFFSET scans)."""
+        names = list(self.mapped.primary_key)
+        if self.mapped.organization_column:
+            names.append(self.mapped.organization_column)
+        for column in self.mapped.columns:
+            names.append(column.name)
+            if self.has_companion(column):
+                names.append(column.companion)  # type: ignore[arg-type]
+        query = sa.select(*(self._value(name) for name in names)).order_by(*self.key_columns)
+        if after is not None:
+            query = query.where(sa.tuple_(*self.key_columns) > sa.tuple_(*after))
+        if limit is not None:
+            query = query.limit(limit)
+        return query
+
+    def update_statement(self) -> sa.Update:
+        """One UPDATE per row, run as an executemany over a batch; keyed by primary key."""
+        condition = sa.and_(
+            *(
+                column == sa.bindparam(_KEY_PARAMETER.format(index), type_=self.bind_type(column.name))
+                for index, column in enumerate(self.key_columns)
+            )
+        )
+        targets: dict[str, Any] = {}
+        for column in self.mapped.columns:
+            targets[column.name] = self.bound_value(column.name, column.name)
+            if column.companion is not None:
+                targets[column.companion] = sa.bindparam(column.companion, type_=sa.Text())
+        return sa.update(self.table).where(condition).values(targets)
+
+    def bind_type(self, name: str) -> sa.types.TypeEngine[Any]:
+        if self.raw_values:
+            return _RawValue()
+        return sa.Text() if self.moves_as_text(name) else self.table.c[name].type
+
+    def bound_value(self, name: str, parameter: str) -> sa.ColumnElement[Any]:
+        """The parameter ``parameter`` as a value of column ``name``, in the form it was read."""
+        bound = sa.bindparam(parameter, type_=self.bind_type(name))
+        if self.moves_as_text(name):
+            return sa.cast(bound, self.table.c[name].type)
+        return bound
+
+    def unchanged(self, name: str, parameter: str) -> sa.ColumnElement[bool]:
+        """True where column ``name`` still holds the value bound to ``parameter`` (NULL included):
+        the guard that keeps a batch from overwriting a value the application changed."""
+        column = self.table.c[name]
+        value = self.bound_value(name, parameter)
+        if self.raw_values:
+            return column.is_not_distinct_from(value)
+        # PostgreSQL compares the text of the column's own type: json has no equality operator,
+        # a real column would be compared with a float8 parameter as float8 (and never match),
+        # and numeric equality ignores a changed scale (1.10 = 1.1). Same text, same value.
+        if not self.moves_as_text(name):
+            value = sa.cast(value, column.type)
+        return sa.cast(column, sa.Text).is_not_distinct_from(sa.cast(value, sa.Text))
+
+
+def reflect(connection: Connection, mapped: ResolvedTable) -> TableAccess:
+    # resolve_fks=False: the tables a foreign key points to are never used here, and reflecting
+    # them too (PostgreSQL's catalog queries are not cheap) tripled the cost of every call.
+    table = sa.Table(mapped.name, sa.MetaData(), autoload_with=connection, resolve_fks=False)
+    return TableAccess(mapped, table, raw_values=connection.dialect.name == "sqlite")
+
+
+def add_companion_columns(connection: Connection, access: TableAccess) -> TableAccess:
+    """Add the missing companion columns (nullable TEXT) and return the table re-reflected."""
+    quote = connection.dialect.identifier_preparer.quote
+    for column in access.mapped.columns:
+        if column.companion is not None and not access.has_companion(column):
+            connection.exec_driver_sql(
+                f"ALTER TABLE {quote(access.table.name)} ADD COLUMN {quote(column.companion)} TEXT"
+            )
+    return reflect(connection, access.mapped)
+
+
+def drop_companion_columns(
+    connection: Connection, access: TableAccess, *, only: set[str] | None = None
+) -> TableAccess:
+    """Drop the companion columns (or just those named in ``only``). Callers first make sure
+    none holds a token any more."""
+    quote = connection.dialect.identifier_preparer.quote
+    for column in access.mapped.columns:
+        if access.has_companion(column) and (only is None or column.companion in only):
+            connection.exec_driver_sql(
+                f"ALTER TABLE {quote(access.table.name)} DROP COLUMN {quote(column.companion)}"  # type: ignore[arg-type]
+            )
+    return reflect(connection, access.mapped)
+
+
+def organization_of(mapped: ResolvedTable, row: Mapping[str, Any]) -> str | None:
+    """The organization whose key seals this row, or None when the row has none."""
+    if mapped.organization_column is None:
+        return mapped.default_organization
+    value = row.get(mapped.organization_column)
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return mapped.default_organization
+    return str(value)
+
+
+def organizations_in(connection: Connection, access: TableAccess) -> set[str]:
+    """Every organization that owns a row of the table (the default for rows without one)."""
+    mapped = access.mapped
+    if mapped.organization_column is None:
+        return {mapped.default_organization} if mapped.default_organization else set()
+    column = access.table.c[mapped.organization_column]
+    found = set()
+    for (value,) in connection.execute(sa.select(column).distinct()):
+        organization = organization_of(mapped, {mapped.organization_column: value})
+        if organization is not None:
+            found.add(organization)
+    return found
+
+
+def key_of(access: TableAccess, row: Mapping[str, Any]) -> tuple[Any, ...]:
+    return tuple(row[name] for name in access.mapped.primary_key)
+
+
+def row_context(access: TableAccess, row: Mapping[str, Any]) -> RowContext:
+    """The row's context for its tokens (column left blank), its key packed once for all columns."""
+    key = key_of(access, row)
+    organization = organization_of(access.mapped, row)
+    if organization is None:
+        raise RecordRefused(
+            f"The row of {access.mapped.name} with key {', '.join(map(str, key))} has no organization "
+            f"in '{access.mapped.organization_column}'.",
+            hint="Fill the column, or set default_organization for this table in the mapping.",
+        )
+    return RowContext(access.mapped.name, "", key, organization, pack_values(key))
+
+
+def seal_row(access: TableAccess, row: Mapping[str, Any], cipher: ValueCipher) -> dict[str, Any] | None:
+    """UPDATE parameters that replace every plaintext value of ``row`` by its token.
+
+    Values already sealed are kept, so sealing is idempotent; returns None when the row holds
+    no plaintext at all. NULL stays NULL.
+    """
+    parameters = _key_parameters(key_of(access, row))
+    base: RowContext | None = None
+    for column in access.mapped.columns:
+        stored = row[column.name]
+        companion = column.companion
+        if companion is None:
+            if stored is None or is_token(stored):
+                parameters[column.name] = stored
+                continue
+            base = base or row_context(access, row)
+            parameters[column.name] = cipher.encrypt(stored, base.with_column(column.name))
+        else:
+            token = row.get(companion)
+            if token is not None or stored is None:
+                parameters[column.name] = stored
+                parameters[companion] = token
+                continue
+            base = base or row_context(access, row)
+            parameters[column.name] = None
+            parameters[companion] = cipher.encrypt(stored, base.with_column(column.name))
+    return parameters if base is not None else None
+
+
+def unseal_row(access: TableAccess, row: Mapping[str, Any], cipher: ValueCipher) -> dict[str, Any] | None:
+    """UPDATE parameters that put every original value of ``row`` back; None if nothing is sealed."""
+    parameters = _key_parameters(key_of(access, row))
+    base: RowContext | None = None
+    for column in access.mapped.columns:
+        stored = row[column.name]
+        token = row.get(column.companion) if column.companion else stored
+        if column.companion is not None:
+            parameters[column.companion] = None
+        if token is None or not is_token(token):
+            parameters[column.name] = stored
+            continue
+        base = base or row_context(access, row)
+        parameters[column.name] = cipher.decrypt(token, base.with_column(column.name))
+    return parameters if base is not None else None
+
+
+def _key_parameters(key: tuple[Any, ...]) -> dict[str, Any]:
+    return {_KEY_PARAMETER.format(index): value for index, value in enumerate(key)}

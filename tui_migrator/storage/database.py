@@ -1,0 +1,121 @@
+"""Engine creation with the settings every dialect needs for safe, concurrent use.
+
+SQLite is the embedded default, PostgreSQL the production target; nothing here may work on one
+only by accident. Parameters are hidden from SQLAlchemy's exception messages and logs so patient
+values never leak through an error.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.engine import URL, Connection, Engine, make_url
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+from tui_migrator.common.errors import ConfigError
+
+# How long a SQLite writer waits for another process's write lock before giving up.
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+_IMMEDIATE = "tui_migrator_immediate"
+SUPPORTED_DIALECTS = ("sqlite", "postgresql")
+SUPPORTED_DIALECTS_HINT = "Use a sqlite:/// or postgresql+psycopg:// database URL."
+
+
+def parse_url(url: str) -> URL:
+    try:
+        return make_url(url)
+    except (ArgumentError, ValueError):  # ValueError: a port that is not a number
+        # A URL that does not parse cannot be redacted the usual way: everything from the first
+        # ':' to the last '@' (where user and password would be) is hidden instead.
+        head, colon, rest = url.partition(":")
+        shown = f"{head}{colon}***@{rest.rsplit('@', 1)[1]}" if "@" in rest else url
+        raise ConfigError(
+            f"The database URL '{shown}' is not a valid SQLAlchemy URL.",
+            hint="Use e.g. sqlite:////path/to/file.db or postgresql+psycopg://user@host/dbname.",
+        ) from None
+
+
+def redacted(url: str | URL) -> str:
+    """The URL with its password hidden, for messages and logs."""
+    parsed = url if isinstance(url, URL) else parse_url(url)
+    return parsed.render_as_string(hide_password=True)
+
+
+def create_database_engine(url: str) -> Engine:
+    """Create an engine for ``url`` with parameters hidden and SQLite made safe for many processes."""
+    parsed = parse_url(url)
+    if parsed.get_backend_name() not in SUPPORTED_DIALECTS:
+        raise ConfigError(
+            f"The {parsed.get_backend_name()} database in '{redacted(parsed)}' is not supported.",
+            hint=SUPPORTED_DIALECTS_HINT,
+        )
+    try:
+        engine = sa.create_engine(parsed, hide_parameters=True, pool_pre_ping=True)
+    except (NoSuchModuleError, ModuleNotFoundError) as error:
+        raise ConfigError(
+            f"No database driver is installed for '{redacted(parsed)}'.",
+            hint="For PostgreSQL use a postgresql+psycopg:// URL and install psycopg.",
+        ) from error
+    if engine.dialect.name == "sqlite":
+        _configure_sqlite(engine)
+    return engine
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    # pysqlite's own transaction handling starts transactions lazily and cannot take a write lock
+    # up front; SQLAlchemy's documented recipe is to switch it off and emit BEGIN ourselves.
+    @event.listens_for(engine, "connect")
+    def on_connect(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA foreign_keys = ON")
+        # WAL lets the monitor and the application read while a batch is being written.
+        if engine.url.database not in (None, "", ":memory:"):
+            cursor.execute("PRAGMA journal_mode = WAL")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def on_begin(connection: Connection) -> None:
+        immediate = connection.get_execution_options().get(_IMMEDIATE, False)
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+@contextmanager
+def serialized_write(engine: Engine) -> Iterator[Connection]:
+    """A transaction that takes the write lock at once on SQLite.
+
+    Used where a transaction reads and then writes state that other processes also write (the
+    audit chain head, key creation): a deferred SQLite transaction would fail with "database is
+    locked" when upgrading. PostgreSQL callers lock the rows they read with FOR UPDATE instead.
+    """
+    with engine.connect() as connection:
+        if engine.dialect.name == "sqlite":
+            connection = connection.execution_options(**{_IMMEDIATE: True})
+        with connection.begin():
+            yield connection
+
+
+def insert_ignoring_duplicates(connection: Connection, table: sa.Table) -> sa.Insert:
+    """INSERT that skips rows whose primary key exists (a resumed batch may write some twice)."""
+    if connection.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as dialect_insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert as dialect_insert
+    return dialect_insert(table).on_conflict_do_nothing()
+
+
+def upsert(connection: Connection, table: sa.Table, update_columns: list[str]) -> sa.Insert:
+    """INSERT that updates ``update_columns`` of a row whose primary key exists."""
+    if connection.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as dialect_insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert as dialect_insert
+    statement = dialect_insert(table)
+    return statement.on_conflict_do_update(
+        index_elements=[column.name for column in table.primary_key.columns],
+        set_={name: statement.excluded[name] for name in update_columns},
+    )

@@ -1,0 +1,503 @@
+"""The migration records in the database: creating, reading, claiming and steering them.
+
+Every process reads and writes migrations only through here, so a migration started by one
+process can be followed, paused, cancelled or resumed from any other. Requests (cancel, pause)
+are flags the running worker acts on between batches; liveness is a heartbeat.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import IntegrityError
+
+from tui_migrator.common.errors import BadInput, OperationFailed
+from tui_migrator.common.migration_config import MigrationConfig
+from tui_migrator.storage.database import serialized_write
+from tui_migrator.storage.migration_status import (
+    CANCELLABLE_STATUSES,
+    CONTINUABLE_STATUSES,
+    LIVE_STATUSES,
+    PAUSABLE_STATUSES,
+    RESUMABLE_STATUSES,
+    ROLLBACK_STATUSES,
+    Phase,
+    Status,
+)
+from tui_migrator.storage.tables import (
+    failed_records_table,
+    migration_tables_table,
+    migrations_table,
+    row_metadata_table,
+    table_locks_table,
+    utc_now,
+)
+
+# A worker that has not moved its heartbeat for this long is taken to be gone.
+HEARTBEAT_STALE_SECONDS = 15.0
+# Tries at inserting a new migration when concurrent starts collide (see create).
+CREATE_ATTEMPTS = 5
+
+
+@dataclass(frozen=True)
+class TableProgress:
+    name: str
+    category: str
+    total_records: int
+    encrypted_records: int
+    failed_records: int
+    done: bool
+    backup_table: str | None
+    backup_rows: int | None
+    backup_verified: bool
+    checkpoint_key: str | None
+    companions_added: list[str]
+
+    @property
+    def processed_records(self) -> int:
+        return min(self.total_records, self.encrypted_records + self.failed_records)
+
+
+@dataclass(frozen=True)
+class MigrationRecord:
+    id: str
+    stored_status: Status
+    phase: str | None
+    dry_run: bool
+    config: MigrationConfig
+    created_by: str
+    created_at: datetime
+    started_at: datetime | None
+    completed_at: datetime | None
+    heartbeat_at: datetime | None
+    worker: str | None
+    total_records: int
+    skipped_records: int
+    estimated_seconds: float | None
+    cancel_requested: bool
+    pause_requested: bool
+    cancel_reason: str | None
+    cancelled_at: datetime | None
+    cancelled_by: str | None
+    paused_seconds: float
+    rate_per_second: float | None
+    batch_size_current: int | None
+    error_message: str | None
+    warnings: list[str]
+    phase_seconds: dict[str, float]
+    verification: dict[str, Any] | None
+    rolled_back_at: datetime | None
+    rollback_seconds: float | None
+    tables: list[TableProgress] = field(default_factory=list)
+
+    @property
+    def status(self) -> Status:
+        """The stored status, except that a live status without a recent heartbeat is interrupted."""
+        if self.stored_status in LIVE_STATUSES and not self.worker_alive:
+            return Status.INTERRUPTED
+        return self.stored_status
+
+    @property
+    def worker_alive(self) -> bool:
+        if self.heartbeat_at is None:
+            return False
+        return utc_now() - self.heartbeat_at < timedelta(seconds=HEARTBEAT_STALE_SECONDS)
+
+    @property
+    def encrypted_records(self) -> int:
+        return sum(table.encrypted_records for table in self.tables)
+
+    @property
+    def failed_records(self) -> int:
+        return sum(table.failed_records for table in self.tables)
+
+    @property
+    def processed_records(self) -> int:
+        return sum(table.processed_records for table in self.tables)
+
+    @property
+    def is_complete(self) -> bool:
+        return self.status in (Status.COMPLETED, Status.ROLLED_BACK)
+
+    @property
+    def is_finished(self) -> bool:
+        """No worker moves it any more (see Status.is_finished)."""
+        return self.status.is_finished
+
+    # What an operator may do with it now (the statuses are in migration_status.py).
+
+    @property
+    def can_cancel(self) -> bool:
+        return self.status in CANCELLABLE_STATUSES
+
+    @property
+    def can_pause(self) -> bool:
+        return self.status in PAUSABLE_STATUSES
+
+    @property
+    def can_continue(self) -> bool:
+        return self.status in CONTINUABLE_STATUSES
+
+    @property
+    def retries_failed_records(self) -> bool:
+        """A completed migration whose failed records a resume would retry."""
+        return self.status is Status.COMPLETED and self.failed_records > 0 and not self.dry_run
+
+    @property
+    def can_resume(self) -> bool:
+        return self.status in RESUMABLE_STATUSES or self.retries_failed_records
+
+    @property
+    def can_rollback(self) -> bool:
+        return not self.dry_run and self.status in ROLLBACK_STATUSES
+
+    @property
+    def can_purge_backups(self) -> bool:
+        """Backups are in use while a worker may still read them."""
+        return not self.status.is_live
+
+    @property
+    def elapsed_seconds(self) -> float:
+        if self.started_at is None:
+            return 0.0
+        end = self.completed_at or (self.cancelled_at if self.status is Status.CANCELLED else None)
+        end = end or (self.heartbeat_at if self.status is Status.INTERRUPTED else None) or utc_now()
+        return max(0.0, (end - self.started_at).total_seconds())
+
+    @property
+    def remaining_seconds(self) -> float | None:
+        """From the recent rate (a moving window), not the average since the start."""
+        if self.status is not Status.RUNNING or not self.rate_per_second:
+            return None
+        remaining = max(0, self.total_records - self.processed_records)
+        return remaining / self.rate_per_second
+
+
+@dataclass(frozen=True)
+class Control:
+    """The requests a running worker checks between batches (one small query)."""
+
+    cancel_requested: bool
+    pause_requested: bool
+    paused_seconds: float
+
+
+def control(engine: Engine, migration_id: str) -> Control:
+    with engine.connect() as connection:
+        row = connection.execute(
+            sa.select(
+                migrations_table.c.cancel_requested,
+                migrations_table.c.pause_requested,
+                migrations_table.c.paused_seconds,
+            ).where(migrations_table.c.id == migration_id)
+        ).one()
+    return Control(bool(row.cancel_requested), bool(row.pause_requested), row.paused_seconds or 0.0)
+
+
+def worker_identity() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def new_migration_id(connection: Connection, now: datetime) -> str:
+    prefix = f"migration_{now:%Y%m%d}_"
+    existing = connection.execute(
+        sa.select(sa.func.count())
+        .select_from(migrations_table)
+        .where(migrations_table.c.id.like(prefix + "%"))
+    ).scalar_one()
+    return f"{prefix}{existing + 1:03d}"
+
+
+def _retried_when_starts_collide(create_once: Callable[..., str]) -> Callable[..., str]:
+    """On PostgreSQL two starts at the same moment both count the day's migrations before either
+    inserts, so both pick the same id, or both find the same tables free; the second insert waits
+    for the first to commit and then fails. Trying again in a new transaction sees the first one:
+    the next id, or the "held by" refusal."""
+
+    @functools.wraps(create_once)
+    def create(*args: Any, **kwargs: Any) -> str:
+        for attempt in range(CREATE_ATTEMPTS):
+            try:
+                return create_once(*args, **kwargs)
+            except IntegrityError:
+                if attempt == CREATE_ATTEMPTS - 1:
+                    raise
+        raise AssertionError("unreachable")
+
+    return create
+
+
+@_retried_when_starts_collide
+def create(
+    engine: Engine,
+    *,
+    config: MigrationConfig,
+    created_by: str,
+    tables: list[tuple[str, str, int]],
+    skipped_records: int,
+    estimated_seconds: float | None,
+    warnings: list[str],
+) -> str:
+    """Insert a planned migration and lock its tables, atomically. Returns its id.
+
+    ``tables`` lists (name, category, rows to migrate). A dry run takes no locks: it writes
+    nothing a real migration could collide with.
+    """
+    with serialized_write(engine) as connection:
+        now = utc_now()
+        migration_id = new_migration_id(connection, now)
+        if not config.dry_run:
+            held = holders(connection, [name for name, _, _ in tables])
+            if held:
+                raise_table_held(held)
+        connection.execute(
+            sa.insert(migrations_table).values(
+                id=migration_id,
+                status=Status.PLANNED.value,
+                phase=Phase.PLANNING.value,
+                dry_run=config.dry_run,
+                config=json.dumps(config.to_json_data()),
+                created_by=created_by,
+                created_at=now,
+                total_records=sum(rows for _, _, rows in tables),
+                skipped_records=skipped_records,
+                estimated_seconds=estimated_seconds,
+                cancel_requested=False,
+                pause_requested=False,
+                paused_seconds=0.0,
+                warnings=json.dumps(warnings),
+                phase_seconds="{}",
+            )
+        )
+        for position, (name, category, rows) in enumerate(tables):
+            connection.execute(
+                sa.insert(migration_tables_table).values(
+                    migration_id=migration_id,
+                    table_name=name,
+                    category=category,
+                    position=position,
+                    total_records=rows,
+                    encrypted_records=0,
+                    done=False,
+                    backup_verified=False,
+                    companions_added="[]",
+                )
+            )
+        if not config.dry_run:
+            lock_tables(connection, migration_id, [name for name, _, _ in tables])
+        return migration_id
+
+
+def holders(connection: Connection, table_names: list[str]) -> dict[str, str]:
+    rows = connection.execute(
+        sa.select(table_locks_table.c.table_name, table_locks_table.c.migration_id).where(
+            table_locks_table.c.table_name.in_(table_names)
+        )
+    )
+    return {row.table_name: row.migration_id for row in rows}
+
+
+def raise_table_held(held: dict[str, str]) -> None:
+    table, migration_id = next(iter(sorted(held.items())))
+    raise BadInput(
+        f"Table '{table}' is held by migration {migration_id}"
+        + (f" (and {len(held) - 1} more tables)" if len(held) > 1 else "")
+        + "; only one migration at a time may work on a table. Nothing was started.",
+        hint=f"Wait for it to complete, or resume or roll back {migration_id} first "
+        f"(tui-migrator status {migration_id}).",
+    )
+
+
+def lock_tables(connection: Connection, migration_id: str, table_names: list[str]) -> None:
+    for name in table_names:
+        connection.execute(sa.insert(table_locks_table).values(table_name=name, migration_id=migration_id))
+
+
+def release_locks(connection: Connection, migration_id: str) -> None:
+    connection.execute(sa.delete(table_locks_table).where(table_locks_table.c.migration_id == migration_id))
+
+
+def get(engine: Engine, migration_id: str) -> MigrationRecord:
+    with engine.connect() as connection:
+        return load(connection, migration_id)
+
+
+def load(connection: Connection, migration_id: str, *, for_update: bool = False) -> MigrationRecord:
+    """The migration as stored. ``for_update`` locks its row until the transaction ends, for
+    callers that decide on what they read and then write it back: on PostgreSQL two processes
+    would otherwise both read the same state (SQLite's write lock already serialises them)."""
+    query = sa.select(migrations_table).where(migrations_table.c.id == migration_id)
+    if for_update:
+        query = query.with_for_update()
+    row = connection.execute(query).mappings().one_or_none()
+    if row is None:
+        raise BadInput(
+            f"There is no migration '{migration_id}' in this database.",
+            hint="List migrations with: tui-migrator list",
+        )
+    tables = (
+        connection.execute(
+            sa.select(migration_tables_table)
+            .where(migration_tables_table.c.migration_id == migration_id)
+            .order_by(migration_tables_table.c.position)
+        )
+        .mappings()
+        .all()
+    )
+    failed = dict(
+        connection.execute(
+            sa.select(failed_records_table.c.table_name, sa.func.count())
+            .where(
+                failed_records_table.c.migration_id == migration_id,
+                failed_records_table.c.resolved.is_(False),
+            )
+            .group_by(failed_records_table.c.table_name)
+        ).all()
+    )
+    return _record(row, [_table(t, failed.get(t["table_name"], 0)) for t in tables])
+
+
+def list_records(
+    engine: Engine, *, limit: int | None = None, status: Status | None = None
+) -> list[MigrationRecord]:
+    with engine.connect() as connection:
+        query = sa.select(migrations_table.c.id).order_by(
+            migrations_table.c.created_at.desc(), migrations_table.c.id.desc()
+        )
+        ids = [row.id for row in connection.execute(query)]
+        records = [load(connection, migration_id) for migration_id in ids]
+    if status is not None:
+        records = [record for record in records if record.status is status]
+    return records[:limit] if limit is not None else records
+
+
+def update(connection: Connection, migration_id: str, **values: Any) -> None:
+    connection.execute(
+        sa.update(migrations_table).where(migrations_table.c.id == migration_id).values(**values)
+    )
+
+
+def update_table(connection: Connection, migration_id: str, table_name: str, **values: Any) -> None:
+    connection.execute(
+        sa.update(migration_tables_table)
+        .where(
+            migration_tables_table.c.migration_id == migration_id,
+            migration_tables_table.c.table_name == table_name,
+        )
+        .values(**values)
+    )
+
+
+def claim(engine: Engine, migration_id: str, worker: str) -> MigrationRecord:
+    """Make ``worker`` the one running this migration, unless another live worker is."""
+    with serialized_write(engine) as connection:
+        record = load(connection, migration_id, for_update=True)
+        if record.stored_status in LIVE_STATUSES and record.worker_alive and record.worker != worker:
+            raise OperationFailed(
+                f"Migration {migration_id} is already being run by {record.worker}.",
+                hint=f"Follow it with: tui-migrator status {migration_id}",
+            )
+        now = utc_now()
+        update(
+            connection,
+            migration_id,
+            status=Status.RUNNING.value,
+            worker=worker,
+            heartbeat_at=now,
+            started_at=record.started_at or now,
+            completed_at=None,
+            error_message=None,
+            cancel_requested=False,
+            cancel_reason=None,
+            cancelled_at=None,
+            cancelled_by=None,
+            pause_requested=False,
+        )
+        return load(connection, migration_id)
+
+
+def row_digests(connection: Connection, migration_id: str, table: str, row_keys: list[str]) -> dict[str, str]:
+    """The digests this migration recorded for these rows (rows it did not seal are absent)."""
+    return dict(
+        connection.execute(
+            sa.select(row_metadata_table.c.row_key, row_metadata_table.c.digest).where(
+                row_metadata_table.c.migration_id == migration_id,
+                row_metadata_table.c.table_name == table,
+                row_metadata_table.c.row_key.in_(row_keys),
+            )
+        ).all()
+    )
+
+
+def failed_records(
+    engine: Engine, migration_id: str, *, include_resolved: bool = False
+) -> list[dict[str, Any]]:
+    condition = failed_records_table.c.migration_id == migration_id
+    if not include_resolved:
+        condition = sa.and_(condition, failed_records_table.c.resolved.is_(False))
+    with engine.connect() as connection:
+        rows = connection.execute(
+            sa.select(failed_records_table)
+            .where(condition)
+            .order_by(failed_records_table.c.table_name, failed_records_table.c.key_display)
+        ).mappings()
+        return [dict(row) for row in rows]
+
+
+def _record(row: sa.RowMapping, tables: list[TableProgress]) -> MigrationRecord:
+    return MigrationRecord(
+        id=row["id"],
+        stored_status=Status(row["status"]),
+        phase=row["phase"],
+        dry_run=bool(row["dry_run"]),
+        config=MigrationConfig.model_validate(json.loads(row["config"])),
+        created_by=row["created_by"],
+        created_at=row["created_at"],
+        started_at=row["started_at"],
+        completed_at=row["completed_at"],
+        heartbeat_at=row["heartbeat_at"],
+        worker=row["worker"],
+        total_records=row["total_records"],
+        skipped_records=row["skipped_records"],
+        estimated_seconds=row["estimated_seconds"],
+        cancel_requested=bool(row["cancel_requested"]),
+        pause_requested=bool(row["pause_requested"]),
+        cancel_reason=row["cancel_reason"],
+        cancelled_at=row["cancelled_at"],
+        cancelled_by=row["cancelled_by"],
+        paused_seconds=row["paused_seconds"] or 0.0,
+        rate_per_second=row["rate_per_second"],
+        batch_size_current=row["batch_size_current"],
+        error_message=row["error_message"],
+        warnings=json.loads(row["warnings"] or "[]"),
+        phase_seconds=json.loads(row["phase_seconds"] or "{}"),
+        verification=json.loads(row["verification"]) if row["verification"] else None,
+        rolled_back_at=row["rolled_back_at"],
+        rollback_seconds=row["rollback_seconds"],
+        tables=tables,
+    )
+
+
+def _table(row: sa.RowMapping, failed: int) -> TableProgress:
+    return TableProgress(
+        name=row["table_name"],
+        category=row["category"],
+        total_records=row["total_records"],
+        encrypted_records=row["encrypted_records"],
+        failed_records=failed,
+        done=bool(row["done"]),
+        backup_table=row["backup_table"],
+        backup_rows=row["backup_rows"],
+        backup_verified=bool(row["backup_verified"]),
+        checkpoint_key=row["checkpoint_key"],
+        companions_added=json.loads(row["companions_added"] or "[]"),
+    )

@@ -1,0 +1,124 @@
+"""Who may do what. Identity is the operating-system user running the tool.
+
+The user is taken from the process's effective uid, not from ``$USER`` or ``$LOGNAME``, which
+anyone can set: over SSH it is the account the server authenticated. Roles are stored in the
+database, so every process and every machine that shares it enforces the same rules.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from tui_migrator.common.errors import BadInput
+from tui_migrator.storage.tables import operators_table
+
+USERNAME_PATTERN = re.compile(r"^[A-Za-z0-9._@-][A-Za-z0-9._@$-]{0,127}$")
+
+
+class Role(StrEnum):
+    SUPER_ADMIN = "super_admin"
+    VIEWER = "viewer"
+
+
+class Action(StrEnum):
+    """What a role is checked for. Each service operation names one."""
+
+    READ = "read"
+    MIGRATE = "migrate"  # start, cancel, pause, resume, roll back, purge backups
+    MANAGE_OPERATORS = "manage_operators"
+    REBUILD_DEMO = "rebuild_demo"
+
+
+ALLOWED: dict[Role, frozenset[Action]] = {
+    Role.SUPER_ADMIN: frozenset(Action),
+    Role.VIEWER: frozenset({Action.READ}),
+}
+
+
+@dataclass(frozen=True)
+class Operator:
+    username: str
+    role: Role
+    granted_by: str
+    granted_at: datetime
+
+
+def current_os_user() -> str:
+    """The name of the account this process runs as."""
+    try:
+        import pwd
+
+        return pwd.getpwuid(os.geteuid()).pw_name
+    except (ImportError, KeyError):
+        # No passwd entry (some containers) or no pwd module (Windows).
+        return getpass.getuser()
+
+
+def parse_role(text: str) -> Role:
+    try:
+        return Role(text)
+    except ValueError:
+        raise BadInput(
+            f"'{text}' is not a role.",
+            hint=f"Use one of: {', '.join(role.value for role in Role)}.",
+        ) from None
+
+
+def check_username(text: str) -> str:
+    if not USERNAME_PATTERN.match(text):
+        raise BadInput(
+            f"'{text}' is not a valid operating-system user name.",
+            hint="Give the login name as the server knows it, e.g. 'alice' (letters, digits, . _ - @).",
+        )
+    return text
+
+
+def role_of(connection: Connection, username: str) -> Role | None:
+    value = connection.execute(
+        sa.select(operators_table.c.role).where(operators_table.c.username == username)
+    ).scalar_one_or_none()
+    return None if value is None else Role(value)
+
+
+def list_operators(connection: Connection) -> list[Operator]:
+    rows = connection.execute(sa.select(operators_table).order_by(operators_table.c.username))
+    return [Operator(row.username, Role(row.role), row.granted_by, row.granted_at) for row in rows]
+
+
+def count_super_admins(connection: Connection) -> int:
+    """How many super_admins there are, with their rows locked until the transaction ends.
+
+    The lock is what makes "never remove the last one" hold on PostgreSQL: two transactions
+    each removing a different one of the last two would otherwise both count two. The second
+    now waits for the first, and PostgreSQL re-reads the rows it waited for, so it counts one.
+    (On SQLite the write transaction already excludes every other writer.)"""
+    names = connection.execute(
+        sa.select(operators_table.c.username)
+        .where(operators_table.c.role == Role.SUPER_ADMIN.value)
+        .with_for_update()
+    ).all()
+    return len(names)
+
+
+def put_operator(
+    connection: Connection, username: str, role: Role, *, granted_by: str, granted_at: datetime
+) -> None:
+    values = {"role": role.value, "granted_by": granted_by, "granted_at": granted_at}
+    updated = connection.execute(
+        sa.update(operators_table).where(operators_table.c.username == username).values(**values)
+    )
+    if updated.rowcount == 0:
+        connection.execute(sa.insert(operators_table).values(username=username, **values))
+
+
+def delete_operator(connection: Connection, username: str) -> bool:
+    deleted = connection.execute(sa.delete(operators_table).where(operators_table.c.username == username))
+    return deleted.rowcount > 0

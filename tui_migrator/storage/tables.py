@@ -1,0 +1,285 @@
+"""The tool's own tables, created beside the user's data with a ``tm_`` prefix.
+
+Only these tables and, during a migration, the mapped columns are ever written. The audit table
+is append-only: triggers on each dialect reject UPDATE and DELETE, so altering history needs
+DDL rights and leaves a break that ``audit --verify`` finds.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from tui_migrator.common.errors import ConfigError
+from tui_migrator.storage.database import SUPPORTED_DIALECTS_HINT, serialized_write
+
+SCHEMA_VERSION = "1"
+TABLE_PREFIX = "tm_"
+
+metadata = sa.MetaData()
+
+
+class UtcDateTime(sa.types.TypeDecorator[datetime]):
+    """Aware UTC datetimes on every dialect (SQLite has no time zone type, so store naive UTC)."""
+
+    impl = sa.DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("UtcDateTime needs an aware datetime")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=UTC)
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+meta_table = sa.Table(
+    "tm_meta",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+)
+
+operators_table = sa.Table(
+    "tm_operators",
+    metadata,
+    sa.Column("username", sa.String(128), primary_key=True),
+    sa.Column("role", sa.String(32), nullable=False),
+    sa.Column("granted_by", sa.String(128), nullable=False),
+    sa.Column("granted_at", UtcDateTime, nullable=False),
+)
+
+data_keys_table = sa.Table(
+    "tm_data_keys",
+    metadata,
+    sa.Column("key_id", sa.String(48), primary_key=True),
+    sa.Column("organization_id", sa.String(255), nullable=False),
+    # One generation per organization at a time: the unique pair is what stops two processes
+    # from each creating a first key for the same organization.
+    sa.Column("generation", sa.Integer, nullable=False),
+    sa.Column("algorithm", sa.String(32), nullable=False),
+    sa.Column("wrapped_key", sa.LargeBinary, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("created_by", sa.String(128), nullable=False),
+    sa.UniqueConstraint("organization_id", "generation", name="tm_data_keys_org_generation"),
+)
+
+audit_table = sa.Table(
+    "tm_audit",
+    metadata,
+    sa.Column("seq", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("entry_id", sa.String(32), nullable=False, unique=True),
+    sa.Column("operation", sa.String(64), nullable=False),
+    sa.Column("user_id", sa.String(128), nullable=False),
+    sa.Column("success", sa.Boolean, nullable=False),
+    # Kept as the exact text that was hashed, so verification never depends on how a driver
+    # round-trips timestamps or JSON.
+    sa.Column("timestamp", sa.String(40), nullable=False),
+    sa.Column("migration_id", sa.String(64), nullable=True, index=True),
+    sa.Column("details", sa.Text, nullable=False),
+    sa.Column("previous_hash", sa.String(64), nullable=False),
+    sa.Column("entry_hash", sa.String(64), nullable=False),
+    sa.Column("proof", sa.String(64), nullable=False),
+)
+
+migrations_table = sa.Table(
+    "tm_migrations",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("status", sa.String(16), nullable=False, index=True),
+    sa.Column("phase", sa.String(32), nullable=True),
+    sa.Column("dry_run", sa.Boolean, nullable=False),
+    sa.Column("config", sa.Text, nullable=False),
+    sa.Column("created_by", sa.String(128), nullable=False),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("started_at", UtcDateTime, nullable=True),
+    sa.Column("completed_at", UtcDateTime, nullable=True),
+    # The worker that runs the migration proves it is alive by moving this forward.
+    sa.Column("heartbeat_at", UtcDateTime, nullable=True),
+    sa.Column("worker", sa.String(128), nullable=True),
+    sa.Column("total_records", sa.Integer, nullable=False, default=0),
+    sa.Column("skipped_records", sa.Integer, nullable=False, default=0),
+    sa.Column("estimated_seconds", sa.Float, nullable=True),
+    # Requests from any process; the worker acts on them between batches.
+    sa.Column("cancel_requested", sa.Boolean, nullable=False, default=False),
+    sa.Column("pause_requested", sa.Boolean, nullable=False, default=False),
+    sa.Column("cancel_reason", sa.Text, nullable=True),
+    sa.Column("cancelled_at", UtcDateTime, nullable=True),
+    sa.Column("cancelled_by", sa.String(128), nullable=True),
+    sa.Column("paused_seconds", sa.Float, nullable=False, default=0.0),
+    sa.Column("rate_per_second", sa.Float, nullable=True),
+    sa.Column("batch_size_current", sa.Integer, nullable=True),
+    sa.Column("error_message", sa.Text, nullable=True),
+    sa.Column("warnings", sa.Text, nullable=False, default="[]"),
+    sa.Column("phase_seconds", sa.Text, nullable=False, default="{}"),
+    sa.Column("verification", sa.Text, nullable=True),
+    sa.Column("rolled_back_at", UtcDateTime, nullable=True),
+    sa.Column("rollback_seconds", sa.Float, nullable=True),
+)
+
+migration_tables_table = sa.Table(
+    "tm_migration_tables",
+    metadata,
+    sa.Column("migration_id", sa.String(64), primary_key=True),
+    sa.Column("table_name", sa.String(255), primary_key=True),
+    sa.Column("category", sa.String(32), nullable=False),
+    sa.Column("position", sa.Integer, nullable=False),
+    sa.Column("total_records", sa.Integer, nullable=False, default=0),
+    sa.Column("encrypted_records", sa.Integer, nullable=False, default=0),
+    # Key of the last row of the last batch committed in order: resume starts after it.
+    sa.Column("checkpoint_key", sa.Text, nullable=True),
+    sa.Column("done", sa.Boolean, nullable=False, default=False),
+    sa.Column("backup_table", sa.String(63), nullable=True),
+    sa.Column("backup_rows", sa.Integer, nullable=True),
+    sa.Column("backup_digest", sa.String(64), nullable=True),
+    sa.Column("backup_verified", sa.Boolean, nullable=False, default=False),
+    # Companion columns this migration added; rollback drops only these, and only when empty.
+    sa.Column("companions_added", sa.Text, nullable=False, default="[]"),
+)
+
+# One row per table a live migration holds: the primary key is what refuses a second one.
+table_locks_table = sa.Table(
+    "tm_table_locks",
+    metadata,
+    sa.Column("table_name", sa.String(255), primary_key=True),
+    sa.Column("migration_id", sa.String(64), nullable=False),
+)
+
+row_metadata_table = sa.Table(
+    "tm_row_metadata",
+    metadata,
+    sa.Column("migration_id", sa.String(64), primary_key=True),
+    sa.Column("table_name", sa.String(255), primary_key=True),
+    sa.Column("row_key", sa.Text, primary_key=True),
+    sa.Column("key_id", sa.String(48), nullable=False),
+    sa.Column("algorithm", sa.String(32), nullable=False),
+    sa.Column("encrypted_at", UtcDateTime, nullable=False),
+    # HMAC-SHA-256 of the row's original values (see crypto.ValueCipher.digest_row).
+    sa.Column("digest", sa.String(64), nullable=False),
+)
+
+failed_records_table = sa.Table(
+    "tm_failed_records",
+    metadata,
+    sa.Column("migration_id", sa.String(64), primary_key=True),
+    sa.Column("table_name", sa.String(255), primary_key=True),
+    sa.Column("row_key", sa.Text, primary_key=True),
+    sa.Column("key_display", sa.Text, nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False, default=1),
+    sa.Column("resolved", sa.Boolean, nullable=False, default=False),
+    sa.Column("last_failed_at", UtcDateTime, nullable=False),
+)
+
+checkpoints_table = sa.Table(
+    "tm_checkpoints",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("migration_id", sa.String(64), nullable=False, index=True),
+    sa.Column("table_name", sa.String(255), nullable=False),
+    sa.Column("rows", sa.Integer, nullable=False),
+    sa.Column("seconds", sa.Float, nullable=False),
+    sa.Column("committed_at", UtcDateTime, nullable=False),
+)
+
+
+META_SCHEMA_VERSION = "schema_version"
+META_KEY_FINGERPRINT = "master_key_fingerprint"
+META_AUDIT_HEAD = "audit_head"
+META_CREATED_BY = "created_by"
+
+_SQLITE_AUDIT_TRIGGERS = (
+    (
+        "CREATE TRIGGER IF NOT EXISTS tm_audit_no_update BEFORE UPDATE ON tm_audit "
+        "BEGIN SELECT RAISE(ABORT, 'tm_audit is append-only: UPDATE is not allowed'); END"
+    ),
+    (
+        "CREATE TRIGGER IF NOT EXISTS tm_audit_no_delete BEFORE DELETE ON tm_audit "
+        "BEGIN SELECT RAISE(ABORT, 'tm_audit is append-only: DELETE is not allowed'); END"
+    ),
+)
+
+_POSTGRESQL_AUDIT_TRIGGERS = (
+    # USING MESSAGE rather than RAISE's '%' placeholder: psycopg reads a '%' in a statement as
+    # a parameter placeholder and refuses it.
+    (
+        "CREATE OR REPLACE FUNCTION tm_audit_append_only() RETURNS trigger LANGUAGE plpgsql AS $$ "
+        "BEGIN RAISE EXCEPTION USING MESSAGE = 'tm_audit is append-only: ' || TG_OP || ' is not allowed'; "
+        "END $$"
+    ),
+    (
+        "CREATE TRIGGER tm_audit_no_update_delete BEFORE UPDATE OR DELETE ON tm_audit "
+        "FOR EACH ROW EXECUTE FUNCTION tm_audit_append_only()"
+    ),
+    (
+        "CREATE TRIGGER tm_audit_no_truncate BEFORE TRUNCATE ON tm_audit "
+        "FOR EACH STATEMENT EXECUTE FUNCTION tm_audit_append_only()"
+    ),
+)
+
+
+def tool_tables_exist(engine: Engine) -> bool:
+    return sa.inspect(engine).has_table(meta_table.name)
+
+
+def read_meta(connection: Connection, name: str) -> str | None:
+    return connection.execute(
+        sa.select(meta_table.c.value).where(meta_table.c.name == name)
+    ).scalar_one_or_none()
+
+
+def write_meta(connection: Connection, name: str, value: str) -> None:
+    updated = connection.execute(sa.update(meta_table).where(meta_table.c.name == name).values(value=value))
+    if updated.rowcount == 0:
+        connection.execute(sa.insert(meta_table).values(name=name, value=value))
+
+
+def create_tool_tables(engine: Engine, *, key_fingerprint: str, created_by: str) -> bool:
+    """Create the tool's tables and triggers if missing. Returns True if this call created them.
+
+    Runs under the database's write lock so two processes starting on a fresh database at the
+    same moment cannot both create (and both bootstrap) the schema.
+    """
+    with serialized_write(engine) as connection:
+        if connection.dialect.name == "postgresql":
+            connection.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext('tui_migrator_schema'))"))
+        if sa.inspect(connection).has_table(meta_table.name):
+            return False
+        metadata.create_all(connection)
+        for statement in _audit_triggers(connection.dialect.name):
+            connection.exec_driver_sql(statement)
+        connection.execute(
+            sa.insert(meta_table),
+            [
+                {"name": META_SCHEMA_VERSION, "value": SCHEMA_VERSION},
+                {"name": META_KEY_FINGERPRINT, "value": key_fingerprint},
+                {"name": META_CREATED_BY, "value": created_by},
+            ],
+        )
+        return True
+
+
+def drop_tool_tables(engine: Engine) -> None:
+    """Drop every tool table (used only when the demo database is rebuilt)."""
+    with engine.begin() as connection:
+        metadata.drop_all(connection, checkfirst=True)
+        if connection.dialect.name == "postgresql":
+            connection.exec_driver_sql("DROP FUNCTION IF EXISTS tm_audit_append_only()")
+
+
+def _audit_triggers(dialect_name: str) -> tuple[str, ...]:
+    if dialect_name == "sqlite":
+        return _SQLITE_AUDIT_TRIGGERS
+    if dialect_name == "postgresql":
+        return _POSTGRESQL_AUDIT_TRIGGERS
+    raise ConfigError(f"The {dialect_name} dialect is not supported.", hint=SUPPORTED_DIALECTS_HINT)
