@@ -1,4 +1,5 @@
-"""Shared fixtures: a small seeded demo database built once, copied fresh for each test.
+"""Shared fixtures: a small seeded demo database built once, copied fresh for each test. The
+helpers tests import (settings, backends, template databases, dumps) live in tests/support/.
 
 Tests marked ``@pytest.mark.backends("sqlite", "postgresql")`` (see ``BOTH_BACKENDS``) run once
 per backend: on SQLite the template file is copied, on PostgreSQL each test gets a database
@@ -9,18 +10,23 @@ starts it.
 
 from __future__ import annotations
 
-import itertools
 import os
 import shutil
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import sqlalchemy as sa
 from hypothesis import settings as hypothesis_settings
 
+from tests.support.databases import (
+    ADMIN,
+    BACKENDS,
+    SMALL_DEMO,
+    PostgresTemplate,
+    build_pg_template,
+    fresh_postgres_database,
+    make_settings,
+)
 from tests.support.postgres_cluster import PostgresCluster, PostgresUnavailable
 from tui_migrator.common.settings import Settings
 from tui_migrator.service.facade import MigratorService, create_demo_service
@@ -31,12 +37,6 @@ settings_profile = "ci" if os.environ.get("CI") else "dev"
 hypothesis_settings.register_profile("ci", derandomize=True, max_examples=300, deadline=None)
 hypothesis_settings.register_profile("dev", deadline=None)
 hypothesis_settings.load_profile(settings_profile)
-
-SMALL_DEMO = {"patients": 60, "organizations": 3, "seed": 11}
-ADMIN = "alice"
-BACKENDS = ("sqlite", "postgresql")
-BOTH_BACKENDS = pytest.mark.backends(*BACKENDS)
-_database_numbers = itertools.count(1)
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -83,29 +83,6 @@ def postgres_cluster() -> Iterator[PostgresCluster]:
         cluster.stop()
 
 
-@dataclass(frozen=True)
-class PostgresTemplate:
-    cluster: PostgresCluster
-    database: str
-    root: Path  # holds data/, whose master key the template database was set up with
-
-
-def build_pg_template(
-    cluster: PostgresCluster,
-    tmp_path_factory: pytest.TempPathFactory,
-    name: str,
-    build: Callable[[Settings], MigratorService],
-) -> PostgresTemplate:
-    """A template database ``name`` filled by ``build`` (given its settings; returns the service
-    it opened), with the data dir holding the master key it was set up with."""
-    root = tmp_path_factory.mktemp(name)
-    database = cluster.create_database(name)
-    service = build(make_settings(root, database_url=cluster.url(database)))
-    # A template database must have no sessions while it is copied.
-    service.close()
-    return PostgresTemplate(cluster, database, root)
-
-
 @pytest.fixture(scope="session")
 def pg_demo_template(
     postgres_cluster: PostgresCluster, tmp_path_factory: pytest.TempPathFactory
@@ -117,18 +94,6 @@ def pg_demo_template(
         "demo_template",
         lambda settings: create_demo_service(settings, user=ADMIN, **SMALL_DEMO)[0],
     )
-
-
-@contextmanager
-def fresh_postgres_database(cluster: PostgresCluster, template: str | None = None) -> Iterator[str]:
-    """A new database (a copy of ``template``: CREATE DATABASE … TEMPLATE copies its files on the
-    server, far faster than building the demo again), dropped afterwards. Gives its URL."""
-    name = f"test_{next(_database_numbers)}"
-    cluster.create_database(name, template=template)
-    try:
-        yield cluster.url(name)
-    finally:
-        cluster.drop_database(name)
 
 
 @pytest.fixture
@@ -145,15 +110,6 @@ def empty_database_url(backend: str, request: pytest.FixtureRequest, tmp_path: P
         yield f"sqlite:///{tmp_path / 'empty.db'}"
     else:
         yield request.getfixturevalue("empty_postgres_database")
-
-
-def make_settings(root: Path, **overrides: object) -> Settings:
-    values: dict[str, object] = {
-        "data_dir": root / "data",
-        "database_url": f"sqlite:///{root / 'parkml.db'}",
-    }
-    values.update(overrides)
-    return Settings.resolve(values, environ={})
 
 
 @pytest.fixture(scope="session")
@@ -198,26 +154,6 @@ def settings(workspace: Path, database_url: str) -> Settings:
 def service(settings: Settings) -> Iterator[MigratorService]:
     with MigratorService.open(settings, user=ADMIN) as opened:
         yield opened
-
-
-def dump_database(url: str) -> dict[str, list[tuple[object, ...]]]:
-    """Every row of every table, with Python types, for before/after comparisons."""
-    engine = sa.create_engine(url)
-    try:
-        metadata = sa.MetaData()
-        metadata.reflect(engine)
-        with engine.connect() as connection:
-            return {
-                name: [
-                    tuple(row)
-                    for row in connection.execute(
-                        sa.select(table).order_by(*table.primary_key.columns or table.columns)
-                    )
-                ]
-                for name, table in sorted(metadata.tables.items())
-            }
-    finally:
-        engine.dispose()
 
 
 @pytest.fixture(autouse=True)

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from pydantic import SecretStr
 
-from tests.conftest import make_settings
+from tests.support.databases import make_settings
 from tui_migrator.cli.main import main
 from tui_migrator.common.settings import ENV_MASTER_KEY
 from tui_migrator.crypto.ciphers import RowContext

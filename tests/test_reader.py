@@ -7,7 +7,7 @@ from datetime import date
 import pytest
 import sqlalchemy as sa
 
-from tests.conftest import BOTH_BACKENDS
+from tests.support.databases import BOTH_BACKENDS
 from tui_migrator.common.errors import DecryptionFailed
 from tui_migrator.common.settings import Settings
 from tui_migrator.crypto.ciphers import RowContext
@@ -28,13 +28,13 @@ def first_row(service: MigratorService, table_name: str) -> dict:
 
 
 def test_plaintext_values_pass_through_unchanged(service: MigratorService) -> None:
-    reader = service.record_reader()
+    reader = RecordReader.for_service(service)
     row = first_row(service, "demographics")
     assert reader.read_row("demographics", row) == row
 
 
 def test_tokens_in_place_and_in_companion_columns_read_back_as_originals(service: MigratorService) -> None:
-    reader = service.record_reader()
+    reader = RecordReader.for_service(service)
     cipher = service.value_cipher()
     row = first_row(service, "demographics")
     organization = row["organization_id"]
@@ -53,7 +53,7 @@ def test_tokens_in_place_and_in_companion_columns_read_back_as_originals(service
 
 
 def test_read_value_with_a_composite_key(service: MigratorService) -> None:
-    reader = service.record_reader()
+    reader = RecordReader.for_service(service)
     row = first_row(service, "emergency_contacts")
     key = (row["patient_id"], row["contact_no"])
     token = service.value_cipher().encrypt(
@@ -72,7 +72,7 @@ def test_read_value_with_a_composite_key(service: MigratorService) -> None:
 
 
 def test_token_read_with_the_wrong_row_context_is_refused(service: MigratorService) -> None:
-    reader = service.record_reader()
+    reader = RecordReader.for_service(service)
     token = service.value_cipher().encrypt(
         "x", RowContext("demographics", "notes", (1,), "org_charite_berlin")
     )

@@ -14,20 +14,25 @@ value either way, which is what keeps reads available with zero downtime::
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from tui_migrator.common.errors import DecryptionFailed
+from tui_migrator.common.settings import Settings
 from tui_migrator.crypto.ciphers import RowContext, ValueCipher
 from tui_migrator.crypto.tokens import is_token
+from tui_migrator.service.facade import MigratorService
 from tui_migrator.storage.mapping import ResolvedMapping, ResolvedTable
+from tui_migrator.storage.operators import Action
 
 
 class RecordReader:
     """Turns stored values of mapped columns back into their originals."""
 
-    def __init__(self, cipher: ValueCipher, mapping: ResolvedMapping, *, on_close: Any = None) -> None:
+    def __init__(
+        self, cipher: ValueCipher, mapping: ResolvedMapping, *, on_close: Callable[[], None] | None = None
+    ) -> None:
         self._cipher = cipher
         self._mapping = mapping
         self._on_close = on_close
@@ -40,15 +45,25 @@ class RecordReader:
         schema: str | Path | None = None,
         data_dir: str | Path | None = None,
     ) -> RecordReader:
-        """A reader for a database, with the master key from the environment or key file."""
-        from tui_migrator.common.settings import Settings
-        from tui_migrator.service.facade import MigratorService
-
+        """A reader for a database, with the master key from the environment or key file.
+        Closing the reader closes its connection to the database."""
         settings = Settings.resolve(
             {"database_url": database_url, "schema_path": schema, "data_dir": data_dir}
         )
         service = MigratorService.open(settings)
-        return service.record_reader(on_close=service.close)
+        try:
+            return cls.for_service(service, on_close=service.close)
+        except BaseException:
+            service.close()
+            raise
+
+    @classmethod
+    def for_service(
+        cls, service: MigratorService, *, on_close: Callable[[], None] | None = None
+    ) -> RecordReader:
+        """A reader on an open service, for an operator allowed to read (refusals are audited)."""
+        service.authorize(Action.READ, "read records")
+        return cls(service.value_cipher(), service.mapping(), on_close=on_close)
 
     def __enter__(self) -> RecordReader:
         return self

@@ -66,7 +66,7 @@ def run_tool(root: Path, config: dict[str, object]) -> dict[str, float]:
         return {
             "rows": record.encrypted_records,
             "seconds": seconds,
-            "estimate": estimate["estimatedTimeSeconds"],
+            "estimate": estimate.estimated_time_seconds,
             "lag_ms": completed.details["eventLoopMaxLagMs"],
             "phases": record.phase_seconds,
         }

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import BOTH_BACKENDS
+from tests.support.databases import BOTH_BACKENDS
 from tui_migrator.cli.main import main
 from tui_migrator.common.settings import Settings
 

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from tests.conftest import BOTH_BACKENDS
+from tests.support.databases import BOTH_BACKENDS
 from tests.support.migration_helpers import Background, latest, latest_is, raw_dump, wait_for
 from tui_migrator.cli.main import main
 from tui_migrator.common.categories import CATEGORY_NAMES

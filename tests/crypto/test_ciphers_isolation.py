@@ -6,7 +6,7 @@ import base64
 
 import pytest
 
-from tests.conftest import BOTH_BACKENDS
+from tests.support.databases import BOTH_BACKENDS
 from tui_migrator.common.errors import DecryptionFailed
 from tui_migrator.crypto.ciphers import RowContext
 from tui_migrator.crypto.tokens import Token, parse_token

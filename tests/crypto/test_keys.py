@@ -8,13 +8,14 @@ import stat
 from pathlib import Path
 
 import pytest
+from pydantic import SecretStr
 
-from tests.conftest import ADMIN, BOTH_BACKENDS, dump_database, make_settings
+from tests.support.databases import ADMIN, BOTH_BACKENDS, dump_database, make_settings
 from tui_migrator.cli.main import main
 from tui_migrator.common.errors import ConfigError, WrongMasterKey
 from tui_migrator.common.settings import ENV_MASTER_KEY, Settings
-from tui_migrator.crypto.ciphers import RowContext
 from tui_migrator.crypto import keys as keys_module
+from tui_migrator.crypto.ciphers import RowContext
 from tui_migrator.crypto.keys import generate_master_key, load_master_key
 from tui_migrator.service.facade import MigratorService
 
@@ -129,9 +130,7 @@ def test_keys_generate_writes_a_0600_file_and_refuses_to_overwrite(
     assert target.read_text() == content
 
 
-def _secret(value: str):  # type: ignore[no-untyped-def]
-    from pydantic import SecretStr
-
+def _secret(value: str) -> SecretStr:
     return SecretStr(value)
 
 

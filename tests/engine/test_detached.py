@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import (
+from tests.support.databases import (
     BOTH_BACKENDS,
     PostgresTemplate,
     build_pg_template,

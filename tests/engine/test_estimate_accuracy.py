@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import make_settings
+from tests.support.databases import make_settings
 from tui_migrator.service.facade import create_demo_service
 from tui_migrator.storage.migration_status import Status
 
@@ -26,15 +26,15 @@ def test_estimate_is_within_30_percent_of_the_real_run_on_100k_rows(tmp_path: Pa
     with service:
         config = {"batch_size": 1000, "max_concurrency": 1}
         estimate = service.estimate(config)
-        assert estimate["estimatedRecords"] >= 99_000
-        assert estimate["calibration"]["sampleRows"] >= 500
+        assert estimate.estimated_records >= 99_000
+        assert estimate.calibration.sample_rows >= 500
         started = time.perf_counter()
         record = service.start(config)
         actual = time.perf_counter() - started
     assert record.status is Status.COMPLETED
-    error = (estimate["estimatedTimeSeconds"] - actual) / actual
+    error = (estimate.estimated_time_seconds - actual) / actual
     print(
-        f"\nestimate {estimate['estimatedTimeSeconds']:.1f} s, real {actual:.1f} s ({100 * error:+.0f}%) "
+        f"\nestimate {estimate.estimated_time_seconds:.1f} s, real {actual:.1f} s ({100 * error:+.0f}%) "
         f"for {summary.sensitive_records:,} rows"
     )
     assert abs(error) <= 0.30
@@ -48,6 +48,6 @@ def test_estimate_is_measured_not_constant(tmp_path: Path) -> None:
     with service:
         everything = service.estimate({"batch_size": 100})
         one_category = service.estimate({"batch_size": 100, "data_categories": ["DEMOGRAPHICS"]})
-    assert everything["calibration"]["microsecondsPerRow"]["encrypt"] > 0
-    assert everything["estimatedTimeSeconds"] > one_category["estimatedTimeSeconds"] > 0
-    assert everything["estimatedRecords"] > one_category["estimatedRecords"]
+    assert everything.calibration.per_row("encrypt") > 0
+    assert everything.estimated_time_seconds > one_category.estimated_time_seconds > 0
+    assert everything.estimated_records > one_category.estimated_records

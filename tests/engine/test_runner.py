@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import sqlalchemy as sa
 
-from tests.conftest import BOTH_BACKENDS
+from tests.support.databases import BOTH_BACKENDS
 from tests.support.migration_helpers import (
     Background,
     assert_fully_encrypted,
@@ -17,9 +17,10 @@ from tests.support.migration_helpers import (
 )
 from tui_migrator.common.errors import BadInput, InvalidMigrationConfig, OperationFailed, PermissionDenied
 from tui_migrator.crypto.codec import UnsupportedValue
+from tui_migrator.engine import batch_source
 from tui_migrator.engine import batches as batches_module
-from tui_migrator.engine import claims
-from tui_migrator.engine.batches import RetryPolicy
+from tui_migrator.engine.retry import RetryPolicy
+from tui_migrator.reader import RecordReader
 from tui_migrator.service.facade import MigratorService
 from tui_migrator.storage.migration_status import Status
 
@@ -119,7 +120,7 @@ def test_incremental_run_migrates_only_rows_added_since(service: MigratorService
         stored = connection.exec_driver_sql(
             "SELECT first_name FROM demographics WHERE id = 900001"
         ).scalar_one()
-    reader = service.record_reader()
+    reader = RecordReader.for_service(service)
     assert (
         reader.read_value(
             stored,
@@ -356,9 +357,9 @@ def test_a_value_the_application_changes_during_a_batch_is_read_again_not_overwr
     """The guarded UPDATE on a JSON column (PostgreSQL's json type has no equality operator).
 
     On PostgreSQL batches are claimed with row locks, so the application cannot change a row in
-    the middle of its batch (the next test); the guard protects the unclaimed path, which a
+    the middle of its batch (the next test); the guard protects the keyset path, which a
     claimed batch falls back to after a lost connection, and which this test takes."""
-    monkeypatch.setattr(claims, "supported", lambda _engine: False)
+    monkeypatch.setattr(batch_source, "row_locks_supported", lambda _engine: False)
     real_seal_rows = batches_module.TableBatches.seal_rows
     changed: dict[str, int] = {}
 
@@ -383,7 +384,7 @@ def test_a_value_the_application_changes_during_a_batch_is_read_again_not_overwr
         token = connection.exec_driver_sql(
             f"SELECT measurements__tm_token, organization_id FROM autonomic_symptoms WHERE id = {changed['id']}"
         ).one()
-    opened = service.record_reader().read_value(
+    opened = RecordReader.for_service(service).read_value(
         token[0],
         table="autonomic_symptoms",
         column="measurements",

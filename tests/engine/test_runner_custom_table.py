@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from tests.conftest import make_settings
+from tests.support.databases import make_settings
 from tests.support.migration_helpers import assert_fully_encrypted, raw_dump
 from tui_migrator.service.facade import MigratorService
 from tui_migrator.storage.migration_status import Status

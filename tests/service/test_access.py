@@ -9,13 +9,13 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
-from tests.conftest import ADMIN, BOTH_BACKENDS, make_settings
+from tests.support.databases import ADMIN, BOTH_BACKENDS, make_settings
 from tui_migrator.cli.main import main
 from tui_migrator.common.errors import BadInput, PermissionDenied
 from tui_migrator.common.settings import Settings
 from tui_migrator.service.facade import MigratorService
 from tui_migrator.storage import operators
-from tui_migrator.storage.operators import Role
+from tui_migrator.storage.operators import Action, Role
 
 pytestmark = BOTH_BACKENDS
 
@@ -37,7 +37,7 @@ def test_processes_setting_up_a_new_database_at_once_make_one_setup(
 ) -> None:
     """Everyone sees an empty database, then all try to create the tool's tables at once."""
     from tui_migrator.crypto.keys import generate_master_key
-    from tui_migrator.service import facade as service_module
+    from tui_migrator.service import opening as service_module
 
     users = ["alice", "bob", "carol", "dave"]
     everyone_looked = threading.Barrier(len(users), timeout=20)
@@ -111,6 +111,24 @@ def test_readonly_session_refuses_changes_even_for_a_super_admin(settings: Setti
         readonly.audit_entries()
         with pytest.raises(PermissionDenied, match="read-only"):
             readonly.grant("dave", "viewer")
+
+
+def test_denied_reason_is_the_short_reason_a_ui_shows_beside_a_disabled_action(
+    service: MigratorService, settings: Settings
+) -> None:
+    assert service.denied_reason(Action.MIGRATE) is None
+    service.grant("bob", "viewer")
+    with open_as(settings, "bob") as bob:
+        assert bob.denied_reason(Action.READ) is None
+        assert bob.denied_reason(Action.MIGRATE) == "bob is viewer: only a super_admin may change migrations"
+    with open_as(settings, "carol") as carol:
+        assert (
+            carol.denied_reason(Action.MIGRATE)
+            == "carol is without a role: only a super_admin may change migrations"
+        )
+    with open_as(settings.model_copy(update={"readonly": True}), ADMIN) as readonly:
+        assert readonly.denied_reason(Action.READ) is None
+        assert readonly.denied_reason(Action.MIGRATE) == "read-only session (--readonly)"
 
 
 def test_last_super_admin_cannot_be_revoked_or_demoted(service: MigratorService) -> None:

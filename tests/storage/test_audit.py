@@ -10,7 +10,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.exc import DatabaseError
 
-from tests.conftest import ADMIN, BOTH_BACKENDS
+from tests.support.databases import ADMIN, BOTH_BACKENDS
 from tui_migrator.cli.main import main
 from tui_migrator.common.settings import Settings
 from tui_migrator.service.facade import MigratorService
@@ -20,7 +20,7 @@ from tui_migrator.storage.tables import audit_table
 
 def fill(service: MigratorService, count: int = 6) -> None:
     for number in range(count):
-        service._audit.record(
+        service._session.audit.record(
             "test_event",
             user_id=ADMIN,
             success=True,
@@ -142,7 +142,7 @@ def test_verify_detects_entries_cut_from_the_end(service: MigratorService) -> No
 
 
 def test_concurrent_appends_extend_one_chain(service: MigratorService) -> None:
-    trails = [AuditTrail(service.engine, service._master_key) for _ in range(4)]
+    trails = [AuditTrail(service.engine, service._session.master_key) for _ in range(4)]
 
     def append_many(trail: AuditTrail) -> None:
         for number in range(10):

@@ -9,10 +9,11 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from tests.conftest import BOTH_BACKENDS, make_settings
+from tests.support.databases import BOTH_BACKENDS, make_settings
 from tests.support.migration_helpers import raw_dump
 from tui_migrator.common.errors import MappingError
 from tui_migrator.crypto.tokens import is_token
+from tui_migrator.reader import RecordReader
 from tui_migrator.service.facade import MigratorService
 from tui_migrator.storage.column_storage import (
     RecordRefused,
@@ -92,7 +93,7 @@ def test_demo_tables_seal_and_unseal_byte_for_byte(service: MigratorService) -> 
 def test_reads_during_sealing_see_the_originals(service: MigratorService) -> None:
     mapping = service.mapping()
     table = mapping.table("medication_data")
-    reader = service.record_reader()
+    reader = RecordReader.for_service(service)
     with service.engine.connect() as connection:
         originals = [
             dict(r)

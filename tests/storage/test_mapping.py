@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from tests.conftest import make_settings
+from tests.support.databases import make_settings
 from tui_migrator.cli.main import main
 from tui_migrator.common.errors import MappingError
 from tui_migrator.service.facade import MigratorService
-from tui_migrator.storage.mapping import Storage, load_mapping_file, resolve_mapping
+from tui_migrator.storage.mapping import ResolvedMapping, Storage, load_mapping_file, resolve_mapping
 
 
 @pytest.fixture
@@ -80,7 +80,7 @@ columns = ["body"]
 """
 
 
-def resolve(path: Path, url: str):  # type: ignore[no-untyped-def]
+def resolve(path: Path, url: str) -> ResolvedMapping:
     engine = sa.create_engine(url)
     try:
         return resolve_mapping(load_mapping_file(path), engine, source=str(path))

@@ -16,7 +16,7 @@ import psycopg
 import pytest
 import sqlalchemy as sa
 
-from tests.conftest import make_settings
+from tests.support.databases import make_settings
 from tests.support.migration_helpers import assert_fully_encrypted, raw_dump
 from tui_migrator.service.facade import MigratorService
 from tui_migrator.storage.migration_status import Status

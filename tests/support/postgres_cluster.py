@@ -152,7 +152,7 @@ class PostgresCluster:
         # FORCE ends sessions a test left open (a detached worker, a leaked engine).
         self.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
-    def execute(self, statement: sql.Composable | str, dbname: str = "postgres") -> None:
+    def execute(self, statement: sql.SQL | sql.Composed | str, dbname: str = "postgres") -> None:
         """Run one statement outside a transaction (CREATE/DROP DATABASE need that)."""
         with psycopg.connect(
             host="127.0.0.1", port=self.port, user=SUPERUSER, dbname=dbname, autocommit=True

@@ -10,10 +10,12 @@ import os
 import pwd
 import time
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
+from textual.pilot import Pilot
 
-from tests.conftest import ADMIN
+from tests.support.databases import ADMIN
 from tests.tui.snapshot_world import World, world
 from tui_migrator.common.settings import Settings
 from tui_migrator.service.facade import MigratorService
@@ -35,10 +37,10 @@ def app(operator_service: MigratorService) -> MigratorApp:
     return MigratorApp(operator_service)
 
 
-async def settle(app: MigratorApp, pilot: object) -> None:
+async def settle(app: MigratorApp, pilot: Pilot[None]) -> None:
     """Wait until every worker finished and the messages they posted were handled."""
     await app.workers.wait_for_complete()
-    await pilot.pause()  # type: ignore[attr-defined]
+    await pilot.pause()
 
 
 def capture_notifications(app: MigratorApp, monkeypatch: pytest.MonkeyPatch) -> list[str]:
@@ -46,19 +48,19 @@ def capture_notifications(app: MigratorApp, monkeypatch: pytest.MonkeyPatch) -> 
     seen: list[str] = []
     notify = app.notify
 
-    def recording(message: str, **options: object) -> None:
+    def recording(message: str, **options: Any) -> None:
         seen.append(f"{options.get('title', '')}: {message}")
-        notify(message, **options)  # type: ignore[arg-type]
+        notify(message, **options)
 
     monkeypatch.setattr(app, "notify", recording)
     return seen
 
 
-async def wait_until(pilot: object, condition: Callable[[], object], timeout: float = 30.0) -> None:
+async def wait_until(pilot: Pilot[None], condition: Callable[[], object], timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
         assert time.monotonic() < deadline, "timed out waiting"
-        await pilot.pause(0.1)  # type: ignore[attr-defined]
+        await pilot.pause(0.1)
 
 
 @pytest.fixture(scope="module")

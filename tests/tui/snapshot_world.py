@@ -17,6 +17,7 @@ The data itself comes from the seeded demo generator; the migrations run through
 from __future__ import annotations
 
 import base64
+import fcntl
 import json
 import os
 import shutil
@@ -155,7 +156,27 @@ def world() -> Iterator[World]:
     global _built
     if _built:
         raise RuntimeError("One world at a time: a second would delete the first one's database.")
-    _built = True
+    with _exclusive_use_of_root():
+        _built = True
+        try:
+            yield from _built_world()
+        finally:
+            _built = False
+
+
+@contextmanager
+def _exclusive_use_of_root() -> Iterator[None]:
+    """Another process (an xdist worker, a second test run, the screenshot script) waits until
+    this one is done with ROOT: the world's path is fixed, since the header shows it."""
+    with open(ROOT.with_name(ROOT.name + ".lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _built_world() -> Iterator[World]:
     shutil.rmtree(ROOT, ignore_errors=True)
     ROOT.mkdir(parents=True)
     clock = FrozenClock(SETUP_AT)
@@ -166,7 +187,6 @@ def world() -> Iterator[World]:
                 yield _populate(service, clock)
     finally:
         shutil.rmtree(ROOT, ignore_errors=True)
-        _built = False
 
 
 def _populate(service: MigratorService, clock: FrozenClock) -> World:

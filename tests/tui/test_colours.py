@@ -9,6 +9,7 @@ terminal gets it, and every visible character checked against its background.
 from __future__ import annotations
 
 import io
+from typing import Any
 
 import pytest
 from rich.color import Color, ColorSystem
@@ -23,6 +24,8 @@ from tests.tui.snapshot_world import World
 from tui_migrator.tui.app import MigratorApp
 
 SIZE = (80, 24)
+# The world lives at one fixed path: under xdist (--dist loadgroup) its users share one worker.
+pytestmark = pytest.mark.xdist_group("snapshot_world")
 # The colours a terminal shows for "default" when a style names none: light text on dark.
 DEFAULT_FOREGROUND = Color.from_ansi(7)
 DEFAULT_BACKGROUND = Color.from_ansi(0)
@@ -40,7 +43,7 @@ def _readable(text: str) -> bool:
     return any(not char.isspace() and not 0x2500 <= ord(char) <= 0x259F for char in text)
 
 
-def unreadable_cells(app: App[object]) -> list[str]:
+def unreadable_cells(app: App[Any]) -> list[str]:
     """Every character whose foreground and background become one colour on 16 colours."""
     width, height = app.size
     console = Console(
@@ -119,5 +122,5 @@ async def test_the_check_finds_text_drawn_in_its_own_background_colour() -> None
     app = _GreyOnGrey()
     async with app.run_test(size=(40, 3)) as pilot:
         await pilot.pause()
-        problems = unreadable_cells(app)  # type: ignore[arg-type]
+        problems = unreadable_cells(app)
     assert problems and "'invisible" in problems[0]

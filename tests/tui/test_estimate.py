@@ -9,8 +9,9 @@ from tests.tui.conftest import capture_notifications, settle
 from tui_migrator.common.errors import OperationFailed
 from tui_migrator.service.facade import MigratorService
 from tui_migrator.tui.app import MigratorApp
+from tui_migrator.tui.screens.config_fields import DEFAULT_VALUES
 from tui_migrator.tui.screens.estimate import EstimateScreen
-from tui_migrator.tui.screens.new_migration import DEFAULT_VALUES, NewMigrationScreen, set_pending_config
+from tui_migrator.tui.screens.new_migration import NewMigrationScreen
 
 
 def table_rows(table: DataTable[object]) -> dict[str, str]:
@@ -32,49 +33,50 @@ async def test_estimate_shows_records_time_storage_advice_risk_and_checks_in_wor
         assert isinstance(screen, EstimateScreen)
         assert "calibrating" not in text(screen, "#estimate-status")
         summary = text(screen, "#summary-body")
-        assert f"Records:       {expected['estimatedRecords']}" in summary
-        assert f"Storage:       +{expected['estimatedStorageIncrease']}" in summary
+        assert f"Records:       {expected.estimated_records}" in summary
+        assert f"Storage:       +{expected.estimated_storage_increase}" in summary
         assert "Time:" in summary and "Can start:     yes" in summary
         categories = table_rows(screen.query_one("#category-table", DataTable))
         assert categories == {
-            **{name: str(records) for name, records in expected["byCategory"].items()},
-            "total": str(expected["estimatedRecords"]),
+            **{name: str(records) for name, records in expected.by_category.items()},
+            "total": str(expected.estimated_records),
         }
         organizations = table_rows(screen.query_one("#organization-table", DataTable))
-        assert {name: organizations[name] for name in expected["byOrganization"]} == {
-            name: str(records) for name, records in expected["byOrganization"].items()
+        assert {name: organizations[name] for name in expected.by_organization} == {
+            name: str(records) for name, records in expected.by_organization.items()
         }
         advice = text(screen, "#recommendations-body")
-        assert f"Batch size:   {expected['recommendations']['optimalBatchSize']} (now 100)" in advice
-        assert f"Complexity:  {expected['riskAssessment']['complexity']}" in text(screen, "#risk-body")
+        assert f"Batch size:   {expected.recommendations.optimal_batch_size} (now 100)" in advice
+        assert f"Complexity:  {expected.risk_assessment.complexity}" in text(screen, "#risk-body")
         checks = [str(widget.render()) for widget in screen.query("#checks-body Static")]
         assert [line.split()[:2] for line in checks] == [
-            ["passed", f"{check['check']}:"] for check in expected["preflightChecks"]
+            ["passed", f"{check.check}:"] for check in expected.preflight_checks
         ]
 
 
 async def test_apply_recommendation_puts_batch_size_and_concurrency_into_the_form(
     app: MigratorApp, operator_service: MigratorService
 ) -> None:
-    advice = operator_service.estimate({})["recommendations"]
+    advice = operator_service.estimate({}).recommendations
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.press("e")
         await settle(app, pilot)
         await pilot.press("a")
         await settle(app, pilot)
-        config = app.pending_config  # type: ignore[attr-defined]
+        config = app.pending_config
+        assert config is not None
         assert (config["batch_size"], config["max_concurrency"]) == (
-            advice["optimalBatchSize"],
-            advice["recommendedConcurrency"],
+            advice.optimal_batch_size,
+            advice.recommended_concurrency,
         )
         assert isinstance(app.screen, EstimateScreen)  # `a` here applies; it does not open the audit
-        assert f"concurrency {advice['recommendedConcurrency']}" in text(app.screen, "#estimate-status")
+        assert f"concurrency {advice.recommended_concurrency}" in text(app.screen, "#estimate-status")
         await pilot.press("n")
         await settle(app, pilot)
         form = app.screen
         assert isinstance(form, NewMigrationScreen)
-        assert form.query_one("#batch-size", Input).value == str(advice["optimalBatchSize"])
-        assert form.query_one("#max-concurrency", Input).value == str(advice["recommendedConcurrency"])
+        assert form.query_one("#batch-size", Input).value == str(advice.optimal_batch_size)
+        assert form.query_one("#max-concurrency", Input).value == str(advice.recommended_concurrency)
 
 
 async def test_estimate_follows_the_forms_category_selection(
@@ -101,7 +103,7 @@ async def test_r_estimates_the_shared_configuration_again(app: MigratorApp) -> N
         await pilot.press("e")
         await settle(app, pilot)
         assert text(app.screen, "#estimate-status").startswith("Estimate for batch 100 ")
-        set_pending_config(app, {**DEFAULT_VALUES, "batch_size": 200})
+        app.pending_config = {**DEFAULT_VALUES, "batch_size": 200}
         await pilot.press("r")
         await settle(app, pilot)
         assert text(app.screen, "#estimate-status").startswith("Estimate for batch 200 ")

@@ -10,7 +10,7 @@ import pytest
 from textual.pilot import Pilot
 from textual.widgets import DataTable, Input, Static
 
-from tests.conftest import ADMIN
+from tests.support.databases import ADMIN
 from tests.tui.conftest import settle
 from tui_migrator.common.settings import Settings
 from tui_migrator.service.facade import MigratorService

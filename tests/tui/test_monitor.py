@@ -7,6 +7,7 @@ from textual.widgets import Input, Static
 
 from tests.support.migration_helpers import raw_dump
 from tests.tui.conftest import settle, wait_until
+from tui_migrator.common.settings import Settings
 from tui_migrator.service.facade import MigratorService
 from tui_migrator.storage.migration_status import Status
 from tui_migrator.tui.app import MigratorApp
@@ -25,7 +26,9 @@ async def test_monitor_shows_a_completed_migration_with_its_report(
     async with app.run_test(size=(100, 32)) as pilot:
         app.open_monitor(record.id)
         await pilot.pause()
-        await wait_until(pilot, lambda: app.screen.record is not None)  # type: ignore[attr-defined]
+        screen = app.screen
+        assert isinstance(screen, MonitorScreen)
+        await wait_until(pilot, lambda: screen.record is not None)
         assert "COMPLETED" in text_of(app, "#monitor-title")
         assert "✔ done   8 Completion Reporting" in text_of(app, "#stages")
         assert f"encrypted {record.encrypted_records:,}" in text_of(app, "#counts")
@@ -63,7 +66,8 @@ async def test_rollback_needs_the_typed_migration_id(
     async with app.run_test(size=(100, 32)) as pilot:
         app.open_monitor(record.id)
         screen = app.screen
-        await wait_until(pilot, lambda: screen.record is not None)  # type: ignore[attr-defined]
+        assert isinstance(screen, MonitorScreen)
+        await wait_until(pilot, lambda: screen.record is not None)
         await pilot.press("r")
         assert isinstance(app.screen, RollbackModal)
         await pilot.press(*"migration_wrong", "enter")
@@ -75,7 +79,7 @@ async def test_rollback_needs_the_typed_migration_id(
     assert raw_dump(operator_service.engine) == before
 
 
-async def test_viewer_sees_actions_disabled(settings, operator_service: MigratorService) -> None:  # type: ignore[no-untyped-def]
+async def test_viewer_sees_actions_disabled(settings: Settings, operator_service: MigratorService) -> None:
     record = operator_service.start({"batch_size": 40})
     operator_service.grant("bob", "viewer")
     with MigratorService.open(settings, user="bob") as bob:
@@ -83,7 +87,8 @@ async def test_viewer_sees_actions_disabled(settings, operator_service: Migrator
         async with app.run_test(size=(100, 32)) as pilot:
             app.open_monitor(record.id)
             screen = app.screen
-            await wait_until(pilot, lambda: screen.record is not None)  # type: ignore[attr-defined]
+            assert isinstance(screen, MonitorScreen)
+            await wait_until(pilot, lambda: screen.record is not None)
             assert screen.check_action("rollback", ()) is None  # shown, disabled
             assert "only a super_admin" in (app.denied_reason or "")
             await pilot.press("r")
@@ -91,7 +96,9 @@ async def test_viewer_sees_actions_disabled(settings, operator_service: Migrator
 
 
 @pytest.mark.parametrize("key", ["c", "p", "r"])
-async def test_readonly_hides_mutating_actions(settings, operator_service: MigratorService, key: str) -> None:  # type: ignore[no-untyped-def]
+async def test_readonly_hides_mutating_actions(
+    settings: Settings, operator_service: MigratorService, key: str
+) -> None:
     record = operator_service.start({"batch_size": 40})
     with MigratorService.open(
         settings.model_copy(update={"readonly": True}), user=operator_service.user
@@ -100,6 +107,7 @@ async def test_readonly_hides_mutating_actions(settings, operator_service: Migra
         async with app.run_test(size=(100, 32)) as pilot:
             app.open_monitor(record.id)
             screen = app.screen
-            await wait_until(pilot, lambda: screen.record is not None)  # type: ignore[attr-defined]
+            assert isinstance(screen, MonitorScreen)
+            await wait_until(pilot, lambda: screen.record is not None)
             action = {"c": "cancel", "p": "pause", "r": "rollback"}[key]
             assert screen.check_action(action, ()) is False

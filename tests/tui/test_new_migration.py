@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
+from textual.pilot import Pilot
 from textual.widgets import Button, Input, SelectionList, Static
 
 from tests.tui.conftest import REAL_USER, capture_notifications, settle, wait_until
@@ -11,7 +14,14 @@ from tui_migrator.common.settings import Settings
 from tui_migrator.service.facade import MigratorService
 from tui_migrator.storage.migration_status import Status
 from tui_migrator.tui.app import MigratorApp
-from tui_migrator.tui.screens.new_migration import ConfirmStartModal, NewMigrationScreen
+from tui_migrator.tui.screens.confirm_start import ConfirmStartModal
+from tui_migrator.tui.screens.new_migration import NewMigrationScreen
+
+
+def shared_config(app: MigratorApp) -> dict[str, Any]:
+    """The configuration the form shares with the estimate screen; the form has written one."""
+    assert app.pending_config is not None
+    return app.pending_config
 
 
 def prompts(selection_list: SelectionList[str]) -> dict[str, str]:
@@ -21,8 +31,8 @@ def prompts(selection_list: SelectionList[str]) -> dict[str, str]:
     }
 
 
-async def open_form(app: MigratorApp, pilot: object) -> NewMigrationScreen:
-    await pilot.press("n")  # type: ignore[attr-defined]
+async def open_form(app: MigratorApp, pilot: Pilot[None]) -> NewMigrationScreen:
+    await pilot.press("n")
     await settle(app, pilot)
     assert isinstance(app.screen, NewMigrationScreen)
     return app.screen
@@ -53,7 +63,7 @@ async def test_selecting_a_category_marks_it_in_words_and_in_the_shared_config(a
         await pilot.pause()
         first = prompts(form.query_one("#categories", SelectionList))["DEMOGRAPHICS"]
         assert first.startswith("* ")
-        assert app.pending_config["data_categories"] == ["DEMOGRAPHICS"]  # type: ignore[attr-defined]
+        assert shared_config(app)["data_categories"] == ["DEMOGRAPHICS"]
 
 
 async def test_invalid_batch_size_is_marked_as_typed_and_start_is_refused(
@@ -98,7 +108,7 @@ async def test_unchecking_backups_shows_a_warning_in_words(app: MigratorApp) -> 
         await pilot.pause()
         assert warning.has_class("-shown")
         assert "no backups" in str(warning.render())
-        assert app.pending_config["create_backups"] is False  # type: ignore[attr-defined]
+        assert shared_config(app)["create_backups"] is False
 
 
 async def test_ctrl_s_opens_the_confirmation_with_cancel_focused_and_escape_cancels(
@@ -196,7 +206,7 @@ async def test_ctrl_e_estimates_the_forms_configuration(app: MigratorApp) -> Non
         await pilot.press("ctrl+e")
         await settle(app, pilot)
         assert app.screen.__class__.__name__ == "EstimateScreen"
-        assert app.pending_config["max_concurrency"] == 3  # type: ignore[attr-defined]
+        assert shared_config(app)["max_concurrency"] == 3
         status = str(app.screen.query_one("#estimate-status", Static).render())
         assert "concurrency 3" in status
 

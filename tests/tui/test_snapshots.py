@@ -7,14 +7,33 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
+import pytest
 from textual.pilot import Pilot
+from textual.widgets import Input
 
 from tests.tui.snapshot_world import VIEWER, World
 from tui_migrator.tui.app import MigratorApp
+from tui_migrator.tui.screens import migrations_list
+from tui_migrator.tui.screens import monitor as monitor_screen
 from tui_migrator.tui.screens.monitor_modals import CancelModal
 
 SIZE = (80, 24)
 SnapCompare = Callable[..., bool]
+# Longer than any test: the screens load once and then hold still.
+NEVER_SECONDS = 3600.0
+
+
+@pytest.fixture(autouse=True)
+def no_polling(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The world is frozen, so the monitor's and the list's polling would only paint the same
+    picture again; but a repaint landing while the picture is taken (a slow, loaded machine
+    takes more than their second or two to settle) catches the footer half redrawn."""
+    monkeypatch.setattr(monitor_screen, "REFRESH_SECONDS", NEVER_SECONDS)
+    monkeypatch.setattr(migrations_list, "REFRESH_SECONDS", NEVER_SECONDS)
+
+
+# The world lives at one fixed path: under xdist (--dist loadgroup) its users share one worker.
+pytestmark = pytest.mark.xdist_group("snapshot_world")
 
 
 async def settled(pilot: Pilot) -> None:
@@ -22,8 +41,20 @@ async def settled(pilot: Pilot) -> None:
     await pilot.pause()
 
 
+def steady_cursors(pilot: Pilot) -> None:
+    """Stop every input's cursor blinking, which leaves it shown.
+
+    A blinking cursor is on or off depending on how long the steps took, so the same screen
+    would compare equal on one run and not on the next (a test run alone is faster than in
+    its file). The accepted images show it on, as an operator sees it right after typing.
+    """
+    for field in pilot.app.screen.query(Input):
+        field.cursor_blink = False
+
+
 def then_settle(*steps: Callable[[Pilot], object]) -> Callable[[Pilot], Awaitable[None]]:
-    """run_before for snap_compare: let the screen load, run each step, let it load again."""
+    """run_before for snap_compare: let the screen load, run each step, let it load again, then
+    hold the input cursors still for the picture."""
 
     async def run(pilot: Pilot) -> None:
         await settled(pilot)
@@ -32,6 +63,8 @@ def then_settle(*steps: Callable[[Pilot], object]) -> Callable[[Pilot], Awaitabl
             if isinstance(outcome, Awaitable):
                 await outcome
             await settled(pilot)
+        steady_cursors(pilot)
+        await pilot.pause()
 
     return run
 
@@ -41,7 +74,11 @@ def keys(*pressed: str) -> Callable[[Pilot], Awaitable[None]]:
 
 
 def monitor(migration_id: str) -> Callable[[Pilot], object]:
-    return lambda pilot: pilot.app.open_monitor(migration_id)  # type: ignore[attr-defined]
+    def open_monitor(pilot: Pilot) -> None:
+        assert isinstance(pilot.app, MigratorApp)
+        pilot.app.open_monitor(migration_id)
+
+    return open_monitor
 
 
 def test_dashboard(snap_compare: SnapCompare, shared_world: World) -> None:

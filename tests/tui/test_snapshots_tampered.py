@@ -4,10 +4,15 @@ broken entry. Its own module, because it needs a world of its own (the shared on
 
 from __future__ import annotations
 
+import pytest
+
 from tests.tui.snapshot_world import world
 from tests.tui.test_snapshots import SIZE, SnapCompare, keys, then_settle
 from tui_migrator.service.facade import MigratorService
 from tui_migrator.tui.app import MigratorApp
+
+# The world lives at one fixed path: under xdist (--dist loadgroup) its users share one worker.
+pytestmark = pytest.mark.xdist_group("snapshot_world")
 
 
 def test_audit_verify_marks_the_first_broken_entry(snap_compare: SnapCompare) -> None:

@@ -3,23 +3,22 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import sqlalchemy as sa
 from rich.table import Table
 from rich.text import Text
 
 from tui_migrator.cli import migration_commands
+from tui_migrator.cli.confirm import confirm
 from tui_migrator.cli.output import Result
-from tui_migrator.common.errors import BadInput
-from tui_migrator.common.settings import DEMO_DATABASE_FILENAME, Settings
+from tui_migrator.common.settings import Settings
 from tui_migrator.crypto.keys import generate_master_key, write_key_file
+from tui_migrator.service.demo_admin import database_has_content
 from tui_migrator.service.facade import MigratorService, create_demo_service
 from tui_migrator.storage.audit import AuditEntry, AuditVerification
-from tui_migrator.storage.database import create_database_engine, redacted
+from tui_migrator.storage.database import redacted
 
 
 def run(args: argparse.Namespace, settings: Settings) -> Result:
@@ -305,9 +304,11 @@ def mapping(service: MigratorService, _args: argparse.Namespace) -> Result:
 
 
 def demo(args: argparse.Namespace, settings: Settings) -> Result:
-    if not args.yes and _database_has_content(settings):
-        _confirm_or_refuse(
-            f"Replace the demo database at {redacted(settings.effective_database_url)} and its audit trail?"
+    if not args.yes and database_has_content(settings):
+        confirm(
+            f"Replace the demo database at {redacted(settings.effective_database_url)} and its audit trail?",
+            nothing_done="nothing was changed",
+            type_yes=True,
         )
     service, summary = create_demo_service(
         settings, patients=args.patients, organizations=args.organizations, seed=args.seed
@@ -331,24 +332,6 @@ def demo(args: argparse.Namespace, settings: Settings) -> Result:
             )
         ],
     )
-
-
-def _database_has_content(settings: Settings) -> bool:
-    if settings.uses_embedded_database and not (settings.data_dir / DEMO_DATABASE_FILENAME).exists():
-        return False
-    engine = create_database_engine(settings.effective_database_url)
-    try:
-        return bool(sa.inspect(engine).get_table_names())
-    finally:
-        engine.dispose()
-
-
-def _confirm_or_refuse(question: str) -> None:
-    if not sys.stdin.isatty():
-        raise BadInput(f"{question} Refused without confirmation.", hint="Add --yes to confirm.")
-    answer = input(f"{question} Type 'yes' to continue: ")
-    if answer.strip().lower() != "yes":
-        raise BadInput("Not confirmed; nothing was changed.")
 
 
 _HANDLERS: dict[str, Callable[[MigratorService, argparse.Namespace], Result]] = {

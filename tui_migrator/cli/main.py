@@ -42,6 +42,7 @@ def _run(args: argparse.Namespace, *, as_json: bool) -> int:
             }
         )
         if args.command is None:
+            # The one lazy import: commands (and every --json script) never load Textual.
             from tui_migrator.tui.launch import run_tui
 
             return run_tui(settings)

@@ -16,12 +16,14 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
+from tui_migrator.cli.confirm import confirm
 from tui_migrator.cli.output import Result
-from tui_migrator.common.errors import BadInput
 from tui_migrator.service.facade import MigratorService
 from tui_migrator.service.views import cancel_data, list_data, start_data, status_data
 from tui_migrator.storage.migration_records import MigrationRecord
-from tui_migrator.storage.migration_status import LIVE_STATUSES, Status
+from tui_migrator.storage.migration_status import RESUMABLE_STATUSES, ROLLBACK_STATUSES, Status
+
+NOTHING_STARTED = "nothing was started"
 
 
 def config_values(args: argparse.Namespace) -> dict[str, Any]:
@@ -37,38 +39,41 @@ def config_values(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def estimate(service: MigratorService, args: argparse.Namespace) -> Result:
-    data = service.estimate(config_values(args))
+    measured = service.estimate(config_values(args))
     table = Table(title="Estimate", show_header=False, title_justify="left")
     table.add_column("what")
     table.add_column("value")
-    table.add_row("Records to encrypt", f"{data['estimatedRecords']:,}")
-    table.add_row("Already encrypted", f"{data['alreadyEncryptedRecords']:,}")
-    table.add_row("Estimated time", f"{data['estimatedTimeSeconds']} s ({data['estimatedTimeMinutes']} min)")
-    table.add_row("Storage increase", data["estimatedStorageIncrease"])
-    for category, count in data["byCategory"].items():
+    table.add_row("Records to encrypt", f"{measured.estimated_records:,}")
+    table.add_row("Already encrypted", f"{measured.already_encrypted_records:,}")
+    table.add_row(
+        "Estimated time",
+        f"{measured.estimated_time_seconds} s ({measured.estimated_time_minutes} min)",
+    )
+    table.add_row("Storage increase", measured.estimated_storage_increase)
+    for category, count in measured.by_category.items():
         table.add_row(f"  {category}", f"{count:,}")
-    for organization, count in data["byOrganization"].items():
+    for organization, count in measured.by_organization.items():
         table.add_row(f"  {organization}", f"{count:,}")
-    recommendations = data["recommendations"]
-    table.add_row("Recommended batch size", str(recommendations["optimalBatchSize"]))
-    table.add_row("Recommended concurrency", str(recommendations["recommendedConcurrency"]))
-    table.add_row("Complexity", data["riskAssessment"]["complexity"])
-    table.add_row("Rollback time", data["riskAssessment"]["rollbackTime"])
+    table.add_row("Recommended batch size", str(measured.recommendations.optimal_batch_size))
+    table.add_row("Recommended concurrency", str(measured.recommendations.recommended_concurrency))
+    table.add_row("Complexity", measured.risk_assessment.complexity)
+    table.add_row("Rollback time", measured.risk_assessment.rollback_time)
     text: list[Any] = [table]
-    for check in data["preflightChecks"]:
-        text.append(Text(f"{'ok  ' if check['passed'] else 'FAIL'} {check['check']}: {check['detail']}"))
-    if not data["canStart"]:
+    for check in measured.preflight_checks:
+        text.append(Text(f"{'ok  ' if check.passed else 'FAIL'} {check.check}: {check.detail}"))
+    if not measured.can_start:
         text.append(Text("A pre-flight check failed: start would be refused."))
-    return Result(data=data, text=text)
+    return Result(data=measured.to_json_data(), text=text)
 
 
 def start(service: MigratorService, args: argparse.Namespace) -> Result:
     values = config_values(args)
     if not args.yes and not args.dry_run:
         plan = service.plan(values)
-        _confirm(
+        confirm(
             f"Encrypt {plan.scope.pending_rows:,} records in {len(plan.scope.tables)} tables "
-            f"({'with' if plan.config.create_backups else 'WITHOUT'} backups)?"
+            f"({'with' if plan.config.create_backups else 'WITHOUT'} backups)?",
+            nothing_done=NOTHING_STARTED,
         )
     if args.detach:
         record = service.start(values, detach=True)
@@ -81,14 +86,20 @@ def start(service: MigratorService, args: argparse.Namespace) -> Result:
                 )
             ],
         )
-    with _progress_bar(args.json) as on_progress, _ctrl_c_cancels(service) as remember:
-        record = service.start(values, on_progress=lambda r: (remember(r.id), on_progress(r)))
+    with _progress_bar(args.json) as show_progress, _ctrl_c_cancels(service) as remember:
+
+        def on_progress(record: MigrationRecord) -> None:
+            # The first report carries the new migration's id, which Ctrl-C needs to cancel it.
+            remember(record.id)
+            show_progress(record)
+
+        record = service.start(values, on_progress=on_progress)
     return _final(record)
 
 
 def resume(service: MigratorService, args: argparse.Namespace) -> Result:
     if not args.yes:
-        _confirm(f"Resume {args.migration_id}?")
+        confirm(f"Resume {args.migration_id}?", nothing_done=NOTHING_STARTED)
     if args.detach:
         record = service.resume(args.migration_id, detach=True)
         return Result(data=start_data(record), text=[Text(f"Resumed {record.id} in a background worker.")])
@@ -101,7 +112,7 @@ def resume(service: MigratorService, args: argparse.Namespace) -> Result:
 def worker(service: MigratorService, args: argparse.Namespace) -> Result:
     """Join the migration if another worker runs it (PostgreSQL), else run or take it over."""
     current = service.status(args.migration_id)
-    if current.stored_status in LIVE_STATUSES and current.worker_alive:
+    if current.stored_status.is_live and current.worker_alive:
         summary = service.join(args.migration_id)
         return Result(
             data=summary.to_json(),
@@ -270,7 +281,8 @@ def status_text(record: MigrationRecord) -> list[Any]:
         )
     lines += [f"ALERT: {alert}" for alert in data["alerts"]]
     lines += [f"Warning: {warning}" for warning in data["warnings"]]
-    if record.status in (Status.CANCELLED, Status.FAILED, Status.INTERRUPTED):
+    # It stopped short of finishing (failed, cancelled or interrupted): resume and rollback both apply.
+    if record.status in RESUMABLE_STATUSES and record.status in ROLLBACK_STATUSES:
         lines.append(
             f"Resume with: tui-migrator resume {record.id}   Roll back with: "
             f"tui-migrator rollback {record.id} --confirm"
@@ -283,14 +295,6 @@ def _final(record: MigrationRecord) -> Result:
     success = record.status is Status.COMPLETED
     error = None if success else (record.error_message or f"Migration ended {record.status.value}.")
     return Result(data=data, text=status_text(record), success=success, error=error)
-
-
-def _confirm(question: str) -> None:
-    if not sys.stdin.isatty():
-        raise BadInput(f"{question} Refused without confirmation.", hint="Add --yes to confirm.")
-    answer = input(f"{question} [y/N] ")
-    if answer.strip().lower() not in ("y", "yes"):
-        raise BadInput("Not confirmed; nothing was started.")
 
 
 @contextmanager

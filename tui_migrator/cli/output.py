@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
@@ -21,7 +22,7 @@ class Result:
     """
 
     data: dict[str, Any]
-    text: list[RenderableType] = field(default_factory=list)
+    text: Sequence[RenderableType] = field(default_factory=list)
     success: bool = True
     error: str | None = None
 

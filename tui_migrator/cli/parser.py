@@ -78,9 +78,9 @@ def _global_options(parser: argparse.ArgumentParser, *, top_level: bool) -> None
 
 
 def _subcommand(
-    subparsers: argparse._SubParsersAction,
+    subparsers: argparse._SubParsersAction[ArgumentParser],
     name: str,
-    help_text: str,  # type: ignore[type-arg]
+    help_text: str,
 ) -> argparse.ArgumentParser:
     sub = subparsers.add_parser(name, help=help_text, description=help_text)
     _global_options(sub, top_level=False)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import BaseModel, ConfigDict
 from pydantic.alias_generators import to_camel
 
@@ -9,5 +11,5 @@ from pydantic.alias_generators import to_camel
 class ResponseModel(BaseModel):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, frozen=True)
 
-    def to_json_data(self) -> dict:
+    def to_json_data(self) -> dict[str, Any]:
         return self.model_dump(mode="json", by_alias=True)

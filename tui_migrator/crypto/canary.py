@@ -17,4 +17,5 @@ def canary_context(organization_id: str) -> RowContext:
 def canary_round_trips(cipher: ValueCipher, organization_id: str) -> bool:
     """Whether ``organization_id``'s data key seals and opens the canary value exactly."""
     context = canary_context(organization_id)
-    return cipher.decrypt(cipher.encrypt(CANARY_VALUE, context), context) == CANARY_VALUE
+    opened: object = cipher.decrypt(cipher.encrypt(CANARY_VALUE, context), context)
+    return opened == CANARY_VALUE

@@ -19,8 +19,14 @@ reserved ``.example`` domains); any resemblance to a real person is chance.
 The package is split by concept:
 
 - :mod:`~tui_migrator.demo.schema` — the tables and the built-in mapping profile;
-- :mod:`~tui_migrator.demo.vocabulary` — the pools of names, places, notes and drugs;
-- :mod:`~tui_migrator.demo.generator` — the row generator and :func:`build_demo_database`.
+- the fixed pools values are drawn from: :mod:`~tui_migrator.demo.people` (names, sexes,
+  relationships, e-mail domains), :mod:`~tui_migrator.demo.places` (regions, cities, centres)
+  and :mod:`~tui_migrator.demo.clinical_vocabulary` (notes, incidents, drugs, schedules);
+- the drawing: :mod:`~tui_migrator.demo.probabilities` (one outcome per ``random()``),
+  :mod:`~tui_migrator.demo.random_values` (single values, NULLs and empty texts),
+  :mod:`~tui_migrator.demo.patients` (organizations and patients) and
+  :mod:`~tui_migrator.demo.category_rows` (the rows of the nine category tables);
+- :mod:`~tui_migrator.demo.generator` — :func:`build_demo_database`, chunk by chunk.
 
 Tuning constants such as ``PATIENTS_PER_CHUNK`` are deliberately not re-exported here: they are
 read in :mod:`~tui_migrator.demo.generator`, so that is the module to patch.

@@ -59,13 +59,13 @@ def create_backup_table(connection: Connection, access: TableAccess, name: str) 
     return table
 
 
-def row_values(access: TableAccess, row: Mapping[str, Any]) -> list[Any]:
+def row_values(access: TableAccess, row: Mapping[Any, Any]) -> list[Any]:
     """The stored values of the mapped columns, in mapping order (what a backup keeps)."""
     return [row[column.name] for column in access.mapped.columns]
 
 
 def row_digest(
-    access: TableAccess, row: Mapping[str, Any], values: Sequence[Any], cipher: ValueCipher
+    access: TableAccess, row: Mapping[Any, Any], values: Sequence[Any], cipher: ValueCipher
 ) -> str:
     return cipher.digest_row(
         access.mapped.name, key_of(access, row), organization_of(access.mapped, row), values
@@ -73,7 +73,7 @@ def row_digest(
 
 
 def backup_rows(
-    access: TableAccess, rows: Sequence[Mapping[str, Any]], sealer: RowSealer
+    access: TableAccess, rows: Sequence[Mapping[Any, Any]], sealer: RowSealer
 ) -> list[dict[str, Any]]:
     """Insert parameters for the backups of ``rows``."""
     parameters = []
@@ -94,7 +94,7 @@ def copy_and_verify(
     engine: Engine,
     access: TableAccess,
     table: sa.Table,
-    batches: Iterator[Sequence[Mapping[str, Any]]],
+    batches: Iterator[Sequence[Mapping[Any, Any]]],
     sealer: RowSealer,
     cipher: ValueCipher,
 ) -> BackupSummary:
@@ -126,7 +126,7 @@ def copy_and_verify(
 
 
 def open_backup(
-    access: TableAccess, row: Mapping[str, Any], sealed: bytes | None, sealer: RowSealer
+    access: TableAccess, row: Mapping[Any, Any], sealed: bytes | None, sealer: RowSealer
 ) -> list[Any] | None:
     if sealed is None:
         return None

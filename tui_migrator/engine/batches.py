@@ -3,28 +3,34 @@
 The read is one query (keyset pagination on the primary key, with a flag saying which rows are
 already backed up). Sealing happens outside any transaction, in the calling worker thread. The
 write is one transaction: backups of rows not yet backed up, the guarded UPDATE, the per-row
-metadata, failures, counters and the checkpoint. The UPDATE only matches rows that still hold
-exactly the values that were read, so a row the application changed in between is never
-overwritten with a token of its old value: the batch is rolled back and read again.
+metadata, failures, counters and the batch's entry in the batch log (``tm_checkpoints``: one row
+per committed batch with the rows it read, a record of the work done that nothing resumes from).
+The UPDATE only matches rows that still hold exactly the values that were read, so a row the
+application changed in between is never overwritten with a token of its old value: the batch is
+rolled back and read again.
+
+Where the next batch comes from (after a key, or claimed with row locks) is ``batch_source``'s
+concern; where a table's pass may resume (its resume key) is the runner's.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import DBAPIError, OperationalError
 
-from tui_migrator.common.errors import DecryptionFailed, OperationFailed
+from tui_migrator.common.errors import DecryptionFailed
 from tui_migrator.crypto.ciphers import RowSealer, ValueCipher
 from tui_migrator.crypto.codec import UnsupportedValue, encode_key, encode_value
+from tui_migrator.crypto.keys import MasterKey
 from tui_migrator.engine import backup
+from tui_migrator.engine.retry import RetryPolicy, with_retries
 from tui_migrator.engine.scope import organization_condition, pending_condition
 from tui_migrator.storage.column_storage import (
     RecordRefused,
@@ -37,7 +43,7 @@ from tui_migrator.storage.column_storage import (
 from tui_migrator.storage.database import serialized_write, upsert
 from tui_migrator.storage.keyring import ALGORITHM
 from tui_migrator.storage.tables import (
-    checkpoints_table,
+    batch_log_table,
     failed_records_table,
     migration_tables_table,
     row_metadata_table,
@@ -46,17 +52,15 @@ from tui_migrator.storage.tables import (
 
 log = logging.getLogger(__name__)
 
+T = TypeVar("T")
+# A row that could not be migrated: its encoded key, its key as shown to people, the reason.
+Failure = tuple[str, str, str]
+
 BACKED_UP = "tm_backed_up"
 _GUARD_PARAMETER = "tm_was_{}"
 # How often a batch whose rows keep changing under it is read again before its rows are
 # recorded as failed for this pass (a later pass or resume retries them).
 CONFLICT_RETRIES = 3
-
-
-class BatchFailed(OperationFailed):
-    """A batch kept failing on database errors past its retry budget."""
-
-    code = "batch_failed"
 
 
 class RowsChanged(Exception):
@@ -67,25 +71,16 @@ class RowsChanged(Exception):
 class BatchResult:
     rows: int = 0
     encrypted: int = 0
-    failed: list[tuple[str, str, str]] = field(default_factory=list)  # row key, shown key, reason
+    failed: list[Failure] = field(default_factory=list)
     seconds: float = 0.0
     retries: int = 0
 
 
-@dataclass(frozen=True)
-class RetryPolicy:
-    """Exponential backoff for operational database errors (lost connection, lock timeout)."""
-
-    attempts: int = 6
-    first_delay: float = 0.2
-    max_delay: float = 5.0
-
-    def delays(self) -> list[float]:
-        return [min(self.first_delay * 2**n, self.max_delay) for n in range(self.attempts - 1)]
-
-
 class TableBatches:
-    """Reads and writes the batches of one table for one migration."""
+    """Reads and writes the batches of one table for one migration.
+
+    With a ``backup_table``, each batch first writes sealed backups of its rows not yet backed
+    up (under the migration's own backup key, derived from ``master_key``)."""
 
     def __init__(
         self,
@@ -95,7 +90,7 @@ class TableBatches:
         migration_id: str,
         organizations: tuple[str, ...] | None,
         cipher: ValueCipher,
-        sealer: RowSealer | None,
+        master_key: MasterKey,
         backup_table: sa.Table | None,
         dry_run: bool,
         retry: RetryPolicy | None = None,
@@ -105,7 +100,7 @@ class TableBatches:
         self.migration_id = migration_id
         self.organizations = organizations
         self.cipher = cipher
-        self.sealer = sealer
+        self.sealer = RowSealer(master_key, migration_id) if backup_table is not None else None
         self.backup_table = backup_table
         self.dry_run = dry_run
         self.retry = retry or RetryPolicy()
@@ -135,7 +130,7 @@ class TableBatches:
         self, *, after: Sequence[Any] | None, limit: int, up_to: Sequence[Any] | None = None
     ) -> list[sa.RowMapping]:
         """The next ``limit`` rows that still hold plaintext, after key ``after``."""
-        return self._with_retries(
+        return self.retrying(
             lambda: self._read_once(after=after, limit=limit, up_to=up_to), what="reading a batch"
         )
 
@@ -147,8 +142,12 @@ class TableBatches:
                 connection.execute(self.pending_query(after=after, up_to=up_to, limit=limit)).mappings()
             )
 
-    def key(self, row: Mapping[str, Any]) -> tuple[Any, ...]:
+    def key(self, row: Mapping[Any, Any]) -> tuple[Any, ...]:
         return key_of(self.access, row)
+
+    @property
+    def table_name(self) -> str:
+        return self.access.mapped.name
 
     # -- processing ------------------------------------------------------------------------
 
@@ -162,12 +161,12 @@ class TableBatches:
             if self.dry_run:
                 result.encrypted, result.failed = len(sealed), failures
                 # Nothing of the data is written; the outcome goes to the tool's own tables.
-                self._with_retries(
+                self.retrying(
                     partial(self._write, [], failures, 0, counted=len(sealed)), what="recording a dry run"
                 )
                 break
             try:
-                self._with_retries(partial(self._write, sealed, failures, len(rows)), what="writing a batch")
+                self.retrying(partial(self._write, sealed, failures, len(rows)), what="writing a batch")
                 result.encrypted, result.failed = len(sealed), failures
                 break
             except RowsChanged:
@@ -186,15 +185,20 @@ class TableBatches:
                         )
                         for row in rows
                     ]
-                    self._with_retries(partial(self._write, [], result.failed, 0), what="recording failures")
+                    self.retrying(partial(self._write, [], result.failed, 0), what="recording failures")
         result.seconds = time.perf_counter() - started
         return result
 
-    def seal_rows(
-        self, rows: Sequence[sa.RowMapping]
-    ) -> tuple[list[dict[str, Any]], list[tuple[str, str, str]]]:
+    def process_in(self, connection: sa.Connection, rows: list[sa.RowMapping]) -> BatchResult:
+        """Seal ``rows`` and write them in the caller's open transaction (a claimed batch, whose
+        rows stay locked until the caller commits). Raises RowsChanged like :meth:`write_in`."""
+        sealed, failures = self.seal_rows(rows)
+        self.write_in(connection, sealed, failures, len(rows))
+        return BatchResult(rows=len(rows), encrypted=len(sealed), failed=failures)
+
+    def seal_rows(self, rows: Sequence[sa.RowMapping]) -> tuple[list[dict[str, Any]], list[Failure]]:
         sealed: list[dict[str, Any]] = []
-        failures: list[tuple[str, str, str]] = []
+        failures: list[Failure] = []
         for row in rows:
             key = self.key(row)
             try:
@@ -219,7 +223,7 @@ class TableBatches:
                 failures.append((encode_key(key), _shown(key), _reason(error)))
         return sealed, failures
 
-    def _prove_round_trip(self, row: Mapping[str, Any], parameters: dict[str, Any]) -> None:
+    def _prove_round_trip(self, row: Mapping[Any, Any], parameters: dict[str, Any]) -> None:
         base = row_context(self.access, row)
         for column in self.access.mapped.columns:
             target = column.companion or column.name
@@ -236,7 +240,7 @@ class TableBatches:
     def _write(
         self,
         sealed: list[dict[str, Any]],
-        failures: list[tuple[str, str, str]],
+        failures: list[Failure],
         rows_read: int,
         *,
         counted: int | None = None,
@@ -248,12 +252,16 @@ class TableBatches:
         self,
         connection: sa.Connection,
         sealed: list[dict[str, Any]],
-        failures: list[tuple[str, str, str]],
+        failures: list[Failure],
         rows_read: int,
         *,
         counted: int | None = None,
     ) -> None:
-        """The batch's writes, in the caller's transaction (the estimate's calibration rolls it back)."""
+        """The batch's writes, in the caller's transaction (the estimate's calibration rolls it back).
+
+        ``rows_read`` rows are entered in the batch log; 0 writes no log entry (a retry's
+        failures, the calibration). ``counted`` overrides the rows counted as encrypted (a dry
+        run counts the rows it proved but writes none of them)."""
         now = utc_now()
         mapped = self.access.mapped
         if self.backup_table is not None and self.sealer is not None:
@@ -304,7 +312,7 @@ class TableBatches:
         )
         if rows_read:
             connection.execute(
-                sa.insert(checkpoints_table).values(
+                sa.insert(batch_log_table).values(
                     migration_id=self.migration_id,
                     table_name=mapped.name,
                     rows=rows_read,
@@ -313,9 +321,7 @@ class TableBatches:
                 )
             )
 
-    def _record_failures(
-        self, connection: sa.Connection, failures: list[tuple[str, str, str]], now: Any
-    ) -> None:
+    def _record_failures(self, connection: sa.Connection, failures: list[Failure], now: Any) -> None:
         existing = {
             row_key
             for (row_key,) in connection.execute(
@@ -369,46 +375,9 @@ class TableBatches:
     def _guard_parameters(self, values: Sequence[Any]) -> dict[str, Any]:
         return {_GUARD_PARAMETER.format(index): value for index, value in enumerate(values)}
 
-    def is_transient(self, error: DBAPIError) -> bool:
-        return _is_transient(error)
-
-    def failed(self, error: DBAPIError, what: str) -> BatchFailed:
-        return database_failure(error, f"{what} of {self.access.mapped.name}")
-
-    def _with_retries(self, action: Any, *, what: str) -> Any:
-        return with_retries(self.retry, action, what=f"{what} of {self.access.mapped.name}")
-
-
-def with_retries(policy: RetryPolicy, action: Any, *, what: str) -> Any:
-    """Run ``action``, retrying transient database errors (a lost connection, a restarting
-    server) with exponential backoff; past the budget, fail with a plain-words error."""
-    for delay in [*policy.delays(), None]:
-        try:
-            return action()
-        except DBAPIError as error:
-            if not _is_transient(error) or delay is None:
-                raise database_failure(error, what) from None
-            log.warning("database error while %s; retrying in %.1f s", what, delay)
-            time.sleep(delay)
-    raise AssertionError("unreachable")
-
-
-def database_failure(error: DBAPIError, what: str) -> BatchFailed:
-    """The error that ends a migration when the database keeps failing (retries spent)."""
-    return BatchFailed(
-        f"Database error while {what}: {_first_line(error)}. "
-        "The batch was rolled back; nothing is half-written.",
-        hint="Fix the database problem, then run resume.",
-    )
-
-
-def _is_transient(error: DBAPIError) -> bool:
-    return isinstance(error, OperationalError) or bool(getattr(error, "connection_invalidated", False))
-
-
-def _first_line(error: DBAPIError) -> str:
-    text = str(error.orig) if error.orig is not None else str(error)
-    return (text.strip().splitlines() or [type(error).__name__])[0]
+    def retrying(self, action: Callable[[], T], *, what: str) -> T:
+        """``action`` under the migration's retry policy, its failure naming this table."""
+        return with_retries(self.retry, action, what=f"{what} of {self.table_name}")
 
 
 def _shown(key: tuple[Any, ...]) -> str:

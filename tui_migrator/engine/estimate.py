@@ -19,14 +19,14 @@ from sqlalchemy.engine import Engine
 
 from tui_migrator.common.errors import OperationFailed
 from tui_migrator.common.migration_config import MigrationConfig
-from tui_migrator.crypto.ciphers import RowSealer, ValueCipher
+from tui_migrator.crypto.ciphers import ValueCipher
 from tui_migrator.crypto.keys import MasterKey
-from tui_migrator.engine import backup
+from tui_migrator.engine import backup, batch_size
 from tui_migrator.engine.batches import RowsChanged, TableBatches
-from tui_migrator.engine.scope import MigrationScope
+from tui_migrator.engine.scope import MigrationScope, TableScope
 from tui_migrator.engine.verification import original_values
 from tui_migrator.storage import migration_records as migrations
-from tui_migrator.storage.column_storage import add_companion_columns
+from tui_migrator.storage.column_storage import TableAccess, add_companion_columns
 from tui_migrator.storage.database import serialized_write
 from tui_migrator.storage.tables import utc_now, write_meta
 
@@ -38,7 +38,6 @@ WARM_UP_ROWS = 10
 CALIBRATION_MIGRATION_ID = "calibration"
 # Bytes a row-metadata row takes beside its data (key text, key id, digest, timestamps, index).
 ROW_METADATA_BYTES = 220
-AUTO_BATCH_SECONDS = 0.5
 
 
 @dataclass
@@ -71,7 +70,6 @@ def calibrate(
     total = scope.pending_rows
     if total == 0:
         return calibration
-    sealer = RowSealer(master_key, CALIBRATION_MIGRATION_ID)
     cipher.prepare(scope.organizations)
     for table in scope.tables:
         if not table.pending_rows:
@@ -79,7 +77,7 @@ def calibrate(
         share = max(MIN_SAMPLE_PER_TABLE, math.ceil(SAMPLE_ROWS * table.pending_rows / total))
         try:
             _calibrate_table(
-                engine, table, min(share, table.pending_rows), config, cipher, sealer, calibration
+                engine, table, min(share, table.pending_rows), config, cipher, master_key, calibration
             )
         except RowsChanged:
             # The sample is written in a transaction that is rolled back; a row the application
@@ -95,11 +93,11 @@ def calibrate(
 
 def _calibrate_table(
     engine: Engine,
-    table: Any,
+    table: TableScope,
     sample: int,
     config: MigrationConfig,
     cipher: ValueCipher,
-    sealer: RowSealer,
+    master_key: MasterKey,
     calibration: Calibration,
 ) -> None:
     with engine.connect() as connection:
@@ -109,16 +107,7 @@ def _calibrate_table(
             backup_table = None
             if config.create_backups:
                 backup_table = backup.create_backup_table(connection, access, "tm_bk_calibration")
-            batches = TableBatches(
-                engine,
-                access,
-                migration_id=CALIBRATION_MIGRATION_ID,
-                organizations=table.organizations,
-                cipher=cipher,
-                sealer=sealer,
-                backup_table=backup_table,
-                dry_run=False,
-            )
+            batches = _calibration_batches(engine, access, table, cipher, master_key, backup_table)
             warm_up = WARM_UP_ROWS if sample > 2 * WARM_UP_ROWS else 0
             query = batches.pending_query(after=None, limit=sample + warm_up)
             rows = list(connection.execute(query).mappings())
@@ -128,16 +117,7 @@ def _calibrate_table(
             # The encryption phase reads with the backup join; the backup phase reads without it.
             reads = [("read", query)]
             if backup_table is not None:
-                plain = TableBatches(
-                    engine,
-                    access,
-                    migration_id=CALIBRATION_MIGRATION_ID,
-                    organizations=table.organizations,
-                    cipher=cipher,
-                    sealer=None,
-                    backup_table=None,
-                    dry_run=False,
-                )
+                plain = _calibration_batches(engine, access, table, cipher, master_key, None)
                 reads.append(("backupRead", plain.pending_query(after=None, limit=sample + warm_up)))
             for stage, read in reads:
                 started = time.perf_counter()
@@ -153,6 +133,28 @@ def _calibrate_table(
             calibration.fixed_seconds += 2 * (time.perf_counter() - started)
         finally:
             transaction.rollback()
+
+
+def _calibration_batches(
+    engine: Engine,
+    access: TableAccess,
+    table: TableScope,
+    cipher: ValueCipher,
+    master_key: MasterKey,
+    backup_table: sa.Table | None,
+) -> TableBatches:
+    """The table's batches as the migration would run them, under a migration id of their own
+    (every write is rolled back) and the default retry policy."""
+    return TableBatches(
+        engine,
+        access,
+        migration_id=CALIBRATION_MIGRATION_ID,
+        organizations=table.organizations,
+        cipher=cipher,
+        master_key=master_key,
+        backup_table=backup_table,
+        dry_run=False,
+    )
 
 
 def _run_stages(
@@ -242,17 +244,10 @@ def estimated_seconds(
     if dialect == "postgresql":
         # Separate connections write in parallel there; on SQLite one writer at a time.
         per_row /= min(config.max_concurrency, os.cpu_count() or 1)
-    batch_size = _batch_size(config, per_row)
-    batches = math.ceil(rows / batch_size)
-    # Each batch commits its writes and then its checkpoint; the backup copy commits per batch too.
+    batches = math.ceil(rows / batch_size.steady(config, per_row))
+    # Each batch commits its writes and then its resume key; the backup copy commits per batch too.
     commits = batches * (3 if config.create_backups and not config.dry_run else 2)
     return rows * per_row + commits * calibration.commit_seconds + calibration.fixed_seconds
-
-
-def _batch_size(config: MigrationConfig, per_row: float) -> int:
-    if config.auto_batch_size:
-        return int(max(10, min(1000, AUTO_BATCH_SECONDS / per_row))) if per_row else 1000
-    return int(config.batch_size)
 
 
 def storage_increase_percent(

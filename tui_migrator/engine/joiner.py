@@ -4,7 +4,7 @@ The worker that started or resumed a migration owns it: it runs the eight stages
 heartbeat, takes the backups and verifies. During batch processing any number of other workers
 (``tui-migrator worker ID`` from another process or machine) may join it and take batches from
 the same tables. The database is the only coordinator: batches are claimed with row locks (see
-``claims``), so no batch is processed twice, and progress counters are updated in each batch's
+``batch_source.ClaimedSource``), so no batch is processed twice, and progress counters are updated in each batch's
 own transaction, so every worker's rows show in the owner's progress.
 
 A joined worker leaves when no plaintext row is left for it to claim, when the owner moves past
@@ -23,9 +23,8 @@ from typing import Any
 from sqlalchemy.engine import Engine
 
 from tui_migrator.common.errors import BadInput
-from tui_migrator.crypto.ciphers import RowSealer
-from tui_migrator.engine import backup, claims
-from tui_migrator.engine.batches import TableBatches
+from tui_migrator.engine import batch_size
+from tui_migrator.engine.batch_source import ClaimedSource, row_locks_supported
 from tui_migrator.engine.work import MigrationWork, MigrationWorker
 from tui_migrator.storage import migration_records as migrations
 from tui_migrator.storage.audit_operations import AuditOperation
@@ -38,7 +37,6 @@ log = logging.getLogger(__name__)
 POLL_SECONDS = 0.5
 # How often the joined worker re-reads the migration (owner alive, phase) between batches.
 RECHECK_SECONDS = 1.0
-DEFAULT_BATCH_SIZE = 100
 PHASE_ORDER = list(Phase)
 
 
@@ -75,7 +73,7 @@ def refuse_unless_joinable(engine: Engine, record: MigrationRecord) -> None:
             "nothing to join.",
             hint=f"tui-migrator resume {record.id} runs an interrupted, failed or cancelled migration.",
         )
-    if not claims.supported(engine):
+    if not row_locks_supported(engine):
         raise BadInput(
             f"Migration {record.id} is already being run by {record.worker}; a second worker can only "
             "join it on PostgreSQL.",
@@ -101,7 +99,7 @@ class JoiningWorker(MigrationWorker):
     def run(self) -> JoinSummary:
         record = migrations.get(self.engine, self.migration_id)
         refuse_unless_joinable(self.engine, record)
-        self._audit(
+        self.record_event(
             AuditOperation.WORKER_JOINED, True, {"worker": self.summary.worker, "owner": record.worker}
         )
         try:
@@ -113,14 +111,14 @@ class JoiningWorker(MigrationWorker):
         except _Leave as leave:
             self.summary.left_because = str(leave)
         finally:
-            self._audit(AuditOperation.WORKER_LEFT, True, self.summary.to_json())
+            self.record_event(AuditOperation.WORKER_LEFT, True, self.summary.to_json())
         return self.summary
 
     # -- following the owner ---------------------------------------------------------------
 
     def _current(self) -> MigrationRecord:
         """The migration now; leaves when it no longer runs batches."""
-        record = self._record()
+        record = self.read_record()
         if record.cancel_requested or record.stored_status is Status.CANCELLED:
             raise _Leave("the migration was cancelled")
         if record.stored_status not in LIVE_STATUSES:
@@ -142,14 +140,14 @@ class JoiningWorker(MigrationWorker):
             time.sleep(POLL_SECONDS)
 
     def _between_batches(self) -> None:
-        control = self._control()
-        if control.cancel_requested:
+        requests = self.read_requests()
+        if requests.cancel_requested:
             raise _Leave("the migration was cancelled")
-        while control.pause_requested:
+        while requests.pause_requested:
             time.sleep(POLL_SECONDS)
             self._current()
-            control = self._control()
-            if control.cancel_requested:
+            requests = self.read_requests()
+            if requests.cancel_requested:
                 raise _Leave("the migration was cancelled")
         if time.monotonic() - self._checked_at > RECHECK_SECONDS:
             self._current()
@@ -157,17 +155,16 @@ class JoiningWorker(MigrationWorker):
     # -- sharing one table -----------------------------------------------------------------
 
     def _share(self, name: str, record: MigrationRecord) -> None:
-        batches = self._batches(self._ready_table(name, record), record)
-        batch_size = _batch_size(record)
+        source = ClaimedSource(self.work.table_batches(self._ready_table(name, record), record.config))
+        size = batch_size.initial(record.config, running_size=record.batch_size_current)
         after = None
         while True:
             self._between_batches()
-            batch = claims.claim(batches, after=after, limit=batch_size)
+            batch = source.next_batch(after=after, limit=size)
             if batch is None:
                 return
-            last = batches.key(batch.rows[-1])
-            result = claims.process_claimed(batches, batch, after=after)
-            after = last
+            result = source.process(batch)
+            after = batch.last_key
             self.summary.rows += result.rows
             self.summary.encrypted += result.encrypted
             self.summary.failed += len(result.failed)
@@ -190,27 +187,3 @@ class JoiningWorker(MigrationWorker):
                     return access
             time.sleep(POLL_SECONDS)
             self._current()
-
-    def _batches(self, access: TableAccess, record: MigrationRecord) -> TableBatches:
-        backup_table = None
-        if record.config.create_backups:
-            backup_table = backup.backup_table(
-                access, backup.backup_table_name(self.migration_id, access.mapped.name)
-            )
-        return TableBatches(
-            self.engine,
-            access,
-            migration_id=self.migration_id,
-            organizations=tuple(record.config.organization_ids) or None,
-            cipher=self.cipher,
-            sealer=RowSealer(self.master_key, self.migration_id) if backup_table is not None else None,
-            backup_table=backup_table,
-            dry_run=False,
-            retry=self.retry,
-        )
-
-
-def _batch_size(record: MigrationRecord) -> int:
-    if record.config.auto_batch_size:
-        return record.batch_size_current or DEFAULT_BATCH_SIZE
-    return int(record.config.batch_size)

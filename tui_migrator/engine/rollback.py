@@ -136,7 +136,7 @@ def _restore_table(
 
 
 def _holds_token(access: TableAccess) -> sa.ColumnElement[bool]:
-    parts = []
+    parts: list[sa.ColumnElement[bool]] = []
     for column in access.mapped.columns:
         if column.companion is not None:
             if column.companion in access.table.c:

@@ -1,10 +1,12 @@
-"""Runs one migration through the seed's eight stages.
+"""Runs one migration through the seed's stages: analysis → backup → batches → verification →
+audit → report.
 
-The runner owns an asyncio event loop: up to ``maxConcurrency`` batches are in flight as tasks,
-and each batch's CPU and database work runs in a worker thread (``asyncio.to_thread``), so the
-loop stays free to keep the heartbeat, publish progress and act on pause and cancel requests
-from any process. Every batch commits on its own; stopping between batches leaves nothing
-half-written, and resuming starts again from the last checkpoint.
+The runner owns an asyncio event loop: up to ``maxConcurrency`` batches are in flight as tasks
+(table_pass.py), and every database call and every piece of CPU work runs in a worker thread
+(``asyncio.to_thread``), so the loop stays free to keep the heartbeat, publish progress and act
+on pause and cancel requests from any process (control.py). Every batch commits on its own;
+stopping between batches leaves nothing half-written, and resuming starts each table again
+after its resume key.
 """
 
 from __future__ import annotations
@@ -13,81 +15,43 @@ import asyncio
 import json
 import logging
 import time
-from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.exc import DBAPIError
 
-from tui_migrator.common.errors import MigratorError
-from tui_migrator.crypto.ciphers import RowContext, RowSealer
+from tui_migrator.common.errors import MigratorError, OperationFailed
+from tui_migrator.common.migration_config import MigrationConfig
+from tui_migrator.crypto.canary import canary_round_trips
+from tui_migrator.crypto.ciphers import RowSealer
 from tui_migrator.crypto.codec import decode_key, encode_key
-from tui_migrator.engine import backup, claims, verification
-from tui_migrator.engine.batches import (
-    BatchFailed,
-    BatchResult,
-    RetryPolicy,
-    TableBatches,
-    database_failure,
-    with_retries,
-)
+from tui_migrator.engine import backup, batch_size, verification
+from tui_migrator.engine.batch_source import BatchSource, KeysetSource, source_for
+from tui_migrator.engine.batches import TableBatches
+from tui_migrator.engine.control import RunControl, Stop
+from tui_migrator.engine.progress import RunMeter
+from tui_migrator.engine.retry import FINAL_STATE_RETRY, database_failure, with_retries
+from tui_migrator.engine.table_pass import Key, TablePass
 from tui_migrator.engine.work import MigrationWork, MigrationWorker
 from tui_migrator.storage import migration_records as migrations
 from tui_migrator.storage.audit_operations import AuditOperation
 from tui_migrator.storage.column_storage import TableAccess, add_companion_columns, organizations_in, reflect
 from tui_migrator.storage.database import serialized_write
-from tui_migrator.storage.migration_records import MigrationRecord
+from tui_migrator.storage.migration_records import MigrationRecord, TableProgress
 from tui_migrator.storage.migration_status import Phase, Status
 from tui_migrator.storage.tables import utc_now
 
 log = logging.getLogger(__name__)
 
-HEARTBEAT_INTERVAL = 1.0
-RATE_WINDOW_SECONDS = 20.0
-# "auto" batch size aims for batches of about this long, like pt-online-schema-change's chunk-time.
-AUTO_TARGET_SECONDS = 0.5
-AUTO_INITIAL_BATCH = 100
-AUTO_MIN_BATCH = 10
-AUTO_MAX_BATCH = 1000
-# Passes over a table after the first, to pick up rows inserted behind the cursor meanwhile
+# Passes over a table after the first, to pick up rows inserted behind the resume key meanwhile
 # and retry failed rows.
 CATCH_UP_PASSES = 2
-# Recording the final state waits longer for the database than a batch does: a migration that
-# failed because the server went away should still say so once the server is back.
-FINAL_STATE_RETRY = RetryPolicy(attempts=24, first_delay=0.5, max_delay=5.0)
 
 
-class Stop(Exception):
-    """A cancel request was seen: stop dispatching, let in-flight batches finish."""
-
-
-@dataclass
-class RateWindow:
-    """Rows per second over the last few seconds of running (paused time never counts)."""
-
-    samples: deque[tuple[float, int]] = field(default_factory=deque)
-
-    def add(self, rows: int) -> None:
-        now = time.monotonic()
-        self.samples.append((now, rows))
-        while self.samples and now - self.samples[0][0] > RATE_WINDOW_SECONDS:
-            self.samples.popleft()
-
-    def clear(self) -> None:
-        self.samples.clear()
-
-    def rate(self) -> float | None:
-        if len(self.samples) < 2:
-            return None
-        span = self.samples[-1][0] - self.samples[0][0]
-        rows = sum(rows for _, rows in list(self.samples)[1:])
-        return rows / span if span > 0 else None
-
-
-def _run_to_completion(coroutine: Any) -> None:
+def _run_to_completion(coroutine: Coroutine[Any, Any, None]) -> None:
     """asyncio.run, also from code that already runs in an event loop (the TUI, async tests):
     the migration then gets a loop of its own in a separate thread."""
     try:
@@ -102,38 +66,33 @@ def _run_to_completion(coroutine: Any) -> None:
 class MigrationRunner(MigrationWorker):
     """Drives one migration from its current state to a final one."""
 
+    config: MigrationConfig
+    meter: RunMeter
+    control: RunControl
+
     def __init__(
         self, work: MigrationWork, *, on_progress: Callable[[MigrationRecord], None] | None = None
     ) -> None:
         super().__init__(work)
         self.on_progress = on_progress
-        self.worker = migrations.worker_identity()
-        self.rate = RateWindow()
-        self.batch_size = AUTO_INITIAL_BATCH
+        self.worker_name = migrations.worker_identity()
         self.phase_seconds: dict[str, float] = {}
         self.tables: dict[str, TableAccess] = {}
-        self.max_loop_lag = 0.0
-        self._paused = False
-        # PostgreSQL: batches are claimed with row locks, so other workers can join (claims.py).
-        self.claimed = claims.supported(work.engine)
 
     # -- entry -----------------------------------------------------------------------------
 
     def run(self) -> MigrationRecord:
         """Run to a final state (completed, failed, cancelled) and return the record."""
-        record = migrations.claim(self.engine, self.migration_id, self.worker)
+        record = migrations.claim(self.engine, self.migration_id, self.worker_name)
         self.config = record.config
-        # A dry run writes nothing, so it has nothing to lock or share.
-        self.claimed = self.claimed and not record.config.dry_run
-        self.batch_size = (
-            AUTO_INITIAL_BATCH if record.config.auto_batch_size else int(record.config.batch_size)
-        )
+        self.meter = RunMeter(record.config)
+        self.control = RunControl(self, self.meter, on_progress=self.on_progress)
         self.phase_seconds = dict(record.phase_seconds)
-        self._audit(
+        self.record_event(
             AuditOperation.MIGRATION_RUNNING,
             True,
             {
-                "worker": self.worker,
+                "worker": self.worker_name,
                 "resumed": record.started_at is not None and record.stored_status is not Status.PLANNED,
             },
         )
@@ -156,8 +115,8 @@ class MigrationRunner(MigrationWorker):
         return migrations.get(self.engine, self.migration_id)
 
     async def _run(self, record: MigrationRecord) -> None:
-        heartbeat = asyncio.create_task(self._heartbeat_loop())
-        watchdog = asyncio.create_task(self._measure_loop_lag())
+        heartbeat = asyncio.create_task(self.control.heartbeat())
+        watchdog = asyncio.create_task(self.meter.watch_loop_lag())
         try:
             await self._phase(Phase.ANALYSIS, self._analysis)
             if not record.config.dry_run and record.config.create_backups:
@@ -171,52 +130,55 @@ class MigrationRunner(MigrationWorker):
             heartbeat.cancel()
             watchdog.cancel()
 
-    async def _measure_loop_lag(self) -> None:
-        """How late a 250 ms timer fires: proof that no CPU work runs on the event loop."""
-        interval = 0.25
-        while True:
-            started = time.monotonic()
-            await asyncio.sleep(interval)
-            self.max_loop_lag = max(self.max_loop_lag, time.monotonic() - started - interval)
-
-    async def _phase(self, phase: Phase, action: Callable[[], Any]) -> None:
-        await self._checkpoint_control()
-        await asyncio.to_thread(self._set, phase=phase.value)
+    async def _phase(self, phase: Phase, action: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        await self.control.between_batches()
+        await asyncio.to_thread(self.update_record, phase=phase.value)
         started = time.monotonic()
         await action()
         self.phase_seconds[phase.value] = (
             self.phase_seconds.get(phase.value, 0.0) + time.monotonic() - started
         )
-        await asyncio.to_thread(self._set, phase_seconds=json.dumps(self.phase_seconds))
+        await asyncio.to_thread(self.update_record, phase_seconds=json.dumps(self.phase_seconds))
 
-    # -- phases ----------------------------------------------------------------------------
+    # -- analysis --------------------------------------------------------------------------
 
     async def _analysis(self) -> None:
-        """Resolve the tables and make sure every organization's key is loaded before batches run."""
+        """Resolve the tables and make sure every organization's key is loaded and round-trips
+        before batches run."""
+        record = await asyncio.to_thread(self.read_record)
+        organizations = await asyncio.to_thread(self._reflect_tables, record)
+        if self.config.organization_ids:
+            organizations &= set(self.config.organization_ids)
+        await asyncio.to_thread(self._prepare_keys, sorted(organizations))
+
+    def _reflect_tables(self, record: MigrationRecord) -> set[str]:
+        """Each table as the database has it now; the organizations its rows belong to."""
         organizations: set[str] = set()
-        record = await asyncio.to_thread(self._record)
         with self.engine.connect() as connection:
             for progress in record.tables:
                 access = reflect(connection, self.mapping.table(progress.name))
                 self.tables[progress.name] = access
                 organizations |= organizations_in(connection, access)
-        if self.config.organization_ids:
-            organizations &= set(self.config.organization_ids)
-        await asyncio.to_thread(self.cipher.prepare, sorted(organizations))
-        for organization in sorted(organizations):
-            context = RowContext("tm_canary", "canary", (0,), organization)
-            if self.cipher.decrypt(self.cipher.encrypt("canary", context), context) != "canary":
-                raise BatchFailed(f"The encryption canary failed for organization {organization}.")
+        return organizations
+
+    def _prepare_keys(self, organizations: list[str]) -> None:
+        self.cipher.prepare(organizations)
+        for organization in organizations:
+            if not canary_round_trips(self.cipher, organization):
+                raise OperationFailed(f"The encryption canary failed for organization {organization}.")
+
+    # -- backups ---------------------------------------------------------------------------
 
     async def _backups(self) -> None:
-        record = await asyncio.to_thread(self._record)
+        record = await asyncio.to_thread(self.read_record)
         sealer = RowSealer(self.master_key, self.migration_id)
         for progress in record.tables:
             if progress.backup_verified:
                 continue
-            await self._checkpoint_control()
+            await self.control.between_batches()
             summary = await asyncio.to_thread(self._backup_table, progress.name, sealer)
-            self._audit(
+            await asyncio.to_thread(
+                self.record_event,
                 AuditOperation.BACKUP_CREATED,
                 True,
                 {
@@ -232,18 +194,15 @@ class MigrationRunner(MigrationWorker):
         table_name = backup.backup_table_name(self.migration_id, name)
         with serialized_write(self.engine) as connection:
             table = backup.create_backup_table(connection, access, table_name)
-        batches = self._batches(name, backup_table=None)
-
-        def all_pending() -> Any:
-            after = None
-            while True:
-                rows = batches.read(after=after, limit=1000)
-                if not rows:
-                    return
-                yield rows
-                after = batches.key(rows[-1])
-
-        summary = backup.copy_and_verify(self.engine, access, table, all_pending(), sealer, self.cipher)
+        rows = KeysetSource(self.work.table_batches(access, self.config, with_backups=False))
+        summary = backup.copy_and_verify(
+            self.engine,
+            access,
+            table,
+            rows.all_rows(batch_size=batch_size.BACKUP_COPY_ROWS),
+            sealer,
+            self.cipher,
+        )
         with serialized_write(self.engine) as connection:
             migrations.update_table(
                 connection,
@@ -256,29 +215,38 @@ class MigrationRunner(MigrationWorker):
             )
         return summary
 
+    # -- batches ---------------------------------------------------------------------------
+
     async def _encrypt_all(self) -> None:
-        record = await asyncio.to_thread(self._record)
+        record = await asyncio.to_thread(self.read_record)
         pending = [progress for progress in record.tables if not progress.done]
         # Every table is made ready (companion columns) before the first batch, so a worker that
-        # joins (see joining.py) can take batches of any of them.
-        prepared = [await asyncio.to_thread(self._prepare_table, progress) for progress in pending]
-        for progress, batches in zip(pending, prepared, strict=True):
-            start = decode_key(progress.checkpoint_key) if progress.checkpoint_key else None
-            await self._table_pass(batches, start)
+        # joins (see joiner.py) can take batches of any of them.
+        sources = [await asyncio.to_thread(self._prepare_table, progress) for progress in pending]
+        for progress, source in zip(pending, sources, strict=True):
+            start = decode_key(progress.resume_key) if progress.resume_key else None
+            await self._table_pass(source, start)
             for catch_up in range(CATCH_UP_PASSES):
                 # Where other workers may hold rows, the first catch-up always runs: it waits for
                 # their batches to commit, so the table is only done when nothing is in flight.
-                always = self.claimed and catch_up == 0
+                always = source.other_workers_may_hold_rows and catch_up == 0
                 if not always and not await asyncio.to_thread(
-                    self._has_work_left, batches, retried=catch_up > 0
+                    self._has_work_left, source.batches, retried=catch_up > 0
                 ):
                     break
-                await self._table_pass(batches, None, wait=self.claimed)
-            await asyncio.to_thread(self._set_table, progress.name, done=True)
+                await self._table_pass(source.finishing(), None)
+            await asyncio.to_thread(self.update_table, progress.name, done=True)
 
-    def _prepare_table(self, progress: migrations.TableProgress) -> TableBatches:
+    async def _table_pass(self, source: BatchSource, start: Key | None) -> None:
+        save = partial(self._save_resume_key, source.batches.table_name)
+        await TablePass(source, self.control, self.meter, self.config.max_concurrency, save).run(start)
+
+    def _save_resume_key(self, table: str, key: Key) -> None:
+        # The resume key's column keeps its historical name, so existing databases resume.
+        self.update_table(table, checkpoint_key=encode_key(key))
+
+    def _prepare_table(self, progress: TableProgress) -> BatchSource:
         access = self.tables[progress.name]
-        backup_table = None
         if not self.config.dry_run:
             before = {c.name for c in access.table.columns}
 
@@ -295,30 +263,13 @@ class MigrationRunner(MigrationWorker):
                         )
                     return ready
 
-            access = self._retrying(add_companions, what=f"adding companion columns to {progress.name}")
+            access = self.retrying(add_companions, what=f"adding companion columns to {progress.name}")
             self.tables[progress.name] = access
-            if self.config.create_backups:
-                backup_table = backup.backup_table(
-                    access, backup.backup_table_name(self.migration_id, progress.name)
-                )
-        return self._batches(progress.name, backup_table=backup_table)
-
-    def _batches(self, name: str, *, backup_table: sa.Table | None) -> TableBatches:
-        return TableBatches(
-            self.engine,
-            self.tables[name],
-            migration_id=self.migration_id,
-            organizations=tuple(self.config.organization_ids) or None,
-            cipher=self.cipher,
-            sealer=RowSealer(self.master_key, self.migration_id) if backup_table is not None else None,
-            backup_table=backup_table,
-            dry_run=self.config.dry_run,
-            retry=self.retry,
-        )
+        return source_for(self.work.table_batches(access, self.config))
 
     def _has_work_left(self, batches: TableBatches, *, retried: bool) -> bool:
-        """Rows still holding plaintext: inserted behind the cursor meanwhile, or failed rows
-        not yet retried in this run (each run, resume included, retries them once)."""
+        """Rows still holding plaintext: inserted behind the resume key meanwhile, or failed
+        rows not yet retried in this run (each run, resume included, retries them once)."""
         if self.config.dry_run:
             return False
 
@@ -332,117 +283,45 @@ class MigrationRunner(MigrationWorker):
                     ).scalar_one()
                 )
 
-        pending = self._retrying(count_pending, what=f"counting rows left in {batches.access.mapped.name}")
+        pending = self.retrying(count_pending, what=f"counting rows left in {batches.table_name}")
         failed = sum(
             1
-            for r in self._retrying(
+            for r in self.retrying(
                 lambda: migrations.failed_records(self.engine, self.migration_id),
                 what="reading failed records",
             )
-            if r["table_name"] == batches.access.mapped.name
+            if r["table_name"] == batches.table_name
         )
         return pending > failed or (pending > 0 and not retried)
 
-    async def _table_pass(
-        self, batches: TableBatches, start: tuple[Any, ...] | None, *, wait: bool = False
-    ) -> None:
-        """One keyset pass; up to maxConcurrency batches in flight; checkpoints kept in order.
-
-        Where batches are claimed (PostgreSQL), each is read with its rows locked, skipping rows
-        other workers hold; ``wait`` waits for those instead (the pass that finishes a table)."""
-        limit = asyncio.Semaphore(self.config.max_concurrency)
-        in_flight: set[asyncio.Task[None]] = set()
-        order: deque[list[Any]] = deque()  # [last key, committed] per dispatched batch, in key order
-        failure: list[BaseException] = []
-        after = start
-
-        def next_batch(batch_after: Any) -> tuple[list[Any], claims.ClaimedBatch | None]:
-            if self.claimed:
-                claimed = claims.claim(batches, after=batch_after, limit=self.batch_size, wait=wait)
-                return (claimed.rows if claimed else []), claimed
-            return batches.read(after=batch_after, limit=self.batch_size), None
-
-        def process(rows: list[Any], claimed: claims.ClaimedBatch | None, batch_after: Any) -> BatchResult:
-            if claimed is not None:
-                return claims.process_claimed(batches, claimed, after=batch_after)
-            return batches.process(rows, after=batch_after)
-
-        async def run_batch(
-            rows: list[Any], claimed: claims.ClaimedBatch | None, batch_after: Any, ticket: list[Any]
-        ) -> None:
-            try:
-                result = await asyncio.to_thread(process, rows, claimed, batch_after)
-                self._account(result)
-                ticket[1] = True
-                await self._advance_checkpoint(batches.access.mapped.name, order)
-            except BaseException as error:  # reported once the pass has drained
-                failure.append(error)
-            finally:
-                limit.release()
-
-        try:
-            while not failure:
-                await self._checkpoint_control(in_flight)
-                # A free slot first: a claimed batch holds its row locks until it is processed.
-                await limit.acquire()
-                try:
-                    rows, claimed = await asyncio.to_thread(next_batch, after)
-                except BaseException:
-                    limit.release()
-                    raise
-                if not rows:
-                    limit.release()
-                    break
-                ticket = [batches.key(rows[-1]), False]
-                order.append(ticket)
-                task = asyncio.create_task(run_batch(rows, claimed, after, ticket))
-                in_flight.add(task)
-                task.add_done_callback(in_flight.discard)
-                after = ticket[0]
-        finally:
-            if in_flight:
-                await asyncio.gather(*in_flight, return_exceptions=True)
-        if failure:
-            raise failure[0]
-
-    def _account(self, result: BatchResult) -> None:
-        self.rate.add(result.rows)
-        if self.config.auto_batch_size and result.rows and result.seconds > 0:
-            per_row = result.seconds / result.rows
-            wanted = AUTO_TARGET_SECONDS / per_row
-            # Move half way towards the target each batch, so one slow batch does not whipsaw it.
-            self.batch_size = int(max(AUTO_MIN_BATCH, min(AUTO_MAX_BATCH, (self.batch_size + wanted) / 2)))
-
-    async def _advance_checkpoint(self, table: str, order: deque[list[Any]]) -> None:
-        last = None
-        while order and order[0][1]:
-            last = order.popleft()[0]
-        if last is not None:
-            await asyncio.to_thread(self._set_table, table, checkpoint_key=encode_key(last))
+    # -- verification, audit, report -------------------------------------------------------
 
     async def _verify(self) -> None:
-        record = await asyncio.to_thread(self._record)
+        record = await asyncio.to_thread(self.read_record)
         organizations = tuple(self.config.organization_ids) or None
         # Read-only, so a lost connection just means reading again.
         result = await asyncio.to_thread(
-            self._retrying,
+            self.retrying,
             lambda: verification.verify_migration(
                 self.engine, record, self.tables, self.cipher, organizations
             ),
             what="verifying the migrated rows",
         )
-        await asyncio.to_thread(self._set, verification=json.dumps(result.to_json()))
-        self._audit(AuditOperation.INTEGRITY_VERIFIED, result.passed, result.to_json())
+        await asyncio.to_thread(self.update_record, verification=json.dumps(result.to_json()))
+        await asyncio.to_thread(
+            self.record_event, AuditOperation.INTEGRITY_VERIFIED, result.passed, result.to_json()
+        )
         if not result.passed:
             raise verification.VerificationFailed(result.problem or "Integrity verification failed.")
 
     async def _audit_completion(self) -> None:
-        record = await asyncio.to_thread(self._record)
-        self._audit(
+        record = await asyncio.to_thread(self.read_record)
+        await asyncio.to_thread(
+            self.record_event,
             AuditOperation.MIGRATION_COMPLETED,
             True,
             {
-                "eventLoopMaxLagMs": round(1000 * self.max_loop_lag, 1),
+                "eventLoopMaxLagMs": round(1000 * self.meter.max_loop_lag, 1),
                 "totalRecords": record.total_records,
                 "encryptedRecords": record.encrypted_records,
                 "failedRecords": record.failed_records,
@@ -452,6 +331,8 @@ class MigrationRunner(MigrationWorker):
         )
 
     async def _complete(self) -> None:
+        rate = self.meter.rate.rate()
+
         def finish() -> None:
             with serialized_write(self.engine) as connection:
                 migrations.update(
@@ -461,67 +342,13 @@ class MigrationRunner(MigrationWorker):
                     phase=Phase.REPORTING.value,
                     completed_at=utc_now(),
                     heartbeat_at=utc_now(),
-                    rate_per_second=self.rate.rate(),
+                    rate_per_second=rate,
                 )
                 migrations.release_locks(connection, self.migration_id)
 
         await asyncio.to_thread(finish)
 
-    # -- control, heartbeat and progress ---------------------------------------------------
-
-    async def _heartbeat_loop(self) -> None:
-        while True:
-            await asyncio.sleep(HEARTBEAT_INTERVAL)
-            await asyncio.to_thread(self._beat)
-
-    def _beat(self) -> None:
-        values: dict[str, Any] = {"heartbeat_at": utc_now(), "batch_size_current": self.batch_size}
-        if not self._paused:
-            values["rate_per_second"] = self.rate.rate()
-        try:
-            self._write_record(**values)
-            record = migrations.get(self.engine, self.migration_id) if self.on_progress else None
-        except DBAPIError as error:
-            # A missed beat is harmless (a worker is taken for gone only after 15 s of them);
-            # the batches themselves retry or fail the migration with the reason.
-            log.warning("heartbeat not recorded: %s", type(error).__name__)
-            return
-        if self.on_progress is not None and record is not None:
-            self.on_progress(record)
-
-    async def _checkpoint_control(self, in_flight: set[asyncio.Task[None]] | None = None) -> None:
-        """Between batches: honour cancel at once, and wait here while paused.
-
-        A pause lets the batches already in flight commit before the status says paused, so a
-        paused migration really writes nothing until it continues.
-        """
-        control = await asyncio.to_thread(self._control)
-        if control.cancel_requested:
-            raise Stop
-        if not control.pause_requested:
-            return
-        if in_flight:
-            await asyncio.gather(*in_flight, return_exceptions=True)
-        paused_at = time.monotonic()
-        self._paused = True
-        self.rate.clear()
-        await asyncio.to_thread(self._set, status=Status.PAUSED.value)
-        self._audit(AuditOperation.MIGRATION_PAUSED, True, {})
-        try:
-            while control.pause_requested and not control.cancel_requested:
-                await asyncio.sleep(0.3)
-                control = await asyncio.to_thread(self._control)
-        finally:
-            self._paused = False
-            paused = time.monotonic() - paused_at
-            await asyncio.to_thread(
-                self._set, status=Status.RUNNING.value, paused_seconds=control.paused_seconds + paused
-            )
-        if control.cancel_requested:
-            raise Stop
-        self._audit(AuditOperation.MIGRATION_CONTINUED, True, {"pausedSeconds": round(paused, 1)})
-
-    # -- endings ---------------------------------------------------------------------------
+    # -- endings (after the event loop has stopped) ----------------------------------------
 
     def _finish_cancelled(self) -> MigrationRecord:
         with serialized_write(self.engine) as connection:
@@ -534,7 +361,7 @@ class MigrationRunner(MigrationWorker):
                 heartbeat_at=utc_now(),
             )
         record = migrations.get(self.engine, self.migration_id)
-        self._audit(
+        self.record_event(
             AuditOperation.MIGRATION_CANCELLED,
             True,
             {
@@ -549,26 +376,10 @@ class MigrationRunner(MigrationWorker):
         log.error("migration %s failed: %s", self.migration_id, message)
         with_retries(
             FINAL_STATE_RETRY,
-            lambda: self._write_record(
+            lambda: self.write_record(
                 status=Status.FAILED.value, error_message=message, heartbeat_at=utc_now()
             ),
             what="recording that the migration failed",
         )
-        self._audit(AuditOperation.MIGRATION_FAILED, False, {"errorMessage": message})
+        self.record_event(AuditOperation.MIGRATION_FAILED, False, {"errorMessage": message})
         return migrations.get(self.engine, self.migration_id)
-
-    # -- small helpers ---------------------------------------------------------------------
-
-    def _set(self, **values: Any) -> None:
-        self._retrying(lambda: self._write_record(**values), what="updating the migration record")
-
-    def _write_record(self, **values: Any) -> None:
-        with serialized_write(self.engine) as connection:
-            migrations.update(connection, self.migration_id, **values)
-
-    def _set_table(self, table: str, **values: Any) -> None:
-        def write() -> None:
-            with serialized_write(self.engine) as connection:
-                migrations.update_table(connection, self.migration_id, table, **values)
-
-        self._retrying(write, what=f"updating the progress of {table}")

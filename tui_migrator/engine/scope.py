@@ -100,7 +100,7 @@ def organization_condition(
     column = organization_text(access)
     if column is None:
         return sa.true() if mapped.default_organization in organizations else sa.false()
-    condition = column.in_(organizations)
+    condition: sa.ColumnElement[bool] = column.in_(organizations)
     if mapped.default_organization in organizations:
         condition = sa.or_(condition, column.is_(None), sa.func.trim(column) == "")
     return condition
@@ -159,12 +159,12 @@ def _analyse_table(
             sa.select(sa.func.count(), pending_count).select_from(access.table).where(in_scope)
         ).one()
         pending_rows = int(pending_rows or 0)
-        by_organization = (
+        by_organization: dict[str, int] = (
             {mapped.default_organization: pending_rows}
             if pending_rows and mapped.default_organization
             else {}
         )
-        all_organizations = {mapped.default_organization} if mapped.default_organization else set()
+        all_organizations: set[str] = {mapped.default_organization} if mapped.default_organization else set()
         return (
             TableScope(access, requested, pending_rows, int(total) - pending_rows, 0, by_organization),
             all_organizations,
@@ -174,8 +174,8 @@ def _analyse_table(
         .select_from(access.table)
         .group_by(organization)
     ).all()
-    by_organization: dict[str, int] = {}
-    all_organizations: set[str] = set()
+    by_organization = {}
+    all_organizations = set()
     total = pending_rows = without = 0
     for value, count, pending_in_group in rows:
         pending_in_group = int(pending_in_group or 0)

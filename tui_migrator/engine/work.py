@@ -4,17 +4,25 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy.engine import Engine
 
+from tui_migrator.common.migration_config import MigrationConfig
 from tui_migrator.crypto.ciphers import ValueCipher
 from tui_migrator.crypto.keys import MasterKey
-from tui_migrator.engine.batches import RetryPolicy, with_retries
+from tui_migrator.engine import backup
+from tui_migrator.engine.batches import TableBatches
+from tui_migrator.engine.retry import RetryPolicy, with_retries
 from tui_migrator.storage import migration_records as migrations
 from tui_migrator.storage.audit import AuditTrail
+from tui_migrator.storage.audit_operations import AuditOperation
+from tui_migrator.storage.column_storage import TableAccess
+from tui_migrator.storage.database import serialized_write
 from tui_migrator.storage.mapping import ResolvedMapping
 from tui_migrator.storage.migration_records import MigrationRecord
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -30,9 +38,35 @@ class MigrationWork:
     user: str
     retry: RetryPolicy | None = None
 
+    def table_batches(
+        self, access: TableAccess, config: MigrationConfig, *, with_backups: bool = True
+    ) -> TableBatches:
+        """The batches of one table as ``config`` runs them.
+
+        ``with_backups=False`` reads the rows without the join on the backup table (the backup
+        stage itself copies them); otherwise, where the migration keeps backups, each batch backs
+        up the rows it has not backed up yet."""
+        backup_table = None
+        if with_backups and config.create_backups and not config.dry_run:
+            backup_table = backup.backup_table(
+                access, backup.backup_table_name(self.migration_id, access.mapped.name)
+            )
+        return TableBatches(
+            self.engine,
+            access,
+            migration_id=self.migration_id,
+            organizations=tuple(config.organization_ids) or None,
+            cipher=self.cipher,
+            master_key=self.master_key,
+            backup_table=backup_table,
+            dry_run=config.dry_run,
+            retry=self.retry,
+        )
+
 
 class MigrationWorker:
-    """Base of the owning runner (engine.py) and of a joined worker (joining.py)."""
+    """Base of the owning runner (runner.py) and of a joined worker (joiner.py): the migration's
+    record, its requests and its audit entries, each read or written with the retry policy."""
 
     def __init__(self, work: MigrationWork) -> None:
         self.work = work
@@ -43,24 +77,41 @@ class MigrationWorker:
         self.master_key = work.master_key
         self.audit = work.audit
         self.user = work.user
-        self.retry = work.retry
+        self.retry = work.retry or RetryPolicy()
 
-    def _retrying(self, action: Callable[[], Any], *, what: str) -> Any:
+    def retrying(self, action: Callable[[], T], *, what: str) -> T:
         """A worker's own bookkeeping survives what a batch survives (a restarting server)."""
-        return with_retries(self.retry or RetryPolicy(), action, what=what)
+        return with_retries(self.retry, action, what=what)
 
-    def _record(self) -> MigrationRecord:
-        return self._retrying(
+    def read_record(self) -> MigrationRecord:
+        return self.retrying(
             lambda: migrations.get(self.engine, self.migration_id), what="reading the migration"
         )
 
-    def _control(self) -> migrations.Control:
-        return self._retrying(
+    def read_requests(self) -> migrations.Control:
+        """The cancel and pause requests, from any process."""
+        return self.retrying(
             lambda: migrations.control(self.engine, self.migration_id),
             what="reading cancel and pause requests",
         )
 
-    def _audit(self, operation: str, success: bool, details: dict[str, Any]) -> None:
+    def update_record(self, **values: Any) -> None:
+        self.retrying(lambda: self.write_record(**values), what="updating the migration record")
+
+    def write_record(self, **values: Any) -> None:
+        """One try, for callers that retry their own way (or need not retry at all)."""
+        with serialized_write(self.engine) as connection:
+            migrations.update(connection, self.migration_id, **values)
+
+    def update_table(self, table: str, **values: Any) -> None:
+        def write() -> None:
+            with serialized_write(self.engine) as connection:
+                migrations.update_table(connection, self.migration_id, table, **values)
+
+        self.retrying(write, what=f"updating the progress of {table}")
+
+    def record_event(self, operation: AuditOperation, success: bool, details: dict[str, Any]) -> None:
+        """An audit entry for this migration, in the name of the operator it runs for."""
         self.audit.record(
             operation, user_id=self.user, success=success, migration_id=self.migration_id, details=details
         )

@@ -1,7 +1,9 @@
-"""The health report: can a migration run safely here, now?"""
+"""The health report: can a migration run safely here, now? Needs no role: it shows no patient
+data, and an operator without one must still be able to see why nothing works."""
 
 from __future__ import annotations
 
+import logging
 import shutil
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -9,15 +11,21 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from tui_migrator.common.errors import MigratorError
 from tui_migrator.common.models import ResponseModel
-from tui_migrator.storage.tables import migrations_table
+from tui_migrator.crypto.canary import canary_round_trips
+from tui_migrator.service.session import Session
+from tui_migrator.storage import operators
+from tui_migrator.storage.database import database_file, redacted
+from tui_migrator.storage.migration_status import FINISHED_STATUSES, LIVE_STATUSES, Status
+from tui_migrator.storage.tables import migrations_table, utc_now
+
+log = logging.getLogger(__name__)
 
 # The seed's alert threshold: below this much free disk, backups are at risk.
 MIN_FREE_DISK_FRACTION = 0.20
 # A sealed backup of a table takes about this much more room than the table itself.
 BACKUP_SPACE_FACTOR = 1.5
-ACTIVE_STATUSES = ("running", "paused")
-FINISHED_STATUSES = ("completed", "failed", "cancelled", "interrupted", "rolled_back")
 
 
 class SystemHealth(ResponseModel):
@@ -98,7 +106,7 @@ def recent_activity(connection: Connection, now: datetime) -> RecentActivity:
         )
     ).all()
     finished = [row for row in rows if row.status in FINISHED_STATUSES]
-    succeeded = [row for row in finished if row.status == "completed"]
+    succeeded = [row for row in finished if row.status == Status.COMPLETED]
     return RecentActivity(
         last24_hours=len(rows),
         success_rate=f"{100 * len(succeeded) / len(finished):.1f}%" if finished else None,
@@ -112,7 +120,7 @@ def running_migrations(connection: Connection) -> int:
     return connection.execute(
         sa.select(sa.func.count())
         .select_from(migrations_table)
-        .where(migrations_table.c.status.in_(ACTIVE_STATUSES))
+        .where(migrations_table.c.status.in_([status.value for status in LIVE_STATUSES]))
     ).scalar_one()
 
 
@@ -139,3 +147,55 @@ def advice(
     recommendations.append("Ensure adequate disk space for backups")
     recommendations.append("Run a dry run and an estimate before migrating production data")
     return alerts, recommendations
+
+
+def health_report(session: Session) -> HealthReport:
+    """Engine, keys, disk and recent activity."""
+    now = utc_now()
+    engine = session.engine
+    with engine.connect() as connection:
+        running = running_migrations(connection)
+        activity = recent_activity(connection, now)
+        role = operators.role_of(connection, session.user)
+    encryption_ready, key_count = encryption_canary(session)
+    disk = measure_disk(session.settings.data_dir, database_file(engine))
+    alerts, recommendations = advice(
+        running=running, disk=disk, encryption_ready=encryption_ready, dialect=engine.dialect.name
+    )
+    return HealthReport(
+        system_health=SystemHealth(
+            migration_engine_online=True,
+            running_migrations=running,
+            encryption_system_ready=encryption_ready,
+            backup_system_ready=disk.enough_for_backups,
+            database=redacted(engine.url),
+            database_dialect=engine.dialect.name,
+            data_keys=key_count,
+            master_key_source=session.master_key.source,
+            master_key_fingerprint=session.master_key.fingerprint,
+            free_disk_bytes=disk.free_bytes,
+            free_disk_percent=round(100 * disk.free_fraction, 1),
+            database_bytes=disk.database_bytes,
+            disk_checked_at=disk.checked_at,
+        ),
+        recent_activity=activity,
+        operator=OperatorInfo(
+            user=session.user, role=role.value if role else None, readonly=session.settings.readonly
+        ),
+        alerts=alerts,
+        recommendations=recommendations,
+        last_updated=now,
+    )
+
+
+def encryption_canary(session: Session) -> tuple[bool, int]:
+    """Whether every stored data key unwraps and round-trips the canary, and how many there are."""
+    try:
+        keys = session.keyring.describe()
+        cipher = session.value_cipher()
+        if not all(canary_round_trips(cipher, info.organization_id) for info in keys):
+            return False, len(keys)
+    except MigratorError:
+        log.warning("encryption canary failed", exc_info=True)
+        return False, 0
+    return True, len(keys)

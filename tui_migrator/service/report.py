@@ -3,14 +3,33 @@
 from __future__ import annotations
 
 from collections import Counter
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from tui_migrator.common.models import ResponseModel
+from tui_migrator.engine import batch_size
+from tui_migrator.engine.estimate import Calibration
+from tui_migrator.engine.plan import Plan
 from tui_migrator.service.views import iso, status_data
 from tui_migrator.storage.migration_records import MigrationRecord
 
-if TYPE_CHECKING:
-    from tui_migrator.engine.estimate import Calibration
-    from tui_migrator.service.facade import Plan
+
+class Recommendations(ResponseModel):
+    """The seed's guidelines for this dataset; the estimate screen can apply the first two."""
+
+    optimal_batch_size: int
+    recommended_concurrency: int
+    concurrency_note: str
+    suggested_maintenance_window: str
+    backup_recommendation: str
+
+
+class RiskAssessment(ResponseModel):
+    complexity: str
+    downtime: str
+    rollback_time: str
+    data_integrity: str
+    typed_columns_using_companions: int
+    estimated_seconds: float
 
 
 def completion_report(record: MigrationRecord, failed: list[dict[str, Any]]) -> dict[str, Any]:
@@ -67,27 +86,21 @@ def completion_report(record: MigrationRecord, failed: list[dict[str, Any]]) -> 
     }
 
 
-def recommendations(rows: int, dialect: str) -> dict[str, Any]:
+def recommendations(rows: int, dialect: str) -> Recommendations:
     """The seed's batch-size and concurrency guidelines applied to this dataset and database."""
-    if rows < 1_000:
-        batch = 100
-    elif rows <= 10_000:
-        batch = 500
-    else:
-        batch = 1000
     concurrency = 1 if dialect == "sqlite" else 5
-    return {
-        "optimalBatchSize": batch,
-        "recommendedConcurrency": concurrency,
-        "concurrencyNote": "SQLite has one writer at a time: concurrent batches only wait for each other"
+    return Recommendations(
+        optimal_batch_size=batch_size.recommended(rows),
+        recommended_concurrency=concurrency,
+        concurrency_note="SQLite has one writer at a time: concurrent batches only wait for each other"
         if dialect == "sqlite"
         else "5-10 for production; watch the connection pool and CPU",
-        "suggestedMaintenanceWindow": "Schedule during low-usage hours",
-        "backupRecommendation": "Always create backups for production migrations",
-    }
+        suggested_maintenance_window="Schedule during low-usage hours",
+        backup_recommendation="Always create backups for production migrations",
+    )
 
 
-def risk_assessment(rows: int, calibration: Calibration, plan: Plan, seconds: float) -> dict[str, Any]:
+def risk_assessment(rows: int, calibration: Calibration, plan: Plan, seconds: float) -> RiskAssessment:
     typed = sum(
         1
         for table in plan.scope.tables
@@ -99,11 +112,11 @@ def risk_assessment(rows: int, calibration: Calibration, plan: Plan, seconds: fl
     rollback = rows * (
         calibration.per_row("read") + calibration.per_row("encrypt") + calibration.per_row("write")
     )
-    return {
-        "complexity": complexity,
-        "downtime": "Zero downtime - reads remain available during migration (through the read API)",
-        "rollbackTime": f"about {max(1, round(rollback))} seconds, by decryption or from the sealed backups",
-        "dataIntegrity": "HMAC-SHA-256 verification for all records",
-        "typedColumnsUsingCompanions": typed,
-        "estimatedSeconds": round(seconds, 1),
-    }
+    return RiskAssessment(
+        complexity=complexity,
+        downtime="Zero downtime - reads remain available during migration (through the read API)",
+        rollback_time=f"about {max(1, round(rollback))} seconds, by decryption or from the sealed backups",
+        data_integrity="HMAC-SHA-256 verification for all records",
+        typed_columns_using_companions=typed,
+        estimated_seconds=round(seconds, 1),
+    )

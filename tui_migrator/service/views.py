@@ -35,7 +35,7 @@ def status_data(record: MigrationRecord, *, disk_path: Path | None = None) -> di
         "migrationId": record.id,
         "status": record.status.value,
         "phase": phase,
-        "phaseTitle": PHASE_TITLES.get(Phase(phase)) if phase in Phase.__members__.values() else None,
+        "phaseTitle": _phase_title(phase),
         "dryRun": record.dry_run,
         "progress": {
             "percentage": round(100 * processed / total, 1)
@@ -98,6 +98,13 @@ def status_data(record: MigrationRecord, *, disk_path: Path | None = None) -> di
         if record.rolled_back_at is None
         else {"rolledBackAt": iso(record.rolled_back_at), "durationSeconds": record.rollback_seconds},
     }
+
+
+def _phase_title(phase: str | None) -> str | None:
+    # Stored as text: a phase this version does not know (an older or newer tool's) has no title.
+    if phase is None or phase not in Phase.__members__.values():
+        return None
+    return PHASE_TITLES[Phase(phase)]
 
 
 def list_data(records: list[MigrationRecord], *, everything: list[MigrationRecord]) -> dict[str, Any]:

@@ -100,15 +100,18 @@ class AuditTrail:
         # tampering is reported by --verify and never stops operations from being recorded.
         highest = connection.execute(sa.select(sa.func.max(audit_table.c.seq))).scalar_one()
         seq = max(head_seq, highest or 0) + 1
+        entry_id = f"audit_{seq:06d}"
+        timestamp = _timestamp_now()
+        entry_details = dict(details or {})
         fields = {
             "seq": seq,
-            "entryId": f"audit_{seq:06d}",
+            "entryId": entry_id,
             "operation": operation,
             "userId": user_id,
             "success": bool(success),
-            "timestamp": _timestamp_now(),
+            "timestamp": timestamp,
             "migrationId": migration_id,
-            "details": dict(details or {}),
+            "details": entry_details,
             "previousHash": head_hash,
         }
         entry_hash = _hash_fields(fields)
@@ -116,13 +119,13 @@ class AuditTrail:
         connection.execute(
             sa.insert(audit_table).values(
                 seq=seq,
-                entry_id=fields["entryId"],
+                entry_id=entry_id,
                 operation=operation,
                 user_id=user_id,
                 success=bool(success),
-                timestamp=fields["timestamp"],
+                timestamp=timestamp,
                 migration_id=migration_id,
-                details=_canonical(fields["details"]),
+                details=_canonical(entry_details),
                 previous_hash=head_hash,
                 entry_hash=entry_hash,
                 proof=proof,
@@ -131,13 +134,13 @@ class AuditTrail:
         write_meta(connection, META_AUDIT_HEAD, self._head_value(seq, entry_hash))
         return AuditEntry(
             seq=seq,
-            entry_id=fields["entryId"],
+            entry_id=entry_id,
             operation=operation,
             user_id=user_id,
             success=bool(success),
-            timestamp=fields["timestamp"],
+            timestamp=timestamp,
             migration_id=migration_id,
-            details=fields["details"],
+            details=entry_details,
             previous_hash=head_hash,
             entry_hash=entry_hash,
             proof=proof,

@@ -26,6 +26,10 @@ from tui_migrator.crypto.codec import pack_values
 from tui_migrator.crypto.tokens import is_token
 from tui_migrator.storage.mapping import ResolvedColumn, ResolvedTable
 
+# A row read by name: a plain dict, or SQLAlchemy's RowMapping (whose keys may also be columns,
+# so it is no Mapping[str, Any]).
+StoredRow = Mapping[str, Any] | sa.RowMapping
+
 _KEY_PARAMETER = "tm_key_{}"
 
 
@@ -55,8 +59,13 @@ class TableAccess:
     def key_columns(self) -> tuple[sa.Column[Any], ...]:
         return tuple(self.table.c[name] for name in self.mapped.primary_key)
 
+    def existing_companion(self, column: ResolvedColumn) -> str | None:
+        """The name of ``column``'s companion column if the table has it (yet), else None."""
+        companion = column.companion
+        return companion if companion is not None and companion in self.table.c else None
+
     def has_companion(self, column: ResolvedColumn) -> bool:
-        return column.companion is not None and column.companion in self.table.c
+        return self.existing_companion(column) is not None
 
     def moves_as_text(self, name: str) -> bool:
         """True for PostgreSQL JSON and JSONB columns, whose values are read, sealed and written
@@ -81,8 +90,9 @@ class TableAccess:
             names.append(self.mapped.organization_column)
         for column in self.mapped.columns:
             names.append(column.name)
-            if self.has_companion(column):
-                names.append(column.companion)  # type: ignore[arg-type]
+            companion = self.existing_companion(column)
+            if companion is not None:
+                names.append(companion)
         query = sa.select(*(self._value(name) for name in names)).order_by(*self.key_columns)
         if after is not None:
             query = query.where(sa.tuple_(*self.key_columns) > sa.tuple_(*after))
@@ -157,14 +167,15 @@ def drop_companion_columns(
     none holds a token any more."""
     quote = connection.dialect.identifier_preparer.quote
     for column in access.mapped.columns:
-        if access.has_companion(column) and (only is None or column.companion in only):
+        companion = access.existing_companion(column)
+        if companion is not None and (only is None or companion in only):
             connection.exec_driver_sql(
-                f"ALTER TABLE {quote(access.table.name)} DROP COLUMN {quote(column.companion)}"  # type: ignore[arg-type]
+                f"ALTER TABLE {quote(access.table.name)} DROP COLUMN {quote(companion)}"
             )
     return reflect(connection, access.mapped)
 
 
-def organization_of(mapped: ResolvedTable, row: Mapping[str, Any]) -> str | None:
+def organization_of(mapped: ResolvedTable, row: StoredRow) -> str | None:
     """The organization whose key seals this row, or None when the row has none."""
     if mapped.organization_column is None:
         return mapped.default_organization
@@ -188,11 +199,11 @@ def organizations_in(connection: Connection, access: TableAccess) -> set[str]:
     return found
 
 
-def key_of(access: TableAccess, row: Mapping[str, Any]) -> tuple[Any, ...]:
+def key_of(access: TableAccess, row: StoredRow) -> tuple[Any, ...]:
     return tuple(row[name] for name in access.mapped.primary_key)
 
 
-def row_context(access: TableAccess, row: Mapping[str, Any]) -> RowContext:
+def row_context(access: TableAccess, row: StoredRow) -> RowContext:
     """The row's context for its tokens (column left blank), its key packed once for all columns."""
     key = key_of(access, row)
     organization = organization_of(access.mapped, row)
@@ -205,7 +216,7 @@ def row_context(access: TableAccess, row: Mapping[str, Any]) -> RowContext:
     return RowContext(access.mapped.name, "", key, organization, pack_values(key))
 
 
-def seal_row(access: TableAccess, row: Mapping[str, Any], cipher: ValueCipher) -> dict[str, Any] | None:
+def seal_row(access: TableAccess, row: StoredRow, cipher: ValueCipher) -> dict[str, Any] | None:
     """UPDATE parameters that replace every plaintext value of ``row`` by its token.
 
     Values already sealed are kept, so sealing is idempotent; returns None when the row holds
@@ -234,7 +245,7 @@ def seal_row(access: TableAccess, row: Mapping[str, Any], cipher: ValueCipher) -
     return parameters if base is not None else None
 
 
-def unseal_row(access: TableAccess, row: Mapping[str, Any], cipher: ValueCipher) -> dict[str, Any] | None:
+def unseal_row(access: TableAccess, row: StoredRow, cipher: ValueCipher) -> dict[str, Any] | None:
     """UPDATE parameters that put every original value of ``row`` back; None if nothing is sealed."""
     parameters = _key_parameters(key_of(access, row))
     base: RowContext | None = None

@@ -7,11 +7,14 @@ values never leak through an error.
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import sqlalchemy as sa
 from sqlalchemy import event
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
@@ -68,7 +71,7 @@ def _configure_sqlite(engine: Engine) -> None:
     # pysqlite's own transaction handling starts transactions lazily and cannot take a write lock
     # up front; SQLAlchemy's documented recipe is to switch it off and emit BEGIN ourselves.
     @event.listens_for(engine, "connect")
-    def on_connect(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+    def on_connect(dbapi_connection: sqlite3.Connection, _record: object) -> None:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
@@ -101,21 +104,44 @@ def serialized_write(engine: Engine) -> Iterator[Connection]:
 
 def insert_ignoring_duplicates(connection: Connection, table: sa.Table) -> sa.Insert:
     """INSERT that skips rows whose primary key exists (a resumed batch may write some twice)."""
-    if connection.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as dialect_insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert as dialect_insert
-    return dialect_insert(table).on_conflict_do_nothing()
+    return _dialect_insert(connection, table).on_conflict_do_nothing()
 
 
 def upsert(connection: Connection, table: sa.Table, update_columns: list[str]) -> sa.Insert:
     """INSERT that updates ``update_columns`` of a row whose primary key exists."""
-    if connection.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as dialect_insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert as dialect_insert
-    statement = dialect_insert(table)
+    statement = _dialect_insert(connection, table)
     return statement.on_conflict_do_update(
         index_elements=[column.name for column in table.primary_key.columns],
         set_={name: statement.excluded[name] for name in update_columns},
     )
+
+
+def _dialect_insert(connection: Connection, table: sa.Table) -> postgresql.Insert | sqlite.Insert:
+    """The dialect's own INSERT, which alone offers ON CONFLICT."""
+    if connection.dialect.name == "postgresql":
+        return postgresql.insert(table)
+    return sqlite.insert(table)
+
+
+def database_file(engine: Engine) -> Path | None:
+    """The SQLite database's file (where its backups take room too); None for a server database."""
+    name = engine.url.database
+    if engine.dialect.name != "sqlite" or not name or name == ":memory:":
+        return None
+    return Path(name)
+
+
+def database_size_bytes(engine: Engine) -> int | None:
+    """How big the database is now, for the storage-increase estimate; None where unknown."""
+    file = database_file(engine)
+    if file is not None:
+        return file.stat().st_size if file.exists() else None
+    if engine.dialect.name == "postgresql":
+        with engine.connect() as connection:
+            size = connection.execute(sa.text("SELECT pg_database_size(current_database())")).scalar_one()
+            return int(size)
+    return None
+
+
+def has_tables(engine: Engine) -> bool:
+    return bool(sa.inspect(engine).get_table_names())

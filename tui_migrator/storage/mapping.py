@@ -19,6 +19,7 @@ from typing import Any
 import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from sqlalchemy.engine import Engine
+from sqlalchemy.engine.interfaces import ReflectedColumn
 
 from tui_migrator.common.categories import CATEGORY_NAMES, DataCategory
 from tui_migrator.common.errors import MappingError
@@ -240,7 +241,7 @@ def storage_for(sql_type: sa.types.TypeEngine[Any]) -> Storage:
     return Storage.COMPANION
 
 
-def _resolve_column(column: dict[str, Any]) -> ResolvedColumn:
+def _resolve_column(column: ReflectedColumn) -> ResolvedColumn:
     sql_type = column["type"]
     return ResolvedColumn(
         name=column["name"],
@@ -256,8 +257,9 @@ def _check_key_is_unique(inspector: sa.Inspector, entry: TableMapping, where: st
     unique_sets = [set(declared)] if declared else []
     unique_sets += [set(c["column_names"]) for c in inspector.get_unique_constraints(entry.name)]
     unique_sets += [
-        set(index["column_names"])
+        {name for name in index["column_names"] if name is not None}
         for index in inspector.get_indexes(entry.name)
+        # An expression index has None for its expression: it is no key of plain columns.
         if index.get("unique") and all(index["column_names"])
     ]
     if wanted not in unique_sets:

@@ -59,7 +59,8 @@ class TableProgress:
     backup_table: str | None
     backup_rows: int | None
     backup_verified: bool
-    checkpoint_key: str | None
+    # Where the next pass over the table starts: after this (encoded) primary key.
+    resume_key: str | None
     companions_added: list[str]
 
     @property
@@ -353,7 +354,7 @@ def load(connection: Connection, migration_id: str, *, for_update: bool = False)
         .mappings()
         .all()
     )
-    failed = dict(
+    failed: dict[str, int] = dict(
         connection.execute(
             sa.select(failed_records_table.c.table_name, sa.func.count())
             .where(
@@ -498,6 +499,6 @@ def _table(row: sa.RowMapping, failed: int) -> TableProgress:
         backup_table=row["backup_table"],
         backup_rows=row["backup_rows"],
         backup_verified=bool(row["backup_verified"]),
-        checkpoint_key=row["checkpoint_key"],
+        resume_key=row["checkpoint_key"],
         companions_added=json.loads(row["companions_added"] or "[]"),
     )

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+from tui_migrator.common.errors import BadInput
+
 
 class Status(StrEnum):
     PLANNED = "planned"
@@ -85,3 +87,13 @@ def describe_statuses(statuses: tuple[Status, ...]) -> str:
     """'a, b or c', for refusals that say which statuses would have allowed an action."""
     words = [status.value.replace("_", " ") for status in statuses]
     return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " or " + words[-1]
+
+
+def parse_status(text: str) -> Status:
+    """A status word an operator typed (``list --status``), or a refusal listing the real ones."""
+    try:
+        return Status(text)
+    except ValueError:
+        raise BadInput(
+            f"'{text}' is not a migration status.", hint=f"Use one of: {', '.join(s.value for s in Status)}."
+        ) from None

@@ -181,7 +181,9 @@ failed_records_table = sa.Table(
     sa.Column("last_failed_at", UtcDateTime, nullable=False),
 )
 
-checkpoints_table = sa.Table(
+# The batch log: one row per committed batch (the rows it read). Its SQL name is historical; a
+# table's resume position is ``tm_migration_tables.checkpoint_key``, not this.
+batch_log_table = sa.Table(
     "tm_checkpoints",
     metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),

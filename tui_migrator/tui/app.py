@@ -2,7 +2,10 @@
 
 Each main screen is a mode, so every screen is one key away from anywhere and keeps its own
 stack (the monitor and modals open on top of the screen they came from). Service calls run in
-thread workers that post messages; one handler turns a failed worker into a notification.
+thread workers that post messages (tui/messages.py); failed workers become notifications
+(tui/worker_errors.py). Screens never import this module: they read the app's shared state
+through the MigratorHost protocol (tui/host.py), which this app satisfies, and ask it for what
+only it does with messages.
 """
 
 from __future__ import annotations
@@ -14,14 +17,14 @@ import threading
 from collections.abc import Iterable
 from typing import Any
 
+from textual import on
 from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.screen import Screen
-from textual.worker import Worker, WorkerState
 
-from tui_migrator.common.errors import MigratorError
 from tui_migrator.service.facade import MigratorService
 from tui_migrator.storage.operators import Action
+from tui_migrator.tui.messages import ActionDone, MonitorRequested
 from tui_migrator.tui.screens.audit import AuditScreen
 from tui_migrator.tui.screens.dashboard import DashboardScreen
 from tui_migrator.tui.screens.estimate import EstimateScreen
@@ -89,14 +92,8 @@ class MigratorApp(App[None]):
         # --readonly hides every mutating action; a viewer sees them disabled, with the reason.
         self.readonly = service.settings.readonly
         self.may_migrate = service.can(Action.MIGRATE)
-        role = service.role()
-        self.denied_reason = (
-            None
-            if self.may_migrate
-            else "read-only session (--readonly)"
-            if self.readonly
-            else f"{service.user} is {role.value if role else 'without a role'}: only a super_admin may change migrations"
-        )
+        # The service's words, so what the app shows is the rule the service enforces.
+        self.denied_reason = service.denied_reason(Action.MIGRATE)
 
     def on_mount(self) -> None:
         # An SSH drop hangs up the terminal: leave cleanly (a detached worker keeps migrating).
@@ -120,6 +117,14 @@ class MigratorApp(App[None]):
     def open_monitor(self, migration_id: str) -> None:
         self.push_screen(MonitorScreen(migration_id))
 
+    @on(MonitorRequested)
+    def _monitor_requested(self, message: MonitorRequested) -> None:
+        self.open_monitor(message.migration_id)
+
+    @on(ActionDone)
+    def _action_done(self, message: ActionDone) -> None:
+        self.notify(message.text)
+
     def action_help(self) -> None:
         if isinstance(self.screen, HelpScreen):
             return
@@ -141,19 +146,3 @@ class MigratorApp(App[None]):
             ("audit", "Audit trail", "Entries, proofs and chain verification"),
         ):
             yield SystemCommand(title, text, lambda mode=mode: self.switch_mode(mode))
-
-    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
-        """One place turns a failed worker into a notification instead of a crash."""
-        if event.state is not WorkerState.ERROR:
-            return
-        error = event.worker.error
-        if isinstance(error, MigratorError):
-            self.notify(
-                str(error), title="Refused" if error.exit_code == 3 else "Error", severity="error", timeout=10
-            )
-        else:
-            self.notify(
-                f"Unexpected error ({type(error).__name__}). See the log with -v.",
-                severity="error",
-                timeout=10,
-            )

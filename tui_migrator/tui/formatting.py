@@ -1,8 +1,20 @@
-"""Times and numbers as an operator reads them: local time zone, thousands separators, status in words."""
+"""Times, numbers and statuses as an operator reads them: local time zone, thousands separators,
+status in words (never in colour alone). Every screen takes its status words from here."""
 
 from __future__ import annotations
 
 from datetime import datetime
+
+from tui_migrator.storage.migration_records import MigrationRecord
+from tui_migrator.storage.migration_status import Status, describe_statuses
+
+# How the monitor marks the stage a migration stopped in, in a symbol and a word.
+STOPPED_STAGE_MARKS = {
+    Status.PAUSED: "‖ paused",
+    Status.FAILED: "✖ failed",
+    Status.CANCELLED: "■ cancel",
+    Status.INTERRUPTED: "■ halted",
+}
 
 
 def local_time(moment: datetime | str | None, *, seconds: bool = True) -> str:
@@ -29,5 +41,26 @@ def duration(seconds: float | None) -> str:
     return f"{secs} s"
 
 
+def estimated_duration(seconds: float) -> str:
+    """An estimated duration; a fraction of a second is not worth its digits."""
+    return "under 1 s" if seconds < 1 else duration(seconds)
+
+
 def count(value: int | None) -> str:
     return "-" if value is None else f"{value:,}"
+
+
+def status_words(status: Status) -> str:
+    """ "rolled back": the same words the service's refusals use for a status."""
+    return describe_statuses((status,))
+
+
+def status_label(record: MigrationRecord) -> str:
+    """The status in words, with a dry run marked as one (it changed no data)."""
+    words = status_words(record.status)
+    return f"{words} (dry run)" if record.dry_run else words
+
+
+def status_heading(status: Status) -> str:
+    """ "ROLLED BACK": the status as the monitor's title and completion report shout it."""
+    return status_words(status).upper()

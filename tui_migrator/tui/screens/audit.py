@@ -7,25 +7,20 @@ problem the service found, and the first bad entry marked BROKEN with the cursor
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
-from textual.message import Message
 from textual.widgets import DataTable, Footer, Header, Input, Static
 from textual.worker import Worker, WorkerState, get_current_worker
 
-from tui_migrator.service.facade import AuditPage
+from tui_migrator.service.inspection import AuditPage
 from tui_migrator.storage.audit import AuditEntry, AuditVerification
 from tui_migrator.tui.formatting import count, local_time
+from tui_migrator.tui.messages import AuditLoaded, AuditVerified
 from tui_migrator.tui.screens.base import AppScreen
-
-if TYPE_CHECKING:
-    pass
 
 # The newest entries shown; a long-lived database collects many more than a table should hold.
 ENTRY_LIMIT = 1000
@@ -33,17 +28,6 @@ LOAD_GROUP = "audit-load"
 VERIFY_GROUP = "audit-verify"
 BROKEN = "BROKEN"
 VERIFY_HINT = "Press v to verify the chain."
-
-
-@dataclass
-class AuditLoaded(Message):
-    page: AuditPage
-
-
-@dataclass
-class AuditVerified(Message):
-    verification: AuditVerification
-    page: AuditPage
 
 
 def result_words(entry: AuditEntry) -> str:
@@ -159,7 +143,7 @@ class AuditScreen(AppScreen):
 
     @work(thread=True, group=LOAD_GROUP, exclusive=True, exit_on_error=False)
     def _load(self) -> None:
-        page = self.app.service.audit_entries(limit=ENTRY_LIMIT)
+        page = self.host.service.audit_entries(limit=ENTRY_LIMIT)
         if not get_current_worker().is_cancelled:
             self.post_message(AuditLoaded(page))
 
@@ -173,9 +157,10 @@ class AuditScreen(AppScreen):
 
     @work(thread=True, group=VERIFY_GROUP, exclusive=True, exit_on_error=False)
     def _verify(self) -> None:
-        verification = self.app.service.verify_audit(record=True)
+        service = self.host.service
+        verification = service.verify_audit(record=True)
         # Reload too: the verification is itself audited, and the broken entry must be shown.
-        self.post_message(AuditVerified(verification, self.app.service.audit_entries(limit=ENTRY_LIMIT)))
+        self.post_message(AuditVerified(verification, service.audit_entries(limit=ENTRY_LIMIT)))
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         if event.state is not WorkerState.ERROR:

@@ -11,10 +11,9 @@ from textual.widgets import DataTable, Footer, Header, Static
 from tui_migrator.service.health import HealthReport, SystemHealth
 from tui_migrator.storage.migration_records import MigrationRecord
 from tui_migrator.storage.operators import Action
-from tui_migrator.tui.formatting import count, local_time
-from tui_migrator.tui.messages import DashboardLoaded
+from tui_migrator.tui.formatting import count, local_time, status_label
+from tui_migrator.tui.messages import DashboardLoaded, MonitorRequested
 from tui_migrator.tui.screens.base import AppScreen
-from tui_migrator.tui.screens.migrations_list import status_label
 
 LATEST_MIGRATIONS = 10
 
@@ -51,7 +50,7 @@ class DashboardScreen(AppScreen):
 
     @work(thread=True, group="dashboard", exclusive=True, exit_on_error=False)
     def _load(self) -> None:
-        service = self.app.service
+        service = self.host.service
         health = service.health()
         # Without the right to read migrations the panel says so; asking anyway would only add
         # a refusal to the audit trail on every refresh.
@@ -70,7 +69,7 @@ class DashboardScreen(AppScreen):
         title = self.query_one("#activity-panel .panel-title", Static)
         if records is None:
             title.update(
-                f"Latest migrations: not shown, {self.app.service.user} has no role that may read them"
+                f"Latest migrations: not shown, {self.host.service.user} has no role that may read them"
             )
             return
         for record in records:
@@ -88,7 +87,7 @@ class DashboardScreen(AppScreen):
     @on(DataTable.RowSelected, "#latest-migrations")
     def _open(self, event: DataTable.RowSelected) -> None:
         if event.row_key.value is not None:
-            self.app.open_monitor(event.row_key.value)  # type: ignore[attr-defined]
+            self.post_message(MonitorRequested(event.row_key.value))
 
 
 def _health_text(report: HealthReport) -> str:

@@ -1,12 +1,12 @@
 """Estimate: records, time, storage, advice, risk and pre-flight checks for a configuration.
 
-It estimates the configuration the new-migration form shares on the app (``pending_config``),
-or the defaults, and estimates again whenever that configuration changed while it was hidden.
+It estimates the configuration the new-migration form shares on the app (``pending_config``, see
+tui/host.py), or the defaults, and estimates again whenever that configuration changed while it
+was hidden.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from rich.text import Text
@@ -14,25 +14,16 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.message import Message
 from textual.widgets import DataTable, Footer, Header, Static
 from textual.worker import Worker, WorkerState
 
-from tui_migrator.tui.formatting import count
+from tui_migrator.service.planning import Estimate
+from tui_migrator.service.report import Recommendations, RiskAssessment
+from tui_migrator.tui.config_text import describe_config
+from tui_migrator.tui.formatting import count, estimated_duration
+from tui_migrator.tui.messages import EstimateReady
 from tui_migrator.tui.screens.base import AppScreen
-from tui_migrator.tui.screens.new_migration import (
-    DEFAULT_VALUES,
-    about,
-    describe_config,
-    pending_config,
-    set_pending_config,
-)
-
-
-@dataclass
-class EstimateReady(Message):
-    values: dict[str, Any]
-    estimate: dict[str, Any]
+from tui_migrator.tui.screens.config_fields import DEFAULT_VALUES
 
 
 class EstimateScreen(AppScreen):
@@ -53,7 +44,7 @@ class EstimateScreen(AppScreen):
     def __init__(self) -> None:
         super().__init__()
         self._values: dict[str, Any] | None = None
-        self._estimate: dict[str, Any] | None = None
+        self._estimate: Estimate | None = None
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -86,25 +77,25 @@ class EstimateScreen(AppScreen):
         self.query_one("#organization-table", DataTable).add_columns("organization", "records")
 
     def on_screen_resume(self) -> None:
-        wanted = pending_config(self.app) or DEFAULT_VALUES
+        wanted = self.host.pending_config or DEFAULT_VALUES
         if wanted != self._values:
             self._load(wanted)
 
     def action_refresh(self) -> None:
-        self._load(pending_config(self.app) or DEFAULT_VALUES)
+        self._load(self.host.pending_config or DEFAULT_VALUES)
 
     def action_apply(self) -> None:
         # Always enabled: a disabled binding would let `a` fall through to the app's audit key.
         if self._estimate is None or self._values is None:
             self.notify("Wait for the estimate to finish.", title="Nothing to apply yet", severity="warning")
             return
-        advice = self._estimate["recommendations"]
+        advice = self._estimate.recommendations
         values = {
             **self._values,
-            "batch_size": advice["optimalBatchSize"],
-            "max_concurrency": advice["recommendedConcurrency"],
+            "batch_size": advice.optimal_batch_size,
+            "max_concurrency": advice.recommended_concurrency,
         }
-        set_pending_config(self.app, values)
+        self.host.pending_config = values
         self.notify(
             f"Batch size {values['batch_size']}, concurrency {values['max_concurrency']}. "
             "Press n to review the form.",
@@ -122,7 +113,7 @@ class EstimateScreen(AppScreen):
 
     @work(thread=True, group="estimate", exclusive=True, exit_on_error=False)
     def _compute(self, values: dict[str, Any]) -> None:
-        self.post_message(EstimateReady(values, self.app.service.estimate(values)))
+        self.post_message(EstimateReady(values, self.host.service.estimate(values)))
 
     @on(EstimateReady)
     def _show(self, message: EstimateReady) -> None:
@@ -133,20 +124,20 @@ class EstimateScreen(AppScreen):
         self.query_one("#estimate-status", Static).update(f"Estimate for {describe_config(message.values)}")
         self.query_one("#summary-body", Static).update(_summary_text(estimate))
         self.query_one("#recommendations-body", Static).update(
-            _recommendations_text(estimate["recommendations"], message.values)
+            _recommendations_text(estimate.recommendations, message.values)
         )
-        self.query_one("#risk-body", Static).update(_risk_text(estimate["riskAssessment"]))
-        _fill_counts(self.query_one("#category-table", DataTable), estimate["byCategory"])
-        _fill_counts(self.query_one("#organization-table", DataTable), estimate["byOrganization"])
+        self.query_one("#risk-body", Static).update(_risk_text(estimate.risk_assessment))
+        _fill_counts(self.query_one("#category-table", DataTable), estimate.by_category)
+        _fill_counts(self.query_one("#organization-table", DataTable), estimate.by_organization)
         checks = self.query_one("#checks-body", Vertical)
         checks.remove_children()
         checks.mount_all(
             Static(
-                f"{'passed' if check['passed'] else 'FAILED'}  {check['check']}: {check['detail']}",
-                classes="check " + ("-passed" if check["passed"] else "-failed"),
+                f"{'passed' if check.passed else 'FAILED'}  {check.check}: {check.detail}",
+                classes="check " + ("-passed" if check.passed else "-failed"),
                 markup=False,
             )
-            for check in estimate["preflightChecks"]
+            for check in estimate.preflight_checks
         )
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
@@ -164,45 +155,43 @@ def _fill_counts(table: DataTable[Any], counts: dict[str, int]) -> None:
     table.add_row("total", Text(count(sum(counts.values())), justify="right"), key="total")
 
 
-def _summary_text(estimate: dict[str, Any]) -> str:
+def _summary_text(estimate: Estimate) -> str:
     ready = (
         "yes"
-        if estimate["canStart"]
-        else "NO: "
-        + ", ".join(c["check"] for c in estimate["preflightChecks"] if not c["passed"])
-        + " failed"
+        if estimate.can_start
+        else "NO: " + ", ".join(c.check for c in estimate.preflight_checks if not c.passed) + " failed"
     )
     return "\n".join(
         [
-            f"Records:       {count(estimate['estimatedRecords'])}",
-            f"Already done:  {count(estimate['alreadyEncryptedRecords'])}",
-            f"Time:          {about(estimate['estimatedTimeSeconds'])}",
-            f"Storage:       +{estimate['estimatedStorageIncrease']}"
-            if estimate["estimatedStorageIncrease"] != "n/a"
+            f"Records:       {count(estimate.estimated_records)}",
+            f"Already done:  {count(estimate.already_encrypted_records)}",
+            f"Time:          {estimated_duration(estimate.estimated_time_seconds)}",
+            f"Storage:       +{estimate.estimated_storage_increase}"
+            if estimate.estimated_storage_increase != "n/a"
             else "Storage:       n/a",
             f"Can start:     {ready}",
         ]
     )
 
 
-def _recommendations_text(advice: dict[str, Any], values: dict[str, Any]) -> str:
+def _recommendations_text(advice: Recommendations, values: dict[str, Any]) -> str:
     return "\n".join(
         [
-            f"Batch size:   {advice['optimalBatchSize']} (now {values['batch_size']})",
-            f"Concurrency:  {advice['recommendedConcurrency']} (now {values['max_concurrency']})",
-            f"• {advice['concurrencyNote']}",
-            f"• {advice['suggestedMaintenanceWindow']}",
-            f"• {advice['backupRecommendation']}",
+            f"Batch size:   {advice.optimal_batch_size} (now {values['batch_size']})",
+            f"Concurrency:  {advice.recommended_concurrency} (now {values['max_concurrency']})",
+            f"• {advice.concurrency_note}",
+            f"• {advice.suggested_maintenance_window}",
+            f"• {advice.backup_recommendation}",
         ]
     )
 
 
-def _risk_text(risk: dict[str, Any]) -> str:
+def _risk_text(risk: RiskAssessment) -> str:
     return "\n".join(
         [
-            f"Complexity:  {risk['complexity']}",
-            f"Downtime:    {risk['downtime']}",
-            f"Rollback:    {risk['rollbackTime']}",
-            f"Integrity:   {risk['dataIntegrity']}",
+            f"Complexity:  {risk.complexity}",
+            f"Downtime:    {risk.downtime}",
+            f"Rollback:    {risk.rollback_time}",
+            f"Integrity:   {risk.data_integrity}",
         ]
     )

@@ -11,7 +11,7 @@ from textual.widgets import DataTable, Static
 
 class HelpScreen(ModalScreen[None]):
     BINDINGS = [
-        Binding("escape,question_mark,q", "dismiss", "Close", id="help.close"),
+        Binding("escape,question_mark,q", "close", "Close", id="help.close"),
     ]
 
     def __init__(self, bindings: list[tuple[str, str]]) -> None:
@@ -28,5 +28,5 @@ class HelpScreen(ModalScreen[None]):
             yield table
             yield Static("esc closes", classes="hint")
 
-    def action_dismiss(self) -> None:
+    def action_close(self) -> None:
         self.dismiss()

@@ -8,15 +8,11 @@ never stacks refreshes, and it pauses while another screen is in front of it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, cast
-
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
-from textual.message import Message
 from textual.timer import Timer
 from textual.widgets import DataTable, Footer, Header, Input, Static
 from textual.worker import Worker, WorkerState, get_current_worker
@@ -25,11 +21,9 @@ from tui_migrator.common.errors import PermissionDenied
 from tui_migrator.service.views import list_data
 from tui_migrator.storage.migration_records import MigrationRecord
 from tui_migrator.storage.migration_status import Status
-from tui_migrator.tui.formatting import count, duration, local_time
+from tui_migrator.tui.formatting import count, duration, local_time, status_label, status_words
+from tui_migrator.tui.messages import MigrationsLoaded, MonitorRequested
 from tui_migrator.tui.screens.base import AppScreen
-
-if TYPE_CHECKING:
-    from tui_migrator.tui.app import MigratorApp
 
 REFRESH_SECONDS = 2.0
 LOAD_GROUP = "migrations-list"
@@ -46,24 +40,6 @@ STATUS_FILTERS: tuple[Status | None, ...] = (
     Status.INTERRUPTED,
     Status.ROLLED_BACK,
 )
-
-
-@dataclass
-class MigrationsLoaded(Message):
-    """Every migration, newest first, and the seed's count of them by status."""
-
-    records: list[MigrationRecord]
-    by_status: dict[str, int]
-
-
-def status_words(status: Status) -> str:
-    return status.value.replace("_", " ")
-
-
-def status_label(record: MigrationRecord) -> str:
-    """The status in words, with a dry run marked as one (it changed no data)."""
-    words = status_words(record.status)
-    return f"{words} (dry run)" if record.dry_run else words
 
 
 def summary_text(by_status: dict[str, int]) -> str:
@@ -176,7 +152,7 @@ class MigrationsScreen(AppScreen):
 
     @work(thread=True, group=LOAD_GROUP, exclusive=True, exit_on_error=False)
     def _load(self) -> None:
-        page, everything = self.app.service.list_migrations(limit=None)
+        page, everything = self.host.service.list_migrations(limit=None)
         summary = list_data(page, everything=everything)["summary"]
         if not get_current_worker().is_cancelled:
             self.post_message(MigrationsLoaded(everything, summary["byStatus"]))
@@ -312,4 +288,4 @@ class MigrationsScreen(AppScreen):
     @on(DataTable.RowSelected, "#migrations-table")
     def _open(self, event: DataTable.RowSelected) -> None:
         if event.row_key.value is not None:
-            cast("MigratorApp", self.app).open_monitor(event.row_key.value)
+            self.post_message(MonitorRequested(event.row_key.value))

@@ -7,44 +7,28 @@ of them becomes one repaint.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.message import Message
 from textual.widgets import DataTable, Footer, Header, Log, ProgressBar, Sparkline, Static
+from textual.worker import Worker, WorkerState
 
 from tui_migrator.service.views import alerts as migration_alerts
 from tui_migrator.storage.audit import AuditEntry
 from tui_migrator.storage.migration_records import MigrationRecord
 from tui_migrator.storage.migration_status import PHASE_TITLES, Phase, Status
-from tui_migrator.tui.formatting import count, duration, local_time
+from tui_migrator.tui.formatting import STOPPED_STAGE_MARKS, count, duration, local_time, status_heading
+from tui_migrator.tui.messages import ActionDone, FailedRecordsLoaded, MonitorUpdated
 from tui_migrator.tui.screens.base import AppScreen
 from tui_migrator.tui.screens.monitor_modals import CancelModal, FailedRecordsModal, RollbackModal
 
 REFRESH_SECONDS = 1.0
 RATE_HISTORY = 60
 STAGES = list(Phase)
-FINAL = (Status.COMPLETED, Status.FAILED, Status.CANCELLED, Status.ROLLED_BACK, Status.INTERRUPTED)
-# How the stage a migration stopped in is marked, in a symbol and a word (never colour alone).
-STOPPED_MARKS = {
-    Status.PAUSED: "‖ paused",
-    Status.FAILED: "✖ failed",
-    Status.CANCELLED: "■ cancel",
-    Status.INTERRUPTED: "■ halted",
-}
-
-
-@dataclass
-class MonitorUpdated(Message):
-    record: MigrationRecord
-    entries: list[AuditEntry]
-
-    def can_replace(self, message: Message) -> bool:
-        # Only the newest state matters: a queued older update is dropped, not painted.
-        return isinstance(message, MonitorUpdated)
+LOAD_GROUP = "monitor"
+ACTION_GROUP = "monitor-action"
+MUTATING_ACTIONS = ("cancel", "pause", "rollback")
 
 
 class MonitorScreen(AppScreen):
@@ -68,7 +52,7 @@ class MonitorScreen(AppScreen):
     def compose(self) -> ComposeResult:
         yield Header()
         yield Static(self.migration_id, id="monitor-title")
-        denied = self.app.denied_reason  # type: ignore[attr-defined]
+        denied = self.host.denied_reason
         if denied:
             yield Static(f"Cancel, pause and roll back are not available: {denied}.", id="monitor-access")
         with Horizontal(id="monitor-top"):
@@ -96,16 +80,18 @@ class MonitorScreen(AppScreen):
     def _refresh(self) -> None:
         self._load()
 
-    @work(thread=True, group="monitor", exclusive=True, exit_on_error=False)
+    @work(thread=True, group=LOAD_GROUP, exclusive=True, exit_on_error=False)
     def _load(self) -> None:
-        service = self.app.service  # type: ignore[attr-defined]
-        try:
-            record = service.status(self.migration_id)
-            entries = service.audit_entries(limit=200, migration_id=self.migration_id).entries
-            self.post_message(MonitorUpdated(record, entries))
-        finally:
-            # Rescheduled only after this load finished, so slow reads never pile up.
-            self.app.call_from_thread(self._schedule_next)
+        service = self.host.service
+        record = service.status(self.migration_id)
+        entries = service.audit_entries(limit=200, migration_id=self.migration_id).entries
+        self.post_message(MonitorUpdated(record, entries))
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        # Rescheduled only after a load finished (or failed: the base class notifies that), so
+        # slow reads never pile up.
+        if event.worker.group == LOAD_GROUP and event.state in (WorkerState.SUCCESS, WorkerState.ERROR):
+            self._schedule_next()
 
     def _schedule_next(self) -> None:
         if self.is_attached:
@@ -116,7 +102,7 @@ class MonitorScreen(AppScreen):
         record = message.record
         self.record = record
         self.refresh_bindings()
-        status = record.status.value.replace("_", " ").upper()
+        status = status_heading(record.status)
         dry = "  (dry run: nothing is written)" if record.dry_run else ""
         self.query_one("#monitor-title", Static).update(f"{record.id} — {status}{dry}")
         self.query_one("#stages", Static).update(_stages_text(record))
@@ -167,23 +153,22 @@ class MonitorScreen(AppScreen):
     # -- actions ---------------------------------------------------------------------------
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action not in ("cancel", "pause", "rollback"):
+        if action not in MUTATING_ACTIONS:
             return True
-        allowed = self.app.mutation_state()  # type: ignore[attr-defined]
+        allowed = self.host.mutation_state()
         if allowed is not True:
             return allowed
         record = self.record
         if record is None:
             return None
-        if action == "cancel":
-            return (
-                True
-                if record.status in (Status.RUNNING, Status.PAUSED, Status.PLANNED, Status.INTERRUPTED)
-                else None
-            )
-        if action == "pause":
-            return True if record.status in (Status.RUNNING, Status.PAUSED) else None
-        return True if record.can_rollback else None
+        possible = {
+            "cancel": record.can_cancel,
+            # One key pauses a running migration and continues a paused one.
+            "pause": record.can_pause or record.can_continue,
+            "rollback": record.can_rollback,
+        }[action]
+        # Not possible in this status: shown disabled, so the operator sees the key exists.
+        return True if possible else None
 
     def action_cancel(self) -> None:
         def reason_given(reason: str | None) -> None:
@@ -192,24 +177,22 @@ class MonitorScreen(AppScreen):
 
         self.app.push_screen(CancelModal(self.migration_id), reason_given)
 
-    @work(thread=True, group="monitor-action", exit_on_error=False)
+    @work(thread=True, group=ACTION_GROUP, exit_on_error=False)
     def _cancel(self, reason: str) -> None:
-        self.app.service.cancel(self.migration_id, reason, wait_seconds=0)  # type: ignore[attr-defined]
-        self.app.call_from_thread(self.notify, "Cancel requested: in-flight batches finish first.")
+        self.host.service.cancel(self.migration_id, reason, wait_seconds=0)
+        self.app.post_message(ActionDone("Cancel requested: in-flight batches finish first."))
 
-    @work(thread=True, group="monitor-action", exit_on_error=False)
+    @work(thread=True, group=ACTION_GROUP, exit_on_error=False)
     def action_pause(self) -> None:
-        service = self.app.service  # type: ignore[attr-defined]
+        service = self.host.service
         if self.record is not None and (
             self.record.stored_status is Status.PAUSED or self.record.pause_requested
         ):
             service.continue_(self.migration_id)
-            self.app.call_from_thread(self.notify, "Continuing.")
+            self.app.post_message(ActionDone("Continuing."))
         else:
             service.pause(self.migration_id)
-            self.app.call_from_thread(
-                self.notify, "Pause requested: in-flight batches finish, then it waits."
-            )
+            self.app.post_message(ActionDone("Pause requested: in-flight batches finish, then it waits."))
 
     def action_rollback(self) -> None:
         def confirmed(yes: bool | None) -> None:
@@ -219,33 +202,36 @@ class MonitorScreen(AppScreen):
 
         self.app.push_screen(RollbackModal(self.migration_id), confirmed)
 
-    @work(thread=True, group="monitor-action", exit_on_error=False)
+    @work(thread=True, group=ACTION_GROUP, exit_on_error=False)
     def _rollback(self) -> None:
-        _record, result = self.app.service.rollback(self.migration_id, confirm=True)  # type: ignore[attr-defined]
-        self.app.call_from_thread(
-            self.notify, f"Rolled back: {result.restored_rows:,} rows restored in {duration(result.seconds)}."
+        _record, result = self.host.service.rollback(self.migration_id, confirm=True)
+        self.app.post_message(
+            ActionDone(f"Rolled back: {result.restored_rows:,} rows restored in {duration(result.seconds)}.")
         )
 
     def action_failed(self) -> None:
         self._load_failed()
 
-    @work(thread=True, group="monitor-action", exit_on_error=False)
+    @work(thread=True, group=ACTION_GROUP, exit_on_error=False)
     def _load_failed(self) -> None:
-        rows = self.app.service.failed_records(self.migration_id)  # type: ignore[attr-defined]
-        self.app.call_from_thread(self.app.push_screen, FailedRecordsModal(self.migration_id, rows))
+        self.post_message(FailedRecordsLoaded(self.host.service.failed_records(self.migration_id)))
+
+    @on(FailedRecordsLoaded)
+    def _show_failed(self, message: FailedRecordsLoaded) -> None:
+        self.app.push_screen(FailedRecordsModal(self.migration_id, message.rows))
 
 
 def _stages_text(record: MigrationRecord) -> str:
     """The eight stages, each marked done, current or to come — in symbols and words."""
     current = STAGES.index(Phase(record.phase)) if record.phase in list(Phase) else -1
     # A rolled-back migration went through every stage before it was undone (the title says so).
-    finished = record.status in (Status.COMPLETED, Status.ROLLED_BACK)
+    finished = record.is_complete
     lines = []
     for index, phase in enumerate(STAGES):
         if finished or index < current:
             mark = "✔ done"
         elif index == current:
-            mark = STOPPED_MARKS.get(record.status, "▶ now")
+            mark = STOPPED_STAGE_MARKS.get(record.status, "▶ now")
         else:
             mark = "· next"
         lines.append(f"{mark:<8} {index + 1} {PHASE_TITLES[phase]}")
@@ -259,7 +245,7 @@ def _timing_text(record: MigrationRecord) -> str:
 
 
 def _report_line(record: MigrationRecord) -> str | None:
-    if record.status not in FINAL:
+    if not record.is_finished:
         return None
     if record.status is Status.COMPLETED:
         verified = record.verification or {}
@@ -271,7 +257,7 @@ def _report_line(record: MigrationRecord) -> str | None:
         )
     if record.status is Status.ROLLED_BACK:
         return f"ROLLED BACK in {duration(record.rollback_seconds)}: every encrypted value was restored."
-    text = f"{record.status.value.upper()}: " + (
+    text = f"{status_heading(record.status)}: " + (
         record.error_message or record.cancel_reason or "the worker stopped"
     )
     return text + " — resume from the CLI (tui-migrator resume) or roll back with r"

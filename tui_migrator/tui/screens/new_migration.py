@@ -1,26 +1,22 @@
-"""New migration: a form for the seed's MigrationConfig, and the confirmation that starts it.
+"""New migration: a form for the seed's MigrationConfig; ``Start…`` opens its confirmation
+(confirm_start.py), which starts it.
 
-Every field is checked as it is typed by MigrationConfig's own validators, so the form and the
-CLI refuse the same values in the same words. The last valid configuration is kept on the app
-as ``pending_config``: the estimate screen estimates it, and its "apply recommendation" writes
-it back, which the form picks up when it is shown again.
+Every field is checked as it is typed by MigrationConfig's own validators (config_fields.py),
+so the form and the CLI refuse the same values in the same words. The last valid configuration
+is kept on the app as ``pending_config`` (see tui/host.py): the estimate screen estimates it,
+and its "apply recommendation" writes it back, which the form picks up when it is shown again.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
-from pydantic import ValidationError
 from textual import on, work
-from textual.app import App, ComposeResult
+from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.content import Content
-from textual.message import Message
-from textual.screen import ModalScreen
-from textual.validation import ValidationResult, Validator
-from textual.widgets import Button, Checkbox, Footer, Header, Input, Label, SelectionList, Static
+from textual.widgets import Checkbox, Footer, Header, Input, Label, SelectionList, Static
 from textual.widgets.selection_list import Selection
 from textual.worker import Worker, WorkerState
 
@@ -31,89 +27,20 @@ from tui_migrator.common.migration_config import (
     MAX_CONCURRENCY,
     MIN_BATCH_SIZE,
     MIN_CONCURRENCY,
-    MigrationConfig,
     parse_config,
 )
-from tui_migrator.tui.formatting import count, duration
+from tui_migrator.tui.formatting import count
+from tui_migrator.tui.messages import ScopeCounted
 from tui_migrator.tui.screens.base import AppScreen
-
-DEFAULT_VALUES: dict[str, Any] = MigrationConfig().model_dump(mode="json")
-
-# The text inputs: widget id → (config field, the name the inline message starts with).
-TEXT_FIELDS = {
-    "batch-size": ("batch_size", "Batch size"),
-    "max-concurrency": ("max_concurrency", "Concurrency"),
-}
-
-
-def pending_config(app: App[Any]) -> dict[str, Any] | None:
-    """The configuration the form and the estimate screen share; None until one was made."""
-    return getattr(app, "pending_config", None)
-
-
-def set_pending_config(app: App[Any], values: dict[str, Any]) -> None:
-    app.pending_config = values  # type: ignore[attr-defined]
-
-
-def field_problem(field: str, value: str) -> str | None:
-    """What is wrong with one MigrationConfig field's typed value, in the model's words."""
-    try:
-        MigrationConfig.model_validate({field: value})
-    except ValidationError as error:
-        return "; ".join(str(detail["msg"]).removeprefix("Value error, ") for detail in error.errors())
-    return None
-
-
-def describe_config(values: dict[str, Any]) -> str:
-    """One line an operator can check a configuration against."""
-    categories = ", ".join(values["data_categories"]) or "all categories"
-    organizations = ", ".join(values["organization_ids"]) or "all organizations"
-    parts = [
-        f"batch {values['batch_size']}",
-        f"concurrency {values['max_concurrency']}",
-        categories,
-        organizations,
-        "backups on" if values["create_backups"] else "backups OFF",
-        "dry run" if values["dry_run"] else "real run",
-    ]
-    if values["skip_integrity_checks"]:
-        parts.append("integrity checks SKIPPED")
-    return " · ".join(parts)
-
-
-def about(seconds: float) -> str:
-    """An estimated duration; a fraction of a second is not worth its digits."""
-    return "under 1 s" if seconds < 1 else duration(seconds)
-
-
-class ConfigFieldValidator(Validator):
-    """Validates an Input against one MigrationConfig field."""
-
-    def __init__(self, field: str) -> None:
-        super().__init__()
-        self.field = field
-
-    def validate(self, value: str) -> ValidationResult:
-        problem = field_problem(self.field, value)
-        return self.success() if problem is None else self.failure(problem)
-
-
-@dataclass
-class ScopeCounted(Message):
-    """Records still to encrypt, per category and per organization, for the whole database."""
-
-    by_category: dict[str, int]
-    by_organization: dict[str, int]
-
-
-@dataclass
-class StartEstimated(Message):
-    estimate: dict[str, Any]
-
-
-@dataclass
-class MigrationStarted(Message):
-    migration_id: str
+from tui_migrator.tui.screens.config_fields import (
+    DEFAULT_VALUES,
+    TEXT_FIELDS,
+    ConfigFieldValidator,
+    field_problem,
+    scope_prompt,
+    toggle_label,
+)
+from tui_migrator.tui.screens.confirm_start import ConfirmStartModal
 
 
 class NewMigrationScreen(AppScreen):
@@ -152,8 +79,8 @@ class NewMigrationScreen(AppScreen):
         self._counts: dict[str, dict[str, int]] = {}
 
     def compose(self) -> ComposeResult:
-        values = pending_config(self.app) or DEFAULT_VALUES
-        self._published = pending_config(self.app)
+        values = self.host.pending_config or DEFAULT_VALUES
+        self._published = self.host.pending_config
         self._wanted_organizations = list(values["organization_ids"])
         yield Header()
         with Horizontal(id="new-migration-body"):
@@ -180,9 +107,9 @@ class NewMigrationScreen(AppScreen):
                     )
                 yield Static("", id="max-concurrency-message", classes="field-message", markup=False)
                 # Labels say the state in words: the box differs only in colour.
-                yield Checkbox(_toggle_label("dry-run", values["dry_run"]), values["dry_run"], id="dry-run")
+                yield Checkbox(toggle_label("dry-run", values["dry_run"]), values["dry_run"], id="dry-run")
                 yield Checkbox(
-                    _toggle_label("skip-integrity", values["skip_integrity_checks"]),
+                    toggle_label("skip-integrity", values["skip_integrity_checks"]),
                     values["skip_integrity_checks"],
                     id="skip-integrity",
                 )
@@ -192,7 +119,7 @@ class NewMigrationScreen(AppScreen):
                     classes="field-warning",
                 )
                 yield Checkbox(
-                    _toggle_label("create-backups", values["create_backups"]),
+                    toggle_label("create-backups", values["create_backups"]),
                     values["create_backups"],
                     id="create-backups",
                 )
@@ -209,7 +136,7 @@ class NewMigrationScreen(AppScreen):
                 yield SelectionList[str](
                     *(
                         Selection(
-                            _prompt(name, name in values["data_categories"]),
+                            scope_prompt(name, name in values["data_categories"]),
                             name,
                             name in values["data_categories"],
                         )
@@ -223,7 +150,7 @@ class NewMigrationScreen(AppScreen):
         yield Footer()
 
     def on_mount(self) -> None:
-        reason = self.app.denied_reason
+        reason = self.host.denied_reason
         status = self.query_one("#form-status", Static)
         if reason:
             status.update(f"Starting is unavailable: {reason}.")
@@ -233,7 +160,7 @@ class NewMigrationScreen(AppScreen):
 
     def on_screen_resume(self) -> None:
         # The estimate screen's "apply recommendation" may have changed the shared configuration.
-        shared = pending_config(self.app)
+        shared = self.host.pending_config
         if shared is not None and shared != self._published:
             self._fill(shared)
 
@@ -241,7 +168,7 @@ class NewMigrationScreen(AppScreen):
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "start":
-            return self.app.mutation_state()
+            return self.host.mutation_state()
         return True
 
     def action_start(self) -> None:
@@ -295,7 +222,7 @@ class NewMigrationScreen(AppScreen):
 
     def _publish(self, values: dict[str, Any]) -> None:
         self._published = values
-        set_pending_config(self.app, values)
+        self.host.pending_config = values
 
     def _fill(self, values: dict[str, Any]) -> None:
         self._published = values
@@ -358,7 +285,7 @@ class NewMigrationScreen(AppScreen):
 
     def _show_toggles(self) -> None:
         for checkbox in self.query(Checkbox):
-            checkbox.label = _toggle_label(checkbox.id or "", checkbox.value)
+            checkbox.label = toggle_label(checkbox.id or "", checkbox.value)
         skip = self.query_one("#skip-integrity", Checkbox).value
         backups = self.query_one("#create-backups", Checkbox).value
         self.query_one("#skip-integrity-warning").set_class(skip, "-shown")
@@ -371,14 +298,14 @@ class NewMigrationScreen(AppScreen):
         for index in range(selection_list.option_count):
             name = selection_list.get_option_at_index(index).value
             records = None if counts is None else counts.get(name, 0)
-            prompt = _prompt(name, name in selected, records, count_width)
+            prompt = scope_prompt(name, name in selected, records, count_width)
             selection_list.replace_option_prompt_at_index(index, prompt)
 
     # -- record counts ---------------------------------------------------------------------
 
     @work(thread=True, group="new-migration-counts", exclusive=True, exit_on_error=False)
     def _count(self) -> None:
-        scope = self.app.service.plan({}).scope
+        scope = self.host.service.plan({}).scope
         self.post_message(ScopeCounted(scope.by_category, scope.by_organization))
 
     @on(ScopeCounted)
@@ -399,157 +326,3 @@ class NewMigrationScreen(AppScreen):
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         if event.worker.group == "new-migration-counts" and event.state is WorkerState.ERROR:
             self.query_one("#counts-status", Static).update("counts unavailable (see the notification)")
-
-
-def _prompt(name: str, selected: bool, records: int | None = None, count_width: int = 0) -> Content:
-    """`*  60 NAME`: the selection mark, then the record count, then the name (long names are cut
-    at their end, never the count)."""
-    mark = "*" if selected else " "
-    counted = "" if records is None else f"{count(records):>{count_width}} "
-    return Content(f"{mark} {counted}{name}")
-
-
-TOGGLE_LABELS = {
-    "dry-run": ("Dry run: no", "Dry run: YES, write nothing"),
-    "skip-integrity": ("Skip integrity checks: no", "Skip integrity checks: YES"),
-    "create-backups": ("Create backups: NO", "Create backups: yes"),
-}
-
-
-def _toggle_label(checkbox_id: str, value: bool) -> str:
-    return TOGGLE_LABELS[checkbox_id][value]
-
-
-class ConfirmStartModal(ModalScreen[bool]):
-    """Summarises the plan and starts it in a detached worker, then opens its monitor."""
-
-    # The issue asks both that `enter` starts the migration and that confirmations default to
-    # Cancel. So `enter` is bound to Start explicitly (priority, so it wins over the focused
-    # button), while focus starts on Cancel: a stray space or click presses Cancel, and starting
-    # takes the deliberate `enter` the dialog asks for in words.
-    AUTO_FOCUS = "#confirm-cancel"
-    BINDINGS = [
-        Binding("enter", "start", "Start", id="confirm_start.start", priority=True),
-        # `c` too: tmux's escape-time delays a bare escape.
-        Binding("escape,c", "cancel", "Cancel", id="confirm_start.cancel"),
-    ]
-
-    def __init__(self, values: dict[str, Any]) -> None:
-        super().__init__()
-        self._values = values
-        self._starting = False
-
-    def compose(self) -> ComposeResult:
-        values = self._values
-        kind = "dry run" if values["dry_run"] else "migration"
-        with Vertical(id="confirm-dialog"):
-            yield Static(f"Start this {kind}?", classes="panel-title")
-            yield Static("\n".join(_summary_lines(values)), id="confirm-summary", markup=False)
-            yield Static("estimating…", id="confirm-estimate", markup=False)
-            with Horizontal(id="confirm-buttons"):
-                yield Button("Cancel", id="confirm-cancel")
-                yield Button("Start dry run" if values["dry_run"] else "Start", id="confirm-start")
-            yield Static("enter starts · esc or c cancels", id="confirm-status", classes="hint", markup=False)
-
-    def on_mount(self) -> None:
-        self._estimate()
-
-    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action == "start":
-            allowed = self.app.mutation_state()
-            return None if allowed and self._starting else allowed
-        if action == "cancel":
-            # Once the start is under way the migration exists; cancelling this dialog would only
-            # lose the way to its monitor.
-            return None if self._starting else True
-        return True
-
-    def action_cancel(self) -> None:
-        if not self._starting:
-            self.dismiss(False)
-
-    def action_start(self) -> None:
-        if self._starting:
-            return
-        self._set_starting(True)
-        self._start()
-
-    @on(Button.Pressed, "#confirm-cancel")
-    def _cancel_pressed(self) -> None:
-        self.action_cancel()
-
-    @on(Button.Pressed, "#confirm-start")
-    def _start_pressed(self) -> None:
-        self.action_start()
-
-    def _set_starting(self, starting: bool) -> None:
-        self._starting = starting
-        if starting:
-            self.query_one("#confirm-status", Static).update("starting…")
-        for button in self.query(Button):
-            button.disabled = starting
-        if not starting:
-            self.query_one("#confirm-cancel", Button).focus()
-        self.refresh_bindings()
-
-    @work(thread=True, group="confirm-estimate", exclusive=True, exit_on_error=False)
-    def _estimate(self) -> None:
-        self.post_message(StartEstimated(self.app.service.estimate(self._values)))
-
-    @work(thread=True, group="confirm-start", exclusive=True, exit_on_error=False)
-    def _start(self) -> None:
-        record = self.app.service.start(self._values, detach=True)
-        self.post_message(MigrationStarted(record.id))
-
-    @on(StartEstimated)
-    def _show_estimate(self, message: StartEstimated) -> None:
-        estimate = message.estimate
-        tables = sum(1 for rows in estimate["byTable"].values() if rows)
-        done = count(estimate["alreadyEncryptedRecords"])
-        lines = [
-            f"Records:        {count(estimate['estimatedRecords'])} in {tables} tables ({done} already encrypted)",
-            f"Estimated time: {about(estimate['estimatedTimeSeconds'])}",
-        ]
-        lines += [
-            f"FAILED check {check['check']}: {check['detail']} (start will be refused)"
-            for check in estimate["preflightChecks"]
-            if not check["passed"]
-        ]
-        self.query_one("#confirm-estimate", Static).update("\n".join(lines))
-
-    @on(MigrationStarted)
-    def _started(self, message: MigrationStarted) -> None:
-        self.dismiss(True)
-        self.app.open_monitor(message.migration_id)
-
-    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
-        # Worker.StateChanged does not bubble: hand it to the app's one error handler.
-        self.app.on_worker_state_changed(event)  # type: ignore[attr-defined]
-        if event.state is not WorkerState.ERROR:
-            return
-        # The app notified the error; the dialog says what it means for it.
-        if event.worker.group == "confirm-start":
-            self.query_one("#confirm-status", Static).update(
-                "Not started (see the notification). enter tries again · esc or c cancels"
-            )
-            self._set_starting(False)
-        elif event.worker.group == "confirm-estimate":
-            self.query_one("#confirm-estimate", Static).update("Estimate unavailable (see the notification).")
-
-
-def _summary_lines(values: dict[str, Any]) -> list[str]:
-    return [
-        f"Batch size:     {values['batch_size']}, concurrency {values['max_concurrency']}",
-        f"Categories:     {', '.join(values['data_categories']) or 'all'}",
-        f"Organizations:  {', '.join(values['organization_ids']) or 'all'}",
-        "Backups:        "
-        + ("on" if values["create_backups"] else "OFF: a rollback relies on decrypting the tokens alone"),
-        "Dry run:        "
-        + ("yes, nothing is written" if values["dry_run"] else "no, rows are encrypted in place"),
-        "Integrity:      "
-        + (
-            "SKIPPED: written rows are not verified"
-            if values["skip_integrity_checks"]
-            else "every written row is verified"
-        ),
-    ]

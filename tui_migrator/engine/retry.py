@@ -1,0 +1,79 @@
+"""The one retry rule of the engine: which database errors are worth another try, how long to
+wait between tries, and the plain-words error once the budget is spent.
+
+Batches, claims, the workers' bookkeeping (record, table progress, pause and cancel checks) and
+the final state of a migration all retry through :func:`with_retries`, so a restarting server
+or a lost connection is survived the same way everywhere.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TypeVar
+
+from sqlalchemy.exc import DBAPIError, OperationalError
+
+from tui_migrator.common.errors import OperationFailed
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+class BatchFailed(OperationFailed):
+    """A batch kept failing on database errors past its retry budget."""
+
+    code = "batch_failed"
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Exponential backoff for operational database errors (lost connection, lock timeout)."""
+
+    attempts: int = 6
+    first_delay: float = 0.2
+    max_delay: float = 5.0
+
+    def delays(self) -> list[float]:
+        return [min(self.first_delay * 2**n, self.max_delay) for n in range(self.attempts - 1)]
+
+
+# Recording the final state waits longer for the database than a batch does: a migration that
+# failed because the server went away should still say so once the server is back.
+FINAL_STATE_RETRY = RetryPolicy(attempts=24, first_delay=0.5, max_delay=5.0)
+
+
+def with_retries(policy: RetryPolicy, action: Callable[[], T], *, what: str) -> T:
+    """Run ``action``, retrying transient database errors (a lost connection, a restarting
+    server) with exponential backoff; past the budget, fail with a plain-words error."""
+    for delay in [*policy.delays(), None]:
+        try:
+            return action()
+        except DBAPIError as error:
+            if not is_transient(error) or delay is None:
+                raise database_failure(error, what) from None
+            log.warning("database error while %s; retrying in %.1f s", what, delay)
+            time.sleep(delay)
+    raise AssertionError("unreachable")
+
+
+def is_transient(error: DBAPIError) -> bool:
+    """Errors another try may cure: the server or the connection, not the statement."""
+    return isinstance(error, OperationalError) or bool(getattr(error, "connection_invalidated", False))
+
+
+def database_failure(error: DBAPIError, what: str) -> BatchFailed:
+    """The error that ends a migration when the database keeps failing (retries spent)."""
+    return BatchFailed(
+        f"Database error while {what}: {_first_line(error)}. "
+        "The batch was rolled back; nothing is half-written.",
+        hint="Fix the database problem, then run resume.",
+    )
+
+
+def _first_line(error: DBAPIError) -> str:
+    text = str(error.orig) if error.orig is not None else str(error)
+    return (text.strip().splitlines() or [type(error).__name__])[0]

@@ -1,0 +1,114 @@
+"""One pass over a table: batches dispatched in key order, up to ``maxConcurrency`` of them in
+flight, and the table's resume key moved forward only past batches that have all committed.
+
+Each batch's reading, sealing and writing runs in a worker thread; the event loop only
+dispatches, so it stays free for the heartbeat and for pause and cancel requests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from tui_migrator.engine.batch_source import Batch, BatchSource
+from tui_migrator.engine.control import RunControl
+from tui_migrator.engine.progress import RunMeter
+
+Key = tuple[Any, ...]
+
+
+@dataclass
+class _Dispatched:
+    last_key: Key
+    committed: bool = False
+
+
+class ResumeKeys:
+    """Where a table may resume: after the last batch of the unbroken run of committed batches
+    from the start of the pass. Batches in flight together commit in any order, and resuming
+    after a later batch while an earlier one is still in flight would skip the earlier one."""
+
+    def __init__(self) -> None:
+        self._dispatched: deque[_Dispatched] = deque()
+
+    def dispatched(self, last_key: Key) -> _Dispatched:
+        """Note a batch handed out, in key order."""
+        batch = _Dispatched(last_key)
+        self._dispatched.append(batch)
+        return batch
+
+    def committed(self, batch: _Dispatched) -> Key | None:
+        """Note ``batch`` committed; the new resume key, if it moved."""
+        batch.committed = True
+        resume_key = None
+        while self._dispatched and self._dispatched[0].committed:
+            resume_key = self._dispatched.popleft().last_key
+        return resume_key
+
+
+@dataclass
+class TablePass:
+    """One keyset pass over the table of ``source``, from ``start`` to its last pending row."""
+
+    source: BatchSource
+    control: RunControl
+    meter: RunMeter
+    max_in_flight: int
+    # Saves the table's resume key (a blocking database write: it runs in a worker thread).
+    save_resume_key: Callable[[Key], None]
+
+    async def run(self, start: Sequence[Any] | None) -> None:
+        """Dispatch until the source has no batch left; the first failure is raised once every
+        batch in flight has finished, so none is left half-done."""
+        slots = asyncio.Semaphore(self.max_in_flight)
+        in_flight: set[asyncio.Task[None]] = set()
+        resume_keys = ResumeKeys()
+        failures: list[BaseException] = []
+        after = start
+        try:
+            while not failures:
+                await self.control.between_batches(in_flight)
+                # A free slot first: a claimed batch holds its row locks until it is processed.
+                await slots.acquire()
+                try:
+                    batch = await asyncio.to_thread(
+                        self.source.next_batch, after=after, limit=self.meter.batch_size
+                    )
+                except BaseException:
+                    slots.release()
+                    raise
+                if batch is None:
+                    slots.release()
+                    break
+                dispatched = resume_keys.dispatched(batch.last_key)
+                task = asyncio.create_task(self._process(batch, dispatched, resume_keys, slots, failures))
+                in_flight.add(task)
+                task.add_done_callback(in_flight.discard)
+                after = batch.last_key
+        finally:
+            if in_flight:
+                await asyncio.gather(*in_flight, return_exceptions=True)
+        if failures:
+            raise failures[0]
+
+    async def _process(
+        self,
+        batch: Batch,
+        dispatched: _Dispatched,
+        resume_keys: ResumeKeys,
+        slots: asyncio.Semaphore,
+        failures: list[BaseException],
+    ) -> None:
+        try:
+            result = await asyncio.to_thread(self.source.process, batch)
+            self.meter.batch_done(result)
+            resume_key = resume_keys.committed(dispatched)
+            if resume_key is not None:
+                await asyncio.to_thread(self.save_resume_key, resume_key)
+        except BaseException as error:  # reported once the pass has drained
+            failures.append(error)
+        finally:
+            slots.release()

@@ -1,0 +1,170 @@
+"""Who may do what, checked in the service for every operation, and the words of every refusal.
+
+The faces ask here too (``can``, ``denied_reason``) to show or disable actions, so the rule a UI
+shows and the rule the service enforces are the same rule.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy.engine import Connection
+
+from tui_migrator.common.errors import BadInput, PermissionDenied
+from tui_migrator.service.session import Session
+from tui_migrator.storage import operators
+from tui_migrator.storage.audit_operations import AuditOperation
+from tui_migrator.storage.database import redacted, serialized_write
+from tui_migrator.storage.operators import Action, Operator, Role
+from tui_migrator.storage.tables import utc_now
+
+READONLY_REASON = "read-only session (--readonly)"
+# What each action lets an operator do, in the words of a disabled action's reason.
+_ACTION_WORDS: dict[Action, str] = {
+    Action.READ: "read this database",
+    Action.MIGRATE: "change migrations",
+    Action.MANAGE_OPERATORS: "manage operators",
+    Action.REBUILD_DEMO: "rebuild the demo database",
+}
+
+
+def role(session: Session) -> Role | None:
+    with session.engine.connect() as connection:
+        return operators.role_of(connection, session.user)
+
+
+def can(session: Session, action: Action) -> bool:
+    current = role(session)
+    if current is None:
+        return False
+    if session.settings.readonly and action is not Action.READ:
+        return False
+    return action in operators.ALLOWED[current]
+
+
+def denied_reason(session: Session, action: Action) -> str | None:
+    """Why ``action`` is not allowed, in a few words a UI shows beside the disabled action."""
+    if can(session, action):
+        return None
+    if session.settings.readonly:
+        return READONLY_REASON
+    current = role(session)
+    allowed = " or ".join(r.value for r in Role if action in operators.ALLOWED[r])
+    return (
+        f"{session.user} is {current.value if current else 'without a role'}: "
+        f"only a {allowed} may {_ACTION_WORDS[action]}"
+    )
+
+
+def authorize(session: Session, action: Action, operation: str) -> None:
+    """Raise :class:`PermissionDenied` (and audit the refusal) unless allowed."""
+    if can(session, action):
+        return
+    current = role(session)
+    session.audit.record(
+        AuditOperation.PERMISSION_DENIED,
+        user_id=session.user,
+        success=False,
+        details={
+            "attemptedOperation": operation,
+            "role": current.value if current else None,
+            "readonly": session.settings.readonly,
+        },
+    )
+    if session.settings.readonly and current is not None:
+        raise PermissionDenied(
+            f"'{operation}' changes data, and this session is read-only (--readonly).",
+            hint="Run without --readonly to make changes.",
+        )
+    if current is None:
+        raise PermissionDenied(
+            f"The user '{session.user}' has no role in this database, so '{operation}' is refused.",
+            hint=f"Ask a super_admin to run: tui-migrator operators grant {session.user} viewer "
+            "(or super_admin).",
+        )
+    raise PermissionDenied(
+        f"The user '{session.user}' has the role {current.value}, which may not run '{operation}'.",
+        hint=f"Ask a super_admin to run: tui-migrator operators grant {session.user} super_admin",
+    )
+
+
+def list_operators(session: Session) -> list[Operator]:
+    authorize(session, Action.READ, "operators list")
+    with session.engine.connect() as connection:
+        return operators.list_operators(connection)
+
+
+def grant(session: Session, username: str, role_name: str) -> Operator:
+    operators.check_username(username)
+    granted_role = operators.parse_role(role_name)
+    authorize(session, Action.MANAGE_OPERATORS, "operators grant")
+    with serialized_write(session.engine) as connection:
+        previous = operators.role_of(connection, username)
+        if previous is Role.SUPER_ADMIN and granted_role is not Role.SUPER_ADMIN:
+            _refuse_removing_last_super_admin(connection, username)
+        granted_at = utc_now()
+        operators.put_operator(
+            connection, username, granted_role, granted_by=session.user, granted_at=granted_at
+        )
+        session.audit.append(
+            connection,
+            AuditOperation.OPERATOR_GRANTED,
+            user_id=session.user,
+            success=True,
+            details={
+                "operator": username,
+                "role": granted_role.value,
+                "previousRole": previous.value if previous else None,
+            },
+        )
+    return Operator(username, granted_role, session.user, granted_at)
+
+
+def revoke(session: Session, username: str) -> bool:
+    operators.check_username(username)
+    authorize(session, Action.MANAGE_OPERATORS, "operators revoke")
+    with serialized_write(session.engine) as connection:
+        previous = operators.role_of(connection, username)
+        if previous is None:
+            raise BadInput(
+                f"The user '{username}' has no role in this database; nothing to revoke.",
+                hint="See who has a role with: tui-migrator operators list",
+            )
+        if previous is Role.SUPER_ADMIN:
+            _refuse_removing_last_super_admin(connection, username)
+        operators.delete_operator(connection, username)
+        session.audit.append(
+            connection,
+            AuditOperation.OPERATOR_REVOKED,
+            user_id=session.user,
+            success=True,
+            details={"operator": username, "previousRole": previous.value},
+        )
+    return True
+
+
+def make_first_super_admin(session: Session) -> None:
+    """Whoever sets the tool up on a database may do everything there, including granting roles."""
+    with serialized_write(session.engine) as connection:
+        operators.put_operator(
+            connection, session.user, Role.SUPER_ADMIN, granted_by=session.user, granted_at=utc_now()
+        )
+        session.audit.append(
+            connection,
+            AuditOperation.TOOL_INITIALIZED,
+            user_id=session.user,
+            success=True,
+            details={
+                "database": redacted(session.engine.url),
+                "firstSuperAdmin": session.user,
+                "masterKeyFingerprint": session.master_key.fingerprint,
+            },
+        )
+
+
+def _refuse_removing_last_super_admin(connection: Connection, username: str) -> None:
+    # Counting locks the super_admins' rows, so two concurrent removals cannot leave none.
+    if operators.count_super_admins(connection) <= 1:
+        raise BadInput(
+            f"'{username}' is the last super_admin; removing that role would leave nobody able "
+            "to migrate, roll back or manage operators.",
+            hint="Grant super_admin to another operator first.",
+        )

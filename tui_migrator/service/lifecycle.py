@@ -1,0 +1,156 @@
+"""Starting a migration, running it (here or in a detached worker), joining it, and resuming it.
+
+Every path checks the plan and the pre-flight checks before writing, and audits what it set off.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from tui_migrator.common.errors import BadInput
+from tui_migrator.engine import detached, scope
+from tui_migrator.engine.joiner import JoiningWorker, JoinSummary
+from tui_migrator.engine.runner import MigrationRunner
+from tui_migrator.engine.work import MigrationWork
+from tui_migrator.service.access import authorize
+from tui_migrator.service.planning import calibrate, plan
+from tui_migrator.service.preflight import preflight_checks, refuse_failed_checks
+from tui_migrator.service.session import Session
+from tui_migrator.storage import migration_records as migrations
+from tui_migrator.storage.audit_operations import AuditOperation
+from tui_migrator.storage.database import database_file, serialized_write
+from tui_migrator.storage.migration_records import MigrationRecord
+from tui_migrator.storage.migration_status import RESUMABLE_STATUSES, Status, describe_statuses
+from tui_migrator.storage.operators import Action
+
+OnProgress = Callable[[MigrationRecord], None]
+
+
+def start(
+    session: Session, config_values: dict[str, Any], *, detach: bool, on_progress: OnProgress | None
+) -> MigrationRecord:
+    """Plan, check and create a migration, then run it here or in a detached worker."""
+    authorize(session, Action.MIGRATE, "start")
+    migration_plan = plan(session, config_values)
+    config = migration_plan.config
+    scope.refuse_rows_without_organization(migration_plan.scope)
+    if migration_plan.held and not config.dry_run:
+        migrations.raise_table_held(migration_plan.held)
+    calibration, seconds = calibrate(session, migration_plan)
+    refuse_failed_checks(
+        preflight_checks(session, migration_plan, calibration, database_file(session.engine))
+    )
+    warnings = []
+    if not config.create_backups:
+        warnings.append(
+            "Backups are disabled (--no-backups): rollback relies on decrypting the tokens alone."
+        )
+    if config.skip_integrity_checks:
+        warnings.append("Integrity checks are skipped: written rows are not read back and verified.")
+    migration_id = migrations.create(
+        session.engine,
+        config=config,
+        created_by=session.user,
+        tables=[
+            (table.name, table.access.mapped.category.value, table.pending_rows)
+            for table in migration_plan.scope.tables
+        ],
+        skipped_records=migration_plan.scope.encrypted_rows,
+        estimated_seconds=seconds,
+        warnings=warnings,
+    )
+    session.audit.record(
+        AuditOperation.MIGRATION_STARTED,
+        user_id=session.user,
+        success=True,
+        migration_id=migration_id,
+        details={
+            "batchSize": config.batch_size,
+            "maxConcurrency": config.max_concurrency,
+            "totalRecords": migration_plan.scope.pending_rows,
+            "dryRun": config.dry_run,
+            "dataCategories": [category.value for category in config.data_categories],
+            "organizationIds": config.organization_ids,
+            "createBackups": config.create_backups,
+            "warnings": warnings,
+        },
+    )
+    return _run_or_detach(session, migration_id, detach=detach, on_progress=on_progress)
+
+
+def run(session: Session, migration_id: str, *, on_progress: OnProgress | None) -> MigrationRecord:
+    """Run (or resume) a migration in this process until it reaches a final state."""
+    authorize(session, Action.MIGRATE, "worker")
+    return MigrationRunner(_work(session, migration_id), on_progress=on_progress).run()
+
+
+def join(
+    session: Session, migration_id: str, *, on_batch: Callable[[JoinSummary], None] | None
+) -> JoinSummary:
+    """Take batches of a migration another worker is running, until none are left (PostgreSQL)."""
+    authorize(session, Action.MIGRATE, "join")
+    return JoiningWorker(_work(session, migration_id), on_batch=on_batch).run()
+
+
+def resume(
+    session: Session, migration_id: str, *, detach: bool, on_progress: OnProgress | None
+) -> MigrationRecord:
+    """Continue a cancelled, failed or interrupted migration from its last checkpoint; failed
+    records are retried."""
+    authorize(session, Action.MIGRATE, "resume")
+    record = migrations.get(session.engine, migration_id)
+    if not record.can_resume:
+        raise BadInput(
+            f"Migration {migration_id} is {record.status.value}; only a "
+            f"{describe_statuses(RESUMABLE_STATUSES)} migration (or a completed one with failed "
+            "records) can be resumed.",
+            hint="A paused one continues with: tui-migrator continue " + migration_id
+            if record.status is Status.PAUSED
+            else None,
+        )
+    with serialized_write(session.engine) as connection:
+        if record.retries_failed_records:
+            # Completion released its tables; retrying its failed records takes them again.
+            tables = [table.name for table in record.tables]
+            held = migrations.holders(connection, tables)
+            if held:
+                migrations.raise_table_held(held)
+            migrations.lock_tables(connection, migration_id, tables)
+        for table in record.tables:
+            if table.failed_records:
+                migrations.update_table(connection, migration_id, table.name, done=False)
+        session.audit.append(
+            connection,
+            AuditOperation.MIGRATION_RESUMED,
+            user_id=session.user,
+            success=True,
+            migration_id=migration_id,
+            details={
+                "previousStatus": record.status.value,
+                "failedRecordsToRetry": record.failed_records,
+            },
+        )
+    return _run_or_detach(session, migration_id, detach=detach, on_progress=on_progress)
+
+
+def _run_or_detach(
+    session: Session, migration_id: str, *, detach: bool, on_progress: OnProgress | None
+) -> MigrationRecord:
+    if detach:
+        detached.spawn(session.settings, migration_id)
+        return migrations.get(session.engine, migration_id)
+    return run(session, migration_id, on_progress=on_progress)
+
+
+def _work(session: Session, migration_id: str) -> MigrationWork:
+    return MigrationWork(
+        session.engine,
+        migration_id=migration_id,
+        mapping=session.mapping(),
+        cipher=session.value_cipher(),
+        master_key=session.master_key,
+        audit=session.audit,
+        user=session.user,
+        retry=session.retry_policy,
+    )

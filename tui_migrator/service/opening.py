@@ -1,0 +1,105 @@
+"""Opening a session: connect, set the tool up on first use, and prove the master key matches
+the one the database was set up with — before anything else can run."""
+
+from __future__ import annotations
+
+import hmac
+import logging
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from tui_migrator import demo
+from tui_migrator.common.errors import ConfigError, WrongMasterKey
+from tui_migrator.common.settings import DEMO_DATABASE_FILENAME, Settings
+from tui_migrator.crypto.keys import MasterKey, load_master_key
+from tui_migrator.service.access import make_first_super_admin
+from tui_migrator.service.session import Session
+from tui_migrator.storage.database import create_database_engine, redacted
+from tui_migrator.storage.tables import META_KEY_FINGERPRINT, create_tool_tables, read_meta, tool_tables_exist
+
+log = logging.getLogger(__name__)
+
+
+def open_session(settings: Settings, *, user: str) -> Session:
+    """Connect and verify. With no database configured, the embedded SQLite demo database is
+    created and filled on first use."""
+    if settings.uses_embedded_database:
+        ensure_embedded_demo(settings)
+    engine = create_database_engine(settings.effective_database_url)
+    try:
+        return _connect(settings, engine, user)
+    except BaseException:
+        engine.dispose()
+        raise
+
+
+def _connect(settings: Settings, engine: Engine, user: str) -> Session:
+    try:
+        initialized = tool_tables_exist(engine)
+    except sa.exc.OperationalError as error:
+        raise ConfigError(
+            f"Cannot connect to the database at {redacted(engine.url)}: {_driver_message(error)}",
+            hint="Check --db / TUI_MIGRATOR_DB, that the server is running and the credentials.",
+        ) from None
+    master_key = load_master_key(settings, create_if_missing=not initialized)
+    if initialized:
+        _check_fingerprint(engine, master_key, settings)
+    session = Session.start(settings, engine, master_key, user=user)
+    if initialized:
+        session.keyring.verify_all()
+    elif create_tool_tables(engine, key_fingerprint=master_key.fingerprint, created_by=user):
+        set_up(session)
+    else:
+        # Another process set the database up between our check and our attempt.
+        _check_fingerprint(engine, master_key, settings)
+    return session
+
+
+def set_up(session: Session) -> None:
+    """The tool's tables were just created: their creator becomes the first super_admin."""
+    make_first_super_admin(session)
+    log.info("set up tui-migrator tables; %s is the first super_admin", session.user)
+
+
+def ensure_embedded_demo(settings: Settings) -> None:
+    """Create and fill the embedded demo database on first use."""
+    path = settings.data_dir / DEMO_DATABASE_FILENAME
+    if path.exists():
+        return
+    ensure_data_dir(settings)
+    engine = create_database_engine(settings.effective_database_url)
+    try:
+        summary = demo.build_demo_database(engine)
+    finally:
+        engine.dispose()
+    log.info("created the demo database at %s (%d records)", path, summary.sensitive_records)
+
+
+def ensure_data_dir(settings: Settings) -> None:
+    # Owner-only: the directory holds the key file and the embedded database.
+    settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+
+
+def _check_fingerprint(engine: Engine, master_key: MasterKey, settings: Settings) -> None:
+    with engine.connect() as connection:
+        stored = read_meta(connection, META_KEY_FINGERPRINT)
+    if stored is not None and not hmac.compare_digest(stored, master_key.fingerprint):
+        hint = "Use the master key (or key file) this database was set up with. Nothing was changed."
+        if settings.uses_embedded_database:
+            hint += (
+                f" For the demo database you may instead delete {settings.data_dir / DEMO_DATABASE_FILENAME}."
+            )
+        raise WrongMasterKey(
+            f"The master key from {master_key.source} (fingerprint {master_key.fingerprint[:12]}) "
+            f"is not the key the database at {redacted(engine.url)} was set up with "
+            f"(fingerprint {stored[:12]}).",
+            hint=hint,
+        )
+
+
+def _driver_message(error: sa.exc.DBAPIError) -> str:
+    # The driver's own first line says what failed (refused connection, bad password) and,
+    # with hide_parameters, carries no values.
+    text = str(error.orig) if error.orig is not None else str(error)
+    return text.strip().splitlines()[0] if text.strip() else type(error).__name__

@@ -1,0 +1,92 @@
+"""Planning a migration before it runs: validate the configuration, resolve its scope, and
+estimate it from a calibration measured on this database. Nothing here writes data."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import field_serializer
+
+from tui_migrator.common.migration_config import MigrationConfig, parse_config
+from tui_migrator.common.models import ResponseModel
+from tui_migrator.engine import estimate as estimating
+from tui_migrator.engine.plan import Plan, plan_migration
+from tui_migrator.service.access import authorize
+from tui_migrator.service.preflight import PreflightCheck, preflight_checks
+from tui_migrator.service.report import Recommendations, RiskAssessment, recommendations, risk_assessment
+from tui_migrator.service.session import Session
+from tui_migrator.storage.database import database_file, database_size_bytes
+from tui_migrator.storage.operators import Action
+
+
+class Estimate(ResponseModel):
+    """The seed's estimate response (field order is the JSON's)."""
+
+    estimated_records: int
+    estimated_time_minutes: float
+    estimated_time_seconds: float
+    # A percentage ("93%"), or "n/a" where the database's size is unknown.
+    estimated_storage_increase: str
+    already_encrypted_records: int
+    by_category: dict[str, int]
+    by_organization: dict[str, int]
+    by_table: dict[str, int]
+    recommendations: Recommendations
+    risk_assessment: RiskAssessment
+    preflight_checks: list[PreflightCheck]
+    can_start: bool
+    calibration: estimating.Calibration
+    config: MigrationConfig
+
+    @field_serializer("calibration")
+    def _calibration_json(self, calibration: estimating.Calibration) -> dict[str, Any]:
+        # The engine's own summary of what it measured (per-row microseconds by stage).
+        return calibration.to_json()
+
+
+def plan(session: Session, config_values: dict[str, Any]) -> Plan:
+    """Validate a configuration and resolve its scope, writing nothing."""
+    authorize(session, Action.READ, "plan")
+    return plan_migration(session.engine, session.mapping(), parse_config(config_values))
+
+
+def calibrate(session: Session, migration_plan: Plan) -> tuple[estimating.Calibration, float]:
+    """A calibration on this database's rows in scope, and the seconds it predicts."""
+    calibration = estimating.calibrate(
+        session.engine,
+        migration_plan.scope,
+        migration_plan.config,
+        session.value_cipher(),
+        session.master_key,
+    )
+    seconds = estimating.estimated_seconds(
+        calibration, migration_plan.scope, migration_plan.config, session.engine.dialect.name
+    )
+    return calibration, seconds
+
+
+def estimate(session: Session, config_values: dict[str, Any]) -> Estimate:
+    """The seed's estimate, from a calibration measured on this database, plus pre-flight checks."""
+    authorize(session, Action.READ, "estimate")
+    migration_plan = plan(session, config_values)
+    scope = migration_plan.scope
+    calibration, seconds = calibrate(session, migration_plan)
+    increase = estimating.storage_increase_percent(calibration, scope, database_size_bytes(session.engine))
+    checks = preflight_checks(session, migration_plan, calibration, database_file(session.engine))
+    rows = scope.pending_rows
+    return Estimate(
+        estimated_records=rows,
+        estimated_time_minutes=round(seconds / 60, 1),
+        estimated_time_seconds=round(seconds, 1),
+        estimated_storage_increase="n/a" if increase is None else f"{increase:.0f}%",
+        already_encrypted_records=scope.encrypted_rows,
+        by_category=scope.by_category,
+        by_organization=scope.by_organization,
+        by_table={table.name: table.pending_rows for table in scope.tables},
+        recommendations=recommendations(rows, session.engine.dialect.name),
+        risk_assessment=risk_assessment(rows, calibration, migration_plan, seconds),
+        preflight_checks=checks,
+        can_start=all(check.passed for check in checks),
+        calibration=calibration,
+        config=migration_plan.config,
+    )
