@@ -8,6 +8,7 @@ import sqlalchemy as sa
 
 from tests.support.databases import BOTH_BACKENDS
 from tests.support.migration_helpers import (
+    FAST,
     Background,
     assert_fully_encrypted,
     latest,
@@ -15,7 +16,7 @@ from tests.support.migration_helpers import (
     raw_dump,
     wait_for,
 )
-from tui_migrator.common.errors import BadInput, InvalidMigrationConfig, OperationFailed, PermissionDenied
+from tui_migrator.common.errors import BadInput, InvalidMigrationConfig, PermissionDenied
 from tui_migrator.crypto.codec import UnsupportedValue
 from tui_migrator.engine import batch_source
 from tui_migrator.engine import batches as batches_module
@@ -24,37 +25,7 @@ from tui_migrator.reader import RecordReader
 from tui_migrator.service.facade import MigratorService
 from tui_migrator.storage.migration_status import Status
 
-FAST = {"batch_size": 40, "max_concurrency": 2}
-
 pytestmark = BOTH_BACKENDS
-
-
-def test_complete_migration_leaves_no_plaintext_and_rollback_restores_everything(
-    service: MigratorService,
-) -> None:
-    before = raw_dump(service.engine)
-    record = service.start(FAST)
-    assert record.status is Status.COMPLETED, record.error_message
-    assert record.encrypted_records == record.total_records > 400
-    assert record.failed_records == 0
-    assert record.verification and record.verification["passed"]
-    assert record.verification["verifiedRows"] == record.total_records
-    assert assert_fully_encrypted(service, service.mapping(), before) == record.total_records
-    assert all(table.backup_verified and table.backup_rows == table.total_records for table in record.tables)
-
-    rolled, result = service.rollback(record.id, confirm=True)
-    assert rolled.status is Status.ROLLED_BACK
-    assert result.restored_rows == record.total_records
-    assert raw_dump(service.engine) == before  # values, storage classes and columns
-    operations = [e.operation for e in service.audit_entries(limit=None, migration_id=record.id).entries]
-    for expected in (
-        "data_migration_started",
-        "backup_created",
-        "integrity_verified",
-        "data_migration_completed",
-        "data_migration_rolled_back",
-    ):
-        assert expected in operations
 
 
 def test_no_plaintext_copy_of_sensitive_values_stays_anywhere_in_the_database(
@@ -329,28 +300,6 @@ def test_scope_by_category_and_organization(service: MigratorService) -> None:
         ) or first_name is None
 
 
-def test_migration_without_backups_warns_and_still_rolls_back(service: MigratorService) -> None:
-    before = raw_dump(service.engine)
-    record = service.start({**FAST, "create_backups": False})
-    assert any("--no-backups" in w for w in record.warnings)
-    assert all(t.backup_table is None for t in record.tables)
-    service.rollback(record.id, confirm=True)
-    assert raw_dump(service.engine) == before
-
-
-def test_rollback_keeps_values_the_application_wrote_after_the_migration(service: MigratorService) -> None:
-    record = service.start(FAST)
-    with service.engine.begin() as connection:
-        connection.exec_driver_sql("UPDATE demographics SET notes = 'written by the app later' WHERE id = 2")
-    _, result = service.rollback(record.id, confirm=True)
-    assert result.kept_newer_values == 1
-    with service.engine.connect() as connection:
-        assert (
-            connection.exec_driver_sql("SELECT notes FROM demographics WHERE id = 2").scalar_one()
-            == "written by the app later"
-        )
-
-
 def test_a_value_the_application_changes_during_a_batch_is_read_again_not_overwritten(
     service: MigratorService, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -497,132 +446,3 @@ def test_status_raises_the_seeds_high_error_rate_alert(
     assert record.failed_records / record.processed_records > 0.05
     alerts = status_data(record)["alerts"]
     assert any(alert.startswith("High error rate:") for alert in alerts)
-
-
-@pytest.mark.backends("postgresql")
-def test_concurrent_starts_get_distinct_ids_or_the_held_by_refusal(
-    service: MigratorService, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """On PostgreSQL two starts can both count the day's migrations before either inserts."""
-    import threading
-
-    from tui_migrator.common.migration_config import parse_config
-    from tui_migrator.storage import migration_records as migrations
-
-    real_new_id = migrations.new_migration_id
-    barrier = threading.Barrier(2, timeout=20)
-    waited = threading.local()
-
-    def racing_new_id(connection, now):  # type: ignore[no-untyped-def]
-        chosen = real_new_id(connection, now)
-        if not getattr(waited, "done", False):
-            waited.done = True
-            barrier.wait()  # both have chosen an id before either inserts
-        return chosen
-
-    monkeypatch.setattr(migrations, "new_migration_id", racing_new_id)
-
-    def race(config: dict[str, object]) -> list[object]:
-        outcomes: list[object] = []
-
-        def create() -> None:
-            try:
-                outcomes.append(
-                    migrations.create(
-                        service.engine,
-                        config=parse_config(config),
-                        created_by="alice",
-                        tables=[("demographics", "DEMOGRAPHICS", 60)],
-                        skipped_records=0,
-                        estimated_seconds=None,
-                        warnings=[],
-                    )
-                )
-            except BadInput as error:
-                outcomes.append(error)
-
-        threads = [threading.Thread(target=create) for _ in range(2)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(30)
-        barrier.reset()
-        return outcomes
-
-    dry_runs = race({"dry_run": True})
-    assert len(dry_runs) == 2 and all(isinstance(o, str) for o in dry_runs)
-    assert dry_runs[0] != dry_runs[1]
-
-    real_runs = race({})
-    started = [o for o in real_runs if isinstance(o, str)]
-    refused = [o for o in real_runs if isinstance(o, BadInput)]
-    assert len(started) == 1 and len(refused) == 1
-    assert f"held by migration {started[0]}" in str(refused[0])
-    _, everything = service.list_migrations()
-    assert sorted(r.id for r in everything) == sorted([*dry_runs, started[0]])
-
-
-def test_two_workers_claiming_one_migration_at_once_one_is_refused(
-    service: MigratorService, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Each worker reads the migration, sees nobody running it, and takes it: only one may."""
-    import contextlib
-    import threading
-
-    from tui_migrator.common.errors import OperationFailed
-    from tui_migrator.common.migration_config import parse_config
-    from tui_migrator.storage import migration_records as migrations
-
-    migration_id = migrations.create(
-        service.engine,
-        config=parse_config(FAST),
-        created_by="alice",
-        tables=[("demographics", "DEMOGRAPHICS", 60)],
-        skipped_records=0,
-        estimated_seconds=None,
-        warnings=[],
-    )
-    real_load = migrations.load
-    # Both claims wait here after reading, unless the first one's read locked the row, so the
-    # second cannot read before the first has written (then the wait times out).
-    both_read = threading.Barrier(2, timeout=1.5)
-
-    def load_then_wait(connection, wanted, **options):  # type: ignore[no-untyped-def]
-        record = real_load(connection, wanted, **options)
-        if threading.current_thread().name.startswith("claim-"):
-            with contextlib.suppress(threading.BrokenBarrierError):
-                both_read.wait()
-        return record
-
-    monkeypatch.setattr(migrations, "load", load_then_wait)
-    outcomes: dict[str, object] = {}
-
-    def claim(worker: str) -> None:
-        try:
-            outcomes[worker] = migrations.claim(service.engine, migration_id, worker).worker
-        except OperationFailed as error:
-            outcomes[worker] = error
-
-    threads = [threading.Thread(target=claim, args=(w,), name=f"claim-{w}") for w in ("w1", "w2")]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(30)
-    winners = [worker for worker, outcome in outcomes.items() if outcome == worker]
-    refused = [outcome for outcome in outcomes.values() if isinstance(outcome, OperationFailed)]
-    assert len(winners) == 1 and len(refused) == 1, outcomes
-    assert f"already being run by {winners[0]}" in str(refused[0])
-
-
-@pytest.mark.backends("sqlite")
-def test_rows_changed_while_the_estimate_samples_them_is_said_in_words(
-    service: MigratorService, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    def application_changed_the_sample(self, *args, **kwargs):  # type: ignore[no-untyped-def]
-        raise batches_module.RowsChanged
-
-    monkeypatch.setattr(batches_module.TableBatches, "write_in", application_changed_the_sample)
-    before = raw_dump(service.engine)
-    with pytest.raises(OperationFailed, match="changed rows of .* while the estimate was sampling"):
-        service.estimate(FAST)
-    assert raw_dump(service.engine) == before

@@ -20,6 +20,9 @@ from tui_migrator.storage.mapping import ResolvedMapping, Storage
 from tui_migrator.storage.migration_records import MigrationRecord
 from tui_migrator.storage.migration_status import Status
 
+# A small configuration that still runs several batches, two at a time.
+FAST = {"batch_size": 40, "max_concurrency": 2}
+
 
 def raw_dump(engine: sa.Engine) -> dict[str, Any]:
     """Every user table's columns and rows, each value with its stored type, for byte-for-byte

@@ -10,7 +10,7 @@ from sqlalchemy.engine import Engine
 
 from tui_migrator.common.migration_config import MigrationConfig
 from tui_migrator.engine.scope import MigrationScope, analyse
-from tui_migrator.storage import migration_records as migrations
+from tui_migrator.storage import table_locks
 from tui_migrator.storage.mapping import ResolvedMapping
 
 
@@ -26,5 +26,5 @@ def plan_migration(engine: Engine, mapping: ResolvedMapping, config: MigrationCo
     """Resolve ``config``'s scope and the locks on it, writing nothing."""
     with engine.connect() as connection:
         scope = analyse(connection, mapping, config)
-        held = migrations.holders(connection, [table.name for table in scope.tables])
+        held = table_locks.holders(connection, [table.name for table in scope.tables])
     return Plan(config, scope, held)

@@ -37,6 +37,7 @@ from tui_migrator.engine.retry import FINAL_STATE_RETRY, database_failure, with_
 from tui_migrator.engine.table_pass import Key, TablePass
 from tui_migrator.engine.work import MigrationWork, MigrationWorker
 from tui_migrator.storage import migration_records as migrations
+from tui_migrator.storage import table_locks
 from tui_migrator.storage.audit_operations import AuditOperation
 from tui_migrator.storage.column_storage import TableAccess, add_companion_columns, organizations_in, reflect
 from tui_migrator.storage.database import serialized_write
@@ -344,7 +345,7 @@ class MigrationRunner(MigrationWorker):
                     heartbeat_at=utc_now(),
                     rate_per_second=rate,
                 )
-                migrations.release_locks(connection, self.migration_id)
+                table_locks.release_locks(connection, self.migration_id)
 
         await asyncio.to_thread(finish)
 

@@ -17,6 +17,7 @@ from tui_migrator.service.access import authorize
 from tui_migrator.service.planning import calibrate, plan
 from tui_migrator.service.preflight import preflight_checks, refuse_failed_checks
 from tui_migrator.service.session import Session
+from tui_migrator.storage import migration_creation, table_locks
 from tui_migrator.storage import migration_records as migrations
 from tui_migrator.storage.audit_operations import AuditOperation
 from tui_migrator.storage.database import database_file, serialized_write
@@ -36,7 +37,7 @@ def start(
     config = migration_plan.config
     scope.refuse_rows_without_organization(migration_plan.scope)
     if migration_plan.held and not config.dry_run:
-        migrations.raise_table_held(migration_plan.held)
+        table_locks.raise_table_held(migration_plan.held)
     calibration, seconds = calibrate(session, migration_plan)
     refuse_failed_checks(
         preflight_checks(session, migration_plan, calibration, database_file(session.engine))
@@ -48,7 +49,7 @@ def start(
         )
     if config.skip_integrity_checks:
         warnings.append("Integrity checks are skipped: written rows are not read back and verified.")
-    migration_id = migrations.create(
+    migration_id = migration_creation.create(
         session.engine,
         config=config,
         created_by=session.user,
@@ -113,10 +114,10 @@ def resume(
         if record.retries_failed_records:
             # Completion released its tables; retrying its failed records takes them again.
             tables = [table.name for table in record.tables]
-            held = migrations.holders(connection, tables)
+            held = table_locks.holders(connection, tables)
             if held:
-                migrations.raise_table_held(held)
-            migrations.lock_tables(connection, migration_id, tables)
+                table_locks.raise_table_held(held)
+            table_locks.lock_tables(connection, migration_id, tables)
         for table in record.tables:
             if table.failed_records:
                 migrations.update_table(connection, migration_id, table.name, done=False)

@@ -12,6 +12,7 @@ from tui_migrator.engine.rollback import RollbackResult
 from tui_migrator.service.access import authorize
 from tui_migrator.service.session import Session
 from tui_migrator.storage import migration_records as migrations
+from tui_migrator.storage import table_locks
 from tui_migrator.storage.audit_operations import AuditOperation
 from tui_migrator.storage.database import serialized_write
 from tui_migrator.storage.migration_records import MigrationRecord
@@ -75,7 +76,7 @@ def roll_back(
             rolled_back_at=utc_now(),
             rollback_seconds=result.seconds,
         )
-        migrations.release_locks(connection, migration_id)
+        table_locks.release_locks(connection, migration_id)
         session.audit.append(
             connection,
             AuditOperation.ROLLED_BACK,

@@ -7,18 +7,15 @@ are flags the running worker acts on between batches; liveness is a heartbeat.
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 import socket
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import IntegrityError
 
 from tui_migrator.common.errors import BadInput, OperationFailed
 from tui_migrator.common.migration_config import MigrationConfig
@@ -30,7 +27,6 @@ from tui_migrator.storage.migration_status import (
     PAUSABLE_STATUSES,
     RESUMABLE_STATUSES,
     ROLLBACK_STATUSES,
-    Phase,
     Status,
 )
 from tui_migrator.storage.tables import (
@@ -38,14 +34,11 @@ from tui_migrator.storage.tables import (
     migration_tables_table,
     migrations_table,
     row_metadata_table,
-    table_locks_table,
     utc_now,
 )
 
 # A worker that has not moved its heartbeat for this long is taken to be gone.
 HEARTBEAT_STALE_SECONDS = 15.0
-# Tries at inserting a new migration when concurrent starts collide (see create).
-CREATE_ATTEMPTS = 5
 
 
 @dataclass(frozen=True)
@@ -206,125 +199,6 @@ def control(engine: Engine, migration_id: str) -> Control:
 
 def worker_identity() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
-
-
-def new_migration_id(connection: Connection, now: datetime) -> str:
-    prefix = f"migration_{now:%Y%m%d}_"
-    existing = connection.execute(
-        sa.select(sa.func.count())
-        .select_from(migrations_table)
-        .where(migrations_table.c.id.like(prefix + "%"))
-    ).scalar_one()
-    return f"{prefix}{existing + 1:03d}"
-
-
-def _retried_when_starts_collide(create_once: Callable[..., str]) -> Callable[..., str]:
-    """On PostgreSQL two starts at the same moment both count the day's migrations before either
-    inserts, so both pick the same id, or both find the same tables free; the second insert waits
-    for the first to commit and then fails. Trying again in a new transaction sees the first one:
-    the next id, or the "held by" refusal."""
-
-    @functools.wraps(create_once)
-    def create(*args: Any, **kwargs: Any) -> str:
-        for attempt in range(CREATE_ATTEMPTS):
-            try:
-                return create_once(*args, **kwargs)
-            except IntegrityError:
-                if attempt == CREATE_ATTEMPTS - 1:
-                    raise
-        raise AssertionError("unreachable")
-
-    return create
-
-
-@_retried_when_starts_collide
-def create(
-    engine: Engine,
-    *,
-    config: MigrationConfig,
-    created_by: str,
-    tables: list[tuple[str, str, int]],
-    skipped_records: int,
-    estimated_seconds: float | None,
-    warnings: list[str],
-) -> str:
-    """Insert a planned migration and lock its tables, atomically. Returns its id.
-
-    ``tables`` lists (name, category, rows to migrate). A dry run takes no locks: it writes
-    nothing a real migration could collide with.
-    """
-    with serialized_write(engine) as connection:
-        now = utc_now()
-        migration_id = new_migration_id(connection, now)
-        if not config.dry_run:
-            held = holders(connection, [name for name, _, _ in tables])
-            if held:
-                raise_table_held(held)
-        connection.execute(
-            sa.insert(migrations_table).values(
-                id=migration_id,
-                status=Status.PLANNED.value,
-                phase=Phase.PLANNING.value,
-                dry_run=config.dry_run,
-                config=json.dumps(config.to_json_data()),
-                created_by=created_by,
-                created_at=now,
-                total_records=sum(rows for _, _, rows in tables),
-                skipped_records=skipped_records,
-                estimated_seconds=estimated_seconds,
-                cancel_requested=False,
-                pause_requested=False,
-                paused_seconds=0.0,
-                warnings=json.dumps(warnings),
-                phase_seconds="{}",
-            )
-        )
-        for position, (name, category, rows) in enumerate(tables):
-            connection.execute(
-                sa.insert(migration_tables_table).values(
-                    migration_id=migration_id,
-                    table_name=name,
-                    category=category,
-                    position=position,
-                    total_records=rows,
-                    encrypted_records=0,
-                    done=False,
-                    backup_verified=False,
-                    companions_added="[]",
-                )
-            )
-        if not config.dry_run:
-            lock_tables(connection, migration_id, [name for name, _, _ in tables])
-        return migration_id
-
-
-def holders(connection: Connection, table_names: list[str]) -> dict[str, str]:
-    rows = connection.execute(
-        sa.select(table_locks_table.c.table_name, table_locks_table.c.migration_id).where(
-            table_locks_table.c.table_name.in_(table_names)
-        )
-    )
-    return {row.table_name: row.migration_id for row in rows}
-
-
-def raise_table_held(held: dict[str, str]) -> None:
-    table, migration_id = next(iter(sorted(held.items())))
-    raise BadInput(
-        f"Table '{table}' is held by migration {migration_id}"
-        + (f" (and {len(held) - 1} more tables)" if len(held) > 1 else "")
-        + "; only one migration at a time may work on a table. Nothing was started.",
-        hint=f"Wait for it to complete, or resume or roll back {migration_id} first "
-        f"(tui-migrator status {migration_id}).",
-    )
-
-
-def lock_tables(connection: Connection, migration_id: str, table_names: list[str]) -> None:
-    for name in table_names:
-        connection.execute(sa.insert(table_locks_table).values(table_name=name, migration_id=migration_id))
-
-
-def release_locks(connection: Connection, migration_id: str) -> None:
-    connection.execute(sa.delete(table_locks_table).where(table_locks_table.c.migration_id == migration_id))
 
 
 def get(engine: Engine, migration_id: str) -> MigrationRecord:
