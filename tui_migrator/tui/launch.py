@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from tui_migrator.common.settings import Settings
 from tui_migrator.service.facade import MigratorService
+from tui_migrator.tui.app import MigratorApp
 
 
 def run_tui(settings: Settings) -> int:
-    from tui_migrator.tui.app import MigratorApp
-
     with MigratorService.open(settings) as service:
         MigratorApp(service).run()
     return 0
