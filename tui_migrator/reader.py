@@ -23,6 +23,7 @@ from tui_migrator.common.settings import Settings
 from tui_migrator.crypto.ciphers import RowContext, ValueCipher
 from tui_migrator.crypto.tokens import is_token
 from tui_migrator.service.facade import MigratorService
+from tui_migrator.storage.column_storage import RecordRefused, cell_token, organization_id
 from tui_migrator.storage.mapping import ResolvedMapping, ResolvedTable
 from tui_migrator.storage.operators import Action
 
@@ -82,17 +83,19 @@ class RecordReader:
         table: str,
         column: str,
         primary_key: Any,
-        organization_id: str | None,
+        organization_id: Any,
     ) -> Any:
         """The original value of ``stored``, whether it is plaintext or a token.
 
-        For a column whose tokens live in a companion column (non-text types), pass the
-        companion's value when it is not NULL, and the column's own value otherwise.
+        Text in token form that does not open (a damaged token) raises DecryptionFailed: it is
+        never returned as if it were the value. For a column whose tokens live in a companion
+        column (non-text types), prefer :meth:`read_row`, which knows which of the two holds
+        the current value.
         """
         if not is_token(stored):
             return stored
         mapped = self._mapping.table(table)
-        organization = organization_id or mapped.default_organization
+        organization = organization_id_of(mapped, organization_id)
         if not organization:
             raise DecryptionFailed(
                 f"The row of {table} with key {primary_key!r} has no organization, so its "
@@ -103,30 +106,41 @@ class RecordReader:
 
     def read_row(self, table: str, row: Mapping[str, Any]) -> dict[str, Any]:
         """A copy of ``row`` (column name → stored value) with every mapped column decrypted
-        and the companion columns removed. The row must include the key and organization."""
+        and the companion columns removed. The row must include the key and organization.
+
+        A non-NULL value beside a companion token was written after the migration and is the
+        current one; the token is of the value it replaced."""
         mapped = self._mapping.table(table)
         result = dict(row)
         key = tuple(row[name] for name in mapped.primary_key)
-        organization = _organization_of(mapped, row)
+        organization = (
+            organization_id_of(mapped, row.get(mapped.organization_column))
+            if mapped.organization_column
+            else mapped.default_organization
+        )
         for column in mapped.columns:
-            stored = result.get(column.name)
             if column.companion is not None:
-                token = result.pop(column.companion, None)
-                if token is not None:
-                    stored = token
-            if column.name in row:
-                result[column.name] = self.read_value(
-                    stored,
-                    table=table,
-                    column=column.name,
-                    primary_key=key,
-                    organization_id=organization,
+                result.pop(column.companion, None)
+            if column.name not in row:
+                continue
+            token = cell_token(column, row)
+            if token is None:
+                result[column.name] = row[column.name]
+                continue
+            if not organization:
+                raise DecryptionFailed(
+                    f"The row of {table} with key {key!r} has no organization, so its token in "
+                    f"'{column.name}' cannot be matched to a key."
                 )
+            result[column.name] = self._cipher.decrypt(
+                token, RowContext(table, column.name, key, organization)
+            )
         return result
 
 
-def _organization_of(table: ResolvedTable, row: Mapping[str, Any]) -> str | None:
-    if table.organization_column is None:
-        return table.default_organization
-    value = row.get(table.organization_column)
-    return value if value not in (None, "") else table.default_organization
+def organization_id_of(mapped: ResolvedTable, value: Any) -> str | None:
+    """The engine's organization rule for a value of the organization column (or an id)."""
+    try:
+        return organization_id(mapped, value)
+    except RecordRefused as error:
+        raise DecryptionFailed(error.message) from None

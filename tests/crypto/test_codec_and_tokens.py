@@ -154,8 +154,11 @@ def test_token_is_self_describing_and_versioned(service: MigratorService) -> Non
         "tmenc:v1:a:b:c",
     ],
 )
-def test_text_that_is_not_a_token_is_recognised_as_plaintext(text: str) -> None:
-    assert not is_token(text)
+def test_text_that_does_not_parse_as_a_token_is_told_apart(text: str) -> None:
+    # Text with the prefix is in token form whether or not it parses: a damaged token is never
+    # taken for plaintext (it would be re-sealed or shown as the value). The rest is plaintext.
+    assert parse_token(text) is None
+    assert is_token(text) is text.startswith(TOKEN_PREFIX)
 
 
 @pytest.mark.parametrize(

@@ -44,7 +44,9 @@ def seal_everything(service: MigratorService, mapping: ResolvedMapping) -> int:
                 rows = connection.execute(access.select_rows(after=after, limit=BATCH)).mappings().all()
                 if not rows:
                     break
-                updates = [p for p in (seal_row(access, row, cipher) for row in rows) if p is not None]
+                updates = [
+                    s.parameters for s in (seal_row(access, row, cipher) for row in rows) if s is not None
+                ]
                 if updates:
                     connection.execute(access.update_statement(), updates)
                 sealed += len(updates)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hmac
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from hashlib import sha256
 from typing import Any
@@ -108,6 +108,17 @@ class ValueCipher:
         """HMAC-SHA-256 of all mapped values of one row (NULLs included), bound to the row."""
         message = pack(
             b"tm-row/v1", table.encode(), pack_values(key), (organization or "").encode(), pack_values(values)
+        )
+        return hmac.new(self._digest_key, message, sha256).hexdigest()
+
+    def digest_cells(
+        self, table: str, key: tuple[Any, ...], organization: str | None, cells: Mapping[str, Any]
+    ) -> str:
+        """HMAC-SHA-256 of the original values of some columns of one row (named, NULLs
+        included), bound to the row: what one migration sealed there, and nothing else."""
+        named = (pack(name.encode(), pack_values([cells[name]])) for name in sorted(cells))
+        message = pack(
+            b"tm-cells/v2", table.encode(), pack_values(key), (organization or "").encode(), *named
         )
         return hmac.new(self._digest_key, message, sha256).hexdigest()
 

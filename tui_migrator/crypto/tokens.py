@@ -5,6 +5,10 @@
 The prefix makes tokens recognisable in any text column (that is how a migration skips rows it
 already encrypted and how the read API tells plaintext from ciphertext); the version lets a
 later format coexist; the key id names the data key, so rotation never needs a rewrite.
+
+One rule decides what is sealed, in Python (:func:`is_token`) and in SQL (``engine.scope``):
+text that starts with the prefix. Such text that does not parse or does not open is a damaged
+token (or plaintext that merely looks like one) — never plaintext to be returned or re-sealed.
 """
 
 from __future__ import annotations
@@ -35,8 +39,16 @@ class Token:
 
 
 def is_token(value: object) -> bool:
-    """True when ``value`` is text in token form (it may still fail to decrypt)."""
-    return isinstance(value, str) and value.startswith(TOKEN_PREFIX) and parse_token(value) is not None
+    """True when ``value`` is text in token form: the tool treats it as sealed. It may still be
+    damaged (fail to parse or to decrypt), which opening it reports."""
+    return isinstance(value, str) and value.startswith(TOKEN_PREFIX)
+
+
+def token_nonce(text: str) -> str | None:
+    """The nonce of a well-formed token, as text: what tells one sealing of a value from another
+    (a token written by this migration from one written by a later one). None if malformed."""
+    token = parse_token(text)
+    return None if token is None else base64.urlsafe_b64encode(token.nonce).decode("ascii")
 
 
 def parse_token(text: str) -> Token | None:

@@ -18,7 +18,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from tui_migrator.common.errors import OperationFailed
 from tui_migrator.crypto.ciphers import RowSealer, ValueCipher
-from tui_migrator.storage.column_storage import TableAccess, key_of, organization_of
+from tui_migrator.storage.column_storage import RecordRefused, TableAccess, key_of, organization_of
 from tui_migrator.storage.database import insert_ignoring_duplicates, serialized_write
 
 SEALED_COLUMN = "tm_sealed"
@@ -47,7 +47,9 @@ def backup_table_name(migration_id: str, table: str) -> str:
 
 def backup_table(access: TableAccess, name: str) -> sa.Table:
     """The backup table's shape: the data table's key columns (same types) and the sealed row."""
-    key_columns = [sa.Column(column.name, column.type, primary_key=True) for column in access.key_columns]
+    key_columns = [
+        sa.Column(name, access.copy_type(name), primary_key=True) for name in access.mapped.primary_key
+    ]
     return sa.Table(
         name, sa.MetaData(), *key_columns, sa.Column(SEALED_COLUMN, sa.LargeBinary, nullable=False)
     )
@@ -67,9 +69,13 @@ def row_values(access: TableAccess, row: Mapping[Any, Any]) -> list[Any]:
 def row_digest(
     access: TableAccess, row: Mapping[Any, Any], values: Sequence[Any], cipher: ValueCipher
 ) -> str:
-    return cipher.digest_row(
-        access.mapped.name, key_of(access, row), organization_of(access.mapped, row), values
-    )
+    """A row's digest for comparing a backup with its table. A row whose organization value is
+    refused is still backed up (its batch records it as failed), digested with no organization."""
+    try:
+        organization = organization_of(access.mapped, row)
+    except RecordRefused:
+        organization = None
+    return cipher.digest_row(access.mapped.name, key_of(access, row), organization, values)
 
 
 def backup_rows(
@@ -141,7 +147,7 @@ def _read_back(
     query = sa.select(*(table.c[name] for name in key_names), table.c[SEALED_COLUMN])
     if organization_column is not None:
         on = sa.and_(*(access.table.c[name] == table.c[name] for name in key_names))
-        query = query.add_columns(access.table.c[organization_column]).join_from(table, access.table, on)
+        query = query.add_columns(access.value(organization_column)).join_from(table, access.table, on)
     count = 0
     total = 0
     with engine.connect() as connection:

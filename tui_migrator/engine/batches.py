@@ -24,17 +24,21 @@ from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError
 
 from tui_migrator.common.errors import DecryptionFailed
 from tui_migrator.crypto.ciphers import RowSealer, ValueCipher
 from tui_migrator.crypto.codec import UnsupportedValue, encode_key, encode_value
 from tui_migrator.crypto.keys import MasterKey
 from tui_migrator.engine import backup
-from tui_migrator.engine.retry import RetryPolicy, with_retries
+from tui_migrator.engine.retry import RetryPolicy, is_row_refusal, refusal_reason, with_retries
 from tui_migrator.engine.scope import organization_condition, pending_condition
+from tui_migrator.storage import migration_records as migrations
 from tui_migrator.storage.column_storage import (
     RecordRefused,
+    SealedRow,
     TableAccess,
+    cell_token,
     key_of,
     organization_of,
     row_context,
@@ -42,6 +46,7 @@ from tui_migrator.storage.column_storage import (
 )
 from tui_migrator.storage.database import serialized_write, upsert
 from tui_migrator.storage.keyring import ALGORITHM
+from tui_migrator.storage.sealed_cells import SealedCells
 from tui_migrator.storage.tables import (
     batch_log_table,
     failed_records_table,
@@ -199,23 +204,28 @@ class TableBatches:
     def seal_rows(self, rows: Sequence[sa.RowMapping]) -> tuple[list[dict[str, Any]], list[Failure]]:
         sealed: list[dict[str, Any]] = []
         failures: list[Failure] = []
+        mapped = self.access.mapped
         for row in rows:
             key = self.key(row)
             try:
-                parameters = seal_row(self.access, row, self.cipher)
-                if parameters is None:
+                result = seal_row(self.access, row, self.cipher)
+                if result is None:
                     continue
-                values = backup.row_values(self.access, row)
-                organization = organization_of(self.access.mapped, row)
+                organization = organization_of(mapped, row)
                 if self.dry_run:
-                    self._prove_round_trip(row, parameters)
-                parameters.update(self._guard_parameters(values))
+                    self._prove_round_trip(row, result)
+                cells = SealedCells.of_tokens(result.tokens)
+                parameters = result.parameters
+                parameters.update(self._guard_parameters(backup.row_values(self.access, row)))
                 sealed.append(
                     {
                         "parameters": parameters,
                         "row": row,
                         "row_key": encode_key(key),
-                        "digest": self.cipher.digest_row(self.access.mapped.name, key, organization, values),
+                        "digest": cells.digest(self.cipher, mapped, key, organization, result.originals),
+                        "sealed_columns": cells.to_metadata(),
+                        "sealed": result,
+                        "organization": organization,
                         "key_id": self.cipher.key_id_for(organization) if organization else "",
                     }
                 )
@@ -223,19 +233,16 @@ class TableBatches:
                 failures.append((encode_key(key), _shown(key), _reason(error)))
         return sealed, failures
 
-    def _prove_round_trip(self, row: Mapping[Any, Any], parameters: dict[str, Any]) -> None:
+    def _prove_round_trip(self, row: Mapping[Any, Any], sealed: SealedRow) -> None:
         base = row_context(self.access, row)
-        for column in self.access.mapped.columns:
-            target = column.companion or column.name
-            token = parameters.get(target)
-            if token is not None and token != row.get(target):
-                context = base.with_column(column.name)
-                # Compared encoded: exact to the bit and type, and NaN (never equal to itself)
-                # is not mistaken for a value that failed to round-trip.
-                if encode_value(self.cipher.decrypt(token, context)) != encode_value(row[column.name]):
-                    raise DecryptionFailed(
-                        f"A dry-run token of {context.describe()} did not decrypt to its value."
-                    )
+        for column, token in sealed.tokens.items():
+            context = base.with_column(column)
+            # Compared encoded: exact to the bit and type, and NaN (never equal to itself) is
+            # not mistaken for a value that failed to round-trip.
+            if encode_value(self.cipher.decrypt(token, context)) != encode_value(sealed.originals[column]):
+                raise DecryptionFailed(
+                    f"A dry-run token of {context.describe()} did not decrypt to its value."
+                )
 
     def _write(
         self,
@@ -270,11 +277,15 @@ class TableBatches:
                 connection, self.backup_table, backup.backup_rows(self.access, missing, self.sealer)
             )
         if sealed:
-            updated = connection.execute(self._update, [item["parameters"] for item in sealed]).rowcount
-            if updated != len(sealed):
-                raise RowsChanged
+            self._update_rows(connection, sealed, failures)
+        if sealed:
+            self._keep_earlier_cells(connection, sealed)
             connection.execute(
-                upsert(connection, row_metadata_table, ["key_id", "algorithm", "encrypted_at", "digest"]),
+                upsert(
+                    connection,
+                    row_metadata_table,
+                    ["key_id", "algorithm", "encrypted_at", "digest", "sealed_columns"],
+                ),
                 [
                     {
                         "migration_id": self.migration_id,
@@ -284,6 +295,7 @@ class TableBatches:
                         "algorithm": ALGORITHM,
                         "encrypted_at": now,
                         "digest": item["digest"],
+                        "sealed_columns": item["sealed_columns"],
                     }
                     for item in sealed
                 ],
@@ -320,6 +332,76 @@ class TableBatches:
                     committed_at=now,
                 )
             )
+
+    def _update_rows(
+        self, connection: sa.Connection, sealed: list[dict[str, Any]], failures: list[Failure]
+    ) -> None:
+        """The guarded UPDATE of the batch. Where the database refuses a row (a constraint, a
+        trigger, a value its type rejects), the rows are written one at a time, each in its own
+        savepoint, and the refused ones move from ``sealed`` to ``failures`` with the reason:
+        one row never stops the run. Raises RowsChanged when a row changed since it was read."""
+        try:
+            with connection.begin_nested():
+                updated = connection.execute(self._update, [item["parameters"] for item in sealed]).rowcount
+        except DBAPIError as error:
+            if not is_row_refusal(error):
+                raise
+            updated = self._update_one_by_one(connection, sealed, failures)
+        if updated != len(sealed):
+            raise RowsChanged
+
+    def _update_one_by_one(
+        self, connection: sa.Connection, sealed: list[dict[str, Any]], failures: list[Failure]
+    ) -> int:
+        written, updated = [], 0
+        for item in sealed:
+            try:
+                with connection.begin_nested():
+                    updated += connection.execute(self._update, item["parameters"]).rowcount
+            except DBAPIError as error:
+                if not is_row_refusal(error):
+                    raise
+                key = self.key(item["row"])
+                failures.append(
+                    (
+                        item["row_key"],
+                        _shown(key),
+                        f"the database refused the update: {refusal_reason(error)}",
+                    )
+                )
+                continue
+            written.append(item)
+        sealed[:] = written
+        return updated
+
+    def _keep_earlier_cells(self, connection: sa.Connection, sealed: list[dict[str, Any]]) -> None:
+        """Rows this migration sealed before, in an earlier pass (the application wrote a new
+        value into one of their columns since): their row metadata must keep naming the cells
+        sealed then, whose tokens are still in the row, beside the ones sealed now."""
+        earlier = migrations.sealed_rows(
+            connection, self.migration_id, self.access.mapped.name, [item["row_key"] for item in sealed]
+        )
+        mapped = self.access.mapped
+        for item in sealed:
+            if item["row_key"] not in earlier:
+                continue
+            before = SealedCells.from_metadata(earlier[item["row_key"]][1], mapped)
+            result: SealedRow = item["sealed"]
+            originals, tokens = dict(result.originals), dict(result.tokens)
+            base = row_context(self.access, item["row"])
+            for column in mapped.columns:
+                token = cell_token(column, item["row"])
+                if column.name in tokens or token is None or not before.owns(column.name, token):
+                    continue
+                try:
+                    originals[column.name] = self.cipher.decrypt(token, base.with_column(column.name))
+                except DecryptionFailed:
+                    continue  # damaged since: verification reports it
+                tokens[column.name] = token
+            cells = SealedCells.of_tokens(tokens)
+            key = self.key(item["row"])
+            item["digest"] = cells.digest(self.cipher, mapped, key, item["organization"], originals)
+            item["sealed_columns"] = cells.to_metadata()
 
     def _record_failures(self, connection: sa.Connection, failures: list[Failure], now: Any) -> None:
         existing = {

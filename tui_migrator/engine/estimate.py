@@ -20,14 +20,15 @@ from sqlalchemy.engine import Engine
 from tui_migrator.common.errors import OperationFailed
 from tui_migrator.common.migration_config import MigrationConfig
 from tui_migrator.crypto.ciphers import ValueCipher
+from tui_migrator.crypto.codec import encode_key
 from tui_migrator.crypto.keys import MasterKey
-from tui_migrator.engine import backup, batch_size
+from tui_migrator.engine import backup, batch_size, verification
 from tui_migrator.engine.batches import RowsChanged, TableBatches
 from tui_migrator.engine.scope import MigrationScope, TableScope
-from tui_migrator.engine.verification import original_values
 from tui_migrator.storage import migration_records as migrations
 from tui_migrator.storage.column_storage import TableAccess, add_companion_columns
 from tui_migrator.storage.database import serialized_write
+from tui_migrator.storage.sealed_cells import SealedCells
 from tui_migrator.storage.tables import utc_now, write_meta
 
 SAMPLE_ROWS = 1200
@@ -200,12 +201,14 @@ def _run_stages(
                 sa.tuple_(*access.key_columns).in_([batches.key(r) for r in rows])
             )
         ).mappings()
-        migrations.row_digests(
+        recorded = migrations.sealed_rows(
             connection, CALIBRATION_MIGRATION_ID, access.mapped.name, [item["row_key"] for item in sealed]
         )
         for row in written:
-            values = original_values(access, row, cipher)
-            backup.row_digest(access, row, values, cipher)
+            entry = recorded.get(encode_key(batches.key(row)))
+            if entry is not None:
+                cells = SealedCells.from_metadata(entry[1], access.mapped)
+                verification.check_row(access, row, cells, entry[0], cipher)
         _add(stages, "verify", started)
     calibration.sample_rows += len(rows)
     for row, item in zip(rows, sealed, strict=False):

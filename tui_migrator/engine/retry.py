@@ -14,7 +14,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import (
+    DataError,
+    DBAPIError,
+    IntegrityError,
+    InternalError,
+    OperationalError,
+    ProgrammingError,
+)
 
 from tui_migrator.common.errors import OperationFailed
 
@@ -63,6 +70,27 @@ def with_retries(policy: RetryPolicy, action: Callable[[], T], *, what: str) -> 
 def is_transient(error: DBAPIError) -> bool:
     """Errors another try may cure: the server or the connection, not the statement."""
     return isinstance(error, OperationalError) or bool(getattr(error, "connection_invalidated", False))
+
+
+def is_row_refusal(error: DBAPIError) -> bool:
+    """Errors a row's own values or the user's schema cause: a check or unique constraint, a
+    value the column's type rejects, a user trigger that raises. Another row may well pass."""
+    if is_transient(error):
+        return False
+    if isinstance(error, (IntegrityError, DataError, InternalError)):
+        return True
+    # PostgreSQL reports a PL/pgSQL RAISE EXCEPTION (class P0) as a ProgrammingError, the class
+    # that otherwise means a fault of the statement itself, which is no row's doing.
+    return isinstance(error, ProgrammingError) and str(getattr(error.orig, "sqlstate", "")).startswith("P0")
+
+
+def refusal_reason(error: DBAPIError) -> str:
+    """Why the database refused a row, in its own words but without the row's values: for
+    PostgreSQL the primary message only (its DETAIL line quotes the failing row)."""
+    diagnostics = getattr(error.orig, "diag", None)
+    primary = getattr(diagnostics, "message_primary", None)
+    text = str(primary) if primary else _first_line(error)
+    return text[:200]
 
 
 def database_failure(error: DBAPIError, what: str) -> BatchFailed:

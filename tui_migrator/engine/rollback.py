@@ -1,11 +1,12 @@
 """Rollback: put back every value a migration encrypted, exactly, and remove what it added.
 
-For each row the migration sealed (it has the migration's row metadata), every column still
-holding a token gets its original back: by decrypting the token (authenticated, so it cannot
-yield another row's value), or, where a token no longer opens, from the sealed backup once the
-backup is proven to match the digest taken before the migration. A column the application has
-overwritten since (it no longer holds a token) keeps the application's newer value: rollback
-never destroys work done after the migration. Afterwards the companion columns the migration
+For each row the migration sealed (it has the migration's row metadata), every cell it sealed
+(see storage.sealed_cells) that still holds its token gets its original back: by decrypting the
+token (authenticated, so it cannot yield another row's value), or, where a token no longer
+opens, from the sealed backup once the backup is proven to match the digest taken before the
+migration. A cell the application has overwritten since keeps the application's newer value,
+and a cell a later migration sealed again is left to that migration's rollback: rollback never
+destroys work done after the migration. Afterwards the companion columns the migration
 added are dropped (when empty) and its locks released.
 """
 
@@ -21,13 +22,12 @@ from sqlalchemy.engine import Engine
 from tui_migrator.common.errors import DecryptionFailed, OperationFailed
 from tui_migrator.crypto.ciphers import RowContext, RowSealer, ValueCipher
 from tui_migrator.crypto.codec import encode_key
-from tui_migrator.crypto.tokens import is_token
 from tui_migrator.engine import backup
-from tui_migrator.engine.scope import holds_token
 from tui_migrator.storage import migration_records as migrations
 from tui_migrator.storage.column_storage import (
     RecordRefused,
     TableAccess,
+    cell_token,
     drop_companion_columns,
     key_of,
     organization_of,
@@ -37,6 +37,7 @@ from tui_migrator.storage.column_storage import (
 from tui_migrator.storage.database import serialized_write
 from tui_migrator.storage.mapping import ResolvedMapping
 from tui_migrator.storage.migration_records import MigrationRecord
+from tui_migrator.storage.sealed_cells import SealedCells
 
 BATCH = 500
 
@@ -79,7 +80,9 @@ def roll_back(
         _restore_table(engine, record.id, access, backup_table, cipher, sealer, result)
         with serialized_write(engine) as connection:
             access = reflect(connection, access.mapped)
-            for name in progress.companions_added:
+            added = set(progress.companions_added)
+            added |= migrations.companions_left_by_rolled_back(connection, progress.name)
+            for name in sorted(added):
                 if name in access.table.c:
                     still_used = connection.execute(
                         sa.select(sa.func.count())
@@ -113,21 +116,28 @@ def _restore_table(
     statement = access.update_statement()
     after = None
     while True:
-        query = access.select_rows(after=after, limit=BATCH).where(_holds_token(access))
+        # Every row is read, not only those holding tokens: a cell the application overwrote
+        # with plaintext since is counted as a newer value kept.
+        query = access.select_rows(after=after, limit=BATCH)
         if backup_table is not None:
             on = sa.and_(*(access.table.c[n] == backup_table.c[n] for n in access.mapped.primary_key))
             query = query.join_from(access.table, backup_table, on, isouter=True).add_columns(
                 backup_table.c[backup.SEALED_COLUMN]
             )
         with serialized_write(engine) as connection:
+            if connection.dialect.name == "postgresql":
+                # Read and restore in one transaction, the rows locked: an application write in
+                # between must not be overwritten by the restore of another column.
+                query = query.with_for_update(of=access.table)
             rows = connection.execute(query).mappings().all()
             if not rows:
                 return
             by_key = {encode_key(key_of(access, row)): row for row in rows}
-            digests = migrations.row_digests(connection, migration_id, name, list(by_key))
+            sealed = migrations.sealed_rows(connection, migration_id, name, list(by_key))
             updates = []
-            for row_key, digest in digests.items():
-                parameters = _restored(access, by_key[row_key], digest, cipher, sealer, result)
+            for row_key, (digest, columns) in sealed.items():
+                cells = SealedCells.from_metadata(columns, access.mapped)
+                parameters = _restored(access, by_key[row_key], digest, cells, cipher, sealer, result)
                 if parameters is not None:
                     updates.append(parameters)
             if updates:
@@ -135,66 +145,90 @@ def _restore_table(
         after = key_of(access, rows[-1])
 
 
-def _holds_token(access: TableAccess) -> sa.ColumnElement[bool]:
-    parts: list[sa.ColumnElement[bool]] = []
-    for column in access.mapped.columns:
-        if column.companion is not None:
-            if column.companion in access.table.c:
-                parts.append(access.table.c[column.companion].is_not(None))
-        else:
-            parts.append(holds_token(access.table.c[column.name]))
-    return sa.or_(*parts) if parts else sa.false()
+def _backup_values(
+    access: TableAccess, row: Any, digest: str, cells: SealedCells, cipher: ValueCipher, sealer: RowSealer
+) -> list[Any] | None:
+    """The row's values as its sealed backup holds them, if the backup opens and matches the
+    digest this migration took of the cells it sealed; else None."""
+    mapped = access.mapped
+    sealed = row.get(backup.SEALED_COLUMN)
+    if sealed is None:
+        return None
+    try:
+        opened = backup.open_backup(access, row, sealed, sealer)
+        organization = organization_of(mapped, row)
+    except (DecryptionFailed, RecordRefused):
+        return None
+    if opened is None:
+        return None
+    originals = {column.name: value for column, value in zip(mapped.columns, opened, strict=True)}
+    if cells.digest(cipher, mapped, key_of(access, row), organization, originals) != digest:
+        return None
+    return opened
 
 
 def _restored(
     access: TableAccess,
     row: Any,
     digest: str,
+    cells: SealedCells,
     cipher: ValueCipher,
     sealer: RowSealer,
     result: RollbackResult,
 ) -> dict[str, Any] | None:
+    """UPDATE parameters that put back the cells this migration sealed in ``row``, or None when
+    it has nothing to restore (or cannot: then it is listed as unrecoverable).
+
+    A cell that holds a newer value (written by the application since) keeps it, and a token
+    beside it is cleared; a token another migration wrote there is left for that migration's
+    rollback; a token that does not open — damaged — is restored from the backup, which must
+    match the digest taken before the migration.
+    """
     mapped = access.mapped
     key = key_of(access, row)
     shown = f"{mapped.name} ({', '.join(map(str, key))})"
-    backup_values: list[Any] | None = None
-    if backup.SEALED_COLUMN in row and row[backup.SEALED_COLUMN] is not None:
-        try:
-            opened = backup.open_backup(access, row, row[backup.SEALED_COLUMN], sealer)
-        except DecryptionFailed:
-            opened = None
-        if (
-            opened is not None
-            and cipher.digest_row(mapped.name, key, organization_of(mapped, row), opened) == digest
-        ):
-            backup_values = opened
     parameters: dict[str, Any] = {f"tm_key_{index}": value for index, value in enumerate(key)}
+    for column in mapped.columns:
+        parameters[column.name] = row[column.name]
+        if column.companion is not None and column.companion in row:
+            parameters[column.companion] = row[column.companion]
     try:
         base: RowContext | None = row_context(access, row)
     except RecordRefused:
         base = None  # no organization: its tokens cannot open, only the backup can help
-    used_backup = False
+    backup_values: list[Any] | None = None
+    restored = used_backup = False
     for index, column in enumerate(mapped.columns):
-        stored = row[column.name]
-        token = row.get(column.companion) if column.companion else stored
-        if column.companion is not None:
-            parameters[column.companion] = None
-        if token is None or not is_token(token):
-            # Sealed columns hold a token or NULL; a value here was written by the application
-            # after the migration, and it stays.
-            result.kept_newer_values += int(stored is not None)
-            parameters[column.name] = stored
+        if column.name not in cells.nonces:
+            continue
+        token = cell_token(column, row)
+        if token is None:
+            if row[column.name] is not None:
+                result.kept_newer_values += 1
+                if column.companion is not None and row.get(column.companion) is not None:
+                    parameters[column.companion] = None  # the token of a value since replaced
+                    restored = True
             continue
         try:
             if base is None:
                 raise DecryptionFailed(f"{shown} has no organization to open its tokens with.")
-            parameters[column.name] = cipher.decrypt(token, base.with_column(column.name))
+            value = cipher.decrypt(token, base.with_column(column.name))
+            if not cells.owns(column.name, token):
+                continue  # sealed again by a later migration: its own rollback restores it
         except DecryptionFailed:
+            if backup_values is None:
+                backup_values = _backup_values(access, row, digest, cells, cipher, sealer)
             if backup_values is None:
                 result.unrecoverable.append(shown)
                 return None
-            parameters[column.name] = backup_values[index]
+            value = backup_values[index]
             used_backup = True
+        parameters[column.name] = value
+        if column.companion is not None and column.companion in row:
+            parameters[column.companion] = None
+        restored = True
+    if not restored:
+        return None
     result.restored_rows += 1
     result.restored_from_backup += int(used_backup)
     return parameters

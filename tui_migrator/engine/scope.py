@@ -17,7 +17,7 @@ from sqlalchemy.engine import Connection
 from tui_migrator.common.errors import BadInput, InvalidMigrationConfig
 from tui_migrator.common.migration_config import MigrationConfig
 from tui_migrator.crypto.tokens import TOKEN_PREFIX
-from tui_migrator.storage.column_storage import TableAccess, reflect
+from tui_migrator.storage.column_storage import RecordRefused, TableAccess, organization_id, reflect
 from tui_migrator.storage.mapping import ResolvedMapping, Storage
 
 
@@ -169,17 +169,25 @@ def _analyse_table(
             TableScope(access, requested, pending_rows, int(total) - pending_rows, 0, by_organization),
             all_organizations,
         )
+    # Grouped by the raw stored value and named in Python by the one organization rule
+    # (column_storage.organization_id), so 7, '7' and ' ' name what sealing will use.
+    stored = access.value(str(mapped.organization_column))
     rows = connection.execute(
-        sa.select(organization, sa.func.count(), pending_count)
-        .select_from(access.table)
-        .group_by(organization)
+        sa.select(stored, sa.func.count(), pending_count).select_from(access.table).group_by(stored)
     ).all()
     by_organization = {}
     all_organizations = set()
     total = pending_rows = without = 0
     for value, count, pending_in_group in rows:
         pending_in_group = int(pending_in_group or 0)
-        name = value if value is not None and str(value).strip() else mapped.default_organization
+        try:
+            name = organization_id(mapped, value)
+        except RecordRefused:
+            # Not an organization id: counted, then recorded as failed rows when sealed.
+            if requested is None:
+                total += count
+                pending_rows += pending_in_group
+            continue
         if name is not None:
             all_organizations.add(name)
         if requested is not None and name not in requested:

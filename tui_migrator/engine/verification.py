@@ -1,10 +1,16 @@
 """Integrity verification: every row a migration wrote is read back, decrypted and checked
 against the digest taken of its original values; then every row in scope must be encrypted or
-listed as failed."""
+listed as failed, and every value in token form must open.
+
+A row checks the cells the migration itself sealed (see storage.sealed_cells): a cell that holds
+a newer value since (written by the application, or sealed again by a later migration) makes the
+row "changed", not a mismatch; a cell whose token does not open is a mismatch."""
 
 from __future__ import annotations
 
+import hmac
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import Any
 
 import sqlalchemy as sa
@@ -13,11 +19,20 @@ from sqlalchemy.engine import Engine
 from tui_migrator.common.errors import DecryptionFailed, OperationFailed
 from tui_migrator.crypto.ciphers import RowContext, ValueCipher
 from tui_migrator.crypto.codec import encode_key
-from tui_migrator.crypto.tokens import is_token
+from tui_migrator.crypto.tokens import TOKEN_PREFIX
 from tui_migrator.engine.scope import organization_condition, pending_condition
 from tui_migrator.storage import migration_records as migrations
-from tui_migrator.storage.column_storage import TableAccess, key_of, organization_of, reflect, row_context
+from tui_migrator.storage.column_storage import (
+    RecordRefused,
+    TableAccess,
+    cell_token,
+    key_of,
+    organization_of,
+    reflect,
+    row_context,
+)
 from tui_migrator.storage.migration_records import MigrationRecord
+from tui_migrator.storage.sealed_cells import SealedCells
 from tui_migrator.storage.tables import row_metadata_table
 
 BATCH = 1000
@@ -34,6 +49,7 @@ class VerificationResult:
     unverifiable_rows: int = 0  # rows the migration encrypted that no longer hold its tokens
     plaintext_rows_left: int = 0
     failed_rows: int = 0
+    damaged_rows: int = 0  # rows holding text in token form that does not open
     problem: str | None = None
     by_table: dict[str, int] = field(default_factory=dict)
 
@@ -49,23 +65,85 @@ class VerificationResult:
             "unverifiableRows": self.unverifiable_rows,
             "plaintextRowsLeft": self.plaintext_rows_left,
             "failedRows": self.failed_rows,
+            "damagedRows": self.damaged_rows,
             "verifiedByTable": self.by_table,
             "problem": self.problem,
         }
 
 
 def original_values(access: TableAccess, row: Any, cipher: ValueCipher) -> list[Any]:
-    """The values the row held before it was sealed: tokens opened, everything else as stored."""
+    """The values the row's mapped columns stand for: tokens opened, everything else as stored."""
     base: RowContext | None = None
     values = []
     for column in access.mapped.columns:
-        token = row.get(column.companion) if column.companion else row[column.name]
-        if token is not None and is_token(token):
-            base = base or row_context(access, row)
-            values.append(cipher.decrypt(token, base.with_column(column.name)))
-        else:
+        token = cell_token(column, row)
+        if token is None:
             values.append(row[column.name])
+            continue
+        base = base or row_context(access, row)
+        values.append(cipher.decrypt(token, base.with_column(column.name)))
     return values
+
+
+class RowCheck(Enum):
+    VERIFIED = "verified"  # every cell the migration sealed opens to the value it digested
+    CHANGED = "changed"  # a cell it sealed holds something newer (the application, a later run)
+    MISMATCHED = "mismatched"  # a cell it sealed does not open, or opens to another value
+
+
+def check_row(
+    access: TableAccess, row: Any, cells: SealedCells, digest: str, cipher: ValueCipher
+) -> RowCheck:
+    """Does ``row`` still hold, in the cells one migration sealed, tokens that open to the
+    values that migration digested?"""
+    mapped = access.mapped
+    if cells.whole_row:
+        try:
+            values = original_values(access, row, cipher)
+        except (DecryptionFailed, RecordRefused):
+            return RowCheck.MISMATCHED
+        originals = {column.name: value for column, value in zip(mapped.columns, values, strict=True)}
+    else:
+        originals = {}
+        base: RowContext | None = None
+        for column in mapped.columns:
+            if column.name not in cells.nonces:
+                continue
+            token = cell_token(column, row)
+            if token is None:
+                return RowCheck.CHANGED
+            try:
+                base = base or row_context(access, row)
+                value = cipher.decrypt(token, base.with_column(column.name))
+            except (DecryptionFailed, RecordRefused):
+                return RowCheck.MISMATCHED
+            if not cells.owns(column.name, token):
+                return RowCheck.CHANGED  # a token that opens, written by a later migration
+            originals[column.name] = value
+    actual = cells.digest(cipher, mapped, key_of(access, row), organization_of(mapped, row), originals)
+    return RowCheck.VERIFIED if hmac.compare_digest(actual, digest) else RowCheck.MISMATCHED
+
+
+def damaged_cells(
+    access: TableAccess, row: Any, cipher: ValueCipher, skip: tuple[str, ...] = ()
+) -> list[str]:
+    """The columns of ``row`` (other than ``skip``) holding text in token form that does not
+    open: a damaged token, or plaintext that only looks like a token. Neither is ever taken
+    for plaintext; both are reported."""
+    damaged = []
+    base: RowContext | None = None
+    for column in access.mapped.columns:
+        if column.name in skip:
+            continue
+        token = cell_token(column, row)
+        if token is None:
+            continue
+        try:
+            base = base or row_context(access, row)
+            cipher.decrypt(token, base.with_column(column.name))
+        except (DecryptionFailed, RecordRefused):
+            damaged.append(column.name)
+    return damaged
 
 
 def verify_migration(
@@ -115,7 +193,7 @@ def _verify_table(
             .select_from(row_metadata_table)
             .where(row_metadata_table.c.migration_id == migration_id, row_metadata_table.c.table_name == name)
         ).scalar_one()
-    verified = 0
+    verified = mismatched = 0
     while True:
         query = access.select_rows(after=after, limit=BATCH).where(
             sa.not_(pending_condition(access)), organization_condition(access, organizations)
@@ -125,27 +203,38 @@ def _verify_table(
             if not rows:
                 break
             keys = {encode_key(key_of(access, row)): row for row in rows}
-            digests = migrations.row_digests(connection, migration_id, name, list(keys))
-        for row_key, digest in digests.items():
-            row = keys[row_key]
-            key = key_of(access, row)
-            try:
-                values = original_values(access, row, cipher)
-            except DecryptionFailed:
-                values = None
-            actual = (
-                cipher.digest_row(name, key, organization_of(access.mapped, row), values) if values else None
-            )
-            if actual != digest:
-                result.mismatched_rows += 1
+            sealed = migrations.sealed_rows(connection, migration_id, name, list(keys))
+        for row_key, row in keys.items():
+            cells = None
+            if row_key in sealed:
+                digest, columns = sealed[row_key]
+                cells = SealedCells.from_metadata(columns, access.mapped)
+                outcome = check_row(access, row, cells, digest, cipher)
+                verified += outcome is RowCheck.VERIFIED
+                if outcome is RowCheck.MISMATCHED:
+                    mismatched += 1
+                    if result.problem is None:
+                        result.problem = (
+                            f"Integrity check failed: row {_shown(access, row)} of {name} does not decrypt "
+                            "to the values it held before the migration."
+                        )
+                    continue
+            damaged = damaged_cells(access, row, cipher, skip=cells.columns if cells else ())
+            if damaged:
+                result.damaged_rows += 1
                 if result.problem is None:
                     result.problem = (
-                        f"Integrity check failed: row {', '.join(map(str, key))} of {name} does not decrypt "
-                        "to the values it held before the migration."
+                        f"Row {_shown(access, row)} of {name} holds text in token form that does not "
+                        f"open in {', '.join(damaged)}: a damaged token, or plaintext that starts with "
+                        f"'{TOKEN_PREFIX}'. Neither is plaintext the tool may seal or return."
                     )
-            else:
-                verified += 1
         after = key_of(access, rows[-1])
     result.verified_rows += verified
+    result.mismatched_rows += mismatched
     result.by_table[name] = verified
-    result.unverifiable_rows += max(0, expected - verified - result.mismatched_rows)
+    # Rows it sealed that hold newer values now, or that no longer read as sealed at all.
+    result.unverifiable_rows += max(0, expected - verified - mismatched)
+
+
+def _shown(access: TableAccess, row: Any) -> str:
+    return ", ".join(map(str, key_of(access, row)))

@@ -16,7 +16,14 @@ from tui_migrator.crypto.keys import MasterKey, load_master_key
 from tui_migrator.service.access import make_first_super_admin
 from tui_migrator.service.session import Session
 from tui_migrator.storage.database import create_database_engine, redacted
-from tui_migrator.storage.tables import META_KEY_FINGERPRINT, create_tool_tables, read_meta, tool_tables_exist
+from tui_migrator.storage.secure_delete import overwrite_deleted_content
+from tui_migrator.storage.tables import (
+    META_KEY_FINGERPRINT,
+    create_tool_tables,
+    read_meta,
+    tool_tables_exist,
+    upgrade_tool_tables,
+)
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +34,8 @@ def open_session(settings: Settings, *, user: str) -> Session:
     if settings.uses_embedded_database:
         ensure_embedded_demo(settings)
     engine = create_database_engine(settings.effective_database_url)
+    # Before the first connection, so every connection of the session has it.
+    overwrite_deleted_content(engine)
     try:
         return _connect(settings, engine, user)
     except BaseException:
@@ -45,6 +54,7 @@ def _connect(settings: Settings, engine: Engine, user: str) -> Session:
     master_key = load_master_key(settings, create_if_missing=not initialized)
     if initialized:
         _check_fingerprint(engine, master_key, settings)
+        upgrade_tool_tables(engine)
     session = Session.start(settings, engine, master_key, user=user)
     if initialized:
         session.keyring.verify_all()

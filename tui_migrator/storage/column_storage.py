@@ -13,8 +13,10 @@ JSONB, which travel as their exact text (see :meth:`TableAccess.moves_as_text`).
 
 from __future__ import annotations
 
+import uuid
+import warnings
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
@@ -41,6 +43,19 @@ class _RawValue(sa.types.TypeDecorator[Any]):
     cache_ok = True
 
 
+class _DeclaredRaw(sa.types.UserDefinedType[Any]):
+    """A SQLite column type declared with the exact text of another column's declared type (so
+    it gets the same affinity) whose values pass to and from the driver untouched."""
+
+    cache_ok = True
+
+    def __init__(self, declared: str) -> None:
+        self.declared = declared
+
+    def get_col_spec(self, **_kw: Any) -> str:
+        return self.declared
+
+
 class RecordRefused(OperationFailed):
     """One record cannot be processed; the message names table, key and reason, never values."""
 
@@ -54,9 +69,16 @@ class TableAccess:
     mapped: ResolvedTable
     table: sa.Table
     raw_values: bool
+    # SQLite: each column's declared type exactly as written ('' for none), which decides its
+    # affinity; SQLAlchemy's reflected type is only a guess at it.
+    declared_types: Mapping[str, str] = field(default_factory=dict)
 
     @property
-    def key_columns(self) -> tuple[sa.Column[Any], ...]:
+    def key_columns(self) -> tuple[sa.ColumnElement[Any], ...]:
+        """The key columns for ordering and for comparing with stored key values (raw on
+        SQLite, where a DATE key may hold text that SQLAlchemy's DATE type would refuse)."""
+        if self.raw_values:
+            return tuple(sa.type_coerce(self.table.c[name], _RawValue()) for name in self.mapped.primary_key)
         return tuple(self.table.c[name] for name in self.mapped.primary_key)
 
     def existing_companion(self, column: ResolvedColumn) -> str | None:
@@ -67,6 +89,15 @@ class TableAccess:
     def has_companion(self, column: ResolvedColumn) -> bool:
         return self.existing_companion(column) is not None
 
+    def copy_type(self, name: str) -> sa.types.TypeEngine[Any]:
+        """The type for a column of another table (a backup's key) that must hold column
+        ``name``'s stored values exactly: on SQLite the same declared type, read and written raw;
+        on PostgreSQL the column's own type."""
+        if self.raw_values:
+            declared = self.declared_types.get(name, "")
+            return _DeclaredRaw(declared) if declared else _DeclaredRaw("")
+        return self.table.c[name].type
+
     def moves_as_text(self, name: str) -> bool:
         """True for PostgreSQL JSON and JSONB columns, whose values are read, sealed and written
         back as their text. As Python objects they would not come back exactly: ``json`` keeps
@@ -75,7 +106,8 @@ class TableAccess:
         Sealed JSON is therefore text, as it is on SQLite, where JSON is stored as text."""
         return not self.raw_values and isinstance(self.table.c[name].type, sa.JSON)
 
-    def _value(self, name: str) -> sa.ColumnElement[Any]:
+    def value(self, name: str) -> sa.ColumnElement[Any]:
+        """Column ``name`` as read for moving: raw on SQLite, as text for PostgreSQL JSON."""
         column = self.table.c[name]
         if self.raw_values:
             return sa.type_coerce(column, _RawValue()).label(name)
@@ -93,7 +125,7 @@ class TableAccess:
             companion = self.existing_companion(column)
             if companion is not None:
                 names.append(companion)
-        query = sa.select(*(self._value(name) for name in names)).order_by(*self.key_columns)
+        query = sa.select(*(self.value(name) for name in names)).order_by(*self.key_columns)
         if after is not None:
             query = query.where(sa.tuple_(*self.key_columns) > sa.tuple_(*after))
         if limit is not None:
@@ -104,15 +136,16 @@ class TableAccess:
         """One UPDATE per row, run as an executemany over a batch; keyed by primary key."""
         condition = sa.and_(
             *(
-                column == sa.bindparam(_KEY_PARAMETER.format(index), type_=self.bind_type(column.name))
-                for index, column in enumerate(self.key_columns)
+                self.table.c[name] == sa.bindparam(_KEY_PARAMETER.format(index), type_=self.bind_type(name))
+                for index, name in enumerate(self.mapped.primary_key)
             )
         )
         targets: dict[str, Any] = {}
         for column in self.mapped.columns:
             targets[column.name] = self.bound_value(column.name, column.name)
-            if column.companion is not None:
-                targets[column.companion] = sa.bindparam(column.companion, type_=sa.Text())
+            companion = self.existing_companion(column)
+            if companion is not None:
+                targets[companion] = sa.bindparam(companion, type_=sa.Text())
         return sa.update(self.table).where(condition).values(targets)
 
     def bind_type(self, name: str) -> sa.types.TypeEngine[Any]:
@@ -145,8 +178,19 @@ class TableAccess:
 def reflect(connection: Connection, mapped: ResolvedTable) -> TableAccess:
     # resolve_fks=False: the tables a foreign key points to are never used here, and reflecting
     # them too (PostgreSQL's catalog queries are not cheap) tripled the cost of every call.
-    table = sa.Table(mapped.name, sa.MetaData(), autoload_with=connection, resolve_fks=False)
-    return TableAccess(mapped, table, raw_values=connection.dialect.name == "sqlite")
+    with warnings.catch_warnings():
+        # A declared type SQLAlchemy does not know (SQLite accepts any name) is reflected as
+        # NullType with a warning; values are moved raw on SQLite, so the guess does not matter.
+        warnings.filterwarnings("ignore", "Did not recognize type", sa.exc.SAWarning)
+        table = sa.Table(mapped.name, sa.MetaData(), autoload_with=connection, resolve_fks=False)
+    if connection.dialect.name != "sqlite":
+        return TableAccess(mapped, table, raw_values=False)
+    quote = connection.dialect.identifier_preparer.quote
+    declared = {
+        str(row[1]): str(row[2] or "")
+        for row in connection.exec_driver_sql(f"PRAGMA table_info({quote(mapped.name)})")
+    }
+    return TableAccess(mapped, table, raw_values=True, declared_types=declared)
 
 
 def add_companion_columns(connection: Connection, access: TableAccess) -> TableAccess:
@@ -175,14 +219,27 @@ def drop_companion_columns(
     return reflect(connection, access.mapped)
 
 
+def organization_id(mapped: ResolvedTable, value: Any) -> str | None:
+    """The organization a stored value of the organization column names — the one rule, for
+    the engine, the estimate and the read API alike: text or an integer, as text; NULL or blank
+    text means the table's default organization (None when it has none). Any other value (a
+    float, a blob, a date) names no organization reliably, so its row is refused."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return mapped.default_organization
+    if isinstance(value, bool) or not isinstance(value, (str, int, uuid.UUID)):
+        raise RecordRefused(
+            f"The organization column '{mapped.organization_column}' of {mapped.name} holds a "
+            f"{type(value).__name__} value; organization ids are text or integers.",
+            hint="Fix the row's organization value, then resume the migration.",
+        )
+    return str(value)
+
+
 def organization_of(mapped: ResolvedTable, row: StoredRow) -> str | None:
     """The organization whose key seals this row, or None when the row has none."""
     if mapped.organization_column is None:
         return mapped.default_organization
-    value = row.get(mapped.organization_column)
-    if value is None or (isinstance(value, str) and not value.strip()):
-        return mapped.default_organization
-    return str(value)
+    return organization_id(mapped, row.get(mapped.organization_column))
 
 
 def organizations_in(connection: Connection, access: TableAccess) -> set[str]:
@@ -190,10 +247,12 @@ def organizations_in(connection: Connection, access: TableAccess) -> set[str]:
     mapped = access.mapped
     if mapped.organization_column is None:
         return {mapped.default_organization} if mapped.default_organization else set()
-    column = access.table.c[mapped.organization_column]
     found = set()
-    for (value,) in connection.execute(sa.select(column).distinct()):
-        organization = organization_of(mapped, {mapped.organization_column: value})
+    for (value,) in connection.execute(sa.select(access.value(mapped.organization_column)).distinct()):
+        try:
+            organization = organization_id(mapped, value)
+        except RecordRefused:
+            continue  # its rows are recorded as failed when they are sealed
         if organization is not None:
             found.add(organization)
     return found
@@ -216,33 +275,63 @@ def row_context(access: TableAccess, row: StoredRow) -> RowContext:
     return RowContext(access.mapped.name, "", key, organization, pack_values(key))
 
 
-def seal_row(access: TableAccess, row: StoredRow, cipher: ValueCipher) -> dict[str, Any] | None:
-    """UPDATE parameters that replace every plaintext value of ``row`` by its token.
+@dataclass(frozen=True)
+class SealedRow:
+    """What sealing one row produced: the UPDATE's parameters, and for each column it sealed
+    the original value and the token that replaced it."""
 
-    Values already sealed are kept, so sealing is idempotent; returns None when the row holds
-    no plaintext at all. NULL stays NULL.
+    parameters: dict[str, Any]
+    originals: dict[str, Any]
+    tokens: dict[str, str]
+
+
+def seal_row(access: TableAccess, row: StoredRow, cipher: ValueCipher) -> SealedRow | None:
+    """Replace every plaintext value of ``row`` by its token; None when it holds none.
+
+    Plaintext is a value not in token form in a text column, and a non-NULL original in a
+    column with a companion: the companion may hold the token of an older value, but a value
+    beside it was written since (by the application) and is the newer one, so it is sealed and
+    its token replaces the old one. Values already sealed are kept, so sealing is idempotent.
+    NULL stays NULL.
     """
     parameters = _key_parameters(key_of(access, row))
+    originals: dict[str, Any] = {}
+    tokens: dict[str, str] = {}
     base: RowContext | None = None
     for column in access.mapped.columns:
         stored = row[column.name]
         companion = column.companion
+        plaintext = stored is not None and (companion is not None or not is_token(stored))
+        if not plaintext:
+            parameters[column.name] = stored
+            if companion is not None:
+                parameters[companion] = row.get(companion)
+            continue
+        base = base or row_context(access, row)
+        token = cipher.encrypt(stored, base.with_column(column.name))
+        originals[column.name] = stored
+        tokens[column.name] = token
         if companion is None:
-            if stored is None or is_token(stored):
-                parameters[column.name] = stored
-                continue
-            base = base or row_context(access, row)
-            parameters[column.name] = cipher.encrypt(stored, base.with_column(column.name))
+            parameters[column.name] = token
         else:
-            token = row.get(companion)
-            if token is not None or stored is None:
-                parameters[column.name] = stored
-                parameters[companion] = token
-                continue
-            base = base or row_context(access, row)
             parameters[column.name] = None
-            parameters[companion] = cipher.encrypt(stored, base.with_column(column.name))
-    return parameters if base is not None else None
+            parameters[companion] = token
+    return SealedRow(parameters, originals, tokens) if tokens else None
+
+
+def cell_token(column: ResolvedColumn, row: StoredRow) -> str | None:
+    """The token ``column`` holds in ``row``, or None where it holds its value (or NULL).
+
+    A text column's token is in the column. A companion column's token counts only while the
+    original is NULL: a value beside it was written since and is newer (see :func:`seal_row`).
+    Anything in token form counts, damaged or not: opening it tells."""
+    stored = row[column.name]
+    if column.companion is None:
+        return stored if is_token(stored) else None
+    if stored is not None:
+        return None
+    token = row.get(column.companion)
+    return None if token is None else str(token)
 
 
 def unseal_row(access: TableAccess, row: StoredRow, cipher: ValueCipher) -> dict[str, Any] | None:
@@ -250,12 +339,11 @@ def unseal_row(access: TableAccess, row: StoredRow, cipher: ValueCipher) -> dict
     parameters = _key_parameters(key_of(access, row))
     base: RowContext | None = None
     for column in access.mapped.columns:
-        stored = row[column.name]
-        token = row.get(column.companion) if column.companion else stored
-        if column.companion is not None:
-            parameters[column.companion] = None
-        if token is None or not is_token(token):
-            parameters[column.name] = stored
+        token = cell_token(column, row)
+        if access.has_companion(column):
+            parameters[str(column.companion)] = None
+        if token is None:
+            parameters[column.name] = row[column.name]
             continue
         base = base or row_context(access, row)
         parameters[column.name] = cipher.decrypt(token, base.with_column(column.name))

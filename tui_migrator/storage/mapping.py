@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import tomllib
+import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -196,7 +197,11 @@ def resolve_mapping(mapping: SchemaMapping, engine: Engine, *, source: str) -> R
                 if source == BUILTIN_SOURCE
                 else "Fix the name, or point --db at the database that holds it.",
             )
-        columns = {column["name"]: column for column in inspector.get_columns(entry.name)}
+        with warnings.catch_warnings():
+            # SQLite accepts any type name; one SQLAlchemy does not know is reflected as NullType
+            # (stored with a companion column, which holds any value) with a warning.
+            warnings.filterwarnings("ignore", "Did not recognize type", sa.exc.SAWarning)
+            columns = {column["name"]: column for column in inspector.get_columns(entry.name)}
         for role, names in (
             ("primary key column", entry.primary_key),
             ("organization column", [entry.organization_column] if entry.organization_column else []),

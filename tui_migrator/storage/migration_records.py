@@ -300,17 +300,38 @@ def claim(engine: Engine, migration_id: str, worker: str) -> MigrationRecord:
         return load(connection, migration_id)
 
 
-def row_digests(connection: Connection, migration_id: str, table: str, row_keys: list[str]) -> dict[str, str]:
-    """The digests this migration recorded for these rows (rows it did not seal are absent)."""
-    return dict(
-        connection.execute(
-            sa.select(row_metadata_table.c.row_key, row_metadata_table.c.digest).where(
+def companions_left_by_rolled_back(connection: Connection, table_name: str) -> set[str]:
+    """Companion columns of ``table_name`` added by migrations rolled back since: a rollback
+    that left one in place because a later migration still kept tokens there (rolled back out
+    of order) leaves it to whichever rollback empties it."""
+    rows = connection.execute(
+        sa.select(migration_tables_table.c.companions_added)
+        .join(migrations_table, migrations_table.c.id == migration_tables_table.c.migration_id)
+        .where(
+            migration_tables_table.c.table_name == table_name,
+            migrations_table.c.status == Status.ROLLED_BACK.value,
+        )
+    )
+    return {name for (text,) in rows for name in json.loads(text or "[]")}
+
+
+def sealed_rows(
+    connection: Connection, migration_id: str, table: str, row_keys: list[str]
+) -> dict[str, tuple[str, str | None]]:
+    """The row metadata this migration recorded for these rows, as (digest, sealed columns)
+    (see storage.sealed_cells); rows it did not seal are absent."""
+    return {
+        row_key: (digest, sealed_columns)
+        for row_key, digest, sealed_columns in connection.execute(
+            sa.select(
+                row_metadata_table.c.row_key, row_metadata_table.c.digest, row_metadata_table.c.sealed_columns
+            ).where(
                 row_metadata_table.c.migration_id == migration_id,
                 row_metadata_table.c.table_name == table,
                 row_metadata_table.c.row_key.in_(row_keys),
             )
-        ).all()
-    )
+        )
+    }
 
 
 def failed_records(

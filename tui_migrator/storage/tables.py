@@ -15,7 +15,9 @@ from sqlalchemy.engine import Connection, Engine
 from tui_migrator.common.errors import ConfigError
 from tui_migrator.storage.database import SUPPORTED_DIALECTS_HINT, serialized_write
 
-SCHEMA_VERSION = "1"
+# Version 2 added nullable columns only (tm_row_metadata.sealed_columns, tm_migrations.swept_at
+# and .sweep); upgrade_tool_tables adds them to a version-1 database when it is opened.
+SCHEMA_VERSION = "2"
 TABLE_PREFIX = "tm_"
 
 metadata = sa.MetaData()
@@ -125,6 +127,10 @@ migrations_table = sa.Table(
     sa.Column("verification", sa.Text, nullable=True),
     sa.Column("rolled_back_at", UtcDateTime, nullable=True),
     sa.Column("rollback_seconds", sa.Float, nullable=True),
+    # When the plaintext left in the database files was last swept away, and what the sweep
+    # proved (JSON); NULL until a sweep ran. Added in schema version 2.
+    sa.Column("swept_at", UtcDateTime, nullable=True),
+    sa.Column("sweep", sa.Text, nullable=True),
 )
 
 migration_tables_table = sa.Table(
@@ -164,8 +170,13 @@ row_metadata_table = sa.Table(
     sa.Column("key_id", sa.String(48), nullable=False),
     sa.Column("algorithm", sa.String(32), nullable=False),
     sa.Column("encrypted_at", UtcDateTime, nullable=False),
-    # HMAC-SHA-256 of the row's original values (see crypto.ValueCipher.digest_row).
+    # HMAC-SHA-256 of the original values this migration sealed in the row (see
+    # engine.sealed_cells); NULL sealed_columns marks a version-1 row, whose digest covers
+    # every mapped column.
     sa.Column("digest", sa.String(64), nullable=False),
+    # JSON {column: nonce of the token this migration wrote there}: which cells are this
+    # migration's, so verification and rollback touch exactly those. Added in schema version 2.
+    sa.Column("sealed_columns", sa.Text, nullable=True),
 )
 
 failed_records_table = sa.Table(
@@ -269,6 +280,34 @@ def create_tool_tables(engine: Engine, *, key_fingerprint: str, created_by: str)
             ],
         )
         return True
+
+
+def upgrade_tool_tables(engine: Engine) -> None:
+    """Bring a database set up by an older version to this schema.
+
+    Every change since version 1 added nullable columns, so an upgrade adds the columns the
+    tables lack and records the version; a database already current costs one read."""
+    with engine.connect() as connection:
+        if read_meta(connection, META_SCHEMA_VERSION) == SCHEMA_VERSION:
+            return
+    with serialized_write(engine) as connection:
+        if connection.dialect.name == "postgresql":
+            connection.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext('tui_migrator_schema'))"))
+        if read_meta(connection, META_SCHEMA_VERSION) == SCHEMA_VERSION:
+            return
+        inspector = sa.inspect(connection)
+        quote = connection.dialect.identifier_preparer.quote
+        for table in metadata.sorted_tables:
+            present = {column["name"] for column in inspector.get_columns(table.name)}
+            for column in table.columns:
+                if column.name not in present:
+                    if not column.nullable:
+                        raise ConfigError(f"Cannot add the required column {table.name}.{column.name}.")
+                    kind = column.type.compile(dialect=connection.dialect)
+                    connection.exec_driver_sql(
+                        f"ALTER TABLE {quote(table.name)} ADD COLUMN {quote(column.name)} {kind}"
+                    )
+        write_meta(connection, META_SCHEMA_VERSION, SCHEMA_VERSION)
 
 
 def drop_tool_tables(engine: Engine) -> None:

@@ -1,0 +1,143 @@
+"""The application keeps writing while and after a table is migrated; migrations overlap.
+
+A value the application writes after a migration is the newer value: the read API returns it,
+the next migration seals it, and rolling back the older migration keeps it. Each migration
+verifies and rolls back exactly the cells it sealed, so overlapping migrations never undo each
+other's work — in either rollback order, and the table ends byte for byte as it was, apart
+from the application's own writes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from tests.support.databases import BOTH_BACKENDS
+from tests.support.migration_helpers import FAST, raw_dump
+from tui_migrator.crypto.tokens import is_token
+from tui_migrator.reader import RecordReader
+from tui_migrator.service.facade import MigratorService
+from tui_migrator.storage.migration_status import Status
+
+pytestmark = BOTH_BACKENDS
+MOTOR = {"data_categories": ["MOTOR_SYMPTOMS"], **FAST}
+
+
+def stored_row(service: MigratorService, row_id: int) -> dict[str, Any]:
+    table = sa.Table("motor_symptoms", sa.MetaData(), autoload_with=service.engine)
+    with service.engine.connect() as connection:
+        return dict(connection.execute(sa.select(table).where(table.c.id == row_id)).mappings().one())
+
+
+def app_write(service: MigratorService, row_id: int, **values: Any) -> None:
+    assignments = ", ".join(f"{name} = :{name}" for name in values)
+    with service.engine.begin() as connection:
+        connection.execute(
+            sa.text(f"UPDATE motor_symptoms SET {assignments} WHERE id = :id"), {"id": row_id, **values}
+        )
+
+
+def a_sealed_row(service: MigratorService) -> int:
+    with service.engine.connect() as connection:
+        return int(
+            connection.execute(
+                sa.text(
+                    "SELECT min(id) FROM motor_symptoms WHERE updrs_part3__tm_token IS NOT NULL "
+                    "AND gait_notes IS NOT NULL"
+                )
+            ).scalar_one()
+        )
+
+
+def started(service: MigratorService, config: dict[str, Any]) -> Any:
+    record = service.start(config)
+    assert record.status is Status.COMPLETED, record.error_message
+    assert record.verification is not None and record.verification["passed"], record.verification
+    return record
+
+
+@pytest.mark.parametrize("order", ["newest first", "oldest first"])
+def test_overlapping_migrations_keep_the_applications_writes_in_either_rollback_order(
+    service: MigratorService, order: str
+) -> None:
+    before = raw_dump(service.engine)
+    first = started(service, MOTOR)
+    row_id = a_sealed_row(service)
+    original = RecordReader.for_service(service).read_row("motor_symptoms", stored_row(service, row_id))
+
+    # After the migration the application writes a score (a column whose token lives in its
+    # companion) and a note (a text column holding its token in place).
+    app_write(service, row_id, updrs_part3=99, gait_notes="written after the migration")
+    reader = RecordReader.for_service(service)
+    current = reader.read_row("motor_symptoms", stored_row(service, row_id))
+    assert current["updrs_part3"] == 99 and current["gait_notes"] == "written after the migration"
+    assert current["tremor_score"] == original["tremor_score"]
+
+    # The next migration seals exactly those two values and verifies.
+    second = started(service, MOTOR)
+    assert second.encrypted_records == 1
+    sealed = stored_row(service, row_id)
+    assert sealed["updrs_part3"] is None and is_token(sealed["updrs_part3__tm_token"])
+    assert is_token(sealed["gait_notes"])
+    assert reader.read_row("motor_symptoms", sealed)["updrs_part3"] == 99
+
+    rollbacks = [second, first] if order == "newest first" else [first, second]
+    _, result = service.rollback(rollbacks[0].id, confirm=True)
+    row = stored_row(service, row_id)
+    if order == "newest first":
+        # Migration 2 put back only what it sealed: the application's values, as plaintext;
+        # migration 1's tokens in the row's other columns stay, and still read.
+        assert row["updrs_part3"] == 99 and row["gait_notes"] == "written after the migration"
+        assert is_token(row["tremor_score__tm_token"])
+        assert result.restored_rows == 1
+    else:
+        # Migration 1 restored its own cells everywhere but left migration 2's two tokens.
+        assert is_token(row["gait_notes"]) and is_token(row["updrs_part3__tm_token"])
+        assert row["tremor_score"] == original["tremor_score"]
+    assert reader.read_row("motor_symptoms", row)["updrs_part3"] == 99
+    service.rollback(rollbacks[1].id, confirm=True)
+
+    row = stored_row(service, row_id)
+    assert row["updrs_part3"] == 99 and row["gait_notes"] == "written after the migration"
+    # Put the application's two writes back as they were: then every table, every other value
+    # and every column (no companion left behind) is byte for byte as before the migrations.
+    app_write(service, row_id, updrs_part3=original["updrs_part3"], gait_notes=original["gait_notes"])
+    assert raw_dump(service.engine) == before
+
+
+def test_rollback_keeps_a_value_written_beside_a_companion_token_and_counts_it(
+    service: MigratorService,
+) -> None:
+    before = raw_dump(service.engine)
+    first = started(service, MOTOR)
+    row_id = a_sealed_row(service)
+    original = RecordReader.for_service(service).read_row("motor_symptoms", stored_row(service, row_id))
+    app_write(service, row_id, updrs_part3=99)
+
+    _, result = service.rollback(first.id, confirm=True)
+    assert result.kept_newer_values == 1
+    row = stored_row(service, row_id)
+    assert row["updrs_part3"] == 99 and "updrs_part3__tm_token" not in row
+    app_write(service, row_id, updrs_part3=original["updrs_part3"])
+    assert raw_dump(service.engine) == before
+
+
+def test_a_text_value_overwritten_after_the_migration_is_sealed_next_and_kept_by_rollback(
+    service: MigratorService,
+) -> None:
+    before = raw_dump(service.engine)
+    first = started(service, MOTOR)
+    row_id = a_sealed_row(service)
+    original = RecordReader.for_service(service).read_row("motor_symptoms", stored_row(service, row_id))
+    app_write(service, row_id, gait_notes="plaintext again")
+    second = started(service, MOTOR)
+    assert second.encrypted_records == 1 and is_token(stored_row(service, row_id)["gait_notes"])
+
+    service.rollback(second.id, confirm=True)
+    _, result = service.rollback(first.id, confirm=True)
+    assert result.kept_newer_values == 1
+    assert stored_row(service, row_id)["gait_notes"] == "plaintext again"
+    app_write(service, row_id, gait_notes=original["gait_notes"])
+    assert raw_dump(service.engine) == before

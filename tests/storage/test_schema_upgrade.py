@@ -1,0 +1,54 @@
+"""A database set up by schema version 1 is brought to the current schema when opened, and a
+migration it completed before the upgrade still rolls back byte for byte."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from tests.support.databases import ADMIN, BOTH_BACKENDS
+from tests.support.migration_helpers import FAST, raw_dump
+from tui_migrator.common.settings import Settings
+from tui_migrator.service.facade import MigratorService
+from tui_migrator.storage.migration_status import Status
+from tui_migrator.storage.tables import META_SCHEMA_VERSION, SCHEMA_VERSION, read_meta
+
+# The columns schema version 2 added (all nullable).
+ADDED_IN_VERSION_2 = {"tm_row_metadata": ["sealed_columns"], "tm_migrations": ["swept_at", "sweep"]}
+
+
+def downgrade_to_version_1(engine: sa.Engine) -> None:
+    """What a version-1 database looks like: without the columns, version '1'. Row metadata
+    written then had no column list (every mapped column was its migration's)."""
+    with engine.begin() as connection:
+        for table, columns in ADDED_IN_VERSION_2.items():
+            for column in columns:
+                connection.exec_driver_sql(f'ALTER TABLE "{table}" DROP COLUMN "{column}"')
+        connection.exec_driver_sql("UPDATE tm_meta SET value = '1' WHERE name = 'schema_version'")
+
+
+@BOTH_BACKENDS
+def test_a_version_1_database_is_upgraded_on_open_and_its_migration_still_rolls_back(
+    settings: Settings,
+) -> None:
+    with MigratorService.open(settings, user=ADMIN) as service:
+        before = raw_dump(service.engine)
+        record = service.start({"data_categories": ["MOTOR_SYMPTOMS"], **FAST})
+        assert record.status is Status.COMPLETED, record.error_message
+        downgrade_to_version_1(service.engine)
+
+    with MigratorService.open(settings, user=ADMIN) as service:
+        inspector = sa.inspect(service.engine)
+        for table, columns in ADDED_IN_VERSION_2.items():
+            assert set(columns) <= {column["name"] for column in inspector.get_columns(table)}
+        with service.engine.connect() as connection:
+            assert read_meta(connection, META_SCHEMA_VERSION) == SCHEMA_VERSION
+            # Version-1 row metadata keeps its meaning: NULL = the whole row.
+            assert (
+                connection.exec_driver_sql(
+                    "SELECT count(*) FROM tm_row_metadata WHERE sealed_columns IS NOT NULL"
+                ).scalar_one()
+                == 0
+            )
+        assert service.status(record.id).status is Status.COMPLETED
+        service.rollback(record.id, confirm=True)
+        assert raw_dump(service.engine) == before

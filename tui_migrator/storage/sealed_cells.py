@@ -1,0 +1,69 @@
+"""What one migration sealed in one row: which columns, and which token it wrote in each.
+
+A row can be sealed by several migrations over time: migration 1 seals it, the application
+writes a new plaintext value into one column, migration 2 seals that one. Each migration's row
+metadata names the columns it sealed with the nonce of each token it wrote, and its digest
+covers exactly the original values of those columns. So verification checks what the migration
+did and nothing else, and rollback restores exactly its own cells: a token of a later migration
+(another nonce) or a value the application wrote since is left as it is.
+
+Row metadata written before schema version 2 has no column list: it stands for every mapped
+column, with a digest over all of the row's mapped values (:attr:`SealedCells.whole_row`).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from tui_migrator.crypto.ciphers import ValueCipher
+from tui_migrator.crypto.tokens import token_nonce
+from tui_migrator.storage.mapping import ResolvedTable
+
+
+@dataclass(frozen=True)
+class SealedCells:
+    # column → the nonce of the token the migration wrote there (None: unknown, version 1)
+    nonces: Mapping[str, str | None]
+    whole_row: bool = False
+
+    @classmethod
+    def of_tokens(cls, tokens: Mapping[str, str]) -> SealedCells:
+        """The cells a batch just sealed, from the tokens it wrote (column → token)."""
+        return cls({column: token_nonce(token) for column, token in tokens.items()})
+
+    @classmethod
+    def from_metadata(cls, text: str | None, mapped: ResolvedTable) -> SealedCells:
+        if text is None:
+            return cls({column.name: None for column in mapped.columns}, whole_row=True)
+        return cls(json.loads(text))
+
+    def to_metadata(self) -> str:
+        return json.dumps(dict(self.nonces), sort_keys=True, separators=(",", ":"))
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return tuple(self.nonces)
+
+    def owns(self, column: str, token: str) -> bool:
+        """True if ``token`` (well-formed) in ``column`` is the one this migration wrote."""
+        if column not in self.nonces:
+            return False
+        expected = self.nonces[column]
+        return expected is None or token_nonce(token) == expected
+
+    def digest(
+        self,
+        cipher: ValueCipher,
+        mapped: ResolvedTable,
+        key: tuple[Any, ...],
+        organization: str | None,
+        originals: Mapping[str, Any],
+    ) -> str:
+        """The digest of ``originals`` (column → original value) as this row metadata records it."""
+        if self.whole_row:
+            values = [originals[column.name] for column in mapped.columns]
+            return cipher.digest_row(mapped.name, key, organization, values)
+        return cipher.digest_cells(mapped.name, key, organization, {c: originals[c] for c in self.nonces})
