@@ -9,13 +9,16 @@ from the application's own writes.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
 
 from tests.support.databases import BOTH_BACKENDS
-from tests.support.migration_helpers import FAST, raw_dump
+from tests.support.faults import BatchGate
+from tests.support.migration_helpers import FAST, Background, raw_dump
+from tui_migrator.crypto.codec import encode_key
 from tui_migrator.crypto.tokens import is_token
 from tui_migrator.reader import RecordReader
 from tui_migrator.service.facade import MigratorService
@@ -141,3 +144,62 @@ def test_a_text_value_overwritten_after_the_migration_is_sealed_next_and_kept_by
     assert stored_row(service, row_id)["gait_notes"] == "plaintext again"
     app_write(service, row_id, gait_notes=original["gait_notes"])
     assert raw_dump(service.engine) == before
+
+
+def test_a_row_written_during_its_own_migration_is_sealed_again_and_rolls_back_whole(
+    service: MigratorService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    before = raw_dump(service.engine)
+    row_id = scalar_min_id(service)
+    original = dict(stored_row(service, row_id))
+    # The first batch seals the row; while the third waits, the application writes two of its
+    # columns; the migration's catch-up pass seals them again.
+    gate = BatchGate(monkeypatch, open_for=2)
+    running = Background(
+        lambda: service.start({"data_categories": ["MOTOR_SYMPTOMS"], "batch_size": 20, "max_concurrency": 1})
+    )
+    assert gate.holding.wait(60)
+    app_write(service, row_id, updrs_part3=99, gait_notes="written during the migration")
+    gate.release()
+    record = running.join()
+    assert record.status is Status.COMPLETED, record.error_message
+    assert record.verification is not None and record.verification["passed"]
+
+    # The row's metadata still names every cell the migration sealed in it, not only the two
+    # sealed again, so rollback puts the whole row back.
+    with service.engine.connect() as connection:
+        (columns,) = connection.execute(
+            sa.text(
+                "SELECT sealed_columns FROM tm_row_metadata WHERE migration_id = :id AND table_name = "
+                "'motor_symptoms' AND row_key = :key"
+            ),
+            {"id": record.id, "key": encode_key((row_id,))},
+        ).one()
+    expected = {name for name in SENSITIVE if original[name] is not None} | {"updrs_part3", "gait_notes"}
+    assert set(json.loads(columns)) == expected
+    service.rollback(record.id, confirm=True)
+    row = stored_row(service, row_id)
+    assert row["updrs_part3"] == 99 and row["gait_notes"] == "written during the migration"
+    app_write(service, row_id, updrs_part3=original["updrs_part3"], gait_notes=original["gait_notes"])
+    assert raw_dump(service.engine) == before
+
+
+SENSITIVE = (
+    "updrs_part3",
+    "tremor_score",
+    "rigidity_score",
+    "bradykinesia_score",
+    "on_medication",
+    "gait_notes",
+)
+
+
+def scalar_min_id(service: MigratorService) -> int:
+    with service.engine.connect() as connection:
+        return int(
+            connection.execute(
+                sa.text(
+                    "SELECT min(id) FROM motor_symptoms WHERE gait_notes IS NOT NULL AND updrs_part3 IS NOT NULL"
+                )
+            ).scalar_one()
+        )
