@@ -8,8 +8,10 @@ fixes what would otherwise vary:
 - the local time zone (Europe/Madrid, so the screens show local rather than UTC time);
 - the paths: the database lives in a fixed scratch directory, whose URL the header shows;
 - the master key: a fixed test key, so audit proofs and fingerprints repeat;
-- measurements: free disk space, the estimate's per-row timings and, after each migration ran
-  for real, its measured rate and phase durations are replaced by fixed, typical figures.
+- measurements: free disk space, the database's size (the sweeps after each migration compact
+  the file, and how much of the last writes a checkpoint has copied into it varies by a few
+  pages), the estimate's per-row timings and, after each migration ran for real, its measured
+  rate and phase durations are replaced by fixed, typical figures.
 
 The data itself comes from the seeded demo generator; the migrations run through the real engine.
 """
@@ -35,7 +37,7 @@ import sqlalchemy as sa
 from tui_migrator.common.settings import ENV_MASTER_KEY, Settings
 from tui_migrator.crypto.codec import UnsupportedValue
 from tui_migrator.engine import batches, estimate
-from tui_migrator.service import health
+from tui_migrator.service import health, planning
 from tui_migrator.service.facade import MigratorService, create_demo_service
 from tui_migrator.storage.migration_records import MigrationRecord
 from tui_migrator.storage.tables import migrations_table
@@ -111,6 +113,9 @@ def frozen(clock: FrozenClock) -> Iterator[None]:
         stack.enter_context(mock.patch("tui_migrator.storage.tables.datetime", frozen_datetime))
         stack.enter_context(mock.patch("tui_migrator.storage.audit.datetime", frozen_datetime))
         stack.enter_context(mock.patch.object(health, "measure_disk", lambda *_args: FREE_DISK))
+        stack.enter_context(
+            mock.patch.object(planning, "database_size_bytes", lambda _engine: FREE_DISK.database_bytes)
+        )
         stack.enter_context(mock.patch.object(estimate, "calibrate", _fixed_calibration(estimate.calibrate)))
         os.environ["TZ"] = TIME_ZONE
         time.tzset()

@@ -1,4 +1,5 @@
-"""The monitor follows a migration live, and cancel, pause and rollback work from the keyboard."""
+"""The monitor follows a migration live, and cancel, pause, rollback and sweep work from the
+keyboard."""
 
 from __future__ import annotations
 
@@ -6,13 +7,13 @@ import pytest
 from textual.widgets import Input, Static
 
 from tests.support.migration_helpers import raw_dump
-from tests.tui.conftest import settle, wait_until
+from tests.tui.conftest import capture_notifications, settle, wait_until
 from tui_migrator.common.settings import Settings
 from tui_migrator.service.facade import MigratorService
 from tui_migrator.storage.migration_status import Status
 from tui_migrator.tui.app import MigratorApp
 from tui_migrator.tui.screens.monitor import MonitorScreen
-from tui_migrator.tui.screens.monitor_modals import CancelModal, RollbackModal
+from tui_migrator.tui.screens.monitor_modals import CancelModal, RollbackModal, SweepModal
 
 
 def text_of(app: MigratorApp, selector: str) -> str:
@@ -77,6 +78,42 @@ async def test_rollback_needs_the_typed_migration_id(
         await settle(app, pilot)
         await wait_until(pilot, lambda: operator_service.status(record.id).status is Status.ROLLED_BACK)
     assert raw_dump(operator_service.engine) == before
+
+
+async def test_sweep_from_the_monitor_reports_what_it_proved(
+    app: MigratorApp, operator_service: MigratorService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    record = operator_service.start({"batch_size": 40, "data_categories": ["DEMOGRAPHICS"]})
+    seen = capture_notifications(app, monkeypatch)
+    async with app.run_test(size=(100, 32)) as pilot:
+        app.open_monitor(record.id)
+        screen = app.screen
+        assert isinstance(screen, MonitorScreen)
+        await wait_until(pilot, lambda: screen.record is not None)
+        # SQLite swept it when it completed; the monitor says so, and what it proved.
+        assert "no plaintext left" in text_of(app, "#monitor-sweep")
+        await pilot.press("s")
+        await settle(app, pilot)
+        await wait_until(pilot, lambda: any("None of" in text for text in seen))
+    swept = [
+        entry.operation
+        for entry in operator_service.audit_entries(limit=None, migration_id=record.id).entries
+        if entry.operation == "data_migration_swept"
+    ]
+    assert len(swept) == 2
+
+
+async def test_sweep_confirmation_needs_the_typed_migration_id(app: MigratorApp) -> None:
+    answers: list[bool | None] = []
+    async with app.run_test(size=(100, 32)) as pilot:
+        app.push_screen(SweepModal("migration_20260302_001"), answers.append)
+        await pilot.pause()
+        await pilot.press(*"migration_wrong", "enter")
+        assert isinstance(app.screen, SweepModal) and answers == []
+        app.screen.query_one("#typed", Input).value = "migration_20260302_001"
+        await pilot.press("enter")
+        await pilot.pause()
+    assert answers == [True]
 
 
 async def test_viewer_sees_actions_disabled(settings: Settings, operator_service: MigratorService) -> None:

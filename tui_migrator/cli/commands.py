@@ -352,5 +352,6 @@ _HANDLERS: dict[str, Callable[[MigratorService, argparse.Namespace], Result]] = 
     "failed": migration_commands.failed,
     "report": migration_commands.report,
     "purge-backups": migration_commands.purge_backups,
+    "sweep": migration_commands.sweep,
     "worker": migration_commands.worker,
 }

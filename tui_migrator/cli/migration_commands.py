@@ -1,5 +1,5 @@
 """The migration commands: estimate, start, status, list, cancel, pause, continue, resume,
-rollback, failed, report, purge-backups and worker."""
+rollback, failed, report, purge-backups, sweep and worker."""
 
 from __future__ import annotations
 
@@ -18,7 +18,9 @@ from rich.text import Text
 
 from tui_migrator.cli.confirm import confirm
 from tui_migrator.cli.output import Result
+from tui_migrator.engine.sweep import SweepResult
 from tui_migrator.service.facade import MigratorService
+from tui_migrator.service.sweeping import SweepStatus
 from tui_migrator.service.views import cancel_data, list_data, start_data, status_data
 from tui_migrator.storage.migration_records import MigrationRecord
 from tui_migrator.storage.migration_status import RESUMABLE_STATUSES, ROLLBACK_STATUSES, Status
@@ -94,7 +96,7 @@ def start(service: MigratorService, args: argparse.Namespace) -> Result:
             show_progress(record)
 
         record = service.start(values, on_progress=on_progress)
-    return _final(record)
+    return _final(service, record)
 
 
 def resume(service: MigratorService, args: argparse.Namespace) -> Result:
@@ -106,7 +108,7 @@ def resume(service: MigratorService, args: argparse.Namespace) -> Result:
     with _progress_bar(args.json) as on_progress, _ctrl_c_cancels(service) as remember:
         remember(args.migration_id)
         record = service.resume(args.migration_id, on_progress=on_progress)
-    return _final(record)
+    return _final(service, record)
 
 
 def worker(service: MigratorService, args: argparse.Namespace) -> Result:
@@ -124,12 +126,16 @@ def worker(service: MigratorService, args: argparse.Namespace) -> Result:
                 )
             ],
         )
-    return _final(service.run_migration(args.migration_id))
+    return _final(service, service.run_migration(args.migration_id))
 
 
 def status(service: MigratorService, args: argparse.Namespace) -> Result:
     record = service.status(args.migration_id)
-    return Result(data=status_data(record, disk_path=service.settings.data_dir), text=status_text(record))
+    sweep = service.sweep_status(args.migration_id)
+    return Result(
+        data=status_data(record, disk_path=service.settings.data_dir, sweep=sweep),
+        text=status_text(record, sweep),
+    )
 
 
 def listing(service: MigratorService, args: argparse.Namespace) -> Result:
@@ -246,6 +252,10 @@ def report(service: MigratorService, args: argparse.Namespace) -> Result:
     lines += [f"Warning: {w}" for w in data["warnings"]]
     if data["errorMessage"]:
         lines.append(f"Error: {data['errorMessage']}")
+    sweep = data["sweep"]
+    lines.append(f"Sweep: {sweep['summary']}")
+    lines.append("Not reachable by any sweep (the operator's to handle):")
+    lines += [f"  - {item}" for item in sweep["outOfReach"]]
     return Result(data=data, text=[Text("\n".join(lines))])
 
 
@@ -257,7 +267,52 @@ def purge_backups(service: MigratorService, args: argparse.Namespace) -> Result:
     )
 
 
-def status_text(record: MigrationRecord) -> list[Any]:
+def sweep(service: MigratorService, args: argparse.Namespace) -> Result:
+    if service.engine.dialect.name == "postgresql" and not args.yes:
+        record = service.status(args.migration_id)
+        confirm(
+            f"Sweep {record.id}: VACUUM FULL rewrites each of its {len(record.tables)} tables, "
+            "locking it (reads and writes wait) while it runs.",
+            nothing_done="nothing was swept",
+            type_yes=True,
+        )
+    result = service.sweep(args.migration_id, confirm=True, rows_per_table=args.sample_rows)
+    error = None
+    if not result.succeeded:
+        error = result.reason if result.cleaned else "The sweep could not do all its work. " + result.reason
+    return Result(data=result.to_json(), text=sweep_text(result), success=result.succeeded, error=error)
+
+
+def sweep_text(result: SweepResult) -> list[Any]:
+    data = result.to_json()
+    proof = data["proof"]
+    lines = [f"Sweep of {result.migration_id} ({result.backend}): {proof['state']} — {proof['reason']}"]
+    lines += [f"  {'done' if step.done else 'NOT DONE'}  {step.name}: {step.detail}" for step in result.steps]
+    skipped = {
+        "shorter than 8 bytes": sum(t["skippedShortValues"] for t in proof["tables"]),
+        "numbers, dates, JSON": sum(t["skippedNonTextValues"] for t in proof["tables"]),
+        "possibly stored compressed": sum(t["skippedMaybeCompressedValues"] for t in proof["tables"]),
+        "tokens that did not open": sum(t["unopenedTokens"] for t in proof["tables"]),
+    }
+    lines.append(
+        f"Searched for {proof['searchedValues']:,} values of {proof['sampledRows']:,} sampled rows; skipped "
+        + ", ".join(f"{count:,} {why}" for why, count in skipped.items())
+    )
+    lines += [
+        f"  {t['table']}: {t['searchedValues']:,} searched, {t['foundValues']:,} found"
+        for t in proof["tables"]
+    ]
+    lines += [
+        f"  {f['file']}: {f['bytesScanned']:,} bytes, {f['valuesFound']:,} values found"
+        for f in proof["files"]
+    ]
+    lines += [f"Warning: {warning}" for warning in result.warnings]
+    lines.append("Not reachable by any sweep (the operator's to handle):")
+    lines += [f"  - {item}" for item in data["outOfReach"]]
+    return [Text("\n".join(lines))]
+
+
+def status_text(record: MigrationRecord, sweep: SweepStatus | None = None) -> list[Any]:
     data = status_data(record)
     progress, timing = data["progress"], data["timing"]
     lines = [
@@ -281,6 +336,8 @@ def status_text(record: MigrationRecord) -> list[Any]:
         )
     lines += [f"ALERT: {alert}" for alert in data["alerts"]]
     lines += [f"Warning: {warning}" for warning in data["warnings"]]
+    if sweep is not None:
+        lines.append(f"Sweep: {sweep.summary}")
     # It stopped short of finishing (failed, cancelled or interrupted): resume and rollback both apply.
     if record.status in RESUMABLE_STATUSES and record.status in ROLLBACK_STATUSES:
         lines.append(
@@ -290,11 +347,12 @@ def status_text(record: MigrationRecord) -> list[Any]:
     return [Text("\n".join(lines))]
 
 
-def _final(record: MigrationRecord) -> Result:
-    data = status_data(record)
+def _final(service: MigratorService, record: MigrationRecord) -> Result:
+    sweep = service.sweep_status(record.id)
+    data = status_data(record, sweep=sweep)
     success = record.status is Status.COMPLETED
     error = None if success else (record.error_message or f"Migration ended {record.status.value}.")
-    return Result(data=data, text=status_text(record), success=success, error=error)
+    return Result(data=data, text=status_text(record, sweep), success=success, error=error)
 
 
 @contextmanager

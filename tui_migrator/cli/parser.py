@@ -212,6 +212,25 @@ def build_parser() -> ArgumentParser:
     purge.add_argument("migration_id", metavar="ID")
     purge.add_argument("--confirm", action="store_true", help="required: backups cannot be restored")
 
+    sweep = command(
+        "sweep",
+        "remove the plaintext a completed migration left in the database files, and prove it "
+        "by searching their raw bytes",
+    )
+    sweep.add_argument("migration_id", metavar="ID")
+    sweep.add_argument(
+        "--yes",
+        action="store_true",
+        help="PostgreSQL: run VACUUM FULL (it locks each table while it rewrites it) without asking",
+    )
+    sweep.add_argument(
+        "--sample-rows",
+        type=positive_int,
+        default=200,
+        metavar="N",
+        help="rows per table whose values are searched for (default 200)",
+    )
+
     worker = command(
         "worker",
         "run or take over a migration in this process (used by --detach); on PostgreSQL, join "

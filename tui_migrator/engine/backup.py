@@ -18,6 +18,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from tui_migrator.common.errors import OperationFailed
 from tui_migrator.crypto.ciphers import RowSealer, ValueCipher
+from tui_migrator.crypto.codec import UnsupportedValue
 from tui_migrator.storage.column_storage import RecordRefused, TableAccess, key_of, organization_of
 from tui_migrator.storage.database import insert_ignoring_duplicates, serialized_write
 
@@ -80,15 +81,24 @@ def row_digest(
 
 def backup_rows(
     access: TableAccess, rows: Sequence[Mapping[Any, Any]], sealer: RowSealer
-) -> list[dict[str, Any]]:
-    """Insert parameters for the backups of ``rows``."""
-    parameters = []
+) -> tuple[list[dict[str, Any]], list[Mapping[Any, Any]]]:
+    """Insert parameters for the backups of ``rows``, and the rows they cover.
+
+    A row holding a value the codec cannot hold exactly (a PostgreSQL interval, say) is left
+    out: its batch cannot seal it either, so it is never changed and needs no backup (it is
+    recorded as a failed row instead)."""
+    parameters, covered = [], []
     for row in rows:
         key = key_of(access, row)
+        try:
+            sealed = sealer.seal(access.mapped.name, key, row_values(access, row))
+        except UnsupportedValue:
+            continue
         entry = {name: value for name, value in zip(access.mapped.primary_key, key, strict=True)}
-        entry[SEALED_COLUMN] = sealer.seal(access.mapped.name, key, row_values(access, row))
+        entry[SEALED_COLUMN] = sealed
         parameters.append(entry)
-    return parameters
+        covered.append(row)
+    return parameters, covered
 
 
 def write_backups(connection: Connection, table: sa.Table, parameters: list[dict[str, Any]]) -> None:
@@ -114,11 +124,12 @@ def copy_and_verify(
     count = 0
     total = 0
     for rows in batches:
+        parameters, covered = backup_rows(access, rows, sealer)
         with serialized_write(engine) as connection:
-            write_backups(connection, table, backup_rows(access, rows, sealer))
-        for row in rows:
+            write_backups(connection, table, parameters)
+        for row in covered:
             total += int(row_digest(access, row, row_values(access, row), cipher), 16)
-        count += len(rows)
+        count += len(covered)
     source = BackupSummary(count, _digest_text(total))
     copied = _read_back(engine, access, table, sealer, cipher)
     if copied != source:
@@ -146,7 +157,7 @@ def _read_back(
     key_names = list(access.mapped.primary_key)
     query = sa.select(*(table.c[name] for name in key_names), table.c[SEALED_COLUMN])
     if organization_column is not None:
-        on = sa.and_(*(access.table.c[name] == table.c[name] for name in key_names))
+        on = access.same_key(table)
         query = query.add_columns(access.value(organization_column)).join_from(table, access.table, on)
     count = 0
     total = 0

@@ -121,10 +121,10 @@ class TableBatches:
             pending_condition(self.access), organization_condition(self.access, self.organizations)
         )
         if up_to is not None:
-            query = query.where(sa.tuple_(*self.access.key_columns) <= sa.tuple_(*up_to))
+            query = query.where(sa.tuple_(*self.access.key_columns) <= self.access.key_tuple(up_to))
         if self.backup_table is not None:
             key_names = self.access.mapped.primary_key
-            on = sa.and_(*(self.access.table.c[n] == self.backup_table.c[n] for n in key_names))
+            on = self.access.same_key(self.backup_table)
             first = self.backup_table.c[key_names[0]]
             query = query.join_from(self.access.table, self.backup_table, on, isouter=True).add_columns(
                 first.is_not(None).label(BACKED_UP)
@@ -274,7 +274,7 @@ class TableBatches:
         if self.backup_table is not None and self.sealer is not None:
             missing = [item["row"] for item in sealed if not item["row"].get(BACKED_UP)]
             backup.write_backups(
-                connection, self.backup_table, backup.backup_rows(self.access, missing, self.sealer)
+                connection, self.backup_table, backup.backup_rows(self.access, missing, self.sealer)[0]
             )
         if sealed:
             self._update_rows(connection, sealed, failures)

@@ -170,20 +170,19 @@ def _run_stages(
     access, cipher, sealer = batches.access, batches.cipher, batches.sealer
     if config.create_backups and sealer is not None and batches.backup_table is not None:
         started = time.perf_counter()
-        parameters = backup.backup_rows(access, rows, sealer)
+        parameters, covered = backup.backup_rows(access, rows, sealer)
         backup.write_backups(connection, batches.backup_table, parameters)
         _add(stages, "backup", started)
         started = time.perf_counter()
-        keys = sa.tuple_(*(batches.backup_table.c[n] for n in access.mapped.primary_key))
-        on = sa.and_(*(access.table.c[n] == batches.backup_table.c[n] for n in access.mapped.primary_key))
+        on = access.same_key(batches.backup_table)
         list(
             connection.execute(
                 sa.select(batches.backup_table)
                 .join_from(batches.backup_table, access.table, on)
-                .where(keys.in_([batches.key(r) for r in rows]))
+                .where(access.key_in([batches.key(r) for r in covered]))
             )
         )
-        for row, item in zip(rows, parameters, strict=True):
+        for row, item in zip(covered, parameters, strict=True):
             values = backup.open_backup(access, row, item[backup.SEALED_COLUMN], sealer) or []
             backup.row_digest(access, row, values, cipher)
         _add(stages, "backupVerify", started)
@@ -197,9 +196,7 @@ def _run_stages(
     if not config.skip_integrity_checks:
         started = time.perf_counter()
         written = connection.execute(
-            access.select_rows(limit=None).where(
-                sa.tuple_(*access.key_columns).in_([batches.key(r) for r in rows])
-            )
+            access.select_rows(limit=None).where(access.key_in([batches.key(r) for r in rows]))
         ).mappings()
         recorded = migrations.sealed_rows(
             connection, CALIBRATION_MIGRATION_ID, access.mapped.name, [item["row_key"] for item in sealed]

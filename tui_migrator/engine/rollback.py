@@ -120,7 +120,7 @@ def _restore_table(
         # with plaintext since is counted as a newer value kept.
         query = access.select_rows(after=after, limit=BATCH)
         if backup_table is not None:
-            on = sa.and_(*(access.table.c[n] == backup_table.c[n] for n in access.mapped.primary_key))
+            on = access.same_key(backup_table)
             query = query.join_from(access.table, backup_table, on, isouter=True).add_columns(
                 backup_table.c[backup.SEALED_COLUMN]
             )

@@ -21,6 +21,8 @@ from tui_migrator.engine.joiner import JoinSummary
 from tui_migrator.engine.plan import Plan
 from tui_migrator.engine.retry import RetryPolicy
 from tui_migrator.engine.rollback import RollbackResult
+from tui_migrator.engine.sweep import SweepResult
+from tui_migrator.engine.sweep_sample import DEFAULT_ROWS_PER_TABLE
 from tui_migrator.service import (
     access,
     control,
@@ -29,12 +31,14 @@ from tui_migrator.service import (
     lifecycle,
     opening,
     planning,
+    sweeping,
     undo,
 )
 from tui_migrator.service.health import HealthReport, health_report
 from tui_migrator.service.inspection import AuditPage
 from tui_migrator.service.planning import Estimate
 from tui_migrator.service.session import Session
+from tui_migrator.service.sweeping import SweepStatus
 from tui_migrator.storage import operators
 from tui_migrator.storage.audit import AuditVerification
 from tui_migrator.storage.keyring import DataKeyInfo
@@ -162,6 +166,10 @@ class MigratorService:
     def report(self, migration_id: str) -> dict[str, Any]:
         return inspection.report(self._session, migration_id)
 
+    def sweep_status(self, migration_id: str) -> SweepStatus:
+        """Whether the plaintext the migration's UPDATEs left in the database files was swept."""
+        return sweeping.status_of(self._session, migration_id)
+
     # -- planning ----------------------------------------------------------------------------
 
     def plan(self, config_values: dict[str, Any]) -> Plan:
@@ -226,6 +234,16 @@ class MigratorService:
 
     def purge_backups(self, migration_id: str, *, confirm: bool) -> list[str]:
         return undo.purge_backups(self._session, migration_id, confirm=confirm)
+
+    # -- sweeping ----------------------------------------------------------------------------
+
+    def sweep(
+        self, migration_id: str, *, confirm: bool, rows_per_table: int = DEFAULT_ROWS_PER_TABLE
+    ) -> SweepResult:
+        """Remove the plaintext the migration left in the database files, and prove it by
+        searching their raw bytes for a sample of it. On PostgreSQL (VACUUM FULL locks each
+        table) it needs ``confirm``."""
+        return sweeping.sweep(self._session, migration_id, confirm=confirm, rows_per_table=rows_per_table)
 
     # -- demo --------------------------------------------------------------------------------
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from tui_migrator.service import sweeping
 from tui_migrator.service.access import authorize
 from tui_migrator.service.report import completion_report
 from tui_migrator.service.session import Session
@@ -51,7 +52,13 @@ def failed_records(session: Session, migration_id: str) -> list[dict[str, Any]]:
 def report(session: Session, migration_id: str) -> dict[str, Any]:
     authorize(session, Action.READ, "report")
     record = migrations.get(session.engine, migration_id)
-    return completion_report(record, migrations.failed_records(session.engine, migration_id))
+    swept = sweeping.sweep_record(session, migration_id)
+    dialect = session.engine.dialect.name
+    return completion_report(
+        record,
+        migrations.failed_records(session.engine, migration_id),
+        sweep=sweeping.report_data(sweeping.sweep_status(record, swept, dialect), swept, dialect),
+    )
 
 
 def audit_entries(session: Session, *, limit: int | None, migration_id: str | None) -> AuditPage:

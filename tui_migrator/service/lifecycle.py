@@ -13,6 +13,7 @@ from tui_migrator.engine import detached, scope
 from tui_migrator.engine.joiner import JoiningWorker, JoinSummary
 from tui_migrator.engine.runner import MigrationRunner
 from tui_migrator.engine.work import MigrationWork
+from tui_migrator.service import sweeping
 from tui_migrator.service.access import authorize
 from tui_migrator.service.planning import calibrate, plan
 from tui_migrator.service.preflight import preflight_checks, refuse_failed_checks
@@ -83,7 +84,10 @@ def start(
 def run(session: Session, migration_id: str, *, on_progress: OnProgress | None) -> MigrationRecord:
     """Run (or resume) a migration in this process until it reaches a final state."""
     authorize(session, Action.MIGRATE, "worker")
-    return MigrationRunner(_work(session, migration_id), on_progress=on_progress).run()
+    record = MigrationRunner(_work(session, migration_id), on_progress=on_progress).run()
+    if record.status is Status.COMPLETED:
+        sweeping.after_change(session, migration_id, data_changed=True)
+    return record
 
 
 def join(

@@ -32,8 +32,10 @@ class RiskAssessment(ResponseModel):
     estimated_seconds: float
 
 
-def completion_report(record: MigrationRecord, failed: list[dict[str, Any]]) -> dict[str, Any]:
-    """Counts, timings, throughput, failures and verification of one migration."""
+def completion_report(
+    record: MigrationRecord, failed: list[dict[str, Any]], *, sweep: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Counts, timings, throughput, failures, verification and sweep of one migration."""
     running_seconds = max(0.0, record.elapsed_seconds - record.paused_seconds)
     reasons = Counter(item["reason"] for item in failed)
     return {
@@ -70,6 +72,9 @@ def completion_report(record: MigrationRecord, failed: list[dict[str, Any]]) -> 
             "byTable": dict(Counter(item["table_name"] for item in failed)),
         },
         "verification": record.verification,
+        # Whether the plaintext the UPDATEs left in the database files was removed, what proved
+        # it, and what no sweep reaches (service/sweeping.py).
+        "sweep": sweep,
         "backups": [
             {
                 "table": t.name,

@@ -1,6 +1,8 @@
 """Undoing a migration (rollback) and dropping its sealed backups once they are no longer wanted.
 
-Both destroy something an operator may need, so both ask for confirmation before anything else.
+Both destroy something an operator may need, so both ask for confirmation before anything else,
+and each holds the migration's operation guard while it runs (a sweep or the other one waits).
+Afterwards the database files are swept (service/sweeping.py).
 """
 
 from __future__ import annotations
@@ -9,10 +11,11 @@ from tui_migrator.common.errors import BadInput, MigratorError
 from tui_migrator.crypto.ciphers import RowSealer
 from tui_migrator.engine import backup, rollback
 from tui_migrator.engine.rollback import RollbackResult
+from tui_migrator.service import sweeping
 from tui_migrator.service.access import authorize
 from tui_migrator.service.session import Session
 from tui_migrator.storage import migration_records as migrations
-from tui_migrator.storage import table_locks
+from tui_migrator.storage import operation_guard, table_locks
 from tui_migrator.storage.audit_operations import AuditOperation
 from tui_migrator.storage.database import serialized_write
 from tui_migrator.storage.migration_records import MigrationRecord
@@ -31,19 +34,28 @@ def roll_back(
             hint=f"Run: tui-migrator rollback {migration_id} --confirm",
         )
     authorize(session, Action.MIGRATE, "rollback")
-    record = migrations.get(session.engine, migration_id)
-    if record.dry_run:
-        raise BadInput(
-            f"Migration {migration_id} was a dry run: it changed no data, so there is nothing to roll back."
-        )
-    if not record.can_rollback:
-        raise BadInput(
-            f"Migration {migration_id} is {record.status.value}; rollback works on "
-            f"{describe_statuses(ROLLBACK_STATUSES)} migrations.",
-            hint=f'Cancel it first: tui-migrator cancel {migration_id} --reason "..."'
-            if record.status.is_live
-            else None,
-        )
+    with operation_guard.exclusive(session.engine, migration_id, "rollback"):
+        record = migrations.get(session.engine, migration_id)
+        if record.dry_run:
+            raise BadInput(
+                f"Migration {migration_id} was a dry run: it changed no data, so there is nothing to roll back."
+            )
+        if not record.can_rollback:
+            raise BadInput(
+                f"Migration {migration_id} is {record.status.value}; rollback works on "
+                f"{describe_statuses(ROLLBACK_STATUSES)} migrations.",
+                hint=f'Cancel it first: tui-migrator cancel {migration_id} --reason "..."'
+                if record.status.is_live
+                else None,
+            )
+        result = _roll_back_now(session, record)
+    # The values are plaintext again: the last sweep proves nothing now (SQLite sweeps anew).
+    sweeping.after_change(session, migration_id, data_changed=True)
+    return migrations.get(session.engine, migration_id), result
+
+
+def _roll_back_now(session: Session, record: MigrationRecord) -> RollbackResult:
+    migration_id = record.id
     session.audit.record(
         AuditOperation.ROLLBACK_STARTED,
         user_id=session.user,
@@ -85,7 +97,7 @@ def roll_back(
             migration_id=migration_id,
             details=result.to_json(),
         )
-    return migrations.get(session.engine, migration_id), result
+    return result
 
 
 def purge_backups(session: Session, migration_id: str, *, confirm: bool) -> list[str]:
@@ -96,24 +108,28 @@ def purge_backups(session: Session, migration_id: str, *, confirm: bool) -> list
             hint=f"Run: tui-migrator purge-backups {migration_id} --confirm",
         )
     authorize(session, Action.MIGRATE, "purge-backups")
-    record = migrations.get(session.engine, migration_id)
-    if not record.can_purge_backups:
-        raise BadInput(f"Migration {migration_id} is {record.status.value}; its backups are in use.")
-    dropped = []
-    with serialized_write(session.engine) as connection:
-        for table in record.tables:
-            if table.backup_table:
-                backup.drop_backup_table(connection, table.backup_table)
-                dropped.append(table.backup_table)
-                migrations.update_table(
-                    connection, migration_id, table.name, backup_table=None, backup_verified=False
-                )
-        session.audit.append(
-            connection,
-            AuditOperation.BACKUPS_PURGED,
-            user_id=session.user,
-            success=True,
-            migration_id=migration_id,
-            details={"droppedTables": dropped},
-        )
+    with operation_guard.exclusive(session.engine, migration_id, "purge-backups"):
+        record = migrations.get(session.engine, migration_id)
+        if not record.can_purge_backups:
+            raise BadInput(f"Migration {migration_id} is {record.status.value}; its backups are in use.")
+        dropped = []
+        with serialized_write(session.engine) as connection:
+            for table in record.tables:
+                if table.backup_table:
+                    backup.drop_backup_table(connection, table.backup_table)
+                    dropped.append(table.backup_table)
+                    migrations.update_table(
+                        connection, migration_id, table.name, backup_table=None, backup_verified=False
+                    )
+            session.audit.append(
+                connection,
+                AuditOperation.BACKUPS_PURGED,
+                user_id=session.user,
+                success=True,
+                migration_id=migration_id,
+                details={"droppedTables": dropped},
+            )
+    # On SQLite the dropped tables' pages go too (sealed ciphertext, but the file shrinks).
+    if dropped:
+        sweeping.after_change(session, migration_id, data_changed=False)
     return dropped

@@ -9,10 +9,13 @@ from __future__ import annotations
 import shutil
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tui_migrator.storage.migration_records import MigrationRecord
 from tui_migrator.storage.migration_status import PHASE_TITLES, Phase, Status
+
+if TYPE_CHECKING:
+    from tui_migrator.service.sweeping import SweepStatus
 
 ERROR_RATE_ALERT = 0.05
 SLOW_RATE_ALERT = 0.5
@@ -24,7 +27,11 @@ def iso(moment: datetime | None) -> str | None:
     return None if moment is None else moment.isoformat().replace("+00:00", "Z")
 
 
-def status_data(record: MigrationRecord, *, disk_path: Path | None = None) -> dict[str, Any]:
+def status_data(
+    record: MigrationRecord, *, disk_path: Path | None = None, sweep: SweepStatus | None = None
+) -> dict[str, Any]:
+    """The seed's status object; ``sweep`` (when the caller read it) says whether the plaintext
+    the migration left in the database files was swept."""
     total = record.total_records
     processed = record.processed_records
     elapsed = record.elapsed_seconds
@@ -97,6 +104,7 @@ def status_data(record: MigrationRecord, *, disk_path: Path | None = None) -> di
         "rollback": None
         if record.rolled_back_at is None
         else {"rolledBackAt": iso(record.rolled_back_at), "durationSeconds": record.rollback_seconds},
+        "sweep": None if sweep is None else sweep.to_json(),
     }
 
 

@@ -33,6 +33,8 @@ class AuditOperation(StrEnum):
     INTEGRITY_VERIFIED = "integrity_verified"
     WORKER_JOINED = "worker_joined"
     WORKER_LEFT = "worker_left"
+    # Removing the plaintext the UPDATEs left in the database files, and proving it
+    MIGRATION_SWEPT = "data_migration_swept"
     # Undoing it
     ROLLBACK_STARTED = "data_migration_rollback_started"
     ROLLBACK_FAILED = "data_migration_rollback_failed"

@@ -77,9 +77,17 @@ class TableAccess:
     def key_columns(self) -> tuple[sa.ColumnElement[Any], ...]:
         """The key columns for ordering and for comparing with stored key values (raw on
         SQLite, where a DATE key may hold text that SQLAlchemy's DATE type would refuse)."""
-        if self.raw_values:
-            return tuple(sa.type_coerce(self.table.c[name], _RawValue()) for name in self.mapped.primary_key)
-        return tuple(self.table.c[name] for name in self.mapped.primary_key)
+        return tuple(self._stored(name) for name in self.mapped.primary_key)
+
+    def same_key(self, other: sa.Table) -> sa.ColumnElement[bool]:
+        """Join condition: ``other``'s key columns (a backup table's, see :meth:`copy_type`)
+        hold this row's key."""
+        return sa.and_(
+            *(
+                column == other.c[name]
+                for name, column in zip(self.mapped.primary_key, self.key_columns, strict=True)
+            )
+        )
 
     def existing_companion(self, column: ResolvedColumn) -> str | None:
         """The name of ``column``'s companion column if the table has it (yet), else None."""
@@ -94,25 +102,30 @@ class TableAccess:
         ``name``'s stored values exactly: on SQLite the same declared type, read and written raw;
         on PostgreSQL the column's own type."""
         if self.raw_values:
-            declared = self.declared_types.get(name, "")
-            return _DeclaredRaw(declared) if declared else _DeclaredRaw("")
-        return self.table.c[name].type
+            return _DeclaredRaw(self.declared_types.get(name, ""))
+        return sa.Text() if self.moves_as_text(name) else self.table.c[name].type
 
     def moves_as_text(self, name: str) -> bool:
-        """True for PostgreSQL JSON and JSONB columns, whose values are read, sealed and written
+        """True for PostgreSQL JSON, JSONB and array columns, whose values are read, sealed and written
         back as their text. As Python objects they would not come back exactly: ``json`` keeps
         its text as written (spacing, key order, duplicate keys) and ``jsonb`` numbers are
         exact decimals (``1.10``, ``0.1000000000000000000001``) that a Python float would round.
-        Sealed JSON is therefore text, as it is on SQLite, where JSON is stored as text."""
-        return not self.raw_values and isinstance(self.table.c[name].type, sa.JSON)
+        Sealed JSON is therefore text, as it is on SQLite, where JSON is stored as text.
+        Arrays too: as a Python list an array loses its bounds ('[0:1]={1,2}' would come back
+        as '{1,2}'); its text keeps them, and nested and NULL elements."""
+        return not self.raw_values and isinstance(self.table.c[name].type, (sa.JSON, sa.ARRAY))
 
     def value(self, name: str) -> sa.ColumnElement[Any]:
         """Column ``name`` as read for moving: raw on SQLite, as text for PostgreSQL JSON."""
+        stored = self._stored(name)
+        return stored if stored is self.table.c[name] else stored.label(name)
+
+    def _stored(self, name: str) -> sa.ColumnElement[Any]:
         column = self.table.c[name]
         if self.raw_values:
-            return sa.type_coerce(column, _RawValue()).label(name)
+            return sa.type_coerce(column, _RawValue())
         if self.moves_as_text(name):
-            return sa.cast(column, sa.Text).label(name)
+            return sa.cast(column, sa.Text)
         return column
 
     def select_rows(self, *, after: Sequence[Any] | None = None, limit: int | None = None) -> sa.Select[Any]:
@@ -127,7 +140,7 @@ class TableAccess:
                 names.append(companion)
         query = sa.select(*(self.value(name) for name in names)).order_by(*self.key_columns)
         if after is not None:
-            query = query.where(sa.tuple_(*self.key_columns) > sa.tuple_(*after))
+            query = query.where(sa.tuple_(*self.key_columns) > self.key_tuple(after))
         if limit is not None:
             query = query.limit(limit)
         return query
@@ -136,8 +149,13 @@ class TableAccess:
         """One UPDATE per row, run as an executemany over a batch; keyed by primary key."""
         condition = sa.and_(
             *(
-                self.table.c[name] == sa.bindparam(_KEY_PARAMETER.format(index), type_=self.bind_type(name))
-                for index, name in enumerate(self.mapped.primary_key)
+                column
+                == self.bound_key(
+                    name, sa.bindparam(_KEY_PARAMETER.format(index), type_=self.bind_type(name))
+                )
+                for index, (name, column) in enumerate(
+                    zip(self.mapped.primary_key, self.key_columns, strict=True)
+                )
             )
         )
         targets: dict[str, Any] = {}
@@ -147,6 +165,32 @@ class TableAccess:
             if companion is not None:
                 targets[companion] = sa.bindparam(companion, type_=sa.Text())
         return sa.update(self.table).where(condition).values(targets)
+
+    def key_tuple(self, key: Sequence[Any]) -> sa.ColumnElement[Any]:
+        """A stored key as a row value to compare with :attr:`key_columns` (keyset pagination)."""
+        return sa.tuple_(
+            *(
+                self.bound_key(name, sa.literal(value, type_=self.bind_type(name)))
+                for name, value in zip(self.mapped.primary_key, key, strict=True)
+            )
+        )
+
+    def key_in(self, keys: Sequence[Sequence[Any]]) -> sa.ColumnElement[bool]:
+        """Rows whose key is one of ``keys``."""
+        return (
+            sa.or_(*(sa.tuple_(*self.key_columns) == self.key_tuple(key) for key in keys))
+            if keys
+            else sa.false()
+        )
+
+    def bound_key(self, name: str, bound: sa.BindParameter[Any]) -> sa.ColumnElement[Any]:
+        """A bound value of key column ``name``, in the column's own type. On PostgreSQL the
+        driver would otherwise pick a type from the Python value — float8 for a real key (so
+        1.1 never equals the stored real 1.1, and keyset pagination returns the same row
+        forever), int2[] for an integer[] key — and the comparison would fail or mislead."""
+        if self.raw_values or self.moves_as_text(name):
+            return bound
+        return sa.cast(bound, self.table.c[name].type)
 
     def bind_type(self, name: str) -> sa.types.TypeEngine[Any]:
         if self.raw_values:

@@ -19,6 +19,7 @@ from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
 from tui_migrator.common.errors import ConfigError
+from tui_migrator.storage import postgresql_values
 
 # How long a SQLite writer waits for another process's write lock before giving up.
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -64,7 +65,19 @@ def create_database_engine(url: str) -> Engine:
         ) from error
     if engine.dialect.name == "sqlite":
         _configure_sqlite(engine)
+    elif engine.dialect.name == "postgresql":
+        _configure_postgresql(engine)
     return engine
+
+
+def _configure_postgresql(engine: Engine) -> None:
+    # Some values PostgreSQL stores have no Python form: 'infinity' and '-infinity' dates and
+    # timestamps, dates before Christ, the time 24:00:00. The driver's loaders raise on them,
+    # which would fail every batch that reads one. Loaded as their text instead, they are
+    # sealed as text and written back through the column's type — exactly the value stored.
+    @event.listens_for(engine, "connect")
+    def on_connect(dbapi_connection: object, _record: object) -> None:
+        postgresql_values.load_unrepresentable_as_text(dbapi_connection)
 
 
 def _configure_sqlite(engine: Engine) -> None:

@@ -24,7 +24,7 @@ from textual.screen import Screen
 
 from tui_migrator.service.facade import MigratorService
 from tui_migrator.storage.operators import Action
-from tui_migrator.tui.messages import ActionDone, MonitorRequested
+from tui_migrator.tui.messages import ActionDone, MonitorRequested, SweepDone
 from tui_migrator.tui.screens.audit import AuditScreen
 from tui_migrator.tui.screens.dashboard import DashboardScreen
 from tui_migrator.tui.screens.estimate import EstimateScreen
@@ -124,6 +124,10 @@ class MigratorApp(App[None]):
     @on(ActionDone)
     def _action_done(self, message: ActionDone) -> None:
         self.notify(message.text)
+
+    @on(SweepDone)
+    def _sweep_done(self, message: SweepDone) -> None:
+        self.notify(message.text, severity="information" if message.succeeded else "warning")
 
     def action_help(self) -> None:
         if isinstance(self.screen, HelpScreen):

@@ -16,6 +16,7 @@ from textual.message import Message
 from tui_migrator.service.health import HealthReport
 from tui_migrator.service.inspection import AuditPage
 from tui_migrator.service.planning import Estimate
+from tui_migrator.service.sweeping import SweepStatus
 from tui_migrator.storage.audit import AuditEntry, AuditVerification
 from tui_migrator.storage.migration_records import MigrationRecord
 
@@ -87,6 +88,7 @@ class MigrationsLoaded(Message):
 class MonitorUpdated(Message):
     record: MigrationRecord
     entries: list[AuditEntry]
+    sweep: SweepStatus
 
     def can_replace(self, message: Message) -> bool:
         # Only the newest state matters: a queued older update is dropped, not painted.
@@ -102,6 +104,15 @@ class ActionDone(Message):
     """
 
     text: str
+
+
+@dataclass
+class SweepDone(Message):
+    """A sweep ran: what it proved, in words. Posted to the app, like ActionDone; one that
+    found plaintext, or could not prove anything, is told as a warning."""
+
+    text: str
+    succeeded: bool
 
 
 @dataclass

@@ -14,21 +14,27 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import DataTable, Footer, Header, Log, ProgressBar, Sparkline, Static
 from textual.worker import Worker, WorkerState
 
+from tui_migrator.service.sweeping import SweepStatus
 from tui_migrator.service.views import alerts as migration_alerts
 from tui_migrator.storage.audit import AuditEntry
 from tui_migrator.storage.migration_records import MigrationRecord
 from tui_migrator.storage.migration_status import PHASE_TITLES, Phase, Status
 from tui_migrator.tui.formatting import STOPPED_STAGE_MARKS, count, duration, local_time, status_heading
-from tui_migrator.tui.messages import ActionDone, FailedRecordsLoaded, MonitorUpdated
+from tui_migrator.tui.messages import ActionDone, FailedRecordsLoaded, MonitorUpdated, SweepDone
 from tui_migrator.tui.screens.base import AppScreen
-from tui_migrator.tui.screens.monitor_modals import CancelModal, FailedRecordsModal, RollbackModal
+from tui_migrator.tui.screens.monitor_modals import (
+    CancelModal,
+    FailedRecordsModal,
+    RollbackModal,
+    SweepModal,
+)
 
 REFRESH_SECONDS = 1.0
 RATE_HISTORY = 60
 STAGES = list(Phase)
 LOAD_GROUP = "monitor"
 ACTION_GROUP = "monitor-action"
-MUTATING_ACTIONS = ("cancel", "pause", "rollback")
+MUTATING_ACTIONS = ("cancel", "pause", "rollback", "sweep")
 
 
 class MonitorScreen(AppScreen):
@@ -40,6 +46,13 @@ class MonitorScreen(AppScreen):
         ),
         Binding("r", "rollback", "Roll back", id="monitor.rollback", tooltip="Restore every encrypted value"),
         Binding("f", "failed", "Failed", id="monitor.failed", tooltip="Records that could not be processed"),
+        Binding(
+            "s",
+            "sweep",
+            "Sweep",
+            id="monitor.sweep",
+            tooltip="Remove the plaintext left in the database files, and prove it",
+        ),
     ]
 
     def __init__(self, migration_id: str) -> None:
@@ -54,7 +67,7 @@ class MonitorScreen(AppScreen):
         yield Static(self.migration_id, id="monitor-title")
         denied = self.host.denied_reason
         if denied:
-            yield Static(f"Cancel, pause and roll back are not available: {denied}.", id="monitor-access")
+            yield Static(f"Actions that change data are not available: {denied}.", id="monitor-access")
         with Horizontal(id="monitor-top"):
             with Vertical(id="stages-panel", classes="panel"):
                 yield Static("Workflow", classes="panel-title")
@@ -68,6 +81,7 @@ class MonitorScreen(AppScreen):
             yield DataTable(id="tables", cursor_type="row", zebra_stripes=True)
             yield Log(id="events", max_lines=500)
         yield Static("", id="monitor-alerts")
+        yield Static("", id="monitor-sweep")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -85,7 +99,7 @@ class MonitorScreen(AppScreen):
         service = self.host.service
         record = service.status(self.migration_id)
         entries = service.audit_entries(limit=200, migration_id=self.migration_id).entries
-        self.post_message(MonitorUpdated(record, entries))
+        self.post_message(MonitorUpdated(record, entries, service.sweep_status(self.migration_id)))
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         # Rescheduled only after a load finished (or failed: the base class notifies that), so
@@ -123,6 +137,20 @@ class MonitorScreen(AppScreen):
         self.query_one("#monitor-alerts", Static).update(
             "\n".join([*(f"ALERT: {a}" for a in found), *([report] if report else [])])
         )
+        self._show_sweep(record, message.sweep)
+
+    def _show_sweep(self, record: MigrationRecord, sweep: SweepStatus) -> None:
+        line = self.query_one("#monitor-sweep", Static)
+        # Only a finished migration has something to sweep; a dry run never does.
+        line.display = record.is_complete and not record.dry_run
+        line.set_class(bool(sweep.succeeded), "sweep-clean")
+        line.set_class(sweep.succeeded is False, "sweep-problem")
+        line.set_class(sweep.succeeded is None and sweep.command is not None, "sweep-pending")
+        hint = " — press s" if sweep.command and self.host.mutation_state() is True else ""
+        if sweep.swept_at is None:
+            line.update(f"Sweep: {sweep.summary}{hint}")
+        else:
+            line.update(f"Swept {local_time(sweep.swept_at)[11:]} — {sweep.summary}{hint}")
 
     def _show_tables(self, record: MigrationRecord) -> None:
         table = self.query_one("#tables", DataTable)
@@ -166,6 +194,7 @@ class MonitorScreen(AppScreen):
             # One key pauses a running migration and continues a paused one.
             "pause": record.can_pause or record.can_continue,
             "rollback": record.can_rollback,
+            "sweep": record.is_complete and not record.dry_run,
         }[action]
         # Not possible in this status: shown disabled, so the operator sees the key exists.
         return True if possible else None
@@ -208,6 +237,25 @@ class MonitorScreen(AppScreen):
         self.app.post_message(
             ActionDone(f"Rolled back: {result.restored_rows:,} rows restored in {duration(result.seconds)}.")
         )
+
+    def action_sweep(self) -> None:
+        # SQLite sweeps after every migration anyway; PostgreSQL's VACUUM FULL locks tables.
+        if self.host.service.engine.dialect.name != "postgresql":
+            self.notify("Sweeping…")
+            self._sweep()
+            return
+
+        def confirmed(yes: bool | None) -> None:
+            if yes:
+                self.notify("Sweeping: each table is locked while VACUUM FULL rewrites it…")
+                self._sweep()
+
+        self.app.push_screen(SweepModal(self.migration_id), confirmed)
+
+    @work(thread=True, group=ACTION_GROUP, exit_on_error=False)
+    def _sweep(self) -> None:
+        result = self.host.service.sweep(self.migration_id, confirm=True)
+        self.app.post_message(SweepDone(f"Sweep of {self.migration_id}: {result.reason}", result.succeeded))
 
     def action_failed(self) -> None:
         self._load_failed()

@@ -1,4 +1,5 @@
-"""The monitor's dialogs: cancel with a reason, roll back with a typed confirmation, failed records.
+"""The monitor's dialogs: cancel with a reason, roll back and sweep (PostgreSQL) with a typed
+confirmation, failed records.
 
 Every dialog opens with the safe choice focused: Cancel, or the confirmation field that does
 nothing until the migration id has been typed exactly.
@@ -55,10 +56,13 @@ class CancelModal(ModalScreen[str | None]):
         self.dismiss(reason)
 
 
-class RollbackModal(ModalScreen[bool]):
-    """Typed confirmation: the migration id must be typed exactly before rollback is possible."""
+class TypedConfirmationModal(ModalScreen[bool]):
+    """Typed confirmation: the migration id must be typed exactly before the action is possible."""
 
-    BINDINGS = [Binding("escape", "back", "Back", id="rollback_modal.back")]
+    # What the dialog asks, explains and the button does; each subclass says it for its action.
+    QUESTION = "{migration_id}?"
+    EXPLANATION = ""
+    ACTION = "Confirm"
 
     def __init__(self, migration_id: str) -> None:
         super().__init__()
@@ -66,13 +70,13 @@ class RollbackModal(ModalScreen[bool]):
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
-            yield Static(f"Roll back {self.migration_id}?", classes="panel-title")
-            yield Static("Every value it encrypted is restored; values the application wrote since are kept.")
+            yield Static(self.QUESTION.format(migration_id=self.migration_id), classes="panel-title")
+            yield Static(self.EXPLANATION)
             yield Static(f"Type {self.migration_id} to confirm:")
             yield Input(placeholder=self.migration_id, id="typed")
             with Horizontal(classes="dialog-buttons"):
                 yield Button("Cancel", id="keep", variant="primary")
-                yield Button("Roll back", id="confirm", variant="error", disabled=True)
+                yield Button(self.ACTION, id="confirm", variant="error", disabled=True)
 
     def on_mount(self) -> None:
         # Focus on the field: nothing happens until the id is typed exactly.
@@ -95,7 +99,26 @@ class RollbackModal(ModalScreen[bool]):
         if self.query_one("#typed", Input).value.strip() == self.migration_id:
             self.dismiss(True)
         else:
-            self.notify(f"Type {self.migration_id} exactly to roll back.", severity="warning")
+            self.notify(f"Type {self.migration_id} exactly to {self.ACTION.lower()}.", severity="warning")
+
+
+class RollbackModal(TypedConfirmationModal):
+    BINDINGS = [Binding("escape", "back", "Back", id="rollback_modal.back")]
+    QUESTION = "Roll back {migration_id}?"
+    EXPLANATION = "Every value it encrypted is restored; values the application wrote since are kept."
+    ACTION = "Roll back"
+
+
+class SweepModal(TypedConfirmationModal):
+    """On PostgreSQL only: VACUUM FULL locks each table while it rewrites it."""
+
+    BINDINGS = [Binding("escape", "back", "Back", id="sweep_modal.back")]
+    QUESTION = "Sweep {migration_id}?"
+    EXPLANATION = (
+        "VACUUM FULL rewrites each of its tables to remove the old plaintext rows; each table is "
+        "locked (reads and writes wait) while it runs. Then the files are searched for plaintext."
+    )
+    ACTION = "Sweep"
 
 
 class FailedRecordsModal(ModalScreen[None]):

@@ -1,0 +1,338 @@
+"""The sweep (engine/sweep.py): after a migration, no plaintext of its rows is left in the raw bytes
+of the database's files — proven by grepping those bytes here, independently of the sweep's own
+scanner, before (it is there, so this test can fail) and after (it is gone).
+
+A connection that keeps an old snapshot open (an application's read transaction on SQLite, an
+old REPEATABLE READ transaction on PostgreSQL) keeps old row versions alive: the sweep says so
+and finds them, and once that transaction ends a second sweep removes them.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+import sqlalchemy as sa
+
+from tests.support.databases import BOTH_BACKENDS
+from tests.support.migration_helpers import FAST
+from tui_migrator.cli.main import main
+from tui_migrator.common.errors import BadInput, PermissionDenied
+from tui_migrator.common.settings import Settings
+from tui_migrator.engine import database_files, sweep_cleaning
+from tui_migrator.engine.sweep import Proof
+from tui_migrator.service.facade import MigratorService
+from tui_migrator.storage import operation_guard
+from tui_migrator.storage.database import database_file
+from tui_migrator.storage.migration_status import Status
+from tui_migrator.storage.tables import migrations_table, utc_now
+
+pytestmark = BOTH_BACKENDS
+# One table is enough where the whole demo is not the point: each test stays quick.
+ONE_TABLE = {**FAST, "data_categories": ["DEMOGRAPHICS"]}
+
+
+@pytest.fixture(autouse=True)
+def _short_checkpoint_wait(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A blocked checkpoint is reported after this long instead of two seconds."""
+    monkeypatch.setattr(sweep_cleaning, "CHECKPOINT_WAIT_MS", 200)
+
+
+def sensitive_values(service: MigratorService) -> set[bytes]:
+    """The UTF-8 bytes of every mapped text value of at least 8 bytes, read before migrating."""
+    values: set[bytes] = set()
+    with service.engine.connect() as connection:
+        for mapped in service.mapping().tables:
+            table = sa.Table(mapped.name, sa.MetaData(), autoload_with=connection)
+            for column in mapped.columns:
+                if not isinstance(table.c[column.name].type, sa.String):
+                    continue
+                for (value,) in connection.execute(sa.select(table.c[column.name])):
+                    if isinstance(value, str) and len(value.encode()) >= 8:
+                        values.add(value.encode())
+    return values
+
+
+def raw_bytes(service: MigratorService) -> dict[str, bytes]:
+    """Every file holding the mapped tables' rows, read whole: SQLite's database file and -wal;
+    PostgreSQL's relation files (heap, TOAST, indexes) after a CHECKPOINT."""
+    if service.engine.dialect.name == "sqlite":
+        database = database_file(service.engine)
+        assert database is not None
+        paths = [database, Path(f"{database}-wal")]
+        return {str(path): path.read_bytes() for path in paths if path.exists()}
+    files: dict[str, bytes] = {}
+    with service.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        connection.exec_driver_sql("CHECKPOINT")
+        root = Path(connection.exec_driver_sql("SHOW data_directory").scalar_one())
+        for mapped in service.mapping().tables:
+            relations = connection.execute(
+                sa.text(
+                    "SELECT pg_relation_filepath(c.oid) FROM pg_class c WHERE c.oid = CAST(:t AS regclass) "
+                    "OR c.oid = (SELECT reltoastrelid FROM pg_class WHERE oid = CAST(:t AS regclass)) "
+                    "OR c.oid IN (SELECT indexrelid FROM pg_index WHERE indrelid = CAST(:t AS regclass))"
+                ),
+                {"t": mapped.name},
+            ).scalars()
+            for relative in relations:
+                path = root / relative
+                segments = [path, *sorted(path.parent.glob(path.name + ".[0-9]*"))]
+                files[str(path)] = b"".join(segment.read_bytes() for segment in segments)
+    return files
+
+
+def found_in(files: dict[str, bytes], values: set[bytes]) -> set[bytes]:
+    return {value for value in values if any(value in data for data in files.values())}
+
+
+class Application:
+    """An application's own connection to the database, beside the tool's."""
+
+    def __init__(self, service: MigratorService) -> None:
+        url = service.engine.url
+        self.sqlite = url.get_backend_name() == "sqlite"
+        if self.sqlite:
+            self.connection: Any = sqlite3.connect(str(url.database), isolation_level=None)
+        else:
+            self.connection = psycopg.connect(
+                host=url.host, port=url.port, user=url.username, dbname=url.database
+            )
+
+    @contextmanager
+    def old_snapshot(self) -> Iterator[None]:
+        """A transaction that begins now (before the migration) and stays open: on SQLite a read
+        transaction; on PostgreSQL a REPEATABLE READ snapshot, taken on a table the migration
+        does not touch (so it locks none of the migrated ones)."""
+        if self.sqlite:
+            self.connection.execute("BEGIN")
+            self.connection.execute("SELECT count(*) FROM demographics").fetchone()
+        else:
+            self.connection.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            self.connection.execute("SELECT count(*) FROM organizations").fetchone()
+        try:
+            yield
+        finally:
+            if self.sqlite:
+                self.connection.execute("COMMIT")
+            else:
+                self.connection.rollback()
+
+    def rows(self, table: str) -> int:
+        count = self.connection.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+        if not self.sqlite:
+            self.connection.rollback()
+        return int(count)
+
+    def close(self) -> None:
+        self.connection.close()
+
+
+@pytest.fixture
+def application(service: MigratorService) -> Iterator[Application]:
+    opened = Application(service)
+    yield opened
+    opened.close()
+
+
+def test_sweep_leaves_no_migrated_plaintext_in_the_raw_database_bytes(
+    service: MigratorService, application: Application
+) -> None:
+    sqlite = service.engine.dialect.name == "sqlite"
+    values = sensitive_values(service)
+    assert len(values) > 300
+    with application.old_snapshot():
+        record = service.start(FAST)
+        assert record.status is Status.COMPLETED
+        before = found_in(raw_bytes(service), values)
+        # The UPDATEs left plaintext behind: this test would notice if the sweep did not remove it.
+        assert len(before) > 50
+        if sqlite:
+            # Swept at completion, but the open read transaction stopped it, which it says.
+            status = service.sweep_status(record.id)
+            assert status.swept and status.proof == Proof.FOUND.value and not status.succeeded
+            assert status.command == f"tui-migrator sweep {record.id}"
+            blocked = service.sweep(record.id, confirm=False)
+            assert [s.name for s in blocked.steps if not s.done] == ["wal_checkpoint"]
+            assert "inside a transaction" in blocked.steps[-1].detail
+        else:
+            status = service.sweep_status(record.id)
+            assert not status.swept and status.command == f"tui-migrator sweep {record.id} --yes"
+            assert "locks each table" in status.summary
+            blocked = service.sweep(record.id, confirm=True)
+            assert blocked.cleaned  # VACUUM FULL ran, but had to keep what the snapshot may see
+            assert any("in a transaction since" in warning for warning in blocked.warnings)
+        assert blocked.proof is Proof.FOUND and blocked.found_values > 0 and not blocked.succeeded
+        assert found_in(raw_bytes(service), values)
+
+    result = service.sweep(record.id, confirm=True)
+
+    assert result.proof is Proof.CLEAN and result.succeeded, result.to_json()
+    assert result.searched_values > 300 and result.found_values == 0
+    assert found_in(raw_bytes(service), values) == set()
+    status = service.sweep_status(record.id)
+    assert status.swept and status.succeeded and status.summary.startswith("no plaintext left")
+    # The application's connection stayed open through it all, and still reads.
+    assert application.rows("demographics") > 0
+
+
+def test_sweep_result_audit_and_log_name_no_plaintext(
+    service: MigratorService,
+    application: Application,
+    caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    values = sensitive_values(service)
+    caplog.set_level(logging.DEBUG, logger="tui_migrator")
+    with application.old_snapshot():
+        record = service.start(ONE_TABLE)
+        found = service.sweep(record.id, confirm=True)
+    assert found.proof is Proof.FOUND
+    digests = [d for table in found.tables for d in table.found_digests]
+    assert digests and all(len(d) == 64 for d in digests)
+    settings = service.settings
+    code = main(
+        [
+            "sweep",
+            record.id,
+            "--yes",
+            "--json",
+            "--db",
+            str(settings.database_url),
+            "--data-dir",
+            str(settings.data_dir),
+        ]
+    )
+    assert code == 0
+    printed = capsys.readouterr().out
+    written = [
+        json.dumps(found.to_json()),
+        printed,
+        caplog.text,
+        json.dumps(service.report(record.id)),
+        *(json.dumps(e.details) for e in service.audit_entries(limit=None).entries),
+    ]
+    leaked = [value for value in values for text in written if value.decode() in text]
+    assert leaked == []
+    swept = [
+        e
+        for e in service.audit_entries(limit=None, migration_id=record.id).entries
+        if e.operation == "data_migration_swept"
+    ]
+    assert {e.success for e in swept} == {False, True}
+    assert set(swept[0].details) >= {"proof", "searchedValues", "foundValues", "bytesScanned"}
+
+
+def test_cli_sweep_json_and_exit_codes(
+    service: MigratorService, settings: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    where = ["--db", str(settings.database_url), "--data-dir", str(settings.data_dir), "--json"]
+    record = service.start(ONE_TABLE)
+
+    assert main(["sweep", "migration_19990101_001", *where]) == 2
+    assert "no migration" in json.loads(capsys.readouterr().out)["error"]
+    if service.engine.dialect.name == "postgresql":
+        # VACUUM FULL locks tables: without --yes and without a terminal it is refused.
+        assert main(["sweep", record.id, *where]) == 2
+        assert "--yes" in json.loads(capsys.readouterr().out)["hint"]
+    assert main(["sweep", record.id, "--yes", "--sample-rows", "50", *where]) == 0
+    payload = json.loads(capsys.readouterr().out)
+    data = payload["data"]
+    assert payload["success"] is True and data["migrationId"] == record.id
+    assert data["proof"]["state"] == "clean" and data["cleaned"] is True
+    assert {"searchedValues", "sampledRows", "foundValues", "tables", "files", "minimumValueBytes"} <= set(
+        data["proof"]
+    )
+    assert all(table["sampledRows"] <= 50 for table in data["proof"]["tables"])
+    assert data["outOfReach"] and data["steps"]
+
+    assert main(["status", record.id, *where]) == 0
+    assert json.loads(capsys.readouterr().out)["data"]["sweep"]["swept"] is True
+    assert main(["report", record.id, *where]) == 0
+    report = json.loads(capsys.readouterr().out)["data"]["sweep"]
+    assert report["proof"] == "clean" and report["result"]["proof"]["foundValues"] == 0
+    assert report["outOfReach"]
+
+
+def test_sweep_is_refused_for_a_viewer_a_dry_run_and_a_running_migration(
+    service: MigratorService, settings: Settings
+) -> None:
+    dry = service.start({**ONE_TABLE, "dry_run": True})
+    with pytest.raises(BadInput, match="dry run"):
+        service.sweep(dry.id, confirm=True)
+    record = service.start(ONE_TABLE)
+    service.grant("bob", "viewer")
+    with MigratorService.open(settings, user="bob") as bob:
+        with pytest.raises(PermissionDenied):
+            bob.sweep(record.id, confirm=True)
+        assert bob.sweep_status(record.id)  # reading it is allowed
+    denied = service.audit_entries(limit=1).entries[0]
+    assert (denied.operation, denied.details["attemptedOperation"]) == ("permission_denied", "sweep")
+    with (
+        operation_guard.exclusive(service.engine, record.id, "rollback"),
+        pytest.raises(BadInput, match="Another rollback, purge-backups or sweep"),
+    ):
+        service.sweep(record.id, confirm=True)
+    # As a worker running it would have it: status running, heartbeat fresh.
+    with service.engine.begin() as connection:
+        connection.execute(
+            sa.update(migrations_table)
+            .where(migrations_table.c.id == record.id)
+            .values(status="running", heartbeat_at=utc_now())
+        )
+    with pytest.raises(BadInput, match="is running; only a completed or rolled back"):
+        service.sweep(record.id, confirm=True)
+
+
+@pytest.mark.backends("sqlite")
+def test_sqlite_sweeps_after_completion_purge_and_rollback(service: MigratorService) -> None:
+    record = service.start(ONE_TABLE)
+    first = service.sweep_status(record.id)
+    assert first.swept and first.succeeded
+    service.purge_backups(record.id, confirm=True)
+    purged = service.sweep_status(record.id)
+    assert purged.swept and purged.succeeded and purged.swept_at and purged.swept_at > first.swept_at  # type: ignore[operator]
+    service.rollback(record.id, confirm=True)
+    rolled_back = service.sweep_status(record.id)
+    assert rolled_back.swept and rolled_back.proof == Proof.NOT_APPLICABLE.value and rolled_back.succeeded
+    operations = [e.operation for e in service.audit_entries(limit=None, migration_id=record.id).entries]
+    assert operations.count("data_migration_swept") == 3
+
+
+@pytest.mark.backends("postgresql")
+def test_postgresql_proof_reads_through_the_server_or_says_not_proven(
+    service: MigratorService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    record = service.start(ONE_TABLE)
+    # As if the server ran on another machine: the files are read with pg_read_binary_file.
+    monkeypatch.setattr(database_files, "_direct_problem", lambda *_args: "the server runs elsewhere")
+    through_server = service.sweep(record.id, confirm=True)
+    assert through_server.proof is Proof.CLEAN
+    assert all("read by the server" in finding.name for finding in through_server.files)
+    # And without that privilege either: never "clean".
+    monkeypatch.setattr(database_files, "_server_read_problem", lambda *_args: "no privilege")
+    unproven = service.sweep(record.id, confirm=True)
+    assert unproven.proof is Proof.NOT_PROVEN and not unproven.succeeded
+    assert "the server runs elsewhere" in unproven.reason and "pg_read_server_files" in unproven.reason
+    assert service.sweep_status(record.id).summary.startswith("not proven: ")
+
+
+def test_values_that_are_also_live_data_are_not_counted_as_left_behind(service: MigratorService) -> None:
+    # A patient's address also lives, in plaintext, in a column no migration encrypts.
+    with service.engine.begin() as connection:
+        connection.exec_driver_sql(
+            "UPDATE demographics SET sex = address WHERE id = (SELECT min(id) FROM demographics)"
+        )
+    record = service.start(ONE_TABLE)
+    result = service.sweep(record.id, confirm=True)
+    # On SQLite the whole file is searched, where the other categories' tables, not migrated,
+    # hold more copies (patients' surnames in their contacts' names, for one).
+    live = result.tables[0].live_values
+    assert live >= 1 and result.to_json()["proof"]["tables"][0]["skippedLiveValues"] == live
+    assert result.proof is Proof.CLEAN and result.found_values == 0

@@ -1,0 +1,108 @@
+"""One undoing or cleaning operation at a time per migration, across processes.
+
+Rollback, purge-backups and sweep each change or read a finished migration's tables for a
+while; run together they would trip over each other (a sweep proving no plaintext is left while
+a rollback writes it back). Each holds this guard while it runs, and a second one is refused
+at once rather than left waiting behind a long rollback.
+
+PostgreSQL: a session advisory lock, released by the server when the holder's connection ends,
+so a killed process never leaves it held. SQLite: a POSIX record lock on a lock file beside the
+database (never on the database file itself: closing any descriptor of a file drops every POSIX
+lock the process holds on it, SQLite's own included), released by the kernel when the process
+ends; threads of one process are told apart by a lock table in memory, because POSIX record
+locks do not exclude each other within a process.
+"""
+
+from __future__ import annotations
+
+import fcntl  # POSIX: the tool runs on the database operator's Linux or macOS hosts
+import threading
+import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import BinaryIO
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from tui_migrator.common.errors import BadInput
+from tui_migrator.storage.database import database_file
+
+_NAMESPACE = "tui_migrator_operation"
+_held: set[tuple[str, str]] = set()
+_held_lock = threading.Lock()
+_lock_files: dict[Path, BinaryIO] = {}
+
+
+@contextmanager
+def exclusive(engine: Engine, migration_id: str, operation: str) -> Iterator[None]:
+    """Hold the migration's guard while the block runs; refuse (BadInput) if another holds it."""
+    place = (engine.url.render_as_string(hide_password=True), migration_id)
+    with _held_lock:
+        if place in _held:
+            _refuse(migration_id, operation)
+        _held.add(place)
+    try:
+        if engine.dialect.name == "postgresql":
+            with _advisory_lock(engine, migration_id, operation):
+                yield
+        else:
+            with _file_lock(database_file(engine), migration_id, operation):
+                yield
+    finally:
+        with _held_lock:
+            _held.discard(place)
+
+
+@contextmanager
+def _advisory_lock(engine: Engine, migration_id: str, operation: str) -> Iterator[None]:
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        keys = {"namespace": _NAMESPACE, "id": migration_id}
+        taken = connection.execute(
+            sa.text("SELECT pg_try_advisory_lock(hashtext(:namespace), hashtext(:id))"), keys
+        ).scalar_one()
+        if not taken:
+            _refuse(migration_id, operation)
+        try:
+            yield
+        finally:
+            connection.execute(
+                sa.text("SELECT pg_advisory_unlock(hashtext(:namespace), hashtext(:id))"), keys
+            )
+
+
+@contextmanager
+def _file_lock(database: Path | None, migration_id: str, operation: str) -> Iterator[None]:
+    if database is None:
+        yield
+        return
+    handle = _lock_file(Path(f"{database}-tm-lock"))
+    # One byte per migration in one file (left in place, like SQLite's -shm).
+    offset = zlib.crc32(migration_id.encode())
+    try:
+        fcntl.lockf(handle, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, offset)
+    except OSError:
+        _refuse(migration_id, operation)
+    try:
+        yield
+    finally:
+        fcntl.lockf(handle, fcntl.LOCK_UN, 1, offset)
+
+
+def _lock_file(path: Path) -> BinaryIO:
+    """The lock file, opened once per process and kept open: closing any descriptor of a file
+    would drop every POSIX lock the process holds on it, other threads' included."""
+    with _held_lock:
+        handle = _lock_files.get(path)
+        if handle is None:
+            handle = _lock_files[path] = open(path, "ab")  # noqa: SIM115 (kept open on purpose)
+        return handle
+
+
+def _refuse(migration_id: str, operation: str) -> None:
+    raise BadInput(
+        f"Another rollback, purge-backups or sweep of {migration_id} is running, so '{operation}' "
+        "was refused; nothing was changed.",
+        hint=f"Wait for it to finish (tui-migrator status {migration_id}), then try again.",
+    )
