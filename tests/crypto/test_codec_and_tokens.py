@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import math
 import struct
 from datetime import UTC, date, datetime, time, timedelta, timezone
@@ -16,7 +17,7 @@ from hypothesis import strategies as st
 
 from tui_migrator.crypto.ciphers import RowContext
 from tui_migrator.crypto.codec import UnsupportedValue, decode_value, encode_value
-from tui_migrator.crypto.tokens import TOKEN_PREFIX, is_token, parse_token
+from tui_migrator.crypto.tokens import TOKEN_PREFIX, is_token, parse_token, token_nonce
 from tui_migrator.service.facade import MigratorService
 
 json_values = st.recursive(
@@ -81,6 +82,11 @@ def test_token_round_trips_every_sql_value_exactly(service: MigratorService, val
     token = cipher.encrypt(value, context)
     assert is_token(token) and token.startswith(TOKEN_PREFIX)
     assert_identical(value, cipher.decrypt(token, context))
+    # The cheap nonce read off the text is the token's nonce: what tells this sealing apart.
+    parsed = parse_token(token)
+    assert parsed is not None
+    assert token_nonce(token) == base64.urlsafe_b64encode(parsed.nonce).decode("ascii")
+    assert token_nonce(cipher.encrypt(value, context)) != token_nonce(token)
 
 
 @pytest.mark.parametrize(

@@ -176,12 +176,8 @@ class TableAccess:
         )
 
     def key_in(self, keys: Sequence[Sequence[Any]]) -> sa.ColumnElement[bool]:
-        """Rows whose key is one of ``keys``."""
-        return (
-            sa.or_(*(sa.tuple_(*self.key_columns) == self.key_tuple(key) for key in keys))
-            if keys
-            else sa.false()
-        )
+        """Rows whose key is one of ``keys`` (an IN list, which the key's index serves)."""
+        return sa.tuple_(*self.key_columns).in_([self.key_tuple(key) for key in keys])
 
     def bound_key(self, name: str, bound: sa.BindParameter[Any]) -> sa.ColumnElement[Any]:
         """A bound value of key column ``name``, in the column's own type. On PostgreSQL the
