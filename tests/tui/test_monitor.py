@@ -47,10 +47,15 @@ async def test_cancel_from_the_monitor_asks_a_reason_and_stops_the_worker(
         await wait_until(pilot, lambda: screen.record is not None and screen.record.status is Status.RUNNING)
         await pilot.press("c")
         assert isinstance(app.screen, CancelModal)
-        assert app.focused is not None and app.focused.id == "keep"  # the safe choice is focused
-        app.screen.query_one("#reason", Input).value = "Emergency maintenance required"
-        app.screen.query_one("#reason", Input).focus()
+        # Typed at once, the reason lands in its field; an empty Enter first keeps the dialog
+        # open and cancels nothing.
+        assert app.focused is not None and app.focused.id == "reason"
         await pilot.press("enter")
+        await pilot.pause()
+        assert isinstance(app.screen, CancelModal)
+        assert not operator_service.status(record.id).cancel_requested
+        reason = "Emergency maintenance required"
+        await pilot.press(*("space" if char == " " else char for char in reason), "enter")
         await wait_until(
             pilot, lambda: screen.record is not None and screen.record.status is Status.CANCELLED
         )

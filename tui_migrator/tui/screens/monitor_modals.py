@@ -36,7 +36,10 @@ class CancelModal(ModalScreen[str | None]):
                 yield Button("Cancel migration", id="confirm", variant="error")
 
     def on_mount(self) -> None:
-        self.query_one("#keep", Button).focus()
+        # The reason has focus: what the operator types at 2 a.m. lands in it, and Enter asks
+        # for the cancel. Backing out is Esc or "Keep running"; an empty reason keeps the
+        # dialog open with a warning, so no key closes it silently while the run goes on.
+        self.query_one("#reason", Input).focus()
 
     def action_back(self) -> None:
         self.dismiss(None)
