@@ -13,7 +13,7 @@ from tui_migrator.service.facade import MigratorService
 from tui_migrator.storage.migration_status import Status
 from tui_migrator.tui.app import MigratorApp
 from tui_migrator.tui.screens.monitor import MonitorScreen
-from tui_migrator.tui.screens.monitor_modals import CancelModal, RollbackModal, SweepModal
+from tui_migrator.tui.screens.monitor_modals import CancelModal, ResumeModal, RollbackModal, SweepModal
 
 
 def text_of(app: MigratorApp, selector: str) -> str:
@@ -54,8 +54,11 @@ async def test_cancel_from_the_monitor_asks_a_reason_and_stops_the_worker(
         await pilot.pause()
         assert isinstance(app.screen, CancelModal)
         assert not operator_service.status(record.id).cancel_requested
-        reason = "Emergency maintenance required"
-        await pilot.press(*("space" if char == " " else char for char in reason), "enter")
+        await pilot.press("E")
+        field = app.screen.query_one("#reason", Input)
+        assert field.value == "E"
+        field.value = "Emergency maintenance required"  # the rest at once: the run is short
+        await pilot.press("enter")
         await wait_until(
             pilot, lambda: screen.record is not None and screen.record.status is Status.CANCELLED
         )
@@ -153,3 +156,30 @@ async def test_readonly_hides_mutating_actions(
             await wait_until(pilot, lambda: screen.record is not None)
             action = {"c": "cancel", "p": "pause", "r": "rollback"}[key]
             assert screen.check_action(action, ()) is False
+
+
+async def test_resume_from_the_monitor_continues_a_cancelled_migration_in_a_background_worker(
+    app: MigratorApp, operator_service: MigratorService
+) -> None:
+    record = operator_service.start({"batch_size": 1, "max_concurrency": 1}, detach=True)
+    async with app.run_test(size=(100, 32)) as pilot:
+        app.open_monitor(record.id)
+        screen = app.screen
+        assert isinstance(screen, MonitorScreen)
+        await wait_until(pilot, lambda: screen.record is not None and screen.record.status is Status.RUNNING)
+        operator_service.cancel(record.id, "Maintenance window over", wait_seconds=30)
+        await wait_until(
+            pilot, lambda: screen.record is not None and screen.record.status is Status.CANCELLED
+        )
+        assert "resume with u" in text_of(app, "#monitor-alerts")
+        await pilot.press("u")
+        assert isinstance(app.screen, ResumeModal)
+        await pilot.press("enter")
+        await wait_until(
+            pilot,
+            lambda: screen.record is not None and screen.record.status in (Status.RUNNING, Status.COMPLETED),
+        )
+    resumed = operator_service.status(record.id)
+    assert resumed.status in (Status.RUNNING, Status.COMPLETED)
+    if resumed.can_cancel:
+        operator_service.cancel(record.id, "test over", wait_seconds=30)

@@ -25,6 +25,7 @@ from tui_migrator.tui.screens.base import AppScreen
 from tui_migrator.tui.screens.monitor_modals import (
     CancelModal,
     FailedRecordsModal,
+    ResumeModal,
     RollbackModal,
     SweepModal,
 )
@@ -34,7 +35,7 @@ RATE_HISTORY = 60
 STAGES = list(Phase)
 LOAD_GROUP = "monitor"
 ACTION_GROUP = "monitor-action"
-MUTATING_ACTIONS = ("cancel", "pause", "rollback", "sweep")
+MUTATING_ACTIONS = ("cancel", "pause", "resume", "rollback", "sweep")
 
 
 class MonitorScreen(AppScreen):
@@ -52,6 +53,14 @@ class MonitorScreen(AppScreen):
             "Sweep",
             id="monitor.sweep",
             tooltip="Remove the plaintext left in the database files, and prove it",
+        ),
+        # Last: at 80 columns the footer cuts it first, and the status line names it anyway.
+        Binding(
+            "u",
+            "resume",
+            "Resume",
+            id="monitor.resume",
+            tooltip="Continue a cancelled, failed or interrupted migration in a background worker",
         ),
     ]
 
@@ -193,6 +202,7 @@ class MonitorScreen(AppScreen):
             "cancel": record.can_cancel,
             # One key pauses a running migration and continues a paused one.
             "pause": record.can_pause or record.can_continue,
+            "resume": record.can_resume,
             "rollback": record.can_rollback,
             "sweep": record.is_complete and not record.dry_run,
         }[action]
@@ -222,6 +232,18 @@ class MonitorScreen(AppScreen):
         else:
             service.pause(self.migration_id)
             self.app.post_message(ActionDone("Pause requested: in-flight batches finish, then it waits."))
+
+    def action_resume(self) -> None:
+        def confirmed(yes: bool | None) -> None:
+            if yes:
+                self._resume()
+
+        self.app.push_screen(ResumeModal(self.migration_id), confirmed)
+
+    @work(thread=True, group=ACTION_GROUP, exit_on_error=False)
+    def _resume(self) -> None:
+        self.host.service.resume(self.migration_id, detach=True)
+        self.app.post_message(ActionDone("Resumed: a background worker continues from the resume keys."))
 
     def action_rollback(self) -> None:
         def confirmed(yes: bool | None) -> None:
@@ -308,4 +330,6 @@ def _report_line(record: MigrationRecord) -> str | None:
     text = f"{status_heading(record.status)}: " + (
         record.error_message or record.cancel_reason or "the worker stopped"
     )
-    return text + " — resume from the CLI (tui-migrator resume) or roll back with r"
+    if record.can_resume:
+        return text + " — resume with u, or roll back with r"
+    return text + " — roll back with r"

@@ -59,6 +59,41 @@ class CancelModal(ModalScreen[str | None]):
         self.dismiss(reason)
 
 
+class ResumeModal(ModalScreen[bool]):
+    """Resume continues what the operator already started: one confirmation, no typing."""
+
+    BINDINGS = [Binding("escape", "back", "Back", id="resume_modal.back")]
+
+    def __init__(self, migration_id: str) -> None:
+        super().__init__()
+        self.migration_id = migration_id
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog"):
+            yield Static(f"Resume {self.migration_id}?", classes="panel-title")
+            yield Static(
+                "A background worker continues from each table's resume key and retries the failed "
+                "records; it keeps running if this terminal closes."
+            )
+            with Horizontal(classes="dialog-buttons"):
+                yield Button("Back", id="keep")
+                yield Button("Resume", id="confirm", variant="primary")
+
+    def on_mount(self) -> None:
+        self.query_one("#confirm", Button).focus()
+
+    def action_back(self) -> None:
+        self.dismiss(False)
+
+    @on(Button.Pressed, "#keep")
+    def _keep(self) -> None:
+        self.dismiss(False)
+
+    @on(Button.Pressed, "#confirm")
+    def _confirm(self) -> None:
+        self.dismiss(True)
+
+
 class TypedConfirmationModal(ModalScreen[bool]):
     """Typed confirmation: the migration id must be typed exactly before the action is possible."""
 
