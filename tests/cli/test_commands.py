@@ -10,13 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.cli import where
 from tests.support.databases import BOTH_BACKENDS
 from tui_migrator.cli.main import main
 from tui_migrator.common.settings import Settings
-
-
-def where(settings: Settings) -> list[str]:
-    return ["--db", settings.effective_database_url, "--data-dir", str(settings.data_dir)]
 
 
 @BOTH_BACKENDS

@@ -10,12 +10,12 @@ import pwd
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
 
+from tests.support.cli import run, where
 from tests.support.databases import BOTH_BACKENDS
 from tests.support.faults import (
     FAULT_MESSAGE,
@@ -26,28 +26,10 @@ from tests.support.faults import (
     with_row_from,
 )
 from tests.support.migration_helpers import latest, raw_dump
-from tui_migrator.cli.main import main
 from tui_migrator.common.settings import Settings
 from tui_migrator.service.facade import MigratorService
 
 pytestmark = BOTH_BACKENDS
-
-
-@pytest.fixture
-def engine(settings: Settings) -> Iterator[sa.Engine]:
-    created = sa.create_engine(settings.effective_database_url)
-    yield created
-    created.dispose()
-
-
-def where(settings: Settings) -> list[str]:
-    return ["--db", settings.effective_database_url, "--data-dir", str(settings.data_dir)]
-
-
-def run(settings: Settings, capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, dict[str, Any]]:
-    """The CLI in-process with --json: its exit code and the one JSON object it printed."""
-    code = main([*argv, "--json", *where(settings)])
-    return code, json.loads(capsys.readouterr().out)
 
 
 def test_a_start_that_ends_failed_exits_1_and_its_rollback_exits_0(

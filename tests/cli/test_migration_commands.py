@@ -3,16 +3,14 @@ exit codes, confirmations, and proof that refusals write nothing."""
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
 
+from tests.support.cli import run
 from tests.support.databases import BOTH_BACKENDS
 from tests.support.migration_helpers import Background, latest, latest_is, raw_dump, wait_for
-from tui_migrator.cli.main import main
 from tui_migrator.common.categories import CATEGORY_NAMES
 from tui_migrator.common.settings import Settings
 from tui_migrator.engine import batches as batches_module
@@ -22,23 +20,6 @@ from tui_migrator.storage.migration_status import Status
 FAST = ["--batch-size", "40"]
 
 pytestmark = BOTH_BACKENDS
-
-
-@pytest.fixture
-def engine(settings: Settings) -> Iterator[sa.Engine]:
-    created = sa.create_engine(settings.effective_database_url)
-    yield created
-    created.dispose()
-
-
-def where(settings: Settings) -> list[str]:
-    return ["--db", settings.effective_database_url, "--data-dir", str(settings.data_dir)]
-
-
-def run(settings: Settings, capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, dict[str, Any]]:
-    """Run the CLI with --json against the test database; the exit code and the parsed payload."""
-    code = main([*argv, "--json", *where(settings)])
-    return code, json.loads(capsys.readouterr().out)
 
 
 def start_completed(settings: Settings, capsys: pytest.CaptureFixture[str]) -> dict[str, Any]:

@@ -20,7 +20,13 @@ from tests.support.databases import (
     fresh_postgres_database,
     make_settings,
 )
-from tests.support.migration_helpers import assert_fully_encrypted, raw_dump, wait_for
+from tests.support.migration_helpers import (
+    assert_fully_encrypted,
+    process_alive,
+    raw_dump,
+    wait_for,
+    worker_pid,
+)
 from tests.support.postgres_cluster import PostgresCluster
 from tui_migrator.common.errors import BadInput
 from tui_migrator.common.settings import Settings
@@ -74,11 +80,6 @@ def bigger(
             yield settings, service
 
 
-def worker_pid(record: migrations.MigrationRecord) -> int:
-    assert record.worker is not None
-    return int(record.worker.rsplit(":", 1)[1])
-
-
 def test_detached_worker_is_cancelled_from_another_process_then_resumed(
     bigger: tuple[Settings, MigratorService],
 ) -> None:
@@ -93,7 +94,7 @@ def test_detached_worker_is_cancelled_from_another_process_then_resumed(
     cancelled = service.cancel(started.id, "Emergency maintenance required")
     assert cancelled.status is Status.CANCELLED
     assert 0 < cancelled.encrypted_records < cancelled.total_records
-    wait_for(lambda: not _alive(worker_pid(running)), timeout=30)  # the worker exits by itself
+    wait_for(lambda: not process_alive(worker_pid(running)), timeout=30)  # the worker exits by itself
 
     resumed = service.resume(started.id)
     assert resumed.status is Status.COMPLETED
@@ -114,7 +115,7 @@ def test_killed_worker_shows_as_interrupted_and_resume_finishes(
     wait_for(lambda: service.status(started.id).encrypted_records > 30, timeout=60)
     pid = worker_pid(service.status(started.id))
     os.kill(pid, signal.SIGKILL)
-    wait_for(lambda: not _alive(pid), timeout=10)
+    wait_for(lambda: not process_alive(pid), timeout=10)
     wait_for(lambda: service.status(started.id).status is Status.INTERRUPTED, timeout=10)
     interrupted = service.status(started.id)
     assert interrupted.stored_status is Status.RUNNING and not interrupted.worker_alive
@@ -124,20 +125,6 @@ def test_killed_worker_shows_as_interrupted_and_resume_finishes(
     assert resumed.status is Status.COMPLETED
     assert assert_fully_encrypted(service, service.mapping(), before) == resumed.total_records
     assert resumed.verification and resumed.verification["passed"]
-
-
-def _alive(pid: int) -> bool:
-    try:
-        waited, _ = os.waitpid(pid, os.WNOHANG)
-        if waited == pid:
-            return False
-    except ChildProcessError:
-        pass
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
 
 
 @pytest.mark.backends("sqlite")

@@ -27,7 +27,14 @@ from tests.support.faults import (
     tampered_token,
     with_row_from,
 )
-from tests.support.migration_helpers import Background, latest, raw_dump, wait_for
+from tests.support.migration_helpers import (
+    Background,
+    latest,
+    process_alive,
+    raw_dump,
+    wait_for,
+    worker_pid,
+)
 from tui_migrator.common.errors import DecryptionFailed
 from tui_migrator.engine.rollback import RollbackIncomplete
 from tui_migrator.reader import RecordReader
@@ -184,11 +191,11 @@ def test_rollback_of_an_interrupted_migration_killed_mid_batch_is_byte_exact(
         # The batch's UPDATE has run in the worker's open transaction; nobody else sees it.
         assert sealed_rows(service.engine, service.mapping()) == in_flight["committedRows"]
         os.kill(pid, signal.SIGKILL)
-        wait_for(lambda: not _alive(pid), timeout=10)
+        wait_for(lambda: not process_alive(pid), timeout=10)
     finally:
         # Never leave a worker behind, whatever failed above.
-        pid = pid or _worker_pid(service.status(started.id))
-        if pid is not None and _alive(pid):
+        pid = pid or worker_pid(service.status(started.id))
+        if pid is not None and process_alive(pid):
             os.kill(pid, signal.SIGKILL)
     wait_for(lambda: service.status(started.id).status is Status.INTERRUPTED, timeout=30)
     interrupted = service.status(started.id)
@@ -196,24 +203,6 @@ def test_rollback_of_an_interrupted_migration_killed_mid_batch_is_byte_exact(
     # The killed batch is gone with its transaction: counters and tokens agree.
     assert interrupted.encrypted_records == in_flight["committedRows"]
     assert_rolls_back_exactly(service, interrupted, before)
-
-
-def _worker_pid(record: MigrationRecord) -> int | None:
-    return int(record.worker.rsplit(":", 1)[1]) if record.worker else None
-
-
-def _alive(pid: int) -> bool:
-    try:
-        waited, _ = os.waitpid(pid, os.WNOHANG)
-        if waited == pid:
-            return False
-    except ChildProcessError:
-        pass
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
 
 
 # -- tokens that no longer open ----------------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -207,3 +208,23 @@ def latest_is(service: MigratorService, predicate: Callable[[MigrationRecord], b
 
 
 TERMINAL = (Status.COMPLETED, Status.FAILED, Status.CANCELLED)
+
+
+def worker_pid(record: MigrationRecord) -> int | None:
+    """The process id of the migration's worker (its ``worker`` is ``host:pid``), if any."""
+    return int(record.worker.rsplit(":", 1)[1]) if record.worker else None
+
+
+def process_alive(pid: int) -> bool:
+    """True while process ``pid`` runs (a child of ours that exited is reaped, not counted)."""
+    try:
+        waited, _ = os.waitpid(pid, os.WNOHANG)
+        if waited == pid:
+            return False
+    except ChildProcessError:
+        pass
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
