@@ -30,6 +30,7 @@ from tests.support.migration_helpers import (
 from tests.support.postgres_cluster import PostgresCluster
 from tui_migrator.common.errors import BadInput
 from tui_migrator.common.settings import Settings
+from tui_migrator.engine.log_files import log_path
 from tui_migrator.service.facade import MigratorService, create_demo_service
 from tui_migrator.storage import migration_records as migrations
 from tui_migrator.storage.migration_status import Status
@@ -101,7 +102,7 @@ def test_detached_worker_is_cancelled_from_another_process_then_resumed(
     assert assert_fully_encrypted(service, service.mapping(), before) == resumed.total_records
     service.rollback(started.id, confirm=True)
     assert raw_dump(service.engine) == before
-    log = (settings.data_dir / "logs" / f"{started.id}.log").read_text()
+    log = log_path(settings, started.id).read_text()
     assert "Traceback" not in log
 
 

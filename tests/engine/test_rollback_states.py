@@ -36,6 +36,7 @@ from tests.support.migration_helpers import (
     worker_pid,
 )
 from tui_migrator.common.errors import DecryptionFailed
+from tui_migrator.engine.log_files import log_path
 from tui_migrator.engine.rollback import RollbackIncomplete
 from tui_migrator.reader import RecordReader
 from tui_migrator.service.facade import MigratorService
@@ -182,7 +183,7 @@ def test_rollback_of_an_interrupted_migration_killed_mid_batch_is_byte_exact(
         try:
             wait_for(marker.exists, timeout=60)
         except AssertionError:
-            log = service.settings.data_dir / "logs" / f"{started.id}.log"
+            log = log_path(service.settings, started.id)
             pytest.fail(f"the worker never reached its fourth batch; its log:\n{log.read_text()[-3000:]}")
         in_flight = json.loads(marker.read_text())
         pid = int(in_flight["pid"])

@@ -61,7 +61,7 @@ async def test_apply_recommendation_puts_batch_size_and_concurrency_into_the_for
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.press("e")
         await settle(app, pilot)
-        await pilot.press("a")
+        await pilot.press("t")
         await settle(app, pilot)
         config = app.pending_config
         assert config is not None
@@ -124,7 +124,7 @@ async def test_a_failed_estimate_says_so_instead_of_calibrating_forever(
         assert status.has_class("-failed")
         assert "Estimate failed" in str(status.render())
         assert any("Cannot read the table" in note for note in notes)
-        await pilot.press("a")
+        await pilot.press("t")
         await pilot.pause()
         assert isinstance(app.screen, EstimateScreen)
         assert app.pending_config is None

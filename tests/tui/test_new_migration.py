@@ -136,7 +136,7 @@ async def test_f5_opens_the_confirmation_where_only_enter_starts_and_c_cancels(
 ) -> None:
     async with app.run_test(size=(80, 24)) as pilot:
         form = await open_form(app, pilot)
-        await pilot.press("f5")
+        await pilot.press("f9")
         await settle(app, pilot)
         modal = app.screen
         assert isinstance(modal, ConfirmStartModal)
@@ -146,7 +146,7 @@ async def test_f5_opens_the_confirmation_where_only_enter_starts_and_c_cancels(
         await pilot.press("c")
         await pilot.pause()
         assert app.screen is form
-        await pilot.press("f5")
+        await pilot.press("f9")
         await settle(app, pilot)
         await pilot.click("#confirm-cancel")
         await pilot.pause()
@@ -228,7 +228,7 @@ async def test_a_viewer_sees_start_disabled_with_the_reason(
         app = MigratorApp(bob)
         async with app.run_test(size=(80, 24)) as pilot:
             form = await open_form(app, pilot)
-            assert start_binding_state(app) == {"ctrl+s": False, "f5": False}
+            assert start_binding_state(app) == {"ctrl+s": False, "f9": False}
             status = form.query_one("#form-status", Static)
             assert status.has_class("-shown")
             assert app.denied_reason and app.denied_reason in str(status.render())
@@ -245,7 +245,7 @@ async def test_readonly_hides_start(operator_service: MigratorService, settings:
             form = await open_form(app, pilot)
             assert start_binding_state(app) == {}
             assert "read-only" in str(form.query_one("#form-status", Static).render())
-            await pilot.press("f5")
+            await pilot.press("f9")
             await pilot.pause()
             assert app.screen is form
 

@@ -101,3 +101,113 @@ def test_resume_from_the_monitor_finishes_a_cancelled_migration(tmp_path: Path) 
         window.press("Enter")
         window.wait_for("COMPLETED", timeout=120)
     assert _status(environment, migration_id)["status"] == "completed"
+
+
+def _completed_migration(environment: dict[str, str]) -> str:
+    started = run_cli(environment, "start", "--yes", "--json")
+    assert started.returncode == 0, started.stderr
+    return str(json.loads(started.stdout)["data"]["migrationId"])
+
+
+def test_rollback_runs_outside_the_app_and_the_monitor_shows_it_to_the_end(tmp_path: Path) -> None:
+    environment = _demo(tmp_path)
+    migration_id = _completed_migration(environment)
+    with terminal(APP, environment) as window:
+        _open_monitor_of_newest(window, migration_id)
+        window.wait_for("COMPLETED")
+        window.press("r")
+        window.wait_for(f"Type {migration_id} to confirm")
+        window.type(migration_id)
+        window.press("Enter")
+        screen = window.wait_for("ROLLED BACK", "rows restored", timeout=90)
+        assert "rolled back: 350 rows restored" in screen, screen
+        # The rollback ran in a process of its own: the app quits at once, whatever it did.
+        window.press("q")
+        window.wait_until_gone("ROLLED BACK", timeout=10)
+    status = _status(environment, migration_id)
+    assert status["status"] == "rolled_back"
+    assert status["rollback"]["restoredRows"] == 350  # type: ignore[index]
+
+
+def test_a_rollback_under_way_elsewhere_is_shown_with_its_progress_and_blocks_the_keys(
+    tmp_path: Path,
+) -> None:
+    from dataclasses import replace
+
+    import sqlalchemy as sa
+
+    from tui_migrator.storage import rollback_progress
+
+    environment = _demo(tmp_path)
+    migration_id = _completed_migration(environment)
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'data' / 'tui-migrator.db'}")
+    under_way = replace(rollback_progress.starting(350, 8), restored_rows=120, table="motor_symptoms")
+    with terminal(APP, environment) as window:
+        # Written just before the monitor opens: its heartbeat stays fresh while the test looks.
+        rollback_progress.write(engine, migration_id, under_way)
+        screen = _open_monitor_of_newest(window, migration_id)
+        screen = window.wait_for("ROLLING BACK", "restoring 120 of 350 rows")
+        assert "table motor_symptoms" in screen
+        footer = screen.strip().splitlines()[-1]
+        for key in ("c Cancel", "r Roll back", "u Resume"):
+            assert key not in footer, footer
+        window.press("r")  # hidden and disabled: nothing opens
+        window.press("u")
+        assert "to confirm" not in window.screen() and "Resume " + migration_id + "?" not in window.screen()
+    engine.dispose()
+
+
+def test_esc_goes_back_and_the_top_level_keys_open_their_screen_not_the_last_monitor(
+    tmp_path: Path,
+) -> None:
+    environment = _demo(tmp_path, patients=12)
+    with terminal(APP, environment) as window:
+        window.wait_for("System health")
+        window.press("n")
+        window.wait_for("DEMOGRAPHICS", "records to encrypt")
+        window.press("C-s")
+        window.wait_for("enter starts", "Estimated time")
+        window.press("Enter")
+        window.wait_for("Workflow", "COMPLETED", timeout=90)
+        window.press("Escape")  # back to the form it was started from, no field focused
+        window.wait_for("Settings", "Scope")
+        window.press("l")  # a key, not a letter typed into the batch size
+        window.wait_for("Status: all", "completed")
+        window.press("Enter")
+        window.wait_for("Workflow")
+        window.press("n")  # the form, not the monitor left on top of it
+        window.wait_for("Settings", "Scope")
+        window.press("l")
+        screen = window.wait_for("Status: all")
+        assert "Workflow" not in screen
+        window.press("Escape")  # from the list, one step back: the form
+        window.wait_for("Settings", "Scope")
+
+
+def test_the_footer_offers_only_keys_that_work_and_help_lists_each_once(tmp_path: Path) -> None:
+    environment = _demo(tmp_path, patients=12)
+    migration_id = _completed_migration(environment)
+    with terminal(APP, environment, width=120, height=40) as window:
+        _open_monitor_of_newest(window, migration_id)
+        footer = window.wait_for("COMPLETED", "r Roll back").strip().splitlines()[-1]
+        assert "Cancel" not in footer and "Pause" not in footer, footer
+        assert "Roll back" in footer
+        window.press("?")
+        help_screen = window.wait_for("Keys on this screen")
+        # One row per binding, with all its keys (Textual splits "?,f1" into two bindings).
+        assert help_screen.count("? / F1") == 1, help_screen
+        assert help_screen.count("l / F5") == 1, help_screen
+        assert "Cancel" not in help_screen
+
+
+def test_quitting_says_what_keeps_running_and_how_to_come_back(tmp_path: Path) -> None:
+    environment = _demo(tmp_path)
+    migration_id = _paused_migration(environment)
+    # The shell stays after the app, so what the app printed on leaving can be read.
+    with terminal(f"{APP}; sleep 60", environment) as window:
+        window.wait_for("System health")
+        window.press("q")
+        screen = window.wait_for("Still running in background workers")
+        assert f"{migration_id}: paused" in screen
+        assert "press l" in screen
+    assert _status(environment, migration_id)["status"] == "paused"

@@ -21,7 +21,7 @@ from tui_migrator.cli.output import Result
 from tui_migrator.engine.sweep import SweepResult
 from tui_migrator.service.facade import MigratorService
 from tui_migrator.service.sweeping import SweepStatus
-from tui_migrator.service.views import cancel_data, list_data, start_data, status_data
+from tui_migrator.service.views import cancel_data, list_data, rollback_data, start_data, status_data
 from tui_migrator.storage.migration_records import MigrationRecord
 from tui_migrator.storage.migration_status import RESUMABLE_STATUSES, ROLLBACK_STATUSES, Status
 
@@ -184,7 +184,23 @@ def continue_(service: MigratorService, args: argparse.Namespace) -> Result:
 
 
 def rollback(service: MigratorService, args: argparse.Namespace) -> Result:
-    record, result = service.rollback(args.migration_id, confirm=args.confirm)
+    if args.detach:
+        record = service.rollback_in_background(args.migration_id, confirm=args.confirm)
+        return Result(
+            data={
+                "migrationId": record.id,
+                "status": record.status.value,
+                "rollback": rollback_data(record),
+                "message": "Rollback started in a background process",
+            },
+            text=[
+                Text(
+                    f"Rolling back {record.id} in a background process. "
+                    f"Follow it with: tui-migrator status {record.id}"
+                )
+            ],
+        )
+    record, result = service.rollback(args.migration_id, confirm=args.confirm, ticket=args.ticket)
     data = {
         "migrationId": record.id,
         "status": record.status.value,

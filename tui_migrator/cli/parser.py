@@ -201,6 +201,13 @@ def build_parser() -> ArgumentParser:
     rollback = command("rollback", "restore every value a migration encrypted")
     rollback.add_argument("migration_id", metavar="ID")
     rollback.add_argument("--confirm", action="store_true", help="required: rollback rewrites data")
+    rollback.add_argument(
+        "--detach",
+        action="store_true",
+        help="run in a background process that survives the terminal; follow it with status",
+    )
+    # Given by a detached rollback's requester to the process it starts (not for operators).
+    rollback.add_argument("--ticket", help=argparse.SUPPRESS)
 
     failed = command("failed", "records a migration could not process, and why")
     failed.add_argument("migration_id", metavar="ID")

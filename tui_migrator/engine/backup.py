@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
@@ -26,6 +26,17 @@ SEALED_COLUMN = "tm_sealed"
 # PostgreSQL truncates identifiers longer than this; names are kept under it everywhere.
 MAX_IDENTIFIER = 63
 DIGEST_MODULUS = 2**256
+# Rows fetched at a time when a backup is read back to be checked.
+READ_BACK_ROWS = 1000
+# Passes over each row: copying it, then reading the copy back (what its progress counts).
+PASSES = 2
+
+
+class RowCounter(Protocol):
+    """What the backup tells about its progress (engine.phase_progress.PhaseMeter is one);
+    a protocol, so this module does not import the meter's (batches imports this module)."""
+
+    def add(self, rows: int) -> None: ...
 
 
 class BackupVerificationFailed(OperationFailed):
@@ -113,11 +124,13 @@ def copy_and_verify(
     batches: Iterator[Sequence[Mapping[Any, Any]]],
     sealer: RowSealer,
     cipher: ValueCipher,
+    progress: RowCounter | None = None,
 ) -> BackupSummary:
     """Phase 3: copy every row ``batches`` yields, then prove the copy opens to the same rows.
 
     The digest is the sum of per-row HMACs, so it does not depend on the order rows are read in;
     verification reads the backup back, opens every row and recomputes count and digest.
+    ``progress`` counts the rows of both passes (copying, reading back).
     """
     with serialized_write(engine) as connection:
         connection.execute(sa.delete(table))  # a copy interrupted earlier is redone from scratch
@@ -130,8 +143,11 @@ def copy_and_verify(
         for row in covered:
             total += int(row_digest(access, row, row_values(access, row), cipher), 16)
         count += len(covered)
+        if progress is not None:
+            # A row left out (see backup_rows) has no copy to read back: its second pass is done.
+            progress.add(len(rows) + len(rows) - len(covered))
     source = BackupSummary(count, _digest_text(total))
-    copied = _read_back(engine, access, table, sealer, cipher)
+    copied = _read_back(engine, access, table, sealer, cipher, progress)
     if copied != source:
         raise BackupVerificationFailed(
             f"The backup of {access.mapped.name} does not match the table: {copied.rows} rows "
@@ -151,7 +167,12 @@ def open_backup(
 
 
 def _read_back(
-    engine: Engine, access: TableAccess, table: sa.Table, sealer: RowSealer, cipher: ValueCipher
+    engine: Engine,
+    access: TableAccess,
+    table: sa.Table,
+    sealer: RowSealer,
+    cipher: ValueCipher,
+    progress: RowCounter | None,
 ) -> BackupSummary:
     organization_column = access.mapped.organization_column
     key_names = list(access.mapped.primary_key)
@@ -162,10 +183,14 @@ def _read_back(
     count = 0
     total = 0
     with engine.connect() as connection:
-        for row in connection.execution_options(yield_per=1000).execute(query).mappings():
+        for row in connection.execution_options(yield_per=READ_BACK_ROWS).execute(query).mappings():
             values = open_backup(access, row, row[SEALED_COLUMN], sealer) or []
             total += int(row_digest(access, row, values, cipher), 16)
             count += 1
+            if progress is not None and count % READ_BACK_ROWS == 0:
+                progress.add(READ_BACK_ROWS)
+    if progress is not None:
+        progress.add(count % READ_BACK_ROWS)
     return BackupSummary(count, _digest_text(total))
 
 

@@ -49,8 +49,8 @@ class RunControl:
         self.meter = meter
         self.on_progress = on_progress
 
-    async def between_batches(self, in_flight: set[asyncio.Task[None]] | None = None) -> None:
-        """Honour cancel at once, and wait here while paused.
+    async def between_batches(self, in_flight: set[asyncio.Task[None]] | None = None) -> bool:
+        """Honour cancel at once, and wait here while paused; True if it waited.
 
         A pause lets the batches already in flight commit before the status says paused, so a
         paused migration really writes nothing until it continues.
@@ -59,22 +59,21 @@ class RunControl:
         if requests.cancel_requested:
             raise Stop
         if not requests.pause_requested:
-            return
+            return False
         if in_flight:
             await asyncio.gather(*in_flight, return_exceptions=True)
         paused_at = time.monotonic()
-        self.meter.pause()
+        # From here the heartbeat writes the growing paused time (see RunMeter.heartbeat_values),
+        # so the requests read while waiting hold it too: the total counts from this value.
+        self.meter.pause(requests.paused_seconds)
         await asyncio.to_thread(self.worker.update_record, status=Status.PAUSED.value)
         await asyncio.to_thread(self.worker.record_event, AuditOperation.MIGRATION_PAUSED, True, {})
         try:
             requests = await self._until_continued_or_cancelled(requests)
         finally:
-            self.meter.resume()
-            paused = time.monotonic() - paused_at
+            paused_seconds = self.meter.resume()
             await asyncio.to_thread(
-                self.worker.update_record,
-                status=Status.RUNNING.value,
-                paused_seconds=requests.paused_seconds + paused,
+                self.worker.update_record, status=Status.RUNNING.value, paused_seconds=paused_seconds
             )
         if requests.cancel_requested:
             raise Stop
@@ -82,8 +81,9 @@ class RunControl:
             self.worker.record_event,
             AuditOperation.MIGRATION_CONTINUED,
             True,
-            {"pausedSeconds": round(paused, 1)},
+            {"pausedSeconds": round(time.monotonic() - paused_at, 1)},
         )
+        return True
 
     async def _until_continued_or_cancelled(self, requests: migrations.Control) -> migrations.Control:
         while requests.pause_requested and not requests.cancel_requested:

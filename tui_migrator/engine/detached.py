@@ -1,7 +1,8 @@
 """Detached workers: a migration that keeps running when the terminal or SSH session goes away.
 
 The worker is a new ``tui-migrator worker ID`` process in its own session (so the terminal's
-hang-up never reaches it), with no stdin and its output in a log file in the data dir.
+hang-up never reaches it), with no stdin and its output in the migration's log file, in the
+database's log folder (engine/log_files.py).
 """
 
 from __future__ import annotations
@@ -9,23 +10,21 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from pathlib import Path
+from collections.abc import Sequence
 
 from tui_migrator.common.settings import ENV_DB, Settings
+from tui_migrator.engine.log_files import log_path, open_private_log
 
 
-def log_path(settings: Settings, migration_id: str) -> Path:
-    return settings.data_dir / "logs" / f"{migration_id}.log"
-
-
-def spawn(settings: Settings, migration_id: str) -> int:
-    """Start a detached worker for ``migration_id`` and return its process id."""
+def spawn(settings: Settings, migration_id: str, command: Sequence[str] | None = None) -> int:
+    """Start a detached process for ``migration_id`` and return its process id: its worker
+    (``worker ID``) unless ``command`` names another long operation (``rollback ID --confirm``);
+    the output goes to the migration's log either way."""
     arguments = [
         sys.executable,
         "-m",
         "tui_migrator",
-        "worker",
-        migration_id,
+        *(command or ("worker", migration_id)),
         "--data-dir",
         str(settings.data_dir),
     ]
@@ -33,8 +32,6 @@ def spawn(settings: Settings, migration_id: str) -> int:
         arguments += ["--schema", str(settings.schema_path)]
     if settings.master_key_file is not None:
         arguments += ["--master-key-file", str(settings.master_key_file)]
-    log = log_path(settings, migration_id)
-    log.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     environment = dict(os.environ)
     # The database URL may hold a password: it goes through the environment too, never the
     # command line. Set or removed, so the worker uses exactly this process's database.
@@ -45,7 +42,7 @@ def spawn(settings: Settings, migration_id: str) -> int:
         # Handed over the way it came in, through the environment, never on the command line
         # (where any user could read it with ps).
         environment["TUI_MIGRATOR_MASTER_KEY"] = settings.master_key.get_secret_value()
-    with open(log, "ab") as output:
+    with open_private_log(log_path(settings, migration_id)) as output:
         process = subprocess.Popen(
             arguments,
             stdin=subprocess.DEVNULL,

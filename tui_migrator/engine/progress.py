@@ -50,6 +50,8 @@ class RunMeter:
         self.batch_size = batch_size.initial(config)
         self.paused = False
         self.max_loop_lag = 0.0
+        self._paused_before = 0.0
+        self._paused_since = 0.0
 
     def batch_done(self, result: BatchResult) -> None:
         """Count a committed batch, and let an ``auto`` batch size follow its speed."""
@@ -57,17 +59,29 @@ class RunMeter:
         if self.config.auto_batch_size:
             self.batch_size = batch_size.adapt(self.batch_size, rows=result.rows, seconds=result.seconds)
 
-    def pause(self) -> None:
+    def pause(self, paused_before: float) -> None:
+        """Paused now, after ``paused_before`` seconds of earlier pauses and stops."""
         self.paused = True
+        self._paused_before = paused_before
+        self._paused_since = time.monotonic()
         self.rate.clear()
 
-    def resume(self) -> None:
+    def resume(self) -> float:
+        """Running again; the seconds paused in all, this pause included."""
+        total = self.paused_seconds()
         self.paused = False
+        return total
+
+    def paused_seconds(self) -> float:
+        return self._paused_before + time.monotonic() - self._paused_since
 
     def heartbeat_values(self) -> dict[str, Any]:
-        """The migration record's live figures (a paused run keeps its last rate on record)."""
+        """The migration record's live figures. A paused run keeps its last rate on record, and
+        its paused time grows with each beat, so its elapsed (active) time stands still."""
         values: dict[str, Any] = {"batch_size_current": self.batch_size}
-        if not self.paused:
+        if self.paused:
+            values["paused_seconds"] = self.paused_seconds()
+        else:
             values["rate_per_second"] = self.rate.rate()
         return values
 

@@ -13,6 +13,7 @@ added are dropped (when empty) and its locks released.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,6 +42,9 @@ from tui_migrator.storage.sealed_cells import SealedCells
 
 BATCH = 500
 
+# Told after every batch: the table being restored, rows restored so far, tables finished.
+OnRollbackStep = Callable[[str, int, int], None]
+
 
 class RollbackIncomplete(OperationFailed):
     code = "rollback_incomplete"
@@ -67,17 +71,22 @@ class RollbackResult:
 
 
 def roll_back(
-    engine: Engine, record: MigrationRecord, mapping: ResolvedMapping, cipher: ValueCipher, sealer: RowSealer
+    engine: Engine,
+    record: MigrationRecord,
+    mapping: ResolvedMapping,
+    cipher: ValueCipher,
+    sealer: RowSealer,
+    on_step: OnRollbackStep | None = None,
 ) -> RollbackResult:
     started = time.perf_counter()
     result = RollbackResult()
-    for progress in reversed(record.tables):
+    for tables_done, progress in enumerate(reversed(record.tables)):
         with engine.connect() as connection:
             access = reflect(connection, mapping.table(progress.name))
         backup_table = None
         if progress.backup_table and sa.inspect(engine).has_table(progress.backup_table):
             backup_table = backup.backup_table(access, progress.backup_table)
-        _restore_table(engine, record.id, access, backup_table, cipher, sealer, result)
+        _restore_table(engine, record.id, access, backup_table, cipher, sealer, result, on_step, tables_done)
         with serialized_write(engine) as connection:
             access = reflect(connection, access.mapped)
             added = set(progress.companions_added)
@@ -111,6 +120,8 @@ def _restore_table(
     cipher: ValueCipher,
     sealer: RowSealer,
     result: RollbackResult,
+    on_step: OnRollbackStep | None,
+    tables_done: int,
 ) -> None:
     name = access.mapped.name
     statement = access.update_statement()
@@ -142,6 +153,8 @@ def _restore_table(
                     updates.append(parameters)
             if updates:
                 connection.execute(statement, updates)
+        if on_step is not None:
+            on_step(name, result.restored_rows, tables_done)
         after = key_of(access, rows[-1])
 
 

@@ -32,6 +32,7 @@ from tui_migrator.engine import backup, batch_size, verification
 from tui_migrator.engine.batch_source import BatchSource, KeysetSource, source_for
 from tui_migrator.engine.batches import TableBatches
 from tui_migrator.engine.control import RunControl, Stop
+from tui_migrator.engine.phase_progress import PhaseMeter
 from tui_migrator.engine.progress import RunMeter
 from tui_migrator.engine.retry import FINAL_STATE_RETRY, database_failure, with_retries
 from tui_migrator.engine.table_pass import Key, TablePass
@@ -41,7 +42,7 @@ from tui_migrator.storage import table_locks
 from tui_migrator.storage.audit_operations import AuditOperation
 from tui_migrator.storage.column_storage import TableAccess, add_companion_columns, organizations_in, reflect
 from tui_migrator.storage.database import serialized_write
-from tui_migrator.storage.migration_records import MigrationRecord, TableProgress
+from tui_migrator.storage.migration_records import MigrationRecord, PhaseProgress, TableProgress
 from tui_migrator.storage.migration_status import Phase, Status
 from tui_migrator.storage.tables import utc_now
 
@@ -173,11 +174,16 @@ class MigrationRunner(MigrationWorker):
     async def _backups(self) -> None:
         record = await asyncio.to_thread(self.read_record)
         sealer = RowSealer(self.master_key, self.migration_id)
-        for progress in record.tables:
-            if progress.backup_verified:
-                continue
-            await self.control.between_batches()
-            summary = await asyncio.to_thread(self._backup_table, progress.name, sealer)
+        pending = [progress for progress in record.tables if not progress.backup_verified]
+        meter = PhaseMeter(Phase.BACKUP, self._write_phase_progress, passes=backup.PASSES)
+        rows = await asyncio.to_thread(
+            lambda: sum(self._pending_rows(self._copy_source(progress.name)) for progress in pending)
+        )
+        await asyncio.to_thread(meter.begin, rows)
+        for progress in pending:
+            if await self.control.between_batches():
+                meter.restart_rate()
+            summary = await asyncio.to_thread(self._backup_table, progress.name, sealer, meter)
             await asyncio.to_thread(
                 self.record_event,
                 AuditOperation.BACKUP_CREATED,
@@ -189,13 +195,18 @@ class MigrationRunner(MigrationWorker):
                     "digest": summary.digest,
                 },
             )
+        await asyncio.to_thread(meter.end)
 
-    def _backup_table(self, name: str, sealer: RowSealer) -> backup.BackupSummary:
+    def _copy_source(self, name: str) -> TableBatches:
+        """The rows of a table the backup copies: those still holding plaintext, in scope."""
+        return self.work.table_batches(self.tables[name], self.config, with_backups=False)
+
+    def _backup_table(self, name: str, sealer: RowSealer, meter: PhaseMeter) -> backup.BackupSummary:
         access = self.tables[name]
         table_name = backup.backup_table_name(self.migration_id, name)
         with serialized_write(self.engine) as connection:
             table = backup.create_backup_table(connection, access, table_name)
-        rows = KeysetSource(self.work.table_batches(access, self.config, with_backups=False))
+        rows = KeysetSource(self._copy_source(name))
         summary = backup.copy_and_verify(
             self.engine,
             access,
@@ -203,6 +214,7 @@ class MigrationRunner(MigrationWorker):
             rows.all_rows(batch_size=batch_size.BACKUP_COPY_ROWS),
             sealer,
             self.cipher,
+            meter,
         )
         with serialized_write(self.engine) as connection:
             migrations.update_table(
@@ -273,6 +285,19 @@ class MigrationRunner(MigrationWorker):
         rows not yet retried in this run (each run, resume included, retries them once)."""
         if self.config.dry_run:
             return False
+        pending = self._pending_rows(batches)
+        failed = sum(
+            1
+            for r in self.retrying(
+                lambda: migrations.failed_records(self.engine, self.migration_id),
+                what="reading failed records",
+            )
+            if r["table_name"] == batches.table_name
+        )
+        return pending > failed or (pending > 0 and not retried)
+
+    def _pending_rows(self, batches: TableBatches) -> int:
+        """Rows of the table still holding plaintext, in scope."""
 
         def count_pending() -> int:
             with self.engine.connect() as connection:
@@ -284,30 +309,23 @@ class MigrationRunner(MigrationWorker):
                     ).scalar_one()
                 )
 
-        pending = self.retrying(count_pending, what=f"counting rows left in {batches.table_name}")
-        failed = sum(
-            1
-            for r in self.retrying(
-                lambda: migrations.failed_records(self.engine, self.migration_id),
-                what="reading failed records",
-            )
-            if r["table_name"] == batches.table_name
-        )
-        return pending > failed or (pending > 0 and not retried)
+        return self.retrying(count_pending, what=f"counting rows left in {batches.table_name}")
 
     # -- verification, audit, report -------------------------------------------------------
 
     async def _verify(self) -> None:
         record = await asyncio.to_thread(self.read_record)
         organizations = tuple(self.config.organization_ids) or None
-        # Read-only, so a lost connection just means reading again.
+        meter = PhaseMeter(Phase.VERIFICATION, self._write_phase_progress)
+        # Read-only, so a lost connection just means reading again (and counting from zero).
         result = await asyncio.to_thread(
             self.retrying,
             lambda: verification.verify_migration(
-                self.engine, record, self.tables, self.cipher, organizations
+                self.engine, record, self.tables, self.cipher, organizations, meter
             ),
             what="verifying the migrated rows",
         )
+        await asyncio.to_thread(meter.end)
         await asyncio.to_thread(self.update_record, verification=json.dumps(result.to_json()))
         await asyncio.to_thread(
             self.record_event, AuditOperation.INTEGRITY_VERIFIED, result.passed, result.to_json()
@@ -349,6 +367,19 @@ class MigrationRunner(MigrationWorker):
 
         await asyncio.to_thread(finish)
 
+    # -- progress inside the backup and the verification -----------------------------------
+
+    def _write_phase_progress(self, progress: PhaseProgress | None) -> None:
+        if progress is None:
+            # Retried: figures left behind would outlive the phase they describe.
+            self.update_record(phase_progress=None)
+            return
+        try:
+            self.write_record(phase_progress=json.dumps(progress.to_json()))
+        except DBAPIError as error:
+            # Like a missed heartbeat, harmless: the next write a second later says it all.
+            log.warning("phase progress not recorded: %s", type(error).__name__)
+
     # -- endings (after the event loop has stopped) ----------------------------------------
 
     def _finish_cancelled(self) -> MigrationRecord:
@@ -360,6 +391,7 @@ class MigrationRunner(MigrationWorker):
                 status=Status.CANCELLED.value,
                 cancelled_at=record.cancelled_at or utc_now(),
                 heartbeat_at=utc_now(),
+                phase_progress=None,
             )
         record = migrations.get(self.engine, self.migration_id)
         self.record_event(
@@ -378,7 +410,10 @@ class MigrationRunner(MigrationWorker):
         with_retries(
             FINAL_STATE_RETRY,
             lambda: self.write_record(
-                status=Status.FAILED.value, error_message=message, heartbeat_at=utc_now()
+                status=Status.FAILED.value,
+                error_message=message,
+                heartbeat_at=utc_now(),
+                phase_progress=None,
             ),
             what="recording that the migration failed",
         )

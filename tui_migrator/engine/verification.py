@@ -20,6 +20,7 @@ from tui_migrator.common.errors import DecryptionFailed, OperationFailed
 from tui_migrator.crypto.ciphers import RowContext, ValueCipher
 from tui_migrator.crypto.codec import encode_key
 from tui_migrator.crypto.tokens import TOKEN_PREFIX
+from tui_migrator.engine.phase_progress import PhaseMeter
 from tui_migrator.engine.scope import organization_condition, pending_condition
 from tui_migrator.storage import migration_records as migrations
 from tui_migrator.storage.column_storage import (
@@ -152,13 +153,17 @@ def verify_migration(
     tables: dict[str, TableAccess],
     cipher: ValueCipher,
     organizations: tuple[str, ...] | None,
+    meter: PhaseMeter | None = None,
 ) -> VerificationResult:
+    """``meter`` counts the rows read back, of all the rows holding tokens in scope."""
     result = VerificationResult()
     failed_by_table = {table.name: table.failed_records for table in record.tables}
-    for progress in record.tables:
-        with engine.connect() as connection:
-            access = reflect(connection, tables[progress.name].mapped)
-        _verify_table(engine, record.id, access, cipher, organizations, result)
+    with engine.connect() as connection:
+        accesses = [reflect(connection, tables[progress.name].mapped) for progress in record.tables]
+        if meter is not None:
+            meter.begin(sum(_rows_to_verify(connection, access, organizations) for access in accesses))
+    for progress, access in zip(record.tables, accesses, strict=True):
+        _verify_table(engine, record.id, access, cipher, organizations, result, meter)
         with engine.connect() as connection:
             pending = connection.execute(
                 sa.select(sa.func.count())
@@ -184,6 +189,7 @@ def _verify_table(
     cipher: ValueCipher,
     organizations: tuple[str, ...] | None,
     result: VerificationResult,
+    meter: PhaseMeter | None,
 ) -> None:
     name = access.mapped.name
     after = None
@@ -195,9 +201,7 @@ def _verify_table(
         ).scalar_one()
     verified = mismatched = 0
     while True:
-        query = access.select_rows(after=after, limit=BATCH).where(
-            sa.not_(pending_condition(access)), organization_condition(access, organizations)
-        )
+        query = access.select_rows(after=after, limit=BATCH).where(_sealed(access, organizations))
         with engine.connect() as connection:
             rows = connection.execute(query).mappings().all()
             if not rows:
@@ -229,11 +233,28 @@ def _verify_table(
                         f"'{TOKEN_PREFIX}'. Neither is plaintext the tool may seal or return."
                     )
         after = key_of(access, rows[-1])
+        if meter is not None:
+            meter.add(len(rows))
     result.verified_rows += verified
     result.mismatched_rows += mismatched
     result.by_table[name] = verified
     # Rows it sealed that hold newer values now, or that no longer read as sealed at all.
     result.unverifiable_rows += max(0, expected - verified - mismatched)
+
+
+def _sealed(access: TableAccess, organizations: tuple[str, ...] | None) -> sa.ColumnElement[bool]:
+    """The rows verification reads: in scope, holding no plaintext."""
+    return sa.and_(sa.not_(pending_condition(access)), organization_condition(access, organizations))
+
+
+def _rows_to_verify(
+    connection: sa.Connection, access: TableAccess, organizations: tuple[str, ...] | None
+) -> int:
+    return int(
+        connection.execute(
+            sa.select(sa.func.count()).select_from(access.table).where(_sealed(access, organizations))
+        ).scalar_one()
+    )
 
 
 def _shown(access: TableAccess, row: Any) -> str:

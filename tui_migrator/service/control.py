@@ -44,6 +44,7 @@ def cancel(session: Session, migration_id: str, reason: str, *, wait_seconds: fl
     authorize(session, Action.MIGRATE, "cancel")
     with serialized_write(session.engine) as connection:
         record = migrations.load(connection, migration_id, for_update=True)
+        migrations.refuse_during_rollback(record, "cancel")
         if not record.can_cancel:
             raise BadInput(
                 f"Migration {migration_id} is {record.status.value}; only a "

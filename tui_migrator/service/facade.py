@@ -10,6 +10,7 @@ Each method hands its work to the module of its use case; this class only holds 
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy.engine import Engine
@@ -29,6 +30,7 @@ from tui_migrator.service import (
     demo_admin,
     inspection,
     lifecycle,
+    logs,
     opening,
     planning,
     sweeping,
@@ -36,6 +38,7 @@ from tui_migrator.service import (
 )
 from tui_migrator.service.health import HealthReport, health_report
 from tui_migrator.service.inspection import AuditPage
+from tui_migrator.service.logs import TAIL_LINES, LogTail
 from tui_migrator.service.planning import Estimate
 from tui_migrator.service.session import Session
 from tui_migrator.service.sweeping import SweepStatus
@@ -170,6 +173,21 @@ class MigratorService:
         """Whether the plaintext the migration's UPDATEs left in the database files was swept."""
         return sweeping.status_of(self._session, migration_id)
 
+    # -- logs --------------------------------------------------------------------------------
+
+    def worker_log(self, migration_id: str, *, lines: int = TAIL_LINES) -> LogTail:
+        """The last lines of the log of the migration's detached workers."""
+        return logs.worker_log(self._session, migration_id, lines=lines)
+
+    def error_log(self, *, lines: int = TAIL_LINES) -> LogTail:
+        """The last lines of the log of unexpected errors, with their tracebacks."""
+        return logs.error_log(self._session, lines=lines)
+
+    def record_error(self, operation: str, error: BaseException) -> Path:
+        """Keep an unexpected error's full details in the error log (only this user can read
+        it, as they may quote record values); return the log's path."""
+        return logs.record_error(self._session, operation, error)
+
     # -- planning ----------------------------------------------------------------------------
 
     def plan(self, config_values: dict[str, Any]) -> Plan:
@@ -228,9 +246,15 @@ class MigratorService:
 
     # -- undoing -----------------------------------------------------------------------------
 
-    def rollback(self, migration_id: str, *, confirm: bool) -> tuple[MigrationRecord, RollbackResult]:
-        """Restore every value the migration encrypted and remove what it added."""
-        return undo.roll_back(self._session, migration_id, confirm=confirm)
+    def rollback(
+        self, migration_id: str, *, confirm: bool, ticket: str | None = None
+    ) -> tuple[MigrationRecord, RollbackResult]:
+        """Restore every value the migration encrypted and remove what it added, here."""
+        return undo.roll_back(self._session, migration_id, confirm=confirm, ticket=ticket)
+
+    def rollback_in_background(self, migration_id: str, *, confirm: bool) -> MigrationRecord:
+        """Check, then roll back in a detached process; the record shows its progress."""
+        return undo.roll_back_in_background(self._session, migration_id, confirm=confirm)
 
     def purge_backups(self, migration_id: str, *, confirm: bool) -> list[str]:
         return undo.purge_backups(self._session, migration_id, confirm=confirm)

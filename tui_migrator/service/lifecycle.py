@@ -105,6 +105,7 @@ def resume(
     records are retried."""
     authorize(session, Action.MIGRATE, "resume")
     record = migrations.get(session.engine, migration_id)
+    migrations.refuse_during_rollback(record, "resume")
     if not record.can_resume:
         raise BadInput(
             f"Migration {migration_id} is {record.status.value}; only a "

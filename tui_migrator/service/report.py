@@ -36,7 +36,7 @@ def completion_report(
     record: MigrationRecord, failed: list[dict[str, Any]], *, sweep: dict[str, Any] | None = None
 ) -> dict[str, Any]:
     """Counts, timings, throughput, failures, verification and sweep of one migration."""
-    running_seconds = max(0.0, record.elapsed_seconds - record.paused_seconds)
+    running_seconds = record.elapsed_seconds
     reasons = Counter(item["reason"] for item in failed)
     return {
         "migrationId": record.id,
@@ -120,8 +120,12 @@ def risk_assessment(rows: int, calibration: Calibration, plan: Plan, seconds: fl
     return RiskAssessment(
         complexity=complexity,
         downtime="Zero downtime - reads remain available during migration (through the read API)",
-        rollback_time=f"about {max(1, round(rollback))} seconds, by decryption or from the sealed backups",
+        rollback_time=f"about {_seconds(max(1, round(rollback)))}, by decryption or from the sealed backups",
         data_integrity="HMAC-SHA-256 verification for all records",
         typed_columns_using_companions=typed,
         estimated_seconds=round(seconds, 1),
     )
+
+
+def _seconds(whole: int) -> str:
+    return "1 second" if whole == 1 else f"{whole} seconds"

@@ -7,15 +7,17 @@ Afterwards the database files are swept (service/sweeping.py).
 
 from __future__ import annotations
 
+import secrets
+
 from tui_migrator.common.errors import BadInput, MigratorError
 from tui_migrator.crypto.ciphers import RowSealer
-from tui_migrator.engine import backup, rollback
+from tui_migrator.engine import backup, detached, rollback
 from tui_migrator.engine.rollback import RollbackResult
 from tui_migrator.service import sweeping
 from tui_migrator.service.access import authorize
 from tui_migrator.service.session import Session
 from tui_migrator.storage import migration_records as migrations
-from tui_migrator.storage import operation_guard, table_locks
+from tui_migrator.storage import operation_guard, rollback_progress, table_locks
 from tui_migrator.storage.audit_operations import AuditOperation
 from tui_migrator.storage.database import serialized_write
 from tui_migrator.storage.migration_records import MigrationRecord
@@ -25,33 +27,72 @@ from tui_migrator.storage.tables import utc_now
 
 
 def roll_back(
-    session: Session, migration_id: str, *, confirm: bool
+    session: Session, migration_id: str, *, confirm: bool, ticket: str | None = None
 ) -> tuple[MigrationRecord, RollbackResult]:
-    """Restore every value the migration encrypted and remove what it added."""
+    """Restore every value the migration encrypted and remove what it added, in this process
+    (the detached process of roll_back_in_background passes the ticket it was given)."""
+    _require_confirmation(migration_id, confirm)
+    authorize(session, Action.MIGRATE, "rollback")
+    with operation_guard.exclusive(session.engine, migration_id, "rollback"):
+        record = _rollbackable(session, migration_id, ticket)
+        result = _roll_back_now(session, record)
+    # The values are plaintext again: the last sweep proves nothing now (SQLite sweeps anew).
+    sweeping.after_change(session, migration_id, data_changed=True)
+    return migrations.get(session.engine, migration_id), result
+
+
+def roll_back_in_background(session: Session, migration_id: str, *, confirm: bool) -> MigrationRecord:
+    """Check that the rollback may run, then run it in a detached process (``rollback ID
+    --confirm``) that survives the terminal; it reports its progress in the migration's record
+    (storage.rollback_progress), which is marked as starting before this returns."""
+    _require_confirmation(migration_id, confirm)
+    authorize(session, Action.MIGRATE, "rollback")
+    ticket = secrets.token_hex(8)
+    with operation_guard.exclusive(session.engine, migration_id, "rollback"):
+        record = _rollbackable(session, migration_id)
+        rollback_progress.write(session.engine, migration_id, _starting(record, ticket))
+    # The detached process takes the guard again and checks again (with the ticket, so the
+    # mark above does not refuse it): if another rollback slipped in between, it is refused
+    # there, in the audit trail and the migration's log.
+    detached.spawn(
+        session.settings,
+        migration_id,
+        command=("rollback", migration_id, "--confirm", "--ticket", ticket),
+    )
+    return migrations.get(session.engine, migration_id)
+
+
+def _require_confirmation(migration_id: str, confirm: bool) -> None:
     if not confirm:
         raise BadInput(
             f"Rolling back {migration_id} rewrites every value it encrypted, so it needs confirmation.",
             hint=f"Run: tui-migrator rollback {migration_id} --confirm",
         )
-    authorize(session, Action.MIGRATE, "rollback")
-    with operation_guard.exclusive(session.engine, migration_id, "rollback"):
-        record = migrations.get(session.engine, migration_id)
-        if record.dry_run:
-            raise BadInput(
-                f"Migration {migration_id} was a dry run: it changed no data, so there is nothing to roll back."
-            )
-        if not record.can_rollback:
-            raise BadInput(
-                f"Migration {migration_id} is {record.status.value}; rollback works on "
-                f"{describe_statuses(ROLLBACK_STATUSES)} migrations.",
-                hint=f'Cancel it first: tui-migrator cancel {migration_id} --reason "..."'
-                if record.status.is_live
-                else None,
-            )
-        result = _roll_back_now(session, record)
-    # The values are plaintext again: the last sweep proves nothing now (SQLite sweeps anew).
-    sweeping.after_change(session, migration_id, data_changed=True)
-    return migrations.get(session.engine, migration_id), result
+
+
+def _rollbackable(session: Session, migration_id: str, ticket: str | None = None) -> MigrationRecord:
+    """The migration, if a rollback may run on it now (the caller holds its guard)."""
+    record = migrations.get(session.engine, migration_id)
+    migrations.refuse_during_rollback(record, "rollback", ticket)
+    if record.dry_run:
+        raise BadInput(
+            f"Migration {migration_id} was a dry run: it changed no data, so there is nothing to roll back."
+        )
+    if record.status not in ROLLBACK_STATUSES:  # (can_rollback is also False during this rollback)
+        raise BadInput(
+            f"Migration {migration_id} is {record.status.value}; rollback works on "
+            f"{describe_statuses(ROLLBACK_STATUSES)} migrations.",
+            hint=f'Cancel it first: tui-migrator cancel {migration_id} --reason "..."'
+            if record.status.is_live
+            else None,
+        )
+    return record
+
+
+def _starting(record: MigrationRecord, ticket: str | None = None) -> rollback_progress.RollbackProgress:
+    return rollback_progress.starting(
+        rows_to_restore=record.encrypted_records, tables_total=len(record.tables), ticket=ticket
+    )
 
 
 def _roll_back_now(session: Session, record: MigrationRecord) -> RollbackResult:
@@ -63,6 +104,11 @@ def _roll_back_now(session: Session, record: MigrationRecord) -> RollbackResult:
         migration_id=migration_id,
         details={"previousStatus": record.status.value},
     )
+    progress = rollback_progress.ProgressWriter(session.engine, migration_id, _starting(record))
+
+    def step(table: str, restored_rows: int, tables_done: int) -> None:
+        progress.step(restored_rows=restored_rows, table=table, tables_done=tables_done)
+
     try:
         result = rollback.roll_back(
             session.engine,
@@ -70,8 +116,14 @@ def _roll_back_now(session: Session, record: MigrationRecord) -> RollbackResult:
             session.mapping(),
             session.value_cipher(),
             RowSealer(session.master_key, migration_id),
+            on_step=step,
         )
-    except MigratorError as error:
+    except Exception as error:
+        # Whoever follows the rollback (the monitor, status) learns that it stopped, and why in
+        # words that are safe to show (the tool's own errors carry no values).
+        progress.fail(str(error) if isinstance(error, MigratorError) else type(error).__name__)
+        if not isinstance(error, MigratorError):
+            raise
         session.audit.record(
             AuditOperation.ROLLBACK_FAILED,
             user_id=session.user,
@@ -88,6 +140,7 @@ def _roll_back_now(session: Session, record: MigrationRecord) -> RollbackResult:
             rolled_back_at=utc_now(),
             rollback_seconds=result.seconds,
         )
+        progress.finish(connection, restored_rows=result.restored_rows)
         table_locks.release_locks(connection, migration_id)
         session.audit.append(
             connection,

@@ -56,6 +56,7 @@ def status_data(
             "ratePerSecond": round(record.rate_per_second, 1) if record.rate_per_second else None,
             "batchSize": record.batch_size_current,
         },
+        "phaseProgress": phase_progress_data(record),
         "timing": {
             "startedAt": iso(record.started_at),
             "completedAt": iso(record.completed_at),
@@ -101,10 +102,25 @@ def status_data(
         "alerts": alerts(record, disk_path=disk_path),
         "warnings": record.warnings,
         "verification": record.verification,
-        "rollback": None
-        if record.rolled_back_at is None
-        else {"rolledBackAt": iso(record.rolled_back_at), "durationSeconds": record.rollback_seconds},
+        "rollback": rollback_data(record),
         "sweep": None if sweep is None else sweep.to_json(),
+    }
+
+
+def phase_progress_data(record: MigrationRecord) -> dict[str, Any] | None:
+    """Rows done in the backup or verification under way; None in any other phase."""
+    progress = record.phase_progress
+    if progress is None:
+        return None
+    remaining = record.phase_remaining_seconds
+    return {
+        "phase": progress.phase,
+        "done": progress.done,
+        "total": progress.total,
+        "percentage": round(100 * progress.done / progress.total, 1) if progress.total else 100.0,
+        "ratePerSecond": progress.rate_per_second,
+        "estimatedRemainingSeconds": None if remaining is None else round(remaining, 1),
+        "at": iso(progress.at),
     }
 
 
@@ -212,3 +228,30 @@ def memory_used_fraction() -> float | None:
     except (OSError, KeyError, ValueError):
         return None
     return 1 - available / total if total else None
+
+
+def rollback_data(record: MigrationRecord) -> dict[str, Any] | None:
+    """The last rollback: finished (when and how long), running, or stopped part-way."""
+    progress = record.rollback_progress
+    if record.rolled_back_at is None and progress is None:
+        return None
+    data: dict[str, Any] = {
+        "rolledBackAt": iso(record.rolled_back_at),
+        "durationSeconds": record.rollback_seconds,
+        "inProgress": record.rolling_back,
+    }
+    if progress is not None:
+        data.update(
+            {
+                "startedAt": iso(progress.started_at),
+                "heartbeatAt": iso(progress.heartbeat_at),
+                "restoredRows": progress.restored_rows,
+                "rowsToRestore": progress.rows_to_restore,
+                "table": progress.table,
+                "tablesDone": progress.tables_done,
+                "tablesTotal": progress.tables_total,
+                "stoppedPartWay": progress.stopped_part_way and record.status is not Status.ROLLED_BACK,
+                "error": progress.error,
+            }
+        )
+    return data

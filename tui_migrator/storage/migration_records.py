@@ -19,6 +19,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from tui_migrator.common.errors import BadInput, OperationFailed
 from tui_migrator.common.migration_config import MigrationConfig
+from tui_migrator.storage import rollback_progress
 from tui_migrator.storage.database import serialized_write
 from tui_migrator.storage.migration_status import (
     CANCELLABLE_STATUSES,
@@ -29,6 +30,7 @@ from tui_migrator.storage.migration_status import (
     ROLLBACK_STATUSES,
     Status,
 )
+from tui_migrator.storage.rollback_progress import RollbackProgress
 from tui_migrator.storage.tables import (
     failed_records_table,
     migration_tables_table,
@@ -62,6 +64,46 @@ class TableProgress:
 
 
 @dataclass(frozen=True)
+class PhaseProgress:
+    """How far a phase that is not batch processing (backup, verification) has got: rows done
+    of the rows it covers, across all its tables, and its rate over the last few seconds. The
+    worker writes it about once a second (engine/phase_progress.py) and clears it when the
+    phase ends."""
+
+    phase: str
+    done: int
+    total: int
+    rate_per_second: float | None
+    at: datetime
+
+    @property
+    def remaining_seconds(self) -> float | None:
+        if not self.rate_per_second:
+            return None
+        return max(0, self.total - self.done) / self.rate_per_second
+
+    def to_json(self) -> dict[str, Any]:
+        """As stored in ``tm_migrations.phase_progress``."""
+        return {
+            "phase": self.phase,
+            "done": self.done,
+            "total": self.total,
+            "ratePerSecond": self.rate_per_second,
+            "at": self.at.isoformat(),
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> PhaseProgress:
+        return cls(
+            phase=data["phase"],
+            done=int(data["done"]),
+            total=int(data["total"]),
+            rate_per_second=data.get("ratePerSecond"),
+            at=datetime.fromisoformat(data["at"]),
+        )
+
+
+@dataclass(frozen=True)
 class MigrationRecord:
     id: str
     stored_status: Status
@@ -82,6 +124,8 @@ class MigrationRecord:
     cancel_reason: str | None
     cancelled_at: datetime | None
     cancelled_by: str | None
+    # The time between its start and its last activity that it was not running: paused, or
+    # stopped (cancelled, failed, interrupted) until a resume (see claim).
     paused_seconds: float
     rate_per_second: float | None
     batch_size_current: int | None
@@ -92,6 +136,10 @@ class MigrationRecord:
     rolled_back_at: datetime | None
     rollback_seconds: float | None
     tables: list[TableProgress] = field(default_factory=list)
+    # Set only while it is in the backup or verification phase.
+    phase_progress: PhaseProgress | None = None
+    # The last rollback's progress (storage.rollback_progress); None before any rollback.
+    rollback_progress: RollbackProgress | None = None
 
     @property
     def status(self) -> Status:
@@ -131,7 +179,8 @@ class MigrationRecord:
 
     @property
     def can_cancel(self) -> bool:
-        return self.status in CANCELLABLE_STATUSES
+        # A rollback is not cancelled: stopped half-way it would leave a mix to explain.
+        return self.status in CANCELLABLE_STATUSES and not self.rolling_back
 
     @property
     def can_pause(self) -> bool:
@@ -148,11 +197,18 @@ class MigrationRecord:
 
     @property
     def can_resume(self) -> bool:
+        if self.rolling_back:
+            return False
         return self.status in RESUMABLE_STATUSES or self.retries_failed_records
 
     @property
+    def rolling_back(self) -> bool:
+        """A rollback of it is running now (in whichever process)."""
+        return self.rollback_progress is not None and self.rollback_progress.alive
+
+    @property
     def can_rollback(self) -> bool:
-        return not self.dry_run and self.status in ROLLBACK_STATUSES
+        return not self.dry_run and self.status in ROLLBACK_STATUSES and not self.rolling_back
 
     @property
     def can_purge_backups(self) -> bool:
@@ -160,12 +216,24 @@ class MigrationRecord:
         return not self.status.is_live
 
     @property
-    def elapsed_seconds(self) -> float:
+    def last_active_at(self) -> datetime | None:
+        """The last moment a worker was running it: now while one runs it; otherwise its
+        completion or its worker's last heartbeat (a paused worker keeps beating, and adds the
+        pause to ``paused_seconds`` with each beat). None before it first ran."""
         if self.started_at is None:
+            return None
+        if self.status is Status.RUNNING:
+            return utc_now()
+        return self.completed_at or self.heartbeat_at or self.started_at
+
+    @property
+    def elapsed_seconds(self) -> float:
+        """Active time, the one rule every display uses: from the start to the last moment a
+        worker was running it, less the time it was paused or stopped before a resume."""
+        end = self.last_active_at
+        if self.started_at is None or end is None:
             return 0.0
-        end = self.completed_at or (self.cancelled_at if self.status is Status.CANCELLED else None)
-        end = end or (self.heartbeat_at if self.status is Status.INTERRUPTED else None) or utc_now()
-        return max(0.0, (end - self.started_at).total_seconds())
+        return max(0.0, (end - self.started_at).total_seconds() - self.paused_seconds)
 
     @property
     def remaining_seconds(self) -> float | None:
@@ -174,6 +242,26 @@ class MigrationRecord:
             return None
         remaining = max(0, self.total_records - self.processed_records)
         return remaining / self.rate_per_second
+
+    @property
+    def phase_remaining_seconds(self) -> float | None:
+        """Time left in the backup or verification under way, from that phase's recent rate;
+        None unless a worker is running it."""
+        if self.status is not Status.RUNNING or self.phase_progress is None:
+            return None
+        return self.phase_progress.remaining_seconds
+
+
+def refuse_during_rollback(record: MigrationRecord, action: str, ticket: str | None = None) -> None:
+    """While a rollback runs, no other action may touch the migration (its can_* say so too);
+    this says why in words, before a status-based refusal would say something misleading. The
+    detached process of a rollback asked for elsewhere passes the ``ticket`` it was given."""
+    progress = record.rollback_progress
+    if progress is not None and progress.alive and (ticket is None or progress.ticket != ticket):
+        raise BadInput(
+            f"A rollback of {record.id} is running, so '{action}' was refused; nothing was changed.",
+            hint=f"Follow it with: tui-migrator status {record.id}",
+        )
 
 
 @dataclass(frozen=True)
@@ -296,8 +384,20 @@ def claim(engine: Engine, migration_id: str, worker: str) -> MigrationRecord:
             cancelled_at=None,
             cancelled_by=None,
             pause_requested=False,
+            paused_seconds=record.paused_seconds + _stopped_seconds(record, now),
+            # What a worker that died in the backup or verification left is no longer true.
+            phase_progress=None,
         )
         return load(connection, migration_id)
+
+
+def _stopped_seconds(record: MigrationRecord, now: datetime) -> float:
+    """How long a migration about to run again was stopped: not active time, so it is counted
+    with the paused time, and elapsed time leaves it out."""
+    stopped_at = record.last_active_at
+    if record.status.is_live or stopped_at is None:
+        return 0.0
+    return max(0.0, (now - stopped_at).total_seconds())
 
 
 def companions_left_by_rolled_back(connection: Connection, table_name: str) -> set[str]:
@@ -380,7 +480,18 @@ def _record(row: sa.RowMapping, tables: list[TableProgress]) -> MigrationRecord:
         rolled_back_at=row["rolled_back_at"],
         rollback_seconds=row["rollback_seconds"],
         tables=tables,
+        rollback_progress=rollback_progress.parse(row["rollback_progress"]),
+        phase_progress=_phase_progress(row["phase_progress"], row["phase"]),
     )
+
+
+def _phase_progress(text: str | None, phase: str | None) -> PhaseProgress | None:
+    """The progress of the phase the migration is in: figures another phase left (which a
+    worker that stopped mid-phase may have) are not shown as this one's."""
+    if not text:
+        return None
+    progress = PhaseProgress.from_json(json.loads(text))
+    return progress if progress.phase == phase else None
 
 
 def _table(row: sa.RowMapping, failed: int) -> TableProgress:

@@ -15,9 +15,10 @@ from sqlalchemy.engine import Connection, Engine
 from tui_migrator.common.errors import ConfigError
 from tui_migrator.storage.database import SUPPORTED_DIALECTS_HINT, serialized_write
 
-# Version 2 added nullable columns only (tm_row_metadata.sealed_columns, tm_migrations.swept_at
-# and .sweep); upgrade_tool_tables adds them to a version-1 database when it is opened.
-SCHEMA_VERSION = "2"
+# Versions 2 and 3 added nullable columns only (2: tm_row_metadata.sealed_columns,
+# tm_migrations.swept_at and .sweep; 3: tm_migrations.phase_progress and .rollback_progress);
+# upgrade_tool_tables adds them to an older database when it is opened.
+SCHEMA_VERSION = "3"
 TABLE_PREFIX = "tm_"
 
 metadata = sa.MetaData()
@@ -131,6 +132,13 @@ migrations_table = sa.Table(
     # proved (JSON); NULL until a sweep ran. Added in schema version 2.
     sa.Column("swept_at", UtcDateTime, nullable=True),
     sa.Column("sweep", sa.Text, nullable=True),
+    # Progress inside a phase that is not batch processing (backup, verification), as JSON
+    # {"phase", "done", "total", "ratePerSecond", "at"}; NULL outside them. Schema version 3.
+    sa.Column("phase_progress", sa.Text, nullable=True),
+    # A rollback under way or stopped part-way, as JSON {"startedAt", "heartbeatAt",
+    # "restoredRows", "table", "tablesDone", "tablesTotal", "pid", "host"}; NULL before the
+    # first rollback. Schema version 3.
+    sa.Column("rollback_progress", sa.Text, nullable=True),
 )
 
 migration_tables_table = sa.Table(

@@ -55,12 +55,38 @@ def status_words(status: Status) -> str:
     return describe_statuses((status,))
 
 
+def state_words(record: MigrationRecord) -> str:
+    """What is happening to it, in words: its status, or the rollback running on it (which
+    leaves the stored status alone until it finishes), or a rollback that stopped part-way."""
+    progress = record.rollback_progress
+    if record.rolling_back:
+        return "rolling back"
+    if progress is not None and progress.stopped_part_way and record.status is not Status.ROLLED_BACK:
+        return f"{status_words(record.status)}, rollback stopped"
+    return status_words(record.status)
+
+
 def status_label(record: MigrationRecord) -> str:
-    """The status in words, with a dry run marked as one (it changed no data)."""
-    words = status_words(record.status)
+    """The state in words, with a dry run marked as one (it changed no data)."""
+    words = state_words(record)
     return f"{words} (dry run)" if record.dry_run else words
 
 
 def status_heading(status: Status) -> str:
     """ "ROLLED BACK": the status as the monitor's title and completion report shout it."""
     return status_words(status).upper()
+
+
+def quit_words(records: list[MigrationRecord]) -> str | None:
+    """What the terminal says after the app closes: the migrations and rollbacks that keep
+    running in their own processes, and how to come back to them; None when nothing runs."""
+    running = [record for record in records if record.status.is_live or record.rolling_back]
+    if not running:
+        return None
+    lines = ["Still running in background workers (closing the app does not stop them):"]
+    lines += [f"  {record.id}: {state_words(record)}" for record in running]
+    lines.append(
+        "Come back with tui-migrator (same --db and --schema) and press l, or check one with "
+        f"tui-migrator status {running[0].id}"
+    )
+    return "\n".join(lines)

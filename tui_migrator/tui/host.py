@@ -13,6 +13,7 @@ from typing import Any, Protocol, runtime_checkable
 from textual.app import App
 
 from tui_migrator.service.facade import MigratorService
+from tui_migrator.tui.recent_errors import RecentErrors
 
 
 @runtime_checkable
@@ -21,14 +22,26 @@ class MigratorHost(Protocol):
 
     service: MigratorService
     # The configuration on the new-migration form, which the estimate screen estimates and whose
-    # batch size and concurrency its "apply recommendation" rewrites; None until the form made one.
+    # batch size and concurrency its "take advice" (t) rewrites; None until the form made one.
     pending_config: dict[str, Any] | None
     # Why mutating actions are unavailable (read-only session, or a role that may not migrate);
     # None when they are available.
     denied_reason: str | None
+    # The error notifications shown this session, for the log view to list.
+    recent_errors: RecentErrors
+
+    def action_go(self, mode: str) -> None:
+        """Open a top-level screen's home (``dashboard``, ``new``, ``estimate``, ``migrations``,
+        ``audit``), as its key does."""
+        ...
 
     def mutation_state(self) -> bool | None:
         """For check_action of mutating actions: True allowed, None shown disabled, False hidden."""
+        ...
+
+    def open_log(self, migration_id: str | None = None) -> None:
+        """Open the log view: the recent errors and the error log, and the migration's worker
+        log when one is named."""
         ...
 
 

@@ -15,6 +15,7 @@ from textual.message import Message
 
 from tui_migrator.service.health import HealthReport
 from tui_migrator.service.inspection import AuditPage
+from tui_migrator.service.logs import LogTail
 from tui_migrator.service.planning import Estimate
 from tui_migrator.service.sweeping import SweepStatus
 from tui_migrator.storage.audit import AuditEntry, AuditVerification
@@ -134,3 +135,14 @@ class AuditLoaded(Message):
 class AuditVerified(Message):
     verification: AuditVerification
     page: AuditPage
+
+
+# -- log view ----------------------------------------------------------------------------------
+
+
+@dataclass
+class LogsLoaded(Message):
+    """The tails of the error log and, when the view is for a migration, of its worker log."""
+
+    errors: LogTail
+    worker: LogTail | None

@@ -18,6 +18,7 @@ from textual.worker import Worker, WorkerState, get_current_worker
 
 from tui_migrator.service.inspection import AuditPage
 from tui_migrator.storage.audit import AuditEntry, AuditVerification
+from tui_migrator.tui.field_input import FieldInput
 from tui_migrator.tui.formatting import count, local_time
 from tui_migrator.tui.messages import AuditLoaded, AuditVerified
 from tui_migrator.tui.screens.base import AppScreen
@@ -120,7 +121,7 @@ class AuditScreen(AppScreen):
         yield Static(VERIFY_HINT, id="audit-verification", classes="hint", markup=False)
         with Horizontal(id="audit-filters"):
             yield Static("", id="audit-count", markup=False)
-            yield Input(
+            yield FieldInput(
                 placeholder="/ filter: migration id, operation, user", id="audit-filter", compact=True
             )
         yield DataTable(id="audit-entries", cursor_type="row", zebra_stripes=True)

@@ -110,7 +110,7 @@ class ConfirmStartModal(ModalScreen[bool]):
         tables = sum(1 for rows in estimate.by_table.values() if rows)
         done = count(estimate.already_encrypted_records)
         lines = [
-            f"Records:        {count(estimate.estimated_records)} in {tables} tables ({done} already encrypted)",
+            f"Records:        {count(estimate.estimated_records)} in {tables} {'table' if tables == 1 else 'tables'} ({done} already encrypted)",
             f"Estimated time: {estimated_duration(estimate.estimated_time_seconds)}",
         ]
         lines += [

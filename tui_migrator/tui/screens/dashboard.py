@@ -6,7 +6,9 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
+from textual.timer import Timer
 from textual.widgets import DataTable, Footer, Header, Static
+from textual.worker import Worker, WorkerState
 
 from tui_migrator.service.health import HealthReport, SystemHealth
 from tui_migrator.storage.migration_records import MigrationRecord
@@ -16,6 +18,10 @@ from tui_migrator.tui.messages import DashboardLoaded, MonitorRequested
 from tui_migrator.tui.screens.base import AppScreen
 
 LATEST_MIGRATIONS = 10
+# Health and the latest migrations move while workers run: read again this often while shown.
+REFRESH_SECONDS = 5.0
+LOAD_GROUP = "dashboard"
+ACTIVITY_TITLE = "Latest migrations (enter opens the monitor)"
 
 
 class DashboardScreen(AppScreen):
@@ -25,6 +31,10 @@ class DashboardScreen(AppScreen):
         Binding("r", "refresh", "Refresh", id="dashboard.refresh", tooltip="Reload health and activity"),
     ]
     AUTO_FOCUS = "#latest-migrations"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._timer: Timer | None = None
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -36,7 +46,7 @@ class DashboardScreen(AppScreen):
                 yield Static("Alerts and recommendations", classes="panel-title")
                 yield Static("", id="advice-body")
         with Vertical(id="activity-panel", classes="panel"):
-            yield Static("Latest migrations (enter opens the monitor)", classes="panel-title")
+            yield Static(ACTIVITY_TITLE, classes="panel-title")
             yield DataTable(id="latest-migrations", cursor_type="row", zebra_stripes=True)
         yield Footer()
 
@@ -45,10 +55,27 @@ class DashboardScreen(AppScreen):
         table.add_columns("migration", "status", "records", "failed", "started")
         self.action_refresh()
 
+    def on_screen_resume(self) -> None:
+        # Back from another screen (a migration may have started or finished meanwhile).
+        self.action_refresh()
+
     def action_refresh(self) -> None:
         self._load()
 
-    @work(thread=True, group="dashboard", exclusive=True, exit_on_error=False)
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        # The next read is planned only once this one ended, so slow reads never pile up, and
+        # only while the dashboard is in front.
+        if event.worker.group == LOAD_GROUP and event.state in (WorkerState.SUCCESS, WorkerState.ERROR):
+            if self._timer is not None:
+                self._timer.stop()
+            self._timer = self.set_timer(REFRESH_SECONDS, self._refresh_if_shown)
+
+    def _refresh_if_shown(self) -> None:
+        self._timer = None
+        if self.is_current:
+            self._load()
+
+    @work(thread=True, group=LOAD_GROUP, exclusive=True, exit_on_error=False)
     def _load(self) -> None:
         service = self.host.service
         health = service.health()
@@ -65,6 +92,8 @@ class DashboardScreen(AppScreen):
 
     def _fill_latest(self, records: list[MigrationRecord] | None) -> None:
         table = self.query_one("#latest-migrations", DataTable)
+        # Refreshed every few seconds: the row the operator is on stays selected.
+        cursor = table.cursor_row
         table.clear()
         title = self.query_one("#activity-panel .panel-title", Static)
         if records is None:
@@ -72,6 +101,8 @@ class DashboardScreen(AppScreen):
                 f"Latest migrations: not shown, {self.host.service.user} has no role that may read them"
             )
             return
+        # Said afresh on every load: the empty-database line must not outlive the first migration.
+        title.update(ACTIVITY_TITLE if records else "No migrations yet: press n to configure one")
         for record in records:
             table.add_row(
                 record.id,
@@ -81,8 +112,8 @@ class DashboardScreen(AppScreen):
                 local_time(record.started_at, seconds=False),
                 key=record.id,
             )
-        if not records:
-            title.update("No migrations yet: press n to configure one")
+        if records:
+            table.move_cursor(row=min(cursor, len(records) - 1))
 
     @on(DataTable.RowSelected, "#latest-migrations")
     def _open(self, event: DataTable.RowSelected) -> None:

@@ -27,15 +27,15 @@ from tui_migrator.tui.screens.config_fields import DEFAULT_VALUES
 
 
 class EstimateScreen(AppScreen):
-    """The seed's estimate for the shared configuration; `a` applies its recommendation."""
+    """The seed's estimate for the shared configuration; `t` takes its recommendation."""
 
     BINDINGS = [
         Binding("r", "refresh", "Refresh", id="estimate.refresh", tooltip="Calibrate and estimate again"),
-        # Shadows the app's `a` (audit) on this screen only; the audit stays on the command palette.
+        # Its own letter: `a` is the audit trail everywhere, this screen included.
         Binding(
-            "a,f6",
+            "t,f7",
             "apply",
-            "Apply recommendation",
+            "Take advice",
             id="estimate.apply",
             tooltip="Put the recommended batch size and concurrency into the new-migration form",
         ),
@@ -85,7 +85,6 @@ class EstimateScreen(AppScreen):
         self._load(self.host.pending_config or DEFAULT_VALUES)
 
     def action_apply(self) -> None:
-        # Always enabled: a disabled binding would let `a` fall through to the app's audit key.
         if self._estimate is None or self._values is None:
             self.notify("Wait for the estimate to finish.", title="Nothing to apply yet", severity="warning")
             return
@@ -157,7 +156,7 @@ def _fill_counts(table: DataTable[Any], counts: dict[str, int]) -> None:
 
 def _summary_text(estimate: Estimate) -> str:
     ready = (
-        "yes"
+        ("yes" if estimate.estimated_records else "yes, but it has nothing to encrypt in this scope")
         if estimate.can_start
         else "NO: " + ", ".join(c.check for c in estimate.preflight_checks if not c.passed) + " failed"
     )
@@ -166,7 +165,7 @@ def _summary_text(estimate: Estimate) -> str:
             f"Records:       {count(estimate.estimated_records)}",
             f"Already done:  {count(estimate.already_encrypted_records)}",
             f"Time:          {estimated_duration(estimate.estimated_time_seconds)}",
-            f"Storage:       +{estimate.estimated_storage_increase}"
+            f"Storage:       +{estimate.estimated_storage_increase} of the database's size"
             if estimate.estimated_storage_increase != "n/a"
             else "Storage:       n/a",
             f"Can start:     {ready}",

@@ -21,6 +21,7 @@ from tui_migrator.common.errors import PermissionDenied
 from tui_migrator.service.views import list_data
 from tui_migrator.storage.migration_records import MigrationRecord
 from tui_migrator.storage.migration_status import Status
+from tui_migrator.tui.field_input import FieldInput
 from tui_migrator.tui.formatting import count, duration, local_time, status_label, status_words
 from tui_migrator.tui.messages import MigrationsLoaded, MonitorRequested
 from tui_migrator.tui.screens.base import AppScreen
@@ -100,7 +101,7 @@ class MigrationsScreen(AppScreen):
             tooltip="Filter by id, status or user",
         ),
         Binding(
-            "s,f4", "cycle_status", "Status", id="migrations.status", tooltip="Show only one status (cycles)"
+            "s,f7", "cycle_status", "Status", id="migrations.status", tooltip="Show only one status (cycles)"
         ),
         Binding("r", "refresh", "Refresh", id="migrations.refresh", tooltip="Reload now"),
         Binding(
@@ -126,7 +127,7 @@ class MigrationsScreen(AppScreen):
         yield Static("Loading…", id="migrations-summary", markup=False)
         with Horizontal(id="migrations-filters"):
             yield Static("", id="migrations-status-filter", markup=False)
-            yield Input(placeholder="/ filter: id, status or user", id="migrations-filter", compact=True)
+            yield FieldInput(placeholder="/ filter: id, status or user", id="migrations-filter", compact=True)
         yield MigrationsTable(id="migrations-table", cursor_type="row", zebra_stripes=True)
         yield Static("", id="migrations-detail", classes="hint", markup=False)
         yield Footer()

@@ -19,7 +19,14 @@ from tui_migrator.service.views import alerts as migration_alerts
 from tui_migrator.storage.audit import AuditEntry
 from tui_migrator.storage.migration_records import MigrationRecord
 from tui_migrator.storage.migration_status import PHASE_TITLES, Phase, Status
-from tui_migrator.tui.formatting import STOPPED_STAGE_MARKS, count, duration, local_time, status_heading
+from tui_migrator.tui.formatting import (
+    STOPPED_STAGE_MARKS,
+    count,
+    duration,
+    local_time,
+    state_words,
+    status_heading,
+)
 from tui_migrator.tui.messages import ActionDone, FailedRecordsLoaded, MonitorUpdated, SweepDone
 from tui_migrator.tui.screens.base import AppScreen
 from tui_migrator.tui.screens.monitor_modals import (
@@ -29,6 +36,7 @@ from tui_migrator.tui.screens.monitor_modals import (
     RollbackModal,
     SweepModal,
 )
+from tui_migrator.tui.worker_errors import UNTIL_DISMISSED_SECONDS
 
 REFRESH_SECONDS = 1.0
 RATE_HISTORY = 60
@@ -62,6 +70,7 @@ class MonitorScreen(AppScreen):
             id="monitor.resume",
             tooltip="Continue a cancelled, failed or interrupted migration in a background worker",
         ),
+        Binding("g", "log", "Log", id="monitor.log", tooltip="The worker log and the recent errors"),
     ]
 
     def __init__(self, migration_id: str) -> None:
@@ -123,18 +132,16 @@ class MonitorScreen(AppScreen):
     @on(MonitorUpdated)
     def _show(self, message: MonitorUpdated) -> None:
         record = message.record
+        self._tell_rollback_outcome(self.record, record)
         self.record = record
         self.refresh_bindings()
-        status = status_heading(record.status)
+        status = state_words(record).upper()
         dry = "  (dry run: nothing is written)" if record.dry_run else ""
         self.query_one("#monitor-title", Static).update(f"{record.id} — {status}{dry}")
         self.query_one("#stages", Static).update(_stages_text(record))
-        total = max(1, record.total_records)
-        self.query_one("#progress", ProgressBar).update(total=total, progress=record.processed_records)
-        self.query_one("#counts", Static).update(
-            f"processed {count(record.processed_records)} of {count(record.total_records)}\n"
-            f"encrypted {count(record.encrypted_records)}  failed {count(record.failed_records)}"
-        )
+        done, total = _progress_of(record)
+        self.query_one("#progress", ProgressBar).update(total=max(1, total), progress=done)
+        self.query_one("#counts", Static).update(_counts_text(record))
         if record.status is Status.RUNNING and record.rate_per_second:
             self._rates = [*self._rates, record.rate_per_second][-RATE_HISTORY:]
             self.query_one("#rate", Sparkline).data = self._rates
@@ -147,6 +154,22 @@ class MonitorScreen(AppScreen):
             "\n".join([*(f"ALERT: {a}" for a in found), *([report] if report else [])])
         )
         self._show_sweep(record, message.sweep)
+
+    def _tell_rollback_outcome(self, before: MigrationRecord | None, now: MigrationRecord) -> None:
+        """A rollback runs in its own process: when the one this screen watched ends, say how."""
+        if before is None or not before.rolling_back or now.rolling_back:
+            return
+        if now.status is Status.ROLLED_BACK:
+            self.app.notify(
+                f"Rolled back {now.id}: {_restored_rows(now):,} rows restored in "
+                f"{duration(now.rollback_seconds)}."
+            )
+        else:
+            self.app.notify(
+                f"The rollback of {now.id} stopped: {_rollback_stop_reason(now)}",
+                severity="error",
+                timeout=UNTIL_DISMISSED_SECONDS,
+            )
 
     def _show_sweep(self, record: MigrationRecord, sweep: SweepStatus) -> None:
         line = self.query_one("#monitor-sweep", Static)
@@ -197,7 +220,7 @@ class MonitorScreen(AppScreen):
             return allowed
         record = self.record
         if record is None:
-            return None
+            return False
         possible = {
             "cancel": record.can_cancel,
             # One key pauses a running migration and continues a paused one.
@@ -206,8 +229,9 @@ class MonitorScreen(AppScreen):
             "rollback": record.can_rollback,
             "sweep": record.is_complete and not record.dry_run,
         }[action]
-        # Not possible in this status: shown disabled, so the operator sees the key exists.
-        return True if possible else None
+        # Not possible in this state: hidden, so the footer and help offer only keys that do
+        # something now (a viewer still sees them disabled, with the reason above).
+        return bool(possible)
 
     def action_cancel(self) -> None:
         def reason_given(reason: str | None) -> None:
@@ -248,17 +272,16 @@ class MonitorScreen(AppScreen):
     def action_rollback(self) -> None:
         def confirmed(yes: bool | None) -> None:
             if yes:
-                self.notify("Rolling back…")
                 self._rollback()
 
         self.app.push_screen(RollbackModal(self.migration_id), confirmed)
 
     @work(thread=True, group=ACTION_GROUP, exit_on_error=False)
     def _rollback(self) -> None:
-        _record, result = self.host.service.rollback(self.migration_id, confirm=True)
-        self.app.post_message(
-            ActionDone(f"Rolled back: {result.restored_rows:,} rows restored in {duration(result.seconds)}.")
-        )
+        # In a process of its own, like a migration's worker: it survives this terminal, and
+        # this screen stays responsive and follows its progress.
+        self.host.service.rollback_in_background(self.migration_id, confirm=True)
+        self.app.post_message(ActionDone("Rolling back in a background process; its progress shows here."))
 
     def action_sweep(self) -> None:
         # SQLite sweeps after every migration anyway; PostgreSQL's VACUUM FULL locks tables.
@@ -290,6 +313,9 @@ class MonitorScreen(AppScreen):
     def _show_failed(self, message: FailedRecordsLoaded) -> None:
         self.app.push_screen(FailedRecordsModal(self.migration_id, message.rows))
 
+    def action_log(self) -> None:
+        self.host.open_log(self.migration_id)
+
 
 def _stages_text(record: MigrationRecord) -> str:
     """The eight stages, each marked done, current or to come — in symbols and words."""
@@ -308,13 +334,86 @@ def _stages_text(record: MigrationRecord) -> str:
     return "\n".join(lines)
 
 
+# What the backup and the verification are doing, in the counts line.
+PHASE_VERBS = {Phase.BACKUP.value: "backing up", Phase.VERIFICATION.value: "verifying"}
+
+
+def _progress_of(record: MigrationRecord) -> tuple[int, int]:
+    """Done and total for the bar: the rows of the backup or verification while one runs,
+    else the records processed."""
+    rollback = record.rollback_progress
+    if rollback is not None and (record.rolling_back or record.status is Status.ROLLED_BACK):
+        return rollback.restored_rows, rollback.rows_to_restore
+    if record.phase_progress is not None:
+        return record.phase_progress.done, record.phase_progress.total
+    return record.processed_records, record.total_records
+
+
+def _counts_text(record: MigrationRecord) -> str:
+    rollback = record.rollback_progress
+    if rollback is not None and record.rolling_back:
+        return f"restoring {count(rollback.restored_rows)} of {count(rollback.rows_to_restore)} rows"
+    if record.status is Status.ROLLED_BACK:
+        # Nothing it encrypted is encrypted any more: the counts say what was undone.
+        restored = "-" if rollback is None else count(rollback.restored_rows)
+        return f"rolled back: {restored} rows restored\nof {count(record.encrypted_records)} it had encrypted"
+    progress = record.phase_progress
+    if progress is not None:
+        verb = PHASE_VERBS.get(progress.phase, progress.phase)
+        head = f"{verb} {count(progress.done)} of {count(progress.total)} rows"
+    else:
+        head = f"processed {count(record.processed_records)} of {count(record.total_records)}"
+    return f"{head}\nencrypted {count(record.encrypted_records)}  failed {count(record.failed_records)}"
+
+
 def _timing_text(record: MigrationRecord) -> str:
-    rate = f"{record.rate_per_second:,.0f} rec/s" if record.rate_per_second else "- rec/s"
-    remaining = duration(record.remaining_seconds) if record.remaining_seconds is not None else "-"
-    return f"rate {rate}\nelapsed {duration(record.elapsed_seconds)}  ETA {remaining}"
+    """The rate and ETA of the backup or verification while one runs, else of the batches."""
+    if record.phase_progress is not None:
+        per_second, remaining, unit = (
+            record.phase_progress.rate_per_second,
+            record.phase_remaining_seconds,
+            "rows/s",
+        )
+    else:
+        per_second, remaining, unit = record.rate_per_second, record.remaining_seconds, "rec/s"
+    rate = f"{per_second:,.0f} {unit}" if per_second else f"- {unit}"
+    return f"rate {rate}\nelapsed {duration(record.elapsed_seconds)}  ETA {duration(remaining)}"
+
+
+def _restored_rows(record: MigrationRecord) -> int:
+    progress = record.rollback_progress
+    return 0 if progress is None else progress.restored_rows
+
+
+def _rollback_stop_reason(record: MigrationRecord) -> str:
+    progress = record.rollback_progress
+    if progress is not None and progress.error:
+        return progress.error
+    return "its process stopped without finishing (killed, or its machine went down)"
+
+
+def _rollback_line(record: MigrationRecord) -> str | None:
+    """A rollback running or stopped part-way, in words; None when there is neither."""
+    progress = record.rollback_progress
+    if progress is None or record.status is Status.ROLLED_BACK:
+        return None
+    where = (
+        f"; table {progress.table}, {progress.tables_done} of {progress.tables_total} tables done"
+        if progress.table
+        else ""
+    )
+    done = f"{progress.restored_rows:,} of {progress.rows_to_restore:,} rows restored"
+    if record.rolling_back:
+        return f"ROLLING BACK: {done}{where}"
+    if progress.stopped_part_way:
+        return f"ROLLBACK STOPPED ({done}): {_rollback_stop_reason(record)} — press r to run it again"
+    return None
 
 
 def _report_line(record: MigrationRecord) -> str | None:
+    rolling_back = _rollback_line(record)
+    if rolling_back is not None:
+        return rolling_back
     if not record.is_finished:
         return None
     if record.status is Status.COMPLETED:
@@ -326,7 +425,10 @@ def _report_line(record: MigrationRecord) -> str | None:
             + (" — press f for failures" if record.failed_records else "")
         )
     if record.status is Status.ROLLED_BACK:
-        return f"ROLLED BACK in {duration(record.rollback_seconds)}: every encrypted value was restored."
+        return (
+            f"ROLLED BACK in {duration(record.rollback_seconds)}: {_restored_rows(record):,} rows "
+            "restored; every value it encrypted is plaintext again."
+        )
     text = f"{status_heading(record.status)}: " + (
         record.error_message or record.cancel_reason or "the worker stopped"
     )

@@ -4,7 +4,7 @@
 Every field is checked as it is typed by MigrationConfig's own validators (config_fields.py),
 so the form and the CLI refuse the same values in the same words. The last valid configuration
 is kept on the app as ``pending_config`` (see tui/host.py): the estimate screen estimates it,
-and its "apply recommendation" writes it back, which the form picks up when it is shown again.
+and its "take advice" (t) writes it back, which the form picks up when it is shown again.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from tui_migrator.common.migration_config import (
     MIN_CONCURRENCY,
     parse_config,
 )
+from tui_migrator.tui.field_input import FieldInput
 from tui_migrator.tui.formatting import count
 from tui_migrator.tui.messages import ScopeCounted
 from tui_migrator.tui.screens.base import AppScreen
@@ -48,10 +49,11 @@ class NewMigrationScreen(AppScreen):
 
     AUTO_FOCUS = "#batch-size"
     BINDINGS = [
-        # Letters type into the fields; esc leaves the field so the app's keys (l, a, q…) work.
+        # Letters type into the fields; esc leaves the field so the app's keys (l, a, q…) work,
+        # and once no field has focus, esc goes back like everywhere else (the app's binding).
         Binding("escape", "leave_field", "Leave field", id="new_migration.leave_field"),
         Binding(
-            "ctrl+s,f5",
+            "ctrl+s,f9",
             "start",
             "Start…",
             id="new_migration.start",
@@ -59,7 +61,7 @@ class NewMigrationScreen(AppScreen):
         ),
         # Priority: the inputs bind ctrl+e to "end of line" (the end key still does that).
         Binding(
-            "ctrl+e,f3",
+            "ctrl+e,f8",
             "estimate",
             "Estimate this",
             id="new_migration.estimate",
@@ -88,7 +90,7 @@ class NewMigrationScreen(AppScreen):
                 yield Static("Settings", classes="panel-title")
                 with Horizontal(classes="field"):
                     yield Label("Batch size", classes="field-label")
-                    yield Input(
+                    yield FieldInput(
                         str(values["batch_size"]),
                         placeholder=f"{MIN_BATCH_SIZE}-{MAX_BATCH_SIZE} or auto",
                         restrict=r"[0-9]*|[aA][uU]?[tT]?[oO]?",
@@ -98,7 +100,7 @@ class NewMigrationScreen(AppScreen):
                 yield Static("", id="batch-size-message", classes="field-message", markup=False)
                 with Horizontal(classes="field"):
                     yield Label("Concurrency", classes="field-label")
-                    yield Input(
+                    yield FieldInput(
                         str(values["max_concurrency"]),
                         placeholder=f"{MIN_CONCURRENCY}-{MAX_CONCURRENCY}",
                         restrict=r"[0-9]*",
@@ -159,7 +161,7 @@ class NewMigrationScreen(AppScreen):
         self._count()
 
     def on_screen_resume(self) -> None:
-        # The estimate screen's "apply recommendation" may have changed the shared configuration.
+        # The estimate screen's "take advice" may have changed the shared configuration.
         shared = self.host.pending_config
         if shared is not None and shared != self._published:
             self._fill(shared)
@@ -169,16 +171,26 @@ class NewMigrationScreen(AppScreen):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "start":
             return self.host.mutation_state()
+        if action == "leave_field":
+            # Hidden (and esc falls through to the app's "back") when no field has focus.
+            return isinstance(self.focused, Input)
         return True
 
     def action_start(self) -> None:
         values = self._checked_values("start")
         if values is not None:
-            self.app.push_screen(ConfirmStartModal(values))
+            self.app.push_screen(ConfirmStartModal(values), self._after_confirmation)
+
+    def _after_confirmation(self, started: bool | None) -> None:
+        # The monitor opens on top of the form: when esc brings the operator back here, the
+        # focus is on the scope, not in a field, so the next letter is an app key rather than a
+        # character typed into batch size. (No focus at all would bring AUTO_FOCUS back.)
+        if started:
+            self.query_one("#categories", SelectionList).focus()
 
     def action_estimate(self) -> None:
         if self._checked_values("estimate") is not None:
-            self.app.switch_mode("estimate")
+            self.host.action_go("estimate")
 
     def _checked_values(self, verb: str) -> dict[str, Any] | None:
         """The form's configuration, shared with the app; None (and a notification) if invalid."""

@@ -1,0 +1,153 @@
+"""A rollback is visible while it runs and after it stops: its progress, in the migration's record,
+moves with every batch and ends finished; one that fails or dies part-way says so and may run
+again; while one runs, nothing else may touch the migration; and it runs in a detached process
+(like a migration's worker) that restores every value exactly."""
+
+from __future__ import annotations
+
+import os
+import pwd
+from dataclasses import replace
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from tests.support.databases import BOTH_BACKENDS
+from tests.support.migration_helpers import FAST, raw_dump, wait_for
+from tui_migrator.common.errors import BadInput, OperationFailed
+from tui_migrator.engine import rollback as rollback_engine
+from tui_migrator.service.facade import MigratorService
+from tui_migrator.service.views import status_data
+from tui_migrator.storage import rollback_progress
+from tui_migrator.storage.migration_status import Status
+from tui_migrator.storage.tables import utc_now
+from tui_migrator.tui.formatting import status_label
+
+pytestmark = BOTH_BACKENDS
+
+
+def _every_write(monkeypatch: pytest.MonkeyPatch) -> list[rollback_progress.RollbackProgress]:
+    """Every progress write, with the once-a-second limit lifted and small batches, so a small
+    demo shows many steps."""
+    written: list[rollback_progress.RollbackProgress] = []
+    original = rollback_progress.write_on
+
+    def recording(connection: Any, migration_id: str, progress: rollback_progress.RollbackProgress) -> None:
+        written.append(progress)
+        original(connection, migration_id, progress)
+
+    monkeypatch.setattr(rollback_progress, "write_on", recording)
+    monkeypatch.setattr(rollback_progress, "WRITE_EVERY_SECONDS", 0.0)
+    monkeypatch.setattr(rollback_engine, "BATCH", 25)
+    return written
+
+
+def test_progress_moves_with_every_batch_and_ends_finished(
+    service: MigratorService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    record = service.start(FAST)
+    written = _every_write(monkeypatch)
+    rolled, result = service.rollback(record.id, confirm=True)
+
+    restored = [progress.restored_rows for progress in written]
+    assert restored == sorted(restored), "progress never goes backwards"
+    assert restored[0] == 0 and 0 < restored[len(restored) // 2] < result.restored_rows
+    assert [p.tables_done for p in written] == sorted(p.tables_done for p in written)
+    assert all(p.rows_to_restore == record.encrypted_records for p in written)
+    final = rolled.rollback_progress
+    assert final is not None and final.finished and not final.alive
+    assert final.restored_rows == result.restored_rows == record.total_records
+    assert final.tables_done == final.tables_total == len(record.tables)
+    assert rolled.status is Status.ROLLED_BACK and not rolled.rolling_back
+    data = status_data(rolled)["rollback"]
+    assert data["restoredRows"] == result.restored_rows and data["inProgress"] is False
+    assert "ticket" not in data
+
+
+def test_a_rollback_that_fails_part_way_says_so_and_can_run_again(
+    service: MigratorService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    before = raw_dump(service.engine)
+    record = service.start(FAST)
+    _every_write(monkeypatch)
+    original = rollback_engine._restored
+    calls = {"n": 0}
+
+    def failing_after_a_while(*arguments: Any) -> Any:
+        calls["n"] += 1
+        if calls["n"] > 60:
+            raise OperationFailed("the database went away (simulated)")
+        return original(*arguments)
+
+    monkeypatch.setattr(rollback_engine, "_restored", failing_after_a_while)
+    with pytest.raises(OperationFailed):
+        service.rollback(record.id, confirm=True)
+
+    stopped = service.status(record.id)
+    progress = stopped.rollback_progress
+    assert progress is not None and progress.error == "the database went away (simulated)"
+    assert progress.stopped_part_way and not stopped.rolling_back
+    assert 0 < progress.restored_rows < record.total_records
+    assert stopped.status is Status.COMPLETED and stopped.can_rollback
+    assert status_label(stopped) == "completed, rollback stopped"
+    assert status_data(stopped)["rollback"]["stoppedPartWay"] is True
+
+    monkeypatch.setattr(rollback_engine, "_restored", original)
+    rolled, _ = service.rollback(record.id, confirm=True)
+    assert rolled.status is Status.ROLLED_BACK
+    assert raw_dump(service.engine) == before
+
+
+def test_a_rollback_whose_heartbeat_went_stale_is_shown_as_stopped(service: MigratorService) -> None:
+    record = service.start(FAST)
+    long_ago = utc_now() - timedelta(seconds=rollback_progress.STALE_SECONDS + 5)
+    killed = replace(
+        rollback_progress.starting(record.encrypted_records, len(record.tables)),
+        heartbeat_at=long_ago,
+        restored_rows=17,
+        table="demographics",
+    )
+    rollback_progress.write(service.engine, record.id, killed)
+    shown = service.status(record.id)
+    assert not shown.rolling_back and shown.can_rollback and shown.can_resume is False  # completed
+    assert shown.rollback_progress is not None and shown.rollback_progress.stopped_part_way
+    assert status_label(shown) == "completed, rollback stopped"
+
+
+def test_while_a_rollback_runs_nothing_else_may_touch_the_migration(service: MigratorService) -> None:
+    record = service.start({**FAST, "max_concurrency": 1})
+    cancelled_midway = record.id
+    running = rollback_progress.starting(record.encrypted_records, len(record.tables), ticket="t0k3n")
+    rollback_progress.write(service.engine, cancelled_midway, running)
+    shown = service.status(cancelled_midway)
+    assert shown.rolling_back and status_label(shown) == "rolling back"
+    assert not (shown.can_rollback or shown.can_resume or shown.can_cancel)
+    for attempt in (
+        lambda: service.rollback(cancelled_midway, confirm=True),
+        lambda: service.rollback(cancelled_midway, confirm=True, ticket="wrong"),
+        lambda: service.resume(cancelled_midway),
+        lambda: service.cancel(cancelled_midway, "no", wait_seconds=0),
+    ):
+        with pytest.raises(BadInput, match="A rollback of .* is running"):
+            attempt()
+    # The detached process that was handed the ticket is the one rollback allowed.
+    rolled, _ = service.rollback(cancelled_midway, confirm=True, ticket="t0k3n")
+    assert rolled.status is Status.ROLLED_BACK
+
+
+def test_a_rollback_runs_in_a_detached_process_and_restores_every_value(service: MigratorService) -> None:
+    # The detached process runs as the real operating-system user, who needs the role too.
+    service.grant(pwd.getpwuid(os.geteuid()).pw_name, "super_admin")
+    before = raw_dump(service.engine)
+    record = service.start(FAST)
+    asked = service.rollback_in_background(record.id, confirm=True)
+    # Marked at once, before the process has started: the monitor shows it from the first poll.
+    assert asked.rolling_back and asked.status is Status.COMPLETED
+    wait_for(lambda: service.status(record.id).status is Status.ROLLED_BACK, timeout=120)
+    rolled = service.status(record.id)
+    assert rolled.rollback_progress is not None and rolled.rollback_progress.finished
+    assert rolled.rollback_progress.restored_rows == record.total_records
+    assert raw_dump(service.engine) == before
+    operations = [e.operation for e in service.audit_entries(limit=None, migration_id=record.id).entries]
+    assert "data_migration_rolled_back" in operations
