@@ -183,3 +183,22 @@ async def test_resume_from_the_monitor_continues_a_cancelled_migration_in_a_back
     assert resumed.status in (Status.RUNNING, Status.COMPLETED)
     if resumed.can_cancel:
         operator_service.cancel(record.id, "test over", wait_seconds=30)
+
+
+async def test_the_command_palette_offers_the_monitors_actions_that_work_now(
+    app: MigratorApp, operator_service: MigratorService
+) -> None:
+    record = operator_service.start({"batch_size": 40})
+    async with app.run_test(size=(100, 32)) as pilot:
+        app.open_monitor(record.id)
+        screen = app.screen
+        assert isinstance(screen, MonitorScreen)
+        await wait_until(pilot, lambda: screen.record is not None)
+        titles = {command.title for command in app.get_system_commands(screen)}
+        assert {"Roll back", "Failed", "Sweep"} <= titles
+        # Not in this state: a completed migration without failures is neither resumed nor cancelled.
+        assert not {"Resume", "Cancel", "Pause/continue"} & titles
+        rollback = next(c for c in app.get_system_commands(screen) if c.title == "Roll back")
+        await rollback.callback()
+        await pilot.pause()
+        assert isinstance(app.screen, RollbackModal)

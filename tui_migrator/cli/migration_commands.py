@@ -15,9 +15,11 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 from rich.text import Text
+from sqlalchemy.engine import make_url
 
 from tui_migrator.cli.confirm import confirm
 from tui_migrator.cli.output import Result
+from tui_migrator.common.settings import Settings
 from tui_migrator.engine.sweep import SweepResult
 from tui_migrator.service.facade import MigratorService
 from tui_migrator.service.sweeping import SweepStatus
@@ -134,7 +136,7 @@ def status(service: MigratorService, args: argparse.Namespace) -> Result:
     sweep = service.sweep_status(args.migration_id)
     return Result(
         data=status_data(record, disk_path=service.settings.data_dir, sweep=sweep),
-        text=status_text(record, sweep),
+        text=status_text(record, sweep, service.settings),
     )
 
 
@@ -328,7 +330,9 @@ def sweep_text(result: SweepResult) -> list[Any]:
     return [Text("\n".join(lines))]
 
 
-def status_text(record: MigrationRecord, sweep: SweepStatus | None = None) -> list[Any]:
+def status_text(
+    record: MigrationRecord, sweep: SweepStatus | None = None, settings: Settings | None = None
+) -> list[Any]:
     data = status_data(record)
     progress, timing = data["progress"], data["timing"]
     lines = [
@@ -356,9 +360,10 @@ def status_text(record: MigrationRecord, sweep: SweepStatus | None = None) -> li
         lines.append(f"Sweep: {sweep.summary}")
     # It stopped short of finishing (failed, cancelled or interrupted): resume and rollback both apply.
     if record.status in RESUMABLE_STATUSES and record.status in ROLLBACK_STATUSES:
+        where = "" if settings is None else same_database_flags(settings)
         lines.append(
-            f"Resume with: tui-migrator resume {record.id}   Roll back with: "
-            f"tui-migrator rollback {record.id} --confirm"
+            f"Resume with: tui-migrator resume {record.id}{where}   Roll back with: "
+            f"tui-migrator rollback {record.id} --confirm{where}"
         )
     return [Text("\n".join(lines))]
 
@@ -368,7 +373,7 @@ def _final(service: MigratorService, record: MigrationRecord) -> Result:
     data = status_data(record, sweep=sweep)
     success = record.status is Status.COMPLETED
     error = None if success else (record.error_message or f"Migration ended {record.status.value}.")
-    return Result(data=data, text=status_text(record, sweep), success=success, error=error)
+    return Result(data=data, text=status_text(record, sweep, service.settings), success=success, error=error)
 
 
 @contextmanager
@@ -427,3 +432,16 @@ def _ctrl_c_cancels(service: MigratorService) -> Iterator[Callable[[str], None]]
         yield remember
     finally:
         signal.signal(signal.SIGINT, previous)
+
+
+def same_database_flags(settings: Settings) -> str:
+    """The options that make a suggested command reach this database and mapping again: without
+    them it would open the default (demo) database, where the migration does not exist. A URL
+    holding a password is not repeated on screen; the operator gives it as before."""
+    flags = ""
+    if settings.database_url is not None:
+        url = make_url(settings.database_url)
+        flags += f" --db {settings.database_url}" if url.password is None else " --db <the same URL>"
+    if settings.schema_path is not None:
+        flags += f" --schema {settings.schema_path}"
+    return flags

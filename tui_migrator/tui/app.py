@@ -16,6 +16,7 @@ import re
 import signal
 import threading
 from collections.abc import Iterable
+from functools import partial
 from typing import Any
 
 from textual import on, work
@@ -40,6 +41,8 @@ from tui_migrator.tui.screens.new_migration import NewMigrationScreen
 from tui_migrator.tui.styles import stylesheet
 
 HANG_UP_GRACE_SECONDS = 2.0
+# How many screens back esc can go (a night of key presses must not grow a list forever).
+COME_BACK_STEPS = 20
 FUNCTION_KEY = re.compile(r"f\d+")
 # The app's actions bound to letters (and `?`), which a focused input takes as text.
 KEYS_TYPED_IN_FIELDS = ("go", "help", "quit", "log", "clear_notifications")
@@ -142,7 +145,7 @@ class MigratorApp(App[None]):
     def action_go(self, mode: str) -> None:
         """Open ``mode``'s screen itself: what was left on top of it (a monitor, a dialog) goes."""
         if mode != self.current_mode:
-            self._came_from.append(self.current_mode)
+            self._came_from = [*self._came_from, self.current_mode][-COME_BACK_STEPS:]
             self.switch_mode(mode)
         while len(self.screen_stack) > 1:
             self.pop_screen()
@@ -238,3 +241,17 @@ class MigratorApp(App[None]):
         ):
             yield SystemCommand(title, text, lambda mode=mode: self.action_go(mode))
         yield SystemCommand("Recent errors", "Errors shown this session, and the error log", self.open_log)
+        # Every action of the screen that works now (resume, roll back, sweep… on a monitor), so
+        # the palette finds what the footer has no room for; the same check_action decides.
+        for namespace, binding, enabled, tooltip in screen.active_bindings.values():
+            if (
+                enabled
+                and binding.id
+                and binding.description
+                and not binding.id.startswith(("app.", "field."))
+            ):
+                yield SystemCommand(
+                    binding.description,
+                    tooltip or binding.description,
+                    partial(self.run_action, binding.action, namespace),
+                )
