@@ -31,7 +31,7 @@ async def capture(built: World) -> None:
         await shot("estimate", "escape", "e")
         await shot("migrations", "l")
         await shot("audit", "a")
-        app.open_monitor(built.with_failures)
+        app.open_monitor(built.running)
         await shot("monitor")
 
 

@@ -25,7 +25,7 @@ import os
 import shutil
 import time
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -140,6 +140,13 @@ class World:
     with_failures: str
     dry_run: str
     rolled_back: str
+    # Stopped part-way, each in its own way (the world holds still, so "running" is a worker
+    # that stopped at the frozen now: its heartbeat is fresh, as a live worker's is).
+    failed: str
+    interrupted: str
+    cancelled: str
+    paused: str
+    running: str
 
     @contextmanager
     def opened_as(self, user: str, *, readonly: bool = False) -> Iterator[MigratorService]:
@@ -213,8 +220,116 @@ def _populate(service: MigratorService, clock: FrozenClock) -> World:
     service.rollback(rolled_back, confirm=True)
     _fix_measurements(service, rolled_back, clock.moment, 27, rollback_seconds=6.0)
 
+    clock.set(NOW - timedelta(minutes=22))
+    with mock.patch.object(batches.TableBatches, "write_in", _stopping_after(2, _database_error)):
+        failed = _start_and_stop(service, {"data_categories": ["EMERGENCY_CONTACTS"]})
+    _fix_midway(service, failed, clock.moment, 50, ended=True)
+
+    clock.set(NOW - timedelta(minutes=18))
+    interrupted = _killed_midway(service, "AUTONOMIC_SYMPTOMS", batches_done=1)
+    _fix_midway(service, interrupted, clock.moment, 35)
+
+    clock.set(NOW - timedelta(minutes=14))
+    cancelled = _killed_midway(service, "NON_MOTOR_SYMPTOMS", batches_done=2)
+    _fix_midway(service, cancelled, clock.moment, 30)
+    clock.set(NOW - timedelta(minutes=13))
+    service.cancel(cancelled, "Emergency maintenance on the database host", wait_seconds=0)
+
+    clock.set(NOW - timedelta(minutes=9))
+    paused = _killed_midway(service, "SAFETY_INCIDENTS", batches_done=1)
+    _fix_midway(service, paused, clock.moment, 20, heartbeat_at=NOW)
+    _set(service, paused, status="paused", pause_requested=True)
+
+    clock.set(NOW - timedelta(minutes=4))
+    running = _killed_midway(service, "DAILY_ACTIVITIES", batches_done=3)
+    _fix_midway(service, running, clock.moment, 240, heartbeat_at=NOW)
+
     clock.set(NOW)
-    return World(service, completed, with_failures, dry_run, rolled_back)
+    return World(
+        service,
+        completed,
+        with_failures,
+        dry_run,
+        rolled_back,
+        failed,
+        interrupted,
+        cancelled,
+        paused,
+        running,
+    )
+
+
+TYPICAL_MIDWAY_RATE = 12.5
+
+
+class _WorkerKilled(BaseException):
+    """Stands for a SIGKILL: nothing in the engine catches it, so the record stays as the worker
+    left it (stored status running, the last heartbeat)."""
+
+
+def _database_error() -> BaseException:
+    return sa.exc.ProgrammingError("UPDATE", {}, Exception("permission denied for table emergency_contacts"))
+
+
+def _stopping_after(committed: int, error: Any) -> Any:
+    """TableBatches.write_in that lets ``committed`` batches through, then raises ``error()``."""
+    real = batches.TableBatches.write_in
+    written = {"batches": 0}
+
+    def write_in(self: batches.TableBatches, connection: Any, *args: Any, **kwargs: Any) -> None:
+        real(self, connection, *args, **kwargs)
+        if self.migration_id == "calibration":
+            return
+        written["batches"] += 1
+        if written["batches"] > committed:
+            raise error()
+
+    return write_in
+
+
+def _start_and_stop(service: MigratorService, config: dict[str, Any]) -> str:
+    """Start a migration of small batches, one at a time, that a fault stops; its id."""
+    with suppress(_WorkerKilled):
+        service.start({"batch_size": 10, "max_concurrency": 1, **config})
+    latest = service.list_migrations(limit=1)[0]
+    return latest[0].id
+
+
+def _killed_midway(service: MigratorService, category: str, *, batches_done: int) -> str:
+    with mock.patch.object(batches.TableBatches, "write_in", _stopping_after(batches_done, _WorkerKilled)):
+        return _start_and_stop(service, {"data_categories": [category]})
+
+
+def _fix_midway(
+    service: MigratorService,
+    migration_id: str,
+    started: datetime,
+    seconds: float,
+    *,
+    ended: bool = False,
+    heartbeat_at: datetime | None = None,
+) -> None:
+    """Fixed figures for a migration that stopped part-way (see _fix_measurements)."""
+    record: MigrationRecord = service.status(migration_id)
+    values: dict[str, Any] = {
+        "started_at": started,
+        "heartbeat_at": heartbeat_at or started + timedelta(seconds=seconds),
+        # A typical rate for small batches one at a time, and an estimate it keeps up with.
+        "rate_per_second": TYPICAL_MIDWAY_RATE,
+        "phase_seconds": json.dumps(dict.fromkeys(record.phase_seconds, 1.0)),
+        "worker": f"db-host:{4100 + len(migration_id)}",
+        "estimated_seconds": round(record.total_records / TYPICAL_MIDWAY_RATE, 1),
+    }
+    if ended:
+        values["completed_at"] = started + timedelta(seconds=seconds)
+    _set(service, migration_id, **values)
+
+
+def _set(service: MigratorService, migration_id: str, **values: Any) -> None:
+    with service.engine.begin() as connection:
+        connection.execute(
+            sa.update(migrations_table).where(migrations_table.c.id == migration_id).values(**values)
+        )
 
 
 def _run(service: MigratorService, clock: FrozenClock, config: dict[str, Any], seconds: float) -> str:

@@ -96,13 +96,28 @@ async def test_every_character_stays_visible_in_16_colours(shared_world: World, 
         assert unreadable_cells(app) == []
 
 
-@pytest.mark.parametrize("keys", [[], ["f"], ["r"]], ids=["monitor", "failed records", "rollback"])
-async def test_the_monitor_and_its_dialogs_stay_visible_in_16_colours(
-    shared_world: World, keys: list[str]
-) -> None:
+# Every dialog, over the monitor of a migration in the state that offers it.
+MONITOR_VIEWS: dict[str, tuple[str, list[str]]] = {
+    "monitor, completed with failures": ("with_failures", []),
+    "failed records": ("with_failures", ["f"]),
+    "rollback": ("with_failures", ["r"]),
+    "log view": ("with_failures", ["g"]),
+    "monitor, running": ("running", []),
+    "cancel": ("running", ["c"]),
+    "monitor, paused": ("paused", []),
+    "monitor, failed": ("failed", []),
+    "monitor, interrupted": ("interrupted", []),
+    "resume": ("interrupted", ["u"]),
+    "monitor, cancelled": ("cancelled", []),
+}
+
+
+@pytest.mark.parametrize("view", list(MONITOR_VIEWS))
+async def test_the_monitor_and_its_dialogs_stay_visible_in_16_colours(shared_world: World, view: str) -> None:
+    state, keys = MONITOR_VIEWS[view]
     app = MigratorApp(shared_world.service)
     async with app.run_test(size=SIZE) as pilot:
-        app.open_monitor(shared_world.with_failures)
+        app.open_monitor(getattr(shared_world, state))
         await settle(app, pilot)
         for key in keys:
             await pilot.press(key)

@@ -128,3 +128,24 @@ async def test_a_failed_estimate_says_so_instead_of_calibrating_forever(
         await pilot.pause()
         assert isinstance(app.screen, EstimateScreen)
         assert app.pending_config is None
+
+
+async def test_a_failed_refresh_clears_the_earlier_results(
+    app: MigratorApp, operator_service: MigratorService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("e")
+        await settle(app, pilot)
+        screen = app.screen
+        assert isinstance(screen, EstimateScreen)
+        assert "Records:" in text(screen, "#summary-body")
+
+        def fail(_values: object) -> None:
+            raise OperationFailed("Cannot read the table 'demographics'.")
+
+        monkeypatch.setattr(operator_service, "estimate", fail)
+        await pilot.press("r")
+        await settle(app, pilot)
+        assert "Estimate failed" in text(screen, "#estimate-status")
+        assert text(screen, "#summary-body") == ""
+        assert screen.query_one("#category-table", DataTable).row_count == 0

@@ -61,8 +61,10 @@ async def test_selecting_a_category_marks_it_in_words_and_in_the_shared_config(a
         form.query_one("#categories", SelectionList).focus()
         await pilot.press("space")
         await pilot.pause()
-        first = prompts(form.query_one("#categories", SelectionList))["DEMOGRAPHICS"]
-        assert first.startswith("* ")
+        categories = form.query_one("#categories", SelectionList)
+        # The box says it in characters, not in colour alone.
+        assert categories.render_line(0).text.startswith("[x]")
+        assert categories.render_line(1).text.startswith("[ ]")
         assert shared_config(app)["data_categories"] == ["DEMOGRAPHICS"]
 
 
@@ -258,3 +260,35 @@ async def test_escape_leaves_the_field_so_app_keys_work_again(app: MigratorApp) 
         await pilot.press("escape", "l")
         await settle(app, pilot)
         assert app.current_mode == "migrations"
+
+
+async def test_the_total_follows_the_selection_of_categories_and_organizations(
+    app: MigratorApp, operator_service: MigratorService
+) -> None:
+    everything = operator_service.plan({}).scope
+    organization = everything.organizations[0]
+    both = operator_service.plan(
+        {"data_categories": ["DEMOGRAPHICS", "MOTOR_SYMPTOMS"], "organization_ids": [organization]}
+    ).scope
+    async with app.run_test(size=(80, 24)) as pilot:
+        form = await open_form(app, pilot)
+        form.query_one("#categories", SelectionList).select("DEMOGRAPHICS")
+        form.query_one("#categories", SelectionList).select("MOTOR_SYMPTOMS")
+        form.query_one("#organizations", SelectionList).select(organization)
+        await pilot.pause()
+        status = str(form.query_one("#counts-status", Static).render())
+        assert status.startswith(f"{both.pending_rows:,} records to encrypt in this selection"), status
+        assert f"(of {everything.pending_rows:,})" in status
+        assert both.pending_rows < everything.pending_rows
+
+
+async def test_the_first_space_in_a_scope_list_selects_its_first_row(app: MigratorApp) -> None:
+    async with app.run_test(size=(80, 24)) as pilot:
+        form = await open_form(app, pilot)
+        organizations = form.query_one("#organizations", SelectionList)
+        organizations.focus()
+        await pilot.press("space")
+        await pilot.pause()
+        first = organizations.get_option_at_index(0).value
+        assert organizations.selected == [first]
+        assert shared_config(app)["organization_ids"] == [first]

@@ -6,16 +6,20 @@ them with: ./test tests/tui/test_snapshots.py --snapshot-update
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 
 import pytest
+import sqlalchemy as sa
 from textual.pilot import Pilot
 from textual.widgets import Input
 
 from tests.tui.snapshot_world import VIEWER, World
+from tui_migrator.storage import rollback_progress
+from tui_migrator.storage.tables import migrations_table
 from tui_migrator.tui.app import MigratorApp
+from tui_migrator.tui.screens import dashboard as dashboard_screen
 from tui_migrator.tui.screens import migrations_list
 from tui_migrator.tui.screens import monitor as monitor_screen
-from tui_migrator.tui.screens.monitor_modals import CancelModal
 
 SIZE = (80, 24)
 SnapCompare = Callable[..., bool]
@@ -30,6 +34,7 @@ def no_polling(monkeypatch: pytest.MonkeyPatch) -> None:
     takes more than their second or two to settle) catches the footer half redrawn."""
     monkeypatch.setattr(monitor_screen, "REFRESH_SECONDS", NEVER_SECONDS)
     monkeypatch.setattr(migrations_list, "REFRESH_SECONDS", NEVER_SECONDS)
+    monkeypatch.setattr(dashboard_screen, "REFRESH_SECONDS", NEVER_SECONDS)
 
 
 # The world lives at one fixed path: under xdist (--dist loadgroup) its users share one worker.
@@ -157,14 +162,44 @@ def test_rollback_confirmation(snap_compare: SnapCompare, shared_world: World) -
 
 
 def test_cancel_asks_for_a_reason(snap_compare: SnapCompare, shared_world: World) -> None:
-    # Only a live migration can be cancelled, and the world holds none (a live one would not
-    # stand still for a snapshot), so the dialog is opened over a finished migration's monitor.
     app = MigratorApp(shared_world.service)
     run_before = then_settle(
-        monitor(shared_world.completed),
-        lambda pilot: pilot.app.push_screen(CancelModal(shared_world.completed)),
+        monitor(shared_world.running),
+        keys("c"),
         keys(*"Emergency"),  # the dialog opens with the reason focused
     )
+    assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
+
+
+@pytest.mark.parametrize("state", ["running", "paused", "cancelled", "failed", "interrupted"])
+def test_monitor_of_a_migration_that_is(snap_compare: SnapCompare, shared_world: World, state: str) -> None:
+    app = MigratorApp(shared_world.service)
+    run_before = then_settle(monitor(getattr(shared_world, state)))
+    assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
+
+
+def test_monitor_of_a_migration_being_rolled_back(snap_compare: SnapCompare, shared_world: World) -> None:
+    # A rollback of the cancelled migration, under way in another process (its heartbeat is the
+    # frozen now); taken away again so the other pictures of the world stay as they are.
+    engine = shared_world.service.engine
+    under_way = replace(rollback_progress.starting(266, 1), restored_rows=120, table="non_motor_symptoms")
+    rollback_progress.write(engine, shared_world.cancelled, under_way)
+    try:
+        app = MigratorApp(shared_world.service)
+        run_before = then_settle(monitor(shared_world.cancelled))
+        assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
+    finally:
+        with engine.begin() as connection:
+            connection.execute(
+                sa.update(migrations_table)
+                .where(migrations_table.c.id == shared_world.cancelled)
+                .values(rollback_progress=None)
+            )
+
+
+def test_resume_confirmation(snap_compare: SnapCompare, shared_world: World) -> None:
+    app = MigratorApp(shared_world.service)
+    run_before = then_settle(monitor(shared_world.interrupted), keys("u"))
     assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
 
 
@@ -186,3 +221,23 @@ def test_readonly_monitor_hides_actions(snap_compare: SnapCompare, shared_world:
         app = MigratorApp(readonly)
         run_before = then_settle(monitor(shared_world.completed))
         assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
+
+
+# Without colour (NO_COLOR, or a monochrome terminal) every state must still read: status in
+# words, [x] and [ ] on checkboxes, * on selected scope entries, the focused row by its marker.
+NO_COLOUR_VIEWS: dict[str, Callable[[World], Callable[[Pilot], object]]] = {
+    "new migration": lambda world: keys("n", "tab", "tab", "space"),
+    "monitor, running": lambda world: monitor(world.running),
+    "migrations": lambda world: keys("l"),
+}
+
+
+@pytest.mark.parametrize("view", list(NO_COLOUR_VIEWS))
+def test_without_colour(
+    snap_compare: SnapCompare, shared_world: World, view: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("NO_COLOR", "1")
+    app = MigratorApp(shared_world.service)
+    assert app.no_color
+    run_before = then_settle(NO_COLOUR_VIEWS[view](shared_world))
+    assert snap_compare(app, terminal_size=SIZE, run_before=run_before)

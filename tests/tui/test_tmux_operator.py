@@ -11,11 +11,15 @@ from __future__ import annotations
 
 import json
 import os
+import re
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
 from tests.support.tmux import APP, TMUX, Terminal, clean_environment, run_cli, terminal
+from tui_migrator.storage import rollback_progress
 
 pytestmark = [
     pytest.mark.slow,
@@ -132,12 +136,6 @@ def test_rollback_runs_outside_the_app_and_the_monitor_shows_it_to_the_end(tmp_p
 def test_a_rollback_under_way_elsewhere_is_shown_with_its_progress_and_blocks_the_keys(
     tmp_path: Path,
 ) -> None:
-    from dataclasses import replace
-
-    import sqlalchemy as sa
-
-    from tui_migrator.storage import rollback_progress
-
     environment = _demo(tmp_path)
     migration_id = _completed_migration(environment)
     engine = sa.create_engine(f"sqlite:///{tmp_path / 'data' / 'tui-migrator.db'}")
@@ -211,3 +209,20 @@ def test_quitting_says_what_keeps_running_and_how_to_come_back(tmp_path: Path) -
         assert f"{migration_id}: paused" in screen
         assert "press l" in screen
     assert _status(environment, migration_id)["status"] == "paused"
+
+
+def test_at_80x24_the_list_and_the_dashboard_show_id_status_and_start_time_whole(tmp_path: Path) -> None:
+    environment = _demo(tmp_path, patients=12)
+    migration_id = _completed_migration(environment)
+    dry = run_cli(environment, "start", "--dry-run", "--yes", "--json")
+    assert dry.returncode == 0, dry.stderr
+    with terminal(APP, environment) as window:
+        dashboard = window.wait_for("System health", migration_id)
+        window.press("l")
+        listed = window.wait_for("Status: all", migration_id)
+    started = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d")
+    for screen in (dashboard, listed):
+        row = next(line for line in screen.splitlines() if migration_id in line)
+        assert "completed" in row and started.search(row), row
+        dry_row = next(line for line in screen.splitlines() if "(dry run)" in line)
+        assert started.search(dry_row), dry_row

@@ -9,6 +9,9 @@ from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 from rich.console import Console, RenderableType
+from rich.measure import Measurement
+from rich.table import Table
+from rich.text import Text
 
 from tui_migrator.common.errors import MigratorError
 
@@ -42,7 +45,35 @@ def emit_result(result: Result, *, as_json: bool, stream: TextIO | None = None) 
         return
     console = Console(file=stream, highlight=False, soft_wrap=False)
     for renderable in result.text:
+        if isinstance(renderable, Table) and _natural_width(console, renderable) > console.width:
+            renderable = _stacked(renderable)
         console.print(renderable)
+
+
+UNLIMITED_WIDTH = 100_000
+
+
+def _natural_width(console: Console, table: Table) -> int:
+    """The width the table would take with no limit (a measurement stops at the terminal's)."""
+    unlimited = console.options.update(max_width=UNLIMITED_WIDTH)
+    return Measurement.get(console, unlimited, table).maximum
+
+
+def _stacked(table: Table) -> Text:
+    """A table too wide for the terminal (80 columns over SSH), as one block per row of
+    ``heading: value`` lines: every name read whole instead of cut to `demogra…` or folded
+    mid-word."""
+    headings = [str(column.header) for column in table.columns]
+    width = max(len(heading) for heading in headings)
+    cells = [list(column.cells) for column in table.columns]
+    lines = [str(table.title)] if table.title else []
+    for row in range(table.row_count):
+        lines.append("")
+        for heading, column in zip(headings, cells, strict=True):
+            value = str(column[row]) if row < len(column) else ""
+            if value:
+                lines.append(f"{heading:>{width}}: {value}")
+    return Text("\n".join(lines))
 
 
 def emit_error(error: MigratorError, *, as_json: bool) -> None:

@@ -50,6 +50,9 @@ class ScopeCounted(Message):
 
     by_category: dict[str, int]
     by_organization: dict[str, int]
+    # Still to encrypt per category, then per organization: what a selection of both holds.
+    by_category_and_organization: dict[str, dict[str, int]]
+    already_encrypted: int
 
 
 @dataclass

@@ -127,7 +127,7 @@ class AuditScreen(AppScreen):
         yield DataTable(id="audit-entries", cursor_type="row", zebra_stripes=True)
         with VerticalScroll(id="audit-detail-pane"):
             yield Static("", id="audit-detail", markup=False)
-        yield Footer()
+        yield Footer(compact=True, show_command_palette=False)
 
     def on_mount(self) -> None:
         self.query_one("#audit-entries", DataTable).add_columns(

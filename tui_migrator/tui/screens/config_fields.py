@@ -59,10 +59,9 @@ def toggle_label(checkbox_id: str, value: bool) -> str:
     return TOGGLE_LABELS[checkbox_id][value]
 
 
-def scope_prompt(name: str, selected: bool, records: int | None = None, count_width: int = 0) -> Content:
-    """`*  60 NAME`: the selection mark, then the record count, then the name (long names are cut
-    at their end, never the count). The list's box shows selection in colour only; the `*` says
-    it in the prompt too."""
-    mark = "*" if selected else " "
+def scope_prompt(name: str, records: int | None = None, count_width: int = 0) -> Content:
+    """` 60 NAME`: the record count, then the name (long names are cut at their end, never the
+    count). Whether it is selected, the list's own box says in characters (`[x]`, see
+    tui/word_checkbox.py)."""
     counted = "" if records is None else f"{count(records):>{count_width}} "
-    return Content(f"{mark} {counted}{name}")
+    return Content(f"{counted}{name}")

@@ -48,11 +48,12 @@ class DashboardScreen(AppScreen):
         with Vertical(id="activity-panel", classes="panel"):
             yield Static(ACTIVITY_TITLE, classes="panel-title")
             yield DataTable(id="latest-migrations", cursor_type="row", zebra_stripes=True)
-        yield Footer()
+        yield Footer(compact=True, show_command_palette=False)
 
     def on_mount(self) -> None:
         table = self.query_one("#latest-migrations", DataTable)
-        table.add_columns("migration", "status", "records", "failed", "started")
+        # Four columns, so the start time is never cut at 80 columns (the monitor has the rest).
+        table.add_columns("migration", "status", "records", "started")
         self.action_refresh()
 
     def on_screen_resume(self) -> None:
@@ -108,7 +109,6 @@ class DashboardScreen(AppScreen):
                 record.id,
                 status_label(record),
                 f"{count(record.processed_records)}/{count(record.total_records)}",
-                count(record.failed_records),
                 local_time(record.started_at, seconds=False),
                 key=record.id,
             )

@@ -70,7 +70,7 @@ class EstimateScreen(AppScreen):
             with Vertical(id="checks-panel", classes="panel"):
                 yield Static("Pre-flight checks", classes="panel-title")
                 yield Vertical(id="checks-body")
-        yield Footer()
+        yield Footer(compact=True, show_command_palette=False)
 
     def on_mount(self) -> None:
         self.query_one("#category-table", DataTable).add_columns("category", "records")
@@ -145,6 +145,15 @@ class EstimateScreen(AppScreen):
             status = self.query_one("#estimate-status", Static)
             status.update("Estimate failed (see the notification); r tries again.")
             status.add_class("-failed")
+            self._clear_results()
+
+    def _clear_results(self) -> None:
+        """An earlier estimate under a failed one would read as this configuration's figures."""
+        for body in ("#summary-body", "#recommendations-body", "#risk-body"):
+            self.query_one(body, Static).update("")
+        for table in ("#category-table", "#organization-table"):
+            self.query_one(table, DataTable).clear()
+        self.query_one("#checks-body", Vertical).remove_children()
 
 
 def _fill_counts(table: DataTable[Any], counts: dict[str, int]) -> None:

@@ -26,7 +26,10 @@ class HelpScreen(ModalScreen[None]):
             for key, description in self._rows:
                 table.add_row(key, description)
             yield table
-            yield Static("esc closes", classes="hint")
+            yield Static(
+                "ctrl+p: the command palette, with every action that works here · esc closes",
+                classes="hint",
+            )
 
     def action_close(self) -> None:
         self.dismiss()

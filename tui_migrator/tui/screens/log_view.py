@@ -70,7 +70,7 @@ class LogViewScreen(AppScreen):
             with TabPane("Error log", id="error-log-tab"):
                 yield Static("reading…", id="error-log-about", classes="log-about", markup=False)
                 yield Log(id="error-log", max_lines=TAIL_LINES)
-        yield Footer()
+        yield Footer(compact=True, show_command_palette=False)
 
     def on_mount(self) -> None:
         self.action_reload()

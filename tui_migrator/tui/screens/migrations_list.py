@@ -130,7 +130,7 @@ class MigrationsScreen(AppScreen):
             yield FieldInput(placeholder="/ filter: id, status or user", id="migrations-filter", compact=True)
         yield MigrationsTable(id="migrations-table", cursor_type="row", zebra_stripes=True)
         yield Static("", id="migrations-detail", classes="hint", markup=False)
-        yield Footer()
+        yield Footer(compact=True, show_command_palette=False)
 
     def on_mount(self) -> None:
         self.query_one(MigrationsTable).add_columns(

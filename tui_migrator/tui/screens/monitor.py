@@ -11,7 +11,7 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.widgets import DataTable, Footer, Header, Log, ProgressBar, Sparkline, Static
+from textual.widgets import DataTable, Footer, Header, ProgressBar, RichLog, Sparkline, Static
 from textual.worker import Worker, WorkerState
 
 from tui_migrator.service.sweeping import SweepStatus
@@ -97,10 +97,12 @@ class MonitorScreen(AppScreen):
                 yield Static("", id="timing")
         with Horizontal(id="monitor-bottom"):
             yield DataTable(id="tables", cursor_type="row", zebra_stripes=True)
-            yield Log(id="events", max_lines=500)
+            # Wraps (at 80 columns an operation name is longer than the panel) and follows the
+            # newest line; plain text, never markup (a reason typed by an operator is data).
+            yield RichLog(id="events", max_lines=500, wrap=True, min_width=16, markup=False, auto_scroll=True)
         yield Static("", id="monitor-alerts")
         yield Static("", id="monitor-sweep")
-        yield Footer()
+        yield Footer(compact=True, show_command_palette=False)
 
     def on_mount(self) -> None:
         table = self.query_one("#tables", DataTable)
@@ -202,13 +204,13 @@ class MonitorScreen(AppScreen):
             table.move_cursor(row=min(cursor, len(record.tables) - 1))
 
     def _log_events(self, entries: list[AuditEntry]) -> None:
-        log = self.query_one("#events", Log)
+        log = self.query_one("#events", RichLog)
         for entry in sorted(entries, key=lambda e: e.seq):
             if entry.seq in self._logged:
                 continue
             self._logged.add(entry.seq)
             outcome = "" if entry.success else " FAILED"
-            log.write_line(f"{local_time(entry.timestamp)[11:]} {entry.operation}{outcome} ({entry.user_id})")
+            log.write(f"{local_time(entry.timestamp)[11:]} {entry.operation}{outcome} ({entry.user_id})")
 
     # -- actions ---------------------------------------------------------------------------
 

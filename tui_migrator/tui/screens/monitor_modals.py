@@ -111,7 +111,8 @@ class TypedConfirmationModal(ModalScreen[bool]):
             yield Static(self.QUESTION.format(migration_id=self.migration_id), classes="panel-title")
             yield Static(self.EXPLANATION)
             yield Static(f"Type {self.migration_id} to confirm:")
-            yield Input(placeholder=self.migration_id, id="typed")
+            # Not the id itself as a placeholder: without colour it would look typed already.
+            yield Input(placeholder="type the migration id here", id="typed")
             with Horizontal(classes="dialog-buttons"):
                 yield Button("Cancel", id="keep", variant="primary")
                 yield Button(self.ACTION, id="confirm", variant="error", disabled=True)

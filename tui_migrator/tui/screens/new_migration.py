@@ -42,6 +42,7 @@ from tui_migrator.tui.screens.config_fields import (
     toggle_label,
 )
 from tui_migrator.tui.screens.confirm_start import ConfirmStartModal
+from tui_migrator.tui.word_checkbox import WordCheckbox, WordSelectionList
 
 
 class NewMigrationScreen(AppScreen):
@@ -79,6 +80,7 @@ class NewMigrationScreen(AppScreen):
         self._organizations_listed = False
         # Records to encrypt per category and per organization, by list id, once counted.
         self._counts: dict[str, dict[str, int]] = {}
+        self._scope_counts: ScopeCounted | None = None
 
     def compose(self) -> ComposeResult:
         values = self.host.pending_config or DEFAULT_VALUES
@@ -109,8 +111,10 @@ class NewMigrationScreen(AppScreen):
                     )
                 yield Static("", id="max-concurrency-message", classes="field-message", markup=False)
                 # Labels say the state in words: the box differs only in colour.
-                yield Checkbox(toggle_label("dry-run", values["dry_run"]), values["dry_run"], id="dry-run")
-                yield Checkbox(
+                yield WordCheckbox(
+                    toggle_label("dry-run", values["dry_run"]), values["dry_run"], id="dry-run"
+                )
+                yield WordCheckbox(
                     toggle_label("skip-integrity", values["skip_integrity_checks"]),
                     values["skip_integrity_checks"],
                     id="skip-integrity",
@@ -120,7 +124,7 @@ class NewMigrationScreen(AppScreen):
                     id="skip-integrity-warning",
                     classes="field-warning",
                 )
-                yield Checkbox(
+                yield WordCheckbox(
                     toggle_label("create-backups", values["create_backups"]),
                     values["create_backups"],
                     id="create-backups",
@@ -131,14 +135,13 @@ class NewMigrationScreen(AppScreen):
                     classes="field-warning",
                 )
             with Vertical(id="scope-panel", classes="panel"):
-                yield Static("Scope (space toggles, * selected)", classes="panel-title")
+                yield Static("Scope (space toggles)", classes="panel-title")
                 yield Static("counting…", id="counts-status", classes="hint", markup=False)
-                # The list's box shows selection in colour only; a `*` says it in the prompt too.
                 yield Label("Categories (none selected = all)")
-                yield SelectionList[str](
+                yield WordSelectionList(
                     *(
                         Selection(
-                            scope_prompt(name, name in values["data_categories"]),
+                            scope_prompt(name),
                             name,
                             name in values["data_categories"],
                         )
@@ -147,9 +150,9 @@ class NewMigrationScreen(AppScreen):
                     id="categories",
                 )
                 yield Label("Organizations (none selected = all)")
-                yield SelectionList[str](id="organizations")
+                yield WordSelectionList(id="organizations")
         yield Static("", id="form-status", markup=False)
-        yield Footer()
+        yield Footer(compact=True, show_command_palette=False)
 
     def on_mount(self) -> None:
         reason = self.host.denied_reason
@@ -263,7 +266,7 @@ class NewMigrationScreen(AppScreen):
         organizations.deselect_all()
         for name in self._wanted_organizations:
             organizations.select(name)
-        self._mark_selected(organizations)
+        self._show_counts_in_prompts(organizations)
 
     # -- events ----------------------------------------------------------------------------
 
@@ -286,8 +289,30 @@ class NewMigrationScreen(AppScreen):
 
     @on(SelectionList.SelectedChanged)
     def _selection_changed(self, event: SelectionList.SelectedChanged[str]) -> None:
-        self._mark_selected(event.selection_list)
+        self._show_selected_total()
         self._changed()
+
+    def _show_selected_total(self) -> None:
+        """What this selection would encrypt (none selected = all), beside what is done already."""
+        counted = self._scope_counts
+        if counted is None:
+            return
+        categories = set(self.query_one("#categories", SelectionList).selected)
+        organizations = set(self._selected_organizations())
+        selected = sum(
+            rows
+            for category, per_organization in counted.by_category_and_organization.items()
+            if not categories or category in categories
+            for organization, rows in per_organization.items()
+            if not organizations or organization in organizations
+        )
+        everything = sum(counted.by_category.values())
+        words = f"{count(selected)} records to encrypt in this selection"
+        if selected != everything:
+            words += f" (of {count(everything)})"
+        if counted.already_encrypted:
+            words += f"; {count(counted.already_encrypted)} already encrypted"
+        self.query_one("#counts-status", Static).update(words)
 
     def _changed(self) -> None:
         # Keep the shared configuration current, so `e` from anywhere estimates what is on the form.
@@ -303,14 +328,13 @@ class NewMigrationScreen(AppScreen):
         self.query_one("#skip-integrity-warning").set_class(skip, "-shown")
         self.query_one("#backups-warning").set_class(not backups, "-shown")
 
-    def _mark_selected(self, selection_list: SelectionList[str]) -> None:
+    def _show_counts_in_prompts(self, selection_list: SelectionList[str]) -> None:
         counts = self._counts.get(selection_list.id or "")
         count_width = max((len(count(records)) for records in (counts or {}).values()), default=0)
-        selected = set(selection_list.selected)
         for index in range(selection_list.option_count):
             name = selection_list.get_option_at_index(index).value
             records = None if counts is None else counts.get(name, 0)
-            prompt = scope_prompt(name, name in selected, records, count_width)
+            prompt = scope_prompt(name, records, count_width)
             selection_list.replace_option_prompt_at_index(index, prompt)
 
     # -- record counts ---------------------------------------------------------------------
@@ -318,7 +342,12 @@ class NewMigrationScreen(AppScreen):
     @work(thread=True, group="new-migration-counts", exclusive=True, exit_on_error=False)
     def _count(self) -> None:
         scope = self.host.service.plan({}).scope
-        self.post_message(ScopeCounted(scope.by_category, scope.by_organization))
+        both: dict[str, dict[str, int]] = {}
+        for table in scope.tables:
+            per_organization = both.setdefault(table.access.mapped.category.value, {})
+            for organization, rows in table.pending_by_organization.items():
+                per_organization[organization] = per_organization.get(organization, 0) + rows
+        self.post_message(ScopeCounted(scope.by_category, scope.by_organization, both, scope.encrypted_rows))
 
     @on(ScopeCounted)
     def _show_counts(self, message: ScopeCounted) -> None:
@@ -328,9 +357,9 @@ class NewMigrationScreen(AppScreen):
         organizations.add_options(Selection(Content(name), name) for name in sorted(message.by_organization))
         self._organizations_listed = True
         self._select_organizations()
-        self._mark_selected(self.query_one("#categories", SelectionList))
-        total = sum(message.by_category.values())
-        self.query_one("#counts-status", Static).update(f"{count(total)} records to encrypt in all")
+        self._show_counts_in_prompts(self.query_one("#categories", SelectionList))
+        self._scope_counts = message
+        self._show_selected_total()
 
     def action_leave_field(self) -> None:
         self.set_focus(None)

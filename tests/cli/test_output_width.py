@@ -1,0 +1,47 @@
+"""At 80 columns the CLI never cuts a name: a table too wide is stacked, one block per row."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from rich.table import Table
+
+from tui_migrator.cli.output import Result, emit_result
+
+
+def _table(*rows: tuple[str, str, str]) -> Table:
+    table = Table(title="Schema mapping")
+    for heading in ("table", "organization", "column"):
+        table.add_column(heading)
+    for row in rows:
+        table.add_row(*row)
+    return table
+
+
+def _printed(table: Table) -> str:
+    stream = io.StringIO()
+    emit_result(Result(data={}, text=[table]), as_json=False, stream=stream)
+    return stream.getvalue()
+
+
+def test_a_table_too_wide_for_80_columns_is_stacked_with_every_name_whole(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("COLUMNS", "80")
+    long_names = (
+        "environmental_factors_history",
+        "org_karolinska_stockholm_south",
+        "medication_dosage_notes",
+    )
+    printed = _printed(_table(long_names, ("demographics", "org_main", "first_name")))
+    assert "…" not in printed
+    for name in (*long_names, "demographics", "first_name"):
+        assert name in printed
+    assert "       table: environmental_factors_history" in printed
+
+
+def test_a_table_that_fits_stays_a_table(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLUMNS", "80")
+    printed = _printed(_table(("demographics", "org_main", "first_name")))
+    assert "┃ table" in printed and "demographics" in printed
