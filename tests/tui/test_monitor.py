@@ -13,7 +13,13 @@ from tui_migrator.service.facade import MigratorService
 from tui_migrator.storage.migration_status import Status
 from tui_migrator.tui.app import MigratorApp
 from tui_migrator.tui.screens.monitor import MonitorScreen
-from tui_migrator.tui.screens.monitor_modals import CancelModal, ResumeModal, RollbackModal, SweepModal
+from tui_migrator.tui.screens.monitor_modals import (
+    CancelModal,
+    PurgeBackupsModal,
+    ResumeModal,
+    RollbackModal,
+    SweepModal,
+)
 
 
 def text_of(app: MigratorApp, selector: str) -> str:
@@ -100,9 +106,9 @@ async def test_sweep_from_the_monitor_reports_what_it_proved(
         await wait_until(pilot, lambda: screen.record is not None)
         # SQLite swept it when it completed; the monitor says so, and what it proved.
         assert "no plaintext left" in text_of(app, "#monitor-sweep")
-        await pilot.press("s")
+        await pilot.press("s")  # runs in a detached process; the monitor tells its outcome
         await settle(app, pilot)
-        await wait_until(pilot, lambda: any("None of" in text for text in seen))
+        await wait_until(pilot, lambda: any("Sweep of" in t and "no plaintext left" in t for t in seen))
     swept = [
         entry.operation
         for entry in operator_service.audit_entries(limit=None, migration_id=record.id).entries
@@ -202,3 +208,31 @@ async def test_the_command_palette_offers_the_monitors_actions_that_work_now(
         await rollback.callback()
         await pilot.pause()
         assert isinstance(app.screen, RollbackModal)
+
+
+async def test_purge_backups_from_the_monitor_needs_the_typed_id_and_rollback_still_restores(
+    app: MigratorApp, operator_service: MigratorService
+) -> None:
+    before = raw_dump(operator_service.engine)
+    record = operator_service.start({"batch_size": 40})
+    assert any(table.backup_table for table in record.tables)
+    async with app.run_test(size=(100, 32)) as pilot:
+        app.open_monitor(record.id)
+        screen = app.screen
+        assert isinstance(screen, MonitorScreen)
+        await wait_until(pilot, lambda: screen.record is not None)
+        await pilot.press("b")
+        assert isinstance(app.screen, PurgeBackupsModal)
+        await pilot.press("enter")
+        assert isinstance(app.screen, PurgeBackupsModal)  # nothing typed: nothing dropped
+        app.screen.query_one("#typed", Input).value = record.id
+        await pilot.press("enter")
+        await settle(app, pilot)
+        await wait_until(
+            pilot, lambda: not any(t.backup_table for t in operator_service.status(record.id).tables)
+        )
+        await wait_until(
+            pilot, lambda: screen.record is not None and not screen.check_action("purge_backups", ())
+        )
+    operator_service.rollback(record.id, confirm=True)  # by decryption alone now
+    assert raw_dump(operator_service.engine) == before

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -20,6 +21,8 @@ import sqlalchemy as sa
 
 from tests.support.tmux import APP, TMUX, Terminal, clean_environment, run_cli, terminal
 from tui_migrator.storage import rollback_progress
+from tui_migrator.storage.migration_records import PhaseProgress
+from tui_migrator.storage.tables import migrations_table, utc_now
 
 pytestmark = [
     pytest.mark.slow,
@@ -226,3 +229,69 @@ def test_at_80x24_the_list_and_the_dashboard_show_id_status_and_start_time_whole
         assert "completed" in row and started.search(row), row
         dry_row = next(line for line in screen.splitlines() if "(dry run)" in line)
         assert started.search(dry_row), dry_row
+
+
+def _database(tmp_path: Path) -> sa.Engine:
+    return sa.create_engine(f"sqlite:///{tmp_path / 'data' / 'tui-migrator.db'}")
+
+
+def test_the_dashboard_follows_a_migration_started_elsewhere_and_the_form_counts_the_selection(
+    tmp_path: Path,
+) -> None:
+    environment = _demo(tmp_path, patients=12)
+    with terminal(APP, environment) as window:
+        window.wait_for("No migrations yet")
+        migration_id = _completed_migration(environment)  # another terminal, another process
+        # No key pressed: the dashboard reads again by itself, and the empty line goes.
+        screen = window.wait_for(migration_id, timeout=30)
+        assert "No migrations yet" not in screen
+        window.press("n")
+        # Not the whole database's count: what is still to encrypt, and what already is.
+        # (That the total follows a selection: tests/tui/test_new_migration.py.)
+        window.wait_for("0 records to encrypt in this", "98 already encrypted", "[ ] 0 DEMOGRAPHICS")
+
+
+def test_the_backup_phase_shows_rows_rate_and_eta_not_a_dead_zero(tmp_path: Path) -> None:
+    environment = _demo(tmp_path, patients=12)
+    migration_id = _completed_migration(environment)
+    engine = _database(tmp_path)
+    now = utc_now()
+    backing_up = PhaseProgress("backup", done=1200, total=3000, rate_per_second=400.0, at=now)
+    # A worker in the backup phase, as its record says (written here: the real one is too quick
+    # on a small demo to be watched; tests/engine/test_phase_progress.py proves the writes).
+    with engine.begin() as connection:
+        connection.execute(
+            sa.update(migrations_table)
+            .where(migrations_table.c.id == migration_id)
+            .values(
+                status="running",
+                phase="backup",
+                completed_at=None,
+                heartbeat_at=now,
+                phase_progress=json.dumps(backing_up.to_json()),
+            )
+        )
+    with terminal(APP, environment) as window:
+        _open_monitor_of_newest(window, migration_id)
+        screen = window.wait_for("backing up 1,200 of 3,000 rows")
+        assert "400 rows/s" in screen and "ETA 4 s" in screen, screen
+    engine.dispose()
+
+
+def test_an_error_stays_in_plain_words_until_dismissed_and_the_log_view_shows_it(tmp_path: Path) -> None:
+    environment = _demo(tmp_path, patients=12)
+    migration_id = _completed_migration(environment)
+    with terminal(APP, environment) as window:
+        _open_monitor_of_newest(window, migration_id)
+        window.wait_for("COMPLETED")
+        # The operator's role is taken away while the monitor reads: every read is refused.
+        assert run_cli(environment, "operators", "grant", "alice", "super_admin").returncode == 0
+        assert run_cli(environment, "operators", "revoke", "root").returncode == 0
+        window.wait_for("has no role in this", "Press x or click to dismiss")
+        # Still there after a Textual toast would have gone (5 s), with no key pressed.
+        time.sleep(7)
+        assert "Press x or click to dismiss" in window.screen(), window.screen()
+        window.press("x")
+        window.wait_until_gone("Press x or click to dismiss", timeout=10)
+        window.press("g")
+        window.wait_for("Recent errors", "Worker log")

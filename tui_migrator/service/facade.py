@@ -269,6 +269,14 @@ class MigratorService:
         table) it needs ``confirm``."""
         return sweeping.sweep(self._session, migration_id, confirm=confirm, rows_per_table=rows_per_table)
 
+    def sweep_in_background(
+        self, migration_id: str, *, confirm: bool, rows_per_table: int = DEFAULT_ROWS_PER_TABLE
+    ) -> None:
+        """Check, then sweep in a detached process; ``sweep_status(...).running`` follows it."""
+        sweeping.sweep_in_background(
+            self._session, migration_id, confirm=confirm, rows_per_table=rows_per_table
+        )
+
     # -- demo --------------------------------------------------------------------------------
 
     def rebuild_demo(self, *, patients: int, organizations: int, seed: int) -> DemoSummary:

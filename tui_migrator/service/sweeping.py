@@ -11,11 +11,12 @@ locks each table (reads too) while it rewrites it: until the operator runs it, `
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
 from tui_migrator.common.errors import BadInput
+from tui_migrator.engine import detached
 from tui_migrator.engine import sweep as sweep_engine
 from tui_migrator.engine.sweep import OUT_OF_REACH, Proof, SweepResult
 from tui_migrator.engine.sweep_sample import DEFAULT_ROWS_PER_TABLE
@@ -50,6 +51,27 @@ def sweep(session: Session, migration_id: str, *, confirm: bool, rows_per_table:
         )
     _refuse_busy_database(session, record)
     return _sweep(session, migration_id, automatic=False, rows_per_table=rows_per_table)
+
+
+def sweep_in_background(session: Session, migration_id: str, *, confirm: bool, rows_per_table: int) -> None:
+    """The checks of ``sweep``, then the sweep itself in a detached process (``sweep ID --yes``)
+    that survives the terminal; ``status_of`` says it is running until it has finished."""
+    authorize(session, Action.MIGRATE, "sweep")
+    record = migrations.get(session.engine, migration_id)
+    _refuse_unsweepable(record)
+    if session.engine.dialect.name == "postgresql" and not confirm:
+        raise BadInput(
+            f"Sweeping {migration_id} runs VACUUM FULL, which locks each table, so it needs confirmation.",
+            hint=f"Run: tui-migrator sweep {migration_id} --yes",
+        )
+    _refuse_busy_database(session, record)
+    if operation_guard.busy(session.engine, migration_id):
+        operation_guard.refuse(migration_id, "sweep")
+    detached.spawn(
+        session.settings,
+        migration_id,
+        command=("sweep", migration_id, "--yes", "--sample-rows", str(rows_per_table)),
+    )
 
 
 def after_change(session: Session, migration_id: str, *, data_changed: bool) -> None:
@@ -167,6 +189,8 @@ class SweepStatus:
     summary: str
     # What to run next, if anything.
     command: str | None
+    # A rollback, purge-backups or sweep of it holds its guard now (in any process).
+    running: bool = False
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -176,6 +200,7 @@ class SweepStatus:
             "succeeded": self.succeeded,
             "summary": self.summary,
             "command": self.command,
+            "running": self.running,
         }
 
 
@@ -183,7 +208,8 @@ def status_of(session: Session, migration_id: str) -> SweepStatus:
     """Whether the migration is swept, for any operator with a role."""
     authorize(session, Action.READ, "status")
     record = migrations.get(session.engine, migration_id)
-    return sweep_status(record, sweep_record(session, migration_id), session.engine.dialect.name)
+    status = sweep_status(record, sweep_record(session, migration_id), session.engine.dialect.name)
+    return replace(status, running=operation_guard.busy(session.engine, migration_id))
 
 
 def sweep_record(session: Session, migration_id: str) -> SweepRecord | None:

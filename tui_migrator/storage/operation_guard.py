@@ -41,7 +41,7 @@ def exclusive(engine: Engine, migration_id: str, operation: str) -> Iterator[Non
     place = (engine.url.render_as_string(hide_password=True), migration_id)
     with _held_lock:
         if place in _held:
-            _refuse(migration_id, operation)
+            refuse(migration_id, operation)
         _held.add(place)
     try:
         if engine.dialect.name == "postgresql":
@@ -55,6 +55,44 @@ def exclusive(engine: Engine, migration_id: str, operation: str) -> Iterator[Non
             _held.discard(place)
 
 
+def busy(engine: Engine, migration_id: str) -> bool:
+    """Whether a rollback, purge-backups or sweep of the migration holds its guard now, in this
+    process or another (for a monitor to say so); takes nothing it does not give back at once."""
+    place = (engine.url.render_as_string(hide_password=True), migration_id)
+    with _held_lock:
+        # Checked, and the lock tried, under _held_lock: a thread of this process that holds the
+        # guard is in _held, and no thread can take it meanwhile (a POSIX unlock below would
+        # otherwise release that thread's lock, since record locks are per process).
+        if place in _held:
+            return True
+        if engine.dialect.name == "postgresql":
+            return _advisory_lock_taken(engine, migration_id)
+        database = database_file(engine)
+        if database is None:
+            return False
+        handle = _lock_file_unlocked(Path(f"{database}-tm-lock"))
+        offset = zlib.crc32(migration_id.encode())
+        try:
+            fcntl.lockf(handle, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, offset)
+        except OSError:
+            return True
+        fcntl.lockf(handle, fcntl.LOCK_UN, 1, offset)
+        return False
+
+
+def _advisory_lock_taken(engine: Engine, migration_id: str) -> bool:
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        keys = {"namespace": _NAMESPACE, "id": migration_id}
+        free = connection.execute(
+            sa.text("SELECT pg_try_advisory_lock(hashtext(:namespace), hashtext(:id))"), keys
+        ).scalar_one()
+        if free:
+            connection.execute(
+                sa.text("SELECT pg_advisory_unlock(hashtext(:namespace), hashtext(:id))"), keys
+            )
+        return not free
+
+
 @contextmanager
 def _advisory_lock(engine: Engine, migration_id: str, operation: str) -> Iterator[None]:
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
@@ -63,7 +101,7 @@ def _advisory_lock(engine: Engine, migration_id: str, operation: str) -> Iterato
             sa.text("SELECT pg_try_advisory_lock(hashtext(:namespace), hashtext(:id))"), keys
         ).scalar_one()
         if not taken:
-            _refuse(migration_id, operation)
+            refuse(migration_id, operation)
         try:
             yield
         finally:
@@ -83,7 +121,7 @@ def _file_lock(database: Path | None, migration_id: str, operation: str) -> Iter
     try:
         fcntl.lockf(handle, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, offset)
     except OSError:
-        _refuse(migration_id, operation)
+        refuse(migration_id, operation)
     try:
         yield
     finally:
@@ -94,13 +132,18 @@ def _lock_file(path: Path) -> BinaryIO:
     """The lock file, opened once per process and kept open: closing any descriptor of a file
     would drop every POSIX lock the process holds on it, other threads' included."""
     with _held_lock:
-        handle = _lock_files.get(path)
-        if handle is None:
-            handle = _lock_files[path] = open(path, "ab")  # noqa: SIM115 (kept open on purpose)
-        return handle
+        return _lock_file_unlocked(path)
 
 
-def _refuse(migration_id: str, operation: str) -> None:
+def _lock_file_unlocked(path: Path) -> BinaryIO:
+    """_lock_file for a caller that already holds _held_lock."""
+    handle = _lock_files.get(path)
+    if handle is None:
+        handle = _lock_files[path] = open(path, "ab")  # noqa: SIM115 (kept open on purpose)
+    return handle
+
+
+def refuse(migration_id: str, operation: str) -> None:
     raise BadInput(
         f"Another rollback, purge-backups or sweep of {migration_id} is running, so '{operation}' "
         "was refused; nothing was changed.",

@@ -40,6 +40,7 @@ OPERATIONS: dict[tuple[str, str], str] = {
     ("monitor-action", "_resume"): "Resuming the migration",
     ("monitor-action", "_rollback"): "Rolling back the migration",
     ("monitor-action", "_sweep"): "Sweeping the migration's plaintext",
+    ("monitor-action", "_purge_backups"): "Purging the migration's backups",
     ("monitor-action", "_load_failed"): "Loading the failed records",
     ("log-view", "_load"): "Reading the logs",
 }

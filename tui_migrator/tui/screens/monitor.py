@@ -7,6 +7,8 @@ of them becomes one repaint.
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -32,6 +34,7 @@ from tui_migrator.tui.screens.base import AppScreen
 from tui_migrator.tui.screens.monitor_modals import (
     CancelModal,
     FailedRecordsModal,
+    PurgeBackupsModal,
     ResumeModal,
     RollbackModal,
     SweepModal,
@@ -43,7 +46,7 @@ RATE_HISTORY = 60
 STAGES = list(Phase)
 LOAD_GROUP = "monitor"
 ACTION_GROUP = "monitor-action"
-MUTATING_ACTIONS = ("cancel", "pause", "resume", "rollback", "sweep")
+MUTATING_ACTIONS = ("cancel", "pause", "resume", "rollback", "sweep", "purge_backups")
 
 
 class MonitorScreen(AppScreen):
@@ -71,6 +74,15 @@ class MonitorScreen(AppScreen):
             tooltip="Continue a cancelled, failed or interrupted migration in a background worker",
         ),
         Binding("g", "log", "Log", id="monitor.log", tooltip="The worker log and the recent errors"),
+        # Rare, and the footer has no room at 80 columns: in help and the command palette.
+        Binding(
+            "b",
+            "purge_backups",
+            "Purge backups",
+            id="monitor.purge_backups",
+            tooltip="Drop the sealed backups (rollback then relies on decryption alone)",
+            show=False,
+        ),
     ]
 
     def __init__(self, migration_id: str) -> None:
@@ -79,6 +91,10 @@ class MonitorScreen(AppScreen):
         self.record: MigrationRecord | None = None
         self._rates: list[float] = []
         self._logged: set[int] = set()
+        self._sweep_seen: SweepStatus | None = None
+        # A sweep asked for on this screen, and the sweep time recorded before it.
+        self._sweep_asked = False
+        self._swept_when_asked: datetime | None = None
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -156,6 +172,7 @@ class MonitorScreen(AppScreen):
             "\n".join([*(f"ALERT: {a}" for a in found), *([report] if report else [])])
         )
         self._show_sweep(record, message.sweep)
+        self._tell_sweep_outcome(message.sweep)
 
     def _tell_rollback_outcome(self, before: MigrationRecord | None, now: MigrationRecord) -> None:
         """A rollback runs in its own process: when the one this screen watched ends, say how."""
@@ -173,6 +190,14 @@ class MonitorScreen(AppScreen):
                 timeout=UNTIL_DISMISSED_SECONDS,
             )
 
+    def _tell_sweep_outcome(self, sweep: SweepStatus) -> None:
+        """The sweep asked for here has ended (a newer sweep is recorded): say what it proved."""
+        if self._sweep_asked and not sweep.running and sweep.swept_at != self._swept_when_asked:
+            self._sweep_asked = False
+            done = SweepDone(f"Sweep of {self.migration_id}: {sweep.summary}", bool(sweep.succeeded))
+            self.app.post_message(done)
+        self._sweep_seen = sweep
+
     def _show_sweep(self, record: MigrationRecord, sweep: SweepStatus) -> None:
         line = self.query_one("#monitor-sweep", Static)
         # Only a finished migration has something to sweep; a dry run never does.
@@ -181,7 +206,9 @@ class MonitorScreen(AppScreen):
         line.set_class(sweep.succeeded is False, "sweep-problem")
         line.set_class(sweep.succeeded is None and sweep.command is not None, "sweep-pending")
         hint = " — press s" if sweep.command and self.host.mutation_state() is True else ""
-        if sweep.swept_at is None:
+        if sweep.running and not record.rolling_back:
+            line.update("Sweep: running in a background process (VACUUM, then the file search)…")
+        elif sweep.swept_at is None:
             line.update(f"Sweep: {sweep.summary}{hint}")
         else:
             line.update(f"Swept {local_time(sweep.swept_at)[11:]} — {sweep.summary}{hint}")
@@ -229,11 +256,18 @@ class MonitorScreen(AppScreen):
             "pause": record.can_pause or record.can_continue,
             "resume": record.can_resume,
             "rollback": record.can_rollback,
-            "sweep": record.is_complete and not record.dry_run,
+            "sweep": record.is_complete and not record.dry_run and not self._guard_busy(),
+            "purge_backups": record.can_purge_backups
+            and not record.rolling_back
+            and any(table.backup_table for table in record.tables),
         }[action]
         # Not possible in this state: hidden, so the footer and help offer only keys that do
         # something now (a viewer still sees them disabled, with the reason above).
         return bool(possible)
+
+    def _guard_busy(self) -> bool:
+        """A rollback, purge or sweep of this migration runs now (as the last poll saw it)."""
+        return self._sweep_seen is not None and self._sweep_seen.running
 
     def action_cancel(self) -> None:
         def reason_given(reason: str | None) -> None:
@@ -288,21 +322,38 @@ class MonitorScreen(AppScreen):
     def action_sweep(self) -> None:
         # SQLite sweeps after every migration anyway; PostgreSQL's VACUUM FULL locks tables.
         if self.host.service.engine.dialect.name != "postgresql":
-            self.notify("Sweeping…")
-            self._sweep()
+            self._ask_for_sweep()
             return
 
         def confirmed(yes: bool | None) -> None:
             if yes:
-                self.notify("Sweeping: each table is locked while VACUUM FULL rewrites it…")
-                self._sweep()
+                self._ask_for_sweep()
 
         self.app.push_screen(SweepModal(self.migration_id), confirmed)
 
+    def _ask_for_sweep(self) -> None:
+        self._sweep_asked = True
+        self._swept_when_asked = None if self._sweep_seen is None else self._sweep_seen.swept_at
+        self._sweep()
+
     @work(thread=True, group=ACTION_GROUP, exit_on_error=False)
     def _sweep(self) -> None:
-        result = self.host.service.sweep(self.migration_id, confirm=True)
-        self.app.post_message(SweepDone(f"Sweep of {self.migration_id}: {result.reason}", result.succeeded))
+        # In a process of its own, like a rollback: the sweep line says it runs, then what it
+        # proved (and a notification tells the outcome, see _tell_sweep_outcome).
+        self.host.service.sweep_in_background(self.migration_id, confirm=True)
+        self.app.post_message(ActionDone("Sweeping in a background process; its outcome shows here."))
+
+    def action_purge_backups(self) -> None:
+        def confirmed(yes: bool | None) -> None:
+            if yes:
+                self._purge_backups()
+
+        self.app.push_screen(PurgeBackupsModal(self.migration_id), confirmed)
+
+    @work(thread=True, group=ACTION_GROUP, exit_on_error=False)
+    def _purge_backups(self) -> None:
+        dropped = self.host.service.purge_backups(self.migration_id, confirm=True)
+        self.app.post_message(ActionDone(f"Purged {len(dropped)} backup table(s) of {self.migration_id}."))
 
     def action_failed(self) -> None:
         self._load_failed()

@@ -148,6 +148,16 @@ class RollbackModal(TypedConfirmationModal):
     ACTION = "Roll back"
 
 
+class PurgeBackupsModal(TypedConfirmationModal):
+    BINDINGS = [Binding("escape", "back", "Back", id="purge_modal.back")]
+    QUESTION = "Purge the backups of {migration_id}?"
+    EXPLANATION = (
+        "Its sealed backup tables are dropped. A rollback then restores values by decrypting "
+        "their tokens alone; a damaged token could no longer be restored from its backup."
+    )
+    ACTION = "Purge backups"
+
+
 class SweepModal(TypedConfirmationModal):
     """On PostgreSQL only: VACUUM FULL locks each table while it rewrites it."""
 

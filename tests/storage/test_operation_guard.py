@@ -1,0 +1,63 @@
+"""busy() tells whether a rollback, purge or sweep holds a migration's guard, in this process or
+another, and never takes or drops anyone's lock while it looks."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from tests.support.databases import BOTH_BACKENDS
+from tui_migrator.common.errors import BadInput
+from tui_migrator.service.facade import MigratorService
+from tui_migrator.storage import operation_guard
+
+pytestmark = BOTH_BACKENDS
+
+
+def test_busy_sees_a_guard_held_in_this_process_and_leaves_it_held(service: MigratorService) -> None:
+    engine = service.engine
+    assert not operation_guard.busy(engine, "m1")
+    with operation_guard.exclusive(engine, "m1", "sweep"):
+        assert operation_guard.busy(engine, "m1")
+        assert operation_guard.busy(engine, "m1")  # looking twice released nothing
+        assert not operation_guard.busy(engine, "m2")
+        with pytest.raises(BadInput, match="is running"), operation_guard.exclusive(engine, "m1", "rollback"):
+            pass
+    assert not operation_guard.busy(engine, "m1")
+
+
+def test_busy_sees_a_guard_held_by_another_process(service: MigratorService) -> None:
+    url = service.engine.url.render_as_string(hide_password=False)
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            textwrap.dedent(
+                f"""
+                import sys, sqlalchemy as sa
+                from tui_migrator.storage import operation_guard
+                engine = sa.create_engine({url!r})
+                with operation_guard.exclusive(engine, "m1", "rollback"):
+                    print("held", flush=True)
+                    sys.stdin.readline()
+                """
+            ),
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        assert operation_guard.busy(service.engine, "m1")
+        with pytest.raises(BadInput), operation_guard.exclusive(service.engine, "m1", "sweep"):
+            pass
+    finally:
+        assert holder.stdin is not None
+        holder.stdin.write("\n")
+        holder.stdin.flush()
+        holder.wait(timeout=30)
+    assert not operation_guard.busy(service.engine, "m1")
