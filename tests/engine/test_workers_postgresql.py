@@ -35,6 +35,7 @@ from tui_migrator.common.errors import BadInput
 from tui_migrator.common.settings import Settings
 from tui_migrator.engine.retry import RetryPolicy
 from tui_migrator.service.facade import MigratorService, create_demo_service
+from tui_migrator.service.workers import workers_of
 from tui_migrator.storage.mapping import COMPANION_SUFFIX
 from tui_migrator.storage.migration_records import MigrationRecord
 from tui_migrator.storage.migration_status import Phase, Status
@@ -132,6 +133,10 @@ def test_a_second_worker_joins_and_the_two_share_the_batches(large: tuple[Settin
         if e.operation == "worker_left"
     ]
     assert [entry.details["rowsProcessed"] for entry in left] == [helper_rows]
+    # The monitor's list of workers: the owner, then the one that joined, with its rows.
+    workers = workers_of(final, service.audit_entries(limit=None, migration_id=record.id).entries)
+    assert [worker.owner for worker in workers] == [True, False]
+    assert workers[1].worker == report["worker"] and workers[1].rows == helper_rows
     assert_exact_and_reversible(service, final, before)
 
 

@@ -13,6 +13,7 @@ import json
 import os
 import re
 import time
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -39,13 +40,28 @@ def _demo(tmp_path: Path, patients: int = 40) -> dict[str, str]:
     return environment
 
 
+# Detached workers a test started, stopped after it (a paused worker would wait for ever).
+_STARTED: list[tuple[dict[str, str], str]] = []
+
+
+@pytest.fixture(autouse=True)
+def _stop_started_workers() -> Iterator[None]:
+    yield
+    while _STARTED:
+        environment, migration_id = _STARTED.pop()
+        run_cli(environment, "cancel", migration_id, "--reason", "test over")
+
+
 def _paused_migration(environment: dict[str, str]) -> str:
-    """A detached migration, paused before it can finish: batches of one record."""
+    """A detached migration, paused before it can finish: batches of one record, on a demo of
+    hundreds of records (at one record a batch the worker takes many seconds; the pause is
+    written well within its first ones, whatever the machine's load)."""
     started = run_cli(
         environment, "start", "--batch-size", "1", "--max-concurrency", "1", "--yes", "--detach", "--json"
     )
     assert started.returncode == 0, started.stderr
     migration_id = str(json.loads(started.stdout)["data"]["migrationId"])
+    _STARTED.append((environment, migration_id))
     paused = run_cli(environment, "pause", migration_id, "--json")
     assert paused.returncode == 0, paused.stderr
     return migration_id
@@ -95,8 +111,8 @@ def test_an_empty_reason_keeps_the_dialog_open_and_the_migration_running(tmp_pat
     assert _status(environment, migration_id)["status"] == "paused"
 
 
-def test_resume_from_the_monitor_finishes_a_cancelled_migration(tmp_path: Path) -> None:
-    environment = _demo(tmp_path, patients=12)
+def test_resume_from_the_monitor_continues_a_cancelled_migration(tmp_path: Path) -> None:
+    environment = _demo(tmp_path)
     migration_id = _paused_migration(environment)
     cancelled = run_cli(environment, "cancel", migration_id, "--reason", "night shift", "--json")
     assert cancelled.returncode == 0, cancelled.stderr
@@ -106,8 +122,10 @@ def test_resume_from_the_monitor_finishes_a_cancelled_migration(tmp_path: Path) 
         window.press("u")
         window.wait_for("Resume " + migration_id)
         window.press("Enter")
-        window.wait_for("COMPLETED", timeout=120)
-    assert _status(environment, migration_id)["status"] == "completed"
+        # A worker moves it again (stopped by the fixture; tests/tui/test_monitor.py and the
+        # engine tests see resumed migrations through to the end).
+        window.wait_for("RUNNING", timeout=60)
+    assert _status(environment, migration_id)["status"] in ("running", "completed")
 
 
 def _completed_migration(environment: dict[str, str]) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from tui_migrator.service.workers import WorkerView
 from tui_migrator.storage.migration_records import MigrationRecord
 from tui_migrator.storage.migration_status import Status, describe_statuses
 
@@ -90,3 +91,15 @@ def quit_words(records: list[MigrationRecord]) -> str | None:
         f"tui-migrator status {running[0].id}"
     )
     return "\n".join(lines)
+
+
+def worker_words(worker: WorkerView) -> str:
+    """One worker on a migration, as the monitor lists them."""
+    if worker.owner:
+        beat = "" if worker.heartbeat_at is None else f", heartbeat {local_time(worker.heartbeat_at)[11:]}"
+        return f"{worker.worker} (owner{beat})"
+    joined = "" if worker.joined_at is None else f" joined {local_time(worker.joined_at)[11:]}"
+    if worker.left_at is None:
+        return f"{worker.worker}{joined}, working"
+    rows = "" if worker.rows is None else f" after {worker.rows:,} rows"
+    return f"{worker.worker}{joined}, left {local_time(worker.left_at)[11:]}{rows}"

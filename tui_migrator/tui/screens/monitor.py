@@ -18,6 +18,7 @@ from textual.worker import Worker, WorkerState
 
 from tui_migrator.service.sweeping import SweepStatus
 from tui_migrator.service.views import alerts as migration_alerts
+from tui_migrator.service.workers import workers_of
 from tui_migrator.storage.audit import AuditEntry
 from tui_migrator.storage.migration_records import MigrationRecord
 from tui_migrator.storage.migration_status import PHASE_TITLES, Phase, Status
@@ -28,6 +29,7 @@ from tui_migrator.tui.formatting import (
     local_time,
     state_words,
     status_heading,
+    worker_words,
 )
 from tui_migrator.tui.messages import ActionDone, FailedRecordsLoaded, MonitorUpdated, SweepDone
 from tui_migrator.tui.screens.base import AppScreen
@@ -74,6 +76,10 @@ class MonitorScreen(AppScreen):
             tooltip="Continue a cancelled, failed or interrupted migration in a background worker",
         ),
         Binding("g", "log", "Log", id="monitor.log", tooltip="The worker log and the recent errors"),
+        # The app's n and l, kept out of this footer: with every action of a stopped migration
+        # it would pass 80 columns and lose "q Quit". They work as everywhere (and `?` lists them).
+        Binding("n,f3", "app.go('new')", "New", id="monitor.new", show=False),
+        Binding("l,f5", "app.go('migrations')", "Migrations", id="monitor.migrations", show=False),
         # Rare, and the footer has no room at 80 columns: in help and the command palette.
         Binding(
             "b",
@@ -116,6 +122,7 @@ class MonitorScreen(AppScreen):
             # Wraps (at 80 columns an operation name is longer than the panel) and follows the
             # newest line; plain text, never markup (a reason typed by an operator is data).
             yield RichLog(id="events", max_lines=500, wrap=True, min_width=16, markup=False, auto_scroll=True)
+        yield Static("", id="monitor-workers", markup=False)
         yield Static("", id="monitor-alerts")
         yield Static("", id="monitor-sweep")
         yield Footer(compact=True, show_command_palette=False)
@@ -171,6 +178,7 @@ class MonitorScreen(AppScreen):
         self.query_one("#monitor-alerts", Static).update(
             "\n".join([*(f"ALERT: {a}" for a in found), *([report] if report else [])])
         )
+        self._show_workers(record, message.entries)
         self._show_sweep(record, message.sweep)
         self._tell_sweep_outcome(message.sweep)
 
@@ -189,6 +197,13 @@ class MonitorScreen(AppScreen):
                 severity="error",
                 timeout=UNTIL_DISMISSED_SECONDS,
             )
+
+    def _show_workers(self, record: MigrationRecord, entries: list[AuditEntry]) -> None:
+        """Shown once another worker has joined (PostgreSQL): who works on it, and how it went."""
+        workers = workers_of(record, entries)
+        line = self.query_one("#monitor-workers", Static)
+        line.display = any(not worker.owner for worker in workers)
+        line.update("Workers: " + " · ".join(worker_words(worker) for worker in workers))
 
     def _tell_sweep_outcome(self, sweep: SweepStatus) -> None:
         """The sweep asked for here has ended (a newer sweep is recorded): say what it proved."""
