@@ -102,6 +102,7 @@ MONITOR_VIEWS: dict[str, tuple[str, list[str]]] = {
     "failed records": ("with_failures", ["f"]),
     "rollback": ("with_failures", ["r"]),
     "log view": ("with_failures", ["g"]),
+    "purge backups": ("completed", ["b"]),
     "monitor, running": ("running", []),
     "cancel": ("running", ["c"]),
     "monitor, paused": ("paused", []),

@@ -241,3 +241,22 @@ def test_without_colour(
     assert app.no_color
     run_before = then_settle(NO_COLOUR_VIEWS[view](shared_world))
     assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
+
+
+def test_purge_backups_confirmation(snap_compare: SnapCompare, shared_world: World) -> None:
+    app = MigratorApp(shared_world.service)
+    run_before = then_settle(monitor(shared_world.completed), keys("b"))
+    assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
+
+
+def test_log_view(snap_compare: SnapCompare, shared_world: World) -> None:
+    app = MigratorApp(shared_world.service)
+    run_before = then_settle(monitor(shared_world.with_failures), keys("g"))
+    assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
+
+
+def test_an_error_stays_until_dismissed(snap_compare: SnapCompare, shared_world: World) -> None:
+    # A monitor asked for a migration that does not exist: the read fails, and says so in words.
+    app = MigratorApp(shared_world.service)
+    run_before = then_settle(monitor("migration_20260302_999"))
+    assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
