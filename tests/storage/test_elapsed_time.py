@@ -3,7 +3,7 @@ left out, the same way in the record, ``status``, the report and the screens."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -13,6 +13,8 @@ from tests.support.migration_helpers import FAST
 from tui_migrator.engine import verification
 from tui_migrator.service.facade import MigratorService
 from tui_migrator.service.views import status_data
+from tui_migrator.storage import migration_records
+from tui_migrator.storage.migration_records import MigrationRecord
 from tui_migrator.storage.migration_status import Status
 from tui_migrator.storage.tables import migrations_table, utc_now
 
@@ -72,11 +74,26 @@ def test_a_resumed_migration_leaves_the_time_it_was_stopped_out_of_elapsed(
     # It ran for a minute, and failed an hour ago.
     stopped = utc_now() - timedelta(hours=1)
     set_record(service, failed.id, started_at=stopped - timedelta(minutes=1), heartbeat_at=stopped)
+    before = service.status(failed.id)
+    assert before.last_active_at == stopped
 
+    # What the claim counted as stopped time, and the moment it claimed the migration.
+    counted: list[tuple[datetime, float]] = []
+    real = migration_records._stopped_seconds
+
+    def spying(record: MigrationRecord, now: datetime) -> float:
+        seconds = real(record, now)
+        counted.append((now, seconds))
+        return seconds
+
+    monkeypatch.setattr(migration_records, "_stopped_seconds", spying)
     resumed = service.resume(failed.id)
     assert resumed.status is Status.COMPLETED
-    assert resumed.paused_seconds >= 3600
-    assert 60 <= resumed.elapsed_seconds < 3600
+    [(claimed_at, stopped_seconds)] = counted
+    # Exactly the gap from its last activity to the resume went to paused time, not elapsed.
+    assert stopped_seconds == (claimed_at - stopped).total_seconds()
+    assert resumed.paused_seconds == pytest.approx(before.paused_seconds + stopped_seconds)
+    assert resumed.started_at == before.started_at
     assert resumed.started_at is not None and resumed.completed_at is not None
     wall = (resumed.completed_at - resumed.started_at).total_seconds()
     assert resumed.elapsed_seconds + resumed.paused_seconds == pytest.approx(wall)

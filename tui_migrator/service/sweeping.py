@@ -38,33 +38,14 @@ SWEEPABLE_STATUSES = (Status.COMPLETED, Status.ROLLED_BACK)
 
 def sweep(session: Session, migration_id: str, *, confirm: bool, rows_per_table: int) -> SweepResult:
     """Sweep one completed or rolled-back migration now; PostgreSQL needs ``confirm``."""
-    postgres = session.engine.dialect.name == "postgresql"
-    authorize(session, Action.MIGRATE, "sweep")
-    record = migrations.get(session.engine, migration_id)
-    _refuse_unsweepable(record)
-    if postgres and not confirm:
-        raise BadInput(
-            f"Sweeping {migration_id} runs VACUUM FULL on each of its {len(record.tables)} tables, "
-            "which locks the table (reads and writes wait) while it is rewritten, so it needs "
-            "confirmation.",
-            hint=f"Run: tui-migrator sweep {migration_id} --yes",
-        )
-    _refuse_busy_database(session, record)
+    _check_may_sweep(session, migration_id, confirm=confirm)
     return _sweep(session, migration_id, automatic=False, rows_per_table=rows_per_table)
 
 
 def sweep_in_background(session: Session, migration_id: str, *, confirm: bool, rows_per_table: int) -> None:
     """The checks of ``sweep``, then the sweep itself in a detached process (``sweep ID --yes``)
     that survives the terminal; ``status_of`` says it is running until it has finished."""
-    authorize(session, Action.MIGRATE, "sweep")
-    record = migrations.get(session.engine, migration_id)
-    _refuse_unsweepable(record)
-    if session.engine.dialect.name == "postgresql" and not confirm:
-        raise BadInput(
-            f"Sweeping {migration_id} runs VACUUM FULL, which locks each table, so it needs confirmation.",
-            hint=f"Run: tui-migrator sweep {migration_id} --yes",
-        )
-    _refuse_busy_database(session, record)
+    _check_may_sweep(session, migration_id, confirm=confirm)
     if operation_guard.busy(session.engine, migration_id):
         operation_guard.refuse(migration_id, "sweep")
     detached.spawn(
@@ -72,6 +53,22 @@ def sweep_in_background(session: Session, migration_id: str, *, confirm: bool, r
         migration_id,
         command=("sweep", migration_id, "--yes", "--sample-rows", str(rows_per_table)),
     )
+
+
+def _check_may_sweep(session: Session, migration_id: str, *, confirm: bool) -> None:
+    """What an operator's sweep needs: the role, a finished migration, confirmation on
+    PostgreSQL, and no running migration it would stall."""
+    authorize(session, Action.MIGRATE, "sweep")
+    record = migrations.get(session.engine, migration_id)
+    _refuse_unsweepable(record)
+    if session.engine.dialect.name == "postgresql" and not confirm:
+        raise BadInput(
+            f"Sweeping {migration_id} runs VACUUM FULL on each of its {len(record.tables)} tables, "
+            "which locks the table (reads and writes wait) while it is rewritten, so it needs "
+            "confirmation.",
+            hint=f"Run: tui-migrator sweep {migration_id} --yes",
+        )
+    _refuse_busy_database(session, record)
 
 
 def after_change(session: Session, migration_id: str, *, data_changed: bool) -> None:

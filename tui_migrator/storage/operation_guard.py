@@ -21,7 +21,7 @@ import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, NoReturn
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -143,7 +143,7 @@ def _lock_file_unlocked(path: Path) -> BinaryIO:
     return handle
 
 
-def refuse(migration_id: str, operation: str) -> None:
+def refuse(migration_id: str, operation: str) -> NoReturn:
     raise BadInput(
         f"Another rollback, purge-backups or sweep of {migration_id} is running, so '{operation}' "
         "was refused; nothing was changed.",

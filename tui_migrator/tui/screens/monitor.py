@@ -7,12 +7,14 @@ of them becomes one repaint.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
+from textual.screen import ModalScreen
 from textual.widgets import DataTable, Footer, Header, ProgressBar, RichLog, Sparkline, Static
 from textual.worker import Worker, WorkerState
 
@@ -308,12 +310,17 @@ class MonitorScreen(AppScreen):
             service.pause(self.migration_id)
             self.app.post_message(ActionDone("Pause requested: in-flight batches finish, then it waits."))
 
-    def action_resume(self) -> None:
+    def _confirm_then(self, dialog: ModalScreen[bool], action: Callable[[], object]) -> None:
+        """Open the action's confirmation dialog; run the action only if the operator confirms."""
+
         def confirmed(yes: bool | None) -> None:
             if yes:
-                self._resume()
+                action()
 
-        self.app.push_screen(ResumeModal(self.migration_id), confirmed)
+        self.app.push_screen(dialog, confirmed)
+
+    def action_resume(self) -> None:
+        self._confirm_then(ResumeModal(self.migration_id), self._resume)
 
     @work(thread=True, group=ACTION_GROUP, exit_on_error=False)
     def _resume(self) -> None:
@@ -321,11 +328,7 @@ class MonitorScreen(AppScreen):
         self.app.post_message(ActionDone("Resumed: a background worker continues from the resume keys."))
 
     def action_rollback(self) -> None:
-        def confirmed(yes: bool | None) -> None:
-            if yes:
-                self._rollback()
-
-        self.app.push_screen(RollbackModal(self.migration_id), confirmed)
+        self._confirm_then(RollbackModal(self.migration_id), self._rollback)
 
     @work(thread=True, group=ACTION_GROUP, exit_on_error=False)
     def _rollback(self) -> None:
@@ -338,13 +341,8 @@ class MonitorScreen(AppScreen):
         # SQLite sweeps after every migration anyway; PostgreSQL's VACUUM FULL locks tables.
         if self.host.service.engine.dialect.name != "postgresql":
             self._ask_for_sweep()
-            return
-
-        def confirmed(yes: bool | None) -> None:
-            if yes:
-                self._ask_for_sweep()
-
-        self.app.push_screen(SweepModal(self.migration_id), confirmed)
+        else:
+            self._confirm_then(SweepModal(self.migration_id), self._ask_for_sweep)
 
     def _ask_for_sweep(self) -> None:
         self._sweep_asked = True
@@ -359,11 +357,7 @@ class MonitorScreen(AppScreen):
         self.app.post_message(ActionDone("Sweeping in a background process; its outcome shows here."))
 
     def action_purge_backups(self) -> None:
-        def confirmed(yes: bool | None) -> None:
-            if yes:
-                self._purge_backups()
-
-        self.app.push_screen(PurgeBackupsModal(self.migration_id), confirmed)
+        self._confirm_then(PurgeBackupsModal(self.migration_id), self._purge_backups)
 
     @work(thread=True, group=ACTION_GROUP, exit_on_error=False)
     def _purge_backups(self) -> None:
