@@ -14,6 +14,7 @@ from tui_migrator.engine import phase_progress
 from tui_migrator.engine.phase_progress import PhaseMeter
 from tui_migrator.service.facade import MigratorService
 from tui_migrator.service.views import status_data
+from tui_migrator.storage import migration_claims
 from tui_migrator.storage import migration_records as migrations
 from tui_migrator.storage.migration_records import MigrationRecord, PhaseProgress
 from tui_migrator.storage.migration_status import Phase, Status
@@ -33,7 +34,16 @@ def record_every_phase_progress_write(monkeypatch: pytest.MonkeyPatch) -> list[M
         if "phase_progress" in values:
             seen.append(migrations.load(connection, migration_id))
 
+    real_fenced_update = migration_claims.fenced_update
+
+    def fenced_update(connection: Connection, migration_id: str, epoch: int, **values: Any) -> None:
+        real_fenced_update(connection, migration_id, epoch, **values)
+        if "phase_progress" in values:
+            seen.append(migrations.load(connection, migration_id))
+
     monkeypatch.setattr(migrations, "update", update)
+    # A worker writes its record under its claim (storage/migration_claims.py).
+    monkeypatch.setattr(migration_claims, "fenced_update", fenced_update)
     return seen
 
 

@@ -13,7 +13,7 @@ from tests.support.migration_helpers import FAST
 from tui_migrator.engine import verification
 from tui_migrator.service.facade import MigratorService
 from tui_migrator.service.views import status_data
-from tui_migrator.storage import migration_records
+from tui_migrator.storage import migration_claims
 from tui_migrator.storage.migration_records import MigrationRecord
 from tui_migrator.storage.migration_status import Status
 from tui_migrator.storage.tables import migrations_table, utc_now
@@ -79,14 +79,14 @@ def test_a_resumed_migration_leaves_the_time_it_was_stopped_out_of_elapsed(
 
     # What the claim counted as stopped time, and the moment it claimed the migration.
     counted: list[tuple[datetime, float]] = []
-    real = migration_records._stopped_seconds
+    real = migration_claims._stopped_seconds
 
     def spying(record: MigrationRecord, now: datetime) -> float:
         seconds = real(record, now)
         counted.append((now, seconds))
         return seconds
 
-    monkeypatch.setattr(migration_records, "_stopped_seconds", spying)
+    monkeypatch.setattr(migration_claims, "_stopped_seconds", spying)
     resumed = service.resume(failed.id)
     assert resumed.status is Status.COMPLETED
     [(claimed_at, stopped_seconds)] = counted

@@ -85,7 +85,7 @@ def test_two_workers_claiming_one_migration_at_once_one_is_refused(
     import threading
 
     from tui_migrator.common.migration_config import parse_config
-    from tui_migrator.storage import migration_creation
+    from tui_migrator.storage import migration_claims, migration_creation
     from tui_migrator.storage import migration_records as migrations
 
     migration_id = migration_creation.create(
@@ -114,7 +114,9 @@ def test_two_workers_claiming_one_migration_at_once_one_is_refused(
 
     def claim(worker: str) -> None:
         try:
-            outcomes[worker] = migrations.claim(service.engine, migration_id, worker).worker
+            outcomes[worker] = migration_claims.claim_for_run(
+                service.engine, migration_id, worker
+            ).record.worker
         except OperationFailed as error:
             outcomes[worker] = error
 

@@ -8,7 +8,6 @@ master key for this migration alone: no plaintext copy of medical data stays in 
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -21,10 +20,9 @@ from tui_migrator.crypto.ciphers import RowSealer, ValueCipher
 from tui_migrator.crypto.codec import UnsupportedValue
 from tui_migrator.storage.column_storage import RecordRefused, TableAccess, key_of, organization_of
 from tui_migrator.storage.database import insert_ignoring_duplicates, serialized_write
+from tui_migrator.storage.identifiers import fit_identifier
 
 SEALED_COLUMN = "tm_sealed"
-# PostgreSQL truncates identifiers longer than this; names are kept under it everywhere.
-MAX_IDENTIFIER = 63
 DIGEST_MODULUS = 2**256
 # Rows fetched at a time when a backup is read back to be checked.
 READ_BACK_ROWS = 1000
@@ -50,11 +48,9 @@ class BackupSummary:
 
 
 def backup_table_name(migration_id: str, table: str) -> str:
-    name = f"tm_bk_{migration_id.removeprefix('migration_')}_{table}"
-    if len(name) <= MAX_IDENTIFIER:
-        return name
-    suffix = hashlib.sha256(name.encode()).hexdigest()[:8]
-    return f"{name[: MAX_IDENTIFIER - 9]}_{suffix}"
+    """``tm_bk_<migration>_<table>``, shortened with a hash where it is longer than PostgreSQL
+    allows (on every backend, as it always was: existing backups keep their names)."""
+    return fit_identifier(f"tm_bk_{migration_id.removeprefix('migration_')}_{table}")
 
 
 def backup_table(access: TableAccess, name: str) -> sa.Table:

@@ -33,6 +33,7 @@ from tui_migrator.crypto.keys import MasterKey
 from tui_migrator.engine import backup
 from tui_migrator.engine.retry import RetryPolicy, is_row_refusal, refusal_reason, with_retries
 from tui_migrator.engine.scope import organization_condition, pending_condition
+from tui_migrator.storage import migration_claims
 from tui_migrator.storage import migration_records as migrations
 from tui_migrator.storage.column_storage import (
     RecordRefused,
@@ -98,6 +99,7 @@ class TableBatches:
         master_key: MasterKey,
         backup_table: sa.Table | None,
         dry_run: bool,
+        epoch: int | None,
         retry: RetryPolicy | None = None,
     ) -> None:
         self.engine = engine
@@ -108,6 +110,9 @@ class TableBatches:
         self.sealer = RowSealer(master_key, migration_id) if backup_table is not None else None
         self.backup_table = backup_table
         self.dry_run = dry_run
+        # The claim every write is made under; None only where nothing is kept (the estimate's
+        # calibration, rolled back).
+        self.epoch = epoch
         self.retry = retry or RetryPolicy()
         self._update = access.update_statement().where(self._guard())
 
@@ -269,6 +274,8 @@ class TableBatches:
         ``rows_read`` rows are entered in the batch log; 0 writes no log entry (a retry's
         failures, the calibration). ``counted`` overrides the rows counted as encrypted (a dry
         run counts the rows it proved but writes none of them)."""
+        if self.epoch is not None:
+            migration_claims.check_epoch(connection, self.migration_id, self.epoch)
         now = utc_now()
         mapped = self.access.mapped
         if self.backup_table is not None and self.sealer is not None:

@@ -20,6 +20,7 @@ from tui_migrator.engine.progress import RunMeter
 from tui_migrator.engine.work import MigrationWorker
 from tui_migrator.storage import migration_records as migrations
 from tui_migrator.storage.audit_operations import AuditOperation
+from tui_migrator.storage.migration_claims import ClaimLost
 from tui_migrator.storage.migration_records import MigrationRecord
 from tui_migrator.storage.migration_status import Status
 from tui_migrator.storage.tables import utc_now
@@ -107,6 +108,9 @@ class RunControl:
             # A missed beat is harmless (a worker is taken for gone only after 15 s of them);
             # the batches themselves retry or fail the migration with the reason.
             log.warning("heartbeat not recorded: %s", type(error).__name__)
+            return
+        except ClaimLost:
+            # Taken over: this worker's next batch write is refused too, and it stops there.
             return
         if self.on_progress is not None and record is not None:
             self.on_progress(record)

@@ -155,6 +155,7 @@ def _calibration_batches(
         master_key=master_key,
         backup_table=backup_table,
         dry_run=False,
+        epoch=None,
     )
 
 

@@ -26,6 +26,7 @@ from tui_migrator.common.errors import BadInput
 from tui_migrator.engine import batch_size
 from tui_migrator.engine.batch_source import ClaimedSource, row_locks_supported
 from tui_migrator.engine.work import MigrationWork, MigrationWorker
+from tui_migrator.storage import migration_claims
 from tui_migrator.storage import migration_records as migrations
 from tui_migrator.storage.audit_operations import AuditOperation
 from tui_migrator.storage.column_storage import TableAccess, organizations_in, reflect
@@ -99,6 +100,9 @@ class JoiningWorker(MigrationWorker):
     def run(self) -> JoinSummary:
         record = migrations.get(self.engine, self.migration_id)
         refuse_unless_joinable(self.engine, record)
+        # Its batches are written under the owner's claim: a takeover (resume, rollback)
+        # fences this worker out as it fences the owner.
+        self.epoch = record.claim_epoch
         self.record_event(
             AuditOperation.WORKER_JOINED, True, {"worker": self.summary.worker, "owner": record.worker}
         )
@@ -110,6 +114,8 @@ class JoiningWorker(MigrationWorker):
             self.summary.left_because = "no plaintext rows left to claim"
         except _Leave as leave:
             self.summary.left_because = str(leave)
+        except migration_claims.ClaimLost:
+            self.summary.left_because = "the migration was taken over (a resume or a rollback)"
         finally:
             self.record_event(AuditOperation.WORKER_LEFT, True, self.summary.to_json())
         return self.summary
@@ -155,7 +161,9 @@ class JoiningWorker(MigrationWorker):
     # -- sharing one table -----------------------------------------------------------------
 
     def _share(self, name: str, record: MigrationRecord) -> None:
-        source = ClaimedSource(self.work.table_batches(self._ready_table(name, record), record.config))
+        source = ClaimedSource(
+            self.work.table_batches(self._ready_table(name, record), record.config, epoch=self.epoch)
+        )
         size = batch_size.initial(record.config, running_size=record.batch_size_current)
         after = None
         while True:

@@ -24,6 +24,7 @@ from tui_migrator.common.errors import DecryptionFailed, OperationFailed
 from tui_migrator.crypto.ciphers import RowContext, RowSealer, ValueCipher
 from tui_migrator.crypto.codec import encode_key
 from tui_migrator.engine import backup
+from tui_migrator.storage import migration_claims
 from tui_migrator.storage import migration_records as migrations
 from tui_migrator.storage.column_storage import (
     RecordRefused,
@@ -76,8 +77,12 @@ def roll_back(
     mapping: ResolvedMapping,
     cipher: ValueCipher,
     sealer: RowSealer,
+    *,
+    epoch: int,
     on_step: OnRollbackStep | None = None,
 ) -> RollbackResult:
+    """Restore the migration's tables, last first. Every write checks that ``epoch`` (the
+    rollback's claim) still holds the migration."""
     started = time.perf_counter()
     result = RollbackResult()
     for tables_done, progress in enumerate(reversed(record.tables)):
@@ -86,8 +91,11 @@ def roll_back(
         backup_table = None
         if progress.backup_table and sa.inspect(engine).has_table(progress.backup_table):
             backup_table = backup.backup_table(access, progress.backup_table)
-        _restore_table(engine, record.id, access, backup_table, cipher, sealer, result, on_step, tables_done)
+        _restore_table(
+            engine, record.id, epoch, access, backup_table, cipher, sealer, result, on_step, tables_done
+        )
         with serialized_write(engine) as connection:
+            migration_claims.check_epoch(connection, record.id, epoch)
             access = reflect(connection, access.mapped)
             added = set(progress.companions_added)
             added |= migrations.companions_left_by_rolled_back(connection, progress.name)
@@ -115,6 +123,7 @@ def roll_back(
 def _restore_table(
     engine: Engine,
     migration_id: str,
+    epoch: int,
     access: TableAccess,
     backup_table: sa.Table | None,
     cipher: ValueCipher,
@@ -136,6 +145,7 @@ def _restore_table(
                 backup_table.c[backup.SEALED_COLUMN]
             )
         with serialized_write(engine) as connection:
+            migration_claims.check_epoch(connection, migration_id, epoch)
             if connection.dialect.name == "postgresql":
                 # Read and restore in one transaction, the rows locked: an application write in
                 # between must not be overwritten by the restore of another column.

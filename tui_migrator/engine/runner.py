@@ -37,8 +37,8 @@ from tui_migrator.engine.progress import RunMeter
 from tui_migrator.engine.retry import FINAL_STATE_RETRY, database_failure, with_retries
 from tui_migrator.engine.table_pass import Key, TablePass
 from tui_migrator.engine.work import MigrationWork, MigrationWorker
+from tui_migrator.storage import migration_claims, table_locks
 from tui_migrator.storage import migration_records as migrations
-from tui_migrator.storage import table_locks
 from tui_migrator.storage.audit_operations import AuditOperation
 from tui_migrator.storage.column_storage import TableAccess, add_companion_columns, organizations_in, reflect
 from tui_migrator.storage.database import serialized_write
@@ -85,7 +85,8 @@ class MigrationRunner(MigrationWorker):
 
     def run(self) -> MigrationRecord:
         """Run to a final state (completed, failed, cancelled) and return the record."""
-        record = migrations.claim(self.engine, self.migration_id, self.worker_name)
+        claim = migration_claims.claim_for_run(self.engine, self.migration_id, self.worker_name)
+        record, self.epoch = claim.record, claim.epoch
         self.config = record.config
         self.meter = RunMeter(record.config)
         self.control = RunControl(self, self.meter, on_progress=self.on_progress)
@@ -95,13 +96,23 @@ class MigrationRunner(MigrationWorker):
             True,
             {
                 "worker": self.worker_name,
-                "resumed": record.started_at is not None and record.stored_status is not Status.PLANNED,
+                "resumed": claim.resumed,
+                "claim": claim.epoch,
             },
         )
+        try:
+            return self._run_to_an_end(record)
+        except migration_claims.ClaimLost as lost:
+            # Another process runs or rolls it back now: its record is theirs to write.
+            return self._step_aside(lost)
+
+    def _run_to_an_end(self, record: MigrationRecord) -> MigrationRecord:
         try:
             _run_to_completion(self._run(record))
         except Stop:
             return self._finish_cancelled()
+        except migration_claims.ClaimLost:
+            raise
         except MigratorError as error:
             return self._finish_failed(str(error))
         except DBAPIError as error:
@@ -199,12 +210,12 @@ class MigrationRunner(MigrationWorker):
 
     def _copy_source(self, name: str) -> TableBatches:
         """The rows of a table the backup copies: those still holding plaintext, in scope."""
-        return self.work.table_batches(self.tables[name], self.config, with_backups=False)
+        return self.work.table_batches(self.tables[name], self.config, epoch=self.epoch, with_backups=False)
 
     def _backup_table(self, name: str, sealer: RowSealer, meter: PhaseMeter) -> backup.BackupSummary:
         access = self.tables[name]
         table_name = backup.backup_table_name(self.migration_id, name)
-        with serialized_write(self.engine) as connection:
+        with self.fenced_write() as connection:
             table = backup.create_backup_table(connection, access, table_name)
         rows = KeysetSource(self._copy_source(name))
         summary = backup.copy_and_verify(
@@ -216,7 +227,7 @@ class MigrationRunner(MigrationWorker):
             self.cipher,
             meter,
         )
-        with serialized_write(self.engine) as connection:
+        with self.fenced_write() as connection:
             migrations.update_table(
                 connection,
                 self.migration_id,
@@ -264,7 +275,7 @@ class MigrationRunner(MigrationWorker):
             before = {c.name for c in access.table.columns}
 
             def add_companions() -> TableAccess:
-                with serialized_write(self.engine) as connection:
+                with self.fenced_write() as connection:
                     ready = add_companion_columns(connection, access)
                     added = sorted({c.name for c in ready.table.columns} - before)
                     if added:
@@ -278,7 +289,7 @@ class MigrationRunner(MigrationWorker):
 
             access = self.retrying(add_companions, what=f"adding companion columns to {progress.name}")
             self.tables[progress.name] = access
-        return source_for(self.work.table_batches(access, self.config))
+        return source_for(self.work.table_batches(access, self.config, epoch=self.epoch))
 
     def _has_work_left(self, batches: TableBatches, *, retried: bool) -> bool:
         """Rows still holding plaintext: inserted behind the resume key meanwhile, or failed
@@ -354,9 +365,10 @@ class MigrationRunner(MigrationWorker):
 
         def finish() -> None:
             with serialized_write(self.engine) as connection:
-                migrations.update(
+                migration_claims.fenced_update(
                     connection,
                     self.migration_id,
+                    self.epoch,
                     status=Status.COMPLETED.value,
                     phase=Phase.REPORTING.value,
                     completed_at=utc_now(),
@@ -385,9 +397,10 @@ class MigrationRunner(MigrationWorker):
     def _finish_cancelled(self) -> MigrationRecord:
         with serialized_write(self.engine) as connection:
             record = migrations.load(connection, self.migration_id, for_update=True)
-            migrations.update(
+            migration_claims.fenced_update(
                 connection,
                 self.migration_id,
+                self.epoch,
                 status=Status.CANCELLED.value,
                 cancelled_at=record.cancelled_at or utc_now(),
                 heartbeat_at=utc_now(),
@@ -404,6 +417,13 @@ class MigrationRunner(MigrationWorker):
             },
         )
         return record
+
+    def _step_aside(self, lost: migration_claims.ClaimLost) -> MigrationRecord:
+        log.warning("migration %s: %s", self.migration_id, lost.message)
+        self.record_event(
+            AuditOperation.WORKER_FENCED, False, {"worker": self.worker_name, "claim": self.epoch}
+        )
+        return migrations.get(self.engine, self.migration_id)
 
     def _finish_failed(self, message: str) -> MigrationRecord:
         log.error("migration %s failed: %s", self.migration_id, message)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from tui_migrator.common.migration_config import MigrationConfig
 from tui_migrator.crypto.ciphers import ValueCipher
@@ -14,6 +15,7 @@ from tui_migrator.crypto.keys import MasterKey
 from tui_migrator.engine import backup
 from tui_migrator.engine.batches import TableBatches
 from tui_migrator.engine.retry import RetryPolicy, with_retries
+from tui_migrator.storage import migration_claims
 from tui_migrator.storage import migration_records as migrations
 from tui_migrator.storage.audit import AuditTrail
 from tui_migrator.storage.audit_operations import AuditOperation
@@ -39,9 +41,10 @@ class MigrationWork:
     retry: RetryPolicy | None = None
 
     def table_batches(
-        self, access: TableAccess, config: MigrationConfig, *, with_backups: bool = True
+        self, access: TableAccess, config: MigrationConfig, *, epoch: int, with_backups: bool = True
     ) -> TableBatches:
-        """The batches of one table as ``config`` runs them.
+        """The batches of one table as ``config`` runs them, written only while ``epoch`` is
+        still the migration's claim (see storage/migration_claims.py).
 
         ``with_backups=False`` reads the rows without the join on the backup table (the backup
         stage itself copies them); otherwise, where the migration keeps backups, each batch backs
@@ -60,6 +63,7 @@ class MigrationWork:
             master_key=self.master_key,
             backup_table=backup_table,
             dry_run=config.dry_run,
+            epoch=epoch,
             retry=self.retry,
         )
 
@@ -67,6 +71,9 @@ class MigrationWork:
 class MigrationWorker:
     """Base of the owning runner (runner.py) and of a joined worker (joiner.py): the migration's
     record, its requests and its audit entries, each read or written with the retry policy."""
+
+    # The claim this worker writes under: set by the owner's claim or read when joining.
+    epoch: int
 
     def __init__(self, work: MigrationWork) -> None:
         self.work = work
@@ -101,11 +108,18 @@ class MigrationWorker:
     def write_record(self, **values: Any) -> None:
         """One try, for callers that retry their own way (or need not retry at all)."""
         with serialized_write(self.engine) as connection:
-            migrations.update(connection, self.migration_id, **values)
+            migration_claims.fenced_update(connection, self.migration_id, self.epoch, **values)
+
+    @contextmanager
+    def fenced_write(self) -> Iterator[Connection]:
+        """A write transaction that first proves this worker still holds the migration."""
+        with serialized_write(self.engine) as connection:
+            migration_claims.check_epoch(connection, self.migration_id, self.epoch)
+            yield connection
 
     def update_table(self, table: str, **values: Any) -> None:
         def write() -> None:
-            with serialized_write(self.engine) as connection:
+            with self.fenced_write() as connection:
                 migrations.update_table(connection, self.migration_id, table, **values)
 
         self.retrying(write, what=f"updating the progress of {table}")

@@ -289,13 +289,21 @@ class MigratorService:
 def create_demo_service(
     settings: Settings, *, patients: int, organizations: int, seed: int, user: str | None = None
 ) -> tuple[MigratorService, DemoSummary]:
-    """Build the demo dataset in the configured database and open the service on it."""
-    summary = demo_admin.build_if_new(settings, patients=patients, organizations=organizations, seed=seed)
+    """Build the demo dataset in the configured database and open the service on it.
+
+    A database 'demo' may not replace is refused before it is opened, so the tool's tables are
+    never set up in it. An empty one is set up, marked as the demo and filled; a demo one is
+    rebuilt (demo_admin)."""
+    empty = demo_admin.check_demo_target(settings, patients=patients, organizations=organizations)
     service = MigratorService.open(settings, user=user)
-    if summary is not None:
-        return service, summary
     try:
-        return service, service.rebuild_demo(patients=patients, organizations=organizations, seed=seed)
+        if empty:
+            summary = demo_admin.build_new_demo(
+                service._session, patients=patients, organizations=organizations, seed=seed
+            )
+        else:
+            summary = service.rebuild_demo(patients=patients, organizations=organizations, seed=seed)
     except BaseException:
         service.close()
         raise
+    return service, summary

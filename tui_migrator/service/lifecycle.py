@@ -104,25 +104,14 @@ def resume(
     """Continue a cancelled, failed or interrupted migration from its last checkpoint; failed
     records are retried."""
     authorize(session, Action.MIGRATE, "resume")
-    record = migrations.get(session.engine, migration_id)
-    migrations.refuse_during_rollback(record, "resume")
-    if not record.can_resume:
-        raise BadInput(
-            f"Migration {migration_id} is {record.status.value}; only a "
-            f"{describe_statuses(RESUMABLE_STATUSES)} migration (or a completed one with failed "
-            "records) can be resumed.",
-            hint="A paused one continues with: tui-migrator continue " + migration_id
-            if record.status is Status.PAUSED
-            else None,
-        )
     with serialized_write(session.engine) as connection:
+        # Decided on the row as it is now, locked: a rollback or another resume that started
+        # since the operator looked cannot both go ahead. The worker's claim checks again.
+        record = migrations.load(connection, migration_id, for_update=True)
+        _refuse_unless_resumable(record)
         if record.retries_failed_records:
             # Completion released its tables; retrying its failed records takes them again.
-            tables = [table.name for table in record.tables]
-            held = table_locks.holders(connection, tables)
-            if held:
-                table_locks.raise_table_held(held)
-            table_locks.lock_tables(connection, migration_id, tables)
+            table_locks.retake(connection, migration_id, [table.name for table in record.tables])
         for table in record.tables:
             if table.failed_records:
                 migrations.update_table(connection, migration_id, table.name, done=False)
@@ -138,6 +127,19 @@ def resume(
             },
         )
     return _run_or_detach(session, migration_id, detach=detach, on_progress=on_progress)
+
+
+def _refuse_unless_resumable(record: MigrationRecord) -> None:
+    migrations.refuse_during_rollback(record, "resume")
+    if not record.can_resume:
+        raise BadInput(
+            f"Migration {record.id} is {record.status.value}; only a "
+            f"{describe_statuses(RESUMABLE_STATUSES)} migration (or a completed one with failed "
+            "records) can be resumed.",
+            hint="A paused one continues with: tui-migrator continue " + record.id
+            if record.status is Status.PAUSED
+            else None,
+        )
 
 
 def _run_or_detach(

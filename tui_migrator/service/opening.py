@@ -15,6 +15,7 @@ from tui_migrator.common.settings import DEMO_DATABASE_FILENAME, Settings
 from tui_migrator.crypto.keys import MasterKey, load_master_key
 from tui_migrator.service.access import make_first_super_admin
 from tui_migrator.service.session import Session
+from tui_migrator.storage import operators
 from tui_migrator.storage.database import create_database_engine, redacted
 from tui_migrator.storage.secure_delete import overwrite_deleted_content
 from tui_migrator.storage.tables import (
@@ -73,14 +74,23 @@ def set_up(session: Session) -> None:
 
 
 def ensure_embedded_demo(settings: Settings) -> None:
-    """Create and fill the embedded demo database on first use."""
+    """Create the embedded demo database on first use: set the tool up in it, mark it as the
+    demo, then fill it.
+
+    The mark lives in the tool's tables and must be written before the demo tables exist (so
+    'demo' may always replace this database), so the set-up happens here, as the OS user, the
+    user every face opens a session as; the caller's own set-up then finds it done.
+    """
     path = settings.data_dir / DEMO_DATABASE_FILENAME
     if path.exists():
         return
     ensure_data_dir(settings)
     engine = create_database_engine(settings.effective_database_url)
+    overwrite_deleted_content(engine)
     try:
-        summary = demo.build_demo_database(engine)
+        # Looked up on the module at each call, so tests can stand in for the OS user.
+        _connect(settings, engine, operators.current_os_user())
+        summary = demo.build_marked_demo_database(engine)
     finally:
         engine.dispose()
     log.info("created the demo database at %s (%d records)", path, summary.sensitive_records)

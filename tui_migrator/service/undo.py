@@ -8,6 +8,7 @@ Afterwards the database files are swept (service/sweeping.py).
 from __future__ import annotations
 
 import secrets
+from dataclasses import replace
 
 from tui_migrator.common.errors import BadInput, MigratorError
 from tui_migrator.crypto.ciphers import RowSealer
@@ -16,8 +17,8 @@ from tui_migrator.engine.rollback import RollbackResult
 from tui_migrator.service import sweeping
 from tui_migrator.service.access import authorize
 from tui_migrator.service.session import Session
+from tui_migrator.storage import migration_claims, operation_guard, rollback_progress, table_locks
 from tui_migrator.storage import migration_records as migrations
-from tui_migrator.storage import operation_guard, rollback_progress, table_locks
 from tui_migrator.storage.audit_operations import AuditOperation
 from tui_migrator.storage.database import serialized_write
 from tui_migrator.storage.migration_records import MigrationRecord
@@ -34,8 +35,8 @@ def roll_back(
     _require_confirmation(migration_id, confirm)
     authorize(session, Action.MIGRATE, "rollback")
     with operation_guard.exclusive(session.engine, migration_id, "rollback"):
-        record = _rollbackable(session, migration_id, ticket)
-        result = _roll_back_now(session, record)
+        record, started = _claim_rollback(session, migration_id, ticket)
+        result = _roll_back_now(session, record, started)
     # The values are plaintext again: the last sweep proves nothing now (SQLite sweeps anew).
     sweeping.after_change(session, migration_id, data_changed=True)
     return migrations.get(session.engine, migration_id), result
@@ -49,8 +50,7 @@ def roll_back_in_background(session: Session, migration_id: str, *, confirm: boo
     authorize(session, Action.MIGRATE, "rollback")
     ticket = secrets.token_hex(8)
     with operation_guard.exclusive(session.engine, migration_id, "rollback"):
-        record = _rollbackable(session, migration_id)
-        rollback_progress.write(session.engine, migration_id, _starting(record, ticket))
+        _claim_rollback(session, migration_id, ticket, requested=True)
     # The detached process takes the guard again and checks again (with the ticket, so the
     # mark above does not refuse it): if another rollback slipped in between, it is refused
     # there, in the audit trail and the migration's log.
@@ -70,32 +70,45 @@ def _require_confirmation(migration_id: str, confirm: bool) -> None:
         )
 
 
-def _rollbackable(session: Session, migration_id: str, ticket: str | None = None) -> MigrationRecord:
-    """The migration, if a rollback may run on it now (the caller holds its guard)."""
-    record = migrations.get(session.engine, migration_id)
+def _claim_rollback(
+    session: Session, migration_id: str, ticket: str | None, *, requested: bool = False
+) -> tuple[MigrationRecord, rollback_progress.RollbackProgress]:
+    """Check that a rollback may run now and take the migration for it, in one transaction on
+    its locked row: its tables are held again, its claim epoch is raised (a worker that only
+    looked stopped can no longer write) and it is marked as rolling back (no resume or second
+    rollback may start). ``requested``: the mark of a detached rollback about to be spawned."""
+    with serialized_write(session.engine) as connection:
+        record = migrations.load(connection, migration_id, for_update=True)
+        _refuse_unless_rollbackable(record, ticket)
+        epoch = migration_claims.take_over(connection, record)
+        started = rollback_progress.starting(
+            rows_to_restore=record.encrypted_records,
+            tables_total=len(record.tables),
+            ticket=ticket if requested else None,
+        )
+        rollback_progress.write_on(connection, migration_id, started)
+    return replace(record, claim_epoch=epoch), started
+
+
+def _refuse_unless_rollbackable(record: MigrationRecord, ticket: str | None) -> None:
     migrations.refuse_during_rollback(record, "rollback", ticket)
     if record.dry_run:
         raise BadInput(
-            f"Migration {migration_id} was a dry run: it changed no data, so there is nothing to roll back."
+            f"Migration {record.id} was a dry run: it changed no data, so there is nothing to roll back."
         )
     if record.status not in ROLLBACK_STATUSES:  # (can_rollback is also False during this rollback)
         raise BadInput(
-            f"Migration {migration_id} is {record.status.value}; rollback works on "
+            f"Migration {record.id} is {record.status.value}; rollback works on "
             f"{describe_statuses(ROLLBACK_STATUSES)} migrations.",
-            hint=f'Cancel it first: tui-migrator cancel {migration_id} --reason "..."'
+            hint=f'Cancel it first: tui-migrator cancel {record.id} --reason "..."'
             if record.status.is_live
             else None,
         )
-    return record
 
 
-def _starting(record: MigrationRecord, ticket: str | None = None) -> rollback_progress.RollbackProgress:
-    return rollback_progress.starting(
-        rows_to_restore=record.encrypted_records, tables_total=len(record.tables), ticket=ticket
-    )
-
-
-def _roll_back_now(session: Session, record: MigrationRecord) -> RollbackResult:
+def _roll_back_now(
+    session: Session, record: MigrationRecord, started: rollback_progress.RollbackProgress
+) -> RollbackResult:
     migration_id = record.id
     session.audit.record(
         AuditOperation.ROLLBACK_STARTED,
@@ -104,7 +117,8 @@ def _roll_back_now(session: Session, record: MigrationRecord) -> RollbackResult:
         migration_id=migration_id,
         details={"previousStatus": record.status.value},
     )
-    progress = rollback_progress.ProgressWriter(session.engine, migration_id, _starting(record))
+    # The claim wrote the starting mark; from here the writer keeps it current.
+    progress = rollback_progress.ProgressWriter(session.engine, migration_id, started, written=True)
 
     def step(table: str, restored_rows: int, tables_done: int) -> None:
         progress.step(restored_rows=restored_rows, table=table, tables_done=tables_done)
@@ -116,6 +130,7 @@ def _roll_back_now(session: Session, record: MigrationRecord) -> RollbackResult:
             session.mapping(),
             session.value_cipher(),
             RowSealer(session.master_key, migration_id),
+            epoch=record.claim_epoch,
             on_step=step,
         )
     except Exception as error:
@@ -133,9 +148,10 @@ def _roll_back_now(session: Session, record: MigrationRecord) -> RollbackResult:
         )
         raise
     with serialized_write(session.engine) as connection:
-        migrations.update(
+        migration_claims.fenced_update(
             connection,
             migration_id,
+            record.claim_epoch,
             status=Status.ROLLED_BACK.value,
             rolled_back_at=utc_now(),
             rollback_seconds=result.seconds,
@@ -162,11 +178,12 @@ def purge_backups(session: Session, migration_id: str, *, confirm: bool) -> list
         )
     authorize(session, Action.MIGRATE, "purge-backups")
     with operation_guard.exclusive(session.engine, migration_id, "purge-backups"):
-        record = migrations.get(session.engine, migration_id)
-        if not record.can_purge_backups:
-            raise BadInput(f"Migration {migration_id} is {record.status.value}; its backups are in use.")
         dropped = []
         with serialized_write(session.engine) as connection:
+            # Decided on the locked row, in the transaction that drops: a resume or a rollback
+            # claimed since the operator looked keeps its backups.
+            record = migrations.load(connection, migration_id, for_update=True)
+            _refuse_unless_purgeable(record)
             for table in record.tables:
                 if table.backup_table:
                     backup.drop_backup_table(connection, table.backup_table)
@@ -186,3 +203,23 @@ def purge_backups(session: Session, migration_id: str, *, confirm: bool) -> list
     if dropped:
         sweeping.after_change(session, migration_id, data_changed=False)
     return dropped
+
+
+def _refuse_unless_purgeable(record: MigrationRecord) -> None:
+    migrations.refuse_during_rollback(record, "purge-backups")
+    if record.can_purge_backups:
+        return
+    if record.status is Status.COMPLETED:
+        raise BadInput(
+            f"Migration {record.id} completed without a passed integrity verification, so its "
+            "backups are the only proof its values can be restored; they were kept.",
+            hint=f"Roll it back if its tokens do not open (tui-migrator rollback {record.id} "
+            "--confirm); a migration run with verification can purge its backups.",
+        )
+    raise BadInput(
+        f"Migration {record.id} is {record.status.value}; backups are purged only from a completed "
+        "and verified migration or a rolled-back one, since a rollback may still need them. "
+        "Nothing was dropped.",
+        hint=f"Finish it first: tui-migrator resume {record.id}, or tui-migrator rollback "
+        f"{record.id} --confirm",
+    )

@@ -33,6 +33,8 @@ class AuditOperation(StrEnum):
     INTEGRITY_VERIFIED = "integrity_verified"
     WORKER_JOINED = "worker_joined"
     WORKER_LEFT = "worker_left"
+    # A worker found the migration claimed by another process since (a resume, a rollback)
+    WORKER_FENCED = "worker_fenced"
     # Removing the plaintext the UPDATEs left in the database files, and proving it
     MIGRATION_SWEPT = "data_migration_swept"
     # Undoing it

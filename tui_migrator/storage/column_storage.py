@@ -1,7 +1,9 @@
 """Putting tokens into a mapped table and taking the originals back out.
 
 Text columns hold their token in place. Every other type gets a companion text column
-``<column>__tm_token`` holding the token while the original is set to NULL (see the README).
+``<column>__tm_token`` holding the token while the original is set to NULL (see the README); on
+PostgreSQL, where that name would pass the 63-byte identifier limit, it is shortened with a hash
+(see :attr:`ResolvedColumn.companion`).
 
 Values are moved exactly as the database holds them. On SQLite, whose columns can hold any
 storage class whatever their declared type, values are read and written raw, bypassing

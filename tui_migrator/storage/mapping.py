@@ -24,6 +24,7 @@ from sqlalchemy.engine.interfaces import ReflectedColumn
 
 from tui_migrator.common.categories import CATEGORY_NAMES, DataCategory
 from tui_migrator.common.errors import MappingError
+from tui_migrator.storage.identifiers import fit_identifier, identifier_limit
 from tui_migrator.storage.tables import TABLE_PREFIX
 
 DEFAULT_ORGANIZATION = "default"
@@ -109,10 +110,20 @@ class ResolvedColumn:
     sql_type: str
     nullable: bool
     storage: Storage
+    # The database's limit on identifiers in bytes (63 on PostgreSQL), or None for none (SQLite).
+    identifier_limit: int | None = None
 
     @cached_property
     def companion(self) -> str | None:
-        return self.name + COMPANION_SUFFIX if self.storage is Storage.COMPANION else None
+        """The companion column's name: ``<column>__tm_token``, or — where that is longer than
+        the database allows — shortened with a hash (see :func:`fit_identifier`). Resume, rollback
+        and verification find the companion by this name, so it depends only on the column's
+        name and the database's limit (SQLite has none: its companions always have the plain
+        name, as they always had)."""
+        if self.storage is not Storage.COMPANION:
+            return None
+        name = self.name + COMPANION_SUFFIX
+        return name if self.identifier_limit is None else fit_identifier(name, self.identifier_limit)
 
 
 @dataclass(frozen=True)
@@ -181,6 +192,7 @@ def resolve_mapping(mapping: SchemaMapping, engine: Engine, *, source: str) -> R
     """Check every entry against the live database and decide each column's storage."""
     inspector = sa.inspect(engine)
     existing_tables = set(inspector.get_table_names())
+    limit = identifier_limit(engine.dialect)
     resolved = []
     for index, entry in enumerate(mapping.tables):
         where = f'tables[{index}] (name = "{entry.name}") in {source}'
@@ -215,7 +227,7 @@ def resolve_mapping(mapping: SchemaMapping, engine: Engine, *, source: str) -> R
                         hint=f"Columns of '{entry.name}': {', '.join(columns)}.",
                     )
         _check_key_is_unique(inspector, entry, where)
-        resolved_columns = tuple(_resolve_column(columns[name]) for name in entry.columns)
+        resolved_columns = tuple(_resolve_column(columns[name], limit) for name in entry.columns)
         for column in resolved_columns:
             if column.storage is Storage.COMPANION and not column.nullable:
                 raise MappingError(
@@ -246,13 +258,14 @@ def storage_for(sql_type: sa.types.TypeEngine[Any]) -> Storage:
     return Storage.COMPANION
 
 
-def _resolve_column(column: ReflectedColumn) -> ResolvedColumn:
+def _resolve_column(column: ReflectedColumn, limit: int | None) -> ResolvedColumn:
     sql_type = column["type"]
     return ResolvedColumn(
         name=column["name"],
         sql_type=str(sql_type),
         nullable=bool(column.get("nullable", True)),
         storage=storage_for(sql_type),
+        identifier_limit=limit,
     )
 
 

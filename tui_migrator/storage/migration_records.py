@@ -17,10 +17,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from tui_migrator.common.errors import BadInput, OperationFailed
+from tui_migrator.common.errors import BadInput
 from tui_migrator.common.migration_config import MigrationConfig
 from tui_migrator.storage import rollback_progress
-from tui_migrator.storage.database import serialized_write
 from tui_migrator.storage.migration_status import (
     CANCELLABLE_STATUSES,
     CONTINUABLE_STATUSES,
@@ -140,6 +139,8 @@ class MigrationRecord:
     phase_progress: PhaseProgress | None = None
     # The last rollback's progress (storage.rollback_progress); None before any rollback.
     rollback_progress: RollbackProgress | None = None
+    # The epoch of the latest claim (see migration_claims): the worker holding it may write.
+    claim_epoch: int = 0
 
     @property
     def status(self) -> Status:
@@ -211,9 +212,19 @@ class MigrationRecord:
         return not self.dry_run and self.status in ROLLBACK_STATUSES and not self.rolling_back
 
     @property
+    def verification_passed(self) -> bool:
+        return bool(self.verification and self.verification.get("passed"))
+
+    @property
     def can_purge_backups(self) -> bool:
-        """Backups are in use while a worker may still read them."""
-        return not self.status.is_live
+        """Only once nothing may need them any more: rolled back, or completed and verified. A
+        failed, cancelled or interrupted migration may still be rolled back (which falls back on
+        them), and an unverified one has not proved its tokens open."""
+        if self.rolling_back:
+            return False
+        return self.status is Status.ROLLED_BACK or (
+            self.status is Status.COMPLETED and self.verification_passed
+        )
 
     @property
     def last_active_at(self) -> datetime | None:
@@ -360,46 +371,6 @@ def update_table(connection: Connection, migration_id: str, table_name: str, **v
     )
 
 
-def claim(engine: Engine, migration_id: str, worker: str) -> MigrationRecord:
-    """Make ``worker`` the one running this migration, unless another live worker is."""
-    with serialized_write(engine) as connection:
-        record = load(connection, migration_id, for_update=True)
-        if record.stored_status in LIVE_STATUSES and record.worker_alive and record.worker != worker:
-            raise OperationFailed(
-                f"Migration {migration_id} is already being run by {record.worker}.",
-                hint=f"Follow it with: tui-migrator status {migration_id}",
-            )
-        now = utc_now()
-        update(
-            connection,
-            migration_id,
-            status=Status.RUNNING.value,
-            worker=worker,
-            heartbeat_at=now,
-            started_at=record.started_at or now,
-            completed_at=None,
-            error_message=None,
-            cancel_requested=False,
-            cancel_reason=None,
-            cancelled_at=None,
-            cancelled_by=None,
-            pause_requested=False,
-            paused_seconds=record.paused_seconds + _stopped_seconds(record, now),
-            # What a worker that died in the backup or verification left is no longer true.
-            phase_progress=None,
-        )
-        return load(connection, migration_id)
-
-
-def _stopped_seconds(record: MigrationRecord, now: datetime) -> float:
-    """How long a migration about to run again was stopped: not active time, so it is counted
-    with the paused time, and elapsed time leaves it out."""
-    stopped_at = record.last_active_at
-    if record.status.is_live or stopped_at is None:
-        return 0.0
-    return max(0.0, (now - stopped_at).total_seconds())
-
-
 def companions_left_by_rolled_back(connection: Connection, table_name: str) -> set[str]:
     """Companion columns of ``table_name`` added by migrations rolled back since: a rollback
     that left one in place because a later migration still kept tokens there (rolled back out
@@ -482,6 +453,7 @@ def _record(row: sa.RowMapping, tables: list[TableProgress]) -> MigrationRecord:
         tables=tables,
         rollback_progress=rollback_progress.parse(row["rollback_progress"]),
         phase_progress=_phase_progress(row["phase_progress"], row["phase"]),
+        claim_epoch=row["claim_epoch"] or 0,
     )
 
 

@@ -1,13 +1,15 @@
 """Who may do what. Identity is the operating-system user running the tool.
 
-The user is taken from the process's effective uid, not from ``$USER`` or ``$LOGNAME``, which
-anyone can set: over SSH it is the account the server authenticated. Roles are stored in the
-database, so every process and every machine that shares it enforces the same rules.
+The user is the name of the process's effective uid in the passwd database, or ``uid:<n>``
+(e.g. ``uid:54321``) when that uid has no passwd entry, as is common in containers. It is never
+taken from the environment (``$USER``, ``$LOGNAME``, ...), which anyone can set: over SSH it is
+the account the server authenticated. A passwd name cannot contain ``:``, so ``uid:<n>`` never
+collides with a real name. Roles are stored in the database, so every process and every machine
+that shares it enforces the same rules.
 """
 
 from __future__ import annotations
 
-import getpass
 import os
 import re
 from dataclasses import dataclass
@@ -17,10 +19,14 @@ from enum import StrEnum
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from tui_migrator.common.errors import BadInput
+from tui_migrator.common.errors import BadInput, ConfigError
 from tui_migrator.storage.tables import operators_table
 
-USERNAME_PATTERN = re.compile(r"^[A-Za-z0-9._@-][A-Za-z0-9._@$-]{0,127}$")
+UID_PREFIX = "uid:"
+# A login name, or ``uid:<n>`` for a uid with no passwd entry: the effective uid in decimal as
+# ``id -u`` prints it (no sign, no leading zero), at most 32 bits, so each uid has one spelling.
+USERNAME_PATTERN = re.compile(r"^(?:[A-Za-z0-9._@-][A-Za-z0-9._@$-]{0,127}|uid:(?:0|[1-9][0-9]{0,9}))$")
+_MAX_UID = 2**32 - 1
 
 
 class Role(StrEnum):
@@ -52,14 +58,24 @@ class Operator:
 
 
 def current_os_user() -> str:
-    """The name of the account this process runs as."""
+    """The name of the account this process runs as: its effective uid's passwd name, or
+    ``uid:<n>`` when the uid has no passwd entry. Never read from the environment."""
+    geteuid = getattr(os, "geteuid", None)
+    if geteuid is None:
+        # No uids (Windows): the only names at hand are environment variables anyone can set.
+        raise ConfigError(
+            "Cannot tell which operating-system user runs this process: this platform has no uids.",
+            hint="Run tui-migrator on Linux or another Unix, where the user is the process's effective uid.",
+        )
+    uid: int = geteuid()
     try:
         import pwd
-
-        return pwd.getpwuid(os.geteuid()).pw_name
-    except (ImportError, KeyError):
-        # No passwd entry (some containers) or no pwd module (Windows).
-        return getpass.getuser()
+    except ImportError:  # a Unix without the passwd database module
+        return f"{UID_PREFIX}{uid}"
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:  # no passwd entry, as for an arbitrary uid in a container
+        return f"{UID_PREFIX}{uid}"
 
 
 def parse_role(text: str) -> Role:
@@ -73,10 +89,25 @@ def parse_role(text: str) -> Role:
 
 
 def check_username(text: str) -> str:
-    if not USERNAME_PATTERN.match(text):
+    """``text`` if it is a login name or ``uid:<n>``; else :class:`BadInput` saying how to write it."""
+    if text.startswith(UID_PREFIX):
+        number = text.removeprefix(UID_PREFIX)
+        if not USERNAME_PATTERN.fullmatch(text) or int(number) > _MAX_UID:
+            raise BadInput(
+                f"'{text}' is not a valid user name: after 'uid:' must come a uid in decimal.",
+                hint=(
+                    "Write the account's uid as `id -u` prints it (digits only, no leading zero), "
+                    "e.g. uid:54321."
+                ),
+            )
+        return text
+    if not USERNAME_PATTERN.fullmatch(text):
         raise BadInput(
             f"'{text}' is not a valid operating-system user name.",
-            hint="Give the login name as the server knows it, e.g. 'alice' (letters, digits, . _ - @).",
+            hint=(
+                "Give the login name as the server knows it, e.g. 'alice' (letters, digits, . _ - @), "
+                "or uid:<n> for an account with no name, e.g. uid:54321."
+            ),
         )
     return text
 

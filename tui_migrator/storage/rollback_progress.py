@@ -122,12 +122,17 @@ class ProgressWriter:
     """Keeps a rollback's record current: every step is noted, and written at most once a
     second (and always at the end), which doubles as the rollback's heartbeat."""
 
-    def __init__(self, engine: Engine, migration_id: str, progress: RollbackProgress) -> None:
+    def __init__(
+        self, engine: Engine, migration_id: str, progress: RollbackProgress, *, written: bool = False
+    ) -> None:
+        """``written``: ``progress`` is already stored (by the transaction that claimed the
+        rollback)."""
         self._engine = engine
         self._migration_id = migration_id
         self.progress = progress
         self._written_at = time.monotonic()
-        write(engine, migration_id, progress)
+        if not written:
+            write(engine, migration_id, progress)
 
     def step(self, *, restored_rows: int, table: str, tables_done: int) -> None:
         self.progress = replace(

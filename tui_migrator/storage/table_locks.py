@@ -24,7 +24,7 @@ def raise_table_held(held: dict[str, str]) -> None:
     raise BadInput(
         f"Table '{table}' is held by migration {migration_id}"
         + (f" (and {len(held) - 1} more tables)" if len(held) > 1 else "")
-        + "; only one migration at a time may work on a table. Nothing was started.",
+        + "; only one migration at a time may work on a table. Nothing was changed.",
         hint=f"Wait for it to complete, or resume or roll back {migration_id} first "
         f"(tui-migrator status {migration_id}).",
     )
@@ -37,3 +37,14 @@ def lock_tables(connection: Connection, migration_id: str, table_names: list[str
 
 def release_locks(connection: Connection, migration_id: str) -> None:
     connection.execute(sa.delete(table_locks_table).where(table_locks_table.c.migration_id == migration_id))
+
+
+def retake(connection: Connection, migration_id: str, table_names: list[str]) -> None:
+    """Hold ``table_names`` for the migration again (a claim: a run, a resume, a rollback):
+    those it still holds stay held, those released since are taken, and a table another
+    migration holds now refuses the claim."""
+    held = holders(connection, table_names)
+    others = {table: holder for table, holder in held.items() if holder != migration_id}
+    if others:
+        raise_table_held(others)
+    lock_tables(connection, migration_id, [name for name in table_names if name not in held])

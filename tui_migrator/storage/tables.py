@@ -15,10 +15,10 @@ from sqlalchemy.engine import Connection, Engine
 from tui_migrator.common.errors import ConfigError
 from tui_migrator.storage.database import SUPPORTED_DIALECTS_HINT, serialized_write
 
-# Versions 2 and 3 added nullable columns only (2: tm_row_metadata.sealed_columns,
-# tm_migrations.swept_at and .sweep; 3: tm_migrations.phase_progress and .rollback_progress);
-# upgrade_tool_tables adds them to an older database when it is opened.
-SCHEMA_VERSION = "3"
+# Versions 2 to 4 added nullable columns only (2: tm_row_metadata.sealed_columns,
+# tm_migrations.swept_at and .sweep; 3: tm_migrations.phase_progress and .rollback_progress;
+# 4: tm_migrations.claim_epoch); upgrade_tool_tables adds them to an older database.
+SCHEMA_VERSION = "4"
 TABLE_PREFIX = "tm_"
 
 metadata = sa.MetaData()
@@ -139,6 +139,10 @@ migrations_table = sa.Table(
     # "restoredRows", "table", "tablesDone", "tablesTotal", "pid", "host"}; NULL before the
     # first rollback. Schema version 3.
     sa.Column("rollback_progress", sa.Text, nullable=True),
+    # Raised by every claim (a worker's run, a rollback): a worker writes only while the epoch
+    # is still the one its claim set, so one that merely looked dead cannot write after another
+    # took over (storage/migration_claims.py). NULL (before any claim) counts as 0. Version 4.
+    sa.Column("claim_epoch", sa.Integer, nullable=True),
 )
 
 migration_tables_table = sa.Table(
@@ -218,6 +222,9 @@ META_SCHEMA_VERSION = "schema_version"
 META_KEY_FINGERPRINT = "master_key_fingerprint"
 META_AUDIT_HEAD = "audit_head"
 META_CREATED_BY = "created_by"
+# Present only in a database tui-migrator built as its demo (JSON: patients, organizations, seed,
+# builtAt); 'demo' replaces no database without it (service/demo_admin.py).
+META_DEMO_DATABASE = "demo_database"
 
 _SQLITE_AUDIT_TRIGGERS = (
     (
