@@ -211,12 +211,12 @@ def test_two_revokes_of_the_last_two_super_admins_at_once_leave_one(service: Mig
     service.grant("bob", "super_admin")
     with service.engine.connect() as first:
         first.begin()
-        assert operators.count_super_admins(first) == 2
+        assert operators.count_super_admins(first, service._session.role_key()) == 2
         seen: list[int] = []
 
         def second_remover() -> None:
             with service.engine.connect() as second, second.begin():
-                seen.append(operators.count_super_admins(second))
+                seen.append(operators.count_super_admins(second, service._session.role_key()))
 
         waiting = threading.Thread(target=second_remover)
         waiting.start()

@@ -99,6 +99,7 @@ def audit(service: MigratorService, args: argparse.Namespace) -> Result:
     data["verification"] = verification_json(verification)
     if verification.intact:
         text.append(Text(f"Audit chain verified: {verification.verified_entries} entries intact."))
+        text.append(Text(anchor_words(verification)))
         return Result(data=data, text=text)
     text.append(Text(f"AUDIT CHAIN BROKEN: {verification.problem}"))
     text.append(Text(f"{verification.verified_entries} entries verified before the break."))
@@ -128,7 +129,19 @@ def verification_json(verification: AuditVerification) -> dict[str, Any]:
         "firstBrokenSequence": verification.first_broken_seq,
         "firstBrokenEntryId": verification.first_broken_entry_id,
         "problem": verification.problem,
+        "anchoredEntries": verification.anchored_entries,
+        "anchor": verification.anchor,
     }
+
+
+def anchor_words(verification: AuditVerification) -> str:
+    """What the anchor outside the database adds to an intact chain."""
+    if verification.anchor is None:
+        return (
+            "No anchor of this database in this data dir: entries cut from the end together with "
+            "the head would not show."
+        )
+    return f"All {verification.anchored_entries} entries anchored in {verification.anchor} are in the chain."
 
 
 def _audit_table(entries: list[AuditEntry], total: int) -> Table:
@@ -176,7 +189,9 @@ def operators(service: MigratorService, args: argparse.Namespace) -> Result:
     for operator in listed:
         table.add_row(
             operator.username,
-            operator.role.value,
+            operator.role.value
+            if operator.authenticated
+            else f"{operator.role.value} (REFUSED: not written by the tool)",
             operator.granted_by,
             operator.granted_at.isoformat(timespec="seconds"),
         )
@@ -188,6 +203,7 @@ def operators(service: MigratorService, args: argparse.Namespace) -> Result:
                     "role": o.role.value,
                     "grantedBy": o.granted_by,
                     "grantedAt": o.granted_at.isoformat(),
+                    "authenticated": o.authenticated,
                 }
                 for o in listed
             ],

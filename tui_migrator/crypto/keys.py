@@ -40,6 +40,8 @@ class Purpose:
     AUDIT = "audit-proof/v1"
     BACKUP = "backup-sealing/v1"
     FINGERPRINT = "fingerprint/v1"
+    AUDIT_ANCHOR = "audit-anchor/v1"
+    OPERATOR_ROLES = "operator-roles/v1"
 
 
 class MasterKey:

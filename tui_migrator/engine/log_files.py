@@ -21,6 +21,7 @@ from tui_migrator.common.settings import Settings
 from tui_migrator.storage.database import parse_url
 
 LOGS_DIRECTORY = "logs"
+ANCHORS_DIRECTORY = "audit-anchors"
 # The unexpected errors the app met, each with its traceback (service/logs.py writes them).
 ERROR_LOG_NAME = "errors.log"
 # 48 bits: no two databases one operator opens will ever share a folder.
@@ -34,9 +35,20 @@ PRIVATE_FILE = 0o600
 
 def database_log_dir(settings: Settings) -> Path:
     """The folder of the configured database's logs (not created here)."""
+    return settings.data_dir / LOGS_DIRECTORY / database_folder_name(settings)
+
+
+def audit_anchor_path(settings: Settings) -> Path:
+    """The anchor of the configured database's audit trail (storage/audit_anchor.py): named like
+    its logs' folder, kept apart from them so that pruning logs never cuts an anchor."""
+    return settings.data_dir / ANCHORS_DIRECTORY / f"{database_folder_name(settings)}.anchor"
+
+
+def database_folder_name(settings: Settings) -> str:
+    """The configured database's name for files in the data dir: ``parkml-3f9c2a1b7d40``."""
     url = parse_url(settings.effective_database_url)
     digest = hashlib.sha256(_identity(url).encode()).hexdigest()[:DIGEST_CHARACTERS]
-    return settings.data_dir / LOGS_DIRECTORY / f"{_label(url)}-{digest}"
+    return f"{_label(url)}-{digest}"
 
 
 def log_path(settings: Settings, migration_id: str) -> Path:

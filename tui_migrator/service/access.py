@@ -13,7 +13,7 @@ from tui_migrator.service.session import Session
 from tui_migrator.storage import operators
 from tui_migrator.storage.audit_operations import AuditOperation
 from tui_migrator.storage.database import redacted, serialized_write
-from tui_migrator.storage.operators import Action, Operator, Role
+from tui_migrator.storage.operators import Action, Operator, Role, UnauthenticatedRole
 from tui_migrator.storage.tables import utc_now
 
 READONLY_REASON = "read-only session (--readonly)"
@@ -27,12 +27,21 @@ _ACTION_WORDS: dict[Action, str] = {
 
 
 def role(session: Session) -> Role | None:
+    """The session user's role; raises UnauthenticatedRole for a row written outside the tool."""
     with session.engine.connect() as connection:
-        return operators.role_of(connection, session.user)
+        return operators.role_of(connection, session.user, session.role_key())
+
+
+def _role_or_none(session: Session) -> Role | None:
+    """For showing what is allowed: a role that does not verify allows nothing."""
+    try:
+        return role(session)
+    except UnauthenticatedRole:
+        return None
 
 
 def can(session: Session, action: Action) -> bool:
-    current = role(session)
+    current = _role_or_none(session)
     if current is None:
         return False
     if session.settings.readonly and action is not Action.READ:
@@ -46,7 +55,10 @@ def denied_reason(session: Session, action: Action) -> str | None:
         return None
     if session.settings.readonly:
         return READONLY_REASON
-    current = role(session)
+    try:
+        current = role(session)
+    except UnauthenticatedRole:
+        return f"{session.user}'s role in tm_operators was not written by tui-migrator"
     allowed = " or ".join(r.value for r in Role if action in operators.ALLOWED[r])
     return (
         f"{session.user} is {current.value if current else 'without a role'}: "
@@ -58,7 +70,11 @@ def authorize(session: Session, action: Action, operation: str) -> None:
     """Raise :class:`PermissionDenied` (and audit the refusal) unless allowed."""
     if can(session, action):
         return
-    current = role(session)
+    try:
+        current = role(session)
+        unauthenticated = None
+    except UnauthenticatedRole as error:
+        current, unauthenticated = None, error
     session.audit.record(
         AuditOperation.PERMISSION_DENIED,
         user_id=session.user,
@@ -67,8 +83,11 @@ def authorize(session: Session, action: Action, operation: str) -> None:
             "attemptedOperation": operation,
             "role": current.value if current else None,
             "readonly": session.settings.readonly,
+            **({"unauthenticatedRole": True} if unauthenticated else {}),
         },
     )
+    if unauthenticated is not None:
+        raise unauthenticated
     if session.settings.readonly and current is not None:
         raise PermissionDenied(
             f"'{operation}' changes data, and this session is read-only (--readonly).",
@@ -89,7 +108,7 @@ def authorize(session: Session, action: Action, operation: str) -> None:
 def list_operators(session: Session) -> list[Operator]:
     authorize(session, Action.READ, "operators list")
     with session.engine.connect() as connection:
-        return operators.list_operators(connection)
+        return operators.list_operators(connection, session.role_key())
 
 
 def grant(session: Session, username: str, role_name: str) -> Operator:
@@ -97,12 +116,17 @@ def grant(session: Session, username: str, role_name: str) -> Operator:
     granted_role = operators.parse_role(role_name)
     authorize(session, Action.MANAGE_OPERATORS, "operators grant")
     with serialized_write(session.engine) as connection:
-        previous = operators.role_of(connection, username)
+        previous = _previous_role(connection, session, username)
         if previous is Role.SUPER_ADMIN and granted_role is not Role.SUPER_ADMIN:
-            _refuse_removing_last_super_admin(connection, username)
+            _refuse_removing_last_super_admin(connection, username, session.role_key())
         granted_at = utc_now()
         operators.put_operator(
-            connection, username, granted_role, granted_by=session.user, granted_at=granted_at
+            connection,
+            username,
+            granted_role,
+            granted_by=session.user,
+            granted_at=granted_at,
+            key=session.role_key(),
         )
         session.audit.append(
             connection,
@@ -122,21 +146,21 @@ def revoke(session: Session, username: str) -> bool:
     operators.check_username(username)
     authorize(session, Action.MANAGE_OPERATORS, "operators revoke")
     with serialized_write(session.engine) as connection:
-        previous = operators.role_of(connection, username)
-        if previous is None:
+        previous = _previous_role(connection, session, username)
+        if previous is Role.SUPER_ADMIN:
+            _refuse_removing_last_super_admin(connection, username, session.role_key())
+        # A row written outside the tool (previous None) is removed too: that is its repair.
+        if not operators.delete_operator(connection, username):
             raise BadInput(
                 f"The user '{username}' has no role in this database; nothing to revoke.",
                 hint="See who has a role with: tui-migrator operators list",
             )
-        if previous is Role.SUPER_ADMIN:
-            _refuse_removing_last_super_admin(connection, username)
-        operators.delete_operator(connection, username)
         session.audit.append(
             connection,
             AuditOperation.OPERATOR_REVOKED,
             user_id=session.user,
             success=True,
-            details={"operator": username, "previousRole": previous.value},
+            details={"operator": username, "previousRole": previous.value if previous else "unauthenticated"},
         )
     return True
 
@@ -145,7 +169,12 @@ def make_first_super_admin(session: Session) -> None:
     """Whoever sets the tool up on a database may do everything there, including granting roles."""
     with serialized_write(session.engine) as connection:
         operators.put_operator(
-            connection, session.user, Role.SUPER_ADMIN, granted_by=session.user, granted_at=utc_now()
+            connection,
+            session.user,
+            Role.SUPER_ADMIN,
+            granted_by=session.user,
+            granted_at=utc_now(),
+            key=session.role_key(),
         )
         session.audit.append(
             connection,
@@ -160,9 +189,18 @@ def make_first_super_admin(session: Session) -> None:
         )
 
 
-def _refuse_removing_last_super_admin(connection: Connection, username: str) -> None:
+def _previous_role(connection: Connection, session: Session, username: str) -> Role | None:
+    """The role a grant or revoke replaces; a row written outside the tool replaces nothing
+    (granting over it, or revoking it, is how a super_admin repairs it)."""
+    try:
+        return operators.role_of(connection, username, session.role_key())
+    except UnauthenticatedRole:
+        return None
+
+
+def _refuse_removing_last_super_admin(connection: Connection, username: str, key: bytes) -> None:
     # Counting locks the super_admins' rows, so two concurrent removals cannot leave none.
-    if operators.count_super_admins(connection) <= 1:
+    if operators.count_super_admins(connection, key) <= 1:
         raise BadInput(
             f"'{username}' is the last super_admin; removing that role would leave nobody able "
             "to migrate, roll back or manage operators.",

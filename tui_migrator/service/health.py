@@ -156,12 +156,18 @@ def health_report(session: Session) -> HealthReport:
     with engine.connect() as connection:
         running = running_migrations(connection)
         activity = recent_activity(connection, now)
-        role = operators.role_of(connection, session.user)
+        try:
+            role = operators.role_of(connection, session.user, session.role_key())
+            role_problem = None
+        except operators.UnauthenticatedRole as refused:
+            role, role_problem = None, refused.message
     encryption_ready, key_count = encryption_canary(session)
     disk = measure_disk(session.settings.data_dir, database_file(engine))
     alerts, recommendations = advice(
         running=running, disk=disk, encryption_ready=encryption_ready, dialect=engine.dialect.name
     )
+    if role_problem is not None:
+        alerts.append(role_problem)
     return HealthReport(
         system_health=SystemHealth(
             migration_engine_online=True,

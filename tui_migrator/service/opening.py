@@ -12,7 +12,7 @@ from sqlalchemy.engine import Engine
 from tui_migrator import demo
 from tui_migrator.common.errors import ConfigError, WrongMasterKey
 from tui_migrator.common.settings import DEMO_DATABASE_FILENAME, Settings
-from tui_migrator.crypto.keys import MasterKey, load_master_key
+from tui_migrator.crypto.keys import MasterKey, Purpose, load_master_key
 from tui_migrator.service.access import make_first_super_admin
 from tui_migrator.service.session import Session
 from tui_migrator.storage import operators
@@ -55,7 +55,11 @@ def _connect(settings: Settings, engine: Engine, user: str) -> Session:
     master_key = load_master_key(settings, create_if_missing=not initialized)
     if initialized:
         _check_fingerprint(engine, master_key, settings)
-        upgrade_tool_tables(engine)
+        role_key = master_key.derive(Purpose.OPERATOR_ROLES)
+        # Roles written before they were authenticated get their proof with the upgrade.
+        upgrade_tool_tables(
+            engine, then=lambda connection: operators.prove_unproven_rows(connection, role_key)
+        )
     session = Session.start(settings, engine, master_key, user=user)
     if initialized:
         session.keyring.verify_all()

@@ -14,9 +14,11 @@ from sqlalchemy.engine import Engine
 from tui_migrator import demo
 from tui_migrator.common.settings import Settings
 from tui_migrator.crypto.ciphers import ValueCipher
-from tui_migrator.crypto.keys import MasterKey
+from tui_migrator.crypto.keys import MasterKey, Purpose
+from tui_migrator.engine import log_files
 from tui_migrator.engine.retry import RetryPolicy
 from tui_migrator.storage.audit import AuditTrail
+from tui_migrator.storage.audit_anchor import AuditAnchor
 from tui_migrator.storage.keyring import KeyRing
 from tui_migrator.storage.mapping import (
     BUILTIN_SOURCE,
@@ -47,8 +49,14 @@ class Session:
             user=user,
             master_key=master_key,
             keyring=KeyRing(engine, master_key),
-            audit=AuditTrail(engine, master_key),
+            audit=AuditTrail(
+                engine, master_key, AuditAnchor(log_files.audit_anchor_path(settings), master_key)
+            ),
         )
+
+    def role_key(self) -> bytes:
+        """The key of the proofs that authenticate tm_operators' rows (storage/operators.py)."""
+        return self.master_key.derive(Purpose.OPERATOR_ROLES)
 
     def value_cipher(self) -> ValueCipher:
         """The cipher for sealing and opening values (the engine and the read API use it)."""

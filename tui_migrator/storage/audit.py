@@ -3,9 +3,11 @@
 Each entry's hash is SHA-256 over a canonical encoding of its fields and the previous entry's
 hash, so the entries form a chain; its proof is an HMAC of that hash under a key derived from the
 master key, so nobody without the key can forge a consistent entry. The latest sequence number
-and hash (the head) are kept, authenticated, in ``tm_meta``: that is what exposes entries cut
-from the end, which a chain alone cannot show. Appends take the head row's lock, so concurrent
-processes extend one chain instead of forking it.
+and hash (the head) are kept, authenticated, in ``tm_meta``: that exposes entries cut from the
+end by someone who cannot put back a head saved earlier. Someone who can write the database can,
+so every entry is also anchored outside it (storage/audit_anchor.py) once its transaction
+commits. Appends take the head row's lock, so concurrent processes extend one chain instead of
+forking it.
 """
 
 from __future__ import annotations
@@ -13,17 +15,22 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from tui_migrator.crypto.keys import MasterKey, Purpose
-from tui_migrator.storage.database import serialized_write
+from tui_migrator.storage.audit_anchor import AuditAnchor
+from tui_migrator.storage.database import after_commit, serialized_write
 from tui_migrator.storage.tables import META_AUDIT_HEAD, audit_table, meta_table, read_meta, write_meta
+
+log = logging.getLogger(__name__)
 
 GENESIS_HASH = "0" * 64
 
@@ -52,6 +59,10 @@ class AuditVerification:
     first_broken_seq: int | None = None
     first_broken_entry_id: str | None = None
     problem: str | None = None
+    # How many entries the anchor outside the database names (all found in the chain when
+    # intact), and where it is; None where this data dir never anchored an entry here.
+    anchored_entries: int = 0
+    anchor: str | None = None
 
     @property
     def intact(self) -> bool:
@@ -59,9 +70,10 @@ class AuditVerification:
 
 
 class AuditTrail:
-    def __init__(self, engine: Engine, master_key: MasterKey) -> None:
+    def __init__(self, engine: Engine, master_key: MasterKey, anchor: AuditAnchor | None = None) -> None:
         self._engine = engine
         self._proof_key = master_key.derive(Purpose.AUDIT)
+        self.anchor = anchor
 
     def record(
         self,
@@ -132,6 +144,8 @@ class AuditTrail:
             )
         )
         write_meta(connection, META_AUDIT_HEAD, self._head_value(seq, entry_hash))
+        if self.anchor is not None:
+            after_commit(connection, partial(self._anchor, self.anchor, seq, entry_hash))
         return AuditEntry(
             seq=seq,
             entry_id=entry_id,
@@ -162,10 +176,12 @@ class AuditTrail:
         return [_entry_from_row(row) for row in rows], total
 
     def verify(self) -> AuditVerification:
-        """Recompute the whole chain and report the first entry altered, removed or inserted."""
+        """Recompute the whole chain and report the first entry altered, removed or inserted;
+        then check it against its head in tm_meta and against the anchor outside the database."""
         verified = 0
         previous_hash = GENESIS_HASH
         expected_seq = 1
+        hashes: dict[int, str] = {}
         with self._engine.connect() as connection:
             head_text = read_meta(connection, META_AUDIT_HEAD)
             total = connection.execute(sa.select(sa.func.count()).select_from(audit_table)).scalar_one()
@@ -180,12 +196,53 @@ class AuditTrail:
                 if problem:
                     return AuditVerification(verified, total, entry.seq, entry.entry_id, problem)
                 verified += 1
+                hashes[entry.seq] = entry.entry_hash
                 previous_hash = entry.entry_hash
                 expected_seq = entry.seq + 1
+        if total == 0:
+            # Setting the tool up writes the first entry in the transaction that makes its
+            # creator super_admin: a set-up database never has an empty trail.
+            return AuditVerification(
+                0,
+                0,
+                1,
+                None,
+                "The audit trail has no entries, but this database was set up: every entry was removed.",
+            )
         problem = self._check_head(head_text, expected_seq - 1, previous_hash)
         if problem:
             return AuditVerification(verified, total, expected_seq - 1 or None, None, problem)
-        return AuditVerification(verified, total)
+        return self._check_anchor(hashes, verified, total)
+
+    def _check_anchor(self, hashes: dict[int, str], verified: int, total: int) -> AuditVerification:
+        reading = self.anchor.read() if self.anchor is not None else None
+        if self.anchor is None or reading is None:
+            return AuditVerification(verified, total)
+        where = str(self.anchor.path)
+        anchored = len(reading.hashes)
+        if reading.bad_lines:
+            number, why = reading.bad_lines[0]
+            return AuditVerification(
+                verified,
+                total,
+                problem=f"The audit anchor {where} was altered at line {number}: {why}.",
+                anchored_entries=anchored,
+                anchor=where,
+            )
+        last = max(hashes, default=0)
+        for seq in sorted(reading.hashes):
+            if seq not in hashes:
+                problem = (
+                    f"Audit entry #{seq} is missing: the anchor {where} recorded it, and the "
+                    f"chain now ends at #{last}"
+                    + (" (entries were cut from the end and the head put back)." if seq > last else ".")
+                )
+            elif hashes[seq] != reading.hashes[seq]:
+                problem = f"Audit entry #{seq} was replaced: the anchor {where} recorded another hash for it."
+            else:
+                continue
+            return AuditVerification(verified, total, seq, None, problem, anchored, where)
+        return AuditVerification(verified, total, anchored_entries=anchored, anchor=where)
 
     def _check(self, entry: AuditEntry, expected_seq: int, previous_hash: str) -> str | None:
         label = f"Audit entry #{entry.seq} ({entry.entry_id})"
@@ -206,7 +263,7 @@ class AuditTrail:
 
     def _check_head(self, head_text: str | None, last_seq: int, last_hash: str) -> str | None:
         if head_text is None:
-            return None if last_seq == 0 else "The audit head record is missing from tm_meta."
+            return "The audit head record is missing from tm_meta."
         head = json.loads(head_text)
         if not hmac.compare_digest(self._head_value(head["seq"], head["hash"]), head_text):
             return "The audit head record in tm_meta was altered: its proof does not verify."
@@ -218,6 +275,16 @@ class AuditTrail:
                 else f"The audit trail ends at #{last_seq} but its head records #{head['seq']}."
             )
         return None
+
+    @staticmethod
+    def _anchor(anchor: AuditAnchor, seq: int, entry_hash: str) -> None:
+        # After the commit: the audited change has happened. An anchor that cannot be written
+        # (a full disk) leaves that entry unanchored, which verification does not count as
+        # tampering; the operator learns of it here rather than through a failed command.
+        try:
+            anchor.record(seq, entry_hash)
+        except OSError as error:
+            log.error("audit entry #%d was not anchored in %s: %s", seq, anchor.path, error)
 
     def _lock_head(self, connection: Connection) -> tuple[int, str]:
         query = sa.select(meta_table.c.value).where(meta_table.c.name == META_AUDIT_HEAD)

@@ -8,7 +8,7 @@ values never leak through an error.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -24,6 +24,7 @@ from tui_migrator.storage import postgresql_values
 # How long a SQLite writer waits for another process's write lock before giving up.
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 _IMMEDIATE = "tui_migrator_immediate"
+_AFTER_COMMIT = "tui_migrator_after_commit"
 SUPPORTED_DIALECTS = ("sqlite", "postgresql")
 SUPPORTED_DIALECTS_HINT = "Use a sqlite:/// or postgresql+psycopg:// database URL."
 
@@ -111,8 +112,26 @@ def serialized_write(engine: Engine) -> Iterator[Connection]:
     with engine.connect() as connection:
         if engine.dialect.name == "sqlite":
             connection = connection.execution_options(**{_IMMEDIATE: True})
-        with connection.begin():
-            yield connection
+        # Connection.info belongs to the pooled DBAPI connection: whatever a failed transaction
+        # left there is dropped, never run by the next one.
+        connection.info[_AFTER_COMMIT] = []
+        try:
+            with connection.begin():
+                yield connection
+        except BaseException:
+            connection.info.pop(_AFTER_COMMIT, None)
+            raise
+        for action in connection.info.pop(_AFTER_COMMIT, []):
+            action()
+
+
+def after_commit(connection: Connection, action: Callable[[], None]) -> None:
+    """Run ``action`` once the ``serialized_write`` transaction of ``connection`` has committed
+    (never if it rolls back): for what must follow a commit outside the database."""
+    actions = connection.info.get(_AFTER_COMMIT)
+    if actions is None:
+        raise RuntimeError("after_commit needs a transaction opened with serialized_write")
+    actions.append(action)
 
 
 def insert_ignoring_duplicates(connection: Connection, table: sa.Table) -> sa.Insert:

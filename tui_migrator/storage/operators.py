@@ -10,16 +10,19 @@ that shares it enforces the same rules.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import os
 import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from tui_migrator.common.errors import BadInput, ConfigError
+from tui_migrator.common.errors import BadInput, ConfigError, PermissionDenied
 from tui_migrator.storage.tables import operators_table
 
 UID_PREFIX = "uid:"
@@ -55,6 +58,8 @@ class Operator:
     role: Role
     granted_by: str
     granted_at: datetime
+    # Its row carries a valid proof (written by the tool); a role without one is refused.
+    authenticated: bool = True
 
 
 def current_os_user() -> str:
@@ -112,42 +117,94 @@ def check_username(text: str) -> str:
     return text
 
 
-def role_of(connection: Connection, username: str) -> Role | None:
-    value = connection.execute(
-        sa.select(operators_table.c.role).where(operators_table.c.username == username)
-    ).scalar_one_or_none()
-    return None if value is None else Role(value)
+class UnauthenticatedRole(PermissionDenied):
+    """A row of tm_operators that the tool did not write: its proof does not verify."""
+
+    code = "unauthenticated_role"
+
+    def __init__(self, username: str) -> None:
+        super().__init__(
+            f"The role of '{username}' in tm_operators was not written by tui-migrator (its proof "
+            "does not verify under this database's master key), so it is refused.",
+            hint=f"Someone with write access to the database changed it. A super_admin can grant "
+            f"the role again (tui-migrator operators grant {username} viewer); 'tui-migrator "
+            "audit' shows the grants the tool made.",
+        )
 
 
-def list_operators(connection: Connection) -> list[Operator]:
+def role_of(connection: Connection, username: str, key: bytes) -> Role | None:
+    """The user's role; :class:`UnauthenticatedRole` if its row was written outside the tool."""
+    row = connection.execute(
+        sa.select(operators_table).where(operators_table.c.username == username)
+    ).one_or_none()
+    if row is None:
+        return None
+    if not _proven(key, row):
+        raise UnauthenticatedRole(username)
+    return Role(row.role)
+
+
+def list_operators(connection: Connection, key: bytes) -> list[Operator]:
     rows = connection.execute(sa.select(operators_table).order_by(operators_table.c.username))
-    return [Operator(row.username, Role(row.role), row.granted_by, row.granted_at) for row in rows]
+    return [
+        Operator(row.username, Role(row.role), row.granted_by, row.granted_at, _proven(key, row))
+        for row in rows
+    ]
 
 
-def count_super_admins(connection: Connection) -> int:
-    """How many super_admins there are, with their rows locked until the transaction ends.
+def count_super_admins(connection: Connection, key: bytes) -> int:
+    """How many (authenticated) super_admins there are, with their rows locked until the
+    transaction ends.
 
     The lock is what makes "never remove the last one" hold on PostgreSQL: two transactions
     each removing a different one of the last two would otherwise both count two. The second
     now waits for the first, and PostgreSQL re-reads the rows it waited for, so it counts one.
     (On SQLite the write transaction already excludes every other writer.)"""
-    names = connection.execute(
-        sa.select(operators_table.c.username)
-        .where(operators_table.c.role == Role.SUPER_ADMIN.value)
-        .with_for_update()
+    rows = connection.execute(
+        sa.select(operators_table).where(operators_table.c.role == Role.SUPER_ADMIN.value).with_for_update()
     ).all()
-    return len(names)
+    return sum(1 for row in rows if _proven(key, row))
 
 
 def put_operator(
-    connection: Connection, username: str, role: Role, *, granted_by: str, granted_at: datetime
+    connection: Connection, username: str, role: Role, *, granted_by: str, granted_at: datetime, key: bytes
 ) -> None:
-    values = {"role": role.value, "granted_by": granted_by, "granted_at": granted_at}
+    values = {
+        "role": role.value,
+        "granted_by": granted_by,
+        "granted_at": granted_at,
+        "proof": _proof(key, username, role.value, granted_by, granted_at),
+    }
     updated = connection.execute(
         sa.update(operators_table).where(operators_table.c.username == username).values(**values)
     )
     if updated.rowcount == 0:
         connection.execute(sa.insert(operators_table).values(username=username, **values))
+
+
+def prove_unproven_rows(connection: Connection, key: bytes) -> int:
+    """Once, when a database set up before roles were authenticated is upgraded: its rows are
+    taken as they are (the trail holds the grants that made them) and given their proof."""
+    rows = connection.execute(sa.select(operators_table).where(operators_table.c.proof.is_(None))).all()
+    for row in rows:
+        connection.execute(
+            sa.update(operators_table)
+            .where(operators_table.c.username == row.username)
+            .values(proof=_proof(key, row.username, row.role, row.granted_by, row.granted_at))
+        )
+    return len(rows)
+
+
+def _proven(key: bytes, row: sa.Row[Any]) -> bool:
+    expected = _proof(key, row.username, row.role, row.granted_by, row.granted_at)
+    return row.proof is not None and hmac.compare_digest(expected, row.proof)
+
+
+def _proof(key: bytes, username: str, role: str, granted_by: str, granted_at: datetime) -> str:
+    """An HMAC over the whole row, so no field can be changed and no row copied to another user."""
+    instant = granted_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")
+    text = "\x00".join(("tm_operators/v1", username, role, granted_by, instant))
+    return hmac.new(key, text.encode("utf-8"), hashlib.sha256).hexdigest()
 
 
 def delete_operator(connection: Connection, username: str) -> bool:

@@ -7,6 +7,7 @@ DDL rights and leaves a break that ``audit --verify`` finds.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
@@ -17,7 +18,8 @@ from tui_migrator.storage.database import SUPPORTED_DIALECTS_HINT, serialized_wr
 
 # Versions 2 to 4 added nullable columns only (2: tm_row_metadata.sealed_columns,
 # tm_migrations.swept_at and .sweep; 3: tm_migrations.phase_progress and .rollback_progress;
-# 4: tm_migrations.claim_epoch); upgrade_tool_tables adds them to an older database.
+# 4: tm_migrations.claim_epoch, tm_operators.proof); upgrade_tool_tables adds them to an
+# older database.
 SCHEMA_VERSION = "4"
 TABLE_PREFIX = "tm_"
 
@@ -59,6 +61,9 @@ operators_table = sa.Table(
     sa.Column("role", sa.String(32), nullable=False),
     sa.Column("granted_by", sa.String(128), nullable=False),
     sa.Column("granted_at", UtcDateTime, nullable=False),
+    # HMAC over the row under a key derived from the master key (storage/operators.py): a row
+    # inserted or edited by a database writer does not verify and grants nothing. Version 4.
+    sa.Column("proof", sa.String(64), nullable=True),
 )
 
 data_keys_table = sa.Table(
@@ -297,11 +302,12 @@ def create_tool_tables(engine: Engine, *, key_fingerprint: str, created_by: str)
         return True
 
 
-def upgrade_tool_tables(engine: Engine) -> None:
+def upgrade_tool_tables(engine: Engine, *, then: Callable[[Connection], object] | None = None) -> None:
     """Bring a database set up by an older version to this schema.
 
     Every change since version 1 added nullable columns, so an upgrade adds the columns the
-    tables lack and records the version; a database already current costs one read."""
+    tables lack and records the version; a database already current costs one read. ``then``
+    fills the new columns, in the upgrade's transaction (it needs keys this module has not)."""
     with engine.connect() as connection:
         if read_meta(connection, META_SCHEMA_VERSION) == SCHEMA_VERSION:
             return
@@ -322,6 +328,8 @@ def upgrade_tool_tables(engine: Engine) -> None:
                     connection.exec_driver_sql(
                         f"ALTER TABLE {quote(table.name)} ADD COLUMN {quote(column.name)} {kind}"
                     )
+        if then is not None:
+            then(connection)
         write_meta(connection, META_SCHEMA_VERSION, SCHEMA_VERSION)
 
 

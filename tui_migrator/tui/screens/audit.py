@@ -70,7 +70,12 @@ def entry_text(entry: AuditEntry, *, broken: bool) -> str:
 
 def verification_text(verification: AuditVerification, *, shown: bool) -> str:
     if verification.intact:
-        return f"Chain verified: {count(verification.verified_entries)} entries intact."
+        anchored = (
+            f" {count(verification.anchored_entries)} anchored outside the database, all present."
+            if verification.anchor is not None
+            else " No anchor in this data dir."
+        )
+        return f"Chain verified: {count(verification.verified_entries)} entries intact.{anchored}"
     text = (
         f"CHAIN BROKEN: {verification.problem} "
         f"{count(verification.verified_entries)} of {count(verification.total_entries)} entries verified before it."

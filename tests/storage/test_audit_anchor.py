@@ -1,0 +1,95 @@
+"""A database writer cannot cut the trail's tail, empty it or drop its head unnoticed: a chain
+on a set-up database is never empty, and the anchor file outside the database names every entry
+this data dir appended."""
+
+from __future__ import annotations
+
+import stat
+
+import pytest
+import sqlalchemy as sa
+
+from tests.storage.test_audit import drop_triggers, fill
+from tests.support.databases import ADMIN, BOTH_BACKENDS
+from tui_migrator.service.facade import MigratorService
+from tui_migrator.storage.database import serialized_write
+from tui_migrator.storage.tables import META_AUDIT_HEAD, audit_table, meta_table, read_meta, write_meta
+
+pytestmark = BOTH_BACKENDS
+
+
+def _anchor_lines(service: MigratorService) -> list[str]:
+    return service._session.audit.anchor.path.read_text().splitlines()  # type: ignore[union-attr]
+
+
+def test_cutting_the_tail_and_restoring_the_saved_head_is_found_by_the_anchor(
+    service: MigratorService,
+) -> None:
+    fill(service, 3)
+    with service.engine.connect() as connection:
+        saved_head = read_meta(connection, META_AUDIT_HEAD)
+        cut_after = connection.execute(sa.select(sa.func.max(audit_table.c.seq))).scalar_one()
+    fill(service, 3)  # the entries the writer wants gone
+    drop_triggers(service)
+    with service.engine.begin() as connection:
+        connection.execute(sa.delete(audit_table).where(audit_table.c.seq > cut_after))
+        write_meta(connection, META_AUDIT_HEAD, saved_head or "")
+
+    result = service.verify_audit()
+    assert not result.intact
+    assert result.first_broken_seq == cut_after + 1
+    assert f"#{cut_after + 1} is missing" in (result.problem or "")
+    assert str(service._session.audit.anchor.path) in (result.problem or "")  # type: ignore[union-attr]
+
+
+def test_every_entry_and_the_head_deleted_is_broken(service: MigratorService) -> None:
+    fill(service, 2)
+    drop_triggers(service)
+    with service.engine.begin() as connection:
+        connection.execute(sa.delete(audit_table))
+        connection.execute(sa.delete(meta_table).where(meta_table.c.name == META_AUDIT_HEAD))
+    service._session.audit.anchor = None  # even where this data dir anchored nothing
+    result = service.verify_audit()
+    assert not result.intact
+    assert "no entries" in (result.problem or "")
+
+
+def test_a_chain_without_its_head_is_broken(service: MigratorService) -> None:
+    fill(service, 2)
+    with service.engine.begin() as connection:
+        connection.execute(sa.delete(meta_table).where(meta_table.c.name == META_AUDIT_HEAD))
+    result = service.verify_audit()
+    assert not result.intact
+    assert "head record is missing" in (result.problem or "")
+
+
+def test_the_anchor_is_a_private_append_only_file_that_names_each_committed_entry(
+    service: MigratorService,
+) -> None:
+    before = len(_anchor_lines(service)) if service._session.audit.anchor.path.exists() else 0  # type: ignore[union-attr]
+    fill(service, 3)
+    path = service._session.audit.anchor.path  # type: ignore[union-attr]
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+    lines = _anchor_lines(service)
+    assert len(lines) == before + 3
+    # An entry whose transaction rolls back is never anchored.
+    with pytest.raises(RuntimeError), serialized_write(service.engine) as writing:
+        service._session.audit.append(writing, "test_event", user_id=ADMIN, success=True)
+        raise RuntimeError("the audited change failed")
+    assert _anchor_lines(service) == lines
+    result = service.verify_audit()
+    assert result.intact
+    assert result.anchored_entries == len(lines)
+
+
+def test_an_altered_anchor_line_is_reported(service: MigratorService) -> None:
+    fill(service, 2)
+    path = service._session.audit.anchor.path  # type: ignore[union-attr]
+    lines = path.read_text().splitlines()
+    seq, _hash, proof = lines[-1].split(" ")
+    lines[-1] = f"{seq} {'0' * 64} {proof}"
+    path.write_text("\n".join(lines) + "\n")
+    result = service.verify_audit()
+    assert not result.intact
+    assert f"line {len(lines)}" in (result.problem or "")

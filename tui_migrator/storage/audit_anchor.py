@@ -1,0 +1,75 @@
+"""The audit trail's anchor: an append-only file outside the database that records, for every
+entry this machine appended, its sequence number and hash with an HMAC under the master key.
+
+The chain and its head live in the database, so whoever can write the database can cut the
+tail and put back a head saved earlier: the chain alone still looks whole. The anchor is out of
+that writer's reach (a file in the operator's data dir, 0600, in a 0700 folder): verification
+checks that every entry it names is still in the chain with the same hash, and names the first
+one that is not. Each line is written with ``O_APPEND`` and fsynced after the entry's
+transaction commits, so the anchor never names an entry that was rolled back; a crash between
+the two leaves an entry the anchor does not name, which costs nothing but that entry's anchoring.
+
+What it cannot do: prove entries appended from another machine (each data dir anchors its own
+appends), or survive someone who can write the operator's files and holds the master key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tui_migrator.crypto.keys import MasterKey, Purpose
+
+PRIVATE_FOLDER = 0o700
+PRIVATE_FILE = 0o600
+_LINE = re.compile(r"^(\d+) ([0-9a-f]{64}) ([0-9a-f]{64})$")
+
+
+@dataclass
+class AnchorReading:
+    """What the anchor file holds: the entries it names, and the lines that do not verify."""
+
+    hashes: dict[int, str] = field(default_factory=dict)
+    # (line number, why): a line altered, forged, or naming one entry with two hashes.
+    bad_lines: list[tuple[int, str]] = field(default_factory=list)
+
+
+class AuditAnchor:
+    def __init__(self, path: Path, master_key: MasterKey) -> None:
+        self.path = path
+        self._key = master_key.derive(Purpose.AUDIT_ANCHOR)
+
+    def record(self, seq: int, entry_hash: str) -> None:
+        """Append one line and make it durable before returning."""
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=PRIVATE_FOLDER)
+        descriptor = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, PRIVATE_FILE)
+        try:
+            os.write(descriptor, f"{seq} {entry_hash} {self._prove(seq, entry_hash)}\n".encode("ascii"))
+            os.fsync(descriptor)
+        finally:
+            os.close(descriptor)
+
+    def read(self) -> AnchorReading | None:
+        """None where this data dir has never anchored an entry of this database."""
+        if not self.path.exists():
+            return None
+        reading = AnchorReading()
+        with self.path.open("r", encoding="ascii", errors="replace") as lines:
+            for number, line in enumerate(lines, start=1):
+                match = _LINE.match(line.rstrip("\n"))
+                if match is None:
+                    reading.bad_lines.append((number, "it is not an anchor line"))
+                    continue
+                seq, entry_hash, proof = int(match[1]), match[2], match[3]
+                if not hmac.compare_digest(self._prove(seq, entry_hash), proof):
+                    reading.bad_lines.append((number, "its proof does not verify under this master key"))
+                elif reading.hashes.setdefault(seq, entry_hash) != entry_hash:
+                    reading.bad_lines.append((number, f"it names entry #{seq} with a second hash"))
+        return reading
+
+    def _prove(self, seq: int, entry_hash: str) -> str:
+        return hmac.new(self._key, f"anchor:{seq}:{entry_hash}".encode("ascii"), hashlib.sha256).hexdigest()
