@@ -45,6 +45,9 @@ def health(service: MigratorService, _args: argparse.Namespace) -> Result:
     table.add_row("Running migrations", str(system.running_migrations))
     table.add_row("Encryption system", _yes_no(system.encryption_system_ready, "ready", "NOT READY"))
     table.add_row("Backup system", _yes_no(system.backup_system_ready, "ready", "NOT READY"))
+    table.add_row(
+        "Audit trail", _yes_no(system.audit_trail_protected, "append-only triggers in force", "NOT PROTECTED")
+    )
     table.add_row("Database", f"{system.database} ({system.database_dialect})")
     table.add_row("Data keys", str(system.data_keys))
     table.add_row(
@@ -77,6 +80,13 @@ def _yes_no(flag: bool, yes: str, no: str) -> str:
 
 
 def audit(service: MigratorService, args: argparse.Namespace) -> Result:
+    if args.restore_triggers:
+        problems = service.restore_audit_triggers()
+        words = "; ".join(problems) if problems else "they were all in force"
+        return Result(
+            data={"restored": True, "problems": problems},
+            text=[Text(f"The audit triggers are in force again ({words}). Run audit --verify next.")],
+        )
     # Listing checks the chain too (it is cheap), so "secureAuditTrail" is a finding, not a
     # slogan; only an explicit --verify is itself recorded in the trail and fails the command.
     verification = service.verify_audit(record=args.verify)

@@ -109,6 +109,11 @@ def build_parser() -> ArgumentParser:
         action="store_true",
         help="recompute the whole chain; exit 1 and name the first bad entry if broken",
     )
+    audit.add_argument(
+        "--restore-triggers",
+        action="store_true",
+        help="put back the triggers that keep tm_audit append-only (super_admin)",
+    )
 
     operators = command("operators", "list, grant or revoke operator roles")
     operator_actions = operators.add_subparsers(

@@ -10,7 +10,7 @@ from sqlalchemy.engine import Connection
 
 from tui_migrator.common.errors import BadInput, PermissionDenied
 from tui_migrator.service.session import Session
-from tui_migrator.storage import operators
+from tui_migrator.storage import audit_triggers, operators
 from tui_migrator.storage.audit_operations import AuditOperation
 from tui_migrator.storage.database import redacted, serialized_write
 from tui_migrator.storage.operators import Action, Operator, Role, UnauthenticatedRole
@@ -66,9 +66,15 @@ def denied_reason(session: Session, action: Action) -> str | None:
     )
 
 
-def authorize(session: Session, action: Action, operation: str) -> None:
-    """Raise :class:`PermissionDenied` (and audit the refusal) unless allowed."""
+def authorize(
+    session: Session, action: Action, operation: str, *, needs_protected_audit: bool = True
+) -> None:
+    """Raise :class:`PermissionDenied` (and audit the refusal) unless allowed. A change (any
+    action but reading) also needs the audit trail's triggers in force: while they are gone,
+    whoever removed them could edit what the change records (audit_triggers.py)."""
     if can(session, action):
+        if action is not Action.READ and needs_protected_audit:
+            _refuse_while_audit_unprotected(session, operation)
         return
     try:
         current = role(session)
@@ -103,6 +109,41 @@ def authorize(session: Session, action: Action, operation: str) -> None:
         f"The user '{session.user}' has the role {current.value}, which may not run '{operation}'.",
         hint=f"Ask a super_admin to run: tui-migrator operators grant {session.user} super_admin",
     )
+
+
+def _refuse_while_audit_unprotected(session: Session, operation: str) -> None:
+    with session.engine.connect() as connection:
+        problems = audit_triggers.problems(connection)
+    if not problems:
+        return
+    session.audit.record(
+        AuditOperation.AUDIT_UNPROTECTED,
+        user_id=session.user,
+        success=False,
+        details={"attemptedOperation": operation, "problems": problems},
+    )
+    raise audit_triggers.AuditUnprotected(
+        f"'{operation}' was refused: the audit trail is not protected ({'; '.join(problems)}). "
+        "Nothing was changed.",
+        hint=audit_triggers.RESTORE_HINT,
+    )
+
+
+def restore_audit_triggers(session: Session) -> list[str]:
+    """Put tm_audit's triggers back as the tool defines them; returns what was wrong."""
+    authorize(session, Action.MANAGE_OPERATORS, "audit --restore-triggers", needs_protected_audit=False)
+    with serialized_write(session.engine) as connection:
+        problems = audit_triggers.problems(connection)
+        if problems:  # (which needs tm_audit's owner, where another role owns it)
+            audit_triggers.restore(connection)
+        session.audit.append(
+            connection,
+            AuditOperation.AUDIT_TRIGGERS_RESTORED,
+            user_id=session.user,
+            success=True,
+            details={"problems": problems},
+        )
+    return problems
 
 
 def list_operators(session: Session) -> list[Operator]:

@@ -147,6 +147,10 @@ class MigratorService:
         """Recompute the chain. With ``record``, the verification itself is audited after it ran."""
         return inspection.verify_audit(self._session, record=record)
 
+    def restore_audit_triggers(self) -> list[str]:
+        """Put tm_audit's append-only triggers back; returns what was wrong with them."""
+        return access.restore_audit_triggers(self._session)
+
     def data_keys(self) -> list[DataKeyInfo]:
         return inspection.data_keys(self._session)
 

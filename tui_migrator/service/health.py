@@ -15,7 +15,7 @@ from tui_migrator.common.errors import MigratorError
 from tui_migrator.common.models import ResponseModel
 from tui_migrator.crypto.canary import canary_round_trips
 from tui_migrator.service.session import Session
-from tui_migrator.storage import operators
+from tui_migrator.storage import audit_triggers, operators
 from tui_migrator.storage.database import database_file, redacted
 from tui_migrator.storage.migration_status import FINISHED_STATUSES, LIVE_STATUSES, Status
 from tui_migrator.storage.tables import migrations_table, utc_now
@@ -32,6 +32,8 @@ class SystemHealth(ResponseModel):
     migration_engine_online: bool
     running_migrations: int
     encryption_system_ready: bool
+    # tm_audit's append-only triggers are in force (changes are refused while they are not).
+    audit_trail_protected: bool
     backup_system_ready: bool
     database: str
     database_dialect: str
@@ -155,6 +157,7 @@ def health_report(session: Session) -> HealthReport:
     engine = session.engine
     with engine.connect() as connection:
         running = running_migrations(connection)
+        audit_problems = audit_triggers.problems(connection)
         activity = recent_activity(connection, now)
         try:
             role = operators.role_of(connection, session.user, session.role_key())
@@ -168,11 +171,17 @@ def health_report(session: Session) -> HealthReport:
     )
     if role_problem is not None:
         alerts.append(role_problem)
+    if audit_problems:
+        alerts.append(
+            f"The audit trail is not protected ({'; '.join(audit_problems)}): every change is "
+            f"refused until it is. {audit_triggers.RESTORE_HINT}"
+        )
     return HealthReport(
         system_health=SystemHealth(
             migration_engine_online=True,
             running_migrations=running,
             encryption_system_ready=encryption_ready,
+            audit_trail_protected=not audit_problems,
             backup_system_ready=disk.enough_for_backups,
             database=redacted(engine.url),
             database_dialect=engine.dialect.name,

@@ -14,6 +14,9 @@ class AuditOperation(StrEnum):
     OPERATOR_GRANTED = "operator_granted"
     OPERATOR_REVOKED = "operator_revoked"
     AUDIT_VERIFIED = "audit_verified"
+    # A change refused because tm_audit's append-only triggers were gone, and their restoring
+    AUDIT_UNPROTECTED = "audit_unprotected_refusal"
+    AUDIT_TRIGGERS_RESTORED = "audit_triggers_restored"
     DEMO_REBUILT = "demo_database_rebuilt"
     # A migration's life
     MIGRATION_STARTED = "data_migration_started"

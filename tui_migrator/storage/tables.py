@@ -14,7 +14,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from tui_migrator.common.errors import ConfigError
-from tui_migrator.storage.database import SUPPORTED_DIALECTS_HINT, serialized_write
+from tui_migrator.storage import audit_triggers
+from tui_migrator.storage.database import serialized_write
 
 # Versions 2 to 4 added nullable columns only (2: tm_row_metadata.sealed_columns,
 # tm_migrations.swept_at and .sweep; 3: tm_migrations.phase_progress and .rollback_progress;
@@ -231,35 +232,6 @@ META_CREATED_BY = "created_by"
 # builtAt); 'demo' replaces no database without it (service/demo_admin.py).
 META_DEMO_DATABASE = "demo_database"
 
-_SQLITE_AUDIT_TRIGGERS = (
-    (
-        "CREATE TRIGGER IF NOT EXISTS tm_audit_no_update BEFORE UPDATE ON tm_audit "
-        "BEGIN SELECT RAISE(ABORT, 'tm_audit is append-only: UPDATE is not allowed'); END"
-    ),
-    (
-        "CREATE TRIGGER IF NOT EXISTS tm_audit_no_delete BEFORE DELETE ON tm_audit "
-        "BEGIN SELECT RAISE(ABORT, 'tm_audit is append-only: DELETE is not allowed'); END"
-    ),
-)
-
-_POSTGRESQL_AUDIT_TRIGGERS = (
-    # USING MESSAGE rather than RAISE's '%' placeholder: psycopg reads a '%' in a statement as
-    # a parameter placeholder and refuses it.
-    (
-        "CREATE OR REPLACE FUNCTION tm_audit_append_only() RETURNS trigger LANGUAGE plpgsql AS $$ "
-        "BEGIN RAISE EXCEPTION USING MESSAGE = 'tm_audit is append-only: ' || TG_OP || ' is not allowed'; "
-        "END $$"
-    ),
-    (
-        "CREATE TRIGGER tm_audit_no_update_delete BEFORE UPDATE OR DELETE ON tm_audit "
-        "FOR EACH ROW EXECUTE FUNCTION tm_audit_append_only()"
-    ),
-    (
-        "CREATE TRIGGER tm_audit_no_truncate BEFORE TRUNCATE ON tm_audit "
-        "FOR EACH STATEMENT EXECUTE FUNCTION tm_audit_append_only()"
-    ),
-)
-
 
 def tool_tables_exist(engine: Engine) -> bool:
     return sa.inspect(engine).has_table(meta_table.name)
@@ -289,8 +261,7 @@ def create_tool_tables(engine: Engine, *, key_fingerprint: str, created_by: str)
         if sa.inspect(connection).has_table(meta_table.name):
             return False
         metadata.create_all(connection)
-        for statement in _audit_triggers(connection.dialect.name):
-            connection.exec_driver_sql(statement)
+        audit_triggers.create(connection)
         connection.execute(
             sa.insert(meta_table),
             [
@@ -339,11 +310,3 @@ def drop_tool_tables(engine: Engine) -> None:
         metadata.drop_all(connection, checkfirst=True)
         if connection.dialect.name == "postgresql":
             connection.exec_driver_sql("DROP FUNCTION IF EXISTS tm_audit_append_only()")
-
-
-def _audit_triggers(dialect_name: str) -> tuple[str, ...]:
-    if dialect_name == "sqlite":
-        return _SQLITE_AUDIT_TRIGGERS
-    if dialect_name == "postgresql":
-        return _POSTGRESQL_AUDIT_TRIGGERS
-    raise ConfigError(f"The {dialect_name} dialect is not supported.", hint=SUPPORTED_DIALECTS_HINT)
