@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import sqlite3
+from pathlib import Path
+
 import pytest
+import sqlalchemy as sa
 
 from tests.support.databases import BOTH_BACKENDS
 from tests.support.migration_helpers import (
@@ -10,8 +14,11 @@ from tests.support.migration_helpers import (
     raw_dump,
 )
 from tui_migrator.common.errors import OperationFailed
+from tui_migrator.common.settings import Settings
 from tui_migrator.engine import batches as batches_module
+from tui_migrator.engine import estimate as estimate_engine
 from tui_migrator.service.facade import MigratorService
+from tui_migrator.storage import tables
 
 pytestmark = BOTH_BACKENDS
 
@@ -28,3 +35,74 @@ def test_rows_changed_while_the_estimate_samples_them_is_said_in_words(
     with pytest.raises(OperationFailed, match="changed rows of .* while the estimate was sampling"):
         service.estimate(FAST)
     assert raw_dump(service.engine) == before
+
+
+def _file_bytes(service: MigratorService) -> bytes:
+    """The SQLite file with every committed page in it (the WAL checkpointed and emptied)."""
+    with service.engine.connect() as connection:
+        connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+    file = service.engine.url.database
+    assert file
+    return Path(file).read_bytes()
+
+
+def _tool_state(service: MigratorService) -> dict[str, object]:
+    with service.engine.connect() as connection:
+        return {
+            table.name: sorted(map(tuple, connection.execute(sa.select(table)).all()), key=repr)
+            for table in tables.metadata.sorted_tables
+        }
+
+
+@pytest.mark.parametrize("readonly", [True, False])
+def test_a_viewers_estimate_writes_nothing_at_all(
+    settings: Settings, service: MigratorService, backend: str, readonly: bool
+) -> None:
+    """No data key created, no calibration kept, no column added: the user's and the tool's
+    tables are as they were, and on SQLite so is every byte of the database file."""
+    service.grant("vera", "viewer")
+    before_dump, before_tools = raw_dump(service.engine), _tool_state(service)
+    before_file = _file_bytes(service) if backend == "sqlite" else b""
+    viewer_settings = settings.model_copy(update={"readonly": readonly})
+    with MigratorService.open(viewer_settings, user="vera") as viewer:
+        estimate = viewer.estimate({**FAST, "create_backups": True})
+    assert estimate.estimated_records > 0 and estimate.calibration.sample_rows > 0
+    assert raw_dump(service.engine) == before_dump
+    assert _tool_state(service) == before_tools
+    if backend == "sqlite":
+        assert _file_bytes(service) == before_file
+
+
+def test_an_estimate_takes_no_lock_beyond_reading_rows(service: MigratorService, backend: str) -> None:
+    """While the sample is being written (to its shadow tables), another session can still take
+    the database's write lock (SQLite) or an exclusive lock on every sampled table (PostgreSQL,
+    which only an ACCESS SHARE lock of the estimate's own reads would not block: checked in
+    pg_locks)."""
+    seen: list[object] = []
+    real = estimate_engine._run_stages
+
+    def run_stages_and_look(connection, batches, rows, config, calibration):  # type: ignore[no-untyped-def]
+        real(connection, batches, rows, config, calibration)
+        if connection.dialect.name == "sqlite":
+            with sqlite3.connect(service.engine.url.database, timeout=0) as other:
+                other.execute("BEGIN IMMEDIATE")
+                other.rollback()
+            seen.append("write lock free")
+        else:
+            pid = connection.exec_driver_sql("SELECT pg_backend_pid()").scalar_one()
+            with service.engine.connect() as other:
+                modes = other.exec_driver_sql(
+                    "SELECT DISTINCT l.mode FROM pg_locks l JOIN pg_class c ON c.oid = l.relation "
+                    "WHERE l.pid = %(pid)s AND c.relpersistence <> 't'",
+                    {"pid": pid},
+                ).scalars()
+                seen.append(set(modes))
+
+    with pytest.MonkeyPatch.context() as patched:
+        patched.setattr(estimate_engine, "_run_stages", run_stages_and_look)
+        service.estimate({**FAST, "create_backups": True})
+    assert seen
+    if backend == "sqlite":
+        assert set(seen) == {"write lock free"}
+    else:
+        assert set().union(*seen) <= {"AccessShareLock"}  # type: ignore[arg-type]

@@ -13,7 +13,14 @@ from tests.storage.test_audit import drop_triggers, fill
 from tests.support.databases import ADMIN, BOTH_BACKENDS
 from tui_migrator.service.facade import MigratorService
 from tui_migrator.storage.database import serialized_write
-from tui_migrator.storage.tables import META_AUDIT_HEAD, audit_table, meta_table, read_meta, write_meta
+from tui_migrator.storage.tables import (
+    META_AUDIT_CHAIN,
+    META_AUDIT_HEAD,
+    audit_table,
+    meta_table,
+    read_meta,
+    write_meta,
+)
 
 pytestmark = BOTH_BACKENDS
 
@@ -87,9 +94,29 @@ def test_an_altered_anchor_line_is_reported(service: MigratorService) -> None:
     fill(service, 2)
     path = service._session.audit.anchor.path  # type: ignore[union-attr]
     lines = path.read_text().splitlines()
-    seq, _hash, proof = lines[-1].split(" ")
-    lines[-1] = f"{seq} {'0' * 64} {proof}"
+    chain, seq, _hash, proof = lines[-1].split(" ")
+    lines[-1] = f"{chain} {seq} {'0' * 64} {proof}"
     path.write_text("\n".join(lines) + "\n")
     result = service.verify_audit()
     assert not result.intact
     assert f"line {len(lines)}" in (result.problem or "")
+
+
+def test_a_chain_begun_anew_is_not_held_to_the_old_chains_anchor(service: MigratorService) -> None:
+    """A rebuilt demo (or a recreated database file) starts a new chain with a new id; the
+    anchor lines of the old one stay in the file and are not this chain's business."""
+    fill(service, 2)
+    service.rebuild_demo(patients=8, organizations=2, seed=3)
+    result = service.verify_audit()
+    assert result.intact, result.problem
+    assert result.anchored_entries >= 1
+
+
+def test_the_chains_identity_record_removed_is_broken(service: MigratorService) -> None:
+    """Without it, a writer could start a 'new' chain and escape the anchor."""
+    fill(service, 2)
+    with service.engine.begin() as connection:
+        connection.execute(sa.delete(meta_table).where(meta_table.c.name == META_AUDIT_CHAIN))
+    result = service.verify_audit()
+    assert not result.intact
+    assert "identity record is missing" in (result.problem or "")

@@ -7,10 +7,13 @@ kept: the database-backed key ring (``tui_migrator.storage.keyring``) is one
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass
 from typing import Protocol
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from tui_migrator.common.errors import DecryptionFailed
 
 
 @dataclass(frozen=True)
@@ -32,3 +35,31 @@ class DataKeySource(Protocol):
     def key_for_organization(self, organization_id: str, *, created_by: str) -> DataKey: ...
 
     def key_by_id(self, key_id: str) -> DataKey: ...
+
+
+class ThrowawayKeys:
+    """Data keys made in memory for one estimate's sample and never stored: the calibration
+    seals and opens real values with them, so estimating creates no key in the database."""
+
+    def __init__(self) -> None:
+        self._by_organization: dict[str, DataKey] = {}
+        self._by_id: dict[str, DataKey] = {}
+
+    def key_for_organization(self, organization_id: str, *, created_by: str) -> DataKey:
+        key = self._by_organization.get(organization_id)
+        if key is None:
+            key = DataKey(
+                f"throwaway_{secrets.token_hex(8)}",
+                organization_id,
+                1,
+                AESGCM(AESGCM.generate_key(bit_length=256)),
+            )
+            self._by_organization[organization_id] = key
+            self._by_id[key.key_id] = key
+        return key
+
+    def key_by_id(self, key_id: str) -> DataKey:
+        key = self._by_id.get(key_id)
+        if key is None:
+            raise DecryptionFailed(f"The data key '{key_id}' is not one of this estimate's throwaway keys.")
+        return key

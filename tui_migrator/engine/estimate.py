@@ -1,16 +1,19 @@
 """Estimate from a measured calibration, not from constants.
 
 A sample of the rows in scope goes through the real code path — read, seal backups, seal values,
-guarded UPDATE, row metadata, read back and verify — inside a transaction that is rolled back, so
-nothing is kept. The time per row per stage, plus the measured cost of a commit, scales up to the
+guarded UPDATE, row metadata, read back and verify — writing only to temporary tables that shadow
+the real ones (calibration_shadow.py), inside a transaction that is rolled back: nothing is kept,
+and nothing but the sampled rows' reads touches the real tables. The time per row per stage, plus the measured cost of a commit, scales up to the
 rows in scope. Storage growth comes from the measured size of the tokens, backups and metadata.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,14 +25,14 @@ from tui_migrator.common.migration_config import MigrationConfig
 from tui_migrator.crypto.ciphers import ValueCipher
 from tui_migrator.crypto.codec import encode_key
 from tui_migrator.crypto.keys import MasterKey
-from tui_migrator.engine import backup, batch_size, verification
+from tui_migrator.engine import backup, batch_size, calibration_shadow, verification
 from tui_migrator.engine.batches import RowsChanged, TableBatches
 from tui_migrator.engine.scope import MigrationScope, TableScope
 from tui_migrator.storage import migration_records as migrations
-from tui_migrator.storage.column_storage import TableAccess, add_companion_columns
+from tui_migrator.storage.column_storage import TableAccess
 from tui_migrator.storage.database import serialized_write
 from tui_migrator.storage.sealed_cells import SealedCells
-from tui_migrator.storage.tables import utc_now, write_meta
+from tui_migrator.storage.tables import META_LAST_CALIBRATION, read_meta, utc_now, write_meta
 
 SAMPLE_ROWS = 1200
 MIN_SAMPLE_PER_TABLE = 40
@@ -37,6 +40,7 @@ MIN_SAMPLE_PER_TABLE = 40
 # charged to the sample as if every row paid them.
 WARM_UP_ROWS = 10
 CALIBRATION_MIGRATION_ID = "calibration"
+CALIBRATION_BACKUP_TABLE = "tm_bk_calibration"
 # Bytes a row-metadata row takes beside its data (key text, key id, digest, timestamps, index).
 ROW_METADATA_BYTES = 220
 
@@ -64,9 +68,17 @@ class Calibration:
 
 
 def calibrate(
-    engine: Engine, scope: MigrationScope, config: MigrationConfig, cipher: ValueCipher, master_key: MasterKey
+    engine: Engine,
+    scope: MigrationScope,
+    config: MigrationConfig,
+    cipher: ValueCipher,
+    master_key: MasterKey,
+    *,
+    commit_seconds: Callable[[Engine], float],
 ) -> Calibration:
-    """Run the sample through the migration's own code, then roll every write back."""
+    """Run the sample through the migration's own code, writing only to temporary tables, and
+    roll everything back. ``cipher`` should seal with throwaway keys (estimating creates none);
+    ``commit_seconds`` measures or recalls the cost of a commit."""
     calibration = Calibration()
     total = scope.pending_rows
     if total == 0:
@@ -88,7 +100,7 @@ def calibrate(
                 "sampling them; nothing was written.",
                 hint="Run the estimate again (or start again): a fresh sample is taken.",
             ) from None
-    calibration.commit_seconds = _measure_commit(engine)
+    calibration.commit_seconds = commit_seconds(engine)
     return calibration
 
 
@@ -101,30 +113,30 @@ def _calibrate_table(
     master_key: MasterKey,
     calibration: Calibration,
 ) -> None:
+    """Reads are timed on the real table; every write goes to the temporary shadow tables of
+    calibration_shadow.py, and the transaction is rolled back: estimating locks nothing but the
+    rows it reads and writes nothing."""
     with engine.connect() as connection:
         transaction = connection.begin()
         try:
-            access = add_companion_columns(connection, table.access)
             backup_table = None
             if config.create_backups:
-                backup_table = backup.create_backup_table(connection, access, "tm_bk_calibration")
-            batches = _calibration_batches(engine, access, table, cipher, master_key, backup_table)
+                backup_table = backup.backup_table(table.access, CALIBRATION_BACKUP_TABLE)
+                calibration_shadow.create_temporary(connection, backup_table)
+            batches = _calibration_batches(engine, table.access, table, cipher, master_key, backup_table)
             warm_up = WARM_UP_ROWS if sample > 2 * WARM_UP_ROWS else 0
             query = batches.pending_query(after=None, limit=sample + warm_up)
             rows = list(connection.execute(query).mappings())
-            if warm_up:
-                _run_stages(connection, batches, rows[:warm_up], config, Calibration())
             share = (len(rows) - warm_up) / max(1, len(rows))
             # The encryption phase reads with the backup join; the backup phase reads without it.
             reads = [("read", query)]
             if backup_table is not None:
-                plain = _calibration_batches(engine, access, table, cipher, master_key, None)
+                plain = _calibration_batches(engine, table.access, table, cipher, master_key, None)
                 reads.append(("backupRead", plain.pending_query(after=None, limit=sample + warm_up)))
             for stage, read in reads:
                 started = time.perf_counter()
                 list(connection.execute(read).mappings())
                 _add(calibration.seconds_by_stage, stage, started, share=share)
-            _run_stages(connection, batches, rows[warm_up:], config, calibration)
             # Scans whose cost grows with the table, not the sample: the engine counts the rows
             # still holding plaintext once after encrypting a table and once when verifying it.
             started = time.perf_counter()
@@ -132,6 +144,14 @@ def _calibrate_table(
                 sa.select(sa.func.count()).select_from(query.limit(None).subquery())
             ).scalar_one()
             calibration.fixed_seconds += 2 * (time.perf_counter() - started)
+            # From here the table's name finds the shadow: the sample, with its companions.
+            shadow = calibration_shadow.shadow(connection, table.access, rows)
+            if backup_table is not None:
+                backup_table = backup.backup_table(shadow, CALIBRATION_BACKUP_TABLE)
+            batches = _calibration_batches(engine, shadow, table, cipher, master_key, backup_table)
+            if warm_up:
+                _run_stages(connection, batches, rows[:warm_up], config, Calibration())
+            _run_stages(connection, batches, rows[warm_up:], config, calibration)
         finally:
             transaction.rollback()
 
@@ -217,14 +237,56 @@ def _run_stages(
         )
 
 
-def _measure_commit(engine: Engine, repeats: int = 3) -> float:
-    """A committed write of one small row, timed: the fixed cost every batch pays."""
+def measure_commit_and_keep(engine: Engine, repeats: int = 3) -> float:
+    """A committed write of one small row to tm_meta, timed: the fixed cost every batch pays.
+    Kept there for those who may not write (see kept_commit_seconds); only a caller allowed to
+    change the database calls this."""
     durations = []
     for _ in range(repeats):
         started = time.perf_counter()
         with serialized_write(engine) as connection:
-            write_meta(connection, "last_calibration", utc_now().isoformat())
+            write_meta(connection, META_LAST_CALIBRATION, json.dumps({"at": utc_now().isoformat()}))
         durations.append(time.perf_counter() - started)
+    seconds = sorted(durations)[len(durations) // 2]
+    with serialized_write(engine) as connection:
+        write_meta(
+            connection,
+            META_LAST_CALIBRATION,
+            json.dumps({"commitSeconds": seconds, "at": utc_now().isoformat()}),
+        )
+    return seconds
+
+
+def kept_commit_seconds(engine: Engine) -> float:
+    """The commit cost measured by the last calibration that could write, read without writing;
+    where none was kept, a commit of a temporary table (no fsync of the database, so lower),
+    remembered in this process."""
+    with engine.connect() as connection:
+        kept = read_meta(connection, META_LAST_CALIBRATION)
+    try:
+        return float(json.loads(kept or "{}")["commitSeconds"])
+    except (ValueError, KeyError, TypeError):
+        pass
+    key = engine.url.render_as_string(hide_password=True)
+    if key not in _temporary_commit_seconds:
+        _temporary_commit_seconds[key] = _measure_temporary_commit(engine)
+    return _temporary_commit_seconds[key]
+
+
+_temporary_commit_seconds: dict[str, float] = {}
+
+
+def _measure_temporary_commit(engine: Engine, repeats: int = 3) -> float:
+    durations = []
+    with engine.connect() as connection:
+        for number in range(repeats):
+            started = time.perf_counter()
+            with connection.begin():
+                connection.exec_driver_sql("CREATE TEMPORARY TABLE IF NOT EXISTS tm_commit_probe (n INTEGER)")
+                connection.exec_driver_sql(f"INSERT INTO tm_commit_probe (n) VALUES ({number})")
+            durations.append(time.perf_counter() - started)
+        with connection.begin():
+            connection.exec_driver_sql("DROP TABLE tm_commit_probe")
     return sorted(durations)[len(durations) // 2]
 
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import hmac
 import logging
+from functools import partial
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from tui_migrator import demo
 from tui_migrator.common.errors import ConfigError, WrongMasterKey
@@ -16,6 +17,7 @@ from tui_migrator.crypto.keys import MasterKey, Purpose, load_master_key
 from tui_migrator.service.access import make_first_super_admin
 from tui_migrator.service.session import Session
 from tui_migrator.storage import operators
+from tui_migrator.storage.audit import AuditTrail
 from tui_migrator.storage.database import create_database_engine, redacted
 from tui_migrator.storage.secure_delete import overwrite_deleted_content
 from tui_migrator.storage.tables import (
@@ -55,11 +57,7 @@ def _connect(settings: Settings, engine: Engine, user: str) -> Session:
     master_key = load_master_key(settings, create_if_missing=not initialized)
     if initialized:
         _check_fingerprint(engine, master_key, settings)
-        role_key = master_key.derive(Purpose.OPERATOR_ROLES)
-        # Roles written before they were authenticated get their proof with the upgrade.
-        upgrade_tool_tables(
-            engine, then=lambda connection: operators.prove_unproven_rows(connection, role_key)
-        )
+        upgrade_tool_tables(engine, then=partial(_fill_upgraded_columns, engine, master_key))
     session = Session.start(settings, engine, master_key, user=user)
     if initialized:
         session.keyring.verify_all()
@@ -69,6 +67,13 @@ def _connect(settings: Settings, engine: Engine, user: str) -> Session:
         # Another process set the database up between our check and our attempt.
         _check_fingerprint(engine, master_key, settings)
     return session
+
+
+def _fill_upgraded_columns(engine: Engine, master_key: MasterKey, connection: Connection) -> None:
+    """What an upgrade to schema 4 adds needs the master key: roles written before they were
+    authenticated get their proof, and a chain begun before chains had ids gets its id."""
+    operators.prove_unproven_rows(connection, master_key.derive(Purpose.OPERATOR_ROLES))
+    AuditTrail(engine, master_key).ensure_chain_identity(connection)
 
 
 def set_up(session: Session) -> None:

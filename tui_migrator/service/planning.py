@@ -9,9 +9,11 @@ from pydantic import field_serializer
 
 from tui_migrator.common.migration_config import MigrationConfig, parse_config
 from tui_migrator.common.models import ResponseModel
+from tui_migrator.crypto.ciphers import ValueCipher
+from tui_migrator.crypto.data_keys import ThrowawayKeys
 from tui_migrator.engine import estimate as estimating
 from tui_migrator.engine.plan import Plan, plan_migration
-from tui_migrator.service.access import authorize
+from tui_migrator.service.access import authorize, can
 from tui_migrator.service.preflight import PreflightCheck, preflight_checks
 from tui_migrator.service.report import Recommendations, RiskAssessment, recommendations, risk_assessment
 from tui_migrator.service.session import Session
@@ -52,12 +54,17 @@ def plan(session: Session, config_values: dict[str, Any]) -> Plan:
 
 def calibrate(session: Session, migration_plan: Plan) -> tuple[estimating.Calibration, float]:
     """A calibration on this database's rows in scope, and the seconds it predicts."""
+    # Estimating writes nothing: the sample is sealed with keys that live only in memory, and
+    # only an operator who may change the database keeps the measured commit cost there.
     calibration = estimating.calibrate(
         session.engine,
         migration_plan.scope,
         migration_plan.config,
-        session.value_cipher(),
+        ValueCipher(ThrowawayKeys(), session.master_key, actor=session.user),
         session.master_key,
+        commit_seconds=estimating.measure_commit_and_keep
+        if can(session, Action.MIGRATE)
+        else estimating.kept_commit_seconds,
     )
     seconds = estimating.estimated_seconds(
         calibration, migration_plan.scope, migration_plan.config, session.engine.dialect.name

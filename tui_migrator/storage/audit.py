@@ -16,6 +16,7 @@ import hashlib
 import hmac
 import json
 import logging
+import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -28,7 +29,14 @@ from sqlalchemy.engine import Connection, Engine
 from tui_migrator.crypto.keys import MasterKey, Purpose
 from tui_migrator.storage.audit_anchor import AuditAnchor
 from tui_migrator.storage.database import after_commit, serialized_write
-from tui_migrator.storage.tables import META_AUDIT_HEAD, audit_table, meta_table, read_meta, write_meta
+from tui_migrator.storage.tables import (
+    META_AUDIT_CHAIN,
+    META_AUDIT_HEAD,
+    audit_table,
+    meta_table,
+    read_meta,
+    write_meta,
+)
 
 log = logging.getLogger(__name__)
 
@@ -144,8 +152,9 @@ class AuditTrail:
             )
         )
         write_meta(connection, META_AUDIT_HEAD, self._head_value(seq, entry_hash))
-        if self.anchor is not None:
-            after_commit(connection, partial(self._anchor, self.anchor, seq, entry_hash))
+        chain = self._chain_identity(connection, new_chain=head_seq == 0)
+        if self.anchor is not None and chain is not None:
+            after_commit(connection, partial(self._anchor, self.anchor, chain, seq, entry_hash))
         return AuditEntry(
             seq=seq,
             entry_id=entry_id,
@@ -184,6 +193,7 @@ class AuditTrail:
         hashes: dict[int, str] = {}
         with self._engine.connect() as connection:
             head_text = read_meta(connection, META_AUDIT_HEAD)
+            chain_text = read_meta(connection, META_AUDIT_CHAIN)
             total = connection.execute(sa.select(sa.func.count()).select_from(audit_table)).scalar_one()
             rows = (
                 connection.execution_options(yield_per=1000)
@@ -212,10 +222,18 @@ class AuditTrail:
         problem = self._check_head(head_text, expected_seq - 1, previous_hash)
         if problem:
             return AuditVerification(verified, total, expected_seq - 1 or None, None, problem)
-        return self._check_anchor(hashes, verified, total)
+        chain = self._parse_chain(chain_text)
+        if chain is None:
+            what = "missing from" if chain_text is None else "altered in"
+            return AuditVerification(
+                verified, total, None, None, f"The audit chain's identity record is {what} tm_meta."
+            )
+        return self._check_anchor(chain, hashes, verified, total)
 
-    def _check_anchor(self, hashes: dict[int, str], verified: int, total: int) -> AuditVerification:
-        reading = self.anchor.read() if self.anchor is not None else None
+    def _check_anchor(
+        self, chain: str, hashes: dict[int, str], verified: int, total: int
+    ) -> AuditVerification:
+        reading = self.anchor.read(chain) if self.anchor is not None else None
         if self.anchor is None or reading is None:
             return AuditVerification(verified, total)
         where = str(self.anchor.path)
@@ -276,13 +294,41 @@ class AuditTrail:
             )
         return None
 
+    def _chain_identity(self, connection: Connection, *, new_chain: bool) -> str | None:
+        """This chain's random id, authenticated, which its anchor lines carry: a chain begun
+        anew on the same database (a rebuilt demo, a recreated file) is not held to the anchor
+        lines of the one before. Made with the chain's first entry (or by ensure_chain_identity
+        for a chain older than ids); None where it was removed, which verify reports."""
+        stored = read_meta(connection, META_AUDIT_CHAIN)
+        if stored is None and new_chain:
+            chain = secrets.token_hex(16)
+            write_meta(connection, META_AUDIT_CHAIN, self._chain_value(chain))
+            return chain
+        return self._parse_chain(stored)
+
+    def ensure_chain_identity(self, connection: Connection) -> None:
+        """Give a chain begun before chains had ids its id (once, when its database is upgraded)."""
+        if read_meta(connection, META_AUDIT_CHAIN) is None:
+            write_meta(connection, META_AUDIT_CHAIN, self._chain_value(secrets.token_hex(16)))
+
+    def _chain_value(self, chain: str) -> str:
+        return json.dumps({"id": chain, "proof": self._prove(f"chain:{chain}")}, sort_keys=True)
+
+    def _parse_chain(self, stored: str | None) -> str | None:
+        """The id if the stored record is the tool's, else None."""
+        try:
+            chain = str(json.loads(stored or "")["id"])
+        except (ValueError, KeyError, TypeError):
+            return None
+        return chain if hmac.compare_digest(self._chain_value(chain), stored or "") else None
+
     @staticmethod
-    def _anchor(anchor: AuditAnchor, seq: int, entry_hash: str) -> None:
+    def _anchor(anchor: AuditAnchor, chain: str, seq: int, entry_hash: str) -> None:
         # After the commit: the audited change has happened. An anchor that cannot be written
         # (a full disk) leaves that entry unanchored, which verification does not count as
         # tampering; the operator learns of it here rather than through a failed command.
         try:
-            anchor.record(seq, entry_hash)
+            anchor.record(chain, seq, entry_hash)
         except OSError as error:
             log.error("audit entry #%d was not anchored in %s: %s", seq, anchor.path, error)
 

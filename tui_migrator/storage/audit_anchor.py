@@ -26,7 +26,8 @@ from tui_migrator.crypto.keys import MasterKey, Purpose
 
 PRIVATE_FOLDER = 0o700
 PRIVATE_FILE = 0o600
-_LINE = re.compile(r"^(\d+) ([0-9a-f]{64}) ([0-9a-f]{64})$")
+# chain id, sequence, entry hash, proof
+_LINE = re.compile(r"^([0-9a-f]{32}) (\d+) ([0-9a-f]{64}) ([0-9a-f]{64})$")
 
 
 @dataclass
@@ -43,18 +44,20 @@ class AuditAnchor:
         self.path = path
         self._key = master_key.derive(Purpose.AUDIT_ANCHOR)
 
-    def record(self, seq: int, entry_hash: str) -> None:
+    def record(self, chain: str, seq: int, entry_hash: str) -> None:
         """Append one line and make it durable before returning."""
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=PRIVATE_FOLDER)
         descriptor = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, PRIVATE_FILE)
         try:
-            os.write(descriptor, f"{seq} {entry_hash} {self._prove(seq, entry_hash)}\n".encode("ascii"))
+            line = f"{chain} {seq} {entry_hash} {self._prove(chain, seq, entry_hash)}\n"
+            os.write(descriptor, line.encode("ascii"))
             os.fsync(descriptor)
         finally:
             os.close(descriptor)
 
-    def read(self) -> AnchorReading | None:
-        """None where this data dir has never anchored an entry of this database."""
+    def read(self, chain: str) -> AnchorReading | None:
+        """The lines of chain ``chain`` (those of a chain the database had before are not its
+        business); None where this data dir has never anchored an entry of this database."""
         if not self.path.exists():
             return None
         reading = AnchorReading()
@@ -64,12 +67,15 @@ class AuditAnchor:
                 if match is None:
                     reading.bad_lines.append((number, "it is not an anchor line"))
                     continue
-                seq, entry_hash, proof = int(match[1]), match[2], match[3]
-                if not hmac.compare_digest(self._prove(seq, entry_hash), proof):
+                line_chain, seq, entry_hash, proof = match[1], int(match[2]), match[3], match[4]
+                if not hmac.compare_digest(self._prove(line_chain, seq, entry_hash), proof):
                     reading.bad_lines.append((number, "its proof does not verify under this master key"))
+                elif line_chain != chain:
+                    continue
                 elif reading.hashes.setdefault(seq, entry_hash) != entry_hash:
                     reading.bad_lines.append((number, f"it names entry #{seq} with a second hash"))
         return reading
 
-    def _prove(self, seq: int, entry_hash: str) -> str:
-        return hmac.new(self._key, f"anchor:{seq}:{entry_hash}".encode("ascii"), hashlib.sha256).hexdigest()
+    def _prove(self, chain: str, seq: int, entry_hash: str) -> str:
+        text = f"anchor:{chain}:{seq}:{entry_hash}"
+        return hmac.new(self._key, text.encode("ascii"), hashlib.sha256).hexdigest()

@@ -227,7 +227,12 @@ batch_log_table = sa.Table(
 META_SCHEMA_VERSION = "schema_version"
 META_KEY_FINGERPRINT = "master_key_fingerprint"
 META_AUDIT_HEAD = "audit_head"
+# The audit chain's random id with its proof (storage/audit.py): anchor lines name their chain.
+META_AUDIT_CHAIN = "audit_chain"
 META_CREATED_BY = "created_by"
+# The commit cost the last calibration by an operator who may write measured (JSON
+# {"commitSeconds", "at"}): estimates by those who may not reuse it (engine/estimate.py).
+META_LAST_CALIBRATION = "last_calibration"
 # Present only in a database tui-migrator built as its demo (JSON: patients, organizations, seed,
 # builtAt); 'demo' replaces no database without it (service/demo_admin.py).
 META_DEMO_DATABASE = "demo_database"
