@@ -77,13 +77,17 @@ def test_bad_database_url_is_a_clear_error(
     assert "secret" not in err
 
 
-def test_unreachable_database_is_a_clear_error_without_password(
+def test_a_missing_database_file_is_a_clear_error_and_nothing_is_created(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code = main(["health", "--db", f"sqlite:///{tmp_path}/missing-dir/x.db", "--data-dir", str(tmp_path)])
+    code = main(
+        ["health", "--db", f"sqlite:///{tmp_path}/missing-dir/x.db", "--data-dir", str(tmp_path / "data")]
+    )
     err = capsys.readouterr().err
     assert code == 2
-    assert "Cannot connect to the database" in err
+    assert "There is no database file at" in err and "nothing was created" in err
+    assert "tui-migrator init --db" in err
+    assert not (tmp_path / "missing-dir").exists() and not (tmp_path / "data").exists()
 
 
 def test_demo_refuses_to_replace_a_database_without_yes(
@@ -146,9 +150,17 @@ def clean_env(tmp_path: Path) -> dict[str, str]:
     return env
 
 
-def test_first_use_creates_the_embedded_demo_database_and_a_0600_key(
+def test_init_creates_the_embedded_demo_database_and_a_0600_key_and_nothing_else_does(
     clean_env: dict[str, str], tmp_path: Path
 ) -> None:
+    # Nothing is set up by a command other than init: not the data dir, not a key, not a file.
+    refused = run_installed([sys.executable, "-m", "tui_migrator", "health", "--json"], clean_env)
+    assert refused.returncode == 2, refused.stderr
+    assert json.loads(refused.stdout)["errorCode"] == "not_set_up"
+    assert not (tmp_path / "data").exists()
+    created = run_installed([sys.executable, "-m", "tui_migrator", "init", "--json"], clean_env)
+    assert created.returncode == 0, created.stderr
+    assert json.loads(created.stdout)["data"]["alreadySetUp"] is False
     completed = run_installed([sys.executable, "-m", "tui_migrator", "health", "--json"], clean_env)
     assert completed.returncode == 0, completed.stderr
     data = json.loads(completed.stdout)["data"]

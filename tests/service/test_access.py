@@ -21,7 +21,7 @@ pytestmark = BOTH_BACKENDS
 
 
 def open_as(settings: Settings, user: str) -> MigratorService:
-    return MigratorService.open(settings, user=user)
+    return MigratorService.open(settings, user=user, may_set_up=True)
 
 
 def test_user_who_set_the_database_up_is_the_first_super_admin(service: MigratorService) -> None:
@@ -57,7 +57,7 @@ def test_processes_setting_up_a_new_database_at_once_make_one_setup(
 
     def open_and_close(user: str) -> None:
         try:
-            MigratorService.open(settings, user=user).close()
+            MigratorService.open(settings, user=user, may_set_up=True).close()
         except BaseException as error:
             errors.append(error)
 
@@ -69,7 +69,7 @@ def test_processes_setting_up_a_new_database_at_once_make_one_setup(
     assert errors == []
     monkeypatch.undo()
     (first,) = [u for u in users if _is_super_admin(settings, u)]
-    with MigratorService.open(settings, user=first) as opened:
+    with MigratorService.open(settings, user=first, may_set_up=True) as opened:
         assert [o.username for o in opened.list_operators()] == [first]
         entries = opened.audit_entries(limit=None).entries
         assert [e.operation for e in entries] == ["tool_initialized"]
@@ -77,7 +77,7 @@ def test_processes_setting_up_a_new_database_at_once_make_one_setup(
 
 
 def _is_super_admin(settings: Settings, user: str) -> bool:
-    with MigratorService.open(settings, user=user) as opened:
+    with MigratorService.open(settings, user=user, may_set_up=True) as opened:
         return opened.role() is Role.SUPER_ADMIN
 
 

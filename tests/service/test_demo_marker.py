@@ -88,7 +88,7 @@ def look_alike(empty_database_url: str, tmp_path: Path) -> Settings:
 def set_up_look_alike(look_alike: Settings) -> Settings:
     """A look-alike the tool was set up in (its tm_ tables, with a data key and an audit trail),
     as in a real deployment: tui-migrator's own tables do not make it a demo either."""
-    with MigratorService.open(look_alike, user=ADMIN):
+    with MigratorService.open(look_alike, user=ADMIN, may_set_up=True):
         pass
     assert TABLE_PREFIX + "meta" in table_names(look_alike.effective_database_url)
     return look_alike
@@ -155,7 +155,7 @@ def test_rebuild_through_a_session_refuses_an_unmarked_database(
     url = set_up_look_alike.effective_database_url
     before = dump_database(url)
     with (
-        MigratorService.open(set_up_look_alike, user=ADMIN) as service,
+        MigratorService.open(set_up_look_alike, user=ADMIN, may_set_up=True) as service,
         pytest.raises(ConfigError, match="not created as a demo database") as refused,
     ):
         service.rebuild_demo(**SMALL)
@@ -309,7 +309,7 @@ def test_the_embedded_demo_is_marked_on_first_use_and_can_be_rebuilt(
 ) -> None:
     settings = make_settings(tmp_path, database_url=None)
     assert settings.uses_embedded_database
-    with MigratorService.open(settings) as service:
+    with MigratorService.open(settings, may_set_up=True) as service:
         assert service.user == ADMIN
         assert service.role() is Role.SUPER_ADMIN
     url = settings.effective_database_url
@@ -333,7 +333,7 @@ def test_an_unmarked_embedded_demo_is_refused_with_a_hint_to_delete_it(
         demo.build_demo_database(engine, **SMALL)
     finally:
         engine.dispose()
-    with MigratorService.open(settings):
+    with MigratorService.open(settings, may_set_up=True):
         pass
     assert mark_of(url) is None
     before = dump_database(url)

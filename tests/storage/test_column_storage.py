@@ -198,7 +198,7 @@ def clinic(tmp_path: Path) -> tuple[MigratorService, ResolvedMapping]:
     engine.dispose()
     (tmp_path / "mapping.toml").write_text(CLINIC_MAPPING)
     settings = make_settings(tmp_path, database_url=url, schema_path=tmp_path / "mapping.toml")
-    service = MigratorService.open(settings, user="alice")
+    service = MigratorService.open(settings, user="alice", may_set_up=True)
     yield service, service.mapping()
     service.close()
 
@@ -225,7 +225,9 @@ def test_row_without_organization_and_no_default_is_refused_with_its_key(tmp_pat
         '[[tables]]\nname="r"\ncategory="DEMOGRAPHICS"\nprimary_key="id"\norganization_column="org"\ncolumns=["note"]\n'
     )
     with MigratorService.open(
-        make_settings(tmp_path, database_url=url, schema_path=tmp_path / "m.toml"), user="a"
+        make_settings(tmp_path, database_url=url, schema_path=tmp_path / "m.toml"),
+        user="a",
+        may_set_up=True,
     ) as service:
         mapped = service.mapping().table("r")
         with service.engine.connect() as connection:

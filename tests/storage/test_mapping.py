@@ -201,10 +201,16 @@ def test_missing_mapping_file_is_a_clear_error(tmp_path: Path) -> None:
         load_mapping_file(tmp_path / "nope.toml")
 
 
+def set_up(url: str, data_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["init", "--db", url, "--data-dir", str(data_dir)]) == 0
+    capsys.readouterr()
+
+
 def test_cli_mapping_error_exits_2_and_writes_nothing(
     tmp_path: Path, clinic_db: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     path = write(tmp_path, GOOD.replace('category = "DEMOGRAPHICS"', 'category = "NOPE"'))
+    set_up(clinic_db, tmp_path / "d", capsys)
     code = main(
         ["mapping", "--json", "--db", clinic_db, "--schema", str(path), "--data-dir", str(tmp_path / "d")]
     )
@@ -216,6 +222,7 @@ def test_cli_mapping_error_exits_2_and_writes_nothing(
 def test_cli_mapping_shows_storage_per_column(
     tmp_path: Path, clinic_db: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    set_up(clinic_db, tmp_path / "d", capsys)
     code = main(
         [
             "mapping",
@@ -244,7 +251,9 @@ def test_builtin_profile_matches_the_demo_database(service: MigratorService) -> 
 
 def test_demo_profile_on_a_non_demo_database_says_to_pass_schema(tmp_path: Path, clinic_db: str) -> None:
     with (
-        MigratorService.open(make_settings(tmp_path, database_url=clinic_db), user="alice") as service,
+        MigratorService.open(
+            make_settings(tmp_path, database_url=clinic_db), user="alice", may_set_up=True
+        ) as service,
         pytest.raises(MappingError, match="built-in demo profile.*does not exist.*Pass --schema FILE"),
     ):
         service.mapping()

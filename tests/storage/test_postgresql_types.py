@@ -135,7 +135,7 @@ def typed_clinic(empty_postgres_database: str, tmp_path: Path) -> Iterator[Migra
         insert_rows(connection)
     (tmp_path / "mapping.toml").write_text(MAPPING)
     settings = make_settings(tmp_path, database_url=url, schema_path=tmp_path / "mapping.toml")
-    with MigratorService.open(settings, user="alice") as service:
+    with MigratorService.open(settings, user="alice", may_set_up=True) as service:
         yield service
 
 

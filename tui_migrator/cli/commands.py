@@ -17,6 +17,7 @@ from tui_migrator.common.settings import Settings
 from tui_migrator.crypto.keys import generate_master_key, write_key_file
 from tui_migrator.service.demo_admin import database_has_content
 from tui_migrator.service.facade import MigratorService, create_demo_service
+from tui_migrator.service.opening import is_set_up
 from tui_migrator.storage.audit import AuditEntry, AuditVerification
 from tui_migrator.storage.database import redacted
 
@@ -26,9 +27,39 @@ def run(args: argparse.Namespace, settings: Settings) -> Result:
         return keys_generate(args)
     if args.command == "demo":
         return demo(args, settings)
+    if args.command == "init":
+        return init(settings)
     handler = _HANDLERS[args.command]
     with MigratorService.open(settings) as service:
         return handler(service, args)
+
+
+# -- init -----------------------------------------------------------------------------------
+
+
+def init(settings: Settings) -> Result:
+    already = is_set_up(settings)
+    with MigratorService.open(settings, may_set_up=True) as service:
+        report = service.health()
+    system = report.system_health
+    data = {
+        "database": system.database,
+        "alreadySetUp": already,
+        "user": report.operator.user,
+        "role": report.operator.role,
+        "masterKeySource": system.master_key_source,
+        "masterKeyFingerprint": system.master_key_fingerprint,
+    }
+    if already:
+        words = f"{system.database} was already set up for tui-migrator; nothing was changed."
+    else:
+        words = (
+            f"Set up tui-migrator on {system.database}: {report.operator.user} is its first "
+            f"super_admin; master key {system.master_key_source} (fingerprint "
+            f"{system.master_key_fingerprint[:12]}). Keep that key safe: without it nothing "
+            "encrypted here can be read."
+        )
+    return Result(data=data, text=[Text(words)])
 
 
 # -- health ---------------------------------------------------------------------------------

@@ -99,6 +99,11 @@ def build_parser() -> ArgumentParser:
     def command(name: str, help_text: str) -> argparse.ArgumentParser:
         return _subcommand(commands, name, help_text)
 
+    command(
+        "init",
+        "set tui-migrator up on the database: its tables, a master key if there is none, and you "
+        "as its first super_admin (with no --db: the demo database)",
+    )
     command("health", "engine, keys, backup disk and recent activity")
 
     audit = command("audit", "show the audit trail, or verify its hash chain")

@@ -57,14 +57,16 @@ class MigratorService:
         self._session = session
 
     @classmethod
-    def open(cls, settings: Settings, *, user: str | None = None) -> MigratorService:
-        """Connect, set the tool up on first use, and verify the master key.
-
-        With no database configured, the embedded SQLite demo database is created and filled
-        on first use.
-        """
+    def open(
+        cls, settings: Settings, *, user: str | None = None, may_set_up: bool = False
+    ) -> MigratorService:
+        """Connect and verify the master key. A database without the tool's tables is refused
+        (NotSetUp, nothing written) unless ``may_set_up``: then the tool is set up in it and
+        ``user`` becomes its first super_admin (with no database configured, the embedded demo
+        database is created and filled)."""
         # Looked up on the module at each call, so tests can stand in for the OS user.
-        return cls(opening.open_session(settings, user=user or operators.current_os_user()))
+        user = user or operators.current_os_user()
+        return cls(opening.open_session(settings, user=user, may_set_up=may_set_up))
 
     def close(self) -> None:
         self._session.engine.dispose()
@@ -299,7 +301,7 @@ def create_demo_service(
     never set up in it. An empty one is set up, marked as the demo and filled; a demo one is
     rebuilt (demo_admin)."""
     empty = demo_admin.check_demo_target(settings, patients=patients, organizations=organizations)
-    service = MigratorService.open(settings, user=user)
+    service = MigratorService.open(settings, user=user, may_set_up=True)
     try:
         if empty:
             summary = demo_admin.build_new_demo(

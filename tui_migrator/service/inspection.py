@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tui_migrator.service import sweeping
-from tui_migrator.service.access import authorize
+from tui_migrator.service.access import authorize, can
 from tui_migrator.service.report import completion_report
 from tui_migrator.service.session import Session
 from tui_migrator.storage import migration_records as migrations
@@ -68,10 +68,12 @@ def audit_entries(session: Session, *, limit: int | None, migration_id: str | No
 
 
 def verify_audit(session: Session, *, record: bool) -> AuditVerification:
-    """Recompute the chain. With ``record``, the verification itself is audited after it ran."""
+    """Recompute the chain. With ``record``, the verification itself is audited after it ran —
+    by an operator who may change the database: for a viewer or a read-only session it stays a
+    read, which writes nothing."""
     authorize(session, Action.READ, "audit --verify")
     result = session.audit.verify()
-    if record:
+    if record and can(session, Action.MIGRATE):
         session.audit.record(
             AuditOperation.AUDIT_VERIFIED,
             user_id=session.user,

@@ -5,24 +5,28 @@ from __future__ import annotations
 
 import hmac
 import logging
+import sqlite3
+from contextlib import closing
 from functools import partial
+from pathlib import Path
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from tui_migrator import demo
-from tui_migrator.common.errors import ConfigError, WrongMasterKey
+from tui_migrator.common.errors import ConfigError, PermissionDenied, WrongMasterKey
 from tui_migrator.common.settings import DEMO_DATABASE_FILENAME, Settings
 from tui_migrator.crypto.keys import MasterKey, Purpose, load_master_key
 from tui_migrator.service.access import make_first_super_admin
 from tui_migrator.service.session import Session
 from tui_migrator.storage import operators
 from tui_migrator.storage.audit import AuditTrail
-from tui_migrator.storage.database import create_database_engine, redacted
+from tui_migrator.storage.database import create_database_engine, parse_url, redacted
 from tui_migrator.storage.secure_delete import overwrite_deleted_content
 from tui_migrator.storage.tables import (
     META_KEY_FINGERPRINT,
     create_tool_tables,
+    meta_table,
     read_meta,
     tool_tables_exist,
     upgrade_tool_tables,
@@ -31,29 +35,96 @@ from tui_migrator.storage.tables import (
 log = logging.getLogger(__name__)
 
 
-def open_session(settings: Settings, *, user: str) -> Session:
-    """Connect and verify. With no database configured, the embedded SQLite demo database is
-    created and filled on first use."""
-    if settings.uses_embedded_database:
-        ensure_embedded_demo(settings)
+class NotSetUp(ConfigError):
+    """The database has no tool tables, and the command was not ``init`` (or ``demo``)."""
+
+    code = "not_set_up"
+
+
+def open_session(settings: Settings, *, user: str, may_set_up: bool = False) -> Session:
+    """Connect and verify. Only with ``may_set_up`` (``init``, ``demo``, the first-run prompt) is a
+    database without the tool's tables set up — with no database configured, the embedded
+    demo database created and filled; otherwise such a database is refused before anything is
+    written, not even a file or a master key."""
+    if not may_set_up:
+        refuse_unless_set_up(settings)
+    elif settings.readonly and not is_set_up(settings):
+        raise PermissionDenied(
+            f"Setting up the database at {redacted(settings.effective_database_url)} writes to it, "
+            "and this session is read-only (--readonly); nothing was written.",
+            hint="Run it without --readonly.",
+        )
+    elif settings.uses_embedded_database:
+        ensure_embedded_demo(settings, user)
     engine = create_database_engine(settings.effective_database_url)
     # Before the first connection, so every connection of the session has it.
     overwrite_deleted_content(engine)
     try:
-        return _connect(settings, engine, user)
+        return _connect(settings, engine, user, may_set_up=may_set_up)
     except BaseException:
         engine.dispose()
         raise
 
 
-def _connect(settings: Settings, engine: Engine, user: str) -> Session:
+def is_set_up(settings: Settings) -> bool:
+    """Whether the configured database holds the tool's tables, found without writing anything:
+    a SQLite file that does not exist is not created, and one that does is opened read-only
+    (the engine would switch it to WAL, which rewrites its header)."""
+    url = parse_url(settings.effective_database_url)
+    if url.get_backend_name() == "sqlite":
+        path = url.database
+        if not path or path == ":memory:" or not Path(path).exists():
+            return False
+        try:
+            with closing(sqlite3.connect(f"{Path(path).resolve().as_uri()}?mode=ro", uri=True)) as file:
+                found = file.execute(
+                    "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (meta_table.name,)
+                ).fetchone()
+            return found is not None
+        except sqlite3.Error:
+            pass  # (e.g. a WAL file it may not create read-only): the engine's look below
+    engine = create_database_engine(settings.effective_database_url)
+    try:
+        return tool_tables_exist(engine)
+    except sa.exc.OperationalError as error:
+        raise _cannot_connect(engine, error) from None
+    finally:
+        engine.dispose()
+
+
+def refuse_unless_set_up(settings: Settings) -> None:
+    if not is_set_up(settings):
+        raise _not_set_up(settings)
+
+
+def _not_set_up(settings: Settings) -> NotSetUp:
+    where = redacted(settings.effective_database_url)
+    if settings.uses_embedded_database:
+        return NotSetUp(
+            f"There is no demo database at {settings.data_dir / DEMO_DATABASE_FILENAME} yet; nothing was written.",
+            hint="Create it with: tui-migrator init (or open the app, which offers to), or name "
+            "your database with --db.",
+        )
+    url = parse_url(settings.effective_database_url)
+    if url.get_backend_name() == "sqlite" and url.database and not Path(url.database).exists():
+        return NotSetUp(
+            f"There is no database file at {url.database} (from {where}); nothing was created.",
+            hint=f"Check the path; to create a database there and set it up: tui-migrator init --db '{where}'",
+        )
+    return NotSetUp(
+        f"The database at {where} is not set up for tui-migrator (it has none of the tool's "
+        "tables); nothing was written.",
+        hint=f"Check the URL; to set it up (you become its first super_admin): tui-migrator init --db '{where}'",
+    )
+
+
+def _connect(settings: Settings, engine: Engine, user: str, *, may_set_up: bool) -> Session:
     try:
         initialized = tool_tables_exist(engine)
     except sa.exc.OperationalError as error:
-        raise ConfigError(
-            f"Cannot connect to the database at {redacted(engine.url)}: {_driver_message(error)}",
-            hint="Check --db / TUI_MIGRATOR_DB, that the server is running and the credentials.",
-        ) from None
+        raise _cannot_connect(engine, error) from None
+    if not initialized and not may_set_up:
+        raise _not_set_up(settings)
     master_key = load_master_key(settings, create_if_missing=not initialized)
     if initialized:
         _check_fingerprint(engine, master_key, settings)
@@ -82,13 +153,20 @@ def set_up(session: Session) -> None:
     log.info("set up tui-migrator tables; %s is the first super_admin", session.user)
 
 
-def ensure_embedded_demo(settings: Settings) -> None:
+def _cannot_connect(engine: Engine, error: sa.exc.DBAPIError) -> ConfigError:
+    return ConfigError(
+        f"Cannot connect to the database at {redacted(engine.url)}: {_driver_message(error)}",
+        hint="Check --db / TUI_MIGRATOR_DB, that the server is running and the credentials.",
+    )
+
+
+def ensure_embedded_demo(settings: Settings, user: str) -> None:
     """Create the embedded demo database on first use: set the tool up in it, mark it as the
     demo, then fill it.
 
     The mark lives in the tool's tables and must be written before the demo tables exist (so
-    'demo' may always replace this database), so the set-up happens here, as the OS user, the
-    user every face opens a session as; the caller's own set-up then finds it done.
+    'demo' may always replace this database), so the set-up happens here, as ``user``; the
+    caller's own opening then finds it done.
     """
     path = settings.data_dir / DEMO_DATABASE_FILENAME
     if path.exists():
@@ -97,8 +175,7 @@ def ensure_embedded_demo(settings: Settings) -> None:
     engine = create_database_engine(settings.effective_database_url)
     overwrite_deleted_content(engine)
     try:
-        # Looked up on the module at each call, so tests can stand in for the OS user.
-        _connect(settings, engine, operators.current_os_user())
+        _connect(settings, engine, user, may_set_up=True)
         summary = demo.build_marked_demo_database(engine)
     finally:
         engine.dispose()

@@ -1,0 +1,117 @@
+"""Read-only means read-only: every command, run by a viewer or with --readonly, leaves the
+database as it was — on SQLite every byte of the file — apart from the audit entry of a
+refusal. The list of commands is checked against the CLI's own, so a new command must join it."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import pytest
+
+from tests.support.cli import where
+from tests.support.databases import ADMIN, BOTH_BACKENDS
+from tests.support.db_state import database_state, sqlite_file_bytes, without_audit_head
+from tui_migrator.cli.main import main
+from tui_migrator.cli.parser import build_parser
+from tui_migrator.common.settings import Settings
+from tui_migrator.service.facade import MigratorService
+from tui_migrator.storage.audit_operations import AuditOperation
+
+pytestmark = BOTH_BACKENDS
+
+MIGRATION = "{migration}"
+# Commands that only read: they succeed and change nothing at all.
+READS = [
+    ["health"],
+    ["audit"],
+    ["audit", "--verify"],
+    ["list"],
+    ["status", MIGRATION],
+    ["failed", MIGRATION],
+    ["report", MIGRATION],
+    ["estimate", "--batch-size", "50"],
+    ["operators", "list"],
+    ["keys", "list"],
+    ["mapping"],
+    ["init"],  # on a database already set up: says so, changes nothing
+]
+# Commands that change something: refused, with the refusal audited and nothing else written.
+CHANGES = [
+    ["start", "--yes", "--batch-size", "50"],
+    ["pause", MIGRATION],
+    ["continue", MIGRATION],
+    ["cancel", MIGRATION, "--reason", "Trying as a viewer"],
+    ["resume", MIGRATION, "--yes"],
+    ["rollback", MIGRATION, "--confirm"],
+    ["purge-backups", MIGRATION, "--confirm"],
+    ["sweep", MIGRATION, "--yes"],
+    ["worker", MIGRATION],
+    ["operators", "grant", "mallory", "super_admin"],
+    ["operators", "revoke", ADMIN],
+    ["demo", "--yes", "--patients", "10", "--organizations", "2"],
+    ["audit", "--restore-triggers"],
+]
+# Commands outside the database: keys generate writes a key file only where it is told to.
+OUTSIDE = {"keys generate"}
+WHO = [("vera", False), ("vera", True), (ADMIN, True)]
+
+
+def _cli_commands() -> set[str]:
+    """Every command (and sub-action) the CLI offers."""
+    names: set[str] = set()
+    for action in build_parser()._subparsers._group_actions:  # type: ignore[union-attr]
+        assert isinstance(action, argparse._SubParsersAction)
+        for name, parser in action.choices.items():
+            nested = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+            names |= {f"{name} {sub}" for sub in nested[0].choices} if nested else {name}
+    return names
+
+
+def _name(argv: list[str]) -> str:
+    return f"{argv[0]} {argv[1]}" if argv[0] in ("operators", "keys") else argv[0]
+
+
+def test_every_command_is_in_this_test() -> None:
+    assert {_name(argv) for argv in READS + CHANGES} | OUTSIDE == _cli_commands()
+
+
+@pytest.fixture
+def prepared(service: MigratorService, settings: Settings) -> str:
+    """A completed migration to act on, and a viewer."""
+    record = service.start({"batch_size": 50, "data_categories": ["DEMOGRAPHICS"]})
+    service.grant("vera", "viewer")
+    return record.id
+
+
+@pytest.mark.parametrize(("user", "readonly"), WHO, ids=["viewer", "viewer-readonly", "admin-readonly"])
+def test_no_command_of_a_viewer_or_a_readonly_session_writes(
+    settings: Settings,
+    prepared: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    user: str,
+    readonly: bool,
+) -> None:
+    monkeypatch.setattr("tui_migrator.storage.operators.current_os_user", lambda: user)
+    options = [*where(settings), "--json", *(["--readonly"] if readonly else [])]
+    for argv in READS:
+        command = [part.format(migration=prepared) for part in argv]
+        before, before_bytes = database_state(settings), sqlite_file_bytes(settings)
+        code = main([*command, *options])
+        output = capsys.readouterr().out
+        assert code == 0, (command, output)
+        assert database_state(settings) == before, command
+        assert sqlite_file_bytes(settings) == before_bytes, command
+    for argv in CHANGES:
+        command = [part.format(migration=prepared) for part in argv]
+        before = database_state(settings)
+        code = main([*command, *options])
+        refusal = json.loads(capsys.readouterr().out)
+        assert code == 3, (command, refusal)
+        assert refusal["errorCode"] == "permission_denied", (command, refusal)
+        after = database_state(settings)
+        assert without_audit_head(after) == without_audit_head(before), command
+        new_entries = after["audit"][len(before["audit"]) :]
+        assert after["audit"][: len(before["audit"])] == before["audit"], command
+        assert [operation for _, operation in new_entries] == [AuditOperation.PERMISSION_DENIED], command
