@@ -63,3 +63,22 @@ def test_a_variable_of_the_developers_environment_never_reaches_the_app(tmp_path
     finally:
         del os.environ["TUI_MIGRATOR_LEAK_PROBE"]
     assert "TUI_MIGRATOR_LEAK_PROBE" not in screen
+
+
+def test_the_first_run_asks_before_creating_the_demo_database(tmp_path: Path) -> None:
+    """./run's demo path: with nothing set up the app asks; n creates nothing, y creates the demo
+    database and opens the dashboard on it."""
+    data_dir = tmp_path / "data"
+    environment = clean_environment(data_dir)
+    with terminal(f"{APP}; echo EXIT=$?; sleep 60", environment, width=100, height=30) as window:
+        window.wait_for("No demo database yet", "Set it up")
+        window.press("n")
+        screen = window.wait_for("EXIT=2")
+        assert "There is no demo database" in screen and "tui-migrator init" in screen
+    assert not data_dir.exists()
+    with terminal(APP, environment, width=100, height=30) as window:
+        window.wait_for("No demo database yet")
+        window.press("y")
+        window.wait_for("System health", timeout=120)
+    assert (data_dir / "tui-migrator.db").exists()
+    assert oct((data_dir / "master.key").stat().st_mode & 0o777) == "0o600"
