@@ -133,7 +133,7 @@ def test_any_declared_type_and_storage_class_migrates_and_rolls_back_exactly(spe
         _create(url, spec)
         (root / "mapping.toml").write_text(_mapping(spec))
         settings_ = make_settings(root, database_url=url, schema_path=root / "mapping.toml")
-        with MigratorService.open(settings_, user="alice") as service:
+        with MigratorService.open(settings_, user="alice", may_set_up=True) as service:
             before = raw_dump(service.engine)
             record = service.start({"batch_size": 3})
             assert record.status is Status.COMPLETED, record.error_message

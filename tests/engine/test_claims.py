@@ -208,3 +208,26 @@ def test_backups_of_a_verified_migration_can_be_purged(service: MigratorService)
     assert record.verification_passed
     dropped = service.purge_backups(record.id, confirm=True)
     assert dropped and not any(sa.inspect(service.engine).has_table(name) for name in dropped)
+
+
+def test_a_worker_does_not_run_a_migration_cancelled_before_it_came_up(service: MigratorService) -> None:
+    """start --detach, then cancel before the worker took it: the worker must not run it; a
+    resume (which withdraws the cancel) does."""
+    from tui_migrator.common.migration_config import parse_config
+    from tui_migrator.storage import migration_creation
+
+    migration_id = migration_creation.create(
+        service.engine,
+        config=parse_config({**SMALL_BATCHES, "data_categories": ["DEMOGRAPHICS"]}),
+        created_by="alice",
+        tables=[("demographics", "DEMOGRAPHICS", 60)],
+        skipped_records=0,
+        estimated_seconds=None,
+        warnings=[],
+    )
+    assert service.cancel(migration_id, "Wrong window", wait_seconds=0).status is Status.CANCELLED
+    before = raw_dump(service.engine)
+    with pytest.raises(BadInput, match="was cancelled before this worker took it"):
+        service.run_migration(migration_id)
+    assert raw_dump(service.engine) == before
+    assert service.resume(migration_id).status is Status.COMPLETED

@@ -154,7 +154,7 @@ def clinic(empty_database_url: str, tmp_path: Path) -> Iterator[MigratorService]
     engine.dispose()
     (tmp_path / "mapping.toml").write_text(MAPPING)
     settings = make_settings(tmp_path, database_url=empty_database_url, schema_path=tmp_path / "mapping.toml")
-    with MigratorService.open(settings, user=ADMIN) as opened:
+    with MigratorService.open(settings, user=ADMIN, may_set_up=True) as opened:
         yield opened
 
 

@@ -69,7 +69,7 @@ def clinic(tmp_path: Path) -> Iterator[MigratorService]:
     engine.dispose()
     (tmp_path / "mapping.toml").write_text(MAPPING)
     settings = make_settings(tmp_path, database_url=url, schema_path=tmp_path / "mapping.toml")
-    with MigratorService.open(settings, user="alice") as service:
+    with MigratorService.open(settings, user="alice", may_set_up=True) as service:
         yield service
 
 

@@ -115,6 +115,8 @@ def resume(
         for table in record.tables:
             if table.failed_records:
                 migrations.update_table(connection, migration_id, table.name, done=False)
+        # The operator runs it again: a cancel it was stopped by no longer stands.
+        migrations.update(connection, migration_id, cancel_requested=False)
         session.audit.append(
             connection,
             AuditOperation.MIGRATION_RESUMED,

@@ -66,6 +66,14 @@ def claim_for_run(engine: Engine, migration_id: str, worker: str) -> Claim:
                 f"Migration {migration_id} is already being run by {record.worker}.",
                 hint=f"Follow it with: tui-migrator status {migration_id}",
             )
+        if record.cancel_requested:
+            # Cancelled before this worker took it (a start's worker that was slow to come up):
+            # only a resume, which withdraws the request, runs it again.
+            raise BadInput(
+                f"Migration {migration_id} was cancelled before this worker took it "
+                f"({record.cancel_reason or 'no reason given'}); nothing was run.",
+                hint=f"Run it after all with: tui-migrator resume {migration_id}",
+            )
         if not runnable(record):
             raise BadInput(
                 f"Migration {migration_id} is {record.status.value}; a worker runs only "
