@@ -267,7 +267,9 @@ def _mapping(keys: list[str], columns: tuple[str, ...]) -> str:
 def _open(url: str, root: Path, keys: list[str], columns: tuple[str, ...]) -> MigratorService:
     (root / "mapping.toml").write_text(_mapping(keys, columns))
     return MigratorService.open(
-        make_settings(root, database_url=url, schema_path=root / "mapping.toml"), user="alice", may_set_up=True
+        make_settings(root, database_url=url, schema_path=root / "mapping.toml"),
+        user="alice",
+        may_set_up=True,
     )
 
 
