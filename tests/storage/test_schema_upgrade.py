@@ -3,10 +3,12 @@ migration it completed before the upgrade still rolls back byte for byte."""
 
 from __future__ import annotations
 
+import pytest
 import sqlalchemy as sa
 
 from tests.support.databases import ADMIN, BOTH_BACKENDS
 from tests.support.migration_helpers import FAST, raw_dump
+from tui_migrator.common.errors import ConfigError
 from tui_migrator.common.settings import Settings
 from tui_migrator.service.facade import MigratorService
 from tui_migrator.storage.migration_status import Status
@@ -52,3 +54,38 @@ def test_a_version_1_database_is_upgraded_on_open_and_its_migration_still_rolls_
         assert service.status(record.id).status is Status.COMPLETED
         service.rollback(record.id, confirm=True)
         assert raw_dump(service.engine) == before
+
+
+def _version_and_columns(url: str) -> tuple[str | None, dict[str, set[str]]]:
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as connection:
+            inspector = sa.inspect(connection)
+            columns = {
+                table: {c["name"] for c in inspector.get_columns(table)} for table in ADDED_IN_VERSION_2
+            }
+            return read_meta(connection, META_SCHEMA_VERSION), columns
+    finally:
+        engine.dispose()
+
+
+@BOTH_BACKENDS
+def test_a_readonly_session_does_not_upgrade_an_older_database(settings: Settings) -> None:
+    with MigratorService.open(settings, user=ADMIN) as service:
+        downgrade_to_version_1(service.engine)
+        before = raw_dump(service.engine)
+    old = _version_and_columns(settings.effective_database_url)
+    assert old[0] == "1"
+    with pytest.raises(ConfigError, match="older version.*read-only"):
+        MigratorService.open(settings.model_copy(update={"readonly": True}), user=ADMIN)
+    assert _version_and_columns(settings.effective_database_url) == old
+    # Opened once without --readonly, it is brought up to date; the data is untouched.
+    MigratorService.open(settings, user=ADMIN).close()
+    version, columns = _version_and_columns(settings.effective_database_url)
+    assert version == SCHEMA_VERSION
+    assert all(old[1][table] < columns[table] for table in ADDED_IN_VERSION_2)
+    engine = sa.create_engine(settings.effective_database_url)
+    try:
+        assert raw_dump(engine) == before
+    finally:
+        engine.dispose()

@@ -28,6 +28,7 @@ from tui_migrator.storage.tables import (
     create_tool_tables,
     meta_table,
     read_meta,
+    schema_is_current,
     tool_tables_exist,
     upgrade_tool_tables,
 )
@@ -128,6 +129,13 @@ def _connect(settings: Settings, engine: Engine, user: str, *, may_set_up: bool)
     master_key = load_master_key(settings, create_if_missing=not initialized)
     if initialized:
         _check_fingerprint(engine, master_key, settings)
+        if settings.readonly and not schema_is_current(engine):
+            raise ConfigError(
+                f"The database at {redacted(engine.url)} was set up by an older version of "
+                "tui-migrator; bringing its tables up to date writes to it, and this session is "
+                "read-only (--readonly). Nothing was written.",
+                hint="Open it once without --readonly (any command) to upgrade it.",
+            )
         upgrade_tool_tables(engine, then=partial(_fill_upgraded_columns, engine, master_key))
     session = Session.start(settings, engine, master_key, user=user)
     if initialized:

@@ -278,6 +278,11 @@ def create_tool_tables(engine: Engine, *, key_fingerprint: str, created_by: str)
         return True
 
 
+def schema_is_current(engine: Engine) -> bool:
+    with engine.connect() as connection:
+        return read_meta(connection, META_SCHEMA_VERSION) == SCHEMA_VERSION
+
+
 def upgrade_tool_tables(engine: Engine, *, then: Callable[[Connection], object] | None = None) -> None:
     """Bring a database set up by an older version to this schema.
 
