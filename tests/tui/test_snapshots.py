@@ -11,7 +11,7 @@ from dataclasses import replace
 import pytest
 import sqlalchemy as sa
 from textual.pilot import Pilot
-from textual.widgets import Input
+from textual.widgets import DataTable, Input
 
 from tests.tui.snapshot_world import VIEWER, World
 from tui_migrator.storage import rollback_progress
@@ -43,6 +43,16 @@ pytestmark = pytest.mark.xdist_group("snapshot_world")
 
 async def settled(pilot: Pilot) -> None:
     await pilot.app.workers.wait_for_complete()
+    await pilot.pause()
+    # A DataTable measures its columns when its app is idle, and repaints its header after: on a
+    # loaded machine the picture was once taken between the two (rows laid out wide, the header
+    # still narrow). Wait until no table has measuring left, then for the repaint.
+    for _ in range(100):
+        tables = pilot.app.screen.query(DataTable)
+        if not any(table._require_update_dimensions or table._updated_cells for table in tables):
+            break
+        await pilot.pause(0.02)
+    await pilot.wait_for_scheduled_animations()
     await pilot.pause()
 
 
