@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import sqlite3
-from pathlib import Path
 
 import pytest
-import sqlalchemy as sa
 
 from tests.support.databases import BOTH_BACKENDS
+from tests.support.db_state import database_state, sqlite_file_bytes
 from tests.support.migration_helpers import (
     FAST,
     raw_dump,
@@ -18,7 +17,6 @@ from tui_migrator.common.settings import Settings
 from tui_migrator.engine import batches as batches_module
 from tui_migrator.engine import estimate as estimate_engine
 from tui_migrator.service.facade import MigratorService
-from tui_migrator.storage import tables
 
 pytestmark = BOTH_BACKENDS
 
@@ -37,23 +35,6 @@ def test_rows_changed_while_the_estimate_samples_them_is_said_in_words(
     assert raw_dump(service.engine) == before
 
 
-def _file_bytes(service: MigratorService) -> bytes:
-    """The SQLite file with every committed page in it (the WAL checkpointed and emptied)."""
-    with service.engine.connect() as connection:
-        connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
-    file = service.engine.url.database
-    assert file
-    return Path(file).read_bytes()
-
-
-def _tool_state(service: MigratorService) -> dict[str, object]:
-    with service.engine.connect() as connection:
-        return {
-            table.name: sorted(map(tuple, connection.execute(sa.select(table)).all()), key=repr)
-            for table in tables.metadata.sorted_tables
-        }
-
-
 @pytest.mark.parametrize("readonly", [True, False])
 def test_a_viewers_estimate_writes_nothing_at_all(
     settings: Settings, service: MigratorService, backend: str, readonly: bool
@@ -61,16 +42,15 @@ def test_a_viewers_estimate_writes_nothing_at_all(
     """No data key created, no calibration kept, no column added: the user's and the tool's
     tables are as they were, and on SQLite so is every byte of the database file."""
     service.grant("vera", "viewer")
-    before_dump, before_tools = raw_dump(service.engine), _tool_state(service)
-    before_file = _file_bytes(service) if backend == "sqlite" else b""
+    before_dump, before_state = raw_dump(service.engine), database_state(settings)
+    before_file = sqlite_file_bytes(settings)
     viewer_settings = settings.model_copy(update={"readonly": readonly})
     with MigratorService.open(viewer_settings, user="vera") as viewer:
         estimate = viewer.estimate({**FAST, "create_backups": True})
     assert estimate.estimated_records > 0 and estimate.calibration.sample_rows > 0
     assert raw_dump(service.engine) == before_dump
-    assert _tool_state(service) == before_tools
-    if backend == "sqlite":
-        assert _file_bytes(service) == before_file
+    assert database_state(settings) == before_state
+    assert sqlite_file_bytes(settings) == before_file
 
 
 def test_an_estimate_takes_no_lock_beyond_reading_rows(service: MigratorService, backend: str) -> None:

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 import pytest
 import sqlalchemy as sa
 
+from tests.support.cli import where
 from tests.support.databases import ADMIN, BOTH_BACKENDS
 from tui_migrator.cli.main import main
 from tui_migrator.common.settings import Settings
@@ -21,10 +22,6 @@ pytestmark = BOTH_BACKENDS
 
 def _as(monkeypatch: pytest.MonkeyPatch, user: str) -> None:
     monkeypatch.setattr("tui_migrator.storage.operators.current_os_user", lambda: user)
-
-
-def _where(settings: Settings) -> list[str]:
-    return ["--db", settings.effective_database_url, "--data-dir", str(settings.data_dir)]
 
 
 def test_a_role_row_inserted_behind_the_tool_grants_nothing(
@@ -40,7 +37,7 @@ def test_a_role_row_inserted_behind_the_tool_grants_nothing(
             )
         )
     _as(monkeypatch, "eve")
-    code = main(["operators", "grant", "mallory", "super_admin", "--json", *_where(settings)])
+    code = main(["operators", "grant", "mallory", "super_admin", "--json", *where(settings)])
     refusal = json.loads(capsys.readouterr().out)
     assert code == 3
     assert refusal["errorCode"] == "unauthenticated_role"

@@ -8,6 +8,7 @@ import json
 import pytest
 
 from tests.storage.test_audit import drop_triggers
+from tests.support.cli import where
 from tests.support.databases import BOTH_BACKENDS
 from tests.support.migration_helpers import raw_dump
 from tui_migrator.cli.main import main
@@ -18,10 +19,6 @@ from tui_migrator.storage import audit_triggers
 from tui_migrator.storage.audit_triggers import AuditUnprotected
 
 pytestmark = BOTH_BACKENDS
-
-
-def _where(settings: Settings) -> list[str]:
-    return ["--db", settings.effective_database_url, "--data-dir", str(settings.data_dir)]
 
 
 def _tamper(service: MigratorService, how: str) -> None:
@@ -70,7 +67,7 @@ def _refused_until_restored(
     assert health.system_health.audit_trail_protected is False
     assert any("audit trail is not protected" in alert for alert in health.alerts)
 
-    code = main(["start", "--yes", "--batch-size", "50", "--json", *_where(settings)])
+    code = main(["start", "--yes", "--batch-size", "50", "--json", *where(settings)])
     refusal = json.loads(capsys.readouterr().out)
     assert code == 2
     assert refusal["errorCode"] == "audit_unprotected"
@@ -84,7 +81,7 @@ def _refused_until_restored(
     assert latest.details["attemptedOperation"] == "operators grant"
 
     # Restored, everything works again; the trail records what was wrong.
-    assert main(["audit", "--restore-triggers", "--json", *_where(settings)]) == 0
+    assert main(["audit", "--restore-triggers", "--json", *where(settings)]) == 0
     restored = json.loads(capsys.readouterr().out)
     assert restored["data"]["problems"]
     with service.engine.connect() as connection:

@@ -46,6 +46,6 @@ def sqlite_file_bytes(settings: Settings) -> bytes | None:
 
 
 def without_audit_head(state: dict[str, Any]) -> dict[str, Any]:
-    """The state but the audit head and chain records, which a refusal's entry moves."""
+    """The tables but the audit head record, which a refusal's entry moves."""
     meta = [row for row in state["tables"][tables.meta_table.name] if "audit_head" not in row]
     return {**state["tables"], tables.meta_table.name: meta}
