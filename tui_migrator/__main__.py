@@ -2,4 +2,6 @@
 
 from tui_migrator.cli.main import main
 
-raise SystemExit(main())
+# Guarded: a run's worker processes import this module again (as ``__mp_main__``).
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -128,7 +128,9 @@ def test_per_record_failure_is_recorded_without_values_and_resume_retries_it(
         return real_seal(access, row, cipher)
 
     monkeypatch.setattr(batches_module, "seal_row", failing_seal)
-    record = service.start(FAST)
+    # One batch at a time seals in this process, where the patch is (worker processes have the
+    # real seal_row).
+    record = service.start({**FAST, "max_concurrency": 1})
     assert record.status is Status.COMPLETED
     assert record.failed_records == 2
     failed = service.failed_records(record.id)
@@ -442,7 +444,9 @@ def test_status_raises_the_seeds_high_error_rate_alert(
         return real_seal(access, row, cipher)
 
     monkeypatch.setattr(batches_module, "seal_row", failing_seal)
-    record = service.start(FAST)
+    # One batch at a time seals in this process, where the patch is (worker processes have the
+    # real seal_row).
+    record = service.start({**FAST, "max_concurrency": 1})
     assert record.failed_records / record.processed_records > 0.05
     alerts = status_data(record)["alerts"]
     assert any(alert.startswith("High error rate:") for alert in alerts)

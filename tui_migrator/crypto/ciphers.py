@@ -13,17 +13,18 @@ import hmac
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from hashlib import sha256
+from functools import lru_cache
 from typing import Any
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from tui_migrator.common.errors import DecryptionFailed
+from tui_migrator.crypto.codec import LENGTH as _LENGTH
 from tui_migrator.crypto.codec import decode_value, encode_value, pack, pack_values, unpack_values
-from tui_migrator.crypto.data_keys import DataKeySource
+from tui_migrator.crypto.data_keys import DataKey, DataKeySource
 from tui_migrator.crypto.keys import MasterKey, Purpose
-from tui_migrator.crypto.tokens import NONCE_BYTES, TOKEN_VERSION, Token, parse_token
+from tui_migrator.crypto.tokens import NONCE_BYTES, TOKEN_VERSION, parse_token, token_text
 
 
 @dataclass(frozen=True)
@@ -43,10 +44,11 @@ class RowContext:
     def with_column(self, column: str) -> RowContext:
         return RowContext(self.table, column, self.primary_key, self.organization_id, self.packed_key())
 
-    def describe(self) -> str:
-        """Names the place for error messages (identifiers only, never values)."""
+    def describe(self, column: str | None = None) -> str:
+        """Names the place (of ``column`` in this row) for error messages: identifiers only,
+        never values."""
         key = _pk_text(self.primary_key)
-        return f"{self.table}.{self.column} (key {key}, organization {self.organization_id})"
+        return f"{self.table}.{column or self.column} (key {key}, organization {self.organization_id})"
 
 
 class ValueCipher:
@@ -56,6 +58,27 @@ class ValueCipher:
         self._keyring = keyring
         self._digest_key = master_key.derive(Purpose.VALUE_DIGEST)
         self._actor = actor
+
+    @classmethod
+    def with_digest_key(cls, keyring: DataKeySource, digest_key: bytes, *, actor: str) -> ValueCipher:
+        """A cipher from the derived digest key instead of the master key (a worker process's)."""
+        cipher = cls.__new__(cls)
+        cipher._keyring, cipher._digest_key, cipher._actor = keyring, digest_key, actor
+        return cipher
+
+    def worker_keys(self, organizations: Iterable[str], sealer: RowSealer | None) -> WorkerKeys:
+        """What a worker process needs to do this cipher's (and ``sealer``'s) work: every key
+        that may open a token, and the active key of each of ``organizations`` (prepared)."""
+        return WorkerKeys(
+            data_keys=tuple(
+                (key.key_id, key.organization_id, key.generation, key.material)
+                for key in self._keyring.loaded_keys()
+            ),
+            active=tuple((organization, self.key_id_for(organization)) for organization in organizations),
+            digest_key=self._digest_key,
+            actor=self._actor,
+            backup=None if sealer is None else (sealer._key, sealer._migration_id),
+        )
 
     def prepare(self, organizations: Iterable[str]) -> None:
         """Load or create each organization's key now, outside any batch transaction.
@@ -68,39 +91,76 @@ class ValueCipher:
 
     def encrypt(self, value: Any, context: RowContext) -> str:
         """The token for ``value`` at ``context``. ``value`` must not be NULL."""
-        key = self._keyring.key_for_organization(context.organization_id, created_by=self._actor)
-        nonce = os.urandom(NONCE_BYTES)
-        sealed = key.cipher.encrypt(
-            nonce, encode_value(value), associated_data(context, key.key_id, TOKEN_VERSION)
-        )
-        return str(Token(key_id=key.key_id, nonce=nonce, ciphertext=sealed))
+        return self.encrypt_cells(context, ((context.column, value),))[0]
+
+    def encrypt_cells(self, row: RowContext, cells: Sequence[tuple[str, Any]]) -> list[str]:
+        """The tokens of some values of one row (column, value; none NULL), in order: the row's
+        key looked up and its place packed once, every value under its own random nonce."""
+        key = self._keyring.key_for_organization(row.organization_id, created_by=self._actor)
+        place = row_place(row)
+        nonces = os.urandom(NONCE_BYTES * len(cells))
+        seal, key_id, table = key.cipher.encrypt, key.key_id, row.table
+        tokens = []
+        for index, (column, value) in enumerate(cells):
+            nonce = nonces[index * NONCE_BYTES : (index + 1) * NONCE_BYTES]
+            aad = associated_prefix(TOKEN_VERSION, key_id, table, column) + place
+            tokens.append(token_text(key_id, nonce + seal(nonce, encode_value(value), aad)))
+        return tokens
 
     def decrypt(self, token_text: str, context: RowContext) -> Any:
         """The original value of a token read at ``context``."""
-        token = parse_token(token_text)
-        if token is None:
-            raise DecryptionFailed(f"The value at {context.describe()} is not a token.")
-        key = self._keyring.key_by_id(token.key_id)
-        if key.organization_id != context.organization_id:
-            raise DecryptionFailed(
-                f"The token at {context.describe()} was sealed with a key of organization "
-                f"'{key.organization_id}'; organizations cannot read each other's data."
-            )
-        try:
-            plain = key.cipher.decrypt(
-                token.nonce, token.ciphertext, associated_data(context, key.key_id, token.version)
-            )
-        except InvalidTag as error:
-            raise DecryptionFailed(
-                f"The token at {context.describe()} does not decrypt: it was sealed for another "
-                "row, column or organization, or it was altered."
-            ) from error
-        return decode_value(plain)
+        return self.decrypt_cells(context, ((context.column, token_text),))[0]
+
+    def decrypt_cells(self, row: RowContext, cells: Sequence[tuple[str, str]]) -> list[Any]:
+        """The original values of some tokens of one row (column, token text), in order. The
+        first that does not open raises DecryptionFailed naming its place."""
+        values = self.open_cells(row, cells)
+        for value in values:
+            if isinstance(value, DecryptionFailed):
+                raise value
+        return values
+
+    def open_cells(self, row: RowContext, cells: Sequence[tuple[str, str]]) -> list[Any]:
+        """Like :meth:`decrypt_cells`, each token that does not open giving its
+        DecryptionFailed in its place instead of raising it (verification judges cell by cell)."""
+        place = row_place(row)
+        values: list[Any] = []
+        for column, text in cells:
+            token = parse_token(text)
+            if token is None:
+                values.append(DecryptionFailed(f"The value at {row.describe(column)} is not a token."))
+                continue
+            try:
+                key = self._keyring.key_by_id(token.key_id)
+            except DecryptionFailed as unknown:
+                values.append(unknown)
+                continue
+            if key.organization_id != row.organization_id:
+                values.append(
+                    DecryptionFailed(
+                        f"The token at {row.describe(column)} was sealed with a key of organization "
+                        f"'{key.organization_id}'; organizations cannot read each other's data."
+                    )
+                )
+                continue
+            aad = associated_prefix(token.version, key.key_id, row.table, column) + place
+            try:
+                plain = key.cipher.decrypt(token.nonce, token.ciphertext, aad)
+            except InvalidTag:
+                values.append(
+                    DecryptionFailed(
+                        f"The token at {row.describe(column)} does not decrypt: it was sealed for "
+                        "another row, column or organization, or it was altered."
+                    )
+                )
+                continue
+            values.append(decode_value(plain))
+        return values
 
     def digest(self, value: Any, context: RowContext) -> str:
         """HMAC-SHA-256 of ``value`` bound to its place, hex-encoded."""
         message = pack(b"tm-value/v1", *_place(context), encode_value(value))
-        return hmac.new(self._digest_key, message, sha256).hexdigest()
+        return hmac.digest(self._digest_key, message, "sha256").hex()
 
     def digest_row(
         self, table: str, key: tuple[Any, ...], organization: str | None, values: Sequence[Any]
@@ -109,18 +169,30 @@ class ValueCipher:
         message = pack(
             b"tm-row/v1", table.encode(), pack_values(key), (organization or "").encode(), pack_values(values)
         )
-        return hmac.new(self._digest_key, message, sha256).hexdigest()
+        return hmac.digest(self._digest_key, message, "sha256").hex()
 
     def digest_cells(
         self, table: str, key: tuple[Any, ...], organization: str | None, cells: Mapping[str, Any]
     ) -> str:
         """HMAC-SHA-256 of the original values of some columns of one row (named, NULLs
         included), bound to the row: what one migration sealed there, and nothing else."""
-        named = (pack(name.encode(), pack_values([cells[name]])) for name in sorted(cells))
-        message = pack(
-            b"tm-cells/v2", table.encode(), pack_values(key), (organization or "").encode(), *named
-        )
-        return hmac.new(self._digest_key, message, sha256).hexdigest()
+        # pack(head..., *(pack(name, pack_values([value])) for each cell)), written out flat: the
+        # same bytes with no intermediate ones (this runs for every row sealed or verified).
+        message = [pack(b"tm-cells/v2", table.encode(), pack_values(key), (organization or "").encode())]
+        for name in sorted(cells):
+            value = cells[name]
+            encoded = b"" if value is None else encode_value(value)
+            name_bytes = name.encode()
+            values_length = 4 + len(encoded)
+            message += (
+                _LENGTH(8 + len(name_bytes) + values_length),
+                _LENGTH(len(name_bytes)),
+                name_bytes,
+                _LENGTH(values_length),
+                _LENGTH(len(encoded)),
+                encoded,
+            )
+        return hmac.digest(self._digest_key, b"".join(message), "sha256").hex()
 
     def key_id_for(self, organization: str) -> str:
         return self._keyring.key_for_organization(organization, created_by=self._actor).key_id
@@ -130,8 +202,16 @@ class RowSealer:
     """Seals whole rows for backups under a key of their own, derived for one migration."""
 
     def __init__(self, master_key: MasterKey, migration_id: str) -> None:
-        self._cipher = AESGCM(master_key.derive(f"{Purpose.BACKUP}/{migration_id}"))
+        self._key = master_key.derive(f"{Purpose.BACKUP}/{migration_id}")
+        self._cipher = AESGCM(self._key)
         self._migration_id = migration_id
+
+    @classmethod
+    def with_key(cls, key: bytes, migration_id: str) -> RowSealer:
+        """A sealer from the migration's derived backup key (a worker process's)."""
+        sealer = cls.__new__(cls)
+        sealer._key, sealer._cipher, sealer._migration_id = key, AESGCM(key), migration_id
+        return sealer
 
     def seal(self, table: str, key: tuple[Any, ...], values: Sequence[Any]) -> bytes:
         nonce = os.urandom(NONCE_BYTES)
@@ -154,9 +234,79 @@ class RowSealer:
         return pack(b"tm-backup/v1", self._migration_id.encode(), table.encode(), pack_values(key))
 
 
+@dataclass(frozen=True)
+class WorkerKeys:
+    """The keys a worker process of one run seals and opens with: the data keys, the derived
+    digest key and the run's derived backup key — never the master key. They reach the worker
+    through its pipe, never a file or a command line; ``repr`` shows none of them."""
+
+    data_keys: tuple[tuple[str, str, int, bytes], ...]
+    # organization -> the key id its values are sealed with
+    active: tuple[tuple[str, str], ...]
+    digest_key: bytes
+    actor: str
+    backup: tuple[bytes, str] | None
+
+    def __repr__(self) -> str:
+        return f"WorkerKeys({len(self.data_keys)} data keys)"
+
+    def cipher(self) -> ValueCipher:
+        keys = [
+            DataKey(key_id, organization, generation, AESGCM(raw), raw)
+            for key_id, organization, generation, raw in self.data_keys
+        ]
+        return ValueCipher.with_digest_key(
+            FixedKeys(keys, dict(self.active)), self.digest_key, actor=self.actor
+        )
+
+    def sealer(self) -> RowSealer | None:
+        return None if self.backup is None else RowSealer.with_key(*self.backup)
+
+
+class KeyNotGiven(LookupError):
+    """A worker process was not given the key a value needs (an organization whose first key
+    was created after the run's workers started): the caller does that batch itself."""
+
+
+class FixedKeys:
+    """The data keys a worker process was given, and no others: it never creates one."""
+
+    def __init__(self, keys: Sequence[DataKey], active: Mapping[str, str]) -> None:
+        self._by_id = {key.key_id: key for key in keys}
+        self._active = {organization: self._by_id[key_id] for organization, key_id in active.items()}
+
+    def key_for_organization(self, organization_id: str, *, created_by: str) -> DataKey:
+        key = self._active.get(organization_id)
+        if key is None:
+            raise KeyNotGiven(organization_id)
+        return key
+
+    def key_by_id(self, key_id: str) -> DataKey:
+        key = self._by_id.get(key_id)
+        if key is None:
+            raise KeyNotGiven(key_id)
+        return key
+
+    def loaded_keys(self) -> list[DataKey]:
+        return list(self._by_id.values())
+
+
 def associated_data(context: RowContext, key_id: str, version: int) -> bytes:
-    """Canonical bytes of a value's place and key; primary key values keep their type."""
-    return pack(f"tmenc/v{version}".encode(), key_id.encode(), *_place(context))
+    """Canonical bytes of a value's place and key; primary key values keep their type:
+    pack(version, key id, table, column, packed key, organization)."""
+    return associated_prefix(version, key_id, context.table, context.column) + row_place(context)
+
+
+@lru_cache(maxsize=65536)
+def associated_prefix(version: int, key_id: str, table: str, column: str) -> bytes:
+    """The part of the associated data shared by a column's values under one key. ``pack`` is a
+    concatenation, so this followed by :func:`row_place` is the whole of it."""
+    return pack(f"tmenc/v{version}".encode(), key_id.encode(), table.encode(), column.encode())
+
+
+def row_place(row: RowContext) -> bytes:
+    """The part of the associated data shared by a row's values: its packed key and organization."""
+    return pack(row.packed_key(), row.organization_id.encode())
 
 
 def _place(context: RowContext) -> tuple[bytes, ...]:

@@ -24,6 +24,9 @@ class DataKey:
     organization_id: str
     generation: int
     cipher: AESGCM
+    # The raw key, for a worker process of this run to build its own cipher from (see
+    # crypto/worker_keys.py); AESGCM objects do not cross process boundaries.
+    material: bytes
 
     def __repr__(self) -> str:
         return f"DataKey(key_id={self.key_id!r}, organization_id={self.organization_id!r})"
@@ -35,6 +38,10 @@ class DataKeySource(Protocol):
     def key_for_organization(self, organization_id: str, *, created_by: str) -> DataKey: ...
 
     def key_by_id(self, key_id: str) -> DataKey: ...
+
+    def loaded_keys(self) -> list[DataKey]:
+        """Every key this source can open tokens with (what a worker process is given)."""
+        ...
 
 
 class ThrowawayKeys:
@@ -48,12 +55,8 @@ class ThrowawayKeys:
     def key_for_organization(self, organization_id: str, *, created_by: str) -> DataKey:
         key = self._by_organization.get(organization_id)
         if key is None:
-            key = DataKey(
-                f"throwaway_{secrets.token_hex(8)}",
-                organization_id,
-                1,
-                AESGCM(AESGCM.generate_key(bit_length=256)),
-            )
+            material = AESGCM.generate_key(bit_length=256)
+            key = DataKey(f"throwaway_{secrets.token_hex(8)}", organization_id, 1, AESGCM(material), material)
             self._by_organization[organization_id] = key
             self._by_id[key.key_id] = key
         return key
@@ -63,3 +66,6 @@ class ThrowawayKeys:
         if key is None:
             raise DecryptionFailed(f"The data key '{key_id}' is not one of this estimate's throwaway keys.")
         return key
+
+    def loaded_keys(self) -> list[DataKey]:
+        return list(self._by_id.values())

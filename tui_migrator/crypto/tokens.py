@@ -24,6 +24,12 @@ NONCE_BYTES = 12
 TAG_BYTES = 16
 KEY_ID_PATTERN = re.compile(r"^[a-z0-9_]{1,48}$")
 _PAYLOAD_PATTERN = re.compile(r"^[A-Za-z0-9_-]+$")
+# A whole token: the prefix, a key id, base64url text (one match does what the prefix test, a
+# split on ':' and a pattern per part did).
+_TOKEN_PATTERN = re.compile(
+    rf"{re.escape(TOKEN_PREFIX)}({KEY_ID_PATTERN.pattern[1:-1]}):({_PAYLOAD_PATTERN.pattern[1:-1]})$"
+)
+_URLSAFE = bytes.maketrans(b"-_", b"+/")
 # base64url of the 12-byte nonce: exactly 16 characters, no padding, at the payload's start.
 _NONCE_TEXT = 16
 
@@ -36,8 +42,13 @@ class Token:
     version: int = TOKEN_VERSION
 
     def __str__(self) -> str:
-        payload = base64.urlsafe_b64encode(self.nonce + self.ciphertext).rstrip(b"=")
-        return f"tmenc:v{self.version}:{self.key_id}:{payload.decode('ascii')}"
+        return token_text(self.key_id, self.nonce + self.ciphertext, self.version)
+
+
+def token_text(key_id: str, sealed: bytes, version: int = TOKEN_VERSION) -> str:
+    """The token of ``sealed`` (nonce || ciphertext || tag) under key ``key_id``."""
+    payload = base64.urlsafe_b64encode(sealed).rstrip(b"=")
+    return f"tmenc:v{version}:{key_id}:{payload.decode('ascii')}"
 
 
 def is_token(value: object) -> bool:
@@ -59,17 +70,14 @@ def token_nonce(text: str) -> str | None:
 
 def parse_token(text: str) -> Token | None:
     """Parse ``text`` as a token, or return ``None`` when it is not one."""
-    if not text.startswith(TOKEN_PREFIX):
+    match = _TOKEN_PATTERN.match(text)
+    if match is None:
         return None
-    parts = text[len(TOKEN_PREFIX) :].split(":")
-    if len(parts) != 2:
-        return None
-    key_id, payload = parts
-    if not KEY_ID_PATTERN.match(key_id) or not _PAYLOAD_PATTERN.match(payload):
-        return None
+    key_id, payload = match.groups()
     try:
-        raw = base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))
-    except (binascii.Error, ValueError):
+        # The pattern admits only the base64url alphabet, so nothing is silently skipped here.
+        raw = binascii.a2b_base64(payload.encode("ascii").translate(_URLSAFE) + b"=" * (-len(payload) % 4))
+    except binascii.Error:
         return None
     if len(raw) < NONCE_BYTES + TAG_BYTES:
         return None

@@ -8,6 +8,7 @@ master key for this migration alone: no plaintext copy of medical data stays in 
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -18,8 +19,16 @@ from sqlalchemy.engine import Connection, Engine
 from tui_migrator.common.errors import OperationFailed
 from tui_migrator.crypto.ciphers import RowSealer, ValueCipher
 from tui_migrator.crypto.codec import UnsupportedValue
-from tui_migrator.storage.column_storage import RecordRefused, TableAccess, key_of, organization_of
-from tui_migrator.storage.database import insert_ignoring_duplicates, serialized_write
+from tui_migrator.engine.cpu_pool import CpuPool, Pending, RowCrypto
+from tui_migrator.storage.column_storage import (
+    RecordRefused,
+    RowShape,
+    Shaped,
+    TableAccess,
+    key_of,
+    organization_of,
+)
+from tui_migrator.storage.database import DriverStatement, insert_ignoring_duplicates, serialized_write
 from tui_migrator.storage.identifiers import fit_identifier
 
 SEALED_COLUMN = "tm_sealed"
@@ -69,14 +78,12 @@ def create_backup_table(connection: Connection, access: TableAccess, name: str) 
     return table
 
 
-def row_values(access: TableAccess, row: Mapping[Any, Any]) -> list[Any]:
+def row_values(access: Shaped, row: Mapping[Any, Any]) -> list[Any]:
     """The stored values of the mapped columns, in mapping order (what a backup keeps)."""
     return [row[column.name] for column in access.mapped.columns]
 
 
-def row_digest(
-    access: TableAccess, row: Mapping[Any, Any], values: Sequence[Any], cipher: ValueCipher
-) -> str:
+def row_digest(access: Shaped, row: Mapping[Any, Any], values: Sequence[Any], cipher: ValueCipher) -> str:
     """A row's digest for comparing a backup with its table. A row whose organization value is
     refused is still backed up (its batch records it as failed), digested with no organization."""
     try:
@@ -86,8 +93,18 @@ def row_digest(
     return cipher.digest_row(access.mapped.name, key_of(access, row), organization, values)
 
 
+def backup_entry(
+    access: Shaped, key: tuple[Any, ...], values: Sequence[Any], sealer: RowSealer
+) -> dict[str, Any]:
+    """The insert parameters of one row's backup: its key and its sealed values. Raises
+    UnsupportedValue for a value the codec cannot hold exactly."""
+    entry = dict(zip(access.mapped.primary_key, key, strict=True))
+    entry[SEALED_COLUMN] = sealer.seal(access.mapped.name, key, values)
+    return entry
+
+
 def backup_rows(
-    access: TableAccess, rows: Sequence[Mapping[Any, Any]], sealer: RowSealer
+    access: Shaped, rows: Sequence[Mapping[Any, Any]], sealer: RowSealer
 ) -> tuple[list[dict[str, Any]], list[Mapping[Any, Any]]]:
     """Insert parameters for the backups of ``rows``, and the rows they cover.
 
@@ -96,16 +113,33 @@ def backup_rows(
     recorded as a failed row instead)."""
     parameters, covered = [], []
     for row in rows:
-        key = key_of(access, row)
         try:
-            sealed = sealer.seal(access.mapped.name, key, row_values(access, row))
+            parameters.append(backup_entry(access, key_of(access, row), row_values(access, row), sealer))
         except UnsupportedValue:
             continue
-        entry = {name: value for name, value in zip(access.mapped.primary_key, key, strict=True)}
-        entry[SEALED_COLUMN] = sealed
-        parameters.append(entry)
         covered.append(row)
     return parameters, covered
+
+
+def copy_batch(
+    crypto: RowCrypto, shape: RowShape, rows: list[dict[str, Any]]
+) -> tuple[list[dict[str, Any]], int, int]:
+    """The backups of one batch of rows, how many rows they cover, and the sum of those rows'
+    digests. A batch function (engine/cpu_pool.py)."""
+    assert crypto.sealer is not None, "a backup is sealed with the migration's backup key"
+    parameters, covered = backup_rows(shape, rows, crypto.sealer)
+    total = sum(int(row_digest(shape, row, row_values(shape, row), crypto.cipher), 16) for row in covered)
+    return parameters, len(covered), total
+
+
+def read_back_batch(crypto: RowCrypto, shape: RowShape, rows: list[dict[str, Any]]) -> int:
+    """The sum of the digests of the rows one batch of backups opens to. A batch function."""
+    assert crypto.sealer is not None, "a backup is opened with the migration's backup key"
+    total = 0
+    for row in rows:
+        values = open_backup(shape, row, row[SEALED_COLUMN], crypto.sealer) or []
+        total += int(row_digest(shape, row, values, crypto.cipher), 16)
+    return total
 
 
 def write_backups(connection: Connection, table: sa.Table, parameters: list[dict[str, Any]]) -> None:
@@ -118,8 +152,7 @@ def copy_and_verify(
     access: TableAccess,
     table: sa.Table,
     batches: Iterator[Sequence[Mapping[Any, Any]]],
-    sealer: RowSealer,
-    cipher: ValueCipher,
+    pool: CpuPool,
     progress: RowCounter | None = None,
 ) -> BackupSummary:
     """Phase 3: copy every row ``batches`` yields, then prove the copy opens to the same rows.
@@ -132,18 +165,32 @@ def copy_and_verify(
         connection.execute(sa.delete(table))  # a copy interrupted earlier is redone from scratch
     count = 0
     total = 0
-    for rows in batches:
-        parameters, covered = backup_rows(access, rows, sealer)
+    shape = RowShape(access.mapped)
+    # Each batch is sealed by the run's workers while the next is read; written in order.
+    in_flight: deque[tuple[Pending[tuple[list[dict[str, Any]], int, int]], int]] = deque()
+    insert: DriverStatement | None = None
+
+    def settle() -> None:
+        nonlocal count, total, insert
+        pending, rows_read = in_flight.popleft()
+        parameters, covered, digests = pending.result()
         with serialized_write(engine) as connection:
-            write_backups(connection, table, parameters)
-        for row in covered:
-            total += int(row_digest(access, row, row_values(access, row), cipher), 16)
-        count += len(covered)
+            insert = insert or DriverStatement(insert_ignoring_duplicates(connection, table))
+            insert.execute(connection, parameters)
+        total += digests
+        count += covered
         if progress is not None:
             # A row left out (see backup_rows) has no copy to read back: its second pass is done.
-            progress.add(len(rows) + len(rows) - len(covered))
+            progress.add(rows_read + rows_read - covered)
+
+    for rows in batches:
+        in_flight.append((pool.submit(copy_batch, shape, [dict(row) for row in rows]), len(rows)))
+        while len(in_flight) > pool.batches_in_flight:
+            settle()
+    while in_flight:
+        settle()
     source = BackupSummary(count, _digest_text(total))
-    copied = _read_back(engine, access, table, sealer, cipher, progress)
+    copied = _read_back(engine, access, table, pool, progress)
     if copied != source:
         raise BackupVerificationFailed(
             f"The backup of {access.mapped.name} does not match the table: {copied.rows} rows "
@@ -155,7 +202,7 @@ def copy_and_verify(
 
 
 def open_backup(
-    access: TableAccess, row: Mapping[Any, Any], sealed: bytes | None, sealer: RowSealer
+    access: Shaped, row: Mapping[Any, Any], sealed: bytes | None, sealer: RowSealer
 ) -> list[Any] | None:
     if sealed is None:
         return None
@@ -163,12 +210,7 @@ def open_backup(
 
 
 def _read_back(
-    engine: Engine,
-    access: TableAccess,
-    table: sa.Table,
-    sealer: RowSealer,
-    cipher: ValueCipher,
-    progress: RowCounter | None,
+    engine: Engine, access: TableAccess, table: sa.Table, pool: CpuPool, progress: RowCounter | None
 ) -> BackupSummary:
     organization_column = access.mapped.organization_column
     key_names = list(access.mapped.primary_key)
@@ -178,15 +220,26 @@ def _read_back(
         query = query.add_columns(access.value(organization_column)).join_from(table, access.table, on)
     count = 0
     total = 0
+    shape = RowShape(access.mapped)
+    # Each batch is opened by the run's workers while the next is read.
+    in_flight: deque[tuple[Pending[int], int]] = deque()
+
+    def settle() -> None:
+        nonlocal count, total
+        pending, rows_read = in_flight.popleft()
+        total += pending.result()
+        count += rows_read
+        if progress is not None:
+            progress.add(rows_read)
+
     with engine.connect() as connection:
-        for row in connection.execution_options(yield_per=READ_BACK_ROWS).execute(query).mappings():
-            values = open_backup(access, row, row[SEALED_COLUMN], sealer) or []
-            total += int(row_digest(access, row, values, cipher), 16)
-            count += 1
-            if progress is not None and count % READ_BACK_ROWS == 0:
-                progress.add(READ_BACK_ROWS)
-    if progress is not None:
-        progress.add(count % READ_BACK_ROWS)
+        result = connection.execution_options(yield_per=READ_BACK_ROWS).execute(query).mappings()
+        for rows in result.partitions(READ_BACK_ROWS):
+            in_flight.append((pool.submit(read_back_batch, shape, [dict(row) for row in rows]), len(rows)))
+            while len(in_flight) > pool.batches_in_flight:
+                settle()
+    while in_flight:
+        settle()
     return BackupSummary(count, _digest_text(total))
 
 

@@ -19,7 +19,7 @@ import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import partial
+from functools import lru_cache, partial
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
@@ -31,12 +31,14 @@ from tui_migrator.crypto.ciphers import RowSealer, ValueCipher
 from tui_migrator.crypto.codec import UnsupportedValue, encode_key, encode_value
 from tui_migrator.crypto.keys import MasterKey
 from tui_migrator.engine import backup
+from tui_migrator.engine.cpu_pool import CpuPool, RowCrypto
 from tui_migrator.engine.retry import RetryPolicy, is_row_refusal, refusal_reason, with_retries
 from tui_migrator.engine.scope import organization_condition, pending_condition
 from tui_migrator.storage import migration_claims
 from tui_migrator.storage import migration_records as migrations
 from tui_migrator.storage.column_storage import (
     RecordRefused,
+    RowShape,
     SealedRow,
     TableAccess,
     cell_token,
@@ -45,7 +47,12 @@ from tui_migrator.storage.column_storage import (
     row_context,
     seal_row,
 )
-from tui_migrator.storage.database import serialized_write, upsert
+from tui_migrator.storage.database import (
+    DriverStatement,
+    insert_ignoring_duplicates,
+    serialized_write,
+    upsert,
+)
 from tui_migrator.storage.keyring import ALGORITHM
 from tui_migrator.storage.sealed_cells import SealedCells
 from tui_migrator.storage.tables import (
@@ -101,13 +108,16 @@ class TableBatches:
         dry_run: bool,
         epoch: int | None,
         retry: RetryPolicy | None = None,
+        pool: CpuPool | None = None,
     ) -> None:
         self.engine = engine
         self.access = access
         self.migration_id = migration_id
         self.organizations = organizations
         self.cipher = cipher
-        self.sealer = RowSealer(master_key, migration_id) if backup_table is not None else None
+        sealer = RowSealer(master_key, migration_id) if backup_table is not None else None
+        # Where sealing runs: the run's worker processes, or this process.
+        self.pool = pool or CpuPool(RowCrypto(cipher, sealer), processes=0)
         self.backup_table = backup_table
         self.dry_run = dry_run
         # The claim every write is made under; None only where nothing is kept (the estimate's
@@ -115,6 +125,9 @@ class TableBatches:
         self.epoch = epoch
         self.retry = retry or RetryPolicy()
         self._update = access.update_statement().where(self._guard())
+        self._update_many = DriverStatement(self._update)
+        # Made for the connection's dialect on first use (ON CONFLICT is dialect-specific).
+        self._dialect_statements: dict[str, DriverStatement] = {}
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -154,6 +167,11 @@ class TableBatches:
 
     def key(self, row: Mapping[Any, Any]) -> tuple[Any, ...]:
         return key_of(self.access, row)
+
+    @property
+    def sealer(self) -> RowSealer | None:
+        """What backups are sealed with in this process (None without backups)."""
+        return self.pool.local.sealer
 
     @property
     def table_name(self) -> str:
@@ -206,48 +224,22 @@ class TableBatches:
         self.write_in(connection, sealed, failures, len(rows))
         return BatchResult(rows=len(rows), encrypted=len(sealed), failed=failures)
 
-    def seal_rows(self, rows: Sequence[sa.RowMapping]) -> tuple[list[dict[str, Any]], list[Failure]]:
-        sealed: list[dict[str, Any]] = []
-        failures: list[Failure] = []
-        mapped = self.access.mapped
-        for row in rows:
-            key = self.key(row)
-            try:
-                result = seal_row(self.access, row, self.cipher)
-                if result is None:
-                    continue
-                organization = organization_of(mapped, row)
-                if self.dry_run:
-                    self._prove_round_trip(row, result)
-                cells = SealedCells.of_tokens(result.tokens)
-                parameters = result.parameters
-                parameters.update(self._guard_parameters(backup.row_values(self.access, row)))
-                sealed.append(
-                    {
-                        "parameters": parameters,
-                        "row": row,
-                        "row_key": encode_key(key),
-                        "digest": cells.digest(self.cipher, mapped, key, organization, result.originals),
-                        "sealed_columns": cells.to_metadata(),
-                        "sealed": result,
-                        "organization": organization,
-                        "key_id": self.cipher.key_id_for(organization) if organization else "",
-                    }
-                )
-            except (RecordRefused, UnsupportedValue, DecryptionFailed) as error:
-                failures.append((encode_key(key), _shown(key), _reason(error)))
+    def seal_rows(
+        self, rows: Sequence[Mapping[str, Any]] | Sequence[sa.RowMapping]
+    ) -> tuple[list[dict[str, Any]], list[Failure]]:
+        """Seal ``rows`` (in a worker process where the run has them): each sealed row's UPDATE
+        parameters, digest, cells, key and backup; each refused row's failure."""
+        plain = [dict(row) for row in rows]
+        sealed, failures = self.pool.run(
+            seal_batch,
+            RowShape(self.access.mapped),
+            plain,
+            dry_run=self.dry_run,
+            with_backups=self.backup_table is not None,
+        )
+        for item in sealed:
+            item["row"] = plain[item.pop("index")]
         return sealed, failures
-
-    def _prove_round_trip(self, row: Mapping[Any, Any], sealed: SealedRow) -> None:
-        base = row_context(self.access, row)
-        for column, token in sealed.tokens.items():
-            context = base.with_column(column)
-            # Compared encoded: exact to the bit and type, and NaN (never equal to itself) is
-            # not mistaken for a value that failed to round-trip.
-            if encode_value(self.cipher.decrypt(token, context)) != encode_value(sealed.originals[column]):
-                raise DecryptionFailed(
-                    f"A dry-run token of {context.describe()} did not decrypt to its value."
-                )
 
     def _write(
         self,
@@ -278,21 +270,25 @@ class TableBatches:
             migration_claims.check_epoch(connection, self.migration_id, self.epoch)
         now = utc_now()
         mapped = self.access.mapped
-        if self.backup_table is not None and self.sealer is not None:
-            missing = [item["row"] for item in sealed if not item["row"].get(BACKED_UP)]
-            backup.write_backups(
-                connection, self.backup_table, backup.backup_rows(self.access, missing, self.sealer)[0]
+        backups = [item["backup"] for item in sealed if item["backup"]]
+        backup_table = self.backup_table
+        if backup_table is not None and backups:
+            self._statement("backups", lambda: insert_ignoring_duplicates(connection, backup_table)).execute(
+                connection, backups
             )
         if sealed:
             self._update_rows(connection, sealed, failures)
         if sealed:
             self._keep_earlier_cells(connection, sealed)
-            connection.execute(
-                upsert(
+            self._statement(
+                "row metadata",
+                lambda: upsert(
                     connection,
                     row_metadata_table,
                     ["key_id", "algorithm", "encrypted_at", "digest", "sealed_columns"],
                 ),
+            ).execute(
+                connection,
                 [
                     {
                         "migration_id": self.migration_id,
@@ -349,13 +345,18 @@ class TableBatches:
         one row never stops the run. Raises RowsChanged when a row changed since it was read."""
         try:
             with connection.begin_nested():
-                updated = connection.execute(self._update, [item["parameters"] for item in sealed]).rowcount
+                updated = self._update_many.execute(connection, [item["parameters"] for item in sealed])
         except DBAPIError as error:
             if not is_row_refusal(error):
                 raise
             updated = self._update_one_by_one(connection, sealed, failures)
         if updated != len(sealed):
             raise RowsChanged
+
+    def _statement(self, name: str, build: Callable[[], sa.Insert]) -> DriverStatement:
+        if name not in self._dialect_statements:
+            self._dialect_statements[name] = DriverStatement(build())
+        return self._dialect_statements[name]
 
     def _update_one_by_one(
         self, connection: sa.Connection, sealed: list[dict[str, Any]], failures: list[Failure]
@@ -461,12 +462,78 @@ class TableBatches:
             )
         )
 
-    def _guard_parameters(self, values: Sequence[Any]) -> dict[str, Any]:
-        return {_GUARD_PARAMETER.format(index): value for index, value in enumerate(values)}
-
     def retrying(self, action: Callable[[], T], *, what: str) -> T:
         """``action`` under the migration's retry policy, its failure naming this table."""
         return with_retries(self.retry, action, what=f"{what} of {self.table_name}")
+
+
+def seal_batch(
+    crypto: RowCrypto,
+    shape: RowShape,
+    rows: list[dict[str, Any]],
+    *,
+    dry_run: bool,
+    with_backups: bool,
+) -> tuple[list[dict[str, Any]], list[Failure]]:
+    """Seal one batch: for each row holding plaintext, the guarded UPDATE's parameters, the
+    digest and cells its row metadata records, its organization's key id and (``with_backups``,
+    for a row not backed up yet) its sealed backup; for each row that cannot be sealed, why.
+    A batch function (engine/cpu_pool.py): it runs in a worker process or in the run's own."""
+    sealed: list[dict[str, Any]] = []
+    failures: list[Failure] = []
+    mapped, cipher = shape.mapped, crypto.cipher
+    guard_names = _guard_names(len(mapped.columns))
+    for index, row in enumerate(rows):
+        key = key_of(shape, row)
+        try:
+            result = seal_row(shape, row, cipher)
+            if result is None:
+                continue
+            organization = organization_of(mapped, row)
+            if dry_run:
+                _prove_round_trip(shape, row, result, cipher)
+            values = backup.row_values(shape, row)
+            backup_entry = None
+            if with_backups and crypto.sealer is not None and not row.get(BACKED_UP):
+                backup_entry = backup.backup_entry(shape, key, values, crypto.sealer)
+            cells = SealedCells.of_tokens(result.tokens)
+            parameters = result.parameters
+            parameters.update(zip(guard_names, values, strict=True))
+            sealed.append(
+                {
+                    "index": index,
+                    "parameters": parameters,
+                    "row_key": encode_key(key),
+                    "digest": cells.digest(cipher, mapped, key, organization, result.originals),
+                    "sealed_columns": cells.to_metadata(),
+                    "sealed": result,
+                    "organization": organization,
+                    "key_id": cipher.key_id_for(organization) if organization else "",
+                    "backup": backup_entry,
+                }
+            )
+        except (RecordRefused, UnsupportedValue, DecryptionFailed) as error:
+            failures.append((encode_key(key), _shown(key), _reason(error)))
+    return sealed, failures
+
+
+def _prove_round_trip(
+    shape: RowShape, row: Mapping[str, Any], sealed: SealedRow, cipher: ValueCipher
+) -> None:
+    base = row_context(shape, row)
+    for column, token in sealed.tokens.items():
+        # Compared encoded: exact to the bit and type, and NaN (never equal to itself) is
+        # not mistaken for a value that failed to round-trip.
+        (opened,) = cipher.decrypt_cells(base, ((column, token),))
+        if encode_value(opened) != encode_value(sealed.originals[column]):
+            raise DecryptionFailed(
+                f"A dry-run token of {base.describe(column)} did not decrypt to its value."
+            )
+
+
+@lru_cache(maxsize=64)
+def _guard_names(count: int) -> tuple[str, ...]:
+    return tuple(_GUARD_PARAMETER.format(index) for index in range(count))
 
 
 def _shown(key: tuple[Any, ...]) -> str:

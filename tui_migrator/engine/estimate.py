@@ -26,7 +26,7 @@ from tui_migrator.crypto.ciphers import ValueCipher
 from tui_migrator.crypto.codec import encode_key
 from tui_migrator.crypto.keys import MasterKey
 from tui_migrator.engine import backup, batch_size, calibration_shadow, verification
-from tui_migrator.engine.batches import RowsChanged, TableBatches
+from tui_migrator.engine.batches import BACKED_UP, RowsChanged, TableBatches
 from tui_migrator.engine.scope import MigrationScope, TableScope
 from tui_migrator.storage import migration_records as migrations
 from tui_migrator.storage.column_storage import TableAccess
@@ -208,8 +208,10 @@ def _run_stages(
             backup.row_digest(access, row, values, cipher)
         _add(stages, "backupVerify", started)
         calibration.added_bytes += sum(len(item[backup.SEALED_COLUMN]) + 16 for item in parameters)
+    # As in a run, whose batches find their rows backed up by the backup stage.
+    backed_up = [{**row, BACKED_UP: True} for row in rows]
     started = time.perf_counter()
-    sealed, _failures = batches.seal_rows(rows)
+    sealed, _failures = batches.seal_rows(backed_up)
     _add(stages, "encrypt", started)
     started = time.perf_counter()
     batches.write_in(connection, sealed, [], 0)

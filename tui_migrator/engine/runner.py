@@ -32,6 +32,7 @@ from tui_migrator.engine import backup, batch_size, verification
 from tui_migrator.engine.batch_source import BatchSource, KeysetSource, source_for
 from tui_migrator.engine.batches import TableBatches
 from tui_migrator.engine.control import RunControl, Stop
+from tui_migrator.engine.cpu_pool import CpuPool, RowCrypto, processes_for
 from tui_migrator.engine.phase_progress import PhaseMeter
 from tui_migrator.engine.progress import RunMeter
 from tui_migrator.engine.retry import FINAL_STATE_RETRY, database_failure, with_retries
@@ -80,6 +81,9 @@ class MigrationRunner(MigrationWorker):
         self.worker_name = migrations.worker_identity()
         self.phase_seconds: dict[str, float] = {}
         self.tables: dict[str, TableAccess] = {}
+        # Where the run's CPU work happens: its worker processes, started once the keys are
+        # ready (analysis), or this process.
+        self.pool = CpuPool(RowCrypto(self.cipher, None), processes=0)
 
     # -- entry -----------------------------------------------------------------------------
 
@@ -142,6 +146,7 @@ class MigrationRunner(MigrationWorker):
         finally:
             heartbeat.cancel()
             watchdog.cancel()
+            await asyncio.to_thread(self.pool.close)
 
     async def _phase(self, phase: Phase, action: Callable[[], Coroutine[Any, Any, None]]) -> None:
         await self.control.between_batches()
@@ -163,6 +168,12 @@ class MigrationRunner(MigrationWorker):
         if self.config.organization_ids:
             organizations &= set(self.config.organization_ids)
         await asyncio.to_thread(self._prepare_keys, sorted(organizations))
+        sealer = None
+        if self.config.create_backups and not self.config.dry_run:
+            sealer = RowSealer(self.master_key, self.migration_id)
+        keys = await asyncio.to_thread(self.cipher.worker_keys, sorted(organizations), sealer)
+        processes = processes_for(self.config.max_concurrency)
+        self.pool = CpuPool(RowCrypto(self.cipher, sealer), processes, keys)
 
     def _reflect_tables(self, record: MigrationRecord) -> set[str]:
         """Each table as the database has it now; the organizations its rows belong to."""
@@ -184,7 +195,6 @@ class MigrationRunner(MigrationWorker):
 
     async def _backups(self) -> None:
         record = await asyncio.to_thread(self.read_record)
-        sealer = RowSealer(self.master_key, self.migration_id)
         pending = [progress for progress in record.tables if not progress.backup_verified]
         meter = PhaseMeter(Phase.BACKUP, self._write_phase_progress, passes=backup.PASSES)
         rows = await asyncio.to_thread(
@@ -194,7 +204,7 @@ class MigrationRunner(MigrationWorker):
         for progress in pending:
             if await self.control.between_batches():
                 meter.restart_rate()
-            summary = await asyncio.to_thread(self._backup_table, progress.name, sealer, meter)
+            summary = await asyncio.to_thread(self._backup_table, progress.name, meter)
             await asyncio.to_thread(
                 self.record_event,
                 AuditOperation.BACKUP_CREATED,
@@ -212,7 +222,7 @@ class MigrationRunner(MigrationWorker):
         """The rows of a table the backup copies: those still holding plaintext, in scope."""
         return self.work.table_batches(self.tables[name], self.config, epoch=self.epoch, with_backups=False)
 
-    def _backup_table(self, name: str, sealer: RowSealer, meter: PhaseMeter) -> backup.BackupSummary:
+    def _backup_table(self, name: str, meter: PhaseMeter) -> backup.BackupSummary:
         access = self.tables[name]
         table_name = backup.backup_table_name(self.migration_id, name)
         with self.fenced_write() as connection:
@@ -223,8 +233,7 @@ class MigrationRunner(MigrationWorker):
             access,
             table,
             rows.all_rows(batch_size=batch_size.BACKUP_COPY_ROWS),
-            sealer,
-            self.cipher,
+            self.pool,
             meter,
         )
         with self.fenced_write() as connection:
@@ -289,7 +298,7 @@ class MigrationRunner(MigrationWorker):
 
             access = self.retrying(add_companions, what=f"adding companion columns to {progress.name}")
             self.tables[progress.name] = access
-        return source_for(self.work.table_batches(access, self.config, epoch=self.epoch))
+        return source_for(self.work.table_batches(access, self.config, epoch=self.epoch, pool=self.pool))
 
     def _has_work_left(self, batches: TableBatches, *, retried: bool) -> bool:
         """Rows still holding plaintext: inserted behind the resume key meanwhile, or failed
@@ -332,7 +341,7 @@ class MigrationRunner(MigrationWorker):
         result = await asyncio.to_thread(
             self.retrying,
             lambda: verification.verify_migration(
-                self.engine, record, self.tables, self.cipher, organizations, meter
+                self.engine, record, self.tables, self.pool, organizations, meter
             ),
             what="verifying the migrated rows",
         )

@@ -9,6 +9,7 @@ row "changed", not a mismatch; a cell whose token does not open is a mismatch.""
 from __future__ import annotations
 
 import hmac
+from collections import deque
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
@@ -20,11 +21,14 @@ from tui_migrator.common.errors import DecryptionFailed, OperationFailed
 from tui_migrator.crypto.ciphers import RowContext, ValueCipher
 from tui_migrator.crypto.codec import encode_key
 from tui_migrator.crypto.tokens import TOKEN_PREFIX
+from tui_migrator.engine.cpu_pool import CpuPool, Pending, RowCrypto
 from tui_migrator.engine.phase_progress import PhaseMeter
 from tui_migrator.engine.scope import organization_condition, pending_condition
 from tui_migrator.storage import migration_records as migrations
 from tui_migrator.storage.column_storage import (
     RecordRefused,
+    RowShape,
+    Shaped,
     TableAccess,
     cell_token,
     key_of,
@@ -72,17 +76,19 @@ class VerificationResult:
         }
 
 
-def original_values(access: TableAccess, row: Any, cipher: ValueCipher) -> list[Any]:
+def original_values(access: Shaped, row: Any, cipher: ValueCipher) -> list[Any]:
     """The values the row's mapped columns stand for: tokens opened, everything else as stored."""
-    base: RowContext | None = None
-    values = []
-    for column in access.mapped.columns:
+    values: list[Any] = []
+    sealed: list[tuple[int, str, str]] = []
+    for index, column in enumerate(access.mapped.columns):
         token = cell_token(column, row)
-        if token is None:
-            values.append(row[column.name])
-            continue
-        base = base or row_context(access, row)
-        values.append(cipher.decrypt(token, base.with_column(column.name)))
+        values.append(row[column.name] if token is None else None)
+        if token is not None:
+            sealed.append((index, column.name, token))
+    if sealed:
+        opened = cipher.decrypt_cells(row_context(access, row), [(name, token) for _i, name, token in sealed])
+        for (index, _name, _token), value in zip(sealed, opened, strict=True):
+            values[index] = value
     return values
 
 
@@ -92,9 +98,7 @@ class RowCheck(Enum):
     MISMATCHED = "mismatched"  # a cell it sealed does not open, or opens to another value
 
 
-def check_row(
-    access: TableAccess, row: Any, cells: SealedCells, digest: str, cipher: ValueCipher
-) -> RowCheck:
+def check_row(access: Shaped, row: Any, cells: SealedCells, digest: str, cipher: ValueCipher) -> RowCheck:
     """Does ``row`` still hold, in the cells one migration sealed, tokens that open to the
     values that migration digested?"""
     mapped = access.mapped
@@ -105,29 +109,36 @@ def check_row(
             return RowCheck.MISMATCHED
         originals = {column.name: value for column, value in zip(mapped.columns, values, strict=True)}
     else:
-        originals = {}
-        base: RowContext | None = None
-        for column in mapped.columns:
-            if column.name not in cells.nonces:
-                continue
-            token = cell_token(column, row)
+        # Judged cell by cell in column order: the first cell that holds no token, does not
+        # open, or holds another migration's token decides.
+        sealed = [
+            (column.name, cell_token(column, row)) for column in mapped.columns if column.name in cells.nonces
+        ]
+        present: list[tuple[str, str]] = []
+        for name, token in sealed:
             if token is None:
-                return RowCheck.CHANGED
+                break
+            present.append((name, token))
+        opened: list[Any] = []
+        if present:
             try:
-                base = base or row_context(access, row)
-                value = cipher.decrypt(token, base.with_column(column.name))
-            except (DecryptionFailed, RecordRefused):
+                opened = cipher.open_cells(row_context(access, row), present)
+            except RecordRefused:
                 return RowCheck.MISMATCHED
-            if not cells.owns(column.name, token):
+        originals = {}
+        for (name, token), value in zip(present, opened, strict=True):
+            if isinstance(value, DecryptionFailed):
+                return RowCheck.MISMATCHED
+            if not cells.owns(name, token):
                 return RowCheck.CHANGED  # a token that opens, written by a later migration
-            originals[column.name] = value
+            originals[name] = value
+        if len(present) < len(sealed):
+            return RowCheck.CHANGED
     actual = cells.digest(cipher, mapped, key_of(access, row), organization_of(mapped, row), originals)
     return RowCheck.VERIFIED if hmac.compare_digest(actual, digest) else RowCheck.MISMATCHED
 
 
-def damaged_cells(
-    access: TableAccess, row: Any, cipher: ValueCipher, skip: tuple[str, ...] = ()
-) -> list[str]:
+def damaged_cells(access: Shaped, row: Any, cipher: ValueCipher, skip: tuple[str, ...] = ()) -> list[str]:
     """The columns of ``row`` (other than ``skip``) holding text in token form that does not
     open: a damaged token, or plaintext that only looks like a token. Neither is ever taken
     for plaintext; both are reported."""
@@ -141,7 +152,7 @@ def damaged_cells(
             continue
         try:
             base = base or row_context(access, row)
-            cipher.decrypt(token, base.with_column(column.name))
+            cipher.decrypt_cells(base, ((column.name, token),))
         except (DecryptionFailed, RecordRefused):
             damaged.append(column.name)
     return damaged
@@ -151,7 +162,7 @@ def verify_migration(
     engine: Engine,
     record: MigrationRecord,
     tables: dict[str, TableAccess],
-    cipher: ValueCipher,
+    pool: CpuPool,
     organizations: tuple[str, ...] | None,
     meter: PhaseMeter | None = None,
 ) -> VerificationResult:
@@ -163,7 +174,7 @@ def verify_migration(
         if meter is not None:
             meter.begin(sum(_rows_to_verify(connection, access, organizations) for access in accesses))
     for progress, access in zip(record.tables, accesses, strict=True):
-        _verify_table(engine, record.id, access, cipher, organizations, result, meter)
+        _verify_table(engine, record.id, access, pool, organizations, result, meter)
         with engine.connect() as connection:
             pending = connection.execute(
                 sa.select(sa.func.count())
@@ -186,7 +197,7 @@ def _verify_table(
     engine: Engine,
     migration_id: str,
     access: TableAccess,
-    cipher: ValueCipher,
+    pool: CpuPool,
     organizations: tuple[str, ...] | None,
     result: VerificationResult,
     meter: PhaseMeter | None,
@@ -200,46 +211,88 @@ def _verify_table(
             .where(row_metadata_table.c.migration_id == migration_id, row_metadata_table.c.table_name == name)
         ).scalar_one()
     verified = mismatched = 0
+    shape = RowShape(access.mapped)
+    # Batches are checked by the run's workers while the next ones are read; their verdicts are
+    # taken in order, so the first problem reported is the first in key order.
+    in_flight: deque[tuple[Pending[BatchVerdict], int]] = deque()
+
+    def settle() -> None:
+        nonlocal verified, mismatched
+        pending, rows_read = in_flight.popleft()
+        verdict = pending.result()
+        verified += verdict.verified
+        mismatched += verdict.mismatched
+        result.damaged_rows += verdict.damaged
+        if result.problem is None:
+            result.problem = verdict.problem
+        if meter is not None:
+            meter.add(rows_read)
+
     while True:
         query = access.select_rows(after=after, limit=BATCH).where(_sealed(access, organizations))
         with engine.connect() as connection:
-            rows = connection.execute(query).mappings().all()
+            rows = [dict(row) for row in connection.execute(query).mappings()]
             if not rows:
                 break
-            keys = {encode_key(key_of(access, row)): row for row in rows}
-            sealed = migrations.sealed_rows(connection, migration_id, name, list(keys))
-        for row_key, row in keys.items():
-            cells = None
-            if row_key in sealed:
-                digest, columns = sealed[row_key]
-                cells = SealedCells.from_metadata(columns, access.mapped)
-                outcome = check_row(access, row, cells, digest, cipher)
-                verified += outcome is RowCheck.VERIFIED
-                if outcome is RowCheck.MISMATCHED:
-                    mismatched += 1
-                    if result.problem is None:
-                        result.problem = (
-                            f"Integrity check failed: row {_shown(access, row)} of {name} does not decrypt "
-                            "to the values it held before the migration."
-                        )
-                    continue
-            damaged = damaged_cells(access, row, cipher, skip=cells.columns if cells else ())
-            if damaged:
-                result.damaged_rows += 1
-                if result.problem is None:
-                    result.problem = (
-                        f"Row {_shown(access, row)} of {name} holds text in token form that does not "
-                        f"open in {', '.join(damaged)}: a damaged token, or plaintext that starts with "
-                        f"'{TOKEN_PREFIX}'. Neither is plaintext the tool may seal or return."
-                    )
+            keys = [encode_key(key_of(access, row)) for row in rows]
+            sealed = migrations.sealed_rows(connection, migration_id, name, keys)
+        in_flight.append((pool.submit(verify_batch, shape, rows, keys, sealed), len(rows)))
         after = key_of(access, rows[-1])
-        if meter is not None:
-            meter.add(len(rows))
+        while len(in_flight) > pool.batches_in_flight:
+            settle()
+    while in_flight:
+        settle()
     result.verified_rows += verified
     result.mismatched_rows += mismatched
     result.by_table[name] = verified
     # Rows it sealed that hold newer values now, or that no longer read as sealed at all.
     result.unverifiable_rows += max(0, expected - verified - mismatched)
+
+
+@dataclass
+class BatchVerdict:
+    verified: int = 0
+    mismatched: int = 0
+    damaged: int = 0
+    problem: str | None = None  # the first problem found in the batch
+
+
+def verify_batch(
+    crypto: RowCrypto,
+    shape: RowShape,
+    rows: list[dict[str, Any]],
+    keys: list[str],
+    sealed: dict[str, tuple[str, str | None]],
+) -> BatchVerdict:
+    """Check one batch of rows read back (``keys``: their encoded keys; ``sealed``: the row
+    metadata of those this migration sealed). A batch function (engine/cpu_pool.py)."""
+    verdict = BatchVerdict()
+    name, cipher = shape.mapped.name, crypto.cipher
+    for row_key, row in zip(keys, rows, strict=True):
+        cells = None
+        if row_key in sealed:
+            digest, columns = sealed[row_key]
+            cells = SealedCells.from_metadata(columns, shape.mapped)
+            outcome = check_row(shape, row, cells, digest, cipher)
+            verdict.verified += outcome is RowCheck.VERIFIED
+            if outcome is RowCheck.MISMATCHED:
+                verdict.mismatched += 1
+                if verdict.problem is None:
+                    verdict.problem = (
+                        f"Integrity check failed: row {_shown(shape, row)} of {name} does not decrypt "
+                        "to the values it held before the migration."
+                    )
+                continue
+        damaged = damaged_cells(shape, row, cipher, skip=cells.columns if cells else ())
+        if damaged:
+            verdict.damaged += 1
+            if verdict.problem is None:
+                verdict.problem = (
+                    f"Row {_shown(shape, row)} of {name} holds text in token form that does not "
+                    f"open in {', '.join(damaged)}: a damaged token, or plaintext that starts with "
+                    f"'{TOKEN_PREFIX}'. Neither is plaintext the tool may seal or return."
+                )
+    return verdict
 
 
 def _sealed(access: TableAccess, organizations: tuple[str, ...] | None) -> sa.ColumnElement[bool]:
@@ -257,5 +310,5 @@ def _rows_to_verify(
     )
 
 
-def _shown(access: TableAccess, row: Any) -> str:
+def _shown(access: Shaped, row: Any) -> str:
     return ", ".join(map(str, key_of(access, row)))

@@ -14,6 +14,7 @@ from tui_migrator.crypto.ciphers import ValueCipher
 from tui_migrator.crypto.keys import MasterKey
 from tui_migrator.engine import backup
 from tui_migrator.engine.batches import TableBatches
+from tui_migrator.engine.cpu_pool import CpuPool
 from tui_migrator.engine.retry import RetryPolicy, with_retries
 from tui_migrator.storage import migration_claims
 from tui_migrator.storage import migration_records as migrations
@@ -41,7 +42,13 @@ class MigrationWork:
     retry: RetryPolicy | None = None
 
     def table_batches(
-        self, access: TableAccess, config: MigrationConfig, *, epoch: int, with_backups: bool = True
+        self,
+        access: TableAccess,
+        config: MigrationConfig,
+        *,
+        epoch: int,
+        with_backups: bool = True,
+        pool: CpuPool | None = None,
     ) -> TableBatches:
         """The batches of one table as ``config`` runs them, written only while ``epoch`` is
         still the migration's claim (see storage/migration_claims.py).
@@ -65,6 +72,7 @@ class MigrationWork:
             dry_run=config.dry_run,
             epoch=epoch,
             retry=self.retry,
+            pool=pool,
         )
 
 

@@ -19,7 +19,8 @@ import uuid
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from functools import lru_cache
+from typing import Any, Protocol
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -62,6 +63,21 @@ class RecordRefused(OperationFailed):
     """One record cannot be processed; the message names table, key and reason, never values."""
 
     code = "record_refused"
+
+
+class Shaped(Protocol):
+    """Anything that knows a table's mapping: all that sealing or opening its rows needs."""
+
+    @property
+    def mapped(self) -> ResolvedTable: ...
+
+
+@dataclass(frozen=True)
+class RowShape:
+    """A mapped table without its database side (what a worker process is given to seal or
+    open rows: :class:`TableAccess` holds SQLAlchemy objects that stay in the run's process)."""
+
+    mapped: ResolvedTable
 
 
 @dataclass(frozen=True)
@@ -300,11 +316,11 @@ def organizations_in(connection: Connection, access: TableAccess) -> set[str]:
     return found
 
 
-def key_of(access: TableAccess, row: StoredRow) -> tuple[Any, ...]:
+def key_of(access: Shaped, row: StoredRow) -> tuple[Any, ...]:
     return tuple(row[name] for name in access.mapped.primary_key)
 
 
-def row_context(access: TableAccess, row: StoredRow) -> RowContext:
+def row_context(access: Shaped, row: StoredRow) -> RowContext:
     """The row's context for its tokens (column left blank), its key packed once for all columns."""
     key = key_of(access, row)
     organization = organization_of(access.mapped, row)
@@ -327,7 +343,7 @@ class SealedRow:
     tokens: dict[str, str]
 
 
-def seal_row(access: TableAccess, row: StoredRow, cipher: ValueCipher) -> SealedRow | None:
+def seal_row(access: Shaped, row: StoredRow, cipher: ValueCipher) -> SealedRow | None:
     """Replace every plaintext value of ``row`` by its token; None when it holds none.
 
     Plaintext is a value not in token form in a text column, and a non-NULL original in a
@@ -337,28 +353,32 @@ def seal_row(access: TableAccess, row: StoredRow, cipher: ValueCipher) -> Sealed
     NULL stays NULL.
     """
     parameters = _key_parameters(key_of(access, row))
-    originals: dict[str, Any] = {}
-    tokens: dict[str, str] = {}
-    base: RowContext | None = None
+    plaintext: list[tuple[ResolvedColumn, Any]] = []
     for column in access.mapped.columns:
         stored = row[column.name]
         companion = column.companion
-        plaintext = stored is not None and (companion is not None or not is_token(stored))
-        if not plaintext:
-            parameters[column.name] = stored
-            if companion is not None:
-                parameters[companion] = row.get(companion)
+        if stored is not None and (companion is not None or not is_token(stored)):
+            plaintext.append((column, stored))
             continue
-        base = base or row_context(access, row)
-        token = cipher.encrypt(stored, base.with_column(column.name))
-        originals[column.name] = stored
-        tokens[column.name] = token
-        if companion is None:
+        parameters[column.name] = stored
+        if companion is not None:
+            parameters[companion] = row.get(companion)
+    if not plaintext:
+        return None
+    tokens = cipher.encrypt_cells(
+        row_context(access, row), [(column.name, stored) for column, stored in plaintext]
+    )
+    for (column, _stored), token in zip(plaintext, tokens, strict=True):
+        if column.companion is None:
             parameters[column.name] = token
         else:
             parameters[column.name] = None
-            parameters[companion] = token
-    return SealedRow(parameters, originals, tokens) if tokens else None
+            parameters[column.companion] = token
+    return SealedRow(
+        parameters,
+        {column.name: stored for column, stored in plaintext},
+        {column.name: token for (column, _stored), token in zip(plaintext, tokens, strict=True)},
+    )
 
 
 def cell_token(column: ResolvedColumn, row: StoredRow) -> str | None:
@@ -392,5 +412,10 @@ def unseal_row(access: TableAccess, row: StoredRow, cipher: ValueCipher) -> dict
     return parameters if base is not None else None
 
 
+@lru_cache(maxsize=64)
+def _key_parameter_names(count: int) -> tuple[str, ...]:
+    return tuple(_KEY_PARAMETER.format(index) for index in range(count))
+
+
 def _key_parameters(key: tuple[Any, ...]) -> dict[str, Any]:
-    return {_KEY_PARAMETER.format(index): value for index, value in enumerate(key)}
+    return dict(zip(_key_parameter_names(len(key)), key, strict=True))

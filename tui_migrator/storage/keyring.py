@@ -91,6 +91,11 @@ class KeyRing:
         self._by_id[key.key_id] = key
         return key
 
+    def loaded_keys(self) -> list[DataKey]:
+        """Every data key of the database, unwrapped."""
+        self.verify_all()
+        return list(self._by_id.values())
+
     def describe(self) -> list[DataKeyInfo]:
         with self._engine.connect() as connection:
             rows = connection.execute(
@@ -154,7 +159,7 @@ class KeyRing:
                 raise
             return existing
         log.info("created data key %s for organization %s", key_id, organization_id)
-        return DataKey(key_id, organization_id, 1, AESGCM(raw))
+        return DataKey(key_id, organization_id, 1, AESGCM(raw), raw)
 
     def _unwrap(self, row: sa.RowMapping) -> DataKey:
         wrapped: bytes = row["wrapped_key"]
@@ -167,7 +172,7 @@ class KeyRing:
                 f"'{row['organization_id']}': it is not the key this database was set up with.",
                 hint="Use the master key (or key file) this database was set up with. Nothing was changed.",
             ) from error
-        return DataKey(row["key_id"], row["organization_id"], row["generation"], AESGCM(raw))
+        return DataKey(row["key_id"], row["organization_id"], row["generation"], AESGCM(raw), raw)
 
     def _remember(self, key: DataKey) -> None:
         self._by_id[key.key_id] = key

@@ -1,0 +1,66 @@
+"""The peers benchmark (tests/benchmarks/peers.py) runs end to end on a few hundred rows: every
+contender's line, the ratios as numbers, where the time goes. No timing is asserted: the numbers
+are the machine's."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.benchmarks.peers import CONTENDERS, RATIOS
+from tests.support.databases import fresh_postgres_database
+from tests.support.postgres_cluster import PostgresCluster
+
+ROOT = Path(__file__).resolve().parents[2]
+ROWS = 300
+
+
+def run_benchmark(*arguments: str) -> str:
+    done = subprocess.run(
+        [sys.executable, "-m", "tests.benchmarks.peers", "--rows", str(ROWS), "--repeat", "1", *arguments],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert done.returncode == 0, f"stdout:\n{done.stdout}\nstderr:\n{done.stderr[-6000:]}"
+    return done.stdout
+
+
+def check_output(output: str, *, postgres: bool) -> None:
+    names = set()
+    for contender in CONTENDERS:
+        line = re.compile(rf"^{re.escape(contender.label)} +\d+\.\d\d +[\d,]+ +\d+ +\d+\.\d\d$", re.MULTILINE)
+        if contender.postgres_only and not postgres:
+            assert not line.search(output), contender.label
+            continue
+        assert line.search(output), f"no line for {contender.label!r} in:\n{output}"
+        names.add(contender.name)
+    for label, numerator, denominator in RATIOS:
+        if {numerator, denominator} <= names:
+            assert re.search(rf"^{re.escape(label)}: \d+\.\d\d$", output, re.MULTILINE), (
+                f"{label!r} in:\n{output}"
+            )
+    assert "where the time goes" in output
+    assert re.search(r"^  batch_processing +\d+\.\d\d s$", output, re.MULTILINE), output
+    backend = "PostgreSQL" if postgres else "SQLite"
+    assert re.search(rf"backend {backend} ", output), output
+
+
+@pytest.mark.slow
+def test_the_benchmark_runs_every_contender_on_sqlite() -> None:
+    check_output(run_benchmark(), postgres=False)
+
+
+@pytest.mark.slow
+@pytest.mark.postgresql
+def test_the_benchmark_runs_every_contender_on_a_given_postgresql_server(
+    postgres_cluster: PostgresCluster,
+) -> None:
+    with fresh_postgres_database(postgres_cluster) as url:
+        check_output(run_benchmark("--db", url), postgres=True)

@@ -1,0 +1,108 @@
+"""The run's worker processes: batches sealed and opened there are exactly what this process
+would produce, a key the workers were not given is handled here, and key material never
+reaches a worker's command line."""
+
+from __future__ import annotations
+
+import base64
+import os
+from pathlib import Path
+
+import pytest
+
+from tui_migrator.common.categories import DataCategory
+from tui_migrator.crypto.ciphers import KeyNotGiven, RowSealer, ValueCipher
+from tui_migrator.crypto.data_keys import ThrowawayKeys
+from tui_migrator.crypto.keys import MasterKey
+from tui_migrator.engine import backup, batches, verification
+from tui_migrator.engine.cpu_pool import CpuPool, RowCrypto, processes_for
+from tui_migrator.storage.column_storage import RowShape
+from tui_migrator.storage.mapping import ResolvedColumn, ResolvedTable, Storage
+from tui_migrator.storage.sealed_cells import SealedCells
+
+TABLE = ResolvedTable(
+    name="records",
+    category=DataCategory.DEMOGRAPHICS,
+    primary_key=("id",),
+    organization_column="organization_id",
+    default_organization=None,
+    columns=(
+        ResolvedColumn("name", "TEXT", True, Storage.IN_PLACE),
+        ResolvedColumn("born", "DATE", True, Storage.COMPANION),
+    ),
+)
+ROWS = [
+    {"id": number, "organization_id": f"org_{number % 2}", "name": f"patient {number}", "born": None}
+    for number in range(1, 41)
+] + [{"id": 99, "organization_id": "org_0", "name": None, "born": "1950-02-03"}]
+
+
+def worker_pid(_crypto: RowCrypto) -> int:
+    return os.getpid()
+
+
+@pytest.fixture
+def local() -> RowCrypto:
+    master = MasterKey(os.urandom(32), "test")
+    cipher = ValueCipher(ThrowawayKeys(), master, actor="tester")
+    cipher.prepare(["org_0", "org_1"])
+    return RowCrypto(cipher, RowSealer(master, "migration_1"))
+
+
+def test_the_workers_are_other_processes_given_keys_through_their_pipe_only(local: RowCrypto) -> None:
+    keys = local.cipher.worker_keys(["org_0", "org_1"], local.sealer)
+    with CpuPool(local, 2, keys) as pool:
+        pids = {pool.run(worker_pid) for _ in range(8)}
+        assert os.getpid() not in pids
+        secrets = [raw for *_ids, raw in keys.data_keys] + [keys.digest_key]
+        for pid in pids:
+            command_line = Path(f"/proc/{pid}/cmdline").read_bytes()
+            environment = Path(f"/proc/{pid}/environ").read_bytes()
+            for secret in secrets:
+                for form in (secret, secret.hex().encode(), base64.b64encode(secret)):
+                    assert form not in command_line and form not in environment
+    assert "data keys" in repr(keys) and keys.digest_key.hex() not in repr(keys)
+
+
+def test_a_batch_sealed_in_a_worker_opens_here_to_the_original_values(local: RowCrypto) -> None:
+    keys = local.cipher.worker_keys(["org_0", "org_1"], local.sealer)
+    shape = RowShape(TABLE)
+    with CpuPool(local, 2, keys) as pool:
+        sealed, failures = pool.run(batches.seal_batch, shape, ROWS, dry_run=False, with_backups=True)
+    assert not failures and len(sealed) == len(ROWS)
+    by_index = {item["index"]: item for item in sealed}
+    for index, row in enumerate(ROWS):
+        item = by_index[index]
+        written = {
+            **row,
+            **{k: v for k, v in item["parameters"].items() if k in ("name", "born", "born__tm_token")},
+        }
+        cells = SealedCells.from_metadata(item["sealed_columns"], TABLE)
+        # The digest the worker took is the one this process recomputes from the opened tokens.
+        check = verification.check_row(shape, written, cells, item["digest"], local.cipher)
+        assert check is verification.RowCheck.VERIFIED
+        assert verification.original_values(shape, written, local.cipher) == [row["name"], row["born"]]
+        assert local.sealer is not None
+        opened = backup.open_backup(shape, row, item["backup"][backup.SEALED_COLUMN], local.sealer)
+        assert opened == [row["name"], row["born"]]
+
+
+def test_a_key_the_workers_were_not_given_is_used_here(local: RowCrypto) -> None:
+    # The workers know org_0 only; org_1's rows (a key created after they started) seal here.
+    keys = local.cipher.worker_keys(["org_0"], local.sealer)
+    shape = RowShape(TABLE)
+    with pytest.raises(KeyNotGiven):
+        keys.cipher().key_id_for("org_1")
+    with CpuPool(local, 2, keys) as pool:
+        sealed, failures = pool.run(batches.seal_batch, shape, ROWS, dry_run=False, with_backups=False)
+    assert not failures and len(sealed) == len(ROWS)
+    assert {item["key_id"] for item in sealed} == {
+        local.cipher.key_id_for("org_0"),
+        local.cipher.key_id_for("org_1"),
+    }
+
+
+def test_one_process_per_batch_in_flight_up_to_the_cores() -> None:
+    cores = os.cpu_count() or 1
+    assert processes_for(1) == 0  # one batch at a time: this process does the work
+    assert processes_for(cores + 5) == (cores if cores > 1 else 0)

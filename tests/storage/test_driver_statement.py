@@ -1,0 +1,86 @@
+"""DriverStatement runs a statement through the driver's executemany and stores exactly what
+SQLAlchemy's own executemany stores: same types, same processed values, same row counts."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from tui_migrator.storage.database import DriverStatement, create_database_engine, upsert
+
+ROWS = [
+    {"id": 1, "name": "a", "at": datetime(2026, 1, 2, 3, 4, 5, 6, tzinfo=UTC), "blob": b"\x00\x01", "n": 7},
+    {"id": 2, "name": None, "at": datetime(1999, 12, 31, 23, 59, 59), "blob": None, "n": None},
+    {"id": 3, "name": "ü" * 3, "at": None, "blob": b"", "n": -1},
+]
+
+
+def table(name: str) -> sa.Table:
+    return sa.Table(
+        name,
+        sa.MetaData(),
+        sa.Column("id", sa.Integer, primary_key=True),
+        sa.Column("name", sa.Text),
+        sa.Column("at", sa.DateTime(timezone=True)),
+        sa.Column("blob", sa.LargeBinary),
+        sa.Column("n", sa.Numeric),
+        sa.Column("resolved", sa.Boolean, default=False),
+    )
+
+
+def stored(connection: sa.Connection, name: str) -> list[tuple[object, ...]]:
+    columns = ", ".join(f"typeof({c}), {c}" for c in ("id", "name", "at", "blob", "n", "resolved"))
+    return list(connection.exec_driver_sql(f"SELECT {columns} FROM {name} ORDER BY id"))
+
+
+@pytest.fixture
+def engine(tmp_path: Path) -> sa.Engine:
+    return create_database_engine(f"sqlite:///{tmp_path / 'statements.db'}")
+
+
+def test_inserts_upserts_and_updates_store_what_sqlalchemy_stores(engine: sa.Engine) -> None:
+    by_driver, by_sqlalchemy = table("by_driver"), table("by_sqlalchemy")
+    with engine.begin() as connection:
+        for each in (by_driver, by_sqlalchemy):
+            each.create(connection)
+            rows = [dict(row, resolved=False) for row in ROWS]
+            # An upsert over rows that are new, then over the same rows again.
+            statement = upsert(connection, each, ["name", "at", "blob", "n"])
+            for _ in range(2):
+                if each is by_driver:
+                    DriverStatement(statement).execute(connection, rows)
+                else:
+                    connection.execute(statement, rows)
+            # An UPDATE with a value of its own besides the bound ones.
+            update = (
+                sa.update(each)
+                .where(each.c.id == sa.bindparam("key"))
+                .values(name=sa.bindparam("new_name"), resolved=True)
+            )
+            changes = [
+                {"key": 1, "new_name": "b"},
+                {"key": 3, "new_name": None},
+                {"key": 99, "new_name": "x"},
+            ]
+            if each is by_driver:
+                matched = DriverStatement(update).execute(connection, changes)
+            else:
+                matched = connection.execute(update, changes).rowcount
+            assert matched == 2
+        assert stored(connection, "by_driver") == stored(connection, "by_sqlalchemy")
+        assert stored(connection, "by_driver")[0][10:12] == ("integer", 1)
+        assert Decimal(str(stored(connection, "by_driver")[0][9])) == 7
+
+
+def test_a_missing_parameter_is_an_error_not_a_null(engine: sa.Engine) -> None:
+    each = table("strict")
+    with engine.begin() as connection:
+        each.create(connection)
+        connection.execute(sa.insert(each), [dict(row, resolved=False) for row in ROWS])
+        update = sa.update(each).where(each.c.id == sa.bindparam("key")).values(name=sa.bindparam("new_name"))
+        with pytest.raises(KeyError):
+            DriverStatement(update).execute(connection, [{"key": 1, "new_name": "b"}, {"key": 2}])
