@@ -48,6 +48,29 @@ def test_many_values_only_the_planted_ones_are_found() -> None:
     assert findings.bytes_read == len(data)
 
 
+def test_worker_processes_find_exactly_what_one_process_finds() -> None:
+    rng = random.Random(11)
+    values = [f"Parkinson patient {i}, Calle Mayor {rng.randint(1, 99)}".encode() for i in range(300)]
+    needles = Needles()
+    numbers = [needles.add(value) for value in values]
+    data = noise(40_000, seed=2)
+    planted = rng.sample(range(len(values)), 60)
+    for index, number in enumerate(planted):
+        # Every tenth one straddles a chunk border; some twice, to be counted twice.
+        at = 1000 * (index + 1) - (len(values[number]) // 2 if index % 10 == 0 else -7)
+        data[at : at + len(values[number])] = values[number]
+        if index % 7 == 0:
+            data[at + 300 : at + 300 + len(values[number])] = values[number]
+    alone = search(needles, chunks(bytes(data), 1000))
+    shared = search(needles, chunks(bytes(data), 1000), processes=2)
+    assert shared.found_values(needles) == alone.found_values(needles) >= {numbers[n] for n in planted}
+    assert (shared.occurrences, shared.pieces_found, shared.bytes_read) == (
+        alone.occurrences,
+        alone.pieces_found,
+        alone.bytes_read,
+    )
+
+
 def test_a_long_value_split_across_pages_is_found_but_one_sharing_a_phrase_is_not() -> None:
     note = ("Reports freezing of gait when turning; dose moved to the morning. " * 4).encode()
     cousin = note[:40] + b" and nothing else in common with the other note at all, none."

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from tui_migrator.storage.database import DriverStatement, create_database_engine, upsert
+from tui_migrator.storage.database import DriverStatement, create_database_engine, fetch_dicts, upsert
 
 ROWS = [
     {"id": 1, "name": "a", "at": datetime(2026, 1, 2, 3, 4, 5, 6, tzinfo=UTC), "blob": b"\x00\x01", "n": 7},
@@ -84,3 +84,22 @@ def test_a_missing_parameter_is_an_error_not_a_null(engine: sa.Engine) -> None:
         update = sa.update(each).where(each.c.id == sa.bindparam("key")).values(name=sa.bindparam("new_name"))
         with pytest.raises(KeyError):
             DriverStatement(update).execute(connection, [{"key": 1, "new_name": "b"}, {"key": 2}])
+
+
+def test_rows_fetched_by_the_driver_are_what_sqlalchemy_returns(engine: sa.Engine) -> None:
+    each = table("read")
+    with engine.begin() as connection:
+        each.create(connection)
+        connection.execute(sa.insert(each), [dict(row, resolved=row["id"] == 2) for row in ROWS])
+        query = (
+            sa.select(each.c.id, each.c.name, each.c.at, each.c.blob, (each.c.n > 0).label("positive"))
+            .add_columns(each.c.resolved.is_(True).label("done"))
+            .where(each.c.at < datetime(2030, 1, 1, tzinfo=UTC), each.c.id > sa.literal(0))
+            .order_by(each.c.id)
+        )
+        expected = [dict(row) for row in connection.execute(query).mappings()]
+        assert fetch_dicts(connection, query) == expected
+        assert [type(value) for value in expected[0].values()] == [
+            type(value) for value in fetch_dicts(connection, query)[0].values()
+        ]
+        assert len(expected) == 2

@@ -36,7 +36,7 @@ import sqlalchemy as sa
 
 from tui_migrator.common.settings import ENV_MASTER_KEY, Settings
 from tui_migrator.crypto.codec import UnsupportedValue
-from tui_migrator.engine import batches, estimate
+from tui_migrator.engine import batches, estimate, runner
 from tui_migrator.service import health, planning
 from tui_migrator.service.facade import MigratorService, create_demo_service
 from tui_migrator.storage.migration_records import MigrationRecord
@@ -208,7 +208,11 @@ def _populate(service: MigratorService, clock: FrozenClock) -> World:
     completed = _run(service, clock, {"batch_size": 200, "data_categories": ["DEMOGRAPHICS"]}, 42)
 
     clock.set(NOW - timedelta(hours=2, minutes=20))
-    with mock.patch.object(batches, "seal_row", _failing_for(("motor_symptoms", {5, 9}))):
+    # Sealed in this process (no worker processes), where the patched seal_row is.
+    with (
+        mock.patch.object(batches, "seal_row", _failing_for(("motor_symptoms", {5, 9}))),
+        mock.patch.object(runner, "processes_for", lambda _max_concurrency: 0),
+    ):
         with_failures = _run(service, clock, {"batch_size": 100, "data_categories": ["MOTOR_SYMPTOMS"]}, 95)
 
     clock.set(NOW - timedelta(hours=1, minutes=5))

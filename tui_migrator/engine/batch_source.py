@@ -37,6 +37,7 @@ from sqlalchemy.exc import DBAPIError
 
 from tui_migrator.engine.batches import BatchResult, RowsChanged, TableBatches
 from tui_migrator.engine.retry import database_failure, is_transient
+from tui_migrator.storage.database import fetch_dicts
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +51,7 @@ def row_locks_supported(engine: sa.Engine) -> bool:
 class Batch:
     """Rows read after key ``after``; a claimed batch also holds their locks on ``connection``."""
 
-    rows: list[sa.RowMapping]
+    rows: list[dict[str, Any]]
     after: Sequence[Any] | None
     last_key: tuple[Any, ...]
     connection: sa.Connection | None = field(default=None, repr=False)
@@ -114,7 +115,7 @@ class KeysetSource:
     def process(self, batch: Batch) -> BatchResult:
         return self.batches.process(batch.rows, after=batch.after)
 
-    def all_rows(self, *, batch_size: int) -> Iterator[list[sa.RowMapping]]:
+    def all_rows(self, *, batch_size: int) -> Iterator[list[dict[str, Any]]]:
         """Every pending row, a batch at a time, processing none (the backup stage copies them)."""
         after: Sequence[Any] | None = None
         while (batch := self.next_batch(after=after, limit=batch_size)) is not None:
@@ -145,7 +146,7 @@ class ClaimedSource:
             connection = self.batches.engine.connect()
             try:
                 connection.begin()
-                rows = list(connection.execute(query).mappings())
+                rows = fetch_dicts(connection, query)
             except BaseException:
                 _release(connection)
                 raise

@@ -49,6 +49,7 @@ from tui_migrator.storage.column_storage import (
 )
 from tui_migrator.storage.database import (
     DriverStatement,
+    fetch_dicts,
     insert_ignoring_duplicates,
     serialized_write,
     upsert,
@@ -151,7 +152,7 @@ class TableBatches:
 
     def read(
         self, *, after: Sequence[Any] | None, limit: int, up_to: Sequence[Any] | None = None
-    ) -> list[sa.RowMapping]:
+    ) -> list[dict[str, Any]]:
         """The next ``limit`` rows that still hold plaintext, after key ``after``."""
         return self.retrying(
             lambda: self._read_once(after=after, limit=limit, up_to=up_to), what="reading a batch"
@@ -159,11 +160,9 @@ class TableBatches:
 
     def _read_once(
         self, *, after: Sequence[Any] | None, limit: int, up_to: Sequence[Any] | None
-    ) -> list[sa.RowMapping]:
+    ) -> list[dict[str, Any]]:
         with self.engine.connect() as connection:
-            return list(
-                connection.execute(self.pending_query(after=after, up_to=up_to, limit=limit)).mappings()
-            )
+            return fetch_dicts(connection, self.pending_query(after=after, up_to=up_to, limit=limit))
 
     def key(self, row: Mapping[Any, Any]) -> tuple[Any, ...]:
         return key_of(self.access, row)
@@ -179,7 +178,7 @@ class TableBatches:
 
     # -- processing ------------------------------------------------------------------------
 
-    def process(self, rows: list[sa.RowMapping], *, after: Sequence[Any] | None) -> BatchResult:
+    def process(self, rows: list[dict[str, Any]], *, after: Sequence[Any] | None) -> BatchResult:
         """Seal ``rows`` and commit them (or, in a dry run, prove they would round-trip)."""
         started = time.perf_counter()
         result = BatchResult(rows=len(rows))
@@ -217,7 +216,7 @@ class TableBatches:
         result.seconds = time.perf_counter() - started
         return result
 
-    def process_in(self, connection: sa.Connection, rows: list[sa.RowMapping]) -> BatchResult:
+    def process_in(self, connection: sa.Connection, rows: list[dict[str, Any]]) -> BatchResult:
         """Seal ``rows`` and write them in the caller's open transaction (a claimed batch, whose
         rows stay locked until the caller commits). Raises RowsChanged like :meth:`write_in`."""
         sealed, failures = self.seal_rows(rows)

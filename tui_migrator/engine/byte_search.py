@@ -14,8 +14,12 @@ place it is split at, one fragment lies wholly on one side.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterable
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
+
+from tui_migrator.engine import cpu_pool
 
 # Shorter values are not searched for. Tokens are base64url text and backups random bytes, so
 # a short value made of letters turns up in them by chance: a 6-letter value once in ~70 GB of
@@ -92,29 +96,46 @@ class Findings:
         return {value for value, seen in self.pieces_found.items() if 2 * len(seen) >= needles.pieces[value]}
 
 
-def search(needles: Needles, chunks: Iterable[bytes]) -> Findings:
-    """Find the needles in the concatenation of ``chunks``."""
+def search(needles: Needles, chunks: Iterable[bytes], *, processes: int = 0) -> Findings:
+    """Find the needles in the concatenation of ``chunks``; with ``processes``, the buffers are
+    searched by that many worker processes while the next chunks are read (each buffer's
+    findings depend on it alone, so they merge into exactly what one process finds)."""
     findings = Findings()
     keep = max(0, needles.longest - 1)
-    seen: set[tuple[bytes, int]] = set()
     tail = b""
-    position = 0  # where ``buffer`` starts in the whole stream
-    for chunk in chunks:
-        findings.bytes_read += len(chunk)
-        if not needles.pieces:
-            continue
-        buffer = tail + chunk
-        _search_buffer(needles, buffer, position, seen, findings)
-        cut = max(0, len(buffer) - keep)
-        tail = buffer[cut:]
-        position += cut
+    position = 0  # where the buffer starts in the whole stream
+    pool: _SearchPool | None = None
+    try:
+        for chunk in chunks:
+            findings.bytes_read += len(chunk)
+            if not needles.pieces:
+                continue
+            buffer = tail + chunk
+            if pool is None and processes > 1 and position > 0:
+                # A second chunk: the file is big enough for the workers to pay for starting.
+                pool = _SearchPool(needles, processes)
+            if pool is None:
+                _merge(findings, _search_buffer(needles, buffer, position, len(tail)))
+            else:
+                pool.submit(buffer, position, len(tail), findings)
+            cut = max(0, len(buffer) - keep)
+            tail = buffer[cut:]
+            position += cut
+        if pool is not None:
+            pool.drain(findings)
+    finally:
+        if pool is not None:
+            pool.close()
     return findings
 
 
-def _search_buffer(
-    needles: Needles, buffer: bytes, position: int, seen: set[tuple[bytes, int]], findings: Findings
-) -> None:
+def _search_buffer(needles: Needles, buffer: bytes, position: int, carried: int) -> Findings:
+    """What ``buffer`` (at ``position`` in the stream; its first ``carried`` bytes are the end of
+    the previous buffer) holds. A place that ends within those carried bytes was found there,
+    so only places that end after them count here: each place is counted once."""
+    findings = Findings()
     offsets_of, lengths_of, owners_of = needles.offsets.get, needles.lengths.get, needles.owners.get
+    seen: set[tuple[bytes, int]] = set()  # one place reached from several probes
     # Probes sit at multiples of STRIDE in the whole stream, whatever the chunk borders.
     for probe in range((-position) % STRIDE, len(buffer) - GRAM + 1, STRIDE):
         offsets = offsets_of(buffer[probe : probe + GRAM])
@@ -126,12 +147,59 @@ def _search_buffer(
             if lengths is None:
                 continue
             for length in lengths:
+                if start + length <= carried:
+                    continue
                 piece = buffer[start : start + length]
                 owners = owners_of(piece)
-                # Found again in the overlap of the next buffer: counted once.
-                if owners is None or (piece, position + start) in seen:
+                if owners is None or (piece, start) in seen:
                     continue
-                seen.add((piece, position + start))
+                seen.add((piece, start))
                 findings.occurrences += 1
                 for value, piece_number in owners:
                     findings.pieces_found.setdefault(value, set()).add(piece_number)
+    return findings
+
+
+def _merge(into: Findings, part: Findings) -> None:
+    into.occurrences += part.occurrences
+    for value, pieces in part.pieces_found.items():
+        into.pieces_found.setdefault(value, set()).update(pieces)
+
+
+class _SearchPool:
+    """Worker processes that each hold the needles and search the buffers they are sent."""
+
+    def __init__(self, needles: Needles, processes: int) -> None:
+        self._executor = ProcessPoolExecutor(
+            processes,
+            mp_context=cpu_pool.process_context(),
+            initializer=_hold_needles,
+            initargs=(needles,),
+        )
+        self._in_flight: deque[Future[Findings]] = deque()
+        self._limit = 2 * processes  # a buffer read ahead for each worker; memory stays bounded
+
+    def submit(self, buffer: bytes, position: int, carried: int, findings: Findings) -> None:
+        self._in_flight.append(self._executor.submit(_search_held, buffer, position, carried))
+        while len(self._in_flight) > self._limit:
+            _merge(findings, self._in_flight.popleft().result())
+
+    def drain(self, findings: Findings) -> None:
+        while self._in_flight:
+            _merge(findings, self._in_flight.popleft().result())
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=True, cancel_futures=True)
+
+
+_held_needles: Needles | None = None
+
+
+def _hold_needles(needles: Needles) -> None:
+    global _held_needles
+    _held_needles = needles
+
+
+def _search_held(buffer: bytes, position: int, carried: int) -> Findings:
+    assert _held_needles is not None, "the worker was started with the needles"
+    return _search_buffer(_held_needles, buffer, position, carried)

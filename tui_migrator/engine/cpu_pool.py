@@ -55,7 +55,7 @@ class CpuPool:
         if self.processes:
             self._executor = ProcessPoolExecutor(
                 self.processes,
-                mp_context=_context(),
+                mp_context=process_context(),
                 initializer=_start_worker,  # type: ignore[arg-type]  # typeshed: no arguments
                 initargs=(keys,),  # type: ignore[arg-type]
             )
@@ -93,10 +93,15 @@ class CpuPool:
 
 # What a worker imports before its first batch: the batch functions and all they use. The
 # fork server imports them once; each worker is forked from it ready to work.
-BATCH_MODULES = ["tui_migrator.engine.batches", "tui_migrator.engine.verification"]
+BATCH_MODULES = [
+    "tui_migrator.engine.batches",
+    "tui_migrator.engine.verification",
+    "tui_migrator.engine.byte_search",
+]
 
 
-def _context() -> multiprocessing.context.BaseContext:
+def process_context() -> multiprocessing.context.BaseContext:
+    """How worker processes start (see the module's docstring)."""
     if "forkserver" not in multiprocessing.get_all_start_methods():
         return multiprocessing.get_context("spawn")
     context = multiprocessing.get_context("forkserver")

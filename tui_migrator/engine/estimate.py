@@ -9,12 +9,14 @@ rows in scope. Storage growth comes from the measured size of the tokens, backup
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -41,6 +43,8 @@ MIN_SAMPLE_PER_TABLE = 40
 WARM_UP_ROWS = 10
 CALIBRATION_MIGRATION_ID = "calibration"
 CALIBRATION_BACKUP_TABLE = "tm_bk_calibration"
+# How long a kept calibration stands for a start of the same scope (see kept_calibration).
+FRESH_SECONDS = 15 * 60
 # Bytes a row-metadata row takes beside its data (key text, key id, digest, timestamps, index).
 ROW_METADATA_BYTES = 220
 
@@ -257,6 +261,46 @@ def measure_commit_and_keep(engine: Engine, repeats: int = 3) -> float:
             json.dumps({"commitSeconds": seconds, "at": utc_now().isoformat()}),
         )
     return seconds
+
+
+def keep_calibration(engine: Engine, scope_key: str, calibration: Calibration) -> None:
+    """Keep ``calibration`` (measured for the scope ``scope_key`` names) beside the commit cost,
+    so a start of the same scope soon after reuses it instead of sampling again. Only a caller
+    allowed to change the database calls this."""
+    with serialized_write(engine) as connection:
+        kept = _kept(read_meta(connection, META_LAST_CALIBRATION))
+        kept.update(
+            {
+                "commitSeconds": calibration.commit_seconds,
+                "at": utc_now().isoformat(),
+                "scope": scope_key,
+                "calibration": dataclasses.asdict(calibration),
+            }
+        )
+        write_meta(connection, META_LAST_CALIBRATION, json.dumps(kept))
+
+
+def kept_calibration(engine: Engine, scope_key: str) -> Calibration | None:
+    """The calibration kept for ``scope_key`` if it is fresh (FRESH_SECONDS), else None."""
+    with engine.connect() as connection:
+        kept = _kept(read_meta(connection, META_LAST_CALIBRATION))
+    try:
+        if kept.get("scope") != scope_key:
+            return None
+        age = (utc_now() - datetime.fromisoformat(kept["at"])).total_seconds()
+        if not 0 <= age <= FRESH_SECONDS:
+            return None
+        return Calibration(**kept["calibration"])
+    except (KeyError, TypeError, ValueError):
+        return None  # an older or damaged entry: measure afresh
+
+
+def _kept(text: str | None) -> dict[str, Any]:
+    try:
+        kept = json.loads(text or "{}")
+    except ValueError:
+        return {}
+    return kept if isinstance(kept, dict) else {}
 
 
 def kept_commit_seconds(engine: Engine) -> float:

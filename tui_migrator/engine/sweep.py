@@ -13,6 +13,7 @@ result, so the completion report hands it to the operator.
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -22,7 +23,7 @@ from typing import Any
 from sqlalchemy.engine import Engine
 
 from tui_migrator.crypto.ciphers import ValueCipher
-from tui_migrator.engine import byte_search, database_files, sweep_cleaning, sweep_sample
+from tui_migrator.engine import byte_search, cpu_pool, database_files, sweep_cleaning, sweep_sample
 from tui_migrator.engine.database_files import FilesUnreachable, RawFile
 from tui_migrator.engine.sweep_cleaning import Step
 from tui_migrator.engine.sweep_sample import PlaintextSample, TableSample
@@ -222,7 +223,11 @@ def _prove(
             f"{byte_search.MIN_BYTES} bytes can be told apart from other bytes in a file)."
         )
         return
-    found_in = {raw.name: byte_search.search(sample.needles, raw.read()) for raw in files}
+    # The search is CPU work over every byte of the files: every core takes part.
+    processes = cpu_pool.processes_for(os.cpu_count() or 1)
+    found_in = {
+        raw.name: byte_search.search(sample.needles, raw.read(), processes=processes) for raw in files
+    }
     found = set().union(*(findings.found_values(sample.needles) for findings in found_in.values()))
     # SQLite's one file holds every table; PostgreSQL's files searched hold the migrated ones.
     searched_tables = None if engine.dialect.name == "sqlite" else [t.name for t in record.tables]

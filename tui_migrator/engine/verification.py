@@ -36,6 +36,7 @@ from tui_migrator.storage.column_storage import (
     reflect,
     row_context,
 )
+from tui_migrator.storage.database import fetch_dicts
 from tui_migrator.storage.migration_records import MigrationRecord
 from tui_migrator.storage.sealed_cells import SealedCells
 from tui_migrator.storage.tables import row_metadata_table
@@ -231,7 +232,7 @@ def _verify_table(
     while True:
         query = access.select_rows(after=after, limit=BATCH).where(_sealed(access, organizations))
         with engine.connect() as connection:
-            rows = [dict(row) for row in connection.execute(query).mappings()]
+            rows = fetch_dicts(connection, query)
             if not rows:
                 break
             keys = [encode_key(key_of(access, row)) for row in rows]

@@ -39,7 +39,7 @@ def start(
     scope.refuse_rows_without_organization(migration_plan.scope)
     if migration_plan.held and not config.dry_run:
         table_locks.raise_table_held(migration_plan.held)
-    calibration, seconds = calibrate(session, migration_plan)
+    calibration, seconds = calibrate(session, migration_plan, reuse_fresh=True)
     refuse_failed_checks(
         preflight_checks(session, migration_plan, calibration, database_file(session.engine))
     )

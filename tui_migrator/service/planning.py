@@ -3,6 +3,7 @@ estimate it from a calibration measured on this database. Nothing here writes da
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from pydantic import field_serializer
@@ -52,24 +53,48 @@ def plan(session: Session, config_values: dict[str, Any]) -> Plan:
     return plan_migration(session.engine, session.mapping(), parse_config(config_values))
 
 
-def calibrate(session: Session, migration_plan: Plan) -> tuple[estimating.Calibration, float]:
-    """A calibration on this database's rows in scope, and the seconds it predicts."""
-    # Estimating writes nothing: the sample is sealed with keys that live only in memory, and
-    # only an operator who may change the database keeps the measured commit cost there.
-    calibration = estimating.calibrate(
-        session.engine,
-        migration_plan.scope,
-        migration_plan.config,
-        ValueCipher(ThrowawayKeys(), session.master_key, actor=session.user),
-        session.master_key,
-        commit_seconds=estimating.measure_commit_and_keep
-        if can(session, Action.MIGRATE)
-        else estimating.kept_commit_seconds,
-    )
+def calibrate(
+    session: Session, migration_plan: Plan, *, reuse_fresh: bool = False
+) -> tuple[estimating.Calibration, float]:
+    """A calibration on this database's rows in scope, and the seconds it predicts. With
+    ``reuse_fresh`` (a start), the calibration of an estimate of the same scope made in the last
+    minutes is used instead of sampling again."""
+    key = scope_key(migration_plan)
+    calibration = estimating.kept_calibration(session.engine, key) if reuse_fresh else None
+    if calibration is None:
+        # Estimating writes nothing: the sample is sealed with keys that live only in memory,
+        # and only an operator who may change the database keeps what was measured there.
+        may_keep = can(session, Action.MIGRATE)
+        calibration = estimating.calibrate(
+            session.engine,
+            migration_plan.scope,
+            migration_plan.config,
+            ValueCipher(ThrowawayKeys(), session.master_key, actor=session.user),
+            session.master_key,
+            commit_seconds=estimating.measure_commit_and_keep if may_keep else estimating.kept_commit_seconds,
+        )
+        if may_keep:
+            estimating.keep_calibration(session.engine, key, calibration)
     seconds = estimating.estimated_seconds(
         calibration, migration_plan.scope, migration_plan.config, session.engine.dialect.name
     )
     return calibration, seconds
+
+
+def scope_key(migration_plan: Plan) -> str:
+    """What a calibration was measured for: the tables and organizations sampled and the stages
+    timed. (Row counts are not in it: a calibration is per row.)"""
+    config = migration_plan.config
+    return json.dumps(
+        {
+            "tables": sorted(table.name for table in migration_plan.scope.tables),
+            "organizations": sorted(config.organization_ids),
+            "dryRun": config.dry_run,
+            "createBackups": config.create_backups,
+            "skipIntegrityChecks": config.skip_integrity_checks,
+        },
+        sort_keys=True,
+    )
 
 
 def estimate(session: Session, config_values: dict[str, Any]) -> Estimate:
