@@ -587,8 +587,12 @@ def run_detached(launcher: Launcher, copy: Copy, schema: Path, contender: Conten
             helper = launcher.finish(joined)
             peaks["joined worker"] = helper.rss_mib
             ends.append(helper.ended)
-            took = tool_json(helper, "worker").get("rowsProcessed", 0)
-            notes.append(f"the joined worker took {took:,} of {rows:,} rows")
+            if helper.code == 2 and "is completed" in str(helper.json().get("error", "")):
+                # A small table can be finished before the second worker is in: it joins nothing.
+                notes.append(f"the joined worker came too late: the migration was completed ({rows:,} rows)")
+            else:
+                took = tool_json(helper, "worker").get("rowsProcessed", 0)
+                notes.append(f"the joined worker took {took:,} of {rows:,} rows")
     # Checked once it is over (not timed), with `status ID --json`.
     status_run = run_untimed(tool_command(copy, schema, "status", migration_id))
     check_completed(tool_json(status_run, "status"), rows, status_run)

@@ -164,7 +164,7 @@ def build_parser() -> ArgumentParser:
         "--max-concurrency",
         default="2",
         metavar="N",
-        help="batches in flight at once, 1-10 (default 2)",
+        help="batches in flight at once, each sealed and verified by a worker process (up to the cores), 1-10 (default 2)",
     )
     start.add_argument("--dry-run", action="store_true", help="do everything but the writes")
     start.add_argument(

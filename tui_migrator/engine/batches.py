@@ -302,15 +302,16 @@ class TableBatches:
                     for item in sealed
                 ],
             )
-            connection.execute(
-                sa.update(failed_records_table)
-                .where(
-                    failed_records_table.c.migration_id == self.migration_id,
-                    failed_records_table.c.table_name == mapped.name,
-                    failed_records_table.c.row_key.in_([item["row_key"] for item in sealed]),
+            if self._has_unresolved_failures(connection):
+                connection.execute(
+                    sa.update(failed_records_table)
+                    .where(
+                        failed_records_table.c.migration_id == self.migration_id,
+                        failed_records_table.c.table_name == mapped.name,
+                        failed_records_table.c.row_key.in_([item["row_key"] for item in sealed]),
+                    )
+                    .values(resolved=True)
                 )
-                .values(resolved=True)
-            )
         if failures:
             self._record_failures(connection, failures, now)
         connection.execute(
@@ -409,6 +410,22 @@ class TableBatches:
             key = self.key(item["row"])
             item["digest"] = cells.digest(self.cipher, mapped, key, item["organization"], originals)
             item["sealed_columns"] = cells.to_metadata()
+
+    def _has_unresolved_failures(self, connection: sa.Connection) -> bool:
+        """Whether any row of this table is listed as failed and not yet resolved: only then can a
+        batch resolve one (the usual case, none, spares an UPDATE over a thousand keys)."""
+        return (
+            connection.execute(
+                sa.select(sa.literal(1))
+                .where(
+                    failed_records_table.c.migration_id == self.migration_id,
+                    failed_records_table.c.table_name == self.access.mapped.name,
+                    failed_records_table.c.resolved.is_(False),
+                )
+                .limit(1)
+            ).first()
+            is not None
+        )
 
     def _record_failures(self, connection: sa.Connection, failures: list[Failure], now: Any) -> None:
         existing = {

@@ -93,11 +93,12 @@ def completion_report(
 
 def recommendations(rows: int, dialect: str) -> Recommendations:
     """The seed's batch-size and concurrency guidelines applied to this dataset and database."""
-    concurrency = 1 if dialect == "sqlite" else 5
+    concurrency = 2 if dialect == "sqlite" else 5
     return Recommendations(
         optimal_batch_size=batch_size.recommended(rows),
         recommended_concurrency=concurrency,
-        concurrency_note="SQLite has one writer at a time: concurrent batches only wait for each other"
+        concurrency_note="SQLite has one writer at a time: 2 keeps it writing while worker processes seal "
+        "the next batch; more only queues for the writer"
         if dialect == "sqlite"
         else "5-10 for production; watch the connection pool and CPU",
         suggested_maintenance_window="Schedule during low-usage hours",
