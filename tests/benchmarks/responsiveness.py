@@ -28,9 +28,9 @@ from tui_migrator.tui.screens.monitor import MonitorScreen
 USER = pwd.getpwuid(os.geteuid()).pw_name
 
 
-async def measure(service: MigratorService, presses: int) -> list[float]:
+async def measure(service: MigratorService, presses: int, config: dict[str, int]) -> list[float]:
     app = MigratorApp(service)
-    record = service.start({"batch_size": 1, "max_concurrency": 1}, detach=True)
+    record = service.start(config, detach=True)
     latencies: list[float] = []
     try:
         async with app.run_test(size=(100, 32)) as pilot:
@@ -61,16 +61,24 @@ async def measure(service: MigratorService, presses: int) -> list[float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--presses", type=int, default=20)
+    parser.add_argument("--patients", type=int, default=400)
+    # The default: the most progress to show (a batch per row). --batch-size 1000
+    # --max-concurrency 2 (and more patients) keeps the worker processes busy on every core.
+    parser.add_argument("--batch-size", type=int, default=1)
+    parser.add_argument("--max-concurrency", type=int, default=1)
     arguments = parser.parse_args()
+    config = {"batch_size": arguments.batch_size, "max_concurrency": arguments.max_concurrency}
     with tempfile.TemporaryDirectory(prefix="tui-migrator-bench-") as scratch:
         root = Path(scratch)
         settings = Settings.resolve(
             {"data_dir": root / "data", "database_url": f"sqlite:///{root / 'parkml.db'}"}, environ={}
         )
-        admin, _ = create_demo_service(settings, patients=400, organizations=3, seed=2, user=USER)
+        admin, _ = create_demo_service(
+            settings, patients=arguments.patients, organizations=3, seed=2, user=USER
+        )
         admin.close()
         with MigratorService.open(settings, user=USER) as service:
-            latencies = asyncio.run(measure(service, arguments.presses))
+            latencies = asyncio.run(measure(service, arguments.presses, config))
     ordered = sorted(latencies)
     print(
         f"key → help screen: max {1000 * ordered[-1]:.1f} ms, "

@@ -5,6 +5,7 @@ scope. (How close it lands to a real run is a figure: tests/benchmarks/estimate_
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
 
 from tests.support.databases import make_settings
@@ -38,11 +39,21 @@ def test_the_estimate_is_the_calibration_applied_to_the_rows_in_scope(tmp_path: 
     with service:
         estimate = service.estimate({"batch_size": 100})
     calibration, rows = estimate.calibration, estimate.estimated_records
+    # SQLite: one writer, so reading and writing add up; the CPU stages are shared by the run's
+    # worker processes.
     per_row = sum(calibration.per_row(stage) for stage in STAGES_OF_A_FULL_RUN)
+    cpu = sum(calibration.per_row(stage) for stage in STAGES_OF_A_FULL_RUN if stage in estimating.CPU_STAGES)
+    per_row -= cpu - cpu / estimating.cpu_parallelism(estimate.config.max_concurrency)
     batches = math.ceil(rows / batch_size.steady(estimate.config, per_row))
-    # SQLite: one writer, so no division by concurrency; three commits a batch with backups.
+    # Three commits a batch with backups.
     expected = rows * per_row + batches * 3 * calibration.commit_seconds + calibration.fixed_seconds
     assert estimate.estimated_time_seconds == round(expected, 1)
+
+
+def test_worker_processes_share_the_cpu_stages_but_not_one_for_one() -> None:
+    assert estimating.cpu_parallelism(1) == 1.0
+    cores = os.cpu_count() or 1
+    assert estimating.cpu_parallelism(10) == (1.0 if cores < 2 else 1.0 + (min(10, cores) - 1) / 2)
 
 
 def test_estimate_is_measured_not_constant(tmp_path: Path) -> None:

@@ -27,7 +27,7 @@ from tui_migrator.common.migration_config import MigrationConfig
 from tui_migrator.crypto.ciphers import ValueCipher
 from tui_migrator.crypto.codec import encode_key
 from tui_migrator.crypto.keys import MasterKey
-from tui_migrator.engine import backup, batch_size, calibration_shadow, verification
+from tui_migrator.engine import backup, batch_size, calibration_shadow, cpu_pool, verification
 from tui_migrator.engine.batches import BACKED_UP, RowsChanged, TableBatches
 from tui_migrator.engine.scope import MigrationScope, TableScope
 from tui_migrator.storage import migration_records as migrations
@@ -43,10 +43,13 @@ MIN_SAMPLE_PER_TABLE = 40
 WARM_UP_ROWS = 10
 CALIBRATION_MIGRATION_ID = "calibration"
 CALIBRATION_BACKUP_TABLE = "tm_bk_calibration"
+# The stages whose work is sealing, opening and digests (in worker processes during a run).
+CPU_STAGES = frozenset({"encrypt", "backup", "backupVerify", "verify"})
 # How long a kept calibration stands for a start of the same scope (see kept_calibration).
 FRESH_SECONDS = 15 * 60
-# Bytes a row-metadata row takes beside its data (key text, key id, digest, timestamps, index).
-ROW_METADATA_BYTES = 220
+# Bytes a row-metadata row takes beyond the text it holds (the time, the algorithm, record and
+# index overhead); its text (key, key id, digest, sealed cells) is measured per sampled row.
+ROW_METADATA_OVERHEAD_BYTES = 60
 
 
 @dataclass
@@ -204,7 +207,7 @@ def _run_stages(
             connection.execute(
                 sa.select(batches.backup_table)
                 .join_from(batches.backup_table, access.table, on)
-                .where(access.key_in([batches.key(r) for r in covered]))
+                .where(_key_range(access, batches.key(rows[0]), batches.key(rows[-1])))
             )
         )
         for row, item in zip(covered, parameters, strict=True):
@@ -223,7 +226,9 @@ def _run_stages(
     if not config.skip_integrity_checks:
         started = time.perf_counter()
         written = connection.execute(
-            access.select_rows(limit=None).where(access.key_in([batches.key(r) for r in rows]))
+            access.select_rows(limit=None).where(
+                _key_range(access, batches.key(rows[0]), batches.key(rows[-1]))
+            )
         ).mappings()
         recorded = migrations.sealed_rows(
             connection, CALIBRATION_MIGRATION_ID, access.mapped.name, [item["row_key"] for item in sealed]
@@ -237,7 +242,7 @@ def _run_stages(
     calibration.sample_rows += len(rows)
     for row, item in zip(rows, sealed, strict=False):
         calibration.original_bytes += sum(_size(row[c.name]) for c in access.mapped.columns)
-        calibration.added_bytes += ROW_METADATA_BYTES + sum(
+        calibration.added_bytes += _metadata_bytes(item, access.mapped.name) + sum(
             _size(item["parameters"].get(c.companion or c.name)) - _size(row[c.name])
             for c in access.mapped.columns
         )
@@ -353,10 +358,24 @@ def estimated_seconds(
     if dialect == "postgresql":
         # Separate connections write in parallel there; on SQLite one writer at a time.
         per_row /= min(config.max_concurrency, os.cpu_count() or 1)
+    else:
+        # The CPU stages run in the run's worker processes, side by side (engine/cpu_pool.py);
+        # reading and writing stay with the one writer.
+        cpu = sum(calibration.per_row(stage) for stage in stages if stage in CPU_STAGES)
+        per_row -= cpu - cpu / cpu_parallelism(config.max_concurrency)
     batches = math.ceil(rows / batch_size.steady(config, per_row))
     # Each batch commits its writes and then its resume key; the backup copy commits per batch too.
     commits = batches * (3 if config.create_backups and not config.dry_run else 2)
     return rows * per_row + commits * calibration.commit_seconds + calibration.fixed_seconds
+
+
+def cpu_parallelism(max_concurrency: int) -> float:
+    """How many times faster the CPU stages go with the run's worker processes than in its own
+    process. Not one per worker: the run's process needs a core too (reading, writing, handing
+    batches over), so each worker after the first adds about half of one, as measured on two
+    cores (tests/benchmarks/estimate_accuracy.py: 1.25-1.3 times faster overall with two)."""
+    processes = cpu_pool.processes_for(max_concurrency)
+    return 1.0 if processes <= 1 else 1.0 + (processes - 1) / 2
 
 
 def storage_increase_percent(
@@ -366,6 +385,21 @@ def storage_increase_percent(
         return None
     added = calibration.added_bytes / calibration.sample_rows * scope.pending_rows
     return 100.0 * added / database_bytes
+
+
+def _key_range(access: TableAccess, first: tuple[Any, ...], last: tuple[Any, ...]) -> sa.ColumnElement[bool]:
+    """The sample's rows read back as the run reads them: a key range the primary key's index
+    serves (an IN list of a thousand row values is not one, and cost more than the reading)."""
+    key = sa.tuple_(*access.key_columns)
+    return sa.and_(key >= access.key_tuple(first), key <= access.key_tuple(last))
+
+
+def _metadata_bytes(item: dict[str, Any], table: str) -> int:
+    """What one row's metadata adds: its text, the key columns twice (the row and its primary
+    key's index: migration, table, row key), and the fixed overhead."""
+    key = len(CALIBRATION_MIGRATION_ID) + len(table) + len(item["row_key"])
+    text = len(item["key_id"]) + len(item["digest"]) + len(item["sealed_columns"])
+    return 2 * key + text + ROW_METADATA_OVERHEAD_BYTES
 
 
 def _add(stages: dict[str, float], stage: str, started: float, *, share: float = 1.0) -> None:
