@@ -19,6 +19,7 @@ from sqlalchemy import event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+from sqlalchemy.sql.compiler import SQLCompiler
 
 from tui_migrator.common.errors import ConfigError
 from tui_migrator.storage import postgresql_values
@@ -222,16 +223,10 @@ class _Compiled:
     @classmethod
     def of(cls, statement: sa.Update | sa.Insert, dialect: sa.Dialect, keys: list[str]) -> _Compiled | None:
         compiled = statement.compile(dialect=dialect, column_keys=keys)
-        names = compiled.positiontup
-        if (
-            dialect.name != "sqlite"
-            or names is None
-            or compiled.escaped_bind_names
-            or compiled.literal_execute_params
-            or compiled.post_compile_params
-        ):
+        if not _driver_runs(compiled, dialect):
             return None
-        binds = {compiled.bind_names[bind]: bind for bind in compiled.binds.values()}
+        names = compiled.positiontup or []
+        binds = _binds(compiled)
         processors = {
             name: processor
             for name, bind in binds.items()
@@ -269,20 +264,14 @@ def fetch_dicts(connection: Connection, query: sa.Select[Any]) -> list[dict[str,
     fetches as usual."""
     dialect = connection.dialect
     compiled = query.compile(dialect=dialect)
-    names = compiled.positiontup
-    if (
-        dialect.name != "sqlite"
-        or names is None
-        or compiled.escaped_bind_names
-        or compiled.literal_execute_params
-        or compiled.post_compile_params
-    ):
+    if not _driver_runs(compiled, dialect):
         return [dict(row) for row in connection.execute(query).mappings()]
+    names = compiled.positiontup or []
     keys = list(query.selected_columns.keys())
     processors = [
         column.type.dialect_impl(dialect).result_processor(dialect, None) for column in query.selected_columns
     ]
-    binds = {compiled.bind_names[bind]: bind for bind in compiled.binds.values()}
+    binds = _binds(compiled)
     parameters = []
     for name in names:
         value = compiled.params[name]
@@ -298,3 +287,20 @@ def fetch_dicts(connection: Connection, query: sa.Select[Any]) -> list[dict[str,
         }
         for row in cursor.fetchall()
     ]
+
+
+def _driver_runs(compiled: SQLCompiler, dialect: sa.Dialect) -> bool:
+    """Whether the driver can run ``compiled`` as it is: SQLite's plain positional parameters,
+    none renamed or rendered at execution time. (Elsewhere SQLAlchemy runs it.)"""
+    return (
+        dialect.name == "sqlite"
+        and compiled.positiontup is not None
+        and not compiled.escaped_bind_names
+        and not compiled.literal_execute_params
+        and not compiled.post_compile_params
+    )
+
+
+def _binds(compiled: SQLCompiler) -> dict[str, sa.BindParameter[Any]]:
+    """The compiled statement's bind parameters by the name its SQL gives them."""
+    return {compiled.bind_names[bind]: bind for bind in compiled.binds.values()}
