@@ -57,19 +57,26 @@ def test_worker_processes_share_the_cpu_stages_but_not_one_for_one() -> None:
 
 
 def test_estimate_is_measured_not_constant(tmp_path: Path) -> None:
-    """More rows in scope take longer under the same calibration, and the calibration reports what
-    it measured. (Two calibrations differ by the machine's noise, so one is applied to both scopes.)"""
+    """The calibration reports what it measured, and the estimate is per row: under one and the
+    same calibration, more rows in scope give more seconds. (A calibration of fixed figures, so
+    nothing here depends on how fast the machine is.)"""
     service, _ = create_demo_service(
         make_settings(tmp_path), patients=200, organizations=2, seed=3, user="alice"
     )
     with service:
-        calibration = service.estimate({"batch_size": 100}).calibration
+        measured = service.estimate({"batch_size": 100}).calibration
         everything = service.plan({"batch_size": 100})
         one_category = service.plan({"batch_size": 100, "data_categories": ["DEMOGRAPHICS"]})
-    assert calibration.per_row("encrypt") > 0
+    assert measured.sample_rows > 0 and measured.per_row("encrypt") > 0
     assert everything.scope.pending_rows > one_category.scope.pending_rows > 0
+    fixed = estimating.Calibration(
+        sample_rows=100,
+        seconds_by_stage={stage: 0.01 for stage in STAGES_OF_A_FULL_RUN},
+        commit_seconds=0.001,
+        fixed_seconds=0.5,
+    )
 
     def seconds(plan: Plan) -> float:
-        return estimating.estimated_seconds(calibration, plan.scope, plan.config, "sqlite")
+        return estimating.estimated_seconds(fixed, plan.scope, plan.config, "sqlite")
 
-    assert seconds(everything) > seconds(one_category) > calibration.fixed_seconds
+    assert seconds(everything) > seconds(one_category) > fixed.fixed_seconds

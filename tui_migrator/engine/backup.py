@@ -143,8 +143,8 @@ def read_back_batch(crypto: RowCrypto, shape: RowShape, rows: list[dict[str, Any
 
 
 def write_backups(connection: Connection, table: sa.Table, parameters: list[dict[str, Any]]) -> None:
-    if parameters:
-        connection.execute(insert_ignoring_duplicates(connection, table), parameters)
+    """Insert backups the way a run does (the estimate times this); a run keeps its statement."""
+    DriverStatement(insert_ignoring_duplicates(connection, table)).execute(connection, parameters)
 
 
 def copy_and_verify(
