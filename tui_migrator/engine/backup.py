@@ -8,12 +8,14 @@ master key for this migration alone: no plaintext copy of medical data stays in 
 
 from __future__ import annotations
 
+from base64 import b64encode
 from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection, Engine
 
 from tui_migrator.common.errors import OperationFailed
@@ -21,6 +23,7 @@ from tui_migrator.crypto.ciphers import RowSealer, ValueCipher
 from tui_migrator.crypto.codec import UnsupportedValue
 from tui_migrator.engine.cpu_pool import CpuPool, Pending, RowCrypto
 from tui_migrator.storage.column_storage import (
+    ROW_VERSION,
     RecordRefused,
     RowShape,
     Shaped,
@@ -28,10 +31,17 @@ from tui_migrator.storage.column_storage import (
     key_of,
     organization_of,
 )
-from tui_migrator.storage.database import DriverStatement, insert_ignoring_duplicates, serialized_write
+from tui_migrator.storage.database import (
+    DriverStatement,
+    insert_ignoring_duplicates,
+    serialized_write,
+    text_rows,
+    text_rows_value,
+)
 from tui_migrator.storage.identifiers import fit_identifier
 
 SEALED_COLUMN = "tm_sealed"
+_BATCH = "tm_batch"
 DIGEST_MODULUS = 2**256
 # Rows fetched at a time when a backup is read back to be checked.
 READ_BACK_ROWS = 1000
@@ -121,15 +131,67 @@ def backup_rows(
     return parameters, covered
 
 
-def copy_batch(
-    crypto: RowCrypto, shape: RowShape, rows: list[dict[str, Any]]
-) -> tuple[list[dict[str, Any]], int, int]:
-    """The backups of one batch of rows, how many rows they cover, and the sum of those rows'
-    digests. A batch function (engine/cpu_pool.py)."""
+@dataclass
+class CopiedBatch:
+    """One batch's backups (insert parameters), the rows they cover (with their versions where
+    the rows were read with them: PostgreSQL), and the sum of those rows' digests."""
+
+    parameters: list[dict[str, Any]]
+    covered: int
+    digests: int
+    versions: list[tuple[str, str]] | None
+
+
+def copy_batch(crypto: RowCrypto, shape: RowShape, rows: list[dict[str, Any]]) -> CopiedBatch:
+    """The backups of one batch of rows. A batch function (engine/cpu_pool.py)."""
     assert crypto.sealer is not None, "a backup is sealed with the migration's backup key"
     parameters, covered = backup_rows(shape, rows, crypto.sealer)
     total = sum(int(row_digest(shape, row, row_values(shape, row), crypto.cipher), 16) for row in covered)
-    return parameters, len(covered), total
+    return CopiedBatch(parameters, len(covered), total, versions_of(covered))
+
+
+def versions_of(rows: Sequence[Mapping[Any, Any]]) -> list[tuple[str, str]] | None:
+    """The rows' versions, where they were read with them (see CopiedBatch)."""
+    if not rows or ROW_VERSION[0] not in rows[0]:
+        return None
+    return [(row[ROW_VERSION[0]], row[ROW_VERSION[1]]) for row in rows]
+
+
+def insert_by_row_version(access: TableAccess, table: sa.Table) -> sa.Insert:
+    """PostgreSQL: a batch's backups in one statement, each row's key taken on the server from
+    the row itself, found by the version it was read at (see TableAccess.update_by_row_version),
+    so the key's values never travel and no type can change them. Its parameter is
+    :func:`batch_by_row_version`'s. A row changed since it was read is not there any more and
+    gets no backup here: the rows inserted are the statement's row count."""
+    batch = text_rows(_BATCH, [*ROW_VERSION, SEALED_COLUMN])
+    key_names = list(access.mapped.primary_key)
+    source = (
+        sa.select(
+            *(access.value(name) for name in key_names),
+            sa.func.decode(batch.c[SEALED_COLUMN], "base64"),
+        )
+        .select_from(access.table)
+        .join(batch, sa.and_(*access.row_version_matches(batch.c)))
+    )
+    statement = postgresql.insert(table).from_select([*key_names, SEALED_COLUMN], source)
+    # The row count of an INSERT is kept only when asked for.
+    return statement.on_conflict_do_nothing().execution_options(preserve_rowcount=True)
+
+
+def batch_by_row_version(copied: CopiedBatch) -> dict[str, str]:
+    assert copied.versions is not None
+    return {
+        _BATCH: text_rows_value(
+            [
+                {
+                    ROW_VERSION[0]: ctid,
+                    ROW_VERSION[1]: xmin,
+                    SEALED_COLUMN: b64encode(item[SEALED_COLUMN]).decode(),
+                }
+                for (ctid, xmin), item in zip(copied.versions, copied.parameters, strict=True)
+            ]
+        )
+    }
 
 
 def read_back_batch(crypto: RowCrypto, shape: RowShape, rows: list[dict[str, Any]]) -> int:
@@ -142,9 +204,27 @@ def read_back_batch(crypto: RowCrypto, shape: RowShape, rows: list[dict[str, Any
     return total
 
 
-def write_backups(connection: Connection, table: sa.Table, parameters: list[dict[str, Any]]) -> None:
-    """Insert backups the way a run does (the estimate times this); a run keeps its statement."""
-    DriverStatement(insert_ignoring_duplicates(connection, table)).execute(connection, parameters)
+class BackupWriter:
+    """Writes a table's backups a batch at a time, as a run does (the estimate times it).
+
+    On PostgreSQL, for rows read with their versions, one statement per batch
+    (:func:`insert_by_row_version`); the rows it did not find (changed since they were read)
+    and every row elsewhere get one insert each, of the values read."""
+
+    def __init__(self, access: TableAccess, table: sa.Table) -> None:
+        self.table = table
+        self.by_version = insert_by_row_version(access, table)
+        self.per_row: DriverStatement | None = None
+
+    def write(self, connection: Connection, copied: CopiedBatch) -> None:
+        inserted = 0
+        if copied.versions is not None and connection.dialect.name == "postgresql":
+            inserted = connection.execute(self.by_version, batch_by_row_version(copied)).rowcount
+        if inserted != len(copied.parameters):
+            # Those inserted already are skipped (a key present is left as it is).
+            if self.per_row is None:
+                self.per_row = DriverStatement(insert_ignoring_duplicates(connection, self.table))
+            self.per_row.execute(connection, copied.parameters)
 
 
 def copy_and_verify(
@@ -167,21 +247,20 @@ def copy_and_verify(
     total = 0
     shape = RowShape(access.mapped)
     # Each batch is sealed by the run's workers while the next is read; written in order.
-    in_flight: deque[tuple[Pending[tuple[list[dict[str, Any]], int, int]], int]] = deque()
-    insert: DriverStatement | None = None
+    in_flight: deque[tuple[Pending[CopiedBatch], int]] = deque()
+    writer = BackupWriter(access, table)
 
     def settle() -> None:
-        nonlocal count, total, insert
+        nonlocal count, total
         pending, rows_read = in_flight.popleft()
-        parameters, covered, digests = pending.result()
+        copied = pending.result()
         with serialized_write(engine) as connection:
-            insert = insert or DriverStatement(insert_ignoring_duplicates(connection, table))
-            insert.execute(connection, parameters)
-        total += digests
-        count += covered
+            writer.write(connection, copied)
+        total += copied.digests
+        count += copied.covered
         if progress is not None:
             # A row left out (see backup_rows) has no copy to read back: its second pass is done.
-            progress.add(rows_read + rows_read - covered)
+            progress.add(rows_read + rows_read - copied.covered)
 
     for rows in batches:
         in_flight.append((pool.submit(copy_batch, shape, [dict(row) for row in rows]), len(rows)))

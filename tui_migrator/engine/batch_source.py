@@ -138,6 +138,8 @@ class ClaimedSource:
         return ClaimedSource(self.batches, wait=True)
 
     def next_batch(self, *, after: Sequence[Any] | None, limit: int) -> Batch | None:
+        # The rows stay locked from this read to the batch's write, which finds them by the
+        # versions the query reads with them (TableAccess.update_by_row_version).
         query = self.batches.pending_query(after=after, limit=limit).with_for_update(
             of=self.batches.access.table, skip_locked=not self.wait
         )

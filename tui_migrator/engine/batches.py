@@ -34,13 +34,14 @@ from tui_migrator.engine import backup
 from tui_migrator.engine.cpu_pool import CpuPool, RowCrypto
 from tui_migrator.engine.retry import RetryPolicy, is_row_refusal, refusal_reason, with_retries
 from tui_migrator.engine.scope import organization_condition, pending_condition
-from tui_migrator.storage import migration_claims
-from tui_migrator.storage import migration_records as migrations
+from tui_migrator.storage import migration_claims, row_metadata
 from tui_migrator.storage.column_storage import (
+    ROW_VERSION,
     RecordRefused,
     RowShape,
     SealedRow,
     TableAccess,
+    batch_parameters,
     cell_token,
     key_of,
     organization_of,
@@ -52,15 +53,12 @@ from tui_migrator.storage.database import (
     fetch_dicts,
     insert_ignoring_duplicates,
     serialized_write,
-    upsert,
 )
-from tui_migrator.storage.keyring import ALGORITHM
 from tui_migrator.storage.sealed_cells import SealedCells
 from tui_migrator.storage.tables import (
     batch_log_table,
     failed_records_table,
     migration_tables_table,
-    row_metadata_table,
     utc_now,
 )
 
@@ -127,6 +125,7 @@ class TableBatches:
         self.retry = retry or RetryPolicy()
         self._update = access.update_statement().where(self._guard())
         self._update_many = DriverStatement(self._update)
+        self._update_by_version = access.update_by_row_version()
         # Made for the connection's dialect on first use (ON CONFLICT is dialect-specific).
         self._dialect_statements: dict[str, DriverStatement] = {}
 
@@ -141,6 +140,10 @@ class TableBatches:
         )
         if up_to is not None:
             query = query.where(sa.tuple_(*self.access.key_columns) <= self.access.key_tuple(up_to))
+        if self.engine.dialect.name == "postgresql":
+            # Each row's version, by which a batch (or its backups) is written in one statement
+            # while the row is still the one read.
+            query = query.add_columns(*self.access.row_version_columns())
         if self.backup_table is not None:
             key_names = self.access.mapped.primary_key
             on = self.access.same_key(self.backup_table)
@@ -220,7 +223,7 @@ class TableBatches:
         """Seal ``rows`` and write them in the caller's open transaction (a claimed batch, whose
         rows stay locked until the caller commits). Raises RowsChanged like :meth:`write_in`."""
         sealed, failures = self.seal_rows(rows)
-        self.write_in(connection, sealed, failures, len(rows))
+        self.write_in(connection, sealed, failures, len(rows), locked=True)
         return BatchResult(rows=len(rows), encrypted=len(sealed), failed=failures)
 
     def seal_rows(
@@ -259,12 +262,14 @@ class TableBatches:
         rows_read: int,
         *,
         counted: int | None = None,
+        locked: bool = False,
     ) -> None:
         """The batch's writes, in the caller's transaction (the estimate's calibration rolls it back).
 
         ``rows_read`` rows are entered in the batch log; 0 writes no log entry (a retry's
         failures, the calibration). ``counted`` overrides the rows counted as encrypted (a dry
-        run counts the rows it proved but writes none of them)."""
+        run counts the rows it proved but writes none of them). ``locked``: the rows were read
+        with their versions in this transaction, which has held them locked since."""
         if self.epoch is not None:
             migration_claims.check_epoch(connection, self.migration_id, self.epoch)
         now = utc_now()
@@ -276,32 +281,10 @@ class TableBatches:
                 connection, backups
             )
         if sealed:
-            self._update_rows(connection, sealed, failures)
+            self._update_rows(connection, sealed, failures, locked=locked)
         if sealed:
             self._keep_earlier_cells(connection, sealed)
-            self._statement(
-                "row metadata",
-                lambda: upsert(
-                    connection,
-                    row_metadata_table,
-                    ["key_id", "algorithm", "encrypted_at", "digest", "sealed_columns"],
-                ),
-            ).execute(
-                connection,
-                [
-                    {
-                        "migration_id": self.migration_id,
-                        "table_name": mapped.name,
-                        "row_key": item["row_key"],
-                        "key_id": item["key_id"],
-                        "algorithm": ALGORITHM,
-                        "encrypted_at": now,
-                        "digest": item["digest"],
-                        "sealed_columns": item["sealed_columns"],
-                    }
-                    for item in sealed
-                ],
-            )
+            row_metadata.record(connection, self.migration_id, mapped.name, sealed, now)
             if self._has_unresolved_failures(connection):
                 connection.execute(
                     sa.update(failed_records_table)
@@ -337,15 +320,27 @@ class TableBatches:
             )
 
     def _update_rows(
-        self, connection: sa.Connection, sealed: list[dict[str, Any]], failures: list[Failure]
+        self,
+        connection: sa.Connection,
+        sealed: list[dict[str, Any]],
+        failures: list[Failure],
+        *,
+        locked: bool,
     ) -> None:
-        """The guarded UPDATE of the batch. Where the database refuses a row (a constraint, a
-        trigger, a value its type rejects), the rows are written one at a time, each in its own
-        savepoint, and the refused ones move from ``sealed`` to ``failures`` with the reason:
-        one row never stops the run. Raises RowsChanged when a row changed since it was read."""
+        """The guarded UPDATE of the batch: on PostgreSQL, for rows ``locked`` with their
+        versions, one statement for the whole batch; else one guarded UPDATE per row (an
+        executemany). Where the database refuses a row (a constraint, a trigger, a value its
+        type rejects), the rows are written one at a time, each in its own savepoint, and the
+        refused ones move from ``sealed`` to ``failures`` with the reason: one row never stops
+        the run. Raises RowsChanged when a row changed since it was read."""
+        by_version = self._update_by_version if locked and ROW_VERSION[0] in sealed[0]["row"] else None
         try:
             with connection.begin_nested():
-                updated = self._update_many.execute(connection, [item["parameters"] for item in sealed])
+                if by_version is not None:
+                    batch = batch_parameters(self.access, [(item["row"], item["sealed"]) for item in sealed])
+                    updated = connection.execute(by_version, batch).rowcount
+                else:
+                    updated = self._update_many.execute(connection, [item["parameters"] for item in sealed])
         except DBAPIError as error:
             if not is_row_refusal(error):
                 raise
@@ -386,7 +381,7 @@ class TableBatches:
         """Rows this migration sealed before, in an earlier pass (the application wrote a new
         value into one of their columns since): their row metadata must keep naming the cells
         sealed then, whose tokens are still in the row, beside the ones sealed now."""
-        earlier = migrations.sealed_rows(
+        earlier = row_metadata.sealed_rows(
             connection, self.migration_id, self.access.mapped.name, [item["row_key"] for item in sealed]
         )
         mapped = self.access.mapped

@@ -30,8 +30,8 @@ from tui_migrator.crypto.keys import MasterKey
 from tui_migrator.engine import backup, batch_size, calibration_shadow, cpu_pool, verification
 from tui_migrator.engine.batches import BACKED_UP, RowsChanged, TableBatches
 from tui_migrator.engine.scope import MigrationScope, TableScope
-from tui_migrator.storage import migration_records as migrations
-from tui_migrator.storage.column_storage import TableAccess
+from tui_migrator.storage import row_metadata
+from tui_migrator.storage.column_storage import ROW_VERSION, TableAccess, key_of
 from tui_migrator.storage.database import serialized_write
 from tui_migrator.storage.sealed_cells import SealedCells
 from tui_migrator.storage.tables import META_LAST_CALIBRATION, read_meta, utc_now, write_meta
@@ -196,10 +196,13 @@ def _run_stages(
     """One batch's worth of every stage the migration will run, timed per stage."""
     stages = calibration.seconds_by_stage
     access, cipher, sealer = batches.access, batches.cipher, batches.sealer
+    # As a run reads them (on PostgreSQL with their versions, here in the shadow).
+    rows = _with_row_versions(connection, access, rows)
     if config.create_backups and sealer is not None and batches.backup_table is not None:
         started = time.perf_counter()
         parameters, covered = backup.backup_rows(access, rows, sealer)
-        backup.write_backups(connection, batches.backup_table, parameters)
+        copied = backup.CopiedBatch(parameters, len(covered), 0, backup.versions_of(covered))
+        backup.BackupWriter(access, batches.backup_table).write(connection, copied)
         _add(stages, "backup", started)
         started = time.perf_counter()
         on = access.same_key(batches.backup_table)
@@ -207,7 +210,7 @@ def _run_stages(
             connection.execute(
                 sa.select(batches.backup_table)
                 .join_from(batches.backup_table, access.table, on)
-                .where(_key_range(access, batches.key(rows[0]), batches.key(rows[-1])))
+                .where(access.key_range(batches.key(rows[0]), batches.key(rows[-1])))
             )
         )
         for row, item in zip(covered, parameters, strict=True):
@@ -221,16 +224,18 @@ def _run_stages(
     sealed, _failures = batches.seal_rows(backed_up)
     _add(stages, "encrypt", started)
     started = time.perf_counter()
-    batches.write_in(connection, sealed, [], 0)
+    # The shadow is this session's alone: its rows cannot change until the write, as a claimed
+    # batch's cannot.
+    batches.write_in(connection, sealed, [], 0, locked=True)
     _add(stages, "write", started)
     if not config.skip_integrity_checks:
         started = time.perf_counter()
         written = connection.execute(
             access.select_rows(limit=None).where(
-                _key_range(access, batches.key(rows[0]), batches.key(rows[-1]))
+                access.key_range(batches.key(rows[0]), batches.key(rows[-1]))
             )
         ).mappings()
-        recorded = migrations.sealed_rows(
+        recorded = row_metadata.sealed_rows(
             connection, CALIBRATION_MIGRATION_ID, access.mapped.name, [item["row_key"] for item in sealed]
         )
         for row in written:
@@ -387,11 +392,27 @@ def storage_increase_percent(
     return 100.0 * added / database_bytes
 
 
-def _key_range(access: TableAccess, first: tuple[Any, ...], last: tuple[Any, ...]) -> sa.ColumnElement[bool]:
-    """The sample's rows read back as the run reads them: a key range the primary key's index
-    serves (an IN list of a thousand row values is not one, and cost more than the reading)."""
-    key = sa.tuple_(*access.key_columns)
-    return sa.and_(key >= access.key_tuple(first), key <= access.key_tuple(last))
+def _with_row_versions(connection: sa.Connection, access: TableAccess, rows: list[Any]) -> list[Any]:
+    """PostgreSQL: the sample's rows with their versions in the shadow (they were read from the
+    real table, with its versions), as a claimed batch reads them, so the writes are timed as
+    the run's one statement per batch. (Both are in key order; where a key does not match, the
+    rows go without versions and the per-row writes are timed.)"""
+    plain = [{name: value for name, value in row.items() if name not in ROW_VERSION} for row in rows]
+    if connection.dialect.name != "postgresql":
+        return plain
+    width = len(access.key_columns)
+    versions = connection.execute(
+        sa.select(*access.key_columns, *access.row_version_columns()).order_by(*access.key_columns)
+    ).all()
+    if len(versions) != len(rows) or any(
+        encode_key(tuple(version[:width])) != encode_key(key_of(access, row))
+        for version, row in zip(versions, rows, strict=True)
+    ):
+        return plain
+    return [
+        {**row, **dict(zip(ROW_VERSION, version[width:], strict=True))}
+        for version, row in zip(versions, plain, strict=True)
+    ]
 
 
 def _metadata_bytes(item: dict[str, Any], table: str) -> int:

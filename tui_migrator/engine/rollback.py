@@ -24,7 +24,7 @@ from tui_migrator.common.errors import DecryptionFailed, OperationFailed
 from tui_migrator.crypto.ciphers import RowContext, RowSealer, ValueCipher
 from tui_migrator.crypto.codec import encode_key
 from tui_migrator.engine import backup
-from tui_migrator.storage import migration_claims
+from tui_migrator.storage import migration_claims, row_metadata
 from tui_migrator.storage import migration_records as migrations
 from tui_migrator.storage.column_storage import (
     RecordRefused,
@@ -154,7 +154,7 @@ def _restore_table(
             if not rows:
                 return
             by_key = {encode_key(key_of(access, row)): row for row in rows}
-            sealed = migrations.sealed_rows(connection, migration_id, name, list(by_key))
+            sealed = row_metadata.sealed_rows(connection, migration_id, name, list(by_key))
             updates = []
             for row_key, (digest, columns) in sealed.items():
                 cells = SealedCells.from_metadata(columns, access.mapped)

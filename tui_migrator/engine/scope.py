@@ -68,8 +68,10 @@ class MigrationScope:
 
 
 def holds_token(value: sa.ColumnElement[Any]) -> sa.ColumnElement[bool]:
-    """True where a text column holds a token (NULL where it is NULL)."""
-    return sa.func.substr(value, 1, len(TOKEN_PREFIX)) == TOKEN_PREFIX
+    """True where a text column holds a token, false elsewhere (NULL included). SQLite's substr
+    of an empty BLOB is NULL, not an empty BLOB: compared as it is, such a cell counted as
+    holding neither plaintext nor a token, and its row was never sealed."""
+    return sa.func.coalesce(sa.func.substr(value, 1, len(TOKEN_PREFIX)) == TOKEN_PREFIX, sa.false())
 
 
 def pending_condition(access: TableAccess) -> sa.ColumnElement[bool]:

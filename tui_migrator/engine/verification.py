@@ -24,7 +24,7 @@ from tui_migrator.crypto.tokens import TOKEN_PREFIX
 from tui_migrator.engine.cpu_pool import CpuPool, Pending, RowCrypto
 from tui_migrator.engine.phase_progress import PhaseMeter
 from tui_migrator.engine.scope import organization_condition, pending_condition
-from tui_migrator.storage import migration_records as migrations
+from tui_migrator.storage import row_metadata
 from tui_migrator.storage.column_storage import (
     RecordRefused,
     RowShape,
@@ -229,16 +229,28 @@ def _verify_table(
         if meter is not None:
             meter.add(rows_read)
 
+    in_scope = organization_condition(access, organizations)
     while True:
-        query = access.select_rows(after=after, limit=BATCH).where(_sealed(access, organizations))
         with engine.connect() as connection:
-            rows = fetch_dicts(connection, query)
-            if not rows:
+            # The next window of keys first, then its sealed rows by key range. Asked at once
+            # ("the next sealed rows in key order"), PostgreSQL's planner, whose statistics
+            # still describe the table before the migration (no row sealed), chose to scan and
+            # sort the whole table for every batch.
+            window = connection.execute(access.select_keys(after=after, limit=BATCH).where(in_scope)).all()
+            if not window:
                 break
+            after = tuple(window[-1])
+            rows = fetch_dicts(
+                connection,
+                access.select_rows()
+                .where(access.key_range(tuple(window[0]), after))
+                .where(_sealed(access, organizations)),
+            )
+            if not rows:
+                continue
             keys = [encode_key(key_of(access, row)) for row in rows]
-            sealed = migrations.sealed_rows(connection, migration_id, name, keys)
+            sealed = row_metadata.sealed_rows(connection, migration_id, name, keys)
         in_flight.append((pool.submit(verify_batch, shape, rows, keys, sealed), len(rows)))
-        after = key_of(access, rows[-1])
         while len(in_flight) > pool.batches_in_flight:
             settle()
     while in_flight:

@@ -29,6 +29,7 @@ from tui_migrator.common.errors import OperationFailed
 from tui_migrator.crypto.ciphers import RowContext, ValueCipher
 from tui_migrator.crypto.codec import pack_values
 from tui_migrator.crypto.tokens import is_token
+from tui_migrator.storage.database import text_rows, text_rows_value
 from tui_migrator.storage.mapping import ResolvedColumn, ResolvedTable
 
 # A row read by name: a plain dict, or SQLAlchemy's RowMapping (whose keys may also be columns,
@@ -36,6 +37,10 @@ from tui_migrator.storage.mapping import ResolvedColumn, ResolvedTable
 StoredRow = Mapping[str, Any] | sa.RowMapping
 
 _KEY_PARAMETER = "tm_key_{}"
+# A row's version as PostgreSQL stores it, read with a batch (TableAccess.row_version_columns).
+ROW_VERSION = ("tm_ctid", "tm_xmin")
+_TOKEN = "tm_token_{}"
+_BATCH = "tm_batch"
 
 
 class _RawValue(sa.types.TypeDecorator[Any]):
@@ -163,6 +168,19 @@ class TableAccess:
             query = query.limit(limit)
         return query
 
+    def select_keys(self, *, after: Sequence[Any] | None, limit: int) -> sa.Select[Any]:
+        """The next ``limit`` keys after ``after``, in key order (only the key's index is read)."""
+        query = sa.select(*self.key_columns).order_by(*self.key_columns).limit(limit)
+        if after is not None:
+            query = query.where(sa.tuple_(*self.key_columns) > self.key_tuple(after))
+        return query
+
+    def key_range(self, first: Sequence[Any], last: Sequence[Any]) -> sa.ColumnElement[bool]:
+        """Rows whose key lies from ``first`` to ``last``, both included: a range the primary
+        key's index serves, whatever a planner believes of the query's other conditions."""
+        key = sa.tuple_(*self.key_columns)
+        return sa.and_(key >= self.key_tuple(first), key <= self.key_tuple(last))
+
     def update_statement(self) -> sa.Update:
         """One UPDATE per row, run as an executemany over a batch; keyed by primary key."""
         condition = sa.and_(
@@ -183,6 +201,51 @@ class TableAccess:
             if companion is not None:
                 targets[companion] = sa.bindparam(companion, type_=sa.Text())
         return sa.update(self.table).where(condition).values(targets)
+
+    def row_version_columns(self) -> list[sa.ColumnElement[Any]]:
+        """PostgreSQL: where each row read is stored (``ctid``) and the transaction that wrote
+        that version of it (``xmin``), as text, for :meth:`update_by_row_version`."""
+        return [
+            sa.cast(sa.column(system, _selectable=self.table), sa.Text).label(label)
+            for system, label in (("ctid", ROW_VERSION[0]), ("xmin", ROW_VERSION[1]))
+        ]
+
+    def update_by_row_version(self) -> sa.Update | None:
+        """PostgreSQL: one UPDATE for a whole batch, for rows read with
+        :meth:`row_version_columns` and locked since by the same transaction.
+
+        Its parameter (:func:`batch_parameters`) holds per row its ``tm_ctid`` and ``tm_xmin``
+        as read, and per mapped column ``tm_token_<i>``, the token sealed into that cell now, or
+        NULL where the cell keeps what it holds. A token goes where :func:`seal_row` puts it: in
+        place in a text column, else in the companion with the original set to NULL. A row is
+        written only while it is still the version that was read (same place, same writing
+        transaction), so nothing the application wrote since is overwritten; and only text
+        travels, whatever the table's types (the key is not needed). None when a companion
+        column is still missing (the per-row statement is used then)."""
+        columns = self.mapped.columns
+        batch = text_rows(_BATCH, [*ROW_VERSION, *_token_names(len(columns))])
+        target = self.table
+        values: dict[str, Any] = {}
+        for index, column in enumerate(columns):
+            token = batch.c[_TOKEN.format(index)]
+            if column.companion is None:
+                values[column.name] = sa.func.coalesce(token, target.c[column.name])
+                continue
+            companion = self.existing_companion(column)
+            if companion is None:
+                return None
+            values[column.name] = sa.case((token.is_(None), target.c[column.name]))
+            values[companion] = sa.func.coalesce(token, target.c[companion])
+        return sa.update(target).values(values).where(*self.row_version_matches(batch.c))
+
+    def row_version_matches(self, read: Any) -> list[sa.ColumnElement[bool]]:
+        """PostgreSQL: the row is still the version ``read`` (columns named as ROW_VERSION) was
+        read at: in the same place (``ctid``, by which the server finds it at once), written by
+        the same transaction (``xmin``). A row updated since has moved to a new version."""
+        return [
+            sa.column("ctid", _selectable=self.table) == sa.cast(read[ROW_VERSION[0]], _DeclaredRaw("tid")),
+            sa.cast(sa.column("xmin", _selectable=self.table), sa.Text) == read[ROW_VERSION[1]],
+        ]
 
     def key_tuple(self, key: Sequence[Any]) -> sa.ColumnElement[Any]:
         """A stored key as a row value to compare with :attr:`key_columns` (keyset pagination)."""
@@ -379,6 +442,25 @@ def seal_row(access: Shaped, row: StoredRow, cipher: ValueCipher) -> SealedRow |
         {column.name: stored for column, stored in plaintext},
         {column.name: token for (column, _stored), token in zip(plaintext, tokens, strict=True)},
     )
+
+
+def batch_parameters(shape: Shaped, sealed: Sequence[tuple[Mapping[str, Any], SealedRow]]) -> dict[str, str]:
+    """The parameter of :meth:`TableAccess.update_by_row_version` for ``sealed``: each row as
+    read (with its version) and what sealing it produced."""
+    names = _token_names(len(shape.mapped.columns))
+    columns = [column.name for column in shape.mapped.columns]
+    rows = []
+    for row, result in sealed:
+        entry = {name: row[name] for name in ROW_VERSION}
+        tokens = result.tokens
+        entry.update({name: tokens.get(column) for name, column in zip(names, columns, strict=True)})
+        rows.append(entry)
+    return {_BATCH: text_rows_value(rows)}
+
+
+@lru_cache(maxsize=64)
+def _token_names(count: int) -> tuple[str, ...]:
+    return tuple(_TOKEN.format(index) for index in range(count))
 
 
 def cell_token(column: ResolvedColumn, row: StoredRow) -> str | None:

@@ -7,8 +7,9 @@ values never leak through an error.
 
 from __future__ import annotations
 
+import json
 import sqlite3
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.selectable import TableValuedAlias
 
 from tui_migrator.common.errors import ConfigError
 from tui_migrator.storage import postgresql_values
@@ -156,6 +158,26 @@ def _dialect_insert(connection: Connection, table: sa.Table) -> postgresql.Inser
     if connection.dialect.name == "postgresql":
         return postgresql.insert(table)
     return sqlite.insert(table)
+
+
+def text_rows(name: str, columns: Sequence[str]) -> TableValuedAlias:
+    """PostgreSQL: a batch of rows of text (or NULL) values, passed as the one JSON parameter
+    ``name`` (see :func:`text_rows_value`) and read as a table named ``name`` with ``columns``.
+
+    A statement that takes a whole batch at once (an UPDATE … FROM it, an INSERT … SELECT from
+    it) instead of once per row. JSON rather than arrays: the driver escapes an array's
+    elements in Python one by one, where the JSON text is made by the C encoder in one call."""
+    value = sa.cast(sa.bindparam(name, type_=sa.Text), postgresql.JSON)
+    return (
+        sa.func.json_to_recordset(value)
+        .table_valued(*(sa.column(column, sa.Text) for column in columns))
+        .render_derived(name=name, with_types=True)
+    )
+
+
+def text_rows_value(rows: Sequence[Mapping[str, str | None]]) -> str:
+    """The parameter of :func:`text_rows` for ``rows`` (each a mapping of its columns)."""
+    return json.dumps(rows, separators=(",", ":"))
 
 
 def database_file(engine: Engine) -> Path | None:

@@ -34,7 +34,6 @@ from tui_migrator.storage.tables import (
     failed_records_table,
     migration_tables_table,
     migrations_table,
-    row_metadata_table,
     utc_now,
 )
 
@@ -384,25 +383,6 @@ def companions_left_by_rolled_back(connection: Connection, table_name: str) -> s
         )
     )
     return {name for (text,) in rows for name in json.loads(text or "[]")}
-
-
-def sealed_rows(
-    connection: Connection, migration_id: str, table: str, row_keys: list[str]
-) -> dict[str, tuple[str, str | None]]:
-    """The row metadata this migration recorded for these rows, as (digest, sealed columns)
-    (see storage.sealed_cells); rows it did not seal are absent."""
-    return {
-        row_key: (digest, sealed_columns)
-        for row_key, digest, sealed_columns in connection.execute(
-            sa.select(
-                row_metadata_table.c.row_key, row_metadata_table.c.digest, row_metadata_table.c.sealed_columns
-            ).where(
-                row_metadata_table.c.migration_id == migration_id,
-                row_metadata_table.c.table_name == table,
-                row_metadata_table.c.row_key.in_(row_keys),
-            )
-        )
-    }
 
 
 def failed_records(

@@ -1,0 +1,187 @@
+"""PostgreSQL's one-statement-per-batch writes: the batch's UPDATE and its backups find each row by
+the version it was read at and leave alone a row changed since; the row metadata stores any text
+exactly."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tui_migrator.engine import backup
+from tui_migrator.storage import row_metadata
+from tui_migrator.storage.column_storage import (
+    ROW_VERSION,
+    SealedRow,
+    TableAccess,
+    batch_parameters,
+    reflect,
+)
+from tui_migrator.storage.database import create_database_engine
+from tui_migrator.storage.mapping import parse_mapping, resolve_mapping
+from tui_migrator.storage.tables import metadata as tool_metadata
+from tui_migrator.storage.tables import row_metadata_table
+
+pytestmark = pytest.mark.postgresql
+
+MAPPING = {
+    "tables": [
+        {
+            "name": "patients",
+            "category": "DEMOGRAPHICS",
+            "primary_key": "id",
+            "organization_column": "org",
+            "columns": ["name", "born"],
+        }
+    ]
+}
+ROWS = [
+    (1, "org_1", "Ada", "1815-12-10"),
+    (2, "org_1", "Grace", "1906-12-09"),
+    (3, "org_2", "Edsger", "1930-05-11"),
+]
+
+
+@pytest.fixture
+def engine(empty_postgres_database: str) -> Iterator[sa.Engine]:
+    engine = create_database_engine(empty_postgres_database)
+    with engine.begin() as connection:
+        connection.exec_driver_sql(
+            "CREATE TABLE patients (id integer PRIMARY KEY, org text, name text, born date, "
+            "born__tm_token text)"
+        )
+        connection.exec_driver_sql(
+            "INSERT INTO patients (id, org, name, born) VALUES "
+            + ", ".join(f"({id_}, '{org}', '{name}', '{born}')" for id_, org, name, born in ROWS)
+        )
+    yield engine
+    engine.dispose()
+
+
+def table_access(engine: sa.Engine) -> TableAccess:
+    mapping = resolve_mapping(parse_mapping(MAPPING, source="test"), engine, source="test")
+    with engine.connect() as connection:
+        return reflect(connection, mapping.tables[0])
+
+
+def read_with_versions(connection: sa.Connection, access: TableAccess) -> list[dict[str, Any]]:
+    query = access.select_rows().add_columns(*access.row_version_columns())
+    return [dict(row) for row in connection.execute(query).mappings()]
+
+
+def stored(engine: sa.Engine) -> list[tuple[Any, ...]]:
+    with engine.connect() as connection:
+        return list(
+            connection.exec_driver_sql(
+                "SELECT id, name, born::text, born__tm_token FROM patients ORDER BY id"
+            )
+        )
+
+
+def test_a_batch_update_puts_each_token_where_sealing_puts_it_and_nothing_else(engine: sa.Engine) -> None:
+    access = table_access(engine)
+    statement = access.update_by_row_version()
+    assert statement is not None
+    with engine.begin() as connection:
+        rows = read_with_versions(connection, access)
+        sealed = [
+            (rows[0], SealedRow({}, {}, {"name": "tmenc:v1:a", "born": "tmenc:v1:b"})),
+            (rows[2], SealedRow({}, {}, {"name": "tmenc:v1:c"})),
+        ]
+        updated = connection.execute(statement, batch_parameters(access, sealed)).rowcount
+    assert updated == 2
+    assert stored(engine) == [
+        # Text in place; a date's token in its companion, the date set to NULL.
+        (1, "tmenc:v1:a", None, "tmenc:v1:b"),
+        # Not in the batch: untouched.
+        (2, "Grace", "1906-12-09", None),
+        # Only its name sealed: the date stays as it was.
+        (3, "tmenc:v1:c", "1930-05-11", None),
+    ]
+
+
+def test_a_row_changed_since_it_was_read_is_not_written(engine: sa.Engine) -> None:
+    access = table_access(engine)
+    statement = access.update_by_row_version()
+    assert statement is not None
+    with engine.connect() as batch, batch.begin():
+        rows = read_with_versions(batch, access)
+        # The application writes row 2 between the batch's read and its write.
+        with engine.begin() as application:
+            application.exec_driver_sql("UPDATE patients SET name = 'Grace H.' WHERE id = 2")
+        sealed = [(row, SealedRow({}, {}, {"name": f"tmenc:v1:{row['id']}"})) for row in rows]
+        updated = batch.execute(statement, batch_parameters(access, sealed)).rowcount
+    # The engine sees 2 of 3 and reads the batch again (batches.RowsChanged).
+    assert updated == 2
+    assert [row[1] for row in stored(engine)] == ["tmenc:v1:1", "Grace H.", "tmenc:v1:3"]
+
+
+def backups(engine: sa.Engine, table: sa.Table) -> list[tuple[Any, ...]]:
+    with engine.connect() as connection:
+        return [
+            (key, bytes(sealed)) for key, sealed in connection.execute(sa.select(table).order_by(table.c.id))
+        ]
+
+
+@pytest.mark.parametrize("changed_between", [False, True])
+def test_backups_of_a_batch_hold_the_rows_as_read(engine: sa.Engine, changed_between: bool) -> None:
+    access = table_access(engine)
+    with engine.begin() as connection:
+        table = backup.create_backup_table(connection, access, "tm_bk_test_patients")
+    with engine.connect() as connection:
+        rows = read_with_versions(connection, access)
+    assert all(row[ROW_VERSION[0]] and row[ROW_VERSION[1]] for row in rows)
+    if changed_between:
+        with engine.begin() as application:
+            application.exec_driver_sql("UPDATE patients SET name = 'Edsger W.' WHERE id = 3")
+    # Stand-ins for sealed rows, with bytes no text encoding would keep.
+    parameters = [{"id": row["id"], backup.SEALED_COLUMN: bytes([row["id"], 0, 255, 10])} for row in rows]
+    copied = backup.CopiedBatch(parameters, len(rows), 0, backup.versions_of(rows))
+    writer = backup.BackupWriter(access, table)
+    with engine.begin() as connection:
+        writer.write(connection, copied)
+    # The one statement made them all, unless a row had changed: then every row was written
+    # one at a time as read (those already made were kept).
+    assert (writer.per_row is not None) is changed_between
+    assert backups(engine, table) == [(item["id"], item[backup.SEALED_COLUMN]) for item in parameters]
+
+
+# Any text PostgreSQL can hold (no NUL, no lone surrogate), where JSON has escapes to make.
+ANY_TEXT = st.text(st.characters(exclude_characters="\x00", exclude_categories=["Cs"]), max_size=40)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    items=st.lists(
+        st.fixed_dictionaries(
+            {
+                "row_key": ANY_TEXT,
+                "key_id": ANY_TEXT,
+                "digest": ANY_TEXT,
+                "sealed_columns": ANY_TEXT | st.none(),
+            }
+        ),
+        min_size=1,
+        max_size=5,
+        unique_by=lambda item: item["row_key"],
+    )
+)
+def test_row_metadata_stores_any_text_exactly(engine: sa.Engine, items: list[dict[str, Any]]) -> None:
+    with engine.begin() as connection:
+        tool_metadata.create_all(connection, tables=[row_metadata_table])
+        connection.execute(sa.delete(row_metadata_table))
+        at = datetime(2026, 12, 3, 14, 0, tzinfo=UTC)
+        # Recorded twice: the second replaces the first.
+        row_metadata.record(connection, "m1", "patients", [dict(item, digest="old") for item in items], at)
+        row_metadata.record(connection, "m1", "patients", items, at)
+        found = row_metadata.sealed_rows(connection, "m1", "patients", [item["row_key"] for item in items])
+        key_ids = dict(
+            connection.execute(sa.select(row_metadata_table.c.row_key, row_metadata_table.c.key_id)).all()
+        )
+    assert found == {item["row_key"]: (item["digest"], item["sealed_columns"]) for item in items}
+    assert key_ids == {item["row_key"]: item["key_id"] for item in items}

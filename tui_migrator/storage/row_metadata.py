@@ -1,0 +1,114 @@
+"""The row metadata a migration keeps of every row it sealed: which key, the digest of the
+original values, the cells it sealed (``tm_row_metadata``; see storage/sealed_cells.py).
+
+Written a batch at a time and read back a batch at a time (when a batch meets rows sealed in an
+earlier pass, by verification, by rollback), so both are one statement per batch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from functools import lru_cache
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.engine import Connection
+
+from tui_migrator.storage.database import DriverStatement, text_rows, text_rows_value, upsert
+from tui_migrator.storage.keyring import ALGORITHM
+from tui_migrator.storage.tables import UtcDateTime, row_metadata_table
+
+# What each sealed row records (with the migration, the table and the time of the batch).
+RECORDED = ("row_key", "key_id", "digest", "sealed_columns")
+_BATCH = "tm_batch"
+_UPDATED = ["key_id", "algorithm", "encrypted_at", "digest", "sealed_columns"]
+# The per-row upsert, by dialect (DriverStatement keeps its compiled forms).
+_PER_ROW: dict[str, DriverStatement] = {}
+
+
+def record(
+    connection: Connection,
+    migration_id: str,
+    table: str,
+    sealed: Sequence[dict[str, Any]],
+    at: datetime,
+) -> None:
+    """Record (or replace) the metadata of the ``sealed`` rows (each with the RECORDED keys)."""
+    if not sealed:
+        return
+    if connection.dialect.name == "postgresql":
+        batch = text_rows_value([{name: item[name] for name in RECORDED} for item in sealed])
+        connection.execute(
+            _upsert_from_batch(),
+            {
+                _BATCH: batch,
+                "migration_id": migration_id,
+                "table_name": table,
+                "algorithm": ALGORITHM,
+                "encrypted_at": at,
+            },
+        )
+        return
+    dialect = connection.dialect.name
+    if dialect not in _PER_ROW:
+        _PER_ROW[dialect] = DriverStatement(upsert(connection, row_metadata_table, _UPDATED))
+    _PER_ROW[dialect].execute(
+        connection,
+        [
+            {
+                "migration_id": migration_id,
+                "table_name": table,
+                "algorithm": ALGORITHM,
+                "encrypted_at": at,
+                **{name: item[name] for name in RECORDED},
+            }
+            for item in sealed
+        ],
+    )
+
+
+@lru_cache(maxsize=1)
+def _upsert_from_batch() -> postgresql.Insert:
+    """PostgreSQL: the batch's rows as one INSERT … SELECT (see database.text_rows), replacing
+    rows recorded before — one statement instead of one per row."""
+    rows = text_rows(_BATCH, RECORDED)
+    shared = {
+        name: sa.bindparam(name, type_=row_metadata_table.c[name].type)
+        for name in ("migration_id", "table_name", "algorithm")
+    }
+    shared["encrypted_at"] = sa.bindparam("encrypted_at", type_=UtcDateTime())
+    columns = [column.name for column in row_metadata_table.columns]
+    source = sa.select(*(shared[name] if name in shared else rows.c[name] for name in columns))
+    statement = postgresql.insert(row_metadata_table).from_select(columns, source)
+    return statement.on_conflict_do_update(
+        index_elements=[column.name for column in row_metadata_table.primary_key.columns],
+        set_={name: statement.excluded[name] for name in _UPDATED},
+    )
+
+
+def sealed_rows(
+    connection: Connection, migration_id: str, table: str, row_keys: list[str]
+) -> dict[str, tuple[str, str | None]]:
+    """The row metadata this migration recorded for these rows, as (digest, sealed columns)
+    (see storage.sealed_cells); rows it did not seal are absent."""
+    metadata = row_metadata_table.c
+    wanted = [metadata.row_key, metadata.digest, metadata.sealed_columns]
+    mine = sa.and_(metadata.migration_id == migration_id, metadata.table_name == table)
+    if connection.dialect.name == "postgresql":
+        # One index probe per key. An IN list (or = ANY) let PostgreSQL's planner, whose
+        # statistics lag behind a table a migration is filling, scan every row this migration
+        # recorded for the table and filter them: per batch, so the run grew with the square
+        # of the table. A lateral lookup per key cannot be planned that way.
+        keys = sa.func.unnest(sa.bindparam("row_keys", row_keys, type_=postgresql.ARRAY(sa.Text)))
+        key = keys.table_valued("row_key").render_derived(name="wanted")
+        found = sa.select(*wanted).where(mine, metadata.row_key == key.c.row_key).limit(1).lateral("found")
+        query = sa.select(found.c.row_key, found.c.digest, found.c.sealed_columns).select_from(
+            key.join(found, sa.true())
+        )
+    else:
+        query = sa.select(*wanted).where(mine, metadata.row_key.in_(row_keys))
+    return {
+        row_key: (digest, sealed_columns) for row_key, digest, sealed_columns in connection.execute(query)
+    }
