@@ -89,6 +89,31 @@ def test_token_round_trips_every_sql_value_exactly(service: MigratorService, val
     assert token_nonce(cipher.encrypt(value, context)) != token_nonce(token)
 
 
+@hypothesis_settings(max_examples=150, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(cells=st.dictionaries(st.text(min_size=1, max_size=8), sql_values, min_size=1, max_size=4))
+def test_a_row_is_digested_the_same_from_its_values_or_the_bytes_its_tokens_open_to(
+    service: MigratorService, cells: dict[str, Any]
+) -> None:
+    """Sealing digests the bytes it encrypts and verification the bytes the tokens open to:
+    the digest the row metadata records of the values themselves."""
+    cipher = service.value_cipher()
+    row = RowContext("demographics", "", (7,), "org_charite_berlin")
+    tokens, encoded = cipher.seal_cells(row, list(cells.items()))
+    assert encoded == [encode_value(value) for value in cells.values()]
+    opened = cipher.open_encoded_cells(row, list(zip(cells, tokens, strict=True)))
+    assert opened == encoded
+    by_value = cipher.digest_cells("demographics", (7,), "org_charite_berlin", cells)
+    by_bytes = cipher.digest_encoded_cells(
+        "demographics", (7,), "org_charite_berlin", dict(zip(cells, opened, strict=True))
+    )
+    assert by_bytes == by_value
+    # A NULL cell is the empty encoding in both.
+    nulls = dict.fromkeys(cells)
+    assert cipher.digest_cells("demographics", (7,), "org_charite_berlin", nulls) == (
+        cipher.digest_encoded_cells("demographics", (7,), "org_charite_berlin", dict.fromkeys(cells, b""))
+    )
+
+
 @pytest.mark.parametrize(
     "value",
     [

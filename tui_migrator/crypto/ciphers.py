@@ -94,18 +94,25 @@ class ValueCipher:
         return self.encrypt_cells(context, ((context.column, value),))[0]
 
     def encrypt_cells(self, row: RowContext, cells: Sequence[tuple[str, Any]]) -> list[str]:
-        """The tokens of some values of one row (column, value; none NULL), in order: the row's
-        key looked up and its place packed once, every value under its own random nonce."""
+        """The tokens of some values of one row (column, value; none NULL), in order."""
+        return self.seal_cells(row, cells)[0]
+
+    def seal_cells(self, row: RowContext, cells: Sequence[tuple[str, Any]]) -> tuple[list[str], list[bytes]]:
+        """The tokens of some values of one row (column, value; none NULL), in order, with the
+        encoded values they seal (what :meth:`digest_encoded_cells` digests): the row's key
+        looked up and its place packed once, every value under its own random nonce."""
         key = self._keyring.key_for_organization(row.organization_id, created_by=self._actor)
         place = row_place(row)
         nonces = os.urandom(NONCE_BYTES * len(cells))
         seal, key_id, table = key.cipher.encrypt, key.key_id, row.table
-        tokens = []
+        tokens, encoded = [], []
         for index, (column, value) in enumerate(cells):
             nonce = nonces[index * NONCE_BYTES : (index + 1) * NONCE_BYTES]
             aad = associated_prefix(TOKEN_VERSION, key_id, table, column) + place
-            tokens.append(token_text(key_id, nonce + seal(nonce, encode_value(value), aad)))
-        return tokens
+            plain = encode_value(value)
+            tokens.append(token_text(key_id, nonce + seal(nonce, plain, aad)))
+            encoded.append(plain)
+        return tokens, encoded
 
     def decrypt(self, token_text: str, context: RowContext) -> Any:
         """The original value of a token read at ``context``."""
@@ -123,8 +130,18 @@ class ValueCipher:
     def open_cells(self, row: RowContext, cells: Sequence[tuple[str, str]]) -> list[Any]:
         """Like :meth:`decrypt_cells`, each token that does not open giving its
         DecryptionFailed in its place instead of raising it (verification judges cell by cell)."""
+        return [
+            opened if isinstance(opened, DecryptionFailed) else decode_value(opened)
+            for opened in self.open_encoded_cells(row, cells)
+        ]
+
+    def open_encoded_cells(
+        self, row: RowContext, cells: Sequence[tuple[str, str]]
+    ) -> list[bytes | DecryptionFailed]:
+        """Like :meth:`open_cells`, each value left as the encoded bytes its token sealed (what
+        :meth:`digest_encoded_cells` digests: verification compares those, not decoded values)."""
         place = row_place(row)
-        values: list[Any] = []
+        values: list[bytes | DecryptionFailed] = []
         for column, text in cells:
             token = parse_token(text)
             if token is None:
@@ -154,7 +171,7 @@ class ValueCipher:
                     )
                 )
                 continue
-            values.append(decode_value(plain))
+            values.append(plain)
         return values
 
     def digest(self, value: Any, context: RowContext) -> str:
@@ -176,12 +193,23 @@ class ValueCipher:
     ) -> str:
         """HMAC-SHA-256 of the original values of some columns of one row (named, NULLs
         included), bound to the row: what one migration sealed there, and nothing else."""
+        return self.digest_encoded_cells(
+            table,
+            key,
+            organization,
+            {name: b"" if value is None else encode_value(value) for name, value in cells.items()},
+        )
+
+    def digest_encoded_cells(
+        self, table: str, key: tuple[Any, ...], organization: str | None, cells: Mapping[str, bytes]
+    ) -> str:
+        """:meth:`digest_cells` of values already encoded (b"" for NULL): a sealed token's
+        plaintext is its value encoded, so sealing and verification digest the bytes they hold."""
         # pack(head..., *(pack(name, pack_values([value])) for each cell)), written out flat: the
         # same bytes with no intermediate ones (this runs for every row sealed or verified).
         message = [pack(b"tm-cells/v2", table.encode(), pack_values(key), (organization or "").encode())]
         for name in sorted(cells):
-            value = cells[name]
-            encoded = b"" if value is None else encode_value(value)
+            encoded = cells[name]
             name_bytes = name.encode()
             values_length = 4 + len(encoded)
             message += (

@@ -515,7 +515,7 @@ def seal_batch(
                     "index": index,
                     "parameters": parameters,
                     "row_key": encode_key(key),
-                    "digest": cells.digest(cipher, mapped, key, organization, result.originals),
+                    "digest": cells.digest_encoded(cipher, mapped.name, key, organization, result.encoded),
                     "sealed_columns": cells.to_metadata(),
                     "sealed": result,
                     "organization": organization,

@@ -120,21 +120,27 @@ def check_row(access: Shaped, row: Any, cells: SealedCells, digest: str, cipher:
             if token is None:
                 break
             present.append((name, token))
-        opened: list[Any] = []
+        opened: list[bytes | DecryptionFailed] = []
         if present:
             try:
-                opened = cipher.open_cells(row_context(access, row), present)
+                opened = cipher.open_encoded_cells(row_context(access, row), present)
             except RecordRefused:
                 return RowCheck.MISMATCHED
-        originals = {}
+        encoded = {}
         for (name, token), value in zip(present, opened, strict=True):
             if isinstance(value, DecryptionFailed):
                 return RowCheck.MISMATCHED
             if not cells.owns(name, token):
                 return RowCheck.CHANGED  # a token that opens, written by a later migration
-            originals[name] = value
+            encoded[name] = value
         if len(present) < len(sealed):
             return RowCheck.CHANGED
+        # The digest of the bytes each token opens to: the values sealed, exactly as encoded
+        # then (no decoding and encoding again in between).
+        actual = cells.digest_encoded(
+            cipher, mapped.name, key_of(access, row), organization_of(mapped, row), encoded
+        )
+        return RowCheck.VERIFIED if hmac.compare_digest(actual, digest) else RowCheck.MISMATCHED
     actual = cells.digest(cipher, mapped, key_of(access, row), organization_of(mapped, row), originals)
     return RowCheck.VERIFIED if hmac.compare_digest(actual, digest) else RowCheck.MISMATCHED
 

@@ -404,6 +404,8 @@ class SealedRow:
     parameters: dict[str, Any]
     originals: dict[str, Any]
     tokens: dict[str, str]
+    # Each sealed value as encoded: the bytes its token seals (what the row's digest digests).
+    encoded: dict[str, bytes] = field(default_factory=dict)
 
 
 def seal_row(access: Shaped, row: StoredRow, cipher: ValueCipher) -> SealedRow | None:
@@ -428,7 +430,7 @@ def seal_row(access: Shaped, row: StoredRow, cipher: ValueCipher) -> SealedRow |
             parameters[companion] = row.get(companion)
     if not plaintext:
         return None
-    tokens = cipher.encrypt_cells(
+    tokens, encoded = cipher.seal_cells(
         row_context(access, row), [(column.name, stored) for column, stored in plaintext]
     )
     for (column, _stored), token in zip(plaintext, tokens, strict=True):
@@ -437,10 +439,12 @@ def seal_row(access: Shaped, row: StoredRow, cipher: ValueCipher) -> SealedRow |
         else:
             parameters[column.name] = None
             parameters[column.companion] = token
+    names = [column.name for column, _stored in plaintext]
     return SealedRow(
         parameters,
         {column.name: stored for column, stored in plaintext},
-        {column.name: token for (column, _stored), token in zip(plaintext, tokens, strict=True)},
+        dict(zip(names, tokens, strict=True)),
+        dict(zip(names, encoded, strict=True)),
     )
 
 

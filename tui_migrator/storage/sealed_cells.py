@@ -67,3 +67,16 @@ class SealedCells:
             values = [originals[column.name] for column in mapped.columns]
             return cipher.digest_row(mapped.name, key, organization, values)
         return cipher.digest_cells(mapped.name, key, organization, {c: originals[c] for c in self.nonces})
+
+    def digest_encoded(
+        self,
+        cipher: ValueCipher,
+        table: str,
+        key: tuple[Any, ...],
+        organization: str | None,
+        encoded: Mapping[str, bytes],
+    ) -> str:
+        """:meth:`digest` of the cells' values as encoded (column → the bytes its token seals);
+        the same digest. Not for a version-1 row (whole_row), whose digest covers every column."""
+        assert not self.whole_row, "a version-1 row's digest is of its values"
+        return cipher.digest_encoded_cells(table, key, organization, {c: encoded[c] for c in self.nonces})
