@@ -145,12 +145,11 @@ class TableBatches:
             # while the row is still the one read.
             query = query.add_columns(*self.access.row_version_columns())
         if self.backup_table is not None:
-            key_names = self.access.mapped.primary_key
+            # Asked per row (one probe of the backup's key each), not joined: with statistics
+            # that lag behind the backup copy just made, PostgreSQL merged the join from the
+            # backup's first key for every batch, a cost that grew with the rows before it.
             on = self.access.same_key(self.backup_table)
-            first = self.backup_table.c[key_names[0]]
-            query = query.join_from(self.access.table, self.backup_table, on, isouter=True).add_columns(
-                first.is_not(None).label(BACKED_UP)
-            )
+            query = query.add_columns(sa.exists().where(on).label(BACKED_UP))
         return query
 
     def read(

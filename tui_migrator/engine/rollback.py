@@ -140,9 +140,14 @@ def _restore_table(
         # with plaintext since is counted as a newer value kept.
         query = access.select_rows(after=after, limit=BATCH)
         if backup_table is not None:
+            # Looked up per row, not joined (see TableBatches.pending_query: a join's plan
+            # depended on statistics that lag behind the backup copy).
             on = access.same_key(backup_table)
-            query = query.join_from(access.table, backup_table, on, isouter=True).add_columns(
-                backup_table.c[backup.SEALED_COLUMN]
+            query = query.add_columns(
+                sa.select(backup_table.c[backup.SEALED_COLUMN])
+                .where(on)
+                .scalar_subquery()
+                .label(backup.SEALED_COLUMN)
             )
         with serialized_write(engine) as connection:
             migration_claims.check_epoch(connection, migration_id, epoch)
