@@ -95,11 +95,16 @@ def test_a_row_is_digested_the_same_from_its_values_or_the_bytes_its_tokens_open
     service: MigratorService, cells: dict[str, Any]
 ) -> None:
     """Sealing digests the bytes it encrypts and verification the bytes the tokens open to:
-    the digest the row metadata records of the values themselves."""
+    the digest the row metadata records of the values themselves. The nonces and key id
+    sealing records are those its tokens carry."""
     cipher = service.value_cipher()
     row = RowContext("demographics", "", (7,), "org_charite_berlin")
-    tokens, encoded = cipher.seal_cells(row, list(cells.items()))
+    sealed = cipher.seal_cells(row, list(cells.items()))
+    tokens, encoded = sealed.tokens, sealed.encoded
     assert encoded == [encode_value(value) for value in cells.values()]
+    # What sealing records of each token is what reading the token gives.
+    assert sealed.nonces == [token_nonce(token) for token in tokens]
+    assert {parse_token(token).key_id for token in tokens} == {sealed.key_id}  # type: ignore[union-attr]
     opened = cipher.open_encoded_cells(row, list(zip(cells, tokens, strict=True)))
     assert opened == encoded
     by_value = cipher.digest_cells("demographics", (7,), "org_charite_berlin", cells)

@@ -76,6 +76,31 @@ def test_inserts_upserts_and_updates_store_what_sqlalchemy_stores(engine: sa.Eng
         assert Decimal(str(stored(connection, "by_driver")[0][9])) == 7
 
 
+def test_shared_values_complete_every_parameter_set_as_if_each_had_them(engine: sa.Engine) -> None:
+    """Values the same for every set (a batch's time, its migration) are processed once and
+    stored exactly as if each set carried them, wherever they fall in the statement's order."""
+    by_driver, by_sqlalchemy = table("shared_driver"), table("shared_sqlalchemy")
+    at = datetime(2026, 12, 3, 14, 0, 0, 123456, tzinfo=UTC)
+    with engine.begin() as connection:
+        for each in (by_driver, by_sqlalchemy):
+            each.create(connection)
+            rows = [{"id": row["id"], "name": row["name"], "blob": row["blob"]} for row in ROWS]
+            shared = {"at": at, "n": Decimal("1.5"), "resolved": True}
+            if each is by_driver:
+                DriverStatement(sa.insert(each)).execute(connection, rows, shared)
+            else:
+                connection.execute(sa.insert(each), [{**row, **shared} for row in rows])
+        assert stored(connection, "shared_driver") == stored(connection, "shared_sqlalchemy")
+        assert len(stored(connection, "shared_driver")) == len(ROWS)
+        # Only shared values: every set is just its shared values.
+        only = (
+            sa.update(by_driver).where(by_driver.c.id == sa.bindparam("key")).values(name=sa.bindparam("new"))
+        )
+        assert DriverStatement(only).execute(connection, [{"key": 1}, {"key": 2}], {"new": "z"}) == 2
+        names = connection.exec_driver_sql("SELECT name FROM shared_driver ORDER BY id").scalars().all()
+        assert names == ["z", "z", ROWS[2]["name"]]
+
+
 def test_a_missing_parameter_is_an_error_not_a_null(engine: sa.Engine) -> None:
     each = table("strict")
     with engine.begin() as connection:

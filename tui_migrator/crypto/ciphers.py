@@ -14,7 +14,7 @@ import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any
+from typing import Any, NamedTuple
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -24,7 +24,14 @@ from tui_migrator.crypto.codec import LENGTH as _LENGTH
 from tui_migrator.crypto.codec import decode_value, encode_value, pack, pack_values, unpack_values
 from tui_migrator.crypto.data_keys import DataKey, DataKeySource
 from tui_migrator.crypto.keys import MasterKey, Purpose
-from tui_migrator.crypto.tokens import NONCE_BYTES, TOKEN_VERSION, parse_token, token_text
+from tui_migrator.crypto.tokens import (
+    NONCE_BYTES,
+    NONCE_TEXT,
+    TOKEN_VERSION,
+    parse_token,
+    token_head,
+    token_payload,
+)
 
 
 @dataclass(frozen=True)
@@ -49,6 +56,15 @@ class RowContext:
         never values."""
         key = _pk_text(self.primary_key)
         return f"{self.table}.{column or self.column} (key {key}, organization {self.organization_id})"
+
+
+class SealedValues(NamedTuple):
+    """What :meth:`ValueCipher.seal_cells` made of some values of one row, in their order."""
+
+    tokens: list[str]
+    encoded: list[bytes]  # each value as its token seals it
+    nonces: list[str]  # each token's nonce text (see tokens.token_nonce)
+    key_id: str
 
 
 class ValueCipher:
@@ -95,24 +111,30 @@ class ValueCipher:
 
     def encrypt_cells(self, row: RowContext, cells: Sequence[tuple[str, Any]]) -> list[str]:
         """The tokens of some values of one row (column, value; none NULL), in order."""
-        return self.seal_cells(row, cells)[0]
+        return self.seal_cells(row, cells).tokens
 
-    def seal_cells(self, row: RowContext, cells: Sequence[tuple[str, Any]]) -> tuple[list[str], list[bytes]]:
-        """The tokens of some values of one row (column, value; none NULL), in order, with the
-        encoded values they seal (what :meth:`digest_encoded_cells` digests): the row's key
-        looked up and its place packed once, every value under its own random nonce."""
+    def seal_cells(self, row: RowContext, cells: Sequence[tuple[str, Any]]) -> SealedValues:
+        """The tokens of some values of one row (column, value; none NULL), in order, with what
+        the caller records of them: the encoded values they seal (what
+        :meth:`digest_encoded_cells` digests), each token's nonce text and the key's id. The
+        row's key is looked up and its place packed once, every value under its own random
+        nonce."""
         key = self._keyring.key_for_organization(row.organization_id, created_by=self._actor)
         place = row_place(row)
         nonces = os.urandom(NONCE_BYTES * len(cells))
         seal, key_id, table = key.cipher.encrypt, key.key_id, row.table
-        tokens, encoded = [], []
+        head = token_head(key_id)
+        tokens, encoded, nonce_texts = [], [], []
         for index, (column, value) in enumerate(cells):
             nonce = nonces[index * NONCE_BYTES : (index + 1) * NONCE_BYTES]
-            aad = associated_prefix(TOKEN_VERSION, key_id, table, column) + place
             plain = encode_value(value)
-            tokens.append(token_text(key_id, nonce + seal(nonce, plain, aad)))
+            payload = token_payload(
+                nonce + seal(nonce, plain, associated_prefix(TOKEN_VERSION, key_id, table, column) + place)
+            )
+            tokens.append(head + payload)
+            nonce_texts.append(payload[:NONCE_TEXT])
             encoded.append(plain)
-        return tokens, encoded
+        return SealedValues(tokens, encoded, nonce_texts, key_id)
 
     def decrypt(self, token_text: str, context: RowContext) -> Any:
         """The original value of a token read at ``context``."""
@@ -201,13 +223,22 @@ class ValueCipher:
         )
 
     def digest_encoded_cells(
-        self, table: str, key: tuple[Any, ...], organization: str | None, cells: Mapping[str, bytes]
+        self,
+        table: str,
+        key: tuple[Any, ...],
+        organization: str | None,
+        cells: Mapping[str, bytes],
+        *,
+        packed_key: bytes | None = None,
     ) -> str:
         """:meth:`digest_cells` of values already encoded (b"" for NULL): a sealed token's
-        plaintext is its value encoded, so sealing and verification digest the bytes they hold."""
+        plaintext is its value encoded, so sealing and verification digest the bytes they hold.
+        ``packed_key``: ``key`` packed already (pack_values), where the caller has it."""
+        if packed_key is None:
+            packed_key = pack_values(key)
         # pack(head..., *(pack(name, pack_values([value])) for each cell)), written out flat: the
         # same bytes with no intermediate ones (this runs for every row sealed or verified).
-        message = [pack(b"tm-cells/v2", table.encode(), pack_values(key), (organization or "").encode())]
+        message = [pack(b"tm-cells/v2", table.encode(), packed_key, (organization or "").encode())]
         for name in sorted(cells):
             encoded = cells[name]
             name_bytes = name.encode()

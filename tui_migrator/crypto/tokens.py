@@ -13,7 +13,6 @@ token (or plaintext that merely looks like one) — never plaintext to be return
 
 from __future__ import annotations
 
-import base64
 import binascii
 import re
 from dataclasses import dataclass
@@ -30,8 +29,9 @@ _TOKEN_PATTERN = re.compile(
     rf"{re.escape(TOKEN_PREFIX)}({KEY_ID_PATTERN.pattern[1:-1]}):({_PAYLOAD_PATTERN.pattern[1:-1]})$"
 )
 _URLSAFE = bytes.maketrans(b"-_", b"+/")
+_TO_URLSAFE = bytes.maketrans(b"+/", b"-_")
 # base64url of the 12-byte nonce: exactly 16 characters, no padding, at the payload's start.
-_NONCE_TEXT = 16
+NONCE_TEXT = 16
 
 
 @dataclass(frozen=True)
@@ -47,8 +47,18 @@ class Token:
 
 def token_text(key_id: str, sealed: bytes, version: int = TOKEN_VERSION) -> str:
     """The token of ``sealed`` (nonce || ciphertext || tag) under key ``key_id``."""
-    payload = base64.urlsafe_b64encode(sealed).rstrip(b"=")
-    return f"tmenc:v{version}:{key_id}:{payload.decode('ascii')}"
+    return token_head(key_id, version) + token_payload(sealed)
+
+
+def token_head(key_id: str, version: int = TOKEN_VERSION) -> str:
+    """What every token under key ``key_id`` starts with; its payload follows."""
+    return f"tmenc:v{version}:{key_id}:"
+
+
+def token_payload(sealed: bytes) -> str:
+    """base64url of ``sealed`` without padding: a token's last part. Its first NONCE_TEXT
+    characters are the nonce's text (12 bytes are 16 characters exactly)."""
+    return binascii.b2a_base64(sealed, newline=False).translate(_TO_URLSAFE).rstrip(b"=").decode("ascii")
 
 
 def is_token(value: object) -> bool:
@@ -65,7 +75,7 @@ def token_nonce(text: str) -> str | None:
     if not text.startswith(TOKEN_PREFIX):
         return None
     payload = text[len(TOKEN_PREFIX) :].partition(":")[2]
-    return payload[:_NONCE_TEXT] if len(payload) > _NONCE_TEXT else None
+    return payload[:NONCE_TEXT] if len(payload) > NONCE_TEXT else None
 
 
 def parse_token(text: str) -> Token | None:

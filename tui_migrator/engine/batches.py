@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache, partial
 from typing import Any, TypeVar
 
@@ -44,7 +44,6 @@ from tui_migrator.storage.column_storage import (
     batch_parameters,
     cell_token,
     key_of,
-    organization_of,
     row_context,
     seal_row,
 )
@@ -230,7 +229,8 @@ class TableBatches:
     ) -> tuple[list[dict[str, Any]], list[Failure]]:
         """Seal ``rows`` (in a worker process where the run has them): each sealed row's UPDATE
         parameters, digest, cells, key and backup; each refused row's failure."""
-        plain = [dict(row) for row in rows]
+        # Rows read by fetch_dicts are plain dicts already (and nothing else holds them).
+        plain: list[dict[str, Any]] = [row if type(row) is dict else dict(row) for row in rows]
         sealed, failures = self.pool.run(
             seal_batch,
             RowShape(self.access.mapped),
@@ -493,20 +493,22 @@ def seal_batch(
     failures: list[Failure] = []
     mapped, cipher = shape.mapped, crypto.cipher
     guard_names = _guard_names(len(mapped.columns))
+    sealer = crypto.sealer if with_backups else None
     for index, row in enumerate(rows):
-        key = key_of(shape, row)
         try:
             result = seal_row(shape, row, cipher)
             if result is None:
                 continue
-            organization = organization_of(mapped, row)
+            context = result.context
+            assert context is not None, "seal_row binds what it seals to its row"
+            key, organization = context.primary_key, context.organization_id
             if dry_run:
                 _prove_round_trip(shape, row, result, cipher)
             values = backup.row_values(shape, row)
             backup_entry = None
-            if with_backups and crypto.sealer is not None and not row.get(BACKED_UP):
-                backup_entry = backup.backup_entry(shape, key, values, crypto.sealer)
-            cells = SealedCells.of_tokens(result.tokens)
+            if sealer is not None and not row.get(BACKED_UP):
+                backup_entry = backup.backup_entry(shape, key, values, sealer)
+            cells = SealedCells(result.nonces)
             parameters = result.parameters
             parameters.update(zip(guard_names, values, strict=True))
             sealed.append(
@@ -514,15 +516,20 @@ def seal_batch(
                     "index": index,
                     "parameters": parameters,
                     "row_key": encode_key(key),
-                    "digest": cells.digest_encoded(cipher, mapped.name, key, organization, result.encoded),
+                    "digest": cells.digest_encoded(
+                        cipher, mapped.name, key, organization, result.encoded, packed_key=context.key_bytes
+                    ),
                     "sealed_columns": cells.to_metadata(),
-                    "sealed": result,
+                    # What the run's process still needs of the sealing (its tokens and
+                    # originals), not the bytes and nonces recorded above: less to send back.
+                    "sealed": replace(result, encoded={}, nonces={}, context=None),
                     "organization": organization,
-                    "key_id": cipher.key_id_for(organization) if organization else "",
+                    "key_id": result.key_id,
                     "backup": backup_entry,
                 }
             )
         except (RecordRefused, UnsupportedValue, DecryptionFailed) as error:
+            key = key_of(shape, row)
             failures.append((encode_key(key), _shown(key), _reason(error)))
     return sealed, failures
 

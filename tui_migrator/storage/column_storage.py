@@ -385,7 +385,10 @@ def key_of(access: Shaped, row: StoredRow) -> tuple[Any, ...]:
 
 def row_context(access: Shaped, row: StoredRow) -> RowContext:
     """The row's context for its tokens (column left blank), its key packed once for all columns."""
-    key = key_of(access, row)
+    return _row_context(access, row, key_of(access, row))
+
+
+def _row_context(access: Shaped, row: StoredRow, key: tuple[Any, ...]) -> RowContext:
     organization = organization_of(access.mapped, row)
     if organization is None:
         raise RecordRefused(
@@ -406,6 +409,11 @@ class SealedRow:
     tokens: dict[str, str]
     # Each sealed value as encoded: the bytes its token seals (what the row's digest digests).
     encoded: dict[str, bytes] = field(default_factory=dict)
+    # Each sealed column's token's nonce text (what the row metadata records of it).
+    nonces: dict[str, str] = field(default_factory=dict)
+    # Where the tokens are bound: the row's key and organization; and the id of their key.
+    context: RowContext | None = None
+    key_id: str = ""
 
 
 def seal_row(access: Shaped, row: StoredRow, cipher: ValueCipher) -> SealedRow | None:
@@ -417,34 +425,41 @@ def seal_row(access: Shaped, row: StoredRow, cipher: ValueCipher) -> SealedRow |
     its token replaces the old one. Values already sealed are kept, so sealing is idempotent.
     NULL stays NULL.
     """
-    parameters = _key_parameters(key_of(access, row))
-    plaintext: list[tuple[ResolvedColumn, Any]] = []
+    key = key_of(access, row)
+    parameters = _key_parameters(key)
+    plaintext: list[tuple[str, Any]] = []
+    companions: dict[str, str] = {}
     for column in access.mapped.columns:
-        stored = row[column.name]
-        companion = column.companion
+        name, companion = column.name, column.companion
+        stored = row[name]
         if stored is not None and (companion is not None or not is_token(stored)):
-            plaintext.append((column, stored))
+            plaintext.append((name, stored))
+            if companion is not None:
+                companions[name] = companion
             continue
-        parameters[column.name] = stored
+        parameters[name] = stored
         if companion is not None:
             parameters[companion] = row.get(companion)
     if not plaintext:
         return None
-    tokens, encoded = cipher.seal_cells(
-        row_context(access, row), [(column.name, stored) for column, stored in plaintext]
-    )
-    for (column, _stored), token in zip(plaintext, tokens, strict=True):
-        if column.companion is None:
-            parameters[column.name] = token
+    context = _row_context(access, row, key)
+    sealed = cipher.seal_cells(context, plaintext)
+    for (name, _stored), token in zip(plaintext, sealed.tokens, strict=True):
+        companion = companions.get(name)
+        if companion is None:
+            parameters[name] = token
         else:
-            parameters[column.name] = None
-            parameters[column.companion] = token
-    names = [column.name for column, _stored in plaintext]
+            parameters[name] = None
+            parameters[companion] = token
+    names = [name for name, _stored in plaintext]
     return SealedRow(
         parameters,
-        {column.name: stored for column, stored in plaintext},
-        dict(zip(names, tokens, strict=True)),
-        dict(zip(names, encoded, strict=True)),
+        dict(plaintext),
+        dict(zip(names, sealed.tokens, strict=True)),
+        dict(zip(names, sealed.encoded, strict=True)),
+        dict(zip(names, sealed.nonces, strict=True)),
+        context,
+        sealed.key_id,
     )
 
 

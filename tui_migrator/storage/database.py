@@ -8,6 +8,7 @@ values never leak through an error.
 from __future__ import annotations
 
 import json
+import operator
 import sqlite3
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -218,20 +219,28 @@ class DriverStatement:
 
     def __init__(self, statement: sa.Update | sa.Insert) -> None:
         self.statement = statement
-        self._compiled: dict[tuple[str, tuple[str, ...]], _Compiled | None] = {}
+        self._compiled: dict[tuple[str, tuple[str, ...], tuple[str, ...]], _Compiled | None] = {}
 
-    def execute(self, connection: Connection, parameters: list[dict[str, Any]]) -> int:
-        """Run it once per parameter set (all with the same names); the rows it matched."""
+    def execute(
+        self,
+        connection: Connection,
+        parameters: Sequence[Mapping[str, Any]],
+        shared: Mapping[str, Any] | None = None,
+    ) -> int:
+        """Run it once per parameter set (all with the same names), each completed by the
+        ``shared`` values (the same for every set: processed once); the rows it matched."""
         if not parameters:
             return 0
+        shared = shared or {}
         dialect = connection.dialect
-        shape = (dialect.name, tuple(parameters[0]))
+        shape = (dialect.name, tuple(parameters[0]), tuple(shared))
         if shape not in self._compiled:
-            self._compiled[shape] = _Compiled.of(self.statement, dialect, list(shape[1]))
+            self._compiled[shape] = _Compiled.of(self.statement, dialect, [*shape[1], *shape[2]])
         compiled = self._compiled[shape]
         if compiled is None:
-            return int(connection.execute(self.statement, parameters).rowcount)
-        return int(connection.exec_driver_sql(compiled.sql, compiled.rows(parameters)).rowcount)
+            every = [{**values, **shared} for values in parameters] if shared else list(parameters)
+            return int(connection.execute(self.statement, every).rowcount)
+        return int(connection.exec_driver_sql(compiled.sql, compiled.rows(parameters, shared)).rowcount)
 
 
 @dataclass(frozen=True)
@@ -261,19 +270,47 @@ class _Compiled:
         }
         return cls(compiled.string, tuple(names), processors, fixed)
 
-    def rows(self, parameters: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
-        names, processors, fixed = self.names, self.processors, self.fixed
-        if not processors and not fixed:
-            return [tuple(values[name] for name in names) for values in parameters]
+    def rows(
+        self, parameters: Sequence[Mapping[str, Any]], shared: Mapping[str, Any]
+    ) -> list[tuple[Any, ...]]:
+        """Each parameter set as the driver's tuple, in the compiled order, processed."""
+        constants = {**self.fixed, **shared}
+        # A name's value either comes with each set or is the same for all: processed once.
+        constant_at: dict[int, Any] = {}
+        varying: list[str] = []
+        varying_processors: list[tuple[int, Callable[[Any], Any]]] = []
+        for position, name in enumerate(self.names):
+            processor = self.processors.get(name)
+            if name in constants:
+                value = constants[name]
+                constant_at[position] = value if processor is None else processor(value)
+                continue
+            if processor is not None:
+                varying_processors.append((len(varying), processor))
+            varying.append(name)
+        pick = _picker(varying)
+        if not constant_at and not varying_processors:
+            return [pick(values) for values in parameters]
         rows = []
         for values in parameters:
-            row = []
-            for name in names:
-                value = values[name] if name in values else fixed[name]
-                processor = processors.get(name)
-                row.append(value if processor is None else processor(value))
+            row = list(pick(values))
+            for index, processor in varying_processors:
+                row[index] = processor(row[index])
+            for position, value in constant_at.items():
+                row.insert(position, value)
             rows.append(tuple(row))
         return rows
+
+
+def _picker(names: Sequence[str]) -> Callable[[Mapping[str, Any]], tuple[Any, ...]]:
+    """A function giving the values of ``names`` of a mapping as a tuple (itemgetter, which
+    gives a bare value for one name and fails for none)."""
+    if not names:
+        return lambda values: ()
+    if len(names) == 1:
+        (name,) = names
+        return lambda values: (values[name],)
+    return operator.itemgetter(*names)
 
 
 def fetch_dicts(connection: Connection, query: sa.Select[Any]) -> list[dict[str, Any]]:

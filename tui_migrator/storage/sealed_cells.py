@@ -75,8 +75,13 @@ class SealedCells:
         key: tuple[Any, ...],
         organization: str | None,
         encoded: Mapping[str, bytes],
+        *,
+        packed_key: bytes | None = None,
     ) -> str:
         """:meth:`digest` of the cells' values as encoded (column → the bytes its token seals);
-        the same digest. Not for a version-1 row (whole_row), whose digest covers every column."""
+        the same digest. Not for a version-1 row (whole_row), whose digest covers every column.
+        ``packed_key``: ``key`` packed already (codec.pack_values)."""
         assert not self.whole_row, "a version-1 row's digest is of its values"
-        return cipher.digest_encoded_cells(table, key, organization, {c: encoded[c] for c in self.nonces})
+        return cipher.digest_encoded_cells(
+            table, key, organization, {c: encoded[c] for c in self.nonces}, packed_key=packed_key
+        )
