@@ -1,8 +1,10 @@
-"""No key material reaches the database, the logs or the CLI's output."""
+"""No key material reaches the database, the logs or the CLI's output; nor does an API token,
+beyond the one output that creates it."""
 
 from __future__ import annotations
 
 import base64
+import json
 import logging
 from pathlib import Path
 
@@ -13,6 +15,7 @@ from pydantic import SecretStr
 
 from tests.support.databases import make_settings
 from tui_migrator.cli.main import main
+from tui_migrator.common.errors import Unauthenticated
 from tui_migrator.common.settings import ENV_MASTER_KEY
 from tui_migrator.crypto.ciphers import RowContext
 from tui_migrator.crypto.keys import generate_master_key
@@ -69,27 +72,44 @@ def test_no_key_material_in_database_logs_or_output(
     caplog.set_level(logging.DEBUG)
     where = ["--db", settings.effective_database_url, "--data-dir", str(settings.data_dir), "-v"]
     assert main(["demo", "--patients", "20", "--organizations", "2", "--yes", *where]) == 0
+    demo_output = capsys.readouterr()
+    assert main(["tokens", "create", "--json", *where]) == 0
+    # Shown once, on creation: that output is the one place it may be.
+    token: str = json.loads(capsys.readouterr().out)["data"]["token"]
+    token_secret = token[len("tmtok_tok_0123456789ab_") :]
     with MigratorService.open(
         settings.model_copy(update={"master_key": SecretStr(master)}), user="alice"
     ) as service:
         cipher = service.value_cipher()
         for organization in ("org_a", "org_b", "org_c"):
             cipher.encrypt("value", RowContext("demographics", "notes", (1,), organization))
+        assert service.authenticate_api_token(f"Bearer {token}").operator == "alice"
+        with pytest.raises(Unauthenticated):
+            service.authenticate_api_token(token[:-1] + ("x" if token[-1] != "x" else "y"))
     for command in (
         ["health", "--json"],
         ["audit", "--verify", "--json"],
         ["keys", "list", "--json"],
+        ["tokens", "list", "--json"],
         ["mapping"],
     ):
         assert main([*command, *where]) == 0
     output = capsys.readouterr()
     assert len(generated) == 3  # one data key per organization, captured when generated
-    secrets = [base64.b64decode(master), *generated]
+    secrets = [
+        base64.b64decode(master),
+        *generated,
+        base64.urlsafe_b64decode(token_secret + "="),
+        token.encode(),
+        token_secret.encode(),
+    ]
     haystacks = [
         *database_bytes(settings.effective_database_url),
         caplog.text.encode(),
         output.out.encode(),
         output.err.encode(),
+        demo_output.out.encode(),
+        demo_output.err.encode(),
     ]
     for secret in secrets:
         for form in forms(secret):

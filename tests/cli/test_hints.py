@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from tests.support.databases import make_settings
-from tui_migrator.cli.migration_commands import same_database_flags
+from tui_migrator.service.hints import addressed, database_flags
 
 
 def test_suggested_commands_name_the_database_and_the_mapping(tmp_path: Path) -> None:
@@ -14,11 +14,26 @@ def test_suggested_commands_name_the_database_and_the_mapping(tmp_path: Path) ->
     settings = make_settings(
         tmp_path, database_url=f"sqlite:///{tmp_path / 'clinic.db'}", schema_path=mapping
     )
-    assert same_database_flags(settings) == f" --db sqlite:///{tmp_path / 'clinic.db'} --schema {mapping}"
+    assert database_flags(settings) == f" --db sqlite:///{tmp_path / 'clinic.db'} --schema {mapping}"
 
 
 def test_a_password_in_the_url_is_never_repeated_on_screen(tmp_path: Path) -> None:
     settings = make_settings(tmp_path, database_url="postgresql+psycopg://migrator:s3cret@db/clinic")
-    flags = same_database_flags(settings)
+    flags = database_flags(settings)
     assert "s3cret" not in flags
     assert flags == " --db <the same URL>"
+
+
+def test_every_suggested_command_in_a_text_is_addressed_and_nothing_else(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path, database_url=f"sqlite:///{tmp_path / 'clinic.db'}")
+    flags = f"--db sqlite:///{tmp_path / 'clinic.db'}"
+    text = (
+        "Follow it with: tui-migrator status m_1. Resume with tui-migrator resume m_1, or run "
+        "tui-migrator on Linux; tui-migrator init --db 'x' names its own."
+    )
+    assert addressed(text, settings) == (
+        f"Follow it with: tui-migrator {flags} status m_1. Resume with tui-migrator {flags} resume m_1, "
+        "or run tui-migrator on Linux; tui-migrator init --db 'x' names its own."
+    )
+    # The default database needs no options.
+    assert addressed(text, make_settings(tmp_path, database_url=None)) == text

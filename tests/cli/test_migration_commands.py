@@ -229,9 +229,10 @@ def test_status_of_an_unknown_migration_is_a_clear_error(
 ) -> None:
     code, payload = run(settings, capsys, "status", "migration_nope")
     assert code == 2
-    assert payload["success"] is False and payload["errorCode"] == "bad_input"
+    assert payload["success"] is False and payload["errorCode"] == "unknown_migration"
     assert payload["error"] == "There is no migration 'migration_nope' in this database."
-    assert "tui-migrator list" in payload["hint"]
+    # The suggested command reaches the same database.
+    assert payload["hint"].endswith(f"tui-migrator --db {settings.effective_database_url} list")
 
 
 # -- confirmation and dry run -----------------------------------------------------------------
@@ -279,7 +280,7 @@ def test_dry_run_needs_no_yes_and_leaves_data_untouched(
         (["--batch-size", "40", "--max-concurrency", "11"], "--max-concurrency"),
         (["--batch-size", "40", "--max-concurrency", "many"], "--max-concurrency: must be a whole number"),
         (["--batch-size", "40", "--category", "GENOMICS"], "--category"),
-        (["--batch-size", "40", "--organization", "org_nowhere"], "--organization"),
+        (["--batch-size", "40", "--organization", "org_nowhere"], "Unknown organization org_nowhere"),
     ],
 )
 def test_bad_config_value_is_refused_naming_the_option_and_writes_nothing(

@@ -1,6 +1,8 @@
 """Read-only means read-only: every command, run by a viewer or with --readonly, leaves the
 database as it was — on SQLite every byte of the file — apart from the audit entry of a
-refusal. The list of commands is checked against the CLI's own, so a new command must join it."""
+refusal. The one exception is a viewer's own API token, which a viewer (without --readonly) may
+create: that writes its row and its audit entry, nothing else. The list of commands is checked
+against the CLI's own, so a new command must join it."""
 
 from __future__ import annotations
 
@@ -17,10 +19,12 @@ from tui_migrator.cli.parser import build_parser
 from tui_migrator.common.settings import Settings
 from tui_migrator.service.facade import MigratorService
 from tui_migrator.storage.audit_operations import AuditOperation
+from tui_migrator.storage.tables import api_tokens_table
 
 pytestmark = BOTH_BACKENDS
 
 MIGRATION = "{migration}"
+ADMIN_TOKEN = "{admin_token}"
 # Commands that only read: they succeed and change nothing at all.
 READS = [
     ["health"],
@@ -32,6 +36,7 @@ READS = [
     ["report", MIGRATION],
     ["estimate", "--batch-size", "50"],
     ["operators", "list"],
+    ["tokens", "list"],
     ["keys", "list"],
     ["mapping"],
     ["init"],  # on a database already set up: says so, changes nothing
@@ -49,11 +54,16 @@ CHANGES = [
     ["worker", MIGRATION],
     ["operators", "grant", "mallory", "super_admin"],
     ["operators", "revoke", ADMIN],
+    ["tokens", "revoke", ADMIN_TOKEN],
     ["demo", "--yes", "--patients", "10", "--organizations", "2"],
     ["audit", "--restore-triggers"],
 ]
-# Commands outside the database: keys generate writes a key file only where it is told to.
-OUTSIDE = {"keys generate"}
+# A viewer's own credentials: refused under --readonly like any change; without it, a viewer may
+# hold API tokens (each acts with the viewer's own role), and creating one writes its row only.
+OWN_TOKENS = [["tokens", "create", "--expires", "30"]]
+# Commands outside the database: keys generate writes a key file only where it is told to;
+# serve runs until stopped, each request an operation of its token's operator (tests/http).
+OUTSIDE = {"keys generate", "serve"}
 WHO = [("vera", False), ("vera", True), (ADMIN, True)]
 
 
@@ -69,25 +79,26 @@ def _cli_commands() -> set[str]:
 
 
 def _name(argv: list[str]) -> str:
-    return f"{argv[0]} {argv[1]}" if argv[0] in ("operators", "keys") else argv[0]
+    return f"{argv[0]} {argv[1]}" if argv[0] in ("operators", "keys", "tokens") else argv[0]
 
 
 def test_every_command_is_in_this_test() -> None:
-    assert {_name(argv) for argv in READS + CHANGES} | OUTSIDE == _cli_commands()
+    assert {_name(argv) for argv in READS + CHANGES + OWN_TOKENS} | OUTSIDE == _cli_commands()
 
 
 @pytest.fixture
-def prepared(service: MigratorService, settings: Settings) -> str:
-    """A completed migration to act on, and a viewer."""
+def prepared(service: MigratorService, settings: Settings) -> dict[str, str]:
+    """A completed migration and the administrator's API token to act on, and a viewer."""
     record = service.start({"batch_size": 50, "data_categories": ["DEMOGRAPHICS"]})
+    _, admin_token = service.create_api_token(None)
     service.grant("vera", "viewer")
-    return record.id
+    return {"migration": record.id, "admin_token": admin_token.token_id}
 
 
 @pytest.mark.parametrize(("user", "readonly"), WHO, ids=["viewer", "viewer-readonly", "admin-readonly"])
 def test_no_command_of_a_viewer_or_a_readonly_session_writes(
     settings: Settings,
-    prepared: str,
+    prepared: dict[str, str],
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
     user: str,
@@ -96,15 +107,16 @@ def test_no_command_of_a_viewer_or_a_readonly_session_writes(
     monkeypatch.setattr("tui_migrator.storage.operators.current_os_user", lambda: user)
     options = [*where(settings), "--json", *(["--readonly"] if readonly else [])]
     for argv in READS:
-        command = [part.format(migration=prepared) for part in argv]
+        command = [part.format(**prepared) for part in argv]
         before, before_bytes = database_state(settings), sqlite_file_bytes(settings)
         code = main([*command, *options])
         output = capsys.readouterr().out
         assert code == 0, (command, output)
         assert database_state(settings) == before, command
         assert sqlite_file_bytes(settings) == before_bytes, command
-    for argv in CHANGES:
-        command = [part.format(migration=prepared) for part in argv]
+    refused = CHANGES if not readonly else CHANGES + OWN_TOKENS
+    for argv in refused:
+        command = [part.format(**prepared) for part in argv]
         before = database_state(settings)
         code = main([*command, *options])
         refusal = json.loads(capsys.readouterr().out)
@@ -115,3 +127,19 @@ def test_no_command_of_a_viewer_or_a_readonly_session_writes(
         new_entries = after["audit"][len(before["audit"]) :]
         assert after["audit"][: len(before["audit"])] == before["audit"], command
         assert [operation for _, operation in new_entries] == [AuditOperation.PERMISSION_DENIED], command
+    if readonly:
+        return
+    for argv in OWN_TOKENS:
+        before = database_state(settings)
+        code = main([*argv, *options])
+        created = json.loads(capsys.readouterr().out)
+        assert code == 0 and created["data"]["operator"] == user, (argv, created)
+        after = database_state(settings)
+        changed = {
+            name
+            for name, rows in without_audit_head(after).items()
+            if rows != without_audit_head(before).get(name)
+        }
+        assert changed == {api_tokens_table.name}, argv
+        new_entries = after["audit"][len(before["audit"]) :]
+        assert [operation for _, operation in new_entries] == [AuditOperation.API_TOKEN_CREATED], argv

@@ -71,7 +71,10 @@ def _refused_until_restored(
     refusal = json.loads(capsys.readouterr().out)
     assert code == 2
     assert refusal["errorCode"] == "audit_unprotected"
-    assert "tui-migrator audit --restore-triggers" in refusal["hint"]
+    # Both commands it suggests reach this database.
+    flags = f"--db {settings.effective_database_url}"
+    assert f"tui-migrator {flags} audit --restore-triggers" in refusal["hint"]
+    assert f"tui-migrator {flags} audit --verify" in refusal["hint"]
     assert service.list_migrations()[0] == []
     assert raw_dump(service.engine) == before
     with pytest.raises(AuditUnprotected):

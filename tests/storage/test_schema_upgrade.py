@@ -1,5 +1,6 @@
 """A database set up by schema version 1 is brought to the current schema when opened, and a
-migration it completed before the upgrade still rolls back byte for byte."""
+migration it completed before the upgrade still rolls back byte for byte; one set up before
+tm_api_tokens existed (version 4) gets the table."""
 
 from __future__ import annotations
 
@@ -89,3 +90,27 @@ def test_a_readonly_session_does_not_upgrade_an_older_database(settings: Setting
         assert raw_dump(engine) == before
     finally:
         engine.dispose()
+
+
+@BOTH_BACKENDS
+def test_a_version_4_database_gets_the_api_tokens_table_when_opened(settings: Settings) -> None:
+    with MigratorService.open(settings, user=ADMIN) as service, service.engine.begin() as connection:
+        connection.exec_driver_sql('DROP TABLE "tm_api_tokens"')
+        connection.exec_driver_sql("UPDATE tm_meta SET value = '4' WHERE name = 'schema_version'")
+    engine = sa.create_engine(settings.effective_database_url)
+    try:
+        assert not sa.inspect(engine).has_table("tm_api_tokens")
+        with pytest.raises(ConfigError, match="older version.*read-only"):
+            MigratorService.open(settings.model_copy(update={"readonly": True}), user=ADMIN)
+        assert not sa.inspect(engine).has_table("tm_api_tokens")
+    finally:
+        engine.dispose()
+
+    with MigratorService.open(settings, user=ADMIN) as service:
+        assert sa.inspect(service.engine).has_table("tm_api_tokens")
+        with service.engine.connect() as connection:
+            assert read_meta(connection, META_SCHEMA_VERSION) == SCHEMA_VERSION
+        token, info = service.create_api_token(None)
+        assert service.authenticate_api_token(token).operator == ADMIN
+        assert [t.token_id for t in service.list_api_tokens()] == [info.token_id]
+        assert service.verify_audit(record=False).intact

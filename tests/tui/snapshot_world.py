@@ -66,7 +66,7 @@ MICROSECONDS_PER_ROW = {
 COMMIT_SECONDS = 0.002
 SCAN_SECONDS = 0.2
 FREE_DISK = health.DiskSpace(
-    free_bytes=180 * 2**30, total_bytes=250 * 2**30, database_bytes=3 * 2**20, checked_at=str(ROOT)
+    free_bytes=180 * 2**30, total_bytes=250 * 2**30, database_bytes=3 * 2**20, checked_path=str(ROOT)
 )
 
 

@@ -78,6 +78,7 @@ SCREENS: dict[str, list[str]] = {
     "new migration, invalid batch size": ["n", "end", "ctrl+u", "0"],
     "new migration, no backups": ["n", "tab", "tab", "tab", "tab", "space"],
     "confirm start": ["n", "ctrl+s"],
+    "load config, a file that does not exist": ["n", "ctrl+o", *"nowhere.json", "enter"],
     "estimate": ["e"],
     "migrations": ["l"],
     "audit": ["a"],

@@ -139,6 +139,14 @@ def test_confirm_start(snap_compare: SnapCompare, shared_world: World) -> None:
     assert snap_compare(app, terminal_size=SIZE, run_before=then_settle(keys("n"), keys("ctrl+s")))
 
 
+def test_load_config_shows_what_is_wrong_with_the_file(
+    snap_compare: SnapCompare, shared_world: World
+) -> None:
+    app = MigratorApp(shared_world.service)
+    typed = keys(*"nowhere.json", "enter")
+    assert snap_compare(app, terminal_size=SIZE, run_before=then_settle(keys("n"), keys("ctrl+o"), typed))
+
+
 def test_estimate(snap_compare: SnapCompare, shared_world: World) -> None:
     app = MigratorApp(shared_world.service)
     assert snap_compare(app, terminal_size=SIZE, run_before=then_settle(keys("e")))

@@ -13,11 +13,14 @@ from rich.text import Text
 from tui_migrator.cli import migration_commands
 from tui_migrator.cli.confirm import confirm
 from tui_migrator.cli.output import Result
+from tui_migrator.common.errors import ConfigError
 from tui_migrator.common.settings import Settings
 from tui_migrator.crypto.keys import generate_master_key, write_key_file
+from tui_migrator.service.api_tokens import TokenInfo
 from tui_migrator.service.demo_admin import database_has_content
 from tui_migrator.service.facade import MigratorService, create_demo_service
 from tui_migrator.service.opening import is_set_up
+from tui_migrator.service.views import audit_data
 from tui_migrator.storage.audit import AuditEntry, AuditVerification
 from tui_migrator.storage.database import redacted
 
@@ -29,9 +32,37 @@ def run(args: argparse.Namespace, settings: Settings) -> Result:
         return demo(args, settings)
     if args.command == "init":
         return init(settings)
+    if args.command == "serve":
+        return serve(args, settings)
     handler = _HANDLERS[args.command]
     with MigratorService.open(settings) as service:
         return handler(service, args)
+
+
+# -- serve ----------------------------------------------------------------------------------
+
+
+def serve(args: argparse.Namespace, settings: Settings) -> Result:
+    # Imported here: the web framework is the server extra's, and no other command needs it.
+    try:
+        from tui_migrator.http.server import ServeOptions
+        from tui_migrator.http.server import serve as serve_api
+    except ImportError as missing:
+        raise ConfigError(
+            f"The HTTP API needs the server extra, which is not installed ({missing.name} is missing).",
+            hint="Install it: pip install 'tui-migrator[server]' (./run installs it).",
+        ) from None
+
+    options = ServeOptions(
+        host=args.host,
+        port=args.port,
+        certfile=args.certfile,
+        keyfile=args.keyfile,
+        insecure_behind_proxy=args.insecure_behind_proxy,
+        max_body_bytes=args.max_body_bytes,
+    )
+    serve_api(settings, options)
+    return Result(data={"served": options.url(), "stopped": True}, text=[Text("The API server stopped.")])
 
 
 # -- init -----------------------------------------------------------------------------------
@@ -85,12 +116,13 @@ def health(service: MigratorService, _args: argparse.Namespace) -> Result:
         "Master key", f"{system.master_key_source}, fingerprint {system.master_key_fingerprint[:12]}"
     )
     if system.free_disk_percent is not None:
-        table.add_row("Free disk", f"{system.free_disk_percent}% at {system.disk_checked_at}")
+        table.add_row("Free disk", f"{system.free_disk_percent}% at {system.disk_checked_path}")
     activity = report.recent_activity
     table.add_row(
         "Last 24 hours",
-        f"{activity.last24_hours} migrations, success rate {activity.success_rate or 'n/a'}, "
-        f"average {activity.average_records_per_migration or 0} records",
+        f"{activity.last24_hours} migrations, success rate {activity.success_rate} "
+        f"({activity.succeeded_last24_hours} of {activity.ended_last24_hours} ended completed), "
+        f"average {activity.average_records_per_migration} records",
     )
     operator = report.operator
     table.add_row(
@@ -122,11 +154,7 @@ def audit(service: MigratorService, args: argparse.Namespace) -> Result:
     # slogan; only an explicit --verify is itself recorded in the trail and fails the command.
     verification = service.verify_audit(record=args.verify)
     page = service.audit_entries(limit=args.limit, migration_id=args.migration_id)
-    data: dict[str, Any] = {
-        "auditEntries": [audit_entry_json(entry) for entry in page.entries],
-        "totalEntries": page.total_entries,
-        "secureAuditTrail": verification.intact,
-    }
+    data = audit_data(page.entries, page.total_entries, verification)
     text: list[Any] = [_audit_table(page.entries, page.total_entries)]
     if not args.verify:
         if not verification.intact:
@@ -145,21 +173,6 @@ def audit(service: MigratorService, args: argparse.Namespace) -> Result:
     text.append(Text(f"AUDIT CHAIN BROKEN: {verification.problem}"))
     text.append(Text(f"{verification.verified_entries} entries verified before the break."))
     return Result(data=data, text=text, success=False, error=verification.problem)
-
-
-def audit_entry_json(entry: AuditEntry) -> dict[str, Any]:
-    return {
-        "id": entry.entry_id,
-        "sequence": entry.seq,
-        "operation": entry.operation,
-        "userId": entry.user_id,
-        "success": entry.success,
-        "timestamp": entry.timestamp,
-        "migrationDetails": {"migrationId": entry.migration_id, **entry.details},
-        "cryptographicProof": f"hmac-sha256:{entry.proof}",
-        "entryHash": entry.entry_hash,
-        "previousHash": entry.previous_hash,
-    }
 
 
 def verification_json(verification: AuditVerification) -> dict[str, Any]:
@@ -251,6 +264,55 @@ def operators(service: MigratorService, args: argparse.Namespace) -> Result:
             "currentUser": service.user,
         },
         text=[table],
+    )
+
+
+# -- API tokens -----------------------------------------------------------------------------
+
+
+def tokens(service: MigratorService, args: argparse.Namespace) -> Result:
+    if args.tokens_action == "create":
+        return _token_created(*service.create_api_token(args.expires_days))
+    if args.tokens_action == "revoke":
+        revoked = service.revoke_api_token(args.token_id)
+        return Result(
+            data={**revoked.to_json_data(), "message": "Token revoked"},
+            text=[Text(f"API token {revoked.token_id} of {revoked.operator} is revoked.")],
+        )
+    listed = service.list_api_tokens()
+    table = Table(title="API tokens", title_justify="left")
+    for heading in ("token id", "operator", "status", "created (UTC)", "expires (UTC)", "revoked (UTC)"):
+        table.add_column(heading)
+    for info in listed:
+        table.add_row(
+            info.token_id,
+            info.operator,
+            info.status.value,
+            info.created_at.isoformat(timespec="seconds"),
+            info.expires_at.isoformat(timespec="seconds") if info.expires_at else "never",
+            f"{info.revoked_at.isoformat(timespec='seconds')} by {info.revoked_by}"
+            if info.revoked_at
+            else "",
+        )
+    return Result(
+        data={"tokens": [info.to_json_data() for info in listed], "currentUser": service.user},
+        text=[table],
+    )
+
+
+def _token_created(token: str, info: TokenInfo) -> Result:
+    # The only time the token is ever shown: nothing keeps it, not even its hash.
+    expiry = f"expires {info.expires_at.isoformat(timespec='seconds')}" if info.expires_at else "no expiry"
+    store = "Store it now: it cannot be shown again."
+    usage = "Send it with each API request as the header: Authorization: Bearer <token>"
+    return Result(
+        data={"token": token, **info.to_json_data(), "message": f"{store} {usage}"},
+        text=[
+            Text(f"API token {info.token_id} created for {info.operator} ({expiry})."),
+            Text(store),
+            Text(token),
+            Text(usage),
+        ],
     )
 
 
@@ -395,6 +457,7 @@ _HANDLERS: dict[str, Callable[[MigratorService, argparse.Namespace], Result]] = 
     "health": health,
     "audit": audit,
     "operators": operators,
+    "tokens": tokens,
     "keys": keys_list,
     "mapping": mapping,
     "estimate": migration_commands.estimate,

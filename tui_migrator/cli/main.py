@@ -31,6 +31,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace, *, as_json: bool) -> int:
+    settings: Settings | None = None
     try:
         settings = Settings.resolve(
             {
@@ -48,7 +49,7 @@ def _run(args: argparse.Namespace, *, as_json: bool) -> int:
             return run_tui(settings)
         result = commands.run(args, settings)
     except MigratorError as error:
-        emit_error(error, as_json=as_json)
+        emit_error(error, as_json=as_json, settings=settings)
         return error.exit_code
     except KeyboardInterrupt:
         emit_error(OperationFailed("Interrupted."), as_json=as_json)
@@ -63,7 +64,7 @@ def _run(args: argparse.Namespace, *, as_json: bool) -> int:
             as_json=as_json,
         )
         return 1
-    emit_result(result, as_json=as_json)
+    emit_result(result, as_json=as_json, settings=settings)
     return result.exit_code
 
 

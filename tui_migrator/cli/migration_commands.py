@@ -15,15 +15,25 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 from rich.text import Text
-from sqlalchemy.engine import make_url
 
 from tui_migrator.cli.confirm import confirm
 from tui_migrator.cli.output import Result
+from tui_migrator.common.config_file import read_config_file
+from tui_migrator.common.migration_config import MigrationConfig, parse_config
 from tui_migrator.common.settings import Settings
 from tui_migrator.engine.sweep import SweepResult
 from tui_migrator.service.facade import MigratorService
+from tui_migrator.service.hints import database_flags
 from tui_migrator.service.sweeping import SweepStatus
-from tui_migrator.service.views import cancel_data, list_data, rollback_data, start_data, status_data
+from tui_migrator.service.views import (
+    cancel_data,
+    failed_data,
+    foreground_start_data,
+    list_data,
+    rollback_started_data,
+    start_data,
+    status_data,
+)
 from tui_migrator.storage.migration_records import MigrationRecord
 from tui_migrator.storage.migration_status import RESUMABLE_STATUSES, ROLLBACK_STATUSES, Status
 
@@ -31,14 +41,14 @@ NOTHING_STARTED = "nothing was started"
 
 
 def config_values(args: argparse.Namespace) -> dict[str, Any]:
-    values: dict[str, Any] = {
-        "batch_size": args.batch_size,
-        "data_categories": args.data_categories,
-        "organization_ids": args.organization_ids,
-    }
-    for name in ("max_concurrency", "dry_run", "skip_integrity_checks", "create_backups"):
-        if hasattr(args, name):
-            values[name] = getattr(args, name)
+    """The configuration asked for: the --config file's keys, each overridden by its option when
+    that is given (a repeated option replaces the file's whole list). What neither sets is left
+    out, for MigrationConfig to fill with its defaults."""
+    values = read_config_file(args.config_file) if args.config_file is not None else {}
+    for name in MigrationConfig.model_fields:
+        given = getattr(args, name, None)
+        if given is not None:
+            values[name] = given
     return values
 
 
@@ -72,7 +82,8 @@ def estimate(service: MigratorService, args: argparse.Namespace) -> Result:
 
 def start(service: MigratorService, args: argparse.Namespace) -> Result:
     values = config_values(args)
-    if not args.yes and not args.dry_run:
+    # A dry run (asked for by the option or the file) writes nothing, so it needs no confirmation.
+    if not args.yes and not parse_config(values).dry_run:
         plan = service.plan(values)
         confirm(
             f"Encrypt {plan.scope.pending_rows:,} records in {len(plan.scope.tables)} tables "
@@ -82,7 +93,7 @@ def start(service: MigratorService, args: argparse.Namespace) -> Result:
     if args.detach:
         record = service.start(values, detach=True)
         return Result(
-            data=start_data(record),
+            data=start_data(record, service.settings),
             text=[
                 Text(
                     f"Started {record.id} in a background worker. "
@@ -98,7 +109,9 @@ def start(service: MigratorService, args: argparse.Namespace) -> Result:
             show_progress(record)
 
         record = service.start(values, on_progress=on_progress)
-    return _final(service, record)
+    result = _final(service, record)
+    result.data = foreground_start_data(record, service.settings, sweep=service.sweep_status(record.id))
+    return result
 
 
 def resume(service: MigratorService, args: argparse.Namespace) -> Result:
@@ -106,7 +119,10 @@ def resume(service: MigratorService, args: argparse.Namespace) -> Result:
         confirm(f"Resume {args.migration_id}?", nothing_done=NOTHING_STARTED)
     if args.detach:
         record = service.resume(args.migration_id, detach=True)
-        return Result(data=start_data(record), text=[Text(f"Resumed {record.id} in a background worker.")])
+        return Result(
+            data=start_data(record, service.settings),
+            text=[Text(f"Resumed {record.id} in a background worker.")],
+        )
     with _progress_bar(args.json) as on_progress, _ctrl_c_cancels(service) as remember:
         remember(args.migration_id)
         record = service.resume(args.migration_id, on_progress=on_progress)
@@ -189,12 +205,7 @@ def rollback(service: MigratorService, args: argparse.Namespace) -> Result:
     if args.detach:
         record = service.rollback_in_background(args.migration_id, confirm=args.confirm)
         return Result(
-            data={
-                "migrationId": record.id,
-                "status": record.status.value,
-                "rollback": rollback_data(record),
-                "message": "Rollback started in a background process",
-            },
+            data=rollback_started_data(record, service.settings),
             text=[
                 Text(
                     f"Rolling back {record.id} in a background process. "
@@ -230,19 +241,7 @@ def failed(service: MigratorService, args: argparse.Namespace) -> Result:
         table.add_column(heading)
     for row in rows:
         table.add_row(row["table_name"], row["key_display"], row["reason"], str(row["attempts"]))
-    data = {
-        "migrationId": args.migration_id,
-        "failedRecords": [
-            {
-                "table": r["table_name"],
-                "key": r["key_display"],
-                "reason": r["reason"],
-                "attempts": r["attempts"],
-                "lastFailedAt": r["last_failed_at"].isoformat(),
-            }
-            for r in rows
-        ],
-    }
+    data = failed_data(args.migration_id, rows)
     return Result(data=data, text=[table])
 
 
@@ -360,7 +359,7 @@ def status_text(
         lines.append(f"Sweep: {sweep.summary}")
     # It stopped short of finishing (failed, cancelled or interrupted): resume and rollback both apply.
     if record.status in RESUMABLE_STATUSES and record.status in ROLLBACK_STATUSES:
-        where = "" if settings is None else same_database_flags(settings)
+        where = "" if settings is None else database_flags(settings)
         lines.append(
             f"Resume with: tui-migrator resume {record.id}{where}   Roll back with: "
             f"tui-migrator rollback {record.id} --confirm{where}"
@@ -432,16 +431,3 @@ def _ctrl_c_cancels(service: MigratorService) -> Iterator[Callable[[str], None]]
         yield remember
     finally:
         signal.signal(signal.SIGINT, previous)
-
-
-def same_database_flags(settings: Settings) -> str:
-    """The options that make a suggested command reach this database and mapping again: without
-    them it would open the default (demo) database, where the migration does not exist. A URL
-    holding a password is not repeated on screen; the operator gives it as before."""
-    flags = ""
-    if settings.database_url is not None:
-        url = make_url(settings.database_url)
-        flags += f" --db {settings.database_url}" if url.password is None else " --db <the same URL>"
-    if settings.schema_path is not None:
-        flags += f" --schema {settings.schema_path}"
-    return flags

@@ -14,6 +14,8 @@ from rich.table import Table
 from rich.text import Text
 
 from tui_migrator.common.errors import MigratorError
+from tui_migrator.common.settings import Settings
+from tui_migrator.service.hints import addressed
 
 
 @dataclass
@@ -34,7 +36,10 @@ class Result:
         return 0 if self.success else 1
 
 
-def emit_result(result: Result, *, as_json: bool, stream: TextIO | None = None) -> None:
+def emit_result(
+    result: Result, *, as_json: bool, stream: TextIO | None = None, settings: Settings | None = None
+) -> None:
+    """Print ``result``; every command it suggests names the database in use (``settings``)."""
     stream = stream or sys.stdout
     if as_json:
         payload: dict[str, Any] = {"success": result.success}
@@ -45,6 +50,8 @@ def emit_result(result: Result, *, as_json: bool, stream: TextIO | None = None) 
         return
     console = Console(file=stream, highlight=False, soft_wrap=False)
     for renderable in result.text:
+        if isinstance(renderable, Text) and addressed(renderable.plain, settings) != renderable.plain:
+            renderable = Text(addressed(renderable.plain, settings), style=renderable.style)
         if isinstance(renderable, Table) and _natural_width(console, renderable) > console.width:
             renderable = _stacked(renderable)
         console.print(renderable)
@@ -76,14 +83,17 @@ def _stacked(table: Table) -> Text:
     return Text("\n".join(lines))
 
 
-def emit_error(error: MigratorError, *, as_json: bool) -> None:
-    """Errors go to stdout as JSON with ``--json`` (so the caller parses one stream), else stderr."""
+def emit_error(error: MigratorError, *, as_json: bool, settings: Settings | None = None) -> None:
+    """Errors go to stdout as JSON with ``--json`` (so the caller parses one stream), else stderr.
+    A command the hint suggests names the database in use (``settings``)."""
+    message = addressed(error.message, settings)
+    hint = None if error.hint is None else addressed(error.hint, settings)
     if as_json:
-        payload = {"success": False, "error": error.message, "errorCode": error.code}
-        if error.hint:
-            payload["hint"] = error.hint
+        payload = {"success": False, "error": message, "errorCode": error.code}
+        if hint:
+            payload["hint"] = hint
         sys.stdout.write(json.dumps(payload, ensure_ascii=False, indent=2) + "\n")
         return
-    sys.stderr.write(f"error: {error.message}\n")
-    if error.hint:
-        sys.stderr.write(f"  {error.hint}\n")
+    sys.stderr.write(f"error: {message}\n")
+    if hint:
+        sys.stderr.write(f"  {hint}\n")

@@ -3,10 +3,19 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import NoReturn
 
 from tui_migrator import __version__
+from tui_migrator.common.config_file import FORMATS
 from tui_migrator.common.errors import BadInput
+from tui_migrator.common.migration_config import (
+    MAX_BATCH_SIZE,
+    MAX_CONCURRENCY,
+    MIN_BATCH_SIZE,
+    MIN_CONCURRENCY,
+    MigrationConfig,
+)
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -131,6 +140,24 @@ def build_parser() -> ArgumentParser:
     revoke = _subcommand(operator_actions, "revoke", "remove USER's role")
     revoke.add_argument("username", metavar="USER")
 
+    tokens = command("tokens", "create, list or revoke API tokens (each acts as its operator)")
+    token_actions = tokens.add_subparsers(
+        dest="tokens_action", metavar="ACTION", required=True, parser_class=ArgumentParser
+    )
+    create_token = _subcommand(
+        token_actions, "create", "a new API token for you, shown once (store it at once)"
+    )
+    create_token.add_argument(
+        "--expires",
+        dest="expires_days",
+        type=int,
+        metavar="DAYS",
+        help="expire after DAYS days, 1-3650 (default: never)",
+    )
+    _subcommand(token_actions, "list", "your API tokens (a super_admin's: everyone's), never their secrets")
+    revoke_token = _subcommand(token_actions, "revoke", "revoke the API token TOKEN_ID at once")
+    revoke_token.add_argument("token_id", metavar="TOKEN_ID")
+
     demo = command("demo", "(re)create the demo ParkML database")
     demo.add_argument("--patients", type=positive_int, default=2000, help="number of patients (default 2000)")
     demo.add_argument(
@@ -156,28 +183,10 @@ def build_parser() -> ArgumentParser:
     estimate = command(
         "estimate", "records, time and storage a migration would take, from a measured calibration"
     )
-    _scope_options(estimate)
+    _config_options(estimate)
 
     start = command("start", "start an encryption migration")
-    _scope_options(start)
-    start.add_argument(
-        "--max-concurrency",
-        default="2",
-        metavar="N",
-        help="batches in flight at once, each sealed and verified by a worker process (up to the cores), 1-10 (default 2)",
-    )
-    start.add_argument("--dry-run", action="store_true", help="do everything but the writes")
-    start.add_argument(
-        "--skip-integrity-checks",
-        action="store_true",
-        help="do not read back and verify written rows (not recommended)",
-    )
-    start.add_argument(
-        "--no-backups",
-        dest="create_backups",
-        action="store_false",
-        help="do not take sealed backups first (rollback then relies on decryption)",
-    )
+    _config_options(start)
     start.add_argument("--yes", action="store_true", help="start without asking for confirmation")
     start.add_argument(
         "--detach", action="store_true", help="run in a background worker that survives the terminal closing"
@@ -254,21 +263,60 @@ def build_parser() -> ArgumentParser:
         "one another worker is running and share its batches",
     )
     worker.add_argument("migration_id", metavar="ID")
+
+    serve = command(
+        "serve",
+        "serve the HTTP API (/api/data-migration) until Ctrl-C; each request acts as the "
+        "operator of its API token (see tokens create)",
+    )
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    serve.add_argument("--port", type=positive_int, default=8750, help="TCP port (default 8750)")
+    serve.add_argument("--certfile", type=Path, metavar="PEM", help="TLS certificate (with --keyfile)")
+    serve.add_argument("--keyfile", type=Path, metavar="PEM", help="the TLS certificate's private key")
+    serve.add_argument(
+        "--insecure-behind-proxy",
+        action="store_true",
+        help="listen on another address without TLS, because a TLS-terminating proxy is in front",
+    )
+    serve.add_argument(
+        "--max-body-bytes",
+        type=positive_int,
+        default=64 * 1024,
+        metavar="N",
+        help="refuse request bodies larger than N bytes (default 65536)",
+    )
     return parser
 
 
-def _scope_options(parser: argparse.ArgumentParser) -> None:
+def _config_options(parser: argparse.ArgumentParser) -> None:
+    """The MigrationConfig of estimate and start: a --config file and an option per key. Every
+    option's default is None, "not given", so a given option overrides the file's key and one
+    not given leaves it; the defaults themselves are MigrationConfig's, applied where the two
+    meet (migration_commands.config_values)."""
+    defaults = MigrationConfig()
+    parser.add_argument(
+        "--config",
+        dest="config_file",
+        type=Path,
+        metavar="FILE",
+        help=f"a MigrationConfig file, {' or '.join(FORMATS.values())} ({', '.join(FORMATS)}) with the "
+        "seed's camelCase keys, each optional; the options below override it",
+    )
     parser.add_argument(
         "--batch-size",
-        default="100",
         metavar="N|auto",
-        help="records per batch, 1-1000, or auto (default 100)",
+        help=f"records per batch, {MIN_BATCH_SIZE}-{MAX_BATCH_SIZE}, or auto (default {defaults.batch_size})",
+    )
+    parser.add_argument(
+        "--max-concurrency",
+        metavar="N",
+        help="batches in flight at once, each sealed and verified by a worker process (up to the "
+        f"cores), {MIN_CONCURRENCY}-{MAX_CONCURRENCY} (default {defaults.max_concurrency})",
     )
     parser.add_argument(
         "--organization",
         dest="organization_ids",
         action="append",
-        default=[],
         metavar="ID",
         help="only this organization (repeat for several; default all)",
     )
@@ -276,7 +324,23 @@ def _scope_options(parser: argparse.ArgumentParser) -> None:
         "--category",
         dest="data_categories",
         action="append",
-        default=[],
         metavar="C",
         help="only this data category (repeat for several; default all)",
+    )
+    # Each switch has its opposite, so an option can override a file's key either way.
+    parser.add_argument(
+        "--dry-run",
+        action=argparse.BooleanOptionalAction,
+        help="do everything but the writes (--no-dry-run: a real run)",
+    )
+    parser.add_argument(
+        "--skip-integrity-checks",
+        action=argparse.BooleanOptionalAction,
+        help="do not read back and verify written rows (not recommended)",
+    )
+    parser.add_argument(
+        "--backups",
+        dest="create_backups",
+        action=argparse.BooleanOptionalAction,
+        help="take sealed backups first (the default); --no-backups: rollback then relies on decryption",
     )

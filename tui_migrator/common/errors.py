@@ -59,11 +59,37 @@ class InvalidMigrationConfig(BadInput):
     code = "invalid_config"
 
 
+class UnknownMigration(BadInput):
+    """No migration has that id in this database (HTTP 404; exit code 2 like any bad input)."""
+
+    code = "unknown_migration"
+
+
+class StateConflict(BadInput):
+    """The migration's state does not allow the operation now: rolling back a running one,
+    resuming a completed one (HTTP 409; exit code 2). The hint says what would allow it."""
+
+    code = "conflicting_state"
+
+
 class PermissionDenied(MigratorError):
     """The operator's role does not allow the operation (exit code 3). Always audited."""
 
     exit_code = 3
     code = "permission_denied"
+
+
+class Unauthenticated(MigratorError):
+    """An API token was refused: missing, malformed, unknown, revoked or expired (exit code 3,
+    like a refused role). Always audited. ``reason`` names which, for the HTTP layer; the
+    message never repeats the token."""
+
+    exit_code = 3
+    code = "unauthenticated"
+
+    def __init__(self, message: str, *, reason: str, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.reason = reason
 
 
 class DecryptionFailed(OperationFailed):

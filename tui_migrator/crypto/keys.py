@@ -42,6 +42,7 @@ class Purpose:
     FINGERPRINT = "fingerprint/v1"
     AUDIT_ANCHOR = "audit-anchor/v1"
     OPERATOR_ROLES = "operator-roles/v1"
+    API_TOKENS = "api-tokens/v1"
 
 
 class MasterKey:

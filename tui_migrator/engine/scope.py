@@ -121,12 +121,30 @@ def analyse(connection: Connection, mapping: ResolvedMapping, config: MigrationC
     if requested is not None:
         unknown = [org for org in requested if org not in known_organizations]
         if unknown:
-            shown = ", ".join(sorted(known_organizations)[:10]) or "none"
-            raise InvalidMigrationConfig(
-                f"--organization {', '.join(unknown)}: no rows of the selected tables belong to it.",
-                hint=f"Organizations in the data: {shown}.",
-            )
+            raise unknown_organizations(unknown, known_organizations)
     return MigrationScope(tuple(tables))
+
+
+SHOWN_ORGANIZATIONS = 10
+
+
+def unknown_organizations(unknown: list[str], known: set[str]) -> InvalidMigrationConfig:
+    """The refusal of organizations no row belongs to, in words that fit wherever the ids came
+    from: an --organization option, organizationIds in a --config file, or the TUI's form."""
+    names = sorted(known)
+    shown = ", ".join(names[:SHOWN_ORGANIZATIONS]) or "none"
+    if len(names) > SHOWN_ORGANIZATIONS:
+        shown += f" and {len(names) - SHOWN_ORGANIZATIONS} more"
+    which = (
+        f"Unknown organization {unknown[0]}: no rows of the selected tables belong to it."
+        if len(unknown) == 1
+        else f"Unknown organizations {', '.join(unknown)}: no rows of the selected tables belong to them."
+    )
+    return InvalidMigrationConfig(
+        f"{which} Organizations in the data: {shown}.",
+        hint="Give organization ids from that list (--organization, or organizationIds in a --config "
+        "file), or none to include every organization. Nothing was written.",
+    )
 
 
 def refuse_rows_without_organization(scope: MigrationScope) -> None:

@@ -23,6 +23,8 @@ _ACTION_WORDS: dict[Action, str] = {
     Action.MIGRATE: "change migrations",
     Action.MANAGE_OPERATORS: "manage operators",
     Action.REBUILD_DEMO: "rebuild the demo database",
+    Action.OWN_API_TOKENS: "manage their own API tokens",
+    Action.MANAGE_API_TOKENS: "manage other operators' API tokens",
 }
 
 

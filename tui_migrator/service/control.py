@@ -12,7 +12,7 @@ from typing import Any, NoReturn
 
 from sqlalchemy.engine import Connection
 
-from tui_migrator.common.errors import BadInput
+from tui_migrator.common.errors import BadInput, StateConflict
 from tui_migrator.service.access import authorize
 from tui_migrator.service.session import Session
 from tui_migrator.storage import migration_records as migrations
@@ -46,7 +46,7 @@ def cancel(session: Session, migration_id: str, reason: str, *, wait_seconds: fl
         record = migrations.load(connection, migration_id, for_update=True)
         migrations.refuse_during_rollback(record, "cancel")
         if not record.can_cancel:
-            raise BadInput(
+            raise StateConflict(
                 f"Migration {migration_id} is {record.status.value}; only a "
                 f"{describe_statuses(CANCELLABLE_STATUSES)} migration can be cancelled."
             )
@@ -99,7 +99,7 @@ def continue_(session: Session, migration_id: str) -> MigrationRecord:
 
 
 def _refuse_request(record: MigrationRecord, verb: str, allowed: tuple[Status, ...]) -> NoReturn:
-    raise BadInput(
+    raise StateConflict(
         f"Migration {record.id} is {record.status.value}; '{verb}' needs it {describe_statuses(allowed)}.",
         hint=f"Resume an interrupted or cancelled migration with: tui-migrator resume {record.id}"
         if record.status in RESUMABLE_STATUSES

@@ -9,6 +9,7 @@ Each method hands its work to the module of its use case; this class only holds 
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ from tui_migrator.engine.sweep import SweepResult
 from tui_migrator.engine.sweep_sample import DEFAULT_ROWS_PER_TABLE
 from tui_migrator.service import (
     access,
+    api_tokens,
     control,
     demo_admin,
     inspection,
@@ -36,6 +38,7 @@ from tui_migrator.service import (
     sweeping,
     undo,
 )
+from tui_migrator.service.api_tokens import TokenIdentity, TokenInfo
 from tui_migrator.service.health import HealthReport, health_report
 from tui_migrator.service.inspection import AuditPage
 from tui_migrator.service.logs import TAIL_LINES, LogTail
@@ -53,8 +56,10 @@ from tui_migrator.storage.operators import Action, Operator, Role
 class MigratorService:
     """Facade over the core for one operator and one database."""
 
-    def __init__(self, session: Session) -> None:
+    def __init__(self, session: Session, *, owns_engine: bool = True) -> None:
         self._session = session
+        # A service acting as another operator shares its opener's engine and leaves it open.
+        self._owns_engine = owns_engine
 
     @classmethod
     def open(
@@ -69,7 +74,8 @@ class MigratorService:
         return cls(opening.open_session(settings, user=user, may_set_up=may_set_up))
 
     def close(self) -> None:
-        self._session.engine.dispose()
+        if self._owns_engine:
+            self._session.engine.dispose()
 
     def __enter__(self) -> MigratorService:
         return self
@@ -139,6 +145,33 @@ class MigratorService:
 
     def revoke(self, username: str) -> bool:
         return access.revoke(self._session, username)
+
+    # -- API tokens --------------------------------------------------------------------------
+
+    def create_api_token(self, expires_days: int | None = None) -> tuple[str, TokenInfo]:
+        """A new API token for this operator: its text, to show once and never again, and what
+        may be shown of it later. ``expires_days`` 1-3650, or None for no expiry."""
+        return api_tokens.create(self._session, expires_days)
+
+    def list_api_tokens(self) -> list[TokenInfo]:
+        """Every operator's tokens for a super_admin; this operator's own for anyone else."""
+        return api_tokens.list_tokens(self._session)
+
+    def revoke_api_token(self, token_id: str) -> TokenInfo:
+        """Revoke one of this operator's tokens, or (a super_admin) anyone's."""
+        return api_tokens.revoke(self._session, token_id)
+
+    def authenticate_api_token(self, bearer_text: str | None) -> TokenIdentity:
+        """Who a request's token (or whole ``Bearer <token>`` header value) acts as; raises
+        :class:`~tui_migrator.common.errors.Unauthenticated` (audited) otherwise."""
+        return api_tokens.authenticate(self._session, bearer_text)
+
+    def acting_as(self, operator: str) -> MigratorService:
+        """This service's database, keys and settings acting as ``operator`` (the operator of an
+        authenticated API token): its role decides, and every audit entry names it. Closing the
+        returned service leaves this one's engine open."""
+        operators.check_username(operator)
+        return MigratorService(dataclasses.replace(self._session, user=operator), owns_engine=False)
 
     # -- reading -----------------------------------------------------------------------------
 

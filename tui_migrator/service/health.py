@@ -17,7 +17,7 @@ from tui_migrator.crypto.canary import canary_round_trips
 from tui_migrator.service.session import Session
 from tui_migrator.storage import audit_triggers, operators
 from tui_migrator.storage.database import database_file, redacted
-from tui_migrator.storage.migration_status import FINISHED_STATUSES, LIVE_STATUSES, Status
+from tui_migrator.storage.migration_status import FINISHED_STATUSES, LIVE_STATUSES
 from tui_migrator.storage.tables import migrations_table, utc_now
 
 log = logging.getLogger(__name__)
@@ -43,13 +43,21 @@ class SystemHealth(ResponseModel):
     free_disk_bytes: int | None
     free_disk_percent: float | None
     database_bytes: int | None
-    disk_checked_at: str
+    # The directory whose disk was measured (where backups go).
+    disk_checked_path: str
 
 
 class RecentActivity(ResponseModel):
+    """Migrations created in the last 24 hours. A migration succeeded when it completed — also
+    when it was rolled back afterwards, on purpose; it failed when it ended failed, cancelled
+    or interrupted without completing. ``success_rate`` is succeeded / ended, as the seed's
+    percentage text, or "n/a" while none has ended (never a made-up 0 % or 100 %)."""
+
     last24_hours: int
-    success_rate: str | None
-    average_records_per_migration: int | None
+    ended_last24_hours: int
+    succeeded_last24_hours: int
+    success_rate: str
+    average_records_per_migration: int
 
 
 class OperatorInfo(ResponseModel):
@@ -71,7 +79,7 @@ class DiskSpace(ResponseModel):
     free_bytes: int
     total_bytes: int
     database_bytes: int | None
-    checked_at: str
+    checked_path: str
 
     @property
     def free_fraction(self) -> float:
@@ -96,25 +104,27 @@ def measure_disk(directory: Path, database_file: Path | None) -> DiskSpace:
         free_bytes=usage.free,
         total_bytes=usage.total,
         database_bytes=database_bytes,
-        checked_at=str(target),
+        checked_path=str(target),
     )
 
 
 def recent_activity(connection: Connection, now: datetime) -> RecentActivity:
     since = now - timedelta(hours=24)
+    table = migrations_table.c
     rows = connection.execute(
-        sa.select(migrations_table.c.status, migrations_table.c.total_records).where(
-            migrations_table.c.created_at >= since
-        )
+        sa.select(table.status, table.total_records, table.completed_at).where(table.created_at >= since)
     ).all()
-    finished = [row for row in rows if row.status in FINISHED_STATUSES]
-    succeeded = [row for row in finished if row.status == Status.COMPLETED]
+    ended = [row for row in rows if row.status in FINISHED_STATUSES]
+    # completed_at is set once, when a migration completes; a rollback keeps it.
+    succeeded = [row for row in ended if row.completed_at is not None]
     return RecentActivity(
         last24_hours=len(rows),
-        success_rate=f"{100 * len(succeeded) / len(finished):.1f}%" if finished else None,
+        ended_last24_hours=len(ended),
+        succeeded_last24_hours=len(succeeded),
+        success_rate=f"{100 * len(succeeded) / len(ended):.1f}%" if ended else "n/a",
         average_records_per_migration=round(sum(row.total_records for row in rows) / len(rows))
         if rows
-        else None,
+        else 0,
     )
 
 
@@ -136,11 +146,11 @@ def advice(
         alerts.append("Encryption system not ready: the stored data keys cannot be used.")
     if disk.free_fraction < MIN_FREE_DISK_FRACTION:
         alerts.append(
-            f"Low disk space: {100 * disk.free_fraction:.1f}% free at {disk.checked_at} "
+            f"Low disk space: {100 * disk.free_fraction:.1f}% free at {disk.checked_path} "
             f"(below {100 * MIN_FREE_DISK_FRACTION:.0f}%)."
         )
     elif not disk.enough_for_backups:
-        alerts.append(f"Not enough free disk at {disk.checked_at} for sealed backups of the database.")
+        alerts.append(f"Not enough free disk at {disk.checked_path} for sealed backups of the database.")
     if running:
         recommendations.append("Migration in progress - avoid system maintenance")
         recommendations.append("Monitor migration progress regularly")
@@ -191,7 +201,7 @@ def health_report(session: Session) -> HealthReport:
             free_disk_bytes=disk.free_bytes,
             free_disk_percent=round(100 * disk.free_fraction, 1),
             database_bytes=disk.database_bytes,
-            disk_checked_at=disk.checked_at,
+            disk_checked_path=disk.checked_path,
         ),
         recent_activity=activity,
         operator=OperatorInfo(

@@ -64,6 +64,12 @@ def report(session: Session, migration_id: str) -> dict[str, Any]:
 def audit_entries(session: Session, *, limit: int | None, migration_id: str | None) -> AuditPage:
     authorize(session, Action.READ, "audit")
     entries, total = session.audit.entries(limit=limit, migration_id=migration_id)
+    if migration_id is not None and not total:
+        # An id this database never had is the same error as for status (a migration whose
+        # record is gone but whose entries remain is still listed).
+        with session.engine.connect() as connection:
+            if not migrations.exists(connection, migration_id):
+                raise migrations.unknown_migration(migration_id)
     return AuditPage(entries, total)
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from tui_migrator.common.errors import BadInput
+from tui_migrator.common.errors import StateConflict
 from tui_migrator.engine import detached, scope
 from tui_migrator.engine.joiner import JoiningWorker, JoinSummary
 from tui_migrator.engine.runner import MigrationRunner
@@ -134,7 +134,7 @@ def resume(
 def _refuse_unless_resumable(record: MigrationRecord) -> None:
     migrations.refuse_during_rollback(record, "resume")
     if not record.can_resume:
-        raise BadInput(
+        raise StateConflict(
             f"Migration {record.id} is {record.status.value}; only a "
             f"{describe_statuses(RESUMABLE_STATUSES)} migration (or a completed one with failed "
             "records) can be resumed.",

@@ -18,6 +18,7 @@ from tui_migrator.service.access import authorize, can
 from tui_migrator.service.preflight import PreflightCheck, preflight_checks
 from tui_migrator.service.report import Recommendations, RiskAssessment, recommendations, risk_assessment
 from tui_migrator.service.session import Session
+from tui_migrator.service.views import as_minutes
 from tui_migrator.storage.database import database_file, database_size_bytes
 from tui_migrator.storage.operators import Action
 
@@ -108,7 +109,7 @@ def estimate(session: Session, config_values: dict[str, Any]) -> Estimate:
     rows = scope.pending_rows
     return Estimate(
         estimated_records=rows,
-        estimated_time_minutes=round(seconds / 60, 1),
+        estimated_time_minutes=as_minutes(seconds),
         estimated_time_seconds=round(seconds, 1),
         estimated_storage_increase="n/a" if increase is None else f"{increase:.0f}%",
         already_encrypted_records=scope.encrypted_rows,

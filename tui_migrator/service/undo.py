@@ -10,7 +10,7 @@ from __future__ import annotations
 import secrets
 from dataclasses import replace
 
-from tui_migrator.common.errors import BadInput, MigratorError
+from tui_migrator.common.errors import BadInput, MigratorError, StateConflict
 from tui_migrator.crypto.ciphers import RowSealer
 from tui_migrator.engine import backup, detached, rollback
 from tui_migrator.engine.rollback import RollbackResult
@@ -93,11 +93,11 @@ def _claim_rollback(
 def _refuse_unless_rollbackable(record: MigrationRecord, ticket: str | None) -> None:
     migrations.refuse_during_rollback(record, "rollback", ticket)
     if record.dry_run:
-        raise BadInput(
+        raise StateConflict(
             f"Migration {record.id} was a dry run: it changed no data, so there is nothing to roll back."
         )
     if record.status not in ROLLBACK_STATUSES:  # (can_rollback is also False during this rollback)
-        raise BadInput(
+        raise StateConflict(
             f"Migration {record.id} is {record.status.value}; rollback works on "
             f"{describe_statuses(ROLLBACK_STATUSES)} migrations.",
             hint=f'Cancel it first: tui-migrator cancel {record.id} --reason "..."'
@@ -210,13 +210,13 @@ def _refuse_unless_purgeable(record: MigrationRecord) -> None:
     if record.can_purge_backups:
         return
     if record.status is Status.COMPLETED:
-        raise BadInput(
+        raise StateConflict(
             f"Migration {record.id} completed without a passed integrity verification, so its "
             "backups are the only proof its values can be restored; they were kept.",
             hint=f"Roll it back if its tokens do not open (tui-migrator rollback {record.id} "
             "--confirm); a migration run with verification can purge its backups.",
         )
-    raise BadInput(
+    raise StateConflict(
         f"Migration {record.id} is {record.status.value}; backups are purged only from a completed "
         "and verified migration or a rolled-back one, since a rollback may still need them. "
         "Nothing was dropped.",

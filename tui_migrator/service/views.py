@@ -11,11 +11,14 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from tui_migrator.common.settings import Settings
+from tui_migrator.service.hints import addressed
 from tui_migrator.storage.migration_records import MigrationRecord
 from tui_migrator.storage.migration_status import PHASE_TITLES, Phase, Status
 
 if TYPE_CHECKING:
     from tui_migrator.service.sweeping import SweepStatus
+    from tui_migrator.storage.audit import AuditEntry, AuditVerification
 
 ERROR_RATE_ALERT = 0.05
 SLOW_RATE_ALERT = 0.5
@@ -25,6 +28,16 @@ DISK_ALERT = 0.20
 
 def iso(moment: datetime | None) -> str | None:
     return None if moment is None else moment.isoformat().replace("+00:00", "Z")
+
+
+def as_minutes(seconds: float) -> float:
+    """The seed's minutes fields: tenths of a minute from one minute up, two significant
+    digits below it, so a short time never reads as 0 (0.8 s is 0.013, not 0.0). The seconds
+    fields beside them carry the figure itself."""
+    if seconds <= 0:
+        return 0.0
+    minutes = seconds / 60
+    return round(minutes, 1) if minutes >= 1 else float(f"{minutes:.2g}")
 
 
 def status_data(
@@ -54,18 +67,22 @@ def status_data(
             "failedRecords": record.failed_records,
             "skippedRecords": record.skipped_records,
             "ratePerSecond": round(record.rate_per_second, 1) if record.rate_per_second else None,
-            "batchSize": record.batch_size_current,
+            # The size in use while it runs (it adapts); the configured one otherwise.
+            "batchSize": record.batch_size_current or record.config.batch_size,
         },
         "phaseProgress": phase_progress_data(record),
         "timing": {
             "startedAt": iso(record.started_at),
             "completedAt": iso(record.completed_at),
-            "elapsedMinutes": round(elapsed / 60, 1),
-            "estimatedRemainingMinutes": None if remaining is None else round(remaining / 60, 1),
+            "elapsedMinutes": as_minutes(elapsed),
+            "estimatedRemainingMinutes": None if remaining is None else as_minutes(remaining),
             "elapsedSeconds": round(elapsed, 1),
             "estimatedRemainingSeconds": None if remaining is None else round(remaining, 1),
             "pausedSeconds": round(record.paused_seconds, 1),
-            "estimatedTotalSeconds": None
+            # Elapsed plus remaining while it runs; the time it took once it ended (never less
+            # than elapsed). What was estimated before it started is kept beside it.
+            "estimatedTotalSeconds": _total_seconds(record),
+            "initialEstimateSeconds": None
             if record.estimated_seconds is None
             else round(record.estimated_seconds, 1),
             "heartbeatAt": iso(record.heartbeat_at),
@@ -105,6 +122,14 @@ def status_data(
         "rollback": rollback_data(record),
         "sweep": None if sweep is None else sweep.to_json(),
     }
+
+
+def _total_seconds(record: MigrationRecord) -> float | None:
+    elapsed = record.elapsed_seconds
+    if record.status.is_live:
+        remaining = record.remaining_seconds
+        return None if remaining is None else round(elapsed + remaining, 1)
+    return round(elapsed, 1)
 
 
 def phase_progress_data(record: MigrationRecord) -> dict[str, Any] | None:
@@ -158,18 +183,42 @@ def list_data(records: list[MigrationRecord], *, everything: list[MigrationRecor
     }
 
 
-def start_data(record: MigrationRecord) -> dict[str, Any]:
+def start_data(record: MigrationRecord, settings: Settings | None = None) -> dict[str, Any]:
+    """The seed's start response; its hint names the database of ``settings``."""
     return {
         "migrationId": record.id,
         "status": "started",
         "dryRun": record.dry_run,
         "config": record.config.to_json_data(),
         "message": "Data migration started successfully",
-        "warning": "Migration is running in a background worker; follow it with: tui-migrator status "
-        + record.id,
+        "warning": addressed(
+            "Migration is running in a background worker; do not remove its database until it "
+            f"completes. Follow it with: tui-migrator status {record.id}",
+            settings,
+        ),
         "totalRecords": record.total_records,
         "warnings": record.warnings,
     }
+
+
+def foreground_start_data(
+    record: MigrationRecord, settings: Settings | None = None, *, sweep: SweepStatus | None = None
+) -> dict[str, Any]:
+    """A start run in the foreground answers once it has ended: the final status object, with
+    the seed's start fields beside it (``status`` is then the final one, not "started")."""
+    data = status_data(record, sweep=sweep)
+    ended = record.status.value
+    data["message"] = (
+        "Data migration started successfully and completed"
+        if record.status is Status.COMPLETED
+        else f"Data migration started and ended {ended}"
+    )
+    data["warning"] = addressed(
+        f"The migration ran in the foreground and has ended ({ended}). See it again with: "
+        f"tui-migrator status {record.id}",
+        settings,
+    )
+    return data
 
 
 def cancel_data(record: MigrationRecord) -> dict[str, Any]:
@@ -237,7 +286,7 @@ def rollback_data(record: MigrationRecord) -> dict[str, Any] | None:
         return None
     data: dict[str, Any] = {
         "rolledBackAt": iso(record.rolled_back_at),
-        "durationSeconds": record.rollback_seconds,
+        "durationSeconds": None if record.rollback_seconds is None else round(record.rollback_seconds, 2),
         "inProgress": record.rolling_back,
     }
     if progress is not None:
@@ -255,3 +304,58 @@ def rollback_data(record: MigrationRecord) -> dict[str, Any] | None:
             }
         )
     return data
+
+
+def rollback_started_data(record: MigrationRecord, settings: Settings | None = None) -> dict[str, Any]:
+    """A rollback started in a background process (the API's, and the CLI's --detach)."""
+    return {
+        "migrationId": record.id,
+        "status": record.status.value,
+        "rollback": rollback_data(record),
+        "message": "Rollback started in a background process",
+        "note": addressed(f"Follow it with: tui-migrator status {record.id}", settings),
+    }
+
+
+def failed_data(migration_id: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The records a migration could not seal, with why (never their values)."""
+    return {
+        "migrationId": migration_id,
+        "failedRecords": [
+            {
+                "table": row["table_name"],
+                "key": row["key_display"],
+                "reason": row["reason"],
+                "attempts": row["attempts"],
+                "lastFailedAt": iso(row["last_failed_at"]),
+            }
+            for row in rows
+        ],
+    }
+
+
+def audit_data(
+    entries: list[AuditEntry], total_entries: int, verification: AuditVerification
+) -> dict[str, Any]:
+    """The seed's audit response (a page of ``entries`` of ``total_entries``);
+    ``secureAuditTrail`` is whether the chain verified."""
+    return {
+        "auditEntries": [audit_entry_data(entry) for entry in entries],
+        "totalEntries": total_entries,
+        "secureAuditTrail": verification.intact,
+    }
+
+
+def audit_entry_data(entry: AuditEntry) -> dict[str, Any]:
+    return {
+        "id": entry.entry_id,
+        "sequence": entry.seq,
+        "operation": entry.operation,
+        "userId": entry.user_id,
+        "success": entry.success,
+        "timestamp": entry.timestamp,
+        "migrationDetails": {"migrationId": entry.migration_id, **entry.details},
+        "cryptographicProof": f"hmac-sha256:{entry.proof}",
+        "entryHash": entry.entry_hash,
+        "previousHash": entry.previous_hash,
+    }

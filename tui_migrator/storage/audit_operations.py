@@ -13,6 +13,10 @@ class AuditOperation(StrEnum):
     PERMISSION_DENIED = "permission_denied"
     OPERATOR_GRANTED = "operator_granted"
     OPERATOR_REVOKED = "operator_revoked"
+    # Operators' API tokens, and a request whose token was refused (never the token itself)
+    API_TOKEN_CREATED = "api_token_created"
+    API_TOKEN_REVOKED = "api_token_revoked"
+    API_REQUEST_REFUSED = "api_request_refused"
     AUDIT_VERIFIED = "audit_verified"
     # A change refused because tm_audit's append-only triggers were gone, and their restoring
     AUDIT_UNPROTECTED = "audit_unprotected_refusal"

@@ -17,7 +17,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from tui_migrator.common.errors import BadInput
+from tui_migrator.common.errors import StateConflict, UnknownMigration
 from tui_migrator.common.migration_config import MigrationConfig
 from tui_migrator.storage import rollback_progress
 from tui_migrator.storage.migration_status import (
@@ -268,7 +268,7 @@ def refuse_during_rollback(record: MigrationRecord, action: str, ticket: str | N
     detached process of a rollback asked for elsewhere passes the ``ticket`` it was given."""
     progress = record.rollback_progress
     if progress is not None and progress.alive and (ticket is None or progress.ticket != ticket):
-        raise BadInput(
+        raise StateConflict(
             f"A rollback of {record.id} is running, so '{action}' was refused; nothing was changed.",
             hint=f"Follow it with: tui-migrator status {record.id}",
         )
@@ -299,6 +299,19 @@ def worker_identity() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
+def unknown_migration(migration_id: str) -> UnknownMigration:
+    """The one error for an id no migration of this database has, wherever it is asked for."""
+    return UnknownMigration(
+        f"There is no migration '{migration_id}' in this database.",
+        hint="List migrations with: tui-migrator list",
+    )
+
+
+def exists(connection: Connection, migration_id: str) -> bool:
+    query = sa.select(migrations_table.c.id).where(migrations_table.c.id == migration_id)
+    return connection.execute(query).first() is not None
+
+
 def get(engine: Engine, migration_id: str) -> MigrationRecord:
     with engine.connect() as connection:
         return load(connection, migration_id)
@@ -313,10 +326,7 @@ def load(connection: Connection, migration_id: str, *, for_update: bool = False)
         query = query.with_for_update()
     row = connection.execute(query).mappings().one_or_none()
     if row is None:
-        raise BadInput(
-            f"There is no migration '{migration_id}' in this database.",
-            hint="List migrations with: tui-migrator list",
-        )
+        raise unknown_migration(migration_id)
     tables = (
         connection.execute(
             sa.select(migration_tables_table)

@@ -26,7 +26,7 @@ from typing import BinaryIO, NoReturn
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from tui_migrator.common.errors import BadInput
+from tui_migrator.common.errors import StateConflict
 from tui_migrator.storage.database import database_file
 
 _NAMESPACE = "tui_migrator_operation"
@@ -144,7 +144,7 @@ def _lock_file_unlocked(path: Path) -> BinaryIO:
 
 
 def refuse(migration_id: str, operation: str) -> NoReturn:
-    raise BadInput(
+    raise StateConflict(
         f"Another rollback, purge-backups or sweep of {migration_id} is running, so '{operation}' "
         "was refused; nothing was changed.",
         hint=f"Wait for it to finish (tui-migrator status {migration_id}), then try again.",

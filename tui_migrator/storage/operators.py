@@ -44,11 +44,16 @@ class Action(StrEnum):
     MIGRATE = "migrate"  # start, cancel, pause, resume, roll back, purge backups
     MANAGE_OPERATORS = "manage_operators"
     REBUILD_DEMO = "rebuild_demo"
+    # Create, list and revoke one's own API tokens: a token acts with its operator's own role,
+    # so holding one grants nothing the operator could not already do.
+    OWN_API_TOKENS = "own_api_tokens"
+    # List and revoke every operator's API tokens.
+    MANAGE_API_TOKENS = "manage_api_tokens"
 
 
 ALLOWED: dict[Role, frozenset[Action]] = {
     Role.SUPER_ADMIN: frozenset(Action),
-    Role.VIEWER: frozenset({Action.READ}),
+    Role.VIEWER: frozenset({Action.READ, Action.OWN_API_TOKENS}),
 }
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from tui_migrator.common.errors import BadInput
+from tui_migrator.common.errors import StateConflict
 from tui_migrator.storage.tables import table_locks_table
 
 
@@ -21,7 +21,7 @@ def holders(connection: Connection, table_names: list[str]) -> dict[str, str]:
 
 def raise_table_held(held: dict[str, str]) -> None:
     table, migration_id = next(iter(sorted(held.items())))
-    raise BadInput(
+    raise StateConflict(
         f"Table '{table}' is held by migration {migration_id}"
         + (f" (and {len(held) - 1} more tables)" if len(held) > 1 else "")
         + "; only one migration at a time may work on a table. Nothing was changed.",

@@ -19,9 +19,9 @@ from tui_migrator.storage.database import serialized_write
 
 # Versions 2 to 4 added nullable columns only (2: tm_row_metadata.sealed_columns,
 # tm_migrations.swept_at and .sweep; 3: tm_migrations.phase_progress and .rollback_progress;
-# 4: tm_migrations.claim_epoch, tm_operators.proof); upgrade_tool_tables adds them to an
-# older database.
-SCHEMA_VERSION = "4"
+# 4: tm_migrations.claim_epoch, tm_operators.proof); version 5 added a table, tm_api_tokens.
+# upgrade_tool_tables adds the tables and columns an older database lacks.
+SCHEMA_VERSION = "5"
 TABLE_PREFIX = "tm_"
 
 metadata = sa.MetaData()
@@ -65,6 +65,23 @@ operators_table = sa.Table(
     # HMAC over the row under a key derived from the master key (storage/operators.py): a row
     # inserted or edited by a database writer does not verify and grants nothing. Version 4.
     sa.Column("proof", sa.String(64), nullable=True),
+)
+
+# Operators' API tokens (storage/api_tokens.py). Never the token: its public id, and an HMAC of
+# its secret bound to the id, operator, creation and expiry under a key derived from the master
+# key, so a database writer can neither mint a token nor move one to another operator or date.
+# The HMAC is erased when the token is revoked. Schema version 5.
+api_tokens_table = sa.Table(
+    "tm_api_tokens",
+    metadata,
+    sa.Column("token_id", sa.String(32), primary_key=True),
+    sa.Column("operator", sa.String(128), nullable=False, index=True),
+    sa.Column("secret_hmac", sa.String(64), nullable=True),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("created_by", sa.String(128), nullable=False),
+    sa.Column("expires_at", UtcDateTime, nullable=True),
+    sa.Column("revoked_at", UtcDateTime, nullable=True),
+    sa.Column("revoked_by", sa.String(128), nullable=True),
 )
 
 data_keys_table = sa.Table(
@@ -286,9 +303,10 @@ def schema_is_current(engine: Engine) -> bool:
 def upgrade_tool_tables(engine: Engine, *, then: Callable[[Connection], object] | None = None) -> None:
     """Bring a database set up by an older version to this schema.
 
-    Every change since version 1 added nullable columns, so an upgrade adds the columns the
-    tables lack and records the version; a database already current costs one read. ``then``
-    fills the new columns, in the upgrade's transaction (it needs keys this module has not)."""
+    Every change since version 1 added nullable columns or a whole table, so an upgrade creates
+    the tables missing, adds the columns the others lack and records the version; a database
+    already current costs one read. ``then`` fills the new columns, in the upgrade's transaction
+    (it needs keys this module has not)."""
     with engine.connect() as connection:
         if read_meta(connection, META_SCHEMA_VERSION) == SCHEMA_VERSION:
             return
@@ -298,8 +316,13 @@ def upgrade_tool_tables(engine: Engine, *, then: Callable[[Connection], object] 
         if read_meta(connection, META_SCHEMA_VERSION) == SCHEMA_VERSION:
             return
         inspector = sa.inspect(connection)
+        missing = [table for table in metadata.sorted_tables if not inspector.has_table(table.name)]
+        metadata.create_all(connection, tables=missing)
+        created = {table.name for table in missing}
         quote = connection.dialect.identifier_preparer.quote
         for table in metadata.sorted_tables:
+            if table.name in created:
+                continue
             present = {column["name"] for column in inspector.get_columns(table.name)}
             for column in table.columns:
                 if column.name not in present:

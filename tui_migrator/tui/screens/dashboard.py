@@ -137,7 +137,7 @@ def _health_text(report: HealthReport) -> str:
         f"Backups:     {backups}",
         # The full URL is in the header; here what kind of database it is and how big.
         f"Database:    {_database_text(system)}",
-        f"Last 24 h:   {activity.last24_hours} migrations, {activity.success_rate or 'n/a'} succeeded",
+        f"Last 24 h:   {activity.last24_hours} migrations, {activity.success_rate} succeeded",
         f"Average:     {count(activity.average_records_per_migration)} records a migration",
         f"Operator:    {operator.user} ({operator.role or 'no role'}{readonly})",
     ]

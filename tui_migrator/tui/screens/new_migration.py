@@ -1,5 +1,5 @@
 """New migration: a form for the seed's MigrationConfig; ``Start…`` opens its confirmation
-(confirm_start.py), which starts it.
+(confirm_start.py), which starts it, and "Load config" fills it from a file (load_config.py).
 
 Every field is checked as it is typed by MigrationConfig's own validators (config_fields.py),
 so the form and the CLI refuse the same values in the same words. The last valid configuration
@@ -29,6 +29,7 @@ from tui_migrator.common.migration_config import (
     MIN_CONCURRENCY,
     parse_config,
 )
+from tui_migrator.tui.config_text import describe_config
 from tui_migrator.tui.field_input import FieldInput
 from tui_migrator.tui.formatting import count
 from tui_migrator.tui.messages import ScopeCounted
@@ -42,6 +43,7 @@ from tui_migrator.tui.screens.config_fields import (
     toggle_label,
 )
 from tui_migrator.tui.screens.confirm_start import ConfirmStartModal
+from tui_migrator.tui.screens.load_config import LoadConfigModal, LoadedConfig
 from tui_migrator.tui.word_checkbox import WordCheckbox, WordSelectionList
 
 
@@ -68,6 +70,13 @@ class NewMigrationScreen(AppScreen):
             id="new_migration.estimate",
             tooltip="Estimate this configuration",
             priority=True,
+        ),
+        Binding(
+            "ctrl+o,f7",
+            "load_config",
+            "Load…",
+            id="new_migration.load_config",
+            tooltip="Fill the form from a MigrationConfig file (.json or .toml), as start --config reads it",
         ),
     ]
 
@@ -194,6 +203,19 @@ class NewMigrationScreen(AppScreen):
     def action_estimate(self) -> None:
         if self._checked_values("estimate") is not None:
             self.host.action_go("estimate")
+
+    def action_load_config(self) -> None:
+        self.app.push_screen(LoadConfigModal(), self._loaded)
+
+    def _loaded(self, loaded: LoadedConfig | None) -> None:
+        if loaded is None:
+            return
+        # The file's keys over the defaults, as `start --config FILE` reads it: the form shows
+        # exactly the configuration the file describes, not a mix with what was typed before.
+        values = parse_config(loaded.values).model_dump(mode="json")
+        self._fill(values)
+        self._publish(values)
+        self.notify(describe_config(values), title=f"Loaded {loaded.path}")
 
     def _checked_values(self, verb: str) -> dict[str, Any] | None:
         """The form's configuration, shared with the app; None (and a notification) if invalid."""
