@@ -12,6 +12,8 @@ from fastapi.testclient import TestClient
 
 from tests.http.conftest import bearer
 from tests.support.migration_helpers import FAST, raw_dump
+from tui_migrator.http.app import create_app
+from tui_migrator.http.throttle import RefusalThrottle
 from tui_migrator.service import api_tokens
 from tui_migrator.service.facade import MigratorService
 from tui_migrator.storage.audit_operations import AuditOperation
@@ -226,3 +228,24 @@ def test_the_openapi_description_names_every_endpoint_and_the_start_body(client:
         "createBackups",
     }
     assert "DEMOGRAPHICS" in body["properties"]["dataCategories"]["items"]["enum"]
+
+
+def test_an_address_sending_refused_tokens_is_turned_away_unheard_for_a_while(
+    service: MigratorService, admin_token: str
+) -> None:
+    """Each refused token is audited; a flood of them must not fill the trail (or hold the
+    database's write lock): after the limit, the address gets 429 without the service being
+    asked, until the window has passed."""
+    now = [1000.0]
+    throttle = RefusalThrottle(limit=3, window=60, clock=lambda: now[0])
+    with TestClient(create_app(service, throttle=throttle), raise_server_exceptions=False) as client:
+        for _ in range(3):
+            refused(client.get(f"{API}/health", headers=bearer("tmtok_guess")), 401, "unauthenticated")
+        audited = len(_audited_refusals(service))
+        for headers in (bearer("tmtok_guess"), bearer(admin_token)):
+            response = client.get(f"{API}/health", headers=headers)
+            refused(response, 429, "too_many_refusals")
+            assert response.headers["retry-after"] == "60"
+        assert len(_audited_refusals(service)) == audited == 3
+        now[0] += 61
+        assert client.get(f"{API}/health", headers=bearer(admin_token)).status_code == 200

@@ -21,9 +21,10 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from tui_migrator.common.config_file import read_config_object
-from tui_migrator.common.errors import MigratorError
+from tui_migrator.common.errors import MigratorError, Unauthenticated
 from tui_migrator.common.migration_config import MigrationConfig
 from tui_migrator.http import errors
+from tui_migrator.http.throttle import RefusalThrottle
 from tui_migrator.service.facade import MigratorService
 from tui_migrator.service.views import (
     audit_data,
@@ -67,7 +68,12 @@ class RollbackRequest(BaseModel):
     confirm_rollback: bool = Field(alias="confirmRollback", examples=[True])
 
 
-def create_app(service: MigratorService, *, max_body_bytes: int = MAX_BODY_BYTES) -> FastAPI:
+def create_app(
+    service: MigratorService,
+    *,
+    max_body_bytes: int = MAX_BODY_BYTES,
+    throttle: RefusalThrottle | None = None,
+) -> FastAPI:
     """The API over ``service`` (the server's own: it only checks tokens; each request acts as
     its token's operator)."""
     app = FastAPI(
@@ -80,6 +86,7 @@ def create_app(service: MigratorService, *, max_body_bytes: int = MAX_BODY_BYTES
         redoc_url=None,
     )
     app.state.service = service
+    app.state.throttle = throttle or RefusalThrottle()
     app.add_exception_handler(MigratorError, errors.on_migrator_error)
     app.add_exception_handler(RequestValidationError, errors.on_invalid_request)
     app.add_exception_handler(StarletteHTTPException, errors.on_http_error)
@@ -112,7 +119,16 @@ def operator(request: Request) -> Iterator[MigratorService]:
     """The service acting as the operator of the request's API token (refused, and audited,
     without a valid one)."""
     server: MigratorService = request.app.state.service
-    identity = server.authenticate_api_token(request.headers.get("authorization"))
+    throttle: RefusalThrottle = request.app.state.throttle
+    address = request.client.host if request.client else "unknown"
+    wait = throttle.wait_seconds(address)
+    if wait:
+        raise errors.TooManyRefusals(wait)
+    try:
+        identity = server.authenticate_api_token(request.headers.get("authorization"))
+    except Unauthenticated:
+        throttle.refused(address)
+        raise
     acting = server.acting_as(identity.operator)
     try:
         yield acting

@@ -39,9 +39,25 @@ _STATUS_OF: tuple[tuple[type[MigratorError], int], ...] = (
 )
 
 
+class TooManyRefusals(MigratorError):
+    """Too many refused tokens from one address lately (http/throttle.py): 429."""
+
+    code = "too_many_refusals"
+
+    def __init__(self, wait_seconds: float) -> None:
+        self.retry_after = max(1, round(wait_seconds))
+        super().__init__(
+            "Too many requests with a refused API token came from this address; it is not heard "
+            f"for {self.retry_after} s.",
+            hint="Check the token the client sends (tui-migrator tokens list shows which are active).",
+        )
+
+
 def status_of(error: MigratorError) -> int:
     """400 bad input, 401 no or bad token, 403 role, 404 unknown migration, 409 conflicting
     state; 500 for an operation that ran and failed (its message says what to do)."""
+    if isinstance(error, TooManyRefusals):
+        return 429
     for kind, status in _STATUS_OF:
         if isinstance(error, kind):
             return status
@@ -64,6 +80,8 @@ async def on_migrator_error(request: Request, error: Exception) -> JSONResponse:
         None if error.hint is None else addressed(error.hint, settings),
     )
     headers = {"WWW-Authenticate": "Bearer"} if isinstance(error, Unauthenticated) else None
+    if isinstance(error, TooManyRefusals):
+        headers = {"Retry-After": str(error.retry_after)}
     return JSONResponse(body, status_code=status_of(error), headers=headers)
 
 
