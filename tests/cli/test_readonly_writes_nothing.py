@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 import pytest
 
@@ -34,6 +35,9 @@ READS = [
     ["status", MIGRATION],
     ["failed", MIGRATION],
     ["report", MIGRATION],
+    # The evidence bundle is written outside the database; a viewer's or a read-only export is
+    # not even recorded in the trail (as audit --verify is not).
+    ["report", MIGRATION, "--evidence", "{evidence}"],
     ["estimate", "--batch-size", "50"],
     ["operators", "list"],
     ["tokens", "list"],
@@ -62,8 +66,9 @@ CHANGES = [
 # hold API tokens (each acts with the viewer's own role), and creating one writes its row only.
 OWN_TOKENS = [["tokens", "create", "--expires", "30"]]
 # Commands outside the database: keys generate writes a key file only where it is told to;
-# serve runs until stopped, each request an operation of its token's operator (tests/http).
-OUTSIDE = {"keys generate", "serve"}
+# serve runs until stopped, each request an operation of its token's operator (tests/http);
+# evidence verify reads a bundle's files with the master key alone (tests/cli/test_evidence.py).
+OUTSIDE = {"keys generate", "serve", "evidence verify"}
 WHO = [("vera", False), ("vera", True), (ADMIN, True)]
 
 
@@ -79,7 +84,7 @@ def _cli_commands() -> set[str]:
 
 
 def _name(argv: list[str]) -> str:
-    return f"{argv[0]} {argv[1]}" if argv[0] in ("operators", "keys", "tokens") else argv[0]
+    return f"{argv[0]} {argv[1]}" if argv[0] in ("operators", "keys", "tokens", "evidence") else argv[0]
 
 
 def test_every_command_is_in_this_test() -> None:
@@ -87,12 +92,17 @@ def test_every_command_is_in_this_test() -> None:
 
 
 @pytest.fixture
-def prepared(service: MigratorService, settings: Settings) -> dict[str, str]:
-    """A completed migration and the administrator's API token to act on, and a viewer."""
+def prepared(service: MigratorService, settings: Settings, tmp_path: Path) -> dict[str, str]:
+    """A completed migration and the administrator's API token to act on, a viewer, and a
+    folder for an evidence bundle."""
     record = service.start({"batch_size": 50, "data_categories": ["DEMOGRAPHICS"]})
     _, admin_token = service.create_api_token(None)
     service.grant("vera", "viewer")
-    return {"migration": record.id, "admin_token": admin_token.token_id}
+    return {
+        "migration": record.id,
+        "admin_token": admin_token.token_id,
+        "evidence": str(tmp_path / "evidence"),
+    }
 
 
 @pytest.mark.parametrize(("user", "readonly"), WHO, ids=["viewer", "viewer-readonly", "admin-readonly"])

@@ -10,7 +10,7 @@ from typing import Any
 from rich.table import Table
 from rich.text import Text
 
-from tui_migrator.cli import migration_commands
+from tui_migrator.cli import evidence_commands, migration_commands
 from tui_migrator.cli.confirm import confirm
 from tui_migrator.cli.output import Result
 from tui_migrator.common.errors import ConfigError
@@ -34,6 +34,9 @@ def run(args: argparse.Namespace, settings: Settings) -> Result:
         return init(settings)
     if args.command == "serve":
         return serve(args, settings)
+    if args.command == "evidence":
+        # Checked with the master key alone: a bundle is verified away from the database.
+        return evidence_commands.verify(args, settings)
     handler = _HANDLERS[args.command]
     with MigratorService.open(settings) as service:
         return handler(service, args)

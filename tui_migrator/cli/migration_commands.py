@@ -16,6 +16,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
+from tui_migrator.cli import evidence_commands
 from tui_migrator.cli.confirm import confirm
 from tui_migrator.cli.output import Result
 from tui_migrator.common.config_file import read_config_file
@@ -246,6 +247,8 @@ def failed(service: MigratorService, args: argparse.Namespace) -> Result:
 
 
 def report(service: MigratorService, args: argparse.Namespace) -> Result:
+    if args.evidence is not None:
+        return evidence_commands.export(service, args)
     data = service.report(args.migration_id)
     counts, timing = data["counts"], data["timing"]
     lines = [

@@ -233,6 +233,25 @@ def build_parser() -> ArgumentParser:
 
     report = command("report", "completion report: counts, timings, throughput, failures, verification")
     report.add_argument("migration_id", metavar="ID")
+    report.add_argument(
+        "--evidence",
+        type=Path,
+        metavar="DIR",
+        help="write a signed evidence bundle for auditors into DIR (new or empty): JSON, a Markdown "
+        "summary, the audit entries with their proofs and a manifest; never record values",
+    )
+
+    evidence = command("evidence", "check an evidence bundle written by report --evidence")
+    evidence_actions = evidence.add_subparsers(
+        dest="evidence_action", metavar="ACTION", required=True, parser_class=ArgumentParser
+    )
+    verify_evidence = _subcommand(
+        evidence_actions,
+        "verify",
+        "recompute every file's SHA-256 and the manifest's signature with the master key (no "
+        "database needed); name any file altered, missing or added",
+    )
+    verify_evidence.add_argument("directory", type=Path, metavar="DIR")
 
     purge = command("purge-backups", "drop a migration's sealed backup tables")
     purge.add_argument("migration_id", metavar="ID")

@@ -43,6 +43,8 @@ class Purpose:
     AUDIT_ANCHOR = "audit-anchor/v1"
     OPERATOR_ROLES = "operator-roles/v1"
     API_TOKENS = "api-tokens/v1"
+    # The signature of an evidence bundle's manifest (service/evidence_bundle.py).
+    EVIDENCE_BUNDLE = "evidence-bundle/v1"
 
 
 class MasterKey:

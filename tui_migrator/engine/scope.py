@@ -30,6 +30,8 @@ class TableScope:
     encrypted_rows: int
     rows_without_organization: int
     pending_by_organization: dict[str, int] = field(default_factory=dict)
+    # Every row in scope per organization, plaintext or sealed (an evidence bundle's counts).
+    rows_by_organization: dict[str, int] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -185,8 +187,19 @@ def _analyse_table(
             else {}
         )
         all_organizations: set[str] = {mapped.default_organization} if mapped.default_organization else set()
+        rows_by_organization: dict[str, int] = (
+            {mapped.default_organization: int(total)} if total and mapped.default_organization else {}
+        )
         return (
-            TableScope(access, requested, pending_rows, int(total) - pending_rows, 0, by_organization),
+            TableScope(
+                access,
+                requested,
+                pending_rows,
+                int(total) - pending_rows,
+                0,
+                by_organization,
+                rows_by_organization,
+            ),
             all_organizations,
         )
     # Grouped by the raw stored value and named in Python by the one organization rule
@@ -196,6 +209,7 @@ def _analyse_table(
         sa.select(stored, sa.func.count(), pending_count).select_from(access.table).group_by(stored)
     ).all()
     by_organization = {}
+    rows_by_organization = {}
     all_organizations = set()
     total = pending_rows = without = 0
     for value, count, pending_in_group in rows:
@@ -216,9 +230,19 @@ def _analyse_table(
         pending_rows += pending_in_group
         if name is None:
             without += pending_in_group
-        elif pending_in_group:
+            continue
+        rows_by_organization[name] = rows_by_organization.get(name, 0) + count
+        if pending_in_group:
             by_organization[name] = by_organization.get(name, 0) + pending_in_group
     return (
-        TableScope(access, requested, pending_rows, total - pending_rows, without, by_organization),
+        TableScope(
+            access,
+            requested,
+            pending_rows,
+            total - pending_rows,
+            without,
+            by_organization,
+            rows_by_organization,
+        ),
         all_organizations,
     )

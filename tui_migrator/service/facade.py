@@ -30,6 +30,7 @@ from tui_migrator.service import (
     api_tokens,
     control,
     demo_admin,
+    evidence,
     inspection,
     lifecycle,
     logs,
@@ -39,6 +40,7 @@ from tui_migrator.service import (
     undo,
 )
 from tui_migrator.service.api_tokens import TokenIdentity, TokenInfo
+from tui_migrator.service.evidence import ExportedEvidence
 from tui_migrator.service.health import HealthReport, health_report
 from tui_migrator.service.inspection import AuditPage
 from tui_migrator.service.logs import TAIL_LINES, LogTail
@@ -211,6 +213,11 @@ class MigratorService:
     def sweep_status(self, migration_id: str) -> SweepStatus:
         """Whether the plaintext the migration's UPDATEs left in the database files was swept."""
         return sweeping.status_of(self._session, migration_id)
+
+    def export_evidence(self, migration_id: str, directory: Path) -> ExportedEvidence:
+        """Write the migration's signed evidence bundle for auditors into ``directory`` (new or
+        empty): a read, recorded in the trail only by an operator who may change the database."""
+        return evidence.export(self._session, migration_id, directory)
 
     # -- logs --------------------------------------------------------------------------------
 

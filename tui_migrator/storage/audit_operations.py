@@ -18,6 +18,8 @@ class AuditOperation(StrEnum):
     API_TOKEN_REVOKED = "api_token_revoked"
     API_REQUEST_REFUSED = "api_request_refused"
     AUDIT_VERIFIED = "audit_verified"
+    # An evidence bundle of a migration written for auditors (never its values)
+    EVIDENCE_EXPORTED = "evidence_exported"
     # A change refused because tm_audit's append-only triggers were gone, and their restoring
     AUDIT_UNPROTECTED = "audit_unprotected_refusal"
     AUDIT_TRIGGERS_RESTORED = "audit_triggers_restored"

@@ -42,6 +42,7 @@ OPERATIONS: dict[tuple[str, str], str] = {
     ("monitor-action", "_sweep"): "Sweeping the migration's plaintext",
     ("monitor-action", "_purge_backups"): "Purging the migration's backups",
     ("monitor-action", "_load_failed"): "Loading the failed records",
+    ("monitor-action", "_export_evidence"): "Writing the evidence bundle",
     ("log-view", "_load"): "Reading the logs",
 }
 UNKNOWN_OPERATION = "A background task"

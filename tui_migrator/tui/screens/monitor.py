@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
+from pathlib import Path
 
 from textual import on, work
 from textual.app import ComposeResult
@@ -37,6 +38,7 @@ from tui_migrator.tui.messages import ActionDone, FailedRecordsLoaded, MonitorUp
 from tui_migrator.tui.screens.base import AppScreen
 from tui_migrator.tui.screens.monitor_modals import (
     CancelModal,
+    EvidenceModal,
     FailedRecordsModal,
     PurgeBackupsModal,
     ResumeModal,
@@ -89,6 +91,15 @@ class MonitorScreen(AppScreen):
             "Purge backups",
             id="monitor.purge_backups",
             tooltip="Drop the sealed backups (rollback then relies on decryption alone)",
+            show=False,
+        ),
+        # A read (viewers and read-only sessions may), rare: in help and the command palette.
+        Binding(
+            "v",
+            "evidence",
+            "Evidence",
+            id="monitor.evidence",
+            tooltip="Write a signed evidence bundle for auditors (report --evidence)",
             show=False,
         ),
     ]
@@ -363,6 +374,29 @@ class MonitorScreen(AppScreen):
     def _purge_backups(self) -> None:
         dropped = self.host.service.purge_backups(self.migration_id, confirm=True)
         self.app.post_message(ActionDone(f"Purged {len(dropped)} backup table(s) of {self.migration_id}."))
+
+    def action_evidence(self) -> None:
+        def folder_given(folder: Path | None) -> None:
+            if folder is not None:
+                self._export_evidence(folder)
+
+        self.app.push_screen(EvidenceModal(self.migration_id, self._suggested_folder()), folder_given)
+
+    def _suggested_folder(self) -> Path:
+        """In the data dir, which only this user can read, named by migration and time."""
+        written = datetime.now().strftime("%Y%m%d-%H%M%S")
+        return self.host.service.settings.data_dir / "evidence" / f"{self.migration_id}-{written}"
+
+    @work(thread=True, group=ACTION_GROUP, exit_on_error=False)
+    def _export_evidence(self, folder: Path) -> None:
+        exported = self.host.service.export_evidence(self.migration_id, folder)
+        self.app.post_message(
+            ActionDone(
+                f"Evidence bundle of {self.migration_id} written to {exported.bundle.directory} "
+                f"({len(exported.bundle.files)} files). Check it with: tui-migrator evidence verify "
+                f"{exported.bundle.directory}"
+            )
+        )
 
     def action_failed(self) -> None:
         self._load_failed()

@@ -1,5 +1,5 @@
 """The monitor's dialogs: cancel with a reason, roll back and sweep (PostgreSQL) with a typed
-confirmation, failed records.
+confirmation, the evidence bundle's folder, failed records.
 
 Every dialog opens with the safe choice focused: Cancel, or the confirmation field that does
 nothing until the migration id has been typed exactly.
@@ -7,6 +7,7 @@ nothing until the migration id has been typed exactly.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from textual import on
@@ -168,6 +169,52 @@ class SweepModal(TypedConfirmationModal):
         "locked (reads and writes wait) while it runs. Then the files are searched for plaintext."
     )
     ACTION = "Sweep"
+
+
+class EvidenceModal(ModalScreen[Path | None]):
+    """Where to write the migration's evidence bundle for auditors: a new or empty folder. It
+    only reads the database, so it asks for the folder, not for a confirmation."""
+
+    BINDINGS = [Binding("escape", "back", "Back", id="evidence_modal.back")]
+
+    def __init__(self, migration_id: str, suggested: Path) -> None:
+        super().__init__()
+        self.migration_id = migration_id
+        self.suggested = suggested
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog dialog-wide"):
+            yield Static(f"Evidence bundle of {self.migration_id}", classes="panel-title")
+            yield Static(
+                "Its configuration, operator, timeline, counts, verification, backups, sweep and "
+                "audit entries with their proofs, as JSON and a Markdown summary, signed with a "
+                "key derived from the master key. No record values. Check it later with: "
+                "tui-migrator evidence verify DIR"
+            )
+            yield Static("Folder (new or empty):")
+            yield Input(value=str(self.suggested), id="folder")
+            with Horizontal(classes="dialog-buttons"):
+                yield Button("Back", id="keep")
+                yield Button("Write bundle", id="confirm", variant="primary")
+
+    def on_mount(self) -> None:
+        self.query_one("#folder", Input).focus()
+
+    def action_back(self) -> None:
+        self.dismiss(None)
+
+    @on(Button.Pressed, "#keep")
+    def _keep(self) -> None:
+        self.dismiss(None)
+
+    @on(Button.Pressed, "#confirm")
+    @on(Input.Submitted, "#folder")
+    def _confirm(self) -> None:
+        folder = self.query_one("#folder", Input).value.strip()
+        if not folder:
+            self.notify("Give the folder to write the bundle into.", severity="warning")
+            return
+        self.dismiss(Path(folder).expanduser())
 
 
 class FailedRecordsModal(ModalScreen[None]):
