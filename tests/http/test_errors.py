@@ -4,7 +4,10 @@ each with the CLI's error object, and nothing written where the request was refu
 
 from __future__ import annotations
 
+import io
+import zipfile
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,9 +15,11 @@ from fastapi.testclient import TestClient
 
 from tests.http.conftest import bearer
 from tests.support.migration_helpers import FAST, raw_dump
+from tui_migrator.common.settings import Settings
 from tui_migrator.http.app import create_app
 from tui_migrator.http.throttle import RefusalThrottle
 from tui_migrator.service import api_tokens
+from tui_migrator.service.evidence_bundle import verify_with_settings
 from tui_migrator.service.facade import MigratorService
 from tui_migrator.storage.audit_operations import AuditOperation
 from tui_migrator.storage.migration_status import Status
@@ -249,3 +254,18 @@ def test_an_address_sending_refused_tokens_is_turned_away_unheard_for_a_while(
         assert len(_audited_refusals(service)) == audited == 3
         now[0] += 61
         assert client.get(f"{API}/health", headers=bearer(admin_token)).status_code == 200
+
+
+def test_the_evidence_bundle_comes_as_a_zip_that_verifies_offline(
+    client: TestClient, service: MigratorService, settings: Settings, admin_token: str, tmp_path: Path
+) -> None:
+    record = service.start({**FAST, "data_categories": ["DEMOGRAPHICS"]})
+    response = client.get(f"{API}/{record.id}/evidence", headers=bearer(admin_token))
+    assert response.status_code == 200 and response.headers["content-type"] == "application/zip"
+    assert f'filename="{record.id}-evidence.zip"' in response.headers["content-disposition"]
+    zipfile.ZipFile(io.BytesIO(response.content)).extractall(tmp_path / "unzipped")
+    verification = verify_with_settings(settings, tmp_path / "unzipped" / record.id)
+    assert verification.intact, verification
+    # An id from the URL names nothing on the server's disk before it is known.
+    refused(client.get(f"{API}/..%2F..%2Fetc/evidence", headers=bearer(admin_token)), 404, "not_found")
+    refused(client.get(f"{API}/nope/evidence", headers=bearer(admin_token)), 404, "unknown_migration")

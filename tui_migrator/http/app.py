@@ -11,10 +11,14 @@ outlive a restart of the server.
 
 from __future__ import annotations
 
+import io
+import tempfile
+import zipfile
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import Body, Depends, FastAPI, Query, Request
+from fastapi import Body, Depends, FastAPI, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -258,6 +262,32 @@ def _routes(app: FastAPI) -> None:
     @app.get(f"{PREFIX}/{{migration_id}}/report", tags=["migrations"], summary="Completion report")
     def report(service: Operator, migration_id: str) -> dict[str, Any]:
         return ok(service.report(migration_id))
+
+    @app.get(
+        f"{PREFIX}/{{migration_id}}/evidence",
+        tags=["migrations"],
+        summary="The signed evidence bundle for auditors, as a zip",
+        response_class=Response,
+        responses={200: {"content": {"application/zip": {}}}},
+    )
+    def evidence(service: Operator, migration_id: str) -> Response:
+        """The files ``report ID --evidence DIR`` writes, zipped; unzipped, ``tui-migrator
+        evidence verify DIR`` checks them with the master key. Written to a private temporary
+        folder of the server's, removed once zipped."""
+        with tempfile.TemporaryDirectory(prefix="tui-migrator-evidence-") as scratch:
+            # Not named by the id from the URL (it is not checked yet): by the export, which
+            # refuses an id no migration has before it writes anything.
+            folder = Path(scratch) / "bundle"
+            service.export_evidence(migration_id, folder)
+            archive = io.BytesIO()
+            with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as bundle:
+                for file in sorted(folder.iterdir()):
+                    bundle.write(file, f"{migration_id}/{file.name}")
+        return Response(
+            archive.getvalue(),
+            media_type="application/zip",
+            headers={"Content-Disposition": f'attachment; filename="{migration_id}-evidence.zip"'},
+        )
 
 
 class BodyLimit:
