@@ -84,7 +84,10 @@ def test_the_examples_hold_the_seeds_configurations_verbatim() -> None:
 
 def test_the_toml_example_is_the_same_configuration_as_the_json_one() -> None:
     assert read_config_file(PRODUCTION_TOML) == read_config_file(PRODUCTION)
-    assert set(read_config_file(PRODUCTION)) == set(FILE_KEYS.values())
+    # Every key of the seed's MigrationConfig; the schedule's keys (window, timezone, notBefore)
+    # are this tool's own additions, which the seed's example predates.
+    schedule_keys = {"window", "timezone", "not_before"}
+    assert set(read_config_file(PRODUCTION)) == set(FILE_KEYS.values()) - schedule_keys
 
 
 def test_development_example_is_refused_naming_dev_org_and_the_known_organizations(

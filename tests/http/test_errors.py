@@ -62,6 +62,9 @@ def refused(response: Any, status: int, code: str) -> dict[str, Any]:
         ),
         ("POST", "/start", {"dataCategories": ["NOPE"]}, ["NOPE is not a data category"]),
         ("POST", "/start", [1, 2], ["must be one object"]),
+        # The schedule's keys are MigrationConfig's too: the body is checked like a file.
+        ("POST", "/start", {"window": "25:00-03:00"}, ["window"]),
+        ("POST", "/start", {"window": "01:00-05:00", "timezone": "Mars/Olympus"}, ["Mars/Olympus"]),
         ("GET", "/estimate?maxConcurrency=many", None, ["maxConcurrency"]),
         ("GET", "/list?limit=0", None, ["limit"]),
         ("GET", "/list?status=done", None, ["'done' is not a migration status"]),
@@ -223,6 +226,7 @@ def test_the_openapi_description_names_every_endpoint_and_the_start_body(client:
     ):
         assert API + path in paths, path
     body = paths[f"{API}/start"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    # The seed's MigrationConfig keys, and the schedule's.
     assert set(body["properties"]) == {
         "batchSize",
         "maxConcurrency",
@@ -231,6 +235,9 @@ def test_the_openapi_description_names_every_endpoint_and_the_start_body(client:
         "organizationIds",
         "skipIntegrityChecks",
         "createBackups",
+        "window",
+        "timezone",
+        "notBefore",
     }
     assert "DEMOGRAPHICS" in body["properties"]["dataCategories"]["items"]["enum"]
 

@@ -32,6 +32,7 @@ from tui_migrator.service.views import (
     foreground_start_data,
     list_data,
     rollback_started_data,
+    schedule_words,
     start_data,
     status_data,
 )
@@ -64,6 +65,12 @@ def estimate(service: MigratorService, args: argparse.Namespace) -> Result:
         "Estimated time",
         f"{measured.estimated_time_seconds} s ({measured.estimated_time_minutes} min)",
     )
+    if measured.estimated_windows is not None:
+        window = measured.config.window
+        table.add_row(
+            "Maintenance windows",
+            f"{measured.estimated_windows} of {window} ({measured.config.timezone})",
+        )
     table.add_row("Storage increase", measured.estimated_storage_increase)
     for category, count in measured.by_category.items():
         table.add_row(f"  {category}", f"{count:,}")
@@ -350,6 +357,7 @@ def status_text(
             f"ETA {timing['estimatedRemainingSeconds'] if timing['estimatedRemainingSeconds'] is not None else '-'} s"
         ),
     ]
+    lines += schedule_words(data)
     if record.error_message:
         lines.append(f"Error: {record.error_message}")
     if data["cancellation"]:

@@ -358,6 +358,24 @@ def _config_options(parser: argparse.ArgumentParser) -> None:
         help="do not read back and verify written rows (not recommended)",
     )
     parser.add_argument(
+        "--window",
+        metavar="HH:MM-HH:MM",
+        help="take batches only inside this daily maintenance window (e.g. 01:00-05:00, or 22:00-04:00 "
+        "across midnight); outside it the migration pauses itself and continues when it opens",
+    )
+    parser.add_argument(
+        "--timezone",
+        metavar="ZONE",
+        help="the IANA time zone of --window and --not-before, e.g. Europe/Berlin (default: this machine's)",
+    )
+    parser.add_argument(
+        "--not-before",
+        dest="not_before",
+        metavar="TIME",
+        help="take the first batch no earlier than this ISO time, e.g. 2026-12-24T01:00 (local in "
+        "--timezone) or 2026-12-24T01:00+01:00; with --window, at the first opening after it",
+    )
+    parser.add_argument(
         "--backups",
         dest="create_backups",
         action=argparse.BooleanOptionalAction,

@@ -229,6 +229,9 @@ def _has_type(annotation: Any, value: Any) -> bool:
         return isinstance(value, list) and all(_has_type(get_args(annotation)[0], item) for item in value)
     if origin is Literal:
         return any(type(value) is type(allowed) and value == allowed for allowed in get_args(annotation))
+    if annotation is type(None):
+        # null: the setting left unset (TOML has no null, JSON and a request body do).
+        return value is None
     if annotation is bool:
         return isinstance(value, bool)
     if annotation is int:
@@ -253,6 +256,8 @@ def _type_words(annotation: Any) -> str:
         return " or ".join(json.dumps(allowed) for allowed in get_args(annotation))
     if origin is list:
         return f"a list of {_type_words(get_args(annotation)[0]).removeprefix('a ')}s, in [ ]"
+    if annotation is type(None):
+        return "null"
     if annotation is bool:
         return "true or false"
     if annotation is int:

@@ -4,17 +4,26 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
 from tui_migrator.common.categories import CATEGORY_NAMES, DataCategory
 from tui_migrator.common.errors import InvalidMigrationConfig
+from tui_migrator.common.windows import (
+    Schedule,
+    local_zone_name,
+    parse_not_before,
+    parse_window,
+    zone_named,
+)
 
 MIN_BATCH_SIZE = 1
 MAX_BATCH_SIZE = 1000
 MIN_CONCURRENCY = 1
 MAX_CONCURRENCY = 10
 AUTO = "auto"
+# The keys this tool adds to the seed's MigrationConfig (as JSON spells them).
+SCHEDULE_KEYS = ("window", "timezone", "notBefore")
 
 
 class MigrationConfig(BaseModel):
@@ -29,6 +38,40 @@ class MigrationConfig(BaseModel):
     organization_ids: list[str] = Field(default_factory=list)
     skip_integrity_checks: bool = False
     create_backups: bool = True
+    # When it may take batches (common/windows.py): a daily maintenance window "HH:MM-HH:MM"
+    # and a scheduled start, both in ``timezone`` (an IANA name; the machine's zone when either
+    # is given without one, written into the configuration so every process reads them alike).
+    window: str | None = None
+    timezone: str | None = None
+    not_before: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_zone(cls, values: Any) -> Any:
+        if not isinstance(values, dict):
+            return values
+        scheduled = any(values.get(key) for key in ("window", "not_before", "notBefore"))
+        if scheduled and values.get("timezone") is None:
+            return {**values, "timezone": local_zone_name()}
+        return values
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str | None) -> str | None:
+        return None if value is None else zone_named(value).key
+
+    @field_validator("window")
+    @classmethod
+    def _window(cls, value: str | None) -> str | None:
+        # Written the one way (01:00-05:00) whatever the spacing or leading zeros given.
+        return None if value is None else parse_window(value, zone_named("UTC")).text
+
+    @field_validator("not_before")
+    @classmethod
+    def _not_before(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_not_before(value, zone_named("UTC"))
+        return value
 
     @field_validator("batch_size", mode="before")
     @classmethod
@@ -81,8 +124,23 @@ class MigrationConfig(BaseModel):
     def auto_batch_size(self) -> bool:
         return self.batch_size == AUTO
 
+    @property
+    def schedule(self) -> Schedule | None:
+        """When it may take batches; None when any time will do."""
+        if self.window is None and self.not_before is None:
+            return None
+        zone = zone_named(self.timezone or local_zone_name())
+        return Schedule(
+            window=None if self.window is None else parse_window(self.window, zone),
+            not_before=None if self.not_before is None else parse_not_before(self.not_before, zone),
+            zone=zone,
+        )
+
     def to_json_data(self) -> dict[str, Any]:
-        return self.model_dump(mode="json", by_alias=True)
+        """The seed's keys, and the schedule's only where one is set: a migration without a
+        schedule reads exactly as the seed's configuration does."""
+        data = self.model_dump(mode="json", by_alias=True)
+        return {key: value for key, value in data.items() if value is not None or key not in SCHEDULE_KEYS}
 
 
 def parse_config(values: dict[str, Any]) -> MigrationConfig:
@@ -114,5 +172,9 @@ def _option_name(field: str) -> str:
         "data_categories": "--category",
         "organizationIds": "--organization",
         "organization_ids": "--organization",
+        "notBefore": "--not-before",
+        "not_before": "--not-before",
+        "window": "--window",
+        "timezone": "--timezone",
     }
     return options.get(field, field)

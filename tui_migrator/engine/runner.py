@@ -93,7 +93,9 @@ class MigrationRunner(MigrationWorker):
         record, self.epoch = claim.record, claim.epoch
         self.config = record.config
         self.meter = RunMeter(record.config)
-        self.control = RunControl(self, self.meter, on_progress=self.on_progress)
+        self.control = RunControl(
+            self, self.meter, on_progress=self.on_progress, schedule=record.config.schedule
+        )
         self.phase_seconds = dict(record.phase_seconds)
         self.record_event(
             AuditOperation.MIGRATION_RUNNING,

@@ -13,6 +13,7 @@ from typing import Any, NoReturn
 from sqlalchemy.engine import Connection
 
 from tui_migrator.common.errors import BadInput, StateConflict
+from tui_migrator.engine import control as run_control
 from tui_migrator.service.access import authorize
 from tui_migrator.service.session import Session
 from tui_migrator.storage import migration_records as migrations
@@ -79,7 +80,8 @@ def pause(session: Session, migration_id: str) -> MigrationRecord:
     authorize(session, Action.MIGRATE, "pause")
     with serialized_write(session.engine) as connection:
         record = migrations.load(connection, migration_id, for_update=True)
-        if not record.can_pause:
+        # One waiting for its window may be paused too: it then stays paused when the window opens.
+        if not (record.can_pause or record.waits_for_schedule):
             _refuse_request(record, "pause", PAUSABLE_STATUSES)
         migrations.update(connection, migration_id, pause_requested=True)
         _audit_request(session, connection, migration_id, AuditOperation.MIGRATION_PAUSE_REQUESTED)
@@ -87,10 +89,14 @@ def pause(session: Session, migration_id: str) -> MigrationRecord:
 
 
 def continue_(session: Session, migration_id: str) -> MigrationRecord:
-    """Withdraw a pause (one that has not taken effect yet, too)."""
+    """Withdraw a pause (one that has not taken effect yet, too). A migration waiting for its
+    own schedule is refused: the schedule is what the operator asked for when starting it, and
+    it goes on by itself when the window opens."""
     authorize(session, Action.MIGRATE, "continue")
     with serialized_write(session.engine) as connection:
         record = migrations.load(connection, migration_id, for_update=True)
+        if record.waits_for_schedule:
+            _refuse_scheduled_continue(record)
         if not record.can_continue:
             _refuse_request(record, "continue", CONTINUABLE_STATUSES)
         migrations.update(connection, migration_id, pause_requested=False)
@@ -104,6 +110,20 @@ def _refuse_request(record: MigrationRecord, verb: str, allowed: tuple[Status, .
         hint=f"Resume an interrupted or cancelled migration with: tui-migrator resume {record.id}"
         if record.status in RESUMABLE_STATUSES
         else None,
+    )
+
+
+def _refuse_scheduled_continue(record: MigrationRecord) -> NoReturn:
+    schedule = record.config.schedule
+    when = (
+        ""
+        if schedule is None
+        else f" at {schedule.runs_from(run_control.wall_clock()).isoformat(timespec='minutes')}"
+    )
+    raise StateConflict(
+        f"Migration {record.id} is paused by its schedule ({record.pause_reason}), not by an "
+        f"operator; it continues by itself{when}. Nothing was changed.",
+        hint=f'To stop it instead: tui-migrator cancel {record.id} --reason "..."',
     )
 
 

@@ -4,6 +4,7 @@ estimate it from a calibration measured on this database. Nothing here writes da
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 from pydantic import field_serializer
@@ -29,6 +30,8 @@ class Estimate(ResponseModel):
     estimated_records: int
     estimated_time_minutes: float
     estimated_time_seconds: float
+    # With a maintenance window: how many windows the estimated time needs (rounded up); None without.
+    estimated_windows: int | None = None
     # A percentage ("93%"), or "n/a" where the database's size is unknown.
     estimated_storage_increase: str
     already_encrypted_records: int
@@ -46,6 +49,10 @@ class Estimate(ResponseModel):
     def _calibration_json(self, calibration: estimating.Calibration) -> dict[str, Any]:
         # The engine's own summary of what it measured (per-row microseconds by stage).
         return calibration.to_json()
+
+    @field_serializer("config")
+    def _config_json(self, config: MigrationConfig) -> dict[str, Any]:
+        return config.to_json_data()
 
 
 def plan(session: Session, config_values: dict[str, Any]) -> Plan:
@@ -98,6 +105,14 @@ def scope_key(migration_plan: Plan) -> str:
     )
 
 
+def windows_needed(config: MigrationConfig, seconds: float) -> int | None:
+    """Windows of the configured length the estimated time fills, the last one partly."""
+    schedule = config.schedule
+    if schedule is None or schedule.window is None:
+        return None
+    return math.ceil(seconds / schedule.window.length.total_seconds())
+
+
 def estimate(session: Session, config_values: dict[str, Any]) -> Estimate:
     """The seed's estimate, from a calibration measured on this database, plus pre-flight checks."""
     authorize(session, Action.READ, "estimate")
@@ -111,6 +126,7 @@ def estimate(session: Session, config_values: dict[str, Any]) -> Estimate:
         estimated_records=rows,
         estimated_time_minutes=as_minutes(seconds),
         estimated_time_seconds=round(seconds, 1),
+        estimated_windows=windows_needed(migration_plan.config, seconds),
         estimated_storage_increase="n/a" if increase is None else f"{increase:.0f}%",
         already_encrypted_records=scope.encrypted_rows,
         by_category=scope.by_category,

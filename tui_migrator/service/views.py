@@ -11,7 +11,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from tui_migrator.common.migration_config import MigrationConfig
 from tui_migrator.common.settings import Settings
+from tui_migrator.common.windows import zone_named
+from tui_migrator.engine import control as run_control
 from tui_migrator.service.hints import addressed
 from tui_migrator.storage.migration_records import MigrationRecord
 from tui_migrator.storage.migration_status import PHASE_TITLES, Phase, Status
@@ -116,12 +119,78 @@ def status_data(
             "cancelledBy": record.cancelled_by,
         },
         "pauseRequested": record.pause_requested,
+        # Why it is paused when its own schedule paused it; None for an operator's pause.
+        "pauseReason": record.pause_reason if record.status is Status.PAUSED else None,
+        "schedule": schedule_data(record.config, run_control.wall_clock()),
         "alerts": alerts(record, disk_path=disk_path),
         "warnings": record.warnings,
         "verification": record.verification,
         "rollback": rollback_data(record),
         "sweep": None if sweep is None else sweep.to_json(),
     }
+
+
+def schedule_data(config: MigrationConfig, now: datetime) -> dict[str, Any] | None:
+    """The migration's maintenance window and scheduled start, judged at ``now``; None when it
+    has neither."""
+    schedule = config.schedule
+    if schedule is None:
+        return None
+    window = schedule.window
+    is_open = None if window is None else window.is_open(now)
+    return {
+        "window": config.window,
+        "timezone": config.timezone,
+        "windowOpen": is_open,
+        # The opening it is in or the next one; when that one closes.
+        "nextOpening": None if window is None else iso(window.next_opening(now)),
+        "closesAt": None if window is None else iso(window.closes_at(now)),
+        "notBefore": iso(schedule.not_before),
+        # The first moment from now it may take batches.
+        "runsFrom": iso(schedule.runs_from(now)),
+    }
+
+
+def schedule_words(status: dict[str, Any]) -> list[str]:
+    """Lines for the text and the TUI from a :func:`status_data` object: the schedule
+    ("Schedule: window 01:00-05:00 Europe/Berlin, closed; opens 2026-12-24 01:00+01:00") and,
+    while the schedule pauses it, why and until when."""
+    data = status["schedule"]
+    if data is None:
+        return []
+    zone = data["timezone"]
+    parts = []
+    if data["window"] is not None:
+        state = "open" if data["windowOpen"] else "closed"
+        parts.append(f"window {data['window']} {zone}, {state}")
+        parts.append(
+            f"closes {_local(data['closesAt'], zone)}"
+            if data["windowOpen"]
+            else f"opens {_local(data['nextOpening'], zone)}"
+        )
+    if data["notBefore"] is not None:
+        parts.append(f"not before {_local(data['notBefore'], zone)}")
+    lines = ["Schedule: " + "; ".join(parts)]
+    if status["pauseReason"]:
+        lines.append(
+            f"Paused: {status['pauseReason']}; it continues by itself at {_local(data['runsFrom'], zone)}"
+        )
+    return lines
+
+
+def schedule_lines(record: MigrationRecord) -> list[str]:
+    """:func:`schedule_words` for a record, judged now (the TUI's monitor shows these)."""
+    return schedule_words(
+        {
+            "schedule": schedule_data(record.config, run_control.wall_clock()),
+            "pauseReason": record.pause_reason if record.status is Status.PAUSED else None,
+        }
+    )
+
+
+def _local(instant: str, zone_name: str) -> str:
+    moment = datetime.fromisoformat(instant.replace("Z", "+00:00"))
+    return moment.astimezone(zone_named(zone_name)).isoformat(sep=" ", timespec="minutes")
 
 
 def _total_seconds(record: MigrationRecord) -> float | None:

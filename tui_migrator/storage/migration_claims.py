@@ -96,6 +96,7 @@ def claim_for_run(engine: Engine, migration_id: str, worker: str) -> Claim:
             cancelled_at=None,
             cancelled_by=None,
             pause_requested=False,
+            pause_reason=None,
             paused_seconds=record.paused_seconds + _stopped_seconds(record, now),
             # What a worker that died in the backup or verification left is no longer true.
             phase_progress=None,

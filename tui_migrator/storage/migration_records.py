@@ -140,6 +140,9 @@ class MigrationRecord:
     rollback_progress: RollbackProgress | None = None
     # The epoch of the latest claim (see migration_claims): the worker holding it may write.
     claim_epoch: int = 0
+    # Set while its worker waits for its schedule (common/windows.py): the words status shows.
+    # None for an operator's pause, and whenever it is not paused.
+    pause_reason: str | None = None
 
     @property
     def status(self) -> Status:
@@ -189,6 +192,11 @@ class MigrationRecord:
     @property
     def can_continue(self) -> bool:
         return self.status in CONTINUABLE_STATUSES
+
+    @property
+    def waits_for_schedule(self) -> bool:
+        """Paused by its own schedule (a window closed, a start not yet due), not by an operator."""
+        return self.status is Status.PAUSED and self.pause_reason is not None and not self.pause_requested
 
     @property
     def retries_failed_records(self) -> bool:
@@ -444,6 +452,7 @@ def _record(row: sa.RowMapping, tables: list[TableProgress]) -> MigrationRecord:
         rollback_progress=rollback_progress.parse(row["rollback_progress"]),
         phase_progress=_phase_progress(row["phase_progress"], row["phase"]),
         claim_epoch=row["claim_epoch"] or 0,
+        pause_reason=row["pause_reason"],
     )
 
 

@@ -19,9 +19,10 @@ from tui_migrator.storage.database import serialized_write
 
 # Versions 2 to 4 added nullable columns only (2: tm_row_metadata.sealed_columns,
 # tm_migrations.swept_at and .sweep; 3: tm_migrations.phase_progress and .rollback_progress;
-# 4: tm_migrations.claim_epoch, tm_operators.proof); version 5 added a table, tm_api_tokens.
+# 4: tm_migrations.claim_epoch, tm_operators.proof); version 5 added a table, tm_api_tokens;
+# version 6 a nullable column again, tm_migrations.pause_reason.
 # upgrade_tool_tables adds the tables and columns an older database lacks.
-SCHEMA_VERSION = "5"
+SCHEMA_VERSION = "6"
 TABLE_PREFIX = "tm_"
 
 metadata = sa.MetaData()
@@ -166,6 +167,9 @@ migrations_table = sa.Table(
     # is still the one its claim set, so one that merely looked dead cannot write after another
     # took over (storage/migration_claims.py). NULL (before any claim) counts as 0. Version 4.
     sa.Column("claim_epoch", sa.Integer, nullable=True),
+    # Why a paused worker waits when it paused itself: outside its maintenance window, or before
+    # its scheduled start (common/windows.py); NULL for an operator's pause. Schema version 6.
+    sa.Column("pause_reason", sa.Text, nullable=True),
 )
 
 migration_tables_table = sa.Table(

@@ -21,6 +21,7 @@ from textual.worker import Worker, WorkerState
 
 from tui_migrator.service.sweeping import SweepStatus
 from tui_migrator.service.views import alerts as migration_alerts
+from tui_migrator.service.views import schedule_lines
 from tui_migrator.service.workers import workers_of
 from tui_migrator.storage.audit import AuditEntry
 from tui_migrator.storage.migration_records import MigrationRecord
@@ -189,7 +190,9 @@ class MonitorScreen(AppScreen):
         found = migration_alerts(record)
         report = _report_line(record)
         self.query_one("#monitor-alerts", Static).update(
-            "\n".join([*(f"ALERT: {a}" for a in found), *([report] if report else [])])
+            "\n".join(
+                [*schedule_lines(record), *(f"ALERT: {a}" for a in found), *([report] if report else [])]
+            )
         )
         self._show_workers(record, message.entries)
         self._show_sweep(record, message.sweep)
@@ -312,8 +315,11 @@ class MonitorScreen(AppScreen):
     @work(thread=True, group=ACTION_GROUP, exit_on_error=False)
     def action_pause(self) -> None:
         service = self.host.service
+        # Paused by its own schedule (a closed window), "p" pauses it for the operator too; the
+        # service refuses to continue a schedule's pause (it goes on when the window opens).
         if self.record is not None and (
-            self.record.stored_status is Status.PAUSED or self.record.pause_requested
+            (self.record.stored_status is Status.PAUSED and not self.record.waits_for_schedule)
+            or self.record.pause_requested
         ):
             service.continue_(self.migration_id)
             self.app.post_message(ActionDone("Continuing."))
