@@ -122,6 +122,15 @@ def status(faces: Faces) -> dict[str, Any]:
 
 
 def cancel(faces: Faces, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    # Both faces wait for the worker's acknowledgement for a while, then answer "cancelling":
+    # here they wait until it has stopped, however busy the machine (the worker stops after
+    # the batch the gate releases).
+    real_cancel = MigratorService.cancel
+
+    def cancel_until_stopped(self: MigratorService, migration_id: str, reason: str, **_wait: float) -> Any:
+        return real_cancel(self, migration_id, reason, wait_seconds=float("inf"))
+
+    monkeypatch.setattr(MigratorService, "cancel", cancel_until_stopped)
     gate = BatchGate(monkeypatch, open_for=1)
     running = Background(lambda: faces.service.start({"batch_size": 20, "max_concurrency": 1}))
     assert gate.holding.wait(60)

@@ -49,42 +49,40 @@ def server(settings: Settings, workers_may_run: None, tmp_path: Path) -> Iterato
     process = subprocess.Popen(command, env=environment, stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
+        # Until it answers, or has exited (which fails the test with its log): no deadline,
+        # so a slow machine only makes it wait.
         while True:
             assert process.poll() is None, (tmp_path / "server.log").read_text()
             try:
-                httpx.get(base + API + "/health", timeout=2)
+                httpx.get(base + API + "/health", timeout=None)
                 break
             except httpx.TransportError:
-                assert time.monotonic() < deadline, "the server did not start listening"
                 time.sleep(0.1)
         yield base
     finally:
+        # Ctrl-C: uvicorn finishes the requests in flight and exits 0 (checked below).
         process.send_signal(signal.SIGINT)
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        process.wait()
         log.close()
     assert process.returncode == 0, (tmp_path / "server.log").read_text()
 
 
-def poll(client: httpx.Client, path: str, until: str, timeout: float = 90) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
+def poll(client: httpx.Client, path: str, until: str) -> dict[str, Any]:
+    """The status once it is ``until``; a migration that ended otherwise fails the test (a
+    worker that died shows as interrupted once its heartbeat stops)."""
     while True:
         response = client.get(API + path)
         assert response.status_code == 200, response.text
         data: dict[str, Any] = response.json()["data"]
         if data["status"] == until:
             return data
-        assert data["status"] not in ("failed", "interrupted"), data
-        assert time.monotonic() < deadline, f"still {data['status']}"
+        assert data["status"] not in ("failed", "interrupted", "cancelled"), data
         time.sleep(0.2)
 
 
 def test_start_poll_list_audit_and_roll_back_over_http(server: str, service: MigratorService) -> None:
     token, _info = service.create_api_token(expires_days=1)
-    with httpx.Client(base_url=server, headers=bearer(token), timeout=60) as client:
+    with httpx.Client(base_url=server, headers=bearer(token), timeout=None) as client:
         started = client.post(
             API + "/start", json={"batchSize": 50, "maxConcurrency": 2, "dataCategories": ["DEMOGRAPHICS"]}
         )
@@ -109,12 +107,12 @@ def test_start_poll_list_audit_and_roll_back_over_http(server: str, service: Mig
             service.user
         }
 
-        # On SQLite a sweep follows the completion at once; a rollback waits for it (409).
-        deadline = time.monotonic() + 90
+        # On SQLite a sweep follows the completion at once; a rollback is refused (409) until
+        # the sweep has released the migration.
         while (
             rolling := client.post(API + f"/{migration_id}/rollback", json={"confirmRollback": True})
         ).status_code == 409:
-            assert time.monotonic() < deadline, rolling.text
+            assert "sweep" in rolling.text, rolling.text
             time.sleep(0.2)
         assert rolling.status_code == 200, rolling.text
         back = poll(client, f"/{migration_id}", "rolled_back")

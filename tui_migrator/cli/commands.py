@@ -20,7 +20,7 @@ from tui_migrator.service.api_tokens import TokenInfo
 from tui_migrator.service.demo_admin import database_has_content
 from tui_migrator.service.facade import MigratorService, create_demo_service
 from tui_migrator.service.opening import is_set_up
-from tui_migrator.service.views import audit_data
+from tui_migrator.service.views import audit_data, audit_verification_data
 from tui_migrator.storage.audit import AuditEntry, AuditVerification
 from tui_migrator.storage.database import redacted
 
@@ -168,7 +168,7 @@ def audit(service: MigratorService, args: argparse.Namespace) -> Result:
                 )
             )
         return Result(data=data, text=text)
-    data["verification"] = verification_json(verification)
+    data["verification"] = audit_verification_data(verification)
     if verification.intact:
         text.append(Text(f"Audit chain verified: {verification.verified_entries} entries intact."))
         text.append(Text(anchor_words(verification)))
@@ -176,19 +176,6 @@ def audit(service: MigratorService, args: argparse.Namespace) -> Result:
     text.append(Text(f"AUDIT CHAIN BROKEN: {verification.problem}"))
     text.append(Text(f"{verification.verified_entries} entries verified before the break."))
     return Result(data=data, text=text, success=False, error=verification.problem)
-
-
-def verification_json(verification: AuditVerification) -> dict[str, Any]:
-    return {
-        "intact": verification.intact,
-        "verifiedEntries": verification.verified_entries,
-        "totalEntries": verification.total_entries,
-        "firstBrokenSequence": verification.first_broken_seq,
-        "firstBrokenEntryId": verification.first_broken_entry_id,
-        "problem": verification.problem,
-        "anchoredEntries": verification.anchored_entries,
-        "anchor": verification.anchor,
-    }
 
 
 def anchor_words(verification: AuditVerification) -> str:

@@ -24,8 +24,8 @@ from tui_migrator.service import evidence_bundle, inspection, sweeping
 from tui_migrator.service.access import authorize, can, role
 from tui_migrator.service.evidence_bundle import BUNDLE_FORMAT, WrittenBundle
 from tui_migrator.service.session import Session
-from tui_migrator.service.views import audit_entry_data, iso, status_data
-from tui_migrator.storage.audit import AuditEntry, AuditVerification
+from tui_migrator.service.views import audit_entry_data, audit_verification_data, iso, status_data
+from tui_migrator.storage.audit import AuditEntry
 from tui_migrator.storage.audit_operations import AuditOperation
 from tui_migrator.storage.database import redacted
 from tui_migrator.storage.keyring import DataKeyInfo
@@ -103,7 +103,7 @@ def export(session: Session, migration_id: str, directory: Path) -> ExportedEvid
         "generatedAt": generated_at,
         "proofs": PROOFS,
         "entries": [audit_entry_data(entry) for entry in entries],
-        "chainVerification": {**verification_data(chain), "verifiedAt": generated_at},
+        "chainVerification": {**audit_verification_data(chain), "verifiedAt": generated_at},
     }
     contents = {
         EVIDENCE: _json_bytes(evidence),
@@ -279,20 +279,6 @@ def data_keys_in_scope(
         for key in keys
         if not wanted or key.organization_id in wanted
     ]
-
-
-def verification_data(verification: AuditVerification) -> dict[str, Any]:
-    """The whole chain's verification, as ``audit --verify --json`` gives it."""
-    return {
-        "intact": verification.intact,
-        "verifiedEntries": verification.verified_entries,
-        "totalEntries": verification.total_entries,
-        "firstBrokenSequence": verification.first_broken_seq,
-        "firstBrokenEntryId": verification.first_broken_entry_id,
-        "problem": verification.problem,
-        "anchoredEntries": verification.anchored_entries,
-        "anchor": verification.anchor,
-    }
 
 
 def _entries_of(entries: Iterable[AuditEntry], operation: AuditOperation) -> list[AuditEntry]:

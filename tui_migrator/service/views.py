@@ -428,3 +428,17 @@ def audit_entry_data(entry: AuditEntry) -> dict[str, Any]:
         "entryHash": entry.entry_hash,
         "previousHash": entry.previous_hash,
     }
+
+
+def audit_verification_data(verification: AuditVerification) -> dict[str, Any]:
+    """The whole chain's verification (``audit --verify --json``, evidence bundles)."""
+    return {
+        "intact": verification.intact,
+        "verifiedEntries": verification.verified_entries,
+        "totalEntries": verification.total_entries,
+        "firstBrokenSequence": verification.first_broken_seq,
+        "firstBrokenEntryId": verification.first_broken_entry_id,
+        "problem": verification.problem,
+        "anchoredEntries": verification.anchored_entries,
+        "anchor": verification.anchor,
+    }
