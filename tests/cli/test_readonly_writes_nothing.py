@@ -18,6 +18,7 @@ from tests.support.db_state import database_state, sqlite_file_bytes, without_au
 from tui_migrator.cli.main import main
 from tui_migrator.cli.parser import build_parser
 from tui_migrator.common.settings import Settings
+from tui_migrator.crypto.keys import generate_master_key, write_key_file
 from tui_migrator.service.facade import MigratorService
 from tui_migrator.storage.audit_operations import AuditOperation
 from tui_migrator.storage.tables import api_tokens_table
@@ -61,6 +62,8 @@ CHANGES = [
     ["tokens", "revoke", ADMIN_TOKEN],
     ["demo", "--yes", "--patients", "10", "--organizations", "2"],
     ["audit", "--restore-triggers"],
+    ["keys", "rotate", "--yes"],
+    ["keys", "rotate-master", "--new-key-file", "{new_key}", "--yes"],
 ]
 # A viewer's own credentials: refused under --readonly like any change; without it, a viewer may
 # hold API tokens (each acts with the viewer's own role), and creating one writes its row only.
@@ -93,15 +96,17 @@ def test_every_command_is_in_this_test() -> None:
 
 @pytest.fixture
 def prepared(service: MigratorService, settings: Settings, tmp_path: Path) -> dict[str, str]:
-    """A completed migration and the administrator's API token to act on, a viewer, and a
-    folder for an evidence bundle."""
+    """A completed migration and the administrator's API token to act on, a viewer, a folder
+    for an evidence bundle and a new master key's file."""
     record = service.start({"batch_size": 50, "data_categories": ["DEMOGRAPHICS"]})
+    write_key_file(tmp_path / "new.key", generate_master_key())
     _, admin_token = service.create_api_token(None)
     service.grant("vera", "viewer")
     return {
         "migration": record.id,
         "admin_token": admin_token.token_id,
         "evidence": str(tmp_path / "evidence"),
+        "new_key": str(tmp_path / "new.key"),
     }
 
 

@@ -4,18 +4,16 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from rich.table import Table
 from rich.text import Text
 
-from tui_migrator.cli import evidence_commands, migration_commands
+from tui_migrator.cli import evidence_commands, key_commands, migration_commands
 from tui_migrator.cli.confirm import confirm
 from tui_migrator.cli.output import Result
 from tui_migrator.common.errors import ConfigError
 from tui_migrator.common.settings import Settings
-from tui_migrator.crypto.keys import generate_master_key, write_key_file
 from tui_migrator.service.api_tokens import TokenInfo
 from tui_migrator.service.demo_admin import database_has_content
 from tui_migrator.service.facade import MigratorService, create_demo_service
@@ -27,7 +25,7 @@ from tui_migrator.storage.database import redacted
 
 def run(args: argparse.Namespace, settings: Settings) -> Result:
     if args.command == "keys" and args.keys_action == "generate":
-        return keys_generate(args)
+        return key_commands.keys_generate(args)
     if args.command == "demo":
         return demo(args, settings)
     if args.command == "init":
@@ -306,65 +304,6 @@ def _token_created(token: str, info: TokenInfo) -> Result:
     )
 
 
-# -- keys -----------------------------------------------------------------------------------
-
-
-def keys_list(service: MigratorService, _args: argparse.Namespace) -> Result:
-    infos = service.data_keys()
-    table = Table(
-        title=f"Data keys (master key fingerprint {service.master_key_fingerprint[:12]})",
-        title_justify="left",
-    )
-    for heading in ("key id", "organization", "algorithm", "status", "created (UTC)", "by"):
-        table.add_column(heading)
-    for info in infos:
-        table.add_row(
-            info.key_id,
-            info.organization_id,
-            info.algorithm,
-            info.status,
-            info.created_at.isoformat(timespec="seconds"),
-            info.created_by,
-        )
-    return Result(
-        data={
-            "masterKeyFingerprint": service.master_key_fingerprint,
-            "masterKeySource": service.master_key_source,
-            "dataKeys": [
-                {
-                    "keyId": i.key_id,
-                    "organizationId": i.organization_id,
-                    "generation": i.generation,
-                    "algorithm": i.algorithm,
-                    "status": i.status,
-                    "createdAt": i.created_at.isoformat(),
-                    "createdBy": i.created_by,
-                }
-                for i in infos
-            ],
-        },
-        text=[table],
-    )
-
-
-def keys_generate(args: argparse.Namespace) -> Result:
-    key = generate_master_key()
-    if args.output:
-        path = Path(args.output)
-        write_key_file(path, key)
-        return Result(
-            data={"keyFile": str(path), "message": "Master key written with mode 0600"},
-            text=[
-                Text(
-                    f"Master key written to {path} (mode 0600). Keep a copy somewhere safe: "
-                    "without it, encrypted data cannot be read."
-                )
-            ],
-        )
-    # Asked for on stdout (to pipe into a secret store); the value is never logged.
-    return Result(data={"masterKey": key}, text=[Text(key)])
-
-
 # -- mapping --------------------------------------------------------------------------------
 
 
@@ -448,7 +387,7 @@ _HANDLERS: dict[str, Callable[[MigratorService, argparse.Namespace], Result]] = 
     "audit": audit,
     "operators": operators,
     "tokens": tokens,
-    "keys": keys_list,
+    "keys": key_commands.keys,
     "mapping": mapping,
     "estimate": migration_commands.estimate,
     "start": migration_commands.start,

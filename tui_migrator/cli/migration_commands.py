@@ -109,7 +109,7 @@ def start(service: MigratorService, args: argparse.Namespace) -> Result:
                 )
             ],
         )
-    with _progress_bar(args.json) as show_progress, _ctrl_c_cancels(service) as remember:
+    with progress_bar(args.json) as show_progress, ctrl_c_cancels(service) as remember:
 
         def on_progress(record: MigrationRecord) -> None:
             # The first report carries the new migration's id, which Ctrl-C needs to cancel it.
@@ -117,7 +117,7 @@ def start(service: MigratorService, args: argparse.Namespace) -> Result:
             show_progress(record)
 
         record = service.start(values, on_progress=on_progress)
-    result = _final(service, record)
+    result = final_result(service, record)
     result.data = foreground_start_data(record, service.settings, sweep=service.sweep_status(record.id))
     return result
 
@@ -131,10 +131,10 @@ def resume(service: MigratorService, args: argparse.Namespace) -> Result:
             data=start_data(record, service.settings),
             text=[Text(f"Resumed {record.id} in a background worker.")],
         )
-    with _progress_bar(args.json) as on_progress, _ctrl_c_cancels(service) as remember:
+    with progress_bar(args.json) as on_progress, ctrl_c_cancels(service) as remember:
         remember(args.migration_id)
         record = service.resume(args.migration_id, on_progress=on_progress)
-    return _final(service, record)
+    return final_result(service, record)
 
 
 def worker(service: MigratorService, args: argparse.Namespace) -> Result:
@@ -152,7 +152,7 @@ def worker(service: MigratorService, args: argparse.Namespace) -> Result:
                 )
             ],
         )
-    return _final(service, service.run_migration(args.migration_id))
+    return final_result(service, service.run_migration(args.migration_id))
 
 
 def status(service: MigratorService, args: argparse.Namespace) -> Result:
@@ -378,7 +378,7 @@ def status_text(
     return [Text("\n".join(lines))]
 
 
-def _final(service: MigratorService, record: MigrationRecord) -> Result:
+def final_result(service: MigratorService, record: MigrationRecord) -> Result:
     sweep = service.sweep_status(record.id)
     data = status_data(record, sweep=sweep)
     success = record.status is Status.COMPLETED
@@ -387,7 +387,7 @@ def _final(service: MigratorService, record: MigrationRecord) -> Result:
 
 
 @contextmanager
-def _progress_bar(quiet: bool) -> Iterator[Callable[[MigrationRecord], None]]:
+def progress_bar(quiet: bool) -> Iterator[Callable[[MigrationRecord], None]]:
     """A progress bar on stderr while a migration runs in the foreground (when stderr is a terminal)."""
     console = Console(stderr=True)
     if quiet or not console.is_terminal:
@@ -416,7 +416,7 @@ def _progress_bar(quiet: bool) -> Iterator[Callable[[MigrationRecord], None]]:
 
 
 @contextmanager
-def _ctrl_c_cancels(service: MigratorService) -> Iterator[Callable[[str], None]]:
+def ctrl_c_cancels(service: MigratorService) -> Iterator[Callable[[str], None]]:
     """The first Ctrl-C asks the migration to stop safely (in-flight batches finish); a second
     one stops at once, leaving an interrupted migration that resume or rollback can finish."""
     current: dict[str, str] = {}

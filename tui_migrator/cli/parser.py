@@ -16,6 +16,7 @@ from tui_migrator.common.migration_config import (
     MIN_CONCURRENCY,
     MigrationConfig,
 )
+from tui_migrator.service.key_rotation import DEFAULT_BATCH_SIZE as DEFAULT_ROTATION_BATCH_SIZE
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -177,6 +178,31 @@ def build_parser() -> ArgumentParser:
     generate.add_argument(
         "--output", metavar="FILE", help="write it to FILE with mode 0600 (default: print it to stdout)"
     )
+    rotate = _subcommand(
+        key_actions,
+        "rotate",
+        "a new data key generation per organization, and a rotation that re-seals every older token with it",
+    )
+    _organization_option(rotate, "rotate this organization's key (repeat for several; default every one)")
+    _batch_options(rotate, default_batch_size=DEFAULT_ROTATION_BATCH_SIZE)
+    _schedule_options(rotate)
+    rotate.add_argument("--yes", action="store_true", help="start without asking for confirmation")
+    rotate.add_argument(
+        "--detach", action="store_true", help="run in a background worker that survives the terminal closing"
+    )
+    rotate_master = _subcommand(
+        key_actions,
+        "rotate-master",
+        "re-wrap every data key under a new master key, in one transaction",
+    )
+    rotate_master.add_argument(
+        "--new-key-file",
+        type=Path,
+        required=True,
+        metavar="FILE",
+        help="the new master key's file (make it with: keys generate --output FILE)",
+    )
+    rotate_master.add_argument("--yes", action="store_true", help="rotate without asking for confirmation")
 
     command("mapping", "show the schema mapping checked against the database")
 
@@ -307,56 +333,27 @@ def build_parser() -> ArgumentParser:
     return parser
 
 
-def _config_options(parser: argparse.ArgumentParser) -> None:
-    """The MigrationConfig of estimate and start: a --config file and an option per key. Every
-    option's default is None, "not given", so a given option overrides the file's key and one
-    not given leaves it; the defaults themselves are MigrationConfig's, applied where the two
-    meet (migration_commands.config_values)."""
-    defaults = MigrationConfig()
-    parser.add_argument(
-        "--config",
-        dest="config_file",
-        type=Path,
-        metavar="FILE",
-        help=f"a MigrationConfig file, {' or '.join(FORMATS.values())} ({', '.join(FORMATS)}) with the "
-        "seed's camelCase keys, each optional; the options below override it",
-    )
+def _batch_options(parser: argparse.ArgumentParser, *, default_batch_size: object) -> None:
     parser.add_argument(
         "--batch-size",
         metavar="N|auto",
-        help=f"records per batch, {MIN_BATCH_SIZE}-{MAX_BATCH_SIZE}, or auto (default {defaults.batch_size})",
+        help=f"records per batch, {MIN_BATCH_SIZE}-{MAX_BATCH_SIZE}, or auto (default {default_batch_size})",
     )
     parser.add_argument(
         "--max-concurrency",
         metavar="N",
         help="batches in flight at once, each sealed and verified by a worker process (up to the "
-        f"cores), {MIN_CONCURRENCY}-{MAX_CONCURRENCY} (default {defaults.max_concurrency})",
+        f"cores), {MIN_CONCURRENCY}-{MAX_CONCURRENCY} (default {MigrationConfig().max_concurrency})",
     )
+
+
+def _organization_option(parser: argparse.ArgumentParser, help_text: str) -> None:
     parser.add_argument(
-        "--organization",
-        dest="organization_ids",
-        action="append",
-        metavar="ID",
-        help="only this organization (repeat for several; default all)",
+        "--organization", dest="organization_ids", action="append", metavar="ID", help=help_text
     )
-    parser.add_argument(
-        "--category",
-        dest="data_categories",
-        action="append",
-        metavar="C",
-        help="only this data category (repeat for several; default all)",
-    )
-    # Each switch has its opposite, so an option can override a file's key either way.
-    parser.add_argument(
-        "--dry-run",
-        action=argparse.BooleanOptionalAction,
-        help="do everything but the writes (--no-dry-run: a real run)",
-    )
-    parser.add_argument(
-        "--skip-integrity-checks",
-        action=argparse.BooleanOptionalAction,
-        help="do not read back and verify written rows (not recommended)",
-    )
+
+
+def _schedule_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--window",
         metavar="HH:MM-HH:MM",
@@ -375,6 +372,43 @@ def _config_options(parser: argparse.ArgumentParser) -> None:
         help="take the first batch no earlier than this ISO time, e.g. 2026-12-24T01:00 (local in "
         "--timezone) or 2026-12-24T01:00+01:00; with --window, at the first opening after it",
     )
+
+
+def _config_options(parser: argparse.ArgumentParser) -> None:
+    """The MigrationConfig of estimate and start: a --config file and an option per key. Every
+    option's default is None, "not given", so a given option overrides the file's key and one
+    not given leaves it; the defaults themselves are MigrationConfig's, applied where the two
+    meet (migration_commands.config_values)."""
+    defaults = MigrationConfig()
+    parser.add_argument(
+        "--config",
+        dest="config_file",
+        type=Path,
+        metavar="FILE",
+        help=f"a MigrationConfig file, {' or '.join(FORMATS.values())} ({', '.join(FORMATS)}) with the "
+        "seed's camelCase keys, each optional; the options below override it",
+    )
+    _batch_options(parser, default_batch_size=defaults.batch_size)
+    _organization_option(parser, "only this organization (repeat for several; default all)")
+    parser.add_argument(
+        "--category",
+        dest="data_categories",
+        action="append",
+        metavar="C",
+        help="only this data category (repeat for several; default all)",
+    )
+    # Each switch has its opposite, so an option can override a file's key either way.
+    parser.add_argument(
+        "--dry-run",
+        action=argparse.BooleanOptionalAction,
+        help="do everything but the writes (--no-dry-run: a real run)",
+    )
+    parser.add_argument(
+        "--skip-integrity-checks",
+        action=argparse.BooleanOptionalAction,
+        help="do not read back and verify written rows (not recommended)",
+    )
+    _schedule_options(parser)
     parser.add_argument(
         "--backups",
         dest="create_backups",

@@ -119,15 +119,19 @@ class ValueCipher:
         :meth:`digest_encoded_cells` digests), each token's nonce text and the key's id. The
         row's key is looked up and its place packed once, every value under its own random
         nonce."""
+        return self.seal_encoded_cells(row, [(column, encode_value(value)) for column, value in cells])
+
+    def seal_encoded_cells(self, row: RowContext, cells: Sequence[tuple[str, bytes]]) -> SealedValues:
+        """:meth:`seal_cells` of values encoded already (column, the bytes a token seals): what
+        a key rotation seals again, exactly as the old token held them."""
         key = self._keyring.key_for_organization(row.organization_id, created_by=self._actor)
         place = row_place(row)
         nonces = os.urandom(NONCE_BYTES * len(cells))
         seal, key_id, table = key.cipher.encrypt, key.key_id, row.table
         head = token_head(key_id)
         tokens, encoded, nonce_texts = [], [], []
-        for index, (column, value) in enumerate(cells):
+        for index, (column, plain) in enumerate(cells):
             nonce = nonces[index * NONCE_BYTES : (index + 1) * NONCE_BYTES]
-            plain = encode_value(value)
             payload = token_payload(
                 nonce + seal(nonce, plain, associated_prefix(TOKEN_VERSION, key_id, table, column) + place)
             )

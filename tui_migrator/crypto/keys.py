@@ -7,6 +7,14 @@ fingerprint (an HMAC of a constant) is stored, so a wrong key is recognised befo
 
 Every other secret is derived from it with HKDF-SHA-256 under a distinct label, so the wrapping
 key, the value-digest key and the audit key are independent of one another.
+
+After ``keys rotate-master`` the master key no longer derives everything itself. It still wraps
+the data keys, names itself by its fingerprint and signs evidence bundles (the purposes in
+:data:`MASTER_BOUND`); the secrets whose outputs are already stored — value digests, the audit
+chain's proofs, sealed backups, role proofs, API-token HMACs — are derived from the database's
+*derivation root*: the first master key's bytes, kept in ``tm_meta`` wrapped by the current
+master key (storage/master_key_rotation.py). Rotating the master key therefore re-wraps two kinds
+of thing (the data keys and the root) and recomputes nothing stored.
 """
 
 from __future__ import annotations
@@ -45,24 +53,52 @@ class Purpose:
     API_TOKENS = "api-tokens/v1"
     # The signature of an evidence bundle's manifest (service/evidence_bundle.py).
     EVIDENCE_BUNDLE = "evidence-bundle/v1"
+    # Wraps the derivation root after a master key rotation (storage/master_key_rotation.py).
+    ROOT_WRAPPING = "root-wrapping/v1"
+
+
+# Derived from the master key itself, whatever the root: what must change with the master key
+# (its wrapping of data keys and of the root, its fingerprint) and what is checked without the
+# database (an evidence bundle's signature, verified offline with the key file alone).
+MASTER_BOUND = frozenset(
+    {Purpose.KEY_WRAPPING, Purpose.FINGERPRINT, Purpose.EVIDENCE_BUNDLE, Purpose.ROOT_WRAPPING}
+)
 
 
 class MasterKey:
     """32 secret bytes and the keys derived from them. Its ``repr`` shows only the fingerprint."""
 
-    __slots__ = ("_raw", "source")
+    __slots__ = ("_raw", "_root", "source")
 
-    def __init__(self, raw: bytes, source: str) -> None:
+    def __init__(self, raw: bytes, source: str, *, root: bytes | None = None) -> None:
         if len(raw) != MASTER_KEY_BYTES:
             raise ConfigError(f"A master key must be {MASTER_KEY_BYTES} bytes, not {len(raw)}.")
+        if root is not None and len(root) != MASTER_KEY_BYTES:
+            raise ConfigError(f"A derivation root must be {MASTER_KEY_BYTES} bytes, not {len(root)}.")
         self._raw = raw
+        # Where the stored secrets derive from: this key itself until the database's master
+        # key is first rotated (see the module's docstring).
+        self._root = root if root is not None else raw
         self.source = source
 
     def derive(self, purpose: str) -> bytes:
         """A 32-byte key for ``purpose`` (one of :class:`Purpose`)."""
+        secret = self._raw if purpose in MASTER_BOUND else self._root
         return HKDF(
             algorithm=hashes.SHA256(), length=32, salt=None, info=f"tui-migrator/{purpose}".encode()
-        ).derive(self._raw)
+        ).derive(secret)
+
+    def with_root(self, root: bytes) -> MasterKey:
+        """This key, deriving the stored secrets from ``root`` (a rotated database's root)."""
+        return MasterKey(self._raw, self.source, root=root)
+
+    @property
+    def derivation_root(self) -> bytes:
+        """The root's bytes, only to be wrapped under a new master key (never shown or logged)."""
+        return self._root
+
+    def same_key_as(self, other: MasterKey) -> bool:
+        return hmac.compare_digest(self._raw, other._raw)
 
     @property
     def fingerprint(self) -> str:

@@ -34,7 +34,7 @@ from tui_migrator.engine import backup
 from tui_migrator.engine.cpu_pool import CpuPool, RowCrypto
 from tui_migrator.engine.retry import RetryPolicy, is_row_refusal, refusal_reason, with_retries
 from tui_migrator.engine.scope import organization_condition, pending_condition
-from tui_migrator.storage import migration_claims, row_metadata
+from tui_migrator.storage import failed_records, migration_claims, row_metadata
 from tui_migrator.storage.column_storage import (
     ROW_VERSION,
     RecordRefused,
@@ -56,7 +56,6 @@ from tui_migrator.storage.database import (
 from tui_migrator.storage.sealed_cells import SealedCells
 from tui_migrator.storage.tables import (
     batch_log_table,
-    failed_records_table,
     migration_tables_table,
     utc_now,
 )
@@ -65,7 +64,7 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 # A row that could not be migrated: its encoded key, its key as shown to people, the reason.
-Failure = tuple[str, str, str]
+Failure = failed_records.Failure
 
 BACKED_UP = "tm_backed_up"
 _GUARD_PARAMETER = "tm_was_{}"
@@ -208,7 +207,7 @@ class TableBatches:
                     result.failed = [
                         (
                             encode_key(self.key(row)),
-                            _shown(self.key(row)),
+                            shown_key(self.key(row)),
                             "the row kept changing while it was being migrated; it will be retried",
                         )
                         for row in rows
@@ -284,18 +283,11 @@ class TableBatches:
         if sealed:
             self._keep_earlier_cells(connection, sealed)
             row_metadata.record(connection, self.migration_id, mapped.name, sealed, now)
-            if self._has_unresolved_failures(connection):
-                connection.execute(
-                    sa.update(failed_records_table)
-                    .where(
-                        failed_records_table.c.migration_id == self.migration_id,
-                        failed_records_table.c.table_name == mapped.name,
-                        failed_records_table.c.row_key.in_([item["row_key"] for item in sealed]),
-                    )
-                    .values(resolved=True)
-                )
+            failed_records.resolve(
+                connection, self.migration_id, mapped.name, [item["row_key"] for item in sealed]
+            )
         if failures:
-            self._record_failures(connection, failures, now)
+            failed_records.record(connection, self.migration_id, mapped.name, failures, now)
         connection.execute(
             sa.update(migration_tables_table)
             .where(
@@ -367,7 +359,7 @@ class TableBatches:
                 failures.append(
                     (
                         item["row_key"],
-                        _shown(key),
+                        shown_key(key),
                         f"the database refused the update: {refusal_reason(error)}",
                     )
                 )
@@ -404,63 +396,6 @@ class TableBatches:
             key = self.key(item["row"])
             item["digest"] = cells.digest(self.cipher, mapped, key, item["organization"], originals)
             item["sealed_columns"] = cells.to_metadata()
-
-    def _has_unresolved_failures(self, connection: sa.Connection) -> bool:
-        """Whether any row of this table is listed as failed and not yet resolved: only then can a
-        batch resolve one (the usual case, none, spares an UPDATE over a thousand keys)."""
-        return (
-            connection.execute(
-                sa.select(sa.literal(1))
-                .where(
-                    failed_records_table.c.migration_id == self.migration_id,
-                    failed_records_table.c.table_name == self.access.mapped.name,
-                    failed_records_table.c.resolved.is_(False),
-                )
-                .limit(1)
-            ).first()
-            is not None
-        )
-
-    def _record_failures(self, connection: sa.Connection, failures: list[Failure], now: Any) -> None:
-        existing = {
-            row_key
-            for (row_key,) in connection.execute(
-                sa.select(failed_records_table.c.row_key).where(
-                    failed_records_table.c.migration_id == self.migration_id,
-                    failed_records_table.c.table_name == self.access.mapped.name,
-                    failed_records_table.c.row_key.in_([f[0] for f in failures]),
-                )
-            )
-        }
-        for row_key, shown, reason in failures:
-            if row_key in existing:
-                connection.execute(
-                    sa.update(failed_records_table)
-                    .where(
-                        failed_records_table.c.migration_id == self.migration_id,
-                        failed_records_table.c.table_name == self.access.mapped.name,
-                        failed_records_table.c.row_key == row_key,
-                    )
-                    .values(
-                        reason=reason,
-                        attempts=failed_records_table.c.attempts + 1,
-                        resolved=False,
-                        last_failed_at=now,
-                    )
-                )
-            else:
-                connection.execute(
-                    sa.insert(failed_records_table).values(
-                        migration_id=self.migration_id,
-                        table_name=self.access.mapped.name,
-                        row_key=row_key,
-                        key_display=shown,
-                        reason=reason,
-                        attempts=1,
-                        resolved=False,
-                        last_failed_at=now,
-                    )
-                )
 
     # -- guards and retries ----------------------------------------------------------------
 
@@ -530,7 +465,7 @@ def seal_batch(
             )
         except (RecordRefused, UnsupportedValue, DecryptionFailed) as error:
             key = key_of(shape, row)
-            failures.append((encode_key(key), _shown(key), _reason(error)))
+            failures.append((encode_key(key), shown_key(key), _reason(error)))
     return sealed, failures
 
 
@@ -553,7 +488,7 @@ def _guard_names(count: int) -> tuple[str, ...]:
     return tuple(_GUARD_PARAMETER.format(index) for index in range(count))
 
 
-def _shown(key: tuple[Any, ...]) -> str:
+def shown_key(key: tuple[Any, ...]) -> str:
     return ", ".join(str(part) for part in key)
 
 

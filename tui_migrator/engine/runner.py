@@ -36,7 +36,7 @@ from tui_migrator.engine.cpu_pool import CpuPool, RowCrypto, processes_for
 from tui_migrator.engine.phase_progress import PhaseMeter
 from tui_migrator.engine.progress import RunMeter
 from tui_migrator.engine.retry import FINAL_STATE_RETRY, database_failure, with_retries
-from tui_migrator.engine.table_pass import Key, TablePass
+from tui_migrator.engine.table_pass import Key, PassSource, TablePass
 from tui_migrator.engine.work import MigrationWork, MigrationWorker
 from tui_migrator.storage import migration_claims, table_locks
 from tui_migrator.storage import migration_records as migrations
@@ -137,18 +137,21 @@ class MigrationRunner(MigrationWorker):
         heartbeat = asyncio.create_task(self.control.heartbeat())
         watchdog = asyncio.create_task(self.meter.watch_loop_lag())
         try:
-            await self._phase(Phase.ANALYSIS, self._analysis)
-            if not record.config.dry_run and record.config.create_backups:
-                await self._phase(Phase.BACKUP, self._backups)
-            await self._phase(Phase.BATCH_PROCESSING, self._encrypt_all)
-            if not record.config.dry_run and not record.config.skip_integrity_checks:
-                await self._phase(Phase.VERIFICATION, self._verify)
-            await self._phase(Phase.AUDIT, self._audit_completion)
-            await self._phase(Phase.REPORTING, self._complete)
+            await self._stages(record)
         finally:
             heartbeat.cancel()
             watchdog.cancel()
             await asyncio.to_thread(self.pool.close)
+
+    async def _stages(self, record: MigrationRecord) -> None:
+        await self._phase(Phase.ANALYSIS, self._analysis)
+        if not record.config.dry_run and record.config.create_backups:
+            await self._phase(Phase.BACKUP, self._backups)
+        await self._phase(Phase.BATCH_PROCESSING, self._encrypt_all)
+        if not record.config.dry_run and not record.config.skip_integrity_checks:
+            await self._phase(Phase.VERIFICATION, self._verify)
+        await self._phase(Phase.AUDIT, self._audit_completion)
+        await self._phase(Phase.REPORTING, self._complete)
 
     async def _phase(self, phase: Phase, action: Callable[[], Coroutine[Any, Any, None]]) -> None:
         await self.control.between_batches()
@@ -272,7 +275,7 @@ class MigrationRunner(MigrationWorker):
                 await self._table_pass(source.finishing(), None)
             await asyncio.to_thread(self.update_table, progress.name, done=True)
 
-    async def _table_pass(self, source: BatchSource, start: Key | None) -> None:
+    async def _table_pass(self, source: PassSource, start: Key | None) -> None:
         save = partial(self._save_resume_key, source.batches.table_name)
         await TablePass(source, self.control, self.meter, self.config.max_concurrency, save).run(start)
 
@@ -368,6 +371,7 @@ class MigrationRunner(MigrationWorker):
                 "failedRecords": record.failed_records,
                 "dryRun": record.dry_run,
                 "batchSize": self.config.batch_size,
+                "kind": record.kind.value,
             },
         )
 

@@ -11,13 +11,28 @@ import asyncio
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
-from tui_migrator.engine.batch_source import Batch, BatchSource
+from tui_migrator.engine.batch_source import Batch
+from tui_migrator.engine.batches import BatchResult
 from tui_migrator.engine.control import RunControl
 from tui_migrator.engine.progress import RunMeter
 
 Key = tuple[Any, ...]
+
+
+class PassSource(Protocol):
+    """What a pass needs of where its batches come from (batch_source.BatchSource, a
+    rotation's source): the next batch after a key, and processing one."""
+
+    @property
+    def batches(self) -> Any:
+        """What reads and writes the table's batches (its ``table_name`` names the table)."""
+        ...
+
+    def next_batch(self, *, after: Sequence[Any] | None, limit: int) -> Batch | None: ...
+
+    def process(self, batch: Batch) -> BatchResult: ...
 
 
 @dataclass
@@ -53,7 +68,7 @@ class ResumeKeys:
 class TablePass:
     """One keyset pass over the table of ``source``, from ``start`` to its last pending row."""
 
-    source: BatchSource
+    source: PassSource
     control: RunControl
     meter: RunMeter
     max_in_flight: int

@@ -25,6 +25,7 @@ _ACTION_WORDS: dict[Action, str] = {
     Action.REBUILD_DEMO: "rebuild the demo database",
     Action.OWN_API_TOKENS: "manage their own API tokens",
     Action.MANAGE_API_TOKENS: "manage other operators' API tokens",
+    Action.MANAGE_KEYS: "rotate keys",
 }
 
 

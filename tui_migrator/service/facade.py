@@ -32,8 +32,10 @@ from tui_migrator.service import (
     demo_admin,
     evidence,
     inspection,
+    key_rotation,
     lifecycle,
     logs,
+    master_rotation,
     opening,
     planning,
     sweeping,
@@ -44,6 +46,7 @@ from tui_migrator.service.evidence import ExportedEvidence
 from tui_migrator.service.health import HealthReport, health_report
 from tui_migrator.service.inspection import AuditPage
 from tui_migrator.service.logs import TAIL_LINES, LogTail
+from tui_migrator.service.master_rotation import MasterKeyRotation
 from tui_migrator.service.planning import Estimate
 from tui_migrator.service.session import Session
 from tui_migrator.service.sweeping import SweepStatus
@@ -190,6 +193,24 @@ class MigratorService:
 
     def data_keys(self) -> list[DataKeyInfo]:
         return inspection.data_keys(self._session)
+
+    def rotate_keys(
+        self,
+        organizations: list[str],
+        options: dict[str, Any] | None = None,
+        *,
+        detach: bool = False,
+        on_progress: Callable[[MigrationRecord], None] | None = None,
+    ) -> MigrationRecord:
+        """A new data key generation for each organization (every one with keys when none is
+        named), and the rotation that re-seals their older tokens with it."""
+        return key_rotation.rotate(
+            self._session, organizations, options or {}, detach=detach, on_progress=on_progress
+        )
+
+    def rotate_master_key(self, new_key_file: Path) -> MasterKeyRotation:
+        """Re-wrap every data key under the master key in ``new_key_file`` (one transaction)."""
+        return master_rotation.rotate_master_key(self._session, new_key_file)
 
     def health(self) -> HealthReport:
         """Engine, keys, disk and recent activity. Needs no role: it shows no patient data."""

@@ -11,6 +11,7 @@ from typing import Any
 from tui_migrator.common.errors import StateConflict
 from tui_migrator.engine import detached, scope
 from tui_migrator.engine.joiner import JoiningWorker, JoinSummary
+from tui_migrator.engine.rotation_runner import RotationRunner
 from tui_migrator.engine.runner import MigrationRunner
 from tui_migrator.engine.work import MigrationWork
 from tui_migrator.service import sweeping
@@ -23,7 +24,12 @@ from tui_migrator.storage import migration_records as migrations
 from tui_migrator.storage.audit_operations import AuditOperation
 from tui_migrator.storage.database import database_file, serialized_write
 from tui_migrator.storage.migration_records import MigrationRecord
-from tui_migrator.storage.migration_status import RESUMABLE_STATUSES, Status, describe_statuses
+from tui_migrator.storage.migration_status import (
+    RESUMABLE_STATUSES,
+    MigrationKind,
+    Status,
+    describe_statuses,
+)
 from tui_migrator.storage.operators import Action
 
 OnProgress = Callable[[MigrationRecord], None]
@@ -78,13 +84,16 @@ def start(
             "warnings": warnings,
         },
     )
-    return _run_or_detach(session, migration_id, detach=detach, on_progress=on_progress)
+    return run_or_detach(session, migration_id, detach=detach, on_progress=on_progress)
 
 
 def run(session: Session, migration_id: str, *, on_progress: OnProgress | None) -> MigrationRecord:
     """Run (or resume) a migration in this process until it reaches a final state."""
     authorize(session, Action.MIGRATE, "worker")
-    record = MigrationRunner(_work(session, migration_id), on_progress=on_progress).run()
+    work = _work(session, migration_id)
+    kind = migrations.get(session.engine, migration_id).kind
+    runner = RotationRunner if kind is MigrationKind.ROTATION else MigrationRunner
+    record = runner(work, on_progress=on_progress).run()
     if record.status is Status.COMPLETED:
         sweeping.after_change(session, migration_id, data_changed=True)
     return record
@@ -95,6 +104,13 @@ def join(
 ) -> JoinSummary:
     """Take batches of a migration another worker is running, until none are left (PostgreSQL)."""
     authorize(session, Action.MIGRATE, "join")
+    record = migrations.get(session.engine, migration_id)
+    if record.kind is MigrationKind.ROTATION:
+        raise StateConflict(
+            f"Migration {migration_id} is a key rotation, which runs in one worker; another worker "
+            "cannot join it.",
+            hint=f"Follow it with: tui-migrator status {migration_id}",
+        )
     return JoiningWorker(_work(session, migration_id), on_batch=on_batch).run()
 
 
@@ -128,7 +144,7 @@ def resume(
                 "failedRecordsToRetry": record.failed_records,
             },
         )
-    return _run_or_detach(session, migration_id, detach=detach, on_progress=on_progress)
+    return run_or_detach(session, migration_id, detach=detach, on_progress=on_progress)
 
 
 def _refuse_unless_resumable(record: MigrationRecord) -> None:
@@ -144,7 +160,7 @@ def _refuse_unless_resumable(record: MigrationRecord) -> None:
         )
 
 
-def _run_or_detach(
+def run_or_detach(
     session: Session, migration_id: str, *, detach: bool, on_progress: OnProgress | None
 ) -> MigrationRecord:
     if detach:
@@ -154,6 +170,9 @@ def _run_or_detach(
 
 
 def _work(session: Session, migration_id: str) -> MigrationWork:
+    # Each run seals under the organizations' active keys as they are now: a rotation (in this
+    # process or another) may have made a newer generation active since they were read.
+    session.keyring.forget_active()
     return MigrationWork(
         session.engine,
         migration_id=migration_id,

@@ -22,6 +22,7 @@ from tui_migrator.service.session import Session
 from tui_migrator.storage import operators
 from tui_migrator.storage.audit import AuditTrail
 from tui_migrator.storage.database import create_database_engine, parse_url, redacted
+from tui_migrator.storage.master_key_rotation import with_stored_root
 from tui_migrator.storage.secure_delete import overwrite_deleted_content
 from tui_migrator.storage.tables import (
     META_KEY_FINGERPRINT,
@@ -129,6 +130,8 @@ def _connect(settings: Settings, engine: Engine, user: str, *, may_set_up: bool)
     master_key = load_master_key(settings, create_if_missing=not initialized)
     if initialized:
         _check_fingerprint(engine, master_key, settings)
+        with engine.connect() as connection:
+            master_key = with_stored_root(connection, master_key)
         if settings.readonly and not schema_is_current(engine):
             raise ConfigError(
                 f"The database at {redacted(engine.url)} was set up by an older version of "

@@ -27,7 +27,7 @@ from tui_migrator.storage import operation_guard, sweep_records, table_locks
 from tui_migrator.storage.audit_operations import AuditOperation
 from tui_migrator.storage.database import serialized_write
 from tui_migrator.storage.migration_records import MigrationRecord
-from tui_migrator.storage.migration_status import Status, describe_statuses
+from tui_migrator.storage.migration_status import MigrationKind, Status, describe_statuses
 from tui_migrator.storage.operators import Action
 from tui_migrator.storage.sweep_records import SweepRecord
 
@@ -77,8 +77,8 @@ def after_change(session: Session, migration_id: str, *, data_changed: bool) -> 
     one runs at once. A sweep that cannot run is logged; the migration's outcome stands."""
     with session.engine.connect() as connection:
         record = migrations.load(connection, migration_id)
-    if record.dry_run:
-        return
+    if record.dry_run or record.kind is MigrationKind.ROTATION:
+        return  # a rotation writes no plaintext: nothing to sweep for
     if data_changed:
         with serialized_write(session.engine) as connection:
             sweep_records.clear(connection, migration_id)
@@ -105,6 +105,12 @@ def _refuse_unsweepable(record: MigrationRecord) -> None:
     if record.dry_run:
         raise BadInput(
             f"Migration {record.id} was a dry run: it changed no data, so it left nothing behind to sweep."
+        )
+    if record.kind is MigrationKind.ROTATION:
+        raise BadInput(
+            f"Migration {record.id} is a key rotation: it replaced tokens with tokens and wrote no "
+            "plaintext, so there is nothing to sweep for.",
+            hint="Sweep the encryption migration instead (tui-migrator list shows it).",
         )
     if record.status not in SWEEPABLE_STATUSES:
         raise BadInput(

@@ -22,7 +22,7 @@ from tui_migrator.storage import migration_records as migrations
 from tui_migrator.storage.audit_operations import AuditOperation
 from tui_migrator.storage.database import serialized_write
 from tui_migrator.storage.migration_records import MigrationRecord
-from tui_migrator.storage.migration_status import ROLLBACK_STATUSES, Status, describe_statuses
+from tui_migrator.storage.migration_status import ROLLBACK_STATUSES, MigrationKind, Status, describe_statuses
 from tui_migrator.storage.operators import Action
 from tui_migrator.storage.tables import utc_now
 
@@ -95,6 +95,14 @@ def _refuse_unless_rollbackable(record: MigrationRecord, ticket: str | None) -> 
     if record.dry_run:
         raise StateConflict(
             f"Migration {record.id} was a dry run: it changed no data, so there is nothing to roll back."
+        )
+    if record.kind is MigrationKind.ROTATION:
+        raise StateConflict(
+            f"Migration {record.id} is a key rotation: it sealed the same values again under a "
+            "newer data key and changed none, so there is nothing to roll back. Every token "
+            "opens, whichever generation it is under.",
+            hint="To restore plaintext, roll back the encryption migration that sealed it "
+            "(tui-migrator list shows it).",
         )
     if record.status not in ROLLBACK_STATUSES:  # (can_rollback is also False during this rollback)
         raise StateConflict(

@@ -20,6 +20,10 @@ class AuditOperation(StrEnum):
     AUDIT_VERIFIED = "audit_verified"
     # An evidence bundle of a migration written for auditors (never its values)
     EVIDENCE_EXPORTED = "evidence_exported"
+    # Keys: the master key replaced (by fingerprint), data key generations made and retired
+    MASTER_KEY_ROTATED = "master_key_rotated"
+    DATA_KEYS_ROTATED = "data_keys_rotated"
+    DATA_KEYS_RETIRED = "data_keys_retired"
     # A change refused because tm_audit's append-only triggers were gone, and their restoring
     AUDIT_UNPROTECTED = "audit_unprotected_refusal"
     AUDIT_TRIGGERS_RESTORED = "audit_triggers_restored"

@@ -23,12 +23,17 @@ from tui_migrator.common.errors import DecryptionFailed, WrongMasterKey
 from tui_migrator.crypto.data_keys import DataKey
 from tui_migrator.crypto.keys import MasterKey, Purpose
 from tui_migrator.storage.database import serialized_write
-from tui_migrator.storage.tables import data_keys_table, utc_now
+from tui_migrator.storage.tables import META_KEY_FINGERPRINT, data_keys_table, read_meta, utc_now
 
 log = logging.getLogger(__name__)
 
 ALGORITHM = "AES-256-GCM"
+# A key's life: active (seals new values; one per organization), retiring (a newer generation
+# seals; a rotation is re-sealing its tokens), retired (no token in the mapped tables uses it
+# any more, as a verified rotation proved). Every status still opens what it sealed.
 KEY_STATUS_ACTIVE = "active"
+KEY_STATUS_RETIRING = "retiring"
+KEY_STATUS_RETIRED = "retired"
 _WRAP_NONCE_BYTES = 12
 
 
@@ -51,6 +56,7 @@ class KeyRing:
     def __init__(self, engine: Engine, master_key: MasterKey) -> None:
         self._engine = engine
         self._wrapper = AESGCM(master_key.derive(Purpose.KEY_WRAPPING))
+        self._fingerprint = master_key.fingerprint
         self._by_id: dict[str, DataKey] = {}
         self._active: dict[str, DataKey] = {}
 
@@ -96,6 +102,53 @@ class KeyRing:
         self.verify_all()
         return list(self._by_id.values())
 
+    def forget_active(self) -> None:
+        """Read each organization's active key again on next use: a rotation (here or in
+        another process) may have made a newer generation active."""
+        self._active.clear()
+
+    def add_generations(
+        self, connection: sa.Connection, organizations: list[str], *, created_by: str
+    ) -> dict[str, tuple[str, list[str]]]:
+        """In the caller's write transaction: a new generation for each organization that has
+        keys, made active, its older active or retiring keys marked retiring. Persisted (with the
+        rotation that will use them) before any token is sealed under them. Returns, per
+        organization, the new key's id and the ids of every older key of it that is not retired."""
+        self.check_still_current(connection)
+        keys = data_keys_table.c
+        made: dict[str, tuple[str, list[str]]] = {}
+        for organization in organizations:
+            rows = connection.execute(
+                sa.select(keys.key_id, keys.generation, keys.status).where(
+                    keys.organization_id == organization
+                )
+            ).all()
+            if not rows:
+                continue
+            key_id = new_key_id()
+            raw = AESGCM.generate_key(bit_length=256)
+            connection.execute(
+                sa.update(data_keys_table)
+                .where(keys.organization_id == organization, keys.status == KEY_STATUS_ACTIVE)
+                .values(status=KEY_STATUS_RETIRING)
+            )
+            connection.execute(
+                sa.insert(data_keys_table).values(
+                    key_id=key_id,
+                    organization_id=organization,
+                    generation=max(row.generation for row in rows) + 1,
+                    algorithm=ALGORITHM,
+                    wrapped_key=wrap_data_key(self._wrapper, key_id, organization, raw),
+                    status=KEY_STATUS_ACTIVE,
+                    created_at=utc_now(),
+                    created_by=created_by,
+                )
+            )
+            older = [row.key_id for row in rows if row.status != KEY_STATUS_RETIRED]
+            made[organization] = (key_id, older)
+        self.forget_active()
+        return made
+
     def describe(self) -> list[DataKeyInfo]:
         with self._engine.connect() as connection:
             rows = connection.execute(
@@ -134,12 +187,12 @@ class KeyRing:
         return None if row is None else self._unwrap(row)
 
     def _create(self, organization_id: str, created_by: str) -> DataKey:
-        key_id = f"dek_{secrets.token_hex(8)}"
+        key_id = new_key_id()
         raw = AESGCM.generate_key(bit_length=256)
-        nonce = os.urandom(_WRAP_NONCE_BYTES)
-        wrapped = nonce + self._wrapper.encrypt(nonce, raw, _wrap_context(key_id, organization_id))
+        wrapped = wrap_data_key(self._wrapper, key_id, organization_id, raw)
         try:
             with serialized_write(self._engine) as connection:
+                self.check_still_current(connection)
                 connection.execute(
                     sa.insert(data_keys_table).values(
                         key_id=key_id,
@@ -161,22 +214,75 @@ class KeyRing:
         log.info("created data key %s for organization %s", key_id, organization_id)
         return DataKey(key_id, organization_id, 1, AESGCM(raw), raw)
 
-    def _unwrap(self, row: sa.RowMapping) -> DataKey:
-        wrapped: bytes = row["wrapped_key"]
-        nonce, sealed = wrapped[:_WRAP_NONCE_BYTES], wrapped[_WRAP_NONCE_BYTES:]
-        try:
-            raw = self._wrapper.decrypt(nonce, sealed, _wrap_context(row["key_id"], row["organization_id"]))
-        except InvalidTag as error:
+    def check_still_current(self, connection: sa.Connection) -> None:
+        """Inside a write: refuse if the database's master key was rotated since this ring was
+        made (a key wrapped under the old master would be unreadable with the new one)."""
+        stored = read_meta(connection, META_KEY_FINGERPRINT)
+        if stored is not None and stored != self._fingerprint:
             raise WrongMasterKey(
-                f"The master key cannot unwrap data key '{row['key_id']}' of organization "
-                f"'{row['organization_id']}': it is not the key this database was set up with.",
-                hint="Use the master key (or key file) this database was set up with. Nothing was changed.",
-            ) from error
+                f"The database's master key was rotated (its fingerprint is now {stored[:12]}) "
+                f"since this session opened with the key {self._fingerprint[:12]}; nothing was written.",
+                hint="Open the database again with the new master key.",
+            )
+
+    def _unwrap(self, row: sa.RowMapping) -> DataKey:
+        raw = unwrap_data_key(self._wrapper, row)
         return DataKey(row["key_id"], row["organization_id"], row["generation"], AESGCM(raw), raw)
 
     def _remember(self, key: DataKey) -> None:
         self._by_id[key.key_id] = key
         self._active[key.organization_id] = key
+
+
+def retiring_key_ids(connection: sa.Connection, organizations: list[str]) -> frozenset[str]:
+    """The keys of ``organizations`` that a rotation re-seals tokens away from: every one but
+    the organization's active key."""
+    keys = data_keys_table.c
+    query = sa.select(keys.key_id).where(
+        keys.organization_id.in_(organizations), keys.status != KEY_STATUS_ACTIVE
+    )
+    return frozenset(connection.execute(query).scalars())
+
+
+def retire(connection: sa.Connection, key_ids: frozenset[str]) -> list[str]:
+    """Mark ``key_ids`` retired (they still open what they sealed); returns those that were not."""
+    keys = data_keys_table.c
+    changed = sorted(
+        connection.execute(
+            sa.select(keys.key_id).where(keys.key_id.in_(key_ids), keys.status != KEY_STATUS_RETIRED)
+        ).scalars()
+    )
+    if changed:
+        connection.execute(
+            sa.update(data_keys_table).where(keys.key_id.in_(changed)).values(status=KEY_STATUS_RETIRED)
+        )
+    return changed
+
+
+def new_key_id() -> str:
+    return f"dek_{secrets.token_hex(8)}"
+
+
+def wrap_data_key(wrapper: AESGCM, key_id: str, organization_id: str, raw: bytes) -> bytes:
+    """A data key as stored: a fresh nonce and its AES-GCM sealing under the wrapping key,
+    bound to its id and organization."""
+    nonce = os.urandom(_WRAP_NONCE_BYTES)
+    return nonce + wrapper.encrypt(nonce, raw, _wrap_context(key_id, organization_id))
+
+
+def unwrap_data_key(wrapper: AESGCM, row: sa.RowMapping) -> bytes:
+    """The raw key of a ``tm_data_keys`` row; :class:`WrongMasterKey` if ``wrapper`` is not the
+    wrapping key of the master key it was wrapped under."""
+    wrapped: bytes = row["wrapped_key"]
+    nonce, sealed = wrapped[:_WRAP_NONCE_BYTES], wrapped[_WRAP_NONCE_BYTES:]
+    try:
+        return wrapper.decrypt(nonce, sealed, _wrap_context(row["key_id"], row["organization_id"]))
+    except InvalidTag as error:
+        raise WrongMasterKey(
+            f"The master key cannot unwrap data key '{row['key_id']}' of organization "
+            f"'{row['organization_id']}': it is not the key this database was set up with.",
+            hint="Use the master key (or key file) this database was set up with. Nothing was changed.",
+        ) from error
 
 
 def _wrap_context(key_id: str, organization_id: str) -> bytes:

@@ -15,7 +15,7 @@ from sqlalchemy.exc import IntegrityError
 
 from tui_migrator.common.migration_config import MigrationConfig
 from tui_migrator.storage.database import serialized_write
-from tui_migrator.storage.migration_status import Phase, Status
+from tui_migrator.storage.migration_status import MigrationKind, Phase, Status
 from tui_migrator.storage.table_locks import holders, lock_tables, raise_table_held
 from tui_migrator.storage.tables import migration_tables_table, migrations_table, utc_now
 
@@ -62,11 +62,14 @@ def create(
     skipped_records: int,
     estimated_seconds: float | None,
     warnings: list[str],
+    kind: MigrationKind = MigrationKind.ENCRYPTION,
+    also: Callable[[Connection, str], None] | None = None,
 ) -> str:
     """Insert a planned migration and lock its tables, atomically. Returns its id.
 
     ``tables`` lists (name, category, rows to migrate). A dry run takes no locks: it writes
-    nothing a real migration could collide with.
+    nothing a real migration could collide with. ``also`` writes what must commit with the
+    migration, in the same transaction, given the new id (a rotation's new key generations).
     """
     with serialized_write(engine) as connection:
         now = utc_now()
@@ -92,6 +95,7 @@ def create(
                 paused_seconds=0.0,
                 warnings=json.dumps(warnings),
                 phase_seconds="{}",
+                kind=kind.value,
             )
         )
         for position, (name, category, rows) in enumerate(tables):
@@ -110,4 +114,6 @@ def create(
             )
         if not config.dry_run:
             lock_tables(connection, migration_id, [name for name, _, _ in tables])
+        if also is not None:
+            also(connection, migration_id)
         return migration_id

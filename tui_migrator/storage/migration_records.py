@@ -27,6 +27,7 @@ from tui_migrator.storage.migration_status import (
     PAUSABLE_STATUSES,
     RESUMABLE_STATUSES,
     ROLLBACK_STATUSES,
+    MigrationKind,
     Status,
 )
 from tui_migrator.storage.rollback_progress import RollbackProgress
@@ -143,6 +144,7 @@ class MigrationRecord:
     # Set while its worker waits for its schedule (common/windows.py): the words status shows.
     # None for an operator's pause, and whenever it is not paused.
     pause_reason: str | None = None
+    kind: MigrationKind = MigrationKind.ENCRYPTION
 
     @property
     def status(self) -> Status:
@@ -216,7 +218,12 @@ class MigrationRecord:
 
     @property
     def can_rollback(self) -> bool:
-        return not self.dry_run and self.status in ROLLBACK_STATUSES and not self.rolling_back
+        return (
+            not self.dry_run
+            and self.kind is MigrationKind.ENCRYPTION
+            and self.status in ROLLBACK_STATUSES
+            and not self.rolling_back
+        )
 
     @property
     def verification_passed(self) -> bool:
@@ -227,8 +234,8 @@ class MigrationRecord:
         """Only once nothing may need them any more: rolled back, or completed and verified. A
         failed, cancelled or interrupted migration may still be rolled back (which falls back on
         them), and an unverified one has not proved its tokens open."""
-        if self.rolling_back:
-            return False
+        if self.rolling_back or self.kind is MigrationKind.ROTATION:
+            return False  # a rotation keeps no backups
         return self.status is Status.ROLLED_BACK or (
             self.status is Status.COMPLETED and self.verification_passed
         )
@@ -453,6 +460,7 @@ def _record(row: sa.RowMapping, tables: list[TableProgress]) -> MigrationRecord:
         phase_progress=_phase_progress(row["phase_progress"], row["phase"]),
         claim_epoch=row["claim_epoch"] or 0,
         pause_reason=row["pause_reason"],
+        kind=MigrationKind(row["kind"] or MigrationKind.ENCRYPTION.value),
     )
 
 

@@ -32,6 +32,20 @@ class Status(StrEnum):
         return self in FINISHED_STATUSES
 
 
+class MigrationKind(StrEnum):
+    """What a migration does to the cells it touches."""
+
+    # Seals plaintext into tokens (the seed's data migration).
+    ENCRYPTION = "encryption"
+    # Re-seals tokens under an older data key generation with the organization's newest one
+    # (``keys rotate``): no value changes, so there is no backup and nothing to roll back.
+    ROTATION = "rotation"
+
+    @property
+    def described(self) -> str:
+        return "key rotation" if self is MigrationKind.ROTATION else "encryption migration"
+
+
 class Phase(StrEnum):
     """The seed's eight-stage workflow."""
 

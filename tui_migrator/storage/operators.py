@@ -49,6 +49,8 @@ class Action(StrEnum):
     OWN_API_TOKENS = "own_api_tokens"
     # List and revoke every operator's API tokens.
     MANAGE_API_TOKENS = "manage_api_tokens"
+    # Rotate data keys and the master key.
+    MANAGE_KEYS = "manage_keys"
 
 
 ALLOWED: dict[Role, frozenset[Action]] = {

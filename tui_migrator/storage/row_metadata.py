@@ -18,7 +18,7 @@ from sqlalchemy.engine import Connection
 
 from tui_migrator.storage.database import DriverStatement, text_rows, text_rows_value, upsert
 from tui_migrator.storage.keyring import ALGORITHM
-from tui_migrator.storage.tables import UtcDateTime, row_metadata_table
+from tui_migrator.storage.tables import UtcDateTime, migration_tables_table, row_metadata_table
 
 # What each sealed row records (with the migration, the table and the time of the batch).
 RECORDED = ("row_key", "key_id", "digest", "sealed_columns")
@@ -104,3 +104,16 @@ def sealed_rows(
     return {
         row_key: (digest, sealed_columns) for row_key, digest, sealed_columns in connection.execute(query)
     }
+
+
+def possible_owners(connection: Connection, table: str, excluding: str) -> list[str]:
+    """The migrations that may have recorded sealed cells of ``table``: every migration of it
+    but ``excluding`` (a key rotation, which re-seals cells and owns none)."""
+    tables = migration_tables_table.c
+    return list(
+        connection.execute(
+            sa.select(tables.migration_id)
+            .where(tables.table_name == table, tables.migration_id != excluding)
+            .order_by(tables.migration_id)
+        ).scalars()
+    )

@@ -20,9 +20,10 @@ from tui_migrator.storage.database import serialized_write
 # Versions 2 to 4 added nullable columns only (2: tm_row_metadata.sealed_columns,
 # tm_migrations.swept_at and .sweep; 3: tm_migrations.phase_progress and .rollback_progress;
 # 4: tm_migrations.claim_epoch, tm_operators.proof); version 5 added a table, tm_api_tokens;
-# version 6 a nullable column again, tm_migrations.pause_reason.
+# version 6 a nullable column again, tm_migrations.pause_reason; version 7 tm_migrations.kind
+# (NULL: an encryption migration, the only kind before).
 # upgrade_tool_tables adds the tables and columns an older database lacks.
-SCHEMA_VERSION = "6"
+SCHEMA_VERSION = "7"
 TABLE_PREFIX = "tm_"
 
 metadata = sa.MetaData()
@@ -170,6 +171,9 @@ migrations_table = sa.Table(
     # Why a paused worker waits when it paused itself: outside its maintenance window, or before
     # its scheduled start (common/windows.py); NULL for an operator's pause. Schema version 6.
     sa.Column("pause_reason", sa.Text, nullable=True),
+    # What the migration does (storage/migration_status.MigrationKind): NULL or "encryption"
+    # seals plaintext; "rotation" re-seals tokens under a new data key generation. Version 7.
+    sa.Column("kind", sa.String(16), nullable=True),
 )
 
 migration_tables_table = sa.Table(
@@ -247,6 +251,9 @@ batch_log_table = sa.Table(
 
 META_SCHEMA_VERSION = "schema_version"
 META_KEY_FINGERPRINT = "master_key_fingerprint"
+# The derivation root wrapped by the current master key, once the master key was rotated
+# (storage/master_key_rotation.py); absent before.
+META_DERIVATION_ROOT = "derivation_root"
 META_AUDIT_HEAD = "audit_head"
 # The audit chain's random id with its proof (storage/audit.py): anchor lines name their chain.
 META_AUDIT_CHAIN = "audit_chain"
