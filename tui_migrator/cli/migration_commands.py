@@ -37,7 +37,12 @@ from tui_migrator.service.views import (
     status_data,
 )
 from tui_migrator.storage.migration_records import MigrationRecord
-from tui_migrator.storage.migration_status import RESUMABLE_STATUSES, ROLLBACK_STATUSES, Status
+from tui_migrator.storage.migration_status import (
+    RESUMABLE_STATUSES,
+    ROLLBACK_STATUSES,
+    MigrationKind,
+    Status,
+)
 
 NOTHING_STARTED = "nothing was started"
 
@@ -344,13 +349,15 @@ def status_text(
 ) -> list[Any]:
     data = status_data(record)
     progress, timing = data["progress"], data["timing"]
+    rotation = record.kind is MigrationKind.ROTATION
     lines = [
-        f"{record.id}: {data['status']}"
+        f"{record.id}{' (key rotation)' if rotation else ''}: {data['status']}"
         + (f" — {data['phaseTitle']}" if data["phaseTitle"] else "")
         + (" (dry run)" if record.dry_run else ""),
         (
             f"Progress: {progress['percentage']}% — {progress['processedRecords']:,} of {progress['totalRecords']:,} "
-            f"processed, {progress['encryptedRecords']:,} encrypted, {progress['failedRecords']:,} failed"
+            f"processed, {progress['encryptedRecords']:,} {'re-sealed' if rotation else 'encrypted'}, "
+            f"{progress['failedRecords']:,} failed"
         ),
         (
             f"Rate: {progress['ratePerSecond'] or '-'} records/s; elapsed {timing['elapsedSeconds']} s; "
@@ -371,10 +378,12 @@ def status_text(
     # It stopped short of finishing (failed, cancelled or interrupted): resume and rollback both apply.
     if record.status in RESUMABLE_STATUSES and record.status in ROLLBACK_STATUSES:
         where = "" if settings is None else database_flags(settings)
-        lines.append(
-            f"Resume with: tui-migrator resume {record.id}{where}   Roll back with: "
-            f"tui-migrator rollback {record.id} --confirm{where}"
+        undo = (
+            f"   Roll back with: tui-migrator rollback {record.id} --confirm{where}"
+            if record.can_rollback
+            else ""
         )
+        lines.append(f"Resume with: tui-migrator resume {record.id}{where}{undo}")
     return [Text("\n".join(lines))]
 
 

@@ -226,6 +226,15 @@ def sweep_status(record: MigrationRecord, swept: SweepRecord | None, dialect: st
         return _swept_status(swept, command)
     if record.dry_run:
         return SweepStatus(False, None, None, None, "not needed: a dry run changes no data", None)
+    if record.kind is MigrationKind.ROTATION:
+        return SweepStatus(
+            False,
+            None,
+            None,
+            None,
+            "not needed: a key rotation replaces tokens and writes no plaintext",
+            None,
+        )
     if record.status is Status.ROLLED_BACK:
         return SweepStatus(
             False, None, None, None, "not needed: rolled back, its values are plaintext again", None

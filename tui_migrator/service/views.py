@@ -60,6 +60,9 @@ def status_data(
         "phase": phase,
         "phaseTitle": _phase_title(phase),
         "dryRun": record.dry_run,
+        # "encryption" (the seed's migration) or "rotation" (keys rotate: tokens re-sealed under
+        # a new data key generation; its encryptedRecords are the rows re-sealed).
+        "kind": record.kind.value,
         "progress": {
             "percentage": round(100 * processed / total, 1)
             if total
@@ -243,6 +246,7 @@ def list_data(records: list[MigrationRecord], *, everything: list[MigrationRecor
                 "failedRecords": record.failed_records,
                 "errorMessage": record.error_message,
                 "dryRun": record.dry_run,
+                "kind": record.kind.value,
                 "createdBy": record.created_by,
                 "config": record.config.to_json_data(),
             }
