@@ -263,12 +263,18 @@ def report(service: MigratorService, args: argparse.Namespace) -> Result:
         return evidence_commands.export(service, args)
     data = service.report(args.migration_id)
     counts, timing = data["counts"], data["timing"]
+    rotation = data["kind"] == MigrationKind.ROTATION.value
+    records = (
+        f"Records: {counts['encryptedRecords']:,} re-sealed under the new key generation, "
+        f"{counts['failedRecords']:,} failed of {counts['totalRecords']:,}"
+        if rotation
+        else f"Records: {counts['encryptedRecords']:,} encrypted, {counts['failedRecords']:,} failed of "
+        f"{counts['totalRecords']:,} ({counts['alreadyEncryptedRecords']:,} were already encrypted)"
+    )
     lines = [
-        f"Migration {data['migrationId']}: {data['status']}" + (" (dry run)" if data["dryRun"] else ""),
-        (
-            f"Records: {counts['encryptedRecords']:,} encrypted, {counts['failedRecords']:,} failed of "
-            f"{counts['totalRecords']:,} ({counts['alreadyEncryptedRecords']:,} were already encrypted)"
-        ),
+        f"{'Key rotation' if rotation else 'Migration'} {data['migrationId']}: {data['status']}"
+        + (" (dry run)" if data["dryRun"] else ""),
+        records,
         f"Time: {timing['elapsedSeconds']} s (estimated {timing['estimatedSeconds']} s, paused {timing['pausedSeconds']} s)",
         f"Throughput: {data['throughput']['recordsPerSecond']} records/s",
         "Phases: " + ", ".join(f"{k} {v} s" for k, v in timing["phaseSeconds"].items()),
@@ -286,8 +292,9 @@ def report(service: MigratorService, args: argparse.Namespace) -> Result:
         lines.append(f"Error: {data['errorMessage']}")
     sweep = data["sweep"]
     lines.append(f"Sweep: {sweep['summary']}")
-    lines.append("Not reachable by any sweep (the operator's to handle):")
-    lines += [f"  - {item}" for item in sweep["outOfReach"]]
+    if not rotation:
+        lines.append("Not reachable by any sweep (the operator's to handle):")
+        lines += [f"  - {item}" for item in sweep["outOfReach"]]
     return Result(data=data, text=[Text("\n".join(lines))])
 
 

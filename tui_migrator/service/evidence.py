@@ -30,6 +30,7 @@ from tui_migrator.storage.audit_operations import AuditOperation
 from tui_migrator.storage.database import redacted
 from tui_migrator.storage.keyring import DataKeyInfo
 from tui_migrator.storage.migration_records import MigrationRecord
+from tui_migrator.storage.migration_status import MigrationKind
 from tui_migrator.storage.operators import Action
 from tui_migrator.storage.tables import utc_now
 
@@ -144,6 +145,7 @@ def migration_evidence(
         "migrationId": record.id,
         "status": report["status"],
         "dryRun": report["dryRun"],
+        "kind": report["kind"],
         "operator": record.created_by,
         "config": report["config"],
         "timeline": {
@@ -330,6 +332,7 @@ def summary_markdown(evidence: dict[str, Any], audit: dict[str, Any]) -> str:
                     "Status",
                     migration["status"] + (" (dry run: no data was changed)" if migration["dryRun"] else ""),
                 ),
+                ("Kind", MigrationKind(migration["kind"]).described),
                 ("Operator (created by)", migration["operator"]),
                 ("Configuration", _code(json.dumps(migration["config"], sort_keys=True))),
             ]

@@ -42,6 +42,7 @@ def completion_report(
         "migrationId": record.id,
         "status": record.status.value,
         "dryRun": record.dry_run,
+        "kind": record.kind.value,
         "createdBy": record.created_by,
         "config": record.config.to_json_data(),
         "counts": {
