@@ -26,7 +26,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from tests.support.databases import fresh_postgres_database, make_settings
-from tests.support.migration_helpers import raw_dump
+from tests.support.migration_helpers import raw_dump, rotate_every_key
 from tests.support.postgres_cluster import PostgresCluster
 from tui_migrator.crypto.codec import encode_key
 from tui_migrator.crypto.tokens import TOKEN_PREFIX
@@ -355,6 +355,7 @@ def test_any_postgresql_type_in_any_role_migrates_and_rolls_back_exactly(
         with _open(url, Path(directory), spec["keys"], SENSITIVE) as service:
             before = raw_dump(service.engine)
             record, _failed = _migrate(service)
+            rotate_every_key(service)
             service.rollback(record.id, confirm=True)
             assert raw_dump(service.engine) == before
 

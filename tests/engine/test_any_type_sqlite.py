@@ -4,8 +4,8 @@ SQLite keeps whatever storage class a value arrives with (after the column's aff
 column declared DATE may hold text, an integer or a blob, and a key column declared NUMERIC may
 hold text that no date or number parser accepts. Hypothesis builds tables whose key, composite
 key, organization and sensitive columns take declared types and values of every class; each one
-is migrated, verified and rolled back, and the table must come back byte for byte, storage
-classes included. A row the tool cannot seal must be a recorded failed row, never an error for
+is migrated, verified, its keys rotated (every token re-sealed, every owning migration verified
+again) and rolled back, and the table must come back byte for byte, storage classes included. A row the tool cannot seal must be a recorded failed row, never an error for
 the whole run.
 """
 
@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from tests.support.databases import make_settings
-from tests.support.migration_helpers import raw_dump
+from tests.support.migration_helpers import raw_dump, rotate_every_key
 from tui_migrator.crypto.tokens import TOKEN_PREFIX
 from tui_migrator.service.facade import MigratorService
 from tui_migrator.storage.migration_status import Status
@@ -154,6 +154,7 @@ def test_any_declared_type_and_storage_class_migrates_and_rolls_back_exactly(spe
             failed = service.failed_records(record.id)
             assert sealed + len(failed) >= with_values
             assert all(item["reason"] for item in failed)
+            rotate_every_key(service)
             service.rollback(record.id, confirm=True)
             assert raw_dump(service.engine) == before
 
