@@ -9,7 +9,6 @@ are marked retired.
 from __future__ import annotations
 
 import asyncio
-import json
 
 from tui_migrator.common.errors import OperationFailed
 from tui_migrator.crypto.codec import decode_key
@@ -83,25 +82,12 @@ class RotationRunner(MigrationRunner):
     def _rows_left(self, batches: RotationBatches) -> bool:
         return self.retrying(batches.pending_rows, what=f"counting rows left in {batches.table_name}") > 0
 
-    async def _verify(self) -> None:
-        record = await asyncio.to_thread(self.read_record)
-        meter = PhaseMeter(Phase.VERIFICATION, self._write_phase_progress)
-        result = await asyncio.to_thread(
-            self.retrying,
-            lambda: verification.verify_rotation(
-                self.engine, record, self.tables, self.pool, self.retiring, meter
-            ),
-            what="verifying the re-sealed rows",
-        )
-        await asyncio.to_thread(meter.end)
-        await asyncio.to_thread(self.update_record, verification=json.dumps(result.to_json()))
-        await asyncio.to_thread(
-            self.record_event, AuditOperation.INTEGRITY_VERIFIED, result.passed, result.to_json()
-        )
-        if not result.passed:
-            raise verification.VerificationFailed(result.problem or "Integrity verification failed.")
+    def _verification(self, record: MigrationRecord, meter: PhaseMeter) -> verification.VerificationResult:
+        return verification.verify_rotation(self.engine, record, self.tables, self.pool, self.retiring, meter)
+
+    def _verified(self, result: verification.VerificationResult) -> None:
         if result.failed_rows == 0:
-            await asyncio.to_thread(self.retrying, self._retire_keys, what="retiring the old keys")
+            self.retrying(self._retire_keys, what="retiring the old keys")
 
     def _retire_keys(self) -> None:
         """No token under a retiring key is left in the mapped tables: they stop being

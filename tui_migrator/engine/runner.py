@@ -340,15 +340,10 @@ class MigrationRunner(MigrationWorker):
 
     async def _verify(self) -> None:
         record = await asyncio.to_thread(self.read_record)
-        organizations = tuple(self.config.organization_ids) or None
         meter = PhaseMeter(Phase.VERIFICATION, self._write_phase_progress)
         # Read-only, so a lost connection just means reading again (and counting from zero).
         result = await asyncio.to_thread(
-            self.retrying,
-            lambda: verification.verify_migration(
-                self.engine, record, self.tables, self.pool, organizations, meter
-            ),
-            what="verifying the migrated rows",
+            self.retrying, lambda: self._verification(record, meter), what="verifying the migrated rows"
         )
         await asyncio.to_thread(meter.end)
         await asyncio.to_thread(self.update_record, verification=json.dumps(result.to_json()))
@@ -357,6 +352,17 @@ class MigrationRunner(MigrationWorker):
         )
         if not result.passed:
             raise verification.VerificationFailed(result.problem or "Integrity verification failed.")
+        await asyncio.to_thread(self._verified, result)
+
+    def _verification(self, record: MigrationRecord, meter: PhaseMeter) -> verification.VerificationResult:
+        """What the verification stage checks (a key rotation checks differently)."""
+        organizations = tuple(self.config.organization_ids) or None
+        return verification.verify_migration(
+            self.engine, record, self.tables, self.pool, organizations, meter
+        )
+
+    def _verified(self, result: verification.VerificationResult) -> None:
+        """What follows a passed verification, before the audit stage (nothing, here)."""
 
     async def _audit_completion(self) -> None:
         record = await asyncio.to_thread(self.read_record)
