@@ -55,10 +55,13 @@ def cancel(session: Session, migration_id: str, reason: str, *, wait_seconds: fl
             "cancel_requested": True,
             "cancel_reason": reason,
             "cancelled_by": session.user,
+            # When the operator cancelled: shown at once, also while the worker finishes its
+            # in-flight batches ("cancelling"), and kept when it stops.
+            "cancelled_at": utc_now(),
         }
         if not record.worker_alive:
             # Nobody is running it: it stops here and now.
-            values.update(status=Status.CANCELLED.value, cancelled_at=utc_now())
+            values.update(status=Status.CANCELLED.value)
         migrations.update(connection, migration_id, **values)
         session.audit.append(
             connection,
