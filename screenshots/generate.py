@@ -31,6 +31,7 @@ async def capture(built: World) -> None:
         await shot("estimate", "escape", "e")
         await shot("migrations", "l")
         await shot("audit", "a")
+        await shot("keys", "k")
         app.open_monitor(built.running)
         await shot("monitor")
 

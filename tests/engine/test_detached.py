@@ -4,21 +4,12 @@ is killed and shows as interrupted, and resumes with nothing encrypted twice."""
 from __future__ import annotations
 
 import os
-import pwd
-import shutil
 import signal
-from collections.abc import Iterator
-from contextlib import AbstractContextManager, nullcontext
-from pathlib import Path
 
 import pytest
 
 from tests.support.databases import (
     BOTH_BACKENDS,
-    PostgresTemplate,
-    build_pg_template,
-    fresh_postgres_database,
-    make_settings,
 )
 from tests.support.migration_helpers import (
     assert_fully_encrypted,
@@ -27,11 +18,10 @@ from tests.support.migration_helpers import (
     wait_for,
     worker_pid,
 )
-from tests.support.postgres_cluster import PostgresCluster
 from tui_migrator.common.errors import BadInput
 from tui_migrator.common.settings import Settings
 from tui_migrator.engine.log_files import log_path
-from tui_migrator.service.facade import MigratorService, create_demo_service
+from tui_migrator.service.facade import MigratorService
 from tui_migrator.storage import migration_records as migrations
 from tui_migrator.storage.migration_status import Status
 
@@ -39,46 +29,6 @@ SLOW = {"batch_size": 8, "max_concurrency": 1}
 
 
 pytestmark = BOTH_BACKENDS
-
-
-def _bigger_demo(settings: Settings) -> MigratorService:
-    service, _ = create_demo_service(settings, patients=300, organizations=3, seed=5, user="alice")
-    # The detached worker runs as the real operating-system user, who needs the role too.
-    service.grant(pwd.getpwuid(os.geteuid()).pw_name, "super_admin")
-    return service
-
-
-@pytest.fixture(scope="module")
-def bigger_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("bigger")
-    _bigger_demo(make_settings(root)).close()
-    return root
-
-
-@pytest.fixture(scope="module")
-def bigger_pg_template(
-    postgres_cluster: PostgresCluster, tmp_path_factory: pytest.TempPathFactory
-) -> PostgresTemplate:
-    return build_pg_template(postgres_cluster, tmp_path_factory, "bigger_template", _bigger_demo)
-
-
-@pytest.fixture
-def bigger(
-    backend: str, request: pytest.FixtureRequest, tmp_path: Path
-) -> Iterator[tuple[Settings, MigratorService]]:
-    if backend == "sqlite":
-        template: Path = request.getfixturevalue("bigger_template")
-        shutil.copy2(template / "parkml.db", tmp_path / "parkml.db")
-        shutil.copytree(template / "data", tmp_path / "data")
-        database: AbstractContextManager[str] = nullcontext(f"sqlite:///{tmp_path / 'parkml.db'}")
-    else:
-        pg_template: PostgresTemplate = request.getfixturevalue("bigger_pg_template")
-        shutil.copytree(pg_template.root / "data", tmp_path / "data")
-        database = fresh_postgres_database(pg_template.cluster, pg_template.database)
-    with database as url:
-        settings = make_settings(tmp_path, database_url=url)
-        with MigratorService.open(settings, user="alice") as service:
-            yield settings, service
 
 
 def test_detached_worker_is_cancelled_from_another_process_then_resumed(

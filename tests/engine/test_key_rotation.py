@@ -18,7 +18,7 @@ from tui_migrator.engine.rotation import RotationBatches
 from tui_migrator.service.facade import MigratorService
 from tui_migrator.storage.column_storage import cell_token, reflect
 from tui_migrator.storage.keyring import KEY_STATUS_ACTIVE, KEY_STATUS_RETIRED, retiring_key_ids
-from tui_migrator.storage.migration_status import MigrationKind, Status
+from tui_migrator.storage.migration_status import MigrationKind, Phase, Status
 from tui_migrator.storage.tables import data_keys_table
 
 pytestmark = BOTH_BACKENDS
@@ -75,6 +75,10 @@ def test_rotation_reseals_every_token_under_the_new_generation_and_every_value_s
 
     assert rotation.status is Status.COMPLETED, rotation.error_message
     assert rotation.kind is MigrationKind.ROTATION and not rotation.can_rollback
+    # No backup stage ran (and the monitor marks it skipped); verification did.
+    assert rotation.skipped_phases == {Phase.BACKUP}
+    assert Phase.BACKUP.value not in rotation.phase_seconds
+    assert Phase.VERIFICATION.value in rotation.phase_seconds
     assert rotation.encrypted_records == rotation.total_records == encryption.total_records
     assert rotation.verification and rotation.verification["passed"]
     # The owning migration was verified again, row by row, against its digests.

@@ -9,7 +9,6 @@ import signal
 
 import pytest
 
-from tests.engine.test_detached import bigger, bigger_pg_template, bigger_template  # noqa: F401 (fixtures)
 from tests.engine.test_key_rotation import _key_of, _keys, _tokens
 from tests.support.databases import BOTH_BACKENDS
 from tests.support.migration_helpers import (
@@ -29,7 +28,7 @@ pytestmark = BOTH_BACKENDS
 
 
 def test_a_rotation_killed_part_way_leaves_every_token_readable_and_resumes(
-    bigger: tuple[Settings, MigratorService],  # noqa: F811 (the fixture imported above)
+    bigger: tuple[Settings, MigratorService],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     _settings, service = bigger

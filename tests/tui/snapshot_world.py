@@ -8,6 +8,8 @@ fixes what would otherwise vary:
 - the local time zone (Europe/Madrid, so the screens show local rather than UTC time);
 - the paths: the database lives in a fixed scratch directory, whose URL the header shows;
 - the master key: a fixed test key, so audit proofs and fingerprints repeat;
+- the data key ids: numbered in the order the keys are made (the runner makes them in sorted
+  organization order), so the keys screen shows the same ids;
 - measurements: free disk space, the database's size (the sweeps after each migration compact
   the file, and how much of the last writes a checkpoint has copied into it varies by a few
   pages), the estimate's per-row timings and, after each migration ran for real, its measured
@@ -20,11 +22,13 @@ from __future__ import annotations
 
 import base64
 import fcntl
+import hashlib
+import itertools
 import json
 import os
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -39,6 +43,7 @@ from tui_migrator.crypto.codec import UnsupportedValue
 from tui_migrator.engine import batches, estimate, runner
 from tui_migrator.service import health, planning
 from tui_migrator.service.facade import MigratorService, create_demo_service
+from tui_migrator.storage import keyring
 from tui_migrator.storage.migration_records import MigrationRecord
 from tui_migrator.storage.tables import migrations_table
 
@@ -104,6 +109,12 @@ def _fixed_calibration(real: Any) -> Any:
     return calibrate
 
 
+def _numbered_key_ids() -> Callable[[], str]:
+    """Data key ids that look like real ones and are the same in every world built."""
+    numbers = itertools.count(1)
+    return lambda: "dek_" + hashlib.sha256(f"snapshot data key {next(numbers)}".encode()).hexdigest()[:16]
+
+
 @contextmanager
 def frozen(clock: FrozenClock) -> Iterator[None]:
     """The clock, time zone, disk and timings fixed for as long as the block runs."""
@@ -117,6 +128,7 @@ def frozen(clock: FrozenClock) -> Iterator[None]:
             mock.patch.object(planning, "database_size_bytes", lambda _engine: FREE_DISK.database_bytes)
         )
         stack.enter_context(mock.patch.object(estimate, "calibrate", _fixed_calibration(estimate.calibrate)))
+        stack.enter_context(mock.patch.object(keyring, "new_key_id", _numbered_key_ids()))
         os.environ["TZ"] = TIME_ZONE
         time.tzset()
         try:

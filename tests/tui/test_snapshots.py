@@ -18,6 +18,7 @@ from tui_migrator.storage import rollback_progress
 from tui_migrator.storage.tables import migrations_table
 from tui_migrator.tui.app import MigratorApp
 from tui_migrator.tui.screens import dashboard as dashboard_screen
+from tui_migrator.tui.screens import keys as keys_screen
 from tui_migrator.tui.screens import migrations_list
 from tui_migrator.tui.screens import monitor as monitor_screen
 
@@ -35,6 +36,7 @@ def no_polling(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(monitor_screen, "REFRESH_SECONDS", NEVER_SECONDS)
     monkeypatch.setattr(migrations_list, "REFRESH_SECONDS", NEVER_SECONDS)
     monkeypatch.setattr(dashboard_screen, "REFRESH_SECONDS", NEVER_SECONDS)
+    monkeypatch.setattr(keys_screen, "REFRESH_SECONDS", NEVER_SECONDS)
 
 
 # The world lives at one fixed path: under xdist (--dist loadgroup) its users share one worker.
@@ -150,6 +152,11 @@ def test_load_config_shows_what_is_wrong_with_the_file(
 def test_estimate(snap_compare: SnapCompare, shared_world: World) -> None:
     app = MigratorApp(shared_world.service)
     assert snap_compare(app, terminal_size=SIZE, run_before=then_settle(keys("e")))
+
+
+def test_keys(snap_compare: SnapCompare, shared_world: World) -> None:
+    app = MigratorApp(shared_world.service)
+    assert snap_compare(app, terminal_size=SIZE, run_before=then_settle(keys("k")))
 
 
 def test_migrations(snap_compare: SnapCompare, shared_world: World) -> None:

@@ -17,7 +17,7 @@ from tui_migrator.cli.output import Result
 from tui_migrator.crypto.keys import generate_master_key, write_key_file
 from tui_migrator.service.facade import MigratorService
 from tui_migrator.service.key_rotation import ROTATION_OPTIONS
-from tui_migrator.service.views import start_data
+from tui_migrator.service.views import keys_data, start_data
 from tui_migrator.storage.migration_records import MigrationRecord
 
 
@@ -47,22 +47,11 @@ def keys_list(service: MigratorService, _args: argparse.Namespace) -> Result:
             info.created_by,
         )
     return Result(
-        data={
-            "masterKeyFingerprint": service.master_key_fingerprint,
-            "masterKeySource": service.master_key_source,
-            "dataKeys": [
-                {
-                    "keyId": i.key_id,
-                    "organizationId": i.organization_id,
-                    "generation": i.generation,
-                    "algorithm": i.algorithm,
-                    "status": i.status,
-                    "createdAt": i.created_at.isoformat(),
-                    "createdBy": i.created_by,
-                }
-                for i in infos
-            ],
-        },
+        data=keys_data(
+            infos,
+            master_key_fingerprint=service.master_key_fingerprint,
+            master_key_source=service.master_key_source,
+        ),
         text=[table],
     )
 

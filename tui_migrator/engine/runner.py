@@ -145,10 +145,10 @@ class MigrationRunner(MigrationWorker):
 
     async def _stages(self, record: MigrationRecord) -> None:
         await self._phase(Phase.ANALYSIS, self._analysis)
-        if not record.config.dry_run and record.config.create_backups:
+        if Phase.BACKUP not in record.skipped_phases:
             await self._phase(Phase.BACKUP, self._backups)
         await self._phase(Phase.BATCH_PROCESSING, self._encrypt_all)
-        if not record.config.dry_run and not record.config.skip_integrity_checks:
+        if Phase.VERIFICATION not in record.skipped_phases:
             await self._phase(Phase.VERIFICATION, self._verify)
         await self._phase(Phase.AUDIT, self._audit_completion)
         await self._phase(Phase.REPORTING, self._complete)

@@ -1,5 +1,6 @@
 """The seed's API at /api/data-migration: the eight operations, and those the seed lacks (pause,
-continue, resume, failed records, report), over the same service as the CLI and the TUI.
+continue, resume, failed records, report, data keys and their rotation), over the same service
+as the CLI and the TUI.
 
 Every response body is built by the service's views (service/views.py), the ones the CLI prints
 with ``--json``: one contract for every face. Each request carries an operator's API token
@@ -24,16 +25,18 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from tui_migrator.common.config_file import read_config_object
-from tui_migrator.common.errors import MigratorError, Unauthenticated
+from tui_migrator.common.config_file import FILE_KEYS, read_config_object
+from tui_migrator.common.errors import BadInput, MigratorError, Unauthenticated
 from tui_migrator.common.migration_config import MigrationConfig
 from tui_migrator.http import errors
 from tui_migrator.http.throttle import RefusalThrottle
 from tui_migrator.service.facade import MigratorService
+from tui_migrator.service.key_rotation import ROTATION_OPTIONS
 from tui_migrator.service.views import (
     audit_data,
     cancel_data,
     failed_data,
+    keys_data,
     list_data,
     rollback_started_data,
     start_data,
@@ -56,6 +59,11 @@ START_EXAMPLE = {
     "skipIntegrityChecks": False,
     "createBackups": True,
 }
+# A key rotation's body: the organizations whose keys it rotates, and the options it takes.
+ROTATE_KEYS = tuple(
+    str(MigrationConfig.model_fields[name].alias) for name in ("organization_ids", *ROTATION_OPTIONS)
+)
+ROTATE_EXAMPLE = {"organizationIds": ["org_123"], "batchSize": 1000, "maxConcurrency": 2}
 
 
 class CancelRequest(BaseModel):
@@ -117,6 +125,34 @@ def config_schema() -> dict[str, Any]:
         return node
 
     return dict(inline(schema))
+
+
+def rotation_schema() -> dict[str, Any]:
+    """The part of MigrationConfig's schema a key rotation's body may hold."""
+    schema = config_schema()
+    properties = {key: value for key, value in schema["properties"].items() if key in ROTATE_KEYS}
+    return {
+        **schema,
+        "title": "KeyRotation",
+        "description": "Every key optional: no organizationIds rotates every organization with keys.",
+        "properties": properties,
+    }
+
+
+def rotation_request(body: Any) -> tuple[list[str], dict[str, Any]]:
+    """The organizations and options of a rotation's body, read as /start reads its body (the
+    same keys, types and checks), refusing the settings a rotation does not take by the names
+    the body gave them."""
+    if isinstance(body, dict):
+        not_taken = [key for key in body if key in FILE_KEYS and key not in ROTATE_KEYS]
+        if not_taken:
+            raise BadInput(
+                f"A key rotation does not take {', '.join(not_taken)}; nothing was started.",
+                hint=f"Its keys are {', '.join(ROTATE_KEYS)} (each optional).",
+            )
+    values = read_config_object({} if body is None else body, "the request body")
+    organizations: list[str] = values.pop("organization_ids", [])
+    return organizations, values
 
 
 def operator(request: Request) -> Iterator[MigratorService]:
@@ -220,6 +256,43 @@ def _routes(app: FastAPI) -> None:
     @app.get(f"{PREFIX}/health", tags=["system"], summary="Engine, keys, disk and recent activity")
     def health(service: Operator) -> dict[str, Any]:
         return ok(service.health().to_json_data())
+
+    # Before /{migration_id}, which would take "keys" for a migration's id.
+    @app.get(f"{PREFIX}/keys", tags=["keys"], summary="Data keys and the master key's fingerprint")
+    def data_keys(service: Operator) -> dict[str, Any]:
+        """Each organization's data keys (generation, status, who made it and when), never key
+        material: the object ``keys list --json`` prints."""
+        return ok(
+            keys_data(
+                service.data_keys(),
+                master_key_fingerprint=service.master_key_fingerprint,
+                master_key_source=service.master_key_source,
+            )
+        )
+
+    # Rotating the master key (keys rotate-master) is not offered here: it reads the new key from
+    # a file on the server, whose making, permissions and safekeeping are the concern of the
+    # operator on that machine, not of a client.
+    @app.post(
+        f"{PREFIX}/keys/rotate",
+        tags=["keys"],
+        summary="Rotate data keys",
+        openapi_extra={
+            "requestBody": {
+                "content": {"application/json": {"schema": rotation_schema(), "example": ROTATE_EXAMPLE}}
+            }
+        },
+    )
+    def rotate_keys(
+        service: Operator, body: Annotated[Any, Body(include_in_schema=False)] = None
+    ) -> dict[str, Any]:
+        """A new data key generation for each organization named (every one with keys when none
+        is), and a key rotation that re-seals every older token with it, in a detached worker;
+        answers at once, as /start does. Follow it with ``GET /{migrationId}`` (its ``kind`` is
+        ``rotation``)."""
+        organizations, options = rotation_request(body)
+        record = service.rotate_keys(organizations, options, detach=True)
+        return ok(start_data(record, service.settings))
 
     @app.get(f"{PREFIX}/{{migration_id}}", tags=["migrations"], summary="A migration's status and progress")
     def status(service: Operator, migration_id: str) -> dict[str, Any]:

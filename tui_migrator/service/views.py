@@ -22,6 +22,7 @@ from tui_migrator.storage.migration_status import PHASE_TITLES, Phase, Status
 if TYPE_CHECKING:
     from tui_migrator.service.sweeping import SweepStatus
     from tui_migrator.storage.audit import AuditEntry, AuditVerification
+    from tui_migrator.storage.keyring import DataKeyInfo
 
 ERROR_RATE_ALERT = 0.05
 SLOW_RATE_ALERT = 0.5
@@ -253,6 +254,30 @@ def list_data(records: list[MigrationRecord], *, everything: list[MigrationRecor
             for record in records
         ],
         "summary": {"total": len(everything), "byStatus": by_status},
+    }
+
+
+def keys_data(
+    infos: list[DataKeyInfo], *, master_key_fingerprint: str, master_key_source: str
+) -> dict[str, Any]:
+    """The data keys as ``keys list --json`` and ``GET /keys`` give them: the master key's
+    fingerprint and where it was read from, and what may be shown of each data key (never
+    key material)."""
+    return {
+        "masterKeyFingerprint": master_key_fingerprint,
+        "masterKeySource": master_key_source,
+        "dataKeys": [
+            {
+                "keyId": info.key_id,
+                "organizationId": info.organization_id,
+                "generation": info.generation,
+                "algorithm": info.algorithm,
+                "status": info.status,
+                "createdAt": info.created_at.isoformat(),
+                "createdBy": info.created_by,
+            }
+            for info in infos
+        ],
     }
 
 

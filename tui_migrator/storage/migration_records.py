@@ -28,6 +28,7 @@ from tui_migrator.storage.migration_status import (
     RESUMABLE_STATUSES,
     ROLLBACK_STATUSES,
     MigrationKind,
+    Phase,
     Status,
 )
 from tui_migrator.storage.rollback_progress import RollbackProgress
@@ -181,6 +182,19 @@ class MigrationRecord:
         return self.status.is_finished
 
     # What an operator may do with it now (the statuses are in migration_status.py).
+
+    @property
+    def skipped_phases(self) -> frozenset[Phase]:
+        """The stages this migration does not run: no backup for a dry run, a run without
+        backups or a key rotation (no value changes); no verification for a dry run or a run
+        told to skip it (a rotation always verifies)."""
+        skipped = set()
+        config = self.config
+        if config.dry_run or not config.create_backups or self.kind is MigrationKind.ROTATION:
+            skipped.add(Phase.BACKUP)
+        if self.kind is MigrationKind.ENCRYPTION and (config.dry_run or config.skip_integrity_checks):
+            skipped.add(Phase.VERIFICATION)
+        return frozenset(skipped)
 
     @property
     def can_cancel(self) -> bool:

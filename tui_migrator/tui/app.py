@@ -34,6 +34,7 @@ from tui_migrator.tui.screens.audit import AuditScreen
 from tui_migrator.tui.screens.dashboard import DashboardScreen
 from tui_migrator.tui.screens.estimate import EstimateScreen
 from tui_migrator.tui.screens.help import HelpScreen
+from tui_migrator.tui.screens.keys import KeysScreen
 from tui_migrator.tui.screens.log_view import LogViewScreen
 from tui_migrator.tui.screens.migrations_list import MigrationsScreen
 from tui_migrator.tui.screens.monitor import MonitorScreen
@@ -55,6 +56,7 @@ STYLESHEETS = (
     "migrations.tcss",
     "audit.tcss",
     "log_view.tcss",
+    "keys.tcss",
 )
 
 
@@ -67,6 +69,7 @@ class MigratorApp(App[None]):
         "estimate": EstimateScreen,
         "migrations": MigrationsScreen,
         "audit": AuditScreen,
+        "keys": KeysScreen,
     }
     DEFAULT_MODE = "dashboard"
     BINDINGS = [
@@ -92,6 +95,8 @@ class MigratorApp(App[None]):
         ),
         Binding("l,f5", "go('migrations')", "Migrations", id="app.migrations", tooltip="All migrations"),
         Binding("a,f6", "go('audit')", "Audit", id="app.audit", tooltip="The audit trail", show=False),
+        # No F-key twin: F7-F9 are screens' own keys. From a field, esc first (or ctrl+p).
+        Binding("k", "go('keys')", "Keys", id="app.keys", tooltip="Data keys and their rotation", show=False),
         # Reached only where the screen has no use for esc (a monitor pops itself, a form leaves
         # its field first): one step back, to the screen the operator came from.
         Binding("escape", "step_back", "Back", id="app.back", show=False),
@@ -238,6 +243,7 @@ class MigratorApp(App[None]):
             ("estimate", "Estimate", "Records, time and storage for a configuration"),
             ("migrations", "Migrations", "Every migration, with its status"),
             ("audit", "Audit trail", "Entries, proofs and chain verification"),
+            ("keys", "Data keys", "Each organization's data keys, and their rotation"),
         ):
             yield SystemCommand(title, text, lambda mode=mode: self.action_go(mode))
         yield SystemCommand("Recent errors", "Errors shown this session, and the error log", self.open_log)

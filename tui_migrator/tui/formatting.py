@@ -7,7 +7,7 @@ from datetime import datetime
 
 from tui_migrator.service.workers import WorkerView
 from tui_migrator.storage.migration_records import MigrationRecord
-from tui_migrator.storage.migration_status import Status, describe_statuses
+from tui_migrator.storage.migration_status import MigrationKind, Status, describe_statuses
 
 # How the monitor marks the stage a migration stopped in, in a symbol and a word.
 STOPPED_STAGE_MARKS = {
@@ -71,6 +71,17 @@ def status_label(record: MigrationRecord) -> str:
     """The state in words, with a dry run marked as one (it changed no data)."""
     words = state_words(record)
     return f"{words} (dry run)" if record.dry_run else words
+
+
+def kind_label(record: MigrationRecord) -> str:
+    """ " (key rotation)" after a rotation's id, so it is told from the encryption migrations
+    beside it; "" for an encryption migration."""
+    return f" ({record.kind.described})" if record.kind is MigrationKind.ROTATION else ""
+
+
+def sealed_words(record: MigrationRecord) -> str:
+    """What its batches did to each value: "encrypted", or "re-sealed" (a key rotation's)."""
+    return "re-sealed" if record.kind is MigrationKind.ROTATION else "encrypted"
 
 
 def status_heading(status: Status) -> str:

@@ -19,6 +19,7 @@ from tui_migrator.service.logs import LogTail
 from tui_migrator.service.planning import Estimate
 from tui_migrator.service.sweeping import SweepStatus
 from tui_migrator.storage.audit import AuditEntry, AuditVerification
+from tui_migrator.storage.keyring import DataKeyInfo
 from tui_migrator.storage.migration_records import MigrationRecord
 
 # -- asked of the app --------------------------------------------------------------------------
@@ -138,6 +139,20 @@ class AuditLoaded(Message):
 class AuditVerified(Message):
     verification: AuditVerification
     page: AuditPage
+
+
+# -- keys ------------------------------------------------------------------------------------
+
+
+@dataclass
+class KeysLoaded(Message):
+    """The data keys (None when the operator may not read them), the master key's fingerprint
+    and where it was read from, and why this operator may not rotate keys (None when they may)."""
+
+    infos: list[DataKeyInfo] | None
+    fingerprint: str
+    source: str
+    denied_reason: str | None
 
 
 # -- log view ----------------------------------------------------------------------------------

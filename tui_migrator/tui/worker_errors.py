@@ -44,6 +44,8 @@ OPERATIONS: dict[tuple[str, str], str] = {
     ("monitor-action", "_load_failed"): "Loading the failed records",
     ("monitor-action", "_export_evidence"): "Writing the evidence bundle",
     ("log-view", "_load"): "Reading the logs",
+    ("keys", "_load"): "Loading the data keys",
+    ("keys-rotate", "_rotate"): "Starting the key rotation",
 }
 UNKNOWN_OPERATION = "A background task"
 

@@ -23,7 +23,13 @@ DEFAULT_VALUES: dict[str, Any] = MigrationConfig().model_dump(mode="json")
 TEXT_FIELDS = {
     "batch-size": ("batch_size", "Batch size"),
     "max-concurrency": ("max_concurrency", "Concurrency"),
+    "window": ("window", "Maintenance window"),
+    "timezone": ("timezone", "Time zone"),
+    "not-before": ("not_before", "Not before"),
 }
+# The fields an empty input leaves unset, as an option not given on the command line does: no
+# window, no scheduled start, and this machine's zone (MigrationConfig writes it in).
+OPTIONAL_FIELDS = frozenset({"window", "timezone", "not_before"})
 
 # Checkbox id → its label when unchecked and when checked: the state in words, because the box
 # itself differs only in colour.
@@ -34,10 +40,18 @@ TOGGLE_LABELS = {
 }
 
 
+def field_value(field: str, text: str) -> str | None:
+    """The value a typed field gives its MigrationConfig field: an optional one without its
+    surrounding spaces, and None (unset) when that leaves nothing."""
+    if field not in OPTIONAL_FIELDS:
+        return text
+    return text.strip() or None
+
+
 def field_problem(field: str, value: str) -> str | None:
     """What is wrong with one MigrationConfig field's typed value, in the model's words."""
     try:
-        MigrationConfig.model_validate({field: value})
+        MigrationConfig.model_validate({field: field_value(field, value)})
     except ValidationError as error:
         return "; ".join(str(detail["msg"]).removeprefix("Value error, ") for detail in error.errors())
     return None

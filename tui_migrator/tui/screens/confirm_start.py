@@ -16,11 +16,30 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Static
 from textual.worker import Worker, WorkerState
 
+from tui_migrator.common.migration_config import parse_config
 from tui_migrator.tui.config_text import summary_lines
 from tui_migrator.tui.formatting import count, estimated_duration
 from tui_migrator.tui.host import host_of
 from tui_migrator.tui.messages import MigrationStarted, MonitorRequested, StartEstimated
 from tui_migrator.tui.worker_errors import report_failed_worker
+
+
+def schedule_lines(values: dict[str, Any]) -> list[str]:
+    """When it may take batches, in the summary's columns, each only when set (none: it runs at
+    once, at any time): the window in its zone, and the scheduled start as the instant it means
+    there (one typed with its own offset is shown in the zone too)."""
+    schedule = parse_config(values).schedule
+    if schedule is None:
+        zone = values["timezone"]
+        return [] if zone is None else [f"Time zone:      {zone} (unused: no window, no start time)"]
+    zone = schedule.zone.key
+    lines = []
+    if schedule.window is not None:
+        lines.append(f"Window:         {schedule.window.text} daily, {zone}; paused outside it")
+    if schedule.not_before is not None:
+        local = schedule.not_before.astimezone(schedule.zone).isoformat(sep=" ", timespec="minutes")
+        lines.append(f"Not before:     {local} ({zone})")
+    return lines
 
 
 class ConfirmStartModal(ModalScreen[bool]):
@@ -47,7 +66,8 @@ class ConfirmStartModal(ModalScreen[bool]):
         kind = "dry run" if values["dry_run"] else "migration"
         with Vertical(id="confirm-dialog"):
             yield Static(f"Start this {kind}?", classes="panel-title")
-            yield Static("\n".join(summary_lines(values)), id="confirm-summary", markup=False)
+            summary = summary_lines(values) + schedule_lines(values)
+            yield Static("\n".join(summary), id="confirm-summary", markup=False)
             yield Static("estimating…", id="confirm-estimate", markup=False)
             with Horizontal(id="confirm-buttons"):
                 yield Button("Cancel", id="confirm-cancel")

@@ -22,7 +22,15 @@ from tui_migrator.service.views import list_data
 from tui_migrator.storage.migration_records import MigrationRecord
 from tui_migrator.storage.migration_status import Status
 from tui_migrator.tui.field_input import FieldInput
-from tui_migrator.tui.formatting import count, duration, local_time, status_label, status_words
+from tui_migrator.tui.formatting import (
+    count,
+    duration,
+    kind_label,
+    local_time,
+    sealed_words,
+    status_label,
+    status_words,
+)
 from tui_migrator.tui.messages import MigrationsLoaded, MonitorRequested
 from tui_migrator.tui.screens.base import AppScreen
 
@@ -54,23 +62,26 @@ def summary_text(by_status: dict[str, int]) -> str:
 
 
 def matches(record: MigrationRecord, text: str) -> bool:
-    """Case-insensitive match on the id, the status (as stored or in words) and who started it."""
+    """Case-insensitive match on the id, the status (as stored or in words), who started it and
+    what it is ("key rotation")."""
     needle = text.strip().casefold()
     if not needle:
         return True
-    haystack = " ".join((record.id, record.status.value, status_label(record), record.created_by))
+    haystack = " ".join(
+        (record.id, record.status.value, status_label(record), record.created_by, record.kind.described)
+    )
     return needle in haystack.casefold()
 
 
 def detail_text(record: MigrationRecord) -> str:
-    lines = [f"{record.id} — {status_label(record)}, started by {record.created_by}"]
+    lines = [f"{record.id}{kind_label(record)} — {status_label(record)}, started by {record.created_by}"]
     times = [f"started {local_time(record.started_at) or 'not yet'}"]
     if record.completed_at is not None:
         times.append(f"completed {local_time(record.completed_at)}")
     times.append(f"elapsed {duration(record.elapsed_seconds)}")
     lines.append(" · ".join(times))
     lines.append(
-        f"{count(record.encrypted_records)} of {count(record.total_records)} records encrypted, "
+        f"{count(record.encrypted_records)} of {count(record.total_records)} records {sealed_words(record)}, "
         f"{count(record.failed_records)} failed"
     )
     if record.error_message:

@@ -25,12 +25,14 @@ from tui_migrator.service.views import schedule_lines
 from tui_migrator.service.workers import workers_of
 from tui_migrator.storage.audit import AuditEntry
 from tui_migrator.storage.migration_records import MigrationRecord
-from tui_migrator.storage.migration_status import PHASE_TITLES, Phase, Status
+from tui_migrator.storage.migration_status import PHASE_TITLES, MigrationKind, Phase, Status
 from tui_migrator.tui.formatting import (
     STOPPED_STAGE_MARKS,
     count,
     duration,
+    kind_label,
     local_time,
+    sealed_words,
     state_words,
     status_heading,
     worker_words,
@@ -176,7 +178,7 @@ class MonitorScreen(AppScreen):
         self.refresh_bindings()
         status = state_words(record).upper()
         dry = "  (dry run: nothing is written)" if record.dry_run else ""
-        self.query_one("#monitor-title", Static).update(f"{record.id} — {status}{dry}")
+        self.query_one("#monitor-title", Static).update(f"{record.id}{kind_label(record)} — {status}{dry}")
         self.query_one("#stages", Static).update(_stages_text(record))
         done, total = _progress_of(record)
         self.query_one("#progress", ProgressBar).update(total=max(1, total), progress=done)
@@ -287,7 +289,11 @@ class MonitorScreen(AppScreen):
             "pause": record.can_pause or record.can_continue,
             "resume": record.can_resume,
             "rollback": record.can_rollback,
-            "sweep": record.is_complete and not record.dry_run and not self._guard_busy(),
+            # A rotation writes no plaintext: the service refuses to sweep for it.
+            "sweep": record.is_complete
+            and not record.dry_run
+            and record.kind is not MigrationKind.ROTATION
+            and not self._guard_busy(),
             "purge_backups": record.can_purge_backups
             and not record.rolling_back
             and any(table.backup_table for table in record.tables),
@@ -426,7 +432,9 @@ def _stages_text(record: MigrationRecord) -> str:
     finished = record.is_complete
     lines = []
     for index, phase in enumerate(STAGES):
-        if finished or index < current:
+        if phase in record.skipped_phases:
+            mark = "– skip"
+        elif finished or index < current:
             mark = "✔ done"
         elif index == current:
             mark = STOPPED_STAGE_MARKS.get(record.status, "▶ now")
@@ -465,7 +473,7 @@ def _counts_text(record: MigrationRecord) -> str:
         head = f"{verb} {count(progress.done)} of {count(progress.total)} rows"
     else:
         head = f"processed {count(record.processed_records)} of {count(record.total_records)}"
-    return f"{head}\nencrypted {count(record.encrypted_records)}  failed {count(record.failed_records)}"
+    return f"{head}\n{sealed_words(record)} {count(record.encrypted_records)}  failed {count(record.failed_records)}"
 
 
 def _timing_text(record: MigrationRecord) -> str:
@@ -521,7 +529,7 @@ def _report_line(record: MigrationRecord) -> str | None:
     if record.status is Status.COMPLETED:
         verified = record.verification or {}
         return (
-            f"COMPLETED: {record.encrypted_records:,} encrypted, {record.failed_records:,} failed in "
+            f"COMPLETED: {record.encrypted_records:,} {sealed_words(record)}, {record.failed_records:,} failed in "
             f"{duration(record.elapsed_seconds)}"
             + (f"; {verified.get('verifiedRows', 0):,} rows verified" if verified else "")
             + (" — press f for failures" if record.failed_records else "")
@@ -534,6 +542,9 @@ def _report_line(record: MigrationRecord) -> str | None:
     text = f"{status_heading(record.status)}: " + (
         record.error_message or record.cancel_reason or "the worker stopped"
     )
-    if record.can_resume:
-        return text + " — resume with u, or roll back with r"
-    return text + " — roll back with r"
+    # Only what it allows: a key rotation (or a dry run) has nothing to roll back.
+    actions = [
+        *(["resume with u"] if record.can_resume else []),
+        *(["roll back with r"] if record.can_rollback else []),
+    ]
+    return text + (" — " + ", or ".join(actions) if actions else "")

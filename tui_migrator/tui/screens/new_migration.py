@@ -29,6 +29,7 @@ from tui_migrator.common.migration_config import (
     MIN_CONCURRENCY,
     parse_config,
 )
+from tui_migrator.common.windows import local_zone_name
 from tui_migrator.tui.config_text import describe_config
 from tui_migrator.tui.field_input import FieldInput
 from tui_migrator.tui.formatting import count
@@ -39,6 +40,7 @@ from tui_migrator.tui.screens.config_fields import (
     TEXT_FIELDS,
     ConfigFieldValidator,
     field_problem,
+    field_value,
     scope_prompt,
     toggle_label,
 )
@@ -143,6 +145,19 @@ class NewMigrationScreen(AppScreen):
                     id="backups-warning",
                     classes="field-warning",
                 )
+                # When it may take batches (README "Maintenance windows and scheduled starts"):
+                # each empty = none, and an empty zone is this machine's, as the CLI's options.
+                for input_id, placeholder in _schedule_placeholders().items():
+                    field, label = TEXT_FIELDS[input_id]
+                    with Horizontal(classes="field schedule-field"):
+                        yield Label(label, classes="field-label")
+                        yield FieldInput(
+                            values[field] or "",
+                            placeholder=placeholder,
+                            validators=[ConfigFieldValidator(field)],
+                            id=input_id,
+                        )
+                    yield Static("", id=f"{input_id}-message", classes="field-message", markup=False)
             with Vertical(id="scope-panel", classes="panel"):
                 yield Static("Scope (space toggles)", classes="panel-title")
                 yield Static("counting…", id="counts-status", classes="hint", markup=False)
@@ -233,8 +248,9 @@ class NewMigrationScreen(AppScreen):
         problems = []
         raw: dict[str, Any] = {}
         for input_id, (field, label) in TEXT_FIELDS.items():
-            raw[field] = self.query_one(f"#{input_id}", Input).value
-            problem = field_problem(field, raw[field])
+            typed = self.query_one(f"#{input_id}", Input).value
+            raw[field] = field_value(field, typed)
+            problem = field_problem(field, typed)
             if problem is not None:
                 problems.append(f"{label} {problem}")
         if problems:
@@ -265,6 +281,8 @@ class NewMigrationScreen(AppScreen):
         self._published = values
         self.query_one("#batch-size", Input).value = str(values["batch_size"])
         self.query_one("#max-concurrency", Input).value = str(values["max_concurrency"])
+        for input_id in _schedule_placeholders():
+            self.query_one(f"#{input_id}", Input).value = values[TEXT_FIELDS[input_id][0]] or ""
         self.query_one("#dry-run", Checkbox).value = values["dry_run"]
         self.query_one("#skip-integrity", Checkbox).value = values["skip_integrity_checks"]
         self.query_one("#create-backups", Checkbox).value = values["create_backups"]
@@ -302,6 +320,9 @@ class NewMigrationScreen(AppScreen):
         message = self.query_one(f"#{field_id}-message", Static)
         message.update(f"{TEXT_FIELDS[field_id][1]} {problems[0]}" if problems else "")
         message.set_class(bool(problems), "-invalid")
+        if problems:
+            # The last fields sit at the panel's foot: scroll their message into sight.
+            self.call_after_refresh(message.scroll_visible, animate=False)
         self._changed()
 
     @on(Checkbox.Changed)
@@ -389,3 +410,8 @@ class NewMigrationScreen(AppScreen):
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         if event.worker.group == "new-migration-counts" and event.state is WorkerState.ERROR:
             self.query_one("#counts-status", Static).update("counts unavailable (see the notification)")
+
+
+def _schedule_placeholders() -> dict[str, str]:
+    """The schedule's inputs (by id) with what each shows while empty."""
+    return {"window": "01:00-05:00", "timezone": local_zone_name(), "not-before": "2026-12-24T01:00"}
