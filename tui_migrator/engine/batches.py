@@ -35,6 +35,7 @@ from tui_migrator.engine.cpu_pool import CpuPool, RowCrypto
 from tui_migrator.engine.retry import RetryPolicy, is_row_refusal, refusal_reason, with_retries
 from tui_migrator.engine.scope import organization_condition, pending_condition
 from tui_migrator.storage import failed_records, migration_claims, row_metadata
+from tui_migrator.storage import migration_records as migrations
 from tui_migrator.storage.column_storage import (
     ROW_VERSION,
     RecordRefused,
@@ -55,8 +56,6 @@ from tui_migrator.storage.database import (
 )
 from tui_migrator.storage.sealed_cells import SealedCells
 from tui_migrator.storage.tables import (
-    batch_log_table,
-    migration_tables_table,
     utc_now,
 )
 
@@ -288,27 +287,14 @@ class TableBatches:
             )
         if failures:
             failed_records.record(connection, self.migration_id, mapped.name, failures, now)
-        connection.execute(
-            sa.update(migration_tables_table)
-            .where(
-                migration_tables_table.c.migration_id == self.migration_id,
-                migration_tables_table.c.table_name == mapped.name,
-            )
-            .values(
-                encrypted_records=migration_tables_table.c.encrypted_records
-                + (len(sealed) if counted is None else counted)
-            )
+        migrations.count_batch(
+            connection,
+            self.migration_id,
+            mapped.name,
+            done=len(sealed) if counted is None else counted,
+            rows_read=rows_read,
+            at=now,
         )
-        if rows_read:
-            connection.execute(
-                sa.insert(batch_log_table).values(
-                    migration_id=self.migration_id,
-                    table_name=mapped.name,
-                    rows=rows_read,
-                    seconds=0.0,
-                    committed_at=now,
-                )
-            )
 
     def _update_rows(
         self,

@@ -35,6 +35,7 @@ from tui_migrator.engine.batch_source import Batch
 from tui_migrator.engine.batches import BatchResult, Failure, shown_key
 from tui_migrator.engine.retry import RetryPolicy, with_retries
 from tui_migrator.storage import failed_records, migration_claims, row_metadata
+from tui_migrator.storage import migration_records as migrations
 from tui_migrator.storage.column_storage import (
     RecordRefused,
     TableAccess,
@@ -46,8 +47,6 @@ from tui_migrator.storage.database import fetch_dicts, serialized_write
 from tui_migrator.storage.mapping import ResolvedColumn
 from tui_migrator.storage.sealed_cells import SealedCells
 from tui_migrator.storage.tables import (
-    batch_log_table,
-    migration_tables_table,
     row_metadata_table,
     utc_now,
 )
@@ -270,24 +269,9 @@ class RotationBatches:
                 failed_records.resolve(
                     connection, self.migration_id, self.table_name, [row.row_key for row in written]
                 )
-            connection.execute(
-                sa.update(migration_tables_table)
-                .where(
-                    migration_tables_table.c.migration_id == self.migration_id,
-                    migration_tables_table.c.table_name == self.table_name,
-                )
-                .values(encrypted_records=migration_tables_table.c.encrypted_records + len(written))
+            migrations.count_batch(
+                connection, self.migration_id, self.table_name, done=len(written), rows_read=rows_read, at=now
             )
-            if rows_read:
-                connection.execute(
-                    sa.insert(batch_log_table).values(
-                        migration_id=self.migration_id,
-                        table_name=self.table_name,
-                        rows=rows_read,
-                        seconds=0.0,
-                        committed_at=now,
-                    )
-                )
             return len(written)
 
     def _update_row(self, connection: Connection, row: RotatedRow) -> bool:

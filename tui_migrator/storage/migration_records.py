@@ -33,6 +33,7 @@ from tui_migrator.storage.migration_status import (
 )
 from tui_migrator.storage.rollback_progress import RollbackProgress
 from tui_migrator.storage.tables import (
+    batch_log_table,
     failed_records_table,
     migration_tables_table,
     migrations_table,
@@ -407,6 +408,22 @@ def update_table(connection: Connection, migration_id: str, table_name: str, **v
         )
         .values(**values)
     )
+
+
+def count_batch(
+    connection: Connection, migration_id: str, table_name: str, *, done: int, rows_read: int, at: datetime
+) -> None:
+    """A committed batch's bookkeeping, in its transaction: ``done`` more rows of the table
+    processed (encrypted, or re-sealed by a rotation), and its entry in the batch log (none when
+    ``rows_read`` is 0: a retry's failures, the calibration)."""
+    table = migration_tables_table.c
+    update_table(connection, migration_id, table_name, encrypted_records=table.encrypted_records + done)
+    if rows_read:
+        connection.execute(
+            sa.insert(batch_log_table).values(
+                migration_id=migration_id, table_name=table_name, rows=rows_read, seconds=0.0, committed_at=at
+            )
+        )
 
 
 def companions_left_by_rolled_back(connection: Connection, table_name: str) -> set[str]:

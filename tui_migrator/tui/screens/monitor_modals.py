@@ -8,7 +8,7 @@ nothing until the migration id has been typed exactly.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, TypeVar
 
 from textual import on
 from textual.app import ComposeResult
@@ -17,11 +17,52 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, DataTable, Input, Static
 
+T = TypeVar("T")
 
-class CancelModal(ModalScreen[str | None]):
+
+class OneLineModal(ModalScreen[T | None]):
+    """A dialog that asks for one line (its Input with id ``ANSWER``, focused): Enter or the
+    ``#confirm`` button answers, Esc or ``#keep`` backs out (None), and an empty line keeps the
+    dialog open with ``EMPTY_WARNING``."""
+
+    ANSWER: ClassVar[str]
+    EMPTY_WARNING: ClassVar[str]
+
+    def on_mount(self) -> None:
+        self.query_one(f"#{self.ANSWER}", Input).focus()
+
+    def answer(self, text: str) -> T:
+        """The dialog's result for the line typed (stripped, not empty)."""
+        raise NotImplementedError
+
+    def action_back(self) -> None:
+        self.dismiss(None)
+
+    @on(Button.Pressed, "#keep")
+    def _keep(self) -> None:
+        self.dismiss(None)
+
+    @on(Button.Pressed, "#confirm")
+    @on(Input.Submitted)
+    def _confirm(self) -> None:
+        field = self.query_one(f"#{self.ANSWER}", Input)
+        text = field.value.strip()
+        if not text:
+            self.notify(self.EMPTY_WARNING, severity="warning")
+            field.focus()
+            return
+        self.dismiss(self.answer(text))
+
+
+class CancelModal(OneLineModal[str]):
     """Asks why; returns the reason, or None when the operator backs out."""
 
     BINDINGS = [Binding("escape", "back", "Back", id="cancel_modal.back")]
+    # The reason has focus: what the operator types at 2 a.m. lands in it, and Enter asks for the
+    # cancel. Backing out is Esc or "Keep running"; an empty reason keeps the dialog open with a
+    # warning, so no key closes it silently while the run goes on.
+    ANSWER = "reason"
+    EMPTY_WARNING = "Give a reason: it is recorded in the audit trail."
 
     def __init__(self, migration_id: str) -> None:
         super().__init__()
@@ -36,28 +77,8 @@ class CancelModal(ModalScreen[str | None]):
                 yield Button("Keep running", id="keep", variant="primary")
                 yield Button("Cancel migration", id="confirm", variant="error")
 
-    def on_mount(self) -> None:
-        # The reason has focus: what the operator types at 2 a.m. lands in it, and Enter asks
-        # for the cancel. Backing out is Esc or "Keep running"; an empty reason keeps the
-        # dialog open with a warning, so no key closes it silently while the run goes on.
-        self.query_one("#reason", Input).focus()
-
-    def action_back(self) -> None:
-        self.dismiss(None)
-
-    @on(Button.Pressed, "#keep")
-    def _keep(self) -> None:
-        self.dismiss(None)
-
-    @on(Button.Pressed, "#confirm")
-    @on(Input.Submitted, "#reason")
-    def _confirm(self) -> None:
-        reason = self.query_one("#reason", Input).value.strip()
-        if not reason:
-            self.notify("Give a reason: it is recorded in the audit trail.", severity="warning")
-            self.query_one("#reason", Input).focus()
-            return
-        self.dismiss(reason)
+    def answer(self, text: str) -> str:
+        return text
 
 
 class ResumeModal(ModalScreen[bool]):
@@ -171,11 +192,13 @@ class SweepModal(TypedConfirmationModal):
     ACTION = "Sweep"
 
 
-class EvidenceModal(ModalScreen[Path | None]):
+class EvidenceModal(OneLineModal[Path]):
     """Where to write the migration's evidence bundle for auditors: a new or empty folder. It
     only reads the database, so it asks for the folder, not for a confirmation."""
 
     BINDINGS = [Binding("escape", "back", "Back", id="evidence_modal.back")]
+    ANSWER = "folder"
+    EMPTY_WARNING = "Give the folder to write the bundle into."
 
     def __init__(self, migration_id: str, suggested: Path) -> None:
         super().__init__()
@@ -197,24 +220,8 @@ class EvidenceModal(ModalScreen[Path | None]):
                 yield Button("Back", id="keep")
                 yield Button("Write bundle", id="confirm", variant="primary")
 
-    def on_mount(self) -> None:
-        self.query_one("#folder", Input).focus()
-
-    def action_back(self) -> None:
-        self.dismiss(None)
-
-    @on(Button.Pressed, "#keep")
-    def _keep(self) -> None:
-        self.dismiss(None)
-
-    @on(Button.Pressed, "#confirm")
-    @on(Input.Submitted, "#folder")
-    def _confirm(self) -> None:
-        folder = self.query_one("#folder", Input).value.strip()
-        if not folder:
-            self.notify("Give the folder to write the bundle into.", severity="warning")
-            return
-        self.dismiss(Path(folder).expanduser())
+    def answer(self, text: str) -> Path:
+        return Path(text).expanduser()
 
 
 class FailedRecordsModal(ModalScreen[None]):
