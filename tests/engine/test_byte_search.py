@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterator
+from itertools import pairwise
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from tui_migrator.engine.byte_search import CHUNK_BYTES, MIN_BYTES, Needles, search
+from tui_migrator.engine.byte_search import CHUNK_BYTES, LONG_BYTES, MIN_BYTES, Needles, fragments, search
 
 
 def chunks(data: bytes, size: int) -> Iterator[bytes]:
@@ -17,6 +20,26 @@ def chunks(data: bytes, size: int) -> Iterator[bytes]:
 
 def noise(size: int, seed: int = 5) -> bytearray:
     return bytearray(random.Random(seed).randbytes(size))
+
+
+def cut(data: bytes, at: list[int]) -> list[bytes]:
+    """``data`` in chunks cut at the places ``at`` (in any order, repeats give empty chunks)."""
+    places = [0, *sorted(at), len(data)]
+    return [data[start:end] for start, end in pairwise(places)]
+
+
+def expected(values: list[bytes], data: bytes) -> tuple[set[int], int]:
+    """What the search must find, by brute force over the whole stream: the values found (a
+    short one where it occurs, a long one where at least half of its fragments do) and the
+    places where any piece occurs, each counted once however many values share the piece."""
+    found = {
+        number
+        for number, value in enumerate(values)
+        if 2 * sum(piece in data for piece in fragments(value)) >= len(fragments(value))
+    }
+    pieces = {piece for value in values for piece in fragments(value)}
+    places = sum(1 for piece in pieces for start in range(len(data)) if data.startswith(piece, start))
+    return found, places
 
 
 def test_a_value_is_found_at_every_offset_across_chunk_borders_and_counted_once() -> None:
@@ -85,6 +108,133 @@ def test_a_long_value_split_across_pages_is_found_but_one_sharing_a_phrase_is_no
     assert found_cousin not in findings.found_values(needles)
 
 
+def test_a_long_value_is_found_by_half_of_its_fragments_and_not_by_fewer() -> None:
+    value = b"Tremor at rest in the left hand since 2019; worse under stress, better on Levodopa."[:80]
+    assert len(fragments(value)) == 4  # at 0, 16, 32 and 48: two lie in value[:48], two in value[32:]
+    needles = Needles()
+    number = needles.add(value)
+    for part, found in (
+        (value[:48], {number}),
+        (value[:47], set()),
+        (value[32:], {number}),
+        (value[33:], set()),
+    ):
+        data = bytes(noise(300)) + part + bytes(noise(300, 6))
+        assert search(needles, chunks(data, 100)).found_values(needles) == found, part
+
+
 def test_values_too_short_to_tell_from_chance_are_refused() -> None:
     with pytest.raises(ValueError, match=f"shorter than {MIN_BYTES} bytes"):
         Needles().add(b"Ana Paz")
+
+
+def test_a_value_across_a_chunk_border_is_found_once_whatever_the_chunk_size() -> None:
+    value = b"Levodopa 100 mg at breakfast"
+    data = bytes(noise(200)) + value + bytes(noise(200, 6))
+    for size in (1, 2, 7, 10, 27, 28, 29, 64, 201, 215, 1000):
+        needles = Needles()
+        number = needles.add(value)
+        findings = search(needles, chunks(data, size))
+        assert findings.found_values(needles) == {number}, size
+        assert (findings.occurrences, findings.pieces_found) == (1, {number: {0}}), size
+
+
+def test_values_inside_one_another_are_each_found_where_they_overlap() -> None:
+    whole = b"Parkinson patient, Calle Mayor 12"
+    inside = {
+        "prefix": b"Parkinson patient",
+        "suffix": b"Calle Mayor 12",
+        "middle": b"patient, Calle",
+        "overlapping the end": b"Mayor 12 and more",  # not in the data: only its start is
+    }
+    needles = Needles()
+    numbers = {name: needles.add(value) for name, value in {"whole": whole, **inside}.items()}
+    data = bytes(noise(100)) + whole + bytes(noise(100, 6))
+    for size in (5, 40, len(data)):
+        findings = search(needles, chunks(data, size))
+        assert findings.found_values(needles) == {
+            numbers[name] for name in ("whole", "prefix", "suffix", "middle")
+        }, size
+        assert findings.occurrences == 4, size
+
+
+def test_values_at_the_very_start_and_the_very_end_of_the_stream_are_found() -> None:
+    first, last = b"Garcia-Muller, Ana", b"freezing of gait when turning"
+    data = first + bytes(noise(500)) + last
+    needles = Needles()
+    at_start, at_end = needles.add(first), needles.add(last)
+    for size in (1, 3, 17, 100, len(data)):
+        findings = search(needles, chunks(data, size))
+        assert findings.found_values(needles) == {at_start, at_end}, size
+        assert findings.occurrences == 2, size
+    # A stream that is nothing but the value: it starts and ends there.
+    assert search(needles, [first]).found_values(needles) == {at_start}
+    assert search(needles, chunks(last, 4)).found_values(needles) == {at_end}
+
+
+def test_worker_processes_agree_on_long_and_overlapping_values_in_small_chunks() -> None:
+    rng = random.Random(17)
+    note = ("Reports freezing of gait when turning; dose moved to the morning. " * 3).encode()
+    values = [
+        note,
+        note[:40],
+        note[20:60],
+        b"dose moved",
+        *(f"Calle Mayor {i}, Madrid".encode() for i in range(50)),
+    ]
+    needles = Needles()
+    for value in values:
+        needles.add(value)
+    data = noise(30_000, seed=4)
+    for at in range(500, 29_000, 700):
+        value = rng.choice(values)
+        data[at : at + len(value)] = value
+    for size in (13, 1000):
+        alone = search(needles, chunks(bytes(data), size))
+        shared = search(needles, chunks(bytes(data), size), processes=2)
+        found, places = expected(values, bytes(data))
+        assert alone.found_values(needles) == shared.found_values(needles) == found, size
+        assert alone.occurrences == shared.occurrences == places, size
+        assert alone.pieces_found == shared.pieces_found, size
+
+
+# Few byte values, so values share prefixes, suffixes and middles, and occur by chance; lengths
+# either side of LONG_BYTES, so long values are searched as fragments.
+ALPHABET = b"ab\xff"
+
+
+def byte_strings(min_size: int, max_size: int) -> st.SearchStrategy[bytes]:
+    return st.lists(st.sampled_from(ALPHABET), min_size=min_size, max_size=max_size).map(bytes)
+
+
+@st.composite
+def streams(draw: st.DrawFn) -> tuple[list[bytes], list[bytes]]:
+    values = draw(st.lists(byte_strings(MIN_BYTES, 2 * LONG_BYTES + 10), min_size=1, max_size=8))
+    # Parts of values too, so a long value may have only some of its fragments in the stream.
+    parts_of_values = st.sampled_from(values).flatmap(
+        lambda value: st.tuples(st.integers(0, len(value)), st.integers(0, len(value))).map(
+            lambda ends: value[min(ends) : max(ends)]
+        )
+    )
+    parts = draw(
+        st.lists(st.one_of(byte_strings(0, 60), st.sampled_from(values), parts_of_values), max_size=12)
+    )
+    data = b"".join(parts)
+    at = draw(st.lists(st.integers(0, len(data)), max_size=12))
+    return values, cut(data, at)
+
+
+@settings(max_examples=100, deadline=None)
+@given(streams())
+def test_what_is_found_is_what_a_brute_force_search_of_the_whole_stream_finds(
+    case: tuple[list[bytes], list[bytes]],
+) -> None:
+    values, data_chunks = case
+    needles = Needles()
+    for value in values:
+        needles.add(value)
+    findings = search(needles, data_chunks)
+    found, places = expected(values, b"".join(data_chunks))
+    assert findings.found_values(needles) == found
+    assert findings.occurrences == places
+    assert findings.bytes_read == sum(map(len, data_chunks))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hmac
 import os
+import struct
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -28,8 +29,8 @@ from tui_migrator.crypto.tokens import (
     NONCE_BYTES,
     NONCE_TEXT,
     TOKEN_VERSION,
-    parse_token,
     token_head,
+    token_parts,
     token_payload,
 )
 
@@ -167,18 +168,22 @@ class ValueCipher:
         """Like :meth:`open_cells`, each value left as the encoded bytes its token sealed (what
         :meth:`digest_encoded_cells` digests: verification compares those, not decoded values)."""
         place = row_place(row)
+        key_by_id, table, organization = self._keyring.key_by_id, row.table, row.organization_id
         values: list[bytes | DecryptionFailed] = []
+        key: DataKey | None = None  # a row's tokens are almost always under one key
         for column, text in cells:
-            token = parse_token(text)
-            if token is None:
+            parts = token_parts(text)
+            if parts is None:
                 values.append(DecryptionFailed(f"The value at {row.describe(column)} is not a token."))
                 continue
-            try:
-                key = self._keyring.key_by_id(token.key_id)
-            except DecryptionFailed as unknown:
-                values.append(unknown)
-                continue
-            if key.organization_id != row.organization_id:
+            key_id, sealed = parts
+            if key is None or key.key_id != key_id:
+                try:
+                    key = key_by_id(key_id)
+                except DecryptionFailed as unknown:
+                    values.append(unknown)
+                    continue
+            if key.organization_id != organization:
                 values.append(
                     DecryptionFailed(
                         f"The token at {row.describe(column)} was sealed with a key of organization "
@@ -186,9 +191,9 @@ class ValueCipher:
                     )
                 )
                 continue
-            aad = associated_prefix(token.version, key.key_id, row.table, column) + place
+            aad = associated_prefix(TOKEN_VERSION, key_id, table, column) + place
             try:
-                plain = key.cipher.decrypt(token.nonce, token.ciphertext, aad)
+                values.append(key.cipher.decrypt(sealed[:NONCE_BYTES], sealed[NONCE_BYTES:], aad))
             except InvalidTag:
                 values.append(
                     DecryptionFailed(
@@ -196,8 +201,6 @@ class ValueCipher:
                         "another row, column or organization, or it was altered."
                     )
                 )
-                continue
-            values.append(plain)
         return values
 
     def digest(self, value: Any, context: RowContext) -> str:
@@ -206,11 +209,20 @@ class ValueCipher:
         return hmac.digest(self._digest_key, message, "sha256").hex()
 
     def digest_row(
-        self, table: str, key: tuple[Any, ...], organization: str | None, values: Sequence[Any]
+        self,
+        table: str,
+        key: tuple[Any, ...],
+        organization: str | None,
+        values: Sequence[Any],
+        *,
+        packed_values: bytes | None = None,
     ) -> str:
-        """HMAC-SHA-256 of all mapped values of one row (NULLs included), bound to the row."""
+        """HMAC-SHA-256 of all mapped values of one row (NULLs included), bound to the row.
+        ``packed_values``: ``values`` packed already (pack_values), where the caller has them."""
+        if packed_values is None:
+            packed_values = pack_values(values)
         message = pack(
-            b"tm-row/v1", table.encode(), pack_values(key), (organization or "").encode(), pack_values(values)
+            b"tm-row/v1", table.encode(), pack_values(key), (organization or "").encode(), packed_values
         )
         return hmac.digest(self._digest_key, message, "sha256").hex()
 
@@ -241,20 +253,22 @@ class ValueCipher:
         if packed_key is None:
             packed_key = pack_values(key)
         # pack(head..., *(pack(name, pack_values([value])) for each cell)), written out flat: the
-        # same bytes with no intermediate ones (this runs for every row sealed or verified).
-        message = [pack(b"tm-cells/v2", table.encode(), packed_key, (organization or "").encode())]
+        # same bytes with no intermediate ones, and what depends only on the table or a column's
+        # name made once (this runs for every row sealed or verified).
+        organization_bytes = (organization or "").encode()
+        message = [
+            _cells_head(table),
+            _LENGTH(len(packed_key)),
+            packed_key,
+            _LENGTH(len(organization_bytes)),
+            organization_bytes,
+        ]
         for name in sorted(cells):
             encoded = cells[name]
-            name_bytes = name.encode()
-            values_length = 4 + len(encoded)
-            message += (
-                _LENGTH(8 + len(name_bytes) + values_length),
-                _LENGTH(len(name_bytes)),
-                name_bytes,
-                _LENGTH(values_length),
-                _LENGTH(len(encoded)),
-                encoded,
-            )
+            size = len(encoded)
+            name_part, name_size = _cell_name(name)
+            # pack(name, pack(encoded)): its length, the packed name, then 4 + size and size.
+            message += (_LENGTH(name_size + size), name_part, _TWO_LENGTHS(4 + size, size), encoded)
         return hmac.digest(self._digest_key, b"".join(message), "sha256").hex()
 
     def key_id_for(self, organization: str) -> str:
@@ -277,9 +291,12 @@ class RowSealer:
         return sealer
 
     def seal(self, table: str, key: tuple[Any, ...], values: Sequence[Any]) -> bytes:
+        return self.seal_packed(table, key, pack_values(values))
+
+    def seal_packed(self, table: str, key: tuple[Any, ...], packed_values: bytes) -> bytes:
+        """:meth:`seal` of values packed already (pack_values)."""
         nonce = os.urandom(NONCE_BYTES)
-        plain = pack_values(values)
-        return nonce + self._cipher.encrypt(nonce, plain, self._context(table, key))
+        return nonce + self._cipher.encrypt(nonce, packed_values, self._context(table, key))
 
     def open(self, table: str, key: tuple[Any, ...], sealed: bytes) -> list[Any]:
         try:
@@ -365,6 +382,23 @@ def associated_prefix(version: int, key_id: str, table: str, column: str) -> byt
     """The part of the associated data shared by a column's values under one key. ``pack`` is a
     concatenation, so this followed by :func:`row_place` is the whole of it."""
     return pack(f"tmenc/v{version}".encode(), key_id.encode(), table.encode(), column.encode())
+
+
+@lru_cache(maxsize=1024)
+def _cells_head(table: str) -> bytes:
+    """The start of a cells digest's message: pack's parts for its version and ``table``."""
+    return pack(b"tm-cells/v2", table.encode())
+
+
+@lru_cache(maxsize=65536)
+def _cell_name(name: str) -> tuple[bytes, int]:
+    """A column's name packed (pack's part for it), and the size of a cell's part in a cells
+    digest's message less its encoded value's size: the name's part and two lengths."""
+    name_bytes = name.encode()
+    return _LENGTH(len(name_bytes)) + name_bytes, 4 + len(name_bytes) + 8
+
+
+_TWO_LENGTHS = struct.Struct(">II").pack
 
 
 def row_place(row: RowContext) -> bytes:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import binascii
 import re
-from dataclasses import dataclass
+from typing import NamedTuple
 
 TOKEN_VERSION = 1
 TOKEN_PREFIX = f"tmenc:v{TOKEN_VERSION}:"
@@ -34,8 +34,8 @@ _TO_URLSAFE = bytes.maketrans(b"+/", b"-_")
 NONCE_TEXT = 16
 
 
-@dataclass(frozen=True)
-class Token:
+class Token(NamedTuple):
+    # A tuple, not a dataclass: one is made for every token verification opens.
     key_id: str
     nonce: bytes
     ciphertext: bytes  # includes the GCM tag
@@ -80,6 +80,16 @@ def token_nonce(text: str) -> str | None:
 
 def parse_token(text: str) -> Token | None:
     """Parse ``text`` as a token, or return ``None`` when it is not one."""
+    parts = token_parts(text)
+    if parts is None:
+        return None
+    key_id, raw = parts
+    return Token(key_id=key_id, nonce=raw[:NONCE_BYTES], ciphertext=raw[NONCE_BYTES:])
+
+
+def token_parts(text: str) -> tuple[str, bytes] | None:
+    """:func:`parse_token` as (key id, nonce || ciphertext || tag), or None: what opening a
+    token needs, without an object per token (verification opens every one)."""
     match = _TOKEN_PATTERN.match(text)
     if match is None:
         return None
@@ -91,4 +101,4 @@ def parse_token(text: str) -> Token | None:
         return None
     if len(raw) < NONCE_BYTES + TAG_BYTES:
         return None
-    return Token(key_id=key_id, nonce=raw[:NONCE_BYTES], ciphertext=raw[NONCE_BYTES:])
+    return key_id, raw

@@ -20,7 +20,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from tui_migrator.common.errors import OperationFailed
 from tui_migrator.crypto.ciphers import RowSealer, ValueCipher
-from tui_migrator.crypto.codec import UnsupportedValue
+from tui_migrator.crypto.codec import UnsupportedValue, pack_values
 from tui_migrator.engine.cpu_pool import CpuPool, Pending, RowCrypto
 from tui_migrator.storage.column_storage import (
     ROW_VERSION,
@@ -93,14 +93,24 @@ def row_values(access: Shaped, row: Mapping[Any, Any]) -> list[Any]:
     return [row[column.name] for column in access.mapped.columns]
 
 
-def row_digest(access: Shaped, row: Mapping[Any, Any], values: Sequence[Any], cipher: ValueCipher) -> str:
+def row_digest(
+    access: Shaped,
+    row: Mapping[Any, Any],
+    values: Sequence[Any],
+    cipher: ValueCipher,
+    *,
+    packed_values: bytes | None = None,
+) -> str:
     """A row's digest for comparing a backup with its table. A row whose organization value is
-    refused is still backed up (its batch records it as failed), digested with no organization."""
+    refused is still backed up (its batch records it as failed), digested with no organization.
+    ``packed_values``: ``values`` packed already, where the caller has them."""
     try:
         organization = organization_of(access.mapped, row)
     except RecordRefused:
         organization = None
-    return cipher.digest_row(access.mapped.name, key_of(access, row), organization, values)
+    return cipher.digest_row(
+        access.mapped.name, key_of(access, row), organization, values, packed_values=packed_values
+    )
 
 
 def backup_entry(
@@ -108,8 +118,14 @@ def backup_entry(
 ) -> dict[str, Any]:
     """The insert parameters of one row's backup: its key and its sealed values. Raises
     UnsupportedValue for a value the codec cannot hold exactly."""
+    return _backup_entry(access, key, pack_values(values), sealer)
+
+
+def _backup_entry(
+    access: Shaped, key: tuple[Any, ...], packed_values: bytes, sealer: RowSealer
+) -> dict[str, Any]:
     entry = dict(zip(access.mapped.primary_key, key, strict=True))
-    entry[SEALED_COLUMN] = sealer.seal(access.mapped.name, key, values)
+    entry[SEALED_COLUMN] = sealer.seal_packed(access.mapped.name, key, packed_values)
     return entry
 
 
@@ -122,13 +138,22 @@ def backup_rows(
     out: its batch cannot seal it either, so it is never changed and needs no backup (it is
     recorded as a failed row instead)."""
     parameters, covered = [], []
-    for row in rows:
-        try:
-            parameters.append(backup_entry(access, key_of(access, row), row_values(access, row), sealer))
-        except UnsupportedValue:
-            continue
+    for row, _packed in _packed_rows(access, rows):
+        parameters.append(_backup_entry(access, key_of(access, row), _packed, sealer))
         covered.append(row)
     return parameters, covered
+
+
+def _packed_rows(
+    access: Shaped, rows: Sequence[Mapping[Any, Any]]
+) -> Iterator[tuple[Mapping[Any, Any], bytes]]:
+    """Each row whose values the codec can hold exactly, with its values packed (what its backup
+    seals and its digest covers); the others are left out (see backup_rows)."""
+    for row in rows:
+        try:
+            yield row, pack_values(row_values(access, row))
+        except UnsupportedValue:
+            continue
 
 
 @dataclass
@@ -145,8 +170,12 @@ class CopiedBatch:
 def copy_batch(crypto: RowCrypto, shape: RowShape, rows: list[dict[str, Any]]) -> CopiedBatch:
     """The backups of one batch of rows. A batch function (engine/cpu_pool.py)."""
     assert crypto.sealer is not None, "a backup is sealed with the migration's backup key"
-    parameters, covered = backup_rows(shape, rows, crypto.sealer)
-    total = sum(int(row_digest(shape, row, row_values(shape, row), crypto.cipher), 16) for row in covered)
+    parameters, covered, total = [], [], 0
+    for row, packed in _packed_rows(shape, rows):
+        key = key_of(shape, row)
+        parameters.append(_backup_entry(shape, key, packed, crypto.sealer))
+        covered.append(row)
+        total += int(row_digest(shape, row, (), crypto.cipher, packed_values=packed), 16)
     return CopiedBatch(parameters, len(covered), total, versions_of(covered))
 
 
@@ -254,7 +283,7 @@ def copy_and_verify(
         nonlocal count, total
         pending, rows_read = in_flight.popleft()
         copied = pending.result()
-        with serialized_write(engine) as connection:
+        with serialized_write(engine, durable=False) as connection:
             writer.write(connection, copied)
         total += copied.digests
         count += copied.covered

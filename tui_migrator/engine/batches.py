@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from functools import lru_cache, partial
 from typing import Any, TypeVar
 
@@ -248,7 +248,7 @@ class TableBatches:
         *,
         counted: int | None = None,
     ) -> None:
-        with serialized_write(self.engine) as connection:
+        with serialized_write(self.engine, durable=False) as connection:
             self.write_in(connection, sealed, failures, rows_read, counted=counted)
 
     def write_in(
@@ -357,11 +357,18 @@ class TableBatches:
     def _keep_earlier_cells(self, connection: sa.Connection, sealed: list[dict[str, Any]]) -> None:
         """Rows this migration sealed before, in an earlier pass (the application wrote a new
         value into one of their columns since): their row metadata must keep naming the cells
-        sealed then, whose tokens are still in the row, beside the ones sealed now."""
-        earlier = row_metadata.sealed_rows(
-            connection, self.migration_id, self.access.mapped.name, [item["row_key"] for item in sealed]
-        )
+        sealed then, whose tokens are still in the row, beside the ones sealed now. Only a row
+        that still holds a token can be one, so a batch of plaintext rows (a first pass) asks
+        the database nothing."""
         mapped = self.access.mapped
+        holding_tokens = [
+            item["row_key"]
+            for item in sealed
+            if any(cell_token(column, item["row"]) is not None for column in mapped.columns)
+        ]
+        if not holding_tokens:
+            return
+        earlier = row_metadata.sealed_rows(connection, self.migration_id, mapped.name, holding_tokens)
         for item in sealed:
             if item["row_key"] not in earlier:
                 continue
@@ -443,7 +450,9 @@ def seal_batch(
                     "sealed_columns": cells.to_metadata(),
                     # What the run's process still needs of the sealing (its tokens and
                     # originals), not the bytes and nonces recorded above: less to send back.
-                    "sealed": replace(result, encoded={}, nonces={}, context=None),
+                    "sealed": SealedRow(
+                        result.parameters, result.originals, result.tokens, key_id=result.key_id
+                    ),
                     "organization": organization,
                     "key_id": result.key_id,
                     "backup": backup_entry,

@@ -1,11 +1,12 @@
 """Finding many byte strings at once in files too big to read whole: the sweep's proof.
 
 Thousands of sampled values are looked for in database files of any size, in one pass over
-each file. Searching for each value separately would read every file thousands of times, so the
-values are indexed by short pieces (q-grams) and the file is probed at every STRIDE-th byte:
-every value is at least MIN_BYTES long, so every place it occurs covers one probe whose q-gram
-lies inside it, and that probe finds it (each candidate is then compared in full). Files are
-read in chunks that overlap by the longest pattern, so a value across a chunk border is found.
+each file. Searching for each value separately would read every file thousands of times, so
+the pieces of all the values go into one Aho–Corasick automaton (pyahocorasick, in C): it reads
+each byte once and reports every place where any piece ends, overlapping ones and pieces inside
+other pieces included, whatever the number of values. Files are read in chunks that overlap by
+the longest piece less one byte, so a piece across a chunk border lies whole in one buffer; a
+place that ends within the overlap was counted in the buffer before, so each is counted once.
 
 A long value is searched for as overlapping fragments, so it is found even where the database
 split it across pages (an SQLite overflow page, a PostgreSQL TOAST chunk): whatever single
@@ -18,6 +19,9 @@ from collections import deque
 from collections.abc import Iterable
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any
+
+import ahocorasick
 
 from tui_migrator.engine import cpu_pool
 
@@ -26,13 +30,15 @@ from tui_migrator.engine import cpu_pool
 # tokens per value, across thousands of sampled values in a multi-GB file a false alarm in
 # almost every run; at 8 bytes it is 4,000 times rarer.
 MIN_BYTES = 8
-GRAM = 5
-STRIDE = MIN_BYTES - GRAM + 1
 # Values longer than this are searched for as fragments of FRAGMENT_BYTES, every FRAGMENT_STEP.
 LONG_BYTES = 64
 FRAGMENT_BYTES = 32
 FRAGMENT_STEP = FRAGMENT_BYTES // 2
 CHUNK_BYTES = 4 << 20
+# pyahocorasick's wheels take str keys only (ahocorasick.unicode), so bytes are mapped to str as latin-1:
+# one character per byte and back, every byte value included, so places and lengths are the
+# same in both. Decoding a buffer this way is a plain copy, small beside the search.
+_BYTES_AS_TEXT = "latin-1"
 
 
 def fragments(data: bytes) -> list[bytes]:
@@ -47,20 +53,19 @@ def fragments(data: bytes) -> list[bytes]:
 
 @dataclass
 class Needles:
-    """The byte patterns of the sampled values, indexed for one pass over the bytes.
+    """The byte patterns of the sampled values, and the automaton that finds them all at once.
 
-    A probe's q-gram gives the offsets it can have in a pattern; each offset gives a start,
-    whose first MIN_BYTES bytes give the lengths of the patterns beginning with them; each
-    length gives one candidate looked up whole. So a probe costs a few dictionary lookups
-    however many values share its q-gram (thousands share "Patie" in clinical notes)."""
+    The automaton is built on the first search after the last ``add`` (an ``add`` after a search
+    has it built again), and is never pickled: a worker process gets the pieces and builds its
+    own, which costs about what unpickling one would and does not depend on the extension's
+    pickle support."""
 
     # piece bytes -> (value number, piece number) of every value that has that piece
     owners: dict[bytes, list[tuple[int, int]]] = field(default_factory=dict)
     # how many pieces each value has
     pieces: list[int] = field(default_factory=list)
-    offsets: dict[bytes, set[int]] = field(default_factory=dict)
-    lengths: dict[bytes, set[int]] = field(default_factory=dict)
     longest: int = 0
+    _automaton: Any = field(default=None, init=False, repr=False, compare=False)
 
     def add(self, data: bytes) -> int:
         """Index one value (at least MIN_BYTES long); returns its number."""
@@ -71,15 +76,27 @@ class Needles:
         self.pieces.append(len(split))
         for piece_number, piece in enumerate(split):
             self.owners.setdefault(piece, []).append((number, piece_number))
-            self.lengths.setdefault(piece[:MIN_BYTES], set()).add(len(piece))
             self.longest = max(self.longest, len(piece))
-            for offset in range(STRIDE):
-                self.offsets.setdefault(piece[offset : offset + GRAM], set()).add(offset)
+        self._automaton = None
         return number
 
     @property
     def values(self) -> int:
         return len(self.pieces)
+
+    def automaton(self) -> Any:
+        """The automaton of every piece: a match's value is the owners list of its piece (one
+        entry per piece, however many values share it, so a place is counted once)."""
+        if self._automaton is None:
+            automaton = ahocorasick.Automaton(ahocorasick.STORE_ANY)
+            for piece, owners in self.owners.items():
+                automaton.add_word(piece.decode(_BYTES_AS_TEXT), owners)
+            automaton.make_automaton()
+            self._automaton = automaton
+        return self._automaton
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_automaton": None}
 
 
 @dataclass
@@ -103,24 +120,23 @@ def search(needles: Needles, chunks: Iterable[bytes], *, processes: int = 0) -> 
     findings = Findings()
     keep = max(0, needles.longest - 1)
     tail = b""
-    position = 0  # where the buffer starts in the whole stream
     pool: _SearchPool | None = None
     try:
-        for chunk in chunks:
+        for index, chunk in enumerate(chunks):
             findings.bytes_read += len(chunk)
             if not needles.pieces:
                 continue
             buffer = tail + chunk
-            if pool is None and processes > 1 and position > 0:
+            if pool is None and processes > 1 and index > 0:
                 # A second chunk: the file is big enough for the workers to pay for starting.
+                # Even with the automaton in C, searching a buffer costs far more than sending
+                # it to a worker, so on a big file two processes beat one (measured).
                 pool = _SearchPool(needles, processes)
             if pool is None:
-                _merge(findings, _search_buffer(needles, buffer, position, len(tail)))
+                _merge(findings, _search_buffer(needles, buffer, len(tail)))
             else:
-                pool.submit(buffer, position, len(tail), findings)
-            cut = max(0, len(buffer) - keep)
-            tail = buffer[cut:]
-            position += cut
+                pool.submit(buffer, len(tail), findings)
+            tail = buffer[max(0, len(buffer) - keep) :]
         if pool is not None:
             pool.drain(findings)
     finally:
@@ -129,34 +145,18 @@ def search(needles: Needles, chunks: Iterable[bytes], *, processes: int = 0) -> 
     return findings
 
 
-def _search_buffer(needles: Needles, buffer: bytes, position: int, carried: int) -> Findings:
-    """What ``buffer`` (at ``position`` in the stream; its first ``carried`` bytes are the end of
-    the previous buffer) holds. A place that ends within those carried bytes was found there,
-    so only places that end after them count here: each place is counted once."""
+def _search_buffer(needles: Needles, buffer: bytes, carried: int) -> Findings:
+    """What ``buffer`` (its first ``carried`` bytes are the end of the previous buffer) holds. A
+    place that ends within those carried bytes was found there, so only places that end after
+    them count here: each place is counted once."""
     findings = Findings()
-    offsets_of, lengths_of, owners_of = needles.offsets.get, needles.lengths.get, needles.owners.get
-    seen: set[tuple[bytes, int]] = set()  # one place reached from several probes
-    # Probes sit at multiples of STRIDE in the whole stream, whatever the chunk borders.
-    for probe in range((-position) % STRIDE, len(buffer) - GRAM + 1, STRIDE):
-        offsets = offsets_of(buffer[probe : probe + GRAM])
-        if offsets is None:
+    pieces_found = findings.pieces_found
+    for end, owners in needles.automaton().iter(buffer.decode(_BYTES_AS_TEXT)):
+        if end < carried:  # ``end`` is the index of a place's last byte
             continue
-        for offset in offsets:
-            start = probe - offset
-            lengths = lengths_of(buffer[start : start + MIN_BYTES]) if start >= 0 else None
-            if lengths is None:
-                continue
-            for length in lengths:
-                if start + length <= carried:
-                    continue
-                piece = buffer[start : start + length]
-                owners = owners_of(piece)
-                if owners is None or (piece, start) in seen:
-                    continue
-                seen.add((piece, start))
-                findings.occurrences += 1
-                for value, piece_number in owners:
-                    findings.pieces_found.setdefault(value, set()).add(piece_number)
+        findings.occurrences += 1
+        for value, piece_number in owners:
+            pieces_found.setdefault(value, set()).add(piece_number)
     return findings
 
 
@@ -179,8 +179,8 @@ class _SearchPool:
         self._in_flight: deque[Future[Findings]] = deque()
         self._limit = 2 * processes  # a buffer read ahead for each worker; memory stays bounded
 
-    def submit(self, buffer: bytes, position: int, carried: int, findings: Findings) -> None:
-        self._in_flight.append(self._executor.submit(_search_held, buffer, position, carried))
+    def submit(self, buffer: bytes, carried: int, findings: Findings) -> None:
+        self._in_flight.append(self._executor.submit(_search_held, buffer, carried))
         while len(self._in_flight) > self._limit:
             _merge(findings, self._in_flight.popleft().result())
 
@@ -197,9 +197,10 @@ _held_needles: Needles | None = None
 
 def _hold_needles(needles: Needles) -> None:
     global _held_needles
+    needles.automaton()  # built once per worker, before its first buffer
     _held_needles = needles
 
 
-def _search_held(buffer: bytes, position: int, carried: int) -> Findings:
+def _search_held(buffer: bytes, carried: int) -> Findings:
     assert _held_needles is not None, "the worker was started with the needles"
-    return _search_buffer(_held_needles, buffer, position, carried)
+    return _search_buffer(_held_needles, buffer, carried)

@@ -14,13 +14,22 @@ column, with a digest over all of the row's mapped values (:attr:`SealedCells.wh
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from tui_migrator.crypto.ciphers import ValueCipher
 from tui_migrator.crypto.tokens import token_nonce
 from tui_migrator.storage.mapping import ResolvedTable
+
+_PLAIN_NONCE = re.compile(r"[A-Za-z0-9_-]*")
+
+
+@lru_cache(maxsize=65536)
+def _json_name(column: str) -> str:
+    return json.dumps(column)
 
 
 @dataclass(frozen=True)
@@ -41,7 +50,14 @@ class SealedCells:
         return cls(json.loads(text))
 
     def to_metadata(self) -> str:
-        return json.dumps(dict(self.nonces), sort_keys=True, separators=(",", ":"))
+        """The JSON object of the nonces by column, keys sorted, no spaces: what json.dumps
+        gives, written out (one per row sealed), as a nonce is base64url text that JSON never
+        escapes. Anything else (a version-1 None, a nonce read from a damaged token) goes
+        through json.dumps."""
+        items = sorted(self.nonces.items())
+        if not all(nonce is not None and _PLAIN_NONCE.fullmatch(nonce) for _column, nonce in items):
+            return json.dumps(dict(self.nonces), sort_keys=True, separators=(",", ":"))
+        return "{" + ",".join([f'{_json_name(column)}:"{nonce}"' for column, nonce in items]) + "}"
 
     @property
     def columns(self) -> tuple[str, ...]:
