@@ -33,6 +33,7 @@ from tui_migrator.storage.column_storage import (
 )
 from tui_migrator.storage.database import (
     DriverStatement,
+    fetch_dict_batches,
     insert_ignoring_duplicates,
     serialized_write,
     text_rows,
@@ -341,9 +342,8 @@ def _read_back(
             progress.add(rows_read)
 
     with engine.connect() as connection:
-        result = connection.execution_options(yield_per=READ_BACK_ROWS).execute(query).mappings()
-        for rows in result.partitions(READ_BACK_ROWS):
-            in_flight.append((pool.submit(read_back_batch, shape, [dict(row) for row in rows]), len(rows)))
+        for rows in fetch_dict_batches(connection, query, READ_BACK_ROWS):
+            in_flight.append((pool.submit(read_back_batch, shape, rows), len(rows)))
             while len(in_flight) > pool.batches_in_flight:
                 settle()
     while in_flight:

@@ -281,7 +281,10 @@ class MigrationRunner(MigrationWorker):
 
     def _save_resume_key(self, table: str, key: Key) -> None:
         # The resume key's column keeps its historical name, so existing databases resume.
-        self.update_table(table, checkpoint_key=encode_key(key))
+        # Not synced, like the batches it follows: a power loss that undoes it undoes no batch
+        # after it either (the log keeps commits in order), and a resume from an older key only
+        # reads again rows that hold tokens already, which no batch selects.
+        self.update_table(table, checkpoint_key=encode_key(key), durable=False)
 
     def _prepare_table(self, progress: TableProgress) -> BatchSource:
         access = self.tables[progress.name]

@@ -119,15 +119,16 @@ class MigrationWorker:
             migration_claims.fenced_update(connection, self.migration_id, self.epoch, **values)
 
     @contextmanager
-    def fenced_write(self) -> Iterator[Connection]:
-        """A write transaction that first proves this worker still holds the migration."""
-        with serialized_write(self.engine) as connection:
+    def fenced_write(self, *, durable: bool = True) -> Iterator[Connection]:
+        """A write transaction that first proves this worker still holds the migration
+        (``durable``: see storage.database.serialized_write)."""
+        with serialized_write(self.engine, durable=durable) as connection:
             migration_claims.check_epoch(connection, self.migration_id, self.epoch)
             yield connection
 
-    def update_table(self, table: str, **values: Any) -> None:
+    def update_table(self, table: str, *, durable: bool = True, **values: Any) -> None:
         def write() -> None:
-            with self.fenced_write() as connection:
+            with self.fenced_write(durable=durable) as connection:
                 migrations.update_table(connection, self.migration_id, table, **values)
 
         self.retrying(write, what=f"updating the progress of {table}")

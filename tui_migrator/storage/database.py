@@ -356,27 +356,42 @@ def fetch_dicts(connection: Connection, query: sa.Select[Any]) -> list[dict[str,
     query (compiled once, from its statement cache) and the rows are taken from the driver's
     cursor, each value through the result processor SQLAlchemy would apply (a boolean's, say).
     Elsewhere SQLAlchemy fetches as usual."""
+    return [row for rows in fetch_dict_batches(connection, query, None) for row in rows]
+
+
+def fetch_dict_batches(
+    connection: Connection, query: sa.Select[Any], size: int | None
+) -> Iterator[list[dict[str, Any]]]:
+    """:func:`fetch_dicts` ``size`` rows at a time (None: all at once), streamed: what reads a
+    whole table (the backup's read-back) without holding it."""
     dialect = connection.dialect
-    result = connection.execute(query)
     if dialect.name != "sqlite":
-        return [dict(row) for row in result.mappings()]
-    try:
-        rows = result.cursor.fetchall()
-    finally:
-        result.close()
+        options = {} if size is None else {"yield_per": size}
+        mappings = connection.execution_options(**options).execute(query).mappings()
+        for part in mappings.partitions(size):
+            yield [dict(row) for row in part]
+        return
+    result = connection.execute(query)
     keys = list(query.selected_columns.keys())
     processors = [
         column.type.dialect_impl(dialect).result_processor(dialect, None) for column in query.selected_columns
     ]
-    if not any(processors):
-        return [dict(zip(keys, row, strict=True)) for row in rows]
-    return [
-        {
-            key: value if processor is None else processor(value)
-            for key, value, processor in zip(keys, row, processors, strict=True)
-        }
-        for row in rows
-    ]
+    try:
+        while rows := (result.cursor.fetchall() if size is None else result.cursor.fetchmany(size)):
+            if not any(processors):
+                yield [dict(zip(keys, row, strict=True)) for row in rows]
+            else:
+                yield [
+                    {
+                        key: value if processor is None else processor(value)
+                        for key, value, processor in zip(keys, row, processors, strict=True)
+                    }
+                    for row in rows
+                ]
+            if size is None:
+                return
+    finally:
+        result.close()
 
 
 def _driver_runs(compiled: SQLCompiler, dialect: sa.Dialect) -> bool:
