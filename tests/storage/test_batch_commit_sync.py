@@ -3,6 +3,7 @@ write, and the connection once the batch is done, keeps the level it had (FULL b
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -52,4 +53,30 @@ def test_nothing_outside_the_database_follows_a_batch_commit(engine: sa.Engine) 
 def test_without_wal_nothing_is_relaxed() -> None:
     engine = create_database_engine("sqlite://")
     with serialized_write(engine, durable=False) as connection:
+        assert synchronous(connection) == FULL
+
+
+def test_a_connection_that_cannot_be_set_back_is_dropped(
+    engine: sa.Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Never a durable write on a connection left unsynced."""
+    from tui_migrator.storage import database
+
+    real = database._set_synchronous
+    calls: list[int] = []
+
+    def failing_restore(connection: sa.Connection, level: int) -> None:
+        calls.append(level)
+        if level != NORMAL:
+            raise sqlite3.OperationalError("disk I/O error")
+        real(connection, level)
+
+    monkeypatch.setattr(database, "_set_synchronous", failing_restore)
+    with serialized_write(engine, durable=False) as connection:
+        driver = connection.connection.driver_connection
+        connection.exec_driver_sql("INSERT INTO t VALUES (1)")
+    assert calls == [NORMAL, FULL]
+    monkeypatch.setattr(database, "_set_synchronous", real)
+    with serialized_write(engine) as connection:
+        assert connection.connection.driver_connection is not driver
         assert synchronous(connection) == FULL

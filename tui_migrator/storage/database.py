@@ -153,9 +153,18 @@ def serialized_write(engine: Engine, *, durable: bool = True) -> Iterator[Connec
             raise
         finally:
             if relaxed is not None:
-                _set_synchronous(connection, relaxed)
+                _restore_synchronous(connection, relaxed)
         for action in connection.info.pop(_AFTER_COMMIT, None) or []:
             action()
+
+
+def _restore_synchronous(connection: Connection, level: int) -> None:
+    try:
+        _set_synchronous(connection, level)
+    except sqlite3.Error:
+        # A connection that cannot be set back must not serve a durable write later: the pool
+        # drops it (and whatever made the transaction fail goes on being raised).
+        connection.invalidate()
 
 
 def _set_synchronous(connection: Connection, level: int) -> None:
