@@ -16,7 +16,6 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
-from textual.timer import Timer
 from textual.widgets import Button, DataTable, Footer, Header, Static
 from textual.worker import Worker, WorkerState
 
@@ -30,6 +29,7 @@ from tui_migrator.storage.operators import Action
 from tui_migrator.tui.formatting import local_time
 from tui_migrator.tui.host import host_of
 from tui_migrator.tui.messages import KeysLoaded, MigrationStarted, MonitorRequested
+from tui_migrator.tui.refresh_timer import RefreshTimer
 from tui_migrator.tui.screens.base import AppScreen
 from tui_migrator.tui.worker_errors import report_failed_worker
 
@@ -82,7 +82,7 @@ class KeysScreen(AppScreen):
         self._loaded = False
         # Why this operator may not rotate keys; None when they may (the service's words).
         self._denied: str | None = None
-        self._timer: Timer | None = None
+        self._refresh = RefreshTimer(self, REFRESH_SECONDS, self._load)
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -102,11 +102,11 @@ class KeysScreen(AppScreen):
 
     def on_screen_resume(self) -> None:
         # Shown, or back from the monitor of a rotation started here: read the keys again.
-        self._stop_timer()
+        self._refresh.stop()
         self._load()
 
     def on_screen_suspend(self) -> None:
-        self._stop_timer()
+        self._refresh.stop()
 
     @work(thread=True, group=LOAD_GROUP, exclusive=True, exit_on_error=False)
     def _load(self) -> None:
@@ -124,19 +124,7 @@ class KeysScreen(AppScreen):
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         if event.worker.group == LOAD_GROUP and event.state in (WorkerState.SUCCESS, WorkerState.ERROR):
-            self._stop_timer()
-            if self.is_current:
-                self._timer = self.set_timer(REFRESH_SECONDS, self._refresh_if_shown)
-
-    def _refresh_if_shown(self) -> None:
-        self._timer = None
-        if self.is_current:
-            self._load()
-
-    def _stop_timer(self) -> None:
-        if self._timer is not None:
-            self._timer.stop()
-            self._timer = None
+            self._refresh.schedule()
 
     @on(KeysLoaded)
     def _show(self, message: KeysLoaded) -> None:

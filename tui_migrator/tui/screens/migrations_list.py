@@ -13,7 +13,6 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
-from textual.timer import Timer
 from textual.widgets import DataTable, Footer, Header, Input, Static
 from textual.worker import Worker, WorkerState, get_current_worker
 
@@ -32,6 +31,7 @@ from tui_migrator.tui.formatting import (
     status_words,
 )
 from tui_migrator.tui.messages import MigrationsLoaded, MonitorRequested
+from tui_migrator.tui.refresh_timer import RefreshTimer
 from tui_migrator.tui.screens.base import AppScreen
 
 REFRESH_SECONDS = 2.0
@@ -130,7 +130,7 @@ class MigrationsScreen(AppScreen):
         super().__init__()
         self._records: list[MigrationRecord] = []
         self._status_index = 0
-        self._timer: Timer | None = None
+        self._refresh = RefreshTimer(self, REFRESH_SECONDS, self._load)
         self._failing = False
 
     def compose(self) -> ComposeResult:
@@ -156,10 +156,10 @@ class MigrationsScreen(AppScreen):
 
     def on_screen_suspend(self) -> None:
         # Nobody sees this screen now (another mode, or the monitor on top): stop polling.
-        self._stop_timer()
+        self._refresh.stop()
 
     def action_refresh(self) -> None:
-        self._stop_timer()
+        self._refresh.stop()
         self._load()
 
     @work(thread=True, group=LOAD_GROUP, exclusive=True, exit_on_error=False)
@@ -187,22 +187,7 @@ class MigrationsScreen(AppScreen):
                 f"Could not load the migrations; retrying every {REFRESH_SECONDS:g} s. "
                 "The list below may be out of date."
             )
-        if self.is_current:
-            self._schedule()
-
-    def _schedule(self) -> None:
-        self._stop_timer()
-        self._timer = self.set_timer(REFRESH_SECONDS, self._on_timer)
-
-    def _on_timer(self) -> None:
-        self._timer = None
-        if self.is_current:
-            self._load()
-
-    def _stop_timer(self) -> None:
-        if self._timer is not None:
-            self._timer.stop()
-            self._timer = None
+        self._refresh.schedule()
 
     @on(MigrationsLoaded)
     def _show(self, message: MigrationsLoaded) -> None:

@@ -7,6 +7,7 @@ nothing until the migration id has been typed exactly.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
@@ -27,13 +28,11 @@ class OneLineModal(ModalScreen[T | None]):
 
     ANSWER: ClassVar[str]
     EMPTY_WARNING: ClassVar[str]
+    # Each dialog's result for the line typed (stripped, not empty): a method of each subclass.
+    answer: Callable[[str], T]
 
     def on_mount(self) -> None:
         self.query_one(f"#{self.ANSWER}", Input).focus()
-
-    def answer(self, text: str) -> T:
-        """The dialog's result for the line typed (stripped, not empty)."""
-        raise NotImplementedError
 
     def action_back(self) -> None:
         self.dismiss(None)
