@@ -71,7 +71,7 @@ def test_many_values_only_the_planted_ones_are_found() -> None:
     assert findings.bytes_read == len(data)
 
 
-def test_worker_processes_find_exactly_what_one_process_finds() -> None:
+def test_threads_find_exactly_what_one_thread_finds() -> None:
     rng = random.Random(11)
     values = [f"Parkinson patient {i}, Calle Mayor {rng.randint(1, 99)}".encode() for i in range(300)]
     needles = Needles()
@@ -85,7 +85,7 @@ def test_worker_processes_find_exactly_what_one_process_finds() -> None:
         if index % 7 == 0:
             data[at + 300 : at + 300 + len(values[number])] = values[number]
     alone = search(needles, chunks(bytes(data), 1000))
-    shared = search(needles, chunks(bytes(data), 1000), processes=2)
+    shared = search(needles, chunks(bytes(data), 1000), threads=2)
     assert shared.found_values(needles) == alone.found_values(needles) >= {numbers[n] for n in planted}
     assert (shared.occurrences, shared.pieces_found, shared.bytes_read) == (
         alone.occurrences,
@@ -172,7 +172,7 @@ def test_values_at_the_very_start_and_the_very_end_of_the_stream_are_found() -> 
     assert search(needles, chunks(last, 4)).found_values(needles) == {at_end}
 
 
-def test_worker_processes_agree_on_long_and_overlapping_values_in_small_chunks() -> None:
+def test_threads_agree_on_long_and_overlapping_values_in_small_chunks() -> None:
     rng = random.Random(17)
     note = ("Reports freezing of gait when turning; dose moved to the morning. " * 3).encode()
     values = [
@@ -191,7 +191,7 @@ def test_worker_processes_agree_on_long_and_overlapping_values_in_small_chunks()
         data[at : at + len(value)] = value
     for size in (13, 1000):
         alone = search(needles, chunks(bytes(data), size))
-        shared = search(needles, chunks(bytes(data), size), processes=2)
+        shared = search(needles, chunks(bytes(data), size), threads=2)
         found, places = expected(values, bytes(data))
         assert alone.found_values(needles) == shared.found_values(needles) == found, size
         assert alone.occurrences == shared.occurrences == places, size

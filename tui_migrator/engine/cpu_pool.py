@@ -96,7 +96,6 @@ class CpuPool:
 BATCH_MODULES = [
     "tui_migrator.engine.batches",
     "tui_migrator.engine.verification",
-    "tui_migrator.engine.byte_search",
 ]
 
 

@@ -23,7 +23,7 @@ from typing import Any
 from sqlalchemy.engine import Engine
 
 from tui_migrator.crypto.ciphers import ValueCipher
-from tui_migrator.engine import byte_search, cpu_pool, database_files, sweep_cleaning, sweep_sample
+from tui_migrator.engine import byte_search, database_files, sweep_cleaning, sweep_sample
 from tui_migrator.engine.database_files import FilesUnreachable, RawFile
 from tui_migrator.engine.sweep_cleaning import Step
 from tui_migrator.engine.sweep_sample import PlaintextSample, TableSample
@@ -224,10 +224,8 @@ def _prove(
         )
         return
     # The search is CPU work over every byte of the files: every core takes part.
-    processes = cpu_pool.processes_for(os.cpu_count() or 1)
-    found_in = {
-        raw.name: byte_search.search(sample.needles, raw.read(), processes=processes) for raw in files
-    }
+    threads = os.cpu_count() or 1
+    found_in = {raw.name: byte_search.search(sample.needles, raw.read(), threads=threads) for raw in files}
     found = set().union(*(findings.found_values(sample.needles) for findings in found_in.values()))
     # SQLite's one file holds every table; PostgreSQL's files searched hold the migrated ones.
     searched_tables = None if engine.dialect.name == "sqlite" else [t.name for t in record.tables]
