@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import base64
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -106,3 +108,26 @@ def test_one_process_per_batch_in_flight_up_to_the_cores() -> None:
     cores = os.cpu_count() or 1
     assert processes_for(1) == 0  # one batch at a time: this process does the work
     assert processes_for(cores + 5) == (cores if cores > 1 else 0)
+
+
+START_SERVER = """
+import multiprocessing.forkserver, sys
+from tui_migrator.engine.cpu_pool import start_process_server
+start_process_server(int(sys.argv[1]))
+print(multiprocessing.forkserver._forkserver._forkserver_pid)
+"""
+
+
+@pytest.mark.skipif(os.cpu_count() == 1, reason="one core: a run has no worker processes")
+def test_a_run_with_workers_starts_their_server_before_its_first_batch_and_one_without_does_not() -> None:
+    def server_pid(max_concurrency: int) -> str:
+        done = subprocess.run(
+            [sys.executable, "-c", START_SERVER, str(max_concurrency)],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        return done.stdout.strip()
+
+    assert server_pid(1) == "None"
+    assert server_pid(2).isdigit()

@@ -17,6 +17,7 @@ platform has it, else ``spawn``), so they inherit no database connection, thread
 from __future__ import annotations
 
 import multiprocessing
+import multiprocessing.forkserver
 import os
 from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -107,6 +108,14 @@ def process_context() -> multiprocessing.context.BaseContext:
     # Replaces the default ['__main__']: the server never imports the program's main module.
     context.set_forkserver_preload(BATCH_MODULES)
     return context
+
+
+def start_process_server(max_concurrency: int) -> None:
+    """Start the server workers are forked from now, for a run that will have workers, so that
+    its imports (half a second) overlap the run's own checks instead of holding up its first
+    batch. Without a fork server (``spawn``), or without workers, nothing happens."""
+    if processes_for(max_concurrency) and process_context().get_start_method() == "forkserver":
+        multiprocessing.forkserver.ensure_running()
 
 
 class Pending(Generic[T]):

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 from tui_migrator.common.errors import StateConflict
-from tui_migrator.engine import detached, scope
+from tui_migrator.engine import cpu_pool, detached, scope
 from tui_migrator.engine.joiner import JoiningWorker, JoinSummary
 from tui_migrator.engine.rotation_runner import RotationRunner
 from tui_migrator.engine.runner import MigrationRunner
@@ -42,6 +42,8 @@ def start(
     authorize(session, Action.MIGRATE, "start")
     migration_plan = plan(session, config_values)
     config = migration_plan.config
+    if not detach:
+        cpu_pool.start_process_server(config.max_concurrency)
     scope.refuse_rows_without_organization(migration_plan.scope)
     if migration_plan.held and not config.dry_run:
         table_locks.raise_table_held(migration_plan.held)
