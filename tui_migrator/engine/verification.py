@@ -122,11 +122,13 @@ def check_row(access: Shaped, row: Any, cells: SealedCells, digest: str, cipher:
                 break
             present.append((name, token))
         opened: list[bytes | DecryptionFailed] = []
+        context = None
         if present:
             try:
-                opened = cipher.open_encoded_cells(row_context(access, row), present)
+                context = row_context(access, row)
             except RecordRefused:
                 return RowCheck.MISMATCHED
+            opened = cipher.open_encoded_cells(context, present)
         encoded = {}
         for (name, token), value in zip(present, opened, strict=True):
             if isinstance(value, DecryptionFailed):
@@ -138,9 +140,11 @@ def check_row(access: Shaped, row: Any, cells: SealedCells, digest: str, cipher:
             return RowCheck.CHANGED
         # The digest of the bytes each token opens to: the values sealed, exactly as encoded
         # then (no decoding and encoding again in between).
-        actual = cells.digest_encoded(
-            cipher, mapped.name, key_of(access, row), organization_of(mapped, row), encoded
-        )
+        if context is None:  # the migration sealed no cell of the row: a digest of nothing
+            key, organization, packed_key = key_of(access, row), organization_of(mapped, row), None
+        else:  # the row's key and organization as its tokens were opened with, packed once
+            key, organization, packed_key = context.primary_key, context.organization_id, context.key_bytes
+        actual = cells.digest_encoded(cipher, mapped.name, key, organization, encoded, packed_key=packed_key)
         return RowCheck.VERIFIED if hmac.compare_digest(actual, digest) else RowCheck.MISMATCHED
     actual = cells.digest(cipher, mapped, key_of(access, row), organization_of(mapped, row), originals)
     return RowCheck.VERIFIED if hmac.compare_digest(actual, digest) else RowCheck.MISMATCHED
