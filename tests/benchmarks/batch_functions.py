@@ -63,7 +63,7 @@ def workloads(rows: list[dict[str, Any]]) -> dict[str, Callable[[], object]]:
     cipher.prepare(ORGANIZATIONS)
     crypto = RowCrypto(cipher, RowSealer(master, "migration_benchmark"))
     sealed, _failures = batches.seal_batch(crypto, SHAPE, rows, dry_run=False, with_backups=False)
-    written = [dict(rows[item["index"]], **item["sealed"].tokens) for item in sealed]
+    written = [dict(rows[item["index"]], **item["tokens"]) for item in sealed]
     keys = [item["row_key"] for item in sealed]
     recorded = {item["row_key"]: (item["digest"], item["sealed_columns"]) for item in sealed}
     copied = backup.copy_batch(crypto, SHAPE, rows)

@@ -17,7 +17,6 @@ from tui_migrator.engine import backup
 from tui_migrator.storage import row_metadata
 from tui_migrator.storage.column_storage import (
     ROW_VERSION,
-    SealedRow,
     TableAccess,
     batch_parameters,
     reflect,
@@ -90,8 +89,8 @@ def test_a_batch_update_puts_each_token_where_sealing_puts_it_and_nothing_else(e
     with engine.begin() as connection:
         rows = read_with_versions(connection, access)
         sealed = [
-            (rows[0], SealedRow({}, {}, {"name": "tmenc:v1:a", "born": "tmenc:v1:b"})),
-            (rows[2], SealedRow({}, {}, {"name": "tmenc:v1:c"})),
+            (rows[0], {"name": "tmenc:v1:a", "born": "tmenc:v1:b"}),
+            (rows[2], {"name": "tmenc:v1:c"}),
         ]
         updated = connection.execute(statement, batch_parameters(access, sealed)).rowcount
     assert updated == 2
@@ -114,7 +113,7 @@ def test_a_row_changed_since_it_was_read_is_not_written(engine: sa.Engine) -> No
         # The application writes row 2 between the batch's read and its write.
         with engine.begin() as application:
             application.exec_driver_sql("UPDATE patients SET name = 'Grace H.' WHERE id = 2")
-        sealed = [(row, SealedRow({}, {}, {"name": f"tmenc:v1:{row['id']}"})) for row in rows]
+        sealed = [(row, {"name": f"tmenc:v1:{row['id']}"}) for row in rows]
         updated = batch.execute(statement, batch_parameters(access, sealed)).rowcount
     # The engine sees 2 of 3 and reads the batch again (batches.RowsChanged).
     assert updated == 2

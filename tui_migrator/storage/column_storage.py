@@ -463,15 +463,16 @@ def seal_row(access: Shaped, row: StoredRow, cipher: ValueCipher) -> SealedRow |
     )
 
 
-def batch_parameters(shape: Shaped, sealed: Sequence[tuple[Mapping[str, Any], SealedRow]]) -> dict[str, str]:
+def batch_parameters(
+    shape: Shaped, sealed: Sequence[tuple[Mapping[str, Any], Mapping[str, str]]]
+) -> dict[str, str]:
     """The parameter of :meth:`TableAccess.update_by_row_version` for ``sealed``: each row as
-    read (with its version) and what sealing it produced."""
+    read (with its version) and the tokens sealing it produced (column → token)."""
     names = _token_names(len(shape.mapped.columns))
     columns = [column.name for column in shape.mapped.columns]
     rows = []
-    for row, result in sealed:
+    for row, tokens in sealed:
         entry = {name: row[name] for name in ROW_VERSION}
-        tokens = result.tokens
         entry.update({name: tokens.get(column) for name, column in zip(names, columns, strict=True)})
         rows.append(entry)
     return {_BATCH: text_rows_value(rows)}
