@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from tui_migrator.engine.batch_source import Batch
@@ -48,6 +48,8 @@ class ResumeKeys:
 
     def __init__(self) -> None:
         self._dispatched: deque[_Dispatched] = deque()
+        # How many batches the resume key has passed: which of two keys is the later one.
+        self.passed = 0
 
     def dispatched(self, last_key: Key) -> _Dispatched:
         """Note a batch handed out, in key order."""
@@ -61,6 +63,7 @@ class ResumeKeys:
         resume_key = None
         while self._dispatched and self._dispatched[0].committed:
             resume_key = self._dispatched.popleft().last_key
+            self.passed += 1
         return resume_key
 
 
@@ -74,6 +77,11 @@ class TablePass:
     max_in_flight: int
     # Saves the table's resume key (a blocking database write: it runs in a worker thread).
     save_resume_key: Callable[[Key], None]
+    # One resume-key save at a time, and how many batches the key it saved last had passed.
+    _saving: asyncio.Lock = field(default_factory=asyncio.Lock, init=False, repr=False)
+    _saved: int = field(default=0, init=False, repr=False)
+    # The latest resume key, and how many batches it passed (see ResumeKeys.passed).
+    _latest: tuple[int, Key] = field(default=(0, ()), init=False, repr=False)
 
     async def run(self, start: Sequence[Any] | None) -> None:
         """Dispatch until the source has no batch left; the first failure is raised once every
@@ -118,12 +126,26 @@ class TablePass:
         failures: list[BaseException],
     ) -> None:
         try:
-            result = await asyncio.to_thread(self.source.process, batch)
+            try:
+                result = await asyncio.to_thread(self.source.process, batch)
+            finally:
+                # The batch is written (or failed): its slot goes to the next batch now, not
+                # after the resume key's own small write below.
+                slots.release()
             self.meter.batch_done(result)
             resume_key = resume_keys.committed(dispatched)
             if resume_key is not None:
-                await asyncio.to_thread(self.save_resume_key, resume_key)
+                self._latest = (resume_keys.passed, resume_key)
+                await self._save_latest_resume_key()
         except BaseException as error:  # reported once the pass has drained
             failures.append(error)
-        finally:
-            slots.release()
+
+    async def _save_latest_resume_key(self) -> None:
+        """Save the latest resume key, one save at a time: keys that moved on while a save was
+        running are saved once, as the latest, and the saved key never moves back."""
+        async with self._saving:
+            passed, key = self._latest
+            if passed <= self._saved:
+                return  # saved already by the save before this one
+            await asyncio.to_thread(self.save_resume_key, key)
+            self._saved = passed
