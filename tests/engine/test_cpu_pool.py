@@ -131,3 +131,10 @@ def test_a_run_with_workers_starts_their_server_before_its_first_batch_and_one_w
 
     assert server_pid(1) == "None"
     assert server_pid(2).isdigit()
+
+
+def test_two_batches_per_worker_are_kept_in_flight_and_one_without_workers(local: RowCrypto) -> None:
+    assert CpuPool(local, processes=0).batches_in_flight == 1
+    keys = local.cipher.worker_keys(["org_0"], local.sealer)
+    with CpuPool(local, processes=2, keys=keys) as pool:
+        assert pool.batches_in_flight == 4

@@ -77,8 +77,10 @@ class CpuPool:
 
     @property
     def batches_in_flight(self) -> int:
-        """How many batches a caller keeps submitted: one per worker (one without workers)."""
-        return max(1, self.processes)
+        """How many batches a caller keeps submitted: two per worker, so a worker that finishes
+        one has the next already (the caller reads and writes between results, and a result
+        takes a while to come back); one without workers."""
+        return 2 * self.processes if self.processes else 1
 
     def close(self) -> None:
         if self._executor is not None:
