@@ -21,6 +21,7 @@ class Source:
     """Batches of one key each, 1..BATCHES; ``all_processed`` is set by the last one."""
 
     batches = None
+    batches_hold_row_locks = False
 
     def __init__(self) -> None:
         self.processed = 0

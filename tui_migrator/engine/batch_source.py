@@ -71,6 +71,8 @@ class BatchSource(Protocol):
     """Hands out the batches of one table and processes them."""
 
     batches: TableBatches
+    # A batch holds row locks from its read until it is processed (see table_pass.PassSource).
+    batches_hold_row_locks: bool
 
     @property
     def other_workers_may_hold_rows(self) -> bool:
@@ -101,6 +103,7 @@ class KeysetSource:
     """Reads the next rows after a key; no locks, so no other worker can share the table."""
 
     other_workers_may_hold_rows = False
+    batches_hold_row_locks = False
 
     def __init__(self, batches: TableBatches) -> None:
         self.batches = batches
@@ -129,6 +132,7 @@ class ClaimedSource:
     ``wait=False`` skips rows other workers hold; ``wait=True`` waits for them to commit."""
 
     other_workers_may_hold_rows = True
+    batches_hold_row_locks = True
 
     def __init__(self, batches: TableBatches, *, wait: bool = False) -> None:
         self.batches = batches

@@ -361,11 +361,7 @@ class TableBatches:
         that still holds a token can be one, so a batch of plaintext rows (a first pass) asks
         the database nothing."""
         mapped = self.access.mapped
-        holding_tokens = [
-            item["row_key"]
-            for item in sealed
-            if any(cell_token(column, item["row"]) is not None for column in mapped.columns)
-        ]
+        holding_tokens = [item["row_key"] for item in sealed if item["held_tokens"]]
         if not holding_tokens:
             return
         earlier = row_metadata.sealed_rows(connection, self.migration_id, mapped.name, holding_tokens)
@@ -454,6 +450,9 @@ def seal_batch(
                     # (the originals are in the row it holds). No SealedRow object, nor the
                     # bytes and nonces recorded above: a third of the time to send a batch back.
                     "tokens": result.tokens,
+                    # Whether the row held a token already (sealed before, in an earlier pass):
+                    # asked here, in the worker, for the run's process to know without a look.
+                    "held_tokens": any(cell_token(column, row) is not None for column in mapped.columns),
                     "organization": organization,
                     "key_id": result.key_id,
                     "backup": backup_entry,

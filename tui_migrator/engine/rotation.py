@@ -353,6 +353,7 @@ class RotationSource:
     """Keyset batches of a rotation (no row locks: a rotation runs in one worker)."""
 
     other_workers_may_hold_rows = False
+    batches_hold_row_locks = False
 
     def __init__(self, batches: RotationBatches) -> None:
         self.batches = batches

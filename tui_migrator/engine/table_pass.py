@@ -30,6 +30,10 @@ class PassSource(Protocol):
         """What reads and writes the table's batches (its ``table_name`` names the table)."""
         ...
 
+    # Whether a batch holds row locks from its read until it is processed (claimed batches):
+    # such a batch is read only once a slot is free for it.
+    batches_hold_row_locks: bool
+
     def next_batch(self, *, after: Sequence[Any] | None, limit: int) -> Batch | None: ...
 
     def process(self, batch: Batch) -> BatchResult: ...
@@ -94,18 +98,25 @@ class TablePass:
         try:
             while not failures:
                 await self.control.between_batches(in_flight)
-                # A free slot first: a claimed batch holds its row locks until it is processed.
-                await slots.acquire()
-                try:
-                    batch = await asyncio.to_thread(
-                        self.source.next_batch, after=after, limit=self.meter.batch_size
-                    )
-                except BaseException:
-                    slots.release()
-                    raise
-                if batch is None:
-                    slots.release()
-                    break
+                if self.source.batches_hold_row_locks:
+                    # A free slot first: a claimed batch holds its row locks until it is processed.
+                    await slots.acquire()
+                    try:
+                        batch = await self._read(after)
+                    except BaseException:
+                        slots.release()
+                        raise
+                    if batch is None:
+                        slots.release()
+                        break
+                else:
+                    # Read while the batches in flight finish, then wait for a slot: nothing is
+                    # locked, and a row the application changes meanwhile fails the batch's
+                    # guarded UPDATE and is read again (batches.py).
+                    batch = await self._read(after)
+                    if batch is None:
+                        break
+                    await slots.acquire()
                 dispatched = resume_keys.dispatched(batch.last_key)
                 task = asyncio.create_task(self._process(batch, dispatched, resume_keys, slots, failures))
                 in_flight.add(task)
@@ -116,6 +127,9 @@ class TablePass:
                 await asyncio.gather(*in_flight, return_exceptions=True)
         if failures:
             raise failures[0]
+
+    async def _read(self, after: Sequence[Any] | None) -> Batch | None:
+        return await asyncio.to_thread(self.source.next_batch, after=after, limit=self.meter.batch_size)
 
     async def _process(
         self,
