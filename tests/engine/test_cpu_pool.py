@@ -138,3 +138,22 @@ def test_two_batches_per_worker_are_kept_in_flight_and_one_without_workers(local
     keys = local.cipher.worker_keys(["org_0"], local.sealer)
     with CpuPool(local, processes=2, keys=keys) as pool:
         assert pool.batches_in_flight == 4
+
+
+def test_a_sealed_row_says_whether_it_held_a_token_already_in_a_cell_it_kept(local: RowCrypto) -> None:
+    shape = RowShape(TABLE)
+    fresh = {"id": 1, "organization_id": "org_0", "name": "patient 1", "born": None}
+    (first,), _ = batches.seal_batch(local, shape, [fresh], dry_run=False, with_backups=False)
+    assert first["held_tokens"] is False
+    # The application writes a new name beside the sealed one: a second pass seals the name
+    # and keeps the row's other token (the companion's), which the row held already.
+    born = {**fresh, "born": "1950-02-03"}
+    (sealed_born,), _ = batches.seal_batch(local, shape, [born], dry_run=False, with_backups=False)
+    partly = {
+        **born,
+        "name": "patient 1, renamed",
+        **{k: v for k, v in sealed_born["parameters"].items() if k in ("born", "born__tm_token")},
+    }
+    (again,), _ = batches.seal_batch(local, shape, [partly], dry_run=False, with_backups=False)
+    assert set(again["tokens"]) == {"name"}
+    assert again["held_tokens"] is True

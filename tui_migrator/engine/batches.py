@@ -451,8 +451,8 @@ def seal_batch(
                     # bytes and nonces recorded above: a third of the time to send a batch back.
                     "tokens": result.tokens,
                     # Whether the row held a token already (sealed before, in an earlier pass):
-                    # asked here, in the worker, for the run's process to know without a look.
-                    "held_tokens": any(cell_token(column, row) is not None for column in mapped.columns),
+                    # known here, in the worker, for the run's process to know without a look.
+                    "held_tokens": result.held_tokens,
                     "organization": organization,
                     "key_id": result.key_id,
                     "backup": backup_entry,

@@ -414,6 +414,8 @@ class SealedRow:
     # Where the tokens are bound: the row's key and organization; and the id of their key.
     context: RowContext | None = None
     key_id: str = ""
+    # Whether the row held a token already, in a cell it kept (sealed in an earlier pass).
+    held_tokens: bool = False
 
 
 def seal_row(access: Shaped, row: StoredRow, cipher: ValueCipher) -> SealedRow | None:
@@ -429,6 +431,7 @@ def seal_row(access: Shaped, row: StoredRow, cipher: ValueCipher) -> SealedRow |
     parameters = _key_parameters(key)
     plaintext: list[tuple[str, Any]] = []
     companions: dict[str, str] = {}
+    kept: list[ResolvedColumn] = []
     for column in access.mapped.columns:
         name, companion = column.name, column.companion
         stored = row[name]
@@ -437,6 +440,7 @@ def seal_row(access: Shaped, row: StoredRow, cipher: ValueCipher) -> SealedRow |
             if companion is not None:
                 companions[name] = companion
             continue
+        kept.append(column)
         parameters[name] = stored
         if companion is not None:
             parameters[companion] = row.get(companion)
@@ -460,6 +464,8 @@ def seal_row(access: Shaped, row: StoredRow, cipher: ValueCipher) -> SealedRow |
         dict(zip(names, sealed.nonces, strict=True)),
         context,
         sealed.key_id,
+        # A cell it seals holds plaintext, never a token (see cell_token): only a kept one can.
+        held_tokens=any(cell_token(column, row) is not None for column in kept),
     )
 
 
