@@ -1,5 +1,6 @@
-"""A table pass's resume key: saved after batches that all committed, one save at a time, and
-never moved back by a slower save of an earlier key; a batch's slot is free during its save."""
+"""A table pass's resume key: saved after batches that all committed, every RESUME_KEY_EVERY
+batches and at the end, one save at a time, never moved back by a slower save of an earlier
+key; a batch's slot is free during its save."""
 
 from __future__ import annotations
 
@@ -12,9 +13,9 @@ from tui_migrator.engine.batch_source import Batch
 from tui_migrator.engine.batches import BatchResult
 from tui_migrator.engine.control import RunControl
 from tui_migrator.engine.progress import RunMeter
-from tui_migrator.engine.table_pass import Key, PassSource, TablePass
+from tui_migrator.engine.table_pass import RESUME_KEY_EVERY, Key, PassSource, TablePass
 
-BATCHES = 12
+BATCHES = RESUME_KEY_EVERY + 4
 
 
 class Source:
@@ -23,19 +24,20 @@ class Source:
     batches = None
     batches_hold_row_locks = False
 
-    def __init__(self) -> None:
+    def __init__(self, batches: int = BATCHES) -> None:
+        self.count = batches
         self.processed = 0
         self.all_processed = threading.Event()
         self._lock = threading.Lock()
 
     def next_batch(self, *, after: Sequence[Any] | None, limit: int) -> Batch | None:
         key = (after[0] if after else 0) + 1
-        return None if key > BATCHES else Batch(rows=[{"id": key}], after=after, last_key=(key,))
+        return None if key > self.count else Batch(rows=[{"id": key}], after=after, last_key=(key,))
 
     def process(self, batch: Batch) -> BatchResult:
         with self._lock:
             self.processed += 1
-            if self.processed == BATCHES:
+            if self.processed == self.count:
                 self.all_processed.set()
         return BatchResult(rows=1, encrypted=1)
 
@@ -79,7 +81,30 @@ def test_batches_go_on_during_a_save_and_saved_keys_only_move_forward() -> None:
 
     assert first_save_waited == [True]
     assert overlapping == []
-    assert saved[0] == (1,) and saved[-1] == (BATCHES,)
+    assert saved[0] >= (RESUME_KEY_EVERY,) and saved[-1] == (BATCHES,)
     assert saved == sorted(saved) and len(set(saved)) == len(saved)
     # The keys that passed while the first save was held were not saved one by one after it.
     assert len(saved) < BATCHES
+
+
+def test_a_pass_shorter_than_the_saving_interval_saves_its_last_key_once_at_the_end() -> None:
+    saved: list[Key] = []
+    source = Source(batches=RESUME_KEY_EVERY - 1)
+    pass_ = TablePass(
+        cast(PassSource, source), cast(RunControl, Control()), cast(RunMeter, Meter()), 2, saved.append
+    )
+    asyncio.run(pass_.run(None))
+    assert saved == [(RESUME_KEY_EVERY - 1,)]
+
+
+def test_a_pass_with_nothing_to_do_saves_nothing() -> None:
+    saved: list[Key] = []
+    pass_ = TablePass(
+        cast(PassSource, Source(batches=0)),
+        cast(RunControl, Control()),
+        cast(RunMeter, Meter()),
+        2,
+        saved.append,
+    )
+    asyncio.run(pass_.run(None))
+    assert saved == []

@@ -247,7 +247,7 @@ def test_other_sessions_keep_reading_and_no_transaction_lasts_the_migration(
 
             reading_thread = threading.Thread(target=keep_reading, daemon=True)
             reading_thread.start()
-            running = Background(lambda: service.start({"batch_size": 50, "max_concurrency": 2}))
+            running = Background(lambda: service.start({"batch_size": 25, "max_concurrency": 2}))
             parameters = {"reader": reader_pid, "companion": f"%{COMPANION_SUFFIX}"}
             while running.thread.is_alive():
                 sample = watching.execute(_SAMPLE, parameters).one()

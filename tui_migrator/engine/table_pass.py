@@ -1,5 +1,6 @@
 """One pass over a table: batches dispatched in key order, up to ``maxConcurrency`` of them in
-flight, and the table's resume key moved forward only past batches that have all committed.
+flight, and the table's resume key moved forward only past batches that have all committed
+(saved every RESUME_KEY_EVERY batches and at the end of the pass).
 
 Each batch's reading, sealing and writing runs in a worker thread; the event loop only
 dispatches, so it stays free for the heartbeat and for pause and cancel requests.
@@ -19,6 +20,11 @@ from tui_migrator.engine.control import RunControl
 from tui_migrator.engine.progress import RunMeter
 
 Key = tuple[Any, ...]
+# The resume key is saved once it has passed this many batches since it was last saved, and at
+# the end of the pass: its own small transaction after every batch cost as much as a tenth of
+# the batch's. A run that stops in between resumes at most this many batches earlier, and
+# reading again rows that hold tokens already costs only the scan (no batch selects them).
+RESUME_KEY_EVERY = 8
 
 
 class PassSource(Protocol):
@@ -127,6 +133,7 @@ class TablePass:
                 await asyncio.gather(*in_flight, return_exceptions=True)
         if failures:
             raise failures[0]
+        await self._save_latest_resume_key()  # the pass's last key
 
     async def _read(self, after: Sequence[Any] | None) -> Batch | None:
         return await asyncio.to_thread(self.source.next_batch, after=after, limit=self.meter.batch_size)
@@ -150,7 +157,8 @@ class TablePass:
             resume_key = resume_keys.committed(dispatched)
             if resume_key is not None:
                 self._latest = (resume_keys.passed, resume_key)
-                await self._save_latest_resume_key()
+                if resume_keys.passed - self._saved >= RESUME_KEY_EVERY:
+                    await self._save_latest_resume_key()
         except BaseException as error:  # reported once the pass has drained
             failures.append(error)
 
