@@ -10,15 +10,16 @@ import os
 import pwd
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from textual.pilot import Pilot
 
-from tests.support.databases import ADMIN
+from tests.support.databases import ADMIN, make_settings
 from tests.tui.snapshot_world import World, world
 from tui_migrator.common.settings import Settings
-from tui_migrator.service.facade import MigratorService
+from tui_migrator.service.facade import MigratorService, create_demo_service
 from tui_migrator.tui.app import MigratorApp
 
 REAL_USER = pwd.getpwuid(os.geteuid()).pw_name
@@ -28,6 +29,18 @@ REAL_USER = pwd.getpwuid(os.geteuid()).pw_name
 def operator_service(settings: Settings) -> Iterator[MigratorService]:
     with MigratorService.open(settings, user=ADMIN) as admin:
         admin.grant(REAL_USER, "super_admin")
+    with MigratorService.open(settings, user=REAL_USER) as service:
+        yield service
+
+
+@pytest.fixture
+def busy_service(tmp_path: Path) -> Iterator[MigratorService]:
+    """A demo big enough that a one-row-per-batch migration outlasts the test: a test that acts
+    on a running migration (cancel, pause) must not find it finished, however fast it runs."""
+    settings = make_settings(tmp_path)
+    admin, _ = create_demo_service(settings, patients=400, organizations=3, seed=2, user=ADMIN)
+    admin.grant(REAL_USER, "super_admin")
+    admin.close()
     with MigratorService.open(settings, user=REAL_USER) as service:
         yield service
 

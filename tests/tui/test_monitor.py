@@ -43,8 +43,9 @@ async def test_monitor_shows_a_completed_migration_with_its_report(
 
 
 async def test_cancel_from_the_monitor_asks_a_reason_and_stops_the_worker(
-    app: MigratorApp, operator_service: MigratorService
+    busy_service: MigratorService,
 ) -> None:
+    operator_service, app = busy_service, MigratorApp(busy_service)
     record = operator_service.start({"batch_size": 1, "max_concurrency": 1}, detach=True)
     async with app.run_test(size=(100, 32)) as pilot:
         app.open_monitor(record.id)
@@ -165,8 +166,9 @@ async def test_readonly_hides_mutating_actions(
 
 
 async def test_resume_from_the_monitor_continues_a_cancelled_migration_in_a_background_worker(
-    app: MigratorApp, operator_service: MigratorService
+    busy_service: MigratorService,
 ) -> None:
+    operator_service, app = busy_service, MigratorApp(busy_service)
     record = operator_service.start({"batch_size": 1, "max_concurrency": 1}, detach=True)
     async with app.run_test(size=(100, 32)) as pilot:
         app.open_monitor(record.id)

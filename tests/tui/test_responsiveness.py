@@ -9,15 +9,13 @@ How fast keys are answered is measured by tests/benchmarks/responsiveness.py.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
-from tests.support.databases import make_settings
-from tests.tui.conftest import REAL_USER, wait_until
-from tui_migrator.service.facade import MigratorService, create_demo_service
+from tests.tui.conftest import wait_until
+from tui_migrator.service.facade import MigratorService
 from tui_migrator.storage.migration_status import Status
 from tui_migrator.tui.app import MigratorApp
 from tui_migrator.tui.screens.help import HelpScreen
@@ -26,17 +24,6 @@ from tui_migrator.tui.screens.monitor import MonitorScreen
 PRESSES = 3
 # Only a safety net: the test releases the held read itself; this merely ends a failed run.
 HOLD_LIMIT_SECONDS = 60.0
-
-
-@pytest.fixture
-def busy_service(tmp_path: Path) -> Iterator[MigratorService]:
-    """A demo big enough that a one-row-per-batch migration outlasts the test."""
-    settings = make_settings(tmp_path)
-    admin, _ = create_demo_service(settings, patients=400, organizations=3, seed=2, user="alice")
-    admin.grant(REAL_USER, "super_admin")
-    admin.close()
-    with MigratorService.open(settings, user=REAL_USER) as service:
-        yield service
 
 
 class HeldReads:
