@@ -375,7 +375,7 @@ class TableBatches:
             originals = {name: row[name] for name in tokens}
             base = row_context(self.access, row)
             for column in mapped.columns:
-                token = cell_token(column, item["row"])
+                token = cell_token(column, row)
                 if column.name in tokens or token is None or not before.owns(column.name, token):
                     continue
                 try:
