@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 
 import pytest
 
@@ -18,8 +20,9 @@ from tests.support.migration_helpers import (
     wait_for,
     worker_pid,
 )
-from tui_migrator.common.errors import BadInput
+from tui_migrator.common.errors import BadInput, OperationFailed
 from tui_migrator.common.settings import Settings
+from tui_migrator.engine import detached
 from tui_migrator.engine.log_files import log_path
 from tui_migrator.service.facade import MigratorService
 from tui_migrator.storage import migration_records as migrations
@@ -37,7 +40,9 @@ def test_detached_worker_is_cancelled_from_another_process_then_resumed(
     settings, service = bigger
     before = raw_dump(service.engine)
     started = service.start(SLOW, detach=True)
-    assert started.status in (Status.PLANNED, Status.RUNNING)
+    # Returned once its worker had claimed it: running, in another process.
+    assert started.status is Status.RUNNING and started.claim_epoch == 1
+    assert worker_pid(started) != os.getpid()
     wait_for(lambda: service.status(started.id).encrypted_records > 50, timeout=60)
     running = service.status(started.id)
     assert running.worker is not None and worker_pid(running) != os.getpid()  # really another process
@@ -88,3 +93,38 @@ def test_a_second_worker_is_refused_on_sqlite_with_the_reason(
     with pytest.raises(BadInput, match="can only join it on PostgreSQL"):
         service.join(record.id)
     service.cancel(record.id, "test over")
+
+
+@pytest.mark.backends("sqlite")
+def test_a_detached_start_or_resume_may_be_paused_at_once(
+    bigger: tuple[Settings, MigratorService],
+) -> None:
+    """What the operator does right after `start --detach` (or `resume --detach`) finds the
+    migration running, whatever the time its worker took to come up: pausing it is not refused
+    as 'planned' (or 'cancelled')."""
+    _settings, service = bigger
+    started = service.start(SLOW, detach=True)
+    assert service.pause(started.id).pause_requested
+    wait_for(lambda: service.status(started.id).status is Status.PAUSED, timeout=60)
+    service.cancel(started.id, "stopped to resume it")
+    resumed = service.resume(started.id, detach=True)
+    assert resumed.status is Status.RUNNING and resumed.claim_epoch == 2
+    assert service.pause(started.id).pause_requested
+    service.cancel(started.id, "test over")
+
+
+@pytest.mark.backends("sqlite")
+def test_a_detached_worker_that_exits_before_claiming_is_an_error_naming_its_log(
+    bigger: tuple[Settings, MigratorService], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings, service = bigger
+
+    def exiting_at_once(*_args: object, **_options: object) -> subprocess.Popen[bytes]:
+        return subprocess.Popen([sys.executable, "-c", "raise SystemExit(3)"])
+
+    monkeypatch.setattr(detached, "spawn", exiting_at_once)
+    with pytest.raises(OperationFailed, match=r"exited \(code 3\) before it took") as raised:
+        service.start(SLOW, detach=True)
+    [record] = service.list_migrations()[0]
+    assert str(log_path(settings, record.id)) in str(raised.value.hint)
+    assert record.status is Status.PLANNED and record.encrypted_records == 0

@@ -52,10 +52,15 @@ def _stop_started_workers() -> Iterator[None]:
         run_cli(environment, "cancel", migration_id, "--reason", "test over")
 
 
+# Thousands of records: at one record a batch a worker takes tens of seconds over them.
+PAUSABLE_PATIENTS = 400
+
+
 def _paused_migration(environment: dict[str, str]) -> str:
     """A detached migration, paused before it can finish: batches of one record, on a demo of
-    hundreds of records (at one record a batch the worker takes many seconds; the pause is
-    written well within its first ones, whatever the machine's load)."""
+    PAUSABLE_PATIENTS. `start --detach` returns once its worker has claimed the migration, so
+    the pause finds it running, and it is written within the worker's first seconds, long before
+    it could finish, whatever the machine's load."""
     started = run_cli(
         environment, "start", "--batch-size", "1", "--max-concurrency", "1", "--yes", "--detach", "--json"
     )
@@ -83,7 +88,7 @@ def _open_monitor_of_newest(window: Terminal, migration_id: str) -> str:
 
 
 def test_a_typed_reason_cancels_the_running_migration(tmp_path: Path) -> None:
-    environment = _demo(tmp_path)
+    environment = _demo(tmp_path, patients=PAUSABLE_PATIENTS)
     migration_id = _paused_migration(environment)
     with terminal(APP, environment) as window:
         _open_monitor_of_newest(window, migration_id)
@@ -99,7 +104,7 @@ def test_a_typed_reason_cancels_the_running_migration(tmp_path: Path) -> None:
 
 
 def test_an_empty_reason_keeps_the_dialog_open_and_the_migration_running(tmp_path: Path) -> None:
-    environment = _demo(tmp_path)
+    environment = _demo(tmp_path, patients=PAUSABLE_PATIENTS)
     migration_id = _paused_migration(environment)
     with terminal(APP, environment) as window:
         _open_monitor_of_newest(window, migration_id)
@@ -112,7 +117,7 @@ def test_an_empty_reason_keeps_the_dialog_open_and_the_migration_running(tmp_pat
 
 
 def test_resume_from_the_monitor_continues_a_cancelled_migration(tmp_path: Path) -> None:
-    environment = _demo(tmp_path)
+    environment = _demo(tmp_path, patients=PAUSABLE_PATIENTS)
     migration_id = _paused_migration(environment)
     cancelled = run_cli(environment, "cancel", migration_id, "--reason", "night shift", "--json")
     assert cancelled.returncode == 0, cancelled.stderr
@@ -220,7 +225,7 @@ def test_the_footer_offers_only_keys_that_work_and_help_lists_each_once(tmp_path
 
 
 def test_quitting_says_what_keeps_running_and_how_to_come_back(tmp_path: Path) -> None:
-    environment = _demo(tmp_path)
+    environment = _demo(tmp_path, patients=PAUSABLE_PATIENTS)
     migration_id = _paused_migration(environment)
     # The shell stays after the app, so what the app printed on leaving can be read.
     with terminal(f"{APP}; sleep 60", environment) as window:

@@ -16,8 +16,10 @@ from tui_migrator.common.settings import ENV_DB, Settings
 from tui_migrator.engine.log_files import log_path, open_private_log
 
 
-def spawn(settings: Settings, migration_id: str, command: Sequence[str] | None = None) -> int:
-    """Start a detached process for ``migration_id`` and return its process id: its worker
+def spawn(
+    settings: Settings, migration_id: str, command: Sequence[str] | None = None
+) -> subprocess.Popen[bytes]:
+    """Start a detached process for ``migration_id`` and return it: its worker
     (``worker ID``) unless ``command`` names another long operation (``rollback ID --confirm``);
     the output goes to the migration's log either way."""
     arguments = [
@@ -52,4 +54,4 @@ def spawn(settings: Settings, migration_id: str, command: Sequence[str] | None =
             env=environment,
             close_fds=True,
         )
-    return process.pid
+    return process

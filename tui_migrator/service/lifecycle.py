@@ -5,12 +5,15 @@ Every path checks the plan and the pre-flight checks before writing, and audits 
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
-from tui_migrator.common.errors import StateConflict
+from tui_migrator.common.errors import OperationFailed, StateConflict
 from tui_migrator.engine import cpu_pool, detached, scope
 from tui_migrator.engine.joiner import JoiningWorker, JoinSummary
+from tui_migrator.engine.log_files import log_path
 from tui_migrator.engine.rotation_runner import RotationRunner
 from tui_migrator.engine.runner import MigrationRunner
 from tui_migrator.engine.work import MigrationWork
@@ -32,7 +35,14 @@ from tui_migrator.storage.migration_status import (
 )
 from tui_migrator.storage.operators import Action
 
+log = logging.getLogger(__name__)
+
 OnProgress = Callable[[MigrationRecord], None]
+
+# How long a detached start or resume waits for its worker to claim the migration (imports and
+# opening the database take about a second; a loaded host may take many), and how often it looks.
+DETACHED_CLAIM_SECONDS = 60.0
+DETACHED_CLAIM_POLL_SECONDS = 0.05
 
 
 def start(
@@ -166,9 +176,42 @@ def run_or_detach(
     session: Session, migration_id: str, *, detach: bool, on_progress: OnProgress | None
 ) -> MigrationRecord:
     if detach:
-        detached.spawn(session.settings, migration_id)
-        return migrations.get(session.engine, migration_id)
+        return _spawn_and_await_claim(session, migration_id)
     return run(session, migration_id, on_progress=on_progress)
+
+
+def _spawn_and_await_claim(session: Session, migration_id: str) -> MigrationRecord:
+    """Start the detached worker and return once it has claimed the migration, so whatever the
+    operator does next (pause, cancel, a second worker joining) finds it running, not still
+    planned or cancelled. A worker that exits before claiming it is an error naming its log; one
+    that is merely slow to come up (a loaded host) is left to it after DETACHED_CLAIM_SECONDS."""
+    epoch_before = migrations.get(session.engine, migration_id).claim_epoch
+    process = detached.spawn(session.settings, migration_id)
+    deadline = time.monotonic() + DETACHED_CLAIM_SECONDS
+    while True:
+        record = migrations.get(session.engine, migration_id)
+        if record.claim_epoch > epoch_before or record.cancel_requested:
+            return record
+        exit_code = process.poll()
+        if exit_code is not None:
+            # It may have claimed (and even finished) between the read above and its exit.
+            record = migrations.get(session.engine, migration_id)
+            if record.claim_epoch > epoch_before or record.cancel_requested:
+                return record
+            raise OperationFailed(
+                f"The background worker for {migration_id} exited (code {exit_code}) before it "
+                "took the migration; nothing was run.",
+                hint=f"See why in {log_path(session.settings, migration_id)}, then run it with: "
+                f"tui-migrator resume {migration_id}",
+            )
+        if time.monotonic() > deadline:
+            log.warning(
+                "the background worker for %s has not taken it after %.0f s; it goes on starting",
+                migration_id,
+                DETACHED_CLAIM_SECONDS,
+            )
+            return record
+        time.sleep(DETACHED_CLAIM_POLL_SECONDS)
 
 
 def _work(session: Session, migration_id: str) -> MigrationWork:
