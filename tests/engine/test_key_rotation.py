@@ -216,6 +216,7 @@ def test_nothing_to_rotate_and_unknown_organizations_are_refused_before_anything
 
 def test_a_rotation_waits_for_an_unfinished_migration_of_its_tables(service: MigratorService) -> None:
     service.start(FAST)
+    service.grant(pwd.getpwuid(os.geteuid()).pw_name, "super_admin")  # the detached worker's user
     unfinished = service.start({**FAST, "not_before": "2999-01-01T00:00"}, detach=True)
     service.cancel(unfinished.id, "left unfinished on purpose")
     keys_before = _keys(service)

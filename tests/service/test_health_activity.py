@@ -3,6 +3,9 @@ purpose, does not turn it into a failure), and before any migration has ended th
 
 from __future__ import annotations
 
+import os
+import pwd
+
 from tests.support.migration_helpers import FAST
 from tui_migrator.service.facade import MigratorService
 from tui_migrator.storage.migration_status import Status
@@ -32,6 +35,7 @@ def test_a_completed_migration_rolled_back_on_purpose_still_counts_as_a_success(
 
 def test_a_cancelled_migration_counts_as_ended_without_success(service: MigratorService) -> None:
     completed = service.start({**FAST, "data_categories": ["DEMOGRAPHICS"]})
+    service.grant(pwd.getpwuid(os.geteuid()).pw_name, "super_admin")  # the detached worker's user
     cancelled = service.start({**FAST, "data_categories": ["MOTOR_SYMPTOMS"]}, detach=True)
     service.cancel(cancelled.id, "testing the rate")
     assert service.status(cancelled.id).status in (Status.CANCELLED, Status.COMPLETED)
