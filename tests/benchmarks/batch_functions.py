@@ -30,6 +30,7 @@ from tui_migrator.engine import backup, batches, verification
 from tui_migrator.engine.cpu_pool import RowCrypto
 from tui_migrator.storage.column_storage import RowShape
 from tui_migrator.storage.mapping import ResolvedColumn, ResolvedTable, Storage
+from tui_migrator.storage.row_metadata import Recorded
 
 COLUMNS = ("first_name", "last_name", "address", "phone", "email", "notes")
 ORGANIZATIONS = [f"org_{number}" for number in range(1, 5)]
@@ -65,21 +66,28 @@ def workloads(rows: list[dict[str, Any]]) -> dict[str, Callable[[], object]]:
     sealed, _failures = batches.seal_batch(crypto, SHAPE, rows, dry_run=False, with_backups=False)
     written = [dict(rows[item["index"]], **item["tokens"]) for item in sealed]
     keys = [item["row_key"] for item in sealed]
-    recorded = {item["row_key"]: (item["digest"], item["sealed_columns"]) for item in sealed}
+    recorded = {
+        item["row_key"]: Recorded(item["digest"], item["sealed_columns"], item["tokens_digest"])
+        for item in sealed
+    }
+    # As for rows recorded before the tokens' digest (or re-sealed by a rotation): every token opened.
+    opening = {row_key: entry._replace(tokens_digest=None) for row_key, entry in recorded.items()}
     copied = backup.copy_batch(crypto, SHAPE, rows)
     backed_up = [
         dict(row, **{backup.SEALED_COLUMN: item[backup.SEALED_COLUMN]})
         for row, item in zip(rows, copied.parameters, strict=True)
     ]
-    verdict = verification.verify_batch(crypto, SHAPE, written, keys, recorded)
-    if verdict.verified != len(rows):
-        raise RuntimeError(f"the benchmark's own batch did not verify: {verdict}")
+    for entries in (recorded, opening):
+        verdict = verification.verify_batch(crypto, SHAPE, written, keys, entries)
+        if verdict.verified != len(rows):
+            raise RuntimeError(f"the benchmark's own batch did not verify: {verdict}")
     aead = AESGCM(os.urandom(32))
     values = [f"{name} of patient {number:07d}".encode() for number in range(len(rows)) for name in COLUMNS]
     nonce = os.urandom(12)
     return {
         "seal_batch": lambda: batches.seal_batch(crypto, SHAPE, rows, dry_run=False, with_backups=False),
         "verify_batch": lambda: verification.verify_batch(crypto, SHAPE, written, keys, recorded),
+        "verify_batch, opening": lambda: verification.verify_batch(crypto, SHAPE, written, keys, opening),
         "copy_batch": lambda: backup.copy_batch(crypto, SHAPE, rows),
         "read_back_batch": lambda: backup.read_back_batch(crypto, SHAPE, backed_up),
         "AES-GCM alone": lambda: [aead.encrypt(nonce, value, b"") for value in values],

@@ -21,5 +21,12 @@ def test_it_prints_time_and_calls_per_row_for_every_batch_function() -> None:
         check=False,
     )
     assert done.returncode == 0, done.stderr
-    for name in ("seal_batch", "verify_batch", "copy_batch", "read_back_batch", "AES-GCM alone"):
+    for name in (
+        "seal_batch",
+        "verify_batch",
+        "verify_batch, opening",
+        "copy_batch",
+        "read_back_batch",
+        "AES-GCM alone",
+    ):
         assert re.search(rf"^{name}\s+\d+\.\d\s+\d+\.\d$", done.stdout, re.MULTILINE), done.stdout

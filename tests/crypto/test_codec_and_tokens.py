@@ -17,7 +17,17 @@ from hypothesis import strategies as st
 
 from tui_migrator.crypto.ciphers import RowContext
 from tui_migrator.crypto.codec import UnsupportedValue, decode_value, encode_value
-from tui_migrator.crypto.tokens import TOKEN_PREFIX, is_token, parse_token, token_nonce
+from tui_migrator.crypto.tokens import (
+    KEY_ID_PATTERN,
+    NONCE_BYTES,
+    TAG_BYTES,
+    TOKEN_PREFIX,
+    is_token,
+    parse_token,
+    token_nonce,
+    token_parts,
+    token_text,
+)
 from tui_migrator.service.facade import MigratorService
 
 json_values = st.recursive(
@@ -211,3 +221,14 @@ def test_wall_clock_times_at_dst_changes_come_back_unnormalised(value: datetime)
     assert restored.replace(tzinfo=None) == value.replace(tzinfo=None)
     assert restored.tzinfo == value.tzinfo and restored.fold == value.fold
     assert restored.utcoffset() == value.utcoffset()
+
+
+@given(
+    key_id=st.from_regex(KEY_ID_PATTERN, fullmatch=True),
+    sealed=st.binary(min_size=NONCE_BYTES + TAG_BYTES, max_size=512),
+)
+def test_a_token_text_parses_back_to_exactly_the_bytes_it_was_made_of(key_id: str, sealed: bytes) -> None:
+    # Sealing opens each value's sealed bytes once; verification later compares token texts
+    # (engine.verification). What links the two is this: the text is those bytes, and only they.
+    text = token_text(key_id, sealed)
+    assert token_parts(text) == (key_id, sealed)

@@ -20,6 +20,7 @@ from tui_migrator.engine import backup, batches, verification
 from tui_migrator.engine.cpu_pool import CpuPool, RowCrypto, processes_for
 from tui_migrator.storage.column_storage import RowShape
 from tui_migrator.storage.mapping import ResolvedColumn, ResolvedTable, Storage
+from tui_migrator.storage.row_metadata import Recorded
 from tui_migrator.storage.sealed_cells import SealedCells
 
 TABLE = ResolvedTable(
@@ -79,10 +80,14 @@ def test_a_batch_sealed_in_a_worker_opens_here_to_the_original_values(local: Row
             **row,
             **{k: v for k, v in item["parameters"].items() if k in ("name", "born", "born__tm_token")},
         }
-        cells = SealedCells.from_metadata(item["sealed_columns"], TABLE)
-        # The digest the worker took is the one this process recomputes from the opened tokens.
-        check = verification.check_row(shape, written, cells, item["digest"], local.cipher)
-        assert check is verification.RowCheck.VERIFIED
+        recorded = Recorded(item["digest"], item["sealed_columns"], item["tokens_digest"])
+        cells = SealedCells.from_metadata(recorded.sealed_columns, TABLE)
+        verified = verification.RowCheck.VERIFIED
+        # The tokens' digest the worker took is the one of the tokens written here...
+        assert verification.check_row(shape, written, cells, recorded, local.cipher) is verified
+        # ... and the values' digest the one this process recomputes from the opened tokens.
+        opening = recorded._replace(tokens_digest=None)
+        assert verification.check_row(shape, written, cells, opening, local.cipher) is verified
         assert verification.original_values(shape, written, local.cipher) == [row["name"], row["born"]]
         assert local.sealer is not None
         opened = backup.open_backup(shape, row, item["backup"][backup.SEALED_COLUMN], local.sealer)

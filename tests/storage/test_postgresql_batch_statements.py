@@ -163,6 +163,7 @@ ANY_TEXT = st.text(st.characters(exclude_characters="\x00", exclude_categories=[
                 "key_id": ANY_TEXT,
                 "digest": ANY_TEXT,
                 "sealed_columns": ANY_TEXT | st.none(),
+                "tokens_digest": ANY_TEXT | st.none(),
             }
         ),
         min_size=1,
@@ -182,5 +183,7 @@ def test_row_metadata_stores_any_text_exactly(engine: sa.Engine, items: list[dic
         key_ids = dict(
             connection.execute(sa.select(row_metadata_table.c.row_key, row_metadata_table.c.key_id)).all()
         )
-    assert found == {item["row_key"]: (item["digest"], item["sealed_columns"]) for item in items}
+    assert found == {
+        item["row_key"]: (item["digest"], item["sealed_columns"], item["tokens_digest"]) for item in items
+    }
     assert key_ids == {item["row_key"]: item["key_id"] for item in items}

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hmac
 import os
 import struct
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, NamedTuple
@@ -124,18 +124,26 @@ class ValueCipher:
 
     def seal_encoded_cells(self, row: RowContext, cells: Sequence[tuple[str, bytes]]) -> SealedValues:
         """:meth:`seal_cells` of values encoded already (column, the bytes a token seals): what
-        a key rotation seals again, exactly as the old token held them."""
+        a key rotation seals again, exactly as the old token held them. Each value's sealed
+        bytes are opened under the same associated data before its token is made, and must give
+        back the very bytes sealed; DecryptionFailed names the cell where they do not."""
         key = self._keyring.key_for_organization(row.organization_id, created_by=self._actor)
         place = row_place(row)
         nonces = os.urandom(NONCE_BYTES * len(cells))
-        seal, key_id, table = key.cipher.encrypt, key.key_id, row.table
+        seal, unseal, key_id, table = key.cipher.encrypt, key.cipher.decrypt, key.key_id, row.table
         head = token_head(key_id)
         tokens, encoded, nonce_texts = [], [], []
         for index, (column, plain) in enumerate(cells):
             nonce = nonces[index * NONCE_BYTES : (index + 1) * NONCE_BYTES]
-            payload = token_payload(
-                nonce + seal(nonce, plain, associated_prefix(TOKEN_VERSION, key_id, table, column) + place)
-            )
+            associated = associated_prefix(TOKEN_VERSION, key_id, table, column) + place
+            sealed = seal(nonce, plain, associated)
+            # Opened at once, as it must open for ever: what lets verification find the token
+            # unchanged in the row afterwards instead of opening it again (engine.verification).
+            if not _opens_to(unseal, nonce, sealed, associated, plain):
+                raise DecryptionFailed(
+                    f"A fresh token of {row.describe(column)} did not open to its value; it was not used."
+                )
+            payload = token_payload(nonce + sealed)
             tokens.append(head + payload)
             nonce_texts.append(payload[:NONCE_TEXT])
             encoded.append(plain)
@@ -271,6 +279,36 @@ class ValueCipher:
             message += (_LENGTH(name_size + size), name_part, _TWO_LENGTHS(4 + size, size), encoded)
         return hmac.digest(self._digest_key, b"".join(message), "sha256").hex()
 
+    def digest_tokens(
+        self,
+        table: str,
+        key: tuple[Any, ...],
+        organization: str | None,
+        tokens: Mapping[str, str],
+        *,
+        packed_key: bytes | None = None,
+    ) -> str:
+        """HMAC-SHA-256 of the tokens some cells of one row hold (column → token text), bound to
+        the row: what a migration wrote there, recorded beside the digest of the values. Equal
+        again later, the cells hold those very tokens, byte for byte (so they open as they did
+        when they were written); keyed, so no one without the key can make it fit other tokens.
+        ``packed_key``: ``key`` packed already (pack_values), where the caller has it."""
+        if packed_key is None:
+            packed_key = pack_values(key)
+        organization_bytes = (organization or "").encode()
+        message = [
+            _tokens_head(table),
+            _LENGTH(len(packed_key)),
+            packed_key,
+            _LENGTH(len(organization_bytes)),
+            organization_bytes,
+        ]
+        for name in sorted(tokens):
+            token = tokens[name].encode()
+            name_part, _size = _cell_name(name)
+            message += (name_part, _LENGTH(len(token)), token)
+        return hmac.digest(self._digest_key, b"".join(message), "sha256").hex()
+
     def key_id_for(self, organization: str) -> str:
         return self._keyring.key_for_organization(organization, created_by=self._actor).key_id
 
@@ -388,6 +426,26 @@ def associated_prefix(version: int, key_id: str, table: str, column: str) -> byt
 def _cells_head(table: str) -> bytes:
     """The start of a cells digest's message: pack's parts for its version and ``table``."""
     return pack(b"tm-cells/v2", table.encode())
+
+
+def _opens_to(
+    unseal: Callable[[bytes, bytes, bytes], bytes],
+    nonce: bytes,
+    sealed: bytes,
+    associated: bytes,
+    plain: bytes,
+) -> bool:
+    """Whether ``sealed`` opens (AES-GCM ``unseal``) under ``associated`` to exactly ``plain``."""
+    try:
+        return unseal(nonce, sealed, associated) == plain
+    except InvalidTag:
+        return False
+
+
+@lru_cache(maxsize=1024)
+def _tokens_head(table: str) -> bytes:
+    """The start of a tokens digest's message: pack's parts for its version and ``table``."""
+    return pack(b"tm-tokens/v1", table.encode())
 
 
 @lru_cache(maxsize=65536)

@@ -368,7 +368,7 @@ class TableBatches:
         for item in sealed:
             if item["row_key"] not in earlier:
                 continue
-            before = SealedCells.from_metadata(earlier[item["row_key"]][1], mapped)
+            before = SealedCells.from_metadata(earlier[item["row_key"]].sealed_columns, mapped)
             row = item["row"]
             # A sealed cell's original is the value the row held there (see seal_row).
             tokens = dict(item["tokens"])
@@ -387,6 +387,10 @@ class TableBatches:
             key = self.key(item["row"])
             item["digest"] = cells.digest(self.cipher, mapped, key, item["organization"], originals)
             item["sealed_columns"] = cells.to_metadata()
+            # The earlier tokens opened just now; the fresh ones in the worker.
+            item["tokens_digest"] = cells.digest_tokens(
+                self.cipher, mapped.name, key, item["organization"], tokens
+            )
 
     # -- guards and retries ----------------------------------------------------------------
 
@@ -446,6 +450,11 @@ def seal_batch(
                         cipher, mapped.name, key, organization, result.encoded, packed_key=context.key_bytes
                     ),
                     "sealed_columns": cells.to_metadata(),
+                    # Of the tokens, each opened as it was sealed: verification finds them
+                    # unchanged with it.
+                    "tokens_digest": cells.digest_tokens(
+                        cipher, mapped.name, key, organization, result.tokens, packed_key=context.key_bytes
+                    ),
                     # What the run's process still needs of the sealing: the tokens by column
                     # (the originals are in the row it holds). No SealedRow object, nor the
                     # bytes and nonces recorded above: a third of the time to send a batch back.

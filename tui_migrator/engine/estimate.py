@@ -241,8 +241,8 @@ def _run_stages(
         for row in written:
             entry = recorded.get(encode_key(batches.key(row)))
             if entry is not None:
-                cells = SealedCells.from_metadata(entry[1], access.mapped)
-                verification.check_row(access, row, cells, entry[0], cipher)
+                cells = SealedCells.from_metadata(entry.sealed_columns, access.mapped)
+                verification.check_row(access, row, cells, entry, cipher)
         _add(stages, "verify", started)
     calibration.sample_rows += len(rows)
     for row, item in zip(rows, sealed, strict=False):
@@ -420,7 +420,12 @@ def _metadata_bytes(item: dict[str, Any], table: str) -> int:
     """What one row's metadata adds: its text, the key columns twice (the row and its primary
     key's index: migration, table, row key), and the fixed overhead."""
     key = len(CALIBRATION_MIGRATION_ID) + len(table) + len(item["row_key"])
-    text = len(item["key_id"]) + len(item["digest"]) + len(item["sealed_columns"])
+    text = (
+        len(item["key_id"])
+        + len(item["digest"])
+        + len(item["sealed_columns"])
+        + len(item["tokens_digest"] or "")
+    )
     return 2 * key + text + ROW_METADATA_OVERHEAD_BYTES
 
 

@@ -161,9 +161,11 @@ def _restore_table(
             by_key = {encode_key(key_of(access, row)): row for row in rows}
             sealed = row_metadata.sealed_rows(connection, migration_id, name, list(by_key))
             updates = []
-            for row_key, (digest, columns) in sealed.items():
-                cells = SealedCells.from_metadata(columns, access.mapped)
-                parameters = _restored(access, by_key[row_key], digest, cells, cipher, sealer, result)
+            for row_key, recorded in sealed.items():
+                cells = SealedCells.from_metadata(recorded.sealed_columns, access.mapped)
+                parameters = _restored(
+                    access, by_key[row_key], recorded.digest, cells, cipher, sealer, result
+                )
                 if parameters is not None:
                     updates.append(parameters)
             if updates:

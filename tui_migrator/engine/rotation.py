@@ -153,9 +153,13 @@ def rotate_rows(
             )
             continue
         encoded = [value for value in opened if isinstance(value, bytes)]
-        sealed = cipher.seal_encoded_cells(
-            context, [(column, value) for (column, _p, _t), value in zip(cells, encoded, strict=True)]
-        )
+        try:
+            sealed = cipher.seal_encoded_cells(
+                context, [(column, value) for (column, _p, _t), value in zip(cells, encoded, strict=True)]
+            )
+        except DecryptionFailed as unopened:
+            failures.append((row_key, shown_key(key), f"{unopened.message} The row was not written."))
+            continue
         if sealed.key_id in retiring:
             raise DecryptionFailed(
                 f"The active key of organization {context.organization_id} is one being retired; "
@@ -342,7 +346,10 @@ class RotationBatches:
                     metadata.table_name == self.table_name,
                     metadata.row_key == row_key,
                 )
-                .values(sealed_columns=SealedCells(nonces).to_metadata(), key_id=row.key_id)
+                # The tokens' digest described the old tokens: verification opens the new ones.
+                .values(
+                    sealed_columns=SealedCells(nonces).to_metadata(), key_id=row.key_id, tokens_digest=None
+                )
             )
 
     def retrying(self, action: Callable[[], T], *, what: str) -> T:

@@ -1,5 +1,6 @@
 """The row metadata a migration keeps of every row it sealed: which key, the digest of the
-original values, the cells it sealed (``tm_row_metadata``; see storage/sealed_cells.py).
+original values, the cells it sealed and the digest of the tokens it wrote in them
+(``tm_row_metadata``; see storage/sealed_cells.py).
 
 Written a batch at a time and read back a batch at a time (when a batch meets rows sealed in an
 earlier pass, by verification, by rollback), so both are one statement per batch.
@@ -10,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 from functools import lru_cache
-from typing import Any
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
@@ -21,9 +22,9 @@ from tui_migrator.storage.keyring import ALGORITHM
 from tui_migrator.storage.tables import UtcDateTime, migration_tables_table, row_metadata_table
 
 # What each sealed row records (with the migration, the table and the time of the batch).
-RECORDED = ("row_key", "key_id", "digest", "sealed_columns")
+RECORDED = ("row_key", "key_id", "digest", "sealed_columns", "tokens_digest")
 _BATCH = "tm_batch"
-_UPDATED = ["key_id", "algorithm", "encrypted_at", "digest", "sealed_columns"]
+_UPDATED = ["key_id", "algorithm", "encrypted_at", "digest", "sealed_columns", "tokens_digest"]
 # The per-row upsert, by dialect (DriverStatement keeps its compiled forms).
 _PER_ROW: dict[str, DriverStatement] = {}
 
@@ -80,13 +81,20 @@ def _upsert_from_batch() -> postgresql.Insert:
     )
 
 
+class Recorded(NamedTuple):
+    """What a migration recorded of one row it sealed (see storage.sealed_cells)."""
+
+    digest: str  # of the original values of the cells it sealed
+    sealed_columns: str | None  # JSON {column: nonce}; None for a version-1 row
+    tokens_digest: str | None  # of the tokens it wrote there; None: not recorded, open them
+
+
 def sealed_rows(
     connection: Connection, migration_id: str, table: str, row_keys: list[str]
-) -> dict[str, tuple[str, str | None]]:
-    """The row metadata this migration recorded for these rows, as (digest, sealed columns)
-    (see storage.sealed_cells); rows it did not seal are absent."""
+) -> dict[str, Recorded]:
+    """The row metadata this migration recorded for these rows; rows it did not seal are absent."""
     metadata = row_metadata_table.c
-    wanted = [metadata.row_key, metadata.digest, metadata.sealed_columns]
+    wanted = [metadata.row_key, metadata.digest, metadata.sealed_columns, metadata.tokens_digest]
     mine = sa.and_(metadata.migration_id == migration_id, metadata.table_name == table)
     if connection.dialect.name == "postgresql":
         # One index probe per key. An IN list (or = ANY) let PostgreSQL's planner, whose
@@ -96,13 +104,18 @@ def sealed_rows(
         keys = sa.func.unnest(sa.bindparam("row_keys", row_keys, type_=postgresql.ARRAY(sa.Text)))
         key = keys.table_valued("row_key").render_derived(name="wanted")
         found = sa.select(*wanted).where(mine, metadata.row_key == key.c.row_key).limit(1).lateral("found")
-        query = sa.select(found.c.row_key, found.c.digest, found.c.sealed_columns).select_from(
+        query = sa.select(*(found.c[column.name] for column in wanted)).select_from(
             key.join(found, sa.true())
         )
     else:
         query = sa.select(*wanted).where(mine, metadata.row_key.in_(row_keys))
+    with connection.execute(query) as result:
+        # SQLite: straight from the driver's cursor (text columns, which SQLAlchemy would not
+        # process), no result object per row: verification reads the metadata of every row.
+        rows = result.cursor.fetchall() if connection.dialect.name == "sqlite" else result.all()
     return {
-        row_key: (digest, sealed_columns) for row_key, digest, sealed_columns in connection.execute(query)
+        row_key: Recorded(digest, sealed_columns, tokens_digest)
+        for row_key, digest, sealed_columns, tokens_digest in rows
     }
 
 

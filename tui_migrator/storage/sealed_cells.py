@@ -101,3 +101,26 @@ class SealedCells:
         return cipher.digest_encoded_cells(
             table, key, organization, {c: encoded[c] for c in self.nonces}, packed_key=packed_key
         )
+
+    def digest_tokens(
+        self,
+        cipher: ValueCipher,
+        table: str,
+        key: tuple[Any, ...],
+        organization: str | None,
+        tokens: Mapping[str, str | None],
+        *,
+        packed_key: bytes | None = None,
+    ) -> str | None:
+        """The digest of the tokens in this migration's cells (``tokens``: column → the token
+        the row holds there, None for none), as its row metadata records it beside the values'
+        digest; None where a cell holds no token (or for a version-1 row, which has none)."""
+        if self.whole_row:
+            return None
+        mine = {}
+        for column in self.nonces:
+            token = tokens.get(column)
+            if token is None:
+                return None
+            mine[column] = token
+        return cipher.digest_tokens(table, key, organization, mine, packed_key=packed_key)

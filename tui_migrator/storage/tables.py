@@ -21,9 +21,10 @@ from tui_migrator.storage.database import serialized_write
 # tm_migrations.swept_at and .sweep; 3: tm_migrations.phase_progress and .rollback_progress;
 # 4: tm_migrations.claim_epoch, tm_operators.proof); version 5 added a table, tm_api_tokens;
 # version 6 a nullable column again, tm_migrations.pause_reason; version 7 tm_migrations.kind
-# (NULL: an encryption migration, the only kind before).
+# (NULL: an encryption migration, the only kind before); version 8 tm_row_metadata.tokens_digest
+# (NULL: verification opens the row's tokens, as it did for every row before).
 # upgrade_tool_tables adds the tables and columns an older database lacks.
-SCHEMA_VERSION = "7"
+SCHEMA_VERSION = "8"
 TABLE_PREFIX = "tm_"
 
 metadata = sa.MetaData()
@@ -220,6 +221,11 @@ row_metadata_table = sa.Table(
     # JSON {column: nonce of the token this migration wrote there}: which cells are this
     # migration's, so verification and rollback touch exactly those. Added in schema version 2.
     sa.Column("sealed_columns", sa.Text, nullable=True),
+    # HMAC-SHA-256 of the tokens this migration wrote in those cells, each opened to its
+    # original before the write (storage.sealed_cells): verification finds them unchanged without
+    # opening them again. NULL for rows written before schema version 8 and rows whose tokens a
+    # key rotation replaced: verification opens those. Added in schema version 8.
+    sa.Column("tokens_digest", sa.String(64), nullable=True),
 )
 
 failed_records_table = sa.Table(
