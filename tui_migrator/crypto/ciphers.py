@@ -258,19 +258,10 @@ class ValueCipher:
         """:meth:`digest_cells` of values already encoded (b"" for NULL): a sealed token's
         plaintext is its value encoded, so sealing and verification digest the bytes they hold.
         ``packed_key``: ``key`` packed already (pack_values), where the caller has it."""
-        if packed_key is None:
-            packed_key = pack_values(key)
         # pack(head..., *(pack(name, pack_values([value])) for each cell)), written out flat: the
         # same bytes with no intermediate ones, and what depends only on the table or a column's
         # name made once (this runs for every row sealed or verified).
-        organization_bytes = (organization or "").encode()
-        message = [
-            _cells_head(table),
-            _LENGTH(len(packed_key)),
-            packed_key,
-            _LENGTH(len(organization_bytes)),
-            organization_bytes,
-        ]
+        message = _row_message(_cells_head(table), key, organization, packed_key)
         for name in sorted(cells):
             encoded = cells[name]
             size = len(encoded)
@@ -293,16 +284,7 @@ class ValueCipher:
         again later, the cells hold those very tokens, byte for byte (so they open as they did
         when they were written); keyed, so no one without the key can make it fit other tokens.
         ``packed_key``: ``key`` packed already (pack_values), where the caller has it."""
-        if packed_key is None:
-            packed_key = pack_values(key)
-        organization_bytes = (organization or "").encode()
-        message = [
-            _tokens_head(table),
-            _LENGTH(len(packed_key)),
-            packed_key,
-            _LENGTH(len(organization_bytes)),
-            organization_bytes,
-        ]
+        message = _row_message(_tokens_head(table), key, organization, packed_key)
         for name in sorted(tokens):
             token = tokens[name].encode()
             name_part, _size = _cell_name(name)
@@ -426,6 +408,17 @@ def associated_prefix(version: int, key_id: str, table: str, column: str) -> byt
 def _cells_head(table: str) -> bytes:
     """The start of a cells digest's message: pack's parts for its version and ``table``."""
     return pack(b"tm-cells/v2", table.encode())
+
+
+def _row_message(
+    head: bytes, key: tuple[Any, ...], organization: str | None, packed_key: bytes | None
+) -> list[bytes]:
+    """The start of a row's digest message: ``head`` (its kind and table), then the row's key
+    (``packed_key``: packed already, or None) and organization, each after its length."""
+    if packed_key is None:
+        packed_key = pack_values(key)
+    organization_bytes = (organization or "").encode()
+    return [head, _LENGTH(len(packed_key)), packed_key, _LENGTH(len(organization_bytes)), organization_bytes]
 
 
 def _opens_to(
