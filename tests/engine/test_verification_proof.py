@@ -111,7 +111,10 @@ def test_another_rows_tokens_and_metadata_copied_over_a_row_are_a_mismatch(
     with service.engine.begin() as connection:
         columns = [c["name"] for c in sa.inspect(connection).get_columns("demographics") if c["name"] != "id"]
         assignments = ", ".join(f"{c} = (SELECT {c} FROM demographics WHERE id = :first)" for c in columns)
-        connection.execute(sa.text(f"UPDATE demographics SET {assignments} WHERE id = :second"), locals())
+        connection.execute(
+            sa.text(f"UPDATE demographics SET {assignments} WHERE id = :second"),
+            {"first": first, "second": second},
+        )
         connection.execute(
             sa.update(row_metadata_table)
             .where(
