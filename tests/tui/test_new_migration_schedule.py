@@ -19,6 +19,7 @@ from tui_migrator.storage.migration_status import Status
 from tui_migrator.tui.app import MigratorApp
 from tui_migrator.tui.screens.confirm_start import ConfirmStartModal
 from tui_migrator.tui.screens.load_config import LoadConfigModal
+from tui_migrator.tui.screens.monitor import MonitorScreen
 from tui_migrator.tui.screens.new_migration import NewMigrationScreen
 
 # Far ahead, so the started migration is still waiting for it whenever the suite runs.
@@ -68,7 +69,10 @@ async def test_a_window_zone_and_start_time_typed_in_the_form_reach_the_started_
         assert "Window:         01:00-05:00 daily, Europe/Berlin; paused outside it" in summary
         assert "Not before:     2099-12-24 01:00+01:00 (Europe/Berlin)" in summary
         await pilot.press("enter")
-        await wait_until(pilot, lambda: operator_service.list_migrations()[1])
+        # Started (once its worker has taken it), the migration's monitor opens: waited for, so
+        # the app is not torn down while that screen is still being mounted.
+        await wait_until(pilot, lambda: isinstance(app.screen, MonitorScreen))
+        await settle(app, pilot)
         (record,) = operator_service.list_migrations()[1]
         try:
             # Stored as the CLI stores `start --window 1:00-5:00 --timezone ... --not-before ...`.
