@@ -387,7 +387,7 @@ class TableBatches:
             key = self.key(item["row"])
             item["digest"] = cells.digest(self.cipher, mapped, key, item["organization"], originals)
             item["sealed_columns"] = cells.to_metadata()
-            # The earlier tokens opened just now; the fresh ones in the worker.
+            # The earlier tokens opened just now; the fresh ones as they were sealed.
             item["tokens_digest"] = cells.digest_tokens(
                 self.cipher, mapped.name, key, item["organization"], tokens
             )

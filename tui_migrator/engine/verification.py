@@ -109,16 +109,18 @@ def check_row(
     values that migration digested?
 
     Where its row metadata has the digest of the tokens it wrote (each opened to its value's
-    bytes before the write, see engine.batches), the same tokens found in those cells prove it
+    bytes as it was sealed, see ValueCipher.seal_encoded_cells), the same tokens found in those
+    cells prove it
     without opening them again. Otherwise, or where they differ, each token is opened and the
     bytes it gives are digested, which also tells a cell changed since from a damaged one."""
-    if recorded.tokens_digest is not None and _holds_the_tokens_written(access, row, cells, recorded, cipher):
+    written = recorded.tokens_digest
+    if written is not None and _holds_the_tokens_written(access, row, cells, written, cipher):
         return RowCheck.VERIFIED
     return _open_and_check(access, row, cells, recorded.digest, cipher)
 
 
 def _holds_the_tokens_written(
-    access: Shaped, row: Any, cells: SealedCells, recorded: Recorded, cipher: ValueCipher
+    access: Shaped, row: Any, cells: SealedCells, written: str, cipher: ValueCipher
 ) -> bool:
     mapped = access.mapped
     try:
@@ -127,7 +129,7 @@ def _holds_the_tokens_written(
         return False
     held = {column.name: cell_token(column, row) for column in mapped.columns if column.name in cells.nonces}
     actual = cells.digest_tokens(cipher, mapped.name, key_of(access, row), organization, held)
-    return actual is not None and hmac.compare_digest(actual, str(recorded.tokens_digest))
+    return actual is not None and hmac.compare_digest(actual, written)
 
 
 def _open_and_check(
