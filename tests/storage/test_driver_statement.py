@@ -10,7 +10,13 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from tui_migrator.storage.database import DriverStatement, create_database_engine, fetch_dicts, upsert
+from tui_migrator.storage.database import (
+    DriverStatement,
+    create_database_engine,
+    fetch_dict_batches,
+    fetch_dicts,
+    upsert,
+)
 
 ROWS = [
     {"id": 1, "name": "a", "at": datetime(2026, 1, 2, 3, 4, 5, 6, tzinfo=UTC), "blob": b"\x00\x01", "n": 7},
@@ -128,3 +134,56 @@ def test_rows_fetched_by_the_driver_are_what_sqlalchemy_returns(engine: sa.Engin
             type(value) for value in fetch_dicts(connection, query)[0].values()
         ]
         assert len(expected) == 2
+
+
+@pytest.mark.postgresql
+def test_postgresql_rows_fetched_by_the_driver_are_what_sqlalchemy_returns(
+    empty_postgres_database: str,
+) -> None:
+    """Types whose result processors depend on the type the cursor describes (a float column
+    read as Decimal, say), read at once and streamed through a server-side cursor."""
+    engine = create_database_engine(empty_postgres_database)
+    each = sa.Table(
+        "read_pg",
+        sa.MetaData(),
+        sa.Column("id", sa.Integer, primary_key=True),
+        sa.Column("name", sa.Text),
+        sa.Column("at", sa.DateTime(timezone=True)),
+        sa.Column("blob", sa.LargeBinary),
+        sa.Column("exact", sa.Numeric(12, 4)),
+        sa.Column("ratio", sa.Float(asdecimal=True)),
+        sa.Column("flag", sa.Boolean),
+        sa.Column("extra", sa.JSON),
+        sa.Column("tags", sa.ARRAY(sa.Text)),
+    )
+    rows = [
+        {
+            "id": number,
+            "name": None if number % 3 == 0 else f"ü {number}",
+            "at": datetime(2026, 1, 2, 3, 4, number % 60, tzinfo=UTC),
+            "blob": bytes([number % 256]) * (number % 4),
+            "exact": Decimal(number) / 8,
+            "ratio": number / 3,
+            "flag": number % 2 == 0,
+            "extra": {"n": number, "s": [1, "x"]},
+            "tags": ["a", str(number)],
+        }
+        for number in range(1, 8)
+    ]
+    try:
+        with engine.begin() as connection:
+            each.create(connection)
+            connection.execute(sa.insert(each), rows)
+            query = sa.select(each, (each.c.exact > 0).label("positive")).order_by(each.c.id)
+            expected = [dict(row) for row in connection.execute(query).mappings()]
+            at_once = fetch_dicts(connection, query)
+            streamed = [row for part in fetch_dict_batches(connection, query, 3) for row in part]
+        assert len(expected) == len(rows)
+        for fetched in (at_once, streamed):
+            assert fetched == expected
+            assert [[type(value) for value in row.values()] for row in fetched] == [
+                [type(value) for value in row.values()] for row in expected
+            ]
+        assert isinstance(at_once[0]["ratio"], Decimal)
+    finally:
+        engine.dispose()

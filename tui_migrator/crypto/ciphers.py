@@ -313,15 +313,27 @@ class RowSealer:
     def seal(self, table: str, key: tuple[Any, ...], values: Sequence[Any]) -> bytes:
         return self.seal_packed(table, key, pack_values(values))
 
-    def seal_packed(self, table: str, key: tuple[Any, ...], packed_values: bytes) -> bytes:
-        """:meth:`seal` of values packed already (pack_values)."""
+    def seal_packed(
+        self, table: str, key: tuple[Any, ...], packed_values: bytes, *, packed_key: bytes | None = None
+    ) -> bytes:
+        """:meth:`seal` of values packed already (pack_values); ``packed_key``: ``key`` packed
+        already, where the caller has it. The sealed bytes are opened at once under the same
+        associated data and must give back ``packed_values`` exactly (DecryptionFailed names the
+        row where they do not): what lets the backup's read-back compare the bytes stored with
+        the bytes written instead of opening every backup again (engine.backup)."""
         nonce = os.urandom(NONCE_BYTES)
-        return nonce + self._cipher.encrypt(nonce, packed_values, self._context(table, key))
+        context = self._context(table, pack_values(key) if packed_key is None else packed_key)
+        sealed = self._cipher.encrypt(nonce, packed_values, context)
+        if not _opens_to(self._cipher.decrypt, nonce, sealed, context, packed_values):
+            raise DecryptionFailed(
+                f"A fresh backup of {table} row {_pk_text(key)} did not open to its values; it was not used."
+            )
+        return nonce + sealed
 
     def open(self, table: str, key: tuple[Any, ...], sealed: bytes) -> list[Any]:
         try:
             plain = self._cipher.decrypt(
-                sealed[:NONCE_BYTES], sealed[NONCE_BYTES:], self._context(table, key)
+                sealed[:NONCE_BYTES], sealed[NONCE_BYTES:], self._context(table, pack_values(key))
             )
         except InvalidTag as error:
             raise DecryptionFailed(
@@ -330,8 +342,8 @@ class RowSealer:
             ) from error
         return unpack_values(plain)
 
-    def _context(self, table: str, key: tuple[Any, ...]) -> bytes:
-        return pack(b"tm-backup/v1", self._migration_id.encode(), table.encode(), pack_values(key))
+    def _context(self, table: str, packed_key: bytes) -> bytes:
+        return pack(b"tm-backup/v1", self._migration_id.encode(), table.encode(), packed_key)
 
 
 @dataclass(frozen=True)

@@ -12,24 +12,23 @@ from base64 import b64encode
 from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from hashlib import sha256
 from typing import Any, Protocol
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection, Engine
 
-from tui_migrator.common.errors import OperationFailed
-from tui_migrator.crypto.ciphers import RowSealer, ValueCipher
-from tui_migrator.crypto.codec import UnsupportedValue, pack_values
+from tui_migrator.common.errors import DecryptionFailed, OperationFailed
+from tui_migrator.crypto.ciphers import RowSealer
+from tui_migrator.crypto.codec import UnsupportedValue, pack, pack_values
 from tui_migrator.engine.cpu_pool import CpuPool, Pending, RowCrypto
 from tui_migrator.storage.column_storage import (
     ROW_VERSION,
-    RecordRefused,
     RowShape,
     Shaped,
     TableAccess,
     key_of,
-    organization_of,
 )
 from tui_migrator.storage.database import (
     DriverStatement,
@@ -94,26 +93,6 @@ def row_values(access: Shaped, row: Mapping[Any, Any]) -> list[Any]:
     return [row[column.name] for column in access.mapped.columns]
 
 
-def row_digest(
-    access: Shaped,
-    row: Mapping[Any, Any],
-    values: Sequence[Any],
-    cipher: ValueCipher,
-    *,
-    packed_values: bytes | None = None,
-) -> str:
-    """A row's digest for comparing a backup with its table. A row whose organization value is
-    refused is still backed up (its batch records it as failed), digested with no organization.
-    ``packed_values``: ``values`` packed already, where the caller has them."""
-    try:
-        organization = organization_of(access.mapped, row)
-    except RecordRefused:
-        organization = None
-    return cipher.digest_row(
-        access.mapped.name, key_of(access, row), organization, values, packed_values=packed_values
-    )
-
-
 def backup_entry(
     access: Shaped, key: tuple[Any, ...], values: Sequence[Any], sealer: RowSealer
 ) -> dict[str, Any]:
@@ -123,33 +102,30 @@ def backup_entry(
 
 
 def _backup_entry(
-    access: Shaped, key: tuple[Any, ...], packed_values: bytes, sealer: RowSealer
+    access: Shaped,
+    key: tuple[Any, ...],
+    packed_values: bytes,
+    sealer: RowSealer,
+    packed_key: bytes | None = None,
 ) -> dict[str, Any]:
     entry = dict(zip(access.mapped.primary_key, key, strict=True))
-    entry[SEALED_COLUMN] = sealer.seal_packed(access.mapped.name, key, packed_values)
+    entry[SEALED_COLUMN] = sealer.seal_packed(access.mapped.name, key, packed_values, packed_key=packed_key)
     return entry
 
 
-def backup_rows(
-    access: Shaped, rows: Sequence[Mapping[Any, Any]], sealer: RowSealer
-) -> tuple[list[dict[str, Any]], list[Mapping[Any, Any]]]:
-    """Insert parameters for the backups of ``rows``, and the rows they cover.
-
-    A row holding a value the codec cannot hold exactly (a PostgreSQL interval, say) is left
-    out: its batch cannot seal it either, so it is never changed and needs no backup (it is
-    recorded as a failed row instead)."""
-    parameters, covered = [], []
-    for row, _packed in _packed_rows(access, rows):
-        parameters.append(_backup_entry(access, key_of(access, row), _packed, sealer))
-        covered.append(row)
-    return parameters, covered
+def stored_digest(packed_key: bytes, sealed: bytes) -> int:
+    """SHA-256 of one backup row as it is stored, its packed key then its sealed bytes, as a
+    number: summed over a table (order-independent), what was written and what is read back."""
+    return int.from_bytes(sha256(pack(packed_key, sealed)).digest())
 
 
 def _packed_rows(
     access: Shaped, rows: Sequence[Mapping[Any, Any]]
 ) -> Iterator[tuple[Mapping[Any, Any], bytes]]:
     """Each row whose values the codec can hold exactly, with its values packed (what its backup
-    seals and its digest covers); the others are left out (see backup_rows)."""
+    seals); the others are left out: a value the codec cannot hold exactly (a PostgreSQL
+    interval, say) cannot be sealed by its batch either, so its row is never changed and needs
+    no backup (it is recorded as a failed row instead)."""
     for row in rows:
         try:
             yield row, pack_values(row_values(access, row))
@@ -160,7 +136,7 @@ def _packed_rows(
 @dataclass
 class CopiedBatch:
     """One batch's backups (insert parameters), the rows they cover (with their versions where
-    the rows were read with them: PostgreSQL), and the sum of those rows' digests."""
+    the rows were read with them: PostgreSQL), and the sum of the backups' stored digests."""
 
     parameters: list[dict[str, Any]]
     covered: int
@@ -169,14 +145,17 @@ class CopiedBatch:
 
 
 def copy_batch(crypto: RowCrypto, shape: RowShape, rows: list[dict[str, Any]]) -> CopiedBatch:
-    """The backups of one batch of rows. A batch function (engine/cpu_pool.py)."""
+    """The backups of one batch of rows, each opened as it is sealed (RowSealer.seal_packed),
+    and the sum of their stored digests. A batch function (engine/cpu_pool.py)."""
     assert crypto.sealer is not None, "a backup is sealed with the migration's backup key"
     parameters, covered, total = [], [], 0
     for row, packed in _packed_rows(shape, rows):
         key = key_of(shape, row)
-        parameters.append(_backup_entry(shape, key, packed, crypto.sealer))
+        packed_key = pack_values(key)
+        entry = _backup_entry(shape, key, packed, crypto.sealer, packed_key)
+        parameters.append(entry)
         covered.append(row)
-        total += int(row_digest(shape, row, (), crypto.cipher, packed_values=packed), 16)
+        total += stored_digest(packed_key, entry[SEALED_COLUMN])
     return CopiedBatch(parameters, len(covered), total, versions_of(covered))
 
 
@@ -225,13 +204,8 @@ def batch_by_row_version(copied: CopiedBatch) -> dict[str, str]:
 
 
 def read_back_batch(crypto: RowCrypto, shape: RowShape, rows: list[dict[str, Any]]) -> int:
-    """The sum of the digests of the rows one batch of backups opens to. A batch function."""
-    assert crypto.sealer is not None, "a backup is opened with the migration's backup key"
-    total = 0
-    for row in rows:
-        values = open_backup(shape, row, row[SEALED_COLUMN], crypto.sealer) or []
-        total += int(row_digest(shape, row, values, crypto.cipher), 16)
-    return total
+    """The sum of the stored digests of one batch of backup rows read back. A batch function."""
+    return sum(stored_digest(pack_values(key_of(shape, row)), bytes(row[SEALED_COLUMN])) for row in rows)
 
 
 class BackupWriter:
@@ -267,8 +241,11 @@ def copy_and_verify(
 ) -> BackupSummary:
     """Phase 3: copy every row ``batches`` yields, then prove the copy opens to the same rows.
 
-    The digest is the sum of per-row HMACs, so it does not depend on the order rows are read in;
-    verification reads the backup back, opens every row and recomputes count and digest.
+    In two halves. Each backup is opened as it is sealed and must give back the row's values
+    exactly, packed (RowSealer.seal_packed). Once every batch is written, the copy is read back:
+    its row count and the sum of the SHA-256 of each row as stored (packed key, sealed bytes)
+    must equal those of the backups written, so the table holds those very bytes under those
+    keys, and they open to the rows. A sum does not depend on the order rows are read in.
     ``progress`` counts the rows of both passes (copying, reading back).
     """
     with serialized_write(engine) as connection:
@@ -283,13 +260,18 @@ def copy_and_verify(
     def settle() -> None:
         nonlocal count, total
         pending, rows_read = in_flight.popleft()
-        copied = pending.result()
+        try:
+            copied = pending.result()
+        except DecryptionFailed as error:
+            raise BackupVerificationFailed(
+                f"{error} Nothing was changed in the table.", hint="Run resume to take the backup again."
+            ) from error
         with serialized_write(engine, durable=False) as connection:
             writer.write(connection, copied)
         total += copied.digests
         count += copied.covered
         if progress is not None:
-            # A row left out (see backup_rows) has no copy to read back: its second pass is done.
+            # A row left out (see _packed_rows) has no copy to read back: its second pass is done.
             progress.add(rows_read + rows_read - copied.covered)
 
     for rows in batches:
@@ -321,16 +303,12 @@ def open_backup(
 def _read_back(
     engine: Engine, access: TableAccess, table: sa.Table, pool: CpuPool, progress: RowCounter | None
 ) -> BackupSummary:
-    organization_column = access.mapped.organization_column
     key_names = list(access.mapped.primary_key)
     query = sa.select(*(table.c[name] for name in key_names), table.c[SEALED_COLUMN])
-    if organization_column is not None:
-        on = access.same_key(table)
-        query = query.add_columns(access.value(organization_column)).join_from(table, access.table, on)
     count = 0
     total = 0
     shape = RowShape(access.mapped)
-    # Each batch is opened by the run's workers while the next is read.
+    # Each batch is digested by the run's workers while the next is read.
     in_flight: deque[tuple[Pending[int], int]] = deque()
 
     def settle() -> None:

@@ -358,32 +358,35 @@ def _picker(names: Sequence[str]) -> Callable[[Mapping[str, Any]], tuple[Any, ..
 
 
 def fetch_dicts(connection: Connection, query: sa.Select[Any]) -> list[dict[str, Any]]:
-    """The rows of ``query`` as plain dicts by column key, fetched by the driver on SQLite.
+    """The rows of ``query`` as plain dicts by column key, fetched by the driver.
 
     A batch reads a thousand rows four times in a run (backup, batch, verification) and
-    SQLAlchemy's per-row result objects cost more than the read itself; here SQLAlchemy runs the
-    query (compiled once, from its statement cache) and the rows are taken from the driver's
-    cursor, each value through the result processor SQLAlchemy would apply (a boolean's, say).
-    Elsewhere SQLAlchemy fetches as usual."""
+    SQLAlchemy's per-row result objects cost more than the read itself (on PostgreSQL a row as
+    a mapping, then a dict, took 4.6 µs of 6.6); here SQLAlchemy runs the query (compiled once,
+    from its statement cache) and the rows are taken from the driver's cursor, each value
+    through the result processor SQLAlchemy itself would apply to that column as the cursor
+    describes it (a boolean's on SQLite, say, or a float's as Decimal on PostgreSQL)."""
     return [row for rows in fetch_dict_batches(connection, query, None) for row in rows]
 
 
 def fetch_dict_batches(
     connection: Connection, query: sa.Select[Any], size: int | None
 ) -> Iterator[list[dict[str, Any]]]:
-    """:func:`fetch_dicts` ``size`` rows at a time (None: all at once), streamed: what reads a
-    whole table (the backup's read-back) without holding it."""
-    dialect = connection.dialect
-    if dialect.name != "sqlite":
-        options = {} if size is None else {"yield_per": size}
-        mappings = connection.execution_options(**options).execute(query).mappings()
-        for part in mappings.partitions(size):
-            yield [dict(row) for row in part]
+    """:func:`fetch_dicts` ``size`` rows at a time (None: all at once), streamed (a server-side
+    cursor on PostgreSQL): what reads a whole table (the backup's read-back) without holding it."""
+    keys = list(query.selected_columns.keys())
+    if size is not None and connection.dialect.supports_server_side_cursors:
+        # SQLAlchemy's buffer over a server-side cursor holds rows read ahead of the cursor's
+        # position: its rows (result processors applied), each as a dict.
+        streamed = connection.execution_options(yield_per=size).execute(query)
+        for part in streamed.partitions(size):
+            yield [dict(zip(keys, row, strict=True)) for row in part]
         return
     result = connection.execute(query)
-    keys = list(query.selected_columns.keys())
+    description = result.cursor.description
     processors = [
-        column.type.dialect_impl(dialect).result_processor(dialect, None) for column in query.selected_columns
+        result.context.get_result_processor(column.type, key, described[1])
+        for column, key, described in zip(query.selected_columns, keys, description, strict=True)
     ]
     try:
         while rows := (result.cursor.fetchall() if size is None else result.cursor.fetchmany(size)):
