@@ -38,7 +38,7 @@ from tui_migrator.storage.column_storage import (
     reflect,
     row_context,
 )
-from tui_migrator.storage.database import fetch_dicts
+from tui_migrator.storage.database import fetch_dicts, fetch_tuples
 from tui_migrator.storage.migration_records import MigrationRecord
 from tui_migrator.storage.row_metadata import Recorded
 from tui_migrator.storage.sealed_cells import SealedCells
@@ -279,14 +279,14 @@ def verify_table(
             # ("the next sealed rows in key order"), PostgreSQL's planner, whose statistics
             # still describe the table before the migration (no row sealed), chose to scan and
             # sort the whole table for every batch.
-            window = connection.execute(access.select_keys(after=after, limit=BATCH).where(in_scope)).all()
+            window = fetch_tuples(connection, access.select_keys(after=after, limit=BATCH).where(in_scope))
             if not window:
                 break
-            after = tuple(window[-1])
+            after = window[-1]
             rows = fetch_dicts(
                 connection,
                 access.select_rows()
-                .where(access.key_range(tuple(window[0]), after))
+                .where(access.key_range(window[0], after))
                 .where(_sealed(access, organizations)),
             )
             if not rows:

@@ -383,11 +383,7 @@ def fetch_dict_batches(
             yield [dict(zip(keys, row, strict=True)) for row in part]
         return
     result = connection.execute(query)
-    description = result.cursor.description
-    processors = [
-        result.context.get_result_processor(column.type, key, described[1])
-        for column, key, described in zip(query.selected_columns, keys, description, strict=True)
-    ]
+    processors = _result_processors(result, query)
     try:
         while rows := (result.cursor.fetchall() if size is None else result.cursor.fetchmany(size)):
             if not any(processors):
@@ -404,6 +400,37 @@ def fetch_dict_batches(
                 return
     finally:
         result.close()
+
+
+def fetch_tuples(connection: Connection, query: sa.Select[Any]) -> list[tuple[Any, ...]]:
+    """The rows of ``query`` as plain tuples, fetched by the driver (see :func:`fetch_dicts`):
+    where a tuple is all a caller needs (verification's windows of keys), no dict either."""
+    result = connection.execute(query)
+    try:
+        processors = _result_processors(result, query)
+        rows: list[tuple[Any, ...]] = list(result.cursor.fetchall())
+    finally:
+        result.close()
+    if not any(processors):
+        return rows
+    return [
+        tuple(
+            value if processor is None else processor(value)
+            for value, processor in zip(row, processors, strict=True)
+        )
+        for row in rows
+    ]
+
+
+def _result_processors(result: sa.CursorResult[Any], query: sa.Select[Any]) -> list[Any]:
+    """For each column of ``query``, the result processor SQLAlchemy itself applies to it as
+    the cursor of ``result`` describes it (None where the driver's value is the value)."""
+    return [
+        result.context.get_result_processor(column.type, key, described[1])
+        for column, key, described in zip(
+            query.selected_columns, query.selected_columns.keys(), result.cursor.description, strict=True
+        )
+    ]
 
 
 def _driver_runs(compiled: SQLCompiler, dialect: sa.Dialect) -> bool:

@@ -8,6 +8,7 @@ earlier pass, by verification, by rollback), so both are one statement per batch
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Sequence
 from datetime import datetime
 from functools import lru_cache
@@ -93,30 +94,59 @@ def sealed_rows(
     connection: Connection, migration_id: str, table: str, row_keys: list[str]
 ) -> dict[str, Recorded]:
     """The row metadata this migration recorded for these rows; rows it did not seal are absent."""
-    metadata = row_metadata_table.c
-    wanted = [metadata.row_key, metadata.digest, metadata.sealed_columns, metadata.tokens_digest]
-    mine = sa.and_(metadata.migration_id == migration_id, metadata.table_name == table)
-    if connection.dialect.name == "postgresql":
+    if connection.dialect.name == "sqlite":
+        rows = _sqlite_sealed_rows(connection, migration_id, table, row_keys)
+    else:
         # One index probe per key. An IN list (or = ANY) let PostgreSQL's planner, whose
         # statistics lag behind a table a migration is filling, scan every row this migration
         # recorded for the table and filter them: per batch, so the run grew with the square
         # of the table. A lateral lookup per key cannot be planned that way.
+        metadata = row_metadata_table.c
+        wanted = [metadata.row_key, metadata.digest, metadata.sealed_columns, metadata.tokens_digest]
+        mine = sa.and_(metadata.migration_id == migration_id, metadata.table_name == table)
         keys = sa.func.unnest(sa.bindparam("row_keys", row_keys, type_=postgresql.ARRAY(sa.Text)))
         key = keys.table_valued("row_key").render_derived(name="wanted")
         found = sa.select(*wanted).where(mine, metadata.row_key == key.c.row_key).limit(1).lateral("found")
         query = sa.select(*(found.c[column.name] for column in wanted)).select_from(
             key.join(found, sa.true())
         )
-    else:
-        query = sa.select(*wanted).where(mine, metadata.row_key.in_(row_keys))
-    with connection.execute(query) as result:
-        # SQLite: straight from the driver's cursor (text columns, which SQLAlchemy would not
-        # process), no result object per row: verification reads the metadata of every row.
-        rows = result.cursor.fetchall() if connection.dialect.name == "sqlite" else result.all()
+        rows = list(connection.execute(query).all())
     return {
         row_key: Recorded(digest, sealed_columns, tokens_digest)
         for row_key, digest, sealed_columns, tokens_digest in rows
     }
+
+
+def _sqlite_sealed_rows(
+    connection: Connection, migration_id: str, table: str, row_keys: list[str]
+) -> list[tuple[str, str, str, str | None]]:
+    """SQLite: the statement's text made once per number of keys and run by the driver, the
+    rows taken from its cursor (text columns, which SQLAlchemy would not process). For an IN
+    list of a thousand keys SQLAlchemy's rendering took longer than the lookup itself, and
+    verification looks up the metadata of every row. As many keys per statement as this
+    SQLite build allows parameters (two are the migration and the table)."""
+    driver = connection.connection.driver_connection
+    assert isinstance(driver, sqlite3.Connection)  # a SQLite engine's
+    per_statement = driver.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) - 2
+    rows: list[tuple[str, str, str, str | None]] = []
+    for start in range(0, len(row_keys), per_statement):
+        chunk = row_keys[start : start + per_statement]
+        with connection.exec_driver_sql(_sqlite_lookup(len(chunk)), (migration_id, table, *chunk)) as result:
+            rows += result.cursor.fetchall()
+    return rows
+
+
+@lru_cache(maxsize=16)
+def _sqlite_lookup(keys: int) -> str:
+    """SQLite: :func:`sealed_rows`'s statement for ``keys`` keys, with positional parameters:
+    the migration, the table, then each key."""
+    metadata = row_metadata_table.c
+    columns = (metadata.row_key, metadata.digest, metadata.sealed_columns, metadata.tokens_digest)
+    wanted = ", ".join(column.name for column in columns)
+    return (
+        f"SELECT {wanted} FROM {row_metadata_table.name} WHERE {metadata.migration_id.name} = ? "
+        f"AND {metadata.table_name.name} = ? AND {metadata.row_key.name} IN ({', '.join('?' * keys)})"
+    )
 
 
 def possible_owners(connection: Connection, table: str, excluding: str) -> list[str]:
