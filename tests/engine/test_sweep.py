@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import sqlite3
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -26,7 +27,7 @@ from tests.support.migration_helpers import FAST
 from tui_migrator.cli.main import main
 from tui_migrator.common.errors import BadInput, PermissionDenied
 from tui_migrator.common.settings import Settings
-from tui_migrator.engine import database_files, sweep_cleaning
+from tui_migrator.engine import database_files, sweep, sweep_cleaning
 from tui_migrator.engine.sweep import Proof
 from tui_migrator.service.facade import MigratorService
 from tui_migrator.storage import operation_guard
@@ -336,3 +337,52 @@ def test_values_that_are_also_live_data_are_not_counted_as_left_behind(service: 
     live = result.tables[0].live_values
     assert live >= 1 and result.to_json()["proof"]["tables"][0]["skippedLiveValues"] == live
     assert result.proof is Proof.CLEAN and result.found_values == 0
+
+
+@pytest.mark.backends("sqlite")
+def test_sqlite_takes_the_sample_while_vacuum_runs(
+    service: MigratorService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The proof's sample is read in a thread of its own while VACUUM runs, after the first
+    checkpoint, and has ended before the second (which a reader in a transaction would stop).
+    The proof is the same."""
+    record = service.start(ONE_TABLE)
+    events: list[tuple[str, str]] = []
+
+    def traced(name: str, function: Any) -> Any:
+        def run(*arguments: Any, **keywords: Any) -> Any:
+            events.append((f"{name} begins", threading.current_thread().name))
+            try:
+                return function(*arguments, **keywords)
+            finally:
+                events.append((f"{name} ends", threading.current_thread().name))
+
+        return run
+
+    monkeypatch.setattr(sweep_cleaning, "_checkpoint", traced("checkpoint", sweep_cleaning._checkpoint))
+    monkeypatch.setattr(sweep_cleaning, "_vacuum", traced("vacuum", sweep_cleaning._vacuum))
+    monkeypatch.setattr(sweep, "_take_sample", traced("sample", sweep._take_sample))
+
+    result = service.sweep(record.id, confirm=True)
+
+    assert result.proof is Proof.CLEAN and result.succeeded, result.to_json()
+    names = [name for name, _thread in events]
+    assert names[:2] == ["checkpoint begins", "checkpoint ends"]
+    assert names[-2:] == ["checkpoint begins", "checkpoint ends"]
+    assert set(names[2:-2]) == {"vacuum begins", "vacuum ends", "sample begins", "sample ends"}
+    sampled_in = {thread for name, thread in events if name.startswith("sample")}
+    assert len(sampled_in) == 1 and sampled_in != {threading.current_thread().name}
+
+
+def test_without_a_log_nothing_runs_beside_vacuum(tmp_path: Path) -> None:
+    """Without a write-ahead log VACUUM and a reader lock each other out: what was to run
+    meanwhile does not (the sweep then takes its sample after the cleaning)."""
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'journal.db'}")
+    with engine.begin() as connection:
+        assert connection.exec_driver_sql("PRAGMA journal_mode").scalar_one() == "delete"
+        connection.exec_driver_sql("CREATE TABLE t (id INTEGER PRIMARY KEY, note TEXT)")
+    ran: list[str] = []
+    steps = sweep_cleaning.clean_sqlite(engine, tmp_path / "journal.db", meanwhile=lambda: ran.append("ran"))
+    engine.dispose()
+    assert [step.name for step in steps] == ["secure_delete", "vacuum"] and all(step.done for step in steps)
+    assert ran == []

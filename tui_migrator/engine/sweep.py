@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy.engine import Engine
 
@@ -155,12 +156,21 @@ def sweep(
     tables = [progress.name for progress in record.tables]
     files: list[RawFile] = []
     unreachable: str | None = None
+    # Taken while SQLite's VACUUM runs (it reads only live values, which VACUUM keeps as they
+    # are), or else after the cleaning.
+    sampled: list[Sampled] = []
     if engine.dialect.name == "sqlite":
         database = database_file(engine)
         if database is None:
             unreachable = "an in-memory database has no files to sweep"
         else:
-            result.steps = sweep_cleaning.clean_sqlite(engine, database)
+            take_sample = None
+            if record.status is not Status.ROLLED_BACK:
+
+                def take_sample() -> None:
+                    sampled.append(_take_sample(engine, record, mapping, cipher, rows_per_table))
+
+            result.steps = sweep_cleaning.clean_sqlite(engine, database, meanwhile=take_sample)
             files = database_files.sqlite_files(database)
     else:
         ended = record.rolled_back_at or record.completed_at
@@ -178,21 +188,52 @@ def sweep(
             files = database_files.postgresql_files(engine, relations)
         except FilesUnreachable as error:
             unreachable = str(error)
-    _prove(engine, record, mapping, cipher, rows_per_table, files, unreachable, result)
+
+    def the_sample() -> Sampled:
+        return sampled[0] if sampled else _take_sample(engine, record, mapping, cipher, rows_per_table)
+
+    _prove(engine, record, the_sample, files, unreachable, result)
     result.seconds = time.perf_counter() - started
     return result
 
 
-def _prove(
+class Sampled(NamedTuple):
+    """The proof's sample of plaintext, and the text encoding of the database it was taken in
+    (None: one the sweep cannot search; then there is no sample)."""
+
+    encoding: str | None
+    sample: PlaintextSample | None
+
+
+def _take_sample(
     engine: Engine,
     record: MigrationRecord,
     mapping: ResolvedMapping,
     cipher: ValueCipher,
     rows_per_table: int,
+) -> Sampled:
+    with engine.connect() as connection:
+        encoding = sweep_sample.text_encoding(connection)
+        if encoding is None:
+            return Sampled(None, None)
+        sample = PlaintextSample()
+        for progress in record.tables:
+            access = reflect(connection, mapping.table(progress.name))
+            sweep_sample.sample_table(
+                connection, access, cipher, sample, rows=rows_per_table, encoding=encoding
+            )
+    return Sampled(encoding, sample)
+
+
+def _prove(
+    engine: Engine,
+    record: MigrationRecord,
+    sample_of: Callable[[], Sampled],
     files: list[RawFile],
     unreachable: str | None,
     result: SweepResult,
 ) -> None:
+    """``sample_of``: the proof's sample (asked for only where there is something to prove)."""
     if record.status is Status.ROLLED_BACK:
         result.proof = Proof.NOT_APPLICABLE
         result.reason = (
@@ -203,18 +244,11 @@ def _prove(
     if unreachable is not None:
         result.proof, result.reason = Proof.NOT_PROVEN, f"Not proven: {unreachable}."
         return
-    with engine.connect() as connection:
-        encoding = sweep_sample.text_encoding(connection)
-        if encoding is None:
-            result.proof = Proof.NOT_PROVEN
-            result.reason = "Not proven: the database stores text in an encoding the sweep cannot search."
-            return
-        sample = PlaintextSample()
-        for progress in record.tables:
-            access = reflect(connection, mapping.table(progress.name))
-            sweep_sample.sample_table(
-                connection, access, cipher, sample, rows=rows_per_table, encoding=encoding
-            )
+    encoding, sample = sample_of()
+    if encoding is None or sample is None:
+        result.proof = Proof.NOT_PROVEN
+        result.reason = "Not proven: the database stores text in an encoding the sweep cannot search."
+        return
     result.tables = sample.tables
     if not sample.searched_values:
         result.proof = Proof.NOT_PROVEN

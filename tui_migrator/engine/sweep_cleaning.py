@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import shutil
 import sqlite3
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -58,9 +60,15 @@ class Step:
 # -- SQLite ----------------------------------------------------------------------------------
 
 
-def clean_sqlite(engine: Engine, database: Path) -> list[Step]:
+def clean_sqlite(engine: Engine, database: Path, meanwhile: Callable[[], None] | None = None) -> list[Step]:
     """secure_delete, checkpoint, VACUUM, checkpoint — stopping at the first step that cannot
-    do its work, since the later ones depend on it."""
+    do its work, since the later ones depend on it.
+
+    ``meanwhile`` runs in a thread of its own while VACUUM does (which releases the GIL while
+    it works): work that only reads the database, such as taking the proof's sample. It
+    starts after the first checkpoint and has ended before the second, which a reader still
+    inside a transaction would stop; what it raises is raised here. It does not run where VACUUM
+    does not, nor without a write-ahead log (the caller sees that it did not)."""
     raw = engine.raw_connection()
     try:
         connection = raw.driver_connection
@@ -80,7 +88,12 @@ def clean_sqlite(engine: Engine, database: Path) -> list[Step]:
             steps.append(_checkpoint(connection, database))
             if not steps[-1].done:
                 return steps
-        steps.append(_vacuum(connection, database))
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sweep-meanwhile") as thread:
+            # Only beside a log: without one VACUUM locks readers out (and they it).
+            running = thread.submit(meanwhile) if meanwhile is not None and wal else None
+            steps.append(_vacuum(connection, database))
+            if running is not None:
+                running.result()
         if wal and steps[-1].done:
             steps.append(_checkpoint(connection, database))
         return steps

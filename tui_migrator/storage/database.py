@@ -26,7 +26,6 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.selectable import TableValuedAlias
 
 from tui_migrator.common.errors import ConfigError
-from tui_migrator.storage import postgresql_values
 
 # How long a SQLite writer waits for another process's write lock before giving up.
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -86,6 +85,9 @@ def _configure_postgresql(engine: Engine) -> None:
     # timestamps, dates before Christ, the time 24:00:00. The driver's loaders raise on them,
     # which would fail every batch that reads one. Loaded as their text instead, they are
     # sealed as text and written back through the column's type — exactly the value stored.
+    # Imported here: psycopg takes 50 ms to import, which a run on SQLite need not wait for.
+    from tui_migrator.storage import postgresql_values
+
     @event.listens_for(engine, "connect")
     def on_connect(dbapi_connection: object, _record: object) -> None:
         postgresql_values.load_unrepresentable_as_text(dbapi_connection)
