@@ -16,7 +16,7 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
 from tui_migrator.crypto.ciphers import RowContext
-from tui_migrator.crypto.codec import UnsupportedValue, decode_value, encode_value
+from tui_migrator.crypto.codec import UnsupportedValue, decode_value, encode_key, encode_keys, encode_value
 from tui_migrator.crypto.tokens import (
     KEY_ID_PATTERN,
     NONCE_BYTES,
@@ -232,3 +232,18 @@ def test_a_token_text_parses_back_to_exactly_the_bytes_it_was_made_of(key_id: st
     # (engine.verification). What links the two is this: the text is those bytes, and only they.
     text = token_text(key_id, sealed)
     assert token_parts(text) == (key_id, sealed)
+
+
+@hypothesis_settings(max_examples=300)
+@given(
+    keys=st.lists(
+        st.lists(sql_values.filter(lambda value: value is not None), min_size=1, max_size=3).map(tuple)
+    )
+)
+def test_a_batch_of_keys_is_named_exactly_as_each_key_alone(keys: list[tuple[Any, ...]]) -> None:
+    """encode_keys writes a key of one integer out itself: the same text as encode_key, for
+    any key (booleans, which are integers to Python, included)."""
+    assert encode_keys(keys) == [encode_key(key) for key in keys]
+    assert encode_keys([(1,), (-7,), (2**80,), (True,), (0,)]) == [
+        encode_key(key) for key in [(1,), (-7,), (2**80,), (True,), (0,)]
+    ]

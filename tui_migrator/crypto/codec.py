@@ -13,7 +13,7 @@ import binascii
 import json
 import struct
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import date, datetime, time
 from decimal import Decimal
 from typing import Any
@@ -141,6 +141,21 @@ def encode_key(parts: tuple[Any, ...] | list[Any]) -> str:
         )
         + '"]'
     )
+
+
+def encode_keys(keys: Iterable[tuple[Any, ...]]) -> list[str]:
+    """:func:`encode_key` of each of ``keys``: what verification and rollback name a batch's
+    rows by. A key of one integer, the common case, is written out here (its encoding is the
+    tag and the decimal digits) without a call per key; any other goes through encode_key."""
+    encoded = []
+    for key in keys:
+        if len(key) == 1 and type(key[0]) is int:
+            encoded.append(
+                '["' + binascii.b2a_base64(_INT + b"%d" % key[0], newline=False).decode("ascii") + '"]'
+            )
+        else:
+            encoded.append(encode_key(key))
+    return encoded
 
 
 def decode_key(text: str) -> tuple[Any, ...]:

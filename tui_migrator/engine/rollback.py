@@ -22,7 +22,7 @@ from sqlalchemy.engine import Engine
 
 from tui_migrator.common.errors import DecryptionFailed, OperationFailed
 from tui_migrator.crypto.ciphers import RowContext, RowSealer, ValueCipher
-from tui_migrator.crypto.codec import encode_key
+from tui_migrator.crypto.codec import encode_keys
 from tui_migrator.engine import backup
 from tui_migrator.storage import migration_claims, row_metadata
 from tui_migrator.storage import migration_records as migrations
@@ -158,7 +158,7 @@ def _restore_table(
             rows = connection.execute(query).mappings().all()
             if not rows:
                 return
-            by_key = {encode_key(key_of(access, row)): row for row in rows}
+            by_key = dict(zip(encode_keys([key_of(access, row) for row in rows]), rows, strict=True))
             sealed = row_metadata.sealed_rows(connection, migration_id, name, list(by_key))
             updates = []
             for row_key, recorded in sealed.items():

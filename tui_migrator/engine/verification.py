@@ -20,7 +20,7 @@ from sqlalchemy.engine import Engine
 
 from tui_migrator.common.errors import DecryptionFailed, OperationFailed
 from tui_migrator.crypto.ciphers import RowContext, ValueCipher
-from tui_migrator.crypto.codec import encode_key
+from tui_migrator.crypto.codec import encode_keys
 from tui_migrator.crypto.tokens import TOKEN_PREFIX
 from tui_migrator.engine.cpu_pool import CpuPool, Pending, RowCrypto
 from tui_migrator.engine.phase_progress import PhaseMeter
@@ -291,7 +291,7 @@ def verify_table(
             )
             if not rows:
                 continue
-            keys = [encode_key(key_of(access, row)) for row in rows]
+            keys = encode_keys([key_of(access, row) for row in rows])
             sealed = row_metadata.sealed_rows(connection, migration_id, name, keys)
         in_flight.append((pool.submit(verify_batch, shape, rows, keys, sealed), len(rows)))
         while len(in_flight) > pool.batches_in_flight:
