@@ -11,6 +11,7 @@ from __future__ import annotations
 from base64 import b64encode
 from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
+from contextlib import closing
 from dataclasses import dataclass
 from hashlib import sha256
 from typing import Any, Protocol
@@ -23,6 +24,7 @@ from tui_migrator.common.errors import DecryptionFailed, OperationFailed
 from tui_migrator.crypto.ciphers import RowSealer
 from tui_migrator.crypto.codec import UnsupportedValue, pack, pack_values
 from tui_migrator.engine.cpu_pool import CpuPool, Pending, RowCrypto
+from tui_migrator.engine.read_ahead import read_ahead
 from tui_migrator.storage.column_storage import (
     ROW_VERSION,
     RowShape,
@@ -274,10 +276,12 @@ def copy_and_verify(
             # A row left out (see _packed_rows) has no copy to read back: its second pass is done.
             progress.add(rows_read + rows_read - copied.covered)
 
-    for rows in batches:
-        in_flight.append((pool.submit(copy_batch, shape, [dict(row) for row in rows]), len(rows)))
-        while len(in_flight) > pool.batches_in_flight:
-            settle()
+    # The next batch is read while the last ones are sealed and written.
+    with closing(read_ahead(batches, name="backup-read")) as ahead:
+        for rows in ahead:
+            in_flight.append((pool.submit(copy_batch, shape, [dict(row) for row in rows]), len(rows)))
+            while len(in_flight) > pool.batches_in_flight:
+                settle()
     while in_flight:
         settle()
     source = BackupSummary(count, _digest_text(total))
@@ -319,14 +323,20 @@ def _read_back(
         if progress is not None:
             progress.add(rows_read)
 
-    with engine.connect() as connection:
-        for rows in fetch_dict_batches(connection, query, READ_BACK_ROWS):
+    with closing(read_ahead(_stored_batches(engine, query), name="backup-read-back")) as ahead:
+        for rows in ahead:
             in_flight.append((pool.submit(read_back_batch, shape, rows), len(rows)))
             while len(in_flight) > pool.batches_in_flight:
                 settle()
     while in_flight:
         settle()
     return BackupSummary(count, _digest_text(total))
+
+
+def _stored_batches(engine: Engine, query: sa.Select[Any]) -> Iterator[list[dict[str, Any]]]:
+    """The backup copy's rows as stored, READ_BACK_ROWS at a time, from one streamed query."""
+    with engine.connect() as connection:
+        yield from fetch_dict_batches(connection, query, READ_BACK_ROWS)
 
 
 def drop_backup_table(connection: Connection, name: str) -> None:

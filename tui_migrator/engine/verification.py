@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import hmac
 from collections import deque
+from collections.abc import Iterator
+from contextlib import closing
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
@@ -24,6 +26,7 @@ from tui_migrator.crypto.codec import encode_keys
 from tui_migrator.crypto.tokens import TOKEN_PREFIX
 from tui_migrator.engine.cpu_pool import CpuPool, Pending, RowCrypto
 from tui_migrator.engine.phase_progress import PhaseMeter
+from tui_migrator.engine.read_ahead import read_ahead
 from tui_migrator.engine.rotation import rotation_condition
 from tui_migrator.engine.scope import organization_condition, pending_condition
 from tui_migrator.storage import row_metadata
@@ -247,7 +250,6 @@ def verify_table(
     meter: PhaseMeter | None,
 ) -> None:
     name = access.mapped.name
-    after = None
     with engine.connect() as connection:
         expected = connection.execute(
             sa.select(sa.func.count())
@@ -272,7 +274,29 @@ def verify_table(
         if meter is not None:
             meter.add(rows_read)
 
+    windows = _windows(engine, migration_id, access, organizations)
+    with closing(read_ahead(windows, name="verification-read")) as ahead:
+        for rows, keys, sealed in ahead:
+            in_flight.append((pool.submit(verify_batch, shape, rows, keys, sealed), len(rows)))
+            while len(in_flight) > pool.batches_in_flight:
+                settle()
+    while in_flight:
+        settle()
+    result.verified_rows += verified
+    result.mismatched_rows += mismatched
+    result.by_table[name] = verified
+    # Rows it sealed that hold newer values now, or that no longer read as sealed at all.
+    result.unverifiable_rows += max(0, expected - verified - mismatched)
+
+
+def _windows(
+    engine: Engine, migration_id: str, access: TableAccess, organizations: tuple[str, ...] | None
+) -> Iterator[tuple[list[dict[str, Any]], list[str], dict[str, Recorded]]]:
+    """The table's sealed rows in scope, a window of keys at a time, each with its encoded key
+    and the row metadata ``migration_id`` recorded for them (rows it did not seal have none)."""
+    after = None
     in_scope = organization_condition(access, organizations)
+    name = access.mapped.name
     while True:
         with engine.connect() as connection:
             # The next window of keys first, then its sealed rows by key range. Asked at once
@@ -281,7 +305,7 @@ def verify_table(
             # sort the whole table for every batch.
             window = fetch_tuples(connection, access.select_keys(after=after, limit=BATCH).where(in_scope))
             if not window:
-                break
+                return
             after = window[-1]
             rows = fetch_dicts(
                 connection,
@@ -293,16 +317,7 @@ def verify_table(
                 continue
             keys = encode_keys([key_of(access, row) for row in rows])
             sealed = row_metadata.sealed_rows(connection, migration_id, name, keys)
-        in_flight.append((pool.submit(verify_batch, shape, rows, keys, sealed), len(rows)))
-        while len(in_flight) > pool.batches_in_flight:
-            settle()
-    while in_flight:
-        settle()
-    result.verified_rows += verified
-    result.mismatched_rows += mismatched
-    result.by_table[name] = verified
-    # Rows it sealed that hold newer values now, or that no longer read as sealed at all.
-    result.unverifiable_rows += max(0, expected - verified - mismatched)
+        yield rows, keys, sealed
 
 
 @dataclass
