@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.support.row_metadata_items import recorded_items
 from tui_migrator.engine import backup
 from tui_migrator.storage import row_metadata
 from tui_migrator.storage.column_storage import (
@@ -155,22 +156,7 @@ ANY_TEXT = st.text(st.characters(exclude_characters="\x00", exclude_categories=[
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(
-    items=st.lists(
-        st.fixed_dictionaries(
-            {
-                "row_key": ANY_TEXT,
-                "key_id": ANY_TEXT,
-                "digest": ANY_TEXT,
-                "sealed_columns": ANY_TEXT | st.none(),
-                "tokens_digest": ANY_TEXT | st.none(),
-            }
-        ),
-        min_size=1,
-        max_size=5,
-        unique_by=lambda item: item["row_key"],
-    )
-)
+@given(items=recorded_items(ANY_TEXT))
 def test_row_metadata_stores_any_text_exactly(engine: sa.Engine, items: list[dict[str, Any]]) -> None:
     with engine.begin() as connection:
         tool_metadata.create_all(connection, tables=[row_metadata_table])

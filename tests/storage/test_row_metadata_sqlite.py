@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.support.row_metadata_items import recorded_items
 from tui_migrator.storage import row_metadata
 from tui_migrator.storage.database import create_database_engine
 from tui_migrator.storage.tables import metadata as tool_metadata
@@ -67,22 +68,7 @@ def test_more_keys_than_one_statement_may_bind_are_looked_up_in_several(engine: 
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(
-    items=st.lists(
-        st.fixed_dictionaries(
-            {
-                "row_key": ANY_TEXT,
-                "key_id": ANY_TEXT,
-                "digest": ANY_TEXT,
-                "sealed_columns": ANY_TEXT | st.none(),
-                "tokens_digest": ANY_TEXT | st.none(),
-            }
-        ),
-        min_size=1,
-        max_size=5,
-        unique_by=lambda entry: entry["row_key"],
-    )
-)
+@given(items=recorded_items(ANY_TEXT))
 def test_row_metadata_reads_back_any_text_exactly(engine: sa.Engine, items: list[dict[str, Any]]) -> None:
     with engine.begin() as connection:
         connection.execute(sa.delete(row_metadata_table))
