@@ -43,6 +43,9 @@ class UnsupportedValue(TypeError):
 
 def encode_value(value: Any) -> bytes:
     """Encode a non-NULL SQL value. NULL is never encrypted, so ``None`` is refused."""
+    # Text first, by exact type: most sealed values are text (a subclass of str takes the way below).
+    if type(value) is str:
+        return _STR + value.encode("utf-8", "surrogatepass")
     # bool before int and datetime before date: each is a subclass of the other.
     if value is None:
         raise UnsupportedValue("NULL is stored as NULL and is never encoded")
