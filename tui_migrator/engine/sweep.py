@@ -164,13 +164,13 @@ def sweep(
         if database is None:
             unreachable = "an in-memory database has no files to sweep"
         else:
-            take_sample = None
-            if record.status is not Status.ROLLED_BACK:
 
-                def take_sample() -> None:
-                    sampled.append(_take_sample(engine, record, mapping, cipher, rows_per_table))
+            def take_sample() -> None:
+                sampled.append(_take_sample(engine, record, mapping, cipher, rows_per_table))
 
-            result.steps = sweep_cleaning.clean_sqlite(engine, database, meanwhile=take_sample)
+            # A rolled-back migration proves nothing (see _prove): no sample to take.
+            meanwhile = None if record.status is Status.ROLLED_BACK else take_sample
+            result.steps = sweep_cleaning.clean_sqlite(engine, database, meanwhile=meanwhile)
             files = database_files.sqlite_files(database)
     else:
         ended = record.rolled_back_at or record.completed_at

@@ -388,16 +388,7 @@ def fetch_dict_batches(
     processors = _result_processors(result, query)
     try:
         while rows := (result.cursor.fetchall() if size is None else result.cursor.fetchmany(size)):
-            if not any(processors):
-                yield [dict(zip(keys, row, strict=True)) for row in rows]
-            else:
-                yield [
-                    {
-                        key: value if processor is None else processor(value)
-                        for key, value, processor in zip(keys, row, processors, strict=True)
-                    }
-                    for row in rows
-                ]
+            yield [dict(zip(keys, row, strict=True)) for row in _processed(rows, processors)]
             if size is None:
                 return
     finally:
@@ -409,12 +400,16 @@ def fetch_tuples(connection: Connection, query: sa.Select[Any]) -> list[tuple[An
     where a tuple is all a caller needs (verification's windows of keys), no dict either."""
     result = connection.execute(query)
     try:
-        processors = _result_processors(result, query)
-        rows: list[tuple[Any, ...]] = list(result.cursor.fetchall())
+        return _processed(result.cursor.fetchall(), _result_processors(result, query))
     finally:
         result.close()
+
+
+def _processed(rows: Sequence[tuple[Any, ...]], processors: list[Any]) -> list[tuple[Any, ...]]:
+    """The driver's ``rows`` with each value through its column's result processor (the rows
+    themselves, where no column has one: the common case, with nothing to do per value)."""
     if not any(processors):
-        return rows
+        return list(rows)
     return [
         tuple(
             value if processor is None else processor(value)

@@ -55,10 +55,10 @@ class SealedCells:
         escapes. Anything else (a version-1 None, a nonce read from a damaged token) goes
         through json.dumps."""
         items = sorted(self.nonces.items())
-        nonces = [nonce for _column, nonce in items]
+        nonces = [nonce for _column, nonce in items if nonce is not None]
         # One match over them all: each is plain where their concatenation is (one class of
-        # characters), and a None among them leaves them to json.dumps.
-        if None in nonces or not _PLAIN_NONCE.fullmatch("".join(nonces)):  # type: ignore[arg-type]
+        # characters); a None among them leaves them to json.dumps.
+        if len(nonces) < len(items) or not _PLAIN_NONCE.fullmatch("".join(nonces)):
             return json.dumps(dict(self.nonces), sort_keys=True, separators=(",", ":"))
         return "{" + ",".join([f'{_json_name(column)}:"{nonce}"' for column, nonce in items]) + "}"
 
