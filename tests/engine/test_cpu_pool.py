@@ -17,8 +17,9 @@ from tui_migrator.crypto.ciphers import KeyNotGiven, RowSealer, ValueCipher
 from tui_migrator.crypto.data_keys import ThrowawayKeys
 from tui_migrator.crypto.keys import MasterKey
 from tui_migrator.engine import backup, batches, verification
-from tui_migrator.engine.cpu_pool import CpuPool, RowCrypto, processes_for
+from tui_migrator.engine.cpu_pool import BatchContext, CpuPool, kept, processes_for
 from tui_migrator.storage.column_storage import RowShape
+from tui_migrator.storage.database import create_database_engine, url_for_another_process
 from tui_migrator.storage.mapping import ResolvedColumn, ResolvedTable, Storage
 from tui_migrator.storage.row_metadata import Recorded
 from tui_migrator.storage.sealed_cells import SealedCells
@@ -40,19 +41,35 @@ ROWS = [
 ] + [{"id": 99, "organization_id": "org_0", "name": None, "born": "1950-02-03"}]
 
 
-def worker_pid(_crypto: RowCrypto) -> int:
+def worker_pid(_crypto: BatchContext) -> int:
     return os.getpid()
 
 
+# What identity_of was given, held so that no two live values can share an id.
+_held: list[object] = []
+
+
+def identity_of(_context: BatchContext, value: object) -> tuple[int, int, str]:
+    _held.append(value)
+    return os.getpid(), id(value), type(value).__name__
+
+
+def rows_read(context: BatchContext, table: str) -> tuple[int, int, str | None]:
+    """What a worker reads from the run's database through its own engine."""
+    with context.engine.connect() as connection:
+        count = connection.exec_driver_sql(f"SELECT count(*) FROM {table}").scalar_one()
+    return os.getpid(), count, context.engine.url.password
+
+
 @pytest.fixture
-def local() -> RowCrypto:
+def local() -> BatchContext:
     master = MasterKey(os.urandom(32), "test")
     cipher = ValueCipher(ThrowawayKeys(), master, actor="tester")
     cipher.prepare(["org_0", "org_1"])
-    return RowCrypto(cipher, RowSealer(master, "migration_1"))
+    return BatchContext(cipher, RowSealer(master, "migration_1"))
 
 
-def test_the_workers_are_other_processes_given_keys_through_their_pipe_only(local: RowCrypto) -> None:
+def test_the_workers_are_other_processes_given_keys_through_their_pipe_only(local: BatchContext) -> None:
     keys = local.cipher.worker_keys(["org_0", "org_1"], local.sealer)
     with CpuPool(local, 2, keys) as pool:
         pids = {pool.run(worker_pid) for _ in range(8)}
@@ -67,7 +84,7 @@ def test_the_workers_are_other_processes_given_keys_through_their_pipe_only(loca
     assert "data keys" in repr(keys) and keys.digest_key.hex() not in repr(keys)
 
 
-def test_a_batch_sealed_in_a_worker_opens_here_to_the_original_values(local: RowCrypto) -> None:
+def test_a_batch_sealed_in_a_worker_opens_here_to_the_original_values(local: BatchContext) -> None:
     keys = local.cipher.worker_keys(["org_0", "org_1"], local.sealer)
     shape = RowShape(TABLE)
     with CpuPool(local, 2, keys) as pool:
@@ -94,7 +111,7 @@ def test_a_batch_sealed_in_a_worker_opens_here_to_the_original_values(local: Row
         assert opened == [row["name"], row["born"]]
 
 
-def test_a_key_the_workers_were_not_given_is_used_here(local: RowCrypto) -> None:
+def test_a_key_the_workers_were_not_given_is_used_here(local: BatchContext) -> None:
     # The workers know org_0 only; org_1's rows (a key created after they started) seal here.
     keys = local.cipher.worker_keys(["org_0"], local.sealer)
     shape = RowShape(TABLE)
@@ -138,14 +155,14 @@ def test_a_run_with_workers_starts_their_server_before_its_first_batch_and_one_w
     assert server_pid(2).isdigit()
 
 
-def test_two_batches_per_worker_are_kept_in_flight_and_one_without_workers(local: RowCrypto) -> None:
+def test_two_batches_per_worker_are_kept_in_flight_and_one_without_workers(local: BatchContext) -> None:
     assert CpuPool(local, processes=0).batches_in_flight == 1
     keys = local.cipher.worker_keys(["org_0"], local.sealer)
     with CpuPool(local, processes=2, keys=keys) as pool:
         assert pool.batches_in_flight == 4
 
 
-def test_a_sealed_row_says_whether_it_held_a_token_already_in_a_cell_it_kept(local: RowCrypto) -> None:
+def test_a_sealed_row_says_whether_it_held_a_token_already_in_a_cell_it_kept(local: BatchContext) -> None:
     shape = RowShape(TABLE)
     fresh = {"id": 1, "organization_id": "org_0", "name": "patient 1", "born": None}
     (first,), _ = batches.seal_batch(local, shape, [fresh], dry_run=False, with_backups=False)
@@ -162,3 +179,61 @@ def test_a_sealed_row_says_whether_it_held_a_token_already_in_a_cell_it_kept(loc
     (again,), _ = batches.seal_batch(local, shape, [partly], dry_run=False, with_backups=False)
     assert set(again["tokens"]) == {"name"}
     assert again["held_tokens"] is True
+
+
+def test_a_worker_reads_the_runs_database_through_its_own_connection(
+    local: BatchContext, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A relative path: the worker opens the same file whatever its working directory.
+    monkeypatch.chdir(tmp_path)
+    engine = create_database_engine("sqlite:///records.db")
+    with engine.begin() as connection:
+        connection.exec_driver_sql("CREATE TABLE records (id INTEGER PRIMARY KEY)")
+        connection.exec_driver_sql("INSERT INTO records VALUES (1), (2), (3)")
+    reading = BatchContext(local.cipher, None, engine)
+    keys = local.cipher.worker_keys(["org_0"], None)
+    with CpuPool(reading, 2, keys) as pool:
+        pid, count, _password = pool.run(rows_read, "records")
+    assert pid != os.getpid() and count == 3
+    assert url_for_another_process(engine) == engine.url.set(database=str(tmp_path / "records.db"))
+    engine.dispose()
+
+
+def test_the_databases_password_reaches_the_workers_through_their_pipe_only(local: BatchContext) -> None:
+    secret = "pw-" + os.urandom(8).hex()
+    # Never connected to: the engine is made in each worker, which connects on first use only.
+    engine = create_database_engine(f"postgresql+psycopg://operator:{secret}@127.0.0.1:1/hospital")
+    keys = local.cipher.worker_keys(["org_0"], None)
+    with CpuPool(BatchContext(local.cipher, None, engine), 2, keys) as pool:
+        pids = {pool.run(worker_pid) for _ in range(8)}
+        for pid in pids:
+            for place in ("cmdline", "environ"):
+                assert secret.encode() not in Path(f"/proc/{pid}/{place}").read_bytes()
+    assert pids and os.getpid() not in pids
+
+
+def test_a_database_in_memory_no_worker_can_open_keeps_the_work_here(local: BatchContext) -> None:
+    engine = create_database_engine("sqlite://")
+    keys = local.cipher.worker_keys(["org_0"], None)
+    assert url_for_another_process(engine) is None
+    with CpuPool(BatchContext(local.cipher, None, engine), 2, keys) as pool:
+        assert pool.processes == 0 and pool.run(worker_pid) == os.getpid()
+
+
+def test_a_kept_argument_is_unpickled_once_per_worker_and_given_as_its_value(local: BatchContext) -> None:
+    keys = local.cipher.worker_keys(["org_0"], None)
+    value = {"table": "records", "columns": list(range(100))}
+    with CpuPool(local, 2, keys) as pool:
+        shipped = kept(value)
+        seen = [pool.submit(identity_of, shipped) for _ in range(16)]
+        by_worker: dict[int, set[int]] = {}
+        for pending in seen:
+            pid, identity, kind = pending.result()
+            assert kind == "dict"
+            by_worker.setdefault(pid, set()).add(identity)
+        assert all(len(identities) == 1 for identities in by_worker.values())
+        # A value not kept is a new object in the worker for every batch.
+        plain = [pool.submit(identity_of, value).result()[:2] for _ in range(8)]
+        assert len(set(plain)) == len(plain)
+    with CpuPool(local, 0) as here:
+        assert here.run(identity_of, kept(value)) == (os.getpid(), id(value), "dict")

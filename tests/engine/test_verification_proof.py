@@ -19,10 +19,10 @@ from tests.support.migration_helpers import FAST, raw_dump, rotate_every_key
 from tui_migrator.crypto import ciphers
 from tui_migrator.crypto.ciphers import RowContext, ValueCipher
 from tui_migrator.crypto.codec import encode_key, encode_value
-from tui_migrator.engine.cpu_pool import CpuPool, RowCrypto
+from tui_migrator.engine.cpu_pool import BatchContext, CpuPool
 from tui_migrator.engine.verification import VerificationResult, verify_migration
 from tui_migrator.service.facade import MigratorService
-from tui_migrator.storage.column_storage import reflect
+from tui_migrator.storage.column_storage import organizations_in, reflect
 from tui_migrator.storage.migration_status import Status
 from tui_migrator.storage.tables import row_metadata_table
 
@@ -44,14 +44,21 @@ def openings(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[RowContext]]:
     yield opened
 
 
-def verify_again(service: MigratorService, migration_id: str) -> VerificationResult:
-    """The verification stage of ``migration_id`` run once more, in this process."""
+def verify_again(service: MigratorService, migration_id: str, *, processes: int = 0) -> VerificationResult:
+    """The verification stage of ``migration_id`` run once more: in this process, or with
+    ``processes`` worker processes that read and check the windows of keys themselves."""
     record = service.status(migration_id)
     mapping = service.mapping()
     with service.engine.connect() as connection:
         tables = {table.name: reflect(connection, mapping.table(table.name)) for table in record.tables}
-    pool = CpuPool(RowCrypto(service.value_cipher(), None), processes=0)
-    return verify_migration(service.engine, record, tables, pool, None)
+        organizations = sorted(
+            set().union(*(organizations_in(connection, access) for access in tables.values()))
+        )
+    cipher = service.value_cipher()
+    keys = cipher.worker_keys(organizations, None) if processes else None
+    with CpuPool(BatchContext(cipher, None, service.engine), processes, keys) as pool:
+        assert pool.processes == processes
+        return verify_migration(service.engine, record, tables, pool, None)
 
 
 def scalar(service: MigratorService, sql: str, **parameters: Any) -> Any:
@@ -131,6 +138,25 @@ def test_another_rows_tokens_and_metadata_copied_over_a_row_are_a_mismatch(
     assert not result.passed and result.mismatched_rows == 1
     assert f"row {second} of demographics" in str(result.problem)
     assert [row.primary_key for row in openings] == [(second,)]  # the one row opened: the copy
+
+
+def test_worker_processes_reading_the_windows_themselves_find_what_this_process_finds(
+    service: MigratorService,
+) -> None:
+    record = service.start(DEMOGRAPHICS)
+    assert verify_again(service, record.id, processes=2) == verify_again(service, record.id)
+    # The last row's token altered: the window holding it is read and checked by a worker.
+    row_id = scalar(service, "SELECT max(id) FROM demographics")
+    token = scalar(service, "SELECT last_name FROM demographics WHERE id = :id", id=row_id)
+    altered = token[:-3] + ("A" if token[-3] != "A" else "B") + token[-2:]
+    execute(service, "UPDATE demographics SET last_name = :value WHERE id = :id", value=altered, id=row_id)
+
+    in_workers = verify_again(service, record.id, processes=2)
+
+    assert in_workers == verify_again(service, record.id)
+    assert not in_workers.passed and in_workers.mismatched_rows == 1
+    assert in_workers.verified_rows == record.encrypted_records - 1
+    assert f"row {row_id} of demographics" in str(in_workers.problem)
 
 
 def test_a_token_altered_after_the_write_is_opened_and_found_a_mismatch(

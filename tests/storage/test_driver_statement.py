@@ -13,7 +13,6 @@ import sqlalchemy as sa
 from tui_migrator.storage.database import (
     DriverStatement,
     create_database_engine,
-    fetch_dict_batches,
     fetch_dicts,
     upsert,
 )
@@ -141,7 +140,7 @@ def test_postgresql_rows_fetched_by_the_driver_are_what_sqlalchemy_returns(
     empty_postgres_database: str,
 ) -> None:
     """Types whose result processors depend on the type the cursor describes (a float column
-    read as Decimal, say), read at once and streamed through a server-side cursor."""
+    read as Decimal, say)."""
     engine = create_database_engine(empty_postgres_database)
     each = sa.Table(
         "read_pg",
@@ -176,14 +175,12 @@ def test_postgresql_rows_fetched_by_the_driver_are_what_sqlalchemy_returns(
             connection.execute(sa.insert(each), rows)
             query = sa.select(each, (each.c.exact > 0).label("positive")).order_by(each.c.id)
             expected = [dict(row) for row in connection.execute(query).mappings()]
-            at_once = fetch_dicts(connection, query)
-            streamed = [row for part in fetch_dict_batches(connection, query, 3) for row in part]
+            fetched = fetch_dicts(connection, query)
         assert len(expected) == len(rows)
-        for fetched in (at_once, streamed):
-            assert fetched == expected
-            assert [[type(value) for value in row.values()] for row in fetched] == [
-                [type(value) for value in row.values()] for row in expected
-            ]
-        assert isinstance(at_once[0]["ratio"], Decimal)
+        assert fetched == expected
+        assert [[type(value) for value in row.values()] for row in fetched] == [
+            [type(value) for value in row.values()] for row in expected
+        ]
+        assert isinstance(fetched[0]["ratio"], Decimal)
     finally:
         engine.dispose()

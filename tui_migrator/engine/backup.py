@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from base64 import b64encode
 from collections import deque
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import closing
 from dataclasses import dataclass
 from hashlib import sha256
@@ -23,8 +23,11 @@ from sqlalchemy.engine import Connection, Engine
 from tui_migrator.common.errors import DecryptionFailed, OperationFailed
 from tui_migrator.crypto.ciphers import RowSealer
 from tui_migrator.crypto.codec import UnsupportedValue, pack, pack_values
-from tui_migrator.engine.cpu_pool import CpuPool, Pending, RowCrypto
+from tui_migrator.engine.batch_size import BACKUP_COPY_ROWS
+from tui_migrator.engine.cpu_pool import BatchContext, CpuPool, Pending, kept
 from tui_migrator.engine.read_ahead import read_ahead
+from tui_migrator.engine.retry import RetryPolicy, with_retries
+from tui_migrator.engine.scope import pending_keys, pending_rows
 from tui_migrator.storage.column_storage import (
     ROW_VERSION,
     RowShape,
@@ -34,8 +37,10 @@ from tui_migrator.storage.column_storage import (
 )
 from tui_migrator.storage.database import (
     DriverStatement,
-    fetch_dict_batches,
+    fetch_dicts,
+    fetch_tuples,
     insert_ignoring_duplicates,
+    key_windows,
     serialized_write,
     text_rows,
     text_rows_value,
@@ -146,7 +151,7 @@ class CopiedBatch:
     versions: list[tuple[str, str]] | None
 
 
-def copy_batch(crypto: RowCrypto, shape: RowShape, rows: list[dict[str, Any]]) -> CopiedBatch:
+def copy_batch(crypto: BatchContext, shape: RowShape, rows: list[dict[str, Any]]) -> CopiedBatch:
     """The backups of one batch of rows, each opened as it is sealed (RowSealer.seal_packed),
     and the sum of their stored digests. A batch function (engine/cpu_pool.py)."""
     assert crypto.sealer is not None, "a backup is sealed with the migration's backup key"
@@ -159,6 +164,29 @@ def copy_batch(crypto: RowCrypto, shape: RowShape, rows: list[dict[str, Any]]) -
         covered.append(row)
         total += stored_digest(packed_key, entry[SEALED_COLUMN])
     return CopiedBatch(parameters, len(covered), total, versions_of(covered))
+
+
+def copy_window(
+    context: BatchContext,
+    access: TableAccess,
+    organizations: tuple[str, ...] | None,
+    first: tuple[Any, ...],
+    last: tuple[Any, ...],
+    retry: RetryPolicy,
+) -> tuple[int, CopiedBatch]:
+    """Read the rows in scope holding plaintext with keys from ``first`` to ``last`` (with their
+    versions on PostgreSQL) and seal their backups (:func:`copy_batch`): the rows read, and
+    their backups. A batch function (engine/cpu_pool.py): in a worker it reads through the
+    worker's own connection, so the rows never pass through the run's process."""
+    engine = context.engine
+    query = pending_rows(access, organizations, engine.dialect.name).where(access.key_range(first, last))
+
+    def read() -> list[dict[str, Any]]:
+        with engine.connect() as connection:
+            return fetch_dicts(connection, query)
+
+    rows = with_retries(retry, read, what=f"reading the rows of {access.mapped.name} to back up")
+    return len(rows), copy_batch(context, RowShape(access.mapped), rows)
 
 
 def versions_of(rows: Sequence[Mapping[Any, Any]]) -> list[tuple[str, str]] | None:
@@ -205,9 +233,10 @@ def batch_by_row_version(copied: CopiedBatch) -> dict[str, str]:
     }
 
 
-def read_back_batch(crypto: RowCrypto, shape: RowShape, rows: list[dict[str, Any]]) -> int:
-    """The sum of the stored digests of one batch of backup rows read back. A batch function."""
-    return sum(stored_digest(pack_values(key_of(shape, row)), bytes(row[SEALED_COLUMN])) for row in rows)
+def read_back_batch(rows: Sequence[tuple[Any, ...]]) -> int:
+    """The sum of the stored digests of backup rows read back (each its key's values, then its
+    sealed bytes)."""
+    return sum(stored_digest(pack_values(row[:-1]), bytes(row[-1])) for row in rows)
 
 
 class BackupWriter:
@@ -237,11 +266,14 @@ def copy_and_verify(
     engine: Engine,
     access: TableAccess,
     table: sa.Table,
-    batches: Iterator[Sequence[Mapping[Any, Any]]],
+    organizations: tuple[str, ...] | None,
     pool: CpuPool,
     progress: RowCounter | None = None,
+    retry: RetryPolicy | None = None,
 ) -> BackupSummary:
-    """Phase 3: copy every row ``batches`` yields, then prove the copy opens to the same rows.
+    """Phase 3: copy every row in scope that holds plaintext, then prove the copy opens to the
+    same rows. The rows are read a window of keys at a time by the run's workers
+    (:func:`copy_window`), which seal them; their backups are written here, in key order.
 
     In two halves. Each backup is opened as it is sealed and must give back the row's values
     exactly, packed (RowSealer.seal_packed). Once every batch is written, the copy is read back:
@@ -254,16 +286,16 @@ def copy_and_verify(
         connection.execute(sa.delete(table))  # a copy interrupted earlier is redone from scratch
     count = 0
     total = 0
-    shape = RowShape(access.mapped)
-    # Each batch is sealed by the run's workers while the next is read; written in order.
-    in_flight: deque[tuple[Pending[CopiedBatch], int]] = deque()
+    retry = retry or RetryPolicy()
+    # Each window is read and sealed by the run's workers while the next window's keys are
+    # read here; the backups are written in order.
+    in_flight: deque[Pending[tuple[int, CopiedBatch]]] = deque()
     writer = BackupWriter(access, table)
 
     def settle() -> None:
         nonlocal count, total
-        pending, rows_read = in_flight.popleft()
         try:
-            copied = pending.result()
+            rows_read, copied = in_flight.popleft().result()
         except DecryptionFailed as error:
             raise BackupVerificationFailed(
                 f"{error} Nothing was changed in the table.", hint="Run resume to take the backup again."
@@ -276,10 +308,16 @@ def copy_and_verify(
             # A row left out (see _packed_rows) has no copy to read back: its second pass is done.
             progress.add(rows_read + rows_read - copied.covered)
 
-    # The next batch is read while the last ones are sealed and written.
-    with closing(read_ahead(batches, name="backup-read")) as ahead:
-        for rows in ahead:
-            in_flight.append((pool.submit(copy_batch, shape, [dict(row) for row in rows]), len(rows)))
+    def next_keys(after: tuple[Any, ...] | None) -> sa.Select[Any]:
+        return pending_keys(access, organizations, after=after, limit=BACKUP_COPY_ROWS)
+
+    def reading(read: Callable[[], list[tuple[Any, ...]]]) -> list[tuple[Any, ...]]:
+        return with_retries(retry, read, what=f"reading the rows of {access.mapped.name} to back up")
+
+    shipped = kept(access)
+    with closing(read_ahead(key_windows(engine, next_keys, reading), name="backup-read")) as ahead:
+        for first, last in ahead:
+            in_flight.append(pool.submit(copy_window, shipped, organizations, first, last, retry))
             while len(in_flight) > pool.batches_in_flight:
                 settle()
     while in_flight:
@@ -307,25 +345,31 @@ def open_backup(
 def _read_back(
     engine: Engine, access: TableAccess, table: sa.Table, pool: CpuPool, progress: RowCounter | None
 ) -> BackupSummary:
-    key_names = list(access.mapped.primary_key)
-    query = sa.select(*(table.c[name] for name in key_names), table.c[SEALED_COLUMN])
+    """The backup copy's row count and the sum of its rows' stored digests, as stored: each
+    window of its keys read and digested by the run's workers while the next window's keys are
+    read here (the copy's rows never pass through this process)."""
+    key_columns = [table.c[name] for name in access.mapped.primary_key]
     count = 0
     total = 0
-    shape = RowShape(access.mapped)
-    # Each batch is digested by the run's workers while the next is read.
-    in_flight: deque[tuple[Pending[int], int]] = deque()
+    in_flight: deque[Pending[tuple[int, int]]] = deque()
 
     def settle() -> None:
         nonlocal count, total
-        pending, rows_read = in_flight.popleft()
-        total += pending.result()
-        count += rows_read
+        rows, digests = in_flight.popleft().result()
+        total += digests
+        count += rows
         if progress is not None:
-            progress.add(rows_read)
+            progress.add(rows)
 
-    with closing(read_ahead(_stored_batches(engine, query), name="backup-read-back")) as ahead:
-        for rows in ahead:
-            in_flight.append((pool.submit(read_back_batch, shape, rows), len(rows)))
+    def next_keys(after: tuple[Any, ...] | None) -> sa.Select[Any]:
+        query = sa.select(*key_columns).order_by(*key_columns).limit(READ_BACK_ROWS)
+        # Bound in the key's own type, as the table's keyset pages are (TableAccess.bound_key).
+        return query if after is None else query.where(sa.tuple_(*key_columns) > access.key_tuple(after))
+
+    shipped_table, shipped_access = kept(table), kept(access)
+    with closing(read_ahead(key_windows(engine, next_keys), name="backup-read-back")) as ahead:
+        for first, last in ahead:
+            in_flight.append(pool.submit(read_back_window, shipped_table, shipped_access, first, last))
             while len(in_flight) > pool.batches_in_flight:
                 settle()
     while in_flight:
@@ -333,10 +377,32 @@ def _read_back(
     return BackupSummary(count, _digest_text(total))
 
 
-def _stored_batches(engine: Engine, query: sa.Select[Any]) -> Iterator[list[dict[str, Any]]]:
-    """The backup copy's rows as stored, READ_BACK_ROWS at a time, from one streamed query."""
-    with engine.connect() as connection:
-        yield from fetch_dict_batches(connection, query, READ_BACK_ROWS)
+def read_back_window(
+    context: BatchContext,
+    table: sa.Table,
+    access: TableAccess,
+    first: tuple[Any, ...],
+    last: tuple[Any, ...],
+) -> tuple[int, int]:
+    """The rows of the backup ``table`` (of ``access``'s table) with keys from ``first`` to
+    ``last``, as stored: how many, and the sum of their stored digests. A batch function
+    (engine/cpu_pool.py)."""
+    with context.engine.connect() as connection:
+        rows = fetch_tuples(connection, stored_window(table, access, first, last))
+    return len(rows), read_back_batch(rows)
+
+
+def stored_window(
+    table: sa.Table, access: TableAccess, first: tuple[Any, ...], last: tuple[Any, ...]
+) -> sa.Select[Any]:
+    """The backup rows with keys from ``first`` to ``last``, as :func:`read_back_batch` takes
+    them. The keys are bound in their own type (TableAccess.key_tuple): the backup's key
+    columns hold the table's stored keys in the table's types (see TableAccess.copy_type)."""
+    key_columns = [table.c[name] for name in access.mapped.primary_key]
+    key = sa.tuple_(*key_columns)
+    return sa.select(*key_columns, table.c[SEALED_COLUMN]).where(
+        key >= access.key_tuple(first), key <= access.key_tuple(last)
+    )
 
 
 def drop_backup_table(connection: Connection, name: str) -> None:

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -117,13 +117,6 @@ class KeysetSource:
 
     def process(self, batch: Batch) -> BatchResult:
         return self.batches.process(batch.rows, after=batch.after)
-
-    def all_rows(self, *, batch_size: int) -> Iterator[list[dict[str, Any]]]:
-        """Every pending row, a batch at a time, processing none (the backup stage copies them)."""
-        after: Sequence[Any] | None = None
-        while (batch := self.next_batch(after=after, limit=batch_size)) is not None:
-            yield batch.rows
-            after = batch.last_key
 
 
 class ClaimedSource:

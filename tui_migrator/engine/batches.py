@@ -31,9 +31,9 @@ from tui_migrator.crypto.ciphers import RowSealer, ValueCipher
 from tui_migrator.crypto.codec import UnsupportedValue, encode_key, encode_value
 from tui_migrator.crypto.keys import MasterKey
 from tui_migrator.engine import backup
-from tui_migrator.engine.cpu_pool import CpuPool, RowCrypto
+from tui_migrator.engine.cpu_pool import BatchContext, CpuPool
 from tui_migrator.engine.retry import RetryPolicy, is_row_refusal, refusal_reason, with_retries
-from tui_migrator.engine.scope import organization_condition, pending_condition
+from tui_migrator.engine.scope import pending_rows
 from tui_migrator.storage import failed_records, migration_claims, row_metadata
 from tui_migrator.storage import migration_records as migrations
 from tui_migrator.storage.column_storage import (
@@ -113,7 +113,7 @@ class TableBatches:
         self.cipher = cipher
         sealer = RowSealer(master_key, migration_id) if backup_table is not None else None
         # Where sealing runs: the run's worker processes, or this process.
-        self.pool = pool or CpuPool(RowCrypto(cipher, sealer), processes=0)
+        self.pool = pool or CpuPool(BatchContext(cipher, sealer, engine), processes=0)
         self.backup_table = backup_table
         self.dry_run = dry_run
         # The claim every write is made under; None only where nothing is kept (the estimate's
@@ -131,16 +131,11 @@ class TableBatches:
     def pending_query(
         self, *, after: Sequence[Any] | None, up_to: Sequence[Any] | None = None, limit: int | None
     ) -> sa.Select[Any]:
-        query = self.access.select_rows(after=after, limit=limit)
-        query = query.where(
-            pending_condition(self.access), organization_condition(self.access, self.organizations)
+        query = pending_rows(
+            self.access, self.organizations, self.engine.dialect.name, after=after, limit=limit
         )
         if up_to is not None:
             query = query.where(sa.tuple_(*self.access.key_columns) <= self.access.key_tuple(up_to))
-        if self.engine.dialect.name == "postgresql":
-            # Each row's version, by which a batch (or its backups) is written in one statement
-            # while the row is still the one read.
-            query = query.add_columns(*self.access.row_version_columns())
         if self.backup_table is not None:
             # Asked per row (one probe of the backup's key each), not joined: with statistics
             # that lag behind the backup copy just made, PostgreSQL merged the join from the
@@ -408,7 +403,7 @@ class TableBatches:
 
 
 def seal_batch(
-    crypto: RowCrypto,
+    crypto: BatchContext,
     shape: RowShape,
     rows: list[dict[str, Any]],
     *,

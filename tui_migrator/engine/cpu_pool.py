@@ -1,17 +1,18 @@
 """The CPU work of a run in worker processes: sealing, backup sealing, and verification's
-opening and digests, which are Python per value and would otherwise share one core (the GIL)
-with everything else the run does.
+reading, opening and digests, which are Python per value and would otherwise share one core
+(the GIL) with everything else the run does.
 
-A call ships one whole batch of plain rows to a worker and brings the whole batch's result
-back; the database work, the event loop and every decision stay in the run's process. The batch
-functions are the same ones the run calls in its own process when it has no pool (one process,
-or a value the workers cannot handle): the pool only decides *where* they run, never *what*
-they do.
+A call ships one whole batch to a worker — its plain rows, or, for a function that only reads,
+the key range it reads itself from the database — and brings the whole batch's result back;
+every write, the event loop and every decision stay in the run's process. The batch functions
+are the same ones the run calls in its own process when it has no pool (one process, or a value
+the workers cannot handle): the pool only decides *where* they run, never *what* they do.
 
-Key material reaches the workers once, through the pool's pipe, when each starts (the data
-keys, the derived digest key and the run's derived backup key; never the master key, never a
-file or a command line). Workers are started from a fresh interpreter (``forkserver`` where the
-platform has it, else ``spawn``), so they inherit no database connection, thread or lock.
+Key material and the database's URL reach the workers once, through the pool's pipe, when each
+starts (the data keys, the derived digest key and the run's derived backup key; never the master
+key, never a file or a command line). Workers are started from a fresh interpreter
+(``forkserver`` where the platform has it, else ``spawn``), so they inherit no database
+connection, thread or lock; a worker connects the first time a batch function reads.
 """
 
 from __future__ import annotations
@@ -19,24 +20,35 @@ from __future__ import annotations
 import multiprocessing
 import multiprocessing.forkserver
 import os
+import pickle
 from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, Concatenate, Generic, ParamSpec, TypeVar
+from typing import Any, Concatenate, Generic, ParamSpec, TypeVar, cast
+
+from sqlalchemy.engine import URL, Engine
 
 from tui_migrator.crypto.ciphers import KeyNotGiven, RowSealer, ValueCipher, WorkerKeys
+from tui_migrator.storage.database import create_database_engine, url_for_another_process
 
 P = ParamSpec("P")
 T = TypeVar("T")
 
 
 @dataclass(frozen=True)
-class RowCrypto:
-    """What the batch functions seal and open with."""
+class BatchContext:
+    """What the batch functions seal and open with, and the database those that read their own
+    batch read from (None where nothing reads: a calibration's sealing, a unit test's)."""
 
     cipher: ValueCipher
     sealer: RowSealer | None = None
+    database: Engine | None = None
+
+    @property
+    def engine(self) -> Engine:
+        assert self.database is not None, "a batch function that reads is given the run's database"
+        return self.database
 
 
 def processes_for(max_concurrency: int) -> int:
@@ -49,28 +61,37 @@ def processes_for(max_concurrency: int) -> int:
 class CpuPool:
     """Runs batch functions in worker processes, or in this process where it has none."""
 
-    def __init__(self, local: RowCrypto, processes: int, keys: WorkerKeys | None = None) -> None:
+    def __init__(self, local: BatchContext, processes: int, keys: WorkerKeys | None = None) -> None:
         self.local = local
-        self.processes = processes if keys is not None else 0
+        database = None if local.database is None else url_for_another_process(local.database)
+        # Workers read from the run's database, so one they cannot open (SQLite in memory)
+        # leaves the work here.
+        shared = local.database is None or database is not None
+        self.processes = processes if keys is not None and shared else 0
         self._executor: ProcessPoolExecutor | None = None
         if self.processes:
             self._executor = ProcessPoolExecutor(
                 self.processes,
                 mp_context=process_context(),
                 initializer=_start_worker,  # type: ignore[arg-type]  # typeshed: no arguments
-                initargs=(keys,),  # type: ignore[arg-type]
+                initargs=(keys, database),  # type: ignore[arg-type]
             )
 
-    def run(self, function: Callable[Concatenate[RowCrypto, P], T], *args: P.args, **kwargs: P.kwargs) -> T:
+    def run(
+        self, function: Callable[Concatenate[BatchContext, P], T], *args: P.args, **kwargs: P.kwargs
+    ) -> T:
         """``function(crypto, *args, **kwargs)`` in a worker, or here without workers."""
         return self.submit(function, *args, **kwargs).result()
 
     def submit(
-        self, function: Callable[Concatenate[RowCrypto, P], T], *args: P.args, **kwargs: P.kwargs
+        self, function: Callable[Concatenate[BatchContext, P], T], *args: P.args, **kwargs: P.kwargs
     ) -> Pending[T]:
         """Start ``function(crypto, *args, **kwargs)`` in a worker and return at once (without
         workers, it runs here now), so the caller can read the next batch meanwhile."""
-        local = partial(function, self.local, *args, **kwargs)
+        # Here, a kept argument is its value (in a worker, unpickling it gives the value).
+        here_args: Any = [_unkept(argument) for argument in args]
+        here_kwargs: Any = {name: _unkept(argument) for name, argument in kwargs.items()}
+        local = partial(function, self.local, *here_args, **here_kwargs)
         if self._executor is None:
             return Pending(None, local)
         return Pending(self._executor.submit(_call, function, args, kwargs), local)
@@ -138,14 +159,51 @@ class Pending(Generic[T]):
             return self._local()
 
 
-_worker_crypto: RowCrypto | None = None
+def kept(value: T) -> T:
+    """``value`` as an argument a worker unpickles once and reuses for every batch that gives
+    it again (a table's reflected access, sent with each window of keys): the same object each
+    time, so SQLAlchemy's statement cache recognises the statements built from it (a new Table
+    object per batch missed it: 1.7 ms more per statement), and its pickled bytes are made here
+    once. Typed as ``value`` itself: the batch function receives the value, here or there."""
+    return cast(T, _Kept(value))
 
 
-def _start_worker(keys: WorkerKeys) -> None:
-    global _worker_crypto
-    _worker_crypto = RowCrypto(keys.cipher(), keys.sealer())
+class _Kept:
+    def __init__(self, value: object) -> None:
+        self.value = value
+        self.pickled = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+
+    def __reduce__(self) -> tuple[Callable[[bytes], object], tuple[bytes]]:
+        return _kept_value, (self.pickled,)
+
+
+def _unkept(argument: object) -> object:
+    return argument.value if isinstance(argument, _Kept) else argument
+
+
+# A worker's kept values by their pickled bytes (a run has one per table it reads in workers).
+_kept_values: dict[bytes, object] = {}
+_KEPT_AT_MOST = 16
+
+
+def _kept_value(pickled: bytes) -> object:
+    if pickled not in _kept_values:
+        if len(_kept_values) >= _KEPT_AT_MOST:
+            _kept_values.pop(next(iter(_kept_values)))
+        _kept_values[pickled] = pickle.loads(pickled)
+    return _kept_values[pickled]
+
+
+_worker_context: BatchContext | None = None
+
+
+def _start_worker(keys: WorkerKeys, database: URL | None) -> None:
+    global _worker_context
+    # The engine connects on first use only: a worker that only seals never opens a connection.
+    engine = None if database is None else create_database_engine(database)
+    _worker_context = BatchContext(keys.cipher(), keys.sealer(), engine)
 
 
 def _call(function: Callable[..., T], args: tuple[Any, ...], kwargs: dict[str, Any]) -> T:
-    assert _worker_crypto is not None, "the worker was started with its keys"
-    return function(_worker_crypto, *args, **kwargs)
+    assert _worker_context is not None, "the worker was started with its keys"
+    return function(_worker_context, *args, **kwargs)

@@ -29,11 +29,11 @@ from tui_migrator.crypto.codec import encode_key
 from tui_migrator.crypto.keys import MasterKey
 from tui_migrator.engine import backup, batch_size, calibration_shadow, cpu_pool, verification
 from tui_migrator.engine.batches import BACKED_UP, RowsChanged, TableBatches
-from tui_migrator.engine.cpu_pool import RowCrypto
+from tui_migrator.engine.cpu_pool import BatchContext
 from tui_migrator.engine.scope import MigrationScope, TableScope
 from tui_migrator.storage import row_metadata
 from tui_migrator.storage.column_storage import ROW_VERSION, RowShape, TableAccess, key_of
-from tui_migrator.storage.database import fetch_dicts, serialized_write
+from tui_migrator.storage.database import fetch_tuples, serialized_write
 from tui_migrator.storage.sealed_cells import SealedCells
 from tui_migrator.storage.tables import META_LAST_CALIBRATION, read_meta, utc_now, write_meta
 
@@ -201,21 +201,17 @@ def _run_stages(
     rows = _with_row_versions(connection, access, rows)
     if config.create_backups and sealer is not None and batches.backup_table is not None:
         started = time.perf_counter()
-        crypto, shape = RowCrypto(cipher, sealer), RowShape(access.mapped)
+        crypto, shape = BatchContext(cipher, sealer), RowShape(access.mapped)
         copied = backup.copy_batch(crypto, shape, [dict(row) for row in rows])
         parameters = copied.parameters
         backup.BackupWriter(access, batches.backup_table).write(connection, copied)
         _add(stages, "backup", started)
         started = time.perf_counter()
         # As the backup's read-back: the copy's rows as stored, each digested.
-        on = access.same_key(batches.backup_table)
-        stored = fetch_dicts(
-            connection,
-            sa.select(batches.backup_table)
-            .join_from(batches.backup_table, access.table, on)
-            .where(access.key_range(batches.key(rows[0]), batches.key(rows[-1]))),
+        window = backup.stored_window(
+            batches.backup_table, access, batches.key(rows[0]), batches.key(rows[-1])
         )
-        backup.read_back_batch(crypto, shape, stored)
+        backup.read_back_batch(fetch_tuples(connection, window))
         _add(stages, "backupVerify", started)
         calibration.added_bytes += sum(len(item[backup.SEALED_COLUMN]) + 16 for item in parameters)
     # As in a run, whose batches find their rows backed up by the backup stage.

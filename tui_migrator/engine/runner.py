@@ -28,11 +28,11 @@ from tui_migrator.common.migration_config import MigrationConfig
 from tui_migrator.crypto.canary import canary_round_trips
 from tui_migrator.crypto.ciphers import RowSealer
 from tui_migrator.crypto.codec import decode_key, encode_key
-from tui_migrator.engine import backup, batch_size, verification
-from tui_migrator.engine.batch_source import BatchSource, KeysetSource, source_for
+from tui_migrator.engine import backup, verification
+from tui_migrator.engine.batch_source import BatchSource, source_for
 from tui_migrator.engine.batches import TableBatches
 from tui_migrator.engine.control import RunControl, Stop
-from tui_migrator.engine.cpu_pool import CpuPool, RowCrypto, processes_for
+from tui_migrator.engine.cpu_pool import BatchContext, CpuPool, processes_for
 from tui_migrator.engine.phase_progress import PhaseMeter
 from tui_migrator.engine.progress import RunMeter
 from tui_migrator.engine.retry import FINAL_STATE_RETRY, database_failure, with_retries
@@ -83,7 +83,7 @@ class MigrationRunner(MigrationWorker):
         self.tables: dict[str, TableAccess] = {}
         # Where the run's CPU work happens: its worker processes, started once the keys are
         # ready (analysis), or this process.
-        self.pool = CpuPool(RowCrypto(self.cipher, None), processes=0)
+        self.pool = CpuPool(BatchContext(self.cipher, None, self.engine), processes=0)
 
     # -- entry -----------------------------------------------------------------------------
 
@@ -178,7 +178,7 @@ class MigrationRunner(MigrationWorker):
             sealer = RowSealer(self.master_key, self.migration_id)
         keys = await asyncio.to_thread(self.cipher.worker_keys, sorted(organizations), sealer)
         processes = processes_for(self.config.max_concurrency)
-        self.pool = CpuPool(RowCrypto(self.cipher, sealer), processes, keys)
+        self.pool = CpuPool(BatchContext(self.cipher, sealer, self.engine), processes, keys)
 
     def _reflect_tables(self, record: MigrationRecord) -> set[str]:
         """Each table as the database has it now; the organizations its rows belong to."""
@@ -232,14 +232,14 @@ class MigrationRunner(MigrationWorker):
         table_name = backup.backup_table_name(self.migration_id, name)
         with self.fenced_write() as connection:
             table = backup.create_backup_table(connection, access, table_name)
-        rows = KeysetSource(self._copy_source(name))
         summary = backup.copy_and_verify(
             self.engine,
             access,
             table,
-            rows.all_rows(batch_size=batch_size.BACKUP_COPY_ROWS),
+            tuple(self.config.organization_ids) or None,
             self.pool,
             meter,
+            self.retry,
         )
         with self.fenced_write() as connection:
             migrations.update_table(

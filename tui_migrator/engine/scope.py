@@ -8,6 +8,7 @@ for "still holds plaintext", so an incremental run reads only the rows it has to
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -86,6 +87,34 @@ def pending_condition(access: TableAccess) -> sa.ColumnElement[bool]:
         else:
             parts.append(value.is_not(None))
     return sa.or_(*parts)
+
+
+def pending_rows(
+    access: TableAccess,
+    organizations: tuple[str, ...] | None,
+    dialect: str,
+    *,
+    after: Sequence[Any] | None = None,
+    limit: int | None = None,
+) -> sa.Select[Any]:
+    """The rows in scope that still hold plaintext, in key order, after the key ``after``; on
+    PostgreSQL with each row's version, by which a batch (or its backups) is written in one
+    statement while the row is still the one read."""
+    query = access.select_rows(after=after, limit=limit).where(
+        pending_condition(access), organization_condition(access, organizations)
+    )
+    if dialect == "postgresql":
+        query = query.add_columns(*access.row_version_columns())
+    return query
+
+
+def pending_keys(
+    access: TableAccess, organizations: tuple[str, ...] | None, *, after: Sequence[Any] | None, limit: int
+) -> sa.Select[Any]:
+    """The keys of :func:`pending_rows`, ``limit`` of them after ``after``."""
+    return access.select_keys(after=after, limit=limit).where(
+        pending_condition(access), organization_condition(access, organizations)
+    )
 
 
 def organization_text(access: TableAccess) -> sa.ColumnElement[Any] | None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hmac
 from collections import deque
-from collections.abc import Iterator
 from contextlib import closing
 from dataclasses import dataclass, field
 from enum import Enum
@@ -24,7 +23,7 @@ from tui_migrator.common.errors import DecryptionFailed, OperationFailed
 from tui_migrator.crypto.ciphers import RowContext, ValueCipher
 from tui_migrator.crypto.codec import encode_keys
 from tui_migrator.crypto.tokens import TOKEN_PREFIX
-from tui_migrator.engine.cpu_pool import CpuPool, Pending, RowCrypto
+from tui_migrator.engine.cpu_pool import BatchContext, CpuPool, Pending, kept
 from tui_migrator.engine.phase_progress import PhaseMeter
 from tui_migrator.engine.read_ahead import read_ahead
 from tui_migrator.engine.rotation import rotation_condition
@@ -41,7 +40,7 @@ from tui_migrator.storage.column_storage import (
     reflect,
     row_context,
 )
-from tui_migrator.storage.database import fetch_dicts, fetch_tuples
+from tui_migrator.storage.database import fetch_dicts, key_windows
 from tui_migrator.storage.migration_records import MigrationRecord
 from tui_migrator.storage.row_metadata import Recorded
 from tui_migrator.storage.sealed_cells import SealedCells
@@ -257,27 +256,28 @@ def verify_table(
             .where(row_metadata_table.c.migration_id == migration_id, row_metadata_table.c.table_name == name)
         ).scalar_one()
     verified = mismatched = 0
-    shape = RowShape(access.mapped)
-    # Batches are checked by the run's workers while the next ones are read; their verdicts are
-    # taken in order, so the first problem reported is the first in key order.
-    in_flight: deque[tuple[Pending[BatchVerdict], int]] = deque()
+    # Each window of keys is read and checked by the run's workers (rows, row metadata,
+    # tokens) while the next window's keys are read here; their verdicts are taken in order, so
+    # the first problem reported is the first in key order.
+    in_flight: deque[Pending[BatchVerdict]] = deque()
 
     def settle() -> None:
         nonlocal verified, mismatched
-        pending, rows_read = in_flight.popleft()
-        verdict = pending.result()
+        verdict = in_flight.popleft().result()
         verified += verdict.verified
         mismatched += verdict.mismatched
         result.damaged_rows += verdict.damaged
         if result.problem is None:
             result.problem = verdict.problem
         if meter is not None:
-            meter.add(rows_read)
+            meter.add(verdict.rows)
 
-    windows = _windows(engine, migration_id, access, organizations)
-    with closing(read_ahead(windows, name="verification-read")) as ahead:
-        for rows, keys, sealed in ahead:
-            in_flight.append((pool.submit(verify_batch, shape, rows, keys, sealed), len(rows)))
+    in_scope = organization_condition(access, organizations)
+    windows = key_windows(engine, lambda after: access.select_keys(after=after, limit=BATCH).where(in_scope))
+    shipped = kept(access)
+    with closing(read_ahead(windows, name="verification-keys")) as ahead:
+        for first, last in ahead:
+            in_flight.append(pool.submit(verify_window, shipped, migration_id, organizations, first, last))
             while len(in_flight) > pool.batches_in_flight:
                 settle()
     while in_flight:
@@ -289,39 +289,40 @@ def verify_table(
     result.unverifiable_rows += max(0, expected - verified - mismatched)
 
 
-def _windows(
-    engine: Engine, migration_id: str, access: TableAccess, organizations: tuple[str, ...] | None
-) -> Iterator[tuple[list[dict[str, Any]], list[str], dict[str, Recorded]]]:
-    """The table's sealed rows in scope, a window of keys at a time, each with its encoded key
-    and the row metadata ``migration_id`` recorded for them (rows it did not seal have none)."""
-    after = None
-    in_scope = organization_condition(access, organizations)
-    name = access.mapped.name
-    while True:
-        with engine.connect() as connection:
-            # The next window of keys first, then its sealed rows by key range. Asked at once
-            # ("the next sealed rows in key order"), PostgreSQL's planner, whose statistics
-            # still describe the table before the migration (no row sealed), chose to scan and
-            # sort the whole table for every batch.
-            window = fetch_tuples(connection, access.select_keys(after=after, limit=BATCH).where(in_scope))
-            if not window:
-                return
-            after = window[-1]
-            rows = fetch_dicts(
-                connection,
-                access.select_rows()
-                .where(access.key_range(window[0], after))
-                .where(_sealed(access, organizations)),
-            )
-            if not rows:
-                continue
-            keys = encode_keys([key_of(access, row) for row in rows])
-            sealed = row_metadata.sealed_rows(connection, migration_id, name, keys)
-        yield rows, keys, sealed
+def verify_window(
+    context: BatchContext,
+    access: TableAccess,
+    migration_id: str,
+    organizations: tuple[str, ...] | None,
+    first: tuple[Any, ...],
+    last: tuple[Any, ...],
+) -> BatchVerdict:
+    """Read the sealed rows in scope with keys from ``first`` to ``last`` and the row metadata
+    ``migration_id`` recorded for them (rows it did not seal have none), and check them (see
+    :func:`verify_batch`). A batch function (engine/cpu_pool.py): in a worker it reads through
+    the worker's own connection, so the rows never pass through the run's process.
+
+    The window's keys are read first, its sealed rows then by key range: asked at once ("the
+    next sealed rows in key order"), PostgreSQL's planner, whose statistics still describe the
+    table before the migration (no row sealed), chose to scan and sort the whole table for
+    every batch."""
+    with context.engine.connect() as connection:
+        rows = fetch_dicts(
+            connection,
+            access.select_rows().where(access.key_range(first, last)).where(_sealed(access, organizations)),
+        )
+        if not rows:
+            return BatchVerdict()
+        keys = encode_keys([key_of(access, row) for row in rows])
+        sealed = row_metadata.sealed_rows(connection, migration_id, access.mapped.name, keys)
+    verdict = verify_batch(context, RowShape(access.mapped), rows, keys, sealed)
+    verdict.rows = len(rows)
+    return verdict
 
 
 @dataclass
 class BatchVerdict:
+    rows: int = 0  # the rows read back (set by verify_window)
     verified: int = 0
     mismatched: int = 0
     damaged: int = 0
@@ -329,7 +330,7 @@ class BatchVerdict:
 
 
 def verify_batch(
-    crypto: RowCrypto,
+    context: BatchContext,
     shape: RowShape,
     rows: list[dict[str, Any]],
     keys: list[str],
@@ -338,7 +339,7 @@ def verify_batch(
     """Check one batch of rows read back (``keys``: their encoded keys; ``sealed``: the row
     metadata of those this migration sealed). A batch function (engine/cpu_pool.py)."""
     verdict = BatchVerdict()
-    name, cipher = shape.mapped.name, crypto.cipher
+    name, cipher = shape.mapped.name, context.cipher
     for row_key, row in zip(keys, rows, strict=True):
         skip: tuple[str, ...] = ()
         if row_key in sealed:

@@ -13,6 +13,7 @@ import sqlite3
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -58,9 +59,9 @@ def redacted(url: str | URL) -> str:
     return parsed.render_as_string(hide_password=True)
 
 
-def create_database_engine(url: str) -> Engine:
+def create_database_engine(url: str | URL) -> Engine:
     """Create an engine for ``url`` with parameters hidden and SQLite made safe for many processes."""
-    parsed = parse_url(url)
+    parsed = url if isinstance(url, URL) else parse_url(url)
     if parsed.get_backend_name() not in SUPPORTED_DIALECTS:
         raise ConfigError(
             f"The {parsed.get_backend_name()} database in '{redacted(parsed)}' is not supported.",
@@ -235,6 +236,21 @@ def database_file(engine: Engine) -> Path | None:
     return Path(name)
 
 
+def url_for_another_process(engine: Engine) -> URL | None:
+    """The URL another process opens this very database with (a run's worker processes, which
+    read their batches themselves): a SQLite file by its absolute path, so a process with
+    another working directory finds the same file; None for a SQLite database in memory, which
+    no other process can open."""
+    if engine.dialect.name != "sqlite":
+        return engine.url
+    file = database_file(engine)
+    if file is None:
+        return None
+    if engine.url.query.get("uri"):  # a file: URI names its file in its own syntax; passed as is
+        return engine.url
+    return engine.url.set(database=str(file.resolve()))
+
+
 def database_size_bytes(engine: Engine) -> int | None:
     """How big the database is now, for the storage-increase estimate; None where unknown."""
     file = database_file(engine)
@@ -368,31 +384,43 @@ def fetch_dicts(connection: Connection, query: sa.Select[Any]) -> list[dict[str,
     from its statement cache) and the rows are taken from the driver's cursor, each value
     through the result processor SQLAlchemy itself would apply to that column as the cursor
     describes it (a boolean's on SQLite, say, or a float's as Decimal on PostgreSQL)."""
-    return [row for rows in fetch_dict_batches(connection, query, None) for row in rows]
-
-
-def fetch_dict_batches(
-    connection: Connection, query: sa.Select[Any], size: int | None
-) -> Iterator[list[dict[str, Any]]]:
-    """:func:`fetch_dicts` ``size`` rows at a time (None: all at once), streamed (a server-side
-    cursor on PostgreSQL): what reads a whole table (the backup's read-back) without holding it."""
     keys = list(query.selected_columns.keys())
-    if size is not None and connection.dialect.supports_server_side_cursors:
-        # SQLAlchemy's buffer over a server-side cursor holds rows read ahead of the cursor's
-        # position: its rows (result processors applied), each as a dict.
-        streamed = connection.execution_options(yield_per=size).execute(query)
-        for part in streamed.partitions(size):
-            yield [dict(zip(keys, row, strict=True)) for row in part]
-        return
     result = connection.execute(query)
-    processors = _result_processors(result, query)
     try:
-        while rows := (result.cursor.fetchall() if size is None else result.cursor.fetchmany(size)):
-            yield [dict(zip(keys, row, strict=True)) for row in _processed(rows, processors)]
-            if size is None:
-                return
+        rows = _processed(result.cursor.fetchall(), _result_processors(result, query))
     finally:
         result.close()
+    return [dict(zip(keys, row, strict=True)) for row in rows]
+
+
+def key_windows(
+    engine: Engine,
+    next_keys: Callable[[tuple[Any, ...] | None], sa.Select[Any]],
+    reading: Callable[[Callable[[], list[tuple[Any, ...]]]], list[tuple[Any, ...]]] | None = None,
+) -> Iterator[tuple[tuple[Any, ...], tuple[Any, ...]]]:
+    """The first and last key of each window of keys ``next_keys(after)`` selects (the next
+    keys after the key ``after``, in key order; None: from the first), until it selects none:
+    windows that cover every key it selects, no two overlapping. What a reader of the rows in
+    another process is given instead of the rows (a window, read there by key range).
+    ``reading`` runs each read (under a retry policy, say)."""
+
+    def read(after: tuple[Any, ...] | None) -> list[tuple[Any, ...]]:
+        with engine.connect() as connection:
+            return fetch_tuples(connection, next_keys(after))
+
+    after: tuple[Any, ...] | None = None
+    last: tuple[tuple[Any, ...], tuple[Any, ...]] | None = None
+    while True:
+        window = read(after) if reading is None else reading(partial(read, after))
+        if not window:
+            return
+        if window[0] == after or (window[0], window[-1]) == last:
+            # A key bound in a type that does not compare as it is stored would give the same
+            # window again and again (see TableAccess.bound_key): fail, never loop.
+            raise RuntimeError("The next window of keys did not start after the last one.")
+        after = window[-1]
+        last = (window[0], after)
+        yield last
 
 
 def fetch_tuples(connection: Connection, query: sa.Select[Any]) -> list[tuple[Any, ...]]:
