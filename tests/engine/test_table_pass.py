@@ -13,7 +13,7 @@ from tui_migrator.engine.batch_source import Batch
 from tui_migrator.engine.batches import BatchResult
 from tui_migrator.engine.control import RunControl
 from tui_migrator.engine.progress import RunMeter
-from tui_migrator.engine.table_pass import RESUME_KEY_EVERY, Key, PassSource, TablePass
+from tui_migrator.engine.table_pass import RESUME_KEY_EVERY, Key, PassSource, TablePass, slots_for
 
 BATCHES = RESUME_KEY_EVERY + 4
 
@@ -108,3 +108,41 @@ def test_a_pass_with_nothing_to_do_saves_nothing() -> None:
     )
     asyncio.run(pass_.run(None))
     assert saved == []
+
+
+class Claimed(Source):
+    batches_hold_row_locks = True
+
+
+def test_keyset_batches_keep_two_per_worker_in_flight_and_claimed_batches_what_was_asked() -> None:
+    # Keyset batches (SQLite): the workers seal the next ones while the last is written.
+    assert slots_for(cast(PassSource, Source()), 2, 4) == 4
+    assert slots_for(cast(PassSource, Source()), 6, 4) == 6
+    assert slots_for(cast(PassSource, Source()), 1, 1) == 1  # no workers: one at a time
+    # Claimed batches hold row locks from their read to their commit: never more than asked.
+    assert slots_for(cast(PassSource, Claimed()), 2, 4) == 2
+
+
+def test_a_pass_has_as_many_batches_in_flight_as_its_slots() -> None:
+    class Gated(Source):
+        """Each batch waits until four are in flight at once (or the pass could never have four)."""
+
+        def __init__(self) -> None:
+            super().__init__(batches=4)
+            self.inside = threading.Barrier(4, timeout=30)
+
+        def process(self, batch: Batch) -> BatchResult:
+            self.inside.wait()
+            return super().process(batch)
+
+    source = Gated()
+    slots = slots_for(cast(PassSource, source), 2, 4)
+    table_pass = TablePass(
+        cast(PassSource, source),
+        cast(RunControl, Control()),
+        cast(RunMeter, Meter()),
+        slots,
+        lambda _key: None,
+    )
+    asyncio.run(table_pass.run(None))
+    assert source.all_processed.is_set()

@@ -36,7 +36,7 @@ from tui_migrator.engine.cpu_pool import BatchContext, CpuPool, processes_for
 from tui_migrator.engine.phase_progress import PhaseMeter
 from tui_migrator.engine.progress import RunMeter
 from tui_migrator.engine.retry import FINAL_STATE_RETRY, database_failure, with_retries
-from tui_migrator.engine.table_pass import Key, PassSource, TablePass
+from tui_migrator.engine.table_pass import Key, PassSource, TablePass, slots_for
 from tui_migrator.engine.work import MigrationWork, MigrationWorker
 from tui_migrator.storage import migration_claims, table_locks
 from tui_migrator.storage import migration_records as migrations
@@ -277,7 +277,8 @@ class MigrationRunner(MigrationWorker):
 
     async def _table_pass(self, source: PassSource, start: Key | None) -> None:
         save = partial(self._save_resume_key, source.batches.table_name)
-        await TablePass(source, self.control, self.meter, self.config.max_concurrency, save).run(start)
+        in_flight = slots_for(source, self.config.max_concurrency, self.pool.batches_in_flight)
+        await TablePass(source, self.control, self.meter, in_flight, save).run(start)
 
     def _save_resume_key(self, table: str, key: Key) -> None:
         # The resume key's column keeps its historical name, so existing databases resume.

@@ -1,4 +1,4 @@
-"""One pass over a table: batches dispatched in key order, up to ``maxConcurrency`` of them in
+"""One pass over a table: batches dispatched in key order, up to :func:`slots_for` of them in
 flight, and the table's resume key moved forward only past batches that have all committed
 (saved every RESUME_KEY_EVERY batches and at the end of the pass).
 
@@ -43,6 +43,18 @@ class PassSource(Protocol):
     def next_batch(self, *, after: Sequence[Any] | None, limit: int) -> Batch | None: ...
 
     def process(self, batch: Batch) -> BatchResult: ...
+
+
+def slots_for(source: PassSource, max_concurrency: int, per_workers: int) -> int:
+    """How many of a pass's batches may be in flight: ``maxConcurrency``, and where a batch
+    holds no row locks (keyset batches: SQLite, dry runs, rotations) at least ``per_workers``
+    (two per worker process, CpuPool.batches_in_flight), so that the workers seal the next
+    batches while the run's process writes the last one — SQLite writes one batch at a time,
+    and with one batch per worker they waited for each write. A claimed batch holds its rows
+    locked from its read to its commit: no more of those than asked for."""
+    if source.batches_hold_row_locks:
+        return max_concurrency
+    return max(max_concurrency, per_workers)
 
 
 @dataclass

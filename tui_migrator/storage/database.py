@@ -10,8 +10,9 @@ from __future__ import annotations
 import json
 import operator
 import sqlite3
+import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -136,7 +137,7 @@ def serialized_write(engine: Engine, *, durable: bool = True) -> Iterator[Connec
     state change) syncs the write-ahead log, and with it every commit before it. One sync per
     batch was a tenth of a run's time.
     """
-    with engine.connect() as connection:
+    with _writer_turn(engine), engine.connect() as connection:
         relaxed = None
         if engine.dialect.name == "sqlite":
             connection = connection.execution_options(**{_IMMEDIATE: True})
@@ -159,6 +160,26 @@ def serialized_write(engine: Engine, *, durable: bool = True) -> Iterator[Connec
                 _restore_synchronous(connection, relaxed)
         for action in connection.info.pop(_AFTER_COMMIT, None) or []:
             action()
+
+
+# One lock per SQLite database: this process's writers take turns here before SQLite's own lock.
+_WRITER_TURNS: dict[str, threading.RLock] = {}
+_WRITER_TURNS_GUARD = threading.Lock()
+
+
+def _writer_turn(engine: Engine) -> AbstractContextManager[object]:
+    """This process's turn to write to ``engine``'s SQLite database (a no-op elsewhere).
+
+    SQLite lets one writer in at a time; another that asks meanwhile is put to sleep by its busy
+    handler in steps of up to 100 ms, however soon the lock is free again. Between this
+    process's own threads (batches written while others are sealed, the heartbeat, the resume
+    key) the turn is passed at once instead, by a lock the next writer waits on. Re-entrant, so
+    a thread that writes from within its own write transaction meets SQLite's refusal as before,
+    never a deadlock. Other processes still wait in SQLite's busy handler."""
+    if engine.dialect.name != "sqlite":
+        return nullcontext()
+    with _WRITER_TURNS_GUARD:
+        return _WRITER_TURNS.setdefault(str(database_file(engine) or engine.url), threading.RLock())
 
 
 def _restore_synchronous(connection: Connection, level: int) -> None:
