@@ -53,7 +53,7 @@ def test_the_estimate_is_the_calibration_applied_to_the_rows_in_scope(tmp_path: 
 def test_worker_processes_share_the_cpu_stages_but_not_one_for_one() -> None:
     assert estimating.cpu_parallelism(1) == 1.0
     cores = os.cpu_count() or 1
-    assert estimating.cpu_parallelism(10) == (1.0 if cores < 2 else 1.0 + (min(10, cores) - 1) / 2)
+    assert estimating.cpu_parallelism(10) == (1.0 if cores < 2 else 1.0 + 0.8 * (min(10, cores) - 1))
 
 
 def test_estimate_is_measured_not_constant(tmp_path: Path) -> None:
