@@ -106,6 +106,24 @@ def test_shared_values_complete_every_parameter_set_as_if_each_had_them(engine: 
         assert names == ["z", "z", ROWS[2]["name"]]
 
 
+def test_sets_with_other_keys_give_only_the_names_asked_for(engine: sa.Engine) -> None:
+    """``names``: the sets are taken as they are (a batch's sealed rows, with keys the statement
+    does not bind), and only those names are bound, with the shared values, wherever they fall."""
+    by_driver, by_sqlalchemy = table("named_driver"), table("named_sqlalchemy")
+    at = datetime(2026, 12, 4, 15, 0, 0, 654321, tzinfo=UTC)
+    shared = {"at": at, "n": Decimal("2.5"), "resolved": True}
+    sets = [{"id": row["id"], "name": row["name"], "other": object(), "more": [1]} for row in ROWS]
+    with engine.begin() as connection:
+        for each in (by_driver, by_sqlalchemy):
+            each.create(connection)
+        DriverStatement(sa.insert(by_driver)).execute(connection, sets, shared, names=("id", "name"))
+        connection.execute(
+            sa.insert(by_sqlalchemy), [{"id": row["id"], "name": row["name"], **shared} for row in sets]
+        )
+        assert stored(connection, "named_driver") == stored(connection, "named_sqlalchemy")
+        assert len(stored(connection, "named_driver")) == len(ROWS)
+
+
 def test_a_missing_parameter_is_an_error_not_a_null(engine: sa.Engine) -> None:
     each = table("strict")
     with engine.begin() as connection:

@@ -58,8 +58,9 @@ def record(
         _PER_ROW[dialect] = DriverStatement(upsert(connection, row_metadata_table, _UPDATED))
     _PER_ROW[dialect].execute(
         connection,
-        [{name: item[name] for name in RECORDED} for item in sealed],
+        sealed,
         {"migration_id": migration_id, "table_name": table, "algorithm": ALGORITHM, "encrypted_at": at},
+        names=RECORDED,
     )
 
 
