@@ -5,6 +5,7 @@ of being put to sleep by SQLite's busy handler (which, with no wait allowed, ref
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,14 +15,19 @@ from tui_migrator.storage import database
 from tui_migrator.storage.database import create_database_engine, serialized_write
 
 
-def test_a_second_writer_of_this_process_waits_for_its_turn_not_for_sqlite(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # No busy wait at all: a writer that reached SQLite's lock while another holds it would fail.
+@pytest.fixture
+def engine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[sa.Engine]:
+    """A SQLite database whose connections do not wait at all for another writer: one that
+    reached SQLite's lock while another holds it would be refused at once."""
     monkeypatch.setattr(database, "SQLITE_BUSY_TIMEOUT_MS", 0)
     engine = create_database_engine(f"sqlite:///{tmp_path / 'turns.db'}")
     with engine.begin() as connection:
         connection.exec_driver_sql("CREATE TABLE written (writer TEXT)")
+    yield engine
+    engine.dispose()
+
+
+def test_a_second_writer_of_this_process_waits_for_its_turn_not_for_sqlite(engine: sa.Engine) -> None:
     first_writing, second_asking = threading.Event(), threading.Event()
     errors: list[BaseException] = []
 
@@ -49,18 +55,12 @@ def test_a_second_writer_of_this_process_waits_for_its_turn_not_for_sqlite(
     with engine.connect() as connection:
         rows = [row[0] for row in connection.execute(sa.text("SELECT writer FROM written ORDER BY rowid"))]
     assert rows == ["first", "second"]
-    engine.dispose()
 
 
 def test_a_writer_writing_again_from_inside_its_own_transaction_meets_sqlites_refusal_not_a_deadlock(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    engine: sa.Engine,
 ) -> None:
-    monkeypatch.setattr(database, "SQLITE_BUSY_TIMEOUT_MS", 0)
-    engine = create_database_engine(f"sqlite:///{tmp_path / 'nested.db'}")
-    with engine.begin() as connection:
-        connection.exec_driver_sql("CREATE TABLE written (writer TEXT)")
     with serialized_write(engine) as connection:
         connection.exec_driver_sql("INSERT INTO written VALUES ('outer')")
         with pytest.raises(sa.exc.OperationalError, match="locked"), serialized_write(engine) as inner:
             inner.exec_driver_sql("INSERT INTO written VALUES ('inner')")
-    engine.dispose()

@@ -185,8 +185,12 @@ def copy_window(
         with engine.connect() as connection:
             return fetch_dicts(connection, query)
 
-    rows = with_retries(retry, read, what=f"reading the rows of {access.mapped.name} to back up")
+    rows = with_retries(retry, read, what=_reading_to_back_up(access))
     return len(rows), copy_batch(context, RowShape(access.mapped), rows)
+
+
+def _reading_to_back_up(access: TableAccess) -> str:
+    return f"reading the rows of {access.mapped.name} to back up"
 
 
 def versions_of(rows: Sequence[Mapping[Any, Any]]) -> list[tuple[str, str]] | None:
@@ -312,7 +316,7 @@ def copy_and_verify(
         return pending_keys(access, organizations, after=after, limit=BACKUP_COPY_ROWS)
 
     def reading(read: Callable[[], list[tuple[Any, ...]]]) -> list[tuple[Any, ...]]:
-        return with_retries(retry, read, what=f"reading the rows of {access.mapped.name} to back up")
+        return with_retries(retry, read, what=_reading_to_back_up(access))
 
     shipped = kept(access)
     with closing(read_ahead(key_windows(engine, next_keys, reading), name="backup-read")) as ahead:

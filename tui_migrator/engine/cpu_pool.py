@@ -80,13 +80,13 @@ class CpuPool:
     def run(
         self, function: Callable[Concatenate[BatchContext, P], T], *args: P.args, **kwargs: P.kwargs
     ) -> T:
-        """``function(crypto, *args, **kwargs)`` in a worker, or here without workers."""
+        """``function(context, *args, **kwargs)`` in a worker, or here without workers."""
         return self.submit(function, *args, **kwargs).result()
 
     def submit(
         self, function: Callable[Concatenate[BatchContext, P], T], *args: P.args, **kwargs: P.kwargs
     ) -> Pending[T]:
-        """Start ``function(crypto, *args, **kwargs)`` in a worker and return at once (without
+        """Start ``function(context, *args, **kwargs)`` in a worker and return at once (without
         workers, it runs here now), so the caller can read the next batch meanwhile."""
         # Here, a kept argument is its value (in a worker, unpickling it gives the value).
         here_args: Any = [_unkept(argument) for argument in args]
