@@ -178,8 +178,11 @@ def _writer_turn(engine: Engine) -> AbstractContextManager[object]:
     never a deadlock. Other processes still wait in SQLite's busy handler."""
     if engine.dialect.name != "sqlite":
         return nullcontext()
+    file = database_file(engine)
+    # By the file's absolute path: two engines naming one file differently share its turns.
+    database = str(engine.url) if file is None else str(file.resolve())
     with _WRITER_TURNS_GUARD:
-        return _WRITER_TURNS.setdefault(str(database_file(engine) or engine.url), threading.RLock())
+        return _WRITER_TURNS.setdefault(database, threading.RLock())
 
 
 def _restore_synchronous(connection: Connection, level: int) -> None:
