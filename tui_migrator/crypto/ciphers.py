@@ -130,12 +130,18 @@ class ValueCipher:
         key = self._keyring.key_for_organization(row.organization_id, created_by=self._actor)
         place = row_place(row)
         nonces = os.urandom(NONCE_BYTES * len(cells))
-        seal, unseal, key_id, table = key.cipher.encrypt, key.cipher.decrypt, key.key_id, row.table
+        seal, unseal, key_id = key.cipher.encrypt, key.cipher.decrypt, key.key_id
+        prefixes = _column_prefixes(key_id, row.table)
         head = token_head(key_id)
-        tokens, encoded, nonce_texts = [], [], []
-        for index, (column, plain) in enumerate(cells):
-            nonce = nonces[index * NONCE_BYTES : (index + 1) * NONCE_BYTES]
-            associated = associated_prefix(TOKEN_VERSION, key_id, table, column) + place
+        tokens, nonce_texts = [], []
+        start = 0
+        for column, plain in cells:
+            nonce = nonces[start : start + NONCE_BYTES]
+            start += NONCE_BYTES
+            prefix = prefixes.get(column)
+            if prefix is None:
+                prefix = prefixes[column] = associated_prefix(TOKEN_VERSION, key_id, row.table, column)
+            associated = prefix + place
             sealed = seal(nonce, plain, associated)
             # Opened at once, as it must open for ever: what lets verification find the token
             # unchanged in the row afterwards instead of opening it again (engine.verification).
@@ -146,8 +152,7 @@ class ValueCipher:
             payload = token_payload(nonce + sealed)
             tokens.append(head + payload)
             nonce_texts.append(payload[:NONCE_TEXT])
-            encoded.append(plain)
-        return SealedValues(tokens, encoded, nonce_texts, key_id)
+        return SealedValues(tokens, [plain for _column, plain in cells], nonce_texts, key_id)
 
     def decrypt(self, token_text: str, context: RowContext) -> Any:
         """The original value of a token read at ``context``."""
@@ -263,11 +268,7 @@ class ValueCipher:
         # name made once (this runs for every row sealed or verified).
         message = _row_message(_cells_head(table), key, organization, packed_key)
         for name in sorted(cells):
-            encoded = cells[name]
-            size = len(encoded)
-            name_part, name_size = _cell_name(name)
-            # pack(name, pack(encoded)): its length, the packed name, then 4 + size and size.
-            message += (_LENGTH(name_size + size), name_part, _TWO_LENGTHS(4 + size, size), encoded)
+            message += _value_part(name, cells[name])
         return hmac.digest(self._digest_key, b"".join(message), "sha256").hex()
 
     def digest_tokens(
@@ -286,10 +287,30 @@ class ValueCipher:
         ``packed_key``: ``key`` packed already (pack_values), where the caller has it."""
         message = _row_message(_tokens_head(table), key, organization, packed_key)
         for name in sorted(tokens):
-            token = tokens[name].encode()
-            name_part, _size = _cell_name(name)
-            message += (name_part, _LENGTH(len(token)), token)
+            message += _token_part(name, tokens[name])
         return hmac.digest(self._digest_key, b"".join(message), "sha256").hex()
+
+    def digest_sealed(
+        self,
+        table: str,
+        packed_key: bytes,
+        organization: str | None,
+        cells: Sequence[tuple[str, bytes, str]],
+    ) -> tuple[str, str]:
+        """Both digests a row's metadata records of cells just sealed (column, the encoded value,
+        its token; sorted by column), in one pass: :meth:`digest_encoded_cells` of the values
+        and :meth:`digest_tokens` of the tokens, byte for byte the same. ``packed_key``: the
+        row's key packed (pack_values)."""
+        values = _row_message(_cells_head(table), (), organization, packed_key)
+        tokens = _row_message(_tokens_head(table), (), organization, packed_key)
+        for name, encoded, token in cells:
+            values += _value_part(name, encoded)
+            tokens += _token_part(name, token)
+        digest_key = self._digest_key
+        return (
+            hmac.digest(digest_key, b"".join(values), "sha256").hex(),
+            hmac.digest(digest_key, b"".join(tokens), "sha256").hex(),
+        )
 
     def key_id_for(self, organization: str) -> str:
         return self._keyring.key_for_organization(organization, created_by=self._actor).key_id
@@ -417,6 +438,13 @@ def associated_prefix(version: int, key_id: str, table: str, column: str) -> byt
 
 
 @lru_cache(maxsize=1024)
+def _column_prefixes(key_id: str, table: str) -> dict[str, bytes]:
+    """The associated-data prefix of each column of ``table`` under key ``key_id``, filled in
+    as columns are first sealed (a lookup per value instead of a cached call)."""
+    return {}
+
+
+@lru_cache(maxsize=1024)
 def _cells_head(table: str) -> bytes:
     """The start of a cells digest's message: pack's parts for its version and ``table``."""
     return pack(b"tm-cells/v2", table.encode())
@@ -462,6 +490,21 @@ def _cell_name(name: str) -> tuple[bytes, int]:
 
 
 _TWO_LENGTHS = struct.Struct(">II").pack
+
+
+def _value_part(name: str, encoded: bytes) -> tuple[bytes, ...]:
+    """One cell's part of a cells digest's message: pack(name, pack(encoded)) written out flat
+    (its length, the packed name, then 4 + size and size, then the bytes)."""
+    name_part, name_size = _cell_name(name)
+    size = len(encoded)
+    return (_LENGTH(name_size + size), name_part, _TWO_LENGTHS(4 + size, size), encoded)
+
+
+def _token_part(name: str, token: str) -> tuple[bytes, ...]:
+    """One cell's part of a tokens digest's message: the packed name, then the token's text
+    after its length."""
+    token_bytes = token.encode()
+    return (_cell_name(name)[0], _LENGTH(len(token_bytes)), token_bytes)
 
 
 def row_place(row: RowContext) -> bytes:

@@ -28,7 +28,7 @@ from sqlalchemy.exc import DBAPIError
 
 from tui_migrator.common.errors import DecryptionFailed
 from tui_migrator.crypto.ciphers import RowSealer, ValueCipher
-from tui_migrator.crypto.codec import UnsupportedValue, encode_key, encode_value
+from tui_migrator.crypto.codec import UnsupportedValue, encode_key, encode_keys, encode_value
 from tui_migrator.crypto.keys import MasterKey
 from tui_migrator.engine import backup
 from tui_migrator.engine.cpu_pool import BatchContext, CpuPool
@@ -433,23 +433,26 @@ def seal_batch(
             backup_entry = None
             if sealer is not None and not row.get(BACKED_UP):
                 backup_entry = backup.backup_entry(shape, key, values, sealer)
-            cells = SealedCells(result.nonces)
             parameters = result.parameters
             parameters.update(zip(guard_names, values, strict=True))
+            # Each sealed cell as its row metadata records it, by column: its encoded value
+            # and token (both digests) and its token's nonce (the cells it names).
+            cells = sorted([(name, result.encoded[name], token) for name, token in result.tokens.items()])
+            digest, tokens_digest = cipher.digest_sealed(
+                mapped.name, context.packed_key(), organization, cells
+            )
             sealed.append(
                 {
                     "index": index,
                     "parameters": parameters,
-                    "row_key": encode_key(key),
-                    "digest": cells.digest_encoded(
-                        cipher, mapped.name, key, organization, result.encoded, packed_key=context.key_bytes
+                    "row_key": key,  # encoded below, the batch's keys at once
+                    "digest": digest,
+                    "sealed_columns": SealedCells.metadata_of(
+                        [(name, result.nonces[name]) for name, _encoded, _token in cells]
                     ),
-                    "sealed_columns": cells.to_metadata(),
                     # Of the tokens, each opened as it was sealed: verification finds them
                     # unchanged with it.
-                    "tokens_digest": cells.digest_tokens(
-                        cipher, mapped.name, key, organization, result.tokens, packed_key=context.key_bytes
-                    ),
+                    "tokens_digest": tokens_digest,
                     # What the run's process still needs of the sealing: the tokens by column
                     # (the originals are in the row it holds). No SealedRow object, nor the
                     # bytes and nonces recorded above: a third of the time to send a batch back.
@@ -465,6 +468,8 @@ def seal_batch(
         except (RecordRefused, UnsupportedValue, DecryptionFailed) as error:
             key = key_of(shape, row)
             failures.append((encode_key(key), shown_key(key), _reason(error)))
+    for item, row_key in zip(sealed, encode_keys([item["row_key"] for item in sealed]), strict=True):
+        item["row_key"] = row_key
     return sealed, failures
 
 

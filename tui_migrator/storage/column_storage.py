@@ -20,7 +20,7 @@ import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -399,23 +399,22 @@ def _row_context(access: Shaped, row: StoredRow, key: tuple[Any, ...]) -> RowCon
     return RowContext(access.mapped.name, "", key, organization, pack_values(key))
 
 
-@dataclass(frozen=True)
-class SealedRow:
+class SealedRow(NamedTuple):
     """What sealing one row produced: the UPDATE's parameters, and for each column it sealed
-    the original value and the token that replaced it."""
+    the original value and the token that replaced it. (A tuple: one is made per row sealed.)"""
 
     parameters: dict[str, Any]
     originals: dict[str, Any]
     tokens: dict[str, str]
     # Each sealed value as encoded: the bytes its token seals (what the row's digest digests).
-    encoded: dict[str, bytes] = field(default_factory=dict)
+    encoded: dict[str, bytes]
     # Each sealed column's token's nonce text (what the row metadata records of it).
-    nonces: dict[str, str] = field(default_factory=dict)
+    nonces: dict[str, str]
     # Where the tokens are bound: the row's key and organization; and the id of their key.
-    context: RowContext | None = None
-    key_id: str = ""
+    context: RowContext
+    key_id: str
     # Whether the row held a token already, in a cell it kept (sealed in an earlier pass).
-    held_tokens: bool = False
+    held_tokens: bool
 
 
 def seal_row(access: Shaped, row: StoredRow, cipher: ValueCipher) -> SealedRow | None:
@@ -431,7 +430,7 @@ def seal_row(access: Shaped, row: StoredRow, cipher: ValueCipher) -> SealedRow |
     parameters = _key_parameters(key)
     plaintext: list[tuple[str, Any]] = []
     companions: dict[str, str] = {}
-    kept: list[ResolvedColumn] = []
+    held_tokens = False
     for column in access.mapped.columns:
         name, companion = column.name, column.companion
         stored = row[name]
@@ -440,32 +439,30 @@ def seal_row(access: Shaped, row: StoredRow, cipher: ValueCipher) -> SealedRow |
             if companion is not None:
                 companions[name] = companion
             continue
-        kept.append(column)
         parameters[name] = stored
         if companion is not None:
             parameters[companion] = row.get(companion)
+        # A cell it seals holds plaintext, never a token (see cell_token): only a kept one
+        # can, and a NULL one without a companion never does.
+        if not held_tokens and (stored is not None or companion is not None):
+            held_tokens = cell_token(column, row) is not None
     if not plaintext:
         return None
     context = _row_context(access, row, key)
     sealed = cipher.seal_cells(context, plaintext)
-    for (name, _stored), token in zip(plaintext, sealed.tokens, strict=True):
-        companion = companions.get(name)
+    tokens, encoded, nonces = {}, {}, {}
+    for (name, _stored), token, plain, nonce in zip(
+        plaintext, sealed.tokens, sealed.encoded, sealed.nonces, strict=True
+    ):
+        tokens[name], encoded[name], nonces[name] = token, plain, nonce
+        companion = companions.get(name) if companions else None
         if companion is None:
             parameters[name] = token
         else:
             parameters[name] = None
             parameters[companion] = token
-    names = [name for name, _stored in plaintext]
     return SealedRow(
-        parameters,
-        dict(plaintext),
-        dict(zip(names, sealed.tokens, strict=True)),
-        dict(zip(names, sealed.encoded, strict=True)),
-        dict(zip(names, sealed.nonces, strict=True)),
-        context,
-        sealed.key_id,
-        # A cell it seals holds plaintext, never a token (see cell_token): only a kept one can.
-        held_tokens=any(cell_token(column, row) is not None for column in kept),
+        parameters, dict(plaintext), tokens, encoded, nonces, context, sealed.key_id, held_tokens
     )
 
 

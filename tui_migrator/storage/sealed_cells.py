@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -54,12 +54,17 @@ class SealedCells:
         gives, written out (one per row sealed), as a nonce is base64url text that JSON never
         escapes. Anything else (a version-1 None, a nonce read from a damaged token) goes
         through json.dumps."""
-        items = sorted(self.nonces.items())
+        return self.metadata_of(sorted(self.nonces.items()))
+
+    @staticmethod
+    def metadata_of(items: Sequence[tuple[str, str | None]]) -> str:
+        """:meth:`to_metadata` of the nonces by column given as (column, nonce), sorted by
+        column (what sealing a row has at hand)."""
         nonces = [nonce for _column, nonce in items if nonce is not None]
         # One match over them all: each is plain where their concatenation is (one class of
         # characters); a None among them leaves them to json.dumps.
         if len(nonces) < len(items) or not _PLAIN_NONCE.fullmatch("".join(nonces)):
-            return json.dumps(dict(self.nonces), sort_keys=True, separators=(",", ":"))
+            return json.dumps(dict(items), sort_keys=True, separators=(",", ":"))
         return "{" + ",".join([f'{_json_name(column)}:"{nonce}"' for column, nonce in items]) + "}"
 
     @property
