@@ -11,6 +11,7 @@ import json
 import operator
 import sqlite3
 import threading
+import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
@@ -165,6 +166,7 @@ def serialized_write(engine: Engine, *, durable: bool = True) -> Iterator[Connec
 # One lock per SQLite database: this process's writers take turns here before SQLite's own lock.
 _WRITER_TURNS: dict[str, threading.RLock] = {}
 _WRITER_TURNS_GUARD = threading.Lock()
+_ENGINE_TURNS: weakref.WeakKeyDictionary[Engine, threading.RLock] = weakref.WeakKeyDictionary()
 
 
 def _writer_turn(engine: Engine) -> AbstractContextManager[object]:
@@ -178,11 +180,15 @@ def _writer_turn(engine: Engine) -> AbstractContextManager[object]:
     never a deadlock. Other processes still wait in SQLite's busy handler."""
     if engine.dialect.name != "sqlite":
         return nullcontext()
-    file = database_file(engine)
-    # By the file's absolute path: two engines naming one file differently share its turns.
-    database = str(engine.url) if file is None else str(file.resolve())
-    with _WRITER_TURNS_GUARD:
-        return _WRITER_TURNS.setdefault(database, threading.RLock())
+    turn = _ENGINE_TURNS.get(engine)
+    if turn is None:
+        file = database_file(engine)
+        # By the file's absolute path: two engines naming one file differently share its turns.
+        # Resolved once per engine (its connections keep the file they opened).
+        database = str(engine.url) if file is None else str(file.resolve())
+        with _WRITER_TURNS_GUARD:
+            turn = _ENGINE_TURNS[engine] = _WRITER_TURNS.setdefault(database, threading.RLock())
+    return turn
 
 
 def _restore_synchronous(connection: Connection, level: int) -> None:
@@ -425,10 +431,18 @@ def fetch_dicts(connection: Connection, query: sa.Select[Any]) -> list[dict[str,
     keys = list(query.selected_columns.keys())
     result = connection.execute(query)
     try:
-        rows = _processed(result.cursor.fetchall(), _result_processors(result, query))
+        rows = result.cursor.fetchall()
+        processors = _result_processors(result, query)
     finally:
         result.close()
-    return [dict(zip(keys, row, strict=True)) for row in rows]
+    dicts = [dict(zip(keys, row, strict=True)) for row in rows]
+    # The few columns with a processor (a batch's backed-up flag, say) are mended in the dicts:
+    # one assignment per row for each, where going through every value cost a pass over all.
+    for key, processor in zip(keys, processors, strict=True):
+        if processor is not None:
+            for values in dicts:
+                values[key] = processor(values[key])
+    return dicts
 
 
 def key_windows(
