@@ -255,7 +255,12 @@ def text_rows(name: str, columns: Sequence[str]) -> TableValuedAlias:
 
 def text_rows_value(rows: Sequence[Mapping[str, str | None]]) -> str:
     """The parameter of :func:`text_rows` for ``rows`` (each a mapping of its columns)."""
-    return json.dumps(rows, separators=(",", ":"))
+    return _TEXT_ROWS_JSON.encode(rows)
+
+
+# A batch's rows are a list of flat mappings of text: nothing in them can refer to itself, so
+# the check for that (a dict entry per container) is left out — a quarter of the encoding time.
+_TEXT_ROWS_JSON = json.JSONEncoder(separators=(",", ":"), check_circular=False)
 
 
 def database_file(engine: Engine) -> Path | None:
