@@ -443,6 +443,7 @@ def fetch_dicts(connection: Connection, query: sa.Select[Any]) -> list[dict[str,
     dicts = [dict(zip(keys, row, strict=True)) for row in rows]
     # The few columns with a processor (a batch's backed-up flag, say) are mended in the dicts:
     # one assignment per row for each, where going through every value cost a pass over all.
+    # (A select's keys are unique: SQLAlchemy names a second column of one name ``name_1``.)
     for key, processor in zip(keys, processors, strict=True):
         if processor is not None:
             for values in dicts:
