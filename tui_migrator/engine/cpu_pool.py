@@ -30,6 +30,7 @@ from typing import Any, Concatenate, Generic, ParamSpec, TypeVar, cast
 from sqlalchemy.engine import URL, Engine
 
 from tui_migrator.crypto.ciphers import KeyNotGiven, RowSealer, ValueCipher, WorkerKeys
+from tui_migrator.engine.collection_pace import pace_this_process
 from tui_migrator.storage.database import create_database_engine, url_for_another_process
 
 P = ParamSpec("P")
@@ -199,6 +200,7 @@ _worker_context: BatchContext | None = None
 
 def _start_worker(keys: WorkerKeys, database: URL | None) -> None:
     global _worker_context
+    pace_this_process()
     # The engine connects on first use only: a worker that only seals never opens a connection.
     engine = None if database is None else create_database_engine(database)
     _worker_context = BatchContext(keys.cipher(), keys.sealer(), engine)

@@ -29,6 +29,7 @@ from tui_migrator.crypto.codec import encode_key
 from tui_migrator.crypto.keys import MasterKey
 from tui_migrator.engine import backup, batch_size, calibration_shadow, cpu_pool, verification
 from tui_migrator.engine.batches import BACKED_UP, RowsChanged, TableBatches
+from tui_migrator.engine.collection_pace import paced
 from tui_migrator.engine.cpu_pool import BatchContext
 from tui_migrator.engine.scope import MigrationScope, TableScope
 from tui_migrator.storage import row_metadata
@@ -77,6 +78,7 @@ class Calibration:
         }
 
 
+@paced
 def calibrate(
     engine: Engine,
     scope: MigrationScope,

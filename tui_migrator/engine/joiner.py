@@ -25,6 +25,7 @@ from sqlalchemy.engine import Engine
 from tui_migrator.common.errors import BadInput
 from tui_migrator.engine import batch_size
 from tui_migrator.engine.batch_source import ClaimedSource, row_locks_supported
+from tui_migrator.engine.collection_pace import paced
 from tui_migrator.engine.work import MigrationWork, MigrationWorker
 from tui_migrator.storage import migration_claims
 from tui_migrator.storage import migration_records as migrations
@@ -97,6 +98,7 @@ class JoiningWorker(MigrationWorker):
         self.summary = JoinSummary(work.migration_id, migrations.worker_identity())
         self._checked_at = 0.0
 
+    @paced
     def run(self) -> JoinSummary:
         record = migrations.get(self.engine, self.migration_id)
         refuse_unless_joinable(self.engine, record)

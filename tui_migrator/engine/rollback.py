@@ -24,6 +24,7 @@ from tui_migrator.common.errors import DecryptionFailed, OperationFailed
 from tui_migrator.crypto.ciphers import RowContext, RowSealer, ValueCipher
 from tui_migrator.crypto.codec import encode_keys
 from tui_migrator.engine import backup
+from tui_migrator.engine.collection_pace import paced
 from tui_migrator.storage import migration_claims, row_metadata
 from tui_migrator.storage import migration_records as migrations
 from tui_migrator.storage.column_storage import (
@@ -71,6 +72,7 @@ class RollbackResult:
         }
 
 
+@paced
 def roll_back(
     engine: Engine,
     record: MigrationRecord,

@@ -31,6 +31,7 @@ from tui_migrator.crypto.codec import decode_key, encode_key
 from tui_migrator.engine import backup, verification
 from tui_migrator.engine.batch_source import BatchSource, source_for
 from tui_migrator.engine.batches import TableBatches
+from tui_migrator.engine.collection_pace import paced
 from tui_migrator.engine.control import RunControl, Stop
 from tui_migrator.engine.cpu_pool import BatchContext, CpuPool, processes_for
 from tui_migrator.engine.phase_progress import PhaseMeter
@@ -87,6 +88,7 @@ class MigrationRunner(MigrationWorker):
 
     # -- entry -----------------------------------------------------------------------------
 
+    @paced
     def run(self) -> MigrationRecord:
         """Run to a final state (completed, failed, cancelled) and return the record."""
         claim = migration_claims.claim_for_run(self.engine, self.migration_id, self.worker_name)
