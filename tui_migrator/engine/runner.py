@@ -20,7 +20,6 @@ from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import Any
 
-import sqlalchemy as sa
 from sqlalchemy.exc import DBAPIError
 
 from tui_migrator.common.errors import MigratorError, OperationFailed
@@ -37,6 +36,7 @@ from tui_migrator.engine.cpu_pool import BatchContext, CpuPool, processes_for
 from tui_migrator.engine.phase_progress import PhaseMeter
 from tui_migrator.engine.progress import RunMeter
 from tui_migrator.engine.retry import FINAL_STATE_RETRY, database_failure, with_retries
+from tui_migrator.engine.scope import pending_count
 from tui_migrator.engine.table_pass import Key, PassSource, TablePass, slots_for
 from tui_migrator.engine.work import MigrationWork, MigrationWorker
 from tui_migrator.storage import migration_claims, table_locks
@@ -274,13 +274,18 @@ class MigrationRunner(MigrationWorker):
                     self._has_work_left, source.batches, retried=catch_up > 0
                 ):
                     break
-                await self._table_pass(source.finishing(), None)
+                # A catch-up pass reads from the table's first key and waits for rows other
+                # workers hold: one that found no batch saw no row left (counting them again
+                # would scan the whole table a second time to say so).
+                if not await self._table_pass(source.finishing(), None):
+                    break
             await asyncio.to_thread(self.update_table, progress.name, done=True)
 
-    async def _table_pass(self, source: PassSource, start: Key | None) -> None:
+    async def _table_pass(self, source: PassSource, start: Key | None) -> int:
+        """One pass over the table from ``start``; how many batches it found."""
         save = partial(self._save_resume_key, source.batches.table_name)
         in_flight = slots_for(source, self.config.max_concurrency, self.pool.batches_in_flight)
-        await TablePass(source, self.control, self.meter, in_flight, save).run(start)
+        return await TablePass(source, self.control, self.meter, in_flight, save).run(start)
 
     def _save_resume_key(self, table: str, key: Key) -> None:
         # The resume key's column keeps its historical name, so existing databases resume.
@@ -332,13 +337,8 @@ class MigrationRunner(MigrationWorker):
 
         def count_pending() -> int:
             with self.engine.connect() as connection:
-                return int(
-                    connection.execute(
-                        sa.select(sa.func.count()).select_from(
-                            batches.pending_query(after=None, limit=None).subquery()
-                        )
-                    ).scalar_one()
-                )
+                query = pending_count(batches.access, batches.organizations)
+                return int(connection.execute(query).scalar_one())
 
         return self.retrying(count_pending, what=f"counting rows left in {batches.table_name}")
 

@@ -108,6 +108,17 @@ def pending_rows(
     return query
 
 
+def pending_count(access: TableAccess, organizations: tuple[str, ...] | None) -> sa.Select[Any]:
+    """How many rows :func:`pending_rows` selects: the conditions alone, none of the columns a
+    batch reads with each row (its version, whether it is backed up), which a count would
+    otherwise compute for every row it counts."""
+    return (
+        sa.select(sa.func.count())
+        .select_from(access.table)
+        .where(pending_condition(access), organization_condition(access, organizations))
+    )
+
+
 def pending_keys(
     access: TableAccess, organizations: tuple[str, ...] | None, *, after: Sequence[Any] | None, limit: int
 ) -> sa.Select[Any]:

@@ -105,9 +105,10 @@ class TablePass:
     # The latest resume key, and how many batches it passed (see ResumeKeys.passed).
     _latest: tuple[int, Key] = field(default=(0, ()), init=False, repr=False)
 
-    async def run(self, start: Sequence[Any] | None) -> None:
+    async def run(self, start: Sequence[Any] | None) -> int:
         """Dispatch until the source has no batch left; the first failure is raised once every
-        batch in flight has finished, so none is left half-done."""
+        batch in flight has finished, so none is left half-done. Returns how many batches it
+        dispatched."""
         slots = asyncio.Semaphore(self.max_in_flight)
         in_flight: set[asyncio.Task[None]] = set()
         resume_keys = ResumeKeys()
@@ -146,6 +147,7 @@ class TablePass:
         if failures:
             raise failures[0]
         await self._save_latest_resume_key()  # the pass's last key
+        return resume_keys.passed
 
     async def _read(self, after: Sequence[Any] | None) -> Batch | None:
         return await asyncio.to_thread(self.source.next_batch, after=after, limit=self.meter.batch_size)
