@@ -31,7 +31,7 @@ from tui_migrator.engine import backup, batch_size, calibration_shadow, cpu_pool
 from tui_migrator.engine.batches import BACKED_UP, RowsChanged, TableBatches
 from tui_migrator.engine.collection_pace import paced
 from tui_migrator.engine.cpu_pool import BatchContext
-from tui_migrator.engine.scope import MigrationScope, TableScope
+from tui_migrator.engine.scope import MigrationScope, TableScope, pending_count
 from tui_migrator.storage import row_metadata
 from tui_migrator.storage.column_storage import ROW_VERSION, RowShape, TableAccess, key_of
 from tui_migrator.storage.database import fetch_tuples, serialized_write
@@ -149,12 +149,11 @@ def _calibrate_table(
                 started = time.perf_counter()
                 list(connection.execute(read).mappings())
                 _add(calibration.seconds_by_stage, stage, started, share=share)
-            # Scans whose cost grows with the table, not the sample: the engine counts the rows
-            # still holding plaintext once after encrypting a table and once when verifying it.
+            # Scans whose cost grows with the table, not the sample: the engine looks for rows
+            # still holding plaintext once after encrypting a table (a count, or a catch-up
+            # pass that finds none) and counts them once when verifying it.
             started = time.perf_counter()
-            connection.execute(
-                sa.select(sa.func.count()).select_from(query.limit(None).subquery())
-            ).scalar_one()
+            connection.execute(pending_count(table.access, table.organizations)).scalar_one()
             calibration.fixed_seconds += 2 * (time.perf_counter() - started)
             # From here the table's name finds the shadow: the sample, with its companions.
             shadow = calibration_shadow.shadow(connection, table.access, rows)

@@ -27,7 +27,7 @@ from tui_migrator.engine.cpu_pool import BatchContext, CpuPool, Pending, kept
 from tui_migrator.engine.phase_progress import PhaseMeter
 from tui_migrator.engine.read_ahead import read_ahead
 from tui_migrator.engine.rotation import rotation_condition
-from tui_migrator.engine.scope import organization_condition, pending_condition
+from tui_migrator.engine.scope import organization_condition, pending_condition, pending_count
 from tui_migrator.storage import row_metadata
 from tui_migrator.storage.column_storage import (
     RecordRefused,
@@ -222,11 +222,7 @@ def verify_migration(
     for progress, access in zip(record.tables, accesses, strict=True):
         verify_table(engine, record.id, access, pool, organizations, result, meter)
         with engine.connect() as connection:
-            pending = connection.execute(
-                sa.select(sa.func.count())
-                .select_from(access.table)
-                .where(pending_condition(access), organization_condition(access, organizations))
-            ).scalar_one()
+            pending = connection.execute(pending_count(access, organizations)).scalar_one()
         failed = failed_by_table.get(progress.name, 0)
         result.failed_rows += failed
         left = max(0, pending - failed)
