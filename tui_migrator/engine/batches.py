@@ -321,13 +321,26 @@ class TableBatches:
                     batch = batch_parameters(self.access, [(item["row"], item["tokens"]) for item in sealed])
                     updated = connection.execute(by_version, batch).rowcount
                 else:
-                    updated = self._update_many.execute(connection, [item["parameters"] for item in sealed])
+                    updated = self._update_many.execute(connection, self._guarded_parameters(sealed))
         except DBAPIError as error:
             if not is_row_refusal(error):
                 raise
             updated = self._update_one_by_one(connection, sealed, failures)
         if updated != len(sealed):
             raise RowsChanged
+
+    def _guarded_parameters(self, sealed: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The guarded UPDATE's parameters of each sealed row: what sealing gave (its tokens and
+        key) and the values the row was read with, which the UPDATE must still find there.
+        Those are taken here, from the row this process holds: sent back from the worker that
+        sealed the row, they were over half the time to send a sealed batch (a claimed batch's
+        UPDATE, which finds its rows by their versions, never needs them)."""
+        names = _guard_names(len(self.access.mapped.columns))
+        columns = [column.name for column in self.access.mapped.columns]
+        return [
+            {**item["parameters"], **dict(zip(names, [item["row"][name] for name in columns], strict=True))}
+            for item in sealed
+        ]
 
     def _statement(self, name: str, build: Callable[[], sa.Insert]) -> DriverStatement:
         if name not in self._dialect_statements:
@@ -338,10 +351,10 @@ class TableBatches:
         self, connection: sa.Connection, sealed: list[dict[str, Any]], failures: list[Failure]
     ) -> int:
         written, updated = [], 0
-        for item in sealed:
+        for item, parameters in zip(sealed, self._guarded_parameters(sealed), strict=True):
             try:
                 with connection.begin_nested():
-                    updated += connection.execute(self._update, item["parameters"]).rowcount
+                    updated += connection.execute(self._update, parameters).rowcount
             except DBAPIError as error:
                 if not is_row_refusal(error):
                     raise
@@ -419,14 +432,14 @@ def seal_batch(
     dry_run: bool,
     with_backups: bool,
 ) -> tuple[list[dict[str, Any]], list[Failure]]:
-    """Seal one batch: for each row holding plaintext, the guarded UPDATE's parameters, the
+    """Seal one batch: for each row holding plaintext, the UPDATE's parameters (its tokens and
+    key; the guard is added where the batch is written, see _guarded_parameters), the
     digest and cells its row metadata records, its organization's key id and (``with_backups``,
     for a row not backed up yet) its sealed backup; for each row that cannot be sealed, why.
     A batch function (engine/cpu_pool.py): it runs in a worker process or in the run's own."""
     sealed: list[dict[str, Any]] = []
     failures: list[Failure] = []
     mapped, cipher = shape.mapped, crypto.cipher
-    guard_names = _guard_names(len(mapped.columns))
     sealer = crypto.sealer if with_backups else None
     for index, row in enumerate(rows):
         try:
@@ -437,12 +450,9 @@ def seal_batch(
             key, organization = context.primary_key, context.organization_id
             if dry_run:
                 _prove_round_trip(shape, row, result, cipher)
-            values = backup.row_values(shape, row)
             backup_entry = None
             if sealer is not None and not row.get(BACKED_UP):
-                backup_entry = backup.backup_entry(shape, key, values, sealer)
-            parameters = result.parameters
-            parameters.update(zip(guard_names, values, strict=True))
+                backup_entry = backup.backup_entry(shape, key, backup.row_values(shape, row), sealer)
             # Each sealed cell as its row metadata records it, by column: its encoded value
             # and token (both digests) and its token's nonce (the cells it names).
             cells = sorted([(name, result.encoded[name], token) for name, token in result.tokens.items()])
@@ -452,7 +462,8 @@ def seal_batch(
             sealed.append(
                 {
                     "index": index,
-                    "parameters": parameters,
+                    # Without the guard: the run's process adds the values it read.
+                    "parameters": result.parameters,
                     "row_key": key,  # encoded below, the batch's keys at once
                     "digest": digest,
                     "sealed_columns": SealedCells.metadata_of(
