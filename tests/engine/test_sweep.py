@@ -27,7 +27,7 @@ from tests.support.migration_helpers import FAST
 from tui_migrator.cli.main import main
 from tui_migrator.common.errors import BadInput, PermissionDenied
 from tui_migrator.common.settings import Settings
-from tui_migrator.engine import database_files, sweep, sweep_cleaning
+from tui_migrator.engine import byte_search, database_files, sweep, sweep_cleaning
 from tui_migrator.engine.sweep import Proof
 from tui_migrator.service.facade import MigratorService
 from tui_migrator.storage import operation_guard
@@ -344,8 +344,8 @@ def test_sqlite_takes_the_sample_while_vacuum_runs(
     service: MigratorService, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The proof's sample is read in a thread of its own while VACUUM runs, after the first
-    checkpoint, and has ended before the second (which a reader in a transaction would stop).
-    The proof is the same."""
+    checkpoint, and has ended before the second (which a reader in a transaction would stop);
+    the search's automaton is built there too, not after VACUUM. The proof is the same."""
     record = service.start(ONE_TABLE)
     events: list[tuple[str, str]] = []
 
@@ -362,6 +362,15 @@ def test_sqlite_takes_the_sample_while_vacuum_runs(
     monkeypatch.setattr(sweep_cleaning, "_checkpoint", traced("checkpoint", sweep_cleaning._checkpoint))
     monkeypatch.setattr(sweep_cleaning, "_vacuum", traced("vacuum", sweep_cleaning._vacuum))
     monkeypatch.setattr(sweep, "_take_sample", traced("sample", sweep._take_sample))
+    built_in: list[str] = []
+    real_automaton = byte_search.Needles.automaton
+
+    def automaton(self: byte_search.Needles) -> Any:
+        if self._automaton is None:
+            built_in.append(threading.current_thread().name)
+        return real_automaton(self)
+
+    monkeypatch.setattr(byte_search.Needles, "automaton", automaton)
 
     result = service.sweep(record.id, confirm=True)
 
@@ -372,6 +381,8 @@ def test_sqlite_takes_the_sample_while_vacuum_runs(
     assert set(names[2:-2]) == {"vacuum begins", "vacuum ends", "sample begins", "sample ends"}
     sampled_in = {thread for name, thread in events if name.startswith("sample")}
     assert len(sampled_in) == 1 and sampled_in != {threading.current_thread().name}
+    # The first automaton is the sample's (another is built only to tell live copies apart).
+    assert built_in[:1] == list(sampled_in)
 
 
 def test_without_a_log_nothing_runs_beside_vacuum(tmp_path: Path) -> None:

@@ -222,6 +222,10 @@ def _take_sample(
             sweep_sample.sample_table(
                 connection, access, cipher, sample, rows=rows_per_table, encoding=encoding
             )
+    if sample.searched_values:
+        # Built here, where the sample is taken while SQLite's VACUUM runs, rather than on the
+        # search's first buffer after it: 0.2 s for a sample of six text columns.
+        sample.needles.automaton()
     return Sampled(encoding, sample)
 
 
