@@ -1,7 +1,7 @@
 """``python -m tui_migrator`` runs the same entry point as the ``tui-migrator`` script."""
 
-from tui_migrator.cli.main import main
+from tui_migrator.cli.main import entry
 
 # Guarded: a run's worker processes import this module again (as ``__mp_main__``).
 if __name__ == "__main__":
-    raise SystemExit(main())
+    entry()
