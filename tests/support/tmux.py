@@ -94,6 +94,18 @@ class Terminal:
     def alive(self) -> bool:
         return self._tmux("has-session", "-t", self.session, check=False).returncode == 0
 
+    def wait_until_ended(self, timeout: float = 30.0) -> None:
+        """Until the command has exited: its window, and with it this private server, is gone
+        (nothing is left to read then, so a screen cannot show it)."""
+        deadline = time.monotonic() + timeout
+        screen = ""
+        while time.monotonic() < deadline:
+            if not self.alive():
+                return
+            screen = self._tmux("capture-pane", "-p", "-t", self.session, check=False).stdout
+            time.sleep(0.2)
+        assert not self.alive(), f"the command did not exit; the screen was:\n{screen}"
+
 
 @contextmanager
 def terminal(

@@ -153,7 +153,7 @@ def test_rollback_runs_outside_the_app_and_the_monitor_shows_it_to_the_end(tmp_p
         assert "rolled back: 350 rows restored" in screen, screen
         # The rollback ran in a process of its own: the app quits at once, whatever it did.
         window.press("q")
-        window.wait_until_gone("ROLLED BACK", timeout=10)
+        window.wait_until_ended(timeout=10)
     status = _status(environment, migration_id)
     assert status["status"] == "rolled_back"
     assert status["rollback"]["restoredRows"] == 350  # type: ignore[index]
