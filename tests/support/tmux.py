@@ -98,13 +98,9 @@ class Terminal:
         """Until the command has exited: its window, and with it this private server, is gone
         (nothing is left to read then, so a screen cannot show it)."""
         deadline = time.monotonic() + timeout
-        screen = ""
-        while time.monotonic() < deadline:
-            if not self.alive():
-                return
-            screen = self._tmux("capture-pane", "-p", "-t", self.session, check=False).stdout
+        while self.alive() and time.monotonic() < deadline:
             time.sleep(0.2)
-        assert not self.alive(), f"the command did not exit; the screen was:\n{screen}"
+        assert not self.alive(), f"the command did not exit; the screen was:\n{self.screen()}"
 
 
 @contextmanager

@@ -336,9 +336,11 @@ class TableBatches:
         sealed the row, they were over half the time to send a sealed batch (a claimed batch's
         UPDATE, which finds its rows by their versions, never needs them)."""
         names = _guard_names(len(self.access.mapped.columns))
-        columns = [column.name for column in self.access.mapped.columns]
         return [
-            {**item["parameters"], **dict(zip(names, [item["row"][name] for name in columns], strict=True))}
+            {
+                **item["parameters"],
+                **dict(zip(names, backup.row_values(self.access, item["row"]), strict=True)),
+            }
             for item in sealed
         ]
 
