@@ -11,6 +11,7 @@ import json
 import operator
 import sqlite3
 import threading
+import time
 import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
@@ -37,6 +38,7 @@ _AFTER_COMMIT = "tui_migrator_after_commit"
 # connection info: the synchronous level a non-durable write restores (see serialized_write)
 _SYNCHRONOUS = "tui_migrator_synchronous"
 _NORMAL = 1
+_WAL_SWITCH_RETRY_SECONDS = 0.01
 SUPPORTED_DIALECTS = ("sqlite", "postgresql")
 SUPPORTED_DIALECTS_HINT = "Use a sqlite:/// or postgresql+psycopg:// database URL."
 
@@ -107,7 +109,7 @@ def _configure_sqlite(engine: Engine) -> None:
         cursor.execute("PRAGMA foreign_keys = ON")
         # WAL lets the monitor and the application read while a batch is being written.
         if engine.url.database not in (None, "", ":memory:"):
-            cursor.execute("PRAGMA journal_mode = WAL")
+            _switch_to_wal(cursor)
         journal_mode = str(cursor.execute("PRAGMA journal_mode").fetchone()[0]).lower()
         synchronous = int(cursor.execute("PRAGMA synchronous").fetchone()[0])
         cursor.close()
@@ -119,6 +121,26 @@ def _configure_sqlite(engine: Engine) -> None:
     def on_begin(connection: Connection) -> None:
         immediate = connection.get_execution_options().get(_IMMEDIATE, False)
         connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+def _switch_to_wal(cursor: sqlite3.Cursor) -> None:
+    """Put the database file in WAL mode, waiting for other connections as a write would.
+
+    The switch needs the file to itself, and SQLite reports "database is locked" at once —
+    without waiting out the busy timeout — when another connection holds or is taking a lock
+    on it: several processes opening a brand-new database together do exactly that. Each one
+    waits and looks again; once one of them has switched, the others find WAL and do nothing.
+    """
+    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            if str(cursor.execute("PRAGMA journal_mode").fetchone()[0]).lower() != "wal":
+                cursor.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or time.monotonic() >= deadline:
+                raise
+            time.sleep(_WAL_SWITCH_RETRY_SECONDS)
 
 
 @contextmanager
