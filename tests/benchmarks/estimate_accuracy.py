@@ -1,20 +1,24 @@
 """How close the estimate comes to the real run (the suite checks how the estimate is made, not
 how close it lands: on a busy machine the two halves of one run see different loads).
 
-Run: .venv/bin/python -m tests.benchmarks.estimate_accuracy [--rows 100000] [--max-concurrency 2]
+Run: .venv/bin/python -m tests.benchmarks.estimate_accuracy [--rows 100000] [--max-concurrency 2] [--postgres]
 
 Prints the estimate, the real time of the same migration on the same database (and of the whole
-command, which on SQLite also sweeps the file), and the errors.
+command, which on SQLite also sweeps the file), and the errors. ``--postgres``: the demo
+database on a throwaway PostgreSQL cluster (fsync off) instead of a SQLite file.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from tests.support.databases import make_settings
+from tests.support.postgres_cluster import PostgresCluster
 from tui_migrator.service.facade import create_demo_service
 from tui_migrator.storage.database import database_size_bytes
 from tui_migrator.storage.migration_status import Status
@@ -28,10 +32,14 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--batch-size", type=int, default=1000)
     parser.add_argument("--max-concurrency", type=int, default=2)
+    parser.add_argument("--postgres", action="store_true", help="on a throwaway PostgreSQL cluster")
     arguments = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="tui-migrator-bench-") as scratch:
+    with (
+        tempfile.TemporaryDirectory(prefix="tui-migrator-bench-") as scratch,
+        _database(Path(scratch), postgres=arguments.postgres) as overrides,
+    ):
         service, summary = create_demo_service(
-            make_settings(Path(scratch)),
+            make_settings(Path(scratch), **overrides),
             patients=round(arguments.rows / ROWS_PER_PATIENT),
             organizations=4,
             seed=7,
@@ -57,6 +65,21 @@ def main() -> None:
         f"the command with its sweep {actual:.1f} s ({_error(estimate.estimated_time_seconds, actual)}); "
         f"storage increase estimated {estimate.estimated_storage_increase}, measured {growth:.0f}%"
     )
+    print(f"calibration: {estimate.calibration.to_json()}")
+
+
+@contextlib.contextmanager
+def _database(scratch: Path, *, postgres: bool) -> Iterator[dict[str, object]]:
+    """The settings naming the benchmark's database: a SQLite file under ``scratch`` (the
+    default) or a new database on a throwaway PostgreSQL cluster, stopped afterwards."""
+    if not postgres:
+        yield {}
+        return
+    cluster = PostgresCluster().start()
+    try:
+        yield {"database_url": cluster.url(cluster.create_database("estimate_accuracy"))}
+    finally:
+        cluster.stop()
 
 
 def _error(estimate: float, actual: float) -> str:

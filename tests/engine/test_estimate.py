@@ -17,6 +17,7 @@ from tui_migrator.common.settings import Settings
 from tui_migrator.engine import batches as batches_module
 from tui_migrator.engine import estimate as estimate_engine
 from tui_migrator.service.facade import MigratorService
+from tui_migrator.storage.column_storage import ROW_VERSION
 
 pytestmark = BOTH_BACKENDS
 
@@ -86,3 +87,23 @@ def test_an_estimate_takes_no_lock_beyond_reading_rows(service: MigratorService,
         assert set(seen) == {"write lock free"}
     else:
         assert set().union(*seen) <= {"AccessShareLock"}  # type: ignore[arg-type]
+
+
+@pytest.mark.backends("postgresql")
+def test_the_sample_is_written_as_a_run_writes_a_claimed_batch(service: MigratorService) -> None:
+    """On PostgreSQL a run writes a claimed batch with one statement, finding its rows by the
+    versions it read them at; the calibration must time that write, not the per-row UPDATE a
+    batch falls back to — warm-up rows and sampled rows alike (each a stretch of the shadow)."""
+    writes: list[bool] = []
+    real = batches_module.TableBatches._update_rows
+
+    def update_and_note(self, connection, sealed, failures, *, locked):  # type: ignore[no-untyped-def]
+        writes.append(locked and all(ROW_VERSION[0] in item["row"] for item in sealed))
+        return real(self, connection, sealed, failures, locked=locked)
+
+    with pytest.MonkeyPatch.context() as patched:
+        patched.setattr(batches_module.TableBatches, "_update_rows", update_and_note)
+        estimate = service.estimate({**FAST, "create_backups": True})
+    assert estimate.calibration.sample_rows > 2 * estimate_engine.WARM_UP_ROWS
+    # Per table in scope: the warm-up's write and the sample's.
+    assert len(writes) >= 2 and all(writes)

@@ -56,6 +56,31 @@ def test_worker_processes_share_the_cpu_stages_but_not_one_for_one() -> None:
     assert estimating.cpu_parallelism(10) == (1.0 if cores < 2 else 1.0 + 0.8 * (min(10, cores) - 1))
 
 
+def test_on_postgresql_every_stage_overlaps_but_not_one_for_one(tmp_path: Path) -> None:
+    """PostgreSQL: the stages' sum per row over the run's overlap (server_parallelism), which
+    each worker process after the first raises by half: the cores are shared with the server."""
+    assert estimating.server_parallelism(1) == 1.0
+    cores = os.cpu_count() or 1
+    assert estimating.server_parallelism(10) == (1.0 if cores < 2 else 1.0 + 0.5 * (min(10, cores) - 1))
+    service, _ = create_demo_service(
+        make_settings(tmp_path), patients=200, organizations=2, seed=3, user="alice"
+    )
+    with service:
+        plan = service.plan({"batch_size": 100, "max_concurrency": 2})
+    fixed = estimating.Calibration(
+        sample_rows=100,
+        seconds_by_stage={stage: 0.01 for stage in STAGES_OF_A_FULL_RUN},
+        commit_seconds=0.001,
+        fixed_seconds=0.5,
+    )
+    rows = plan.scope.pending_rows
+    per_row = sum(fixed.per_row(stage) for stage in STAGES_OF_A_FULL_RUN)
+    per_row /= estimating.server_parallelism(2)
+    batches = math.ceil(rows / batch_size.steady(plan.config, per_row))
+    expected = rows * per_row + batches * 3 * fixed.commit_seconds + fixed.fixed_seconds
+    assert estimating.estimated_seconds(fixed, plan.scope, plan.config, "postgresql") == expected
+
+
 def test_estimate_is_measured_not_constant(tmp_path: Path) -> None:
     """The calibration reports what it measured, and the estimate is per row: under one and the
     same calibration, more rows in scope give more seconds. (A calibration of fixed figures, so

@@ -12,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -361,8 +360,9 @@ def estimated_seconds(
             stages.append("verify")
     per_row = sum(calibration.per_row(stage) for stage in stages)
     if dialect == "postgresql":
-        # Separate connections write in parallel there; on SQLite one writer at a time.
-        per_row /= min(config.max_concurrency, os.cpu_count() or 1)
+        # Every stage overlaps there (separate connections read and write in parallel);
+        # on SQLite one writer at a time.
+        per_row /= server_parallelism(config.max_concurrency)
     else:
         # The CPU stages run in the run's worker processes, side by side (engine/cpu_pool.py);
         # reading and writing stay with the one writer.
@@ -385,6 +385,19 @@ def cpu_parallelism(max_concurrency: int) -> float:
     return 1.0 if processes <= 1 else 1.0 + 0.8 * (processes - 1)
 
 
+def server_parallelism(max_concurrency: int) -> float:
+    """PostgreSQL: how many times faster a run goes than its stages one after another. There
+    every stage overlaps — worker processes seal and check batches while the server reads and
+    writes others over separate connections — but on the same cores, where the server's
+    backends, the run's process and its workers compete: each worker process after the first
+    adds about half of a core's worth, as measured on two cores (2026-12-05, the demo and the
+    peers benchmark's table, 100,000 rows: 1.4–1.7 times the stages' sum;
+    tests/benchmarks/estimate_accuracy.py --postgres). Dividing by the workers, as before, put
+    the estimate 25–30 % under the run once the calibration timed the run's own batch UPDATE."""
+    processes = cpu_pool.processes_for(max_concurrency)
+    return 1.0 if processes <= 1 else 1.0 + 0.5 * (processes - 1)
+
+
 def storage_increase_percent(
     calibration: Calibration, scope: MigrationScope, database_bytes: int | None
 ) -> float | None:
@@ -397,14 +410,18 @@ def storage_increase_percent(
 def _with_row_versions(connection: sa.Connection, access: TableAccess, rows: list[Any]) -> list[Any]:
     """PostgreSQL: the sample's rows with their versions in the shadow (they were read from the
     real table, with its versions), as a claimed batch reads them, so the writes are timed as
-    the run's one statement per batch. (Both are in key order; where a key does not match, the
-    rows go without versions and the per-row writes are timed.)"""
+    the run's one statement per batch. The shadow holds the whole sample, warm-up rows
+    included; ``rows`` are a stretch of it in key order, so the versions are read for their
+    key range. (Where a key does not match, the rows go without versions and the per-row
+    writes are timed.)"""
     plain = [{name: value for name, value in row.items() if name not in ROW_VERSION} for row in rows]
-    if connection.dialect.name != "postgresql":
+    if connection.dialect.name != "postgresql" or not rows:
         return plain
     width = len(access.key_columns)
     versions = connection.execute(
-        sa.select(*access.key_columns, *access.row_version_columns()).order_by(*access.key_columns)
+        sa.select(*access.key_columns, *access.row_version_columns())
+        .where(access.key_range(key_of(access, rows[0]), key_of(access, rows[-1])))
+        .order_by(*access.key_columns)
     ).all()
     if len(versions) != len(rows) or any(
         encode_key(tuple(version[:width])) != encode_key(key_of(access, row))
