@@ -107,3 +107,33 @@ def test_the_sample_is_written_as_a_run_writes_a_claimed_batch(service: Migrator
     assert estimate.calibration.sample_rows > 2 * estimate_engine.WARM_UP_ROWS
     # Per table in scope: the warm-up's write and the sample's.
     assert len(writes) >= 2 and all(writes)
+
+
+@pytest.mark.backends("postgresql")
+def test_the_storage_a_sample_adds_on_postgresql_is_measured_in_its_shadow(
+    service: MigratorService,
+) -> None:
+    """An UPDATE on PostgreSQL writes each row anew, every column of it, and leaves the old
+    version until a VACUUM: a table with a wide column the migration never touches grows by
+    that column too with every row it seals. The storage estimate measures the shadow's growth,
+    so it sees that; the tokens' extra bytes alone would not."""
+    config = {**FAST, "data_categories": ["DEMOGRAPHICS"]}
+    (table,) = [t for t in service.plan(config).scope.tables if t.pending_rows]
+
+    def added_per_row() -> float:
+        calibration = service.estimate(config).calibration
+        return calibration.added_bytes / calibration.sample_rows
+
+    before = added_per_row()
+    name = service.engine.dialect.identifier_preparer.quote(table.name)
+    with service.engine.begin() as connection:
+        # Incompressible and short enough to stay in the row (not TOASTed out of line, where an
+        # UPDATE would keep pointing at the same value).
+        connection.exec_driver_sql(f"ALTER TABLE {name} ADD COLUMN filler text")
+        connection.exec_driver_sql(
+            f"UPDATE {name} SET filler = (SELECT string_agg(md5(random()::text || n), '') "
+            "FROM generate_series(1, 32) AS n)"
+        )
+    after = added_per_row()
+    # 32 × 32 = 1,024 bytes more in every new row version (pages make it coarse).
+    assert after - before > 800

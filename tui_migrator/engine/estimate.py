@@ -35,7 +35,13 @@ from tui_migrator.storage import row_metadata
 from tui_migrator.storage.column_storage import ROW_VERSION, RowShape, TableAccess, key_of
 from tui_migrator.storage.database import fetch_tuples, serialized_write
 from tui_migrator.storage.sealed_cells import SealedCells
-from tui_migrator.storage.tables import META_LAST_CALIBRATION, read_meta, utc_now, write_meta
+from tui_migrator.storage.tables import (
+    META_LAST_CALIBRATION,
+    read_meta,
+    row_metadata_table,
+    utc_now,
+    write_meta,
+)
 
 SAMPLE_ROWS = 1200
 MIN_SAMPLE_PER_TABLE = 40
@@ -201,6 +207,12 @@ def _run_stages(
     access, cipher, sealer = batches.access, batches.cipher, batches.sealer
     # As a run reads them (on PostgreSQL with their versions, here in the shadow).
     rows = _with_row_versions(connection, access, rows)
+    # PostgreSQL: what the stages add is measured in the shadows (see _stored_bytes).
+    written_to = [access.table, row_metadata_table]
+    if batches.backup_table is not None:
+        written_to.append(batches.backup_table)
+    on_server = connection.dialect.name == "postgresql"
+    stored_before = _stored_bytes(connection, written_to) if on_server else 0
     if config.create_backups and sealer is not None and batches.backup_table is not None:
         started = time.perf_counter()
         crypto, shape = BatchContext(cipher, sealer), RowShape(access.mapped)
@@ -215,7 +227,8 @@ def _run_stages(
         )
         backup.read_back_batch(fetch_tuples(connection, window))
         _add(stages, "backupVerify", started)
-        calibration.added_bytes += sum(len(item[backup.SEALED_COLUMN]) + 16 for item in parameters)
+        if not on_server:
+            calibration.added_bytes += sum(len(item[backup.SEALED_COLUMN]) + 16 for item in parameters)
     # As in a run, whose batches find their rows backed up by the backup stage.
     backed_up = [{**row, BACKED_UP: True} for row in rows]
     started = time.perf_counter()
@@ -243,12 +256,30 @@ def _run_stages(
                 verification.check_row(access, row, cells, entry, cipher)
         _add(stages, "verify", started)
     calibration.sample_rows += len(rows)
-    for row, item in zip(rows, sealed, strict=False):
+    for row in rows:
         calibration.original_bytes += sum(_size(row[c.name]) for c in access.mapped.columns)
+    if on_server:
+        calibration.added_bytes += _stored_bytes(connection, written_to) - stored_before
+        return
+    # SQLite: the tokens take the originals' place in the rows (their old space is reused), so
+    # the growth is the tokens' extra bytes, the backups and the row metadata.
+    for row, item in zip(rows, sealed, strict=False):
         calibration.added_bytes += _metadata_bytes(item, access.mapped.name) + sum(
             _size(item["parameters"].get(c.companion or c.name)) - _size(row[c.name])
             for c in access.mapped.columns
         )
+
+
+def _stored_bytes(connection: sa.Connection, tables: list[sa.Table]) -> int:
+    """PostgreSQL: the bytes ``tables`` take now, indexes and TOAST included — their shadows',
+    which a bare name finds first. What a batch adds there is not the tokens' extra bytes: an
+    UPDATE writes each row anew (all its columns, a tuple header, and an entry in every index)
+    and leaves the old version where it was until a VACUUM, so the growth is measured in
+    the shadow's pages, as the run's table will grow, rather than computed."""
+    size = sa.func.pg_total_relation_size(sa.func.to_regclass(sa.func.quote_ident(sa.bindparam("name"))))
+    return sum(
+        int(connection.execute(sa.select(size), {"name": table.name}).scalar_one() or 0) for table in tables
+    )
 
 
 def measure_commit_and_keep(engine: Engine, repeats: int = 3) -> float:
