@@ -421,7 +421,7 @@ def server_parallelism(max_concurrency: int) -> float:
     every stage overlaps — worker processes seal and check batches while the server reads and
     writes others over separate connections — but on the same cores, where the server's
     backends, the run's process and its workers compete: each worker process after the first
-    adds about half of a core's worth, as measured on two cores (2026-12-05, the demo and the
+    adds about half of a core's worth, as measured on two cores (2026-12-04, the demo and the
     peers benchmark's table, 100,000 rows: 1.4–1.7 times the stages' sum;
     tests/benchmarks/estimate_accuracy.py --postgres). Dividing by the workers, as before, put
     the estimate 25–30 % under the run once the calibration timed the run's own batch UPDATE."""
