@@ -37,7 +37,7 @@ from sqlalchemy.exc import DBAPIError
 
 from tui_migrator.engine.batches import BatchResult, RowsChanged, TableBatches
 from tui_migrator.engine.retry import database_failure, is_transient
-from tui_migrator.storage.database import fetch_dicts
+from tui_migrator.storage.database import fetch_dicts, relax_commit
 
 log = logging.getLogger(__name__)
 
@@ -145,6 +145,9 @@ class ClaimedSource:
             connection = self.batches.engine.connect()
             try:
                 connection.begin()
+                # The batch's writes commit in this transaction: not waited for on disk, as
+                # every batch's (see serialized_write).
+                relax_commit(connection)
                 rows = fetch_dicts(connection, query)
             except BaseException:
                 _release(connection)

@@ -151,14 +151,15 @@ def serialized_write(engine: Engine, *, durable: bool = True) -> Iterator[Connec
     audit chain head, key creation): a deferred SQLite transaction would fail with "database is
     locked" when upgrading. PostgreSQL callers lock the rows they read with FOR UPDATE instead.
 
-    ``durable=False`` (a batch's writes, SQLite in WAL mode): the commit is not synced to disk
-    (``synchronous = NORMAL`` for this transaction only). It is still atomic, and it survives
-    the process being killed; only a power loss or an operating-system crash may undo the last
-    such commits, which leaves the database consistent (a batch's rows, backups, metadata and
-    counters commit together) and the run resumes from what is there. The next durable commit
-    (every audit entry, whose anchor must never name an entry that could be undone, and every
-    state change) syncs the write-ahead log, and with it every commit before it. One sync per
-    batch was a tenth of a run's time.
+    ``durable=False`` (a batch's writes): the commit is not synced to disk — SQLite in WAL mode
+    with ``synchronous = NORMAL``, PostgreSQL with ``synchronous_commit = off`` (see
+    :func:`relax_commit`), for this transaction only. It is still atomic, and it survives
+    the process being killed; only a power loss or an operating-system crash (on PostgreSQL, a
+    crash of the server) may undo the last such commits, which leaves the database consistent (a
+    batch's rows, backups, metadata and counters commit together) and the run resumes from what
+    is there. The next durable commit (every audit entry, whose anchor must never name an entry
+    that could be undone, and every state change) syncs the write-ahead log, and with it every
+    commit before it. One sync per batch was a tenth of a run's time.
     """
     with _writer_turn(engine), engine.connect() as connection:
         relaxed = None
@@ -174,6 +175,8 @@ def serialized_write(engine: Engine, *, durable: bool = True) -> Iterator[Connec
         connection.info[_AFTER_COMMIT] = [] if durable else None
         try:
             with connection.begin():
+                if not durable:
+                    relax_commit(connection)
                 yield connection
         except BaseException:
             connection.info.pop(_AFTER_COMMIT, None)
@@ -183,6 +186,17 @@ def serialized_write(engine: Engine, *, durable: bool = True) -> Iterator[Connec
                 _restore_synchronous(connection, relaxed)
         for action in connection.info.pop(_AFTER_COMMIT, None) or []:
             action()
+
+
+def relax_commit(connection: Connection) -> None:
+    """PostgreSQL: the open transaction's commit does not wait for its write-ahead log to reach
+    disk (``SET LOCAL synchronous_commit = off``: this transaction only, whatever the server's
+    setting). For a batch's writes, which a crash of the server may undo only as a whole and
+    only after every earlier commit, and which the run then does again (see serialized_write);
+    with synchronous replication, nor for a standby. A no-op on SQLite (serialized_write
+    relaxes its connection there)."""
+    if connection.dialect.name == "postgresql":
+        connection.exec_driver_sql("SET LOCAL synchronous_commit = off")
 
 
 # One lock per SQLite database: this process's writers take turns here before SQLite's own lock.
