@@ -10,6 +10,7 @@ import pytest
 from pydantic import SecretStr
 
 from tests.support.databases import ADMIN, BOTH_BACKENDS, make_settings
+from tests.support.threads import run_at_once
 from tui_migrator.cli.main import main
 from tui_migrator.common.errors import BadInput, PermissionDenied
 from tui_migrator.common.settings import Settings
@@ -53,20 +54,11 @@ def test_processes_setting_up_a_new_database_at_once_make_one_setup(
     settings = make_settings(tmp_path, database_url=empty_database_url).model_copy(
         update={"master_key": SecretStr(generate_master_key())}
     )
-    errors: list[BaseException] = []
 
     def open_and_close(user: str) -> None:
-        try:
-            MigratorService.open(settings, user=user, may_set_up=True).close()
-        except BaseException as error:
-            errors.append(error)
+        MigratorService.open(settings, user=user, may_set_up=True).close()
 
-    threads = [threading.Thread(target=open_and_close, args=(user,)) for user in users]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
-    assert errors == []
+    assert run_at_once(open_and_close, users) == []
     monkeypatch.undo()
     (first,) = [u for u in users if _is_super_admin(settings, u)]
     with MigratorService.open(settings, user=first, may_set_up=True) as opened:

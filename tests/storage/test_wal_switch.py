@@ -8,12 +8,12 @@ Opening a connection must wait and look again, as a write would, not fail the wh
 from __future__ import annotations
 
 import sqlite3
-import threading
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
+from tests.support.threads import run_at_once
 from tui_migrator.storage import database
 from tui_migrator.storage.database import create_database_engine
 
@@ -33,23 +33,13 @@ def test_connections_opening_a_new_file_together_all_get_wal(tmp_path: Path) -> 
 def _open_together(path: Path) -> tuple[list[BaseException], list[str]]:
     """Open ``path`` from OPENERS engines at the same moment; their errors and journal modes."""
     engines = [create_database_engine(f"sqlite:///{path}") for _ in range(OPENERS)]
-    together = threading.Barrier(OPENERS, timeout=30)
     modes: list[str] = []
-    errors: list[BaseException] = []
 
     def open_one(engine: sa.Engine) -> None:
-        try:
-            together.wait()
-            with engine.connect() as connection:
-                modes.append(str(connection.exec_driver_sql("PRAGMA journal_mode").scalar_one()))
-        except BaseException as error:
-            errors.append(error)
+        with engine.connect() as connection:
+            modes.append(str(connection.exec_driver_sql("PRAGMA journal_mode").scalar_one()))
 
-    threads = [threading.Thread(target=open_one, args=(engine,)) for engine in engines]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
+    errors = run_at_once(open_one, engines)
     for engine in engines:
         engine.dispose()
     return errors, modes
