@@ -49,9 +49,10 @@ def shadow(connection: Connection, access: TableAccess, rows: Sequence[Any]) -> 
     name = quote(access.table.name)
     if connection.dialect.name == "sqlite":
         schema = "main"
-        # Same columns with the same affinities (SQLite derives each from the original's), but
-        # no key: without one, each row's UPDATE by key would scan the whole sample, a cost that
-        # grows with the sample (twice the real write's at 1,200 rows) and that no run pays.
+        # Same columns with the same affinities (SQLite derives each from the original's); the
+        # key gets a unique index: without one, each row's UPDATE by key would scan the whole
+        # sample, a cost that grows with the sample (twice the real write's at 1,200 rows) and
+        # that no run pays.
         connection.exec_driver_sql(f"CREATE TEMPORARY TABLE {name} AS SELECT * FROM main.{name} WHERE 0")
         key = ", ".join(quote(column) for column in access.mapped.primary_key)
         index = quote(f"tm_shadow_key_{access.table.name}")
