@@ -74,6 +74,12 @@ def main() -> None:
         f"storage increase estimated {estimate.estimated_storage_increase}, measured {growth:.0f}%"
     )
     print(f"calibration: {estimate.calibration.to_json()}")
+    # What each phase of the run took, to set beside the calibration's stages: backup (backupRead,
+    # backup, backupVerify), batch_processing (read, encrypt, write), verification (verify).
+    print(
+        "the run's phases: "
+        + ", ".join(f"{phase} {seconds:.2f} s" for phase, seconds in record.phase_seconds.items())
+    )
 
 
 @contextlib.contextmanager
