@@ -4,23 +4,12 @@ prints a line per function; no timing is asserted."""
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support.benchmark_runs import run_benchmark
 
 
 def test_it_prints_time_and_calls_per_row_for_every_batch_function() -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "tests.benchmarks.batch_functions", "--rows", "40", "--repeat", "1"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
+    output = run_benchmark("batch_functions", "--rows", "40", "--repeat", "1", timeout=300)
     for name in (
         "seal_batch",
         "verify_batch",
@@ -29,4 +18,4 @@ def test_it_prints_time_and_calls_per_row_for_every_batch_function() -> None:
         "read_back_batch",
         "AES-GCM alone",
     ):
-        assert re.search(rf"^{name}\s+\d+\.\d\s+\d+\.\d$", done.stdout, re.MULTILINE), done.stdout
+        assert re.search(rf"^{name}\s+\d+\.\d\s+\d+\.\d$", output, re.MULTILINE), output

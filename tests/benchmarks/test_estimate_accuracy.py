@@ -5,29 +5,16 @@ run, the calibration and the run's phases; no figure is asserted."""
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support.benchmark_runs import run_benchmark
 
 
 @pytest.mark.parametrize("where", [[], pytest.param(["--postgres"], marks=pytest.mark.postgresql)])
 def test_it_prints_the_estimate_beside_the_run(where: list[str]) -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "tests.benchmarks.estimate_accuracy", "--rows", "300", *where],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    assert re.search(r"estimate \d+\.\d s; the migration took \d+\.\d s \([+-]\d+%\)", done.stdout), (
-        done.stdout
-    )
-    assert re.search(r"storage increase estimated \d+%, measured -?\d+%", done.stdout), done.stdout
-    assert "calibration: {'sampleRows': " in done.stdout
-    assert re.search(r"the run's phases: .*batch_processing \d+\.\d\d s", done.stdout), done.stdout
+    output = run_benchmark("estimate_accuracy", "--rows", "300", *where)
+    assert re.search(r"estimate \d+\.\d s; the migration took \d+\.\d s \([+-]\d+%\)", output), output
+    assert re.search(r"storage increase estimated \d+%, measured -?\d+%", output), output
+    assert "calibration: {'sampleRows': " in output
+    assert re.search(r"the run's phases: .*batch_processing \d+\.\d\d s", output), output

@@ -5,31 +5,19 @@ are the machine's."""
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
 from tests.benchmarks.peers import CONTENDERS, RATIOS
+from tests.support import benchmark_runs
 from tests.support.databases import fresh_postgres_database
 from tests.support.postgres_cluster import PostgresCluster
 
-ROOT = Path(__file__).resolve().parents[2]
 ROWS = 300
 
 
 def run_benchmark(*arguments: str) -> str:
-    done = subprocess.run(
-        [sys.executable, "-m", "tests.benchmarks.peers", "--rows", str(ROWS), "--repeat", "1", *arguments],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    assert done.returncode == 0, f"stdout:\n{done.stdout}\nstderr:\n{done.stderr[-6000:]}"
-    return done.stdout
+    return benchmark_runs.run_benchmark("peers", "--rows", str(ROWS), "--repeat", "1", *arguments)
 
 
 def check_output(output: str, *, postgres: bool) -> None:
