@@ -13,14 +13,15 @@ once on the template, so the tool's tables and master key exist before anything 
 
 Then every contender runs ``--repeat`` times, round-robin, each time on a fresh copy (the copy is
 not timed): tui-migrator's CLI (``start --batch-size 1000`` in the foreground, in the variants of
-TOOL_VARIANTS; on PostgreSQL also detached, alone and with a second ``worker`` process joining
-it), and the three scripts of tests/benchmarks/peer_scripts.py: ``same-work`` (sealed backups,
-tokens bound to their row by associated data, HMAC digests, a verification pass), ``encrypt-only``
-and ``naive`` (the SQLAlchemy ORM and Fernet). Each is a separate process, timed from spawn to exit
-(a detached run: from spawning ``start`` to the exit of its last worker), with the peak RSS the
-kernel reports for it when it is reaped. Every run is checked: the tool's JSON must say completed
-with every row encrypted, a script must report every row, and sampled values of the template must
-no longer be found in the copy; anything else stops the benchmark with the reason.
+TOOL_VARIANTS; on PostgreSQL also detached, alone and with a second ``worker`` process joining it,
+with the issue's options and with each worker at ``--max-concurrency 1``), and the three scripts of
+tests/benchmarks/peer_scripts.py: ``same-work`` (sealed backups, tokens bound to their row by
+associated data, HMAC digests, a verification pass), ``encrypt-only`` and ``naive`` (the SQLAlchemy
+ORM and Fernet). Each is a separate process, timed from spawn to exit (a detached run: from spawning
+``start`` to the exit of its last worker), with the peak RSS the kernel reports for it when it is
+reaped. Every run is checked: the tool's JSON must say completed with every row encrypted, a script
+must report every row, and sampled values of the template must no longer be found in the copy;
+anything else stops the benchmark with the reason.
 
 Prints the machine (date, cores, memory, load, Python, backend), a table of each contender's best
 time, rows/s and peak RSS (``--markdown``: as a Markdown table), the ratios of the tool's time to
@@ -106,6 +107,11 @@ TOOL_VARIANTS = (
     Contender("tool-lean",      "tool, no backups/verification", "tool",     (*FULL, "--no-backups", "--skip-integrity-checks")),
     Contender("tool-detached",  "tool, detached, one worker",    "detached", FULL, postgres_only=True),
     Contender("tool-2-workers", "tool, two workers",             "detached", FULL, workers=2, postgres_only=True),
+    # One worker at --max-concurrency 4 keeps both cores busy, so on two cores a second one has
+    # nothing to add; each at 1 (no worker processes: about one core each), what a second worker
+    # adds where there are cores for it.
+    Contender("tool-detached-c1",  "tool, detached, one worker, concurrency 1", "detached", (*FULL[:3], "1"), postgres_only=True),
+    Contender("tool-2-workers-c1", "tool, two workers, concurrency 1",          "detached", (*FULL[:3], "1"), workers=2, postgres_only=True),
 )  # fmt: skip
 SCRIPTS = (
     Contender("same-work", "same-work script", "script", ("same-work",)),
@@ -120,6 +126,7 @@ RATIOS = (
     ("tool / encrypt-only", "tool", "encrypt-only"),
     ("max-concurrency 1 → 4 speed-up (no worker processes → two)", "tool-c1", "tool"),
     ("two workers speed-up (whole run)", "tool-detached", "tool-2-workers"),
+    ("two workers speed-up, each at concurrency 1 (whole run)", "tool-detached-c1", "tool-2-workers-c1"),
 )
 
 
