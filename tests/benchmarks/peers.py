@@ -598,8 +598,15 @@ def run_detached(launcher: Launcher, copy: Copy, schema: Path, contender: Conten
                 # A small table can be finished before the second worker is in: it joins nothing.
                 notes.append(f"the joined worker came too late: the migration was completed ({rows:,} rows)")
             else:
-                took = tool_json(helper, "worker").get("rowsProcessed", 0)
-                notes.append(f"the joined worker took {took:,} of {rows:,} rows")
+                joined_report = tool_json(helper, "worker")
+                took = joined_report.get("rowsProcessed", 0)
+                windows = ", ".join(
+                    f"{step} {count:,}" for step, count in joined_report.get("windowRowsByStep", {}).items()
+                )
+                notes.append(
+                    f"the joined worker took {took:,} of {rows:,} rows"
+                    + (f" (and windows of rows: {windows})" if windows else "")
+                )
     # Checked once it is over (not timed), with `status ID --json`.
     status_run = run_untimed(tool_command(copy, schema, "status", migration_id))
     check_completed(tool_json(status_run, "status"), rows, status_run)

@@ -48,9 +48,9 @@ def test_the_rows_backed_up_are_every_row_in_scope_read_in_windows_of_keys(
     windows: list[tuple[Any, Any]] = []
     copy_window = backup.copy_window
 
-    def recorded(context: Any, access: Any, organizations: Any, first: Any, last: Any, retry: Any) -> Any:
+    def recorded(context: Any, access: Any, organizations: Any, retry: Any, first: Any, last: Any) -> Any:
         windows.append((first, last))
-        return copy_window(context, access, organizations, first, last, retry)
+        return copy_window(context, access, organizations, retry, first, last)
 
     monkeypatch.setattr(backup, "copy_window", recorded)
     monkeypatch.setattr(backup, "BACKUP_COPY_ROWS", 7)

@@ -152,8 +152,12 @@ def worker(service: MigratorService, args: argparse.Namespace) -> Result:
             text=[
                 Text(
                     f"Joined {summary.migration_id} as {summary.worker}: took {summary.rows:,} rows "
-                    f"({summary.encrypted:,} encrypted, {summary.failed:,} failed); left because "
-                    f"{summary.left_because}."
+                    f"({summary.encrypted:,} encrypted, {summary.failed:,} failed)"
+                    + "".join(
+                        f", {rows:,} rows of the {step.replace('-', ' ')}"
+                        for step, rows in summary.rows_by_step.items()
+                    )
+                    + f"; left because {summary.left_because}."
                 )
             ],
         )

@@ -9,9 +9,7 @@ master key for this migration alone: no plaintext copy of medical data stays in 
 from __future__ import annotations
 
 from base64 import b64encode
-from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import closing
 from dataclasses import dataclass
 from hashlib import sha256
 from typing import Any, Protocol
@@ -24,10 +22,10 @@ from tui_migrator.common.errors import DecryptionFailed, OperationFailed
 from tui_migrator.crypto.ciphers import RowSealer
 from tui_migrator.crypto.codec import UnsupportedValue, pack, pack_values
 from tui_migrator.engine.batch_size import BACKUP_COPY_ROWS
-from tui_migrator.engine.cpu_pool import BatchContext, CpuPool, Pending, kept
-from tui_migrator.engine.read_ahead import read_ahead
+from tui_migrator.engine.cpu_pool import BatchContext, CpuPool
 from tui_migrator.engine.retry import RetryPolicy, with_retries
 from tui_migrator.engine.scope import pending_keys, pending_rows
+from tui_migrator.engine.window_steps import Sharing, Summary, WindowStep, run_step
 from tui_migrator.storage.column_storage import (
     ROW_VERSION,
     RowShape,
@@ -170,9 +168,9 @@ def copy_window(
     context: BatchContext,
     access: TableAccess,
     organizations: tuple[str, ...] | None,
+    retry: RetryPolicy,
     first: tuple[Any, ...],
     last: tuple[Any, ...],
-    retry: RetryPolicy,
 ) -> tuple[int, CopiedBatch]:
     """Read the rows in scope holding plaintext with keys from ``first`` to ``last`` (with their
     versions on PostgreSQL) and seal their backups (:func:`copy_batch`): the rows read, and
@@ -266,6 +264,38 @@ class BackupWriter:
             self.per_row.execute(connection, copied.parameters)
 
 
+COPY_STEP = "backup-copy"
+READ_BACK_STEP = "backup-read-back"
+
+
+def copy_step(
+    access: TableAccess, table: sa.Table, organizations: tuple[str, ...] | None, retry: RetryPolicy
+) -> WindowStep:
+    """The copy of ``access``'s rows in scope into the backup ``table``, a window of keys at a
+    time (engine/window_steps.py): each window's rows read and sealed by :func:`copy_window`,
+    its backups written by whoever holds the window. Summary: the rows read (``rows``, as every
+    step's summary has), those with a backup (``covered``) and the sum of their stored digests."""
+    writer = BackupWriter(access, table)
+
+    def write(connection: Connection, result: tuple[int, CopiedBatch]) -> Summary:
+        rows_read, copied = result
+        writer.write(connection, copied)
+        return {"rows": rows_read, "covered": copied.covered, "digests": str(copied.digests)}
+
+    return WindowStep(COPY_STEP, access.mapped.name, copy_window, (access, organizations, retry), write=write)
+
+
+def read_back_step(access: TableAccess, table: sa.Table) -> WindowStep:
+    """The read-back of the backup ``table``, a window of its keys at a time
+    (:func:`read_back_window`). Summary: its rows and the sum of their stored digests."""
+
+    def summarize(result: tuple[int, int]) -> Summary:
+        rows, digests = result
+        return {"rows": rows, "digests": str(digests)}
+
+    return WindowStep(READ_BACK_STEP, access.mapped.name, read_back_window, (table, access), summarize)
+
+
 def copy_and_verify(
     engine: Engine,
     access: TableAccess,
@@ -274,16 +304,19 @@ def copy_and_verify(
     pool: CpuPool,
     progress: RowCounter | None = None,
     retry: RetryPolicy | None = None,
+    sharing: Sharing | None = None,
 ) -> BackupSummary:
     """Phase 3: copy every row in scope that holds plaintext, then prove the copy opens to the
     same rows. The rows are read a window of keys at a time by the run's workers
-    (:func:`copy_window`), which seal them; their backups are written here, in key order.
+    (:func:`copy_window`), which seal them, and by the workers that joined the migration
+    (``sharing``, see engine/window_steps.py).
 
     In two halves. Each backup is opened as it is sealed and must give back the row's values
     exactly, packed (RowSealer.seal_packed). Once every batch is written, the copy is read back:
     its row count and the sum of the SHA-256 of each row as stored (packed key, sealed bytes)
     must equal those of the backups written, so the table holds those very bytes under those
-    keys, and they open to the rows. A sum does not depend on the order rows are read in.
+    keys, and they open to the rows. A sum does not depend on the order rows are read in, nor on
+    which worker wrote which window.
     ``progress`` counts the rows of both passes (copying, reading back).
     """
     with serialized_write(engine) as connection:
@@ -291,26 +324,14 @@ def copy_and_verify(
     count = 0
     total = 0
     retry = retry or RetryPolicy()
-    # Each window is read and sealed by the run's workers while the next window's keys are
-    # read here; the backups are written in order.
-    in_flight: deque[Pending[tuple[int, CopiedBatch]]] = deque()
-    writer = BackupWriter(access, table)
 
-    def settle() -> None:
+    def add(summary: Summary) -> None:
         nonlocal count, total
-        try:
-            rows_read, copied = in_flight.popleft().result()
-        except DecryptionFailed as error:
-            raise BackupVerificationFailed(
-                f"{error} Nothing was changed in the table.", hint="Run resume to take the backup again."
-            ) from error
-        with serialized_write(engine, durable=False) as connection:
-            writer.write(connection, copied)
-        total += copied.digests
-        count += copied.covered
+        total += int(summary["digests"])
+        count += summary["covered"]
         if progress is not None:
             # A row left out (see _packed_rows) has no copy to read back: its second pass is done.
-            progress.add(rows_read + rows_read - copied.covered)
+            progress.add(2 * summary["rows"] - summary["covered"])
 
     def next_keys(after: tuple[Any, ...] | None) -> sa.Select[Any]:
         return pending_keys(access, organizations, after=after, limit=BACKUP_COPY_ROWS)
@@ -318,16 +339,15 @@ def copy_and_verify(
     def reading(read: Callable[[], list[tuple[Any, ...]]]) -> list[tuple[Any, ...]]:
         return with_retries(retry, read, what=_reading_to_back_up(access))
 
-    shipped = kept(access)
-    with closing(read_ahead(key_windows(engine, next_keys, reading), name="backup-read")) as ahead:
-        for first, last in ahead:
-            in_flight.append(pool.submit(copy_window, shipped, organizations, first, last, retry))
-            while len(in_flight) > pool.batches_in_flight:
-                settle()
-    while in_flight:
-        settle()
+    step = copy_step(access, table, organizations, retry)
+    try:
+        run_step(engine, step, key_windows(engine, next_keys, reading), pool, add, sharing=sharing)
+    except DecryptionFailed as error:
+        raise BackupVerificationFailed(
+            f"{error} Nothing was changed in the table.", hint="Run resume to take the backup again."
+        ) from error
     source = BackupSummary(count, _digest_text(total))
-    copied = _read_back(engine, access, table, pool, progress)
+    copied = _read_back(engine, access, table, pool, progress, sharing)
     if copied != source:
         raise BackupVerificationFailed(
             f"The backup of {access.mapped.name} does not match the table: {copied.rows} rows "
@@ -347,37 +367,34 @@ def open_backup(
 
 
 def _read_back(
-    engine: Engine, access: TableAccess, table: sa.Table, pool: CpuPool, progress: RowCounter | None
+    engine: Engine,
+    access: TableAccess,
+    table: sa.Table,
+    pool: CpuPool,
+    progress: RowCounter | None,
+    sharing: Sharing | None,
 ) -> BackupSummary:
     """The backup copy's row count and the sum of its rows' stored digests, as stored: each
-    window of its keys read and digested by the run's workers while the next window's keys are
-    read here (the copy's rows never pass through this process)."""
+    window of its keys read and digested by the run's workers (or a joined worker) while the
+    next window's keys are read here (the copy's rows never pass through this process)."""
     key_columns = [table.c[name] for name in access.mapped.primary_key]
     count = 0
     total = 0
-    in_flight: deque[Pending[tuple[int, int]]] = deque()
 
-    def settle() -> None:
+    def add(summary: Summary) -> None:
         nonlocal count, total
-        rows, digests = in_flight.popleft().result()
-        total += digests
-        count += rows
+        total += int(summary["digests"])
+        count += summary["rows"]
         if progress is not None:
-            progress.add(rows)
+            progress.add(summary["rows"])
 
     def next_keys(after: tuple[Any, ...] | None) -> sa.Select[Any]:
         query = sa.select(*key_columns).order_by(*key_columns).limit(READ_BACK_ROWS)
         # Bound in the key's own type, as the table's keyset pages are (TableAccess.bound_key).
         return query if after is None else query.where(sa.tuple_(*key_columns) > access.key_tuple(after))
 
-    shipped_table, shipped_access = kept(table), kept(access)
-    with closing(read_ahead(key_windows(engine, next_keys), name="backup-read-back")) as ahead:
-        for first, last in ahead:
-            in_flight.append(pool.submit(read_back_window, shipped_table, shipped_access, first, last))
-            while len(in_flight) > pool.batches_in_flight:
-                settle()
-    while in_flight:
-        settle()
+    step = read_back_step(access, table)
+    run_step(engine, step, key_windows(engine, next_keys), pool, add, sharing=sharing)
     return BackupSummary(count, _digest_text(total))
 
 

@@ -1,15 +1,17 @@
 """Another worker joining a migration that is already running (PostgreSQL).
 
 The worker that started or resumed a migration owns it: it runs the eight stages, keeps the
-heartbeat, takes the backups and verifies. During batch processing any number of other workers
-(``tui-migrator worker ID`` from another process or machine) may join it and take batches from
-the same tables. The database is the only coordinator: batches are claimed with row locks (see
-``batch_source.ClaimedSource``), so no batch is processed twice, and progress counters are updated in each batch's
-own transaction, so every worker's rows show in the owner's progress.
+heartbeat and adds up every result. Any number of other workers (``tui-migrator worker ID`` from
+another process or machine) may join it and share its work: windows of keys of the backup copy,
+of the copy's read-back and of the verification (see engine/window_steps.py), and batches of the
+tables during batch processing. The database is the only coordinator: windows and batches are
+claimed with row locks (storage/shared_windows.py, ``batch_source.ClaimedSource``), so none is
+done twice; a window's result and a batch's progress counters are committed in its own
+transaction, so every worker's rows count in the owner's results and progress.
 
-A joined worker leaves when no plaintext row is left for it to claim, when the owner moves past
-batch processing, and at once on cancel; it waits while the migration is paused, and stops if
-the owner's heartbeat goes stale (the migration is then interrupted and ``resume`` takes over).
+A joined worker leaves when the owner is past verification (nothing more to share), and at once
+on cancel; it waits while the migration is paused, and stops if the owner's heartbeat goes stale
+(the migration is then interrupted and ``resume`` takes over).
 """
 
 from __future__ import annotations
@@ -23,9 +25,12 @@ from typing import Any
 from sqlalchemy.engine import Engine
 
 from tui_migrator.common.errors import BadInput
-from tui_migrator.engine import batch_size
+from tui_migrator.crypto.ciphers import RowSealer
+from tui_migrator.engine import backup, batch_size, verification
 from tui_migrator.engine.batch_source import ClaimedSource, row_locks_supported
 from tui_migrator.engine.collection_pace import paced
+from tui_migrator.engine.cpu_pool import BatchContext
+from tui_migrator.engine.window_steps import WindowStep, do_a_joined_window
 from tui_migrator.engine.work import MigrationWork, MigrationWorker
 from tui_migrator.storage import migration_claims
 from tui_migrator.storage import migration_records as migrations
@@ -33,6 +38,7 @@ from tui_migrator.storage.audit_operations import AuditOperation
 from tui_migrator.storage.column_storage import TableAccess, organizations_in, reflect
 from tui_migrator.storage.migration_records import MigrationRecord
 from tui_migrator.storage.migration_status import LIVE_STATUSES, Phase, Status
+from tui_migrator.storage.shared_windows import StepName
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +56,8 @@ class JoinSummary:
     encrypted: int = 0
     failed: int = 0
     by_table: dict[str, int] = field(default_factory=dict)
+    # Rows of the windows it did, by step (backup copy, read-back, verification).
+    rows_by_step: dict[str, int] = field(default_factory=dict)
     left_because: str = ""
 
     def to_json(self) -> dict[str, Any]:
@@ -60,6 +68,7 @@ class JoinSummary:
             "encryptedRecords": self.encrypted,
             "failedRecords": self.failed,
             "rowsByTable": dict(self.by_table),
+            "windowRowsByStep": dict(self.rows_by_step),
             "leftBecause": self.left_because,
         }
 
@@ -97,6 +106,8 @@ class JoiningWorker(MigrationWorker):
         self.on_batch = on_batch
         self.summary = JoinSummary(work.migration_id, migrations.worker_identity())
         self._checked_at = 0.0
+        self._context: BatchContext | None = None
+        self._steps: dict[tuple[str, str], WindowStep] = {}
 
     @paced
     def run(self) -> JoinSummary:
@@ -109,11 +120,7 @@ class JoiningWorker(MigrationWorker):
             AuditOperation.WORKER_JOINED, True, {"worker": self.summary.worker, "owner": record.worker}
         )
         try:
-            record = self._wait_for_batches()
-            for progress in record.tables:
-                if not progress.done:
-                    self._share(progress.name, record)
-            self.summary.left_because = "no plaintext rows left to claim"
+            self._follow()
         except _Leave as leave:
             self.summary.left_because = str(leave)
         except migration_claims.ClaimLost:
@@ -121,6 +128,22 @@ class JoiningWorker(MigrationWorker):
         finally:
             self.record_event(AuditOperation.WORKER_LEFT, True, self.summary.to_json())
         return self.summary
+
+    def _follow(self) -> None:
+        """Take what the owner shares, phase by phase, until it is past verification: windows of
+        its backup copy and verification, the batches of its tables."""
+        batches_shared = False
+        while True:
+            record = self._current()
+            if record.phase == Phase.BATCH_PROCESSING.value and not batches_shared:
+                for progress in record.tables:
+                    if not progress.done:
+                        self._share(progress.name, record)
+                batches_shared = True
+                continue
+            self._between_batches()  # leaves on cancel, waits while paused
+            if not self._take_a_window(record):
+                time.sleep(POLL_SECONDS)
 
     # -- following the owner ---------------------------------------------------------------
 
@@ -134,18 +157,10 @@ class JoiningWorker(MigrationWorker):
         if not record.worker_alive:
             raise _Leave(f"the owner {record.worker} stopped (its heartbeat is stale); resume takes over")
         phase = Phase(record.phase) if record.phase in list(Phase) else Phase.PLANNING
-        if PHASE_ORDER.index(phase) > PHASE_ORDER.index(Phase.BATCH_PROCESSING):
-            raise _Leave("the owner finished batch processing")
+        if PHASE_ORDER.index(phase) > PHASE_ORDER.index(Phase.VERIFICATION):
+            raise _Leave("the owner is past verification: nothing is left to share")
         self._checked_at = time.monotonic()
         return record
-
-    def _wait_for_batches(self) -> MigrationRecord:
-        """Before batch processing the owner analyses and backs up; a joined worker waits."""
-        while True:
-            record = self._current()
-            if record.phase == Phase.BATCH_PROCESSING.value:
-                return record
-            time.sleep(POLL_SECONDS)
 
     def _between_batches(self) -> None:
         requests = self.read_requests()
@@ -159,6 +174,62 @@ class JoiningWorker(MigrationWorker):
                 raise _Leave("the migration was cancelled")
         if time.monotonic() - self._checked_at > RECHECK_SECONDS:
             self._current()
+
+    # -- windows of the backup copy and of the verification ----------------------------------
+
+    def _take_a_window(self, record: MigrationRecord) -> bool:
+        """Do one window the owner published, if one is open; whether there was one."""
+        try:
+            taken = do_a_joined_window(
+                self.engine,
+                self.migration_id,
+                self.summary.worker,
+                lambda name: self._step(name, record),
+                self._window_context(),
+                lambda connection: migration_claims.check_epoch(connection, self.migration_id, self.epoch),
+            )
+        except (migration_claims.ClaimLost, _Leave):
+            raise
+        except Exception as error:
+            # Rolled back: the window is open again and the owner does it (and reports what
+            # goes wrong with it, if it goes wrong there too).
+            log.warning("a window of %s failed in a joined worker: %s", self.migration_id, error)
+            raise _Leave(f"a window it took failed ({type(error).__name__}); the owner does it") from None
+        if taken is None:
+            return False
+        name, summary = taken
+        rows = int(summary["rows"])
+        self.summary.rows_by_step[name.step] = self.summary.rows_by_step.get(name.step, 0) + rows
+        if self.on_batch is not None:
+            self.on_batch(self.summary)
+        return True
+
+    def _window_context(self) -> BatchContext:
+        """Seals and opens here, in this process (a joined worker has no worker processes)."""
+        if self._context is None:
+            self._context = BatchContext(
+                self.cipher, RowSealer(self.master_key, self.migration_id), self.engine
+            )
+        return self._context
+
+    def _step(self, name: StepName, record: MigrationRecord) -> WindowStep:
+        """The step a published window belongs to, as the owner runs it."""
+        if (name.step, name.table) not in self._steps:
+            organizations = tuple(record.config.organization_ids) or None
+            access = self._reflected(name.table, record)
+            backup_table = backup.backup_table(
+                access, backup.backup_table_name(self.migration_id, name.table)
+            )
+            if name.step == backup.COPY_STEP:
+                step = backup.copy_step(access, backup_table, organizations, self.retry)
+            elif name.step == backup.READ_BACK_STEP:
+                step = backup.read_back_step(access, backup_table)
+            elif name.step == verification.VERIFY_STEP:
+                step = verification.verify_step(access, self.migration_id, organizations)
+            else:
+                raise _Leave(f"the owner shares a step this version does not know ({name.step})")
+            self._steps[(name.step, name.table)] = step
+        return self._steps[(name.step, name.table)]
 
     # -- sharing one table -----------------------------------------------------------------
 
@@ -187,13 +258,18 @@ class JoiningWorker(MigrationWorker):
         every table when batch processing starts)."""
         mapped = self.mapping.table(name)
         while True:
-            with self.engine.connect() as connection:
-                access = reflect(connection, mapped)
-                if all(column.companion is None or access.has_companion(column) for column in mapped.columns):
-                    organizations = organizations_in(connection, access)
-                    if record.config.organization_ids:
-                        organizations &= set(record.config.organization_ids)
-                    self.cipher.prepare(sorted(organizations))
-                    return access
+            access = self._reflected(name, record)
+            if all(column.companion is None or access.has_companion(column) for column in mapped.columns):
+                return access
             time.sleep(POLL_SECONDS)
             self._current()
+
+    def _reflected(self, name: str, record: MigrationRecord) -> TableAccess:
+        """The table as it is now, with the keys of its organizations in scope ready."""
+        with self.engine.connect() as connection:
+            access = reflect(connection, self.mapping.table(name))
+            organizations = organizations_in(connection, access)
+        if record.config.organization_ids:
+            organizations &= set(record.config.organization_ids)
+        self.cipher.prepare(sorted(organizations))
+        return access

@@ -27,10 +27,11 @@ T = TypeVar("T")
 _END = object()
 
 
-def read_ahead(items: Iterable[T], *, name: str = "read-ahead") -> Generator[T, None, None]:
-    """``items``, read one ahead of the consumer in a thread named ``name``. Close it (or run
-    it to its end) to stop the thread: ``with closing(read_ahead(...)) as ahead``."""
-    handoff: queue.Queue[tuple[object, BaseException | None]] = queue.Queue(maxsize=1)
+def read_ahead(items: Iterable[T], *, name: str = "read-ahead", depth: int = 1) -> Generator[T, None, None]:
+    """``items``, read up to ``depth`` items ahead of the consumer in a thread named ``name``.
+    Close it (or run it to its end) to stop the thread: ``with closing(read_ahead(...)) as
+    ahead``."""
+    handoff: queue.Queue[tuple[object, BaseException | None]] = queue.Queue(maxsize=depth)
     stopping = threading.Event()
     source = iter(items)
 

@@ -38,6 +38,7 @@ from tui_migrator.engine.progress import RunMeter
 from tui_migrator.engine.retry import FINAL_STATE_RETRY, database_failure, with_retries
 from tui_migrator.engine.scope import pending_count
 from tui_migrator.engine.table_pass import Key, PassSource, TablePass, slots_for
+from tui_migrator.engine.window_steps import Sharing
 from tui_migrator.engine.work import MigrationWork, MigrationWorker
 from tui_migrator.storage import migration_claims, table_locks
 from tui_migrator.storage import migration_records as migrations
@@ -242,6 +243,7 @@ class MigrationRunner(MigrationWorker):
             self.pool,
             meter,
             self.retry,
+            self._sharing(),
         )
         with self.fenced_write() as connection:
             migrations.update_table(
@@ -364,8 +366,13 @@ class MigrationRunner(MigrationWorker):
         """What the verification stage checks (a key rotation checks differently)."""
         organizations = tuple(self.config.organization_ids) or None
         return verification.verify_migration(
-            self.engine, record, self.tables, self.pool, organizations, meter
+            self.engine, record, self.tables, self.pool, organizations, meter, self._sharing()
         )
+
+    def _sharing(self) -> Sharing:
+        """Workers that joined this migration may take windows of its backup copy and of its
+        verification (engine/window_steps.py; PostgreSQL)."""
+        return Sharing(self.migration_id, migrations.worker_identity())
 
     def _verified(self, result: verification.VerificationResult) -> None:
         """What follows a passed verification, before the audit stage (nothing, here)."""

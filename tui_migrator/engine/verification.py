@@ -9,9 +9,8 @@ row "changed", not a mismatch; a cell whose token does not open is a mismatch.""
 
 from __future__ import annotations
 
+import dataclasses
 import hmac
-from collections import deque
-from contextlib import closing
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
@@ -23,11 +22,11 @@ from tui_migrator.common.errors import DecryptionFailed, OperationFailed
 from tui_migrator.crypto.ciphers import RowContext, ValueCipher
 from tui_migrator.crypto.codec import encode_keys
 from tui_migrator.crypto.tokens import TOKEN_PREFIX
-from tui_migrator.engine.cpu_pool import BatchContext, CpuPool, Pending, kept
+from tui_migrator.engine.cpu_pool import BatchContext, CpuPool
 from tui_migrator.engine.phase_progress import PhaseMeter
-from tui_migrator.engine.read_ahead import read_ahead
 from tui_migrator.engine.rotation import rotation_condition
 from tui_migrator.engine.scope import organization_condition, pending_condition, pending_count
+from tui_migrator.engine.window_steps import Sharing, Summary, WindowStep, run_step
 from tui_migrator.storage import row_metadata
 from tui_migrator.storage.column_storage import (
     RecordRefused,
@@ -211,8 +210,10 @@ def verify_migration(
     pool: CpuPool,
     organizations: tuple[str, ...] | None,
     meter: PhaseMeter | None = None,
+    sharing: Sharing | None = None,
 ) -> VerificationResult:
-    """``meter`` counts the rows read back, of all the rows holding tokens in scope."""
+    """``meter`` counts the rows read back, of all the rows holding tokens in scope;
+    ``sharing``: workers that joined the migration may check some windows (window_steps.py)."""
     result = VerificationResult()
     failed_by_table = {table.name: table.failed_records for table in record.tables}
     with engine.connect() as connection:
@@ -220,7 +221,7 @@ def verify_migration(
         if meter is not None:
             meter.begin(sum(_rows_to_verify(connection, access, organizations) for access in accesses))
     for progress, access in zip(record.tables, accesses, strict=True):
-        verify_table(engine, record.id, access, pool, organizations, result, meter)
+        verify_table(engine, record.id, access, pool, organizations, result, meter, sharing)
         with engine.connect() as connection:
             pending = connection.execute(pending_count(access, organizations)).scalar_one()
         failed = failed_by_table.get(progress.name, 0)
@@ -243,6 +244,7 @@ def verify_table(
     organizations: tuple[str, ...] | None,
     result: VerificationResult,
     meter: PhaseMeter | None,
+    sharing: Sharing | None = None,
 ) -> None:
     name = access.mapped.name
     with engine.connect() as connection:
@@ -253,13 +255,13 @@ def verify_table(
         ).scalar_one()
     verified = mismatched = 0
     # Each window of keys is read and checked by the run's workers (rows, row metadata,
-    # tokens) while the next window's keys are read here; their verdicts are taken in order, so
-    # the first problem reported is the first in key order.
-    in_flight: deque[Pending[BatchVerdict]] = deque()
+    # tokens), or by a joined worker (``sharing``), while the next window's keys are read here;
+    # their verdicts are taken in key order, so the first problem reported is the first in key
+    # order.
 
-    def settle() -> None:
+    def add(summary: Summary) -> None:
         nonlocal verified, mismatched
-        verdict = in_flight.popleft().result()
+        verdict = BatchVerdict(**summary)
         verified += verdict.verified
         mismatched += verdict.mismatched
         result.damaged_rows += verdict.damaged
@@ -270,19 +272,27 @@ def verify_table(
 
     in_scope = organization_condition(access, organizations)
     windows = key_windows(engine, lambda after: access.select_keys(after=after, limit=BATCH).where(in_scope))
-    shipped = kept(access)
-    with closing(read_ahead(windows, name="verification-keys")) as ahead:
-        for first, last in ahead:
-            in_flight.append(pool.submit(verify_window, shipped, migration_id, organizations, first, last))
-            while len(in_flight) > pool.batches_in_flight:
-                settle()
-    while in_flight:
-        settle()
+    run_step(engine, verify_step(access, migration_id, organizations), windows, pool, add, sharing=sharing)
     result.verified_rows += verified
     result.mismatched_rows += mismatched
     result.by_table[name] = verified
     # Rows it sealed that hold newer values now, or that no longer read as sealed at all.
     result.unverifiable_rows += max(0, expected - verified - mismatched)
+
+
+VERIFY_STEP = "verification"
+
+
+def verify_step(access: TableAccess, migration_id: str, organizations: tuple[str, ...] | None) -> WindowStep:
+    """The verification of ``access``'s sealed rows in scope, a window of keys at a time
+    (:func:`verify_window`). Summary: the window's :class:`BatchVerdict`."""
+    return WindowStep(
+        VERIFY_STEP,
+        access.mapped.name,
+        verify_window,
+        (access, migration_id, organizations),
+        summarize=dataclasses.asdict,
+    )
 
 
 def verify_window(

@@ -22,9 +22,10 @@ from tui_migrator.storage.database import serialized_write
 # 4: tm_migrations.claim_epoch, tm_operators.proof); version 5 added a table, tm_api_tokens;
 # version 6 a nullable column again, tm_migrations.pause_reason; version 7 tm_migrations.kind
 # (NULL: an encryption migration, the only kind before); version 8 tm_row_metadata.tokens_digest
-# (NULL: verification opens the row's tokens, as it did for every row before).
+# (NULL: verification opens the row's tokens, as it did for every row before); version 9 a table,
+# tm_shared_windows.
 # upgrade_tool_tables adds the tables and columns an older database lacks.
-SCHEMA_VERSION = "8"
+SCHEMA_VERSION = "9"
 TABLE_PREFIX = "tm_"
 
 metadata = sa.MetaData()
@@ -252,6 +253,25 @@ batch_log_table = sa.Table(
     sa.Column("rows", sa.Integer, nullable=False),
     sa.Column("seconds", sa.Float, nullable=False),
     sa.Column("committed_at", UtcDateTime, nullable=False),
+)
+
+# The windows of keys of a backup copy, its read-back or a verification, published by the
+# migration's owner so that a joined worker can take some (storage/shared_windows.py; PostgreSQL,
+# where workers can join). Kept while their step runs. Added in schema version 9.
+shared_windows_table = sa.Table(
+    "tm_shared_windows",
+    metadata,
+    sa.Column("migration_id", sa.String(64), primary_key=True),
+    sa.Column("step", sa.String(32), primary_key=True),
+    sa.Column("table_name", sa.String(255), primary_key=True),
+    sa.Column("seq", sa.Integer, primary_key=True),
+    # The window's first and last key (crypto.codec.encode_key).
+    sa.Column("first_key", sa.Text, nullable=False),
+    sa.Column("last_key", sa.Text, nullable=False),
+    # NULL while no worker has taken the window; the worker that took it after.
+    sa.Column("taken_by", sa.String(255), nullable=True),
+    # What the window came to (JSON), once a joined worker has done it.
+    sa.Column("result", sa.Text, nullable=True),
 )
 
 

@@ -1,0 +1,286 @@
+"""A worker that joins a migration early shares its backup copy, the copy's read-back and its
+verification, not only its batches (engine/window_steps.py, storage/shared_windows.py).
+
+The owner runs in this process in the foreground and a joined worker in a thread of its own
+(its own service, as another process would have). Each step's first window of the owner waits
+until the joined worker has done one of that step's windows, so the sharing happens every run,
+whatever the machine's speed; then the migration must be exact and reversible as ever: the
+backup's read-back matches the copy whoever wrote which window, every row is verified, nothing is
+encrypted twice, and a rollback restores every byte. A window the joined worker fails is done by
+the owner; a window the joined worker holds is waited for, not done twice.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from tests.support.databases import ADMIN
+from tests.support.migration_helpers import assert_fully_encrypted, raw_dump, wait_for
+from tui_migrator.common.settings import Settings
+from tui_migrator.engine import backup, verification
+from tui_migrator.engine.joiner import JoinSummary
+from tui_migrator.service.facade import MigratorService
+from tui_migrator.storage import shared_windows
+from tui_migrator.storage.migration_status import Status
+from tui_migrator.storage.shared_windows import StepName
+from tui_migrator.storage.tables import batch_log_table, shared_windows_table
+
+ON_POSTGRESQL = [pytest.mark.backends("postgresql"), pytest.mark.postgresql]
+
+# Small windows, so every table has several and the joined worker finds some open.
+WINDOW_ROWS = 10
+CONFIG = {"batch_size": 40, "max_concurrency": 1}
+
+
+@pytest.fixture
+def small_windows(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(backup, "BACKUP_COPY_ROWS", WINDOW_ROWS)
+    monkeypatch.setattr(backup, "READ_BACK_ROWS", WINDOW_ROWS)
+    monkeypatch.setattr(verification, "BATCH", WINDOW_ROWS)
+
+
+class JoinedThread:
+    """A worker joining the only migration of ``settings``' database as soon as its owner has
+    claimed it. ``joined`` is true in that thread only (the patched window functions ask)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.local = threading.local()
+        self.summary: JoinSummary | None = None
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, args=(settings,), daemon=True)
+        self.thread.start()
+
+    @property
+    def joined(self) -> bool:
+        return getattr(self.local, "joined", False)
+
+    def _run(self, settings: Settings) -> None:
+        self.local.joined = True
+        try:
+            with MigratorService.open(settings, user=ADMIN) as service:
+                migration_id = self._wait_for_owner(service)
+                self.summary = service.join(migration_id)
+        except BaseException as error:
+            self.error = error
+
+    @staticmethod
+    def _wait_for_owner(service: MigratorService) -> str:
+        found: list[str] = []
+
+        def claimed() -> bool:
+            records, _ = service.list_migrations(limit=None, status=None)
+            live = [r for r in records if r.stored_status.is_live and r.worker_alive and r.claim_epoch]
+            found[:] = [r.id for r in live]
+            return bool(found)
+
+        wait_for(claimed, timeout=60)
+        return found[0]
+
+    def result(self) -> JoinSummary:
+        self.thread.join(timeout=120)
+        assert not self.thread.is_alive(), "the joined worker did not leave"
+        if self.error is not None:
+            raise self.error
+        assert self.summary is not None
+        return self.summary
+
+
+def first_owner_window_waits_for_the_joined_worker(
+    monkeypatch: pytest.MonkeyPatch,
+    module: Any,
+    function: str,
+    joined: JoinedThread,
+    joined_does: Callable[[Callable[..., Any], tuple[Any, ...]], Any] | None = None,
+) -> threading.Event:
+    """Patch ``module.function`` (a step's window function): in the owner, every window waits
+    until the joined worker has done (or tried) one; in the joined worker, ``joined_does``
+    decides what happens (by default, the window as it is)."""
+    tried = threading.Event()
+    original = getattr(module, function)
+
+    def window(*arguments: Any) -> Any:
+        if joined.joined:
+            try:
+                if joined_does is not None:
+                    return joined_does(original, arguments)
+                return original(*arguments)
+            finally:
+                tried.set()
+        assert tried.wait(timeout=60), f"the joined worker did no {function} window"
+        return original(*arguments)
+
+    monkeypatch.setattr(module, function, window)
+    return tried
+
+
+def batch_rows(service: MigratorService, migration_id: str) -> int:
+    with service.engine.connect() as connection:
+        return int(
+            connection.execute(
+                sa.select(sa.func.coalesce(sa.func.sum(batch_log_table.c.rows), 0)).where(
+                    batch_log_table.c.migration_id == migration_id
+                )
+            ).scalar_one()
+        )
+
+
+def windows_left(service: MigratorService) -> int:
+    with service.engine.connect() as connection:
+        return int(
+            connection.execute(sa.select(sa.func.count()).select_from(shared_windows_table)).scalar_one()
+        )
+
+
+@pytest.mark.usefixtures("small_windows")
+@ON_POSTGRESQL[0]
+@ON_POSTGRESQL[1]
+def test_a_worker_that_joins_early_shares_the_backup_and_the_verification(
+    service: MigratorService, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    before = raw_dump(service.engine)
+    joined = JoinedThread(settings)
+    first_owner_window_waits_for_the_joined_worker(monkeypatch, backup, "copy_window", joined)
+    first_owner_window_waits_for_the_joined_worker(monkeypatch, verification, "verify_window", joined)
+
+    record = service.start(CONFIG)
+    summary = joined.result()
+
+    assert record.status is Status.COMPLETED, record.error_message
+    # The joined worker copied and checked rows: the owner's backup matched the copy as read
+    # back, and verification counted every row, whoever did which window.
+    assert summary.rows_by_step.get(backup.COPY_STEP, 0) > 0, summary.to_json()
+    assert summary.rows_by_step.get(verification.VERIFY_STEP, 0) > 0, summary.to_json()
+    assert summary.left_because in {
+        "the owner is past verification: nothing is left to share",
+        "the migration is completed",  # when it looked again, after its last window
+    }
+    assert record.verification is not None and record.verification["passed"]
+    assert record.verification["verifiedRows"] == record.encrypted_records == record.total_records
+    backed_up = sum(table.backup_rows for table in record.tables)
+    assert backed_up == record.total_records
+    assert batch_rows(service, record.id) == record.total_records  # no batch done twice
+    assert windows_left(service) == 0
+    assert assert_fully_encrypted(service, service.mapping(), before) > 0
+    service.rollback(record.id, confirm=True)
+    assert raw_dump(service.engine) == before
+
+
+@pytest.mark.usefixtures("small_windows")
+@ON_POSTGRESQL[0]
+@ON_POSTGRESQL[1]
+def test_a_window_the_joined_worker_fails_is_done_by_the_owner(
+    service: MigratorService, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    before = raw_dump(service.engine)
+    joined = JoinedThread(settings)
+
+    def fail(original: Callable[..., Any], arguments: tuple[Any, ...]) -> Any:
+        original(*arguments)  # its backups are sealed, then the worker fails before writing them
+        raise RuntimeError("the joined worker's window failed")
+
+    first_owner_window_waits_for_the_joined_worker(monkeypatch, backup, "copy_window", joined, fail)
+
+    record = service.start(CONFIG)
+    summary = joined.result()
+
+    assert summary.left_because.startswith("a window it took failed (RuntimeError)"), summary.to_json()
+    assert summary.rows_by_step == {}
+    assert record.status is Status.COMPLETED, record.error_message
+    assert sum(table.backup_rows for table in record.tables) == record.total_records
+    assert record.verification is not None and record.verification["passed"]
+    service.rollback(record.id, confirm=True)
+    assert raw_dump(service.engine) == before
+
+
+@pytest.fixture
+def published(service: MigratorService) -> Iterator[StepName]:
+    name = StepName("migration_test", "verification", "patients")
+    shared_windows.publish(service.engine, name, [(0, (1,), (10,)), (1, (11,), (20,))])
+    yield name
+    shared_windows.clear(service.engine, name)
+
+
+def waiting_on_a_lock(service: MigratorService) -> bool:
+    with service.engine.connect() as connection:
+        return bool(
+            connection.execute(
+                sa.text(
+                    "SELECT count(*) FROM pg_stat_activity"
+                    " WHERE wait_event_type = 'Lock' AND datname = current_database()"
+                )
+            ).scalar_one()
+        )
+
+
+@pytest.mark.parametrize("joined_commits", [True, False], ids=["done", "failed"])
+@ON_POSTGRESQL[0]
+@ON_POSTGRESQL[1]
+def test_the_owner_waits_for_a_window_a_joined_worker_holds(
+    service: MigratorService, published: StepName, joined_commits: bool
+) -> None:
+    """The joined worker holds the last window (its lock) while it does it; the owner, asking
+    for that window's result, waits on the lock — it neither reads a half-done window nor does
+    it too — and then gets the committed summary, or, if the worker rolled back, the window to
+    do itself."""
+    engine = service.engine
+    holding, release = threading.Event(), threading.Event()
+
+    taken_windows: list[tuple[int, Any, Any]] = []
+
+    def joined_worker() -> None:
+        try:
+            with shared_windows.joined_window(engine, "migration_test", "joined:1") as taken:
+                assert taken is not None
+                connection, window = taken
+                taken_windows.append((window.seq, window.first, window.last))
+                holding.set()
+                release.wait(timeout=30)
+                if not joined_commits:
+                    raise RuntimeError("the window failed")  # rolled back: open again
+                shared_windows.done(connection, window, {"rows": 10, "verified": 10})
+        except RuntimeError:
+            pass
+
+    thread = threading.Thread(target=joined_worker)
+    thread.start()
+    assert holding.wait(timeout=30)
+    # The furthest window from the owner, its keys as published.
+    assert taken_windows == [(1, (11,), (20,))]
+    # Window 0 is open and the owner's; window 1 is the joined worker's, so not the owner's.
+    assert shared_windows.take(engine, published, 0, 1, "owner:1") == {0}
+    answers: list[dict[str, Any] | None] = []
+    owner = threading.Thread(
+        target=lambda: answers.append(shared_windows.result_or_take(engine, published, 1, "owner:1"))
+    )
+    owner.start()
+    wait_for(lambda: waiting_on_a_lock(service), timeout=30)
+    assert answers == []
+    release.set()
+    owner.join(timeout=30)
+    thread.join(timeout=30)
+    with engine.connect() as connection:
+        taken_by = connection.execute(
+            sa.select(shared_windows_table.c.taken_by).where(shared_windows_table.c.seq == 1)
+        ).scalar_one()
+    if joined_commits:
+        assert answers == [{"rows": 10, "verified": 10}] and taken_by == "joined:1"
+    else:
+        assert answers == [None] and taken_by == "owner:1"
+
+
+def test_nothing_is_published_where_no_worker_can_join(
+    service: MigratorService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SQLite: one writer at a time, so no worker joins and no window is published."""
+    published: list[Any] = []
+    monkeypatch.setattr(shared_windows, "publish", lambda *arguments: published.append(arguments))
+    record = service.start(CONFIG)
+
+    assert record.status is Status.COMPLETED and record.verification is not None
+    assert record.verification["passed"]
+    assert published == [] and windows_left(service) == 0
