@@ -20,7 +20,7 @@ import pytest
 import sqlalchemy as sa
 
 from tests.support.databases import ADMIN
-from tests.support.migration_helpers import assert_fully_encrypted, raw_dump, wait_for
+from tests.support.migration_helpers import assert_fully_encrypted, batch_log_rows, raw_dump, wait_for
 from tui_migrator.common.settings import Settings
 from tui_migrator.engine import backup, verification
 from tui_migrator.engine.joiner import JoinSummary
@@ -28,9 +28,7 @@ from tui_migrator.service.facade import MigratorService
 from tui_migrator.storage import shared_windows
 from tui_migrator.storage.migration_status import Status
 from tui_migrator.storage.shared_windows import StepName
-from tui_migrator.storage.tables import batch_log_table, shared_windows_table
-
-ON_POSTGRESQL = [pytest.mark.backends("postgresql"), pytest.mark.postgresql]
+from tui_migrator.storage.tables import shared_windows_table
 
 # Small windows, so every table has several and the joined worker finds some open.
 WINDOW_ROWS = 10
@@ -118,17 +116,6 @@ def first_owner_window_waits_for_the_joined_worker(
     return tried
 
 
-def batch_rows(service: MigratorService, migration_id: str) -> int:
-    with service.engine.connect() as connection:
-        return int(
-            connection.execute(
-                sa.select(sa.func.coalesce(sa.func.sum(batch_log_table.c.rows), 0)).where(
-                    batch_log_table.c.migration_id == migration_id
-                )
-            ).scalar_one()
-        )
-
-
 def windows_left(service: MigratorService) -> int:
     with service.engine.connect() as connection:
         return int(
@@ -137,8 +124,7 @@ def windows_left(service: MigratorService) -> int:
 
 
 @pytest.mark.usefixtures("small_windows")
-@ON_POSTGRESQL[0]
-@ON_POSTGRESQL[1]
+@pytest.mark.backends("postgresql")
 def test_a_worker_that_joins_early_shares_the_backup_and_the_verification(
     service: MigratorService, settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -163,7 +149,7 @@ def test_a_worker_that_joins_early_shares_the_backup_and_the_verification(
     assert record.verification["verifiedRows"] == record.encrypted_records == record.total_records
     backed_up = sum(table.backup_rows for table in record.tables)
     assert backed_up == record.total_records
-    assert batch_rows(service, record.id) == record.total_records  # no batch done twice
+    assert batch_log_rows(service, record.id) == record.total_records  # no batch done twice
     assert windows_left(service) == 0
     assert assert_fully_encrypted(service, service.mapping(), before) > 0
     service.rollback(record.id, confirm=True)
@@ -171,8 +157,7 @@ def test_a_worker_that_joins_early_shares_the_backup_and_the_verification(
 
 
 @pytest.mark.usefixtures("small_windows")
-@ON_POSTGRESQL[0]
-@ON_POSTGRESQL[1]
+@pytest.mark.backends("postgresql")
 def test_a_window_the_joined_worker_fails_is_done_by_the_owner(
     service: MigratorService, settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -218,8 +203,7 @@ def waiting_on_a_lock(service: MigratorService) -> bool:
 
 
 @pytest.mark.parametrize("joined_commits", [True, False], ids=["done", "failed"])
-@ON_POSTGRESQL[0]
-@ON_POSTGRESQL[1]
+@pytest.mark.backends("postgresql")
 def test_the_owner_waits_for_a_window_a_joined_worker_holds(
     service: MigratorService, published: StepName, joined_commits: bool
 ) -> None:

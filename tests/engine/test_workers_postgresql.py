@@ -29,7 +29,13 @@ from tests.support.databases import (
     fresh_postgres_database,
     make_settings,
 )
-from tests.support.migration_helpers import Background, assert_fully_encrypted, raw_dump, wait_for
+from tests.support.migration_helpers import (
+    Background,
+    assert_fully_encrypted,
+    batch_log_rows,
+    raw_dump,
+    wait_for,
+)
 from tests.support.postgres_cluster import PostgresCluster
 from tui_migrator.common.errors import BadInput
 from tui_migrator.common.settings import Settings
@@ -39,7 +45,6 @@ from tui_migrator.service.workers import workers_of
 from tui_migrator.storage.mapping import COMPANION_SUFFIX
 from tui_migrator.storage.migration_records import MigrationRecord
 from tui_migrator.storage.migration_status import Phase, Status
-from tui_migrator.storage.tables import batch_log_table
 
 pytestmark = [pytest.mark.backends("postgresql"), pytest.mark.postgresql]
 
@@ -75,23 +80,11 @@ def large(
             yield settings, service
 
 
-def batch_rows(service: MigratorService, migration_id: str) -> int:
-    """Rows of every committed batch: a batch processed twice would count its rows twice."""
-    with service.engine.connect() as connection:
-        return int(
-            connection.execute(
-                sa.select(sa.func.coalesce(sa.func.sum(batch_log_table.c.rows), 0)).where(
-                    batch_log_table.c.migration_id == migration_id
-                )
-            ).scalar_one()
-        )
-
-
 def assert_exact_and_reversible(service: MigratorService, record: MigrationRecord, before: Any) -> None:
     assert record.status is Status.COMPLETED, record.error_message
     assert record.failed_records == 0
     assert record.encrypted_records == record.total_records
-    assert batch_rows(service, record.id) == record.total_records
+    assert batch_log_rows(service, record.id) == record.total_records
     assert record.verification is not None and record.verification["passed"]
     assert assert_fully_encrypted(service, service.mapping(), before) > 0
     service.rollback(record.id, confirm=True)

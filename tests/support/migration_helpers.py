@@ -20,6 +20,7 @@ from tui_migrator.storage.column_storage import reflect
 from tui_migrator.storage.mapping import ResolvedMapping, Storage
 from tui_migrator.storage.migration_records import MigrationRecord
 from tui_migrator.storage.migration_status import Status
+from tui_migrator.storage.tables import batch_log_table
 
 # A small configuration that still runs several batches, two at a time.
 FAST = {"batch_size": 40, "max_concurrency": 2}
@@ -239,3 +240,16 @@ def rotate_every_key(service: MigratorService) -> None:
     assert rotation.status is Status.COMPLETED, rotation.error_message
     assert rotation.verification is not None and rotation.verification["passed"], rotation.verification
     assert rotation.failed_records == 0, service.failed_records(rotation.id)
+
+
+def batch_log_rows(service: MigratorService, migration_id: str) -> int:
+    """Rows of every committed batch of the migration: a batch processed twice would count its
+    rows twice."""
+    with service.engine.connect() as connection:
+        return int(
+            connection.execute(
+                sa.select(sa.func.coalesce(sa.func.sum(batch_log_table.c.rows), 0)).where(
+                    batch_log_table.c.migration_id == migration_id
+                )
+            ).scalar_one()
+        )
