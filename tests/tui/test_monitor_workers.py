@@ -1,5 +1,6 @@
 """The workers on a migration, read from its record and its audit trail: the owner with its
-heartbeat, and each joined worker with when it joined and, once it left, its rows."""
+heartbeat, and each joined worker with when it joined and, once it left, its rows (of batches and
+of the windows of the backup copy and verification it did)."""
 
 from __future__ import annotations
 
@@ -28,7 +29,8 @@ def test_the_owner_then_each_joined_worker_with_its_rows_once_it_left(service: M
             "2026-03-02T09:05:00Z",
             worker="db-b:200",
             rowsProcessed=1200,
-            leftBecause="no plaintext rows left to claim",
+            windowRowsByStep={"backup-copy": 900, "verification": 1100},
+            leftBecause="the owner is past verification: nothing is left to share",
         ),
         _entry(4, "backup_created", "2026-03-02T09:06:00Z", table="demographics"),
     ]
@@ -42,7 +44,10 @@ def test_the_owner_then_each_joined_worker_with_its_rows_once_it_left(service: M
     assert left.rows == 1200 and left.left_at is not None and left.left_because
     assert working.left_at is None and working.rows is None
     assert "(owner, heartbeat" in worker_words(workers[0])
-    assert worker_words(left).endswith("after 1,200 rows")
+    assert left.window_rows == {"backup-copy": 900, "verification": 1100}
+    assert worker_words(left).endswith(
+        "after 1,200 rows (and 900 of the backup copy, 1,100 of the verification)"
+    )
     assert worker_words(working).endswith(", working")
 
 

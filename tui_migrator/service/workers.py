@@ -1,12 +1,13 @@
 """The workers on a migration, as the migration's record and its audit trail tell them: the owner
 (the worker that started or resumed it, with its heartbeat) and every worker that joined it on
 PostgreSQL (``worker ID`` from another process or host), with when it joined and, once it has
-left, the rows it took and why it left. A joined worker's rows are known when it leaves: its
+left, the rows it took (of batches, and of the windows of the backup copy and verification it did)
+and why it left. A joined worker's rows are known when it leaves: its
 batches count in the tables' progress as they commit, not per worker."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from tui_migrator.storage.audit import AuditEntry
@@ -21,6 +22,8 @@ class WorkerView:
     joined_at: datetime | None = None
     left_at: datetime | None = None
     rows: int | None = None
+    # Rows of the windows it did, by step (engine/window_steps.py names them).
+    window_rows: dict[str, int] = field(default_factory=dict)
     left_because: str | None = None
     heartbeat_at: datetime | None = None
 
@@ -41,12 +44,18 @@ def workers_of(record: MigrationRecord, entries: list[AuditEntry]) -> list[Worke
         elif entry.operation == AuditOperation.WORKER_LEFT.value and worker in joined:
             rows = entry.details.get("rowsProcessed")
             because = entry.details.get("leftBecause")
+            windows = entry.details.get("windowRowsByStep")
             joined[worker] = WorkerView(
                 worker,
                 owner=False,
                 joined_at=joined[worker].joined_at,
                 left_at=moment,
                 rows=rows if isinstance(rows, int) else None,
+                window_rows={
+                    step: count
+                    for step, count in (windows if isinstance(windows, dict) else {}).items()
+                    if isinstance(count, int)
+                },
                 left_because=because if isinstance(because, str) else None,
             )
     return found + list(joined.values())

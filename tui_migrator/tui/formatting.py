@@ -113,4 +113,8 @@ def worker_words(worker: WorkerView) -> str:
     if worker.left_at is None:
         return f"{worker.worker}{joined}, working"
     rows = "" if worker.rows is None else f" after {worker.rows:,} rows"
+    windows = ", ".join(
+        f"{count:,} of the {step.replace('-', ' ')}" for step, count in worker.window_rows.items()
+    )
+    rows += f" (and {windows})" if windows else ""
     return f"{worker.worker}{joined}, left {local_time(worker.left_at)[11:]}{rows}"
