@@ -7,11 +7,13 @@ until the joined worker has done one of that step's windows, so the sharing happ
 whatever the machine's speed; then the migration must be exact and reversible as ever: the
 backup's read-back matches the copy whoever wrote which window, every row is verified, nothing is
 encrypted twice, and a rollback restores every byte. A window the joined worker fails is done by
-the owner; a window the joined worker holds is waited for, not done twice.
+the owner; a window the joined worker holds is waited for, not done twice; and a joined worker's
+window commits nothing once the migration has been taken over.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -22,13 +24,18 @@ import sqlalchemy as sa
 from tests.support.databases import ADMIN
 from tests.support.migration_helpers import assert_fully_encrypted, batch_log_rows, raw_dump, wait_for
 from tui_migrator.common.settings import Settings
+from tui_migrator.crypto.ciphers import RowSealer
 from tui_migrator.engine import backup, verification
+from tui_migrator.engine.cpu_pool import BatchContext
 from tui_migrator.engine.joiner import JoinSummary
+from tui_migrator.engine.retry import RetryPolicy
+from tui_migrator.engine.window_steps import do_a_joined_window
 from tui_migrator.service.facade import MigratorService
-from tui_migrator.storage import shared_windows
+from tui_migrator.storage import migration_claims, shared_windows
+from tui_migrator.storage.column_storage import key_of, reflect
 from tui_migrator.storage.migration_status import Status
 from tui_migrator.storage.shared_windows import StepName
-from tui_migrator.storage.tables import shared_windows_table
+from tui_migrator.storage.tables import migrations_table, shared_windows_table
 
 # Small windows, so every table has several and the joined worker finds some open.
 WINDOW_ROWS = 10
@@ -268,3 +275,66 @@ def test_nothing_is_published_where_no_worker_can_join(
     assert record.status is Status.COMPLETED and record.verification is not None
     assert record.verification["passed"]
     assert published == [] and windows_left(service) == 0
+
+
+@pytest.mark.parametrize("taken_over", [False, True], ids=["still-the-owners", "taken-over"])
+@pytest.mark.backends("postgresql")
+def test_a_joined_workers_window_commits_only_under_the_claim_it_joined(
+    service: MigratorService, taken_over: bool
+) -> None:
+    """A joined worker's window writes (a backup copy's rows) and its result commit only if the
+    migration is still claimed as when it joined: a takeover (a resume's or a rollback's claim)
+    during the window rolls all of it back, and the window is open again."""
+    engine = service.engine
+    record = service.start({**CONFIG, "data_categories": ["DEMOGRAPHICS"]})  # other tables untouched
+    table = "medication_data"
+    with engine.connect() as connection:
+        access = reflect(connection, service.mapping().table(table))
+        keys = [key_of(access, row) for row in connection.execute(access.select_rows(limit=None)).mappings()]
+    assert keys  # plaintext rows the migration left alone, to back up
+    with engine.begin() as connection:
+        backup_table = backup.create_backup_table(connection, access, "tm_bk_test_medication_data")
+    name = StepName(record.id, backup.COPY_STEP, table)
+    shared_windows.publish(engine, name, [(0, min(keys), max(keys))])
+    copying = backup.copy_step(access, backup_table, None, RetryPolicy())
+
+    def copy_then_take_over(*arguments: Any) -> Any:
+        copied = backup.copy_window(*arguments)
+        if taken_over:
+            with engine.begin() as connection:
+                connection.execute(
+                    sa.update(migrations_table)
+                    .where(migrations_table.c.id == record.id)
+                    .values(claim_epoch=migrations_table.c.claim_epoch + 1)
+                )
+        return copied
+
+    def window(*_: Any) -> Any:
+        return dataclasses.replace(copying, work=copy_then_take_over)
+
+    session = service._session
+    context = BatchContext(session.value_cipher(), RowSealer(session.master_key, record.id), engine)
+
+    def done() -> Any:
+        return do_a_joined_window(
+            engine,
+            record.id,
+            "joined:1",
+            window,
+            context,
+            lambda connection: migration_claims.check_epoch(connection, record.id, record.claim_epoch),
+        )
+
+    with engine.connect() as connection:
+        count = sa.select(sa.func.count()).select_from(backup_table)
+        if taken_over:
+            with pytest.raises(migration_claims.ClaimLost):
+                done()
+            assert connection.execute(count).scalar_one() == 0
+            assert connection.execute(sa.select(shared_windows_table.c.taken_by)).scalar_one() is None
+        else:
+            taken, summary = done()
+            assert taken == name and summary["rows"] == summary["covered"] == len(keys)
+            assert connection.execute(count).scalar_one() == len(keys)
+            assert connection.execute(sa.select(shared_windows_table.c.taken_by)).scalar_one() == "joined:1"
+    shared_windows.clear(engine, name)
