@@ -7,8 +7,9 @@ until the joined worker has done one of that step's windows, so the sharing happ
 whatever the machine's speed; then the migration must be exact and reversible as ever: the
 backup's read-back matches the copy whoever wrote which window, every row is verified, nothing is
 encrypted twice, and a rollback restores every byte. A window the joined worker fails is done by
-the owner; a window the joined worker holds is waited for, not done twice; and a joined worker's
-window commits nothing once the migration has been taken over.
+the owner, and one the server or the connection fails does not send the joined worker away; a
+window the joined worker holds is waited for, not done twice; and a joined worker's window
+commits nothing once the migration has been taken over.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from sqlalchemy.exc import OperationalError
 
 from tests.support.databases import ADMIN
 from tests.support.migration_helpers import assert_fully_encrypted, batch_log_rows, raw_dump, wait_for
@@ -184,6 +186,38 @@ def test_a_window_the_joined_worker_fails_is_done_by_the_owner(
     assert summary.rows_by_step == {}
     assert record.status is Status.COMPLETED, record.error_message
     assert sum(table.backup_rows for table in record.tables) == record.total_records
+    assert record.verification is not None and record.verification["passed"]
+    service.rollback(record.id, confirm=True)
+    assert raw_dump(service.engine) == before
+
+
+@pytest.mark.usefixtures("small_windows")
+@pytest.mark.backends("postgresql")
+def test_a_lost_connection_in_a_joined_window_does_not_send_the_worker_away(
+    service: MigratorService, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The server or the connection failing during a joined worker's window rolls the window
+    back (the owner or the worker does it later) and the worker stays: it goes on to verify."""
+    before = raw_dump(service.engine)
+    joined = JoinedThread(settings)
+    failures = [OperationalError("SELECT 1", None, Exception("server closed the connection unexpectedly"))]
+
+    def fail_once(original: Callable[..., Any], arguments: tuple[Any, ...]) -> Any:
+        if failures:
+            raise failures.pop()
+        return original(*arguments)
+
+    first_owner_window_waits_for_the_joined_worker(monkeypatch, backup, "copy_window", joined, fail_once)
+    first_owner_window_waits_for_the_joined_worker(monkeypatch, verification, "verify_window", joined)
+
+    record = service.start(CONFIG)
+    summary = joined.result()
+
+    assert failures == []  # the joined worker's window failed once
+    assert summary.rows_by_step.get(verification.VERIFY_STEP, 0) > 0, summary.to_json()
+    assert not summary.left_because.startswith("a window it took failed"), summary.to_json()
+    assert record.status is Status.COMPLETED, record.error_message
+    assert sum(table.backup_rows or 0 for table in record.tables) == record.total_records
     assert record.verification is not None and record.verification["passed"]
     service.rollback(record.id, confirm=True)
     assert raw_dump(service.engine) == before

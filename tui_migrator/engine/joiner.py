@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError
 
 from tui_migrator.common.errors import BadInput
 from tui_migrator.crypto.ciphers import RowSealer
@@ -30,6 +31,7 @@ from tui_migrator.engine import backup, batch_size, verification
 from tui_migrator.engine.batch_source import ClaimedSource, row_locks_supported
 from tui_migrator.engine.collection_pace import paced
 from tui_migrator.engine.cpu_pool import BatchContext
+from tui_migrator.engine.retry import is_transient
 from tui_migrator.engine.window_steps import WindowStep, do_a_joined_window
 from tui_migrator.engine.work import MigrationWork, MigrationWorker
 from tui_migrator.storage import migration_claims
@@ -190,6 +192,14 @@ class JoiningWorker(MigrationWorker):
             )
         except (migration_claims.ClaimLost, _Leave):
             raise
+        except DBAPIError as error:
+            if not is_transient(error):
+                raise _Leave(f"a window it took failed ({type(error).__name__}); the owner does it") from None
+            # The server or the connection, not the window: rolled back, the window is open
+            # again for whoever comes first; this worker tries again after a pause (reading the
+            # migration meanwhile retries with backoff, as its batches do).
+            log.warning("a window of %s was rolled back: %s", self.migration_id, error)
+            return False
         except Exception as error:
             # Rolled back: the window is open again and the owner does it (and reports what
             # goes wrong with it, if it goes wrong there too).
