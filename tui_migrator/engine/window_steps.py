@@ -37,6 +37,7 @@ PUBLISHED_AHEAD = 256
 # quarter of those published ahead of it, so a joined worker taking from the far end still
 # finds windows open until the two meet.
 TAKEN_AT_ONCE = 32
+# Windows published by one statement, at most (see _Published).
 PUBLISHED_AT_ONCE = 32
 
 
@@ -44,7 +45,7 @@ PUBLISHED_AT_ONCE = 32
 class WindowStep:
     """One pass over ``table``: ``work(context, *arguments, first, last)`` for each window, a
     batch function; its result becomes the window's summary by ``summarize``, or, for a step
-    that writes what it read (``writes``), by ``write(connection, result)`` in a write
+    that writes what it read (the backup copy), by ``write(connection, result)`` in a write
     transaction — the owner's own, or the joined worker's that holds the window."""
 
     name: str

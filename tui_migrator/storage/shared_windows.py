@@ -114,16 +114,6 @@ def take(engine: Engine, name: StepName, first: int, last: int, worker: str) -> 
         return set(taken.scalars())
 
 
-def _take(connection: Connection, name: StepName, seq: int, worker: str, *, wait: bool) -> bool:
-    this = sa.and_(name.matches(), windows.c.seq == seq)
-    open_window = sa.select(windows.c.seq).where(this, windows.c.taken_by.is_(None))
-    locked = open_window.with_for_update() if wait else open_window.with_for_update(skip_locked=True)
-    taken = connection.execute(
-        sa.update(windows).where(this, windows.c.seq.in_(locked.scalar_subquery())).values(taken_by=worker)
-    )
-    return taken.rowcount == 1
-
-
 def result_or_take(engine: Engine, name: StepName, seq: int, worker: str) -> dict[str, Any] | None:
     """What window ``seq`` came to, once the worker that took it has committed (waits for it);
     None if it committed nothing (it failed or died): the owner now has the window to do."""
@@ -135,8 +125,10 @@ def result_or_take(engine: Engine, name: StepName, seq: int, worker: str) -> dic
         ).one()
         if row.result is not None:
             return dict(json.loads(row.result))
-        if row.taken_by is None:
-            _take(connection, name, seq, worker, wait=True)
+        if row.taken_by is None:  # rolled back by the worker that had it; locked here now
+            connection.execute(
+                sa.update(windows).where(name.matches(), windows.c.seq == seq).values(taken_by=worker)
+            )
         return None
 
 
