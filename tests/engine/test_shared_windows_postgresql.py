@@ -35,6 +35,7 @@ from tui_migrator.engine.window_steps import do_a_joined_window
 from tui_migrator.service.facade import MigratorService
 from tui_migrator.storage import migration_claims, shared_windows
 from tui_migrator.storage.column_storage import key_of, reflect
+from tui_migrator.storage.migration_records import MigrationRecord
 from tui_migrator.storage.migration_status import Status
 from tui_migrator.storage.shared_windows import StepName
 from tui_migrator.storage.tables import migrations_table, shared_windows_table
@@ -132,6 +133,22 @@ def windows_left(service: MigratorService) -> int:
         )
 
 
+def assert_backed_up_verified_and_reversible(
+    service: MigratorService, record: MigrationRecord, before: dict[str, Any]
+) -> None:
+    """Whoever did which window: every row backed up once (the read-back matched the copy),
+    verified, encrypted by one batch, and the rollback gives back every byte."""
+    assert record.status is Status.COMPLETED, record.error_message
+    assert sum(table.backup_rows or 0 for table in record.tables) == record.total_records
+    assert record.verification is not None and record.verification["passed"]
+    assert record.verification["verifiedRows"] == record.encrypted_records == record.total_records
+    assert batch_log_rows(service, record.id) == record.total_records  # no batch done twice
+    assert windows_left(service) == 0
+    assert assert_fully_encrypted(service, service.mapping(), before) > 0
+    service.rollback(record.id, confirm=True)
+    assert raw_dump(service.engine) == before
+
+
 @pytest.mark.usefixtures("small_windows")
 @pytest.mark.backends("postgresql")
 def test_a_worker_that_joins_early_shares_the_backup_and_the_verification(
@@ -145,24 +162,14 @@ def test_a_worker_that_joins_early_shares_the_backup_and_the_verification(
     record = service.start(CONFIG)
     summary = joined.result()
 
-    assert record.status is Status.COMPLETED, record.error_message
-    # The joined worker copied and checked rows: the owner's backup matched the copy as read
-    # back, and verification counted every row, whoever did which window.
+    # The joined worker copied and checked rows.
     assert summary.rows_by_step.get(backup.COPY_STEP, 0) > 0, summary.to_json()
     assert summary.rows_by_step.get(verification.VERIFY_STEP, 0) > 0, summary.to_json()
     assert summary.left_because in {
         "the owner is past verification: nothing is left to share",
         "the migration is completed",  # when it looked again, after its last window
     }
-    assert record.verification is not None and record.verification["passed"]
-    assert record.verification["verifiedRows"] == record.encrypted_records == record.total_records
-    backed_up = sum(table.backup_rows for table in record.tables)
-    assert backed_up == record.total_records
-    assert batch_log_rows(service, record.id) == record.total_records  # no batch done twice
-    assert windows_left(service) == 0
-    assert assert_fully_encrypted(service, service.mapping(), before) > 0
-    service.rollback(record.id, confirm=True)
-    assert raw_dump(service.engine) == before
+    assert_backed_up_verified_and_reversible(service, record, before)
 
 
 @pytest.mark.usefixtures("small_windows")
@@ -184,11 +191,7 @@ def test_a_window_the_joined_worker_fails_is_done_by_the_owner(
 
     assert summary.left_because.startswith("a window it took failed (RuntimeError)"), summary.to_json()
     assert summary.rows_by_step == {}
-    assert record.status is Status.COMPLETED, record.error_message
-    assert sum(table.backup_rows for table in record.tables) == record.total_records
-    assert record.verification is not None and record.verification["passed"]
-    service.rollback(record.id, confirm=True)
-    assert raw_dump(service.engine) == before
+    assert_backed_up_verified_and_reversible(service, record, before)
 
 
 @pytest.mark.usefixtures("small_windows")
@@ -216,11 +219,7 @@ def test_a_lost_connection_in_a_joined_window_does_not_send_the_worker_away(
     assert failures == []  # the joined worker's window failed once
     assert summary.rows_by_step.get(verification.VERIFY_STEP, 0) > 0, summary.to_json()
     assert not summary.left_because.startswith("a window it took failed"), summary.to_json()
-    assert record.status is Status.COMPLETED, record.error_message
-    assert sum(table.backup_rows or 0 for table in record.tables) == record.total_records
-    assert record.verification is not None and record.verification["passed"]
-    service.rollback(record.id, confirm=True)
-    assert raw_dump(service.engine) == before
+    assert_backed_up_verified_and_reversible(service, record, before)
 
 
 @pytest.fixture
