@@ -27,6 +27,7 @@ from tests.support.databases import ADMIN
 from tests.support.migration_helpers import assert_fully_encrypted, batch_log_rows, raw_dump, wait_for
 from tui_migrator.common.settings import Settings
 from tui_migrator.crypto.ciphers import RowSealer
+from tui_migrator.crypto.tokens import TOKEN_PREFIX
 from tui_migrator.engine import backup, verification
 from tui_migrator.engine.cpu_pool import BatchContext
 from tui_migrator.engine.joiner import JoinSummary
@@ -133,11 +134,27 @@ def windows_left(service: MigratorService) -> int:
         )
 
 
+def damage_every_token(service: MigratorService, record: MigrationRecord) -> None:
+    """Make every token the migration wrote unopenable (one character added), so a rollback
+    can only put the originals back from the sealed backups."""
+    with service.engine.begin() as connection:
+        for progress in record.tables:
+            table = sa.Table(progress.name, sa.MetaData(), autoload_with=connection)
+            for column in table.columns:
+                if isinstance(column.type, sa.String):
+                    connection.execute(
+                        sa.update(table)
+                        .where(column.startswith(TOKEN_PREFIX))
+                        .values({column.name: sa.func.left(column, -6) + "+" + sa.func.right(column, 6)})
+                    )
+
+
 def assert_backed_up_verified_and_reversible(
-    service: MigratorService, record: MigrationRecord, before: dict[str, Any]
+    service: MigratorService, record: MigrationRecord, before: dict[str, Any], *, from_backups: bool = False
 ) -> None:
     """Whoever did which window: every row backed up once (the read-back matched the copy),
-    verified, encrypted by one batch, and the rollback gives back every byte."""
+    verified, encrypted by one batch, and the rollback gives back every byte — with
+    ``from_backups``, every row from its backup, whichever worker wrote it."""
     assert record.status is Status.COMPLETED, record.error_message
     assert sum(table.backup_rows or 0 for table in record.tables) == record.total_records
     assert record.verification is not None and record.verification["passed"]
@@ -145,7 +162,11 @@ def assert_backed_up_verified_and_reversible(
     assert batch_log_rows(service, record.id) == record.total_records  # no batch done twice
     assert windows_left(service) == 0
     assert assert_fully_encrypted(service, service.mapping(), before) > 0
-    service.rollback(record.id, confirm=True)
+    if from_backups:
+        damage_every_token(service, record)
+    _, result = service.rollback(record.id, confirm=True)
+    if from_backups:
+        assert result.restored_from_backup == record.total_records
     assert raw_dump(service.engine) == before
 
 
@@ -169,7 +190,8 @@ def test_a_worker_that_joins_early_shares_the_backup_and_the_verification(
         "the owner is past verification: nothing is left to share",
         "the migration is completed",  # when it looked again, after its last window
     }
-    assert_backed_up_verified_and_reversible(service, record, before)
+    # The backups the joined worker wrote give back the originals exactly, as the owner's do.
+    assert_backed_up_verified_and_reversible(service, record, before, from_backups=True)
 
 
 @pytest.mark.usefixtures("small_windows")

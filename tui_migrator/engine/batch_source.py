@@ -37,14 +37,9 @@ from sqlalchemy.exc import DBAPIError
 
 from tui_migrator.engine.batches import BatchResult, RowsChanged, TableBatches
 from tui_migrator.engine.retry import database_failure, is_transient
-from tui_migrator.storage.database import fetch_dicts, relax_commit
+from tui_migrator.storage.database import fetch_dicts, relax_commit, row_locks_supported
 
 log = logging.getLogger(__name__)
-
-
-def row_locks_supported(engine: sa.Engine) -> bool:
-    """Row locks with SKIP LOCKED exist on PostgreSQL; SQLite has one writer at a time anyway."""
-    return engine.dialect.name == "postgresql"
 
 
 @dataclass

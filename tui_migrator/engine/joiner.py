@@ -28,7 +28,7 @@ from sqlalchemy.exc import DBAPIError
 from tui_migrator.common.errors import BadInput
 from tui_migrator.crypto.ciphers import RowSealer
 from tui_migrator.engine import backup, batch_size, verification
-from tui_migrator.engine.batch_source import ClaimedSource, row_locks_supported
+from tui_migrator.engine.batch_source import ClaimedSource
 from tui_migrator.engine.collection_pace import paced
 from tui_migrator.engine.cpu_pool import BatchContext
 from tui_migrator.engine.retry import is_transient
@@ -38,6 +38,7 @@ from tui_migrator.storage import migration_claims
 from tui_migrator.storage import migration_records as migrations
 from tui_migrator.storage.audit_operations import AuditOperation
 from tui_migrator.storage.column_storage import TableAccess, organizations_in, reflect
+from tui_migrator.storage.database import row_locks_supported
 from tui_migrator.storage.migration_records import MigrationRecord
 from tui_migrator.storage.migration_status import LIVE_STATUSES, Phase, Status
 from tui_migrator.storage.shared_windows import StepName

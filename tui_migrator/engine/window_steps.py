@@ -25,7 +25,7 @@ from sqlalchemy.engine import Connection, Engine
 from tui_migrator.engine.cpu_pool import BatchContext, CpuPool, Pending, kept
 from tui_migrator.engine.read_ahead import read_ahead
 from tui_migrator.storage import shared_windows
-from tui_migrator.storage.database import serialized_write
+from tui_migrator.storage.database import row_locks_supported, serialized_write
 from tui_migrator.storage.shared_windows import Key, StepName
 
 # What a window came to: JSON, with at least the rows it read (``rows``).
@@ -76,7 +76,7 @@ def run_step(
     """Do ``step`` over ``windows`` (first and last key of each, in key order) and ``add`` each
     window's summary, in key order. ``sharing``: on PostgreSQL, joined workers may take some."""
     name = None
-    if sharing is not None and shared_windows.supported(engine):
+    if sharing is not None and row_locks_supported(engine):
         name = StepName(sharing.migration_id, step.name, step.table)
         shared_windows.clear(engine, name)  # what an interrupted run of the step left
     shipped = tuple(kept(argument) for argument in step.arguments)

@@ -188,12 +188,19 @@ def serialized_write(engine: Engine, *, durable: bool = True) -> Iterator[Connec
             action()
 
 
+def row_locks_supported(engine: Engine) -> bool:
+    """Row locks with SKIP LOCKED exist on PostgreSQL; SQLite has one writer at a time anyway.
+    So there alone several workers share a migration: its batches (engine/batch_source.py) and
+    its windows of keys (engine/window_steps.py)."""
+    return engine.dialect.name == "postgresql"
+
+
 def relax_commit(connection: Connection) -> None:
     """PostgreSQL: the open transaction's commit does not wait for its write-ahead log to reach
     disk (``SET LOCAL synchronous_commit = off``: this transaction only, whatever the server's
-    setting). For a batch's writes, which a crash of the server may undo only as a whole and
-    only after every earlier commit, and which the run then does again (see serialized_write);
-    with synchronous replication, nor for a standby. A no-op on SQLite (serialized_write
+    setting), nor, with synchronous replication, for a standby. For a batch's writes, which a
+    crash of the server may undo only as a whole and only after every earlier commit, and which
+    the run then does again (see serialized_write). A no-op on SQLite (serialized_write
     relaxes its connection there)."""
     if connection.dialect.name == "postgresql":
         connection.exec_driver_sql("SET LOCAL synchronous_commit = off")

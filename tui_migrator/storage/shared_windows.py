@@ -64,11 +64,6 @@ class TakenWindow:
     last: Key
 
 
-def supported(engine: Engine) -> bool:
-    """Workers can join a migration only on PostgreSQL (engine/joiner.py)."""
-    return engine.dialect.name == "postgresql"
-
-
 def clear(engine: Engine, name: StepName) -> None:
     with serialized_write(engine, durable=False) as connection:
         connection.execute(sa.delete(windows).where(name.matches()))
