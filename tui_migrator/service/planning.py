@@ -83,9 +83,7 @@ def calibrate(
         )
         if may_keep:
             estimating.keep_calibration(session.engine, key, calibration)
-    seconds = estimating.estimated_seconds(
-        calibration, migration_plan.scope, migration_plan.config, session.engine.dialect.name
-    )
+    seconds = estimating.estimated_seconds(calibration, migration_plan.scope, migration_plan.config)
     return calibration, seconds
 
 
