@@ -218,3 +218,61 @@ def test_a_batchs_text_arrays_reach_the_driver_as_they_are_and_go_in_binary(
     # The versions and the name's tokens (the date's column, all NULL, goes in text form), then
     # the metadata lookup's keys.
     assert sent == [TextArray] * 4
+
+
+@pytest.fixture
+def small_table(empty_postgres_database: str) -> Iterator[sa.Engine]:
+    """A table small enough that the planner, told a batch holds 1,000 rows, would rather
+    scan all of it for every batch and hash the batch than look each row up by its place."""
+    engine = create_database_engine(empty_postgres_database)
+    with engine.begin() as connection:
+        connection.exec_driver_sql(
+            "CREATE TABLE patients (id integer PRIMARY KEY, org text, name text, born date, born__tm_token text)"
+        )
+        connection.exec_driver_sql(
+            "INSERT INTO patients (id, org, name, born) "
+            "SELECT n, 'org_1', repeat('x', 30), DATE '2000-01-01' FROM generate_series(1, 20000) n"
+        )
+        connection.exec_driver_sql("ANALYZE patients")
+    yield engine
+    engine.dispose()
+
+
+def _scans(connection: sa.Connection, statement: Any, parameters: dict[str, Any]) -> set[str]:
+    compiled = statement.compile(dialect=connection.dialect)
+    plan = connection.exec_driver_sql(
+        "EXPLAIN (FORMAT JSON) " + str(compiled), {**compiled.params, **parameters}
+    ).scalar_one()
+    found: set[str] = set()
+
+    def walk(node: dict[str, Any]) -> None:
+        if node.get("Relation Name") == "patients" and node["Node Type"].endswith("Scan"):
+            found.add(node["Node Type"])
+        for child in node.get("Plans", []):
+            walk(child)
+
+    walk(plan[0]["Plan"])
+    return found
+
+
+def test_a_batchs_writes_find_each_row_by_its_place_whatever_the_tables_size(small_table: sa.Engine) -> None:
+    """A batch's rows are told by their versions; with the true count of a batch's rows the
+    planner would read the whole table for every batch of a small one (a hash join over a
+    sequential scan, below about 3,000 pages): the arrays are bound behind a scalar subquery,
+    whose length it cannot see, so each row is fetched by its ctid (a TID scan)."""
+    access = table_access(small_table)
+    update = access.update_by_row_version()
+    assert update is not None
+    with small_table.begin() as connection:
+        backups = backup.create_backup_table(connection, access, "tm_bk_test_patients")
+        rows = read_with_versions(connection, access)[:1000]
+        sealed = [(row, {"name": f"tmenc:v1:{row['id']}"}) for row in rows]
+        copied = backup.CopiedBatch(
+            [{"id": row["id"], backup.SEALED_COLUMN: b"x"} for row in rows],
+            len(rows),
+            0,
+            backup.versions_of(rows),
+        )
+        assert _scans(connection, update, batch_parameters(access, sealed)) == {"Tid Scan"}
+        insert = backup.insert_by_row_version(access, backups)
+        assert _scans(connection, insert, backup.batch_by_row_version(copied)) == {"Tid Scan"}

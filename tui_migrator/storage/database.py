@@ -306,11 +306,17 @@ def text_rows_parameters(name: str, columns: Mapping[str, Iterable[str | None]])
     return {_array_name(name, column): TextArray(values) for column, values in columns.items()}
 
 
-def text_array(name: str, value: TextArray | None = None) -> sa.Cast[Any]:
+def text_array(name: str, value: TextArray | None = None) -> sa.ScalarSelect[Any]:
     """PostgreSQL: the parameter ``name``, a TextArray, as ``text[]``. Bound untyped, so
     SQLAlchemy hands the driver the TextArray itself (its ARRAY type copies every value into a
-    new list, which psycopg would send in text form)."""
-    return sa.cast(sa.bindparam(name, value, type_=sa.types.NullType()), postgresql.ARRAY(sa.Text))
+    new list, which psycopg would send in text form). Read through a scalar subquery, whose
+    length the planner cannot see: told a batch's true 1,000 rows, it joined a table of fewer
+    than about 3,000 pages to them by reading all of it for every batch (a hash join over a
+    sequential scan) instead of fetching each row by its place; it assumes ten rows of an
+    array it cannot see, and each row is a TID lookup whatever the table's size
+    (tests/storage/test_postgresql_batch_statements.py)."""
+    array = sa.cast(sa.bindparam(name, value, type_=sa.types.NullType()), postgresql.ARRAY(sa.Text))
+    return sa.select(array).scalar_subquery()
 
 
 def _array_name(name: str, column: str) -> str:
