@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from tests.storage.test_audit import drop_triggers, fill
 from tests.support.databases import ADMIN, BOTH_BACKENDS
 from tui_migrator.service.facade import MigratorService
+from tui_migrator.storage import audit as audit_module
 from tui_migrator.storage.database import serialized_write
 from tui_migrator.storage.tables import (
     META_AUDIT_CHAIN,
@@ -120,3 +121,46 @@ def test_the_chains_identity_record_removed_is_broken(service: MigratorService) 
     result = service.verify_audit()
     assert not result.intact
     assert "identity record is missing" in (result.problem or "")
+
+
+@pytest.mark.parametrize("when", ["after the head is read", "while the entries are read"])
+def test_an_entry_appended_while_the_chain_is_checked_is_no_tampering(
+    service: MigratorService, monkeypatch: pytest.MonkeyPatch, when: str
+) -> None:
+    """Another process appends an entry (and anchors it) in the middle of a check: the check
+    reads the anchor first and the database in one snapshot, so the new entry is in neither or
+    in both. Before, it was reported missing (the anchor, read last, named it) or the head was
+    ahead of the entries (PostgreSQL read them in separate snapshots): a false alarm of
+    tampering whenever the tool wrote while `GET /audit` checked."""
+    fill(service, 2)
+    trail = service._session.audit
+    appended: list[object] = []
+
+    def append_once() -> None:
+        if not appended:
+            appended.append(trail.record("test_appended", user_id=ADMIN, success=True))
+
+    if when == "after the head is read":
+        real_read_meta = audit_module.read_meta
+
+        def read_meta_then_append(connection: sa.Connection, name: str) -> str | None:
+            value = real_read_meta(connection, name)
+            if name == META_AUDIT_HEAD:
+                append_once()
+            return value
+
+        monkeypatch.setattr(audit_module, "read_meta", read_meta_then_append)
+    else:
+        real_entry = audit_module._entry_from_row
+
+        def entry_then_append(row: object) -> object:
+            append_once()
+            return real_entry(row)  # type: ignore[arg-type]
+
+        monkeypatch.setattr(audit_module, "_entry_from_row", entry_then_append)
+    during = trail.verify()
+    monkeypatch.undo()
+    assert appended
+    assert during.intact, during.problem
+    after = trail.verify()
+    assert after.intact and after.verified_entries == during.verified_entries + 1

@@ -191,7 +191,17 @@ class AuditTrail:
         previous_hash = GENESIS_HASH
         expected_seq = 1
         hashes: dict[int, str] = {}
+        # The anchor first: each of its lines is written after its entry committed, so every
+        # entry it names is in the database's state read next. Read after that state, an entry
+        # appended in between was named by the anchor and missing from the chain read: tampering
+        # reported where there was none (a sweep's entries, written while `GET /audit` checked).
+        anchor_lines = self.anchor.lines() if self.anchor is not None else None
         with self._engine.connect() as connection:
+            if connection.dialect.name == "postgresql":
+                # One snapshot for the head, the chain's identity and every entry: by default each
+                # statement has its own, and an entry appended between them put the head ahead of
+                # the entries read. (SQLite's read transaction is one snapshot already.)
+                connection.execution_options(isolation_level="REPEATABLE READ")
             head_text = read_meta(connection, META_AUDIT_HEAD)
             chain_text = read_meta(connection, META_AUDIT_CHAIN)
             total = connection.execute(sa.select(sa.func.count()).select_from(audit_table)).scalar_one()
@@ -228,12 +238,12 @@ class AuditTrail:
             return AuditVerification(
                 verified, total, None, None, f"The audit chain's identity record is {what} tm_meta."
             )
-        return self._check_anchor(chain, hashes, verified, total)
+        return self._check_anchor(chain, anchor_lines, hashes, verified, total)
 
     def _check_anchor(
-        self, chain: str, hashes: dict[int, str], verified: int, total: int
+        self, chain: str, anchor_lines: list[str] | None, hashes: dict[int, str], verified: int, total: int
     ) -> AuditVerification:
-        reading = self.anchor.read(chain) if self.anchor is not None else None
+        reading = self.anchor.reading(anchor_lines, chain) if self.anchor is not None else None
         if self.anchor is None or reading is None:
             return AuditVerification(verified, total)
         where = str(self.anchor.path)

@@ -55,25 +55,33 @@ class AuditAnchor:
         finally:
             os.close(descriptor)
 
-    def read(self, chain: str) -> AnchorReading | None:
-        """The lines of chain ``chain`` (those of a chain the database had before are not its
-        business); None where this data dir has never anchored an entry of this database."""
+    def lines(self) -> list[str] | None:
+        """The file's lines as they are now; None where this data dir has never anchored an
+        entry of this database. Read before the chain they are checked against (see
+        AuditTrail.verify)."""
         if not self.path.exists():
             return None
+        lines = self.path.read_text(encoding="ascii", errors="replace").split("\n")
+        return lines[:-1] if lines[-1] == "" else lines
+
+    def reading(self, lines: list[str] | None, chain: str) -> AnchorReading | None:
+        """The ``lines`` (from :meth:`lines`) of chain ``chain`` (those of a chain the database
+        had before are not its business); None where there were none to read."""
+        if lines is None:
+            return None
         reading = AnchorReading()
-        with self.path.open("r", encoding="ascii", errors="replace") as lines:
-            for number, line in enumerate(lines, start=1):
-                match = _LINE.match(line.rstrip("\n"))
-                if match is None:
-                    reading.bad_lines.append((number, "it is not an anchor line"))
-                    continue
-                line_chain, seq, entry_hash, proof = match[1], int(match[2]), match[3], match[4]
-                if not hmac.compare_digest(self._prove(line_chain, seq, entry_hash), proof):
-                    reading.bad_lines.append((number, "its proof does not verify under this master key"))
-                elif line_chain != chain:
-                    continue
-                elif reading.hashes.setdefault(seq, entry_hash) != entry_hash:
-                    reading.bad_lines.append((number, f"it names entry #{seq} with a second hash"))
+        for number, line in enumerate(lines, start=1):
+            match = _LINE.match(line)
+            if match is None:
+                reading.bad_lines.append((number, "it is not an anchor line"))
+                continue
+            line_chain, seq, entry_hash, proof = match[1], int(match[2]), match[3], match[4]
+            if not hmac.compare_digest(self._prove(line_chain, seq, entry_hash), proof):
+                reading.bad_lines.append((number, "its proof does not verify under this master key"))
+            elif line_chain != chain:
+                continue
+            elif reading.hashes.setdefault(seq, entry_hash) != entry_hash:
+                reading.bad_lines.append((number, f"it names entry #{seq} with a second hash"))
         return reading
 
     def _prove(self, chain: str, seq: int, entry_hash: str) -> str:
