@@ -3,11 +3,12 @@
 A sample of the rows in scope goes through the real code path — read, seal backups, seal values,
 guarded UPDATE, row metadata, read back and verify — writing only to temporary tables that shadow
 the real ones (calibration_shadow.py), inside a transaction that is rolled back: nothing is kept,
-and nothing but the sampled rows' reads touches the real tables. Each table's sample runs as two batches, a small one and the rest, so every stage's
-time splits into what a batch costs whatever its rows (statements, round trips, planning) and
-what each row adds; scaled up, the first counts once per batch of the run, the second once per
-row, plus the measured cost of a commit. Storage growth comes from the measured size of the
-tokens, backups and metadata.
+and nothing but the sampled rows' reads touches the real tables. Each table's sample runs as two
+batches, a small one and the rest, so every stage's time splits into what a batch costs whatever
+its rows (statements, round trips, planning) and what each row adds; scaled up, the first counts
+once per batch of the run, the second once per row, plus the measured cost of a commit, and the
+stages' sum goes at the run's measured speed (run_speed). Storage growth comes from the measured
+size of the tokens, backups and metadata.
 """
 
 from __future__ import annotations

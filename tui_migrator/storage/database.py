@@ -289,9 +289,9 @@ def text_rows(name: str, columns: Sequence[str]) -> TableValuedAlias:
 
     A statement that takes a whole batch at once (an UPDATE … FROM it, an INSERT … SELECT from
     it) instead of once per row. Arrays sent in binary (TextArray): the driver copies each
-    value's bytes as they are and the server takes them without parsing. A JSON text of the
-    rows, as before, cost the server a parse of every byte (a quarter of a batch's UPDATE) and
-    this process a C encoder's pass over them."""
+    value's bytes as they are and the server takes them without parsing. The rows as one JSON
+    text (until 2026-12-05) cost the server a parse of every byte (a quarter of a batch's
+    UPDATE) and this process a C encoder's pass over them."""
     arrays = [text_array(_array_name(name, column)) for column in columns]
     return (
         sa.func.unnest(*arrays)

@@ -1,7 +1,7 @@
 """How values travel between psycopg and the tool, where its defaults do not serve.
 
 PostgreSQL values with no Python form are loaded as their text; a batch's text arrays
-(database.TextArray) are sent in binary.
+(text_arrays.TextArray) are sent in binary.
 
 psycopg turns ``date``, ``time`` and ``timestamp`` values into Python objects, which cannot hold
 'infinity', '-infinity', years before 1 AD or the time 24:00:00; its loaders raise on them. The
