@@ -19,7 +19,6 @@ from pathlib import Path
 
 from tests.support.databases import make_settings
 from tests.support.postgres_cluster import PostgresCluster
-from tui_migrator.engine import estimate as estimating
 from tui_migrator.service.facade import create_demo_service
 from tui_migrator.storage.database import database_size_bytes
 from tui_migrator.storage.migration_status import Status
@@ -57,7 +56,6 @@ def main() -> None:
                     autocommit.exec_driver_sql("CHECKPOINT")
             config = {"batch_size": arguments.batch_size, "max_concurrency": arguments.max_concurrency}
             estimate = service.estimate(config)
-            plan = service.plan(config)
             size_before = database_size_bytes(service.engine) or 1
             started = time.perf_counter()
             record = service.start(config)
@@ -76,14 +74,8 @@ def main() -> None:
         f"storage increase estimated {estimate.estimated_storage_increase}, measured {growth:.0f}%"
     )
     print(f"calibration: {estimate.calibration.to_json()}")
-    # The model's one figure not measured by the calibration: how much faster than its stages
-    # one after another the run goes (engine/estimate.py, run_speed). What this run says it was:
-    implied = estimating.estimate_parts(estimate.calibration, plan.scope, plan.config).speed_of(migration)
-    print(
-        f"run_speed: the estimate takes {estimating.run_speed(arguments.max_concurrency):.2f}; "
-        "this run's migration implies "
-        + ("nothing (its serial part alone took longer)" if implied is None else f"{implied:.2f}")
-    )
+    # What each phase of the run took, to set beside the calibration's stages: backup (backupRead,
+    # backup, backupVerify), batch_processing (read, encrypt, write), verification (verify).
     print(
         "the run's phases: "
         + ", ".join(f"{phase} {seconds:.2f} s" for phase, seconds in record.phase_seconds.items())

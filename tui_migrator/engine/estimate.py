@@ -3,12 +3,8 @@
 A sample of the rows in scope goes through the real code path — read, seal backups, seal values,
 guarded UPDATE, row metadata, read back and verify — writing only to temporary tables that shadow
 the real ones (calibration_shadow.py), inside a transaction that is rolled back: nothing is kept,
-and nothing but the sampled rows' reads touches the real tables. Each table's sample runs as two
-batches, a small one and the rest, so every stage's time splits into what a batch costs whatever
-its rows (statements, round trips, planning) and what each row adds; scaled up, the first counts
-once per batch of the run, the second once per row, plus the measured cost of a commit, and the
-stages' sum goes at the run's measured speed (run_speed). Storage growth comes from the measured
-size of the tokens, backups and metadata.
+and nothing but the sampled rows' reads touches the real tables. The time per row per stage, plus the measured cost of a commit, scales up to the
+rows in scope. Storage growth comes from the measured size of the tokens, backups and metadata.
 """
 
 from __future__ import annotations
@@ -52,23 +48,12 @@ MIN_SAMPLE_PER_TABLE = 40
 # Rows run through each stage untimed first, so statement compilation and cold caches are not
 # charged to the sample as if every row paid them.
 WARM_UP_ROWS = 10
-# Each table's timed sample runs as a batch of this many rows and a batch of the rest: the two
-# points give each stage's cost per batch and per row (see _fitted). A sample too small to
-# split (under three times this) counts all its time per row.
-SMALL_BATCH_ROWS = 10
 CALIBRATION_MIGRATION_ID = "calibration"
 CALIBRATION_BACKUP_TABLE = "tm_bk_calibration"
-# A run's speed against its calibrated stages one after another (see run_speed): without
-# worker processes, and what each worker process adds.
-ONE_PROCESS_SPEED = 0.68
-WORKER_PROCESS_SPEED = 0.42
-# The stages that go in windows of keys of a fixed size rather than in the run's batches.
-WINDOW_ROWS = {
-    "backupRead": batch_size.BACKUP_COPY_ROWS,
-    "backup": batch_size.BACKUP_COPY_ROWS,
-    "backupVerify": batch_size.BACKUP_COPY_ROWS,
-    "verify": verification.BATCH,
-}
+# The stages whose work is sealing, opening and digests (in worker processes during a run).
+# The stages a run's worker processes do, side by side (engine/cpu_pool.py): sealing, and the
+# backup copy's and verification's reading and checking (read in the workers themselves).
+CPU_STAGES = frozenset({"encrypt", "backup", "backupRead", "backupVerify", "verify"})
 # How long a kept calibration stands for a start of the same scope (see kept_calibration).
 FRESH_SECONDS = 15 * 60
 # Bytes a row-metadata row takes beyond the text it holds (the time, the algorithm, record and
@@ -79,11 +64,7 @@ ROW_METADATA_OVERHEAD_BYTES = 60
 @dataclass
 class Calibration:
     sample_rows: int = 0
-    # What the sampled rows added to each stage: per_row() times the rows.
     seconds_by_stage: dict[str, float] = field(default_factory=dict)
-    # What each stage cost per batch whatever its rows, summed over the samples split in two.
-    batch_seconds_by_stage: dict[str, float] = field(default_factory=dict)
-    split_samples: int = 0
     commit_seconds: float = 0.0
     # Work whose cost depends on table sizes rather than on the rows migrated (full scans).
     fixed_seconds: float = 0.0
@@ -93,37 +74,10 @@ class Calibration:
     def per_row(self, stage: str) -> float:
         return self.seconds_by_stage.get(stage, 0.0) / self.sample_rows if self.sample_rows else 0.0
 
-    def per_batch(self, stage: str) -> float:
-        if not self.split_samples:
-            return 0.0
-        return self.batch_seconds_by_stage.get(stage, 0.0) / self.split_samples
-
-    def add_split(self, small: Calibration, rest: Calibration) -> None:
-        """Count one table's sample timed as two batches, ``small`` and ``rest``: each stage's
-        time split into its cost per batch and per row (see _fitted)."""
-        rows = small.sample_rows + rest.sample_rows
-        for stage in small.seconds_by_stage.keys() | rest.seconds_by_stage.keys():
-            per_row, per_batch = _fitted(
-                (small.sample_rows, small.seconds_by_stage.get(stage, 0.0)),
-                (rest.sample_rows, rest.seconds_by_stage.get(stage, 0.0)),
-            )
-            self.add_stage(stage, per_row * rows, per_batch)
-        self.sample_rows += rows
-        self.split_samples += 1
-        self.original_bytes += small.original_bytes + rest.original_bytes
-        self.added_bytes += small.added_bytes + rest.added_bytes
-
-    def add_stage(self, stage: str, row_seconds: float, batch_seconds: float) -> None:
-        self.seconds_by_stage[stage] = self.seconds_by_stage.get(stage, 0.0) + row_seconds
-        self.batch_seconds_by_stage[stage] = self.batch_seconds_by_stage.get(stage, 0.0) + batch_seconds
-
     def to_json(self) -> dict[str, Any]:
         return {
             "sampleRows": self.sample_rows,
             "microsecondsPerRow": {k: round(1e6 * self.per_row(k), 1) for k in sorted(self.seconds_by_stage)},
-            "millisecondsPerBatch": {
-                k: round(1e3 * self.per_batch(k), 3) for k in sorted(self.batch_seconds_by_stage)
-            },
             "commitMilliseconds": round(1e3 * self.commit_seconds, 3),
             "tableScanSeconds": round(self.fixed_seconds, 3),
         }
@@ -188,29 +142,18 @@ def _calibrate_table(
                 calibration_shadow.create_temporary(connection, backup_table)
             batches = _calibration_batches(engine, table.access, table, cipher, master_key, backup_table)
             warm_up = WARM_UP_ROWS if sample > 2 * WARM_UP_ROWS else 0
-            rows = list(
-                connection.execute(batches.pending_query(after=None, limit=sample + warm_up)).mappings()
-            )
-            timed = len(rows) - warm_up
-            small = SMALL_BATCH_ROWS if timed >= 3 * SMALL_BATCH_ROWS else 0
+            query = batches.pending_query(after=None, limit=sample + warm_up)
+            rows = list(connection.execute(query).mappings())
+            share = (len(rows) - warm_up) / max(1, len(rows))
             # The encryption phase reads with the backup join; the backup phase reads without it.
-            reads = [("read", batches)]
+            reads = [("read", query)]
             if backup_table is not None:
-                reads.append(
-                    (
-                        "backupRead",
-                        _calibration_batches(engine, table.access, table, cipher, master_key, None),
-                    )
-                )
-            for stage, source in reads:
-                whole = _timed_read(connection, source, len(rows))
-                if small:
-                    per_row, per_batch = _fitted(
-                        (small, _timed_read(connection, source, small)), (len(rows), whole)
-                    )
-                    calibration.add_stage(stage, per_row * timed, per_batch)
-                else:
-                    calibration.add_stage(stage, whole * timed / max(1, len(rows)), 0.0)
+                plain = _calibration_batches(engine, table.access, table, cipher, master_key, None)
+                reads.append(("backupRead", plain.pending_query(after=None, limit=sample + warm_up)))
+            for stage, read in reads:
+                started = time.perf_counter()
+                list(connection.execute(read).mappings())
+                _add(calibration.seconds_by_stage, stage, started, share=share)
             # Scans whose cost grows with the table, not the sample: the engine looks for rows
             # still holding plaintext once after encrypting a table (a count, or a catch-up
             # pass that finds none) and counts them once when verifying it.
@@ -224,35 +167,9 @@ def _calibrate_table(
             batches = _calibration_batches(engine, shadow, table, cipher, master_key, backup_table)
             if warm_up:
                 _run_stages(connection, batches, rows[:warm_up], config, Calibration())
-            if small:
-                first, rest = Calibration(), Calibration()
-                _run_stages(connection, batches, rows[warm_up : warm_up + small], config, first)
-                _run_stages(connection, batches, rows[warm_up + small :], config, rest)
-                calibration.add_split(first, rest)
-            else:
-                _run_stages(connection, batches, rows[warm_up:], config, calibration)
+            _run_stages(connection, batches, rows[warm_up:], config, calibration)
         finally:
             transaction.rollback()
-
-
-def _timed_read(connection: sa.Connection, source: TableBatches, limit: int) -> float:
-    """Seconds to read the first ``limit`` pending rows as a batch reads them."""
-    started = time.perf_counter()
-    list(connection.execute(source.pending_query(after=None, limit=limit)).mappings())
-    return time.perf_counter() - started
-
-
-def _fitted(small: tuple[int, float], large: tuple[int, float]) -> tuple[float, float]:
-    """A stage's seconds per row and per batch, from a small batch and a large one (rows,
-    seconds): the line through the two points, neither part below zero. A statement's round
-    trip and planning are paid per batch; counted per row, a sample of 50 rows charged the
-    run's batches of 1,000 twenty times over for them (the estimate erred long by up to a
-    third on PostgreSQL, whose statements cost most per batch)."""
-    (few, few_seconds), (many, many_seconds) = small, large
-    if many <= few:
-        return (many_seconds / many if many else 0.0), 0.0
-    per_row = max(0.0, (many_seconds - few_seconds) / (many - few))
-    return per_row, max(0.0, many_seconds - many * per_row)
 
 
 def _calibration_batches(
@@ -459,33 +376,12 @@ def _measure_temporary_commit(engine: Engine, repeats: int = 3) -> float:
     return sorted(durations)[len(durations) // 2]
 
 
-def estimated_seconds(calibration: Calibration, scope: MigrationScope, config: MigrationConfig) -> float:
-    return estimate_parts(calibration, scope, config).seconds(config.max_concurrency)
-
-
-@dataclass(frozen=True)
-class EstimateParts:
-    """An estimate before the run's speed (run_speed): its stages' seconds one after another,
-    and what never overlaps (commits, the full-table scans)."""
-
-    stages: float = 0.0
-    serial: float = 0.0
-
-    def seconds(self, max_concurrency: int) -> float:
-        return self.stages / run_speed(max_concurrency) + self.serial
-
-    def speed_of(self, seconds: float) -> float | None:
-        """The run_speed that would have made the estimate ``seconds``: what a real run
-        measures the model's figure by (tests/benchmarks/estimate_accuracy.py). None where no
-        figure could (the serial part alone took longer)."""
-        left = seconds - self.serial
-        return self.stages / left if left > 0 and self.stages > 0 else None
-
-
-def estimate_parts(calibration: Calibration, scope: MigrationScope, config: MigrationConfig) -> EstimateParts:
+def estimated_seconds(
+    calibration: Calibration, scope: MigrationScope, config: MigrationConfig, dialect: str
+) -> float:
     rows = scope.pending_rows
     if not rows or not calibration.sample_rows:
-        return EstimateParts()
+        return 0.0
     stages = ["read", "encrypt"]
     if not config.dry_run:
         stages.append("write")
@@ -493,44 +389,44 @@ def estimate_parts(calibration: Calibration, scope: MigrationScope, config: Migr
             stages += ["backupRead", "backup", "backupVerify"]
         if not config.skip_integrity_checks:
             stages.append("verify")
-    size = batch_size.steady(config, sum(calibration.per_row(stage) for stage in stages))
-    batches = _batches(scope, size)
-    # Each stage: its cost per row over the rows in scope, and per batch over the batches the
-    # run will make of them (the backup copy and verification go in windows of their own size).
-    seconds = {
-        stage: rows * calibration.per_row(stage)
-        + _batches(scope, WINDOW_ROWS.get(stage, size)) * calibration.per_batch(stage)
-        for stage in stages
-    }
+    per_row = sum(calibration.per_row(stage) for stage in stages)
+    if dialect == "postgresql":
+        # Every stage overlaps there (separate connections read and write in parallel);
+        # on SQLite one writer at a time.
+        per_row /= server_parallelism(config.max_concurrency)
+    else:
+        # The CPU stages run in the run's worker processes, side by side (engine/cpu_pool.py);
+        # reading and writing stay with the one writer.
+        cpu = sum(calibration.per_row(stage) for stage in stages if stage in CPU_STAGES)
+        per_row -= cpu - cpu / cpu_parallelism(config.max_concurrency)
+    batches = math.ceil(rows / batch_size.steady(config, per_row))
     # Each batch commits its writes and then its resume key; the backup copy commits per batch too.
     commits = batches * (3 if config.create_backups and not config.dry_run else 2)
-    return EstimateParts(
-        stages=sum(seconds.values()), serial=commits * calibration.commit_seconds + calibration.fixed_seconds
-    )
+    return rows * per_row + commits * calibration.commit_seconds + calibration.fixed_seconds
 
 
-def _batches(scope: MigrationScope, size: int) -> int:
-    """The batches a run makes of the rows in scope, ``size`` rows at most, table by table."""
-    return sum(math.ceil(table.pending_rows / size) for table in scope.tables if table.pending_rows)
-
-
-def run_speed(max_concurrency: int) -> float:
-    """How many times faster a run goes than its stages timed one after another by the
-    calibration. The calibration times each stage alone, in a loop, in one process; a run
-    overlaps them — worker processes seal and check batches while the run's process reads and
-    writes others (and on PostgreSQL the server works on them over separate connections) — but
-    on the same cores, and its own process does its part in threads that share one GIL with its
-    reads, writes, progress and heartbeat. So without worker processes a run goes slower than
-    its stages' sum (a batch's read took 48 ms there, of which 14 ms its own CPU), and each
-    worker process adds less than a core.
-
-    Measured on two cores with tests/benchmarks/estimate_accuracy.py (2026-12-05, 100,080 demo
-    rows, each run printing the speed it implies): one process 0.64-0.81 on both backends
-    (SQLite 0.65, 0.81; PostgreSQL 0.71, 0.64); with two worker processes SQLite 1.08-1.14,
-    PostgreSQL 0.84-1.31 (1.28, 1.00, 1.04, 0.84, 1.31: its runs vary most). One figure for both
-    backends: they differ by less than each varies."""
+def cpu_parallelism(max_concurrency: int) -> float:
+    """How many times faster the CPU stages go with the run's worker processes than in its own
+    process. Not one per worker: the run's process needs some of a core too (reading and
+    writing the batches, handing them over), so each worker after the first adds about four
+    fifths of one, as measured on two cores once the backup copy and verification read in the
+    workers (2026-12-04: their stages 1.8 times faster than in one process;
+    tests/benchmarks/estimate_accuracy.py)."""
     processes = cpu_pool.processes_for(max_concurrency)
-    return ONE_PROCESS_SPEED + WORKER_PROCESS_SPEED * max(0, processes - 1)
+    return 1.0 if processes <= 1 else 1.0 + 0.8 * (processes - 1)
+
+
+def server_parallelism(max_concurrency: int) -> float:
+    """PostgreSQL: how many times faster a run goes than its stages one after another. There
+    every stage overlaps — worker processes seal and check batches while the server reads and
+    writes others over separate connections — but on the same cores, where the server's
+    backends, the run's process and its workers compete: each worker process after the first
+    adds about half of a core's worth, as measured on two cores (2026-12-04, the demo and the
+    peers benchmark's table, 100,000 rows: 1.4–1.7 times the stages' sum;
+    tests/benchmarks/estimate_accuracy.py --postgres). Dividing by the workers, as before, put
+    the estimate 25–30 % under the run once the calibration timed the run's own batch UPDATE."""
+    processes = cpu_pool.processes_for(max_concurrency)
+    return 1.0 if processes <= 1 else 1.0 + 0.5 * (processes - 1)
 
 
 def storage_increase_percent(
@@ -582,8 +478,8 @@ def _metadata_bytes(item: dict[str, Any], table: str) -> int:
     return 2 * key + text + ROW_METADATA_OVERHEAD_BYTES
 
 
-def _add(stages: dict[str, float], stage: str, started: float) -> None:
-    stages[stage] = stages.get(stage, 0.0) + (time.perf_counter() - started)
+def _add(stages: dict[str, float], stage: str, started: float, *, share: float = 1.0) -> None:
+    stages[stage] = stages.get(stage, 0.0) + (time.perf_counter() - started) * share
 
 
 def _size(value: Any) -> int:

@@ -83,7 +83,9 @@ def calibrate(
         )
         if may_keep:
             estimating.keep_calibration(session.engine, key, calibration)
-    seconds = estimating.estimated_seconds(calibration, migration_plan.scope, migration_plan.config)
+    seconds = estimating.estimated_seconds(
+        calibration, migration_plan.scope, migration_plan.config, session.engine.dialect.name
+    )
     return calibration, seconds
 
 
