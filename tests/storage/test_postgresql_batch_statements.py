@@ -1,10 +1,9 @@
 """PostgreSQL's one-statement-per-batch writes: the batch's UPDATE and its backups find each row by
 the version it was read at and leave alone a row changed since; the row metadata stores any text
-exactly; a batch's text travels as binary arrays and comes back exactly."""
+exactly."""
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -13,7 +12,6 @@ import pytest
 import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from psycopg.types.array import ListBinaryDumper
 
 from tests.support.row_metadata_items import recorded_items
 from tui_migrator.engine import backup
@@ -24,11 +22,10 @@ from tui_migrator.storage.column_storage import (
     batch_parameters,
     reflect,
 )
-from tui_migrator.storage.database import create_database_engine, text_rows, text_rows_parameters
+from tui_migrator.storage.database import create_database_engine
 from tui_migrator.storage.mapping import parse_mapping, resolve_mapping
 from tui_migrator.storage.tables import metadata as tool_metadata
 from tui_migrator.storage.tables import row_metadata_table
-from tui_migrator.storage.text_arrays import TextArray
 
 pytestmark = pytest.mark.postgresql
 
@@ -176,103 +173,3 @@ def test_row_metadata_stores_any_text_exactly(engine: sa.Engine, items: list[dic
         item["row_key"]: (item["digest"], item["sealed_columns"], item["tokens_digest"]) for item in items
     }
     assert key_ids == {item["row_key"]: item["key_id"] for item in items}
-
-
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(rows=st.lists(st.tuples(st.none() | ANY_TEXT, st.none() | ANY_TEXT), max_size=12))
-def test_a_batchs_text_rows_come_back_exactly(
-    engine: sa.Engine, rows: list[tuple[str | None, str | None]]
-) -> None:
-    """Any text, NULLs, a column of only NULLs (sent in text form) and an empty batch."""
-    batch = text_rows("tm_batch", ["first", "second"])
-    parameters = text_rows_parameters(
-        "tm_batch", {"first": [first for first, _ in rows], "second": [second for _, second in rows]}
-    )
-    with engine.connect() as connection:
-        back = connection.execute(sa.select(batch.c.first, batch.c.second), parameters).all()
-    assert Counter(tuple(row) for row in back) == Counter(rows)
-
-
-def test_a_batchs_text_arrays_reach_the_driver_as_they_are_and_go_in_binary(
-    engine: sa.Engine, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """SQLAlchemy's ARRAY type would copy each array into a plain list, which psycopg sends in
-    text form, escaping every value in Python (a third of the run's process at 100,000 rows)."""
-    sent: list[type] = []
-    dump = ListBinaryDumper.dump
-
-    def spy(self: ListBinaryDumper, value: Any) -> Any:
-        sent.append(type(value))
-        return dump(self, value)
-
-    monkeypatch.setattr(ListBinaryDumper, "dump", spy)
-    access = table_access(engine)
-    statement = access.update_by_row_version()
-    assert statement is not None
-    with engine.begin() as connection:
-        tool_metadata.create_all(connection, tables=[row_metadata_table])
-        rows = read_with_versions(connection, access)
-        sealed = [(row, {"name": f"tmenc:v1:{row['id']}"}) for row in rows]
-        connection.execute(statement, batch_parameters(access, sealed))
-        row_metadata.sealed_rows(connection, "m1", "patients", ["[1]"])
-    # The versions and the name's tokens (the date's column, all NULL, goes in text form), then
-    # the metadata lookup's keys.
-    assert sent == [TextArray] * 4
-
-
-@pytest.fixture
-def small_table(empty_postgres_database: str) -> Iterator[sa.Engine]:
-    """A table small enough that the planner, told a batch holds 1,000 rows, would rather
-    scan all of it for every batch and hash the batch than look each row up by its place."""
-    engine = create_database_engine(empty_postgres_database)
-    with engine.begin() as connection:
-        connection.exec_driver_sql(
-            "CREATE TABLE patients (id integer PRIMARY KEY, org text, name text, born date, born__tm_token text)"
-        )
-        connection.exec_driver_sql(
-            "INSERT INTO patients (id, org, name, born) "
-            "SELECT n, 'org_1', repeat('x', 30), DATE '2000-01-01' FROM generate_series(1, 20000) n"
-        )
-        connection.exec_driver_sql("ANALYZE patients")
-    yield engine
-    engine.dispose()
-
-
-def _scans(connection: sa.Connection, statement: Any, parameters: dict[str, Any]) -> set[str]:
-    compiled = statement.compile(dialect=connection.dialect)
-    plan = connection.exec_driver_sql(
-        "EXPLAIN (FORMAT JSON) " + str(compiled), {**compiled.params, **parameters}
-    ).scalar_one()
-    found: set[str] = set()
-
-    def walk(node: dict[str, Any]) -> None:
-        if node.get("Relation Name") == "patients" and node["Node Type"].endswith("Scan"):
-            found.add(node["Node Type"])
-        for child in node.get("Plans", []):
-            walk(child)
-
-    walk(plan[0]["Plan"])
-    return found
-
-
-def test_a_batchs_writes_find_each_row_by_its_place_whatever_the_tables_size(small_table: sa.Engine) -> None:
-    """A batch's rows are told by their versions; with the true count of a batch's rows the
-    planner would read the whole table for every batch of a small one (a hash join over a
-    sequential scan, below about 3,000 pages): the arrays are bound behind a scalar subquery,
-    whose length it cannot see, so each row is fetched by its ctid (a TID scan)."""
-    access = table_access(small_table)
-    update = access.update_by_row_version()
-    assert update is not None
-    with small_table.begin() as connection:
-        backups = backup.create_backup_table(connection, access, "tm_bk_test_patients")
-        rows = read_with_versions(connection, access)[:1000]
-        sealed = [(row, {"name": f"tmenc:v1:{row['id']}"}) for row in rows]
-        copied = backup.CopiedBatch(
-            [{"id": row["id"], backup.SEALED_COLUMN: b"x"} for row in rows],
-            len(rows),
-            0,
-            backup.versions_of(rows),
-        )
-        assert _scans(connection, update, batch_parameters(access, sealed)) == {"Tid Scan"}
-        insert = backup.insert_by_row_version(access, backups)
-        assert _scans(connection, insert, backup.batch_by_row_version(copied)) == {"Tid Scan"}

@@ -7,12 +7,13 @@ values never leak through an error.
 
 from __future__ import annotations
 
+import json
 import operator
 import sqlite3
 import threading
 import time
 import weakref
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from functools import partial
@@ -29,7 +30,6 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.selectable import TableValuedAlias
 
 from tui_migrator.common.errors import ConfigError
-from tui_migrator.storage.text_arrays import TextArray
 
 # How long a SQLite writer waits for another process's write lock before giving up.
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -96,7 +96,6 @@ def _configure_postgresql(engine: Engine) -> None:
     @event.listens_for(engine, "connect")
     def on_connect(dbapi_connection: object, _record: object) -> None:
         postgresql_values.load_unrepresentable_as_text(dbapi_connection)
-        postgresql_values.send_text_arrays_in_binary(dbapi_connection)
 
 
 def _configure_sqlite(engine: Engine) -> None:
@@ -283,44 +282,28 @@ def _dialect_insert(connection: Connection, table: sa.Table) -> postgresql.Inser
 
 
 def text_rows(name: str, columns: Sequence[str]) -> TableValuedAlias:
-    """PostgreSQL: a batch of rows of text (or NULL) values, passed as one text array per
-    column (see :func:`text_rows_parameters`) and read, side by side, as a table named ``name``
-    with ``columns``.
+    """PostgreSQL: a batch of rows of text (or NULL) values, passed as the one JSON parameter
+    ``name`` (see :func:`text_rows_value`) and read as a table named ``name`` with ``columns``.
 
     A statement that takes a whole batch at once (an UPDATE … FROM it, an INSERT … SELECT from
-    it) instead of once per row. Arrays sent in binary (TextArray): the driver copies each
-    value's bytes as they are and the server takes them without parsing. The rows as one JSON
-    text (until 2026-12-05) cost the server a parse of every byte (a quarter of a batch's
-    UPDATE) and this process a C encoder's pass over them."""
-    arrays = [text_array(_array_name(name, column)) for column in columns]
+    it) instead of once per row. JSON rather than arrays: the driver escapes an array's
+    elements in Python one by one, where the JSON text is made by the C encoder in one call."""
+    value = sa.cast(sa.bindparam(name, type_=sa.Text), postgresql.JSON)
     return (
-        sa.func.unnest(*arrays)
+        sa.func.json_to_recordset(value)
         .table_valued(*(sa.column(column, sa.Text) for column in columns))
-        .render_derived(name=name)
+        .render_derived(name=name, with_types=True)
     )
 
 
-def text_rows_parameters(name: str, columns: Mapping[str, Iterable[str | None]]) -> dict[str, TextArray]:
-    """The parameters of :func:`text_rows` ``name`` for a batch: each column's values (text or
-    None), in the rows' order, every column as long as the others."""
-    return {_array_name(name, column): TextArray(values) for column, values in columns.items()}
+def text_rows_value(rows: Sequence[Mapping[str, str | None]]) -> str:
+    """The parameter of :func:`text_rows` for ``rows`` (each a mapping of its columns)."""
+    return _TEXT_ROWS_JSON.encode(rows)
 
 
-def text_array(name: str, value: TextArray | None = None) -> sa.ScalarSelect[Any]:
-    """PostgreSQL: the parameter ``name``, a TextArray, as ``text[]``. Bound untyped, so
-    SQLAlchemy hands the driver the TextArray itself (its ARRAY type copies every value into a
-    new list, which psycopg would send in text form). Read through a scalar subquery, whose
-    length the planner cannot see: told a batch's true 1,000 rows, it joined a table of fewer
-    than about 3,000 pages to them by reading all of it for every batch (a hash join over a
-    sequential scan) instead of fetching each row by its place; it assumes ten rows of an
-    array it cannot see, and each row is a TID lookup whatever the table's size
-    (tests/storage/test_postgresql_batch_statements.py)."""
-    array = sa.cast(sa.bindparam(name, value, type_=sa.types.NullType()), postgresql.ARRAY(sa.Text))
-    return sa.select(array).scalar_subquery()
-
-
-def _array_name(name: str, column: str) -> str:
-    return f"{name}_{column}"
+# A batch's rows are a list of flat mappings of text: nothing in them can refer to itself, so
+# the check for that (a dict entry per container) is left out — a quarter of the encoding time.
+_TEXT_ROWS_JSON = json.JSONEncoder(separators=(",", ":"), check_circular=False)
 
 
 def database_file(engine: Engine) -> Path | None:

@@ -1,7 +1,4 @@
-"""How values travel between psycopg and the tool, where its defaults do not serve.
-
-PostgreSQL values with no Python form are loaded as their text; a batch's text arrays
-(text_arrays.TextArray) are sent in binary.
+"""PostgreSQL values with no Python form, loaded as their text.
 
 psycopg turns ``date``, ``time`` and ``timestamp`` values into Python objects, which cannot hold
 'infinity', '-infinity', years before 1 AD or the time 24:00:00; its loaders raise on them. The
@@ -17,9 +14,6 @@ from typing import Any
 
 import psycopg
 from psycopg.types import datetime as psycopg_datetime
-from psycopg.types.array import ListBinaryDumper
-
-from tui_migrator.storage.text_arrays import TextArray
 
 
 def _load_or_text(load: Callable[[Any], Any], data: Any) -> Any:
@@ -68,12 +62,3 @@ def load_unrepresentable_as_text(connection: object) -> None:
     if isinstance(connection, psycopg.Connection):
         for name, loader in _LOADERS.items():
             connection.adapters.register_loader(name, loader)
-
-
-def send_text_arrays_in_binary(connection: object) -> None:
-    """Send TextArray parameters in binary on one psycopg connection: each value's bytes as
-    they are, which the server takes without parsing (database.text_rows). Only that class:
-    every other list keeps psycopg's own choice. An array of only NULLs, or of none, still goes
-    in text form; the statement's cast makes it text[] all the same."""
-    if isinstance(connection, psycopg.Connection):
-        connection.adapters.register_dumper(TextArray, ListBinaryDumper)

@@ -18,10 +18,9 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection
 
-from tui_migrator.storage.database import DriverStatement, text_array, text_rows, text_rows_parameters, upsert
+from tui_migrator.storage.database import DriverStatement, text_rows, text_rows_value, upsert
 from tui_migrator.storage.keyring import ALGORITHM
 from tui_migrator.storage.tables import UtcDateTime, migration_tables_table, row_metadata_table
-from tui_migrator.storage.text_arrays import TextArray
 
 # What each sealed row records (with the migration, the table and the time of the batch).
 RECORDED = ("row_key", "key_id", "digest", "sealed_columns", "tokens_digest")
@@ -42,11 +41,11 @@ def record(
     if not sealed:
         return
     if connection.dialect.name == "postgresql":
-        batch = text_rows_parameters(_BATCH, {name: [item[name] for item in sealed] for name in RECORDED})
+        batch = text_rows_value([{name: item[name] for name in RECORDED} for item in sealed])
         connection.execute(
             _upsert_from_batch(),
             {
-                **batch,
+                _BATCH: batch,
                 "migration_id": migration_id,
                 "table_name": table,
                 "algorithm": ALGORITHM,
@@ -106,7 +105,7 @@ def sealed_rows(
         metadata = row_metadata_table.c
         wanted = [metadata.row_key, metadata.digest, metadata.sealed_columns, metadata.tokens_digest]
         mine = sa.and_(metadata.migration_id == migration_id, metadata.table_name == table)
-        keys = sa.func.unnest(text_array("row_keys", TextArray(row_keys)))
+        keys = sa.func.unnest(sa.bindparam("row_keys", row_keys, type_=postgresql.ARRAY(sa.Text)))
         key = keys.table_valued("row_key").render_derived(name="wanted")
         found = sa.select(*wanted).where(mine, metadata.row_key == key.c.row_key).limit(1).lateral("found")
         query = sa.select(*(found.c[column.name] for column in wanted)).select_from(
