@@ -2,8 +2,8 @@
 
 A batch checks the migration's claim epoch inside its write transaction and keeps the
 migration's row locked FOR KEY SHARE until it commits (migration_claims.check_epoch); a claim (a
-resume's, a rollback's, a takeover's) locks the row FOR UPDATE before it raises the epoch
-(migration_claims.take_over). So a claim waits for every batch in flight, and a batch that
+resume's, a rollback's, a takeover's) loads the row FOR UPDATE before it raises the epoch
+(migrations.load, then migration_claims.take_over). So a claim waits for every batch in flight, and a batch that
 checks while a claim is open waits for it and is refused. The heartbeat and progress updates
 change other columns of the row and take no lock a batch holds: with FOR SHARE, one heartbeat
 waited for the batches in flight and every later batch waited behind the heartbeat.

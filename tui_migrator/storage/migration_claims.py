@@ -108,12 +108,8 @@ def take_over(connection: Connection, record: MigrationRecord) -> int:
     """In the claim's transaction (``record`` loaded for update): take the migration's table
     locks again and raise its epoch, which fences out any earlier holder. Returns the new epoch.
 
-    On PostgreSQL the row is locked FOR UPDATE here too (the caller's lock already, or taken
-    now): that is the lock which waits for every batch in flight (see check_epoch)."""
-    if connection.dialect.name == "postgresql":
-        connection.execute(
-            sa.select(migrations_table.c.id).where(migrations_table.c.id == record.id).with_for_update()
-        )
+    The caller's load for update (``migrations.load(..., for_update=True)``) is the lock that
+    waits, on PostgreSQL, for every batch in flight (see check_epoch)."""
     if not record.dry_run:
         table_locks.retake(connection, record.id, [table.name for table in record.tables])
     epoch = record.claim_epoch + 1
@@ -125,7 +121,7 @@ def check_epoch(connection: Connection, migration_id: str, epoch: int) -> None:
     """Raise :class:`ClaimLost` unless ``epoch`` is still the migration's, in the caller's write
     transaction. SQLite's write lock already excludes a claim while this transaction runs.
 
-    On PostgreSQL the row is read FOR KEY SHARE: a claim (take_over's FOR UPDATE) waits for this
+    On PostgreSQL the row is read FOR KEY SHARE: a claim (its load FOR UPDATE) waits for this
     transaction to end, so no write can slip in after a takeover, and a check made while a claim
     is open waits for it and then reads the new epoch. The heartbeat's and progress's UPDATEs,
     which change other columns (FOR NO KEY UPDATE), wait for no batch: under FOR SHARE a
