@@ -25,8 +25,9 @@ anything else stops the benchmark with the reason.
 
 Prints the machine (date, cores, memory, load, Python, backend), a table of each contender's best
 time, rows/s and peak RSS (``--markdown``: as a Markdown table), the ratios of the tool's time to
-each script's and the speed-ups, and where the best full tool run spent its time (the phase
-seconds of its ``report``). ``--only`` runs a subset (names: see ``--help``).
+each script's and the speed-ups, the estimate each foreground tool run started with against the
+time its migration took (its ``initialEstimateSeconds`` and ``elapsedSeconds``), and where the
+best full tool run spent its time (the phase seconds of its ``report``). ``--only`` runs a subset (names: see ``--help``).
 
 The database URL goes on the command lines of the processes it starts (as the brief for the
 scripts asks): give a password in PGPASSWORD rather than in the URL.
@@ -248,6 +249,11 @@ class SqliteBackend:
         connection.commit()
         connection.close()
 
+    def prepare_empty_template(self) -> str:
+        """For a template filled by the caller instead of build(): its URL, the file not yet made."""
+        self.template.mkdir()
+        return self.template_url
+
     def sample(self, url: str, ids: Sequence[int]) -> dict[int, tuple[Any, ...]]:
         connection = sqlite3.connect(url.split(":///", 1)[1])
         try:
@@ -284,6 +290,18 @@ class PostgresBackend:
         self.created: list[str] = []
         with pg_connect(url) as connection:
             self.version = str(connection.execute("SHOW server_version").fetchone()[0])  # type: ignore[index]
+
+    def set_prefix(self, prefix: str) -> None:
+        """Name this backend's databases ``<prefix>_…``: two backends on one server apart."""
+        self.prefix = prefix
+        self.template_name = f"{prefix}_template"
+        self.template_url = self.url_of(self.template_name)
+
+    def prepare_empty_template(self) -> str:
+        """For a template filled by the caller instead of build(): its URL, the database empty."""
+        self._create(self.template_name)
+        self.template_data.parent.mkdir()
+        return self.template_url
 
     def url_of(self, database: str) -> str:
         return make_url(self.url).set(database=database).render_as_string(hide_password=False)
@@ -545,6 +563,15 @@ class Measured:
     rss_mib: float
     notes: list[str] = field(default_factory=list)
     report: dict[str, Any] | None = None  # the tool's `report --json` data
+    # The tool's own estimate before it began (start's calibration) and the migration's time.
+    estimate: tuple[float, float] | None = None
+
+    def estimate_error(self) -> str:
+        if self.estimate is None:
+            return ""
+        estimated, took = self.estimate
+        error = f" ({100 * (estimated - took) / took:+.0f} %)" if took > 0 else ""
+        return f"estimated {estimated:.1f} s for a {took:.1f} s migration{error}"
 
 
 def run_tool(launcher: Launcher, copy: Copy, schema: Path, contender: Contender, rows: int) -> Measured:
@@ -555,7 +582,11 @@ def run_tool(launcher: Launcher, copy: Copy, schema: Path, contender: Contender,
     check_completed(data, rows, finished)
     # Not timed: the phase seconds of this run, for "where the time goes".
     report = tool_json(run_untimed(tool_command(copy, schema, "report", data["migrationId"])), "report")
-    return Measured(finished.seconds, finished.rss_mib, report=report)
+    timing = data.get("timing", {})
+    estimate = None
+    if timing.get("initialEstimateSeconds") is not None and timing.get("elapsedSeconds") is not None:
+        estimate = (float(timing["initialEstimateSeconds"]), float(timing["elapsedSeconds"]))
+    return Measured(finished.seconds, finished.rss_mib, report=report, estimate=estimate)
 
 
 def run_detached(launcher: Launcher, copy: Copy, schema: Path, contender: Contender, rows: int) -> Measured:
@@ -700,6 +731,15 @@ def ratio_lines(results: Results) -> list[str]:
     return lines
 
 
+def estimate_lines(chosen: Sequence[Contender], results: Results) -> list[str]:
+    lines = []
+    for contender in chosen:
+        errors = [run.estimate_error() for run in results.runs.get(contender.name, []) if run.estimate]
+        if errors:
+            lines.append(f"  {contender.label}: " + "; ".join(errors))
+    return lines
+
+
 def phase_lines(best: Measured, import_seconds: float | None) -> list[str]:
     if best.report is None:
         return []
@@ -743,9 +783,10 @@ def run_all(
                 finally:
                     backend.discard(copy)
                 results.runs[contender.name].append(measured)
+                estimate = measured.estimate_error()
                 print(
                     f"  run {round_number}/{repeat} {contender.label}: {measured.seconds:.2f} s, "
-                    f"{measured.rss_mib:.0f} MiB",
+                    f"{measured.rss_mib:.0f} MiB" + (f"; {estimate}" if estimate else ""),
                     file=sys.stderr,
                     flush=True,
                 )
@@ -836,6 +877,11 @@ def main() -> int:
         print()
         print("ratios of best times (tool / script > 1: the tool takes longer; speed-up > 1: faster):")
         print("\n".join(ratios))
+    estimates = estimate_lines(chosen, results)
+    if estimates:
+        print()
+        print("the tool's estimate before each run (start's calibration) against the migration's time:")
+        print("\n".join(estimates))
     if "tool" in results.runs:
         print()
         print("\n".join(phase_lines(results.best("tool"), results.import_seconds)))

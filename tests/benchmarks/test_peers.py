@@ -34,6 +34,8 @@ def check_output(output: str, *, postgres: bool) -> None:
             assert re.search(rf"^{re.escape(label)}: \d+\.\d\d$", output, re.MULTILINE), (
                 f"{label!r} in:\n{output}"
             )
+    # The estimate each tool run started with, against the migration's time.
+    assert re.search(r"^  tool: estimated \d+\.\d s for a \d+\.\d s migration", output, re.MULTILINE), output
     assert "where the time goes" in output
     assert re.search(r"^  batch_processing +\d+\.\d\d s$", output, re.MULTILINE), output
     backend = "PostgreSQL" if postgres else "SQLite"

@@ -8,10 +8,13 @@ import math
 import os
 from pathlib import Path
 
+import pytest
+
 from tests.support.databases import make_settings
 from tui_migrator.engine import batch_size
 from tui_migrator.engine import estimate as estimating
 from tui_migrator.engine.plan import Plan
+from tui_migrator.engine.scope import MigrationScope
 from tui_migrator.service.facade import create_demo_service
 
 # Every stage a migration with backups and verification runs, as the calibration names them (in
@@ -38,30 +41,43 @@ def test_the_estimate_is_the_calibration_applied_to_the_rows_in_scope(tmp_path: 
     )
     with service:
         estimate = service.estimate({"batch_size": 100})
+        scope = service.plan({"batch_size": 100}).scope
     calibration, rows = estimate.calibration, estimate.estimated_records
-    # SQLite: one writer, so reading and writing add up; the CPU stages are shared by the run's
-    # worker processes.
-    per_row = sum(calibration.per_row(stage) for stage in STAGES_OF_A_FULL_RUN)
-    cpu = sum(calibration.per_row(stage) for stage in STAGES_OF_A_FULL_RUN if stage in estimating.CPU_STAGES)
-    per_row -= cpu - cpu / estimating.cpu_parallelism(estimate.config.max_concurrency)
-    batches = math.ceil(rows / batch_size.steady(estimate.config, per_row))
+    assert calibration.split_tables > 0
+    size = batch_size.steady(estimate.config, sum(calibration.per_row(s) for s in STAGES_OF_A_FULL_RUN))
+    # Per row over the rows in scope, per batch over the batches of each table (the backup copy
+    # and verification in windows of 1,000 rows), at the run's speed against its stages.
+    stages = sum(
+        rows * calibration.per_row(stage)
+        + _batches(scope, estimating.WINDOW_ROWS.get(stage, size)) * calibration.per_batch(stage)
+        for stage in STAGES_OF_A_FULL_RUN
+    )
+    speed = estimating.run_speed("sqlite", estimate.config.max_concurrency)
     # Three commits a batch with backups.
-    expected = rows * per_row + batches * 3 * calibration.commit_seconds + calibration.fixed_seconds
+    commits = _batches(scope, size) * 3 * calibration.commit_seconds
+    expected = stages / speed + commits + calibration.fixed_seconds
     assert estimate.estimated_time_seconds == round(expected, 1)
 
 
-def test_worker_processes_share_the_cpu_stages_but_not_one_for_one() -> None:
-    assert estimating.cpu_parallelism(1) == 1.0
-    cores = os.cpu_count() or 1
-    assert estimating.cpu_parallelism(10) == (1.0 if cores < 2 else 1.0 + 0.8 * (min(10, cores) - 1))
+def _batches(scope: MigrationScope, size: int) -> int:
+    return sum(math.ceil(table.pending_rows / size) for table in scope.tables if table.pending_rows)
 
 
-def test_on_postgresql_every_stage_overlaps_but_not_one_for_one(tmp_path: Path) -> None:
-    """PostgreSQL: the stages' sum per row over the run's overlap (server_parallelism), which
-    each worker process after the first raises by half: the cores are shared with the server."""
-    assert estimating.server_parallelism(1) == 1.0
+@pytest.mark.parametrize("dialect", ["sqlite", "postgresql"])
+def test_a_run_without_worker_processes_is_slower_than_its_stages_and_each_worker_adds_less_than_one(
+    dialect: str,
+) -> None:
+    one, per_worker = estimating.RUN_SPEED[dialect]
+    assert one < 1.0 and 0 < per_worker < 1.0
+    assert estimating.run_speed(dialect, 1) == one
     cores = os.cpu_count() or 1
-    assert estimating.server_parallelism(10) == (1.0 if cores < 2 else 1.0 + 0.5 * (min(10, cores) - 1))
+    processes = min(10, cores) if cores > 1 else 0
+    assert estimating.run_speed(dialect, 10) == one + per_worker * max(0, processes - 1)
+
+
+def test_on_postgresql_too_each_stage_costs_per_row_and_per_batch_of_each_table(tmp_path: Path) -> None:
+    """A calibration of fixed figures (nothing here depends on the machine): a stage's cost per
+    batch counts once for each batch the run makes of each table in scope."""
     service, _ = create_demo_service(
         make_settings(tmp_path), patients=200, organizations=2, seed=3, user="alice"
     )
@@ -70,15 +86,64 @@ def test_on_postgresql_every_stage_overlaps_but_not_one_for_one(tmp_path: Path) 
     fixed = estimating.Calibration(
         sample_rows=100,
         seconds_by_stage={stage: 0.01 for stage in STAGES_OF_A_FULL_RUN},
+        batch_seconds_by_stage={"write": 0.004, "verify": 0.002},
+        split_tables=2,
         commit_seconds=0.001,
         fixed_seconds=0.5,
     )
-    rows = plan.scope.pending_rows
+    scope, rows = plan.scope, plan.scope.pending_rows
+    assert len([table for table in scope.tables if table.pending_rows]) > 1
     per_row = sum(fixed.per_row(stage) for stage in STAGES_OF_A_FULL_RUN)
-    per_row /= estimating.server_parallelism(2)
-    batches = math.ceil(rows / batch_size.steady(plan.config, per_row))
-    expected = rows * per_row + batches * 3 * fixed.commit_seconds + fixed.fixed_seconds
-    assert estimating.estimated_seconds(fixed, plan.scope, plan.config, "postgresql") == expected
+    size = batch_size.steady(plan.config, per_row)
+    # The write per batch of 100 rows, verification per window of 1,000, each table apart.
+    stages = rows * per_row + _batches(scope, size) * 0.002 + _batches(scope, 1000) * 0.001
+    expected = (
+        stages / estimating.run_speed("postgresql", 2)
+        + _batches(scope, size) * 3 * fixed.commit_seconds
+        + fixed.fixed_seconds
+    )
+    assert estimating.estimated_seconds(fixed, scope, plan.config, "postgresql") == pytest.approx(expected)
+
+
+def test_a_stage_splits_into_its_cost_per_batch_and_per_row() -> None:
+    """Batches of one row cost a batch and a row; a stretch of k rows a batch and k rows: the
+    two give both parts exactly."""
+    per_batch, per_row = 0.005, 0.00004
+    singles = [per_batch + per_row] * 3
+    stretches = [(400, per_batch + 400 * per_row)] * 3
+    assert estimating._split(singles, stretches) == pytest.approx((per_row, per_batch))
+    # Without batches of one row, every second counts per row.
+    assert estimating._split([], stretches) == pytest.approx((per_row + per_batch / 400, 0.0))
+
+
+def test_one_preempted_part_moves_neither_figure() -> None:
+    per_batch, per_row = 0.005, 0.00004
+    singles = [per_batch + per_row, 0.050, per_batch + per_row]
+    stretches = [(400, per_batch + 400 * per_row), (400, 0.5), (400, per_batch + 400 * per_row)]
+    assert estimating._split(singles, stretches) == pytest.approx((per_row, per_batch))
+
+
+def test_a_tables_sample_is_timed_as_batches_of_one_row_and_stretches(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Each part of the sample runs every stage as one batch: the stages' cost per batch lands
+    per batch, not per row (a stand-in times each part as a batch cost plus its rows')."""
+    per_batch, per_row = 0.005, 0.00004
+    parts: list[int] = []
+
+    def timed_as_a_batch(connection, batches, rows, config, calibration):  # type: ignore[no-untyped-def]
+        parts.append(len(rows))
+        calibration.seconds_by_stage["write"] = per_batch + per_row * len(rows)
+        calibration.sample_rows += len(rows)
+
+    monkeypatch.setattr(estimating, "_run_stages", timed_as_a_batch)
+    calibration = estimating.Calibration()
+    rows = [object()] * 1203
+    estimating._run_stretches(None, None, rows, None, calibration, split=True)  # type: ignore[arg-type]
+    assert parts == [1, 1, 1, 400, 400, 400]
+    assert calibration.sample_rows == 1203 and calibration.split_tables == 1
+    assert calibration.per_row("write") == pytest.approx(per_row)
+    assert calibration.per_batch("write") == pytest.approx(per_batch)
 
 
 def test_estimate_is_measured_not_constant(tmp_path: Path) -> None:

@@ -3,15 +3,20 @@
 A sample of the rows in scope goes through the real code path — read, seal backups, seal values,
 guarded UPDATE, row metadata, read back and verify — writing only to temporary tables that shadow
 the real ones (calibration_shadow.py), inside a transaction that is rolled back: nothing is kept,
-and nothing but the sampled rows' reads touches the real tables. The time per row per stage, plus the measured cost of a commit, scales up to the
-rows in scope. Storage growth comes from the measured size of the tokens, backups and metadata.
-"""
+and nothing but the sampled rows' reads touches the real tables. Each table's sample runs as a
+few batches of one row and a few stretches of the rest, so each stage's time splits into what a
+batch costs whatever its rows and what each row adds, medians against a busy machine (_split).
+Scaled up — per row over the rows in scope, per batch over the run's batches — and set against
+how much faster a run goes than its stages one after another (run_speed), plus the measured cost
+of a commit, that is the estimate. Storage growth comes from the measured size of the tokens,
+backups and metadata."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
 import math
+import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -48,12 +53,31 @@ MIN_SAMPLE_PER_TABLE = 40
 # Rows run through each stage untimed first, so statement compilation and cold caches are not
 # charged to the sample as if every row paid them.
 WARM_UP_ROWS = 10
+# A table's sample is timed in up to this many stretches of at least MIN_STRETCH_ROWS, and each
+# stage is charged the median of their costs per row. A stage of the whole sample lasts a few
+# tens of milliseconds: one preemption by another process (or the server's checkpoint) put it a
+# half long, and the estimate of the same table a third (2026-12-05: 9.1-14.2 s, twelve estimates
+# of the peers benchmark's table on PostgreSQL).
+TIMED_STRETCHES = 3
+MIN_STRETCH_ROWS = 100
+# Before its stretches, a table's sample runs this many batches of one row each: their median
+# is what a batch costs whatever its rows (its statements' round trips and planning, 5 ms on
+# PostgreSQL), which the run pays once per batch of 1,000 rows and a stretch of 100 once per
+# 100 (see _split). Only where the sample leaves a stretch of SPLIT_STRETCH_ROWS after them.
+ONE_ROW_BATCHES = 3
+SPLIT_STRETCH_ROWS = 30
 CALIBRATION_MIGRATION_ID = "calibration"
 CALIBRATION_BACKUP_TABLE = "tm_bk_calibration"
-# The stages whose work is sealing, opening and digests (in worker processes during a run).
-# The stages a run's worker processes do, side by side (engine/cpu_pool.py): sealing, and the
-# backup copy's and verification's reading and checking (read in the workers themselves).
-CPU_STAGES = frozenset({"encrypt", "backup", "backupRead", "backupVerify", "verify"})
+# A run's speed against its stages one after another (see run_speed): without worker
+# processes, and what each worker process adds.
+RUN_SPEED = {"sqlite": (0.67, 0.61), "postgresql": (0.75, 0.57)}
+# The stages that go in windows of keys of a fixed size rather than in the run's batches.
+WINDOW_ROWS = {
+    "backupRead": batch_size.BACKUP_COPY_ROWS,
+    "backup": batch_size.BACKUP_COPY_ROWS,
+    "backupVerify": batch_size.BACKUP_COPY_ROWS,
+    "verify": verification.BATCH,
+}
 # How long a kept calibration stands for a start of the same scope (see kept_calibration).
 FRESH_SECONDS = 15 * 60
 # Bytes a row-metadata row takes beyond the text it holds (the time, the algorithm, record and
@@ -64,7 +88,12 @@ ROW_METADATA_OVERHEAD_BYTES = 60
 @dataclass
 class Calibration:
     sample_rows: int = 0
+    # What each stage costs per row, times the rows sampled (see per_row).
     seconds_by_stage: dict[str, float] = field(default_factory=dict)
+    # What each stage costs per batch whatever its rows, summed over the tables whose sample
+    # measured it (split_tables; see per_batch).
+    batch_seconds_by_stage: dict[str, float] = field(default_factory=dict)
+    split_tables: int = 0
     commit_seconds: float = 0.0
     # Work whose cost depends on table sizes rather than on the rows migrated (full scans).
     fixed_seconds: float = 0.0
@@ -74,10 +103,25 @@ class Calibration:
     def per_row(self, stage: str) -> float:
         return self.seconds_by_stage.get(stage, 0.0) / self.sample_rows if self.sample_rows else 0.0
 
+    def add(self, stage: str, measured: tuple[float, float], rows: int) -> None:
+        """Count a stage measured on one table's sample of ``rows``: (per row, per batch)."""
+        per_row, per_batch = measured
+        self.seconds_by_stage[stage] = self.seconds_by_stage.get(stage, 0.0) + per_row * rows
+        if per_batch:
+            self.batch_seconds_by_stage[stage] = self.batch_seconds_by_stage.get(stage, 0.0) + per_batch
+
+    def per_batch(self, stage: str) -> float:
+        if not self.split_tables:
+            return 0.0
+        return self.batch_seconds_by_stage.get(stage, 0.0) / self.split_tables
+
     def to_json(self) -> dict[str, Any]:
         return {
             "sampleRows": self.sample_rows,
             "microsecondsPerRow": {k: round(1e6 * self.per_row(k), 1) for k in sorted(self.seconds_by_stage)},
+            "millisecondsPerBatch": {
+                k: round(1e3 * self.per_batch(k), 3) for k in sorted(self.batch_seconds_by_stage)
+            },
             "commitMilliseconds": round(1e3 * self.commit_seconds, 3),
             "tableScanSeconds": round(self.fixed_seconds, 3),
         }
@@ -142,18 +186,28 @@ def _calibrate_table(
                 calibration_shadow.create_temporary(connection, backup_table)
             batches = _calibration_batches(engine, table.access, table, cipher, master_key, backup_table)
             warm_up = WARM_UP_ROWS if sample > 2 * WARM_UP_ROWS else 0
-            query = batches.pending_query(after=None, limit=sample + warm_up)
-            rows = list(connection.execute(query).mappings())
-            share = (len(rows) - warm_up) / max(1, len(rows))
+            rows = list(
+                connection.execute(batches.pending_query(after=None, limit=sample + warm_up)).mappings()
+            )
+            timed = len(rows) - warm_up
+            if timed <= 0:
+                return  # the application emptied the table meanwhile: nothing to time
+            split = timed >= ONE_ROW_BATCHES + SPLIT_STRETCH_ROWS
             # The encryption phase reads with the backup join; the backup phase reads without it.
-            reads = [("read", query)]
+            reads = [("read", batches)]
             if backup_table is not None:
-                plain = _calibration_batches(engine, table.access, table, cipher, master_key, None)
-                reads.append(("backupRead", plain.pending_query(after=None, limit=sample + warm_up)))
-            for stage, read in reads:
-                started = time.perf_counter()
-                list(connection.execute(read).mappings())
-                _add(calibration.seconds_by_stage, stage, started, share=share)
+                reads.append(
+                    (
+                        "backupRead",
+                        _calibration_batches(engine, table.access, table, cipher, master_key, None),
+                    )
+                )
+            for stage, source in reads:
+                singles = [_timed_read(connection, source, 1) for _ in range(ONE_ROW_BATCHES if split else 0)]
+                wholes = [
+                    (len(rows), _timed_read(connection, source, len(rows))) for _ in range(TIMED_STRETCHES)
+                ]
+                calibration.add(stage, _split(singles, wholes), timed)
             # Scans whose cost grows with the table, not the sample: the engine looks for rows
             # still holding plaintext once after encrypting a table (a count, or a catch-up
             # pass that finds none) and counts them once when verifying it.
@@ -167,7 +221,7 @@ def _calibrate_table(
             batches = _calibration_batches(engine, shadow, table, cipher, master_key, backup_table)
             if warm_up:
                 _run_stages(connection, batches, rows[:warm_up], config, Calibration())
-            _run_stages(connection, batches, rows[warm_up:], config, calibration)
+            _run_stretches(connection, batches, rows[warm_up:], config, calibration, split=split)
         finally:
             transaction.rollback()
 
@@ -193,6 +247,74 @@ def _calibration_batches(
         dry_run=False,
         epoch=None,
     )
+
+
+def _run_stretches(
+    connection: sa.Connection,
+    batches: TableBatches,
+    rows: list[Any],
+    config: MigrationConfig,
+    calibration: Calibration,
+    *,
+    split: bool,
+) -> None:
+    """``rows`` through every stage: first, where ``split``, as batches of one row
+    (ONE_ROW_BATCHES), then in stretches (TIMED_STRETCHES). Each stage's time splits into its
+    cost per batch and per row (_split); the bytes are the parts' sum."""
+    ones = ONE_ROW_BATCHES if split else 0
+    singles = [_timed_stages(connection, batches, [row], config) for row in rows[:ones]]
+    rest = rows[ones:]
+    count = max(1, min(TIMED_STRETCHES, len(rest) // MIN_STRETCH_ROWS))
+    size = math.ceil(len(rest) / count)
+    stretches = [
+        _timed_stages(connection, batches, rest[first : first + size], config)
+        for first in range(0, len(rest), size)
+    ]
+    timed = [*singles, *stretches]
+    for stage in sorted(set().union(*(part.seconds_by_stage for part in timed))):
+        measured = _split(
+            [part.seconds_by_stage.get(stage, 0.0) for part in singles],
+            [(part.sample_rows, part.seconds_by_stage.get(stage, 0.0)) for part in stretches],
+        )
+        calibration.add(stage, measured, len(rows))
+    calibration.split_tables += 1 if split else 0
+    calibration.sample_rows += sum(part.sample_rows for part in timed)
+    calibration.original_bytes += sum(part.original_bytes for part in timed)
+    calibration.added_bytes += sum(part.added_bytes for part in timed)
+
+
+def _timed_read(connection: sa.Connection, source: TableBatches, limit: int) -> float:
+    """Seconds to read the first ``limit`` pending rows as a batch of the run reads them."""
+    query = source.pending_query(after=None, limit=limit)
+    started = time.perf_counter()
+    list(connection.execute(query).mappings())
+    return time.perf_counter() - started
+
+
+def _timed_stages(
+    connection: sa.Connection, batches: TableBatches, rows: list[Any], config: MigrationConfig
+) -> Calibration:
+    part = Calibration()
+    _run_stages(connection, batches, rows, config, part)
+    return part
+
+
+def _split(singles: list[float], stretches: list[tuple[int, float]]) -> tuple[float, float]:
+    """A stage's seconds per row and per batch, from batches of one row (``singles``: seconds)
+    and stretches (rows, seconds): a stretch of k rows costs a batch's share and k rows'. The
+    medians of both, so one preempted part moves neither; neither part below zero. Without
+    singles every second counts per row.
+
+    A statement's round trip and planning are paid per batch: counted per row, the demo's nine
+    tables, sampled in stretches of about 100 rows, charged the run's batches of 1,000 ten times
+    over for them (2026-12-05: estimates 20-30 % long on PostgreSQL, where they cost most)."""
+    rows = statistics.median(count for count, _ in stretches)
+    per_stretch_row = statistics.median(seconds / count for count, seconds in stretches if count)
+    if not singles or rows <= 1:
+        return per_stretch_row, 0.0
+    one = statistics.median(singles)
+    per_row = max(0.0, (per_stretch_row * rows - one) / (rows - 1))
+    return per_row, max(0.0, one - per_row)
 
 
 def _run_stages(
@@ -389,44 +511,50 @@ def estimated_seconds(
             stages += ["backupRead", "backup", "backupVerify"]
         if not config.skip_integrity_checks:
             stages.append("verify")
-    per_row = sum(calibration.per_row(stage) for stage in stages)
-    if dialect == "postgresql":
-        # Every stage overlaps there (separate connections read and write in parallel);
-        # on SQLite one writer at a time.
-        per_row /= server_parallelism(config.max_concurrency)
-    else:
-        # The CPU stages run in the run's worker processes, side by side (engine/cpu_pool.py);
-        # reading and writing stay with the one writer.
-        cpu = sum(calibration.per_row(stage) for stage in stages if stage in CPU_STAGES)
-        per_row -= cpu - cpu / cpu_parallelism(config.max_concurrency)
-    batches = math.ceil(rows / batch_size.steady(config, per_row))
+    size = batch_size.steady(config, sum(calibration.per_row(stage) for stage in stages))
+    # Each stage: its cost per row over the rows in scope, and per batch over the batches the
+    # run makes of them, table by table (the backup copy and verification go in windows of
+    # their own size).
+    seconds = sum(
+        rows * calibration.per_row(stage)
+        + _batches(scope, WINDOW_ROWS.get(stage, size)) * calibration.per_batch(stage)
+        for stage in stages
+    )
     # Each batch commits its writes and then its resume key; the backup copy commits per batch too.
-    commits = batches * (3 if config.create_backups and not config.dry_run else 2)
-    return rows * per_row + commits * calibration.commit_seconds + calibration.fixed_seconds
+    commits = _batches(scope, size) * (3 if config.create_backups and not config.dry_run else 2)
+    return (
+        seconds / run_speed(dialect, config.max_concurrency)
+        + commits * calibration.commit_seconds
+        + calibration.fixed_seconds
+    )
 
 
-def cpu_parallelism(max_concurrency: int) -> float:
-    """How many times faster the CPU stages go with the run's worker processes than in its own
-    process. Not one per worker: the run's process needs some of a core too (reading and
-    writing the batches, handing them over), so each worker after the first adds about four
-    fifths of one, as measured on two cores once the backup copy and verification read in the
-    workers (2026-12-04: their stages 1.8 times faster than in one process;
-    tests/benchmarks/estimate_accuracy.py)."""
+def _batches(scope: MigrationScope, size: int) -> int:
+    """The batches a run makes of the rows in scope, ``size`` rows at most, table by table."""
+    return sum(math.ceil(table.pending_rows / size) for table in scope.tables if table.pending_rows)
+
+
+def run_speed(dialect: str, max_concurrency: int) -> float:
+    """How many times faster a run goes than its stages timed one after another by the
+    calibration, on ``dialect``'s database with ``max_concurrency`` batches in flight.
+
+    The calibration times each stage alone, in one process. A run overlaps them — its worker
+    processes seal and check batches while its own process reads and writes others, and on
+    PostgreSQL the server works on them too, over separate connections — but on the same
+    cores, and its own process does its part in threads that share one GIL with progress,
+    heartbeats and checkpoints. So without worker processes a run goes slower than its stages'
+    sum (on PostgreSQL less so: the server's work is in its own process), and a worker process
+    adds less than a core. A second worker process past the cores has none to use.
+
+    The medians of 36 runs on two cores (2026-12-05: 100,000 rows of the demo's nine tables and
+    of the peers benchmark's one table of six text columns, --max-concurrency 1, 2 and 4, three
+    rounds; tests/benchmarks/estimate_accuracy.py --dataset both): without worker processes
+    SQLite 0.59-0.80 (median 0.67), PostgreSQL 0.72-1.07 (0.75); with two, SQLite 1.23-1.47
+    (1.28), PostgreSQL 1.20-1.69 (1.32). Checked on 24 more runs: 23 within 15 %. Past two
+    cores the figure per worker process is untested."""
+    one, per_worker = RUN_SPEED["postgresql" if dialect == "postgresql" else "sqlite"]
     processes = cpu_pool.processes_for(max_concurrency)
-    return 1.0 if processes <= 1 else 1.0 + 0.8 * (processes - 1)
-
-
-def server_parallelism(max_concurrency: int) -> float:
-    """PostgreSQL: how many times faster a run goes than its stages one after another. There
-    every stage overlaps — worker processes seal and check batches while the server reads and
-    writes others over separate connections — but on the same cores, where the server's
-    backends, the run's process and its workers compete: each worker process after the first
-    adds about half of a core's worth, as measured on two cores (2026-12-04, the demo and the
-    peers benchmark's table, 100,000 rows: 1.4–1.7 times the stages' sum;
-    tests/benchmarks/estimate_accuracy.py --postgres). Dividing by the workers, as before, put
-    the estimate 25–30 % under the run once the calibration timed the run's own batch UPDATE."""
-    processes = cpu_pool.processes_for(max_concurrency)
-    return 1.0 if processes <= 1 else 1.0 + 0.5 * (processes - 1)
+    return one + per_worker * max(0, processes - 1)
 
 
 def storage_increase_percent(
@@ -478,8 +606,8 @@ def _metadata_bytes(item: dict[str, Any], table: str) -> int:
     return 2 * key + text + ROW_METADATA_OVERHEAD_BYTES
 
 
-def _add(stages: dict[str, float], stage: str, started: float, *, share: float = 1.0) -> None:
-    stages[stage] = stages.get(stage, 0.0) + (time.perf_counter() - started) * share
+def _add(stages: dict[str, float], stage: str, started: float) -> None:
+    stages[stage] = stages.get(stage, 0.0) + time.perf_counter() - started
 
 
 def _size(value: Any) -> int:
