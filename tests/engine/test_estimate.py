@@ -167,3 +167,31 @@ def test_the_shadow_finds_a_row_by_its_key_as_the_table_does(service: MigratorSe
             plan = " ".join(str(row[0]) for row in connection.exec_driver_sql(f"EXPLAIN {update}", values))
             assert "Index Scan" in plan and "Seq Scan" not in plan, plan
         connection.rollback()
+
+
+@pytest.mark.backends("sqlite")
+def test_a_table_the_application_empties_before_its_sample_is_left_out(service: MigratorService) -> None:
+    """The scope was counted, then the application deleted every row of one of its tables
+    before the sample reached it: the estimate goes on with the other tables, its figures
+    measured on those alone, and writes nothing."""
+    plan = service.plan(FAST)
+    emptied = next(table.name for table in plan.scope.tables if table.pending_rows)
+    real = estimate_engine._calibrate_table
+    sampled: list[str] = []
+    once_emptied: list[object] = []
+
+    def empty_it_first(engine, table, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if table.access.mapped.name == emptied:
+            with engine.begin() as connection:
+                quoted = connection.dialect.identifier_preparer.quote(emptied)
+                connection.exec_driver_sql(f"DELETE FROM {quoted}")
+            once_emptied.append(raw_dump(engine))
+        sampled.append(table.access.mapped.name)
+        return real(engine, table, *args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as patched:
+        patched.setattr(estimate_engine, "_calibrate_table", empty_it_first)
+        estimate = service.estimate(FAST)
+    assert emptied in sampled and len(sampled) > 1
+    assert estimate.calibration.sample_rows > 0 and estimate.estimated_time_seconds > 0
+    assert raw_dump(service.engine) == once_emptied[0]
