@@ -27,7 +27,8 @@ Prints the machine (date, cores, memory, load, Python, backend), a table of each
 time, rows/s and peak RSS (``--markdown``: as a Markdown table), the ratios of the tool's time to
 each script's and the speed-ups, the estimate each foreground tool run started with against the
 time its migration took (its ``initialEstimateSeconds`` and ``elapsedSeconds``), and where the
-best full tool run spent its time (the phase seconds of its ``report``). ``--only`` runs a subset (names: see ``--help``).
+best full tool run spent its time (the phase seconds of its ``report``). ``--only`` runs a
+subset (names: see ``--help``).
 
 The database URL goes on the command lines of the processes it starts (as the brief for the
 scripts asks): give a password in PGPASSWORD rather than in the URL.
@@ -283,9 +284,7 @@ class PostgresBackend:
         self.scratch = scratch
         self.note = note
         base = make_url(url).database or "postgres"
-        self.prefix = f"{base[:30]}_peers{os.getpid()}"
-        self.template_name = f"{self.prefix}_template"
-        self.template_url = self.url_of(self.template_name)
+        self.set_prefix(f"{base[:30]}_peers{os.getpid()}")
         self.template_data = scratch / "template" / "data"
         self.created: list[str] = []
         with pg_connect(url) as connection:
