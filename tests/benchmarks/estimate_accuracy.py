@@ -26,6 +26,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from tests.benchmarks import peers
@@ -91,11 +92,11 @@ def main() -> None:
         )
 
 
+@dataclass(frozen=True)
 class _Template:
-    def __init__(self, backend: peers.Backend, schema: Path | None, user: str) -> None:
-        self.backend = backend
-        self.schema = schema  # the records table's mapping; the demo's is in its database
-        self.user = user
+    backend: peers.Backend
+    schema: Path | None  # the records table's mapping; the demo's is in its database
+    user: str  # who set it up, so who may migrate its copies
 
 
 def _template(name: str, scratch: Path, cluster: PostgresCluster | None, rows: int) -> _Template:
