@@ -14,9 +14,11 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import sys
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from functools import partial
 from typing import Any
 
@@ -56,16 +58,36 @@ log = logging.getLogger(__name__)
 CATCH_UP_PASSES = 2
 
 
+# How long a thread of the run's process computes before the GIL goes to one waiting for it
+# (Python's default is 5 ms). The threads that read and write batches wait on the database, then
+# for the GIL; while they wait out a sealing thread's turn, the PostgreSQL server has no next
+# statement. 1 ms kept that at --max-concurrency 1 once the digests stopped letting go of the
+# GIL for every message (crypto/ciphers.keyed_sha256), and sped up SQLite there (2026-12-05).
+RUN_SWITCH_INTERVAL = 0.001
+
+
 def _run_to_completion(coroutine: Coroutine[Any, Any, None]) -> None:
     """asyncio.run, also from code that already runs in an event loop (the TUI, async tests):
-    the migration then gets a loop of its own in a separate thread."""
+    the migration then gets a loop of its own in a separate thread. The GIL changes hands every
+    RUN_SWITCH_INTERVAL meanwhile, and as before afterwards."""
+    with _switching_every(RUN_SWITCH_INTERVAL):
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            asyncio.run(coroutine)
+            return
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="migration") as pool:
+            pool.submit(asyncio.run, coroutine).result()
+
+
+@contextmanager
+def _switching_every(seconds: float) -> Iterator[None]:
+    before = sys.getswitchinterval()
+    sys.setswitchinterval(min(before, seconds))
     try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        asyncio.run(coroutine)
-        return
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="migration") as pool:
-        pool.submit(asyncio.run, coroutine).result()
+        yield
+    finally:
+        sys.setswitchinterval(before)
 
 
 class MigrationRunner(MigrationWorker):
