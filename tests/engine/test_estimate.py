@@ -193,5 +193,6 @@ def test_a_table_the_application_empties_before_its_sample_is_left_out(service: 
         patched.setattr(estimate_engine, "_calibrate_table", empty_it_first)
         estimate = service.estimate(FAST)
     assert emptied in sampled and len(sampled) > 1
-    assert estimate.calibration.sample_rows > 0 and estimate.estimated_time_seconds > 0
+    # The other tables were sampled and counted (counts, not timings: the machine may be busy).
+    assert estimate.calibration.sample_rows > 0 and estimate.estimated_records > 0
     assert raw_dump(service.engine) == once_emptied[0]
