@@ -1,9 +1,10 @@
 """PostgreSQL's one-statement-per-batch writes: the batch's UPDATE and its backups find each row by
-the version it was read at and leave alone a row changed since; the row metadata stores any text
-exactly."""
+the version it was read at and leave alone a row changed since, looking each up by its place
+whatever the table's size; a batch's text arrays and the row metadata carry any text exactly."""
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -22,10 +23,11 @@ from tui_migrator.storage.column_storage import (
     batch_parameters,
     reflect,
 )
-from tui_migrator.storage.database import create_database_engine
+from tui_migrator.storage.database import create_database_engine, text_array, text_rows, text_rows_parameters
 from tui_migrator.storage.mapping import parse_mapping, resolve_mapping
 from tui_migrator.storage.tables import metadata as tool_metadata
 from tui_migrator.storage.tables import row_metadata_table
+from tui_migrator.storage.text_arrays import text_array_literal
 
 pytestmark = pytest.mark.postgresql
 
@@ -151,8 +153,11 @@ def test_backups_of_a_batch_hold_the_rows_as_read(engine: sa.Engine, changed_bet
     assert backups(engine, table) == [(item["id"], item[backup.SEALED_COLUMN]) for item in parameters]
 
 
-# Any text PostgreSQL can hold (no NUL, no lone surrogate), where JSON has escapes to make.
-ANY_TEXT = st.text(st.characters(exclude_characters="\x00", exclude_categories=["Cs"]), max_size=40)
+# Any text PostgreSQL can hold (no NUL, no lone surrogate): quotes, backslashes, braces, commas,
+# spaces and the word NULL among it, all of which an array's text form must keep as they are.
+ANY_TEXT = st.text(
+    st.characters(exclude_characters="\x00", exclude_categories=["Cs"]), max_size=40
+) | st.sampled_from(["NULL", "null", "", " ", "{}", '"', "\\", '\\"', "a,b", "{a}", " x "])
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -173,3 +178,87 @@ def test_row_metadata_stores_any_text_exactly(engine: sa.Engine, items: list[dic
         item["row_key"]: (item["digest"], item["sealed_columns"], item["tokens_digest"]) for item in items
     }
     assert key_ids == {item["row_key"]: item["key_id"] for item in items}
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(values=st.lists(st.none() | ANY_TEXT, max_size=12))
+def test_a_text_array_comes_back_exactly(engine: sa.Engine, values: list[str | None]) -> None:
+    """Any text, NULLs, a list of only NULLs and an empty one, through the array's text form."""
+    with engine.connect() as connection:
+        back = connection.execute(
+            sa.select(text_array("values")), {"values": text_array_literal(values)}
+        ).scalar()
+    assert back == values
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(rows=st.lists(st.tuples(st.none() | ANY_TEXT, st.none() | ANY_TEXT), max_size=12))
+def test_a_batchs_text_rows_come_back_exactly_and_together(
+    engine: sa.Engine, rows: list[tuple[str | None, str | None]]
+) -> None:
+    """Each row's values side by side, as sent: one array per column, read as one table."""
+    batch = text_rows("tm_batch", ["first", "second"])
+    parameters = text_rows_parameters(
+        "tm_batch", {"first": [first for first, _ in rows], "second": [second for _, second in rows]}
+    )
+    with engine.connect() as connection:
+        back = connection.execute(sa.select(batch.c.first, batch.c.second), parameters).all()
+    assert Counter(tuple(row) for row in back) == Counter(rows)
+
+
+@pytest.fixture
+def small_table(empty_postgres_database: str) -> Iterator[sa.Engine]:
+    """A table small enough that the planner, told a batch holds 1,000 rows, would rather
+    scan all of it for every batch and hash the batch than look each row up by its place."""
+    engine = create_database_engine(empty_postgres_database)
+    with engine.begin() as connection:
+        connection.exec_driver_sql(
+            "CREATE TABLE patients (id integer PRIMARY KEY, org text, name text, born date, born__tm_token text)"
+        )
+        connection.exec_driver_sql(
+            "INSERT INTO patients (id, org, name, born) "
+            "SELECT n, 'org_1', repeat('x', 30), DATE '2000-01-01' FROM generate_series(1, 20000) n"
+        )
+        connection.exec_driver_sql("ANALYZE patients")
+    yield engine
+    engine.dispose()
+
+
+def _scans(connection: sa.Connection, statement: Any, parameters: dict[str, Any]) -> set[str]:
+    compiled = statement.compile(dialect=connection.dialect)
+    plan = connection.exec_driver_sql(
+        "EXPLAIN (FORMAT JSON) " + str(compiled), {**compiled.params, **parameters}
+    ).scalar_one()
+    found: set[str] = set()
+
+    def walk(node: dict[str, Any]) -> None:
+        if node.get("Relation Name") == "patients" and node["Node Type"].endswith("Scan"):
+            found.add(node["Node Type"])
+        for child in node.get("Plans", []):
+            walk(child)
+
+    walk(plan[0]["Plan"])
+    return found
+
+
+def test_a_batchs_writes_find_each_row_by_its_place_whatever_the_tables_size(small_table: sa.Engine) -> None:
+    """A batch's rows are told by their versions; with the true count of a batch's rows the
+    planner would read the whole table for every batch of a small one (a hash join over a
+    sequential scan, below about 3,000 pages): the arrays are bound behind a scalar subquery,
+    whose length it cannot see, so each row is fetched by its ctid (a TID scan)."""
+    access = table_access(small_table)
+    update = access.update_by_row_version()
+    assert update is not None
+    with small_table.begin() as connection:
+        backups = backup.create_backup_table(connection, access, "tm_bk_test_patients")
+        rows = read_with_versions(connection, access)[:1000]
+        sealed = [(row, {"name": f"tmenc:v1:{row['id']}"}) for row in rows]
+        copied = backup.CopiedBatch(
+            [{"id": row["id"], backup.SEALED_COLUMN: b"x"} for row in rows],
+            len(rows),
+            0,
+            backup.versions_of(rows),
+        )
+        assert _scans(connection, update, batch_parameters(access, sealed)) == {"Tid Scan"}
+        insert = backup.insert_by_row_version(access, backups)
+        assert _scans(connection, insert, backup.batch_by_row_version(copied)) == {"Tid Scan"}

@@ -41,7 +41,7 @@ from tui_migrator.storage.database import (
     key_windows,
     serialized_write,
     text_rows,
-    text_rows_value,
+    text_rows_parameters,
 )
 from tui_migrator.storage.identifiers import fit_identifier
 
@@ -221,18 +221,14 @@ def insert_by_row_version(access: TableAccess, table: sa.Table) -> sa.Insert:
 
 def batch_by_row_version(copied: CopiedBatch) -> dict[str, str]:
     assert copied.versions is not None
-    return {
-        _BATCH: text_rows_value(
-            [
-                {
-                    ROW_VERSION[0]: ctid,
-                    ROW_VERSION[1]: xmin,
-                    SEALED_COLUMN: b64encode(item[SEALED_COLUMN]).decode(),
-                }
-                for (ctid, xmin), item in zip(copied.versions, copied.parameters, strict=True)
-            ]
-        )
-    }
+    return text_rows_parameters(
+        _BATCH,
+        {
+            ROW_VERSION[0]: [ctid for ctid, _xmin in copied.versions],
+            ROW_VERSION[1]: [xmin for _ctid, xmin in copied.versions],
+            SEALED_COLUMN: [b64encode(item[SEALED_COLUMN]).decode() for item in copied.parameters],
+        },
+    )
 
 
 def read_back_batch(rows: Sequence[tuple[Any, ...]]) -> int:

@@ -29,7 +29,7 @@ from tui_migrator.common.errors import OperationFailed
 from tui_migrator.crypto.ciphers import RowContext, ValueCipher
 from tui_migrator.crypto.codec import pack_values
 from tui_migrator.crypto.tokens import is_token
-from tui_migrator.storage.database import text_rows, text_rows_value
+from tui_migrator.storage.database import text_rows, text_rows_parameters
 from tui_migrator.storage.mapping import ResolvedColumn, ResolvedTable
 
 # A row read by name: a plain dict, or SQLAlchemy's RowMapping (whose keys may also be columns,
@@ -214,7 +214,7 @@ class TableAccess:
         """PostgreSQL: one UPDATE for a whole batch, for rows read with
         :meth:`row_version_columns` and locked since by the same transaction.
 
-        Its parameter (:func:`batch_parameters`) holds per row its ``tm_ctid`` and ``tm_xmin``
+        Its parameters (:func:`batch_parameters`) hold per row its ``tm_ctid`` and ``tm_xmin``
         as read, and per mapped column ``tm_token_<i>``, the token sealed into that cell now, or
         NULL where the cell keeps what it holds. A token goes where :func:`seal_row` puts it: in
         place in a text column, else in the companion with the original set to NULL. A row is
@@ -469,16 +469,15 @@ def seal_row(access: Shaped, row: StoredRow, cipher: ValueCipher) -> SealedRow |
 def batch_parameters(
     shape: Shaped, sealed: Sequence[tuple[Mapping[str, Any], Mapping[str, str]]]
 ) -> dict[str, str]:
-    """The parameter of :meth:`TableAccess.update_by_row_version` for ``sealed``: each row as
+    """The parameters of :meth:`TableAccess.update_by_row_version` for ``sealed``: each row as
     read (with its version) and the tokens sealing it produced (column → token)."""
     names = _token_names(len(shape.mapped.columns))
-    columns = [column.name for column in shape.mapped.columns]
-    rows = []
-    for row, tokens in sealed:
-        entry = {name: row[name] for name in ROW_VERSION}
-        entry.update({name: tokens.get(column) for name, column in zip(names, columns, strict=True)})
-        rows.append(entry)
-    return {_BATCH: text_rows_value(rows)}
+    columns: dict[str, list[str | None]] = {
+        version: [row[version] for row, _tokens in sealed] for version in ROW_VERSION
+    }
+    for name, column in zip(names, shape.mapped.columns, strict=True):
+        columns[name] = [tokens.get(column.name) for _row, tokens in sealed]
+    return text_rows_parameters(_BATCH, columns)
 
 
 @lru_cache(maxsize=64)

@@ -18,13 +18,16 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection
 
-from tui_migrator.storage.database import DriverStatement, text_rows, text_rows_value, upsert
+from tui_migrator.storage.database import DriverStatement, text_array, text_rows, text_rows_parameters, upsert
 from tui_migrator.storage.keyring import ALGORITHM
 from tui_migrator.storage.tables import UtcDateTime, migration_tables_table, row_metadata_table
+from tui_migrator.storage.text_arrays import text_array_literal
 
 # What each sealed row records (with the migration, the table and the time of the batch).
 RECORDED = ("row_key", "key_id", "digest", "sealed_columns", "tokens_digest")
 _BATCH = "tm_batch"
+# sealed_rows' parameter on PostgreSQL: the keys looked up, as one text[] (storage.text_arrays)
+_KEYS = "tm_row_keys"
 _UPDATED = ["key_id", "algorithm", "encrypted_at", "digest", "sealed_columns", "tokens_digest"]
 # The per-row upsert, by dialect (DriverStatement keeps its compiled forms).
 _PER_ROW: dict[str, DriverStatement] = {}
@@ -41,11 +44,11 @@ def record(
     if not sealed:
         return
     if connection.dialect.name == "postgresql":
-        batch = text_rows_value([{name: item[name] for name in RECORDED} for item in sealed])
+        batch = text_rows_parameters(_BATCH, {name: [item[name] for item in sealed] for name in RECORDED})
         connection.execute(
             _upsert_from_batch(),
             {
-                _BATCH: batch,
+                **batch,
                 "migration_id": migration_id,
                 "table_name": table,
                 "algorithm": ALGORITHM,
@@ -105,13 +108,13 @@ def sealed_rows(
         metadata = row_metadata_table.c
         wanted = [metadata.row_key, metadata.digest, metadata.sealed_columns, metadata.tokens_digest]
         mine = sa.and_(metadata.migration_id == migration_id, metadata.table_name == table)
-        keys = sa.func.unnest(sa.bindparam("row_keys", row_keys, type_=postgresql.ARRAY(sa.Text)))
+        keys = sa.func.unnest(text_array(_KEYS))
         key = keys.table_valued("row_key").render_derived(name="wanted")
         found = sa.select(*wanted).where(mine, metadata.row_key == key.c.row_key).limit(1).lateral("found")
         query = sa.select(*(found.c[column.name] for column in wanted)).select_from(
             key.join(found, sa.true())
         )
-        rows = list(connection.execute(query).all())
+        rows = list(connection.execute(query, {_KEYS: text_array_literal(row_keys)}).all())
     return {
         row_key: Recorded(digest, sealed_columns, tokens_digest)
         for row_key, digest, sealed_columns, tokens_digest in rows
