@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import os
 import struct
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -26,6 +25,7 @@ from tui_migrator.crypto.codec import LENGTH as _LENGTH
 from tui_migrator.crypto.codec import decode_value, encode_value, pack, pack_values, unpack_values
 from tui_migrator.crypto.data_keys import DataKey, DataKeySource
 from tui_migrator.crypto.keys import MasterKey, Purpose
+from tui_migrator.crypto.nonces import random_bytes
 from tui_migrator.crypto.tokens import (
     NONCE_BYTES,
     NONCE_TEXT,
@@ -149,7 +149,7 @@ class ValueCipher:
         back the very bytes sealed; DecryptionFailed names the cell where they do not."""
         key = self._keyring.key_for_organization(row.organization_id, created_by=self._actor)
         place = row_place(row)
-        nonces = os.urandom(NONCE_BYTES * len(cells))
+        nonces = random_bytes(NONCE_BYTES * len(cells))
         seal, unseal, key_id = key.cipher.encrypt, key.cipher.decrypt, key.key_id
         prefixes = _column_prefixes(key_id, row.table)
         head = token_head(key_id)
@@ -358,7 +358,7 @@ class RowSealer:
         associated data and must give back ``packed_values`` exactly (DecryptionFailed names the
         row where they do not): what lets the backup's read-back compare the bytes stored with
         the bytes written instead of opening every backup again (engine.backup)."""
-        nonce = os.urandom(NONCE_BYTES)
+        nonce = random_bytes(NONCE_BYTES)
         context = self._context(table, pack_values(key) if packed_key is None else packed_key)
         sealed = self._cipher.encrypt(nonce, packed_values, context)
         if not _opens_to(self._cipher.decrypt, nonce, sealed, context, packed_values):
