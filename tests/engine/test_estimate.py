@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from types import SimpleNamespace
 
 import pytest
 
@@ -12,6 +13,7 @@ from tests.support.migration_helpers import (
     FAST,
     raw_dump,
 )
+from tui_migrator.common import uncontended_clock
 from tui_migrator.common.errors import OperationFailed
 from tui_migrator.common.settings import Settings
 from tui_migrator.engine import batches as batches_module
@@ -196,3 +198,30 @@ def test_a_table_the_application_empties_before_its_sample_is_left_out(service: 
     # The other tables were sampled and counted (counts, not timings: the machine may be busy).
     assert estimate.calibration.sample_rows > 0 and estimate.estimated_records > 0
     assert raw_dump(service.engine) == once_emptied[0]
+
+
+@pytest.mark.backends("sqlite")
+def test_time_other_processes_took_from_the_sample_is_left_out(
+    service: MigratorService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The sample is timed on the uncontended clock: one in which the thread was kept waiting
+    10 s for a CPU at every reading estimates what a quiet one does, and only the count of that
+    waiting tells them apart. Stand-in readings, so every timing is exact: the wall clock moves
+    1 ms a reading, plus the stall."""
+
+    def estimate_with(stall: float, *, stall_counted: bool) -> float:
+        state = SimpleNamespace(wall=0.0, waited=0.0)
+
+        def perf_counter() -> float:
+            state.wall += 0.001 + stall
+            state.waited += stall if stall_counted else 0.0
+            return state.wall
+
+        monkeypatch.setattr(uncontended_clock, "time", SimpleNamespace(perf_counter=perf_counter))
+        monkeypatch.setattr(uncontended_clock, "_waited_for_a_cpu", lambda: state.waited)
+        monkeypatch.setattr(uncontended_clock, "_COUNTED", True)
+        return service.estimate(FAST).estimated_time_seconds
+
+    quiet = estimate_with(0.0, stall_counted=True)
+    assert estimate_with(10.0, stall_counted=True) == pytest.approx(quiet)
+    assert estimate_with(10.0, stall_counted=False) > 100 * quiet

@@ -17,7 +17,6 @@ import dataclasses
 import json
 import math
 import statistics
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -28,6 +27,7 @@ from sqlalchemy.engine import Engine
 
 from tui_migrator.common.errors import OperationFailed
 from tui_migrator.common.migration_config import MigrationConfig
+from tui_migrator.common.uncontended_clock import uncontended_seconds
 from tui_migrator.crypto.ciphers import ValueCipher
 from tui_migrator.crypto.codec import encode_key
 from tui_migrator.crypto.keys import MasterKey
@@ -211,9 +211,9 @@ def _calibrate_table(
             # Scans whose cost grows with the table, not the sample: the engine looks for rows
             # still holding plaintext once after encrypting a table (a count, or a catch-up
             # pass that finds none) and counts them once when verifying it.
-            started = time.perf_counter()
+            started = uncontended_seconds()
             connection.execute(pending_count(table.access, table.organizations)).scalar_one()
-            calibration.fixed_seconds += 2 * (time.perf_counter() - started)
+            calibration.fixed_seconds += 2 * (uncontended_seconds() - started)
             # From here the table's name finds the shadow: the sample, with its companions.
             shadow = calibration_shadow.shadow(connection, table.access, rows)
             if backup_table is not None:
@@ -286,9 +286,9 @@ def _run_stretches(
 def _timed_read(connection: sa.Connection, source: TableBatches, limit: int) -> float:
     """Seconds to read the first ``limit`` pending rows as a batch of the run reads them."""
     query = source.pending_query(after=None, limit=limit)
-    started = time.perf_counter()
+    started = uncontended_seconds()
     list(connection.execute(query).mappings())
-    return time.perf_counter() - started
+    return uncontended_seconds() - started
 
 
 def _timed_stages(
@@ -336,13 +336,13 @@ def _run_stages(
     on_server = connection.dialect.name == "postgresql"
     stored_before = _stored_bytes(connection, written_to) if on_server else 0
     if config.create_backups and sealer is not None and batches.backup_table is not None:
-        started = time.perf_counter()
+        started = uncontended_seconds()
         crypto, shape = BatchContext(cipher, sealer), RowShape(access.mapped)
         copied = backup.copy_batch(crypto, shape, [dict(row) for row in rows])
         parameters = copied.parameters
         backup.BackupWriter(access, batches.backup_table).write(connection, copied)
         _add(stages, "backup", started)
-        started = time.perf_counter()
+        started = uncontended_seconds()
         # As the backup's read-back: the copy's rows as stored, each digested.
         window = backup.stored_window(
             batches.backup_table, access, batches.key(rows[0]), batches.key(rows[-1])
@@ -353,16 +353,16 @@ def _run_stages(
             calibration.added_bytes += sum(len(item[backup.SEALED_COLUMN]) + 16 for item in parameters)
     # As in a run, whose batches find their rows backed up by the backup stage.
     backed_up = [{**row, BACKED_UP: True} for row in rows]
-    started = time.perf_counter()
+    started = uncontended_seconds()
     sealed, _failures = batches.seal_rows(backed_up)
     _add(stages, "encrypt", started)
-    started = time.perf_counter()
+    started = uncontended_seconds()
     # The shadow is this session's alone: its rows cannot change until the write, as a claimed
     # batch's cannot.
     batches.write_in(connection, sealed, [], 0, locked=True)
     _add(stages, "write", started)
     if not config.skip_integrity_checks:
-        started = time.perf_counter()
+        started = uncontended_seconds()
         written = connection.execute(
             access.select_rows(limit=None).where(
                 access.key_range(batches.key(rows[0]), batches.key(rows[-1]))
@@ -410,11 +410,11 @@ def measure_commit_and_keep(engine: Engine, repeats: int = 3) -> float:
     change the database calls this."""
     durations = []
     for _ in range(repeats):
-        started = time.perf_counter()
+        started = uncontended_seconds()
         # Not synced, as a batch's commits are not (see storage.database.serialized_write).
         with serialized_write(engine, durable=False) as connection:
             write_meta(connection, META_LAST_CALIBRATION, json.dumps({"at": utc_now().isoformat()}))
-        durations.append(time.perf_counter() - started)
+        durations.append(uncontended_seconds() - started)
     seconds = sorted(durations)[len(durations) // 2]
     with serialized_write(engine) as connection:
         write_meta(
@@ -488,11 +488,11 @@ def _measure_temporary_commit(engine: Engine, repeats: int = 3) -> float:
     durations = []
     with engine.connect() as connection:
         for number in range(repeats):
-            started = time.perf_counter()
+            started = uncontended_seconds()
             with connection.begin():
                 connection.exec_driver_sql("CREATE TEMPORARY TABLE IF NOT EXISTS tm_commit_probe (n INTEGER)")
                 connection.exec_driver_sql(f"INSERT INTO tm_commit_probe (n) VALUES ({number})")
-            durations.append(time.perf_counter() - started)
+            durations.append(uncontended_seconds() - started)
         with connection.begin():
             connection.exec_driver_sql("DROP TABLE tm_commit_probe")
     return sorted(durations)[len(durations) // 2]
@@ -607,7 +607,7 @@ def _metadata_bytes(item: dict[str, Any], table: str) -> int:
 
 
 def _add(stages: dict[str, float], stage: str, started: float) -> None:
-    stages[stage] = stages.get(stage, 0.0) + time.perf_counter() - started
+    stages[stage] = stages.get(stage, 0.0) + uncontended_seconds() - started
 
 
 def _size(value: Any) -> int:
