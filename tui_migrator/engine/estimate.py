@@ -70,7 +70,7 @@ CALIBRATION_MIGRATION_ID = "calibration"
 CALIBRATION_BACKUP_TABLE = "tm_bk_calibration"
 # A run's speed against its stages one after another (see run_speed): without worker
 # processes, and what each worker process adds.
-RUN_SPEED = {"sqlite": (0.67, 0.61), "postgresql": (0.75, 0.57)}
+RUN_SPEED = {"sqlite": (0.74, 0.54), "postgresql": (0.80, 0.52)}
 # The stages that go in windows of keys of a fixed size rather than in the run's batches.
 WINDOW_ROWS = {
     "backupRead": batch_size.BACKUP_COPY_ROWS,
@@ -551,7 +551,13 @@ def run_speed(dialect: str, max_concurrency: int) -> float:
     rounds; tests/benchmarks/estimate_accuracy.py --dataset both): without worker processes
     SQLite 0.59-0.80 (median 0.67), PostgreSQL 0.72-1.07 (0.75); with two, SQLite 1.23-1.47
     (1.28), PostgreSQL 1.20-1.69 (1.32). Checked on 24 more runs: 23 within 15 %. Past two
-    cores the figure per worker process is untested."""
+    cores the figure per worker process is untested.
+
+    Without worker processes re-fitted later that day, after nonces were drawn in bulk
+    (crypto/nonces.py) made such runs faster against their stages: the estimate then erred by a
+    median +11 % on SQLite (eight runs at concurrency 1) and +7 % on PostgreSQL (five), samples
+    taken in a busy spell left out; one process's speed rose by as much (0.67 -> 0.74, 0.75 ->
+    0.80), the speed with two worker processes kept (1.28, 1.32)."""
     one, per_worker = RUN_SPEED["postgresql" if dialect == "postgresql" else "sqlite"]
     processes = cpu_pool.processes_for(max_concurrency)
     return one + per_worker * max(0, processes - 1)
