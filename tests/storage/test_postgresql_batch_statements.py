@@ -262,3 +262,44 @@ def test_a_batchs_writes_find_each_row_by_its_place_whatever_the_tables_size(sma
         assert _scans(connection, update, batch_parameters(access, sealed)) == {"Tid Scan"}
         insert = backup.insert_by_row_version(access, backups)
         assert _scans(connection, insert, backup.batch_by_row_version(copied)) == {"Tid Scan"}
+
+
+def test_a_database_that_reads_null_in_arrays_as_text_still_keeps_the_cells_a_batch_leaves(
+    empty_postgres_database: str,
+) -> None:
+    """With ``array_nulls`` off (set for the database, as a DBA may), a bare NULL in an array's
+    text is the word 'NULL': a cell the batch leaves as it is would have been overwritten by it.
+    Every session of the tool sets it back on."""
+    database = sa.engine.make_url(empty_postgres_database).database
+    setup = create_database_engine(empty_postgres_database)
+    with setup.connect() as connection:
+        connection.exec_driver_sql(f'ALTER DATABASE "{database}" SET array_nulls = off')
+        connection.commit()
+    setup.dispose()
+    engine = create_database_engine(empty_postgres_database)
+    try:
+        with engine.begin() as connection:
+            connection.exec_driver_sql(
+                "CREATE TABLE patients (id integer PRIMARY KEY, org text, name text, born date, "
+                "born__tm_token text)"
+            )
+            connection.exec_driver_sql("INSERT INTO patients VALUES (1, 'org_1', 'Ada', '1815-12-10', NULL)")
+        with engine.connect() as connection:
+            back = connection.execute(
+                sa.select(text_array("values")), {"values": text_array_literal([None, "NULL"])}
+            )
+            assert back.scalar() == [None, "NULL"]
+        access = table_access(engine)
+        statement = access.update_by_row_version()
+        assert statement is not None
+        with engine.begin() as connection:
+            rows = read_with_versions(connection, access)
+            updated = connection.execute(
+                statement, batch_parameters(access, [(rows[0], {"name": "tmenc:v1:a"})])
+            )
+        assert updated.rowcount == 1
+        assert stored(engine) == [(1, "tmenc:v1:a", "1815-12-10", None)]
+        with engine.connect() as connection:
+            assert connection.exec_driver_sql("SHOW array_nulls").scalar() == "on"
+    finally:
+        engine.dispose()

@@ -96,6 +96,7 @@ def _configure_postgresql(engine: Engine) -> None:
     @event.listens_for(engine, "connect")
     def on_connect(dbapi_connection: object, _record: object) -> None:
         postgresql_values.load_unrepresentable_as_text(dbapi_connection)
+        postgresql_values.read_array_nulls_as_null(dbapi_connection)
 
 
 def _configure_sqlite(engine: Engine) -> None:

@@ -1,4 +1,6 @@
-"""PostgreSQL values with no Python form, loaded as their text.
+"""How values travel between psycopg and the tool where the defaults do not serve: PostgreSQL
+values with no Python form are loaded as their text, and every session reads a bare NULL in an
+array's text as NULL (read_array_nulls_as_null).
 
 psycopg turns ``date``, ``time`` and ``timestamp`` values into Python objects, which cannot hold
 'infinity', '-infinity', years before 1 AD or the time 24:00:00; its loaders raise on them. The
@@ -62,3 +64,14 @@ def load_unrepresentable_as_text(connection: object) -> None:
     if isinstance(connection, psycopg.Connection):
         for name, loader in _LOADERS.items():
             connection.adapters.register_loader(name, loader)
+
+
+def read_array_nulls_as_null(connection: object) -> None:
+    """Make this session read a bare NULL in an array's text as NULL, whatever the server, the
+    database or the role sets: a batch's values travel as arrays in their text form
+    (storage.text_arrays), where a cell that keeps what it holds is NULL. With ``array_nulls``
+    off, PostgreSQL would read it as the text 'NULL' and the batch's UPDATE would write that
+    word over the cell."""
+    if isinstance(connection, psycopg.Connection):
+        connection.execute("SET array_nulls = on")
+        connection.commit()
