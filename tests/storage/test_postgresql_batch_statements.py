@@ -27,7 +27,7 @@ from tui_migrator.storage.database import create_database_engine, text_array, te
 from tui_migrator.storage.mapping import parse_mapping, resolve_mapping
 from tui_migrator.storage.tables import metadata as tool_metadata
 from tui_migrator.storage.tables import row_metadata_table
-from tui_migrator.storage.text_arrays import text_array_literal
+from tui_migrator.storage.text_arrays import text_array_literal, text_array_text
 
 pytestmark = pytest.mark.postgresql
 
@@ -155,9 +155,14 @@ def test_backups_of_a_batch_hold_the_rows_as_read(engine: sa.Engine, changed_bet
 
 # Any text PostgreSQL can hold (no NUL, no lone surrogate): quotes, backslashes, braces, commas,
 # spaces and the word NULL among it, all of which an array's text form must keep as they are.
-ANY_TEXT = st.text(
-    st.characters(exclude_characters="\x00", exclude_categories=["Cs"]), max_size=40
-) | st.sampled_from(["NULL", "null", "", " ", "{}", '"', "\\", '\\"', "a,b", "{a}", " x "])
+ANY_TEXT = (
+    st.text(st.characters(exclude_characters="\x00", exclude_categories=["Cs"]), max_size=40)
+    | st.sampled_from(["NULL", "null", "", " ", "{}", '"', "\\", '\\"', "a,b", "{a}", " x "])
+    # The split form's delimiter and NULL marker (storage.text_arrays), and values that hold them.
+    | st.text(st.sampled_from(["\x1f", "\x1e", "\x1d", "\x01", "\x7f", "a", "{"]), max_size=5)
+)
+# Every control character a split form could cut at: values holding all of them take the literal.
+ALL_CONTROL_CHARACTERS = "".join(chr(code) for code in (*range(1, 0x20), 0x7F))
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -183,12 +188,32 @@ def test_row_metadata_stores_any_text_exactly(engine: sa.Engine, items: list[dic
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(values=st.lists(st.none() | ANY_TEXT, max_size=12))
 def test_a_text_array_comes_back_exactly(engine: sa.Engine, values: list[str | None]) -> None:
-    """Any text, NULLs, a list of only NULLs and an empty one, through the array's text form."""
+    """Any text, NULLs, a list of only NULLs and an empty one, through the parameter's split
+    form (or the literal, where no control characters are free) and through the literal."""
     with engine.connect() as connection:
-        back = connection.execute(
-            sa.select(text_array("values")), {"values": text_array_literal(values)}
-        ).scalar()
+        for parameter in (text_array_text(values), text_array_literal(values)):
+            back = connection.execute(sa.select(text_array("values")), {"values": parameter}).scalar()
+            assert back == values
+
+
+def test_values_holding_every_control_character_come_back_through_the_literal(engine: sa.Engine) -> None:
+    values = [ALL_CONTROL_CHARACTERS, None, "", "NULL", ALL_CONTROL_CHARACTERS + '"\\']
+    parameter = text_array_text(values)
+    assert parameter.startswith("{")
+    with engine.connect() as connection:
+        back = connection.execute(sa.select(text_array("values")), {"values": parameter}).scalar()
     assert back == values
+
+
+def test_a_batchs_split_form_is_what_the_server_cuts_apart(engine: sa.Engine) -> None:
+    """Tokens and NULLs take the split form, and the server's reading of it gives them back, one
+    empty value and a lone NULL included."""
+    for values in (["tmenc:v1:k:AAAA", None, "tmenc:v1:k:BBBB"], [""], [None], ["\x1f", None, "\x1e"]):
+        parameter = text_array_text(values)
+        assert not parameter.startswith("{")
+        with engine.connect() as connection:
+            back = connection.execute(sa.select(text_array("values")), {"values": parameter}).scalar()
+        assert back == values
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

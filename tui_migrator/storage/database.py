@@ -29,7 +29,7 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.selectable import TableValuedAlias
 
 from tui_migrator.common.errors import ConfigError
-from tui_migrator.storage.text_arrays import text_array_literal
+from tui_migrator.storage.text_arrays import TEXT_ARRAY_SQL, text_array_text
 
 # How long a SQLite writer waits for another process's write lock before giving up.
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -288,11 +288,10 @@ def text_rows(name: str, columns: Sequence[str]) -> TableValuedAlias:
     ``name`` with ``columns``.
 
     A statement that takes a whole batch at once (an UPDATE … FROM it, an INSERT … SELECT from
-    it) instead of once per row. Arrays in their text form (storage.text_arrays), written in C
-    by a few joins: one JSON text of the rows, as before, cost this process a JSON encoder's
-    pass over every byte (a fifth of its time at 100,000 rows). The server gains nothing by it
-    (PostgreSQL 15 reads an array's text a little more slowly than JSON); only a binary form
-    would spare it the parse."""
+    it) instead of once per row. Each column is one text the server cuts apart at a delimiter
+    (storage.text_arrays): one JSON text of the rows, as before 2026-12-05, cost this process a
+    JSON encoder's pass over every byte (a fifth of its time at 100,000 rows), and an array
+    literal, after it, cost the server a parse of every byte (10 ms of a batch's 22 ms UPDATE)."""
     return (
         sa.func.unnest(*(text_array(_array_name(name, column)) for column in columns))
         .table_valued(*(sa.column(column, sa.Text) for column in columns))
@@ -303,17 +302,23 @@ def text_rows(name: str, columns: Sequence[str]) -> TableValuedAlias:
 def text_rows_parameters(name: str, columns: Mapping[str, Sequence[str | None]]) -> dict[str, str]:
     """The parameters of :func:`text_rows` ``name`` for a batch: each column's values (text or
     None), in the rows' order, every column as long as the others."""
-    return {_array_name(name, column): text_array_literal(values) for column, values in columns.items()}
+    return {_array_name(name, column): text_array_text(values) for column, values in columns.items()}
+
+
+# The column a text_array's parameter is read as, inside its own subquery.
+_ARRAY_TEXT = "tm_array_text"
 
 
 def text_array(name: str) -> sa.ScalarSelect[Any]:
-    """PostgreSQL: the parameter ``name``, the text of a ``text[]`` (storage.text_arrays), as
-    that array. Read through a scalar subquery, whose length the planner cannot see: told a
-    batch's true 1,000 rows it would join a table of fewer than about 3,000 pages to them by
-    reading all of it for every batch (a hash join over a sequential scan) instead of fetching
-    each row by its place; assuming ten rows, it looks each up by its ``ctid`` whatever the
-    table's size (tests/storage/test_postgresql_batch_statements.py)."""
-    return sa.select(sa.cast(sa.bindparam(name, type_=sa.Text), postgresql.ARRAY(sa.Text))).scalar_subquery()
+    """PostgreSQL: the parameter ``name`` (storage.text_arrays.text_array_text of some values) as
+    the ``text[]`` of those values. Read through a scalar subquery, whose length the planner
+    cannot see: told a batch's true 1,000 rows it would join a table of fewer than about 3,000
+    pages to them by reading all of it for every batch (a hash join over a sequential scan)
+    instead of fetching each row by its place; assuming ten rows, it looks each up by its
+    ``ctid`` whatever the table's size (tests/storage/test_postgresql_batch_statements.py)."""
+    text = sa.select(sa.bindparam(name, type_=sa.Text).label(_ARRAY_TEXT)).subquery()
+    array = sa.literal_column(TEXT_ARRAY_SQL.format(text=_ARRAY_TEXT), postgresql.ARRAY(sa.Text))
+    return sa.select(array).select_from(text).scalar_subquery()
 
 
 def _array_name(name: str, column: str) -> str:

@@ -21,7 +21,7 @@ from sqlalchemy.engine import Connection
 from tui_migrator.storage.database import DriverStatement, text_array, text_rows, text_rows_parameters, upsert
 from tui_migrator.storage.keyring import ALGORITHM
 from tui_migrator.storage.tables import UtcDateTime, migration_tables_table, row_metadata_table
-from tui_migrator.storage.text_arrays import text_array_literal
+from tui_migrator.storage.text_arrays import text_array_text
 
 # What each sealed row records (with the migration, the table and the time of the batch).
 RECORDED = ("row_key", "key_id", "digest", "sealed_columns", "tokens_digest")
@@ -114,7 +114,7 @@ def sealed_rows(
         query = sa.select(*(found.c[column.name] for column in wanted)).select_from(
             key.join(found, sa.true())
         )
-        rows = list(connection.execute(query, {_KEYS: text_array_literal(row_keys)}).all())
+        rows = list(connection.execute(query, {_KEYS: text_array_text(row_keys)}).all())
     return {
         row_key: Recorded(digest, sealed_columns, tokens_digest)
         for row_key, digest, sealed_columns, tokens_digest in rows

@@ -1,20 +1,78 @@
-"""PostgreSQL's text form of a ``text[]`` value: how a batch's column of text reaches the server.
+"""How a batch's column of text reaches PostgreSQL as a ``text[]``: one text parameter, in one of
+two forms, and the SQL that reads either back as the array (database.text_array).
 
-A batch's values travel as one ``text[]`` parameter per column (database.text_rows), written
-here as the array's text, which the server reads as it reads any array literal. Each element is
-double-quoted, so it is taken exactly as written — braces, commas, spaces, the word NULL, any
-character PostgreSQL's text can hold — once a double quote or a backslash inside it is escaped
-by a backslash; a NULL is the bare word. Where no value holds either character (tokens, digests,
-row versions, base64: nearly every batch) the whole array is a few joins done in C.
+**Split** (nearly every batch): the values joined by a delimiter, a NULL written as a marker —
+two ASCII control characters no value of the column holds, named at the parameter's start. The
+server cuts it apart with ``string_to_array`` at the delimiter and turns each lone marker into
+NULL: a plain scan, where an array literal is read character by character with its quoting and
+every element converted on its own (PostgreSQL 15 took 0.65 ms for 1,000 tokens of 90
+characters, 2.5 ms for 300: of a batch's UPDATE, 10 ms of its 22). The parameter is the
+delimiter, the marker, then the values each after a delimiter; the server cuts what follows the
+marker and drops the empty piece before the first delimiter, so one empty value is told from no
+value at all.
+
+**Literal** (where no pair of control characters is free, or there are no values): the array's
+own text, every element double-quoted with a quote or backslash inside escaped by a backslash, a
+NULL the bare word (read as NULL while ``array_nulls`` is on, which every session of the tool
+sets: postgresql_values.read_array_nulls_as_null). It begins with a brace, which no split form
+does, and that is how the server tells them apart.
+
+Control characters only (never a letter, never a character outside ASCII): every server
+encoding has them as single bytes that no multibyte character contains, and a value holding one
+is rare enough that the first pair is nearly always free.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
+# The SQL that reads a parameter (the column ``{text}``) back as its text[].
+TEXT_ARRAY_SQL = (
+    "CASE WHEN left({text}, 1) = '{{' THEN CAST({text} AS TEXT[]) "
+    "ELSE (string_to_array(substr({text}, 3), left({text}, 1), substr({text}, 2, 1)))[2:] END"
+)
+
+# Delimiter then NULL marker, tried first; then any two control characters no value holds.
+_FIRST_PAIR = ("\x1f", "\x1e")
+_CONTROL_CHARACTERS = tuple(chr(code) for code in (*range(0x1F, 0, -1), 0x7F))
+
+
+def text_array_text(values: Sequence[str | None]) -> str:
+    """``values`` (text, or None for NULL) as the parameter PostgreSQL reads back as a ``text[]``
+    of exactly those values (TEXT_ARRAY_SQL). Anything but text or None raises TypeError,
+    naming its type and never its value."""
+    if not values:
+        return "{}"
+    nulls = values.count(None)
+    split = _split_form(values, nulls, *_FIRST_PAIR)
+    if split is not None:
+        return split
+    held = set("".join(value for value in values if value is not None))
+    free = [character for character in _CONTROL_CHARACTERS if character not in held]
+    if len(free) >= 2:
+        split = _split_form(values, nulls, free[0], free[1])
+        assert split is not None, "two characters no value holds"
+        return split
+    return text_array_literal(values)
+
+
+def _split_form(values: Sequence[str | None], nulls: int, delimiter: str, null: str) -> str | None:
+    """The split form with ``delimiter`` and ``null``; None where a value holds either."""
+    items = values if not nulls else [null if value is None else value for value in values]
+    try:
+        body = delimiter + delimiter.join(items)  # type: ignore[arg-type]  # None replaced above
+    except TypeError:
+        text_array_literal(values)  # raises, naming the type
+        raise
+    # The join put one delimiter before each value and each NULL is one marker: any more is a
+    # value holding one of them.
+    if body.count(delimiter) != len(values) or body.count(null) != nulls:
+        return None
+    return delimiter + null + body
+
 
 def text_array_literal(values: Sequence[str | None]) -> str:
-    """``values`` (text, or None for NULL) as the text of a PostgreSQL ``text[]``."""
+    """``values`` (text, or None for NULL) as the text of a PostgreSQL ``text[]`` literal."""
     if not values:
         return "{}"
     try:
