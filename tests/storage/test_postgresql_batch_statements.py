@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 from tests.support.row_metadata_items import recorded_items
 from tui_migrator.engine import backup
+from tui_migrator.storage import database as database_module
 from tui_migrator.storage import row_metadata
 from tui_migrator.storage.column_storage import (
     ROW_VERSION,
@@ -290,11 +291,13 @@ def test_a_batchs_writes_find_each_row_by_its_place_whatever_the_tables_size(sma
 
 
 def test_a_database_that_reads_null_in_arrays_as_text_still_keeps_the_cells_a_batch_leaves(
-    empty_postgres_database: str,
+    empty_postgres_database: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """With ``array_nulls`` off (set for the database, as a DBA may), a bare NULL in an array's
-    text is the word 'NULL': a cell the batch leaves as it is would have been overwritten by it.
-    Every session of the tool sets it back on."""
+    literal is the word 'NULL': a cell a batch sent in the literal form (a column holding every
+    control character) leaves as it is would have been overwritten by it. Every session of the
+    tool sets it back on. The batch is sent as literals here, as for such a column."""
+    monkeypatch.setattr(database_module, "text_array_text", text_array_literal)
     database = sa.engine.make_url(empty_postgres_database).database
     setup = create_database_engine(empty_postgres_database)
     with setup.connect() as connection:
