@@ -18,8 +18,10 @@ sets: postgresql_values.read_array_nulls_as_null). It begins with a brace, which
 does, and that is how the server tells them apart.
 
 Control characters only (never a letter, never a character outside ASCII): every server
-encoding has them as single bytes that no multibyte character contains, and a value holding one
-is rare enough that the first pair is nearly always free.
+encoding has them as single bytes that no multibyte character contains. What a batch sends is
+text the tool made — tokens, digests, keys encoded, backups in base64, row versions — none of it
+holding one, so the first pair is free; the other pairs and the literal keep any text exact all
+the same.
 """
 
 from __future__ import annotations
