@@ -186,6 +186,64 @@ def test_row_metadata_stores_any_text_exactly(engine: sa.Engine, items: list[dic
     assert key_ids == {item["row_key"]: item["key_id"] for item in items}
 
 
+def test_a_batch_meeting_rows_recorded_before_replaces_them_and_keeps_its_transaction(
+    engine: sa.Engine,
+) -> None:
+    """A batch is recorded by a plain INSERT; where some of its rows were recorded before (sealed
+    again in a later pass) that fails as a whole, inside its savepoint, and the batch is recorded
+    as the upsert: the new rows added, the earlier ones replaced, and the transaction around it
+    goes on to commit everything."""
+
+    def item(number: int, digest: str) -> dict[str, Any]:
+        return {
+            "row_key": f"[{number}]",
+            "key_id": "k1",
+            "digest": digest,
+            "sealed_columns": '{"name":"n"}',
+            "tokens_digest": None,
+        }
+
+    at = datetime(2026, 12, 5, 14, 0, tzinfo=UTC)
+    with engine.begin() as connection:
+        tool_metadata.create_all(connection, tables=[row_metadata_table])
+        connection.execute(sa.delete(row_metadata_table))
+        row_metadata.record(connection, "m1", "patients", [item(1, "first"), item(2, "first")], at)
+    with engine.begin() as connection:
+        row_metadata.record(connection, "m1", "patients", [item(2, "again"), item(3, "new")], at)
+        # The same transaction, after the failed INSERT: still usable, and it commits.
+        row_metadata.record(connection, "m1", "patients", [item(4, "after")], at)
+    with engine.connect() as connection:
+        digests = dict(
+            connection.execute(sa.select(row_metadata_table.c.row_key, row_metadata_table.c.digest)).all()
+        )
+    assert digests == {"[1]": "first", "[2]": "again", "[3]": "new", "[4]": "after"}
+
+
+def test_a_batch_failing_for_another_reason_is_not_recorded_as_an_upsert(engine: sa.Engine) -> None:
+    """Only a duplicate key sends the batch to the upsert: any other refusal (here a NULL in a
+    column that takes none) is raised as it is, and no upsert is tried."""
+    at = datetime(2026, 12, 5, 14, 0, tzinfo=UTC)
+    with engine.begin() as connection:
+        tool_metadata.create_all(connection, tables=[row_metadata_table])
+        connection.execute(sa.delete(row_metadata_table))
+    statements: list[str] = []
+
+    def seen(_connection: Any, _cursor: Any, statement: str, *_rest: Any) -> None:
+        statements.append(statement)
+
+    broken = {"row_key": "[1]", "key_id": None, "digest": "d", "sealed_columns": None, "tokens_digest": None}
+    sa.event.listen(engine, "before_cursor_execute", seen)
+    try:
+        with pytest.raises(sa.exc.IntegrityError) as refused, engine.begin() as connection:
+            row_metadata.record(connection, "m1", "patients", [broken], at)
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", seen)
+    assert getattr(refused.value.orig, "sqlstate", None) == "23502"
+    inserts = [statement for statement in statements if statement.startswith("INSERT INTO tm_row_metadata")]
+    assert len(inserts) == 1
+    assert "ON CONFLICT" not in inserts[0]
+
+
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(values=st.lists(st.none() | ANY_TEXT, max_size=12))
 def test_a_text_array_comes_back_exactly(engine: sa.Engine, values: list[str | None]) -> None:
