@@ -154,6 +154,28 @@ def test_backups_of_a_batch_hold_the_rows_as_read(engine: sa.Engine, changed_bet
     assert backups(engine, table) == [(item["id"], item[backup.SEALED_COLUMN]) for item in parameters]
 
 
+def test_a_batch_meeting_rows_backed_up_before_keeps_their_first_backups(engine: sa.Engine) -> None:
+    """A batch's backups go in by a plain INSERT; where some of its rows have a backup already (a
+    batch retried) that fails inside its savepoint and the batch is made again skipping them: the
+    first backup of a row is the one kept, the others are added, and the transaction commits."""
+    access = table_access(engine)
+    with engine.begin() as connection:
+        table = backup.create_backup_table(connection, access, "tm_bk_test_patients")
+    with engine.connect() as connection:
+        rows = read_with_versions(connection, access)
+
+    def copied(marker: int, chosen: list[dict[str, Any]]) -> backup.CopiedBatch:
+        parameters = [{"id": row["id"], backup.SEALED_COLUMN: bytes([marker, row["id"]])} for row in chosen]
+        return backup.CopiedBatch(parameters, len(chosen), 0, backup.versions_of(chosen))
+
+    writer = backup.BackupWriter(access, table)
+    with engine.begin() as connection:
+        writer.write(connection, copied(1, rows[:1]))
+    with engine.begin() as connection:
+        writer.write(connection, copied(2, rows))
+    assert backups(engine, table) == [(1, bytes([1, 1])), (2, bytes([2, 2])), (3, bytes([2, 3]))]
+
+
 # Any text PostgreSQL can hold (no NUL, no lone surrogate): quotes, backslashes, braces, commas,
 # spaces and the word NULL among it, all of which an array's text form must keep as they are.
 ANY_TEXT = (
@@ -345,7 +367,8 @@ def test_a_batchs_writes_find_each_row_by_its_place_whatever_the_tables_size(sma
         )
         assert _scans(connection, update, batch_parameters(access, sealed)) == {"Tid Scan"}
         insert = backup.insert_by_row_version(access, backups)
-        assert _scans(connection, insert, backup.batch_by_row_version(copied)) == {"Tid Scan"}
+        for statement in (insert.plain, insert.on_conflict):
+            assert _scans(connection, statement, backup.batch_by_row_version(copied)) == {"Tid Scan"}
 
 
 def test_a_database_that_reads_null_in_arrays_as_text_still_keeps_the_cells_a_batch_leaves(

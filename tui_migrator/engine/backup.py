@@ -35,6 +35,7 @@ from tui_migrator.storage.column_storage import (
 )
 from tui_migrator.storage.database import (
     DriverStatement,
+    PlainInsertFirst,
     fetch_dicts,
     fetch_tuples,
     insert_ignoring_duplicates,
@@ -198,12 +199,14 @@ def versions_of(rows: Sequence[Mapping[Any, Any]]) -> list[tuple[str, str]] | No
     return [(row[ROW_VERSION[0]], row[ROW_VERSION[1]]) for row in rows]
 
 
-def insert_by_row_version(access: TableAccess, table: sa.Table) -> sa.Insert:
+def insert_by_row_version(access: TableAccess, table: sa.Table) -> PlainInsertFirst:
     """PostgreSQL: a batch's backups in one statement, each row's key taken on the server from
     the row itself, found by the version it was read at (see TableAccess.update_by_row_version),
     so the key's values never travel and no type can change them. Its parameter is
     :func:`batch_by_row_version`'s. A row changed since it was read is not there any more and
-    gets no backup here: the rows inserted are the statement's row count."""
+    gets no backup here: the rows inserted are the statement's row count. A row backed up
+    already (a batch retried) keeps its first backup: the batch is then made again skipping
+    such keys (database.PlainInsertFirst)."""
     batch = text_rows(_BATCH, [*ROW_VERSION, SEALED_COLUMN])
     key_names = list(access.mapped.primary_key)
     source = (
@@ -216,7 +219,10 @@ def insert_by_row_version(access: TableAccess, table: sa.Table) -> sa.Insert:
     )
     statement = postgresql.insert(table).from_select([*key_names, SEALED_COLUMN], source)
     # The row count of an INSERT is kept only when asked for.
-    return statement.on_conflict_do_nothing().execution_options(preserve_rowcount=True)
+    return PlainInsertFirst(
+        statement.execution_options(preserve_rowcount=True),
+        statement.on_conflict_do_nothing().execution_options(preserve_rowcount=True),
+    )
 
 
 def batch_by_row_version(copied: CopiedBatch) -> dict[str, str]:
@@ -252,7 +258,7 @@ class BackupWriter:
     def write(self, connection: Connection, copied: CopiedBatch) -> None:
         inserted = 0
         if copied.versions is not None and connection.dialect.name == "postgresql":
-            inserted = connection.execute(self.by_version, batch_by_row_version(copied)).rowcount
+            inserted = self.by_version.execute(connection, batch_by_row_version(copied))
         if inserted != len(copied.parameters):
             # Those inserted already are skipped (a key present is left as it is).
             if self.per_row is None:

@@ -17,9 +17,15 @@ from typing import Any, NamedTuple
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import IntegrityError
 
-from tui_migrator.storage.database import DriverStatement, text_array, text_rows, text_rows_parameters, upsert
+from tui_migrator.storage.database import (
+    DriverStatement,
+    PlainInsertFirst,
+    text_array,
+    text_rows,
+    text_rows_parameters,
+    upsert,
+)
 from tui_migrator.storage.keyring import ALGORITHM
 from tui_migrator.storage.tables import UtcDateTime, migration_tables_table, row_metadata_table
 from tui_migrator.storage.text_arrays import text_array_text
@@ -29,8 +35,6 @@ RECORDED = ("row_key", "key_id", "digest", "sealed_columns", "tokens_digest")
 _BATCH = "tm_batch"
 # sealed_rows' parameter on PostgreSQL: the keys looked up, as one text[] (storage.text_arrays)
 _KEYS = "tm_row_keys"
-# PostgreSQL's SQLSTATE for a duplicate key.
-UNIQUE_VIOLATION = "23505"
 _UPDATED = ["key_id", "algorithm", "encrypted_at", "digest", "sealed_columns", "tokens_digest"]
 # The per-row upsert, by dialect (DriverStatement keeps its compiled forms).
 _PER_ROW: dict[str, DriverStatement] = {}
@@ -55,18 +59,8 @@ def record(
             "algorithm": ALGORITHM,
             "encrypted_at": at,
         }
-        # Nearly always none of the rows has metadata yet: a plain INSERT, which PostgreSQL
-        # does with one look into the key's index per row where ON CONFLICT takes two (8.6 ->
-        # 6.2 ms a batch of 1,000, its savepoint included). A row this migration sealed before
-        # (sealed again in a later pass) makes it fail as a whole, and the batch is recorded
-        # again as the upsert that replaces such rows.
-        try:
-            with connection.begin_nested():
-                connection.execute(_insert_from_batch(), parameters)
-        except IntegrityError as error:
-            if getattr(error.orig, "sqlstate", None) != UNIQUE_VIOLATION:
-                raise
-            connection.execute(_upsert_from_batch(), parameters)
+        # A row this migration sealed before (sealed again in a later pass) is replaced.
+        _record_batch().execute(connection, parameters)
         return
     dialect = connection.dialect.name
     if dialect not in _PER_ROW:
@@ -80,19 +74,18 @@ def record(
 
 
 @lru_cache(maxsize=1)
-def _upsert_from_batch() -> postgresql.Insert:
+def _record_batch() -> PlainInsertFirst:
     """PostgreSQL: the batch's rows as one INSERT … SELECT (see database.text_rows), replacing
     rows recorded before — one statement instead of one per row."""
     statement = _insert_from_batch()
-    return statement.on_conflict_do_update(
+    upsert_statement = statement.on_conflict_do_update(
         index_elements=[column.name for column in row_metadata_table.primary_key.columns],
         set_={name: statement.excluded[name] for name in _UPDATED},
     )
+    return PlainInsertFirst(statement, upsert_statement)
 
 
-@lru_cache(maxsize=1)
 def _insert_from_batch() -> postgresql.Insert:
-    """PostgreSQL: the batch's rows as one INSERT … SELECT (see database.text_rows)."""
     rows = text_rows(_BATCH, RECORDED)
     shared = {
         name: sa.bindparam(name, type_=row_metadata_table.c[name].type)
