@@ -41,7 +41,7 @@ def test_wheel_ships_stylesheets_and_console_script(tmp_path: Path) -> None:
     assert stylesheets
     assert {f"tui_migrator/styles/{name}" for name in stylesheets} <= names
     assert "tui_migrator/__main__.py" in names
-    assert "tui-migrator = tui_migrator.cli.main:entry" in scripts
+    assert "tui-migrator = tui_migrator.cli.launch:entry" in scripts
 
     # Installed from the wheel (not from this checkout), the app finds its stylesheet.
     target = tmp_path / "site"

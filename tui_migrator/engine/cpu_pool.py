@@ -17,8 +17,6 @@ connection, thread or lock; a worker connects the first time a batch function re
 
 from __future__ import annotations
 
-import multiprocessing
-import multiprocessing.forkserver
 import os
 import pickle
 from collections.abc import Callable
@@ -30,7 +28,9 @@ from typing import Any, Concatenate, Generic, ParamSpec, TypeVar, cast
 from sqlalchemy.engine import URL, Engine
 
 from tui_migrator.crypto.ciphers import KeyNotGiven, RowSealer, ValueCipher, WorkerKeys
+from tui_migrator.engine import process_server
 from tui_migrator.engine.collection_pace import pace_this_process
+from tui_migrator.engine.process_server import process_context
 from tui_migrator.storage.database import create_database_engine, url_for_another_process
 
 P = ParamSpec("P")
@@ -116,30 +116,13 @@ class CpuPool:
         self.close()
 
 
-# What a worker imports before its first batch: the batch functions and all they use. The
-# fork server imports them once; each worker is forked from it ready to work.
-BATCH_MODULES = [
-    "tui_migrator.engine.batches",
-    "tui_migrator.engine.verification",
-]
-
-
-def process_context() -> multiprocessing.context.BaseContext:
-    """How worker processes start (see the module's docstring)."""
-    if "forkserver" not in multiprocessing.get_all_start_methods():
-        return multiprocessing.get_context("spawn")
-    context = multiprocessing.get_context("forkserver")
-    # Replaces the default ['__main__']: the server never imports the program's main module.
-    context.set_forkserver_preload(BATCH_MODULES)
-    return context
-
-
 def start_process_server(max_concurrency: int) -> None:
     """Start the server workers are forked from now, for a run that will have workers, so that
     its imports (half a second) overlap the run's own checks instead of holding up its first
-    batch. Without a fork server (``spawn``), or without workers, nothing happens."""
-    if processes_for(max_concurrency) and process_context().get_start_method() == "forkserver":
-        multiprocessing.forkserver.ensure_running()
+    batch (the program itself starts it earlier still, before its own imports, for a ``start``
+    command: cli/launch.py). Without a fork server (``spawn``), or without workers, nothing."""
+    if processes_for(max_concurrency):
+        process_server.start()
 
 
 class Pending(Generic[T]):
