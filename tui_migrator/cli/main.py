@@ -21,7 +21,8 @@ log = logging.getLogger("tui_migrator")
 
 def entry() -> NoReturn:
     """The process's entry point (the ``tui-migrator`` script, ``python -m tui_migrator``, a
-    detached worker): :func:`main`, then exit with its code.
+    detached worker), once cli/launch.py has taken its first step: :func:`main`, then exit with
+    its code.
 
     Before exiting, every object left is frozen out of the garbage collector's reach: the
     interpreter's last collections would walk them all (SQLAlchemy's and the tool's), which took
