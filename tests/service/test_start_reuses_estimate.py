@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from tests.support.migration_helpers import FAST
+from tui_migrator.engine import cpu_pool
 from tui_migrator.engine import estimate as estimating
 from tui_migrator.service.facade import MigratorService
 from tui_migrator.storage.migration_status import Status
@@ -53,3 +54,22 @@ def test_a_stale_estimate_is_not_reused(
     monkeypatch.setattr(estimating, "FRESH_SECONDS", -1)  # every kept calibration is stale
     service.start(FAST)
     assert len(calibrations) == 2
+
+
+def test_the_fork_server_starts_after_the_calibration_never_beside_it(
+    service: MigratorService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The workers' fork server imports for half a second: beside the start's calibration it
+    made the sample short (cli/launch.py). A start here samples first, then starts it."""
+    events: list[str] = []
+    real = estimating.calibrate
+
+    def calibrating(*args, **kwargs):  # type: ignore[no-untyped-def]
+        events.append("calibration")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(estimating, "calibrate", calibrating)
+    monkeypatch.setattr(cpu_pool, "start_process_server", lambda concurrency: events.append("server"))
+    record = service.start({**FAST, "max_concurrency": 2})
+    assert record.status is Status.COMPLETED
+    assert events[:2] == ["calibration", "server"]

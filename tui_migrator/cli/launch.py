@@ -10,7 +10,8 @@ the sample's stages, timed on the calibration's clock (common/uncontended_clock.
 short, and so did the estimate: −9 to −17 % (median −14 %) against the migration in nine
 ``start`` runs on PostgreSQL (100,000 rows, ``--max-concurrency 4``, 2026-12-05), −0 to +18 %
 (median +7 %) in nine runs started this way, as close as ``estimate``'s own; the runs took as
-long either way (median 10.2 s from the command to its end).
+long either way (median 10.2 s from the command to its end). Where the program did not start
+it (the TUI, the HTTP API), ``start`` starts it after its calibration (service/lifecycle.py).
 """
 
 from __future__ import annotations

@@ -52,12 +52,15 @@ def start(
     authorize(session, Action.MIGRATE, "start")
     migration_plan = plan(session, config_values)
     config = migration_plan.config
-    if not detach:
-        cpu_pool.start_process_server(config.max_concurrency)
     scope.refuse_rows_without_organization(migration_plan.scope)
     if migration_plan.held and not config.dry_run:
         table_locks.raise_table_held(migration_plan.held)
     calibration, seconds = calibrate(session, migration_plan, reuse_fresh=True)
+    # After the calibration, never beside it: the fork server's imports (half a second of one
+    # core) would make its sample short (cli/launch.py). They overlap the checks and the
+    # migration's creation instead; the CLI has it running already.
+    if not detach:
+        cpu_pool.start_process_server(config.max_concurrency)
     refuse_failed_checks(
         preflight_checks(session, migration_plan, calibration, database_file(session.engine))
     )
