@@ -52,6 +52,7 @@ from tui_migrator.storage.database import (
     DriverStatement,
     fetch_dicts,
     insert_ignoring_duplicates,
+    keyed_now,
     serialized_write,
 )
 from tui_migrator.storage.sealed_cells import SealedCells
@@ -120,9 +121,11 @@ class TableBatches:
         # calibration, rolled back).
         self.epoch = epoch
         self.retry = retry or RetryPolicy()
-        self._update = access.update_statement().where(self._guard())
+        self._update = keyed_now(access.update_statement().where(self._guard()))
         self._update_many = DriverStatement(self._update)
-        self._update_by_version = access.update_by_row_version()
+        # Shared by the threads that write batches: keyed before they are (keyed_now).
+        by_version = access.update_by_row_version()
+        self._update_by_version = None if by_version is None else keyed_now(by_version)
         # Made for the connection's dialect on first use (ON CONFLICT is dialect-specific).
         self._dialect_statements: dict[str, DriverStatement] = {}
 

@@ -17,7 +17,7 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy import event
@@ -266,6 +266,21 @@ def insert_ignoring_duplicates(connection: Connection, table: sa.Table) -> sa.In
     return _dialect_insert(connection, table).on_conflict_do_nothing()
 
 
+Statement = TypeVar("Statement", bound=sa.Executable)
+
+
+def keyed_now(statement: Statement) -> Statement:
+    """``statement`` with its SQLAlchemy cache key made now, in the one thread that builds it.
+
+    SQLAlchemy makes a statement's cache key on its first execution and keeps it on the
+    statement. A statement the run's threads share (a batch's UPDATE, its row metadata, its
+    backups) was keyed on first use by two threads at once — two batches' first writes — and a
+    fresh-clone CI run died there with a segmentation fault (2026-12-05: one thread in the key's
+    making, the other in psycopg's sending). Made here, the threads only read it."""
+    statement._generate_cache_key()  # type: ignore[attr-defined]  # memoized on the statement
+    return statement
+
+
 # PostgreSQL's SQLSTATE for a duplicate key.
 UNIQUE_VIOLATION = "23505"
 
@@ -283,6 +298,10 @@ class PlainInsertFirst:
 
     plain: sa.Insert
     on_conflict: sa.Insert
+
+    def __post_init__(self) -> None:
+        keyed_now(self.plain)
+        keyed_now(self.on_conflict)
 
     def execute(self, connection: Connection, parameters: Mapping[str, Any]) -> int:
         """The batch's rows inserted (what the statement that did it counts)."""
