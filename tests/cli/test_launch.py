@@ -47,22 +47,24 @@ def test_other_commands_start_nothing(arguments: list[str]) -> None:
     assert not launch.starts_a_run_here(arguments)
 
 
-def test_the_server_is_started_before_the_command_line_is_read(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize(
+    ("arguments", "expected"),
+    [
+        # A start: the server first, then the command line is read and run.
+        (["--json", "start", "--yes"], ["server", "command"]),
+        # Any other command goes straight to the command line.
+        (["--json", "status", "m1"], ["command"]),
+    ],
+)
+def test_the_server_is_started_before_the_command_line_is_read(
+    monkeypatch: pytest.MonkeyPatch, arguments: list[str], expected: list[str]
+) -> None:
     events: list[str] = []
-    monkeypatch.setattr(sys, "argv", ["tui-migrator", "--json", "start", "--yes"])
+    monkeypatch.setattr(sys, "argv", ["tui-migrator", *arguments])
     monkeypatch.setattr(process_server, "start", lambda: events.append("server"))
     monkeypatch.setattr(cli_main, "entry", lambda: events.append("command"))
     launch.entry()
-    assert events == ["server", "command"]
-
-
-def test_other_commands_go_straight_to_the_command_line(monkeypatch: pytest.MonkeyPatch) -> None:
-    events: list[str] = []
-    monkeypatch.setattr(sys, "argv", ["tui-migrator", "--json", "status", "m1"])
-    monkeypatch.setattr(process_server, "start", lambda: events.append("server"))
-    monkeypatch.setattr(cli_main, "entry", lambda: events.append("command"))
-    launch.entry()
-    assert events == ["command"]
+    assert events == expected
 
 
 def test_the_launcher_imports_nothing_heavy_before_the_server_starts() -> None:
