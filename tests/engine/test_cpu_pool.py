@@ -5,6 +5,7 @@ reaches a worker's command line."""
 from __future__ import annotations
 
 import base64
+import multiprocessing
 import os
 import subprocess
 import sys
@@ -153,6 +154,28 @@ def test_a_run_with_workers_starts_their_server_before_its_first_batch_and_one_w
 
     assert server_pid(1) == "None"
     assert server_pid(2).isdigit()
+
+
+WORKER_MODULES = """
+from concurrent.futures import ProcessPoolExecutor
+from tui_migrator.engine.process_server import process_context
+with ProcessPoolExecutor(1, mp_context=process_context()) as pool:
+    # What the worker has imported before it runs anything of its own: the fork server's.
+    print(pool.submit(eval, "sorted(__import__('sys').modules)").result())
+"""
+
+
+@pytest.mark.skipif(
+    "forkserver" not in multiprocessing.get_all_start_methods(),
+    reason="no fork server here: each worker imports what it needs (spawn)",
+)
+def test_a_worker_starts_with_the_batch_functions_and_the_postgresql_driver_imported() -> None:
+    # The driver: SQLAlchemy imports it only when an engine first connects, in every worker.
+    done = subprocess.run([sys.executable, "-c", WORKER_MODULES], capture_output=True, text=True, check=True)
+    imported = done.stdout
+    assert "'tui_migrator.engine.batches'" in imported
+    assert "'tui_migrator.engine.verification'" in imported
+    assert "'psycopg'" in imported
 
 
 def test_two_batches_per_worker_are_kept_in_flight_and_one_without_workers(local: BatchContext) -> None:
