@@ -637,6 +637,9 @@ def run_detached(launcher: Launcher, copy: Copy, schema: Path, contender: Conten
                     f"the joined worker took {took:,} of {rows:,} rows"
                     + (f" (and windows of rows: {windows})" if windows else "")
                 )
+                notes += [
+                    f"the joined worker warned: {warning}" for warning in joined_report.get("warnings", [])
+                ]
     # Checked once it is over (not timed), with `status ID --json`.
     status_run = run_untimed(tool_command(copy, schema, "status", migration_id))
     check_completed(tool_json(status_run, "status"), rows, status_run)

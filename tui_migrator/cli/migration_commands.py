@@ -158,7 +158,8 @@ def worker(service: MigratorService, args: argparse.Namespace) -> Result:
                         for step, rows in summary.rows_by_step.items()
                     )
                     + f"; left because {summary.left_because}."
-                )
+                ),
+                *(Text(f"Warning: {warning}") for warning in summary.warnings),
             ],
         )
     return final_result(service, service.run_migration(args.migration_id))

@@ -52,10 +52,11 @@ class BatchContext:
         return self.database
 
 
-def processes_for(max_concurrency: int) -> int:
+def processes_for(max_concurrency: int, cores: int | None = None) -> int:
     """Worker processes for a run: one per batch it may have in flight, no more than the
-    machine's cores; none (the run's own process does the work) for one batch at a time."""
-    processes = min(max_concurrency, os.cpu_count() or 1)
+    machine's cores (``cores``: this machine's); none (the run's own process does the work) for
+    one batch at a time."""
+    processes = min(max_concurrency, cores or os.cpu_count() or 1)
     return processes if processes > 1 else 0
 
 

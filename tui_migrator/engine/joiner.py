@@ -17,6 +17,7 @@ on cancel; it waits while the migration is paused, and stops if the owner's hear
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -30,7 +31,7 @@ from tui_migrator.crypto.ciphers import RowSealer
 from tui_migrator.engine import backup, batch_size, verification
 from tui_migrator.engine.batch_source import ClaimedSource
 from tui_migrator.engine.collection_pace import paced
-from tui_migrator.engine.cpu_pool import BatchContext
+from tui_migrator.engine.cpu_pool import BatchContext, processes_for
 from tui_migrator.engine.retry import is_transient
 from tui_migrator.engine.window_steps import WindowStep, do_a_joined_window
 from tui_migrator.engine.work import MigrationWork, MigrationWorker
@@ -62,6 +63,7 @@ class JoinSummary:
     # Rows of the windows it did, by step (backup copy, read-back, verification).
     rows_by_step: dict[str, int] = field(default_factory=dict)
     left_because: str = ""
+    warnings: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -73,6 +75,7 @@ class JoinSummary:
             "rowsByTable": dict(self.by_table),
             "windowRowsByStep": dict(self.rows_by_step),
             "leftBecause": self.left_because,
+            "warnings": list(self.warnings),
         }
 
 
@@ -101,6 +104,26 @@ def refuse_unless_joinable(engine: Engine, record: MigrationRecord) -> None:
         )
 
 
+def crowding_warning(record: MigrationRecord, *, here: str, cores: int | None) -> str | None:
+    """Why a worker joining ``record`` from machine ``here`` (``cores`` cores) adds no speed, or
+    None: the owner runs on that same machine with a worker process on each of its cores
+    (engine/cpu_pool.py), so the machine has no core left for another worker, which then only
+    takes turns with the owner's processes (on two cores, PostgreSQL, 100,000 rows: the run took
+    longer with a second worker than without; see README → Performance)."""
+    if record.worker is None or migrations.worker_host(record.worker) != here:
+        return None
+    concurrency = record.config.max_concurrency
+    if not cores or processes_for(concurrency, cores) < cores:
+        return None
+    return (
+        f"The migration's owner, {record.worker}, runs on this machine with a worker process on "
+        f"each of its {cores} cores (--max-concurrency {concurrency}): a worker joining it here "
+        "competes with those processes for the same cores, and the migration goes no faster, "
+        "perhaps slower. Join from another machine that reaches the database; to share one "
+        "machine between workers, start migrations with --max-concurrency 1."
+    )
+
+
 class JoiningWorker(MigrationWorker):
     """Takes batches of a migration another worker owns, until there are none left to take."""
 
@@ -119,6 +142,13 @@ class JoiningWorker(MigrationWorker):
         # Its batches are written under the owner's claim: a takeover (resume, rollback)
         # fences this worker out as it fences the owner.
         self.epoch = record.claim_epoch
+        crowded = crowding_warning(
+            record, here=migrations.worker_host(self.summary.worker), cores=os.cpu_count()
+        )
+        if crowded is not None:
+            # Said at once (the CLI shows warnings on stderr), while stopping costs nothing yet.
+            log.warning(crowded)
+            self.summary.warnings.append(crowded)
         self.record_event(
             AuditOperation.WORKER_JOINED, True, {"worker": self.summary.worker, "owner": record.worker}
         )

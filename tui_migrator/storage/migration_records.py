@@ -329,6 +329,11 @@ def worker_identity() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
+def worker_host(identity: str) -> str:
+    """The machine a :func:`worker_identity` names."""
+    return identity.rpartition(":")[0]
+
+
 def unknown_migration(migration_id: str) -> UnknownMigration:
     """The one error for an id no migration of this database has, wherever it is asked for."""
     return UnknownMigration(
