@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from tui_migrator.common.categories import DataCategory
+from tui_migrator.common.cores import usable_cores
 from tui_migrator.crypto.ciphers import KeyNotGiven, RowSealer, ValueCipher
 from tui_migrator.crypto.data_keys import ThrowawayKeys
 from tui_migrator.crypto.keys import MasterKey
@@ -128,9 +129,22 @@ def test_a_key_the_workers_were_not_given_is_used_here(local: BatchContext) -> N
 
 
 def test_one_process_per_batch_in_flight_up_to_the_cores() -> None:
-    cores = os.cpu_count() or 1
+    cores = usable_cores()
     assert processes_for(1) == 0  # one batch at a time: this process does the work
     assert processes_for(cores + 5) == (cores if cores > 1 else 0)
+
+
+def test_the_cores_are_those_the_process_may_run_on_not_the_machines(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A container's cpuset (or a taskset) of two cores on a 64-core host.
+    monkeypatch.setattr(os, "cpu_count", lambda: 64)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: {6, 7}, raising=False)
+    assert usable_cores() == 2
+    assert processes_for(10) == 2
+    monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: {6}, raising=False)
+    assert processes_for(10) == 0  # one core: the run's own process does the work
+    # Where the platform does not tell (no sched_getaffinity): the machine's count.
+    monkeypatch.delattr(os, "sched_getaffinity", raising=False)
+    assert usable_cores() == 64
 
 
 START_SERVER = """
@@ -141,7 +155,7 @@ print(multiprocessing.forkserver._forkserver._forkserver_pid)
 """
 
 
-@pytest.mark.skipif(os.cpu_count() == 1, reason="one core: a run has no worker processes")
+@pytest.mark.skipif(usable_cores() == 1, reason="one core: a run has no worker processes")
 def test_a_run_with_workers_starts_their_server_before_its_first_batch_and_one_without_does_not() -> None:
     def server_pid(max_concurrency: int) -> str:
         done = subprocess.run(

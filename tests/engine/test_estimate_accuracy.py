@@ -5,12 +5,12 @@ scope. (How close it lands to a real run is a figure: tests/benchmarks/estimate_
 from __future__ import annotations
 
 import math
-import os
 from pathlib import Path
 
 import pytest
 
 from tests.support.databases import make_settings
+from tui_migrator.common.cores import usable_cores
 from tui_migrator.engine import batch_size
 from tui_migrator.engine import estimate as estimating
 from tui_migrator.engine.plan import Plan
@@ -70,7 +70,7 @@ def test_a_run_without_worker_processes_is_slower_than_its_stages_and_each_worke
     one, per_worker = estimating.RUN_SPEED[dialect]
     assert one < 1.0 and 0 < per_worker < 1.0
     assert estimating.run_speed(dialect, 1) == one
-    cores = os.cpu_count() or 1
+    cores = usable_cores()
     processes = min(10, cores) if cores > 1 else 0
     assert estimating.run_speed(dialect, 10) == one + per_worker * max(0, processes - 1)
 

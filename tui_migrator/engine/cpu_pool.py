@@ -17,7 +17,6 @@ connection, thread or lock; a worker connects the first time a batch function re
 
 from __future__ import annotations
 
-import os
 import pickle
 from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -27,6 +26,7 @@ from typing import Any, Concatenate, Generic, ParamSpec, TypeVar, cast
 
 from sqlalchemy.engine import URL, Engine
 
+from tui_migrator.common.cores import usable_cores
 from tui_migrator.crypto.ciphers import KeyNotGiven, RowSealer, ValueCipher, WorkerKeys
 from tui_migrator.engine import process_server
 from tui_migrator.engine.collection_pace import pace_this_process
@@ -53,10 +53,10 @@ class BatchContext:
 
 
 def processes_for(max_concurrency: int, cores: int | None = None) -> int:
-    """Worker processes for a run: one per batch it may have in flight, no more than the
-    machine's cores (``cores``: this machine's); none (the run's own process does the work) for
-    one batch at a time."""
-    processes = min(max_concurrency, cores or os.cpu_count() or 1)
+    """Worker processes for a run: one per batch it may have in flight, no more than the cores
+    it may use (``cores``: those this process may run on); none (the run's own process does the
+    work) for one batch at a time."""
+    processes = min(max_concurrency, cores or usable_cores())
     return processes if processes > 1 else 0
 
 

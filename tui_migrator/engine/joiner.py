@@ -17,7 +17,6 @@ on cancel; it waits while the migration is paused, and stops if the owner's hear
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -26,6 +25,7 @@ from typing import Any
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
 
+from tui_migrator.common.cores import usable_cores
 from tui_migrator.common.errors import BadInput
 from tui_migrator.crypto.ciphers import RowSealer
 from tui_migrator.engine import backup, batch_size, verification
@@ -143,7 +143,7 @@ class JoiningWorker(MigrationWorker):
         # fences this worker out as it fences the owner.
         self.epoch = record.claim_epoch
         crowded = crowding_warning(
-            record, here=migrations.worker_host(self.summary.worker), cores=os.cpu_count()
+            record, here=migrations.worker_host(self.summary.worker), cores=usable_cores()
         )
         if crowded is not None:
             # Said at once (the CLI shows warnings on stderr), while stopping costs nothing yet.

@@ -13,7 +13,6 @@ result, so the completion report hands it to the operator.
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -23,6 +22,7 @@ from typing import Any, NamedTuple
 
 from sqlalchemy.engine import Engine
 
+from tui_migrator.common.cores import usable_cores
 from tui_migrator.crypto.ciphers import ValueCipher
 from tui_migrator.engine import byte_search, database_files, sweep_cleaning, sweep_sample
 from tui_migrator.engine.database_files import FilesUnreachable, RawFile
@@ -262,7 +262,7 @@ def _prove(
         )
         return
     # The search is CPU work over every byte of the files: every core takes part.
-    threads = os.cpu_count() or 1
+    threads = usable_cores()
     found_in = {raw.name: byte_search.search(sample.needles, raw.read(), threads=threads) for raw in files}
     found = set().union(*(findings.found_values(sample.needles) for findings in found_in.values()))
     # SQLite's one file holds every table; PostgreSQL's files searched hold the migrated ones.
