@@ -60,6 +60,7 @@ from psycopg.conninfo import make_conninfo
 from sqlalchemy.engine import make_url
 
 from tests.support.postgres_cluster import PostgresCluster
+from tui_migrator.common.cores import usable_cores
 from tui_migrator.common.settings import Settings
 from tui_migrator.service.facade import MigratorService
 
@@ -692,7 +693,7 @@ def machine_lines(backend: Backend, rows: int, repeat: int) -> list[str]:
     now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
     return [
         f"{rows:,} rows in one table (4 organizations, 6 sensitive text columns), best of {repeat}",
-        f"date {now}; {os.cpu_count()} CPUs (os.cpu_count); {memory:.1f} GiB memory; load average {load}",
+        f"date {now}; {usable_cores()} of {os.cpu_count()} CPUs usable; {memory:.1f} GiB memory; load average {load}",
         f"Python {platform.python_version()} ({sys.executable}); backend {backend.describe()}",
     ]
 
