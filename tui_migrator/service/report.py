@@ -101,7 +101,9 @@ def recommendations(rows: int, dialect: str) -> Recommendations:
         concurrency_note="SQLite has one writer at a time: 2 keeps it writing while worker processes seal "
         "the next batch; more only queues for the writer"
         if dialect == "sqlite"
-        else "5-10 for production; watch the connection pool and CPU",
+        else "5-10 for production, watching the connection pool and the server's CPU. Worker "
+        "processes are one per core this machine lets the tool use: past those cores, more adds "
+        "batches in flight, each holding its rows locked, not processes",
         suggested_maintenance_window="Schedule during low-usage hours",
         backup_recommendation="Always create backups for production migrations",
     )
