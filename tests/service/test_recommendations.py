@@ -1,5 +1,5 @@
-"""The estimate's concurrency advice: the seed's figures, and where more concurrency stops
-adds processes with this tool (worker processes: one per usable core)."""
+"""The estimate's concurrency advice: the seed's figures, and past how many cores more
+concurrency adds no worker processes with this tool (one per usable core)."""
 
 from __future__ import annotations
 
