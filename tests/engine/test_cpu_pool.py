@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import multiprocessing
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -19,7 +20,14 @@ from tui_migrator.crypto.ciphers import KeyNotGiven, RowSealer, ValueCipher
 from tui_migrator.crypto.data_keys import ThrowawayKeys
 from tui_migrator.crypto.keys import MasterKey
 from tui_migrator.engine import backup, batches, verification
-from tui_migrator.engine.cpu_pool import BatchContext, CpuPool, kept, processes_for
+from tui_migrator.engine.cpu_pool import (
+    REPLACEMENTS,
+    BatchContext,
+    CpuPool,
+    WorkerProcessDied,
+    kept,
+    processes_for,
+)
 from tui_migrator.storage.column_storage import RowShape
 from tui_migrator.storage.database import create_database_engine, url_for_another_process
 from tui_migrator.storage.mapping import ResolvedColumn, ResolvedTable, Storage
@@ -45,6 +53,26 @@ ROWS = [
 
 def worker_pid(_crypto: BatchContext) -> int:
     return os.getpid()
+
+
+def dies_while_deaths_are_left(_crypto: BatchContext, deaths: str, value: int) -> int:
+    """Kills its own worker process (as the out-of-memory killer would) where it can take one
+    of the files left in the folder ``deaths`` (each taken once, by one worker); else gives back
+    ``value``."""
+    for death in sorted(Path(deaths).iterdir()):
+        try:
+            death.unlink()
+        except FileNotFoundError:
+            continue  # another worker took it
+        os.kill(os.getpid(), signal.SIGKILL)
+    return value
+
+
+def _deaths(folder: Path, count: int) -> str:
+    folder.mkdir()
+    for number in range(count):
+        (folder / str(number)).touch()
+    return str(folder)
 
 
 # What identity_of was given, held so that no two live values can share an id.
@@ -190,6 +218,32 @@ def test_a_worker_starts_with_the_batch_functions_and_the_postgresql_driver_impo
     assert "'tui_migrator.engine.batches'" in imported
     assert "'tui_migrator.engine.verification'" in imported
     assert "'psycopg'" in imported
+
+
+def test_a_worker_process_killed_mid_batch_is_replaced_and_its_batches_run_again(
+    local: BatchContext, tmp_path: Path
+) -> None:
+    deaths = _deaths(tmp_path / "deaths", 1)
+    keys = local.cipher.worker_keys(["org_0"], None)
+    with CpuPool(local, 2, keys) as pool:
+        # Four in flight: the killed worker's and its neighbours' come back broken together.
+        pending = [pool.submit(dies_while_deaths_are_left, deaths, n) for n in range(4)]
+        assert [each.result() for each in pending] == [0, 1, 2, 3]
+        assert pool.replacements == 1
+        # The fresh processes go on taking batches.
+        assert pool.run(dies_while_deaths_are_left, deaths, 7) == 7
+        assert pool.replacements == 1
+
+
+def test_workers_that_keep_dying_stop_the_run_in_plain_words(local: BatchContext, tmp_path: Path) -> None:
+    deaths = _deaths(tmp_path / "deaths", REPLACEMENTS + 1)
+    keys = local.cipher.worker_keys(["org_0"], None)
+    with CpuPool(local, 2, keys) as pool, pytest.raises(WorkerProcessDied) as stopped:
+        pool.run(dies_while_deaths_are_left, deaths, 1)
+    assert pool.replacements == REPLACEMENTS
+    assert f"died {REPLACEMENTS + 1} times" in stopped.value.message
+    assert "Nothing of the batches it held was written" in stopped.value.message
+    assert stopped.value.hint is not None and "resume" in stopped.value.hint
 
 
 def test_two_batches_per_worker_are_kept_in_flight_and_one_without_workers(local: BatchContext) -> None:

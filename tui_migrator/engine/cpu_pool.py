@@ -17,9 +17,12 @@ connection, thread or lock; a worker connects the first time a batch function re
 
 from __future__ import annotations
 
+import logging
 import pickle
+import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, Concatenate, Generic, ParamSpec, TypeVar, cast
@@ -27,11 +30,14 @@ from typing import Any, Concatenate, Generic, ParamSpec, TypeVar, cast
 from sqlalchemy.engine import URL, Engine
 
 from tui_migrator.common.cores import usable_cores
+from tui_migrator.common.errors import OperationFailed
 from tui_migrator.crypto.ciphers import KeyNotGiven, RowSealer, ValueCipher, WorkerKeys
 from tui_migrator.engine import process_server
 from tui_migrator.engine.collection_pace import pace_this_process
 from tui_migrator.engine.process_server import process_context
 from tui_migrator.storage.database import create_database_engine, url_for_another_process
+
+log = logging.getLogger(__name__)
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -60,8 +66,25 @@ def processes_for(max_concurrency: int, cores: int | None = None) -> int:
     return processes if processes > 1 else 0
 
 
+# How many times a run's worker processes are started afresh after one of them died before the
+# run gives up (see CpuPool.replace).
+REPLACEMENTS = 3
+
+
+class WorkerProcessDied(OperationFailed):
+    """A worker process died again and again (killed, or crashed) and the run stopped."""
+
+    code = "worker_process_died"
+
+
 class CpuPool:
-    """Runs batch functions in worker processes, or in this process where it has none."""
+    """Runs batch functions in worker processes, or in this process where it has none.
+
+    A worker process that dies — killed by the out-of-memory killer or an operator's signal, or
+    crashed — takes the pool with it: every batch then in flight comes back broken. Batch
+    functions only compute and read (every write is the run's), so nothing of those batches was
+    written: the pool is started afresh and they run again, up to REPLACEMENTS times in a run;
+    after that the run stops with WorkerProcessDied, which says so."""
 
     def __init__(self, local: BatchContext, processes: int, keys: WorkerKeys | None = None) -> None:
         self.local = local
@@ -70,14 +93,46 @@ class CpuPool:
         # leaves the work here.
         shared = local.database is None or database is not None
         self.processes = processes if keys is not None and shared else 0
+        self._starting = (keys, database)
         self._executor: ProcessPoolExecutor | None = None
+        # Which pool of processes is the current one, and how many were replaced.
+        self.generation = 0
+        self.replacements = 0
+        self._replacing = threading.Lock()
         if self.processes:
-            self._executor = ProcessPoolExecutor(
-                self.processes,
-                mp_context=process_context(),
-                initializer=_start_worker,  # type: ignore[arg-type]  # typeshed: no arguments
-                initargs=(keys, database),  # type: ignore[arg-type]
+            self._executor = self._start()
+
+    def _start(self) -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(
+            self.processes,
+            mp_context=process_context(),
+            initializer=_start_worker,  # type: ignore[arg-type]  # typeshed: no arguments
+            initargs=self._starting,  # type: ignore[arg-type]
+        )
+
+    def replace(self, broken_generation: int) -> None:
+        """Start the worker processes afresh after a batch of ``broken_generation`` came back
+        broken, unless another batch of that pool did so first; WorkerProcessDied past
+        REPLACEMENTS."""
+        with self._replacing:
+            if broken_generation != self.generation or self._executor is None:
+                return  # replaced already, for a batch that broke with this one (or closed)
+            if self.replacements >= REPLACEMENTS:
+                raise WorkerProcessDied(
+                    f"A worker process of this run died {REPLACEMENTS + 1} times (killed by a "
+                    "signal, such as the out-of-memory killer's, or crashed); the run stopped. "
+                    "Nothing of the batches it held was written.",
+                    hint="Look in the system log for the kill (dmesg, journalctl -k), then resume; "
+                    "--max-concurrency 1 does the work in the run's own process.",
+                )
+            log.warning(
+                "a worker process died (killed by a signal, such as the out-of-memory killer's, or "
+                "crashed); the worker processes are started afresh and its batches run again"
             )
+            self._executor.shutdown(wait=False, cancel_futures=True)
+            self._executor = self._start()
+            self.generation += 1
+            self.replacements += 1
 
     def run(
         self, function: Callable[Concatenate[BatchContext, P], T], *args: P.args, **kwargs: P.kwargs
@@ -95,8 +150,21 @@ class CpuPool:
         here_kwargs: Any = {name: _unkept(argument) for name, argument in kwargs.items()}
         local = partial(function, self.local, *here_args, **here_kwargs)
         if self._executor is None:
-            return Pending(None, local)
-        return Pending(self._executor.submit(_call, function, args, kwargs), local)
+            return Pending(local)
+        return Pending(local, remote=partial(self._submitted, function, args, kwargs), replace=self.replace)
+
+    def _submitted(
+        self, function: Callable[..., T], args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> tuple[Future[T], int]:
+        """The call submitted to the current worker processes, and which pool they are."""
+        while True:
+            generation, executor = self.generation, self._executor
+            if executor is None:
+                raise WorkerProcessDied("The run's worker processes were shut down.")
+            try:
+                return executor.submit(_call, function, args, kwargs), generation
+            except BrokenProcessPool:  # broken before this call reached it
+                self.replace(generation)
 
     @property
     def batches_in_flight(self) -> int:
@@ -127,21 +195,41 @@ def start_process_server(max_concurrency: int) -> None:
 
 
 class Pending(Generic[T]):
-    """A batch function's result to come."""
+    """A batch function's result to come: computed here (``local``) or in a worker process
+    (``remote`` submits it and says to which pool; where that pool broke, ``replace`` starts
+    another and it is submitted again)."""
 
-    def __init__(self, future: Future[T] | None, local: Callable[[], T]) -> None:
-        self._future = future
+    def __init__(
+        self,
+        local: Callable[[], T],
+        *,
+        remote: Callable[[], tuple[Future[T], int]] | None = None,
+        replace: Callable[[int], None] | None = None,
+    ) -> None:
         self._local = local
+        self._remote = remote
+        self._replace = replace
+        self._future: Future[T] | None = None
+        self._generation = 0
+        if remote is not None:
+            self._future, self._generation = remote()
 
     def result(self) -> T:
-        if self._future is None:
-            return self._local()
-        try:
-            return self._future.result()
-        except KeyNotGiven:
-            # A key created after the workers started (an organization's first row, inserted
-            # during the run): this process has it, or creates it.
-            return self._local()
+        while True:
+            if self._future is None:
+                return self._local()
+            try:
+                return self._future.result()
+            except KeyNotGiven:
+                # A key created after the workers started (an organization's first row, inserted
+                # during the run): this process has it, or creates it.
+                return self._local()
+            except BrokenProcessPool:
+                # A worker process died. The function only computes and reads: running it
+                # again writes nothing twice.
+                assert self._remote is not None and self._replace is not None  # from a pool
+                self._replace(self._generation)
+                self._future, self._generation = self._remote()
 
 
 def kept(value: T) -> T:
