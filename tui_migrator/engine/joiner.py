@@ -104,7 +104,7 @@ def refuse_unless_joinable(engine: Engine, record: MigrationRecord) -> None:
         )
 
 
-def crowding_warning(record: MigrationRecord, *, here: str, cores: int | None) -> str | None:
+def crowding_warning(record: MigrationRecord, *, here: str, cores: int) -> str | None:
     """Why a worker joining ``record`` from machine ``here`` (``cores`` cores) adds no speed, or
     None: the owner runs on that same machine with a worker process on each of its cores
     (engine/cpu_pool.py), so the machine has no core left for another worker, which then only
@@ -113,7 +113,7 @@ def crowding_warning(record: MigrationRecord, *, here: str, cores: int | None) -
     if record.worker is None or migrations.worker_host(record.worker) != here:
         return None
     concurrency = record.config.max_concurrency
-    if not cores or processes_for(concurrency, cores) < cores:
+    if processes_for(concurrency, cores) < cores:
         return None
     return (
         f"The migration's owner, {record.worker}, runs on this machine with a worker process on "
