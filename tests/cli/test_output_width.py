@@ -45,3 +45,22 @@ def test_a_table_that_fits_stays_a_table(monkeypatch: pytest.MonkeyPatch) -> Non
     monkeypatch.setenv("COLUMNS", "80")
     printed = _printed(_table(("demographics", "org_main", "first_name")))
     assert "┃ table" in printed and "demographics" in printed
+
+
+def test_a_table_of_labels_too_wide_is_stacked_as_label_value_lines(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`estimate` and `health` print labels and values with no header: stacked at 80 columns,
+    each row is one `label: value` line, not blocks under the hidden headings."""
+    monkeypatch.setenv("COLUMNS", "80")
+    table = Table(title="Estimate", show_header=False)
+    table.add_column("what")
+    table.add_column("value")
+    table.add_row("Records to encrypt", "17,653")
+    table.add_row("  DEMOGRAPHICS", "2,000")
+    table.add_row("Rollback time", "about 1 second, by decryption or from the sealed backup tables")
+    printed = _printed(table)
+    assert "what:" not in printed and "value:" not in printed
+    lines = printed.splitlines()
+    assert lines[:3] == ["Estimate", "Records to encrypt: 17,653", "  DEMOGRAPHICS:     2,000"]
+    assert lines[3].startswith("Rollback time:      about 1 second")

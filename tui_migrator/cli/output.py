@@ -70,10 +70,12 @@ def _stacked(table: Table) -> Text:
     """A table too wide for the terminal (80 columns over SSH), as one block per row of
     ``heading: value`` lines: every name read whole instead of cut to `demogra…` or folded
     mid-word."""
-    headings = [str(column.header) for column in table.columns]
-    width = max(len(heading) for heading in headings)
     cells = [list(column.cells) for column in table.columns]
     lines = [str(table.title)] if table.title else []
+    if not table.show_header and len(cells) == 2:
+        return Text("\n".join([*lines, *_label_lines(cells[0], cells[1])]))
+    headings = [str(column.header) for column in table.columns]
+    width = max(len(heading) for heading in headings)
     for row in range(table.row_count):
         lines.append("")
         for heading, column in zip(headings, cells, strict=True):
@@ -81,6 +83,15 @@ def _stacked(table: Table) -> Text:
             if value:
                 lines.append(f"{heading:>{width}}: {value}")
     return Text("\n".join(lines))
+
+
+def _label_lines(labels: list[Any], values: list[Any]) -> list[str]:
+    """A table of labels and their values (no header: `estimate`, `health`), one ``label:
+    value`` line per row, the values lined up: its hidden headings ("what", "value") would say
+    nothing. A label's indentation (a category under its heading) is kept."""
+    texts = [(str(label) + ":", str(value)) for label, value in zip(labels, values, strict=False)]
+    width = max(len(label) for label, _value in texts)
+    return [f"{label:<{width}} {value}".rstrip() for label, value in texts]
 
 
 def emit_error(error: MigratorError, *, as_json: bool, settings: Settings | None = None) -> None:
