@@ -29,7 +29,7 @@ USER = pwd.getpwuid(os.geteuid()).pw_name
 
 
 async def measure(service: MigratorService, presses: int, config: dict[str, int]) -> list[float]:
-    app = MigratorApp(service)
+    app = MigratorApp(service, freeze_after_start=True)  # as the launcher's
     record = service.start(config, detach=True)
     latencies: list[float] = []
     try:

@@ -15,5 +15,5 @@ def run_tui(settings: Settings) -> int:
     may_set_up = not settings.readonly and not is_set_up(settings) and bool(FirstRunApp(settings).run())
     # Declined (or read-only), opening refuses a database that is not set up, writing nothing.
     with MigratorService.open(settings, may_set_up=may_set_up) as service:
-        MigratorApp(service).run()
+        MigratorApp(service, freeze_after_start=True).run()
     return 0

@@ -13,13 +13,14 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
-from textual.widgets import DataTable, Footer, Header, Input, Static
+from textual.widgets import DataTable, Header, Input, Static
 from textual.worker import Worker, WorkerState, get_current_worker
 
 from tui_migrator.service.inspection import AuditPage
 from tui_migrator.storage.audit import AuditEntry, AuditVerification
 from tui_migrator.tui.field_input import FieldInput
 from tui_migrator.tui.formatting import count, local_time
+from tui_migrator.tui.key_footer import KeyFooter
 from tui_migrator.tui.messages import AuditLoaded, AuditVerified
 from tui_migrator.tui.screens.base import AppScreen
 
@@ -132,7 +133,7 @@ class AuditScreen(AppScreen):
         yield DataTable(id="audit-entries", cursor_type="row", zebra_stripes=True)
         with VerticalScroll(id="audit-detail-pane"):
             yield Static("", id="audit-detail", markup=False)
-        yield Footer(compact=True, show_command_palette=False)
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         self.query_one("#audit-entries", DataTable).add_columns(

@@ -7,13 +7,14 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.timer import Timer
-from textual.widgets import DataTable, Footer, Header, Static
+from textual.widgets import DataTable, Header, Static
 from textual.worker import Worker, WorkerState
 
 from tui_migrator.service.health import HealthReport, SystemHealth
 from tui_migrator.storage.migration_records import MigrationRecord
 from tui_migrator.storage.operators import Action
 from tui_migrator.tui.formatting import count, local_time, status_label
+from tui_migrator.tui.key_footer import KeyFooter
 from tui_migrator.tui.messages import DashboardLoaded, MonitorRequested
 from tui_migrator.tui.screens.base import AppScreen
 
@@ -48,7 +49,7 @@ class DashboardScreen(AppScreen):
         with Vertical(id="activity-panel", classes="panel"):
             yield Static(ACTIVITY_TITLE, classes="panel-title")
             yield DataTable(id="latest-migrations", cursor_type="row", zebra_stripes=True)
-        yield Footer(compact=True, show_command_palette=False)
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         table = self.query_one("#latest-migrations", DataTable)

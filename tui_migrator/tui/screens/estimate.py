@@ -14,13 +14,14 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.widgets import DataTable, Footer, Header, Static
+from textual.widgets import DataTable, Header, Static
 from textual.worker import Worker, WorkerState
 
 from tui_migrator.service.planning import Estimate
 from tui_migrator.service.report import Recommendations, RiskAssessment
 from tui_migrator.tui.config_text import describe_config
 from tui_migrator.tui.formatting import count, estimated_duration
+from tui_migrator.tui.key_footer import KeyFooter
 from tui_migrator.tui.messages import EstimateReady
 from tui_migrator.tui.screens.base import AppScreen
 from tui_migrator.tui.screens.config_fields import DEFAULT_VALUES
@@ -70,7 +71,7 @@ class EstimateScreen(AppScreen):
             with Vertical(id="checks-panel", classes="panel"):
                 yield Static("Pre-flight checks", classes="panel-title")
                 yield Vertical(id="checks-body")
-        yield Footer(compact=True, show_command_palette=False)
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         self.query_one("#category-table", DataTable).add_columns("category", "records")

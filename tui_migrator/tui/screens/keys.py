@@ -16,7 +16,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
-from textual.widgets import Button, DataTable, Footer, Header, Static
+from textual.widgets import Button, DataTable, Header, Static
 from textual.worker import Worker, WorkerState
 
 from tui_migrator.storage.keyring import (
@@ -28,6 +28,7 @@ from tui_migrator.storage.keyring import (
 from tui_migrator.storage.operators import Action
 from tui_migrator.tui.formatting import local_time
 from tui_migrator.tui.host import host_of
+from tui_migrator.tui.key_footer import KeyFooter
 from tui_migrator.tui.messages import KeysLoaded, MigrationStarted, MonitorRequested
 from tui_migrator.tui.refresh_timer import RefreshTimer
 from tui_migrator.tui.screens.base import AppScreen
@@ -91,7 +92,7 @@ class KeysScreen(AppScreen):
         yield DataTable(id="keys-table", cursor_type="row", zebra_stripes=True)
         yield Static("", id="keys-summary", markup=False)
         yield Static(LEGEND, id="keys-legend", classes="hint", markup=False)
-        yield Footer(compact=True, show_command_palette=False)
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         self.query_one("#keys-table", DataTable).add_columns(

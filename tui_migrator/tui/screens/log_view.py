@@ -11,10 +11,11 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
-from textual.widgets import Footer, Header, Log, Static, TabbedContent, TabPane
+from textual.widgets import Header, Log, Static, TabbedContent, TabPane
 
 from tui_migrator.service.logs import TAIL_LINES, LogTail
 from tui_migrator.tui.formatting import local_time
+from tui_migrator.tui.key_footer import KeyFooter
 from tui_migrator.tui.messages import LogsLoaded
 from tui_migrator.tui.recent_errors import RecentErrors
 from tui_migrator.tui.screens.base import AppScreen
@@ -70,7 +71,7 @@ class LogViewScreen(AppScreen):
             with TabPane("Error log", id="error-log-tab"):
                 yield Static("reading…", id="error-log-about", classes="log-about", markup=False)
                 yield Log(id="error-log", max_lines=TAIL_LINES)
-        yield Footer(compact=True, show_command_palette=False)
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         self.action_reload()

@@ -13,7 +13,7 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
-from textual.widgets import DataTable, Footer, Header, Input, Static
+from textual.widgets import DataTable, Header, Input, Static
 from textual.worker import Worker, WorkerState, get_current_worker
 
 from tui_migrator.common.errors import PermissionDenied
@@ -30,6 +30,7 @@ from tui_migrator.tui.formatting import (
     status_label,
     status_words,
 )
+from tui_migrator.tui.key_footer import KeyFooter
 from tui_migrator.tui.messages import MigrationsLoaded, MonitorRequested
 from tui_migrator.tui.refresh_timer import RefreshTimer
 from tui_migrator.tui.screens.base import AppScreen
@@ -141,7 +142,7 @@ class MigrationsScreen(AppScreen):
             yield FieldInput(placeholder="/ filter: id, status or user", id="migrations-filter", compact=True)
         yield MigrationsTable(id="migrations-table", cursor_type="row", zebra_stripes=True)
         yield Static("", id="migrations-detail", classes="hint", markup=False)
-        yield Footer(compact=True, show_command_palette=False)
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         self.query_one(MigrationsTable).add_columns(

@@ -16,7 +16,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
-from textual.widgets import DataTable, Footer, Header, ProgressBar, RichLog, Sparkline, Static
+from textual.widgets import DataTable, Header, ProgressBar, RichLog, Sparkline, Static
 from textual.worker import Worker, WorkerState
 
 from tui_migrator.service.sweeping import SweepStatus
@@ -37,6 +37,7 @@ from tui_migrator.tui.formatting import (
     status_heading,
     worker_words,
 )
+from tui_migrator.tui.key_footer import KeyFooter
 from tui_migrator.tui.messages import ActionDone, FailedRecordsLoaded, MonitorUpdated, SweepDone
 from tui_migrator.tui.screens.base import AppScreen
 from tui_migrator.tui.screens.monitor_modals import (
@@ -114,6 +115,8 @@ class MonitorScreen(AppScreen):
         self._rates: list[float] = []
         self._logged: set[int] = set()
         self._sweep_seen: SweepStatus | None = None
+        # What check_action said of each of MUTATING_ACTIONS at the last poll (see _offer_keys).
+        self._offered: tuple[bool | None, ...] = ()
         # A sweep asked for on this screen, and the sweep time recorded before it.
         self._sweep_asked = False
         self._swept_when_asked: datetime | None = None
@@ -141,7 +144,7 @@ class MonitorScreen(AppScreen):
         yield Static("", id="monitor-workers", markup=False)
         yield Static("", id="monitor-alerts")
         yield Static("", id="monitor-sweep")
-        yield Footer(compact=True, show_command_palette=False)
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         table = self.query_one("#tables", DataTable)
@@ -175,7 +178,6 @@ class MonitorScreen(AppScreen):
         record = message.record
         self._tell_rollback_outcome(self.record, record)
         self.record = record
-        self.refresh_bindings()
         status = state_words(record).upper()
         dry = "  (dry run: nothing is written)" if record.dry_run else ""
         self.query_one("#monitor-title", Static).update(f"{record.id}{kind_label(record)} — {status}{dry}")
@@ -199,6 +201,15 @@ class MonitorScreen(AppScreen):
         self._show_workers(record, message.entries)
         self._show_sweep(record, message.sweep)
         self._tell_sweep_outcome(message.sweep)
+        self._offer_keys()
+
+    def _offer_keys(self) -> None:
+        """Have the footer and help offer the keys this poll allows, only where they changed:
+        each change rebuilds the footer's keys, which a poll a second need not do."""
+        offered = tuple(self.check_action(action, ()) for action in MUTATING_ACTIONS)
+        if offered != self._offered:
+            self._offered = offered
+            self.refresh_bindings()
 
     def _tell_rollback_outcome(self, before: MigrationRecord | None, now: MigrationRecord) -> None:
         """A rollback runs in its own process: when the one this screen watched ends, say how."""

@@ -16,7 +16,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.content import Content
-from textual.widgets import Checkbox, Footer, Header, Input, Label, SelectionList, Static
+from textual.widgets import Checkbox, Header, Input, Label, SelectionList, Static
 from textual.widgets.selection_list import Selection
 from textual.worker import Worker, WorkerState
 
@@ -33,6 +33,7 @@ from tui_migrator.common.windows import local_zone_name
 from tui_migrator.tui.config_text import describe_config
 from tui_migrator.tui.field_input import FieldInput
 from tui_migrator.tui.formatting import count
+from tui_migrator.tui.key_footer import KeyFooter
 from tui_migrator.tui.messages import ScopeCounted
 from tui_migrator.tui.screens.base import AppScreen
 from tui_migrator.tui.screens.config_fields import (
@@ -176,7 +177,7 @@ class NewMigrationScreen(AppScreen):
                 yield Label("Organizations (none selected = all)")
                 yield WordSelectionList(id="organizations")
         yield Static("", id="form-status", markup=False)
-        yield Footer(compact=True, show_command_palette=False)
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         reason = self.host.denied_reason
