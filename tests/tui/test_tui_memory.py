@@ -10,16 +10,19 @@ from collections.abc import Iterator
 import pytest
 from textual.app import App, ComposeResult
 from textual.binding import Binding
-from textual.widgets import Static
+from textual.pilot import Pilot
+from textual.widget import Widget
+from textual.widgets import Header, Static
 from textual.widgets._footer import FooterKey
 
 from tests.tui.conftest import wait_until
 from tui_migrator.service.facade import MigratorService
 from tui_migrator.tui.app import MigratorApp
-from tui_migrator.tui.key_footer import KeyFooter
+from tui_migrator.tui.screen_frame import KeyFooter
 from tui_migrator.tui.screens.monitor import MonitorScreen
 
 REBUILDS = 10
+VISITS = 8
 
 
 class _FooterApp(App[None]):
@@ -43,9 +46,9 @@ class _FooterApp(App[None]):
     def action_cancel(self) -> None: ...
 
 
-def _removed_footer_keys() -> int:
+def _removed(kind: type[Widget]) -> int:
     gc.collect()
-    return sum(1 for node in gc.get_objects() if isinstance(node, FooterKey) and not node.is_attached)
+    return sum(1 for node in gc.get_objects() if isinstance(node, kind) and not node.is_attached)
 
 
 async def test_the_footer_keeps_none_of_the_keys_it_replaced() -> None:
@@ -61,8 +64,32 @@ async def test_the_footer_keeps_none_of_the_keys_it_replaced() -> None:
             await pilot.pause()
         del before
         # Each rebuild replaced every key; Textual's Footer kept every one it removed.
-        assert _removed_footer_keys() == 0
+        assert _removed(FooterKey) == 0
         assert len(footer.query(FooterKey)) == (1 if not app.pausable else 2)
+
+
+async def test_closed_screens_leave_no_headers_behind(
+    app: MigratorApp, operator_service: MigratorService
+) -> None:
+    record = operator_service.start({"batch_size": 40})
+
+    async def visit_monitor(pilot: Pilot[None]) -> None:
+        app.open_monitor(record.id)
+        await wait_until(pilot, lambda: isinstance(app.screen, MonitorScreen))
+        await pilot.press("escape")
+        await wait_until(pilot, lambda: not isinstance(app.screen, MonitorScreen))
+        await pilot.pause()
+
+    async with app.run_test(size=(100, 32)) as pilot:
+        for _visit in range(2):
+            await visit_monitor(pilot)
+        before = _removed(Header)
+        for _visit in range(VISITS):
+            await visit_monitor(pilot)
+        # Textual's Header watches the app's title, which never changes: each closed monitor's
+        # header stayed on the app's watchers, one more a visit. (The last closed screens' may
+        # still be on their way out, on a busy machine one or two.)
+        assert _removed(Header) - before < VISITS // 2
 
 
 async def test_a_monitor_rebuilds_its_keys_only_when_what_they_offer_changes(

@@ -13,15 +13,15 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
-from textual.widgets import DataTable, Header, Input, Static
+from textual.widgets import DataTable, Input, Static
 from textual.worker import Worker, WorkerState, get_current_worker
 
 from tui_migrator.service.inspection import AuditPage
 from tui_migrator.storage.audit import AuditEntry, AuditVerification
 from tui_migrator.tui.field_input import FieldInput
 from tui_migrator.tui.formatting import count, local_time
-from tui_migrator.tui.key_footer import KeyFooter
 from tui_migrator.tui.messages import AuditLoaded, AuditVerified
+from tui_migrator.tui.screen_frame import KeyFooter, TitleHeader
 from tui_migrator.tui.screens.base import AppScreen
 
 # The newest entries shown; a long-lived database collects many more than a table should hold.
@@ -123,7 +123,7 @@ class AuditScreen(AppScreen):
         self._broken_seq: int | None = None
 
     def compose(self) -> ComposeResult:
-        yield Header()
+        yield TitleHeader()
         yield Static(VERIFY_HINT, id="audit-verification", classes="hint", markup=False)
         with Horizontal(id="audit-filters"):
             yield Static("", id="audit-count", markup=False)

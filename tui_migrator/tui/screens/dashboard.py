@@ -7,15 +7,15 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.timer import Timer
-from textual.widgets import DataTable, Header, Static
+from textual.widgets import DataTable, Static
 from textual.worker import Worker, WorkerState
 
 from tui_migrator.service.health import HealthReport, SystemHealth
 from tui_migrator.storage.migration_records import MigrationRecord
 from tui_migrator.storage.operators import Action
 from tui_migrator.tui.formatting import count, local_time, status_label
-from tui_migrator.tui.key_footer import KeyFooter
 from tui_migrator.tui.messages import DashboardLoaded, MonitorRequested
+from tui_migrator.tui.screen_frame import KeyFooter, TitleHeader
 from tui_migrator.tui.screens.base import AppScreen
 
 LATEST_MIGRATIONS = 10
@@ -38,7 +38,7 @@ class DashboardScreen(AppScreen):
         self._timer: Timer | None = None
 
     def compose(self) -> ComposeResult:
-        yield Header()
+        yield TitleHeader()
         with Horizontal(id="dashboard-top"):
             with Vertical(id="health-panel", classes="panel"):
                 yield Static("System health", classes="panel-title")

@@ -14,15 +14,15 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.widgets import DataTable, Header, Static
+from textual.widgets import DataTable, Static
 from textual.worker import Worker, WorkerState
 
 from tui_migrator.service.planning import Estimate
 from tui_migrator.service.report import Recommendations, RiskAssessment
 from tui_migrator.tui.config_text import describe_config
 from tui_migrator.tui.formatting import count, estimated_duration
-from tui_migrator.tui.key_footer import KeyFooter
 from tui_migrator.tui.messages import EstimateReady
+from tui_migrator.tui.screen_frame import KeyFooter, TitleHeader
 from tui_migrator.tui.screens.base import AppScreen
 from tui_migrator.tui.screens.config_fields import DEFAULT_VALUES
 
@@ -48,7 +48,7 @@ class EstimateScreen(AppScreen):
         self._estimate: Estimate | None = None
 
     def compose(self) -> ComposeResult:
-        yield Header()
+        yield TitleHeader()
         yield Static("calibrating…", id="estimate-status", markup=False)
         with VerticalScroll(id="estimate-body"):
             with Horizontal(id="estimate-top"):

@@ -16,7 +16,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
-from textual.widgets import Button, DataTable, Header, Static
+from textual.widgets import Button, DataTable, Static
 from textual.worker import Worker, WorkerState
 
 from tui_migrator.storage.keyring import (
@@ -28,9 +28,9 @@ from tui_migrator.storage.keyring import (
 from tui_migrator.storage.operators import Action
 from tui_migrator.tui.formatting import local_time
 from tui_migrator.tui.host import host_of
-from tui_migrator.tui.key_footer import KeyFooter
 from tui_migrator.tui.messages import KeysLoaded, MigrationStarted, MonitorRequested
 from tui_migrator.tui.refresh_timer import RefreshTimer
+from tui_migrator.tui.screen_frame import KeyFooter, TitleHeader
 from tui_migrator.tui.screens.base import AppScreen
 from tui_migrator.tui.worker_errors import report_failed_worker
 
@@ -86,7 +86,7 @@ class KeysScreen(AppScreen):
         self._refresh = RefreshTimer(self, REFRESH_SECONDS, self._load)
 
     def compose(self) -> ComposeResult:
-        yield Header()
+        yield TitleHeader()
         yield Static("Loading…", id="keys-master", markup=False)
         yield Static("", id="keys-access", markup=False)
         yield DataTable(id="keys-table", cursor_type="row", zebra_stripes=True)

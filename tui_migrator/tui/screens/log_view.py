@@ -11,13 +11,13 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
-from textual.widgets import Header, Log, Static, TabbedContent, TabPane
+from textual.widgets import Log, Static, TabbedContent, TabPane
 
 from tui_migrator.service.logs import TAIL_LINES, LogTail
 from tui_migrator.tui.formatting import local_time
-from tui_migrator.tui.key_footer import KeyFooter
 from tui_migrator.tui.messages import LogsLoaded
 from tui_migrator.tui.recent_errors import RecentErrors
+from tui_migrator.tui.screen_frame import KeyFooter, TitleHeader
 from tui_migrator.tui.screens.base import AppScreen
 
 LOAD_GROUP = "log-view"
@@ -58,7 +58,7 @@ class LogViewScreen(AppScreen):
         self.migration_id = migration_id
 
     def compose(self) -> ComposeResult:
-        yield Header()
+        yield TitleHeader()
         title = f"Log of {self.migration_id}" if self.migration_id else "Recent errors and the error log"
         yield Static(title, id="log-title")
         with TabbedContent(id="log-tabs"):

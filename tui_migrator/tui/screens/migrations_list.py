@@ -13,7 +13,7 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
-from textual.widgets import DataTable, Header, Input, Static
+from textual.widgets import DataTable, Input, Static
 from textual.worker import Worker, WorkerState, get_current_worker
 
 from tui_migrator.common.errors import PermissionDenied
@@ -30,9 +30,9 @@ from tui_migrator.tui.formatting import (
     status_label,
     status_words,
 )
-from tui_migrator.tui.key_footer import KeyFooter
 from tui_migrator.tui.messages import MigrationsLoaded, MonitorRequested
 from tui_migrator.tui.refresh_timer import RefreshTimer
+from tui_migrator.tui.screen_frame import KeyFooter, TitleHeader
 from tui_migrator.tui.screens.base import AppScreen
 
 REFRESH_SECONDS = 2.0
@@ -135,7 +135,7 @@ class MigrationsScreen(AppScreen):
         self._failing = False
 
     def compose(self) -> ComposeResult:
-        yield Header()
+        yield TitleHeader()
         yield Static("Loading…", id="migrations-summary", markup=False)
         with Horizontal(id="migrations-filters"):
             yield Static("", id="migrations-status-filter", markup=False)

@@ -16,7 +16,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
-from textual.widgets import DataTable, Header, ProgressBar, RichLog, Sparkline, Static
+from textual.widgets import DataTable, ProgressBar, RichLog, Sparkline, Static
 from textual.worker import Worker, WorkerState
 
 from tui_migrator.service.sweeping import SweepStatus
@@ -37,8 +37,8 @@ from tui_migrator.tui.formatting import (
     status_heading,
     worker_words,
 )
-from tui_migrator.tui.key_footer import KeyFooter
 from tui_migrator.tui.messages import ActionDone, FailedRecordsLoaded, MonitorUpdated, SweepDone
+from tui_migrator.tui.screen_frame import KeyFooter, TitleHeader
 from tui_migrator.tui.screens.base import AppScreen
 from tui_migrator.tui.screens.monitor_modals import (
     CancelModal,
@@ -122,7 +122,7 @@ class MonitorScreen(AppScreen):
         self._swept_when_asked: datetime | None = None
 
     def compose(self) -> ComposeResult:
-        yield Header()
+        yield TitleHeader()
         yield Static(self.migration_id, id="monitor-title")
         denied = self.host.denied_reason
         if denied:

@@ -16,7 +16,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.content import Content
-from textual.widgets import Checkbox, Header, Input, Label, SelectionList, Static
+from textual.widgets import Checkbox, Input, Label, SelectionList, Static
 from textual.widgets.selection_list import Selection
 from textual.worker import Worker, WorkerState
 
@@ -33,8 +33,8 @@ from tui_migrator.common.windows import local_zone_name
 from tui_migrator.tui.config_text import describe_config
 from tui_migrator.tui.field_input import FieldInput
 from tui_migrator.tui.formatting import count
-from tui_migrator.tui.key_footer import KeyFooter
 from tui_migrator.tui.messages import ScopeCounted
+from tui_migrator.tui.screen_frame import KeyFooter, TitleHeader
 from tui_migrator.tui.screens.base import AppScreen
 from tui_migrator.tui.screens.config_fields import (
     DEFAULT_VALUES,
@@ -98,7 +98,7 @@ class NewMigrationScreen(AppScreen):
         values = self.host.pending_config or DEFAULT_VALUES
         self._published = self.host.pending_config
         self._wanted_organizations = list(values["organization_ids"])
-        yield Header()
+        yield TitleHeader()
         with Horizontal(id="new-migration-body"):
             with VerticalScroll(id="settings-panel", classes="panel", can_focus=False):
                 yield Static("Settings", classes="panel-title")
