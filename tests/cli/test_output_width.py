@@ -58,9 +58,15 @@ def test_a_table_of_labels_too_wide_is_stacked_as_label_value_lines(
     table.add_column("value")
     table.add_row("Records to encrypt", "17,653")
     table.add_row("  DEMOGRAPHICS", "2,000")
-    table.add_row("Rollback time", "about 1 second, by decryption or from the sealed backup tables")
+    table.add_row(
+        "Rollback time",
+        "about 1 second, by decryption or from the sealed backup tables of the migration, "
+        "whichever the operator chooses",
+    )
     printed = _printed(table)
     assert "what:" not in printed and "value:" not in printed
-    lines = printed.splitlines()
+    lines = [line.rstrip() for line in printed.splitlines()]
     assert lines[:3] == ["Estimate", "Records to encrypt: 17,653", "  DEMOGRAPHICS:     2,000"]
+    # A value too long for the line wraps under its own column.
     assert lines[3].startswith("Rollback time:      about 1 second")
+    assert lines[4].startswith(" " * len("Rollback time:      ")) and lines[4].strip()

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
-from rich.console import Console, RenderableType
+from rich.console import Console, Group, RenderableType
 from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
@@ -66,14 +66,14 @@ def _natural_width(console: Console, table: Table) -> int:
     return Measurement.get(console, unlimited, table).maximum
 
 
-def _stacked(table: Table) -> Text:
+def _stacked(table: Table) -> RenderableType:
     """A table too wide for the terminal (80 columns over SSH), as one block per row of
     ``heading: value`` lines: every name read whole instead of cut to `demogra…` or folded
     mid-word."""
     cells = [list(column.cells) for column in table.columns]
-    lines = [str(table.title)] if table.title else []
     if not table.show_header and len(cells) == 2:
-        return Text("\n".join([*lines, *_label_lines(cells[0], cells[1])]))
+        return _labelled(table, cells[0], cells[1])
+    lines = [str(table.title)] if table.title else []
     headings = [str(column.header) for column in table.columns]
     width = max(len(heading) for heading in headings)
     for row in range(table.row_count):
@@ -85,13 +85,17 @@ def _stacked(table: Table) -> Text:
     return Text("\n".join(lines))
 
 
-def _label_lines(labels: list[Any], values: list[Any]) -> list[str]:
+def _labelled(table: Table, labels: list[Any], values: list[Any]) -> RenderableType:
     """A table of labels and their values (no header: `estimate`, `health`), one ``label:
-    value`` line per row, the values lined up: its hidden headings ("what", "value") would say
-    nothing. A label's indentation (a category under its heading) is kept."""
-    texts = [(str(label) + ":", str(value)) for label, value in zip(labels, values, strict=False)]
-    width = max(len(label) for label, _value in texts)
-    return [f"{label:<{width}} {value}".rstrip() for label, value in texts]
+    value`` row each, without its frame: its hidden headings ("what", "value") would say
+    nothing. Labels are never wrapped (a category's indentation kept); a value too long for
+    the line wraps under its own column."""
+    grid = Table.grid(padding=(0, 1))
+    grid.add_column(no_wrap=True)
+    grid.add_column()
+    for label, value in zip(labels, values, strict=False):
+        grid.add_row(f"{label}:", str(value))
+    return Group(Text(str(table.title)), grid) if table.title else grid
 
 
 def emit_error(error: MigratorError, *, as_json: bool, settings: Settings | None = None) -> None:
