@@ -94,7 +94,7 @@ def _labelled(table: Table, labels: list[Any], values: list[Any]) -> RenderableT
     grid.add_column(no_wrap=True)
     grid.add_column()
     for label, value in zip(labels, values, strict=False):
-        grid.add_row(f"{label}:", str(value))
+        grid.add_row(f"{label}:", value)  # as the table would have rendered it
     return Group(Text(str(table.title)), grid) if table.title else grid
 
 
