@@ -69,6 +69,8 @@ def processes_for(max_concurrency: int, cores: int | None = None) -> int:
 # How many times a run's worker processes are started afresh after one of them died before the
 # run gives up (see CpuPool.replace).
 REPLACEMENTS = 3
+# How a worker process dies, as the warning and the error say it.
+_DEATH = "killed by a signal, such as the out-of-memory killer's, or crashed"
 
 
 class WorkerProcessDied(OperationFailed):
@@ -119,15 +121,15 @@ class CpuPool:
                 return  # replaced already, for a batch that broke with this one (or closed)
             if self.replacements >= REPLACEMENTS:
                 raise WorkerProcessDied(
-                    f"A worker process of this run died {REPLACEMENTS + 1} times (killed by a "
-                    "signal, such as the out-of-memory killer's, or crashed); the run stopped. "
-                    "Nothing of the batches it held was written.",
+                    f"A worker process of this run died {REPLACEMENTS + 1} times ({_DEATH}); the "
+                    "run stopped. Nothing of the batches it held was written.",
                     hint="Look in the system log for the kill (dmesg, journalctl -k), then resume; "
                     "--max-concurrency 1 does the work in the run's own process.",
                 )
             log.warning(
-                "a worker process died (killed by a signal, such as the out-of-memory killer's, or "
-                "crashed); the worker processes are started afresh and its batches run again"
+                "a worker process died (%s); the worker processes are started afresh and its "
+                "batches run again",
+                _DEATH,
             )
             self._executor.shutdown(wait=False, cancel_futures=True)
             self._executor = self._start()
