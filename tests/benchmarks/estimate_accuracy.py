@@ -63,6 +63,8 @@ def main() -> None:
     datasets = ["demo", "records"] if arguments.dataset == "both" else [arguments.dataset]
     scratch = Path(tempfile.mkdtemp(prefix="tui-migrator-bench-"))
     errors: list[tuple[str, float]] = []
+    # The worker processes' fork server imports the tool as an installed tool would (peers.py).
+    print(peers.compile_the_tool(), file=sys.stderr, flush=True)
     try:
         with _cluster(arguments.postgres) as cluster:
             templates = {name: _template(name, scratch, cluster, arguments.rows) for name in datasets}

@@ -4,11 +4,14 @@ are the machine's."""
 
 from __future__ import annotations
 
+import importlib.util
 import re
+from pathlib import Path
 
 import pytest
 
-from tests.benchmarks.peers import CONTENDERS, RATIOS
+import tui_migrator
+from tests.benchmarks.peers import CONTENDERS, RATIOS, compile_the_tool
 from tests.support import benchmark_runs
 from tests.support.databases import fresh_postgres_database
 from tests.support.postgres_cluster import PostgresCluster
@@ -40,6 +43,18 @@ def check_output(output: str, *, postgres: bool) -> None:
     assert re.search(r"^  batch_processing +\d+\.\d\d s$", output, re.MULTILINE), output
     backend = "PostgreSQL" if postgres else "SQLite"
     assert re.search(rf"backend {backend} ", output), output
+    assert "the tool's bytecode compiled before timing" in output, output
+
+
+def test_the_tool_is_timed_with_its_bytecode_compiled_as_installed() -> None:
+    """Every module the tool's processes import has its bytecode where Python looks for it, so
+    no timed process compiles the tool (PYTHONDONTWRITEBYTECODE or not)."""
+    compile_the_tool()
+
+    sources = sorted(Path(tui_migrator.__file__).parent.rglob("*.py"))
+    assert len(sources) > 100
+    missing = [s for s in sources if not Path(importlib.util.cache_from_source(str(s))).is_file()]
+    assert not missing, missing
 
 
 @pytest.mark.slow
