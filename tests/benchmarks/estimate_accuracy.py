@@ -10,7 +10,8 @@ columns (tests/benchmarks/peers.py) — in a SQLite file or, with ``--postgres``
 throwaway PostgreSQL cluster (fsync off; vacuumed, analysed and checkpointed, as a database in
 use is). Then, ``--rounds`` times, for each dataset and each ``--max-concurrency``, on a fresh
 copy of the template: ``estimate``, then ``start`` with the same options (which reuses that
-fresh calibration), as one service in this process. Prints for each run the estimate, the real
+fresh calibration), as one service in this process (the tool's package compiled to bytecode
+first, as peers.py does). Prints for each run the estimate, the real
 time of the migration (and of the whole command, which on SQLite also sweeps the file), the
 errors, the storage increase estimated and measured, the calibration and the run's phases; at
 the end, with more than one run, every error and how many land within ±15 %.

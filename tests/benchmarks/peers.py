@@ -9,7 +9,8 @@ column, deterministic pseudo-random text), once, into a template: an SQLite file
 database of a throwaway PostgreSQL cluster (``--postgres``, fsync off), or a database created on
 the server of ``--db URL`` (a PostgreSQL URL; the role needs CREATEDB; every database it creates
 is named ``<that database>_peers<pid>_…`` and dropped at the end). ``tui-migrator init`` is run
-once on the template, so the tool's tables and master key exist before anything is timed.
+once on the template, so the tool's tables and master key exist before anything is timed, and
+the tool's package is compiled to bytecode, as an installed tool has it (compile_the_tool).
 
 Then every contender runs ``--repeat`` times, round-robin, each time on a fresh copy (the copy is
 not timed): tui-migrator's CLI (``start --batch-size 1000`` in the foreground, in the variants of
