@@ -24,7 +24,7 @@ from tui_migrator.service.views import alerts as migration_alerts
 from tui_migrator.service.views import schedule_lines
 from tui_migrator.service.workers import workers_of
 from tui_migrator.storage.audit import AuditEntry
-from tui_migrator.storage.migration_records import MigrationRecord
+from tui_migrator.storage.migration_records import MigrationRecord, TableProgress
 from tui_migrator.storage.migration_status import PHASE_TITLES, MigrationKind, Phase, Status
 from tui_migrator.tui.formatting import (
     STOPPED_STAGE_MARKS,
@@ -55,6 +55,8 @@ REFRESH_SECONDS = 1.0
 RATE_HISTORY = 60
 STAGES = list(Phase)
 LOAD_GROUP = "monitor"
+# The tables' columns: their labels and their keys.
+TABLE_COLUMNS = ("table", "done", "total", "failed", "state")
 ACTION_GROUP = "monitor-action"
 MUTATING_ACTIONS = ("cancel", "pause", "resume", "rollback", "sweep", "purge_backups")
 
@@ -117,6 +119,8 @@ class MonitorScreen(AppScreen):
         self._sweep_seen: SweepStatus | None = None
         # What check_action said of each of MUTATING_ACTIONS at the last poll (see _offer_keys).
         self._offered: tuple[bool | None, ...] = ()
+        # The tables' rows as last shown (see _show_tables).
+        self._table_rows: list[tuple[str, ...]] = []
         # A sweep asked for on this screen, and the sweep time recorded before it.
         self._sweep_asked = False
         self._swept_when_asked: datetime | None = None
@@ -148,7 +152,7 @@ class MonitorScreen(AppScreen):
 
     def on_mount(self) -> None:
         table = self.query_one("#tables", DataTable)
-        table.add_columns("table", "done", "total", "failed", "state")
+        table.add_columns(*((name, name) for name in TABLE_COLUMNS))
         self._refresh()
 
     # -- polling ---------------------------------------------------------------------------
@@ -258,21 +262,27 @@ class MonitorScreen(AppScreen):
             line.update(f"Swept {local_time(sweep.swept_at)[11:]} — {sweep.summary}{hint}")
 
     def _show_tables(self, record: MigrationRecord) -> None:
+        """The tables' progress: only the cells that changed since the last poll are written.
+        Cleared and filled anew every second, the table measured its columns again each time
+        (its header repainted narrow, then wide) and lost its scroll position; now it is
+        rebuilt only when the tables themselves change."""
+        rows = [_table_row(progress) for progress in record.tables]
+        if rows == self._table_rows:
+            return
         table = self.query_one("#tables", DataTable)
-        cursor = table.cursor_row
-        table.clear()
-        for progress in record.tables:
-            state = "done" if progress.done else ("backed up" if progress.backup_verified else "waiting")
-            table.add_row(
-                progress.name,
-                count(progress.processed_records),
-                count(progress.total_records),
-                count(progress.failed_records),
-                state,
-                key=progress.name,
-            )
-        if record.tables:
-            table.move_cursor(row=min(cursor, len(record.tables) - 1))
+        if [row[0] for row in rows] == [row[0] for row in self._table_rows]:
+            for before, after in zip(self._table_rows, rows, strict=True):
+                for column, old, new in zip(TABLE_COLUMNS, before, after, strict=True):
+                    if old != new:
+                        table.update_cell(after[0], column, new, update_width=True)
+        else:
+            cursor = table.cursor_row
+            table.clear()
+            for row in rows:
+                table.add_row(*row, key=row[0])
+            if rows:
+                table.move_cursor(row=min(cursor, len(rows) - 1))
+        self._table_rows = rows
 
     def _log_events(self, entries: list[AuditEntry]) -> None:
         log = self.query_one("#events", RichLog)
@@ -434,6 +444,18 @@ class MonitorScreen(AppScreen):
 
     def action_log(self) -> None:
         self.host.open_log(self.migration_id)
+
+
+def _table_row(progress: TableProgress) -> tuple[str, ...]:
+    """A table's line in the monitor's table, one value per TABLE_COLUMNS."""
+    state = "done" if progress.done else ("backed up" if progress.backup_verified else "waiting")
+    return (
+        progress.name,
+        count(progress.processed_records),
+        count(progress.total_records),
+        count(progress.failed_records),
+        state,
+    )
 
 
 def _stages_text(record: MigrationRecord) -> str:
