@@ -17,6 +17,7 @@ from tui_migrator.tui.formatting import count, local_time, status_label
 from tui_migrator.tui.messages import DashboardLoaded, MonitorRequested
 from tui_migrator.tui.screen_frame import KeyFooter, TitleHeader
 from tui_migrator.tui.screens.base import AppScreen
+from tui_migrator.tui.table_rows import show_rows
 
 LATEST_MIGRATIONS = 10
 # Health and the latest migrations move while workers run: read again this often while shown.
@@ -94,27 +95,31 @@ class DashboardScreen(AppScreen):
 
     def _fill_latest(self, records: list[MigrationRecord] | None) -> None:
         table = self.query_one("#latest-migrations", DataTable)
-        # Refreshed every few seconds: the row the operator is on stays selected.
-        cursor = table.cursor_row
-        table.clear()
         title = self.query_one("#activity-panel .panel-title", Static)
         if records is None:
+            show_rows(table, [])
             title.update(
                 f"Latest migrations: not shown, {self.host.service.user} has no role that may read them"
             )
             return
         # Said afresh on every load: the empty-database line must not outlive the first migration.
         title.update(ACTIVITY_TITLE if records else "No migrations yet: press n to configure one")
-        for record in records:
-            table.add_row(
-                record.id,
-                status_label(record),
-                f"{count(record.processed_records)}/{count(record.total_records)}",
-                local_time(record.started_at, seconds=False),
-                key=record.id,
-            )
-        if records:
-            table.move_cursor(row=min(cursor, len(records) - 1))
+        # Refreshed every few seconds (table_rows: only what changed, the cursor on its row).
+        show_rows(
+            table,
+            [
+                (
+                    record.id,
+                    (
+                        record.id,
+                        status_label(record),
+                        f"{count(record.processed_records)}/{count(record.total_records)}",
+                        local_time(record.started_at, seconds=False),
+                    ),
+                )
+                for record in records
+            ],
+        )
 
     @on(DataTable.RowSelected, "#latest-migrations")
     def _open(self, event: DataTable.RowSelected) -> None:

@@ -32,6 +32,7 @@ from tui_migrator.tui.messages import KeysLoaded, MigrationStarted, MonitorReque
 from tui_migrator.tui.refresh_timer import RefreshTimer
 from tui_migrator.tui.screen_frame import KeyFooter, TitleHeader
 from tui_migrator.tui.screens.base import AppScreen
+from tui_migrator.tui.table_rows import show_rows
 from tui_migrator.tui.worker_errors import report_failed_worker
 
 LOAD_GROUP = "keys"
@@ -148,22 +149,24 @@ class KeysScreen(AppScreen):
         self.refresh_bindings()
 
     def _fill(self) -> None:
-        table = self.query_one("#keys-table", DataTable)
-        # Refreshed every few seconds: the row the operator is on stays selected.
-        selected = self._selected_info()
-        table.clear()
-        for info in self._infos:
-            table.add_row(
-                info.key_id,
-                info.organization_id,
-                str(info.generation),
-                info.status,
-                local_time(info.created_at, seconds=False),
-                info.created_by,
-                key=info.key_id,
-            )
-        if selected is not None and selected.key_id in table.rows:
-            table.move_cursor(row=table.get_row_index(selected.key_id))
+        # Refreshed every few seconds (table_rows: only what changed, the cursor on its row).
+        show_rows(
+            self.query_one("#keys-table", DataTable),
+            [
+                (
+                    info.key_id,
+                    (
+                        info.key_id,
+                        info.organization_id,
+                        str(info.generation),
+                        info.status,
+                        local_time(info.created_at, seconds=False),
+                        info.created_by,
+                    ),
+                )
+                for info in self._infos
+            ],
+        )
 
     def _selected_info(self) -> DataKeyInfo | None:
         table = self.query_one("#keys-table", DataTable)

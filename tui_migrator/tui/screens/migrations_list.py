@@ -34,6 +34,7 @@ from tui_migrator.tui.messages import MigrationsLoaded, MonitorRequested
 from tui_migrator.tui.refresh_timer import RefreshTimer
 from tui_migrator.tui.screen_frame import KeyFooter, TitleHeader
 from tui_migrator.tui.screens.base import AppScreen
+from tui_migrator.tui.table_rows import show_rows
 
 REFRESH_SECONDS = 2.0
 LOAD_GROUP = "migrations-list"
@@ -248,21 +249,23 @@ class MigrationsScreen(AppScreen):
 
     def _fill(self) -> None:
         """Redraw the rows, keeping the cursor on the same migration when it is still shown."""
-        table = self.query_one(MigrationsTable)
-        selected = self._selected_id()
-        table.clear()
-        for record in self._visible():
-            table.add_row(
-                record.id,
-                Text(status_label(record)),
-                f"{count(record.processed_records)}/{count(record.total_records)}",
-                count(record.failed_records),
-                local_time(record.started_at, seconds=False),
-                local_time(record.completed_at, seconds=False),
-                key=record.id,
-            )
-        if selected is not None and selected in table.rows:
-            table.move_cursor(row=table.get_row_index(selected))
+        show_rows(
+            self.query_one(MigrationsTable),
+            [
+                (
+                    record.id,
+                    (
+                        record.id,
+                        Text(status_label(record)),
+                        f"{count(record.processed_records)}/{count(record.total_records)}",
+                        count(record.failed_records),
+                        local_time(record.started_at, seconds=False),
+                        local_time(record.completed_at, seconds=False),
+                    ),
+                )
+                for record in self._visible()
+            ],
+        )
         self._show_detail()
 
     def _selected_id(self) -> str | None:

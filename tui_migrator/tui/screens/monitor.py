@@ -49,14 +49,13 @@ from tui_migrator.tui.screens.monitor_modals import (
     RollbackModal,
     SweepModal,
 )
+from tui_migrator.tui.table_rows import show_rows
 from tui_migrator.tui.worker_errors import UNTIL_DISMISSED_SECONDS
 
 REFRESH_SECONDS = 1.0
 RATE_HISTORY = 60
 STAGES = list(Phase)
 LOAD_GROUP = "monitor"
-# The tables' columns: their labels and their keys.
-TABLE_COLUMNS = ("table", "done", "total", "failed", "state")
 ACTION_GROUP = "monitor-action"
 MUTATING_ACTIONS = ("cancel", "pause", "resume", "rollback", "sweep", "purge_backups")
 
@@ -119,8 +118,6 @@ class MonitorScreen(AppScreen):
         self._sweep_seen: SweepStatus | None = None
         # What check_action said of each of MUTATING_ACTIONS at the last poll (see _offer_keys).
         self._offered: tuple[bool | None, ...] = ()
-        # The tables' rows as last shown (see _show_tables).
-        self._table_rows: list[tuple[str, ...]] = []
         # A sweep asked for on this screen, and the sweep time recorded before it.
         self._sweep_asked = False
         self._swept_when_asked: datetime | None = None
@@ -152,7 +149,7 @@ class MonitorScreen(AppScreen):
 
     def on_mount(self) -> None:
         table = self.query_one("#tables", DataTable)
-        table.add_columns(*((name, name) for name in TABLE_COLUMNS))
+        table.add_columns("table", "done", "total", "failed", "state")
         self._refresh()
 
     # -- polling ---------------------------------------------------------------------------
@@ -262,27 +259,10 @@ class MonitorScreen(AppScreen):
             line.update(f"Swept {local_time(sweep.swept_at)[11:]} — {sweep.summary}{hint}")
 
     def _show_tables(self, record: MigrationRecord) -> None:
-        """The tables' progress: only the cells that changed since the last poll are written.
-        Cleared and filled anew every second, the table measured its columns again each time
-        (its header repainted narrow, then wide) and lost its scroll position; now it is
-        rebuilt only when the tables themselves change."""
-        rows = [_table_row(progress) for progress in record.tables]
-        if rows == self._table_rows:
-            return
-        table = self.query_one("#tables", DataTable)
-        if [row[0] for row in rows] == [row[0] for row in self._table_rows]:
-            for before, after in zip(self._table_rows, rows, strict=True):
-                for column, old, new in zip(TABLE_COLUMNS, before, after, strict=True):
-                    if old != new:
-                        table.update_cell(after[0], column, new, update_width=True)
-        else:
-            cursor = table.cursor_row
-            table.clear()
-            for row in rows:
-                table.add_row(*row, key=row[0])
-            if rows:
-                table.move_cursor(row=min(cursor, len(rows) - 1))
-        self._table_rows = rows
+        show_rows(
+            self.query_one("#tables", DataTable),
+            [(progress.name, _table_row(progress)) for progress in record.tables],
+        )
 
     def _log_events(self, entries: list[AuditEntry]) -> None:
         log = self.query_one("#events", RichLog)
@@ -447,7 +427,7 @@ class MonitorScreen(AppScreen):
 
 
 def _table_row(progress: TableProgress) -> tuple[str, ...]:
-    """A table's line in the monitor's table, one value per TABLE_COLUMNS."""
+    """A table's line in the monitor's table of tables."""
     state = "done" if progress.done else ("backed up" if progress.backup_verified else "waiting")
     return (
         progress.name,
