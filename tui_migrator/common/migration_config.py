@@ -157,7 +157,7 @@ def parse_config(values: dict[str, Any]) -> MigrationConfig:
             problems.append(f"{_option_name(field)}: {message}")
         raise InvalidMigrationConfig(
             "Invalid migration configuration: " + "; ".join(problems) + ".",
-            hint="Nothing was started. Fix the value and run the command again.",
+            hint="Nothing was started or written. Fix the value and try again.",
         ) from None
 
 
