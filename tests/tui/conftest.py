@@ -22,6 +22,7 @@ from tests.tui.snapshot_world import World, world
 from tui_migrator.common.settings import Settings
 from tui_migrator.service.facade import MigratorService, create_demo_service
 from tui_migrator.tui.app import MigratorApp
+from tui_migrator.tui.screens.monitor import MonitorScreen
 
 REAL_USER = pwd.getpwuid(os.geteuid()).pw_name
 
@@ -81,6 +82,24 @@ async def wait_until(pilot: Pilot[None], condition: Callable[[], object], timeou
     while not condition():
         assert time.monotonic() < deadline, "timed out waiting"
         await pilot.pause(0.1)
+
+
+async def opened_monitor(app: MigratorApp, pilot: Pilot[None], migration_id: str) -> MonitorScreen:
+    """The monitor of ``migration_id``, opened and showing its first poll."""
+    app.open_monitor(migration_id)
+    screen = app.screen
+    assert isinstance(screen, MonitorScreen)
+    await wait_until(pilot, lambda: screen.record is not None)
+    await pilot.pause()
+    return screen
+
+
+async def more_polls(pilot: Pilot[None], screen: MonitorScreen, polls: int) -> None:
+    """Wait until the monitor has shown ``polls`` more records, each read afresh."""
+    for _poll in range(polls):
+        before = screen.record
+        await wait_until(pilot, lambda before=before: screen.record is not before)
+    await pilot.pause()
 
 
 @pytest.fixture(scope="module")

@@ -11,11 +11,10 @@ import dataclasses
 import pytest
 from textual.widgets import DataTable
 
-from tests.tui.conftest import wait_until
+from tests.tui.conftest import more_polls, opened_monitor
 from tui_migrator.service.facade import MigratorService
 from tui_migrator.tui.app import MigratorApp
 from tui_migrator.tui.formatting import count
-from tui_migrator.tui.screens.monitor import MonitorScreen
 
 
 def shown(table: DataTable[object]) -> list[list[str]]:
@@ -36,21 +35,14 @@ async def test_the_monitor_writes_only_what_changed_in_its_table_of_tables(
 
     monkeypatch.setattr(DataTable, "clear", counted)
     async with app.run_test(size=(100, 32)) as pilot:
-        app.open_monitor(record.id)
-        screen = app.screen
-        assert isinstance(screen, MonitorScreen)
-        await wait_until(pilot, lambda: screen.record is not None)
-        await pilot.pause()
+        screen = await opened_monitor(app, pilot, record.id)
         table = screen.query_one("#tables", DataTable)
         first = shown(table)
         assert [row[0] for row in first] == [progress.name for progress in record.tables]
         fills = cleared.count("tables")
 
         # Two more polls of the same state: nothing cleared, nothing changed.
-        for _poll in range(2):
-            before = screen.record
-            await wait_until(pilot, lambda before=before: screen.record is not before)
-        await pilot.pause()
+        await more_polls(pilot, screen, 2)
         assert cleared.count("tables") == fills
         assert shown(table) == first
 

@@ -15,7 +15,7 @@ from textual.widget import Widget
 from textual.widgets import Header, Static
 from textual.widgets._footer import FooterKey
 
-from tests.tui.conftest import wait_until
+from tests.tui.conftest import more_polls, opened_monitor, wait_until
 from tui_migrator.service.facade import MigratorService
 from tui_migrator.tui.app import MigratorApp
 from tui_migrator.tui.screen_frame import KeyFooter
@@ -105,17 +105,10 @@ async def test_a_monitor_rebuilds_its_keys_only_when_what_they_offer_changes(
 
     monkeypatch.setattr(KeyFooter, "recompose", counted)
     async with app.run_test(size=(100, 32)) as pilot:
-        app.open_monitor(record.id)
-        screen = app.screen
-        assert isinstance(screen, MonitorScreen)
-        await wait_until(pilot, lambda: screen.record is not None)
-        await pilot.pause()
+        screen = await opened_monitor(app, pilot, record.id)
         after_first = len(rebuilt)
         # Each poll shows a record read afresh: two more polls, the same state.
-        for _poll in range(2):
-            shown = screen.record
-            await wait_until(pilot, lambda shown=shown: screen.record is not shown)
-        await pilot.pause()
+        await more_polls(pilot, screen, 2)
         assert len(rebuilt) == after_first
         # What the footer offers is the completed migration's: rollback, not cancel.
         keys = {key.action for key in screen.query(FooterKey)}
