@@ -44,6 +44,9 @@ def check_output(output: str, *, postgres: bool) -> None:
     backend = "PostgreSQL" if postgres else "SQLite"
     assert re.search(rf"backend {backend} ", output), output
     assert "the tool's bytecode compiled before timing" in output, output
+    assert re.search(
+        r"^disk: a 4 KiB write made durable \(fdatasync\) in \d+\.\d\d ms", output, re.MULTILINE
+    ), output
 
 
 def test_the_tool_is_timed_with_its_bytecode_compiled_as_installed() -> None:
