@@ -70,7 +70,7 @@ CALIBRATION_MIGRATION_ID = "calibration"
 CALIBRATION_BACKUP_TABLE = "tm_bk_calibration"
 # A run's speed against its stages one after another (see run_speed): without worker
 # processes, and what each worker process adds.
-RUN_SPEED = {"sqlite": (0.74, 0.54), "postgresql": (0.80, 0.52)}
+RUN_SPEED = {"sqlite": (0.74, 0.65), "postgresql": (0.88, 0.59)}
 # The stages that go in windows of keys of a fixed size rather than in the run's batches.
 WINDOW_ROWS = {
     "backupRead": batch_size.BACKUP_COPY_ROWS,
@@ -557,7 +557,15 @@ def run_speed(dialect: str, max_concurrency: int) -> float:
     (crypto/nonces.py) made such runs faster against their stages: the estimate then erred by a
     median +11 % on SQLite (eight runs at concurrency 1) and +7 % on PostgreSQL (five), samples
     taken in a busy spell left out; one process's speed rose by as much (0.67 -> 0.74, 0.75 ->
-    0.80), the speed with two worker processes kept (1.28, 1.32)."""
+    0.80), the speed with two worker processes kept (1.28, 1.32).
+
+    Re-fitted again late on 2026-12-05 from the two matrices of that evening (48 runs, the same
+    command, 20:33-20:50 and 22:58-23:15 UTC; tests/benchmarks/MEASUREMENTS.md), on a machine
+    whose estimates had erred long: with two worker processes by a median +8.5 % on SQLite (16
+    runs) and +11.5 % on PostgreSQL (16), without them -2 % (8) and +10 % (8). The speeds
+    rise by as much: SQLite 1.28 -> 1.39 with two (0.74 kept without), PostgreSQL 0.80 -> 0.88
+    without and 1.32 -> 1.47 with two. Single estimates stay far apart on such a machine (the
+    same table's, minutes apart: up to 1.5 times): see MEASUREMENTS.md on its slow spells."""
     one, per_worker = RUN_SPEED["postgresql" if dialect == "postgresql" else "sqlite"]
     processes = cpu_pool.processes_for(max_concurrency)
     return one + per_worker * max(0, processes - 1)
