@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 from textual.pilot import Pilot
+from textual.widgets import DataTable
 
 from tests.support.databases import ADMIN, make_settings
 from tests.tui.snapshot_world import World, world
@@ -45,6 +46,20 @@ def busy_service(tmp_path: Path) -> Iterator[MigratorService]:
     admin.close()
     with MigratorService.open(settings, user=REAL_USER) as service:
         yield service
+
+
+@pytest.fixture
+def table_clears(monkeypatch: pytest.MonkeyPatch) -> list[str | None]:
+    """The id of every DataTable cleared from here on, in order: a table a refresh filled anew."""
+    cleared: list[str | None] = []
+    clear = DataTable.clear
+
+    def counted(table: DataTable[Any], columns: bool = False) -> DataTable[Any]:
+        cleared.append(table.id)
+        return clear(table, columns)
+
+    monkeypatch.setattr(DataTable, "clear", counted)
+    return cleared
 
 
 @pytest.fixture

@@ -128,3 +128,31 @@ async def test_v_on_a_broken_chain_names_the_problem_and_marks_the_broken_entry(
         assert first_cells(table).count("2 BROKEN") == 1
         assert "BROKEN" in text_of(app, "#audit-detail")
         assert "mallory" in text_of(app, "#audit-detail")
+
+
+async def test_a_reload_that_finds_nothing_new_writes_nothing_and_the_cursor_stays(
+    app: MigratorApp, operator_service: MigratorService, migrated: str, table_clears: list[str | None]
+) -> None:
+    """r reloads the entries (and coming back to the screen does): where none is new the table is
+    not cleared and filled anew, so the operator's place in it stays; a new entry is shown with
+    the cursor still on the entry it was on."""
+    cleared = table_clears
+    async with app.run_test(size=(80, 24)) as pilot:
+        table = await open_audit(app, pilot)
+        await pilot.press("down", "down")
+        chosen = selected_key(table)
+        shown = first_cells(table)
+        fills = cleared.count("audit-entries")
+
+        await pilot.press("r")
+        await settle(app, pilot)
+        assert cleared.count("audit-entries") == fills
+        assert first_cells(table) == shown
+        assert selected_key(table) == chosen
+
+        operator_service.grant("vera", "viewer")  # one more entry, the newest
+        await pilot.press("r")
+        await settle(app, pilot)
+        assert cleared.count("audit-entries") == fills + 1
+        assert len(first_cells(table)) == len(shown) + 1
+        assert selected_key(table) == chosen

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 
-import pytest
 from textual.widgets import DataTable
 
 from tests.tui.conftest import more_polls, opened_monitor
@@ -22,18 +21,11 @@ def shown(table: DataTable[object]) -> list[list[str]]:
 
 
 async def test_the_monitor_writes_only_what_changed_in_its_table_of_tables(
-    app: MigratorApp, operator_service: MigratorService, monkeypatch: pytest.MonkeyPatch
+    app: MigratorApp, operator_service: MigratorService, table_clears: list[str | None]
 ) -> None:
     record = operator_service.start({"batch_size": 40})  # completed: every poll reads the same
     assert len(record.tables) >= 2
-    cleared: list[str | None] = []
-    clear = DataTable.clear
-
-    def counted(table: DataTable[object], columns: bool = False) -> DataTable[object]:
-        cleared.append(table.id)
-        return clear(table, columns)
-
-    monkeypatch.setattr(DataTable, "clear", counted)
+    cleared = table_clears
     async with app.run_test(size=(100, 32)) as pilot:
         screen = await opened_monitor(app, pilot, record.id)
         table = screen.query_one("#tables", DataTable)

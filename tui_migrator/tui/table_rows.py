@@ -1,12 +1,13 @@
-"""Showing fresh rows in a table a screen refreshes on a timer, writing only what changed.
+"""Showing fresh rows in a table a screen refreshes, writing only what changed.
 
 The dashboard, the migrations list, the keys screen and the monitor read their rows again every
-second or few. Cleared and filled anew each time, a table measured its columns again (its header
-repainted narrow, then wide: a snapshot once caught it between the two), lost the operator's
-scroll position and put the cursor back by index, on whichever row had moved there. Here a
-refresh that finds the same rows writes nothing, a changed value changes its cell where it is,
-and only a change in which rows there are, or in their order, fills the table anew — with the
-cursor on the row it was on, where that row is still shown.
+second or few; the audit screen on each reload, and filters them at each keystroke. Cleared and
+filled anew each time, a table measured its columns again (its header repainted narrow, then
+wide: a snapshot once caught it between the two), lost the operator's scroll position and put
+the cursor back by index, on whichever row had moved there. Here a refresh that finds the same
+rows writes nothing, a changed value changes its cell where it is, and only a change in which
+rows there are, or in their order, fills the table anew — with the cursor on the row it was on,
+where that row is still shown.
 """
 
 from __future__ import annotations

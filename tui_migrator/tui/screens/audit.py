@@ -23,6 +23,7 @@ from tui_migrator.tui.formatting import count, local_time
 from tui_migrator.tui.messages import AuditLoaded, AuditVerified
 from tui_migrator.tui.screen_frame import KeyFooter, TitleHeader
 from tui_migrator.tui.screens.base import AppScreen
+from tui_migrator.tui.table_rows import show_rows
 
 # The newest entries shown; a long-lived database collects many more than a table should hold.
 ENTRY_LIMIT = 1000
@@ -233,27 +234,27 @@ class AuditScreen(AppScreen):
     # -- the table and the detail ----------------------------------------------------------
 
     def _fill(self, *, select: str | None = None) -> None:
-        """Redraw the rows; the cursor stays on the same entry unless told which to select."""
+        """Show the entries the filter lets through (show_rows: a reload or a keystroke that
+        changes nothing writes nothing, and the cursor stays on its entry), then ``select`` one."""
         table = self.query_one("#audit-entries", DataTable)
-        selected = select or self._selected_id()
         text = self.query_one("#audit-filter", Input).value
         visible = [entry for entry in self._entries if matches(entry, text)]
-        table.clear()
-        for entry in visible:
-            seq = f"{entry.seq} {BROKEN}" if entry.seq == self._broken_seq else str(entry.seq)
-            table.add_row(
-                seq,
-                local_time(entry.timestamp),
-                Text(entry.operation),
-                Text(entry.user_id),
-                result_words(entry),
-                Text(entry.migration_id or ""),
-                key=entry.entry_id,
-            )
-        if selected is not None and selected in table.rows:
-            table.move_cursor(row=table.get_row_index(selected))
+        show_rows(table, [(entry.entry_id, self._cells(entry)) for entry in visible])
+        if select is not None and select in table.rows:
+            table.move_cursor(row=table.get_row_index(select))
         self._show_count(len(visible))
         self._show_detail()
+
+    def _cells(self, entry: AuditEntry) -> tuple[object, ...]:
+        seq = f"{entry.seq} {BROKEN}" if entry.seq == self._broken_seq else str(entry.seq)
+        return (
+            seq,
+            local_time(entry.timestamp),
+            Text(entry.operation),
+            Text(entry.user_id),
+            result_words(entry),
+            Text(entry.migration_id or ""),
+        )
 
     def _show_count(self, visible: int) -> None:
         loaded = len(self._entries)
