@@ -4,6 +4,8 @@ rows there are (or their order) fills the table anew with the cursor still on it
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
@@ -26,6 +28,16 @@ class _TableApp(App[None]):
 
     def on_mount(self) -> None:
         self.query_one(DataTable).add_columns("id", "status", "progress")
+
+
+@asynccontextmanager
+async def table_showing(rows: Sequence[TableRow]) -> AsyncIterator[DataTable[Any]]:
+    """A running app's table, ``rows`` shown in it."""
+    app = _TableApp()
+    async with app.run_test():
+        table = app.query_one(DataTable)
+        show_rows(table, rows)
+        yield table
 
 
 def shown(table: DataTable[Any]) -> list[list[str]]:
@@ -52,10 +64,7 @@ def writes(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
 
 async def test_the_same_rows_again_write_nothing(writes: list[str]) -> None:
-    app = _TableApp()
-    async with app.run_test():
-        table = app.query_one(DataTable)
-        show_rows(table, ROWS)
+    async with table_showing(ROWS) as table:
         writes.clear()
 
         show_rows(table, [(key, list(cells)) for key, cells in ROWS])
@@ -69,10 +78,7 @@ async def test_the_same_rows_again_write_nothing(writes: list[str]) -> None:
 
 
 async def test_a_changed_value_changes_its_cell_and_the_cursor_stays(writes: list[str]) -> None:
-    app = _TableApp()
-    async with app.run_test():
-        table = app.query_one(DataTable)
-        show_rows(table, ROWS)
+    async with table_showing(ROWS) as table:
         table.move_cursor(row=2)
         writes.clear()
 
@@ -84,10 +90,7 @@ async def test_a_changed_value_changes_its_cell_and_the_cursor_stays(writes: lis
 
 
 async def test_new_rows_fill_the_table_anew_with_the_cursor_on_its_row(writes: list[str]) -> None:
-    app = _TableApp()
-    async with app.run_test():
-        table = app.query_one(DataTable)
-        show_rows(table, ROWS)
+    async with table_showing(ROWS) as table:
         table.move_cursor(row=1)  # on m2
         writes.clear()
 
@@ -100,10 +103,7 @@ async def test_new_rows_fill_the_table_anew_with_the_cursor_on_its_row(writes: l
 
 
 async def test_a_row_gone_leaves_the_cursor_where_it_was_within_the_table(writes: list[str]) -> None:
-    app = _TableApp()
-    async with app.run_test():
-        table = app.query_one(DataTable)
-        show_rows(table, ROWS)
+    async with table_showing(ROWS) as table:
         table.move_cursor(row=2)  # on m3
 
         show_rows(table, ROWS[:2])
