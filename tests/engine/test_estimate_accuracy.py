@@ -5,12 +5,16 @@ scope. (How close it lands to a real run is a figure: tests/benchmarks/estimate_
 from __future__ import annotations
 
 import math
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
 from tests.support.databases import make_settings
 from tui_migrator.common.cores import usable_cores
+from tui_migrator.common.cpu_turns import CpuTurns
 from tui_migrator.engine import batch_size
 from tui_migrator.engine import estimate as estimating
 from tui_migrator.engine.plan import Plan
@@ -139,11 +143,56 @@ def test_a_tables_sample_is_timed_as_batches_of_one_row_and_stretches(
     monkeypatch.setattr(estimating, "_run_stages", timed_as_a_batch)
     calibration = estimating.Calibration()
     rows = [object()] * 1203
-    estimating._run_stretches(None, None, rows, None, calibration, split=True)  # type: ignore[arg-type]
-    assert parts == [1, 1, 1, 400, 400, 400]
+    timings = estimating.TableTimings()
+    estimating._run_stretches(None, None, rows, None, timings, split=True, turns=CpuTurns([]))  # type: ignore[arg-type]
+    timings.charge(calibration, len(rows))
+    assert parts == [1, 1, 1, 1, 200, 200, 200, 200, 200, 199]
     assert calibration.sample_rows == 1203 and calibration.split_tables == 1
     assert calibration.per_row("write") == pytest.approx(per_row)
     assert calibration.per_batch("write") == pytest.approx(per_batch)
+
+
+class LabelledTurns(CpuTurns):
+    """Turns that only label the parts (CPU 0, 1, 0, ...), moving no thread."""
+
+    def __init__(self) -> None:
+        super().__init__([0, 1])
+        self.labels: list[int] = []
+
+    @contextmanager
+    def next_cpu(self) -> Iterator[int]:
+        self.labels.append(len(self.labels) % 2)
+        yield self.labels[-1]
+
+
+def test_a_sample_on_cores_of_unequal_speed_is_charged_as_the_faster_one_timed_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """CPU 0 runs 1.45 times slower than CPU 1 while the sample runs (a virtual machine's cores
+    often do, in spells): the parts take turns on both, and every stage is charged as the CPU
+    that ran the stretches faster timed it, per row and per batch alike. The sample's spread
+    says how far apart they were."""
+    per_batch, per_row, slower = 0.005, 0.00004, 1.45
+    turns = LabelledTurns()
+
+    def timed_on_its_cpu(connection, batches, rows, config, calibration):  # type: ignore[no-untyped-def]
+        factor = slower if turns.labels[-1] == 0 else 1.0
+        calibration.seconds_by_stage["encrypt"] = factor * (per_batch + per_row * len(rows))
+        calibration.seconds_by_stage["write"] = factor * 2 * (per_batch + per_row * len(rows))
+        calibration.sample_rows += len(rows)
+
+    monkeypatch.setattr(estimating, "_run_stages", timed_on_its_cpu)
+    calibration, timings = estimating.Calibration(), estimating.TableTimings()
+    estimating._run_stretches(None, None, [object()] * 1204, None, timings, split=True, turns=turns)  # type: ignore[arg-type]
+    assert turns.labels == [0, 1] * 5  # four batches of one row, six stretches
+    assert timings.fastest_cpu() == 1
+    timings.charge(calibration, 1204)
+    assert calibration.per_row("encrypt") == pytest.approx(per_row)
+    assert calibration.per_batch("encrypt") == pytest.approx(per_batch)
+    assert calibration.per_row("write") == pytest.approx(2 * per_row)
+    assert calibration.cpu_spread == pytest.approx(slower)
+    assert calibration.to_json()["cpuSpread"] == 1.45
+    assert calibration.sample_rows == 1204
 
 
 def test_estimate_is_measured_not_constant(tmp_path: Path) -> None:
@@ -153,8 +202,10 @@ def test_estimate_is_measured_not_constant(tmp_path: Path) -> None:
     service, _ = create_demo_service(
         make_settings(tmp_path), patients=200, organizations=2, seed=3, user="alice"
     )
+    cpus = os.sched_getaffinity(0)
     with service:
         measured = service.estimate({"batch_size": 100}).calibration
+        assert os.sched_getaffinity(0) == cpus  # the sample's turns on each CPU are over
         everything = service.plan({"batch_size": 100})
         one_category = service.plan({"batch_size": 100, "data_categories": ["DEMOGRAPHICS"]})
     assert measured.sample_rows > 0 and measured.per_row("encrypt") > 0

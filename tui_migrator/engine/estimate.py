@@ -17,6 +17,7 @@ import dataclasses
 import json
 import math
 import statistics
+from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -25,6 +26,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from tui_migrator.common.cpu_turns import CpuTurns, by_cpu, spread
 from tui_migrator.common.errors import OperationFailed
 from tui_migrator.common.migration_config import MigrationConfig
 from tui_migrator.common.uncontended_clock import uncontended_seconds
@@ -53,18 +55,20 @@ MIN_SAMPLE_PER_TABLE = 40
 # Rows run through each stage untimed first, so statement compilation and cold caches are not
 # charged to the sample as if every row paid them.
 WARM_UP_ROWS = 10
-# A table's sample is timed in up to this many stretches of at least MIN_STRETCH_ROWS, and each
-# stage is charged the median of their costs per row. A stage of the whole sample lasts a few
-# tens of milliseconds: one preemption by another process (or the server's checkpoint) put it a
-# half long, and the estimate of the same table a third (2026-12-05: 9.1-14.2 s, twelve estimates
-# of the peers benchmark's table on PostgreSQL).
-TIMED_STRETCHES = 3
+# A table's sample is timed in up to this many stretches of at least MIN_STRETCH_ROWS, taking
+# turns on the CPUs (common/cpu_turns.py), and each stage is charged the median of their costs
+# per row on the CPU that ran them fastest (TableTimings). A stage of the whole sample lasts a
+# few tens of milliseconds: one preemption by another process (or the server's checkpoint) put
+# it a half long, and the estimate of the same table a third (2026-12-05: 9.1-14.2 s, twelve
+# estimates of the peers benchmark's table on PostgreSQL). Six: three on each of two CPUs.
+TIMED_STRETCHES = 6
 MIN_STRETCH_ROWS = 100
 # Before its stretches, a table's sample runs this many batches of one row each: their median
 # is what a batch costs whatever its rows (its statements' round trips and planning, 5 ms on
 # PostgreSQL), which the run pays once per batch of 1,000 rows and a stretch of 100 once per
 # 100 (see _split). Only where the sample leaves a stretch of SPLIT_STRETCH_ROWS after them.
-ONE_ROW_BATCHES = 3
+# Four: two on each of two CPUs.
+ONE_ROW_BATCHES = 4
 SPLIT_STRETCH_ROWS = 30
 CALIBRATION_MIGRATION_ID = "calibration"
 CALIBRATION_BACKUP_TABLE = "tm_bk_calibration"
@@ -95,6 +99,10 @@ class Calibration:
     batch_seconds_by_stage: dict[str, float] = field(default_factory=dict)
     split_tables: int = 0
     commit_seconds: float = 0.0
+    # How many times slower the slowest CPU ran a table's stretches than the fastest (the
+    # largest over the tables; 1.0 where the sample did not take turns): what the sample saw of
+    # cores that are not equally fast (common/cpu_turns.py).
+    cpu_spread: float = 1.0
     # Work whose cost depends on table sizes rather than on the rows migrated (full scans).
     fixed_seconds: float = 0.0
     original_bytes: int = 0
@@ -123,6 +131,7 @@ class Calibration:
                 k: round(1e3 * self.per_batch(k), 3) for k in sorted(self.batch_seconds_by_stage)
             },
             "commitMilliseconds": round(1e3 * self.commit_seconds, 3),
+            "cpuSpread": round(self.cpu_spread, 2),
             "tableScanSeconds": round(self.fixed_seconds, 3),
         }
 
@@ -145,13 +154,14 @@ def calibrate(
     if total == 0:
         return calibration
     cipher.prepare(scope.organizations)
+    turns = CpuTurns()
     for table in scope.tables:
         if not table.pending_rows:
             continue
         share = max(MIN_SAMPLE_PER_TABLE, math.ceil(SAMPLE_ROWS * table.pending_rows / total))
         try:
             _calibrate_table(
-                engine, table, min(share, table.pending_rows), config, cipher, master_key, calibration
+                engine, table, min(share, table.pending_rows), config, cipher, master_key, calibration, turns
             )
         except RowsChanged:
             # The sample is written in a transaction that is rolled back; a row the application
@@ -173,6 +183,7 @@ def _calibrate_table(
     cipher: ValueCipher,
     master_key: MasterKey,
     calibration: Calibration,
+    turns: CpuTurns,
 ) -> None:
     """Reads are timed on the real table; every write goes to the temporary shadow tables of
     calibration_shadow.py, and the transaction is rolled back: estimating locks nothing but the
@@ -202,12 +213,13 @@ def _calibrate_table(
                         _calibration_batches(engine, table.access, table, cipher, master_key, None),
                     )
                 )
+            timings = TableTimings()
             for stage, source in reads:
-                singles = [_timed_read(connection, source, 1) for _ in range(ONE_ROW_BATCHES if split else 0)]
-                wholes = [
-                    (len(rows), _timed_read(connection, source, len(rows))) for _ in range(TIMED_STRETCHES)
-                ]
-                calibration.add(stage, _split(singles, wholes), timed)
+                for _ in range(ONE_ROW_BATCHES if split else 0):
+                    timings.singles[stage].append(_timed_read(connection, source, 1, turns))
+                for _ in range(TIMED_STRETCHES):
+                    cpu, seconds = _timed_read(connection, source, len(rows), turns)
+                    timings.stretches[stage].append((cpu, (len(rows), seconds)))
             # Scans whose cost grows with the table, not the sample: the engine looks for rows
             # still holding plaintext once after encrypting a table (a count, or a catch-up
             # pass that finds none) and counts them once when verifying it.
@@ -221,7 +233,8 @@ def _calibrate_table(
             batches = _calibration_batches(engine, shadow, table, cipher, master_key, backup_table)
             if warm_up:
                 _run_stages(connection, batches, rows[:warm_up], config, Calibration())
-            _run_stretches(connection, batches, rows[warm_up:], config, calibration, split=split)
+            _run_stretches(connection, batches, rows[warm_up:], config, timings, split=split, turns=turns)
+            timings.charge(calibration, timed)
         finally:
             transaction.rollback()
 
@@ -254,49 +267,108 @@ def _run_stretches(
     batches: TableBatches,
     rows: list[Any],
     config: MigrationConfig,
-    calibration: Calibration,
+    timings: TableTimings,
     *,
     split: bool,
+    turns: CpuTurns,
 ) -> None:
     """``rows`` through every stage: first, where ``split``, as batches of one row
-    (ONE_ROW_BATCHES), then in stretches (TIMED_STRETCHES). Each stage's time splits into its
-    cost per batch and per row (_split); the bytes are the parts' sum."""
+    (ONE_ROW_BATCHES), then in stretches (TIMED_STRETCHES), each part on the next CPU of
+    ``turns``; what each part timed goes to ``timings``."""
     ones = ONE_ROW_BATCHES if split else 0
-    singles = [_timed_stages(connection, batches, [row], config) for row in rows[:ones]]
+    for row in rows[:ones]:
+        cpu, part = _timed_stages(connection, batches, [row], config, turns)
+        timings.add(cpu, part, single=True)
     rest = rows[ones:]
     count = max(1, min(TIMED_STRETCHES, len(rest) // MIN_STRETCH_ROWS))
     size = math.ceil(len(rest) / count)
-    stretches = [
-        _timed_stages(connection, batches, rest[first : first + size], config)
-        for first in range(0, len(rest), size)
-    ]
-    timed = [*singles, *stretches]
-    for stage in sorted(set().union(*(part.seconds_by_stage for part in timed))):
-        measured = _split(
-            [part.seconds_by_stage.get(stage, 0.0) for part in singles],
-            [(part.sample_rows, part.seconds_by_stage.get(stage, 0.0)) for part in stretches],
-        )
-        calibration.add(stage, measured, len(rows))
-    calibration.split_tables += 1 if split else 0
-    calibration.sample_rows += sum(part.sample_rows for part in timed)
-    calibration.original_bytes += sum(part.original_bytes for part in timed)
-    calibration.added_bytes += sum(part.added_bytes for part in timed)
+    for first in range(0, len(rest), size):
+        cpu, part = _timed_stages(connection, batches, rest[first : first + size], config, turns)
+        timings.add(cpu, part, single=False)
 
 
-def _timed_read(connection: sa.Connection, source: TableBatches, limit: int) -> float:
-    """Seconds to read the first ``limit`` pending rows as a batch of the run reads them."""
+@dataclass
+class TableTimings:
+    """What the parts of one table's sample timed, stage by stage, each with the CPU it ran on
+    (common/cpu_turns.py): batches of one row (seconds) and stretches (rows, seconds)."""
+
+    singles: dict[str, list[tuple[int, float]]] = field(default_factory=lambda: defaultdict(list))
+    stretches: dict[str, list[tuple[int, tuple[int, float]]]] = field(
+        default_factory=lambda: defaultdict(list)
+    )
+    # Each stretch's CPU and its seconds per row over all its stages: which CPU ran faster.
+    pace: list[tuple[int, float]] = field(default_factory=list)
+    # The bytes and rows of every part, summed.
+    parts: Calibration = field(default_factory=Calibration)
+
+    def add(self, cpu: int, part: Calibration, *, single: bool) -> None:
+        for stage, seconds in part.seconds_by_stage.items():
+            if single:
+                self.singles[stage].append((cpu, seconds))
+            else:
+                self.stretches[stage].append((cpu, (part.sample_rows, seconds)))
+        if not single:
+            self.pace.append((cpu, sum(part.seconds_by_stage.values()) / part.sample_rows))
+        self.parts.sample_rows += part.sample_rows
+        self.parts.original_bytes += part.original_bytes
+        self.parts.added_bytes += part.added_bytes
+
+    def fastest_cpu(self) -> int | None:
+        """The CPU whose stretches ran fastest (the median of each CPU's), None without any."""
+        medians = {cpu: statistics.median(paces) for cpu, paces in by_cpu(self.pace).items()}
+        return min(medians, key=lambda cpu: medians[cpu]) if medians else None
+
+    def charge(self, calibration: Calibration, rows: int) -> None:
+        """Charge each stage to ``calibration`` for ``rows`` rows as the CPU that ran the
+        stretches fastest timed it: its cost per row and per batch (_split). Where the other
+        CPU ran the same work slower at nearly the same moment, it was in a slow spell, which a
+        run of many seconds meets only now and then; how far apart they were is the spread.
+
+        Measured on 2026-12-06 (tests/benchmarks/MEASUREMENTS.md): 36 estimates, each figured
+        three ways from one and the same sample against the run it stood for (both datasets,
+        both backends, concurrency 1, 2 and 4, three rounds), half of the samples with a spread
+        of 1.25-1.68. Charged as the faster CPU timed them, 28 within 15 % (mean error 11 %); the
+        mean over the CPUs 25 (14 %); the median of every part, whatever its CPU, as before, 25
+        (14 %)."""
+        fastest = self.fastest_cpu()
+        for stage in sorted(self.stretches):
+            stretches = [part for cpu, part in self.stretches[stage] if cpu == fastest]
+            singles = [seconds for cpu, seconds in self.singles.get(stage, []) if cpu == fastest]
+            if not stretches:  # not timed on that CPU: on every CPU it was
+                stretches = [part for _cpu, part in self.stretches[stage]]
+                singles = [seconds for _cpu, seconds in self.singles.get(stage, [])]
+            calibration.add(stage, _split(singles, stretches), rows)
+        calibration.cpu_spread = max(calibration.cpu_spread, spread(self.pace))
+        calibration.split_tables += 1 if self.singles else 0
+        calibration.sample_rows += self.parts.sample_rows
+        calibration.original_bytes += self.parts.original_bytes
+        calibration.added_bytes += self.parts.added_bytes
+
+
+def _timed_read(
+    connection: sa.Connection, source: TableBatches, limit: int, turns: CpuTurns
+) -> tuple[int, float]:
+    """Seconds to read the first ``limit`` pending rows as a batch of the run reads them, on
+    the next CPU of ``turns`` (which, and the seconds)."""
     query = source.pending_query(after=None, limit=limit)
-    started = uncontended_seconds()
-    list(connection.execute(query).mappings())
-    return uncontended_seconds() - started
+    with turns.next_cpu() as cpu:
+        started = uncontended_seconds()
+        list(connection.execute(query).mappings())
+        return cpu, uncontended_seconds() - started
 
 
 def _timed_stages(
-    connection: sa.Connection, batches: TableBatches, rows: list[Any], config: MigrationConfig
-) -> Calibration:
+    connection: sa.Connection,
+    batches: TableBatches,
+    rows: list[Any],
+    config: MigrationConfig,
+    turns: CpuTurns,
+) -> tuple[int, Calibration]:
+    """``rows`` through every stage on the next CPU of ``turns`` (which, and the timings)."""
     part = Calibration()
-    _run_stages(connection, batches, rows, config, part)
-    return part
+    with turns.next_cpu() as cpu:
+        _run_stages(connection, batches, rows, config, part)
+    return cpu, part
 
 
 def _split(singles: list[float], stretches: list[tuple[int, float]]) -> tuple[float, float]:
