@@ -326,10 +326,10 @@ class TableTimings:
 
         Measured on 2026-12-06 (tests/benchmarks/MEASUREMENTS.md): 36 estimates, each figured
         three ways from one and the same sample against the run it stood for (both datasets,
-        both backends, concurrency 1, 2 and 4, three rounds), half of the samples with a spread
-        of 1.25-1.68. Charged as the faster CPU timed them, 28 within 15 % (mean error 11 %); the
-        mean over the CPUs 25 (14 %); the median of every part, whatever its CPU, as before, 25
-        (14 %)."""
+        both backends, concurrency 1, 2 and 4, three rounds). Charged as the faster CPU timed
+        them, 28 within 15 % (mean error 11 %); the mean over the CPUs 25 (14 %); the median of
+        every part whatever its CPU, as before, 26 (14 %). Of the 14 samples whose CPUs were
+        1.25-1.68 times apart: 12, 9 and 10 within 15 % (mean errors 9, 15 and 14 %)."""
         fastest = self.fastest_cpu()
         for stage in sorted(self.stretches):
             stretches = [part for cpu, part in self.stretches[stage] if cpu == fastest]
