@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Iterable
 
 import pytest
 
@@ -80,3 +81,26 @@ def test_what_was_timed_is_grouped_by_cpu_and_the_spread_compares_their_medians(
     assert by_cpu(timed) == {0: [1.45, 1.5, 1.4], 1: [1.0, 1.1, 9.0]}
     assert spread(timed) == pytest.approx(1.45 / 1.1)  # medians: one slow part moves neither
     assert spread([(-1, 2.0), (-1, 3.0)]) == 1.0
+
+
+@needs_two_cpus
+def test_cpus_taken_away_during_a_part_leave_the_thread_on_those_left(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A cpuset shrunk while a part ran refuses the thread's old CPUs back: it gets every CPU
+    the kernel still allows (it intersects), not the one it was pinned to."""
+    set_affinity = os.sched_setaffinity
+    masks: list[set[int]] = []
+
+    def refusing_the_old_mask(pid: int, mask: Iterable[int]) -> None:
+        masks.append(set(mask))
+        if len(masks) == 2:  # putting the old CPUs back
+            raise OSError(22, "Invalid argument")
+        set_affinity(pid, mask)
+
+    monkeypatch.setattr(os, "sched_setaffinity", refusing_the_old_mask)
+    before = os.sched_getaffinity(0)
+    with CpuTurns().next_cpu() as cpu:
+        assert os.sched_getaffinity(0) == {cpu}
+    assert masks[2] == set(range(os.cpu_count() or 1))
+    assert os.sched_getaffinity(0) == before

@@ -59,7 +59,11 @@ class CpuTurns:
         try:
             yield cpu
         finally:
-            os.sched_setaffinity(0, before)
+            # Back to every CPU it had; where a cpuset took some away meanwhile, to those left.
+            try:
+                os.sched_setaffinity(0, before)
+            except OSError:
+                os.sched_setaffinity(0, set(range(os.cpu_count() or 1)))
 
 
 def by_cpu(timed: Iterable[tuple[int, T]]) -> dict[int, list[T]]:
