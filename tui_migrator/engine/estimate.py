@@ -70,6 +70,9 @@ MIN_STRETCH_ROWS = 100
 # Four: two on each of two CPUs.
 ONE_ROW_BATCHES = 4
 SPLIT_STRETCH_ROWS = 30
+# The reads of a table's whole sample timed as its stretches (two on each of two CPUs): reading is
+# a few microseconds a row, and each read more is paid by every start of a table of many.
+WHOLE_READS = 4
 CALIBRATION_MIGRATION_ID = "calibration"
 CALIBRATION_BACKUP_TABLE = "tm_bk_calibration"
 # A run's speed against its stages one after another (see run_speed): without worker
@@ -217,7 +220,7 @@ def _calibrate_table(
             for stage, source in reads:
                 for _ in range(ONE_ROW_BATCHES if split else 0):
                     timings.singles[stage].append(_timed_read(connection, source, 1, turns))
-                for _ in range(TIMED_STRETCHES):
+                for _ in range(WHOLE_READS):
                     cpu, seconds = _timed_read(connection, source, len(rows), turns)
                     timings.stretches[stage].append((cpu, (len(rows), seconds)))
             # Scans whose cost grows with the table, not the sample: the engine looks for rows
