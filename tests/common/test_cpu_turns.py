@@ -20,16 +20,17 @@ def test_each_part_runs_on_the_next_cpu_and_the_thread_gets_its_own_back() -> No
     before = os.sched_getaffinity(0)
     turns = CpuTurns()
     seen = []
-    for _ in range(2 * len(CPUS)):
+    for _ in range(4):
         with turns.next_cpu() as cpu:
             seen.append(cpu)
             assert os.sched_getaffinity(0) == {cpu}
         assert os.sched_getaffinity(0) == before
-    assert seen == CPUS * 2
+    assert seen == CPUS[:2] * 2  # two CPUs take turns, on a machine of any size
 
 
 @needs_two_cpus
 def test_only_the_calling_thread_is_moved() -> None:
+    before = os.sched_getaffinity(0)
     pinned = threading.Event()
     done = threading.Event()
     elsewhere: dict[str, set[int]] = {}
@@ -46,7 +47,7 @@ def test_only_the_calling_thread_is_moved() -> None:
         pinned.set()
         assert done.wait(10)
     thread.join()
-    assert elsewhere["cpus"] == set(CPUS)
+    assert elsewhere["cpus"] == before
 
 
 @needs_two_cpus

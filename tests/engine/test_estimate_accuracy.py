@@ -221,3 +221,28 @@ def test_estimate_is_measured_not_constant(tmp_path: Path) -> None:
         return estimating.estimated_seconds(fixed, plan.scope, plan.config, "sqlite")
 
     assert seconds(everything) > seconds(one_category) > fixed.fixed_seconds
+
+
+def test_a_faster_cpu_without_batches_of_one_row_still_charges_a_batchs_cost_per_batch() -> None:
+    """On a machine whose CPUs took turns unevenly (a refused CPU, labelled -1), the faster CPU
+    may have timed stretches but no batch of one row: the batches of one row of the other CPU
+    give the cost per batch, rather than that cost being charged per row."""
+    per_batch, per_row = 0.005, 0.00004
+    timings = estimating.TableTimings()
+    for cpu in (0, 0):
+        part = estimating.Calibration(sample_rows=1, seconds_by_stage={"write": 1.45 * (per_batch + per_row)})
+        timings.add(cpu, part, single=True)
+    for cpu, factor in ((0, 1.45), (-1, 1.0), (0, 1.45), (-1, 1.0)):
+        part = estimating.Calibration(
+            sample_rows=400, seconds_by_stage={"write": factor * (per_batch + 400 * per_row)}
+        )
+        timings.add(cpu, part, single=False)
+    assert timings.fastest_cpu() == -1
+    calibration = estimating.Calibration()
+    timings.charge(calibration, 1602)
+    # The per-batch figure is CPU 0's (1.45 times), the per-row figure follows from it and CPU -1's.
+    assert calibration.per_batch("write") == pytest.approx(
+        1.45 * (per_batch + per_row) - calibration.per_row("write")
+    )
+    assert calibration.per_batch("write") > 0
+    assert calibration.per_row("write") < per_row + per_batch / 400

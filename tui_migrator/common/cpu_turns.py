@@ -25,6 +25,11 @@ from typing import TypeVar
 
 T = TypeVar("T")
 
+# How many CPUs a sample takes turns on: two, each timing half its parts, a median of three
+# stretches of a table on each. Over more, each CPU would time one or two, and the faster of
+# many single parts is the luckiest one, not the faster core.
+TURN_CPUS = 2
+
 
 def _usable_cpus() -> list[int]:
     try:
@@ -34,10 +39,11 @@ def _usable_cpus() -> list[int]:
 
 
 class CpuTurns:
-    """Hands out this process's CPUs one after another to the parts of a sample."""
+    """Hands out CPUs one after another to the parts of a sample: ``cpus``, or the first
+    TURN_CPUS of those this process may use."""
 
     def __init__(self, cpus: Sequence[int] | None = None) -> None:
-        self.cpus = list(_usable_cpus() if cpus is None else cpus)
+        self.cpus = list(_usable_cpus()[:TURN_CPUS] if cpus is None else cpus)
         self._turn = 0
 
     @contextmanager

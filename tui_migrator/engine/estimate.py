@@ -335,11 +335,14 @@ class TableTimings:
         1.25-1.68 times apart: 12, 9 and 10 within 15 % (mean errors 9, 15 and 14 %)."""
         fastest = self.fastest_cpu()
         for stage in sorted(self.stretches):
-            stretches = [part for cpu, part in self.stretches[stage] if cpu == fastest]
-            singles = [seconds for cpu, seconds in self.singles.get(stage, []) if cpu == fastest]
-            if not stretches:  # not timed on that CPU: on every CPU it was
-                stretches = [part for _cpu, part in self.stretches[stage]]
-                singles = [seconds for _cpu, seconds in self.singles.get(stage, [])]
+            # Where that CPU timed none of a kind, the parts of every CPU: a stage's cost per
+            # batch is not to be charged per row for want of batches of one row on one CPU.
+            stretches = [part for cpu, part in self.stretches[stage] if cpu == fastest] or [
+                part for _cpu, part in self.stretches[stage]
+            ]
+            singles = [seconds for cpu, seconds in self.singles.get(stage, []) if cpu == fastest] or [
+                seconds for _cpu, seconds in self.singles.get(stage, [])
+            ]
             calibration.add(stage, _split(singles, stretches), rows)
         calibration.cpu_spread = max(calibration.cpu_spread, spread(self.pace))
         calibration.split_tables += 1 if self.singles else 0
