@@ -9,7 +9,7 @@ from collections.abc import Iterable
 
 import pytest
 
-from tui_migrator.common.cpu_turns import CpuTurns, by_cpu, spread
+from tui_migrator.common.cpu_turns import CpuTurns, by_cpu, fastest, spread
 
 CPUS = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
 needs_two_cpus = pytest.mark.skipif(len(CPUS) < 2, reason="turns need two CPUs to take")
@@ -82,6 +82,7 @@ def test_what_was_timed_is_grouped_by_cpu_and_the_spread_compares_their_medians(
     assert by_cpu(timed) == {0: [1.45, 1.5, 1.4], 1: [1.0, 1.1, 9.0]}
     assert spread(timed) == pytest.approx(1.45 / 1.1)  # medians: one slow part moves neither
     assert spread([(-1, 2.0), (-1, 3.0)]) == 1.0
+    assert fastest(timed) == 1 and fastest([]) is None
 
 
 @needs_two_cpus

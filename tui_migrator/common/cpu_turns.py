@@ -80,10 +80,20 @@ def by_cpu(timed: Iterable[tuple[int, T]]) -> dict[int, list[T]]:
     return dict(sorted(groups.items()))
 
 
+def _medians(timed: Iterable[tuple[int, float]]) -> dict[int, float]:
+    return {cpu: statistics.median(figures) for cpu, figures in by_cpu(timed).items()}
+
+
+def fastest(timed: Iterable[tuple[int, float]]) -> int | None:
+    """The CPU with the lowest median of the times timed on it (cpu, seconds); None without any."""
+    medians = _medians(timed)
+    return min(medians, key=lambda cpu: medians[cpu]) if medians else None
+
+
 def spread(timed: Iterable[tuple[int, float]]) -> float:
     """How many times the slowest CPU's median of what was timed on it (cpu, figure) is the
     fastest one's: 1.0 with one CPU."""
-    medians = [statistics.median(figures) for figures in by_cpu(timed).values()]
+    medians = list(_medians(timed).values())
     if len(medians) < 2 or min(medians) <= 0:
         return 1.0
     return max(medians) / min(medians)

@@ -26,7 +26,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from tui_migrator.common.cpu_turns import CpuTurns, by_cpu, spread
+from tui_migrator.common.cpu_turns import CpuTurns, fastest, spread
 from tui_migrator.common.errors import OperationFailed
 from tui_migrator.common.migration_config import MigrationConfig
 from tui_migrator.common.uncontended_clock import uncontended_seconds
@@ -318,8 +318,7 @@ class TableTimings:
 
     def fastest_cpu(self) -> int | None:
         """The CPU whose stretches ran fastest (the median of each CPU's), None without any."""
-        medians = {cpu: statistics.median(paces) for cpu, paces in by_cpu(self.pace).items()}
-        return min(medians, key=lambda cpu: medians[cpu]) if medians else None
+        return fastest(self.pace)
 
     def charge(self, calibration: Calibration, rows: int) -> None:
         """Charge each stage to ``calibration`` for ``rows`` rows as the CPU that ran the
