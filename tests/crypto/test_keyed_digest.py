@@ -47,14 +47,16 @@ def test_no_digest_of_a_row_uses_the_one_shot_form(monkeypatch: pytest.MonkeyPat
     cipher.digest_row("t", key, organization, ["a", None, 3])
     cipher.digest_encoded_cells("t", key, organization, {"c": b"v"})
     cipher.digest_tokens("t", key, organization, {"c": "tok"})
-    cipher.digest_sealed("t", pack_values(key), organization, [("c", b"v", "tok")])
+    cipher.table_sealer("t").seal(key, organization, pack_values(key), [("c", b"sv")], digests=True)
 
 
 def test_a_worker_processes_cipher_digests_as_the_run_does() -> None:
     cipher = ValueCipher(ThrowawayKeys(), MASTER, actor="test")
     worker = ValueCipher.with_digest_key(ThrowawayKeys(), MASTER.derive(Purpose.VALUE_DIGEST), actor="test")
     assert worker.digest_row("t", (1,), None, ["x"]) == cipher.digest_row("t", (1,), None, ["x"])
-    sealed = [("c", b"v", "tok")]
-    assert worker.digest_sealed("t", pack_values((1,)), None, sealed) == cipher.digest_sealed(
-        "t", pack_values((1,)), None, sealed
-    )
+    # Sealed in a worker process (its keys as the run hands them over), digested as the run does.
+    cipher.prepare(["org_1"])
+    worker = cipher.worker_keys(["org_1"], None).cipher()
+    sealed = worker.table_sealer("t").seal((1,), "org_1", pack_values((1,)), [("c", b"sv")], digests=True)
+    assert sealed.digest == cipher.digest_encoded_cells("t", (1,), "org_1", {"c": b"sv"})
+    assert sealed.tokens_digest == cipher.digest_tokens("t", (1,), "org_1", {"c": sealed.tokens[0]})

@@ -44,8 +44,9 @@ def seal_everything(service: MigratorService, mapping: ResolvedMapping) -> int:
                 rows = connection.execute(access.select_rows(after=after, limit=BATCH)).mappings().all()
                 if not rows:
                     break
+                sealer = cipher.table_sealer(mapped.name)
                 updates = [
-                    s.parameters for s in (seal_row(access, row, cipher) for row in rows) if s is not None
+                    s.parameters for s in (seal_row(access, row, sealer) for row in rows) if s is not None
                 ]
                 if updates:
                     connection.execute(access.update_statement(), updates)
@@ -234,7 +235,7 @@ def test_row_without_organization_and_no_default_is_refused_with_its_key(tmp_pat
             access = reflect(connection, mapped)
             row = connection.execute(access.select_rows()).mappings().one()
         with pytest.raises(RecordRefused, match="r with key k1 has no organization in 'org'") as refused:
-            seal_row(access, row, service.value_cipher())
+            seal_row(access, row, service.value_cipher().table_sealer("r"))
         assert "secret note" not in str(refused.value)
 
 

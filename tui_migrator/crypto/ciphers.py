@@ -32,7 +32,7 @@ from tui_migrator.crypto.tokens import (
     TOKEN_VERSION,
     token_head,
     token_parts,
-    token_payload,
+    token_payload_bytes,
 )
 
 
@@ -67,6 +67,10 @@ class SealedValues(NamedTuple):
     encoded: list[bytes]  # each value as its token seals it
     nonces: list[str]  # each token's nonce text (see tokens.token_nonce)
     key_id: str
+    # Where asked for (TableSealer.seal): :meth:`ValueCipher.digest_encoded_cells` of the values
+    # and :meth:`ValueCipher.digest_tokens` of the tokens, what a row's metadata records.
+    digest: str | None = None
+    tokens_digest: str | None = None
 
 
 def keyed_sha256(key: bytes) -> hmac.HMAC:
@@ -147,32 +151,13 @@ class ValueCipher:
         a key rotation seals again, exactly as the old token held them. Each value's sealed
         bytes are opened under the same associated data before its token is made, and must give
         back the very bytes sealed; DecryptionFailed names the cell where they do not."""
-        key = self._keyring.key_for_organization(row.organization_id, created_by=self._actor)
-        place = row_place(row)
-        nonces = random_bytes(NONCE_BYTES * len(cells))
-        seal, unseal, key_id = key.cipher.encrypt, key.cipher.decrypt, key.key_id
-        prefixes = _column_prefixes(key_id, row.table)
-        head = token_head(key_id)
-        tokens, nonce_texts = [], []
-        start = 0
-        for column, plain in cells:
-            nonce = nonces[start : start + NONCE_BYTES]
-            start += NONCE_BYTES
-            prefix = prefixes.get(column)
-            if prefix is None:
-                prefix = prefixes[column] = associated_prefix(TOKEN_VERSION, key_id, row.table, column)
-            associated = prefix + place
-            sealed = seal(nonce, plain, associated)
-            # Opened at once, as it must open for ever: what lets verification find the token
-            # unchanged in the row afterwards instead of opening it again (engine.verification).
-            if not _opens_to(unseal, nonce, sealed, associated, plain):
-                raise DecryptionFailed(
-                    f"A fresh token of {row.describe(column)} did not open to its value; it was not used."
-                )
-            payload = token_payload(nonce + sealed)
-            tokens.append(head + payload)
-            nonce_texts.append(payload[:NONCE_TEXT])
-        return SealedValues(tokens, [plain for _column, plain in cells], nonce_texts, key_id)
+        return self.table_sealer(row.table).seal(
+            row.primary_key, row.organization_id, row.packed_key(), cells, digests=False
+        )
+
+    def table_sealer(self, table: str) -> TableSealer:
+        """What seals the values of many rows of ``table`` (a batch's): see :class:`TableSealer`."""
+        return TableSealer(self, table)
 
     def decrypt(self, token_text: str, context: RowContext) -> Any:
         """The original value of a token read at ``context``."""
@@ -307,29 +292,114 @@ class ValueCipher:
         ``packed_key``: ``key`` packed already (pack_values), where the caller has it."""
         message = _row_message(_tokens_head(table), key, organization, packed_key)
         for name in sorted(tokens):
-            message += _token_part(name, tokens[name])
+            message += _token_part(name, tokens[name].encode())
         return _hex_mac(self._keyed, b"".join(message))
-
-    def digest_sealed(
-        self,
-        table: str,
-        packed_key: bytes,
-        organization: str | None,
-        cells: Sequence[tuple[str, bytes, str]],
-    ) -> tuple[str, str]:
-        """Both digests a row's metadata records of cells just sealed (column, the encoded value,
-        its token; sorted by column), in one pass: :meth:`digest_encoded_cells` of the values
-        and :meth:`digest_tokens` of the tokens, byte for byte the same. ``packed_key``: the
-        row's key packed (pack_values)."""
-        values = _row_message(_cells_head(table), (), organization, packed_key)
-        tokens = _row_message(_tokens_head(table), (), organization, packed_key)
-        for name, encoded, token in cells:
-            values += _value_part(name, encoded)
-            tokens += _token_part(name, token)
-        return _hex_mac(self._keyed, b"".join(values)), _hex_mac(self._keyed, b"".join(tokens))
 
     def key_id_for(self, organization: str) -> str:
         return self._keyring.key_for_organization(organization, created_by=self._actor).key_id
+
+
+class TableSealer:
+    """Seals the values of many rows of one table (a batch's), each row's at once.
+
+    What is the same for every row is worked out once: per organization its key, the head of
+    its tokens and each column's associated-data prefix. Where asked, a row's two digests — of
+    the values sealed (:meth:`ValueCipher.digest_encoded_cells`) and of the tokens made
+    (:meth:`ValueCipher.digest_tokens`), what its row metadata records — are built while its
+    values are sealed, from the same bytes: the row's place, shared by the associated data and
+    both digests' messages, and each token's bytes. A worker process seals a whole batch with
+    one; the keys it holds do not change during a batch."""
+
+    def __init__(self, cipher: ValueCipher, table: str) -> None:
+        self._cipher = cipher
+        self._table = table
+        self._keys: dict[str, _SealingKey] = {}
+        self._cells_head = _cells_head(table)
+        self._tokens_head = _tokens_head(table)
+
+    def seal(
+        self,
+        key: tuple[Any, ...],
+        organization: str,
+        packed_key: bytes,
+        cells: Sequence[tuple[str, bytes]],
+        *,
+        digests: bool,
+    ) -> SealedValues:
+        """The tokens of some values of one row (column, the value encoded), in order, each
+        under its own random nonce, opened under the same associated data before it is used
+        (it must give back the very bytes sealed; DecryptionFailed names the cell where it does
+        not). ``packed_key``: the row's ``key`` packed (pack_values). ``digests``: with the
+        row's two digests, for which ``cells`` come in column-name order (ValueError if not)."""
+        sealing = self._keys.get(organization)
+        if sealing is None:
+            sealing = self._keys[organization] = self._sealing_key(organization)
+        encrypt, decrypt, key_id, head, prefixes = sealing
+        place = _place_bytes(packed_key, organization)
+        nonces = random_bytes(NONCE_BYTES * len(cells))
+        table = self._table
+        tokens, nonce_texts = [], []
+        values = [self._cells_head, place]
+        written = [self._tokens_head, place]
+        start, previous, head_size = 0, None, len(head)
+        for column, plain in cells:
+            nonce = nonces[start : start + NONCE_BYTES]
+            start += NONCE_BYTES
+            prefix = prefixes.get(column)
+            if prefix is None:
+                prefix = prefixes[column] = associated_prefix(TOKEN_VERSION, key_id, table, column)
+            associated = prefix + place
+            sealed = encrypt(nonce, plain, associated)
+            # Opened at once, as it must open for ever: what lets verification find the token
+            # unchanged in the row afterwards instead of opening it again (engine.verification).
+            if not _opens_to(decrypt, nonce, sealed, associated, plain):
+                place_named = RowContext(table, column, key, organization).describe()
+                raise DecryptionFailed(
+                    f"A fresh token of {place_named} did not open to its value; it was not used."
+                )
+            token_bytes = head + token_payload_bytes(nonce + sealed)
+            token = token_bytes.decode("ascii")
+            tokens.append(token)
+            nonce_texts.append(token[head_size : head_size + NONCE_TEXT])
+            if digests:
+                if previous is not None and column <= previous:
+                    raise ValueError("a row's digests are of its cells in column-name order")
+                previous = column
+                values += _value_part(column, plain)
+                written += _token_part(column, token_bytes)
+        encoded = [plain for _column, plain in cells]
+        if not digests:
+            return SealedValues(tokens, encoded, nonce_texts, key_id)
+        keyed = self._cipher._keyed
+        return SealedValues(
+            tokens,
+            encoded,
+            nonce_texts,
+            key_id,
+            _hex_mac(keyed, b"".join(values)),
+            _hex_mac(keyed, b"".join(written)),
+        )
+
+    def _sealing_key(self, organization: str) -> _SealingKey:
+        cipher = self._cipher
+        key = cipher._keyring.key_for_organization(organization, created_by=cipher._actor)
+        return _SealingKey(
+            key.cipher.encrypt,
+            key.cipher.decrypt,
+            key.key_id,
+            token_head(key.key_id).encode("ascii"),
+            _column_prefixes(key.key_id, self._table),
+        )
+
+
+class _SealingKey(NamedTuple):
+    """An organization's active key as a TableSealer seals with it."""
+
+    encrypt: Callable[[bytes, bytes, bytes], bytes]
+    decrypt: Callable[[bytes, bytes, bytes], bytes]
+    key_id: str
+    head: bytes  # what each of its tokens starts with (tokens.token_head)
+    prefixes: dict[str, bytes]  # each column's associated-data prefix under it (filled as sealed)
 
 
 class RowSealer:
@@ -469,12 +539,11 @@ def _cells_head(table: str) -> bytes:
 def _row_message(
     head: bytes, key: tuple[Any, ...], organization: str | None, packed_key: bytes | None
 ) -> list[bytes]:
-    """The start of a row's digest message: ``head`` (its kind and table), then the row's key
-    (``packed_key``: packed already, or None) and organization, each after its length."""
+    """The start of a row's digest message: ``head`` (its kind and table), then the row's place
+    (its key — ``packed_key``: packed already, or None — and organization, each after its length)."""
     if packed_key is None:
         packed_key = pack_values(key)
-    organization_bytes = (organization or "").encode()
-    return [head, _LENGTH(len(packed_key)), packed_key, _LENGTH(len(organization_bytes)), organization_bytes]
+    return [head, _place_bytes(packed_key, organization or "")]
 
 
 def _opens_to(
@@ -516,16 +585,22 @@ def _value_part(name: str, encoded: bytes) -> tuple[bytes, ...]:
     return (_LENGTH(name_size + size), name_part, _TWO_LENGTHS(4 + size, size), encoded)
 
 
-def _token_part(name: str, token: str) -> tuple[bytes, ...]:
+def _token_part(name: str, token_bytes: bytes) -> tuple[bytes, ...]:
     """One cell's part of a tokens digest's message: the packed name, then the token's text
-    after its length."""
-    token_bytes = token.encode()
+    (``token_bytes``, encoded) after its length."""
     return (_cell_name(name)[0], _LENGTH(len(token_bytes)), token_bytes)
 
 
 def row_place(row: RowContext) -> bytes:
     """The part of the associated data shared by a row's values: its packed key and organization."""
-    return pack(row.packed_key(), row.organization_id.encode())
+    return _place_bytes(row.packed_key(), row.organization_id)
+
+
+def _place_bytes(packed_key: bytes, organization: str) -> bytes:
+    """pack(packed key, organization): a row's place, in its values' associated data and (after
+    a digest's kind and table) in both of its digests' messages."""
+    organization_bytes = organization.encode()
+    return _LENGTH(len(packed_key)) + packed_key + _LENGTH(len(organization_bytes)) + organization_bytes
 
 
 def _place(context: RowContext) -> tuple[bytes, ...]:

@@ -58,7 +58,12 @@ def token_head(key_id: str, version: int = TOKEN_VERSION) -> str:
 def token_payload(sealed: bytes) -> str:
     """base64url of ``sealed`` without padding: a token's last part. Its first NONCE_TEXT
     characters are the nonce's text (12 bytes are 16 characters exactly)."""
-    return binascii.b2a_base64(sealed, newline=False).translate(_TO_URLSAFE).rstrip(b"=").decode("ascii")
+    return token_payload_bytes(sealed).decode("ascii")
+
+
+def token_payload_bytes(sealed: bytes) -> bytes:
+    """:func:`token_payload` as ASCII bytes (what a token's digest takes)."""
+    return binascii.b2a_base64(sealed, newline=False).translate(_TO_URLSAFE).rstrip(b"=")
 
 
 def is_token(value: object) -> bool:

@@ -444,47 +444,41 @@ def seal_batch(
     A batch function (engine/cpu_pool.py): it runs in a worker process or in the run's own."""
     sealed: list[dict[str, Any]] = []
     failures: list[Failure] = []
-    mapped, cipher = shape.mapped, crypto.cipher
+    cipher = crypto.cipher
+    table_sealer = cipher.table_sealer(shape.mapped.name)
     sealer = crypto.sealer if with_backups else None
     for index, row in enumerate(rows):
         try:
-            result = seal_row(shape, row, cipher)
+            result = seal_row(shape, row, table_sealer)
             if result is None:
                 continue
-            context = result.context
-            key, organization = context.primary_key, context.organization_id
+            key = result.key
             if dry_run:
                 _prove_round_trip(shape, row, result, cipher)
             backup_entry = None
             if sealer is not None and not row.get(BACKED_UP):
                 backup_entry = backup.backup_entry(shape, key, backup.row_values(shape, row), sealer)
-            # Each sealed cell as its row metadata records it, by column: its encoded value
-            # and token (both digests) and its token's nonce (the cells it names).
-            cells = sorted([(name, result.encoded[name], token) for name, token in result.tokens.items()])
-            digest, tokens_digest = cipher.digest_sealed(
-                mapped.name, context.packed_key(), organization, cells
-            )
             sealed.append(
                 {
                     "index": index,
                     # Without the guard: the run's process adds the values it read.
                     "parameters": result.parameters,
                     "row_key": key,  # encoded below, the batch's keys at once
-                    "digest": digest,
-                    "sealed_columns": SealedCells.metadata_of(
-                        [(name, result.nonces[name]) for name, _encoded, _token in cells]
-                    ),
+                    # Of the sealed cells' values, and the cells it names (each column's
+                    # token's nonce), as its row metadata records them.
+                    "digest": result.digest,
+                    "sealed_columns": SealedCells.metadata_of(result.nonces),
                     # Of the tokens, each opened as it was sealed: verification finds them
                     # unchanged with it.
-                    "tokens_digest": tokens_digest,
+                    "tokens_digest": result.tokens_digest,
                     # What the run's process still needs of the sealing: the tokens by column
                     # (the originals are in the row it holds). No SealedRow object, nor the
-                    # bytes and nonces recorded above: a third of the time to send a batch back.
+                    # nonces recorded above: a third of the time to send a batch back.
                     "tokens": result.tokens,
                     # Whether the row held a token already (sealed before, in an earlier pass):
                     # known here, in the worker, for the run's process to know without a look.
                     "held_tokens": result.held_tokens,
-                    "organization": organization,
+                    "organization": result.organization,
                     "key_id": result.key_id,
                     "backup": backup_entry,
                 }
@@ -503,9 +497,10 @@ def _prove_round_trip(
     base = row_context(shape, row)
     for column, token in sealed.tokens.items():
         # Compared encoded: exact to the bit and type, and NaN (never equal to itself) is
-        # not mistaken for a value that failed to round-trip.
+        # not mistaken for a value that failed to round-trip. A sealed cell's original is the
+        # value the row held there (see seal_row).
         (opened,) = cipher.decrypt_cells(base, ((column, token),))
-        if encode_value(opened) != encode_value(sealed.originals[column]):
+        if encode_value(opened) != encode_value(row[column]):
             raise DecryptionFailed(
                 f"A dry-run token of {base.describe(column)} did not decrypt to its value."
             )

@@ -26,8 +26,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from tui_migrator.common.errors import OperationFailed
-from tui_migrator.crypto.ciphers import RowContext, ValueCipher
-from tui_migrator.crypto.codec import pack_values
+from tui_migrator.crypto.ciphers import RowContext, TableSealer, ValueCipher
+from tui_migrator.crypto.codec import encode_value, pack_values
 from tui_migrator.crypto.tokens import is_token
 from tui_migrator.storage.database import text_rows, text_rows_parameters
 from tui_migrator.storage.mapping import ResolvedColumn, ResolvedTable
@@ -389,6 +389,11 @@ def row_context(access: Shaped, row: StoredRow) -> RowContext:
 
 
 def _row_context(access: Shaped, row: StoredRow, key: tuple[Any, ...]) -> RowContext:
+    return RowContext(access.mapped.name, "", key, _organization(access, row, key), pack_values(key))
+
+
+def _organization(access: Shaped, row: StoredRow, key: tuple[Any, ...]) -> str:
+    """The organization whose key seals the row (``key``: its key); RecordRefused where it has none."""
     organization = organization_of(access.mapped, row)
     if organization is None:
         raise RecordRefused(
@@ -396,35 +401,37 @@ def _row_context(access: Shaped, row: StoredRow, key: tuple[Any, ...]) -> RowCon
             f"in '{access.mapped.organization_column}'.",
             hint="Fill the column, or set default_organization for this table in the mapping.",
         )
-    return RowContext(access.mapped.name, "", key, organization, pack_values(key))
+    return organization
 
 
 class SealedRow(NamedTuple):
-    """What sealing one row produced: the UPDATE's parameters, and for each column it sealed
-    the original value and the token that replaced it. (A tuple: one is made per row sealed.)"""
+    """What sealing one row produced: the UPDATE's parameters, the tokens that replaced its
+    plaintext and what its row metadata records of them. (A tuple: one is made per row sealed.)"""
 
     parameters: dict[str, Any]
-    originals: dict[str, Any]
+    # Each sealed column's token (its original is the value the row held there).
     tokens: dict[str, str]
-    # Each sealed value as encoded: the bytes its token seals (what the row's digest digests).
-    encoded: dict[str, bytes]
-    # Each sealed column's token's nonce text (what the row metadata records of it).
-    nonces: dict[str, str]
     # Where the tokens are bound: the row's key and organization; and the id of their key.
-    context: RowContext
+    key: tuple[Any, ...]
+    organization: str
     key_id: str
+    # The digests of the sealed values (as encoded) and of the tokens, and each sealed column's
+    # token's nonce text, in column-name order (the row metadata's record of its cells).
+    digest: str
+    tokens_digest: str
+    nonces: list[tuple[str, str]]
     # Whether the row held a token already, in a cell it kept (sealed in an earlier pass).
     held_tokens: bool
 
 
-def seal_row(access: Shaped, row: StoredRow, cipher: ValueCipher) -> SealedRow | None:
+def seal_row(access: Shaped, row: StoredRow, sealer: TableSealer) -> SealedRow | None:
     """Replace every plaintext value of ``row`` by its token; None when it holds none.
 
     Plaintext is a value not in token form in a text column, and a non-NULL original in a
     column with a companion: the companion may hold the token of an older value, but a value
     beside it was written since (by the application) and is the newer one, so it is sealed and
     its token replaces the old one. Values already sealed are kept, so sealing is idempotent.
-    NULL stays NULL.
+    NULL stays NULL. ``sealer``: the batch's, for the row's table (ValueCipher.table_sealer).
     """
     key = key_of(access, row)
     parameters = _key_parameters(key)
@@ -448,21 +455,32 @@ def seal_row(access: Shaped, row: StoredRow, cipher: ValueCipher) -> SealedRow |
             held_tokens = cell_token(column, row) is not None
     if not plaintext:
         return None
-    context = _row_context(access, row, key)
-    sealed = cipher.seal_cells(context, plaintext)
-    tokens, encoded, nonces = {}, {}, {}
-    for (name, _stored), token, plain, nonce in zip(
-        plaintext, sealed.tokens, sealed.encoded, sealed.nonces, strict=True
-    ):
-        tokens[name], encoded[name], nonces[name] = token, plain, nonce
+    organization = _organization(access, row, key)
+    # In column-name order, as the row's digests take its cells (names are unique: no two
+    # tuples compare their values).
+    plaintext.sort()
+    cells = [(name, encode_value(value)) for name, value in plaintext]
+    sealed = sealer.seal(key, organization, pack_values(key), cells, digests=True)
+    tokens = {}
+    for (name, _value), token in zip(plaintext, sealed.tokens, strict=True):
+        tokens[name] = token
         companion = companions.get(name) if companions else None
         if companion is None:
             parameters[name] = token
         else:
             parameters[name] = None
             parameters[companion] = token
+    assert sealed.digest is not None and sealed.tokens_digest is not None
     return SealedRow(
-        parameters, dict(plaintext), tokens, encoded, nonces, context, sealed.key_id, held_tokens
+        parameters,
+        tokens,
+        key,
+        organization,
+        sealed.key_id,
+        sealed.digest,
+        sealed.tokens_digest,
+        [(name, nonce) for (name, _value), nonce in zip(plaintext, sealed.nonces, strict=True)],
+        held_tokens,
     )
 
 
