@@ -56,7 +56,9 @@ def test_a_worker_processes_cipher_digests_as_the_run_does() -> None:
     assert worker.digest_row("t", (1,), None, ["x"]) == cipher.digest_row("t", (1,), None, ["x"])
     # Sealed in a worker process (its keys as the run hands them over), digested as the run does.
     cipher.prepare(["org_1"])
-    worker = cipher.worker_keys(["org_1"], None).cipher()
-    sealed = worker.table_sealer("t").seal((1,), "org_1", pack_values((1,)), [("c", b"sv")], digests=True)
+    sealing_worker = cipher.worker_keys(["org_1"], None).cipher()
+    sealed = sealing_worker.table_sealer("t").seal(
+        (1,), "org_1", pack_values((1,)), [("c", b"sv")], digests=True
+    )
     assert sealed.digest == cipher.digest_encoded_cells("t", (1,), "org_1", {"c": b"sv"})
     assert sealed.tokens_digest == cipher.digest_tokens("t", (1,), "org_1", {"c": sealed.tokens[0]})
