@@ -21,7 +21,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -49,6 +49,8 @@ from tui_migrator.storage.tables import (
     utc_now,
     write_meta,
 )
+
+T = TypeVar("T")
 
 SAMPLE_ROWS = 1200
 MIN_SAMPLE_PER_TABLE = 40
@@ -332,22 +334,22 @@ class TableTimings:
         them, 28 within 15 % (mean error 11 %); the mean over the CPUs 25 (14 %); the median of
         every part whatever its CPU, as before, 26 (14 %). Of the 14 samples whose CPUs were
         1.25-1.68 times apart: 12, 9 and 10 within 15 % (mean errors 9, 15 and 14 %)."""
-        fastest = self.fastest_cpu()
+        faster = self.fastest_cpu()
         for stage in sorted(self.stretches):
-            # Where that CPU timed none of a kind, the parts of every CPU: a stage's cost per
-            # batch is not to be charged per row for want of batches of one row on one CPU.
-            stretches = [part for cpu, part in self.stretches[stage] if cpu == fastest] or [
-                part for _cpu, part in self.stretches[stage]
-            ]
-            singles = [seconds for cpu, seconds in self.singles.get(stage, []) if cpu == fastest] or [
-                seconds for _cpu, seconds in self.singles.get(stage, [])
-            ]
-            calibration.add(stage, _split(singles, stretches), rows)
+            singles = _timed_on(faster, self.singles.get(stage, []))
+            calibration.add(stage, _split(singles, _timed_on(faster, self.stretches[stage])), rows)
         calibration.cpu_spread = max(calibration.cpu_spread, spread(self.pace))
         calibration.split_tables += 1 if self.singles else 0
         calibration.sample_rows += self.parts.sample_rows
         calibration.original_bytes += self.parts.original_bytes
         calibration.added_bytes += self.parts.added_bytes
+
+
+def _timed_on(cpu: int | None, timed: list[tuple[int, T]]) -> list[T]:
+    """What ``cpu`` timed of ``timed`` (cpu, figure); where it timed none of that kind, what
+    every CPU timed: a stage's cost per batch is not to be charged per row for want of batches
+    of one row on one CPU."""
+    return [figure for on, figure in timed if on == cpu] or [figure for _on, figure in timed]
 
 
 def _timed_read(
