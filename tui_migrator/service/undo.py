@@ -131,16 +131,19 @@ def _roll_back_now(
     def step(table: str, restored_rows: int, tables_done: int) -> None:
         progress.step(restored_rows=restored_rows, table=table, tables_done=tables_done)
 
+    cipher, sealer = session.value_cipher(), RowSealer(session.master_key, migration_id)
     try:
-        result = rollback.roll_back(
-            session.engine,
-            record,
-            session.mapping(),
-            session.value_cipher(),
-            RowSealer(session.master_key, migration_id),
-            epoch=record.claim_epoch,
-            on_step=step,
-        )
+        with rollback.pool_for(record, cipher, sealer) as pool:
+            result = rollback.roll_back(
+                session.engine,
+                record,
+                session.mapping(),
+                cipher,
+                sealer,
+                epoch=record.claim_epoch,
+                on_step=step,
+                pool=pool,
+            )
     except Exception as error:
         # Whoever follows the rollback (the monitor, status) learns that it stopped, and why in
         # words that are safe to show (the tool's own errors carry no values).
