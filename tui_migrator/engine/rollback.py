@@ -9,9 +9,9 @@ and a cell a later migration sealed again is left to that migration's rollback: 
 destroys work done after the migration. Afterwards the companion columns the migration
 added are dropped (when empty) and its locks released.
 
-Opening the tokens is Python per value: a batch's rows are split among the run's worker
-processes (engine/cpu_pool.py: the same function runs here where there are none), and every read
-and write stays in this process, in the batch's one transaction.
+Opening the tokens is Python per value: in a large rollback a batch's rows are split among
+worker processes (engine/cpu_pool.py; the same function runs here where there are none), and
+every read and write stays in this process, in the batch's one transaction.
 """
 
 from __future__ import annotations
