@@ -18,9 +18,9 @@ from tests.support.databases import BOTH_BACKENDS
 from tests.support.faults import tamper_contact_and_backup, tampered_token, with_row_from
 from tests.support.migration_helpers import FAST, raw_dump
 from tui_migrator.common.cores import usable_cores
-from tui_migrator.crypto.ciphers import RowSealer
+from tui_migrator.crypto.ciphers import RowSealer, ValueCipher
 from tui_migrator.engine import rollback
-from tui_migrator.engine.cpu_pool import CpuPool, processes_for
+from tui_migrator.engine.cpu_pool import BatchContext, CpuPool, processes_for
 from tui_migrator.engine.rollback import RollbackIncomplete
 from tui_migrator.service.facade import MigratorService
 from tui_migrator.storage.migration_records import MigrationRecord
@@ -28,6 +28,14 @@ from tui_migrator.storage.migration_status import Status
 from tui_migrator.storage.tables import data_keys_table
 
 pytestmark = BOTH_BACKENDS
+
+
+class _NotHere:
+    """A cipher for the rollback's own process that refuses to be used: a batch a worker could
+    not open (a key it was not given) would fall back to this process and fail the test."""
+
+    def __getattr__(self, name: str) -> Any:
+        raise AssertionError(f"the rollback's own process used its cipher ({name}): a worker could not")
 
 
 class PoolsSeen:
@@ -40,8 +48,8 @@ class PoolsSeen:
 
 @pytest.fixture
 def with_workers(monkeypatch: pytest.MonkeyPatch) -> PoolsSeen:
-    """Every rollback, however small, opens its tokens in worker processes; what they were sent
-    is counted here (in this process, where the parts are submitted)."""
+    """Every rollback, however small, opens its tokens in worker processes, and only there; what
+    they were sent is counted here (in this process, where the parts are submitted)."""
     if processes_for(rollback.WORKERS_AT_MOST) == 0:
         pytest.skip("one core: a rollback has no worker processes")
     monkeypatch.setattr(rollback, "WORKERS_FROM_ROWS", 0)
@@ -50,6 +58,7 @@ def with_workers(monkeypatch: pytest.MonkeyPatch) -> PoolsSeen:
 
     def pool_for(record: MigrationRecord, cipher: Any, sealer: RowSealer) -> CpuPool:
         pool = made(record, cipher, sealer)
+        pool.local = BatchContext(cast(ValueCipher, _NotHere()), pool.local.sealer)
         seen.pools.append(pool)
         seen.sent.append(0)
         submitted = pool._submitted
