@@ -1,7 +1,8 @@
 """Rollback from every state a migration can stop in — failed, cancelled, interrupted (its worker
 killed in the middle of a batch), paused then cancelled — gives back every user table byte for
 byte; a token that no longer opens is restored from the sealed backup, and a row whose backup is
-tampered with too is refused, with nothing written in its place."""
+tampered with too is refused, with nothing written in its place — both whether the rollback
+opens its tokens in its own process or in worker processes."""
 
 from __future__ import annotations
 
@@ -35,6 +36,7 @@ from tests.support.migration_helpers import (
     wait_for,
     worker_pid,
 )
+from tests.support.rollback_workers import PoolsSeen, rollbacks_in_workers
 from tui_migrator.common.errors import DecryptionFailed
 from tui_migrator.engine.log_files import log_path
 from tui_migrator.engine.rollback import RollbackIncomplete
@@ -209,7 +211,21 @@ def test_rollback_of_an_interrupted_migration_killed_mid_batch_is_byte_exact(
 # -- tokens that no longer open ----------------------------------------------------------------
 
 
-def test_a_token_that_no_longer_opens_is_restored_from_the_sealed_backup(service: MigratorService) -> None:
+@pytest.fixture(params=["own process", "worker processes"])
+def opened_in(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> PoolsSeen | None:
+    """Where the test's rollbacks open their tokens: in the rollback's own process (the demo's
+    tables are smaller than a rollback that starts workers), or only in worker processes (what
+    they were sent is counted)."""
+    return None if request.param == "own process" else rollbacks_in_workers(monkeypatch)
+
+
+def assert_opened_where_asked(opened_in: PoolsSeen | None) -> None:
+    assert opened_in is None or (opened_in.sent and all(opened_in.sent))
+
+
+def test_a_token_that_no_longer_opens_is_restored_from_the_sealed_backup(
+    service: MigratorService, opened_in: PoolsSeen | None
+) -> None:
     before = raw_dump(service.engine)
     record = service.start({"batch_size": 40, "max_concurrency": 2})
     assert record.status is Status.COMPLETED
@@ -234,10 +250,11 @@ def test_a_token_that_no_longer_opens_is_restored_from_the_sealed_backup(service
     assert result.restored_rows == record.total_records
     assert result.unrecoverable == []
     assert raw_dump(service.engine) == before
+    assert_opened_where_asked(opened_in)
 
 
 def test_a_row_whose_token_and_backup_are_both_tampered_is_refused_and_nothing_wrong_is_written(
-    service: MigratorService,
+    service: MigratorService, opened_in: PoolsSeen | None
 ) -> None:
     before = raw_dump(service.engine)
     record = service.start({"batch_size": 40, "max_concurrency": 2})
@@ -271,3 +288,4 @@ def test_a_row_whose_token_and_backup_are_both_tampered_is_refused_and_nothing_w
     assert rolled.status is Status.ROLLED_BACK
     assert (result.restored_rows, result.restored_from_backup) == (1, 1)
     assert raw_dump(service.engine) == before
+    assert_opened_where_asked(opened_in)
