@@ -1,5 +1,6 @@
-"""Fixtures of the engine's tests that run detached workers: a demo database bigger than the
-shared one (300 patients), built once per session on each backend and copied for each test."""
+"""Fixtures of the engine's tests: for those that run detached workers, a demo database bigger
+than the shared one (300 patients), built once per session on each backend and copied for each
+test; for rollbacks, where they open their tokens (``opened_in``)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from tests.support.databases import (
     make_settings,
 )
 from tests.support.postgres_cluster import PostgresCluster
+from tests.support.rollback_workers import PoolsSeen, rollbacks_in_workers
 from tui_migrator.common.settings import Settings
 from tui_migrator.service.facade import MigratorService, create_demo_service
 
@@ -61,3 +63,11 @@ def bigger(
         settings = make_settings(tmp_path, database_url=url)
         with MigratorService.open(settings, user="alice") as service:
             yield settings, service
+
+
+@pytest.fixture(params=["own process", "worker processes"])
+def opened_in(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> PoolsSeen | None:
+    """Where the test's rollbacks open their tokens: in the rollback's own process (the demo's
+    tables are smaller than a rollback that starts workers), or only in worker processes (what
+    they were sent is counted; see tests/support/rollback_workers.assert_opened_where_asked)."""
+    return None if request.param == "own process" else rollbacks_in_workers(monkeypatch)

@@ -10,14 +10,21 @@ from the application's own writes.
 from __future__ import annotations
 
 import json
-from typing import Any
 
 import pytest
 import sqlalchemy as sa
 
+from tests.support.application_writes import (
+    MOTOR,
+    a_sealed_row,
+    app_write,
+    first_row_where,
+    started,
+    stored_row,
+)
 from tests.support.databases import BOTH_BACKENDS
 from tests.support.faults import BatchGate
-from tests.support.migration_helpers import FAST, Background, raw_dump
+from tests.support.migration_helpers import Background, raw_dump
 from tui_migrator.crypto.codec import encode_key
 from tui_migrator.crypto.tokens import is_token
 from tui_migrator.reader import RecordReader
@@ -25,40 +32,6 @@ from tui_migrator.service.facade import MigratorService
 from tui_migrator.storage.migration_status import Status
 
 pytestmark = BOTH_BACKENDS
-MOTOR = {"data_categories": ["MOTOR_SYMPTOMS"], **FAST}
-
-
-def stored_row(service: MigratorService, row_id: int) -> dict[str, Any]:
-    table = sa.Table("motor_symptoms", sa.MetaData(), autoload_with=service.engine)
-    with service.engine.connect() as connection:
-        return dict(connection.execute(sa.select(table).where(table.c.id == row_id)).mappings().one())
-
-
-def app_write(service: MigratorService, row_id: int, **values: Any) -> None:
-    assignments = ", ".join(f"{name} = :{name}" for name in values)
-    with service.engine.begin() as connection:
-        connection.execute(
-            sa.text(f"UPDATE motor_symptoms SET {assignments} WHERE id = :id"), {"id": row_id, **values}
-        )
-
-
-def a_sealed_row(service: MigratorService) -> int:
-    with service.engine.connect() as connection:
-        return int(
-            connection.execute(
-                sa.text(
-                    "SELECT min(id) FROM motor_symptoms WHERE updrs_part3__tm_token IS NOT NULL "
-                    "AND gait_notes IS NOT NULL"
-                )
-            ).scalar_one()
-        )
-
-
-def started(service: MigratorService, config: dict[str, Any]) -> Any:
-    record = service.start(config)
-    assert record.status is Status.COMPLETED, record.error_message
-    assert record.verification is not None and record.verification["passed"], record.verification
-    return record
 
 
 @pytest.mark.parametrize("order", ["newest first", "oldest first"])
@@ -150,7 +123,7 @@ def test_a_row_written_during_its_own_migration_is_sealed_again_and_rolls_back_w
     service: MigratorService, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     before = raw_dump(service.engine)
-    row_id = scalar_min_id(service)
+    row_id = first_row_where(service, "gait_notes IS NOT NULL AND updrs_part3 IS NOT NULL")
     original = dict(stored_row(service, row_id))
     # The first batch seals the row; while the third waits, the application writes two of its
     # columns; the migration's catch-up pass seals them again.
@@ -192,14 +165,3 @@ SENSITIVE = (
     "on_medication",
     "gait_notes",
 )
-
-
-def scalar_min_id(service: MigratorService) -> int:
-    with service.engine.connect() as connection:
-        return int(
-            connection.execute(
-                sa.text(
-                    "SELECT min(id) FROM motor_symptoms WHERE gait_notes IS NOT NULL AND updrs_part3 IS NOT NULL"
-                )
-            ).scalar_one()
-        )

@@ -36,7 +36,7 @@ from tests.support.migration_helpers import (
     wait_for,
     worker_pid,
 )
-from tests.support.rollback_workers import PoolsSeen, rollbacks_in_workers
+from tests.support.rollback_workers import PoolsSeen, assert_opened_where_asked
 from tui_migrator.common.errors import DecryptionFailed
 from tui_migrator.engine.log_files import log_path
 from tui_migrator.engine.rollback import RollbackIncomplete
@@ -209,18 +209,6 @@ def test_rollback_of_an_interrupted_migration_killed_mid_batch_is_byte_exact(
 
 
 # -- tokens that no longer open ----------------------------------------------------------------
-
-
-@pytest.fixture(params=["own process", "worker processes"])
-def opened_in(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> PoolsSeen | None:
-    """Where the test's rollbacks open their tokens: in the rollback's own process (the demo's
-    tables are smaller than a rollback that starts workers), or only in worker processes (what
-    they were sent is counted)."""
-    return None if request.param == "own process" else rollbacks_in_workers(monkeypatch)
-
-
-def assert_opened_where_asked(opened_in: PoolsSeen | None) -> None:
-    assert opened_in is None or (opened_in.sent and all(opened_in.sent))
 
 
 def test_a_token_that_no_longer_opens_is_restored_from_the_sealed_backup(

@@ -57,3 +57,9 @@ def rollbacks_in_workers(monkeypatch: pytest.MonkeyPatch) -> PoolsSeen:
 
     monkeypatch.setattr(rollback, "pool_for", pool_for)
     return seen
+
+
+def assert_opened_where_asked(opened_in: PoolsSeen | None) -> None:
+    """The rollbacks of a test given ``opened_in`` (tests/engine/conftest.py) opened their
+    tokens where it asked: in worker processes, every pool having sent them something."""
+    assert opened_in is None or (opened_in.sent and all(opened_in.sent))
