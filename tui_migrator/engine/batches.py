@@ -53,6 +53,7 @@ from tui_migrator.storage.database import (
     fetch_dicts,
     insert_ignoring_duplicates,
     keyed_now,
+    savepoint,
     serialized_write,
 )
 from tui_migrator.storage.sealed_cells import SealedCells
@@ -319,7 +320,7 @@ class TableBatches:
         the run. Raises RowsChanged when a row changed since it was read."""
         by_version = self._update_by_version if locked and ROW_VERSION[0] in sealed[0]["row"] else None
         try:
-            with connection.begin_nested():
+            with savepoint(connection):
                 if by_version is not None:
                     batch = batch_parameters(self.access, [(item["row"], item["tokens"]) for item in sealed])
                     updated = connection.execute(by_version, batch).rowcount
@@ -358,7 +359,7 @@ class TableBatches:
         written, updated = [], 0
         for item, parameters in zip(sealed, self._guarded_parameters(sealed), strict=True):
             try:
-                with connection.begin_nested():
+                with savepoint(connection):
                     updated += connection.execute(self._update, parameters).rowcount
             except DBAPIError as error:
                 if not is_row_refusal(error):

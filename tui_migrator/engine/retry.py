@@ -9,6 +9,7 @@ or a lost connection is survived the same way everywhere.
 from __future__ import annotations
 
 import logging
+import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,6 +27,9 @@ from sqlalchemy.exc import (
 from tui_migrator.common.errors import OperationFailed
 
 log = logging.getLogger(__name__)
+
+# PostgreSQL's sqlstate for a write that found no room on its disk.
+_DISK_FULL = "53100"
 
 T = TypeVar("T")
 
@@ -68,8 +72,20 @@ def with_retries(policy: RetryPolicy, action: Callable[[], T], *, what: str) -> 
 
 
 def is_transient(error: DBAPIError) -> bool:
-    """Errors another try may cure: the server or the connection, not the statement."""
+    """Errors another try may cure: the server or the connection, not the statement — nor a
+    full disk, which the seconds of the retries do not empty."""
+    if is_disk_full(error):
+        return False
     return isinstance(error, OperationalError) or bool(getattr(error, "connection_invalidated", False))
+
+
+def is_disk_full(error: DBAPIError) -> bool:
+    """The database could not grow its files: SQLite's SQLITE_FULL ("database or disk is full"),
+    PostgreSQL's disk_full (53100, "could not extend file … No space left on device")."""
+    original = error.orig
+    if isinstance(original, sqlite3.Error):
+        return getattr(original, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL
+    return getattr(original, "sqlstate", None) == _DISK_FULL
 
 
 def is_row_refusal(error: DBAPIError) -> bool:
@@ -94,7 +110,18 @@ def refusal_reason(error: DBAPIError) -> str:
 
 
 def database_failure(error: DBAPIError, what: str) -> BatchFailed:
-    """The error that ends a migration when the database keeps failing (retries spent)."""
+    """The error that ends a migration when the database keeps failing (retries spent), or
+    fails in a way no retry cures."""
+    if is_disk_full(error):
+        return BatchFailed(
+            f"The database's disk is full: it could not grow its files while {what} "
+            f"({_first_line(error)}). "
+            "The batch was rolled back; nothing is half-written.",
+            hint="Free space where the database keeps its files (SQLite: the file system of the "
+            "database file and its -wal file; PostgreSQL: the server's data directory or the "
+            "table's tablespace), then run resume. The migration's backups, tokens and row "
+            "metadata take more room than the plaintext did: estimate shows how much.",
+        )
     return BatchFailed(
         f"Database error while {what}: {_first_line(error)}. "
         "The batch was rolled back; nothing is half-written.",

@@ -23,7 +23,7 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, Connection, Engine, make_url
-from sqlalchemy.exc import ArgumentError, IntegrityError, NoSuchModuleError
+from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, NoSuchModuleError
 from sqlalchemy.pool import ConnectionPoolEntry
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.selectable import TableValuedAlias
@@ -285,6 +285,28 @@ def keyed_now(statement: Statement) -> Statement:
 UNIQUE_VIOLATION = "23505"
 
 
+@contextmanager
+def savepoint(connection: Connection) -> Iterator[None]:
+    """A savepoint around part of ``connection``'s transaction, undone where that part raises a
+    database error (which is then raised).
+
+    SQLite ends the whole transaction itself on some errors — a full disk, an I/O error — and
+    then knows no savepoint: undoing it failed with "no such savepoint", and that error took the
+    place of the one that said what happened (a full disk read "no such savepoint:
+    sa_savepoint_1"). There the error that ended the transaction is raised; nothing of it is
+    left to undo."""
+    nested = connection.begin_nested()
+    try:
+        yield
+    except DBAPIError as error:
+        try:
+            nested.rollback()
+        except DBAPIError:
+            raise error from None
+        raise
+    nested.commit()
+
+
 @dataclass(frozen=True)
 class PlainInsertFirst:
     """PostgreSQL: a batch's INSERT … SELECT tried plainly first, in a savepoint, and made again
@@ -306,7 +328,7 @@ class PlainInsertFirst:
     def execute(self, connection: Connection, parameters: Mapping[str, Any]) -> int:
         """The batch's rows inserted (what the statement that did it counts)."""
         try:
-            with connection.begin_nested():
+            with savepoint(connection):
                 return int(connection.execute(self.plain, parameters).rowcount)
         except IntegrityError as error:
             if getattr(error.orig, "sqlstate", None) != UNIQUE_VIOLATION:
