@@ -19,11 +19,13 @@ import psycopg
 import pytest
 import sqlalchemy as sa
 
-from tests.support.application_writes import MOTOR
+from tests.support.application_writes import MOTOR, started
 from tests.support.faults import BatchGate, sealed_rows
 from tests.support.migration_helpers import Background, raw_dump
+from tui_migrator.common.errors import OperationFailed
 from tui_migrator.engine import retry
 from tui_migrator.service.facade import MigratorService
+from tui_migrator.storage import rollback_progress
 from tui_migrator.storage.migration_status import Status
 
 SMALL_BATCHES = {**MOTOR, "batch_size": 20, "max_concurrency": 1}
@@ -116,6 +118,36 @@ def test_a_disk_full_during_the_backup_copy_fails_the_run_before_any_row_changes
     resumed = service.resume(failed.id)
     assert resumed.status is Status.COMPLETED, resumed.error_message
     service.rollback(resumed.id, confirm=True)
+    assert raw_dump(service.engine) == before
+
+
+def test_a_disk_full_during_a_rollback_says_so_and_the_rollback_runs_again_to_its_end(
+    service: MigratorService, monkeypatch: pytest.MonkeyPatch, retry_sleeps: list[float]
+) -> None:
+    before = raw_dump(service.engine)
+    record = started(service, SMALL_BATCHES)
+    disk = DiskSize(service)
+    disk.full_now()
+    with pytest.raises(OperationFailed) as stopped:
+        service.rollback(record.id, confirm=True)
+
+    message = str(stopped.value)
+    assert "The database's disk is full" in message and "database or disk is full" in message
+    assert "then run rollback again (what it restored stays restored)" in message
+    assert "savepoint" not in message and "[SQL" not in message
+    assert retry_sleeps == []
+    # The full disk may have kept the rollback from recording that it stopped: its heartbeat
+    # then goes stale (15 s; here at once), and the migration can be rolled back again.
+    monkeypatch.setattr(rollback_progress, "STALE_SECONDS", 0.0)
+    stopped_record = service.status(record.id)
+    assert stopped_record.status is Status.COMPLETED and stopped_record.can_rollback
+
+    disk.freed()
+    rolled, result = service.rollback(record.id, confirm=True)
+    assert rolled.status is Status.ROLLED_BACK
+    # Whatever the first run restored before the disk was full is told apart from newer values.
+    assert result.restored_rows + result.already_restored == record.encrypted_records
+    assert result.kept_newer_values == 0 and result.unrecoverable == []
     assert raw_dump(service.engine) == before
 
 

@@ -12,14 +12,17 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 
 from tests.support.databases import BOTH_BACKENDS
 from tests.support.migration_helpers import FAST, raw_dump, wait_for
 from tui_migrator.common.errors import BadInput, OperationFailed
+from tui_migrator.engine import retry
 from tui_migrator.engine import rollback as rollback_engine
 from tui_migrator.service.facade import MigratorService
 from tui_migrator.service.views import status_data
 from tui_migrator.storage import rollback_progress
+from tui_migrator.storage.database import DriverStatement
 from tui_migrator.storage.migration_status import Status
 from tui_migrator.storage.tables import utc_now
 from tui_migrator.tui.formatting import status_label
@@ -94,8 +97,46 @@ def test_a_rollback_that_fails_part_way_says_so_and_can_run_again(
     assert status_data(stopped)["rollback"]["stoppedPartWay"] is True
 
     monkeypatch.setattr(rollback_engine, "_restored", original)
-    rolled, _ = service.rollback(record.id, confirm=True)
+    rolled, again = service.rollback(record.id, confirm=True)
     assert rolled.status is Status.ROLLED_BACK
+    assert raw_dump(service.engine) == before
+    # The rows the first run restored are told apart from values the application wrote since
+    # (by the digest of the originals): restored already, none kept as newer.
+    assert again.already_restored == progress.restored_rows
+    assert again.restored_rows == record.encrypted_records - progress.restored_rows
+    assert again.kept_newer_values == 0
+    entries = service.audit_entries(limit=None, migration_id=record.id).entries
+    audited = next(entry for entry in entries if entry.operation == "data_migration_rolled_back")
+    assert audited.details["alreadyRestoredRows"] == progress.restored_rows
+
+
+def test_a_batch_the_database_fails_once_is_restored_again_and_counted_once(
+    service: MigratorService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    before = raw_dump(service.engine)
+    record = service.start(FAST)
+    _every_write(monkeypatch)
+    # The second batch's write meets a lost connection once; its transaction is rolled back.
+    sleeps: list[float] = []
+    monkeypatch.setattr(retry.time, "sleep", sleeps.append)
+    writes = {"n": 0}
+    real_execute = DriverStatement.execute
+
+    def losing_the_connection_once(self: DriverStatement, *args: Any, **kwargs: Any) -> int:
+        writes["n"] += 1
+        if writes["n"] == 2:
+            raise sa.exc.OperationalError(
+                "UPDATE", {}, Exception("server closed the connection unexpectedly")
+            )
+        return real_execute(self, *args, **kwargs)
+
+    monkeypatch.setattr(DriverStatement, "execute", losing_the_connection_once)
+    rolled, result = service.rollback(record.id, confirm=True)
+
+    assert rolled.status is Status.ROLLED_BACK
+    assert sleeps == [retry.RetryPolicy().first_delay]  # one retry, of that batch
+    assert result.restored_rows == record.encrypted_records  # not counted twice
+    assert result.already_restored == 0 and result.kept_newer_values == 0
     assert raw_dump(service.engine) == before
 
 

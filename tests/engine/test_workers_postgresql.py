@@ -39,9 +39,11 @@ from tests.support.migration_helpers import (
 from tests.support.postgres_cluster import PostgresCluster
 from tui_migrator.common.errors import BadInput
 from tui_migrator.common.settings import Settings
+from tui_migrator.engine import rollback as rollback_engine
 from tui_migrator.engine.retry import RetryPolicy
 from tui_migrator.service.facade import MigratorService, create_demo_service
 from tui_migrator.service.workers import workers_of
+from tui_migrator.storage import rollback_progress
 from tui_migrator.storage.mapping import COMPANION_SUFFIX
 from tui_migrator.storage.migration_records import MigrationRecord
 from tui_migrator.storage.migration_status import Phase, Status
@@ -161,6 +163,35 @@ def test_a_server_restart_mid_migration_is_survived_with_nothing_lost(
     assert any("retrying" in entry.getMessage() for entry in caplog.records), caplog.text
     assert service.verify_audit().intact
     assert_exact_and_reversible(service, service.status(record.id), before)
+
+
+def test_a_server_restart_mid_rollback_is_survived_and_the_rollback_is_exact(
+    large: tuple[Settings, MigratorService],
+    postgres_cluster: PostgresCluster,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.WARNING)
+    _settings, service = large
+    before = raw_dump(service.engine)
+    record = service.start({"batch_size": 500, "max_concurrency": 2})
+    assert record.status is Status.COMPLETED, record.error_message
+    # Small batches, their progress written after each: the restart lands between and in them.
+    monkeypatch.setattr(rollback_engine, "BATCH", 50)
+    monkeypatch.setattr(rollback_progress, "WRITE_EVERY_SECONDS", 0.0)
+    rolling = Background(lambda: service.rollback(record.id, confirm=True)[0])
+    wait_for(lambda: _restored_share(service, record) > 0.2, timeout=60, interval=0.02)
+    postgres_cluster.restart(down_seconds=1.0)
+    rolled = rolling.join(timeout=180)
+    assert rolled.status is Status.ROLLED_BACK, rolled.rollback_progress
+    assert any("retrying" in entry.getMessage() for entry in caplog.records), caplog.text
+    assert raw_dump(service.engine) == before
+    assert service.verify_audit().intact
+
+
+def _restored_share(service: MigratorService, record: MigrationRecord) -> float:
+    progress = service.status(record.id).rollback_progress
+    return 0.0 if progress is None else progress.restored_rows / record.encrypted_records
 
 
 def test_a_server_down_past_the_retry_budget_fails_the_migration_clearly_and_resume_finishes_it(

@@ -242,6 +242,11 @@ def rollback(service: MigratorService, args: argparse.Namespace) -> Result:
         Text(
             f"Rolled back {record.id}: {result.restored_rows} rows restored in {result.seconds:.2f} s"
             + (
+                f", {result.already_restored} restored already by an earlier run that stopped"
+                if result.already_restored
+                else ""
+            )
+            + (
                 f", {result.kept_newer_values} newer application values kept"
                 if result.kept_newer_values
                 else ""

@@ -28,6 +28,8 @@ from tui_migrator.common.errors import OperationFailed
 
 log = logging.getLogger(__name__)
 
+# What carries a migration on once a database problem is fixed.
+RESUME = "resume"
 # PostgreSQL's sqlstate for a write that found no room on its disk.
 _DISK_FULL = "53100"
 
@@ -57,15 +59,16 @@ class RetryPolicy:
 FINAL_STATE_RETRY = RetryPolicy(attempts=24, first_delay=0.5, max_delay=5.0)
 
 
-def with_retries(policy: RetryPolicy, action: Callable[[], T], *, what: str) -> T:
+def with_retries(policy: RetryPolicy, action: Callable[[], T], *, what: str, again: str = RESUME) -> T:
     """Run ``action``, retrying transient database errors (a lost connection, a restarting
-    server) with exponential backoff; past the budget, fail with a plain-words error."""
+    server) with exponential backoff; past the budget, fail with a plain-words error that tells
+    the operator to run ``again`` (the command that carries on) once the cause is fixed."""
     for delay in [*policy.delays(), None]:
         try:
             return action()
         except DBAPIError as error:
             if not is_transient(error) or delay is None:
-                raise database_failure(error, what) from None
+                raise database_failure(error, what, again=again) from None
             log.warning("database error while %s; retrying in %.1f s", what, delay)
             time.sleep(delay)
     raise AssertionError("unreachable")
@@ -109,9 +112,9 @@ def refusal_reason(error: DBAPIError) -> str:
     return text[:200]
 
 
-def database_failure(error: DBAPIError, what: str) -> BatchFailed:
-    """The error that ends a migration when the database keeps failing (retries spent), or
-    fails in a way no retry cures."""
+def database_failure(error: DBAPIError, what: str, *, again: str = RESUME) -> BatchFailed:
+    """The error that ends a migration (or its rollback) when the database keeps failing
+    (retries spent), or fails in a way no retry cures; ``again``: the command that carries on."""
     if is_disk_full(error):
         return BatchFailed(
             f"The database's disk is full: it could not grow its files while {what} "
@@ -119,13 +122,18 @@ def database_failure(error: DBAPIError, what: str) -> BatchFailed:
             "The batch was rolled back; nothing is half-written.",
             hint="Free space where the database keeps its files (SQLite: the file system of the "
             "database file and its -wal file; PostgreSQL: the server's data directory or the "
-            "table's tablespace), then run resume. The migration's backups, tokens and row "
-            "metadata take more room than the plaintext did: estimate shows how much.",
+            f"table's tablespace), then run {again}."
+            + (
+                " The migration's backups, tokens and row metadata take more room than the "
+                "plaintext did: estimate shows how much."
+                if again == RESUME
+                else ""
+            ),
         )
     return BatchFailed(
         f"Database error while {what}: {_first_line(error)}. "
         "The batch was rolled back; nothing is half-written.",
-        hint="Fix the database problem, then run resume.",
+        hint=f"Fix the database problem, then run {again}.",
     )
 
 

@@ -16,10 +16,12 @@ every read and write stays in this process, in the batch's one transaction.
 
 from __future__ import annotations
 
+import hmac
 import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import sqlalchemy as sa
@@ -31,6 +33,7 @@ from tui_migrator.crypto.codec import encode_keys
 from tui_migrator.engine import backup
 from tui_migrator.engine.collection_pace import paced
 from tui_migrator.engine.cpu_pool import BatchContext, CpuPool, kept, processes_for
+from tui_migrator.engine.retry import RetryPolicy, with_retries
 from tui_migrator.storage import migration_claims, row_metadata
 from tui_migrator.storage import migration_records as migrations
 from tui_migrator.storage.column_storage import (
@@ -61,6 +64,10 @@ WORKERS_FROM_ROWS = 25_000
 # in the rollback's own process take turns with them (a part of 125 rows is still worth sending).
 WORKERS_AT_MOST = 4
 
+# What carries a stopped rollback on: every batch it committed stays restored, and the next run
+# counts those rows as restored already (RollbackResult.already_restored).
+ROLL_BACK_AGAIN = "rollback again (what it restored stays restored)"
+
 # Told after every batch: the table being restored, rows restored so far, tables finished.
 OnRollbackStep = Callable[[str, int, int], None]
 
@@ -74,6 +81,9 @@ class RollbackResult:
     restored_rows: int = 0
     restored_from_backup: int = 0
     kept_newer_values: int = 0
+    # Rows an earlier run of this rollback restored before it stopped: every cell the migration
+    # sealed holds its original value again (their digest is the one taken before sealing).
+    already_restored: int = 0
     unrecoverable: list[str] = field(default_factory=list)
     dropped_columns: list[str] = field(default_factory=list)
     seconds: float = 0.0
@@ -83,6 +93,7 @@ class RollbackResult:
         self.restored_rows += part.restored_rows
         self.restored_from_backup += part.restored_from_backup
         self.kept_newer_values += part.kept_newer_values
+        self.already_restored += part.already_restored
         self.unrecoverable += part.unrecoverable
 
     def to_json(self) -> dict[str, Any]:
@@ -90,6 +101,7 @@ class RollbackResult:
             "restoredRows": self.restored_rows,
             "restoredFromBackup": self.restored_from_backup,
             "keptNewerValues": self.kept_newer_values,
+            "alreadyRestoredRows": self.already_restored,
             "unrecoverableRows": self.unrecoverable,
             "droppedColumns": self.dropped_columns,
             "durationSeconds": round(self.seconds, 3),
@@ -117,36 +129,32 @@ def roll_back(
     epoch: int,
     on_step: OnRollbackStep | None = None,
     pool: CpuPool | None = None,
+    retry: RetryPolicy | None = None,
 ) -> RollbackResult:
     """Restore the migration's tables, last first. Every write checks that ``epoch`` (the
     rollback's claim) still holds the migration. ``pool``: worker processes given this
-    cipher's keys and ``sealer`` (CpuPool), which open the tokens; without one, this process does."""
+    cipher's keys and ``sealer`` (CpuPool), which open the tokens; without one, this process does.
+    ``retry``: how each batch (one transaction) is tried again where the database fails it."""
+    retry = retry or RetryPolicy()
     started = time.perf_counter()
     result = RollbackResult()
     pool = pool or CpuPool(BatchContext(cipher, sealer), processes=0)
     for tables_done, progress in enumerate(reversed(record.tables)):
-        with engine.connect() as connection:
-            access = reflect(connection, mapping.table(progress.name))
-        backup_table = None
-        if progress.backup_table and sa.inspect(engine).has_table(progress.backup_table):
-            backup_table = backup.backup_table(access, progress.backup_table)
-        _restore_table(engine, record.id, epoch, access, backup_table, pool, result, on_step, tables_done)
-        with serialized_write(engine) as connection:
-            migration_claims.check_epoch(connection, record.id, epoch)
-            access = reflect(connection, access.mapped)
-            added = set(progress.companions_added)
-            added |= migrations.companions_left_by_rolled_back(connection, progress.name)
-            for name in sorted(added):
-                if name in access.table.c:
-                    still_used = connection.execute(
-                        sa.select(sa.func.count())
-                        .select_from(access.table)
-                        .where(access.table.c[name].is_not(None))
-                    ).scalar_one()
-                    if not still_used:
-                        result.dropped_columns.append(f"{progress.name}.{name}")
-            unused = {c.split(".", 1)[1] for c in result.dropped_columns if c.startswith(progress.name + ".")}
-            drop_companion_columns(connection, access, only=unused)
+        access, backup_table = with_retries(
+            retry,
+            partial(_table_and_backup, engine, mapping, progress.name, progress.backup_table),
+            what=f"reading the columns of {progress.name}",
+            again=ROLL_BACK_AGAIN,
+        )
+        _restore_table(
+            engine, record.id, epoch, access, backup_table, pool, retry, result, on_step, tables_done
+        )
+        result.dropped_columns += with_retries(
+            retry,
+            partial(_drop_unused_companions, engine, record.id, epoch, access, progress.companions_added),
+            what=f"dropping the companion columns of {progress.name}",
+            again=ROLL_BACK_AGAIN,
+        )
     result.seconds = time.perf_counter() - started
     if result.unrecoverable:
         raise RollbackIncomplete(
@@ -157,6 +165,41 @@ def roll_back(
     return result
 
 
+def _table_and_backup(
+    engine: Engine, mapping: ResolvedMapping, table: str, backup_name: str | None
+) -> tuple[TableAccess, sa.Table | None]:
+    """The table as it is now, and its backup table where the migration made one that is still there."""
+    with engine.connect() as connection:
+        access = reflect(connection, mapping.table(table))
+        if backup_name is None or not sa.inspect(connection).has_table(backup_name):
+            return access, None
+    return access, backup.backup_table(access, backup_name)
+
+
+def _drop_unused_companions(
+    engine: Engine, migration_id: str, epoch: int, access: TableAccess, companions_added: Sequence[str]
+) -> list[str]:
+    """Drop the companion columns of the table that the migration added (or that a migration
+    rolled back before it left behind) and that hold nothing now; their names (table.column)."""
+    table = access.mapped.name
+    with serialized_write(engine) as connection:
+        migration_claims.check_epoch(connection, migration_id, epoch)
+        access = reflect(connection, access.mapped)
+        added = set(companions_added) | migrations.companions_left_by_rolled_back(connection, table)
+        unused = set()
+        for name in sorted(added):
+            if name in access.table.c:
+                still_used = connection.execute(
+                    sa.select(sa.func.count())
+                    .select_from(access.table)
+                    .where(access.table.c[name].is_not(None))
+                ).scalar_one()
+                if not still_used:
+                    unused.add(name)
+        drop_companion_columns(connection, access, only=unused)
+    return [f"{table}.{name}" for name in sorted(unused)]
+
+
 def _restore_table(
     engine: Engine,
     migration_id: str,
@@ -164,6 +207,7 @@ def _restore_table(
     access: TableAccess,
     backup_table: sa.Table | None,
     pool: CpuPool,
+    retry: RetryPolicy,
     result: RollbackResult,
     on_step: OnRollbackStep | None,
     tables_done: int,
@@ -188,33 +232,60 @@ def _restore_table(
                 .scalar_subquery()
                 .label(backup.SEALED_COLUMN)
             )
-        with serialized_write(engine) as connection:
-            migration_claims.check_epoch(connection, migration_id, epoch)
-            if connection.dialect.name == "postgresql":
-                # Read and restore in one transaction, the rows locked: an application write in
-                # between must not be overwritten by the restore of another column.
-                query = query.with_for_update(of=access.table)
-            rows = [dict(row) for row in connection.execute(query).mappings()]
-            if not rows:
-                return
-            by_key = dict(zip(encode_keys([key_of(access, row) for row in rows]), rows, strict=True))
-            sealed = row_metadata.sealed_rows(connection, migration_id, name, list(by_key))
-            # Split among the workers (one part without them), each part opened by one.
-            entries = [(by_key[row_key], recorded) for row_key, recorded in sealed.items()]
-            size = math.ceil(len(entries) / max(1, pool.processes)) or 1
-            parts = [
-                pool.submit(restore_batch, shape, entries[start : start + size])
-                for start in range(0, len(entries), size)
-            ]
-            updates = []
-            for part in parts:
-                restored, counted = part.result()
-                updates += restored
-                result.add(counted)
-            statement.execute(connection, updates)
+        # A batch the database fails (a lost connection, a restarting server) left nothing
+        # behind, so it is read and restored again from the start, as a migration's batch is.
+        last, counted = with_retries(
+            retry,
+            partial(_restore_batch_of, engine, migration_id, epoch, access, query, shape, statement, pool),
+            what=f"restoring a batch of {name}",
+            again=ROLL_BACK_AGAIN,
+        )
+        if last is None:
+            return
+        result.add(counted)  # once its transaction committed
         if on_step is not None:
             on_step(name, result.restored_rows, tables_done)
-        after = key_of(access, rows[-1])
+        after = last
+
+
+def _restore_batch_of(
+    engine: Engine,
+    migration_id: str,
+    epoch: int,
+    access: TableAccess,
+    query: sa.Select[Any],
+    shape: RowShape,
+    statement: DriverStatement,
+    pool: CpuPool,
+) -> tuple[tuple[Any, ...] | None, RollbackResult]:
+    """Read the rows of ``query``, restore them and write them back, in one transaction: the key
+    of the last row read (None: there was none) and what was restored."""
+    counted = RollbackResult()
+    with serialized_write(engine) as connection:
+        migration_claims.check_epoch(connection, migration_id, epoch)
+        if connection.dialect.name == "postgresql":
+            # Read and restore in one transaction, the rows locked: an application write in
+            # between must not be overwritten by the restore of another column.
+            query = query.with_for_update(of=access.table)
+        rows = [dict(row) for row in connection.execute(query).mappings()]
+        if not rows:
+            return None, counted
+        by_key = dict(zip(encode_keys([key_of(access, row) for row in rows]), rows, strict=True))
+        sealed = row_metadata.sealed_rows(connection, migration_id, access.mapped.name, list(by_key))
+        # Split among the workers (one part without them), each part opened by one.
+        entries = [(by_key[row_key], recorded) for row_key, recorded in sealed.items()]
+        size = math.ceil(len(entries) / max(1, pool.processes)) or 1
+        parts = [
+            pool.submit(restore_batch, shape, entries[start : start + size])
+            for start in range(0, len(entries), size)
+        ]
+        updates = []
+        for part in parts:
+            restored, part_counted = part.result()
+            updates += restored
+            counted.add(part_counted)
+        statement.execute(connection, updates)
+    return key_of(access, rows[-1]), counted
 
 
 def restore_batch(
@@ -287,13 +358,14 @@ def _restored(
         base = None  # no organization: its tokens cannot open, only the backup can help
     backup_values: list[Any] | None = None
     restored = used_backup = False
+    kept_values = 0  # cells holding a value, not the token: newer, or restored already
     for index, column in enumerate(mapped.columns):
         if column.name not in cells.nonces:
             continue
         token = cell_token(column, row)
         if token is None:
             if row[column.name] is not None:
-                result.kept_newer_values += 1
+                kept_values += 1
                 if column.companion is not None and row.get(column.companion) is not None:
                     parameters[column.companion] = None  # the token of a value since replaced
                     restored = True
@@ -308,6 +380,7 @@ def _restored(
             if backup_values is None:
                 backup_values = _backup_values(access, row, digest, cells, cipher, sealer)
             if backup_values is None:
+                result.kept_newer_values += kept_values
                 result.unrecoverable.append(shown)
                 return None
             value = backup_values[index]
@@ -316,8 +389,27 @@ def _restored(
         if column.companion is not None and column.companion in row:
             parameters[column.companion] = None
         restored = True
+    if not restored and kept_values and _holds_its_originals(access, row, digest, cells, cipher):
+        # Restored by an earlier run of this rollback, which stopped later on: not newer values.
+        result.already_restored += 1
+        return None
+    result.kept_newer_values += kept_values
     if not restored:
         return None
     result.restored_rows += 1
     result.restored_from_backup += int(used_backup)
     return parameters
+
+
+def _holds_its_originals(
+    access: Shaped, row: Any, digest: str, cells: SealedCells, cipher: ValueCipher
+) -> bool:
+    """Whether every cell the migration sealed in ``row`` holds the very value it sealed there:
+    their digest (verification's rule) is the one the migration took before sealing them."""
+    originals = {column.name: row[column.name] for column in access.mapped.columns}
+    try:
+        organization = organization_of(access.mapped, row)
+    except RecordRefused:
+        return False
+    actual = cells.digest(cipher, access.mapped, key_of(access, row), organization, originals)
+    return hmac.compare_digest(actual, digest)

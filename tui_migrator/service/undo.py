@@ -7,12 +7,16 @@ Afterwards the database files are swept (service/sweeping.py).
 
 from __future__ import annotations
 
+import logging
 import secrets
 from dataclasses import replace
+
+from sqlalchemy.exc import DBAPIError
 
 from tui_migrator.common.errors import BadInput, MigratorError, StateConflict
 from tui_migrator.crypto.ciphers import RowSealer
 from tui_migrator.engine import backup, detached, rollback
+from tui_migrator.engine.retry import RetryPolicy, database_failure, with_retries
 from tui_migrator.engine.rollback import RollbackResult
 from tui_migrator.service import sweeping
 from tui_migrator.service.access import authorize
@@ -25,6 +29,8 @@ from tui_migrator.storage.migration_records import MigrationRecord
 from tui_migrator.storage.migration_status import ROLLBACK_STATUSES, MigrationKind, Status, describe_statuses
 from tui_migrator.storage.operators import Action
 from tui_migrator.storage.tables import utc_now
+
+log = logging.getLogger(__name__)
 
 
 def roll_back(
@@ -118,21 +124,31 @@ def _roll_back_now(
     session: Session, record: MigrationRecord, started: rollback_progress.RollbackProgress
 ) -> RollbackResult:
     migration_id = record.id
-    session.audit.record(
-        AuditOperation.ROLLBACK_STARTED,
-        user_id=session.user,
-        success=True,
-        migration_id=migration_id,
-        details={"previousStatus": record.status.value},
-    )
     # The claim wrote the starting mark; from here the writer keeps it current.
     progress = rollback_progress.ProgressWriter(session.engine, migration_id, started, written=True)
 
+    retry = session.retry_policy or RetryPolicy()
+
     def step(table: str, restored_rows: int, tables_done: int) -> None:
-        progress.step(restored_rows=restored_rows, table=table, tables_done=tables_done)
+        # The rollback's heartbeat: retried like its batches, so a restarting server does not
+        # stop a rollback between two of them.
+        with_retries(
+            retry,
+            lambda: progress.step(restored_rows=restored_rows, table=table, tables_done=tables_done),
+            what="recording the rollback's progress",
+            again=rollback.ROLL_BACK_AGAIN,
+        )
 
     cipher, sealer = session.value_cipher(), RowSealer(session.master_key, migration_id)
     try:
+        # Audited before any value changes; if the trail cannot take it, nothing changes.
+        session.audit.record(
+            AuditOperation.ROLLBACK_STARTED,
+            user_id=session.user,
+            success=True,
+            migration_id=migration_id,
+            details={"previousStatus": record.status.value},
+        )
         with rollback.pool_for(record, cipher, sealer) as pool:
             result = rollback.roll_back(
                 session.engine,
@@ -143,41 +159,72 @@ def _roll_back_now(
                 epoch=record.claim_epoch,
                 on_step=step,
                 pool=pool,
+                retry=retry,
             )
-    except Exception as error:
-        # Whoever follows the rollback (the monitor, status) learns that it stopped, and why in
-        # words that are safe to show (the tool's own errors carry no values).
-        progress.fail(str(error) if isinstance(error, MigratorError) else type(error).__name__)
-        if not isinstance(error, MigratorError):
-            raise
-        session.audit.record(
-            AuditOperation.ROLLBACK_FAILED,
-            user_id=session.user,
-            success=False,
-            migration_id=migration_id,
-            details={"error": str(error)},
+        with_retries(
+            retry,
+            lambda: _record_rolled_back(session, record, progress, result),
+            what="recording the end of the rollback (every value is restored)",
+            again=rollback.ROLL_BACK_AGAIN,
         )
-        raise
+    except Exception as error:
+        failure = error
+        if isinstance(error, DBAPIError):  # one no retry covers: said in the engine's words
+            failure = database_failure(error, f"rolling back {migration_id}", again=rollback.ROLL_BACK_AGAIN)
+        _record_failure(session, migration_id, progress, failure)
+        if failure is error:
+            raise
+        raise failure from None
+    return result
+
+
+def _record_rolled_back(
+    session: Session,
+    record: MigrationRecord,
+    progress: rollback_progress.ProgressWriter,
+    result: RollbackResult,
+) -> None:
     with serialized_write(session.engine) as connection:
         migration_claims.fenced_update(
             connection,
-            migration_id,
+            record.id,
             record.claim_epoch,
             status=Status.ROLLED_BACK.value,
             rolled_back_at=utc_now(),
             rollback_seconds=result.seconds,
         )
         progress.finish(connection, restored_rows=result.restored_rows)
-        table_locks.release_locks(connection, migration_id)
+        table_locks.release_locks(connection, record.id)
         session.audit.append(
             connection,
             AuditOperation.ROLLED_BACK,
             user_id=session.user,
             success=True,
-            migration_id=migration_id,
+            migration_id=record.id,
             details=result.to_json(),
         )
-    return result
+
+
+def _record_failure(
+    session: Session, migration_id: str, progress: rollback_progress.ProgressWriter, error: Exception
+) -> None:
+    """Tell whoever follows the rollback (the monitor, status) that it stopped, and why in words
+    that are safe to show (the tool's own errors carry no values), and audit it. The database
+    may refuse that too (the full disk that stopped the rollback): then it is logged, the
+    rollback's heartbeat goes stale within rollback_progress.STALE_SECONDS, and the error that
+    stopped it is what the operator sees."""
+    try:
+        progress.fail(str(error) if isinstance(error, MigratorError) else type(error).__name__)
+        if isinstance(error, MigratorError):
+            session.audit.record(
+                AuditOperation.ROLLBACK_FAILED,
+                user_id=session.user,
+                success=False,
+                migration_id=migration_id,
+                details={"error": str(error)},
+            )
+    except DBAPIError:
+        log.exception("the stop of the rollback of %s could not be recorded", migration_id)
 
 
 def purge_backups(session: Session, migration_id: str, *, confirm: bool) -> list[str]:

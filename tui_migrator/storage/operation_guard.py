@@ -16,6 +16,7 @@ locks do not exclude each other within a process.
 from __future__ import annotations
 
 import fcntl  # POSIX: the tool runs on the database operator's Linux or macOS hosts
+import logging
 import threading
 import zlib
 from collections.abc import Iterator
@@ -25,9 +26,12 @@ from typing import BinaryIO, NoReturn
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError
 
 from tui_migrator.common.errors import StateConflict
 from tui_migrator.storage.database import database_file
+
+log = logging.getLogger(__name__)
 
 _NAMESPACE = "tui_migrator_operation"
 _held: set[tuple[str, str]] = set()
@@ -105,9 +109,17 @@ def _advisory_lock(engine: Engine, migration_id: str, operation: str) -> Iterato
         try:
             yield
         finally:
-            connection.execute(
-                sa.text("SELECT pg_advisory_unlock(hashtext(:namespace), hashtext(:id))"), keys
-            )
+            try:
+                connection.execute(
+                    sa.text("SELECT pg_advisory_unlock(hashtext(:namespace), hashtext(:id))"), keys
+                )
+            except DBAPIError as error:
+                # The session ended under the operation (a server restart, a lost connection),
+                # and the server released its lock with it: nothing is left to give back. The
+                # operation itself is fenced by its claim (storage.migration_claims), not by this.
+                if not error.connection_invalidated:
+                    raise
+                log.warning("the guard of %s's %s ended with its database session", migration_id, operation)
 
 
 @contextmanager
