@@ -14,6 +14,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests.http.conftest import bearer
+from tests.support.faults import server_restarting
 from tests.support.migration_helpers import FAST, raw_dump
 from tui_migrator.common.settings import Settings
 from tui_migrator.http.app import create_app
@@ -209,6 +210,18 @@ def test_an_unexpected_error_is_a_500_without_its_details(
     payload = refused(response, 500, "internal_error")
     assert "Jane" not in response.text and "1950" not in response.text
     assert "RuntimeError" in payload["error"] and "error log" in payload["hint"]
+
+
+def test_the_database_failing_under_a_request_is_a_503_in_its_words(
+    client: TestClient, admin_token: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def restarting(_self: MigratorService) -> None:
+        raise server_restarting()
+
+    monkeypatch.setattr(MigratorService, "health", restarting)
+    payload = refused(client.get(f"{API}/health", headers=bearer(admin_token)), 503, "database_error")
+    assert payload["error"] == "The database failed: terminating connection due to administrator command."
+    assert "run the command again" in payload["hint"]
 
 
 def test_the_openapi_description_names_every_endpoint_and_the_start_body(client: TestClient) -> None:

@@ -8,6 +8,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
+import psycopg
 import pytest
 import sqlalchemy as sa
 
@@ -209,3 +210,11 @@ def with_row_from(
     index = next(i for i, row in enumerate(rows) if matches(row))
     assert matches(source_rows[index])
     return {**expected, table: (info, [*rows[:index], source_rows[index], *rows[index + 1 :]])}
+
+
+def server_restarting() -> sa.exc.OperationalError:
+    """What a PostgreSQL session's next call raises once its server is shutting down (the
+    driver's error, as SQLAlchemy wraps it)."""
+    return sa.exc.OperationalError(
+        "SELECT 1", {}, psycopg.errors.AdminShutdown("terminating connection due to administrator command")
+    )

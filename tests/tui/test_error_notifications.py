@@ -14,6 +14,7 @@ import pytest
 from sqlalchemy.exc import IntegrityError
 from textual.widgets import Log, Static
 
+from tests.support.faults import server_restarting
 from tests.tui.conftest import settle, wait_until
 from tui_migrator.common.errors import OperationFailed
 from tui_migrator.engine.log_files import error_log_path
@@ -97,6 +98,25 @@ async def test_an_unexpected_error_says_what_failed_and_where_to_read_more_and_n
         assert toasts(app)
         await pilot.press("x")
         await wait_until(pilot, lambda: toasts(app) == [])
+
+
+async def test_the_database_failing_under_an_operation_is_said_in_its_words(
+    app: MigratorApp, operator_service: MigratorService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def restarting(*_args: object, **_options: object) -> None:
+        raise server_restarting()
+
+    monkeypatch.setattr(operator_service, "health", restarting)
+    shown = record_notifications(app, monkeypatch)
+    async with app.run_test(size=(120, 40), notifications=True) as pilot:
+        await settle(app, pilot)
+        [notification] = shown
+        assert notification["title"] == "Loading the dashboard failed"
+        assert notification["message"].startswith(
+            "The database failed: terminating connection due to administrator command. Check that "
+            "the database server is up"
+        )
+        assert "Unexpected error" not in notification["message"]
 
 
 async def test_a_failure_that_recurs_is_one_notification_counted_in_the_recent_errors(

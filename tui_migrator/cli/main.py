@@ -15,6 +15,7 @@ from tui_migrator.cli.output import emit_error, emit_result
 from tui_migrator.cli.parser import build_parser
 from tui_migrator.common.errors import MigratorError, OperationFailed
 from tui_migrator.common.settings import Settings
+from tui_migrator.service import failures
 
 log = logging.getLogger("tui_migrator")
 
@@ -74,6 +75,10 @@ def _run(args: argparse.Namespace, *, as_json: bool) -> int:
         return 130
     except Exception as error:  # the last line of defence: a message, never a traceback
         log.debug("internal error", exc_info=True)
+        said = failures.plain(error)  # the database failing under the command, in its words
+        if said is not None:
+            emit_error(said, as_json=as_json, settings=settings)
+            return said.exit_code
         emit_error(
             OperationFailed(
                 f"Internal error ({type(error).__name__}).",

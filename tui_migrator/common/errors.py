@@ -102,3 +102,11 @@ class AuditChainBroken(OperationFailed):
     """The audit trail failed verification."""
 
     code = "audit_chain_broken"
+
+
+class DatabaseUnavailable(OperationFailed):
+    """The database failed under a command — its connection lost, its server restarting, its
+    disk full — in the database's own words (HTTP 503; exit code 1). Running the command again
+    once the database is back is the remedy."""
+
+    code = "database_error"

@@ -24,7 +24,7 @@ from sqlalchemy.exc import (
     ProgrammingError,
 )
 
-from tui_migrator.common.errors import OperationFailed
+from tui_migrator.common.errors import DatabaseUnavailable, OperationFailed
 
 log = logging.getLogger(__name__)
 
@@ -134,6 +134,24 @@ def database_failure(error: DBAPIError, what: str, *, again: str = RESUME) -> Ba
         f"Database error while {what}: {_first_line(error)}. "
         "The batch was rolled back; nothing is half-written.",
         hint=f"Fix the database problem, then run {again}.",
+    )
+
+
+def database_unavailable(error: OperationalError) -> DatabaseUnavailable:
+    """A command's database failure no retry covered (the faces' commands are not retried: the
+    operator runs them again), in plain words: the database's own first line — an operational
+    error's, which names the connection, the server or the disk, never a record's value."""
+    if is_disk_full(error):
+        return DatabaseUnavailable(
+            f"The database's disk is full ({_first_line(error)}).",
+            hint="Free space where the database keeps its files (SQLite: the file system of the "
+            "database file and its -wal file; PostgreSQL: the server's data directory), then run "
+            "the command again.",
+        )
+    return DatabaseUnavailable(
+        f"The database failed: {_first_line(error)}.",
+        hint="Check that the database server is up and reachable (a restart ends every session), "
+        "then run the command again.",
     )
 
 

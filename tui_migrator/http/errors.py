@@ -19,18 +19,21 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from tui_migrator.common.errors import (
     BadInput,
+    DatabaseUnavailable,
     MigratorError,
     PermissionDenied,
     StateConflict,
     Unauthenticated,
     UnknownMigration,
 )
+from tui_migrator.service import failures
 from tui_migrator.service.hints import addressed
 
 log = logging.getLogger("tui_migrator.http")
 
 # Most specific first: UnknownMigration and StateConflict are kinds of BadInput.
 _STATUS_OF: tuple[tuple[type[MigratorError], int], ...] = (
+    (DatabaseUnavailable, 503),
     (Unauthenticated, 401),
     (PermissionDenied, 403),
     (UnknownMigration, 404),
@@ -55,7 +58,8 @@ class TooManyRefusals(MigratorError):
 
 def status_of(error: MigratorError) -> int:
     """400 bad input, 401 no or bad token, 403 role, 404 unknown migration, 409 conflicting
-    state; 500 for an operation that ran and failed (its message says what to do)."""
+    state, 503 the database failed under the request; 500 for an operation that ran and failed
+    (its message says what to do)."""
     if isinstance(error, TooManyRefusals):
         return 429
     for kind, status in _STATUS_OF:
@@ -114,7 +118,12 @@ async def on_http_error(_request: Request, error: Exception) -> JSONResponse:
 
 async def on_unexpected_error(request: Request, error: Exception) -> JSONResponse:
     """The last line of defence: the details go to the server's error log (they may quote a
-    value), the client learns only that it happened and where an operator finds them."""
+    value), the client learns only that it happened and where an operator finds them. The
+    database failing under the request is said in its words instead (503: try again later)."""
+    said = failures.plain(error)
+    if said is not None:
+        log.warning("the database failed answering %s %s: %s", request.method, request.url.path, said.message)
+        return await on_migrator_error(request, said)
     service = request.app.state.service
     try:
         kept = service.record_error(f"HTTP {request.method} {request.url.path}", error)

@@ -5,7 +5,9 @@ error (MigratorError) carries a message and hint written to be shown. Any other 
 text may quote record values (a database driver's error message does), so only its class is
 shown; its traceback goes to the database's error log (service/logs.py), which the log view
 (g) shows on request. Error notifications stay until dismissed (x, or a click), and every one
-is kept in the app's recent errors (tui/recent_errors.py) for the log view to list.
+is kept in the app's recent errors (tui/recent_errors.py) for the log view to list. The
+database failing under an operation (its connection lost, its disk full) is said in its words
+(service/failures.py).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from textual.app import App
 from textual.worker import Worker, WorkerState
 
 from tui_migrator.common.errors import MigratorError, PermissionDenied
+from tui_migrator.service import failures
 from tui_migrator.tui.host import MigratorHost, host_of
 
 # Textual has no "never" for a notification: a day outlasts any session left open, and the
@@ -59,7 +62,8 @@ def report_failed_worker(app: App[Any], event: Worker.StateChanged) -> None:
     if event.state is not WorkerState.ERROR:
         return
     host = host_of(app)
-    error = event.worker.error
+    # The service's errors, and the database failing under the operation, in their own words.
+    error = failures.plain(event.worker.error) or event.worker.error
     operation = operation_of(event.worker)
     if isinstance(error, MigratorError):
         refused = error.exit_code == PermissionDenied.exit_code
