@@ -105,6 +105,9 @@ def test_a_rollback_that_fails_part_way_says_so_and_can_run_again(
     assert again.already_restored == progress.restored_rows
     assert again.restored_rows == record.encrypted_records - progress.restored_rows
     assert again.kept_newer_values == 0
+    # Its progress counts every row back, the first run's included: it ends at all of them.
+    finished = service.status(record.id).rollback_progress
+    assert finished is not None and finished.restored_rows == record.encrypted_records
     entries = service.audit_entries(limit=None, migration_id=record.id).entries
     audited = next(entry for entry in entries if entry.operation == "data_migration_rolled_back")
     assert audited.details["alreadyRestoredRows"] == progress.restored_rows

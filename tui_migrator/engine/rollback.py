@@ -68,7 +68,8 @@ WORKERS_AT_MOST = 4
 # counts those rows as restored already (RollbackResult.already_restored).
 ROLL_BACK_AGAIN = "rollback again (what it restored stays restored)"
 
-# Told after every batch: the table being restored, rows restored so far, tables finished.
+# Told after every batch: the table being restored, rows back so far (RollbackResult.rows_back),
+# tables finished.
 OnRollbackStep = Callable[[str, int, int], None]
 
 
@@ -87,6 +88,12 @@ class RollbackResult:
     unrecoverable: list[str] = field(default_factory=list)
     dropped_columns: list[str] = field(default_factory=list)
     seconds: float = 0.0
+
+    @property
+    def rows_back(self) -> int:
+        """Rows holding their originals again: restored by this run or by an earlier one that
+        stopped (what its progress counts, of the rows the migration sealed)."""
+        return self.restored_rows + self.already_restored
 
     def add(self, part: RollbackResult) -> None:
         """Count in what a part of a batch (restore_batch's) restored."""
@@ -244,7 +251,7 @@ def _restore_table(
             return
         result.add(counted)  # once its transaction committed
         if on_step is not None:
-            on_step(name, result.restored_rows, tables_done)
+            on_step(name, result.rows_back, tables_done)
         after = last
 
 

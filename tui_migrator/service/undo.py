@@ -193,7 +193,7 @@ def _record_rolled_back(
             rolled_back_at=utc_now(),
             rollback_seconds=result.seconds,
         )
-        progress.finish(connection, restored_rows=result.restored_rows)
+        progress.finish(connection, restored_rows=result.rows_back)
         table_locks.release_locks(connection, record.id)
         session.audit.append(
             connection,
