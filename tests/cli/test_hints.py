@@ -5,8 +5,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
+from tests.support.cli import where
 from tests.support.databases import make_settings
+from tests.support.faults import fail_batches_after
+from tui_migrator.cli.main import main
+from tui_migrator.common.settings import Settings
+from tui_migrator.service.facade import MigratorService
 from tui_migrator.service.hints import addressed, database_flags
+from tui_migrator.storage.migration_status import Status
 
 
 def test_suggested_commands_name_the_database_and_the_mapping(tmp_path: Path) -> None:
@@ -37,3 +45,21 @@ def test_every_suggested_command_in_a_text_is_addressed_and_nothing_else(tmp_pat
     )
     # The default database needs no options.
     assert addressed(text, make_settings(tmp_path, database_url=None)) == text
+
+
+def test_the_resume_and_rollback_commands_of_a_stopped_migration_name_the_database_once(
+    settings: Settings,
+    service: MigratorService,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    fail_batches_after(monkeypatch, "motor_symptoms", committed=1)
+    record = service.start({"batch_size": 20, "max_concurrency": 1})
+    assert record.status is Status.FAILED
+    monkeypatch.setenv("COLUMNS", "1000")  # one line each, however long the path
+    assert main(["status", record.id, *where(settings)]) == 0
+    shown = capsys.readouterr().out
+    flags = " ".join(where(settings)[:2])  # --db URL (the data dir is not a database option)
+    assert f"Resume with: tui-migrator {flags} resume {record.id} " in shown
+    assert f"Roll back with: tui-migrator {flags} rollback {record.id} --confirm" in shown
+    assert shown.count("--db") == 2

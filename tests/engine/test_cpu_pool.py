@@ -68,6 +68,17 @@ def dies_while_deaths_are_left(_crypto: BatchContext, deaths: str, value: int) -
     return value
 
 
+def interrupted(_crypto: BatchContext, value: int) -> int:
+    """Gets the SIGINT a terminal's Ctrl-C sends every process of its foreground group, then
+    gives back ``value``; -1 where the signal raised KeyboardInterrupt, which would have killed
+    a worker mid-batch (caught here, so that it cannot reach the test run itself)."""
+    try:
+        os.kill(os.getpid(), signal.SIGINT)
+    except KeyboardInterrupt:
+        return -1
+    return value
+
+
 def _deaths(folder: Path, count: int) -> str:
     folder.mkdir()
     for number in range(count):
@@ -233,6 +244,15 @@ def test_a_worker_process_killed_mid_batch_is_replaced_and_its_batches_run_again
         # The fresh processes go on taking batches.
         assert pool.run(dies_while_deaths_are_left, deaths, 7) == 7
         assert pool.replacements == 1
+
+
+def test_a_ctrl_c_reaching_the_workers_leaves_their_batches_to_finish(local: BatchContext) -> None:
+    # The run's process decides what a Ctrl-C means (the first: finish the batches in flight).
+    keys = local.cipher.worker_keys(["org_0"], None)
+    with CpuPool(local, 2, keys) as pool:
+        pending = [pool.submit(interrupted, n) for n in range(4)]
+        assert [each.result() for each in pending] == [0, 1, 2, 3]
+        assert pool.replacements == 0
 
 
 def test_workers_that_keep_dying_stop_the_run_in_plain_words(local: BatchContext, tmp_path: Path) -> None:

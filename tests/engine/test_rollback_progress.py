@@ -16,7 +16,7 @@ import sqlalchemy as sa
 
 from tests.support.databases import BOTH_BACKENDS
 from tests.support.migration_helpers import FAST, raw_dump, wait_for
-from tui_migrator.common.errors import BadInput, OperationFailed
+from tui_migrator.common.errors import BadInput, Interrupted, OperationFailed
 from tui_migrator.engine import retry
 from tui_migrator.engine import rollback as rollback_engine
 from tui_migrator.service.facade import MigratorService
@@ -44,6 +44,22 @@ def _every_write(monkeypatch: pytest.MonkeyPatch) -> list[rollback_progress.Roll
     monkeypatch.setattr(rollback_progress, "WRITE_EVERY_SECONDS", 0.0)
     monkeypatch.setattr(rollback_engine, "BATCH", 25)
     return written
+
+
+def _stopping_after(monkeypatch: pytest.MonkeyPatch, rows: int, error: BaseException) -> Any:
+    """Rollbacks from now on restore ``rows`` rows, then meet ``error`` at every row after;
+    gives back the real row restore, for a test to put back."""
+    original = rollback_engine._restored
+    calls = {"n": 0}
+
+    def stopping(*arguments: Any) -> Any:
+        calls["n"] += 1
+        if calls["n"] > rows:
+            raise error
+        return original(*arguments)
+
+    monkeypatch.setattr(rollback_engine, "_restored", stopping)
+    return original
 
 
 def test_progress_moves_with_every_batch_and_ends_finished(
@@ -74,16 +90,7 @@ def test_a_rollback_that_fails_part_way_says_so_and_can_run_again(
     before = raw_dump(service.engine)
     record = service.start(FAST)
     _every_write(monkeypatch)
-    original = rollback_engine._restored
-    calls = {"n": 0}
-
-    def failing_after_a_while(*arguments: Any) -> Any:
-        calls["n"] += 1
-        if calls["n"] > 60:
-            raise OperationFailed("the database went away (simulated)")
-        return original(*arguments)
-
-    monkeypatch.setattr(rollback_engine, "_restored", failing_after_a_while)
+    original = _stopping_after(monkeypatch, 60, OperationFailed("the database went away (simulated)"))
     with pytest.raises(OperationFailed):
         service.rollback(record.id, confirm=True)
 
@@ -111,6 +118,30 @@ def test_a_rollback_that_fails_part_way_says_so_and_can_run_again(
     entries = service.audit_entries(limit=None, migration_id=record.id).entries
     audited = next(entry for entry in entries if entry.operation == "data_migration_rolled_back")
     assert audited.details["alreadyRestoredRows"] == progress.restored_rows
+
+
+def test_a_rollback_stopped_by_ctrl_c_says_so_and_runs_again_at_once(
+    service: MigratorService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    before = raw_dump(service.engine)
+    record = service.start(FAST)
+    _every_write(monkeypatch)
+    original = _stopping_after(monkeypatch, 60, KeyboardInterrupt())
+    with pytest.raises(Interrupted) as stopped:
+        service.rollback(record.id, confirm=True)
+    assert stopped.value.exit_code == 130
+    assert "every batch it committed stays restored" in stopped.value.message
+    assert stopped.value.hint == f"Run it again to finish: tui-migrator rollback {record.id} --confirm"
+
+    # Recorded as stopped, not left looking alive for its heartbeat's 15 s: it runs again at once.
+    progress = service.status(record.id).rollback_progress
+    assert progress is not None and progress.stopped_part_way and progress.error is not None
+    assert 0 < progress.restored_rows < record.encrypted_records
+    monkeypatch.setattr(rollback_engine, "_restored", original)
+    rolled, again = service.rollback(record.id, confirm=True)
+    assert rolled.status is Status.ROLLED_BACK
+    assert again.already_restored == progress.restored_rows
+    assert raw_dump(service.engine) == before
 
 
 def test_a_batch_the_database_fails_once_is_restored_again_and_counted_once(

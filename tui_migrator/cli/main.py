@@ -13,7 +13,7 @@ from typing import NoReturn
 from tui_migrator.cli import commands
 from tui_migrator.cli.output import emit_error, emit_result
 from tui_migrator.cli.parser import build_parser
-from tui_migrator.common.errors import MigratorError, OperationFailed
+from tui_migrator.common.errors import Interrupted, MigratorError, OperationFailed
 from tui_migrator.common.settings import Settings
 from tui_migrator.service import failures
 
@@ -71,8 +71,9 @@ def _run(args: argparse.Namespace, *, as_json: bool) -> int:
         emit_error(error, as_json=as_json, settings=settings)
         return error.exit_code
     except KeyboardInterrupt:
-        emit_error(OperationFailed("Interrupted."), as_json=as_json)
-        return 130
+        stopped = Interrupted("Interrupted.")
+        emit_error(stopped, as_json=as_json)
+        return stopped.exit_code
     except Exception as error:  # the last line of defence: a message, never a traceback
         log.debug("internal error", exc_info=True)
         said = failures.plain(error)  # the database failing under the command, in its words

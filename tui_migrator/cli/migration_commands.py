@@ -21,10 +21,8 @@ from tui_migrator.cli.confirm import confirm
 from tui_migrator.cli.output import Result
 from tui_migrator.common.config_file import read_config_file
 from tui_migrator.common.migration_config import MigrationConfig, parse_config
-from tui_migrator.common.settings import Settings
 from tui_migrator.engine.sweep import SweepResult
 from tui_migrator.service.facade import MigratorService
-from tui_migrator.service.hints import database_flags
 from tui_migrator.service.sweeping import SweepStatus
 from tui_migrator.service.views import (
     cancel_data,
@@ -170,7 +168,7 @@ def status(service: MigratorService, args: argparse.Namespace) -> Result:
     sweep = service.sweep_status(args.migration_id)
     return Result(
         data=status_data(record, disk_path=service.settings.data_dir, sweep=sweep),
-        text=status_text(record, sweep, service.settings),
+        text=status_text(record, sweep),
     )
 
 
@@ -361,9 +359,7 @@ def sweep_text(result: SweepResult) -> list[Any]:
     return [Text("\n".join(lines))]
 
 
-def status_text(
-    record: MigrationRecord, sweep: SweepStatus | None = None, settings: Settings | None = None
-) -> list[Any]:
+def status_text(record: MigrationRecord, sweep: SweepStatus | None = None) -> list[Any]:
     data = status_data(record)
     progress, timing = data["progress"], data["timing"]
     rotation = record.kind is MigrationKind.ROTATION
@@ -393,14 +389,12 @@ def status_text(
     if sweep is not None:
         lines.append(f"Sweep: {sweep.summary}")
     # It stopped short of finishing (failed, cancelled or interrupted): resume and rollback both apply.
+    # The database options are added where the text is printed (service.hints.addressed).
     if record.status in RESUMABLE_STATUSES and record.status in ROLLBACK_STATUSES:
-        where = "" if settings is None else database_flags(settings)
         undo = (
-            f"   Roll back with: tui-migrator rollback {record.id} --confirm{where}"
-            if record.can_rollback
-            else ""
+            f"   Roll back with: tui-migrator rollback {record.id} --confirm" if record.can_rollback else ""
         )
-        lines.append(f"Resume with: tui-migrator resume {record.id}{where}{undo}")
+        lines.append(f"Resume with: tui-migrator resume {record.id}{undo}")
     return [Text("\n".join(lines))]
 
 
@@ -409,7 +403,7 @@ def final_result(service: MigratorService, record: MigrationRecord) -> Result:
     data = status_data(record, sweep=sweep)
     success = record.status is Status.COMPLETED
     error = None if success else (record.error_message or f"Migration ended {record.status.value}.")
-    return Result(data=data, text=status_text(record, sweep, service.settings), success=success, error=error)
+    return Result(data=data, text=status_text(record, sweep), success=success, error=error)
 
 
 @contextmanager

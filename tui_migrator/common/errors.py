@@ -110,3 +110,11 @@ class DatabaseUnavailable(OperationFailed):
     once the database is back is the remedy."""
 
     code = "database_error"
+
+
+class Interrupted(MigratorError):
+    """The operator stopped the command (Ctrl-C); exit code 130, as for any program a SIGINT
+    stops. The message says what was left and how to carry on."""
+
+    exit_code = 130
+    code = "interrupted"

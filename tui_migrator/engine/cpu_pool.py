@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import pickle
+import signal
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -274,6 +275,11 @@ _worker_context: BatchContext | None = None
 
 def _start_worker(keys: WorkerKeys, database: URL | None) -> None:
     global _worker_context
+    # A terminal's Ctrl-C reaches every process of its foreground group, these included; the
+    # run's process decides what it means (the first: finish the batches in flight, which these
+    # are working on), so here it is ignored. Unhandled, it killed them mid-batch, with a
+    # traceback each on the operator's terminal.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     pace_this_process()
     # The engine connects on first use only: a worker that only seals never opens a connection.
     engine = None if database is None else create_database_engine(database)

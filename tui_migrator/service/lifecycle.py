@@ -99,6 +99,10 @@ def start(
             "warnings": warnings,
         },
     )
+    if on_progress is not None:
+        # The first report is the migration as created, before any batch: whoever follows it
+        # knows its id from now on (the CLI's Ctrl-C cancels it safely from this moment).
+        on_progress(migrations.get(session.engine, migration_id))
     return run_or_detach(session, migration_id, detach=detach, on_progress=on_progress)
 
 

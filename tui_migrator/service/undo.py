@@ -13,7 +13,7 @@ from dataclasses import replace
 
 from sqlalchemy.exc import DBAPIError
 
-from tui_migrator.common.errors import BadInput, MigratorError, StateConflict
+from tui_migrator.common.errors import BadInput, Interrupted, MigratorError, StateConflict
 from tui_migrator.crypto.ciphers import RowSealer
 from tui_migrator.engine import backup, detached, rollback
 from tui_migrator.engine.retry import RetryPolicy, database_failure, with_retries
@@ -167,6 +167,16 @@ def _roll_back_now(
             what="recording the end of the rollback (every value is restored)",
             again=rollback.ROLL_BACK_AGAIN,
         )
+    except KeyboardInterrupt:
+        # Ctrl-C: the batch in hand is undone with its transaction, every one committed stays.
+        # Recorded, so the rollback is not taken for a running one, and said.
+        stopped = Interrupted(
+            f"The rollback of {migration_id} was interrupted: every batch it committed stays "
+            "restored, the one in hand was undone.",
+            hint=f"Run it again to finish: tui-migrator rollback {migration_id} --confirm",
+        )
+        _record_failure(session, migration_id, progress, stopped)
+        raise stopped from None
     except Exception as error:
         failure = error
         if isinstance(error, DBAPIError):  # one no retry covers: said in the engine's words
