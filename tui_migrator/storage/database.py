@@ -287,8 +287,8 @@ UNIQUE_VIOLATION = "23505"
 
 @contextmanager
 def savepoint(connection: Connection) -> Iterator[None]:
-    """A savepoint around part of ``connection``'s transaction, undone where that part raises a
-    database error (which is then raised).
+    """A savepoint around part of ``connection``'s transaction, undone where that part raises
+    (and the error raised on).
 
     SQLite ends the whole transaction itself on some errors — a full disk, an I/O error — and
     then knows no savepoint: undoing it failed with "no such savepoint", and that error took the
@@ -298,11 +298,13 @@ def savepoint(connection: Connection) -> Iterator[None]:
     nested = connection.begin_nested()
     try:
         yield
-    except DBAPIError as error:
+    except BaseException as error:
         try:
             nested.rollback()
         except DBAPIError:
-            raise error from None
+            if isinstance(error, DBAPIError):
+                raise error from None
+            raise
         raise
     nested.commit()
 
