@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from tests.support.application_writes import MOTOR, app_write, stored_row
 from tests.support.databases import BOTH_BACKENDS
 from tests.support.faults import (
     FAULT_MESSAGE,
@@ -237,6 +238,43 @@ def test_a_token_that_no_longer_opens_is_restored_from_the_sealed_backup(
     assert result.restored_from_backup == 1
     assert result.restored_rows == record.total_records
     assert result.unrecoverable == []
+    assert raw_dump(service.engine) == before
+    assert_opened_where_asked(opened_in)
+
+
+def test_a_row_the_application_wrote_after_the_backup_copy_is_backed_up_again_for_its_token(
+    service: MigratorService, monkeypatch: pytest.MonkeyPatch, opened_in: PoolsSeen | None
+) -> None:
+    # The backup copy is taken before the first batch; while the second waits, the application
+    # writes a row of a later batch. Its batch seals the new value and backs it up afresh: when
+    # its token is damaged later, the rollback restores the application's value from that backup
+    # (the old backup no longer matched what was sealed, and the row was refused).
+    written = "written by the application after the backup copy"
+    before = raw_dump(service.engine)
+    with service.engine.connect() as connection:
+        late = connection.exec_driver_sql(
+            "SELECT max(id) FROM motor_symptoms WHERE gait_notes IS NOT NULL"
+        ).scalar_one()
+    original = stored_row(service, late)["gait_notes"]
+    gate = BatchGate(monkeypatch, open_for=1)
+    running = Background(lambda: service.start({**MOTOR, "batch_size": 20, "max_concurrency": 1}))
+    assert gate.holding.wait(60)
+    app_write(service, late, gait_notes=written)
+    gate.release()
+    record = running.join()
+    assert record.status is Status.COMPLETED, record.error_message
+    token = stored_row(service, late)["gait_notes"]
+    with service.engine.begin() as connection:
+        connection.execute(
+            sa.text("UPDATE motor_symptoms SET gait_notes = :bad WHERE id = :id"),
+            {"bad": tampered_token(token), "id": late},
+        )
+
+    rolled, result = service.rollback(record.id, confirm=True)
+    assert rolled.status is Status.ROLLED_BACK and result.unrecoverable == []
+    assert result.restored_from_backup == 1
+    assert stored_row(service, late)["gait_notes"] == written
+    app_write(service, late, gait_notes=original)  # the application's write put back
     assert raw_dump(service.engine) == before
     assert_opened_where_asked(opened_in)
 

@@ -437,6 +437,14 @@ class RowSealer:
             )
         return nonce + sealed
 
+    def holds(self, table: str, key: tuple[Any, ...], sealed: bytes, packed_values: bytes) -> bool:
+        """Whether ``sealed``, a backup of the row of ``table`` with key ``key``, opens to exactly
+        ``packed_values`` (pack_values of the row's values as they are now)."""
+        context = self._context(table, pack_values(key))
+        return _opens_to(
+            self._cipher.decrypt, sealed[:NONCE_BYTES], sealed[NONCE_BYTES:], context, packed_values
+        )
+
     def open(self, table: str, key: tuple[Any, ...], sealed: bytes) -> list[Any]:
         try:
             plain = self._cipher.decrypt(

@@ -28,7 +28,7 @@ from sqlalchemy.exc import DBAPIError
 
 from tui_migrator.common.errors import DecryptionFailed
 from tui_migrator.crypto.ciphers import RowSealer, ValueCipher
-from tui_migrator.crypto.codec import UnsupportedValue, encode_key, encode_keys, encode_value
+from tui_migrator.crypto.codec import UnsupportedValue, encode_key, encode_keys, encode_value, pack_values
 from tui_migrator.crypto.keys import MasterKey
 from tui_migrator.engine import backup
 from tui_migrator.engine.cpu_pool import BatchContext, CpuPool
@@ -51,10 +51,10 @@ from tui_migrator.storage.column_storage import (
 from tui_migrator.storage.database import (
     DriverStatement,
     fetch_dicts,
-    insert_ignoring_duplicates,
     keyed_now,
     savepoint,
     serialized_write,
+    upsert,
 )
 from tui_migrator.storage.sealed_cells import SealedCells
 from tui_migrator.storage.tables import (
@@ -67,7 +67,8 @@ T = TypeVar("T")
 # A row that could not be migrated: its encoded key, its key as shown to people, the reason.
 Failure = failed_records.Failure
 
-BACKED_UP = "tm_backed_up"
+# A row's sealed backup as the backup table holds it, read with the row (None: it has none).
+BACKUP_HELD = "tm_backup_held"
 _GUARD_PARAMETER = "tm_was_{}"
 # How often a batch whose rows keep changing under it is read again before its rows are
 # recorded as failed for this pass (a later pass or resume retries them).
@@ -141,21 +142,20 @@ class TableBatches:
         if up_to is not None:
             query = query.where(sa.tuple_(*self.access.key_columns) <= self.access.key_tuple(up_to))
         if self.backup_table is not None:
-            query = query.add_columns(self._backed_up(self.backup_table))
+            query = query.add_columns(self._backup_held(self.backup_table))
         return query
 
-    def _backed_up(self, backup_table: sa.Table) -> sa.Label[bool]:
-        """Whether a row is backed up, asked per row: one probe of the backup's key each.
+    def _backup_held(self, backup_table: sa.Table) -> sa.Label[Any]:
+        """The row's sealed backup (None: it has none), asked per row: one probe of the
+        backup's key each. Sealing compares it with the row as it is now (seal_batch).
 
         Not joined: with statistics that lag behind the backup copy just made, PostgreSQL
         merged the join from the backup's first key for every batch. Not EXISTS either, which
         PostgreSQL may plan as a hashed subplan when its estimates say so: the whole backup
         table read and hashed again for every batch (it did at 100,000 rows: 50 ms a claim
-        where the probes take 3 ms). A scalar subquery on the backup's key is never hashed; the
-        key is never NULL, so the row is backed up exactly where it finds one."""
+        where the probes take 3 ms). A scalar subquery on the backup's key is never hashed."""
         on = self.access.same_key(backup_table)
-        first_key = backup_table.c[self.access.mapped.primary_key[0]]
-        return sa.select(first_key).where(on).scalar_subquery().is_not(None).label(BACKED_UP)
+        return sa.select(backup_table.c[backup.SEALED_COLUMN]).where(on).scalar_subquery().label(BACKUP_HELD)
 
     def read(
         self, *, after: Sequence[Any] | None, limit: int, up_to: Sequence[Any] | None = None
@@ -282,9 +282,10 @@ class TableBatches:
         backups = [item["backup"] for item in sealed if item["backup"]]
         backup_table = self.backup_table
         if backup_table is not None and backups:
-            self._statement("backups", lambda: insert_ignoring_duplicates(connection, backup_table)).execute(
-                connection, backups
-            )
+            # A backup the application's write made out of date is replaced (seal_batch).
+            self._statement(
+                "backups", lambda: upsert(connection, backup_table, [backup.SEALED_COLUMN])
+            ).execute(connection, backups)
         if sealed:
             self._update_rows(connection, sealed, failures, locked=locked)
         if sealed:
@@ -350,7 +351,8 @@ class TableBatches:
 
     def _statement(self, name: str, build: Callable[[], sa.Insert]) -> DriverStatement:
         if name not in self._dialect_statements:
-            self._dialect_statements[name] = DriverStatement(build())
+            # Keyed here, before the threads that write batches share it (keyed_now).
+            self._dialect_statements[name] = DriverStatement(keyed_now(build()))
         return self._dialect_statements[name]
 
     def _update_one_by_one(
@@ -457,7 +459,7 @@ def seal_batch(
             if dry_run:
                 _prove_round_trip(shape, row, result, cipher)
             backup_entry = None
-            if sealer is not None and not row.get(BACKED_UP):
+            if sealer is not None and not _backed_up_as_it_is(shape, row, key, result.held_tokens, sealer):
                 backup_entry = backup.backup_entry(shape, key, backup.row_values(shape, row), sealer)
             sealed.append(
                 {
@@ -490,6 +492,22 @@ def seal_batch(
     for item, row_key in zip(sealed, encode_keys([item["row_key"] for item in sealed]), strict=True):
         item["row_key"] = row_key
     return sealed, failures
+
+
+def _backed_up_as_it_is(
+    shape: RowShape, row: Mapping[str, Any], key: tuple[Any, ...], held_tokens: bool, sealer: RowSealer
+) -> bool:
+    """Whether the row's backup (read with it) holds its values as they are now, so that a token
+    sealed from them and damaged later is restored to them. A row the application wrote since
+    the backup copy (it holds no token yet) gets a fresh one instead: its old backup no longer
+    matches what is sealed, and rollback would refuse it. A row sealed in an earlier pass keeps
+    the backup of its originals (its tokens are in the row now)."""
+    held = row.get(BACKUP_HELD)
+    if held is None:
+        return False
+    if held_tokens:
+        return True
+    return sealer.holds(shape.mapped.name, key, bytes(held), pack_values(backup.row_values(shape, row)))
 
 
 def _prove_round_trip(

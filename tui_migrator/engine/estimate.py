@@ -34,7 +34,7 @@ from tui_migrator.crypto.ciphers import ValueCipher
 from tui_migrator.crypto.codec import encode_key
 from tui_migrator.crypto.keys import MasterKey
 from tui_migrator.engine import backup, batch_size, calibration_shadow, cpu_pool, verification
-from tui_migrator.engine.batches import BACKED_UP, RowsChanged, TableBatches
+from tui_migrator.engine.batches import BACKUP_HELD, RowsChanged, TableBatches
 from tui_migrator.engine.collection_pace import paced
 from tui_migrator.engine.cpu_pool import BatchContext
 from tui_migrator.engine.scope import MigrationScope, TableScope, pending_count
@@ -414,11 +414,12 @@ def _run_stages(
         written_to.append(batches.backup_table)
     on_server = connection.dialect.name == "postgresql"
     stored_before = _stored_bytes(connection, written_to) if on_server else 0
+    backups_made: list[dict[str, Any]] = []
     if config.create_backups and sealer is not None and batches.backup_table is not None:
         started = uncontended_seconds()
         crypto, shape = BatchContext(cipher, sealer), RowShape(access.mapped)
         copied = backup.copy_batch(crypto, shape, [dict(row) for row in rows])
-        parameters = copied.parameters
+        parameters = backups_made = copied.parameters
         backup.BackupWriter(access, batches.backup_table).write(connection, copied)
         _add(stages, "backup", started)
         started = uncontended_seconds()
@@ -430,8 +431,9 @@ def _run_stages(
         _add(stages, "backupVerify", started)
         if not on_server:
             calibration.added_bytes += sum(len(item[backup.SEALED_COLUMN]) + 16 for item in parameters)
-    # As in a run, whose batches find their rows backed up by the backup stage.
-    backed_up = [{**row, BACKED_UP: True} for row in rows]
+    # As in a run, whose batches find their rows backed up by the backup stage (and compare).
+    held = {batches.key(entry): entry[backup.SEALED_COLUMN] for entry in backups_made}
+    backed_up = [{**row, BACKUP_HELD: held.get(batches.key(row))} for row in rows]
     started = uncontended_seconds()
     sealed, _failures = batches.seal_rows(backed_up)
     _add(stages, "encrypt", started)
