@@ -63,7 +63,14 @@ def workloads(rows: list[dict[str, Any]]) -> dict[str, Callable[[], object]]:
     cipher = ValueCipher(ThrowawayKeys(), master, actor="benchmark")
     cipher.prepare(ORGANIZATIONS)
     crypto = BatchContext(cipher, RowSealer(master, "migration_benchmark"))
-    sealed, _failures = batches.seal_batch(crypto, SHAPE, rows, dry_run=False, with_backups=False)
+    copied = backup.copy_batch(crypto, SHAPE, rows)
+    # As a run's batches read them: each row with its backup from the backup copy, which
+    # sealing opens and compares with the row (a changed row is backed up again).
+    held = {entry["id"]: entry[backup.SEALED_COLUMN] for entry in copied.parameters}
+    read_with_backups = [{**row, batches.BACKUP_HELD: held[row["id"]]} for row in rows]
+    sealed, _failures = batches.seal_batch(crypto, SHAPE, read_with_backups, dry_run=False, with_backups=True)
+    if any(item["backup"] for item in sealed):
+        raise RuntimeError("the benchmark's own backups did not match their rows")
     written = [dict(rows[item["index"]], **item["tokens"]) for item in sealed]
     keys = [item["row_key"] for item in sealed]
     recorded = {
@@ -72,7 +79,6 @@ def workloads(rows: list[dict[str, Any]]) -> dict[str, Callable[[], object]]:
     }
     # As for rows recorded before the tokens' digest (or re-sealed by a rotation): every token opened.
     opening = {row_key: entry._replace(tokens_digest=None) for row_key, entry in recorded.items()}
-    copied = backup.copy_batch(crypto, SHAPE, rows)
     # As the read-back reads them: each backup row's key, then its sealed bytes.
     backed_up = [(item["id"], item[backup.SEALED_COLUMN]) for item in copied.parameters]
     for entries in (recorded, opening):
@@ -83,7 +89,9 @@ def workloads(rows: list[dict[str, Any]]) -> dict[str, Callable[[], object]]:
     values = [f"{name} of patient {number:07d}".encode() for number in range(len(rows)) for name in COLUMNS]
     nonce = os.urandom(12)
     return {
-        "seal_batch": lambda: batches.seal_batch(crypto, SHAPE, rows, dry_run=False, with_backups=False),
+        "seal_batch": lambda: batches.seal_batch(
+            crypto, SHAPE, read_with_backups, dry_run=False, with_backups=True
+        ),
         "verify_batch": lambda: verification.verify_batch(crypto, SHAPE, written, keys, recorded),
         "verify_batch, opening": lambda: verification.verify_batch(crypto, SHAPE, written, keys, opening),
         "copy_batch": lambda: backup.copy_batch(crypto, SHAPE, rows),
