@@ -1,5 +1,5 @@
-"""A claimed batch asks, per row, whether the row is backed up by one probe of the backup's key,
-never by reading the whole backup table.
+"""A claimed batch asks, per row, for the row's backup (to compare with the row, or to know it
+has none) by one probe of the backup's key, never by reading the whole backup table.
 
 The claim runs once per batch. Asked as EXISTS, PostgreSQL planned a hashed subplan: the whole
 backup table read and hashed for every claim (50 ms a claim at 100,000 backed-up rows, where the
@@ -20,7 +20,7 @@ from tui_migrator.crypto.ciphers import ValueCipher
 from tui_migrator.crypto.data_keys import ThrowawayKeys
 from tui_migrator.crypto.keys import MasterKey
 from tui_migrator.engine import backup
-from tui_migrator.engine.batches import BACKED_UP, TableBatches
+from tui_migrator.engine.batches import BACKUP_HELD, TableBatches
 from tui_migrator.storage.column_storage import reflect
 from tui_migrator.storage.database import create_database_engine
 from tui_migrator.storage.mapping import parse_mapping, resolve_mapping
@@ -96,5 +96,5 @@ def test_the_claim_probes_the_backup_by_key_for_each_row_never_hashes_the_backup
     assert all(node["Node Type"] in ("Index Only Scan", "Index Scan") for node in on_backup), on_backup
     assert not [node for node in nodes if "hashed" in node.get("Subplan Name", "")], nodes
     # And what it asks is what it means: the row without a backup is the one said to have none.
-    assert [row["id"] for row in rows if row[BACKED_UP] is not True] == [ROWS // 2 + 1]
-    assert len(rows) == 1000 and rows[0][BACKED_UP] is False
+    assert [row["id"] for row in rows if row[BACKUP_HELD] is None] == [ROWS // 2 + 1]
+    assert len(rows) == 1000 and rows[0][BACKUP_HELD] is None
