@@ -19,6 +19,7 @@ from tests.support.migration_helpers import FAST, raw_dump, wait_for
 from tui_migrator.common.errors import BadInput, Interrupted, OperationFailed
 from tui_migrator.engine import retry
 from tui_migrator.engine import rollback as rollback_engine
+from tui_migrator.engine.rollback import RollbackResult
 from tui_migrator.service.facade import MigratorService
 from tui_migrator.service.views import status_data
 from tui_migrator.storage import rollback_progress
@@ -62,6 +63,22 @@ def _stopping_after(monkeypatch: pytest.MonkeyPatch, rows: int, error: BaseExcep
     return original
 
 
+def _rolled_back_again(
+    service: MigratorService,
+    monkeypatch: pytest.MonkeyPatch,
+    restore_row: Any,
+    migration_id: str,
+    before: Any,
+) -> RollbackResult:
+    """With the real row restore (``restore_row``) back, the rollback run again to its end, every
+    table byte for byte as ``before``; its result."""
+    monkeypatch.setattr(rollback_engine, "_restored", restore_row)
+    rolled, again = service.rollback(migration_id, confirm=True)
+    assert rolled.status is Status.ROLLED_BACK
+    assert raw_dump(service.engine) == before
+    return again
+
+
 def test_progress_moves_with_every_batch_and_ends_finished(
     service: MigratorService, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -103,10 +120,7 @@ def test_a_rollback_that_fails_part_way_says_so_and_can_run_again(
     assert status_label(stopped) == "completed, rollback stopped"
     assert status_data(stopped)["rollback"]["stoppedPartWay"] is True
 
-    monkeypatch.setattr(rollback_engine, "_restored", original)
-    rolled, again = service.rollback(record.id, confirm=True)
-    assert rolled.status is Status.ROLLED_BACK
-    assert raw_dump(service.engine) == before
+    again = _rolled_back_again(service, monkeypatch, original, record.id, before)
     # The rows the first run restored are told apart from values the application wrote since
     # (by the digest of the originals): restored already, none kept as newer.
     assert again.already_restored == progress.restored_rows
@@ -137,11 +151,8 @@ def test_a_rollback_stopped_by_ctrl_c_says_so_and_runs_again_at_once(
     progress = service.status(record.id).rollback_progress
     assert progress is not None and progress.stopped_part_way and progress.error is not None
     assert 0 < progress.restored_rows < record.encrypted_records
-    monkeypatch.setattr(rollback_engine, "_restored", original)
-    rolled, again = service.rollback(record.id, confirm=True)
-    assert rolled.status is Status.ROLLED_BACK
+    again = _rolled_back_again(service, monkeypatch, original, record.id, before)
     assert again.already_restored == progress.restored_rows
-    assert raw_dump(service.engine) == before
 
 
 def test_a_batch_the_database_fails_once_is_restored_again_and_counted_once(

@@ -32,6 +32,11 @@ log = logging.getLogger(__name__)
 RESUME = "resume"
 # PostgreSQL's sqlstate for a write that found no room on its disk.
 _DISK_FULL = "53100"
+# Where a full disk needs room, in the words of every error that meets one.
+_FREE_SPACE = (
+    "Free space where the database keeps its files (SQLite: the file system of the database "
+    "file and its -wal file; PostgreSQL: the server's data directory or the table's tablespace)"
+)
 
 T = TypeVar("T")
 
@@ -120,9 +125,7 @@ def database_failure(error: DBAPIError, what: str, *, again: str = RESUME) -> Ba
             f"The database's disk is full: it could not grow its files while {what} "
             f"({_first_line(error)}). "
             "The batch was rolled back; nothing is half-written.",
-            hint="Free space where the database keeps its files (SQLite: the file system of the "
-            "database file and its -wal file; PostgreSQL: the server's data directory or the "
-            f"table's tablespace), then run {again}."
+            hint=f"{_FREE_SPACE}, then run {again}."
             + (
                 " The migration's backups, tokens and row metadata take more room than the "
                 "plaintext did: estimate shows how much."
@@ -144,9 +147,7 @@ def database_unavailable(error: OperationalError) -> DatabaseUnavailable:
     if is_disk_full(error):
         return DatabaseUnavailable(
             f"The database's disk is full ({_first_line(error)}).",
-            hint="Free space where the database keeps its files (SQLite: the file system of the "
-            "database file and its -wal file; PostgreSQL: the server's data directory), then run "
-            "the command again.",
+            hint=f"{_FREE_SPACE}, then run the command again.",
         )
     return DatabaseUnavailable(
         f"The database failed: {_first_line(error)}.",
