@@ -106,12 +106,18 @@ class CpuPool:
             self._executor = self._start()
 
     def _start(self) -> ProcessPoolExecutor:
-        return ProcessPoolExecutor(
+        executor = ProcessPoolExecutor(
             self.processes,
             mp_context=process_context(),
             initializer=_start_worker,  # type: ignore[arg-type]  # typeshed: no arguments
             initargs=self._starting,  # type: ignore[arg-type]
         )
+        # Every worker started now, side by side, not one by one as batches come: one started
+        # later could be in its first moments, before it leaves Ctrl-C to the run (_start_worker),
+        # when the terminal's Ctrl-C reached it, and die of it (a fresh-clone CI run saw it).
+        for _ in range(self.processes):
+            executor.submit(_started)
+        return executor
 
     def replace(self, broken_generation: int) -> None:
         """Start the worker processes afresh after a batch of ``broken_generation`` came back
@@ -284,6 +290,10 @@ def _start_worker(keys: WorkerKeys, database: URL | None) -> None:
     # The engine connects on first use only: a worker that only seals never opens a connection.
     engine = None if database is None else create_database_engine(database)
     _worker_context = BatchContext(keys.cipher(), keys.sealer(), engine)
+
+
+def _started() -> None:
+    """Nothing: what a worker is given to start it (CpuPool._start)."""
 
 
 def _call(function: Callable[..., T], args: tuple[Any, ...], kwargs: dict[str, Any]) -> T:
