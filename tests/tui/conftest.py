@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import pickle
 import pwd
 import time
 from collections.abc import Callable, Iterator
@@ -15,10 +16,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import pytest_textual_snapshot
 from textual.pilot import Pilot
 from textual.widgets import DataTable
 
 from tests.support.databases import ADMIN, make_settings
+from tests.tui.snapshot_text import described_difference
 from tests.tui.snapshot_world import World, world
 from tui_migrator.common.settings import Settings
 from tui_migrator.service.facade import MigratorService, create_demo_service
@@ -26,6 +29,21 @@ from tui_migrator.tui.app import MigratorApp
 from tui_migrator.tui.screens.monitor import MonitorScreen
 
 REAL_USER = pwd.getpwuid(os.geteuid()).pw_name
+
+
+@pytest.fixture
+def snap_compare(snap_compare: Callable[..., bool], request: pytest.FixtureRequest) -> Callable[..., bool]:
+    """pytest-textual-snapshot's comparison, which on a mismatch fails saying what differs in
+    text (the plugin's own report is an HTML file, lost with a CI machine)."""
+
+    def compare(*args: Any, **kwargs: Any) -> bool:
+        if snap_compare(*args, **kwargs):
+            return True
+        report = pytest_textual_snapshot.node_to_report_path(request.node)
+        accepted, taken = pickle.loads(report.read_bytes())[1:3]
+        raise AssertionError(f"The snapshot differs. {described_difference(str(accepted), taken)}")
+
+    return compare
 
 
 @pytest.fixture

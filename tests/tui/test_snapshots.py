@@ -5,6 +5,7 @@ them with: ./test tests/tui/test_snapshots.py --snapshot-update
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 
@@ -43,6 +44,30 @@ def no_polling(monkeypatch: pytest.MonkeyPatch) -> None:
 pytestmark = pytest.mark.xdist_group("snapshot_world")
 
 
+async def drained(pilot: Pilot) -> None:
+    """Wait until the app and every widget of every screen in the stack handled the messages
+    queued so far. Pilot's own wait covers only the top screen, but a modal's picture shows the
+    screen beneath too, which repaints as it loses focus."""
+    nodes = [
+        pilot.app,
+        *(node for screen in pilot.app.screen_stack for node in screen.walk_children(with_self=True)),
+    ]
+    left = 0
+    all_handled = asyncio.Event()
+
+    def handled() -> None:
+        nonlocal left
+        left -= 1
+        if left == 0:
+            all_handled.set()
+
+    for node in nodes:
+        if node.call_later(handled):
+            left += 1
+    if left:
+        await asyncio.wait_for(all_handled.wait(), timeout=30)
+
+
 async def settled(pilot: Pilot) -> None:
     await pilot.app.workers.wait_for_complete()
     await pilot.pause()
@@ -61,6 +86,7 @@ async def settled(pilot: Pilot) -> None:
     # taken only once nothing is left to repaint.
     previous = None
     for _ in range(50):
+        await drained(pilot)
         current = pilot.app.export_screenshot()
         if current == previous:
             break
