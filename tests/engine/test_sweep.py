@@ -16,6 +16,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import psycopg
@@ -29,6 +30,7 @@ from tui_migrator.common.errors import BadInput, PermissionDenied
 from tui_migrator.common.settings import Settings
 from tui_migrator.engine import byte_search, database_files, sweep, sweep_cleaning
 from tui_migrator.engine.sweep import Proof
+from tui_migrator.service import sweeping
 from tui_migrator.service.facade import MigratorService
 from tui_migrator.storage import operation_guard
 from tui_migrator.storage.database import database_file
@@ -304,6 +306,39 @@ def test_sqlite_sweeps_after_completion_purge_and_rollback(service: MigratorServ
     assert rolled_back.swept and rolled_back.proof == Proof.NOT_APPLICABLE.value and rolled_back.succeeded
     operations = [e.operation for e in service.audit_entries(limit=None, migration_id=record.id).entries]
     assert operations.count("data_migration_swept") == 3
+
+
+def test_a_rollback_forgets_the_sweep_with_the_change_not_after_it(
+    service: MigratorService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    record = service.start(ONE_TABLE)
+    service.sweep(record.id, confirm=True)
+    assert service.sweep_status(record.id).summary.startswith("no plaintext left")
+    # As if the rollback's process died right after recording it, before anything ran after.
+    monkeypatch.setattr(sweeping, "after_change", lambda *_args, **_options: None)
+
+    service.rollback(record.id, confirm=True)
+
+    status = service.sweep_status(record.id)
+    assert not status.swept and status.proof is None
+    assert status.summary == "not needed: rolled back, its values are plaintext again"
+
+
+def test_a_database_failure_after_a_completed_rollback_leaves_its_outcome_standing(
+    service: MigratorService, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    record = service.start(ONE_TABLE)
+
+    def server_gone(*_args: Any) -> None:
+        raise sa.exc.OperationalError("SELECT", {}, Exception("server closed the connection"))
+
+    monkeypatch.setattr(sweeping, "migrations", SimpleNamespace(load=server_gone))
+
+    rolled_back, result = service.rollback(record.id, confirm=True)
+
+    assert result.restored_rows > 0
+    assert rolled_back.status is Status.ROLLED_BACK
+    assert f"the sweep of migration {record.id} failed; run: tui-migrator sweep {record.id}" in caplog.text
 
 
 @pytest.mark.backends("postgresql")

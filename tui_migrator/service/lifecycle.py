@@ -114,7 +114,7 @@ def run(session: Session, migration_id: str, *, on_progress: OnProgress | None) 
     runner = RotationRunner if kind is MigrationKind.ROTATION else MigrationRunner
     record = runner(work, on_progress=on_progress).run()
     if record.status is Status.COMPLETED:
-        sweeping.after_change(session, migration_id, data_changed=True)
+        sweeping.after_change(session, migration_id)
     return record
 
 

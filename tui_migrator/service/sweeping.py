@@ -71,20 +71,18 @@ def _check_may_sweep(session: Session, migration_id: str, *, confirm: bool) -> N
     _refuse_busy_database(session, record)
 
 
-def after_change(session: Session, migration_id: str, *, data_changed: bool) -> None:
-    """After a migration completed or was rolled back (``data_changed``), or its backups were
-    purged: the previous sweep no longer proves anything if data changed, and on SQLite a new
-    one runs at once. A sweep that cannot run is logged; the migration's outcome stands."""
-    with session.engine.connect() as connection:
-        record = migrations.load(connection, migration_id)
-    if record.dry_run or record.kind is MigrationKind.ROTATION:
-        return  # a rotation writes no plaintext: nothing to sweep for
-    if data_changed:
-        with serialized_write(session.engine) as connection:
-            sweep_records.clear(connection, migration_id)
-    if session.engine.dialect.name != "sqlite" or record.status not in SWEEPABLE_STATUSES:
-        return
+def after_change(session: Session, migration_id: str) -> None:
+    """After a migration completed or was rolled back, or its backups were purged: on SQLite a
+    new sweep runs at once. (The rollback forgets the last sweep in its own transaction, see
+    service/undo.py.) A sweep that cannot run is logged; the migration's outcome stands — this
+    runs after it was recorded, so no failure here, the database's included, is raised."""
     try:
+        with session.engine.connect() as connection:
+            record = migrations.load(connection, migration_id)
+        if record.dry_run or record.kind is MigrationKind.ROTATION:
+            return  # a rotation writes no plaintext: nothing to sweep for
+        if session.engine.dialect.name != "sqlite" or record.status not in SWEEPABLE_STATUSES:
+            return
         _refuse_busy_database(session, record)
         _sweep(session, migration_id, automatic=True, rows_per_table=DEFAULT_ROWS_PER_TABLE)
     except BadInput as refused:

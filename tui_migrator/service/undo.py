@@ -21,7 +21,13 @@ from tui_migrator.engine.rollback import RollbackResult
 from tui_migrator.service import sweeping
 from tui_migrator.service.access import authorize
 from tui_migrator.service.session import Session
-from tui_migrator.storage import migration_claims, operation_guard, rollback_progress, table_locks
+from tui_migrator.storage import (
+    migration_claims,
+    operation_guard,
+    rollback_progress,
+    sweep_records,
+    table_locks,
+)
 from tui_migrator.storage import migration_records as migrations
 from tui_migrator.storage.audit_operations import AuditOperation
 from tui_migrator.storage.database import serialized_write
@@ -43,8 +49,8 @@ def roll_back(
     with operation_guard.exclusive(session.engine, migration_id, "rollback"):
         record, started = _claim_rollback(session, migration_id, ticket)
         result = _roll_back_now(session, record, started)
-    # The values are plaintext again: the last sweep proves nothing now (SQLite sweeps anew).
-    sweeping.after_change(session, migration_id, data_changed=True)
+    # SQLite sweeps anew: the rollback's UPDATEs left the tokens' old row versions behind.
+    sweeping.after_change(session, migration_id)
     return migrations.get(session.engine, migration_id), result
 
 
@@ -204,6 +210,10 @@ def _record_rolled_back(
             rollback_seconds=result.seconds,
         )
         progress.finish(connection, restored_rows=result.rows_back)
+        # The values are plaintext again: a sweep that proved them gone from the files proves
+        # nothing now, and is forgotten with the change itself (not after it, where a process
+        # that died in between left "no plaintext left" on a rolled-back migration).
+        sweep_records.clear(connection, record.id)
         table_locks.release_locks(connection, record.id)
         session.audit.append(
             connection,
@@ -269,7 +279,7 @@ def purge_backups(session: Session, migration_id: str, *, confirm: bool) -> list
             )
     # On SQLite the dropped tables' pages go too (sealed ciphertext, but the file shrinks).
     if dropped:
-        sweeping.after_change(session, migration_id, data_changed=False)
+        sweeping.after_change(session, migration_id)
     return dropped
 
 
