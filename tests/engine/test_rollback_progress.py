@@ -24,8 +24,10 @@ from tui_migrator.service.facade import MigratorService
 from tui_migrator.service.views import status_data
 from tui_migrator.storage import rollback_progress
 from tui_migrator.storage.database import DriverStatement
+from tui_migrator.storage.migration_claims import ClaimLost
 from tui_migrator.storage.migration_status import Status
-from tui_migrator.storage.tables import utc_now
+from tui_migrator.storage.rollback_progress_writer import ProgressWriter
+from tui_migrator.storage.tables import migrations_table, utc_now
 from tui_migrator.tui.formatting import status_label
 
 pytestmark = BOTH_BACKENDS
@@ -182,6 +184,39 @@ def test_a_batch_the_database_fails_once_is_restored_again_and_counted_once(
     assert sleeps == [retry.RetryPolicy().first_delay]  # one retry, of that batch
     assert result.restored_rows == record.encrypted_records  # not counted twice
     assert result.already_restored == 0 and result.kept_newer_values == 0
+    assert raw_dump(service.engine) == before
+
+
+def test_a_rollback_taken_over_writes_nothing_over_the_one_that_took_it(
+    service: MigratorService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    before = raw_dump(service.engine)
+    record = service.start(FAST)
+    _every_write(monkeypatch)
+    successor = rollback_progress.starting(record.encrypted_records, len(record.tables), ticket="successor")
+    step = ProgressWriter.step
+
+    def taken_over_while_stalled(writer: ProgressWriter, **progress: Any) -> None:
+        # As if this rollback stalled past its heartbeat and another claimed the migration.
+        if progress["restored_rows"] > 0 and service.status(record.id).claim_epoch == record.claim_epoch + 1:
+            with service.engine.begin() as connection:
+                connection.execute(
+                    sa.update(migrations_table)
+                    .where(migrations_table.c.id == record.id)
+                    .values(claim_epoch=migrations_table.c.claim_epoch + 1)
+                )
+                rollback_progress.write_on(connection, record.id, successor)
+        step(writer, **progress)
+
+    monkeypatch.setattr(ProgressWriter, "step", taken_over_while_stalled)
+    with pytest.raises(ClaimLost, match="taken over"):
+        service.rollback(record.id, confirm=True)
+
+    # The successor's record is untouched: neither this rollback's progress nor its stop.
+    assert service.status(record.id).rollback_progress == successor
+    monkeypatch.setattr(ProgressWriter, "step", step)
+    rolled, _ = service.rollback(record.id, confirm=True, ticket="successor")
+    assert rolled.status is Status.ROLLED_BACK
     assert raw_dump(service.engine) == before
 
 

@@ -34,6 +34,7 @@ from tui_migrator.storage.database import serialized_write
 from tui_migrator.storage.migration_records import MigrationRecord
 from tui_migrator.storage.migration_status import ROLLBACK_STATUSES, MigrationKind, Status, describe_statuses
 from tui_migrator.storage.operators import Action
+from tui_migrator.storage.rollback_progress_writer import ProgressWriter
 from tui_migrator.storage.tables import utc_now
 
 log = logging.getLogger(__name__)
@@ -131,7 +132,7 @@ def _roll_back_now(
 ) -> RollbackResult:
     migration_id = record.id
     # The claim wrote the starting mark; from here the writer keeps it current.
-    progress = rollback_progress.ProgressWriter(session.engine, migration_id, started, written=True)
+    progress = ProgressWriter(session.engine, migration_id, started, epoch=record.claim_epoch)
 
     retry = session.retry_policy or RetryPolicy()
 
@@ -197,7 +198,7 @@ def _roll_back_now(
 def _record_rolled_back(
     session: Session,
     record: MigrationRecord,
-    progress: rollback_progress.ProgressWriter,
+    progress: ProgressWriter,
     result: RollbackResult,
 ) -> None:
     with serialized_write(session.engine) as connection:
@@ -225,16 +226,20 @@ def _record_rolled_back(
         )
 
 
-def _record_failure(
-    session: Session, migration_id: str, progress: rollback_progress.ProgressWriter, error: Exception
-) -> None:
+def _record_failure(session: Session, migration_id: str, progress: ProgressWriter, error: Exception) -> None:
     """Tell whoever follows the rollback (the monitor, status) that it stopped, and why in words
     that are safe to show (the tool's own errors carry no values), and audit it. The database
     may refuse that too (the full disk that stopped the rollback): then it is logged, the
     rollback's heartbeat goes stale within rollback_progress.STALE_SECONDS, and the error that
     stopped it is what the operator sees."""
     try:
-        progress.fail(str(error) if isinstance(error, MigratorError) else type(error).__name__)
+        try:
+            progress.fail(str(error) if isinstance(error, MigratorError) else type(error).__name__)
+        except migration_claims.ClaimLost:
+            # Another rollback took it over (this one looked stopped): the record is that one's.
+            log.warning(
+                "the rollback of %s was taken over; its progress is left to the one running", migration_id
+            )
         if isinstance(error, MigratorError):
             session.audit.record(
                 AuditOperation.ROLLBACK_FAILED,

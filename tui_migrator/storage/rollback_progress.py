@@ -10,8 +10,7 @@ or its machine went down), which the operator can run again.
 from __future__ import annotations
 
 import json
-import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -116,51 +115,3 @@ def starting(rows_to_restore: int, tables_total: int, ticket: str | None = None)
         tables_total=tables_total,
         ticket=ticket,
     )
-
-
-class ProgressWriter:
-    """Keeps a rollback's record current: every step is noted, and written at most once a
-    second (and always at the end), which doubles as the rollback's heartbeat."""
-
-    def __init__(
-        self, engine: Engine, migration_id: str, progress: RollbackProgress, *, written: bool = False
-    ) -> None:
-        """``written``: ``progress`` is already stored (by the transaction that claimed the
-        rollback)."""
-        self._engine = engine
-        self._migration_id = migration_id
-        self.progress = progress
-        self._written_at = time.monotonic()
-        if not written:
-            write(engine, migration_id, progress)
-
-    def step(self, *, restored_rows: int, table: str, tables_done: int) -> None:
-        self.progress = replace(
-            self.progress,
-            restored_rows=restored_rows,
-            table=table,
-            tables_done=tables_done,
-            heartbeat_at=utc_now(),
-        )
-        if time.monotonic() - self._written_at >= WRITE_EVERY_SECONDS:
-            self._flush()
-
-    def finish(self, connection: Connection, *, restored_rows: int) -> None:
-        """Written in ``connection``'s transaction, with the status it finishes."""
-        self.progress = replace(
-            self.progress,
-            restored_rows=restored_rows,
-            tables_done=self.progress.tables_total,
-            table=None,
-            finished=True,
-            heartbeat_at=utc_now(),
-        )
-        write_on(connection, self._migration_id, self.progress)
-
-    def fail(self, error: str) -> None:
-        self.progress = replace(self.progress, error=error, heartbeat_at=utc_now())
-        self._flush()
-
-    def _flush(self) -> None:
-        write(self._engine, self._migration_id, self.progress)
-        self._written_at = time.monotonic()
