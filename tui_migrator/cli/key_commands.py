@@ -14,6 +14,7 @@ from rich.text import Text
 from tui_migrator.cli import migration_commands
 from tui_migrator.cli.confirm import confirm
 from tui_migrator.cli.output import Result
+from tui_migrator.cli.stop_signals import stops_cancel
 from tui_migrator.crypto.keys import generate_master_key, write_key_file
 from tui_migrator.service.facade import MigratorService
 from tui_migrator.service.key_rotation import ROTATION_OPTIONS
@@ -98,7 +99,7 @@ def keys_rotate(service: MigratorService, args: argparse.Namespace) -> Result:
         )
     with (
         migration_commands.progress_bar(args.json) as show_progress,
-        migration_commands.ctrl_c_cancels(service) as remember,
+        stops_cancel(service) as remember,
     ):
 
         def on_progress(record: MigrationRecord) -> None:

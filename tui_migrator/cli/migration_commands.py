@@ -4,9 +4,6 @@ rollback, failed, report, purge-backups, sweep and worker."""
 from __future__ import annotations
 
 import argparse
-import signal
-import sys
-import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -19,6 +16,7 @@ from rich.text import Text
 from tui_migrator.cli import evidence_commands
 from tui_migrator.cli.confirm import confirm
 from tui_migrator.cli.output import Result
+from tui_migrator.cli.stop_signals import stops_cancel, stops_interrupt
 from tui_migrator.common.config_file import read_config_file
 from tui_migrator.common.migration_config import MigrationConfig, parse_config
 from tui_migrator.engine.sweep import SweepResult
@@ -112,7 +110,7 @@ def start(service: MigratorService, args: argparse.Namespace) -> Result:
                 )
             ],
         )
-    with progress_bar(args.json) as show_progress, ctrl_c_cancels(service) as remember:
+    with progress_bar(args.json) as show_progress, stops_cancel(service) as remember:
 
         def on_progress(record: MigrationRecord) -> None:
             # The first report carries the new migration's id, which Ctrl-C needs to cancel it.
@@ -134,7 +132,7 @@ def resume(service: MigratorService, args: argparse.Namespace) -> Result:
             data=start_data(record, service.settings),
             text=[Text(f"Resumed {record.id} in a background worker.")],
         )
-    with progress_bar(args.json) as on_progress, ctrl_c_cancels(service) as remember:
+    with progress_bar(args.json) as on_progress, stops_cancel(service) as remember:
         remember(args.migration_id)
         record = service.resume(args.migration_id, on_progress=on_progress)
     return final_result(service, record)
@@ -160,7 +158,11 @@ def worker(service: MigratorService, args: argparse.Namespace) -> Result:
                 *(Text(f"Warning: {warning}") for warning in summary.warnings),
             ],
         )
-    return final_result(service, service.run_migration(args.migration_id))
+    # A detached worker is stopped with SIGTERM (kill, a shutdown): safely, as Ctrl-C stops start.
+    with stops_cancel(service) as remember:
+        remember(args.migration_id)
+        record = service.run_migration(args.migration_id)
+    return final_result(service, record)
 
 
 def status(service: MigratorService, args: argparse.Namespace) -> Result:
@@ -229,7 +231,8 @@ def rollback(service: MigratorService, args: argparse.Namespace) -> Result:
                 )
             ],
         )
-    record, result = service.rollback(args.migration_id, confirm=args.confirm, ticket=args.ticket)
+    with stops_interrupt():
+        record, result = service.rollback(args.migration_id, confirm=args.confirm, ticket=args.ticket)
     data = {
         "migrationId": record.id,
         "status": record.status.value,
@@ -433,32 +436,3 @@ def progress_bar(quiet: bool) -> Iterator[Callable[[MigrationRecord], None]]:
             )
 
         yield update
-
-
-@contextmanager
-def ctrl_c_cancels(service: MigratorService) -> Iterator[Callable[[str], None]]:
-    """The first Ctrl-C asks the migration to stop safely (in-flight batches finish); a second
-    one stops at once, leaving an interrupted migration that resume or rollback can finish."""
-    current: dict[str, str] = {}
-    pressed = threading.Event()
-
-    def remember(migration_id: str) -> None:
-        current.setdefault("id", migration_id)
-
-    def on_interrupt(_signal: int, _frame: Any) -> None:
-        if pressed.is_set() or "id" not in current:
-            raise KeyboardInterrupt
-        pressed.set()
-        sys.stderr.write("\nStopping after the in-flight batches (Ctrl-C again to stop at once)...\n")
-        threading.Thread(
-            target=service.cancel,
-            args=(current["id"], "Interrupted by the operator (Ctrl-C)"),
-            kwargs={"wait_seconds": 0},
-            daemon=True,
-        ).start()
-
-    previous = signal.signal(signal.SIGINT, on_interrupt)
-    try:
-        yield remember
-    finally:
-        signal.signal(signal.SIGINT, previous)

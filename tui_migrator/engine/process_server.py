@@ -2,13 +2,17 @@
 
 Apart from the pool, so that the program can start the server as its very first step, before
 its own imports (engine/cpu_pool.py imports most of the tool): this module imports nothing but
-``multiprocessing``.
+``multiprocessing`` and two modules of the standard library's core.
 """
 
 from __future__ import annotations
 
 import multiprocessing
 import multiprocessing.forkserver
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 # What a worker imports before its first batch: the batch functions and all they use, and the
 # PostgreSQL driver, which SQLAlchemy imports only when an engine first connects (50 ms of CPU in
@@ -36,4 +40,28 @@ def start() -> None:
     """Start the fork server now, unless it runs already; it imports BATCH_MODULES (half a
     second of one core) while the caller goes on. Without a fork server (``spawn``), nothing."""
     if process_context().get_start_method() == "forkserver":
-        multiprocessing.forkserver.ensure_running()
+        with _terminal_signals_ignored():
+            multiprocessing.forkserver.ensure_running()
+
+
+@contextmanager
+def _terminal_signals_ignored() -> Iterator[None]:
+    """Ctrl-C (SIGINT) and a hang-up (SIGHUP) ignored while the server starts.
+
+    A terminal sends both to every process of its foreground group: the program's, which
+    decides what they mean (cli/stop_signals.py: the batches in flight finish), but also the
+    server, the resource tracker it starts, and the workers forked from it. Those died of them —
+    a worker mid-batch, before its first moments had set them aside (engine/cpu_pool.py), the
+    tracker with a traceback on the terminal. A signal ignored stays ignored in a forked and in
+    an executed process (unlike a blocked one), so started now they never see them. Signals
+    are the main thread's to change: from another thread the server starts as it is."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    terminal = [signal.SIGINT, *([signal.SIGHUP] if hasattr(signal, "SIGHUP") else [])]
+    previous = {number: signal.signal(number, signal.SIG_IGN) for number in terminal}
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
