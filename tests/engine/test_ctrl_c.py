@@ -11,14 +11,10 @@ and the run reported a worker "killed by a signal, such as the out-of-memory kil
 from __future__ import annotations
 
 import json
-import os
 import signal
-import subprocess
-import sys
 
-from tests.support.cli import where
 from tests.support.databases import BOTH_BACKENDS
-from tests.support.migration_helpers import latest, wait_for
+from tests.support.signalled_start import start_signalled_mid_run
 from tui_migrator.common.settings import Settings
 from tui_migrator.service.facade import MigratorService
 from tui_migrator.storage.migration_status import Status
@@ -30,44 +26,14 @@ def test_ctrl_c_during_start_cancels_safely_with_no_traceback_on_the_terminal(
     bigger: tuple[Settings, MigratorService],
 ) -> None:
     settings, service = bigger
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "tui_migrator",
-            "start",
-            "--yes",
-            "--batch-size",
-            "5",
-            "--max-concurrency",
-            "2",
-            "--json",
-            *where(settings),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,  # a process group of its own, as a terminal's foreground job
-    )
-    try:
-
-        def batches_in_flight() -> bool:
-            record = latest(service)
-            return record is not None and record.encrypted_records > 0
-
-        wait_for(batches_in_flight, timeout=120, interval=0.02)
-        os.killpg(process.pid, signal.SIGINT)
-        stdout, stderr = process.communicate(timeout=180)
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+    ended = start_signalled_mid_run(settings, service, signal.SIGINT)
+    stdout, stderr = ended.stdout, ended.stderr
 
     assert "Traceback" not in stderr and "KeyboardInterrupt" not in stderr, stderr
     assert "worker process died" not in stderr, stderr
     assert "Stopping after the in-flight batches" in stderr
     payload = json.loads(stdout)
-    assert process.returncode == 1, payload
+    assert ended.returncode == 1, payload
     assert payload["data"]["status"] == Status.CANCELLED.value
     record = service.status(payload["data"]["id"])
     assert 0 < record.encrypted_records < record.total_records and record.can_rollback

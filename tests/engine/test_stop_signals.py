@@ -9,19 +9,16 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
 
-from tests.support.cli import where
 from tests.support.databases import BOTH_BACKENDS
 from tests.support.migration_helpers import (
     assert_fully_encrypted,
-    latest,
     process_alive,
     raw_dump,
     wait_for,
     worker_pid,
 )
+from tests.support.signalled_start import start_signalled_mid_run
 from tui_migrator.cli.stop_signals import REASONS
 from tui_migrator.common.settings import Settings
 from tui_migrator.engine.log_files import log_path
@@ -61,28 +58,9 @@ def test_sigterm_stops_a_detached_worker_safely_and_resume_finishes(
 
 def test_a_hang_up_stops_a_foreground_start_safely(bigger: tuple[Settings, MigratorService]) -> None:
     settings, service = bigger
-    command = ["start", "--yes", "--batch-size", "5", "--max-concurrency", "2", "--json"]
-    process = subprocess.Popen(
-        [sys.executable, "-m", "tui_migrator", *command, *where(settings)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,  # a process group of its own, as a terminal's foreground job
-    )
-    try:
-
-        def batches_in_flight() -> bool:
-            record = latest(service)
-            return record is not None and record.encrypted_records > 0
-
-        wait_for(batches_in_flight, timeout=120, interval=0.02)
-        # The whole group, as the terminal's hang-up does: the worker processes get it too.
-        os.killpg(process.pid, signal.SIGHUP)
-        stdout, stderr = process.communicate(timeout=180)
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+    # The whole job, as the terminal's hang-up does: the helper processes get it too.
+    ended = start_signalled_mid_run(settings, service, signal.SIGHUP)
+    stdout, stderr = ended.stdout, ended.stderr
 
     assert "Traceback" not in stderr and "worker process died" not in stderr, stderr
     payload = json.loads(stdout)

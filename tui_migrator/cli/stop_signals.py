@@ -45,7 +45,7 @@ def stops_cancel(service: MigratorService) -> Iterator[Callable[[str], None]]:
         if stopping.is_set() or "id" not in current:
             raise KeyboardInterrupt
         stopping.set()
-        again = "Ctrl-C" if number == signal.SIGINT else "a second signal"
+        again = "Ctrl-C again" if number == signal.SIGINT else "a second signal"
         _say(f"\nStopping after the in-flight batches ({again} to stop at once)...\n")
         threading.Thread(
             target=service.cancel,
