@@ -11,7 +11,7 @@ from typing import Any, cast
 
 import pytest
 
-from tui_migrator.cli.stop_signals import REASONS, stops_cancel, stops_interrupt
+from tui_migrator.cli.stop_signals import REASONS, stops_cancel, stops_interrupt, stops_leave
 from tui_migrator.service.facade import MigratorService
 
 
@@ -55,3 +55,13 @@ def test_a_rollback_stops_at_once_on_any_stop_signal(number: signal.Signals) -> 
     with stops_interrupt(), pytest.raises(KeyboardInterrupt):
         os.kill(os.getpid(), number)
     assert signal.getsignal(number) == before
+
+
+@pytest.mark.parametrize("number", list(REASONS), ids=lambda number: signal.Signals(number).name)
+def test_a_joined_worker_is_asked_to_leave_then_stops_at_once(number: signal.Signals) -> None:
+    with stops_leave() as leave:
+        assert not leave.is_set()
+        os.kill(os.getpid(), number)
+        assert leave.is_set()
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), number)

@@ -13,6 +13,7 @@ import logging
 import os
 import pwd
 import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -135,6 +136,52 @@ def test_a_second_worker_joins_and_the_two_share_the_batches(large: tuple[Settin
     assert [worker.owner for worker in workers] == [True, False]
     assert workers[1].worker == report["worker"] and workers[1].rows == helper_rows
     assert_exact_and_reversible(service, final, before)
+
+
+def test_a_joined_worker_sent_sigterm_leaves_and_the_owner_carries_on(
+    large: tuple[Settings, MigratorService],
+) -> None:
+    settings, service = large
+    before = raw_dump(service.engine)
+    record = service.start({"batch_size": 20, "max_concurrency": 1}, detach=True)
+    joiner = subprocess.Popen(
+        cli(settings, "--json", "worker", record.id),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+
+        def joined() -> bool:
+            entries = service.audit_entries(limit=None, migration_id=record.id).entries
+            return any(entry.operation == "worker_joined" for entry in entries)
+
+        wait_for(joined, timeout=60, interval=0.05)
+        joiner.send_signal(signal.SIGTERM)
+        stdout, stderr = joiner.communicate(timeout=120)
+    finally:
+        if joiner.poll() is None:
+            joiner.kill()
+            joiner.wait()
+
+    assert joiner.returncode == 0, stderr
+    assert "Traceback" not in stderr and "Leaving after the batch in hand" in stderr, stderr
+    report = json.loads(stdout)["data"]
+    assert report["leftBecause"].startswith("it was asked to leave"), report
+    # Not its migration to cancel: the owner runs on.
+    after_leaving = service.status(record.id)
+    assert after_leaving.status in (Status.RUNNING, Status.COMPLETED), after_leaving.status
+    if after_leaving.status is Status.RUNNING:
+        wait_for(
+            lambda: (
+                service.status(record.id).encrypted_records > after_leaving.encrypted_records
+                or service.status(record.id).status is Status.COMPLETED
+            ),
+            timeout=60,
+        )
+        service.cancel(record.id, "the test has seen the owner carry on", wait_seconds=60)
+    service.rollback(record.id, confirm=True)
+    assert raw_dump(service.engine) == before
 
 
 def test_joining_is_refused_when_no_worker_runs_the_migration(

@@ -16,7 +16,7 @@ from rich.text import Text
 from tui_migrator.cli import evidence_commands
 from tui_migrator.cli.confirm import confirm
 from tui_migrator.cli.output import Result
-from tui_migrator.cli.stop_signals import stops_cancel, stops_interrupt
+from tui_migrator.cli.stop_signals import stops_cancel, stops_interrupt, stops_leave
 from tui_migrator.common.config_file import read_config_file
 from tui_migrator.common.migration_config import MigrationConfig, parse_config
 from tui_migrator.engine.sweep import SweepResult
@@ -142,7 +142,8 @@ def worker(service: MigratorService, args: argparse.Namespace) -> Result:
     """Join the migration if another worker runs it (PostgreSQL), else run or take it over."""
     current = service.status(args.migration_id)
     if current.stored_status.is_live and current.worker_alive:
-        summary = service.join(args.migration_id)
+        with stops_leave() as leave:
+            summary = service.join(args.migration_id, leave=leave)
         return Result(
             data=summary.to_json(),
             text=[

@@ -7,7 +7,9 @@ the first of them asks it to stop safely — the batches in flight finish, the m
 cancelled with the signal as its reason, and ``resume`` carries on — and a second one stops at
 once, leaving an interrupted migration that ``resume`` or ``rollback`` finishes. A rollback,
 whose batches are each one transaction, stops at once on the first, as on Ctrl-C: the batch in
-hand is undone, every one committed stays restored, and it records that it stopped.
+hand is undone, every one committed stays restored, and it records that it stopped. A worker
+that joined another's migration (PostgreSQL) leaves it after the batch in hand: the migration
+is not its to cancel.
 """
 
 from __future__ import annotations
@@ -56,6 +58,23 @@ def stops_cancel(service: MigratorService) -> Iterator[Callable[[str], None]]:
 
     with _handling(on_stop):
         yield remember
+
+
+@contextmanager
+def stops_leave() -> Iterator[threading.Event]:
+    """While the block runs, the first stop signal sets the event this yields — a joined
+    worker's request to leave after the batch in hand (the migration runs on with its owner);
+    a second one raises KeyboardInterrupt."""
+    leave = threading.Event()
+
+    def on_stop(_number: int, _frame: Any) -> None:
+        if leave.is_set():
+            raise KeyboardInterrupt
+        leave.set()
+        _say("\nLeaving after the batch in hand; the migration runs on (a second signal stops at once)...\n")
+
+    with _handling(on_stop):
+        yield leave
 
 
 @contextmanager

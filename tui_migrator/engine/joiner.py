@@ -11,12 +11,15 @@ transaction, so every worker's rows count in the owner's results and progress.
 
 A joined worker leaves when the owner is past verification (nothing more to share), and at once
 on cancel; it waits while the migration is paused, and stops if the owner's heartbeat goes stale
-(the migration is then interrupted and ``resume`` takes over).
+(the migration is then interrupted and ``resume`` takes over). Asked to leave (``leave``, set by
+a stop signal: cli/stop_signals.py), it finishes the batch or window in hand and leaves the rest
+to the owner; the migration runs on.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -127,9 +130,16 @@ def crowding_warning(record: MigrationRecord, *, here: str, cores: int) -> str |
 class JoiningWorker(MigrationWorker):
     """Takes batches of a migration another worker owns, until there are none left to take."""
 
-    def __init__(self, work: MigrationWork, *, on_batch: Callable[[JoinSummary], None] | None = None) -> None:
+    def __init__(
+        self,
+        work: MigrationWork,
+        *,
+        on_batch: Callable[[JoinSummary], None] | None = None,
+        leave: threading.Event | None = None,
+    ) -> None:
         super().__init__(work)
         self.on_batch = on_batch
+        self._leave = leave
         self.summary = JoinSummary(work.migration_id, migrations.worker_identity())
         self._checked_at = 0.0
         self._context: BatchContext | None = None
@@ -196,6 +206,8 @@ class JoiningWorker(MigrationWorker):
         return record
 
     def _between_batches(self) -> None:
+        if self._leave is not None and self._leave.is_set():
+            raise _Leave("it was asked to leave (a stop signal); the owner does what is left")
         requests = self.read_requests()
         if requests.cancel_requested:
             raise _Leave("the migration was cancelled")

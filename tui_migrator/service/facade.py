@@ -10,6 +10,7 @@ Each method hands its work to the module of its use case; this class only holds 
 from __future__ import annotations
 
 import dataclasses
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -284,10 +285,15 @@ class MigratorService:
         return lifecycle.run(self._session, migration_id, on_progress=on_progress)
 
     def join(
-        self, migration_id: str, *, on_batch: Callable[[JoinSummary], None] | None = None
+        self,
+        migration_id: str,
+        *,
+        on_batch: Callable[[JoinSummary], None] | None = None,
+        leave: threading.Event | None = None,
     ) -> JoinSummary:
-        """Take batches of a migration another worker is running, until none are left (PostgreSQL)."""
-        return lifecycle.join(self._session, migration_id, on_batch=on_batch)
+        """Take batches of a migration another worker is running, until none are left or
+        ``leave`` is set (PostgreSQL)."""
+        return lifecycle.join(self._session, migration_id, on_batch=on_batch, leave=leave)
 
     def resume(
         self,

@@ -6,6 +6,7 @@ Every path checks the plan and the pre-flight checks before writing, and audits 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -119,9 +120,14 @@ def run(session: Session, migration_id: str, *, on_progress: OnProgress | None) 
 
 
 def join(
-    session: Session, migration_id: str, *, on_batch: Callable[[JoinSummary], None] | None
+    session: Session,
+    migration_id: str,
+    *,
+    on_batch: Callable[[JoinSummary], None] | None,
+    leave: threading.Event | None = None,
 ) -> JoinSummary:
-    """Take batches of a migration another worker is running, until none are left (PostgreSQL)."""
+    """Take batches of a migration another worker is running, until none are left or ``leave``
+    is set (PostgreSQL)."""
     authorize(session, Action.MIGRATE, "join")
     record = migrations.get(session.engine, migration_id)
     if record.kind is MigrationKind.ROTATION:
@@ -130,7 +136,7 @@ def join(
             "cannot join it.",
             hint=f"Follow it with: tui-migrator status {migration_id}",
         )
-    return JoiningWorker(_work(session, migration_id), on_batch=on_batch).run()
+    return JoiningWorker(_work(session, migration_id), on_batch=on_batch, leave=leave).run()
 
 
 def resume(
