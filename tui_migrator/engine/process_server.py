@@ -52,9 +52,10 @@ def _terminal_signals_ignored() -> Iterator[None]:
     decides what they mean (cli/stop_signals.py: the batches in flight finish), but also the
     server, the resource tracker it starts, and the workers forked from it. Those died of them:
     a worker still in its first moments, before it set them aside itself (engine/cpu_pool.py),
-    and the tracker, with a traceback on the terminal. A signal ignored stays ignored in a forked and in
-    an executed process (unlike a blocked one), so started now they never see them. Signals
-    are the main thread's to change: from another thread the server starts as it is."""
+    and the tracker, with a traceback on the terminal. A signal ignored stays ignored in a
+    forked and in an executed process (unlike a blocked one), so started now they never see
+    them. Signals are the main thread's to change: from another thread the server starts as it
+    is."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
