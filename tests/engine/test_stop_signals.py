@@ -57,6 +57,7 @@ def test_sigterm_stops_a_detached_worker_safely(
 
 def test_a_hang_up_stops_a_foreground_start_safely(bigger: tuple[Settings, MigratorService]) -> None:
     settings, service = bigger
+    before = raw_dump(service.engine)
     # The whole job, as the terminal's hang-up does: the helper processes get it too.
     ended = start_signalled_mid_run(settings, service, signal.SIGHUP)
     stdout, stderr = ended.stdout, ended.stderr
@@ -67,3 +68,5 @@ def test_a_hang_up_stops_a_foreground_start_safely(bigger: tuple[Settings, Migra
     record = service.status(payload["data"]["id"])
     assert record.cancel_reason == REASONS[signal.SIGHUP]
     assert 0 < record.encrypted_records < record.total_records and record.can_resume
+    service.rollback(record.id, confirm=True)
+    assert raw_dump(service.engine) == before

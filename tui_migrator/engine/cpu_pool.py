@@ -281,14 +281,14 @@ _worker_context: BatchContext | None = None
 
 def _start_worker(keys: WorkerKeys, database: URL | None) -> None:
     global _worker_context
-    # A terminal's Ctrl-C, and its hang-up when the terminal or SSH connection goes away, reach
-    # every process of its foreground group, these included; the run's process decides what
-    # they mean (the first: finish the batches in flight, which these are working on), so here
-    # they are ignored. Unhandled, Ctrl-C killed them mid-batch, with a traceback each on the
-    # operator's terminal. (SIGTERM is left as it is: the pool stops its workers with it.)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    if hasattr(signal, "SIGHUP"):  # not on Windows
-        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    # A terminal's signals reach every process of its foreground group, these included; the
+    # run's process decides what they mean (the first: finish the batches in flight, which these
+    # are working on), so here they are ignored — again, where the fork server was not started
+    # with them ignored (process_server). Unhandled, Ctrl-C killed them mid-batch, with a
+    # traceback each on the operator's terminal. (SIGTERM is left as it is: the pool stops its
+    # workers with it.)
+    for number in process_server.TERMINAL_SIGNALS:
+        signal.signal(number, signal.SIG_IGN)
     pace_this_process()
     # The engine connects on first use only: a worker that only seals never opens a connection.
     engine = None if database is None else create_database_engine(database)

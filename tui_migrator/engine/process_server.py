@@ -2,7 +2,7 @@
 
 Apart from the pool, so that the program can start the server as its very first step, before
 its own imports (engine/cpu_pool.py imports most of the tool): this module imports nothing but
-``multiprocessing`` and two modules of the standard library's core.
+``multiprocessing`` and a few small modules of the standard library.
 """
 
 from __future__ import annotations
@@ -23,6 +23,12 @@ BATCH_MODULES = [
     "tui_migrator.engine.verification",
     "psycopg",
 ]
+
+
+# What a terminal sends to every process of its foreground group: Ctrl-C, and the hang-up when
+# it or the SSH connection goes away (no SIGHUP on Windows). The program's own process decides
+# what they mean (cli/stop_signals.py); every helper process ignores them.
+TERMINAL_SIGNALS = (signal.SIGINT, *((signal.SIGHUP,) if hasattr(signal, "SIGHUP") else ()))
 
 
 def process_context() -> multiprocessing.context.BaseContext:
@@ -59,8 +65,7 @@ def _terminal_signals_ignored() -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    terminal = [signal.SIGINT, *([signal.SIGHUP] if hasattr(signal, "SIGHUP") else [])]
-    previous = {number: signal.signal(number, signal.SIG_IGN) for number in terminal}
+    previous = {number: signal.signal(number, signal.SIG_IGN) for number in TERMINAL_SIGNALS}
     try:
         yield
     finally:
