@@ -24,6 +24,7 @@ from tests.support.databases import (
     SMALL_DEMO,
     PostgresTemplate,
     build_pg_template,
+    copy_sqlite_workspace,
     fresh_postgres_database,
     make_settings,
 )
@@ -126,10 +127,8 @@ def workspace(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> P
     """A private copy of the template's data dir (with its 0600 key file) and, on SQLite, of
     its database file."""
     if backend == "sqlite":
-        root: Path = request.getfixturevalue("demo_template")
-        shutil.copy2(root / "parkml.db", tmp_path / "parkml.db")
-    else:
-        root = request.getfixturevalue("pg_demo_template").root
+        return copy_sqlite_workspace(request.getfixturevalue("demo_template"), tmp_path)
+    root: Path = request.getfixturevalue("pg_demo_template").root
     shutil.copytree(root / "data", tmp_path / "data")
     return tmp_path
 

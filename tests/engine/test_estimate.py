@@ -114,12 +114,15 @@ def test_the_sample_is_written_as_a_run_writes_a_claimed_batch(service: Migrator
 
 @pytest.mark.backends("postgresql")
 def test_the_storage_a_sample_adds_on_postgresql_is_measured_in_its_shadow(
-    service: MigratorService,
+    service: MigratorService, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """An UPDATE on PostgreSQL writes each row anew, every column of it, and leaves the old
     version until a VACUUM: a table with a wide column the migration never touches grows by
     that column too with every row it seals. The storage estimate measures the shadow's growth,
     so it sees that; the tokens' extra bytes alone would not."""
+    # The small demo's table whole, not a tenth of it: growth is measured in 8 KiB pages, too
+    # coarse for a sample of ten rows to show a kilobyte a row.
+    monkeypatch.setattr(estimate_engine, "SAMPLED_SHARE", 1)
     config = {**FAST, "data_categories": ["DEMOGRAPHICS"]}
     (table,) = [t for t in service.plan(config).scope.tables if t.pending_rows]
 
@@ -140,6 +143,27 @@ def test_the_storage_a_sample_adds_on_postgresql_is_measured_in_its_shadow(
     after = added_per_row()
     # 32 × 32 = 1,024 bytes more in every new row version (pages make it coarse).
     assert after - before > 800
+
+
+def test_a_small_scopes_sample_is_a_tenth_of_each_table_and_a_large_ones_is_spread_over_it() -> None:
+    """A table of 60 rows was sampled 40 rows deep, as costly as migrating it: now a tenth of
+    each table (ten rows at least, all of a smaller one); from 12,000 rows in scope the sample
+    is SAMPLE_ROWS spread over the tables, as before."""
+    size = estimate_engine.sample_size
+    assert size(60, 531) == 10 and size(7, 531) == 7 and size(300, 2_664) == 30
+    assert size(100_000, 100_000) == estimate_engine.SAMPLE_ROWS
+    assert size(12_000, 12_000) == estimate_engine.SAMPLE_ROWS
+    # A small table of a large scope keeps the floor of MIN_SAMPLE_PER_TABLE where it has the rows.
+    assert size(1_000, 100_000) == estimate_engine.MIN_SAMPLE_PER_TABLE
+    assert size(50_000, 100_000) == estimate_engine.SAMPLE_ROWS // 2
+
+
+def test_an_estimate_of_the_small_demo_samples_a_tenth_of_it(service: MigratorService) -> None:
+    estimate = service.estimate(FAST)
+    tables = [count for count in estimate.by_table.values() if count]
+    expected = sum(estimate_engine.sample_size(count, sum(tables)) for count in tables)
+    assert estimate.calibration.sample_rows == expected
+    assert expected <= sum(max(10, -(-count // 10)) for count in tables)
 
 
 def test_the_shadow_finds_a_row_by_its_key_as_the_table_does(service: MigratorService, backend: str) -> None:

@@ -8,10 +8,12 @@ fixture in tests/conftest.py reads the mark).
 from __future__ import annotations
 
 import itertools
+import shutil
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 import sqlalchemy as sa
@@ -19,6 +21,8 @@ import sqlalchemy as sa
 from tests.support.postgres_cluster import PostgresCluster
 from tui_migrator.common.settings import Settings
 from tui_migrator.service.facade import MigratorService
+
+T = TypeVar("T")
 
 # Small enough to build in a moment, large enough for several batches per table.
 SMALL_DEMO = {"patients": 60, "organizations": 3, "seed": 11}
@@ -39,6 +43,24 @@ def make_settings(root: Path, **overrides: object) -> Settings:
     }
     values.update(overrides)
     return Settings.resolve(values, environ={})
+
+
+def copy_sqlite_workspace(template: Path, into: Path) -> Path:
+    """A copy of an SQLite template (its database file and its data dir, whose key file and audit
+    anchors belong with it) in ``into``; gives ``into``."""
+    shutil.copy2(template / "parkml.db", into / "parkml.db")
+    shutil.copytree(template / "data", into / "data")
+    return into
+
+
+def seeded_sqlite_template(
+    template: Path, tmp_path_factory: pytest.TempPathFactory, name: str, seed: Callable[[Settings], T]
+) -> tuple[Path, T]:
+    """A copy of the SQLite ``template`` that ``seed`` (given its settings) has added to, and
+    what ``seed`` returned: what several tests of a module start from, built once (each test then
+    copies it with copy_sqlite_workspace)."""
+    root = copy_sqlite_workspace(template, tmp_path_factory.mktemp(name))
+    return root, seed(make_settings(root))
 
 
 @dataclass(frozen=True)

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
 from textual.pilot import Pilot
 from textual.widgets import DataTable, Input, Static
 
-from tests.support.databases import ADMIN
-from tests.tui.conftest import settle
+from tests.support.databases import ADMIN, copy_sqlite_workspace, seeded_sqlite_template
+from tests.tui.conftest import REAL_USER, settle
 from tui_migrator.common.settings import Settings
 from tui_migrator.service.facade import MigratorService
 from tui_migrator.storage.migration_status import Status
@@ -29,14 +30,37 @@ class Seeded:
     rolled_back: str
 
 
-@pytest.fixture
-def seeded(operator_service: MigratorService, settings: Settings) -> Iterator[Seeded]:
+def _seed(settings: Settings) -> Seeded:
     with MigratorService.open(settings, user=ADMIN) as other_operator:
+        other_operator.grant(REAL_USER, "super_admin")
         dry_run = other_operator.start(DRY_RUN)
-    real = operator_service.start(REAL)
-    assert real.status is Status.COMPLETED, real.error_message
-    operator_service.rollback(real.id, confirm=True)
-    yield Seeded(dry_run=dry_run.id, rolled_back=real.id)
+    with MigratorService.open(settings, user=REAL_USER) as operator:
+        real = operator.start(REAL)
+        assert real.status is Status.COMPLETED, real.error_message
+        operator.rollback(real.id, confirm=True)
+    return Seeded(dry_run=dry_run.id, rolled_back=real.id)
+
+
+@pytest.fixture(scope="module")
+def seeded_template(demo_template: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Seeded]:
+    """The demo with the two migrations the list shows, built once for the module."""
+    return seeded_sqlite_template(demo_template, tmp_path_factory, "migrations-list", _seed)
+
+
+@pytest.fixture
+def workspace(request: pytest.FixtureRequest, tmp_path: Path) -> Path:
+    """A test that lists the seeded migrations starts from a copy of their template, the others
+    from the bare demo's."""
+    if "seeded" in request.fixturenames:
+        root: Path = request.getfixturevalue("seeded_template")[0]
+    else:
+        root = request.getfixturevalue("demo_template")
+    return copy_sqlite_workspace(root, tmp_path)
+
+
+@pytest.fixture
+def seeded(seeded_template: tuple[Path, Seeded]) -> Seeded:
+    return seeded_template[1]
 
 
 async def open_list(app: MigratorApp, pilot: Pilot[None]) -> DataTable[object]:
