@@ -21,11 +21,13 @@ from tui_migrator.crypto.data_keys import ThrowawayKeys
 from tui_migrator.crypto.keys import MasterKey
 from tui_migrator.engine import backup, batches, verification
 from tui_migrator.engine.cpu_pool import (
+    MIGRATION_WORKERS_FROM_ROWS,
     REPLACEMENTS,
     BatchContext,
     CpuPool,
     WorkerProcessDied,
     kept,
+    migration_processes,
     processes_for,
 )
 from tui_migrator.storage.column_storage import RowShape
@@ -173,6 +175,13 @@ def test_one_process_per_batch_in_flight_up_to_the_cores() -> None:
     assert processes_for(cores + 5) == (cores if cores > 1 else 0)
 
 
+def test_a_migration_too_small_to_gain_from_worker_processes_starts_none() -> None:
+    """Starting them costs more than they save below MIGRATION_WORKERS_FROM_ROWS rows."""
+    assert migration_processes(10, MIGRATION_WORKERS_FROM_ROWS - 1, cores=2) == 0
+    assert migration_processes(10, MIGRATION_WORKERS_FROM_ROWS, cores=2) == 2
+    assert migration_processes(1, 10**6, cores=2) == 0
+
+
 def test_the_cores_are_those_the_process_may_run_on_not_the_machines(monkeypatch: pytest.MonkeyPatch) -> None:
     # A container's cpuset (or a taskset) of two cores on a 64-core host.
     monkeypatch.setattr(os, "cpu_count", lambda: 64)
@@ -189,16 +198,16 @@ def test_the_cores_are_those_the_process_may_run_on_not_the_machines(monkeypatch
 START_SERVER = """
 import multiprocessing.forkserver, sys
 from tui_migrator.engine.cpu_pool import start_process_server
-start_process_server(int(sys.argv[1]))
+start_process_server(int(sys.argv[1]), int(sys.argv[2]))
 print(multiprocessing.forkserver._forkserver._forkserver_pid)
 """
 
 
 @pytest.mark.skipif(usable_cores() == 1, reason="one core: a run has no worker processes")
 def test_a_run_with_workers_starts_their_server_before_its_first_batch_and_one_without_does_not() -> None:
-    def server_pid(max_concurrency: int) -> str:
+    def server_pid(max_concurrency: int, rows: int = MIGRATION_WORKERS_FROM_ROWS) -> str:
         done = subprocess.run(
-            [sys.executable, "-c", START_SERVER, str(max_concurrency)],
+            [sys.executable, "-c", START_SERVER, str(max_concurrency), str(rows)],
             capture_output=True,
             text=True,
             check=True,
@@ -207,6 +216,8 @@ def test_a_run_with_workers_starts_their_server_before_its_first_batch_and_one_w
 
     assert server_pid(1) == "None"
     assert server_pid(2).isdigit()
+    # A migration too small for workers (migration_processes) has no use for their server.
+    assert server_pid(2, rows=MIGRATION_WORKERS_FROM_ROWS - 1) == "None"
 
 
 WORKER_MODULES = """

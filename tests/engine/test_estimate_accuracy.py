@@ -15,7 +15,7 @@ import pytest
 from tests.support.databases import make_settings
 from tui_migrator.common.cores import usable_cores
 from tui_migrator.common.cpu_turns import CpuTurns
-from tui_migrator.engine import batch_size
+from tui_migrator.engine import batch_size, cpu_pool
 from tui_migrator.engine import estimate as estimating
 from tui_migrator.engine.plan import Plan
 from tui_migrator.engine.scope import MigrationScope
@@ -56,7 +56,7 @@ def test_the_estimate_is_the_calibration_applied_to_the_rows_in_scope(tmp_path: 
         + _batches(scope, estimating.WINDOW_ROWS.get(stage, size)) * calibration.per_batch(stage)
         for stage in STAGES_OF_A_FULL_RUN
     )
-    speed = estimating.run_speed("sqlite", estimate.config.max_concurrency)
+    speed = estimating.run_speed("sqlite", estimate.config.max_concurrency, rows)
     # Three commits a batch with backups.
     commits = _batches(scope, size) * 3 * calibration.commit_seconds
     expected = stages / speed + commits + calibration.fixed_seconds
@@ -73,10 +73,13 @@ def test_a_run_without_worker_processes_is_slower_than_its_stages_and_each_worke
 ) -> None:
     one, per_worker = estimating.RUN_SPEED[dialect]
     assert one < 1.0 and 0 < per_worker < 1.0
-    assert estimating.run_speed(dialect, 1) == one
+    large = cpu_pool.MIGRATION_WORKERS_FROM_ROWS
+    assert estimating.run_speed(dialect, 1, large) == one
     cores = usable_cores()
     processes = min(10, cores) if cores > 1 else 0
-    assert estimating.run_speed(dialect, 10) == one + per_worker * max(0, processes - 1)
+    assert estimating.run_speed(dialect, 10, large) == one + per_worker * max(0, processes - 1)
+    # A run too small for worker processes has none, whatever its concurrency.
+    assert estimating.run_speed(dialect, 10, large - 1) == one
 
 
 def test_on_postgresql_too_each_stage_costs_per_row_and_per_batch_of_each_table(tmp_path: Path) -> None:
@@ -102,7 +105,7 @@ def test_on_postgresql_too_each_stage_costs_per_row_and_per_batch_of_each_table(
     # The write per batch of 100 rows, verification per window of 1,000, each table apart.
     stages = rows * per_row + _batches(scope, size) * 0.002 + _batches(scope, 1000) * 0.001
     expected = (
-        stages / estimating.run_speed("postgresql", 2)
+        stages / estimating.run_speed("postgresql", 2, rows)
         + _batches(scope, size) * 3 * fixed.commit_seconds
         + fixed.fixed_seconds
     )

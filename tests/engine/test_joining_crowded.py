@@ -6,15 +6,20 @@ from __future__ import annotations
 
 import dataclasses
 
+from tui_migrator.engine.cpu_pool import MIGRATION_WORKERS_FROM_ROWS
 from tui_migrator.engine.joiner import crowding_warning
 from tui_migrator.service.facade import MigratorService
 from tui_migrator.storage.migration_records import MigrationRecord, worker_host
 
 
-def _owned(service: MigratorService, worker: str, max_concurrency: int) -> MigrationRecord:
+def _owned(
+    service: MigratorService, worker: str, max_concurrency: int, rows: int = MIGRATION_WORKERS_FROM_ROWS
+) -> MigrationRecord:
+    """The demo's dry run as if ``worker`` ran it over ``rows`` rows (large enough for worker
+    processes unless said otherwise)."""
     record = service.start({"batch_size": 500, "dry_run": True})
     config = record.config.model_copy(update={"max_concurrency": max_concurrency})
-    return dataclasses.replace(record, worker=worker, config=config)
+    return dataclasses.replace(record, worker=worker, config=config, total_records=rows)
 
 
 def test_joining_the_owner_on_its_own_busy_machine_is_warned_of_and_elsewhere_not(
@@ -35,6 +40,9 @@ def test_an_owner_without_worker_processes_leaves_a_core_for_a_joiner(service: M
     # At --max-concurrency 1 the owner does its work in its own process (one core at most).
     single = _owned(service, "db-host-1:4242", max_concurrency=1)
     assert crowding_warning(single, here="db-host-1", cores=2) is None
+    # Nor does it with fewer rows than worker processes are started for.
+    small = _owned(service, "db-host-1:4242", max_concurrency=4, rows=MIGRATION_WORKERS_FROM_ROWS - 1)
+    assert crowding_warning(small, here="db-host-1", cores=2) is None
 
 
 def test_a_worker_identity_names_its_machine_whatever_the_hosts_name_holds() -> None:

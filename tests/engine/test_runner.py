@@ -18,9 +18,10 @@ from tests.support.migration_helpers import (
 )
 from tui_migrator.common.errors import BadInput, InvalidMigrationConfig, PermissionDenied
 from tui_migrator.crypto.codec import UnsupportedValue
-from tui_migrator.engine import batch_source
+from tui_migrator.engine import batch_source, cpu_pool
 from tui_migrator.engine import batches as batches_module
 from tui_migrator.engine import estimate as estimating
+from tui_migrator.engine import runner as runner_module
 from tui_migrator.engine.retry import RetryPolicy
 from tui_migrator.reader import RecordReader
 from tui_migrator.service.facade import MigratorService
@@ -380,6 +381,33 @@ def test_a_claimed_batch_holds_its_rows_so_an_application_write_waits_for_it(
     assert record.status is Status.COMPLETED and record.failed_records == 0
     service.rollback(record.id, confirm=True)
     assert raw_dump(service.engine) == before
+
+
+@pytest.mark.backends("sqlite")
+def test_a_small_migration_seals_in_its_own_process_and_a_large_one_in_worker_processes(
+    service: MigratorService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The demo's 531 rows go faster without worker processes to start (cpu_pool.migration_processes);
+    from MIGRATION_WORKERS_FROM_ROWS rows on, a run at concurrency 2 has them (two cores here)."""
+    pools: list[int] = []
+    made = runner_module.CpuPool
+
+    def counted(*args, **kwargs):  # type: ignore[no-untyped-def]
+        pool = made(*args, **kwargs)
+        pools.append(pool.processes)
+        return pool
+
+    monkeypatch.setattr(runner_module, "CpuPool", counted)
+    before = raw_dump(service.engine)
+    small = service.start({"batch_size": 40, "max_concurrency": 2})
+    assert small.status is Status.COMPLETED and small.total_records < cpu_pool.MIGRATION_WORKERS_FROM_ROWS
+    assert pools[-1] == 0
+    service.rollback(small.id, confirm=True)
+    assert raw_dump(service.engine) == before
+    monkeypatch.setattr(cpu_pool, "MIGRATION_WORKERS_FROM_ROWS", small.total_records)
+    large = service.start({"batch_size": 40, "max_concurrency": 2})
+    assert large.status is Status.COMPLETED
+    assert pools[-1] == cpu_pool.processes_for(2)
 
 
 def test_auto_batch_size_adapts(service: MigratorService) -> None:

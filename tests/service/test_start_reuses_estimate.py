@@ -69,7 +69,7 @@ def test_the_fork_server_starts_after_the_calibration_never_beside_it(
         return real(*args, **kwargs)
 
     monkeypatch.setattr(estimating, "calibrate", calibrating)
-    monkeypatch.setattr(cpu_pool, "start_process_server", lambda concurrency: events.append("server"))
+    monkeypatch.setattr(cpu_pool, "start_process_server", lambda concurrency, rows: events.append("server"))
     record = service.start({**FAST, "max_concurrency": 2})
     assert record.status is Status.COMPLETED
     assert events[:2] == ["calibration", "server"]

@@ -225,7 +225,7 @@ def _populate(service: MigratorService, clock: FrozenClock) -> World:
     # Sealed in this process (no worker processes), where the patched seal_row is.
     with (
         mock.patch.object(batches, "seal_row", _failing_for(("motor_symptoms", {5, 9}))),
-        mock.patch.object(runner, "processes_for", lambda _max_concurrency: 0),
+        mock.patch.object(runner, "migration_processes", lambda _max_concurrency, _rows: 0),
     ):
         with_failures = _run(service, clock, {"batch_size": 100, "data_categories": ["MOTOR_SYMPTOMS"]}, 95)
 

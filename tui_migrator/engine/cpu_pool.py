@@ -67,6 +67,20 @@ def processes_for(max_concurrency: int, cores: int | None = None) -> int:
     return processes if processes > 1 else 0
 
 
+# A migration of fewer rows than this does its CPU work in its own process: starting worker
+# processes (forked from the process server, each handed its keys) costs more than they save on
+# so few rows. Measured on two cores (2026-12-06, `start` through the CLI, SQLite, copies of the
+# demo, three runs each, alternating): 531 rows took 2.25-2.68 s without them and 2.68-2.95 s
+# with two; 2,664 rows 3.32-3.47 s without and 3.16-3.44 s with; about even near 1,900.
+MIGRATION_WORKERS_FROM_ROWS = 2_000
+
+
+def migration_processes(max_concurrency: int, rows: int, cores: int | None = None) -> int:
+    """Worker processes for a migration (or key rotation) of ``rows`` rows: as processes_for,
+    none below MIGRATION_WORKERS_FROM_ROWS."""
+    return processes_for(max_concurrency, cores) if rows >= MIGRATION_WORKERS_FROM_ROWS else 0
+
+
 # How many times a run's worker processes are started afresh after one of them died before the
 # run gives up (see CpuPool.replace).
 REPLACEMENTS = 3
@@ -194,12 +208,13 @@ class CpuPool:
         self.close()
 
 
-def start_process_server(max_concurrency: int) -> None:
-    """Start the server workers are forked from now, for a run that will have workers, so that
-    its imports (half a second) overlap the run's own checks instead of holding up its first
-    batch (the program itself starts it earlier still, before its own imports, for a ``start``
-    command: cli/launch.py). Without a fork server (``spawn``), or without workers, nothing."""
-    if processes_for(max_concurrency):
+def start_process_server(max_concurrency: int, rows: int) -> None:
+    """Start the server workers are forked from now, for a migration of ``rows`` rows that will
+    have workers, so that its imports (half a second) overlap the run's own checks instead of
+    holding up its first batch (the program itself starts it earlier still, before its own
+    imports, for a ``start`` command: cli/launch.py). Without a fork server (``spawn``), or
+    without workers, nothing."""
+    if migration_processes(max_concurrency, rows):
         process_server.start()
 
 

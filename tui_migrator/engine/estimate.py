@@ -625,7 +625,7 @@ def estimated_seconds(
     # Each batch commits its writes and then its resume key; the backup copy commits per batch too.
     commits = _batches(scope, size) * (3 if config.create_backups and not config.dry_run else 2)
     return (
-        seconds / run_speed(dialect, config.max_concurrency)
+        seconds / run_speed(dialect, config.max_concurrency, rows)
         + commits * calibration.commit_seconds
         + calibration.fixed_seconds
     )
@@ -636,9 +636,10 @@ def _batches(scope: MigrationScope, size: int) -> int:
     return sum(math.ceil(table.pending_rows / size) for table in scope.tables if table.pending_rows)
 
 
-def run_speed(dialect: str, max_concurrency: int) -> float:
-    """How many times faster a run goes than its stages timed one after another by the
-    calibration, on ``dialect``'s database with ``max_concurrency`` batches in flight.
+def run_speed(dialect: str, max_concurrency: int, rows: int) -> float:
+    """How many times faster a run of ``rows`` rows goes than its stages timed one after another
+    by the calibration, on ``dialect``'s database with ``max_concurrency`` batches in flight
+    (and the worker processes cpu_pool.migration_processes gives it).
 
     The calibration times each stage alone, in one process. A run overlaps them — its worker
     processes seal and check batches while its own process reads and writes others, and on
@@ -669,7 +670,7 @@ def run_speed(dialect: str, max_concurrency: int) -> float:
     without and 1.32 -> 1.47 with two. Single estimates stay far apart on such a machine (the
     same table's, minutes apart: up to 1.5 times): see MEASUREMENTS.md on its slow spells."""
     one, per_worker = RUN_SPEED["postgresql" if dialect == "postgresql" else "sqlite"]
-    processes = cpu_pool.processes_for(max_concurrency)
+    processes = cpu_pool.migration_processes(max_concurrency, rows)
     return one + per_worker * max(0, processes - 1)
 
 

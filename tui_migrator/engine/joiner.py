@@ -34,7 +34,7 @@ from tui_migrator.crypto.ciphers import RowSealer
 from tui_migrator.engine import backup, batch_size, verification
 from tui_migrator.engine.batch_source import ClaimedSource
 from tui_migrator.engine.collection_pace import paced
-from tui_migrator.engine.cpu_pool import BatchContext, processes_for
+from tui_migrator.engine.cpu_pool import BatchContext, migration_processes
 from tui_migrator.engine.retry import is_transient
 from tui_migrator.engine.window_steps import WindowStep, do_a_joined_window
 from tui_migrator.engine.work import MigrationWork, MigrationWorker
@@ -116,7 +116,7 @@ def crowding_warning(record: MigrationRecord, *, here: str, cores: int) -> str |
     if record.worker is None or migrations.worker_host(record.worker) != here:
         return None
     concurrency = record.config.max_concurrency
-    if processes_for(concurrency, cores) < cores:
+    if migration_processes(concurrency, record.total_records, cores) < cores:
         return None
     return (
         f"The migration's owner, {record.worker}, runs on this machine with a worker process on "

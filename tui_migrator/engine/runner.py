@@ -34,7 +34,7 @@ from tui_migrator.engine.batch_source import BatchSource, source_for
 from tui_migrator.engine.batches import TableBatches
 from tui_migrator.engine.collection_pace import paced
 from tui_migrator.engine.control import RunControl, Stop
-from tui_migrator.engine.cpu_pool import BatchContext, CpuPool, processes_for
+from tui_migrator.engine.cpu_pool import BatchContext, CpuPool, migration_processes
 from tui_migrator.engine.phase_progress import PhaseMeter
 from tui_migrator.engine.progress import RunMeter
 from tui_migrator.engine.retry import FINAL_STATE_RETRY, database_failure, with_retries
@@ -202,7 +202,7 @@ class MigrationRunner(MigrationWorker):
         if self.config.create_backups and not self.config.dry_run:
             sealer = RowSealer(self.master_key, self.migration_id)
         keys = await asyncio.to_thread(self.cipher.worker_keys, sorted(organizations), sealer)
-        processes = processes_for(self.config.max_concurrency)
+        processes = migration_processes(self.config.max_concurrency, record.total_records)
         self.pool = CpuPool(BatchContext(self.cipher, sealer, self.engine), processes, keys)
 
     def _reflect_tables(self, record: MigrationRecord) -> set[str]:

@@ -61,7 +61,7 @@ def start(
     # core) would make its sample short (cli/launch.py). They overlap the checks and the
     # migration's creation instead; the CLI has it running already.
     if not detach:
-        cpu_pool.start_process_server(config.max_concurrency)
+        cpu_pool.start_process_server(config.max_concurrency, migration_plan.scope.pending_rows)
     refuse_failed_checks(
         preflight_checks(session, migration_plan, calibration, database_file(session.engine))
     )
