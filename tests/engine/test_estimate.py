@@ -153,8 +153,10 @@ def test_a_small_scopes_sample_is_a_tenth_of_each_table_and_a_large_ones_is_spre
     assert size(60, 531) == 10 and size(7, 531) == 7 and size(300, 2_664) == 30
     assert size(100_000, 100_000) == estimate_engine.SAMPLE_ROWS
     assert size(12_000, 12_000) == estimate_engine.SAMPLE_ROWS
-    # A small table of a large scope keeps the floor of MIN_SAMPLE_PER_TABLE where it has the rows.
+    # A small table of a large scope keeps the floor of MIN_SAMPLE_PER_TABLE where it has the rows,
+    # a tenth of them where it has fewer than 400.
     assert size(1_000, 100_000) == estimate_engine.MIN_SAMPLE_PER_TABLE
+    assert size(100, 100_000) == 10
     assert size(50_000, 100_000) == estimate_engine.SAMPLE_ROWS // 2
 
 

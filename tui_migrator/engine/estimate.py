@@ -56,9 +56,9 @@ SAMPLE_ROWS = 1200
 MIN_SAMPLE_PER_TABLE = 40
 # A table's sample is at most one row in SAMPLED_SHARE of its rows (never fewer than
 # SMALLEST_SAMPLE): a sample of 40 rows of a table of 60 cost about what migrating the table does,
-# and a start paid it before every small migration. A scope of 12,000 rows or more is sampled
-# as before (SAMPLE_ROWS); a smaller one's estimate is a short run's, less precise in a second
-# that matters to no one.
+# and a start paid it before every small migration. From 12,000 rows in scope the sample is
+# SAMPLE_ROWS as before, less only where a table has fewer than 400 rows; a smaller scope's
+# estimate is a short run's, less precise in a second that matters to no one.
 SAMPLED_SHARE = 10
 SMALLEST_SAMPLE = 10
 # Rows run through each stage untimed first, so statement compilation and cold caches are not
