@@ -148,7 +148,7 @@ def test_the_storage_a_sample_adds_on_postgresql_is_measured_in_its_shadow(
 def test_a_small_scopes_sample_is_a_tenth_of_each_table_and_a_large_ones_is_spread_over_it() -> None:
     """A table of 60 rows was sampled 40 rows deep, as costly as migrating it: now a tenth of
     each table (ten rows at least, all of a smaller one); from 12,000 rows in scope the sample
-    is SAMPLE_ROWS spread over the tables, as before."""
+    is SAMPLE_ROWS spread over the tables, as before, but for tables under 400 rows."""
     size = estimate_engine.sample_size
     assert size(60, 531) == 10 and size(7, 531) == 7 and size(300, 2_664) == 30
     assert size(100_000, 100_000) == estimate_engine.SAMPLE_ROWS

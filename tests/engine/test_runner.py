@@ -408,6 +408,8 @@ def test_a_small_migration_seals_in_its_own_process_and_a_large_one_in_worker_pr
     large = service.start({"batch_size": 40, "max_concurrency": 2})
     assert large.status is Status.COMPLETED
     assert pools[-1] == cpu_pool.processes_for(2)
+    service.rollback(large.id, confirm=True)
+    assert raw_dump(service.engine) == before
 
 
 def test_auto_batch_size_adapts(service: MigratorService) -> None:
