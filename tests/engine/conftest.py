@@ -22,11 +22,15 @@ from tests.support.databases import (
 from tests.support.postgres_cluster import PostgresCluster
 from tests.support.rollback_workers import PoolsSeen, rollbacks_in_workers
 from tui_migrator.common.settings import Settings
+from tui_migrator.engine.cpu_pool import MIGRATION_WORKERS_FROM_ROWS
 from tui_migrator.service.facade import MigratorService, create_demo_service
 
 
 def _bigger_demo(settings: Settings) -> MigratorService:
     service, _ = create_demo_service(settings, patients=300, organizations=3, seed=5, user="alice")
+    # Its migrations run in worker processes, which the tests of signals and of killed workers
+    # are about: a smaller demo's would have none (cpu_pool.migration_processes).
+    assert service.plan({}).scope.pending_rows >= MIGRATION_WORKERS_FROM_ROWS
     # The detached worker runs as the real operating-system user, who needs the role too.
     service.grant(pwd.getpwuid(os.geteuid()).pw_name, "super_admin")
     return service
