@@ -14,7 +14,6 @@ def test_it_prints_time_and_calls_per_row_for_every_batch_function() -> None:
         "seal_batch",
         "verify_batch",
         "verify_batch, opening",
-        "copy_batch",
         "read_back_batch",
         "AES-GCM alone",
     ):

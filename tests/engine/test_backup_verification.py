@@ -1,11 +1,14 @@
-"""What the backup stage proves before any row changes, and that it fails loudly when it cannot.
+"""What the backups prove, whenever a run stops, and that their check fails loudly.
 
-Each backup is opened as it is sealed and must give back the row's values exactly; the copy is
-then read back and its row count and the sum of each stored row's SHA-256 (packed key, sealed
-bytes) must equal what was written. Here the copy is damaged between its write and its read-back
-(a byte altered, two rows' backups swapped, a row lost), or a fresh backup does not open: the
-migration fails at the backup stage with the table untouched, and resumes and rolls back to the
-original, byte for byte, once the fault is gone.
+Each batch seals the backup of every row it changes, opens it as it is sealed (it must give back
+the row's values exactly) and writes it in the transaction that writes the row's tokens; the
+batch log records what each batch added to the copy. Once the batches are done the copy is read
+back: its row count and the sum of each stored row's SHA-256 (packed key, sealed bytes) must
+equal what the batches recorded. Here a run is stopped between batches (every row changed has
+its backup, opening to its original), the copy is damaged before its read-back (a byte altered,
+two rows' backups swapped, a row lost: the migration fails and rolls back byte for byte from
+its tokens), a fresh backup does not open (its row is left unchanged), and a migration whose
+copy an earlier version made in a stage of its own resumes with that copy counted.
 """
 
 from __future__ import annotations
@@ -17,16 +20,27 @@ import pytest
 import sqlalchemy as sa
 
 from tests.support.databases import BOTH_BACKENDS
-from tests.support.migration_helpers import FAST, raw_dump
+from tests.support.migration_helpers import FAST, raw_dump, without_empty_companions
 from tui_migrator.crypto import ciphers
-from tui_migrator.engine import backup
+from tui_migrator.crypto.ciphers import RowSealer
+from tui_migrator.engine import backup, batches
 from tui_migrator.engine.backup import SEALED_COLUMN
+from tui_migrator.engine.cpu_pool import BatchContext, CpuPool
 from tui_migrator.service.facade import MigratorService
+from tui_migrator.storage.column_storage import TableAccess, reflect
+from tui_migrator.storage.migration_records import MigrationRecord, TableProgress
 from tui_migrator.storage.migration_status import Status
+from tui_migrator.storage.tables import batch_log_table, migration_tables_table
 
 pytestmark = BOTH_BACKENDS
 DEMOGRAPHICS = {**FAST, "data_categories": ["DEMOGRAPHICS"]}
+# Batches small enough for a run to stop between them, one at a time.
+ONE_AT_A_TIME = {**DEMOGRAPHICS, "batch_size": 10, "max_concurrency": 1}
 Damage = Callable[[sa.Connection, sa.Table], None]
+
+
+class _Stop(Exception):
+    """Not a database error: the run fails at once, between two batches."""
 
 
 def _first_two(connection: sa.Connection, table: sa.Table) -> list[Any]:
@@ -59,37 +73,105 @@ def demographics(dump: dict[str, Any]) -> Any:
     return dump["demographics"]
 
 
+def _backup_table(service: MigratorService, migration_id: str) -> sa.Table:
+    name = backup.backup_table_name(migration_id, "demographics")
+    return sa.Table(name, sa.MetaData(), autoload_with=service.engine)
+
+
+def _access(service: MigratorService) -> TableAccess:
+    with service.engine.connect() as connection:
+        return reflect(connection, service.mapping().table("demographics"))
+
+
+def _demographics_progress(record: MigrationRecord) -> TableProgress:
+    return next(table for table in record.tables if table.name == "demographics")
+
+
+def _stopping_after(committed: int) -> Callable[..., None]:
+    """TableBatches.write_in that lets ``committed`` batches of the run through (the estimate's
+    calibration writes under no claim, and rolls back), then stops the run."""
+    real = batches.TableBatches.write_in
+    calls = []
+
+    def write_in(self: batches.TableBatches, connection: Any, *args: Any, **kwargs: Any) -> None:
+        if self.epoch is not None:
+            calls.append(1)
+        if len(calls) > committed:
+            raise _Stop("stopped between batches")
+        real(self, connection, *args, **kwargs)
+
+    return write_in
+
+
+def test_a_run_stopped_between_batches_leaves_every_changed_row_with_a_backup_of_its_original(
+    service: MigratorService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    before = raw_dump(service.engine)
+    with monkeypatch.context() as stopping:
+        stopping.setattr(batches.TableBatches, "write_in", _stopping_after(3))
+        record = service.start(ONE_AT_A_TIME)
+    assert record.status is Status.FAILED
+    assert 0 < record.encrypted_records < record.total_records
+
+    # Every row holding tokens has its backup, which opens to the row as it was; no other has one.
+    columns, rows = demographics(before)
+    original = {row[0][0]: row for row in rows}
+    now = demographics(raw_dump(service.engine))[1]
+    changed = [row for row in now if row[: len(columns)] != original[row[0][0]]]
+    assert len(changed) == record.encrypted_records
+    table = _backup_table(service, record.id)
+    with service.engine.connect() as connection:
+        stored = {row.id: row for row in connection.execute(sa.select(table))}
+    assert sorted(stored) == sorted(row[0][0] for row in changed)
+    access = _access(service)
+    sealer = RowSealer(service._session.master_key, record.id)
+    names = [column[1] for column in columns]
+    for key, backed_up in stored.items():
+        opened = backup.open_backup(access, {"id": key}, backed_up.tm_sealed, sealer)
+        assert opened == [original[key][names.index(column.name)][0] for column in access.mapped.columns]
+
+    # The batch log adds up to the copy as it stands.
+    with service.engine.connect() as connection:
+        entries = connection.execute(
+            sa.select(batch_log_table.c.backup_rows).where(batch_log_table.c.migration_id == record.id)
+        ).all()
+    assert sum(rows for (rows,) in entries) == len(stored)
+
+    resumed = service.resume(record.id)
+    assert resumed.status is Status.COMPLETED
+    assert _demographics_progress(resumed).backup_rows == resumed.encrypted_records
+    service.rollback(record.id, confirm=True)
+    assert raw_dump(service.engine) == before
+
+
 @pytest.mark.parametrize(
     "damage", [alter_a_byte, swap_two_rows, lose_a_row], ids=lambda damage: damage.__name__
 )
-def test_a_backup_damaged_before_its_read_back_fails_the_migration_and_changes_nothing(
+def test_a_backup_damaged_before_its_read_back_fails_the_migration_and_rollback_is_exact(
     service: MigratorService, monkeypatch: pytest.MonkeyPatch, damage: Damage
 ) -> None:
     before = raw_dump(service.engine)
-    read_back = backup._read_back
+    read_back = backup.read_back
 
     def damage_then_read_back(engine: sa.Engine, access: Any, table: sa.Table, *rest: Any) -> Any:
         with engine.begin() as connection:
             damage(connection, table)
         return read_back(engine, access, table, *rest)
 
-    monkeypatch.setattr(backup, "_read_back", damage_then_read_back)
+    monkeypatch.setattr(backup, "read_back", damage_then_read_back)
     record = service.start(DEMOGRAPHICS)
 
     assert record.status is Status.FAILED
-    assert "The backup of demographics does not match the table" in (record.error_message or "")
-    assert record.encrypted_records == 0
-    assert demographics(raw_dump(service.engine)) == demographics(before)
-
-    # The fault gone, resume takes the backup again and completes; rollback gives the original.
-    monkeypatch.setattr(backup, "_read_back", read_back)
-    resumed = service.resume(record.id)
-    assert resumed.status is Status.COMPLETED and resumed.encrypted_records > 0
+    message = record.error_message or ""
+    assert "The backup copy of demographics" in message and "does not hold what the batches wrote" in message
+    assert not _demographics_progress(record).backup_verified
+    # The rows were changed, each with its backup; the tokens open without the damaged copy.
+    assert record.encrypted_records > 0
     service.rollback(record.id, confirm=True)
     assert raw_dump(service.engine) == before
 
 
-def test_a_fresh_backup_that_does_not_open_to_its_values_stops_the_migration_before_any_change(
+def test_a_fresh_backup_that_does_not_open_to_its_values_leaves_its_row_unchanged(
     service: MigratorService, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     before = raw_dump(service.engine)
@@ -98,26 +180,70 @@ def test_a_fresh_backup_that_does_not_open_to_its_values_stops_the_migration_bef
     def not_for_backups(unseal: Any, nonce: bytes, sealed: bytes, associated: bytes, plain: bytes) -> bool:
         return b"tm-backup/v1" not in associated and opens_to(unseal, nonce, sealed, associated, plain)
 
-    copy_and_verify = backup.copy_and_verify
+    with monkeypatch.context() as failing:
+        failing.setattr(ciphers, "_opens_to", not_for_backups)
+        # One batch at a time: sealed in this process, where the check is the one patched.
+        record = service.start({**DEMOGRAPHICS, "max_concurrency": 1})
 
-    def copy_with_the_check_failing(*arguments: Any) -> Any:
-        # The backup stage's only (the start's calibration seals backups too).
-        with monkeypatch.context() as during:
-            during.setattr(ciphers, "_opens_to", not_for_backups)
-            return copy_and_verify(*arguments)
+    failures = service.failed_records(record.id)
+    assert record.encrypted_records == 0 and len(failures) == record.total_records > 0
+    assert all("did not open to its values" in failure["reason"] for failure in failures)
+    # Not a value changed (batch processing added the companion columns tokens need, empty).
+    assert demographics(without_empty_companions(raw_dump(service.engine))) == demographics(before)
 
-    monkeypatch.setattr(backup, "copy_and_verify", copy_with_the_check_failing)
-    # One batch at a time: sealed in this process, where the check is the one patched.
-    record = service.start({**DEMOGRAPHICS, "max_concurrency": 1})
-
-    assert record.status is Status.FAILED
-    message = record.error_message or ""
-    assert "A fresh backup of demographics row" in message and "did not open to its values" in message
-    assert "Nothing was changed in the table" in message
-    assert record.encrypted_records == 0
-    assert demographics(raw_dump(service.engine)) == demographics(before)
-
-    monkeypatch.setattr(backup, "copy_and_verify", copy_and_verify)
     assert service.resume(record.id).status is Status.COMPLETED
+    service.rollback(record.id, confirm=True)
+    assert raw_dump(service.engine) == before
+
+
+def test_a_copy_made_before_the_batches_by_an_earlier_version_is_counted_when_it_resumes(
+    service: MigratorService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    before = raw_dump(service.engine)
+    with monkeypatch.context() as stopping:
+        stopping.setattr(batches.TableBatches, "write_in", _stopping_after(2))
+        record = service.start(ONE_AT_A_TIME)
+    assert record.status is Status.FAILED and record.encrypted_records > 0
+    # As a version before schema version 10 left it: the copy verified in a stage of its own
+    # (its count and digest in the table's progress), batches that recorded nothing of it.
+    table = _backup_table(service, record.id)
+    with service.engine.begin() as connection:
+        pool = CpuPool(BatchContext(service._session.value_cipher(), None, service.engine), 0)
+        copied = backup.read_back(service.engine, _access(service), table, pool, None)
+        connection.execute(
+            sa.update(batch_log_table)
+            .where(batch_log_table.c.migration_id == record.id)
+            .values(backup_rows=None, backup_digest=None)
+        )
+        connection.execute(
+            sa.update(migration_tables_table)
+            .where(migration_tables_table.c.migration_id == record.id)
+            .values(backup_rows=copied.rows, backup_digest=copied.digest_text, backup_verified=True)
+        )
+
+    resumed = service.resume(record.id)
+    assert resumed.status is Status.COMPLETED, resumed.error_message
+    assert _demographics_progress(resumed).backup_rows == resumed.encrypted_records
+    service.rollback(record.id, confirm=True)
+    assert raw_dump(service.engine) == before
+
+
+def test_backups_left_by_an_interrupted_copy_of_an_earlier_version_are_made_again(
+    service: MigratorService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    before = raw_dump(service.engine)
+    with monkeypatch.context() as stopping:
+        stopping.setattr(batches.TableBatches, "write_in", _stopping_after(0))
+        record = service.start(ONE_AT_A_TIME)
+    assert record.status is Status.FAILED and record.encrypted_records == 0
+    # A backup an interrupted copy left, which no batch recorded: not the row's as it is.
+    table = _backup_table(service, record.id)
+    with service.engine.begin() as connection:
+        first = connection.execute(sa.text("SELECT min(id) FROM demographics")).scalar_one()
+        connection.execute(sa.insert(table).values(id=first, tm_sealed=b"\x00" * 60))
+
+    resumed = service.resume(record.id)
+    assert resumed.status is Status.COMPLETED, resumed.error_message
+    assert _demographics_progress(resumed).backup_rows == resumed.encrypted_records
     service.rollback(record.id, confirm=True)
     assert raw_dump(service.engine) == before

@@ -23,7 +23,7 @@ from tui_migrator.service.facade import create_demo_service
 
 # Every stage a migration with backups and verification runs, as the calibration names them (in
 # the order the estimate adds them, so the float sum below is the same to the last bit).
-STAGES_OF_A_FULL_RUN = ("read", "encrypt", "write", "backupRead", "backup", "backupVerify", "verify")
+STAGES_OF_A_FULL_RUN = ("read", "encrypt", "write", "backupVerify", "verify")
 
 
 def test_the_calibration_times_every_stage_the_run_does(tmp_path: Path) -> None:
@@ -49,16 +49,16 @@ def test_the_estimate_is_the_calibration_applied_to_the_rows_in_scope(tmp_path: 
     calibration, rows = estimate.calibration, estimate.estimated_records
     assert calibration.split_tables > 0
     size = batch_size.steady(estimate.config, sum(calibration.per_row(s) for s in STAGES_OF_A_FULL_RUN))
-    # Per row over the rows in scope, per batch over the batches of each table (the backup copy
-    # and verification in windows of 1,000 rows), at the run's speed against its stages.
+    # Per row over the rows in scope, per batch over the batches of each table (the backups'
+    # read-back and verification in windows of 1,000 rows), at the run's speed against its stages.
     stages = sum(
         rows * calibration.per_row(stage)
         + _batches(scope, estimating.WINDOW_ROWS.get(stage, size)) * calibration.per_batch(stage)
         for stage in STAGES_OF_A_FULL_RUN
     )
     speed = estimating.run_speed("sqlite", estimate.config.max_concurrency, rows)
-    # Three commits a batch with backups.
-    commits = _batches(scope, size) * 3 * calibration.commit_seconds
+    # Two commits a batch: its writes (its backups among them), then its resume key.
+    commits = _batches(scope, size) * 2 * calibration.commit_seconds
     expected = stages / speed + commits + calibration.fixed_seconds
     assert estimate.estimated_time_seconds == round(expected, 1)
 
@@ -106,7 +106,7 @@ def test_on_postgresql_too_each_stage_costs_per_row_and_per_batch_of_each_table(
     stages = rows * per_row + _batches(scope, size) * 0.002 + _batches(scope, 1000) * 0.001
     expected = (
         stages / estimating.run_speed("postgresql", 2, rows)
-        + _batches(scope, size) * 3 * fixed.commit_seconds
+        + _batches(scope, size) * 2 * fixed.commit_seconds
         + fixed.fixed_seconds
     )
     assert estimating.estimated_seconds(fixed, scope, plan.config, "postgresql") == pytest.approx(expected)

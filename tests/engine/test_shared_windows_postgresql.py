@@ -1,12 +1,12 @@
-"""A worker that joins a migration early shares its backup copy, the copy's read-back and its
+"""A worker that joins a migration shares the read-back of its backup copies and its
 verification, not only its batches (engine/window_steps.py, storage/shared_windows.py).
 
 The owner runs in this process in the foreground and a joined worker in a thread of its own
 (its own service, as another process would have). Each step's first window of the owner waits
 until the joined worker has done one of that step's windows, so the sharing happens every run,
 whatever the machine's speed; then the migration must be exact and reversible as ever: the
-backup's read-back matches the copy whoever wrote which window, every row is verified, nothing is
-encrypted twice, and a rollback restores every byte. A window the joined worker fails is done by
+backup's read-back matches what the batches wrote whoever read which window, every row is
+verified, nothing is encrypted twice, and a rollback restores every byte. A window the joined worker fails is done by
 the owner, and one the server or the connection fails does not send the joined worker away; a
 window the joined worker holds is waited for, not done twice; and a joined worker's window
 commits nothing once the migration has been taken over.
@@ -31,7 +31,6 @@ from tui_migrator.crypto.tokens import TOKEN_PREFIX
 from tui_migrator.engine import backup, verification
 from tui_migrator.engine.cpu_pool import BatchContext
 from tui_migrator.engine.joiner import JoinSummary
-from tui_migrator.engine.retry import RetryPolicy
 from tui_migrator.engine.window_steps import do_a_joined_window
 from tui_migrator.service.facade import MigratorService
 from tui_migrator.storage import migration_claims, shared_windows
@@ -48,7 +47,6 @@ CONFIG = {"batch_size": 40, "max_concurrency": 1}
 
 @pytest.fixture
 def small_windows(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(backup, "BACKUP_COPY_ROWS", WINDOW_ROWS)
     monkeypatch.setattr(backup, "READ_BACK_ROWS", WINDOW_ROWS)
     monkeypatch.setattr(verification, "BATCH", WINDOW_ROWS)
 
@@ -172,25 +170,25 @@ def assert_backed_up_verified_and_reversible(
 
 @pytest.mark.usefixtures("small_windows")
 @pytest.mark.backends("postgresql")
-def test_a_worker_that_joins_early_shares_the_backup_and_the_verification(
+def test_a_worker_that_joins_shares_the_backups_read_back_and_the_verification(
     service: MigratorService, settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     before = raw_dump(service.engine)
     joined = JoinedThread(settings)
-    first_owner_window_waits_for_the_joined_worker(monkeypatch, backup, "copy_window", joined)
+    first_owner_window_waits_for_the_joined_worker(monkeypatch, backup, "read_back_window", joined)
     first_owner_window_waits_for_the_joined_worker(monkeypatch, verification, "verify_window", joined)
 
     record = service.start(CONFIG)
     summary = joined.result()
 
-    # The joined worker copied and checked rows.
-    assert summary.rows_by_step.get(backup.COPY_STEP, 0) > 0, summary.to_json()
+    # The joined worker read backups back and checked rows.
+    assert summary.rows_by_step.get(backup.READ_BACK_STEP, 0) > 0, summary.to_json()
     assert summary.rows_by_step.get(verification.VERIFY_STEP, 0) > 0, summary.to_json()
     assert summary.left_because in {
         "the owner is past verification: nothing is left to share",
         "the migration is completed",  # when it looked again, after its last window
     }
-    # The backups the joined worker wrote give back the originals exactly, as the owner's do.
+    # Every row's backup gives back its original exactly, whichever worker's batch wrote it.
     assert_backed_up_verified_and_reversible(service, record, before, from_backups=True)
 
 
@@ -203,10 +201,10 @@ def test_a_window_the_joined_worker_fails_is_done_by_the_owner(
     joined = JoinedThread(settings)
 
     def fail(original: Callable[..., Any], arguments: tuple[Any, ...]) -> Any:
-        original(*arguments)  # its backups are sealed, then the worker fails before writing them
+        original(*arguments)  # the backups are read back, then the worker fails before its result
         raise RuntimeError("the joined worker's window failed")
 
-    first_owner_window_waits_for_the_joined_worker(monkeypatch, backup, "copy_window", joined, fail)
+    first_owner_window_waits_for_the_joined_worker(monkeypatch, backup, "read_back_window", joined, fail)
 
     record = service.start(CONFIG)
     summary = joined.result()
@@ -232,7 +230,7 @@ def test_a_lost_connection_in_a_joined_window_does_not_send_the_worker_away(
             raise failures.pop()
         return original(*arguments)
 
-    first_owner_window_waits_for_the_joined_worker(monkeypatch, backup, "copy_window", joined, fail_once)
+    first_owner_window_waits_for_the_joined_worker(monkeypatch, backup, "read_back_window", joined, fail_once)
     first_owner_window_waits_for_the_joined_worker(monkeypatch, verification, "verify_window", joined)
 
     record = service.start(CONFIG)
@@ -337,24 +335,23 @@ def test_nothing_is_published_where_no_worker_can_join(
 def test_a_joined_workers_window_commits_only_under_the_claim_it_joined(
     service: MigratorService, taken_over: bool
 ) -> None:
-    """A joined worker's window writes (a backup copy's rows) and its result commit only if the
-    migration is still claimed as when it joined: a takeover (a resume's or a rollback's claim)
-    during the window rolls all of it back, and the window is open again."""
+    """A joined worker's window result commits only if the migration is still claimed as when
+    it joined: a takeover (a resume's or a rollback's claim) during the window rolls it back,
+    and the window is open again."""
     engine = service.engine
-    record = service.start({**CONFIG, "data_categories": ["DEMOGRAPHICS"]})  # other tables untouched
-    table = "medication_data"
+    record = service.start({**CONFIG, "data_categories": ["DEMOGRAPHICS"]})
+    table = "demographics"
     with engine.connect() as connection:
         access = reflect(connection, service.mapping().table(table))
         keys = [key_of(access, row) for row in connection.execute(access.select_rows(limit=None)).mappings()]
-    assert keys  # plaintext rows the migration left alone, to back up
-    with engine.begin() as connection:
-        backup_table = backup.create_backup_table(connection, access, "tm_bk_test_medication_data")
-    name = StepName(record.id, backup.COPY_STEP, table)
+    assert keys
+    backup_table = backup.backup_table(access, backup.backup_table_name(record.id, table))
+    name = StepName(record.id, backup.READ_BACK_STEP, table)
     shared_windows.publish(engine, name, [(0, min(keys), max(keys))])
-    copying = backup.copy_step(access, backup_table, None, RetryPolicy())
+    reading_back = backup.read_back_step(access, backup_table)
 
-    def copy_then_take_over(*arguments: Any) -> Any:
-        copied = backup.copy_window(*arguments)
+    def read_back_then_take_over(*arguments: Any) -> Any:
+        read = backup.read_back_window(*arguments)
         if taken_over:
             with engine.begin() as connection:
                 connection.execute(
@@ -362,10 +359,10 @@ def test_a_joined_workers_window_commits_only_under_the_claim_it_joined(
                     .where(migrations_table.c.id == record.id)
                     .values(claim_epoch=migrations_table.c.claim_epoch + 1)
                 )
-        return copied
+        return read
 
     def window(*_: Any) -> Any:
-        return dataclasses.replace(copying, work=copy_then_take_over)
+        return dataclasses.replace(reading_back, work=read_back_then_take_over)
 
     session = service._session
     context = BatchContext(session.value_cipher(), RowSealer(session.master_key, record.id), engine)
@@ -381,15 +378,12 @@ def test_a_joined_workers_window_commits_only_under_the_claim_it_joined(
         )
 
     with engine.connect() as connection:
-        count = sa.select(sa.func.count()).select_from(backup_table)
         if taken_over:
             with pytest.raises(migration_claims.ClaimLost):
                 done()
-            assert connection.execute(count).scalar_one() == 0
             assert connection.execute(sa.select(shared_windows_table.c.taken_by)).scalar_one() is None
         else:
             taken, summary = done()
-            assert taken == name and summary["rows"] == summary["covered"] == len(keys)
-            assert connection.execute(count).scalar_one() == len(keys)
+            assert taken == name and summary["rows"] == len(keys)
             assert connection.execute(sa.select(shared_windows_table.c.taken_by)).scalar_one() == "joined:1"
     shared_windows.clear(engine, name)

@@ -15,11 +15,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.support.row_metadata_items import recorded_items
-from tui_migrator.engine import backup
 from tui_migrator.storage import database as database_module
 from tui_migrator.storage import row_metadata
 from tui_migrator.storage.column_storage import (
-    ROW_VERSION,
     TableAccess,
     batch_parameters,
     reflect,
@@ -122,58 +120,6 @@ def test_a_row_changed_since_it_was_read_is_not_written(engine: sa.Engine) -> No
     # The engine sees 2 of 3 and reads the batch again (batches.RowsChanged).
     assert updated == 2
     assert [row[1] for row in stored(engine)] == ["tmenc:v1:1", "Grace H.", "tmenc:v1:3"]
-
-
-def backups(engine: sa.Engine, table: sa.Table) -> list[tuple[Any, ...]]:
-    with engine.connect() as connection:
-        return [
-            (key, bytes(sealed)) for key, sealed in connection.execute(sa.select(table).order_by(table.c.id))
-        ]
-
-
-@pytest.mark.parametrize("changed_between", [False, True])
-def test_backups_of_a_batch_hold_the_rows_as_read(engine: sa.Engine, changed_between: bool) -> None:
-    access = table_access(engine)
-    with engine.begin() as connection:
-        table = backup.create_backup_table(connection, access, "tm_bk_test_patients")
-    with engine.connect() as connection:
-        rows = read_with_versions(connection, access)
-    assert all(row[ROW_VERSION[0]] and row[ROW_VERSION[1]] for row in rows)
-    if changed_between:
-        with engine.begin() as application:
-            application.exec_driver_sql("UPDATE patients SET name = 'Edsger W.' WHERE id = 3")
-    # Stand-ins for sealed rows, with bytes no text encoding would keep.
-    parameters = [{"id": row["id"], backup.SEALED_COLUMN: bytes([row["id"], 0, 255, 10])} for row in rows]
-    copied = backup.CopiedBatch(parameters, len(rows), 0, backup.versions_of(rows))
-    writer = backup.BackupWriter(access, table)
-    with engine.begin() as connection:
-        writer.write(connection, copied)
-    # The one statement made them all, unless a row had changed: then every row was written
-    # one at a time as read (those already made were kept).
-    assert (writer.per_row is not None) is changed_between
-    assert backups(engine, table) == [(item["id"], item[backup.SEALED_COLUMN]) for item in parameters]
-
-
-def test_a_batch_meeting_rows_backed_up_before_keeps_their_first_backups(engine: sa.Engine) -> None:
-    """A batch's backups go in by a plain INSERT; where some of its rows have a backup already (a
-    batch retried) that fails inside its savepoint and the batch is made again skipping them: the
-    first backup of a row is the one kept, the others are added, and the transaction commits."""
-    access = table_access(engine)
-    with engine.begin() as connection:
-        table = backup.create_backup_table(connection, access, "tm_bk_test_patients")
-    with engine.connect() as connection:
-        rows = read_with_versions(connection, access)
-
-    def copied(marker: int, chosen: list[dict[str, Any]]) -> backup.CopiedBatch:
-        parameters = [{"id": row["id"], backup.SEALED_COLUMN: bytes([marker, row["id"]])} for row in chosen]
-        return backup.CopiedBatch(parameters, len(chosen), 0, backup.versions_of(chosen))
-
-    writer = backup.BackupWriter(access, table)
-    with engine.begin() as connection:
-        writer.write(connection, copied(1, rows[:1]))
-    with engine.begin() as connection:
-        writer.write(connection, copied(2, rows))
-    assert backups(engine, table) == [(1, bytes([1, 1])), (2, bytes([2, 2])), (3, bytes([2, 3]))]
 
 
 # Any text PostgreSQL can hold (no NUL, no lone surrogate): quotes, backslashes, braces, commas,
@@ -356,19 +302,9 @@ def test_a_batchs_writes_find_each_row_by_its_place_whatever_the_tables_size(sma
     update = access.update_by_row_version()
     assert update is not None
     with small_table.begin() as connection:
-        backups = backup.create_backup_table(connection, access, "tm_bk_test_patients")
         rows = read_with_versions(connection, access)[:1000]
         sealed = [(row, {"name": f"tmenc:v1:{row['id']}"}) for row in rows]
-        copied = backup.CopiedBatch(
-            [{"id": row["id"], backup.SEALED_COLUMN: b"x"} for row in rows],
-            len(rows),
-            0,
-            backup.versions_of(rows),
-        )
         assert _scans(connection, update, batch_parameters(access, sealed)) == {"Tid Scan"}
-        insert = backup.insert_by_row_version(access, backups)
-        for statement in (insert.plain, insert.on_conflict):
-            assert _scans(connection, statement, backup.batch_by_row_version(copied)) == {"Tid Scan"}
 
 
 def test_a_database_that_reads_null_in_arrays_as_text_still_keeps_the_cells_a_batch_leaves(

@@ -100,6 +100,21 @@ def _raw_dump_postgresql(engine: sa.Engine) -> dict[str, Any]:
     return dump
 
 
+def without_empty_companions(dump: dict[str, Any]) -> dict[str, Any]:
+    """``dump`` (raw_dump's) without the companion columns (``<column>__tm_token``) that hold
+    nothing: what a run that added them but changed no row leaves equal to the dump before it
+    (batch processing adds them before its first batch; rollback drops them)."""
+    trimmed: dict[str, Any] = {}
+    for name, (info, rows) in dump.items():
+        kept = [
+            index
+            for index, column in enumerate(info)
+            if not (str(column[1]).endswith("__tm_token") and all(row[index][0] is None for row in rows))
+        ]
+        trimmed[name] = ([info[i] for i in kept], [tuple(row[i] for i in kept) for row in rows])
+    return trimmed
+
+
 # NaN is not equal to itself, so two dumps holding it would never compare equal. Every NaN is
 # replaced by one shared object, which tuple comparison (identity first) finds equal to itself.
 _FLOAT_NAN = float("nan")

@@ -413,5 +413,6 @@ def _config_options(parser: argparse.ArgumentParser) -> None:
         "--backups",
         dest="create_backups",
         action=argparse.BooleanOptionalAction,
-        help="take sealed backups first (the default); --no-backups: rollback then relies on decryption",
+        help="keep a sealed backup of every row changed, written with it (the default); "
+        "--no-backups: rollback then relies on decryption",
     )

@@ -1,75 +1,45 @@
-"""Sealed backups: a copy of every row a migration will change, made and verified before it changes any.
+"""Sealed backups: a copy of every row a migration changes, written in the transaction that changes it.
 
 Each migration gets one backup table per data table, ``tm_bk_<migration>_<table>``, keyed by the
 same primary key columns so a batch can see in the same query whether a row is already backed up.
 A backup row holds the row's mapped values sealed with AES-256-GCM under a key derived from the
 master key for this migration alone: no plaintext copy of medical data stays in the database.
+
+A batch seals each row's backup from the values it encrypts, opens it as it is sealed (it must
+give those values back exactly), and writes it in the same transaction as the row's tokens: no
+row is ever changed without its backup, whenever the run stops. Each batch also enters in the
+batch log what it added to the copy (storage.migration_records.BackupChange); once the batches
+are done the copy is read back (:func:`verify_copy`), and its row count and the sum of its rows'
+stored digests must equal what the batches entered.
 """
 
 from __future__ import annotations
 
-from base64 import b64encode
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
 from hashlib import sha256
-from typing import Any, Protocol
+from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection, Engine
 
-from tui_migrator.common.errors import DecryptionFailed, OperationFailed
+from tui_migrator.common.errors import OperationFailed
 from tui_migrator.crypto.ciphers import RowSealer
-from tui_migrator.crypto.codec import UnsupportedValue, pack, pack_values
-from tui_migrator.engine.batch_size import BACKUP_COPY_ROWS
+from tui_migrator.crypto.codec import pack, pack_values
 from tui_migrator.engine.cpu_pool import BatchContext, CpuPool
-from tui_migrator.engine.retry import RetryPolicy, with_retries
-from tui_migrator.engine.scope import pending_keys, pending_rows
 from tui_migrator.engine.window_steps import Sharing, Summary, WindowStep, run_step
-from tui_migrator.storage.column_storage import (
-    ROW_VERSION,
-    RowShape,
-    Shaped,
-    TableAccess,
-    key_of,
-)
-from tui_migrator.storage.database import (
-    DriverStatement,
-    PlainInsertFirst,
-    fetch_dicts,
-    fetch_tuples,
-    insert_ignoring_duplicates,
-    key_windows,
-    serialized_write,
-    text_rows,
-    text_rows_parameters,
-)
+from tui_migrator.storage import migration_records as migrations
+from tui_migrator.storage.column_storage import Shaped, TableAccess, key_of
+from tui_migrator.storage.database import fetch_tuples, key_windows
 from tui_migrator.storage.identifiers import fit_identifier
+from tui_migrator.storage.migration_records import BackupChange
 
 SEALED_COLUMN = "tm_sealed"
-_BATCH = "tm_batch"
-DIGEST_MODULUS = 2**256
 # Rows fetched at a time when a backup is read back to be checked.
 READ_BACK_ROWS = 1000
-# Passes over each row: copying it, then reading the copy back (what its progress counts).
-PASSES = 2
-
-
-class RowCounter(Protocol):
-    """What the backup tells about its progress (engine.phase_progress.PhaseMeter is one);
-    a protocol, so this module does not import the meter's (batches imports this module)."""
-
-    def add(self, rows: int) -> None: ...
 
 
 class BackupVerificationFailed(OperationFailed):
     code = "backup_verification_failed"
-
-
-@dataclass(frozen=True)
-class BackupSummary:
-    rows: int
-    digest: str
 
 
 def backup_table_name(migration_id: str, table: str) -> str:
@@ -99,24 +69,25 @@ def row_values(access: Shaped, row: Mapping[Any, Any]) -> list[Any]:
     return [row[column.name] for column in access.mapped.columns]
 
 
-def backup_entry(
-    access: Shaped, key: tuple[Any, ...], values: Sequence[Any], sealer: RowSealer
-) -> dict[str, Any]:
-    """The insert parameters of one row's backup: its key and its sealed values. Raises
-    UnsupportedValue for a value the codec cannot hold exactly."""
-    return _backup_entry(access, key, pack_values(values), sealer)
-
-
-def _backup_entry(
+def fresh_backup(
     access: Shaped,
     key: tuple[Any, ...],
-    packed_values: bytes,
+    values: Sequence[Any],
     sealer: RowSealer,
-    packed_key: bytes | None = None,
-) -> dict[str, Any]:
+    replaced: bytes | None,
+) -> tuple[dict[str, Any], int]:
+    """The insert parameters of one row's backup, its key and its values sealed (and opened as
+    they are sealed: RowSealer.seal_packed), and what writing it changes in the sum of the
+    copy's stored digests, where it takes the place of ``replaced`` (the row's backup until now;
+    None: it had none). Raises UnsupportedValue for a value the codec cannot hold exactly."""
+    packed_key = pack_values(key)
     entry = dict(zip(access.mapped.primary_key, key, strict=True))
-    entry[SEALED_COLUMN] = sealer.seal_packed(access.mapped.name, key, packed_values, packed_key=packed_key)
-    return entry
+    sealed = sealer.seal_packed(access.mapped.name, key, pack_values(values), packed_key=packed_key)
+    entry[SEALED_COLUMN] = sealed
+    change = stored_digest(packed_key, sealed)
+    if replaced is not None:
+        change -= stored_digest(packed_key, bytes(replaced))
+    return entry, change
 
 
 def stored_digest(packed_key: bytes, sealed: bytes) -> int:
@@ -125,166 +96,13 @@ def stored_digest(packed_key: bytes, sealed: bytes) -> int:
     return int.from_bytes(sha256(pack(packed_key, sealed)).digest())
 
 
-def _packed_rows(
-    access: Shaped, rows: Sequence[Mapping[Any, Any]]
-) -> Iterator[tuple[Mapping[Any, Any], bytes]]:
-    """Each row whose values the codec can hold exactly, with its values packed (what its backup
-    seals); the others are left out: a value the codec cannot hold exactly (a PostgreSQL
-    interval, say) cannot be sealed by its batch either, so its row is never changed and needs
-    no backup (it is recorded as a failed row instead)."""
-    for row in rows:
-        try:
-            yield row, pack_values(row_values(access, row))
-        except UnsupportedValue:
-            continue
-
-
-@dataclass
-class CopiedBatch:
-    """One batch's backups (insert parameters), the rows they cover (with their versions where
-    the rows were read with them: PostgreSQL), and the sum of the backups' stored digests."""
-
-    parameters: list[dict[str, Any]]
-    covered: int
-    digests: int
-    versions: list[tuple[str, str]] | None
-
-
-def copy_batch(crypto: BatchContext, shape: RowShape, rows: list[dict[str, Any]]) -> CopiedBatch:
-    """The backups of one batch of rows, each opened as it is sealed (RowSealer.seal_packed),
-    and the sum of their stored digests. A batch function (engine/cpu_pool.py)."""
-    assert crypto.sealer is not None, "a backup is sealed with the migration's backup key"
-    parameters, covered, total = [], [], 0
-    for row, packed in _packed_rows(shape, rows):
-        key = key_of(shape, row)
-        packed_key = pack_values(key)
-        entry = _backup_entry(shape, key, packed, crypto.sealer, packed_key)
-        parameters.append(entry)
-        covered.append(row)
-        total += stored_digest(packed_key, entry[SEALED_COLUMN])
-    return CopiedBatch(parameters, len(covered), total, versions_of(covered))
-
-
-def copy_window(
-    context: BatchContext,
-    access: TableAccess,
-    organizations: tuple[str, ...] | None,
-    retry: RetryPolicy,
-    first: tuple[Any, ...],
-    last: tuple[Any, ...],
-) -> tuple[int, CopiedBatch]:
-    """Read the rows in scope holding plaintext with keys from ``first`` to ``last`` (with their
-    versions on PostgreSQL) and seal their backups (:func:`copy_batch`): the rows read, and
-    their backups. A batch function (engine/cpu_pool.py): in a worker it reads through the
-    worker's own connection, so the rows never pass through the run's process."""
-    engine = context.engine
-    query = pending_rows(access, organizations, engine.dialect.name).where(access.key_range(first, last))
-
-    def read() -> list[dict[str, Any]]:
-        with engine.connect() as connection:
-            return fetch_dicts(connection, query)
-
-    rows = with_retries(retry, read, what=_reading_to_back_up(access))
-    return len(rows), copy_batch(context, RowShape(access.mapped), rows)
-
-
-def _reading_to_back_up(access: TableAccess) -> str:
-    return f"reading the rows of {access.mapped.name} to back up"
-
-
-def versions_of(rows: Sequence[Mapping[Any, Any]]) -> list[tuple[str, str]] | None:
-    """The rows' versions, where they were read with them (see CopiedBatch)."""
-    if not rows or ROW_VERSION[0] not in rows[0]:
-        return None
-    return [(row[ROW_VERSION[0]], row[ROW_VERSION[1]]) for row in rows]
-
-
-def insert_by_row_version(access: TableAccess, table: sa.Table) -> PlainInsertFirst:
-    """PostgreSQL: a batch's backups in one statement, each row's key taken on the server from
-    the row itself, found by the version it was read at (see TableAccess.update_by_row_version),
-    so the key's values never travel and no type can change them. Its parameter is
-    :func:`batch_by_row_version`'s. A row changed since it was read is not there any more and
-    gets no backup here: the rows inserted are the statement's row count. A row backed up
-    already (a batch retried) keeps its first backup: the batch is then made again skipping
-    such keys (database.PlainInsertFirst)."""
-    batch = text_rows(_BATCH, [*ROW_VERSION, SEALED_COLUMN])
-    key_names = list(access.mapped.primary_key)
-    source = (
-        sa.select(
-            *(access.value(name) for name in key_names),
-            sa.func.decode(batch.c[SEALED_COLUMN], "base64"),
-        )
-        .select_from(access.table)
-        .join(batch, sa.and_(*access.row_version_matches(batch.c)))
-    )
-    statement = postgresql.insert(table).from_select([*key_names, SEALED_COLUMN], source)
-    # The row count of an INSERT is kept only when asked for.
-    return PlainInsertFirst(
-        statement.execution_options(preserve_rowcount=True),
-        statement.on_conflict_do_nothing().execution_options(preserve_rowcount=True),
-    )
-
-
-def batch_by_row_version(copied: CopiedBatch) -> dict[str, str]:
-    assert copied.versions is not None
-    return text_rows_parameters(
-        _BATCH,
-        {
-            ROW_VERSION[0]: [ctid for ctid, _xmin in copied.versions],
-            ROW_VERSION[1]: [xmin for _ctid, xmin in copied.versions],
-            SEALED_COLUMN: [b64encode(item[SEALED_COLUMN]).decode() for item in copied.parameters],
-        },
-    )
-
-
 def read_back_batch(rows: Sequence[tuple[Any, ...]]) -> int:
     """The sum of the stored digests of backup rows read back (each its key's values, then its
     sealed bytes)."""
     return sum(stored_digest(pack_values(row[:-1]), bytes(row[-1])) for row in rows)
 
 
-class BackupWriter:
-    """Writes a table's backups a batch at a time, as a run does (the estimate times it).
-
-    On PostgreSQL, for rows read with their versions, one statement per batch
-    (:func:`insert_by_row_version`); the rows it did not find (changed since they were read)
-    and every row elsewhere get one insert each, of the values read."""
-
-    def __init__(self, access: TableAccess, table: sa.Table) -> None:
-        self.table = table
-        self.by_version = insert_by_row_version(access, table)
-        self.per_row: DriverStatement | None = None
-
-    def write(self, connection: Connection, copied: CopiedBatch) -> None:
-        inserted = 0
-        if copied.versions is not None and connection.dialect.name == "postgresql":
-            inserted = self.by_version.execute(connection, batch_by_row_version(copied))
-        if inserted != len(copied.parameters):
-            # Those inserted already are skipped (a key present is left as it is).
-            if self.per_row is None:
-                self.per_row = DriverStatement(insert_ignoring_duplicates(connection, self.table))
-            self.per_row.execute(connection, copied.parameters)
-
-
-COPY_STEP = "backup-copy"
 READ_BACK_STEP = "backup-read-back"
-
-
-def copy_step(
-    access: TableAccess, table: sa.Table, organizations: tuple[str, ...] | None, retry: RetryPolicy
-) -> WindowStep:
-    """The copy of ``access``'s rows in scope into the backup ``table``, a window of keys at a
-    time (engine/window_steps.py): each window's rows read and sealed by :func:`copy_window`,
-    its backups written by whoever holds the window. Summary: the rows read (``rows``, as every
-    step's summary has), those with a backup (``covered``) and the sum of their stored digests."""
-    writer = BackupWriter(access, table)
-
-    def write(connection: Connection, result: tuple[int, CopiedBatch]) -> Summary:
-        rows_read, copied = result
-        writer.write(connection, copied)
-        return {"rows": rows_read, "covered": copied.covered, "digests": str(copied.digests)}
-
-    return WindowStep(COPY_STEP, access.mapped.name, copy_window, (access, organizations, retry), write=write)
 
 
 def read_back_step(access: TableAccess, table: sa.Table) -> WindowStep:
@@ -298,66 +116,39 @@ def read_back_step(access: TableAccess, table: sa.Table) -> WindowStep:
     return WindowStep(READ_BACK_STEP, access.mapped.name, read_back_window, (table, access), summarize)
 
 
-def copy_and_verify(
+def verify_copy(
     engine: Engine,
+    migration_id: str,
     access: TableAccess,
     table: sa.Table,
-    organizations: tuple[str, ...] | None,
     pool: CpuPool,
-    progress: RowCounter | None = None,
-    retry: RetryPolicy | None = None,
     sharing: Sharing | None = None,
-) -> BackupSummary:
-    """Phase 3: copy every row in scope that holds plaintext, then prove the copy opens to the
-    same rows. The rows are read a window of keys at a time by the run's workers
-    (:func:`copy_window`), which seal them, and by the workers that joined the migration
-    (``sharing``, see engine/window_steps.py).
+) -> BackupChange:
+    """Prove the backup ``table`` holds what the batches of ``access``'s table wrote to it: its
+    row count and the sum of its rows' stored digests (:func:`read_back`) must equal what the
+    batches entered in the batch log. Each backup was opened as it was sealed and gave back its
+    row's values exactly, so the copy holds those very bytes under those keys, and they open to
+    the rows as they were. A sum does not depend on the order rows are read in, nor on which
+    worker wrote or read which rows.
 
-    In two halves. Each backup is opened as it is sealed and must give back the row's values
-    exactly, packed (RowSealer.seal_packed). Once every batch is written, the copy is read back:
-    its row count and the sum of the SHA-256 of each row as stored (packed key, sealed bytes)
-    must equal those of the backups written, so the table holds those very bytes under those
-    keys, and they open to the rows. A sum does not depend on the order rows are read in, nor on
-    which worker wrote which window.
-    ``progress`` counts the rows of both passes (copying, reading back).
-    """
-    with serialized_write(engine) as connection:
-        connection.execute(sa.delete(table))  # a copy interrupted earlier is redone from scratch
-    count = 0
-    total = 0
-    retry = retry or RetryPolicy()
-
-    def add(summary: Summary) -> None:
-        nonlocal count, total
-        total += int(summary["digests"])
-        count += summary["covered"]
-        if progress is not None:
-            # A row left out (see _packed_rows) has no copy to read back: its second pass is done.
-            progress.add(2 * summary["rows"] - summary["covered"])
-
-    def next_keys(after: tuple[Any, ...] | None) -> sa.Select[Any]:
-        return pending_keys(access, organizations, after=after, limit=BACKUP_COPY_ROWS)
-
-    def reading(read: Callable[[], list[tuple[Any, ...]]]) -> list[tuple[Any, ...]]:
-        return with_retries(retry, read, what=_reading_to_back_up(access))
-
-    step = copy_step(access, table, organizations, retry)
-    try:
-        run_step(engine, step, key_windows(engine, next_keys, reading), pool, add, sharing=sharing)
-    except DecryptionFailed as error:
+    The table's progress row is held meanwhile (on PostgreSQL, locked: every batch updates it
+    before it commits), so no batch of a joined worker commits between the read-back and the
+    batch log's sum. Returns the copy's count and digest sum; raises BackupVerificationFailed."""
+    name = access.mapped.name
+    with engine.connect() as connection, connection.begin():
+        migrations.hold_table_progress(connection, migration_id, name)
+        copied = read_back(engine, access, table, pool, sharing)
+        written = migrations.backup_ledger(connection, migration_id, name) or BackupChange()
+    if copied != written:
         raise BackupVerificationFailed(
-            f"{error} Nothing was changed in the table.", hint="Run resume to take the backup again."
-        ) from error
-    source = BackupSummary(count, _digest_text(total))
-    copied = _read_back(engine, access, table, pool, progress, sharing)
-    if copied != source:
-        raise BackupVerificationFailed(
-            f"The backup of {access.mapped.name} does not match the table: {copied.rows} rows "
-            f"(digest {copied.digest[:12]}) backed up, {source.rows} rows (digest {source.digest[:12]}) "
-            "expected. Nothing was changed in the table.",
-            hint="Run resume to take the backup again.",
+            f"The backup copy of {name} ({table.name}) does not hold what the batches wrote to it: "
+            f"{copied.rows} rows (digest {copied.digest_text[:12]}) read back where {written.rows} rows "
+            f"(digest {written.digest_text[:12]}) were written. It was changed after they wrote it.",
+            hint="The rows encrypted so far keep their tokens, which open without the backup: "
+            "rollback restores every row whose token opens. Find out what changed the backup "
+            "table before going on.",
         )
-    return source
+    return copied
 
 
 def open_backup(
@@ -368,14 +159,9 @@ def open_backup(
     return sealer.open(access.mapped.name, key_of(access, row), bytes(sealed))
 
 
-def _read_back(
-    engine: Engine,
-    access: TableAccess,
-    table: sa.Table,
-    pool: CpuPool,
-    progress: RowCounter | None,
-    sharing: Sharing | None,
-) -> BackupSummary:
+def read_back(
+    engine: Engine, access: TableAccess, table: sa.Table, pool: CpuPool, sharing: Sharing | None
+) -> BackupChange:
     """The backup copy's row count and the sum of its rows' stored digests, as stored: each
     window of its keys read and digested by the run's workers (or a joined worker) while the
     next window's keys are read here (the copy's rows never pass through this process)."""
@@ -387,8 +173,6 @@ def _read_back(
         nonlocal count, total
         total += int(summary["digests"])
         count += summary["rows"]
-        if progress is not None:
-            progress.add(summary["rows"])
 
     def next_keys(after: tuple[Any, ...] | None) -> sa.Select[Any]:
         query = sa.select(*key_columns).order_by(*key_columns).limit(READ_BACK_ROWS)
@@ -397,7 +181,7 @@ def _read_back(
 
     step = read_back_step(access, table)
     run_step(engine, step, key_windows(engine, next_keys), pool, add, sharing=sharing)
-    return BackupSummary(count, _digest_text(total))
+    return BackupChange(count, total)
 
 
 def read_back_window(
@@ -431,7 +215,3 @@ def stored_window(
 def drop_backup_table(connection: Connection, name: str) -> None:
     quote = connection.dialect.identifier_preparer.quote
     connection.exec_driver_sql(f"DROP TABLE IF EXISTS {quote(name)}")
-
-
-def _digest_text(total: int) -> str:
-    return f"{total % DIGEST_MODULUS:064x}"

@@ -15,8 +15,6 @@ AUTO_TARGET_SECONDS = 0.5
 AUTO_INITIAL = 100
 AUTO_MIN = 10
 AUTO_MAX = 1000
-# The backup stage copies rows in chunks of this many: it only reads and seals, so one size fits.
-BACKUP_COPY_ROWS = 1000
 
 
 def initial(config: MigrationConfig, *, running_size: int | None = None) -> int:

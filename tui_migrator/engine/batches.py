@@ -1,10 +1,11 @@
 """One batch of one table: read the plaintext rows, seal them, write them in one short transaction.
 
-The read is one query (keyset pagination on the primary key, with a flag saying which rows are
-already backed up). Sealing happens outside any transaction, in the calling worker thread. The
+The read is one query (keyset pagination on the primary key, with each row's backup where it has
+one). Sealing happens outside any transaction, in the calling worker thread. The
 write is one transaction: backups of rows not yet backed up, the guarded UPDATE, the per-row
 metadata, failures, counters and the batch's entry in the batch log (``tm_checkpoints``: one row
-per committed batch with the rows it read, a record of the work done that nothing resumes from).
+per committed batch with the rows it read and what it added to the backup copy, which the copy's
+read-back adds up; nothing resumes from it).
 The UPDATE only matches rows that still hold exactly the values that were read, so a row the
 application changed in between is never overwritten with a token of its old value: the batch is
 rolled back and read again.
@@ -56,6 +57,7 @@ from tui_migrator.storage.database import (
     serialized_write,
     upsert,
 )
+from tui_migrator.storage.migration_records import BackupChange
 from tui_migrator.storage.sealed_cells import SealedCells
 from tui_migrator.storage.tables import (
     utc_now,
@@ -149,8 +151,8 @@ class TableBatches:
         """The row's sealed backup (None: it has none), asked per row: one probe of the
         backup's key each. Sealing compares it with the row as it is now (seal_batch).
 
-        Not joined: with statistics that lag behind the backup copy just made, PostgreSQL
-        merged the join from the backup's first key for every batch. Not EXISTS either, which
+        Not joined: with statistics that lag behind a backup table the batches are filling,
+        PostgreSQL merged the join from the backup's first key for every batch. Not EXISTS either, which
         PostgreSQL may plan as a hashed subplan when its estimates say so: the whole backup
         table read and hashed again for every batch (it did at 100,000 rows: 50 ms a claim
         where the probes take 3 ms). A scalar subquery on the backup's key is never hashed."""
@@ -173,11 +175,6 @@ class TableBatches:
 
     def key(self, row: Mapping[Any, Any]) -> tuple[Any, ...]:
         return key_of(self.access, row)
-
-    @property
-    def sealer(self) -> RowSealer | None:
-        """What backups are sealed with in this process (None without backups)."""
-        return self.pool.local.sealer
 
     @property
     def table_name(self) -> str:
@@ -279,13 +276,21 @@ class TableBatches:
             migration_claims.check_epoch(connection, self.migration_id, self.epoch)
         now = utc_now()
         mapped = self.access.mapped
-        backups = [item["backup"] for item in sealed if item["backup"]]
         backup_table = self.backup_table
-        if backup_table is not None and backups:
-            # A backup the application's write made out of date is replaced (seal_batch).
-            self._statement(
-                "backups", lambda: upsert(connection, backup_table, [backup.SEALED_COLUMN])
-            ).execute(connection, backups)
+        backups = None
+        if backup_table is not None:
+            written = [item for item in sealed if item["backup"]]
+            # Entered in the batch log, as they are written: a row the database refuses below
+            # keeps its backup (its next batch finds it and leaves it as it is).
+            backups = BackupChange(
+                sum(1 for item in written if item["row"].get(BACKUP_HELD) is None),
+                sum(item["backup_change"] for item in written),
+            )
+            if written:
+                # A backup the application's write made out of date is replaced (seal_batch).
+                self._statement(
+                    "backups", lambda: upsert(connection, backup_table, [backup.SEALED_COLUMN])
+                ).execute(connection, [item["backup"] for item in written])
         if sealed:
             self._update_rows(connection, sealed, failures, locked=locked)
         if sealed:
@@ -303,6 +308,7 @@ class TableBatches:
             done=len(sealed) if counted is None else counted,
             rows_read=rows_read,
             at=now,
+            backups=backups,
         )
 
     def _update_rows(
@@ -458,9 +464,11 @@ def seal_batch(
             key = result.key
             if dry_run:
                 _prove_round_trip(shape, row, result, cipher)
-            backup_entry = None
+            backup_entry, backup_change = None, 0
             if sealer is not None and not _backed_up_as_it_is(shape, row, key, result.held_tokens, sealer):
-                backup_entry = backup.backup_entry(shape, key, backup.row_values(shape, row), sealer)
+                backup_entry, backup_change = backup.fresh_backup(
+                    shape, key, backup.row_values(shape, row), sealer, row.get(BACKUP_HELD)
+                )
             sealed.append(
                 {
                     "index": index,
@@ -484,6 +492,8 @@ def seal_batch(
                     "organization": result.organization,
                     "key_id": result.key_id,
                     "backup": backup_entry,
+                    # What writing it changes in the sum of the copy's stored digests.
+                    "backup_change": backup_change,
                 }
             )
         except (RecordRefused, UnsupportedValue, DecryptionFailed) as error:
@@ -498,10 +508,11 @@ def _backed_up_as_it_is(
     shape: RowShape, row: Mapping[str, Any], key: tuple[Any, ...], held_tokens: bool, sealer: RowSealer
 ) -> bool:
     """Whether the row's backup (read with it) holds its values as they are now, so that a token
-    sealed from them and damaged later is restored to them. A row the application wrote since
-    the backup copy (it holds no token yet) gets a fresh one instead: its old backup no longer
-    matches what is sealed, and rollback would refuse it. A row sealed in an earlier pass keeps
-    the backup of its originals (its tokens are in the row now)."""
+    sealed from them and damaged later is restored to them. A row with none gets one (the first
+    batch that seals it); a row the application wrote since its backup was made (it holds no
+    token any more, or a copy an earlier version made before the batches) gets a fresh one: its
+    old backup no longer matches what is sealed, and rollback would refuse it. A row sealed in
+    an earlier pass keeps the backup of its originals (its tokens are in the row now)."""
     held = row.get(BACKUP_HELD)
     if held is None:
         return False

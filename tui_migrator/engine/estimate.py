@@ -34,12 +34,11 @@ from tui_migrator.crypto.ciphers import ValueCipher
 from tui_migrator.crypto.codec import encode_key
 from tui_migrator.crypto.keys import MasterKey
 from tui_migrator.engine import backup, batch_size, calibration_shadow, cpu_pool, verification
-from tui_migrator.engine.batches import BACKUP_HELD, RowsChanged, TableBatches
+from tui_migrator.engine.batches import RowsChanged, TableBatches
 from tui_migrator.engine.collection_pace import paced
-from tui_migrator.engine.cpu_pool import BatchContext
 from tui_migrator.engine.scope import MigrationScope, TableScope, pending_count
 from tui_migrator.storage import row_metadata
-from tui_migrator.storage.column_storage import ROW_VERSION, RowShape, TableAccess, key_of
+from tui_migrator.storage.column_storage import ROW_VERSION, TableAccess, key_of
 from tui_migrator.storage.database import fetch_tuples, serialized_write
 from tui_migrator.storage.sealed_cells import SealedCells
 from tui_migrator.storage.tables import (
@@ -89,9 +88,7 @@ CALIBRATION_BACKUP_TABLE = "tm_bk_calibration"
 RUN_SPEED = {"sqlite": (0.74, 0.65), "postgresql": (0.88, 0.59)}
 # The stages that go in windows of keys of a fixed size rather than in the run's batches.
 WINDOW_ROWS = {
-    "backupRead": batch_size.BACKUP_COPY_ROWS,
-    "backup": batch_size.BACKUP_COPY_ROWS,
-    "backupVerify": batch_size.BACKUP_COPY_ROWS,
+    "backupVerify": backup.READ_BACK_ROWS,
     "verify": verification.BATCH,
 }
 # How long a kept calibration stands for a start of the same scope (see kept_calibration).
@@ -230,15 +227,8 @@ def _calibrate_table(
             if timed <= 0:
                 return  # the application emptied the table meanwhile: nothing to time
             split = timed >= ONE_ROW_BATCHES + SPLIT_STRETCH_ROWS
-            # The encryption phase reads with the backup join; the backup phase reads without it.
+            # As the batches read (with each row's backup, where the migration keeps them).
             reads = [("read", batches)]
-            if backup_table is not None:
-                reads.append(
-                    (
-                        "backupRead",
-                        _calibration_batches(engine, table.access, table, cipher, master_key, None),
-                    )
-                )
             timings = TableTimings()
             for stage, source in reads:
                 for _ in range(ONE_ROW_BATCHES if split else 0):
@@ -426,7 +416,7 @@ def _run_stages(
 ) -> None:
     """One batch's worth of every stage the migration will run, timed per stage."""
     stages = calibration.seconds_by_stage
-    access, cipher, sealer = batches.access, batches.cipher, batches.sealer
+    access, cipher = batches.access, batches.cipher
     # As a run reads them (on PostgreSQL with their versions, here in the shadow).
     rows = _with_row_versions(connection, access, rows)
     # PostgreSQL: what the stages add is measured in the shadows (see _stored_bytes).
@@ -435,34 +425,27 @@ def _run_stages(
         written_to.append(batches.backup_table)
     on_server = connection.dialect.name == "postgresql"
     stored_before = _stored_bytes(connection, written_to) if on_server else 0
-    backups_made: list[dict[str, Any]] = []
-    if config.create_backups and sealer is not None and batches.backup_table is not None:
-        started = uncontended_seconds()
-        crypto, shape = BatchContext(cipher, sealer), RowShape(access.mapped)
-        copied = backup.copy_batch(crypto, shape, [dict(row) for row in rows])
-        parameters = backups_made = copied.parameters
-        backup.BackupWriter(access, batches.backup_table).write(connection, copied)
-        _add(stages, "backup", started)
-        started = uncontended_seconds()
-        # As the backup's read-back: the copy's rows as stored, each digested.
-        window = backup.stored_window(
-            batches.backup_table, access, batches.key(rows[0]), batches.key(rows[-1])
-        )
-        backup.read_back_batch(fetch_tuples(connection, window))
-        _add(stages, "backupVerify", started)
-        if not on_server:
-            calibration.added_bytes += sum(len(item[backup.SEALED_COLUMN]) + 16 for item in parameters)
-    # As in a run, whose batches find their rows backed up by the backup stage (and compare).
-    held = {batches.key(entry): entry[backup.SEALED_COLUMN] for entry in backups_made}
-    backed_up = [{**row, BACKUP_HELD: held.get(batches.key(row))} for row in rows]
+    # As a run's batches: each row's backup sealed with its tokens, written with them.
     started = uncontended_seconds()
-    sealed, _failures = batches.seal_rows(backed_up)
+    sealed, _failures = batches.seal_rows(rows)
     _add(stages, "encrypt", started)
     started = uncontended_seconds()
     # The shadow is this session's alone: its rows cannot change until the write, as a claimed
     # batch's cannot.
     batches.write_in(connection, sealed, [], 0, locked=True)
     _add(stages, "write", started)
+    if batches.backup_table is not None:
+        started = uncontended_seconds()
+        # As the copy's read-back once the batches are done: its rows as stored, each digested.
+        window = backup.stored_window(
+            batches.backup_table, access, batches.key(rows[0]), batches.key(rows[-1])
+        )
+        backup.read_back_batch(fetch_tuples(connection, window))
+        _add(stages, "backupVerify", started)
+        if not on_server:
+            calibration.added_bytes += sum(
+                len(item["backup"][backup.SEALED_COLUMN]) + 16 for item in sealed if item["backup"]
+            )
     if not config.skip_integrity_checks:
         started = uncontended_seconds()
         written = connection.execute(
@@ -610,20 +593,20 @@ def estimated_seconds(
     if not config.dry_run:
         stages.append("write")
         if config.create_backups:
-            stages += ["backupRead", "backup", "backupVerify"]
+            stages.append("backupVerify")
         if not config.skip_integrity_checks:
             stages.append("verify")
     size = batch_size.steady(config, sum(calibration.per_row(stage) for stage in stages))
     # Each stage: its cost per row over the rows in scope, and per batch over the batches the
-    # run makes of them, table by table (the backup copy and verification go in windows of
-    # their own size).
+    # run makes of them, table by table (the backups' read-back and verification go in windows
+    # of their own size).
     seconds = sum(
         rows * calibration.per_row(stage)
         + _batches(scope, WINDOW_ROWS.get(stage, size)) * calibration.per_batch(stage)
         for stage in stages
     )
-    # Each batch commits its writes and then its resume key; the backup copy commits per batch too.
-    commits = _batches(scope, size) * (3 if config.create_backups and not config.dry_run else 2)
+    # Each batch commits its writes (its backups among them) and then its resume key.
+    commits = _batches(scope, size) * 2
     return (
         seconds / run_speed(dialect, config.max_concurrency, rows)
         + commits * calibration.commit_seconds

@@ -2,9 +2,9 @@
 
 The worker that started or resumed a migration owns it: it runs the eight stages, keeps the
 heartbeat and adds up every result. Any number of other workers (``tui-migrator worker ID`` from
-another process or machine) may join it and share its work: windows of keys of the backup copy,
-of the copy's read-back and of the verification (see engine/window_steps.py), and batches of the
-tables during batch processing. The database is the only coordinator: windows and batches are
+another process or machine) may join it and share its work: batches of the tables during batch
+processing, and windows of keys of the backup copies' read-back and of the verification (see
+engine/window_steps.py). The database is the only coordinator: windows and batches are
 claimed with row locks (storage/shared_windows.py, ``batch_source.ClaimedSource``), so none is
 done twice; a window's result and a batch's progress counters are committed in its own
 transaction, so every worker's rows count in the owner's results and progress.
@@ -63,7 +63,7 @@ class JoinSummary:
     encrypted: int = 0
     failed: int = 0
     by_table: dict[str, int] = field(default_factory=dict)
-    # Rows of the windows it did, by step (backup copy, read-back, verification).
+    # Rows of the windows it did, by step (backup read-back, verification).
     rows_by_step: dict[str, int] = field(default_factory=dict)
     left_because: str = ""
     warnings: list[str] = field(default_factory=list)
@@ -173,8 +173,8 @@ class JoiningWorker(MigrationWorker):
         return self.summary
 
     def _follow(self) -> None:
-        """Take what the owner shares, phase by phase, until it is past verification: windows of
-        its backup copy and verification, the batches of its tables."""
+        """Take what the owner shares, phase by phase, until it is past verification: the batches
+        of its tables, windows of its backup copies' read-back and of its verification."""
         batches_shared = False
         while True:
             record = self._current()
@@ -220,7 +220,7 @@ class JoiningWorker(MigrationWorker):
         if time.monotonic() - self._checked_at > RECHECK_SECONDS:
             self._current()
 
-    # -- windows of the backup copy and of the verification ----------------------------------
+    # -- windows of the backup copies' read-back and of the verification ----------------------------------
 
     def _take_a_window(self, record: MigrationRecord) -> bool:
         """Do one window the owner published, if one is open; whether there was one."""
@@ -273,9 +273,7 @@ class JoiningWorker(MigrationWorker):
             backup_table = backup.backup_table(
                 access, backup.backup_table_name(self.migration_id, name.table)
             )
-            if name.step == backup.COPY_STEP:
-                step = backup.copy_step(access, backup_table, organizations, self.retry)
-            elif name.step == backup.READ_BACK_STEP:
+            if name.step == backup.READ_BACK_STEP:
                 step = backup.read_back_step(access, backup_table)
             elif name.step == verification.VERIFY_STEP:
                 step = verification.verify_step(access, self.migration_id, organizations)

@@ -231,7 +231,7 @@ def _restore_table(
         query = access.select_rows(after=after, limit=BATCH)
         if backup_table is not None:
             # Looked up per row, not joined (see TableBatches.pending_query: a join's plan
-            # depended on statistics that lag behind the backup copy).
+            # depended on statistics that lag behind the backup table).
             on = access.same_key(backup_table)
             query = query.add_columns(
                 sa.select(backup_table.c[backup.SEALED_COLUMN])

@@ -22,6 +22,7 @@ from contextlib import contextmanager
 from functools import partial
 from typing import Any
 
+import sqlalchemy as sa
 from sqlalchemy.exc import DBAPIError
 
 from tui_migrator.common.errors import MigratorError, OperationFailed
@@ -47,7 +48,7 @@ from tui_migrator.storage import migration_records as migrations
 from tui_migrator.storage.audit_operations import AuditOperation
 from tui_migrator.storage.column_storage import TableAccess, add_companion_columns, organizations_in, reflect
 from tui_migrator.storage.database import serialized_write
-from tui_migrator.storage.migration_records import MigrationRecord, PhaseProgress, TableProgress
+from tui_migrator.storage.migration_records import BackupChange, MigrationRecord, PhaseProgress, TableProgress
 from tui_migrator.storage.migration_status import Phase, Status
 from tui_migrator.storage.tables import utc_now
 
@@ -224,60 +225,65 @@ class MigrationRunner(MigrationWorker):
     # -- backups ---------------------------------------------------------------------------
 
     async def _backups(self) -> None:
+        """Make each table's backup table, empty, for the batches to write each row's backup
+        into with its tokens (engine/backup.py)."""
         record = await asyncio.to_thread(self.read_record)
-        pending = [progress for progress in record.tables if not progress.backup_verified]
-        meter = PhaseMeter(Phase.BACKUP, self._write_phase_progress, passes=backup.PASSES)
-        rows = await asyncio.to_thread(
-            lambda: sum(self._pending_rows(self._copy_source(progress.name)) for progress in pending)
-        )
-        await asyncio.to_thread(meter.begin, rows)
-        for progress in pending:
-            if await self.control.between_batches():
-                meter.restart_rate()
-            summary = await asyncio.to_thread(self._backup_table, progress.name, meter)
+        for progress in record.tables:
+            await asyncio.to_thread(self._prepare_backup_table, progress)
+
+    def _prepare_backup_table(self, progress: TableProgress) -> None:
+        """The table's backup table, created if missing and entered in its progress. Where no
+        batch has changed a row of the table yet, the backups a version before schema version
+        10 copied in this stage (an interrupted copy, say) are dropped: the batches make each
+        row's backup afresh. Where batches of such a version changed rows, their copy (verified
+        then) is entered as the first entry of the batch log, which the read-back adds up."""
+        access = self.tables[progress.name]
+        name = backup.backup_table_name(self.migration_id, progress.name)
+        with self.fenced_write() as connection:
+            table = backup.create_backup_table(connection, access, name)
+            if progress.encrypted_records == 0:
+                connection.execute(sa.delete(table))
+            elif migrations.backup_ledger(connection, self.migration_id, progress.name) is None:
+                copied = BackupChange.of_text(progress.backup_rows or 0, progress.backup_digest or "0")
+                migrations.enter_backup_copy(connection, self.migration_id, progress.name, copied, utc_now())
+            migrations.update_table(connection, self.migration_id, progress.name, backup_table=name)
+
+    async def _verify_backups(self) -> None:
+        """Once the batches are done: read each backup copy back and prove it holds what the
+        batches wrote (backup.verify_copy), and enter its count and digest."""
+        record = await asyncio.to_thread(self.read_record)
+        for progress in record.tables:
+            if progress.backup_table is None:
+                continue
+            copied = await asyncio.to_thread(self._verify_backup, progress.name, progress.backup_table)
+            if progress.backup_verified and (progress.backup_rows, progress.backup_digest) == (
+                copied.rows,
+                copied.digest_text,
+            ):
+                continue  # read back by an earlier run, and unchanged since
+            await asyncio.to_thread(
+                self.update_table,
+                progress.name,
+                backup_rows=copied.rows,
+                backup_digest=copied.digest_text,
+                backup_verified=True,
+            )
             await asyncio.to_thread(
                 self.record_event,
                 AuditOperation.BACKUP_CREATED,
                 True,
                 {
                     "table": progress.name,
-                    "backupRows": summary.rows,
-                    "backupTable": backup.backup_table_name(self.migration_id, progress.name),
-                    "digest": summary.digest,
+                    "backupRows": copied.rows,
+                    "backupTable": progress.backup_table,
+                    "digest": copied.digest_text,
                 },
             )
-        await asyncio.to_thread(meter.end)
 
-    def _copy_source(self, name: str) -> TableBatches:
-        """The rows of a table the backup copies: those still holding plaintext, in scope."""
-        return self.work.table_batches(self.tables[name], self.config, epoch=self.epoch, with_backups=False)
-
-    def _backup_table(self, name: str, meter: PhaseMeter) -> backup.BackupSummary:
+    def _verify_backup(self, name: str, table_name: str) -> BackupChange:
         access = self.tables[name]
-        table_name = backup.backup_table_name(self.migration_id, name)
-        with self.fenced_write() as connection:
-            table = backup.create_backup_table(connection, access, table_name)
-        summary = backup.copy_and_verify(
-            self.engine,
-            access,
-            table,
-            tuple(self.config.organization_ids) or None,
-            self.pool,
-            meter,
-            self.retry,
-            self._sharing(),
-        )
-        with self.fenced_write() as connection:
-            migrations.update_table(
-                connection,
-                self.migration_id,
-                name,
-                backup_table=table_name,
-                backup_rows=summary.rows,
-                backup_digest=summary.digest,
-                backup_verified=True,
-            )
-        return summary
+        table = backup.backup_table(access, table_name)
+        return backup.verify_copy(self.engine, self.migration_id, access, table, self.pool, self._sharing())
 
     # -- batches ---------------------------------------------------------------------------
 
@@ -304,6 +310,8 @@ class MigrationRunner(MigrationWorker):
                 if not await self._table_pass(source.finishing(), None):
                     break
             await asyncio.to_thread(self.update_table, progress.name, done=True)
+        if Phase.BACKUP not in record.skipped_phases:
+            await self._verify_backups()
 
     async def _table_pass(self, source: PassSource, start: Key | None) -> int:
         """One pass over the table from ``start``; how many batches it found."""
@@ -392,8 +400,8 @@ class MigrationRunner(MigrationWorker):
         )
 
     def _sharing(self) -> Sharing:
-        """Workers that joined this migration may take windows of its backup copy and of its
-        verification (engine/window_steps.py; PostgreSQL)."""
+        """Workers that joined this migration may take windows of its backups' read-back and of
+        its verification (engine/window_steps.py; PostgreSQL)."""
         return Sharing(self.migration_id, migrations.worker_identity())
 
     def _verified(self, result: verification.VerificationResult) -> None:

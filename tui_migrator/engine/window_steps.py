@@ -1,14 +1,13 @@
-"""A pass over a table a window of keys at a time: the backup copy, its read-back, verification.
+"""A pass over a table a window of keys at a time: a backup copy's read-back, verification.
 
 Each window is one batch function call (engine/cpu_pool.py), done in the run's worker processes
 while the next window's keys are read, and what it comes to is a small summary (counts and a
-digest sum) that the run adds up in key order. The backup copy also writes the window's backups.
+digest sum) that the run adds up in key order.
 
 On PostgreSQL the windows are shared with the workers that joined the migration
 (storage/shared_windows.py): the owner publishes them as it reads the keys, takes them in key
 order, and a joined worker takes them from the other end (:func:`do_a_joined_window`). A window
-a joined worker did reaches the owner as its summary, committed with whatever the window wrote;
-one it failed the owner does itself. Either way the owner adds every window's summary once, so a
+a joined worker did reaches the owner as its summary, committed with the window; one it failed the owner does itself. Either way the owner adds every window's summary once, so a
 step's result does not depend on who did which window.
 """
 
@@ -25,7 +24,7 @@ from sqlalchemy.engine import Connection, Engine
 from tui_migrator.engine.cpu_pool import BatchContext, CpuPool, Pending, kept
 from tui_migrator.engine.read_ahead import read_ahead
 from tui_migrator.storage import shared_windows
-from tui_migrator.storage.database import row_locks_supported, serialized_write
+from tui_migrator.storage.database import row_locks_supported
 from tui_migrator.storage.shared_windows import Key, StepName
 
 # What a window came to: JSON, with at least the rows it read (``rows``).
@@ -44,16 +43,13 @@ PUBLISHED_AT_ONCE = 32
 @dataclass(frozen=True)
 class WindowStep:
     """One pass over ``table``: ``work(context, *arguments, first, last)`` for each window, a
-    batch function; its result becomes the window's summary by ``summarize``, or, for a step
-    that writes what it read (the backup copy), by ``write(connection, result)`` in a write
-    transaction — the owner's own, or the joined worker's that holds the window."""
+    batch function that only reads; its result becomes the window's summary by ``summarize``."""
 
     name: str
     table: str
     work: Callable[..., Any]
     arguments: tuple[Any, ...]
-    summarize: Callable[[Any], Summary] | None = None
-    write: Callable[[Connection, Any], Summary] | None = None
+    summarize: Callable[[Any], Summary]
 
 
 @dataclass(frozen=True)
@@ -113,7 +109,7 @@ def run_step(
         else:
             doing -= 1
         if pending is not None:
-            summary = _summary(engine, step, pending.result())
+            summary = step.summarize(pending.result())
         assert summary is not None
         add(summary)
 
@@ -171,15 +167,6 @@ class _Published:
             yield seq, (first, last)
 
 
-def _summary(engine: Engine, step: WindowStep, result: Any) -> Summary:
-    if step.write is None:
-        assert step.summarize is not None
-        return step.summarize(result)
-    # Not synced, as a batch's writes are not (see storage.database.serialized_write).
-    with serialized_write(engine, durable=False) as connection:
-        return step.write(connection, result)
-
-
 def do_a_joined_window(
     engine: Engine,
     migration_id: str,
@@ -189,7 +176,7 @@ def do_a_joined_window(
     before_commit: Callable[[Connection], None],
 ) -> tuple[StepName, Summary] | None:
     """For a worker that joined ``migration_id``: take an open window of its current step, do
-    it here and commit its summary (and its writes) with the window; None if none is open.
+    it here and commit its summary with the window; None if none is open.
     ``before_commit`` runs in that transaction first (the joined worker proves the migration is
     still the owner's it joined). An error rolls back: the window is open again, and the owner
     will do it."""
@@ -200,10 +187,6 @@ def do_a_joined_window(
         step = step_for(window.name)
         result = step.work(context, *step.arguments, window.first, window.last)
         before_commit(connection)
-        if step.write is not None:
-            summary = step.write(connection, result)
-        else:
-            assert step.summarize is not None
-            summary = step.summarize(result)
+        summary = step.summarize(result)
         shared_windows.done(connection, window, summary)
         return window.name, summary

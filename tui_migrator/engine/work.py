@@ -47,17 +47,13 @@ class MigrationWork:
         config: MigrationConfig,
         *,
         epoch: int,
-        with_backups: bool = True,
         pool: CpuPool | None = None,
     ) -> TableBatches:
         """The batches of one table as ``config`` runs them, written only while ``epoch`` is
-        still the migration's claim (see storage/migration_claims.py).
-
-        ``with_backups=False`` reads the rows without the join on the backup table (the backup
-        stage itself copies them); otherwise, where the migration keeps backups, each batch backs
-        up the rows it has not backed up yet."""
+        still the migration's claim (see storage/migration_claims.py). Where the migration keeps
+        backups, each batch writes the backups of the rows it changes (engine/backup.py)."""
         backup_table = None
-        if with_backups and config.create_backups and not config.dry_run:
+        if config.create_backups and not config.dry_run:
             backup_table = backup.backup_table(
                 access, backup.backup_table_name(self.migration_id, access.mapped.name)
             )

@@ -1,9 +1,9 @@
 """The workers on a migration, as the migration's record and its audit trail tell them: the owner
 (the worker that started or resumed it, with its heartbeat) and every worker that joined it on
 PostgreSQL (``worker ID`` from another process or host), with when it joined and, once it has
-left, the rows it took (of batches, and of the windows of the backup copy and verification it did)
-and why it left. A joined worker's rows are known when it leaves: its
-batches count in the tables' progress as they commit, not per worker."""
+left, the rows it took (of batches, and of the windows of the backups' read-back and verification
+it did) and why it left. A joined worker's rows are known when it leaves: its batches count in
+the tables' progress as they commit, not per worker."""
 
 from __future__ import annotations
 

@@ -54,6 +54,8 @@ class TableProgress:
     done: bool
     backup_table: str | None
     backup_rows: int | None
+    # The sum of the backup copy's stored digests when it was last read back (64 hex digits).
+    backup_digest: str | None
     backup_verified: bool
     # Where the next pass over the table starts: after this (encoded) primary key.
     resume_key: str | None
@@ -416,19 +418,107 @@ def update_table(connection: Connection, migration_id: str, table_name: str, **v
 
 
 def count_batch(
-    connection: Connection, migration_id: str, table_name: str, *, done: int, rows_read: int, at: datetime
+    connection: Connection,
+    migration_id: str,
+    table_name: str,
+    *,
+    done: int,
+    rows_read: int,
+    at: datetime,
+    backups: BackupChange | None = None,
 ) -> None:
     """A committed batch's bookkeeping, in its transaction: ``done`` more rows of the table
     processed (encrypted, or re-sealed by a rotation), and its entry in the batch log (none when
-    ``rows_read`` is 0: a retry's failures, the calibration)."""
+    ``rows_read`` is 0: a retry's failures, the calibration) with what it did to the backup copy
+    (``backups``; None where the migration keeps none)."""
     table = migration_tables_table.c
     update_table(connection, migration_id, table_name, encrypted_records=table.encrypted_records + done)
     if rows_read:
         connection.execute(
             sa.insert(batch_log_table).values(
-                migration_id=migration_id, table_name=table_name, rows=rows_read, seconds=0.0, committed_at=at
+                migration_id=migration_id,
+                table_name=table_name,
+                rows=rows_read,
+                seconds=0.0,
+                committed_at=at,
+                backup_rows=None if backups is None else backups.rows,
+                backup_digest=None if backups is None else backups.digest_text,
             )
         )
+
+
+@dataclass(frozen=True)
+class BackupChange:
+    """What writes made to a backup copy: the backups they added (a row's backup replaced adds
+    none) and the change to the sum of the copy's stored digests (engine/backup.stored_digest),
+    modulo DIGEST_MODULUS, so that the changes of every batch add up to the copy's own sum."""
+
+    rows: int = 0
+    digest: int = 0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "digest", self.digest % DIGEST_MODULUS)
+
+    @property
+    def digest_text(self) -> str:
+        return f"{self.digest:064x}"
+
+    def __add__(self, other: BackupChange) -> BackupChange:
+        return BackupChange(self.rows + other.rows, self.digest + other.digest)
+
+    @classmethod
+    def of_text(cls, rows: int, digest_text: str) -> BackupChange:
+        return cls(rows, int(digest_text, 16))
+
+
+# Sums of digests are kept modulo this (SHA-256's range): a sum's text has 64 hex digits.
+DIGEST_MODULUS = 2**256
+
+
+def backup_ledger(connection: Connection, migration_id: str, table_name: str) -> BackupChange | None:
+    """What the batches of ``table_name`` recorded writing to its backup copy, added up (None:
+    no batch recorded any, as none did before schema version 10)."""
+    log = batch_log_table.c
+    rows = connection.execute(
+        sa.select(log.backup_rows, log.backup_digest).where(
+            log.migration_id == migration_id, log.table_name == table_name, log.backup_digest.is_not(None)
+        )
+    ).all()
+    if not rows:
+        return None
+    return sum((BackupChange.of_text(count or 0, digest) for count, digest in rows), BackupChange())
+
+
+def hold_table_progress(connection: Connection, migration_id: str, table_name: str) -> None:
+    """Hold the progress row of ``table_name`` for the rest of ``connection``'s transaction: on
+    PostgreSQL it is locked, and every batch updates it (count_batch) before it commits, so no
+    batch of the table commits meanwhile; SQLite writes one transaction at a time anyway (this
+    reads it there)."""
+    table = migration_tables_table.c
+    connection.execute(
+        sa.select(table.table_name)
+        .where(table.migration_id == migration_id, table.table_name == table_name)
+        .with_for_update()
+    )
+
+
+def enter_backup_copy(
+    connection: Connection, migration_id: str, table_name: str, copied: BackupChange, at: datetime
+) -> None:
+    """The batch log's first entry for a backup copy made before any batch, as versions before
+    schema version 10 made it (its rows and digest as verified then): the batches' own entries
+    add to it from here on."""
+    connection.execute(
+        sa.insert(batch_log_table).values(
+            migration_id=migration_id,
+            table_name=table_name,
+            rows=0,
+            seconds=0.0,
+            committed_at=at,
+            backup_rows=copied.rows,
+            backup_digest=copied.digest_text,
+        )
+    )
 
 
 def companions_left_by_rolled_back(connection: Connection, table_name: str) -> set[str]:
@@ -519,6 +609,7 @@ def _table(row: sa.RowMapping, failed: int) -> TableProgress:
         done=bool(row["done"]),
         backup_table=row["backup_table"],
         backup_rows=row["backup_rows"],
+        backup_digest=row["backup_digest"],
         backup_verified=bool(row["backup_verified"]),
         resume_key=row["checkpoint_key"],
         companions_added=json.loads(row["companions_added"] or "[]"),

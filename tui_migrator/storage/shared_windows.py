@@ -1,15 +1,15 @@
 """Windows of keys that any worker of a migration may take (PostgreSQL).
 
-The backup copy, its read-back and the verification go over a table a window of keys at a time
+A backup copy's read-back and the verification go over a table a window of keys at a time
 (engine/window_steps.py). On PostgreSQL the migration's owner publishes each window here as it
-reads the keys, so that a worker that joined the migration can take some of them instead of
-waiting for batch processing. Who does a window is decided by row locks, as for batches:
+reads the keys, so that a worker that joined the migration can take some of them once it has no
+batch left to take. Who does a window is decided by row locks, as for batches:
 
 - The owner takes the next windows in key order with ``FOR UPDATE SKIP LOCKED`` (a window a
   joined worker is doing is locked, so skipped) and marks them taken, in one short transaction.
 - A joined worker takes the open window furthest from the owner (the highest number) with
-  ``FOR UPDATE SKIP LOCKED`` and keeps its lock while it does the window: what it writes (a
-  backup copy's rows) and what the window came to are committed in that same transaction. If
+  ``FOR UPDATE SKIP LOCKED`` and keeps its lock while it does the window: what the window came
+  to is committed in that same transaction. If
   it fails or dies, the transaction is rolled back and the window is open again.
 - The owner takes each window's result in key order; for one a joined worker took, it waits on
   that window's lock (``FOR UPDATE``), then reads what was committed, or, where nothing was

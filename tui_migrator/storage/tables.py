@@ -23,9 +23,10 @@ from tui_migrator.storage.database import serialized_write
 # version 6 a nullable column again, tm_migrations.pause_reason; version 7 tm_migrations.kind
 # (NULL: an encryption migration, the only kind before); version 8 tm_row_metadata.tokens_digest
 # (NULL: verification opens the row's tokens, as it did for every row before); version 9 a table,
-# tm_shared_windows.
+# tm_shared_windows; version 10 tm_checkpoints.backup_rows and .backup_digest (NULL: a batch of a
+# version that copied the backups in a stage of their own, before any batch).
 # upgrade_tool_tables adds the tables and columns an older database lacks.
-SCHEMA_VERSION = "9"
+SCHEMA_VERSION = "10"
 TABLE_PREFIX = "tm_"
 
 metadata = sa.MetaData()
@@ -253,9 +254,14 @@ batch_log_table = sa.Table(
     sa.Column("rows", sa.Integer, nullable=False),
     sa.Column("seconds", sa.Float, nullable=False),
     sa.Column("committed_at", UtcDateTime, nullable=False),
+    # What the batch did to the migration's backup copy of the table, in the same transaction
+    # as its rows (engine/backup.py): backups added, and the change to the sum of the
+    # copy's stored digests (64 hex digits, modulo 2**256). Added in schema version 10.
+    sa.Column("backup_rows", sa.Integer, nullable=True),
+    sa.Column("backup_digest", sa.String(64), nullable=True),
 )
 
-# The windows of keys of a backup copy, its read-back or a verification, published by the
+# The windows of keys of a backup copy's read-back or a verification, published by the
 # migration's owner so that a joined worker can take some (storage/shared_windows.py; PostgreSQL,
 # where workers can join). Kept while their step runs. Added in schema version 9.
 shared_windows_table = sa.Table(

@@ -427,8 +427,9 @@ class MonitorScreen(AppScreen):
 
 
 def _table_row(progress: TableProgress) -> tuple[str, ...]:
-    """A table's line in the monitor's table of tables."""
-    state = "done" if progress.done else ("backed up" if progress.backup_verified else "waiting")
+    """A table's line in the monitor's table of tables: done, partial (some rows processed, each
+    changed row with its backup) or waiting."""
+    state = "done" if progress.done else ("partial" if progress.processed_records else "waiting")
     return (
         progress.name,
         count(progress.processed_records),
