@@ -170,8 +170,9 @@ def _run(template: _Template, copy: peers.Copy, config: dict[str, int], label: s
         f"storage increase estimated {estimate.estimated_storage_increase}, measured {growth:.0f}%"
     )
     print(f"calibration: {estimate.calibration.to_json()}")
-    # What each phase of the run took, to set beside the calibration's stages: backup (backupRead,
-    # backup, backupVerify), batch_processing (read, encrypt, write), verification (verify).
+    # What each phase of the run took, to set beside the calibration's stages: batch_processing
+    # (read, encrypt and write, each with the rows' backups, then backupVerify), verification
+    # (verify).
     print(
         "the run's phases: "
         + ", ".join(f"{phase} {seconds:.2f} s" for phase, seconds in record.phase_seconds.items()),

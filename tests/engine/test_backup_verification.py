@@ -19,10 +19,13 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from tests.support.application_writes import MOTOR, app_write, first_row_where, stored_row
 from tests.support.databases import BOTH_BACKENDS
-from tests.support.migration_helpers import FAST, raw_dump, without_empty_companions
+from tests.support.faults import BatchGate, tampered_token
+from tests.support.migration_helpers import FAST, Background, raw_dump, without_empty_companions
 from tui_migrator.crypto import ciphers
 from tui_migrator.crypto.ciphers import RowSealer
+from tui_migrator.crypto.tokens import is_token
 from tui_migrator.engine import backup, batches
 from tui_migrator.engine.backup import SEALED_COLUMN
 from tui_migrator.engine.cpu_pool import BatchContext, CpuPool
@@ -37,6 +40,7 @@ DEMOGRAPHICS = {**FAST, "data_categories": ["DEMOGRAPHICS"]}
 # Batches small enough for a run to stop between them, one at a time.
 ONE_AT_A_TIME = {**DEMOGRAPHICS, "batch_size": 10, "max_concurrency": 1}
 Damage = Callable[[sa.Connection, sa.Table], None]
+COMPANION = "__tm_token"
 
 
 class _Stop(Exception):
@@ -103,14 +107,33 @@ def _stopping_after(committed: int) -> Callable[..., None]:
     return write_in
 
 
+def _stopped_after(
+    service: MigratorService, monkeypatch: pytest.MonkeyPatch, committed: int
+) -> MigrationRecord:
+    """A migration of the demographics, one batch at a time, stopped after ``committed`` batches."""
+    with monkeypatch.context() as stopping:
+        stopping.setattr(batches.TableBatches, "write_in", _stopping_after(committed))
+        record = service.start(ONE_AT_A_TIME)
+    assert record.status is Status.FAILED
+    return record
+
+
+def _resumed_and_rolled_back(service: MigratorService, record: MigrationRecord, before: Any) -> None:
+    """Resumed, the migration completes with one backup a row it encrypted, read back; its
+    rollback gives back every byte."""
+    resumed = service.resume(record.id)
+    assert resumed.status is Status.COMPLETED, resumed.error_message
+    progress = _demographics_progress(resumed)
+    assert progress.backup_verified and progress.backup_rows == resumed.encrypted_records
+    service.rollback(record.id, confirm=True)
+    assert raw_dump(service.engine) == before
+
+
 def test_a_run_stopped_between_batches_leaves_every_changed_row_with_a_backup_of_its_original(
     service: MigratorService, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     before = raw_dump(service.engine)
-    with monkeypatch.context() as stopping:
-        stopping.setattr(batches.TableBatches, "write_in", _stopping_after(3))
-        record = service.start(ONE_AT_A_TIME)
-    assert record.status is Status.FAILED
+    record = _stopped_after(service, monkeypatch, 3)
     assert 0 < record.encrypted_records < record.total_records
 
     # Every row holding tokens has its backup, which opens to the row as it was; no other has one.
@@ -136,12 +159,7 @@ def test_a_run_stopped_between_batches_leaves_every_changed_row_with_a_backup_of
             sa.select(batch_log_table.c.backup_rows).where(batch_log_table.c.migration_id == record.id)
         ).all()
     assert sum(rows for (rows,) in entries) == len(stored)
-
-    resumed = service.resume(record.id)
-    assert resumed.status is Status.COMPLETED
-    assert _demographics_progress(resumed).backup_rows == resumed.encrypted_records
-    service.rollback(record.id, confirm=True)
-    assert raw_dump(service.engine) == before
+    _resumed_and_rolled_back(service, record, before)
 
 
 @pytest.mark.parametrize(
@@ -190,20 +208,15 @@ def test_a_fresh_backup_that_does_not_open_to_its_values_leaves_its_row_unchange
     assert all("did not open to its values" in failure["reason"] for failure in failures)
     # Not a value changed (batch processing added the companion columns tokens need, empty).
     assert demographics(without_empty_companions(raw_dump(service.engine))) == demographics(before)
-
-    assert service.resume(record.id).status is Status.COMPLETED
-    service.rollback(record.id, confirm=True)
-    assert raw_dump(service.engine) == before
+    _resumed_and_rolled_back(service, record, before)
 
 
 def test_a_copy_made_before_the_batches_by_an_earlier_version_is_counted_when_it_resumes(
     service: MigratorService, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     before = raw_dump(service.engine)
-    with monkeypatch.context() as stopping:
-        stopping.setattr(batches.TableBatches, "write_in", _stopping_after(2))
-        record = service.start(ONE_AT_A_TIME)
-    assert record.status is Status.FAILED and record.encrypted_records > 0
+    record = _stopped_after(service, monkeypatch, 2)
+    assert record.encrypted_records > 0
     # As a version before schema version 10 left it: the copy verified in a stage of its own
     # (its count and digest in the table's progress), batches that recorded nothing of it.
     table = _backup_table(service, record.id)
@@ -221,29 +234,71 @@ def test_a_copy_made_before_the_batches_by_an_earlier_version_is_counted_when_it
             .values(backup_rows=copied.rows, backup_digest=copied.digest_text, backup_verified=True)
         )
 
-    resumed = service.resume(record.id)
-    assert resumed.status is Status.COMPLETED, resumed.error_message
-    assert _demographics_progress(resumed).backup_rows == resumed.encrypted_records
-    service.rollback(record.id, confirm=True)
-    assert raw_dump(service.engine) == before
+    _resumed_and_rolled_back(service, record, before)
 
 
 def test_backups_left_by_an_interrupted_copy_of_an_earlier_version_are_made_again(
     service: MigratorService, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     before = raw_dump(service.engine)
-    with monkeypatch.context() as stopping:
-        stopping.setattr(batches.TableBatches, "write_in", _stopping_after(0))
-        record = service.start(ONE_AT_A_TIME)
-    assert record.status is Status.FAILED and record.encrypted_records == 0
+    record = _stopped_after(service, monkeypatch, 0)
+    assert record.encrypted_records == 0
     # A backup an interrupted copy left, which no batch recorded: not the row's as it is.
     table = _backup_table(service, record.id)
     with service.engine.begin() as connection:
         first = connection.execute(sa.text("SELECT min(id) FROM demographics")).scalar_one()
         connection.execute(sa.insert(table).values(id=first, tm_sealed=b"\x00" * 60))
 
-    resumed = service.resume(record.id)
-    assert resumed.status is Status.COMPLETED, resumed.error_message
-    assert _demographics_progress(resumed).backup_rows == resumed.encrypted_records
-    service.rollback(record.id, confirm=True)
+    _resumed_and_rolled_back(service, record, before)
+
+
+def test_a_sealed_row_the_application_wrote_back_in_plaintext_gets_a_fresh_backup_with_its_new_token(
+    service: MigratorService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first batch seals the row (its backup holds the originals); while the third waits,
+    the application writes every sealed cell of it back in plaintext. A catch-up pass seals the
+    row again and replaces its backup, in the batch's transaction: the batch log takes the old
+    backup's digest out of the copy's sum and puts the new one's in, so the read-back still
+    matches (the migration completes), and a token of the row damaged later is restored to the
+    application's values from the fresh backup (the old one no longer matches what was sealed)."""
+    before = raw_dump(service.engine)
+    row_id = first_row_where(service, "gait_notes IS NOT NULL AND updrs_part3 IS NOT NULL")
+    original = stored_row(service, row_id)
+    gate = BatchGate(monkeypatch, open_for=2)
+    running = Background(lambda: service.start({**MOTOR, "batch_size": 20, "max_concurrency": 1}))
+    assert gate.holding.wait(60)
+    sealed = stored_row(service, row_id)
+    companions = [name for name in sealed if name.endswith(COMPANION)]
+    # Every cell holding a token gets a plaintext value (a companion's token is cleared).
+    written = {
+        **{name[: -len(COMPANION)]: original[name[: -len(COMPANION)]] for name in companions},
+        "updrs_part3": 99,
+        "gait_notes": "written back in plaintext",
+    }
+    app_write(service, row_id, **written, **dict.fromkeys(companions))
+    assert not any(is_token(value) for value in stored_row(service, row_id).values())
+    gate.release()
+    record = running.join()
+    assert record.status is Status.COMPLETED, record.error_message
+    motor = next(table for table in record.tables if table.name == "motor_symptoms")
+    with service.engine.connect() as connection:
+        recorded = connection.execute(
+            sa.text(
+                "SELECT count(*) FROM tm_row_metadata WHERE migration_id = :id AND table_name = 'motor_symptoms'"
+            ),
+            {"id": record.id},
+        ).scalar_one()
+    # One backup a row sealed, the row sealed twice included.
+    assert motor.backup_verified and motor.backup_rows == recorded
+
+    with service.engine.begin() as connection:
+        connection.execute(
+            sa.text("UPDATE motor_symptoms SET gait_notes = :bad WHERE id = :id"),
+            {"bad": tampered_token(stored_row(service, row_id)["gait_notes"]), "id": row_id},
+        )
+    _, result = service.rollback(record.id, confirm=True)
+    assert result.restored_from_backup == 1 and result.unrecoverable == []
+    restored = stored_row(service, row_id)
+    assert {name: restored[name] for name in written} == written
+    app_write(service, row_id, **{name: original[name] for name in written})  # the application's write undone
     assert raw_dump(service.engine) == before

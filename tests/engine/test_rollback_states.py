@@ -242,14 +242,13 @@ def test_a_token_that_no_longer_opens_is_restored_from_the_sealed_backup(
     assert_opened_where_asked(opened_in)
 
 
-def test_a_row_the_application_wrote_after_the_backup_copy_is_backed_up_again_for_its_token(
+def test_a_row_the_application_wrote_during_the_run_is_backed_up_as_its_batch_sealed_it(
     service: MigratorService, monkeypatch: pytest.MonkeyPatch, opened_in: PoolsSeen | None
 ) -> None:
-    # The backup copy is taken before the first batch; while the second waits, the application
-    # writes a row of a later batch. Its batch seals the new value and backs it up afresh: when
-    # its token is damaged later, the rollback restores the application's value from that backup
-    # (the old backup no longer matched what was sealed, and the row was refused).
-    written = "written by the application after the backup copy"
+    # While the second batch waits, the application writes a row of a later batch. Its batch
+    # seals the new value and backs it up with it: when its token is damaged later, the rollback
+    # restores the application's value from that backup.
+    written = "written by the application during the run"
     before = raw_dump(service.engine)
     with service.engine.connect() as connection:
         late = connection.exec_driver_sql(
