@@ -302,3 +302,30 @@ def test_a_sealed_row_the_application_wrote_back_in_plaintext_gets_a_fresh_backu
     assert {name: restored[name] for name in written} == written
     app_write(service, row_id, **{name: original[name] for name in written})  # the application's write undone
     assert raw_dump(service.engine) == before
+
+
+def test_backups_of_rows_the_database_refused_stay_counted_when_the_migration_resumes(
+    service: MigratorService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch writes its backups before its UPDATE; where the database then refuses every row
+    (a constraint, a trigger), the rows stay as they were, failed, and their backups stay, in
+    the batch log too. Resumed, the backup stage keeps them (the batch log has them, though no
+    row was changed) and the retried rows find them: the read-back matches."""
+    before = raw_dump(service.engine)
+
+    def every_row_refused(
+        self: batches.TableBatches, connection: Any, sealed: list[Any], failures: list[Any], **_: Any
+    ) -> None:
+        failures += [
+            (item["row_key"], str(item["row"]["id"]), "the database refused the update") for item in sealed
+        ]
+        sealed[:] = []
+
+    with monkeypatch.context() as refusing:
+        refusing.setattr(batches.TableBatches, "_update_rows", every_row_refused)
+        record = service.start(ONE_AT_A_TIME)
+    assert record.encrypted_records == 0 and len(service.failed_records(record.id)) == record.total_records
+    with service.engine.connect() as connection:
+        stored = connection.execute(sa.select(sa.func.count()).select_from(_backup_table(service, record.id)))
+        assert stored.scalar_one() == record.total_records
+    _resumed_and_rolled_back(service, record, before)

@@ -232,20 +232,25 @@ class MigrationRunner(MigrationWorker):
             await asyncio.to_thread(self._prepare_backup_table, progress)
 
     def _prepare_backup_table(self, progress: TableProgress) -> None:
-        """The table's backup table, created if missing and entered in its progress. Where no
-        batch has changed a row of the table yet, the backups a version before schema version
-        10 copied in this stage (an interrupted copy, say) are dropped: the batches make each
-        row's backup afresh. Where batches of such a version changed rows, their copy (verified
-        then) is entered as the first entry of the batch log, which the read-back adds up."""
+        """The table's backup table, created if missing and entered in its progress.
+
+        Backups no batch of this version entered in the batch log were copied in this stage by
+        a version before schema version 10: where no row of the table has been changed, they
+        are dropped (an interrupted copy, say; the batches make each row's backup afresh);
+        where batches of that version changed rows, the copy (verified then) is entered as the
+        batch log's first entry for the table, which the read-back adds up."""
         access = self.tables[progress.name]
         name = backup.backup_table_name(self.migration_id, progress.name)
         with self.fenced_write() as connection:
             table = backup.create_backup_table(connection, access, name)
-            if progress.encrypted_records == 0:
-                connection.execute(sa.delete(table))
-            elif migrations.backup_ledger(connection, self.migration_id, progress.name) is None:
-                copied = BackupChange.of_text(progress.backup_rows or 0, progress.backup_digest or "0")
-                migrations.enter_backup_copy(connection, self.migration_id, progress.name, copied, utc_now())
+            if migrations.backup_ledger(connection, self.migration_id, progress.name) is None:
+                if progress.encrypted_records == 0:
+                    connection.execute(sa.delete(table))
+                else:
+                    copied = BackupChange.of_text(progress.backup_rows or 0, progress.backup_digest or "0")
+                    migrations.enter_backup_copy(
+                        connection, self.migration_id, progress.name, copied, utc_now()
+                    )
             migrations.update_table(connection, self.migration_id, progress.name, backup_table=name)
 
     async def _verify_backups(self) -> None:
