@@ -143,7 +143,8 @@ def verify_copy(
         raise BackupVerificationFailed(
             f"The backup copy of {name} ({table.name}) does not hold what the batches wrote to it: "
             f"{copied.rows} rows (digest {copied.digest_text[:12]}) read back where {written.rows} rows "
-            f"(digest {written.digest_text[:12]}) were written. It was changed after they wrote it.",
+            f"(digest {written.digest_text[:12]}) were written: something changed the copy after "
+            "its batches committed, or one of their writes did not land as recorded.",
             hint="The rows encrypted so far keep their tokens, which open without the backup: "
             "rollback restores every row whose token opens. Find out what changed the backup "
             "table before going on.",
