@@ -28,10 +28,10 @@ from tui_migrator.crypto.ciphers import RowSealer
 from tui_migrator.crypto.tokens import is_token
 from tui_migrator.engine import backup, batches
 from tui_migrator.engine.backup import SEALED_COLUMN
-from tui_migrator.engine.cpu_pool import BatchContext, CpuPool
+from tui_migrator.engine.cpu_pool import BatchContext
 from tui_migrator.service.facade import MigratorService
 from tui_migrator.storage.column_storage import TableAccess, reflect
-from tui_migrator.storage.migration_records import MigrationRecord, TableProgress
+from tui_migrator.storage.migration_records import BackupChange, MigrationRecord, TableProgress
 from tui_migrator.storage.migration_status import Status
 from tui_migrator.storage.tables import batch_log_table, migration_tables_table
 
@@ -217,12 +217,16 @@ def test_a_copy_made_before_the_batches_by_an_earlier_version_is_counted_when_it
     before = raw_dump(service.engine)
     record = _stopped_after(service, monkeypatch, 2)
     assert record.encrypted_records > 0
-    # As a version before schema version 10 left it: the copy verified in a stage of its own
-    # (its count and digest in the table's progress), batches that recorded nothing of it.
-    table = _backup_table(service, record.id)
+    # As a version before schema version 10 left it: batches that recorded nothing of the copy,
+    # and the copy's count and digest in the table's progress as its own stage verified them —
+    # here of the first rows only, the later ones backed up by its batches (rows that appeared
+    # after that copy), which recorded nothing of them either.
+    table, access = _backup_table(service, record.id), _access(service)
+    context = BatchContext(service._session.value_cipher(), None, service.engine)
     with service.engine.begin() as connection:
-        pool = CpuPool(BatchContext(service._session.value_cipher(), None, service.engine), 0)
-        copied = backup.read_back(service.engine, _access(service), table, pool, None)
+        keys = sorted(connection.execute(sa.select(table.c.id)).scalars())
+        rows, digests = backup.read_back_window(context, table, access, (keys[0],), (keys[len(keys) // 2],))
+        copied = BackupChange(rows, digests)
         connection.execute(
             sa.update(batch_log_table)
             .where(batch_log_table.c.migration_id == record.id)
@@ -233,6 +237,7 @@ def test_a_copy_made_before_the_batches_by_an_earlier_version_is_counted_when_it
             .where(migration_tables_table.c.migration_id == record.id)
             .values(backup_rows=copied.rows, backup_digest=copied.digest_text, backup_verified=True)
         )
+    assert 0 < copied.rows < len(keys)
 
     _resumed_and_rolled_back(service, record, before)
 

@@ -235,23 +235,25 @@ class MigrationRunner(MigrationWorker):
         """The table's backup table, created if missing and entered in its progress.
 
         Backups no batch of this version entered in the batch log were copied in this stage by
-        a version before schema version 10: where no row of the table has been changed, they
-        are dropped (an interrupted copy, say; the batches make each row's backup afresh);
-        where batches of that version changed rows, the copy (verified then) is entered as the
-        batch log's first entry for the table, which the read-back adds up."""
+        a version before schema version 10 (and, for rows that appeared after that copy, by its
+        batches, which recorded nothing of them): where no row of the table has been changed,
+        they are dropped (an interrupted copy, say; the batches make each row's backup afresh);
+        where that version changed rows, the copy as it stands is read back and entered as the
+        batch log's first entry for the table, which the read-back at the end adds up."""
         access = self.tables[progress.name]
         name = backup.backup_table_name(self.migration_id, progress.name)
         with self.fenced_write() as connection:
             table = backup.create_backup_table(connection, access, name)
-            if migrations.backup_ledger(connection, self.migration_id, progress.name) is None:
-                if progress.encrypted_records == 0:
-                    connection.execute(sa.delete(table))
-                else:
-                    copied = BackupChange.of_text(progress.backup_rows or 0, progress.backup_digest or "0")
-                    migrations.enter_backup_copy(
-                        connection, self.migration_id, progress.name, copied, utc_now()
-                    )
             migrations.update_table(connection, self.migration_id, progress.name, backup_table=name)
+            if migrations.backup_ledger(connection, self.migration_id, progress.name) is not None:
+                return
+            if progress.encrypted_records == 0:
+                connection.execute(sa.delete(table))
+                return
+        copied = backup.read_back(self.engine, access, table, self.pool, None)
+        with self.fenced_write() as connection:
+            if migrations.backup_ledger(connection, self.migration_id, progress.name) is None:
+                migrations.enter_backup_copy(connection, self.migration_id, progress.name, copied, utc_now())
 
     async def _verify_backups(self) -> None:
         """Once the batches are done: read each backup copy back and prove it holds what the

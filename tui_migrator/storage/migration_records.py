@@ -505,9 +505,9 @@ def hold_table_progress(connection: Connection, migration_id: str, table_name: s
 def enter_backup_copy(
     connection: Connection, migration_id: str, table_name: str, copied: BackupChange, at: datetime
 ) -> None:
-    """The batch log's first entry for a backup copy made before any batch, as versions before
-    schema version 10 made it (its rows and digest as verified then): the batches' own entries
-    add to it from here on."""
+    """The batch log's first entry for a backup copy a version before schema version 10 made
+    (before any batch, then its batches for rows that appeared after it), as this version first
+    finds it: the batches' own entries add to it from here on."""
     connection.execute(
         sa.insert(batch_log_table).values(
             migration_id=migration_id,
