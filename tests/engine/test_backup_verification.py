@@ -334,3 +334,27 @@ def test_backups_of_rows_the_database_refused_stay_counted_when_the_migration_re
         stored = connection.execute(sa.select(sa.func.count()).select_from(_backup_table(service, record.id)))
         assert stored.scalar_one() == record.total_records
     _resumed_and_rolled_back(service, record, before)
+
+
+def test_a_lost_connection_while_the_backups_are_read_back_is_retried(
+    service: MigratorService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The read-back ends batch processing, where every database call is retried with backoff."""
+    before = raw_dump(service.engine)
+    read_back = backup.read_back
+    failures: list[str] = []
+
+    def fails_once(*arguments: Any) -> Any:
+        if not failures:
+            failures.append("lost")
+            raise sa.exc.OperationalError("SELECT …", {}, Exception("server closed the connection"))
+        return read_back(*arguments)
+
+    monkeypatch.setattr(backup, "read_back", fails_once)
+    record = service.start(DEMOGRAPHICS)
+
+    assert failures == ["lost"]
+    assert record.status is Status.COMPLETED, record.error_message
+    assert _demographics_progress(record).backup_verified
+    service.rollback(record.id, confirm=True)
+    assert raw_dump(service.engine) == before

@@ -228,14 +228,12 @@ def _calibrate_table(
                 return  # the application emptied the table meanwhile: nothing to time
             split = timed >= ONE_ROW_BATCHES + SPLIT_STRETCH_ROWS
             # As the batches read (with each row's backup, where the migration keeps them).
-            reads = [("read", batches)]
             timings = TableTimings()
-            for stage, source in reads:
-                for _ in range(ONE_ROW_BATCHES if split else 0):
-                    timings.singles[stage].append(_timed_read(connection, source, 1, turns))
-                for _ in range(WHOLE_READS):
-                    cpu, seconds = _timed_read(connection, source, len(rows), turns)
-                    timings.stretches[stage].append((cpu, (len(rows), seconds)))
+            for _ in range(ONE_ROW_BATCHES if split else 0):
+                timings.singles["read"].append(_timed_read(connection, batches, 1, turns))
+            for _ in range(WHOLE_READS):
+                cpu, seconds = _timed_read(connection, batches, len(rows), turns)
+                timings.stretches["read"].append((cpu, (len(rows), seconds)))
             # Scans whose cost grows with the table, not the sample: the engine looks for rows
             # still holding plaintext once after encrypting a table (a count, or a catch-up
             # pass that finds none) and counts them once when verifying it.

@@ -288,9 +288,15 @@ class MigrationRunner(MigrationWorker):
             )
 
     def _verify_backup(self, name: str, table_name: str) -> BackupChange:
+        """One table's read-back, retried whole on a lost connection, as verification is."""
         access = self.tables[name]
         table = backup.backup_table(access, table_name)
-        return backup.verify_copy(self.engine, self.migration_id, access, table, self.pool, self._sharing())
+        return self.retrying(
+            lambda: backup.verify_copy(
+                self.engine, self.migration_id, access, table, self.pool, self._sharing()
+            ),
+            what=f"reading back the backups of {name}",
+        )
 
     # -- batches ---------------------------------------------------------------------------
 

@@ -119,15 +119,6 @@ def pending_count(access: TableAccess, organizations: tuple[str, ...] | None) ->
     )
 
 
-def pending_keys(
-    access: TableAccess, organizations: tuple[str, ...] | None, *, after: Sequence[Any] | None, limit: int
-) -> sa.Select[Any]:
-    """The keys of :func:`pending_rows`, ``limit`` of them after ``after``."""
-    return access.select_keys(after=after, limit=limit).where(
-        pending_condition(access), organization_condition(access, organizations)
-    )
-
-
 def organization_text(access: TableAccess) -> sa.ColumnElement[Any] | None:
     """The organization column as text (ids are compared as text whatever the column's type)."""
     name = access.mapped.organization_column

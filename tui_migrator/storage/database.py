@@ -261,11 +261,6 @@ def after_commit(connection: Connection, action: Callable[[], None]) -> None:
     actions.append(action)
 
 
-def insert_ignoring_duplicates(connection: Connection, table: sa.Table) -> sa.Insert:
-    """INSERT that skips rows whose primary key exists (a resumed batch may write some twice)."""
-    return _dialect_insert(connection, table).on_conflict_do_nothing()
-
-
 Statement = TypeVar("Statement", bound=sa.Executable)
 
 
