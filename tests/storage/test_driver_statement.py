@@ -124,6 +124,43 @@ def test_sets_with_other_keys_give_only_the_names_asked_for(engine: sa.Engine) -
         assert len(stored(connection, "named_driver")) == len(ROWS)
 
 
+def test_sets_completed_from_their_rows_update_what_merged_sets_update(engine: sa.Engine) -> None:
+    """execute_joined: a guarded UPDATE's new values from one mapping and its guard from the row
+    as it was read, without merging them, matches and stores exactly what the merged sets do
+    through SQLAlchemy — where the guard's values go to the driver as they are (text), and where
+    one needs its bind processor (a DateTime's), which takes the merged way."""
+    for guarded, column in (("name", "name"), ("at", "at")):
+        by_driver, by_sqlalchemy = table(f"joined_{guarded}"), table(f"merged_{guarded}")
+        with engine.begin() as connection:
+            for each in (by_driver, by_sqlalchemy):
+                each.create(connection)
+                connection.execute(sa.insert(each), [dict(row, resolved=False) for row in ROWS])
+            read = [dict(row) for row in ROWS]
+            read[1] = dict(read[1], **{column: read[0][column]})  # changed since it was read
+            new = [{"key": row["id"], "new_name": f"sealed {row['id']}"} for row in ROWS]
+            matched = []
+            for each in (by_driver, by_sqlalchemy):
+                update = (
+                    sa.update(each)
+                    .where(
+                        each.c.id == sa.bindparam("key"),
+                        each.c[column].is_not_distinct_from(sa.bindparam("was")),
+                    )
+                    .values(name=sa.bindparam("new_name"))
+                )
+                if each is by_driver:
+                    matched.append(
+                        DriverStatement(update).execute_joined(connection, new, read, {"was": column})
+                    )
+                else:
+                    merged = [{**values, "was": row[column]} for values, row in zip(new, read, strict=True)]
+                    matched.append(connection.execute(update, merged).rowcount)
+            assert matched == [2, 2]
+            assert stored(connection, f"joined_{guarded}") == stored(connection, f"merged_{guarded}")
+            names = [row[3] for row in stored(connection, f"joined_{guarded}")]
+            assert names == ["sealed 1", ROWS[1]["name"], "sealed 3"]
+
+
 def test_a_missing_parameter_is_an_error_not_a_null(engine: sa.Engine) -> None:
     each = table("strict")
     with engine.begin() as connection:

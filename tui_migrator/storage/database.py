@@ -476,6 +476,36 @@ class DriverStatement:
             return int(connection.execute(self.statement, every).rowcount)
         return int(connection.exec_driver_sql(compiled.sql, compiled.rows(parameters, shared)).rowcount)
 
+    def execute_joined(
+        self,
+        connection: Connection,
+        parameters: Sequence[Mapping[str, Any]],
+        rows: Sequence[Mapping[str, Any]],
+        from_rows: Mapping[str, str],
+    ) -> int:
+        """:meth:`execute` of parameter sets each completed from its own row: parameter ``name``
+        of set *i* is ``rows[i][from_rows[name]]`` (a guarded UPDATE's values as the row was
+        read, beside what sealing it gave). Each set becomes the driver's tuple straight from
+        the two mappings, without a merged dict per set, where no value of either needs a bind
+        processor; elsewhere the sets are merged and run by :meth:`execute`."""
+        if not parameters:
+            return 0
+        dialect = connection.dialect
+        shape = (dialect.name, (*parameters[0], *from_rows), ())
+        if shape not in self._compiled:
+            self._compiled[shape] = _Compiled.of(self.statement, dialect, list(shape[1]))
+        compiled = self._compiled[shape]
+        pick = None if compiled is None else compiled.joined_picker(tuple(parameters[0]), from_rows)
+        if pick is None:
+            merged = [
+                {**values, **{name: row[key] for name, key in from_rows.items()}}
+                for values, row in zip(parameters, rows, strict=True)
+            ]
+            return self.execute(connection, merged)
+        assert compiled is not None
+        joined = [pick(values, row) for values, row in zip(parameters, rows, strict=True)]
+        return int(connection.exec_driver_sql(compiled.sql, joined).rowcount)
+
 
 @dataclass(frozen=True)
 class _Compiled:
@@ -540,6 +570,23 @@ class _Compiled:
                 row.insert(position, value)
             rows.append(tuple(row))
         return rows
+
+    def joined_picker(
+        self, names: tuple[str, ...], from_rows: Mapping[str, str]
+    ) -> Callable[[Mapping[str, Any], Mapping[str, Any]], tuple[Any, ...]] | None:
+        """What gives the driver's tuple of a parameter set (holding ``names``) and its row (see
+        DriverStatement.execute_joined): None where a value needs a bind processor, the
+        statement binds a constant or the compiled order interleaves the two sources."""
+        if self.fixed or any(name in self.processors for name in self.names):
+            return None
+        given = len(names)
+        # The compiled order must be the set's names, then the row's (an UPDATE's SET values
+        # and key, then its guard): a tuple of each, concatenated.
+        if set(self.names[:given]) != set(names) or list(self.names[given:]) != list(from_rows):
+            return None
+        pick_set = _picker(self.names[:given])
+        pick_row = _picker([from_rows[name] for name in self.names[given:]])
+        return lambda values, row: pick_set(values) + pick_row(row)
 
 
 def _picker(names: Sequence[str]) -> Callable[[Mapping[str, Any]], tuple[Any, ...]]:
