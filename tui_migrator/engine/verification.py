@@ -133,6 +133,33 @@ def _holds_the_tokens_written(
     return actual is not None and hmac.compare_digest(actual, written)
 
 
+def _holds_only_the_tokens_written(access: Shaped, row: Any, recorded: Recorded, cipher: ValueCipher) -> bool:
+    """The common case of :func:`verify_batch`, told without parsing the row metadata's cells:
+    the cells of ``row`` that hold a token are exactly those the migration sealed, each holding
+    the token it wrote — its recorded tokens digest, which covers the cells' names with their
+    tokens, is the digest of every token the row holds. Then :func:`check_row` would find it
+    VERIFIED, and :func:`damaged_cells`, which looks only at cells in token form the migration
+    did not seal, has none to look at. Any other row (a cell changed since, a token of another
+    migration beside these, a version-1 record) gives another digest, or has none: False, and
+    it goes the whole way."""
+    written = recorded.tokens_digest
+    if written is None or recorded.sealed_columns is None:
+        return False
+    held = {}
+    for column in access.mapped.columns:
+        token = cell_token(column, row)
+        if token is not None:
+            held[column.name] = token
+    if not held:
+        return False
+    try:
+        organization = organization_of(access.mapped, row)
+    except RecordRefused:
+        return False
+    actual = cipher.digest_tokens(access.mapped.name, key_of(access, row), organization, held)
+    return hmac.compare_digest(actual, written)
+
+
 def _open_and_check(
     access: Shaped, row: Any, cells: SealedCells, digest: str, cipher: ValueCipher
 ) -> RowCheck:
@@ -350,6 +377,9 @@ def verify_batch(
         skip: tuple[str, ...] = ()
         if row_key in sealed:
             recorded = sealed[row_key]
+            if _holds_only_the_tokens_written(shape, row, recorded, cipher):
+                verdict.verified += 1
+                continue
             cells = SealedCells.from_metadata(recorded.sealed_columns, shape.mapped)
             skip = cells.columns
             outcome = check_row(shape, row, cells, recorded, cipher)
