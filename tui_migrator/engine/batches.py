@@ -52,6 +52,7 @@ from tui_migrator.storage.column_storage import (
 from tui_migrator.storage.database import (
     DriverStatement,
     fetch_dicts,
+    joined_sets,
     keyed_now,
     savepoint,
     serialized_write,
@@ -358,11 +359,9 @@ class TableBatches:
         sealed the row, they were over half the time to send a sealed batch (a claimed batch's
         UPDATE, which finds its rows by their versions, never needs them). The batch's
         executemany takes them from the two without merging them (execute_joined)."""
-        sources = self._guard_sources
-        return [
-            {**item["parameters"], **{name: item["row"][column] for name, column in sources.items()}}
-            for item in sealed
-        ]
+        return joined_sets(
+            [item["parameters"] for item in sealed], [item["row"] for item in sealed], self._guard_sources
+        )
 
     def _statement(self, name: str, build: Callable[[], sa.Insert]) -> DriverStatement:
         if name not in self._dialect_statements:

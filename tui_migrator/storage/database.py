@@ -461,11 +461,9 @@ class DriverStatement:
         if not parameters:
             return 0
         shared = shared or {}
-        dialect = connection.dialect
-        shape = (dialect.name, tuple(parameters[0] if names is None else names), tuple(shared))
-        if shape not in self._compiled:
-            self._compiled[shape] = _Compiled.of(self.statement, dialect, [*shape[1], *shape[2]])
-        compiled = self._compiled[shape]
+        compiled = self._compiled_for(
+            connection.dialect, tuple(parameters[0] if names is None else names), tuple(shared)
+        )
         if compiled is None:
             given = (
                 parameters
@@ -490,21 +488,34 @@ class DriverStatement:
         processor; elsewhere the sets are merged and run by :meth:`execute`."""
         if not parameters:
             return 0
-        dialect = connection.dialect
-        shape = (dialect.name, (*parameters[0], *from_rows), ())
-        if shape not in self._compiled:
-            self._compiled[shape] = _Compiled.of(self.statement, dialect, list(shape[1]))
-        compiled = self._compiled[shape]
+        compiled = self._compiled_for(connection.dialect, (*parameters[0], *from_rows), ())
         pick = None if compiled is None else compiled.joined_picker(tuple(parameters[0]), from_rows)
         if pick is None:
-            merged = [
-                {**values, **{name: row[key] for name, key in from_rows.items()}}
-                for values, row in zip(parameters, rows, strict=True)
-            ]
-            return self.execute(connection, merged)
+            return self.execute(connection, joined_sets(parameters, rows, from_rows))
         assert compiled is not None
         joined = [pick(values, row) for values, row in zip(parameters, rows, strict=True)]
         return int(connection.exec_driver_sql(compiled.sql, joined).rowcount)
+
+    def _compiled_for(
+        self, dialect: sa.Dialect, names: tuple[str, ...], shared: tuple[str, ...]
+    ) -> _Compiled | None:
+        """The statement compiled for sets of ``names`` completed by ``shared`` values (None where
+        the driver cannot run it positionally), made once per dialect and names."""
+        shape = (dialect.name, names, shared)
+        if shape not in self._compiled:
+            self._compiled[shape] = _Compiled.of(self.statement, dialect, [*names, *shared])
+        return self._compiled[shape]
+
+
+def joined_sets(
+    parameters: Sequence[Mapping[str, Any]], rows: Sequence[Mapping[str, Any]], from_rows: Mapping[str, str]
+) -> list[dict[str, Any]]:
+    """Each parameter set completed from its own row, as one dict (see
+    DriverStatement.execute_joined): parameter ``name`` of set *i* is ``rows[i][from_rows[name]]``."""
+    return [
+        {**values, **{name: row[key] for name, key in from_rows.items()}}
+        for values, row in zip(parameters, rows, strict=True)
+    ]
 
 
 @dataclass(frozen=True)
