@@ -409,12 +409,14 @@ class RowSealer:
         self._key = master_key.derive(f"{Purpose.BACKUP}/{migration_id}")
         self._cipher = AESGCM(self._key)
         self._migration_id = migration_id
+        self._heads: dict[str, bytes] = {}
 
     @classmethod
     def with_key(cls, key: bytes, migration_id: str) -> RowSealer:
         """A sealer from the migration's derived backup key (a worker process's)."""
         sealer = cls.__new__(cls)
         sealer._key, sealer._cipher, sealer._migration_id = key, AESGCM(key), migration_id
+        sealer._heads = {}
         return sealer
 
     def seal(self, table: str, key: tuple[Any, ...], values: Sequence[Any]) -> bytes:
@@ -458,7 +460,12 @@ class RowSealer:
         return unpack_values(plain)
 
     def _context(self, table: str, packed_key: bytes) -> bytes:
-        return pack(b"tm-backup/v1", self._migration_id.encode(), table.encode(), packed_key)
+        """pack(b"tm-backup/v1", migration id, table, packed key): the associated data of a
+        row's backup. Its head, the same for every row of the table, is packed once."""
+        head = self._heads.get(table)
+        if head is None:
+            head = self._heads[table] = pack(b"tm-backup/v1", self._migration_id.encode(), table.encode())
+        return head + _LENGTH(len(packed_key)) + packed_key
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from tui_migrator.common.errors import OperationFailed
 from tui_migrator.crypto.ciphers import RowSealer
-from tui_migrator.crypto.codec import pack, pack_values
+from tui_migrator.crypto.codec import encode_value, pack, pack_values
 from tui_migrator.engine.cpu_pool import BatchContext, CpuPool
 from tui_migrator.engine.window_steps import Sharing, Summary, WindowStep, run_step
 from tui_migrator.storage import migration_records as migrations
@@ -69,20 +69,39 @@ def row_values(access: Shaped, row: Mapping[Any, Any]) -> list[Any]:
     return [row[column.name] for column in access.mapped.columns]
 
 
+def packed_row_values(access: Shaped, row: Mapping[Any, Any], encoded: Mapping[str, bytes]) -> bytes:
+    """pack_values(row_values(access, row)), taking the encodings already made of some of its
+    values (``encoded``, by column: the values sealing just encoded, each the encoding of the
+    value the row holds there) instead of encoding them again."""
+    parts = []
+    for column in access.mapped.columns:
+        name = column.name
+        part = encoded.get(name)
+        if part is None:
+            value = row[name]
+            part = b"" if value is None else encode_value(value)
+        parts.append(part)
+    return pack(*parts)
+
+
 def fresh_backup(
     access: Shaped,
     key: tuple[Any, ...],
-    values: Sequence[Any],
+    packed_values: bytes,
     sealer: RowSealer,
     replaced: bytes | None,
+    *,
+    packed_key: bytes | None = None,
 ) -> tuple[dict[str, Any], int]:
-    """The insert parameters of one row's backup, its key and its values sealed (and opened as
-    they are sealed: RowSealer.seal_packed), and what writing it changes in the sum of the
-    copy's stored digests, where it takes the place of ``replaced`` (the row's backup until now;
-    None: it had none). Raises UnsupportedValue for a value the codec cannot hold exactly."""
-    packed_key = pack_values(key)
+    """The insert parameters of one row's backup, its key and its values (``packed_values``:
+    packed_row_values) sealed (and opened as they are sealed: RowSealer.seal_packed), and what
+    writing it changes in the sum of the copy's stored digests, where it takes the place of
+    ``replaced`` (the row's backup until now; None: it had none). ``packed_key``: ``key``
+    packed already (pack_values), where the caller has it."""
+    if packed_key is None:
+        packed_key = pack_values(key)
     entry = dict(zip(access.mapped.primary_key, key, strict=True))
-    sealed = sealer.seal_packed(access.mapped.name, key, pack_values(values), packed_key=packed_key)
+    sealed = sealer.seal_packed(access.mapped.name, key, packed_values, packed_key=packed_key)
     entry[SEALED_COLUMN] = sealed
     change = stored_digest(packed_key, sealed)
     if replaced is not None:

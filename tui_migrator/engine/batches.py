@@ -29,7 +29,7 @@ from sqlalchemy.exc import DBAPIError
 
 from tui_migrator.common.errors import DecryptionFailed
 from tui_migrator.crypto.ciphers import RowSealer, ValueCipher
-from tui_migrator.crypto.codec import UnsupportedValue, encode_key, encode_keys, encode_value, pack_values
+from tui_migrator.crypto.codec import UnsupportedValue, encode_key, encode_keys, encode_value
 from tui_migrator.crypto.keys import MasterKey
 from tui_migrator.engine import backup
 from tui_migrator.engine.cpu_pool import BatchContext, CpuPool
@@ -473,9 +473,14 @@ def seal_batch(
             if dry_run:
                 _prove_round_trip(shape, row, result, cipher)
             backup_entry, backup_change = None, 0
-            if sealer is not None and not _backed_up_as_it_is(shape, row, key, result.held_tokens, sealer):
+            if sealer is not None and not _backed_up_as_it_is(shape, row, key, result, sealer):
                 backup_entry, backup_change = backup.fresh_backup(
-                    shape, key, backup.row_values(shape, row), sealer, row.get(BACKUP_HELD)
+                    shape,
+                    key,
+                    backup.packed_row_values(shape, row, result.encoded),
+                    sealer,
+                    row.get(BACKUP_HELD),
+                    packed_key=result.packed_key,
                 )
             sealed.append(
                 {
@@ -513,7 +518,7 @@ def seal_batch(
 
 
 def _backed_up_as_it_is(
-    shape: RowShape, row: Mapping[str, Any], key: tuple[Any, ...], held_tokens: bool, sealer: RowSealer
+    shape: RowShape, row: Mapping[str, Any], key: tuple[Any, ...], sealed: SealedRow, sealer: RowSealer
 ) -> bool:
     """Whether the row's backup (read with it) holds its values as they are now, so that a token
     sealed from them and damaged later is restored to them. A row with none gets one (the first
@@ -524,9 +529,11 @@ def _backed_up_as_it_is(
     held = row.get(BACKUP_HELD)
     if held is None:
         return False
-    if held_tokens:
+    if sealed.held_tokens:
         return True
-    return sealer.holds(shape.mapped.name, key, bytes(held), pack_values(backup.row_values(shape, row)))
+    return sealer.holds(
+        shape.mapped.name, key, bytes(held), backup.packed_row_values(shape, row, sealed.encoded)
+    )
 
 
 def _prove_round_trip(

@@ -422,6 +422,10 @@ class SealedRow(NamedTuple):
     nonces: list[tuple[str, str]]
     # Whether the row held a token already, in a cell it kept (sealed in an earlier pass).
     held_tokens: bool
+    # The row's key packed (pack_values) and each sealed value as encoded (encode_value), by
+    # column: made for the tokens, and what the row's backup packs again.
+    packed_key: bytes
+    encoded: dict[str, bytes]
 
 
 def seal_row(access: Shaped, row: StoredRow, sealer: TableSealer) -> SealedRow | None:
@@ -460,7 +464,8 @@ def seal_row(access: Shaped, row: StoredRow, sealer: TableSealer) -> SealedRow |
     # tuples compare their values).
     plaintext.sort()
     cells = [(name, encode_value(value)) for name, value in plaintext]
-    sealed = sealer.seal(key, organization, pack_values(key), cells, digests=True)
+    packed_key = pack_values(key)
+    sealed = sealer.seal(key, organization, packed_key, cells, digests=True)
     tokens = {}
     for (name, _value), token in zip(plaintext, sealed.tokens, strict=True):
         tokens[name] = token
@@ -481,6 +486,8 @@ def seal_row(access: Shaped, row: StoredRow, sealer: TableSealer) -> SealedRow |
         sealed.tokens_digest,
         [(name, nonce) for (name, _value), nonce in zip(plaintext, sealed.nonces, strict=True)],
         held_tokens,
+        packed_key,
+        dict(cells),
     )
 
 
