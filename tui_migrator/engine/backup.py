@@ -28,7 +28,15 @@ from tui_migrator.crypto.codec import encode_value, pack, pack_values
 from tui_migrator.engine.cpu_pool import BatchContext, CpuPool
 from tui_migrator.engine.window_steps import Sharing, Summary, WindowStep, run_step
 from tui_migrator.storage import migration_records as migrations
-from tui_migrator.storage.column_storage import Shaped, TableAccess, key_of
+from tui_migrator.storage.built_statements import built_once
+from tui_migrator.storage.column_storage import (
+    FIRST_KEY,
+    LAST_KEY,
+    Shaped,
+    TableAccess,
+    key_of,
+    window_parameters,
+)
 from tui_migrator.storage.database import fetch_tuples, key_windows
 from tui_migrator.storage.identifiers import fit_identifier
 from tui_migrator.storage.migration_records import BackupChange
@@ -215,20 +223,32 @@ def read_back_window(
     ``last``, as stored: how many, and the sum of their stored digests. A batch function
     (engine/cpu_pool.py)."""
     with context.engine.connect() as connection:
-        rows = fetch_tuples(connection, stored_window(table, access, first, last))
+        rows = stored_rows(connection, table, access, first, last)
     return len(rows), read_back_batch(rows)
 
 
-def stored_window(
-    table: sa.Table, access: TableAccess, first: tuple[Any, ...], last: tuple[Any, ...]
-) -> sa.Select[Any]:
-    """The backup rows with keys from ``first`` to ``last``, as :func:`read_back_batch` takes
-    them. The keys are bound in their own type (TableAccess.key_tuple): the backup's key
-    columns hold the table's stored keys in the table's types (see TableAccess.copy_type)."""
+def stored_rows(
+    connection: Connection,
+    table: sa.Table,
+    access: TableAccess,
+    first: tuple[Any, ...],
+    last: tuple[Any, ...],
+) -> list[tuple[Any, ...]]:
+    """The rows of the backup ``table`` with keys from ``first`` to ``last``, as stored (what
+    :func:`read_back_batch` takes), read by a statement built once (:func:`stored_window`)."""
+    query = built_once(access, ("stored_window", table), lambda: stored_window(table, access))
+    return fetch_tuples(connection, query, window_parameters(first, last))
+
+
+def stored_window(table: sa.Table, access: TableAccess) -> sa.Select[Any]:
+    """The backup rows with keys from the first to the last of a window (FIRST_KEY and
+    LAST_KEY: column_storage.window_parameters), as :func:`read_back_batch` takes them. The
+    keys are bound in their own type (TableAccess.key_tuple): the backup's key columns hold the
+    table's stored keys in the table's types (see TableAccess.copy_type)."""
     key_columns = [table.c[name] for name in access.mapped.primary_key]
     key = sa.tuple_(*key_columns)
     return sa.select(*key_columns, table.c[SEALED_COLUMN]).where(
-        key >= access.key_tuple(first), key <= access.key_tuple(last)
+        key >= access.key_tuple(FIRST_KEY), key <= access.key_tuple(LAST_KEY)
     )
 
 

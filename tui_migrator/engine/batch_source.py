@@ -35,7 +35,7 @@ from typing import Any, Protocol
 import sqlalchemy as sa
 from sqlalchemy.exc import DBAPIError
 
-from tui_migrator.engine.batches import BatchResult, RowsChanged, TableBatches
+from tui_migrator.engine.batches import BatchResult, Claim, RowsChanged, TableBatches
 from tui_migrator.engine.retry import database_failure, is_transient
 from tui_migrator.storage.database import fetch_dicts, relax_commit, row_locks_supported
 
@@ -132,8 +132,8 @@ class ClaimedSource:
     def next_batch(self, *, after: Sequence[Any] | None, limit: int) -> Batch | None:
         # The rows stay locked from this read to the batch's write, which finds them by the
         # versions the query reads with them (TableAccess.update_by_row_version).
-        query = self.batches.pending_query(after=after, limit=limit).with_for_update(
-            of=self.batches.access.table, skip_locked=not self.wait
+        query, parameters = self.batches.pending_read(
+            after=after, limit=limit, claim=Claim.WAIT_FOR_HELD if self.wait else Claim.SKIP_HELD
         )
 
         def claim_once() -> Batch | None:
@@ -143,7 +143,7 @@ class ClaimedSource:
                 # The batch's writes commit in this transaction: not waited for on disk, as
                 # every batch's (see serialized_write).
                 relax_commit(connection)
-                rows = fetch_dicts(connection, query)
+                rows = fetch_dicts(connection, query, parameters)
             except BaseException:
                 _release(connection)
                 raise

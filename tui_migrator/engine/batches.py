@@ -20,6 +20,7 @@ import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from enum import Enum
 from functools import lru_cache, partial
 from typing import Any, TypeVar
 
@@ -37,8 +38,13 @@ from tui_migrator.engine.retry import RetryPolicy, is_row_refusal, refusal_reaso
 from tui_migrator.engine.scope import pending_rows
 from tui_migrator.storage import failed_records, migration_claims, row_metadata
 from tui_migrator.storage import migration_records as migrations
+from tui_migrator.storage.built_statements import built_once
 from tui_migrator.storage.column_storage import (
+    AFTER_KEY,
+    LIMIT_PARAMETER,
     ROW_VERSION,
+    UP_TO_KEY,
+    KeyOrParameters,
     RecordRefused,
     RowShape,
     SealedRow,
@@ -76,6 +82,14 @@ _GUARD_PARAMETER = "tm_was_{}"
 # How often a batch whose rows keep changing under it is read again before its rows are
 # recorded as failed for this pass (a later pass or resume retries them).
 CONFLICT_RETRIES = 3
+
+
+class Claim(Enum):
+    """How a claimed batch's read locks its rows (FOR UPDATE): skipping the rows other workers
+    hold, or waiting for them (batch_source.ClaimedSource)."""
+
+    SKIP_HELD = "skip held rows"
+    WAIT_FOR_HELD = "wait for held rows"
 
 
 class RowsChanged(Exception):
@@ -143,7 +157,11 @@ class TableBatches:
     # -- reading ---------------------------------------------------------------------------
 
     def pending_query(
-        self, *, after: Sequence[Any] | None, up_to: Sequence[Any] | None = None, limit: int | None
+        self,
+        *,
+        after: KeyOrParameters | None,
+        up_to: KeyOrParameters | None = None,
+        limit: int | sa.BindParameter[Any] | None,
     ) -> sa.Select[Any]:
         query = pending_rows(
             self.access, self.organizations, self.engine.dialect.name, after=after, limit=limit
@@ -153,6 +171,44 @@ class TableBatches:
         if self.backup_table is not None:
             query = query.add_columns(self._backup_held(self.backup_table))
         return query
+
+    def pending_read(
+        self,
+        *,
+        after: Sequence[Any] | None,
+        limit: int,
+        up_to: Sequence[Any] | None = None,
+        claim: Claim | None = None,
+    ) -> tuple[sa.Select[Any], dict[str, Any]]:
+        """:meth:`pending_query` as a batch reads it — its statement, built once for this shape
+        of read (storage/built_statements.py), and the parameters of this one. ``claim``: with
+        the rows locked for the batch's write (FOR UPDATE), skipping or waiting for rows other
+        workers hold (batch_source.ClaimedSource)."""
+        shape = (
+            self.organizations,
+            self.backup_table,
+            self.engine.dialect.name,
+            after is None,
+            up_to is None,
+            claim,
+        )
+
+        def build() -> sa.Select[Any]:
+            query = self.pending_query(
+                after=None if after is None else AFTER_KEY,
+                up_to=None if up_to is None else UP_TO_KEY,
+                limit=sa.bindparam(LIMIT_PARAMETER),
+            )
+            if claim is None:
+                return query
+            return query.with_for_update(of=self.access.table, skip_locked=claim is Claim.SKIP_HELD)
+
+        parameters: dict[str, Any] = {LIMIT_PARAMETER: limit}
+        if after is not None:
+            parameters |= AFTER_KEY.values(after)
+        if up_to is not None:
+            parameters |= UP_TO_KEY.values(up_to)
+        return built_once(self.access, ("pending_read", shape), build), parameters
 
     def _backup_held(self, backup_table: sa.Table) -> sa.Label[Any]:
         """The row's sealed backup (None: it has none), asked per row: one probe of the
@@ -178,7 +234,7 @@ class TableBatches:
         self, *, after: Sequence[Any] | None, limit: int, up_to: Sequence[Any] | None
     ) -> list[dict[str, Any]]:
         with self.engine.connect() as connection:
-            return fetch_dicts(connection, self.pending_query(after=after, up_to=up_to, limit=limit))
+            return fetch_dicts(connection, *self.pending_read(after=after, up_to=up_to, limit=limit))
 
     def key(self, row: Mapping[Any, Any]) -> tuple[Any, ...]:
         return key_of(self.access, row)

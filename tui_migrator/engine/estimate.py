@@ -39,7 +39,7 @@ from tui_migrator.engine.collection_pace import paced
 from tui_migrator.engine.scope import MigrationScope, TableScope, pending_count
 from tui_migrator.storage import row_metadata
 from tui_migrator.storage.column_storage import ROW_VERSION, TableAccess, key_of
-from tui_migrator.storage.database import fetch_tuples, serialized_write
+from tui_migrator.storage.database import serialized_write
 from tui_migrator.storage.sealed_cells import SealedCells
 from tui_migrator.storage.tables import (
     META_LAST_CALIBRATION,
@@ -221,7 +221,7 @@ def _calibrate_table(
             batches = _calibration_batches(engine, table.access, table, cipher, master_key, backup_table)
             warm_up = WARM_UP_ROWS if sample > 2 * WARM_UP_ROWS else 0
             rows = list(
-                connection.execute(batches.pending_query(after=None, limit=sample + warm_up)).mappings()
+                connection.execute(*batches.pending_read(after=None, limit=sample + warm_up)).mappings()
             )
             timed = len(rows) - warm_up
             if timed <= 0:
@@ -366,10 +366,10 @@ def _timed_read(
 ) -> tuple[int, float]:
     """Seconds to read the first ``limit`` pending rows as a batch of the run reads them, on
     the next CPU of ``turns`` (which, and the seconds)."""
-    query = source.pending_query(after=None, limit=limit)
+    query, parameters = source.pending_read(after=None, limit=limit)
     with turns.next_cpu() as cpu:
         started = uncontended_seconds()
-        list(connection.execute(query).mappings())
+        list(connection.execute(query, parameters).mappings())
         return cpu, uncontended_seconds() - started
 
 
@@ -435,10 +435,11 @@ def _run_stages(
     if batches.backup_table is not None:
         started = uncontended_seconds()
         # As the copy's read-back once the batches are done: its rows as stored, each digested.
-        window = backup.stored_window(
-            batches.backup_table, access, batches.key(rows[0]), batches.key(rows[-1])
+        backup.read_back_batch(
+            backup.stored_rows(
+                connection, batches.backup_table, access, batches.key(rows[0]), batches.key(rows[-1])
+            )
         )
-        backup.read_back_batch(fetch_tuples(connection, window))
         _add(stages, "backupVerify", started)
         if not on_server:
             calibration.added_bytes += sum(

@@ -8,7 +8,6 @@ for "still holds plaintext", so an incremental run reads only the rows it has to
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,7 +17,13 @@ from sqlalchemy.engine import Connection
 from tui_migrator.common.errors import BadInput, InvalidMigrationConfig
 from tui_migrator.common.migration_config import MigrationConfig
 from tui_migrator.crypto.tokens import TOKEN_PREFIX
-from tui_migrator.storage.column_storage import RecordRefused, TableAccess, organization_id, reflect
+from tui_migrator.storage.column_storage import (
+    KeyOrParameters,
+    RecordRefused,
+    TableAccess,
+    organization_id,
+    reflect,
+)
 from tui_migrator.storage.mapping import ResolvedMapping, Storage
 
 
@@ -94,8 +99,8 @@ def pending_rows(
     organizations: tuple[str, ...] | None,
     dialect: str,
     *,
-    after: Sequence[Any] | None = None,
-    limit: int | None = None,
+    after: KeyOrParameters | None = None,
+    limit: int | sa.BindParameter[Any] | None = None,
 ) -> sa.Select[Any]:
     """The rows in scope that still hold plaintext, in key order, after the key ``after``; on
     PostgreSQL with each row's version, by which a batch (or its backups) is written in one

@@ -28,7 +28,10 @@ from tui_migrator.engine.rotation import rotation_condition
 from tui_migrator.engine.scope import organization_condition, pending_condition, pending_count
 from tui_migrator.engine.window_steps import Sharing, Summary, WindowStep, run_step
 from tui_migrator.storage import row_metadata
+from tui_migrator.storage.built_statements import built_once
 from tui_migrator.storage.column_storage import (
+    FIRST_KEY,
+    LAST_KEY,
     RecordRefused,
     RowShape,
     Shaped,
@@ -38,6 +41,7 @@ from tui_migrator.storage.column_storage import (
     organization_of,
     reflect,
     row_context,
+    window_parameters,
 )
 from tui_migrator.storage.database import fetch_dicts, key_windows
 from tui_migrator.storage.migration_records import MigrationRecord
@@ -339,11 +343,17 @@ def verify_window(
     next sealed rows in key order"), PostgreSQL's planner, whose statistics still describe the
     table before the migration (no row sealed), chose to scan and sort the whole table for
     every batch."""
+    query = built_once(
+        access,
+        ("verify_window", organizations),
+        lambda: (
+            access.select_rows()
+            .where(access.key_range(FIRST_KEY, LAST_KEY))
+            .where(_sealed(access, organizations))
+        ),
+    )
     with context.engine.connect() as connection:
-        rows = fetch_dicts(
-            connection,
-            access.select_rows().where(access.key_range(first, last)).where(_sealed(access, organizations)),
-        )
+        rows = fetch_dicts(connection, query, window_parameters(first, last))
         if not rows:
             return BatchVerdict()
         keys = encode_keys([key_of(access, row) for row in rows])

@@ -64,6 +64,39 @@ class _DeclaredRaw(sa.types.UserDefinedType[Any]):
         return self.declared
 
 
+@dataclass(frozen=True)
+class KeyParameters:
+    """A key given when a statement runs rather than when it is built: its parts are the
+    parameters ``<name>_0``, ``<name>_1``… (:meth:`values`). A statement of a batch or window
+    built with it once runs for every key (storage/built_statements.py)."""
+
+    name: str
+
+    def names(self, parts: int) -> list[str]:
+        return [f"{self.name}_{index}" for index in range(parts)]
+
+    def values(self, key: Sequence[Any]) -> dict[str, Any]:
+        return dict(zip(self.names(len(key)), key, strict=True))
+
+
+# The keys of the statements built once: the key after which a batch reads (and the last it may
+# read), the first and the last of a window of keys.
+AFTER_KEY = KeyParameters("tm_after")
+UP_TO_KEY = KeyParameters("tm_up_to")
+FIRST_KEY = KeyParameters("tm_first")
+LAST_KEY = KeyParameters("tm_last")
+# A batch's LIMIT given when its statement runs.
+LIMIT_PARAMETER = "tm_limit"
+
+# A key: its values, or the parameters that give them when the statement runs.
+KeyOrParameters = Sequence[Any] | KeyParameters
+
+
+def window_parameters(first: Sequence[Any], last: Sequence[Any]) -> dict[str, Any]:
+    """The parameters of :meth:`TableAccess.key_range` (FIRST_KEY, LAST_KEY) for a window."""
+    return FIRST_KEY.values(first) | LAST_KEY.values(last)
+
+
 class RecordRefused(OperationFailed):
     """One record cannot be processed; the message names table, key and reason, never values."""
 
@@ -151,7 +184,12 @@ class TableAccess:
             return sa.cast(column, sa.Text)
         return column
 
-    def select_rows(self, *, after: Sequence[Any] | None = None, limit: int | None = None) -> sa.Select[Any]:
+    def select_rows(
+        self,
+        *,
+        after: KeyOrParameters | None = None,
+        limit: int | sa.BindParameter[Any] | None = None,
+    ) -> sa.Select[Any]:
         """Rows in key order, after the key ``after`` (keyset pagination: no OFFSET scans)."""
         names = list(self.mapped.primary_key)
         if self.mapped.organization_column:
@@ -175,7 +213,7 @@ class TableAccess:
             query = query.where(sa.tuple_(*self.key_columns) > self.key_tuple(after))
         return query
 
-    def key_range(self, first: Sequence[Any], last: Sequence[Any]) -> sa.ColumnElement[bool]:
+    def key_range(self, first: KeyOrParameters, last: KeyOrParameters) -> sa.ColumnElement[bool]:
         """Rows whose key lies from ``first`` to ``last``, both included: a range the primary
         key's index serves, whatever a planner believes of the query's other conditions."""
         key = sa.tuple_(*self.key_columns)
@@ -247,13 +285,21 @@ class TableAccess:
             sa.cast(sa.column("xmin", _selectable=self.table), sa.Text) == read[ROW_VERSION[1]],
         ]
 
-    def key_tuple(self, key: Sequence[Any]) -> sa.ColumnElement[Any]:
-        """A stored key as a row value to compare with :attr:`key_columns` (keyset pagination)."""
+    def key_tuple(self, key: KeyOrParameters) -> sa.ColumnElement[Any]:
+        """A stored key as a row value to compare with :attr:`key_columns` (keyset pagination):
+        its values, or the parameters that give them (KeyParameters)."""
+        names = self.mapped.primary_key
+        if isinstance(key, KeyParameters):
+            bound = [
+                sa.bindparam(parameter, type_=self.bind_type(name))
+                for name, parameter in zip(names, key.names(len(names)), strict=True)
+            ]
+        else:
+            bound = [
+                sa.literal(value, type_=self.bind_type(name)) for name, value in zip(names, key, strict=True)
+            ]
         return sa.tuple_(
-            *(
-                self.bound_key(name, sa.literal(value, type_=self.bind_type(name)))
-                for name, value in zip(self.mapped.primary_key, key, strict=True)
-            )
+            *(self.bound_key(name, parameter) for name, parameter in zip(names, bound, strict=True))
         )
 
     def key_in(self, keys: Sequence[Sequence[Any]]) -> sa.ColumnElement[bool]:

@@ -611,8 +611,11 @@ def _picker(names: Sequence[str]) -> Callable[[Mapping[str, Any]], tuple[Any, ..
     return operator.itemgetter(*names)
 
 
-def fetch_dicts(connection: Connection, query: sa.Select[Any]) -> list[dict[str, Any]]:
-    """The rows of ``query`` as plain dicts by column key, fetched by the driver.
+def fetch_dicts(
+    connection: Connection, query: sa.Select[Any], parameters: Mapping[str, Any] | None = None
+) -> list[dict[str, Any]]:
+    """The rows of ``query`` (with ``parameters``, where it has named ones: a statement built
+    once, storage/built_statements.py) as plain dicts by column key, fetched by the driver.
 
     A batch reads a thousand rows four times in a run (backup, batch, verification) and
     SQLAlchemy's per-row result objects cost more than the read itself (on PostgreSQL a row as
@@ -621,7 +624,7 @@ def fetch_dicts(connection: Connection, query: sa.Select[Any]) -> list[dict[str,
     through the result processor SQLAlchemy itself would apply to that column as the cursor
     describes it (a boolean's on SQLite, say, or a float's as Decimal on PostgreSQL)."""
     keys = list(query.selected_columns.keys())
-    result = connection.execute(query)
+    result = connection.execute(query, parameters)
     try:
         rows = result.cursor.fetchall()
         processors = _result_processors(result, query)
@@ -668,10 +671,12 @@ def key_windows(
         yield last
 
 
-def fetch_tuples(connection: Connection, query: sa.Select[Any]) -> list[tuple[Any, ...]]:
+def fetch_tuples(
+    connection: Connection, query: sa.Select[Any], parameters: Mapping[str, Any] | None = None
+) -> list[tuple[Any, ...]]:
     """The rows of ``query`` as plain tuples, fetched by the driver (see :func:`fetch_dicts`):
     where a tuple is all a caller needs (verification's windows of keys), no dict either."""
-    result = connection.execute(query)
+    result = connection.execute(query, parameters)
     try:
         return _processed(result.cursor.fetchall(), _result_processors(result, query))
     finally:
