@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from tui_migrator.storage.database import create_database_engine, key_windows
+from tui_migrator.storage.database import KeysQuery, create_database_engine, key_windows
 
 
 @pytest.fixture
@@ -28,9 +28,13 @@ def engine(tmp_path: Path) -> Any:
 PAIRS = sa.table("pairs", sa.column("a"), sa.column("b"))
 
 
-def next_seven(after: tuple[Any, ...] | None) -> sa.Select[Any]:
+def next_seven(after: tuple[Any, ...] | None) -> KeysQuery:
     query = sa.select(PAIRS.c.a, PAIRS.c.b).order_by(PAIRS.c.a, PAIRS.c.b).limit(7)
-    return query if after is None else query.where(sa.tuple_(PAIRS.c.a, PAIRS.c.b) > sa.tuple_(*after))
+    if after is None:
+        return query, None
+    # As the run's own are: a statement built once, the key given as parameters.
+    key = sa.tuple_(sa.bindparam("after_a"), sa.bindparam("after_b"))
+    return query.where(sa.tuple_(PAIRS.c.a, PAIRS.c.b) > key), {"after_a": after[0], "after_b": after[1]}
 
 
 def test_windows_cover_every_key_in_order_without_overlapping(engine: sa.Engine) -> None:
@@ -48,7 +52,7 @@ def test_windows_cover_every_key_in_order_without_overlapping(engine: sa.Engine)
 
 
 def test_a_query_that_does_not_move_past_the_last_key_fails_instead_of_looping(engine: sa.Engine) -> None:
-    def always_the_first(_after: tuple[Any, ...] | None) -> sa.Select[Any]:
+    def always_the_first(_after: tuple[Any, ...] | None) -> KeysQuery:
         return next_seven(None)
 
     windows = key_windows(engine, always_the_first)
@@ -59,9 +63,11 @@ def test_a_query_that_does_not_move_past_the_last_key_fails_instead_of_looping(e
 
 def test_a_window_starting_at_the_last_key_again_fails(engine: sa.Engine) -> None:
     # As a key bound in a type that rounds it would: "after 1.1" finds the stored 1.1 again.
-    def at_or_after(after: tuple[Any, ...] | None) -> sa.Select[Any]:
+    def at_or_after(after: tuple[Any, ...] | None) -> KeysQuery:
         query = sa.select(PAIRS.c.a, PAIRS.c.b).order_by(PAIRS.c.a, PAIRS.c.b).limit(7)
-        return query if after is None else query.where(sa.tuple_(PAIRS.c.a, PAIRS.c.b) >= sa.tuple_(*after))
+        return query if after is None else query.where(
+            sa.tuple_(PAIRS.c.a, PAIRS.c.b) >= sa.tuple_(*after)
+        ), None
 
     windows = key_windows(engine, at_or_after)
     assert next(windows) == ((0, "k0"), (2, "k0"))

@@ -30,6 +30,7 @@ from tui_migrator.engine.window_steps import Sharing, Summary, WindowStep, run_s
 from tui_migrator.storage import row_metadata
 from tui_migrator.storage.built_statements import built_once
 from tui_migrator.storage.column_storage import (
+    AFTER_KEY,
     FIRST_KEY,
     LAST_KEY,
     RecordRefused,
@@ -43,7 +44,7 @@ from tui_migrator.storage.column_storage import (
     row_context,
     window_parameters,
 )
-from tui_migrator.storage.database import fetch_dicts, key_windows
+from tui_migrator.storage.database import KeysQuery, fetch_dicts, key_windows
 from tui_migrator.storage.migration_records import MigrationRecord
 from tui_migrator.storage.row_metadata import Recorded
 from tui_migrator.storage.sealed_cells import SealedCells
@@ -301,8 +302,17 @@ def verify_table(
         if meter is not None:
             meter.add(verdict.rows)
 
-    in_scope = organization_condition(access, organizations)
-    windows = key_windows(engine, lambda after: access.select_keys(after=after, limit=BATCH).where(in_scope))
+    def next_keys(after: tuple[Any, ...] | None) -> KeysQuery:
+        query = built_once(
+            access,
+            ("verify_keys", organizations, after is None),
+            lambda: access.select_keys(after=None if after is None else AFTER_KEY, limit=BATCH).where(
+                organization_condition(access, organizations)
+            ),
+        )
+        return query, None if after is None else AFTER_KEY.values(after)
+
+    windows = key_windows(engine, next_keys)
     run_step(engine, verify_step(access, migration_id, organizations), windows, pool, add, sharing=sharing)
     result.verified_rows += verified
     result.mismatched_rows += mismatched

@@ -206,7 +206,7 @@ class TableAccess:
             query = query.limit(limit)
         return query
 
-    def select_keys(self, *, after: Sequence[Any] | None, limit: int) -> sa.Select[Any]:
+    def select_keys(self, *, after: KeyOrParameters | None, limit: int) -> sa.Select[Any]:
         """The next ``limit`` keys after ``after``, in key order (only the key's index is read)."""
         query = sa.select(*self.key_columns).order_by(*self.key_columns).limit(limit)
         if after is not None:

@@ -641,20 +641,25 @@ def fetch_dicts(
     return dicts
 
 
+# A query and its parameters (None where it has none): a statement built once, run for each key.
+KeysQuery = tuple[sa.Select[Any], Mapping[str, Any] | None]
+
+
 def key_windows(
     engine: Engine,
-    next_keys: Callable[[tuple[Any, ...] | None], sa.Select[Any]],
+    next_keys: Callable[[tuple[Any, ...] | None], KeysQuery],
     reading: Callable[[Callable[[], list[tuple[Any, ...]]]], list[tuple[Any, ...]]] | None = None,
 ) -> Iterator[tuple[tuple[Any, ...], tuple[Any, ...]]]:
-    """The first and last key of each window of keys ``next_keys(after)`` selects (the next
-    keys after the key ``after``, in key order; None: from the first), until it selects none:
+    """The first and last key of each window of keys ``next_keys(after)`` selects (its query
+    and parameters: the next keys after the key ``after``, in key order; None: from the
+    first), until it selects none:
     windows that cover every key it selects, no two overlapping. What a reader of the rows in
     another process is given instead of the rows (a window, read there by key range).
     ``reading`` runs each read (under a retry policy, say)."""
 
     def read(after: tuple[Any, ...] | None) -> list[tuple[Any, ...]]:
         with engine.connect() as connection:
-            return fetch_tuples(connection, next_keys(after))
+            return fetch_tuples(connection, *next_keys(after))
 
     after: tuple[Any, ...] | None = None
     last: tuple[tuple[Any, ...], tuple[Any, ...]] | None = None
