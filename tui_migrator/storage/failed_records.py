@@ -7,10 +7,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from tui_migrator.storage.built_statements import built_once
 from tui_migrator.storage.tables import failed_records_table
 
 Failure = tuple[str, str, str]
@@ -52,13 +54,21 @@ def record(
 def has_unresolved(connection: Connection, migration_id: str, table: str) -> bool:
     """Whether any row of ``table`` is listed as failed and not yet resolved: only then can a
     batch resolve one (the usual case, none, spares an UPDATE over a thousand keys)."""
+    query = built_once(failed_records_table, "has_unresolved", _unresolved)
+    return connection.execute(query, {"tm_migration": migration_id, "tm_table": table}).first() is not None
+
+
+def _unresolved() -> sa.Select[Any]:
     failed = failed_records_table.c
-    query = (
+    return (
         sa.select(sa.literal(1))
-        .where(failed.migration_id == migration_id, failed.table_name == table, failed.resolved.is_(False))
+        .where(
+            failed.migration_id == sa.bindparam("tm_migration"),
+            failed.table_name == sa.bindparam("tm_table"),
+            failed.resolved.is_(False),
+        )
         .limit(1)
     )
-    return connection.execute(query).first() is not None
 
 
 def resolve(connection: Connection, migration_id: str, table: str, row_keys: list[str]) -> None:

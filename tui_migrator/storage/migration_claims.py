@@ -21,6 +21,7 @@ from sqlalchemy.engine import Connection, Engine
 from tui_migrator.common.errors import BadInput, OperationFailed
 from tui_migrator.storage import migration_records as migrations
 from tui_migrator.storage import table_locks
+from tui_migrator.storage.built_statements import built_once
 from tui_migrator.storage.database import serialized_write
 from tui_migrator.storage.migration_records import MigrationRecord
 from tui_migrator.storage.migration_status import LIVE_STATUSES, RESUMABLE_STATUSES, Status
@@ -127,12 +128,20 @@ def check_epoch(connection: Connection, migration_id: str, epoch: int) -> None:
     which change other columns (FOR NO KEY UPDATE), wait for no batch: under FOR SHARE a
     heartbeat waited for every batch in flight, and every batch after it waited behind the
     heartbeat (100-300 ms a beat at 100,000 rows, tests/storage/test_claim_fence_postgresql.py)."""
-    query = sa.select(migrations_table.c.claim_epoch).where(migrations_table.c.id == migration_id)
-    if connection.dialect.name == "postgresql":
-        query = query.with_for_update(read=True, key_share=True)
-    current = connection.execute(query).scalar_one_or_none() or 0
+    dialect = connection.dialect.name
+    query = built_once(migrations_table, ("check_epoch", dialect), lambda: _epoch_query(dialect))
+    current = connection.execute(query, {"tm_migration": migration_id}).scalar_one_or_none() or 0
     if current != epoch:
         raise _lost(migration_id, current, epoch)
+
+
+def _epoch_query(dialect: str) -> sa.Select[Any]:
+    query = sa.select(migrations_table.c.claim_epoch).where(
+        migrations_table.c.id == sa.bindparam("tm_migration")
+    )
+    if dialect == "postgresql":
+        query = query.with_for_update(read=True, key_share=True)
+    return query
 
 
 def fenced_update(connection: Connection, migration_id: str, epoch: int, **values: Any) -> None:

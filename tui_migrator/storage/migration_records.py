@@ -20,6 +20,7 @@ from sqlalchemy.engine import Connection, Engine
 from tui_migrator.common.errors import StateConflict, UnknownMigration
 from tui_migrator.common.migration_config import MigrationConfig
 from tui_migrator.storage import rollback_progress
+from tui_migrator.storage.built_statements import built_once
 from tui_migrator.storage.migration_status import (
     CANCELLABLE_STATUSES,
     CONTINUABLE_STATUSES,
@@ -431,20 +432,35 @@ def count_batch(
     processed (encrypted, or re-sealed by a rotation), and its entry in the batch log (none when
     ``rows_read`` is 0: a retry's failures, the calibration) with what it did to the backup copy
     (``backups``; None where the migration keeps none)."""
-    table = migration_tables_table.c
-    update_table(connection, migration_id, table_name, encrypted_records=table.encrypted_records + done)
+    # Both statements built once (storage/built_statements.py): a run counts every batch.
+    connection.execute(
+        built_once(migration_tables_table, "count_batch", _count_batch),
+        {"tm_migration": migration_id, "tm_table": table_name, "tm_done": done},
+    )
     if rows_read:
         connection.execute(
-            sa.insert(batch_log_table).values(
-                migration_id=migration_id,
-                table_name=table_name,
-                rows=rows_read,
-                seconds=0.0,
-                committed_at=at,
-                backup_rows=None if backups is None else backups.rows,
-                backup_digest=None if backups is None else backups.digest_text,
-            )
+            built_once(batch_log_table, "insert", lambda: sa.insert(batch_log_table)),
+            {
+                "migration_id": migration_id,
+                "table_name": table_name,
+                "rows": rows_read,
+                "seconds": 0.0,
+                "committed_at": at,
+                "backup_rows": None if backups is None else backups.rows,
+                "backup_digest": None if backups is None else backups.digest_text,
+            },
         )
+
+
+def _count_batch() -> sa.Update:
+    table = migration_tables_table.c
+    return (
+        sa.update(migration_tables_table)
+        .where(
+            table.migration_id == sa.bindparam("tm_migration"), table.table_name == sa.bindparam("tm_table")
+        )
+        .values(encrypted_records=table.encrypted_records + sa.bindparam("tm_done", type_=sa.Integer))
+    )
 
 
 @dataclass(frozen=True)
