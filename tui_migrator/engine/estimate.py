@@ -37,10 +37,8 @@ from tui_migrator.engine import backup, batch_size, calibration_shadow, cpu_pool
 from tui_migrator.engine.batches import RowsChanged, TableBatches
 from tui_migrator.engine.collection_pace import paced
 from tui_migrator.engine.scope import MigrationScope, TableScope, pending_count
-from tui_migrator.storage import row_metadata
 from tui_migrator.storage.column_storage import ROW_VERSION, TableAccess, key_of
 from tui_migrator.storage.database import serialized_write
-from tui_migrator.storage.sealed_cells import SealedCells
 from tui_migrator.storage.tables import (
     META_LAST_CALIBRATION,
     read_meta,
@@ -447,19 +445,16 @@ def _run_stages(
             )
     if not config.skip_integrity_checks:
         started = uncontended_seconds()
-        written = connection.execute(
-            access.select_rows(limit=None).where(
-                access.key_range(batches.key(rows[0]), batches.key(rows[-1]))
-            )
-        ).mappings()
-        recorded = row_metadata.sealed_rows(
-            connection, CALIBRATION_MIGRATION_ID, access.mapped.name, [item["row_key"] for item in sealed]
+        # As a window of the run's verification reads and checks its rows (verify_window).
+        verification.verify_rows_in(
+            connection,
+            cpu_pool.BatchContext(cipher),
+            access,
+            CALIBRATION_MIGRATION_ID,
+            batches.organizations,
+            batches.key(rows[0]),
+            batches.key(rows[-1]),
         )
-        for row in written:
-            entry = recorded.get(encode_key(batches.key(row)))
-            if entry is not None:
-                cells = SealedCells.from_metadata(entry.sealed_columns, access.mapped)
-                verification.check_row(access, row, cells, entry, cipher)
         _add(stages, "verify", started)
     calibration.sample_rows += len(rows)
     for row in rows:

@@ -353,6 +353,21 @@ def verify_window(
     next sealed rows in key order"), PostgreSQL's planner, whose statistics still describe the
     table before the migration (no row sealed), chose to scan and sort the whole table for
     every batch."""
+    with context.engine.connect() as connection:
+        return verify_rows_in(connection, context, access, migration_id, organizations, first, last)
+
+
+def verify_rows_in(
+    connection: sa.Connection,
+    context: BatchContext,
+    access: TableAccess,
+    migration_id: str,
+    organizations: tuple[str, ...] | None,
+    first: tuple[Any, ...],
+    last: tuple[Any, ...],
+) -> BatchVerdict:
+    """:func:`verify_window` through ``connection``: what the estimate's calibration times, in
+    its transaction, of the rows it wrote."""
     query = built_once(
         access,
         ("verify_window", organizations),
@@ -362,12 +377,11 @@ def verify_window(
             .where(_sealed(access, organizations))
         ),
     )
-    with context.engine.connect() as connection:
-        rows = fetch_dicts(connection, query, window_parameters(first, last))
-        if not rows:
-            return BatchVerdict()
-        keys = encode_keys([key_of(access, row) for row in rows])
-        sealed = row_metadata.sealed_rows(connection, migration_id, access.mapped.name, keys)
+    rows = fetch_dicts(connection, query, window_parameters(first, last))
+    if not rows:
+        return BatchVerdict()
+    keys = encode_keys([key_of(access, row) for row in rows])
+    sealed = row_metadata.sealed_rows(connection, migration_id, access.mapped.name, keys)
     verdict = verify_batch(context, RowShape(access.mapped), rows, keys, sealed)
     verdict.rows = len(rows)
     return verdict
