@@ -83,7 +83,7 @@ CALIBRATION_MIGRATION_ID = "calibration"
 CALIBRATION_BACKUP_TABLE = "tm_bk_calibration"
 # A run's speed against its stages one after another (see run_speed): without worker
 # processes, and what each worker process adds.
-RUN_SPEED = {"sqlite": (0.74, 0.65), "postgresql": (0.88, 0.59)}
+RUN_SPEED = {"sqlite": (0.74, 0.65), "postgresql": (0.85, 0.31)}
 # The stages that go in windows of keys of a fixed size rather than in the run's batches.
 WINDOW_ROWS = {
     "backupVerify": backup.READ_BACK_ROWS,
@@ -645,7 +645,16 @@ def run_speed(dialect: str, max_concurrency: int, rows: int) -> float:
     runs) and +11.5 % on PostgreSQL (16), without them -2 % (8) and +10 % (8). The speeds
     rise by as much: SQLite 1.28 -> 1.39 with two (0.74 kept without), PostgreSQL 0.80 -> 0.88
     without and 1.32 -> 1.47 with two. Single estimates stay far apart on such a machine (the
-    same table's, minutes apart: up to 1.5 times): see MEASUREMENTS.md on its slow spells."""
+    same table's, minutes apart: up to 1.5 times): see MEASUREMENTS.md on its slow spells.
+
+    PostgreSQL re-fitted on 2026-12-06 (22:59-23:02 UTC, 12 runs of the matrix at concurrency
+    1, 2 and 4), after a run's own work had grown cheaper (statements built once, the backup
+    packed from sealing's encodings) and the calibration began to time the run's own
+    verification: with two worker processes estimates were a median 21 % short (7 of 8 runs
+    14-33 %), without them 4 %. The server's share of a run is larger now that the tool's
+    Python is smaller, and the two cores it shares with them run it no faster: 1.47 -> 1.16
+    with two worker processes, 0.88 -> 0.85 without. SQLite's matrix of the same minutes (12 of
+    12 within 15 %, median -2 %) kept its figures."""
     one, per_worker = RUN_SPEED["postgresql" if dialect == "postgresql" else "sqlite"]
     processes = cpu_pool.migration_processes(max_concurrency, rows)
     return one + per_worker * max(0, processes - 1)
