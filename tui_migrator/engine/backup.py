@@ -81,7 +81,8 @@ def row_values(access: Shaped, row: Mapping[Any, Any]) -> list[Any]:
 def packed_row_values(access: Shaped, row: Mapping[Any, Any], encoded: Mapping[str, bytes]) -> bytes:
     """pack_values(row_values(access, row)), taking the encodings already made of some of its
     values (``encoded``, by column: the values sealing just encoded, each the encoding of the
-    value the row holds there) instead of encoding them again."""
+    value the row holds there) instead of encoding them again. Raises UnsupportedValue for a
+    value the codec cannot hold exactly."""
     parts = []
     for column in access.mapped.columns:
         name = column.name
