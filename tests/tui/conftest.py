@@ -59,7 +59,8 @@ def busy_service(tmp_path: Path) -> Iterator[MigratorService]:
     """A demo big enough that a one-row-per-batch migration outlasts the test: a test that acts
     on a running migration (cancel, pause) must not find it finished, however fast it runs."""
     settings = make_settings(tmp_path)
-    admin, _ = create_demo_service(settings, patients=400, organizations=3, seed=2, user=ADMIN)
+    # 10,500 rows: a one-row-per-batch run of the demo's 3,500 once ended within such a test.
+    admin, _ = create_demo_service(settings, patients=1200, organizations=3, seed=2, user=ADMIN)
     admin.grant(REAL_USER, "super_admin")
     admin.close()
     with MigratorService.open(settings, user=REAL_USER) as service:
