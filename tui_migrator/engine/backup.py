@@ -30,12 +30,13 @@ from tui_migrator.engine.window_steps import Sharing, Summary, WindowStep, run_s
 from tui_migrator.storage import migration_records as migrations
 from tui_migrator.storage.built_statements import built_once
 from tui_migrator.storage.column_storage import (
-    AFTER_KEY,
     FIRST_KEY,
     LAST_KEY,
+    KeyParameters,
     Shaped,
     TableAccess,
     key_of,
+    next_keys_query,
     window_parameters,
 )
 from tui_migrator.storage.database import KeysQuery, fetch_tuples, key_windows
@@ -204,16 +205,13 @@ def read_back(
         total += int(summary["digests"])
         count += summary["rows"]
 
-    def keys_after(after: bool) -> sa.Select[Any]:
+    def keys_after(bound: KeyParameters | None) -> sa.Select[Any]:
         query = sa.select(*key_columns).order_by(*key_columns).limit(READ_BACK_ROWS)
         # Bound in the key's own type, as the table's keyset pages are (TableAccess.bound_key).
-        return query.where(sa.tuple_(*key_columns) > access.key_tuple(AFTER_KEY)) if after else query
+        return query if bound is None else query.where(sa.tuple_(*key_columns) > access.key_tuple(bound))
 
     def next_keys(after: tuple[Any, ...] | None) -> KeysQuery:
-        query = built_once(
-            access, ("backup_keys", table, after is None), lambda: keys_after(after is not None)
-        )
-        return query, None if after is None else AFTER_KEY.values(after)
+        return next_keys_query(access, ("backup_keys", table), keys_after, after)
 
     step = read_back_step(access, table)
     run_step(engine, step, key_windows(engine, next_keys), pool, add, sharing=sharing)

@@ -30,7 +30,6 @@ from tui_migrator.engine.window_steps import Sharing, Summary, WindowStep, run_s
 from tui_migrator.storage import row_metadata
 from tui_migrator.storage.built_statements import built_once
 from tui_migrator.storage.column_storage import (
-    AFTER_KEY,
     FIRST_KEY,
     LAST_KEY,
     RecordRefused,
@@ -39,6 +38,7 @@ from tui_migrator.storage.column_storage import (
     TableAccess,
     cell_token,
     key_of,
+    next_keys_query,
     organization_of,
     reflect,
     row_context,
@@ -303,14 +303,14 @@ def verify_table(
             meter.add(verdict.rows)
 
     def next_keys(after: tuple[Any, ...] | None) -> KeysQuery:
-        query = built_once(
+        return next_keys_query(
             access,
-            ("verify_keys", organizations, after is None),
-            lambda: access.select_keys(after=None if after is None else AFTER_KEY, limit=BATCH).where(
+            ("verify_keys", organizations),
+            lambda bound: access.select_keys(after=bound, limit=BATCH).where(
                 organization_condition(access, organizations)
             ),
+            after,
         )
-        return query, None if after is None else AFTER_KEY.values(after)
 
     windows = key_windows(engine, next_keys)
     run_step(engine, verify_step(access, migration_id, organizations), windows, pool, add, sharing=sharing)

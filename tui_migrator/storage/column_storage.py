@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import uuid
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, NamedTuple, Protocol
@@ -29,7 +29,8 @@ from tui_migrator.common.errors import OperationFailed
 from tui_migrator.crypto.ciphers import RowContext, TableSealer, ValueCipher
 from tui_migrator.crypto.codec import encode_value, pack_values
 from tui_migrator.crypto.tokens import is_token
-from tui_migrator.storage.database import text_rows, text_rows_parameters
+from tui_migrator.storage.built_statements import built_once
+from tui_migrator.storage.database import KeysQuery, text_rows, text_rows_parameters
 from tui_migrator.storage.mapping import ResolvedColumn, ResolvedTable
 
 # A row read by name: a plain dict, or SQLAlchemy's RowMapping (whose keys may also be columns,
@@ -95,6 +96,20 @@ KeyOrParameters = Sequence[Any] | KeyParameters
 def window_parameters(first: Sequence[Any], last: Sequence[Any]) -> dict[str, Any]:
     """The parameters of :meth:`TableAccess.key_range` (FIRST_KEY, LAST_KEY) for a window."""
     return FIRST_KEY.values(first) | LAST_KEY.values(last)
+
+
+def next_keys_query(
+    owner: object,
+    what: Hashable,
+    build: Callable[[KeyParameters | None], sa.Select[Any]],
+    after: Sequence[Any] | None,
+) -> KeysQuery:
+    """The query of the next keys after the key ``after`` (None: from the first) and its
+    parameters, as database.key_windows asks for them: ``build(AFTER_KEY)`` (or ``build(None)``
+    for the first window), built once for ``owner`` and ``what`` (storage/built_statements.py)."""
+    first = after is None
+    query = built_once(owner, (what, first), lambda: build(None if first else AFTER_KEY))
+    return query, None if after is None else AFTER_KEY.values(after)
 
 
 class RecordRefused(OperationFailed):
