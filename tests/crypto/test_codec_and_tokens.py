@@ -16,7 +16,15 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
 from tui_migrator.crypto.ciphers import RowContext
-from tui_migrator.crypto.codec import UnsupportedValue, decode_value, encode_key, encode_keys, encode_value
+from tui_migrator.crypto.codec import (
+    UnsupportedValue,
+    decode_value,
+    encode_key,
+    encode_keys,
+    encode_value,
+    pack,
+    pack_values,
+)
 from tui_migrator.crypto.tokens import (
     KEY_ID_PATTERN,
     NONCE_BYTES,
@@ -247,3 +255,14 @@ def test_a_batch_of_keys_is_named_exactly_as_each_key_alone(keys: list[tuple[Any
     assert encode_keys([(1,), (-7,), (2**80,), (True,), (0,)]) == [
         encode_key(key) for key in [(1,), (-7,), (2**80,), (True,), (0,)]
     ]
+
+
+@hypothesis_settings(max_examples=300)
+@given(values=st.lists(sql_values, min_size=1, max_size=3))
+def test_a_key_of_one_integer_is_packed_as_any_other_values_are(values: list[Any]) -> None:
+    """pack_values writes a key of one integer out itself: the same bytes as packing the
+    values' encodings, for any values (booleans, integers to Python, and NULL included)."""
+    for packed in (values, values[:1], [1], [-7], [2**80], [True], [0], [None]):
+        assert pack_values(packed) == pack(
+            *[b"" if value is None else encode_value(value) for value in packed]
+        )

@@ -161,6 +161,36 @@ def test_sets_completed_from_their_rows_update_what_merged_sets_update(engine: s
             assert names == ["sealed 1", ROWS[1]["name"], "sealed 3"]
 
 
+def test_a_blob_column_takes_its_values_as_they_are_on_sqlite(engine: sa.Engine) -> None:
+    """On SQLite a LargeBinary value goes to the driver as it is, without SQLAlchemy's
+    processor (a memoryview per value): the bytes stored are the same, and a column declared
+    BLOB that holds text in SQLite (which allows it) is guarded and written back as that text,
+    where the processor would have failed on it."""
+    each = table("blobs")
+    with engine.begin() as connection:
+        each.create(connection)
+        statement = upsert(connection, each, ["blob"])
+        driver = DriverStatement(statement)
+        driver.execute(connection, [{"id": 1, "blob": b"\x00\xff"}, {"id": 2, "blob": "text in a blob"}])
+        compiled = driver._compiled_for(connection.dialect, ("id", "blob"), ())
+        assert compiled is not None and "blob" not in compiled.processors
+        update = (
+            sa.update(each)
+            .where(each.c.id == sa.bindparam("key"), each.c.blob.is_not_distinct_from(sa.bindparam("was")))
+            .values(blob=sa.bindparam("new"))
+        )
+        matched = DriverStatement(update).execute(
+            connection,
+            [
+                {"key": 1, "was": b"\x00\xff", "new": b"\x01"},
+                {"key": 2, "was": "text in a blob", "new": "other text"},
+            ],
+        )
+        assert matched == 2
+        blobs = list(connection.exec_driver_sql("SELECT typeof(blob), blob FROM blobs ORDER BY id"))
+        assert blobs == [("blob", b"\x01"), ("text", "other text")]
+
+
 def test_a_missing_parameter_is_an_error_not_a_null(engine: sa.Engine) -> None:
     each = table("strict")
     with engine.begin() as connection:

@@ -271,7 +271,9 @@ class ValueCipher:
         # pack(head..., *(pack(name, pack_values([value])) for each cell)), written out flat: the
         # same bytes with no intermediate ones, and what depends only on the table or a column's
         # name made once (this runs for every row sealed or verified).
-        message = _row_message(_cells_head(table), key, organization, packed_key)
+        message = _row_message(
+            _cells_head(table), pack_values(key) if packed_key is None else packed_key, organization
+        )
         for name in sorted(cells):
             message += _value_part(name, cells[name])
         return _hex_mac(self._keyed, b"".join(message))
@@ -290,9 +292,22 @@ class ValueCipher:
         again later, the cells hold those very tokens, byte for byte (so they open as they did
         when they were written); keyed, so no one without the key can make it fit other tokens.
         ``packed_key``: ``key`` packed already (pack_values), where the caller has it."""
-        message = _row_message(_tokens_head(table), key, organization, packed_key)
-        for name in sorted(tokens):
-            message += _token_part(name, tokens[name].encode())
+        return self.digest_ordered_tokens(
+            table,
+            pack_values(key) if packed_key is None else packed_key,
+            organization,
+            [(name, tokens[name]) for name in sorted(tokens)],
+        )
+
+    def digest_ordered_tokens(
+        self, table: str, packed_key: bytes, organization: str | None, tokens: Iterable[tuple[str, str]]
+    ) -> str:
+        """:meth:`digest_tokens` of (column, token) pairs given in column-name order, the row's
+        key packed (pack_values): what verification works out for every row it reads back,
+        its columns put in that order once for the whole batch."""
+        message = _row_message(_tokens_head(table), packed_key, organization)
+        for name, token in tokens:
+            message += _token_part(name, token.encode())
         return _hex_mac(self._keyed, b"".join(message))
 
     def key_id_for(self, organization: str) -> str:
@@ -551,13 +566,9 @@ def _cells_head(table: str) -> bytes:
     return pack(b"tm-cells/v2", table.encode())
 
 
-def _row_message(
-    head: bytes, key: tuple[Any, ...], organization: str | None, packed_key: bytes | None
-) -> list[bytes]:
+def _row_message(head: bytes, packed_key: bytes, organization: str | None) -> list[bytes]:
     """The start of a row's digest message: ``head`` (its kind and table), then the row's place
-    (its key — ``packed_key``: packed already, or None — and organization, each after its length)."""
-    if packed_key is None:
-        packed_key = pack_values(key)
+    (its packed key and organization, each after its length)."""
     return [head, _place_bytes(packed_key, organization or "")]
 
 

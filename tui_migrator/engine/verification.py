@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import dataclasses
 import hmac
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import Enum
+from operator import attrgetter
 from typing import Any
 
 import sqlalchemy as sa
@@ -20,7 +22,7 @@ from sqlalchemy.engine import Engine
 
 from tui_migrator.common.errors import DecryptionFailed, OperationFailed
 from tui_migrator.crypto.ciphers import RowContext, ValueCipher
-from tui_migrator.crypto.codec import encode_keys
+from tui_migrator.crypto.codec import encode_keys, pack_values
 from tui_migrator.crypto.tokens import TOKEN_PREFIX
 from tui_migrator.engine.cpu_pool import BatchContext, CpuPool
 from tui_migrator.engine.phase_progress import PhaseMeter
@@ -45,6 +47,7 @@ from tui_migrator.storage.column_storage import (
     window_parameters,
 )
 from tui_migrator.storage.database import KeysQuery, fetch_dicts, key_windows
+from tui_migrator.storage.mapping import ResolvedColumn
 from tui_migrator.storage.migration_records import MigrationRecord
 from tui_migrator.storage.row_metadata import Recorded
 from tui_migrator.storage.sealed_cells import SealedCells
@@ -138,7 +141,13 @@ def _holds_the_tokens_written(
     return actual is not None and hmac.compare_digest(actual, written)
 
 
-def _holds_only_the_tokens_written(access: Shaped, row: Any, recorded: Recorded, cipher: ValueCipher) -> bool:
+def _holds_only_the_tokens_written(
+    access: Shaped,
+    row: Any,
+    recorded: Recorded,
+    cipher: ValueCipher,
+    by_name: Sequence[ResolvedColumn] | None = None,
+) -> bool:
     """The common case of :func:`verify_batch`, told without parsing the row metadata's cells:
     the cells of ``row`` that hold a token are exactly those the migration sealed, each holding
     the token it wrote — its recorded tokens digest, which covers the cells' names with their
@@ -146,23 +155,27 @@ def _holds_only_the_tokens_written(access: Shaped, row: Any, recorded: Recorded,
     VERIFIED, and :func:`damaged_cells`, which looks only at cells in token form the migration
     did not seal, has none to look at. Any other row (a cell changed since, a token of another
     migration beside these, a version-1 record) gives another digest, or has none: False, and
-    it goes the whole way."""
+    it goes the whole way. ``by_name``: the table's columns in name order, the digest's
+    (:func:`_columns_by_name`: a batch's rows share them)."""
     written = recorded.tokens_digest
     if written is None or recorded.sealed_columns is None:
         return False
-    held = {}
-    for column in access.mapped.columns:
-        token = cell_token(column, row)
-        if token is not None:
-            held[column.name] = token
+    if by_name is None:
+        by_name = _columns_by_name(access)
+    held = [(column.name, token) for column in by_name if (token := cell_token(column, row)) is not None]
     if not held:
         return False
     try:
         organization = organization_of(access.mapped, row)
     except RecordRefused:
         return False
-    actual = cipher.digest_tokens(access.mapped.name, key_of(access, row), organization, held)
+    packed_key = pack_values(key_of(access, row))
+    actual = cipher.digest_ordered_tokens(access.mapped.name, packed_key, organization, held)
     return hmac.compare_digest(actual, written)
+
+
+def _columns_by_name(access: Shaped) -> list[ResolvedColumn]:
+    return sorted(access.mapped.columns, key=attrgetter("name"))
 
 
 def _open_and_check(
@@ -407,11 +420,12 @@ def verify_batch(
     metadata of those this migration sealed). A batch function (engine/cpu_pool.py)."""
     verdict = BatchVerdict()
     name, cipher = shape.mapped.name, context.cipher
+    by_name = _columns_by_name(shape)
     for row_key, row in zip(keys, rows, strict=True):
         skip: tuple[str, ...] = ()
         if row_key in sealed:
             recorded = sealed[row_key]
-            if _holds_only_the_tokens_written(shape, row, recorded, cipher):
+            if _holds_only_the_tokens_written(shape, row, recorded, cipher, by_name):
                 verdict.verified += 1
                 continue
             cells = SealedCells.from_metadata(recorded.sealed_columns, shape.mapped)

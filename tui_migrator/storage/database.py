@@ -536,7 +536,8 @@ class _Compiled:
         processors = {
             name: processor
             for name, bind in binds.items()
-            if (processor := bind.type.dialect_impl(dialect).bind_processor(dialect)) is not None
+            if not _bound_as_it_is(bind.type, dialect)
+            and (processor := bind.type.dialect_impl(dialect).bind_processor(dialect)) is not None
         }
         fixed = {
             name: bind.effective_value
@@ -598,6 +599,15 @@ class _Compiled:
         pick_set = _picker(self.names[:given])
         pick_row = _picker([from_rows[name] for name in self.names[given:]])
         return lambda values, row: pick_set(values) + pick_row(row)
+
+
+def _bound_as_it_is(sql_type: sa.types.TypeEngine[Any], dialect: sa.Dialect) -> bool:
+    """Whether the driver takes a value of ``sql_type`` as it is, SQLAlchemy's bind processor
+    left out. sqlite3 binds bytes as a BLOB: SQLAlchemy's LargeBinary processor only wraps them
+    in sqlite3.Binary (a memoryview) — a call per value, for every backup a batch writes — and
+    fails on text, which a column declared BLOB may hold in SQLite (and a guard or a rollback
+    must bind as it was read)."""
+    return dialect.name == "sqlite" and isinstance(sql_type.dialect_impl(dialect), sa.LargeBinary)
 
 
 def _picker(names: Sequence[str]) -> Callable[[Mapping[str, Any]], tuple[Any, ...]]:
