@@ -13,7 +13,8 @@ copy of the template: ``estimate``, then ``start`` with the same options (which 
 fresh calibration), as one service in this process (the tool's package compiled to bytecode
 first, as peers.py does). Prints for each run the estimate, the real
 time of the migration (and of the whole command, which on SQLite also sweeps the file), the
-errors, the storage increase estimated and measured, the calibration and the run's phases; at
+errors, on SQLite the sweep's forecast (engine/sweep_forecast.py) beside the time the sweep
+took, the storage increase estimated and measured, the calibration and the run's phases; at
 the end, with more than one run, every error and how many land within ±15 %.
 """
 
@@ -36,6 +37,7 @@ from tests.support.databases import make_settings
 from tests.support.postgres_cluster import PostgresCluster
 from tui_migrator.common.settings import Settings
 from tui_migrator.service.facade import MigratorService, create_demo_service
+from tui_migrator.storage import sweep_records
 from tui_migrator.storage.database import database_size_bytes
 from tui_migrator.storage.migration_status import Status
 
@@ -156,6 +158,8 @@ def _run(template: _Template, copy: peers.Copy, config: dict[str, int], label: s
         record = service.start(config)
         actual = time.perf_counter() - started
         growth = 100 * ((database_size_bytes(service.engine) or 0) - size_before) / size_before
+        with service.engine.connect() as connection:
+            swept = sweep_records.read(connection, record.id)
     if record.status is not Status.COMPLETED:
         raise SystemExit(f"the migration ended {record.status.value}: {record.error_message}")
     # The estimate is the migration's (start to completed); on SQLite the command then sweeps
@@ -169,6 +173,13 @@ def _run(template: _Template, copy: peers.Copy, config: dict[str, int], label: s
         f"the command with its sweep {actual:.1f} s ({_error(seconds, actual):+.0f}%); "
         f"storage increase estimated {estimate.estimated_storage_increase}, measured {growth:.0f}%"
     )
+    forecast = estimate.sweep.seconds
+    sweep_seconds = None if swept is None else swept.result.get("durationSeconds")
+    if forecast is not None and sweep_seconds:
+        print(
+            f"its sweep: forecast {forecast:.2f} s, took {sweep_seconds:.2f} s "
+            f"({_error(forecast, sweep_seconds):+.0f}%)"
+        )
     print(f"calibration: {estimate.calibration.to_json()}")
     # What each phase of the run took, to set beside the calibration's stages: batch_processing
     # (read, encrypt and write, each with the rows' backups, then backupVerify), verification

@@ -15,6 +15,7 @@ from tui_migrator.common.categories import CATEGORY_NAMES
 from tui_migrator.common.settings import Settings
 from tui_migrator.engine import batches as batches_module
 from tui_migrator.service.facade import MigratorService
+from tui_migrator.storage.database import database_file
 from tui_migrator.storage.migration_status import Status
 
 FAST = ["--batch-size", "40"]
@@ -95,10 +96,22 @@ def test_estimate_json_has_the_seed_fields_plus_the_measured_extras(
         assert set(check) >= {"check", "passed", "detail"}
         assert check["passed"] is True, check
     assert data["canStart"] is True
+    sweep = data["sweep"]
+    if engine.dialect.name == "sqlite":
+        # Measured on a probe file beside the database, which is gone again (listing below).
+        assert sweep["automatic"] is True and sweep["enoughFreeDisk"] is True
+        assert sweep["estimatedSeconds"] >= 0 and "writes wait" in sweep["summary"]
+        assert sweep["databaseBytesAfter"] > database_file(engine).stat().st_size
+        assert sweep["freeBytesNeeded"] == 2 * sweep["databaseBytesAfter"]
+    else:
+        assert sweep["automatic"] is False and sweep["estimatedSeconds"] is None
+        assert "VACUUM FULL" in sweep["note"]
 
     assert raw_dump(engine) == before
     assert table_names(engine) == tables_before
     assert migration_count(settings, capsys) == 0
+    if engine.dialect.name == "sqlite":
+        assert not [path for path in database_file(engine).parent.iterdir() if "probe" in path.name]
 
 
 def test_estimate_narrowed_by_category_and_organization(

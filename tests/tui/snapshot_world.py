@@ -12,8 +12,9 @@ fixes what would otherwise vary:
   organization order), so the keys screen shows the same ids;
 - measurements: free disk space, the database's size (the sweeps after each migration compact
   the file, and how much of the last writes a checkpoint has copied into it varies by a few
-  pages), the estimate's per-row timings and, after each migration ran for real, its measured
-  rate and phase durations are replaced by fixed, typical figures.
+  pages), the estimate's per-row timings and the rate its probe sweeps a file at, and, after
+  each migration ran for real, its measured rate and phase durations are replaced by fixed,
+  typical figures.
 
 The data itself comes from the seeded demo generator; the migrations run through the real engine.
 """
@@ -40,7 +41,7 @@ import sqlalchemy as sa
 
 from tui_migrator.common.settings import ENV_MASTER_KEY, Settings
 from tui_migrator.crypto.codec import UnsupportedValue
-from tui_migrator.engine import batches, estimate, runner
+from tui_migrator.engine import batches, estimate, runner, sweep_forecast
 from tui_migrator.service import health, planning
 from tui_migrator.service.facade import MigratorService, create_demo_service
 from tui_migrator.storage import keyring
@@ -69,6 +70,8 @@ MICROSECONDS_PER_ROW = {
 }
 COMMIT_SECONDS = 0.002
 SCAN_SECONDS = 0.2
+# A sweep's rate as this machine's probe measures it, about (engine/sweep_forecast.py).
+SWEEP_RATE = sweep_forecast.SweepRate(0.002, 140e6, 240e6)
 FREE_DISK = health.DiskSpace(
     free_bytes=180 * 2**30, total_bytes=250 * 2**30, database_bytes=3 * 2**20, checked_path=str(ROOT)
 )
@@ -129,6 +132,9 @@ def frozen(clock: FrozenClock) -> Iterator[None]:
             mock.patch.object(planning, "database_size_bytes", lambda _engine: FREE_DISK.database_bytes)
         )
         stack.enter_context(mock.patch.object(estimate, "calibrate", _fixed_calibration(estimate.calibrate)))
+        stack.enter_context(
+            mock.patch.object(sweep_forecast, "probe_sweep_rate", lambda _directory: SWEEP_RATE)
+        )
         stack.enter_context(mock.patch.object(keyring, "new_key_id", _numbered_key_ids()))
         os.environ["TZ"] = TIME_ZONE
         time.tzset()

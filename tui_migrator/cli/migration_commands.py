@@ -73,6 +73,7 @@ def estimate(service: MigratorService, args: argparse.Namespace) -> Result:
             f"{measured.estimated_windows} of {window} ({measured.config.timezone})",
         )
     table.add_row("Storage increase", measured.estimated_storage_increase)
+    table.add_row("Sweep after it", measured.sweep.summary)
     for category, count in measured.by_category.items():
         table.add_row(f"  {category}", f"{count:,}")
     for organization, count in measured.by_organization.items():

@@ -665,8 +665,14 @@ def storage_increase_percent(
 ) -> float | None:
     if not calibration.sample_rows or not database_bytes:
         return None
-    added = calibration.added_bytes / calibration.sample_rows * scope.pending_rows
-    return 100.0 * added / database_bytes
+    return 100.0 * added_bytes(calibration, scope.pending_rows) / database_bytes
+
+
+def added_bytes(calibration: Calibration, rows: int) -> int:
+    """What migrating ``rows`` rows adds to the database, as the sample's writes measured."""
+    if not calibration.sample_rows:
+        return 0
+    return round(calibration.added_bytes / calibration.sample_rows * rows)
 
 
 def _with_row_versions(connection: sa.Connection, access: TableAccess, rows: list[Any]) -> list[Any]:

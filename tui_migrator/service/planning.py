@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 from typing import Any
 
 from pydantic import field_serializer
@@ -14,7 +15,9 @@ from tui_migrator.common.models import ResponseModel
 from tui_migrator.crypto.ciphers import ValueCipher
 from tui_migrator.crypto.data_keys import ThrowawayKeys
 from tui_migrator.engine import estimate as estimating
+from tui_migrator.engine import sweep_forecast
 from tui_migrator.engine.plan import Plan, plan_migration
+from tui_migrator.service import health
 from tui_migrator.service.access import authorize, can
 from tui_migrator.service.preflight import PreflightCheck, preflight_checks
 from tui_migrator.service.report import Recommendations, RiskAssessment, recommendations, risk_assessment
@@ -44,6 +47,8 @@ class Estimate(ResponseModel):
     can_start: bool
     calibration: estimating.Calibration
     config: MigrationConfig
+    # The sweep after the migration: on SQLite it runs by itself and holds the write lock.
+    sweep: sweep_forecast.SweepForecast
 
     @field_serializer("calibration")
     def _calibration_json(self, calibration: estimating.Calibration) -> dict[str, Any]:
@@ -53,6 +58,10 @@ class Estimate(ResponseModel):
     @field_serializer("config")
     def _config_json(self, config: MigrationConfig) -> dict[str, Any]:
         return config.to_json_data()
+
+    @field_serializer("sweep")
+    def _sweep_json(self, sweep: sweep_forecast.SweepForecast) -> dict[str, Any]:
+        return sweep.to_json()
 
 
 def plan(session: Session, config_values: dict[str, Any]) -> Plan:
@@ -119,8 +128,10 @@ def estimate(session: Session, config_values: dict[str, Any]) -> Estimate:
     migration_plan = plan(session, config_values)
     scope = migration_plan.scope
     calibration, seconds = calibrate(session, migration_plan)
-    increase = estimating.storage_increase_percent(calibration, scope, database_size_bytes(session.engine))
-    checks = preflight_checks(session, migration_plan, calibration, database_file(session.engine))
+    database_bytes = database_size_bytes(session.engine)
+    increase = estimating.storage_increase_percent(calibration, scope, database_bytes)
+    database = database_file(session.engine)
+    checks = preflight_checks(session, migration_plan, calibration, database)
     rows = scope.pending_rows
     return Estimate(
         estimated_records=rows,
@@ -138,4 +149,24 @@ def estimate(session: Session, config_values: dict[str, Any]) -> Estimate:
         can_start=all(check.passed for check in checks),
         calibration=calibration,
         config=migration_plan.config,
+        sweep=_sweep(session, calibration, scope.pending_rows, database, database_bytes),
     )
+
+
+def _sweep(
+    session: Session,
+    calibration: estimating.Calibration,
+    rows: int,
+    database: Path | None,
+    database_bytes: int | None,
+) -> sweep_forecast.SweepForecast:
+    """The sweep after this migration: on SQLite, how long its VACUUM will hold the write lock,
+    from a probe of this machine's sweeping rate (engine/sweep_forecast.py)."""
+    if session.engine.dialect.name != "sqlite":
+        return sweep_forecast.postgresql_forecast()
+    if database is None:
+        return sweep_forecast.sqlite_forecast(None, 0, 0, None)
+    added = estimating.added_bytes(calibration, rows)
+    free = health.measure_disk(session.settings.data_dir, database).free_bytes
+    rate = sweep_forecast.probe_sweep_rate(database.parent)
+    return sweep_forecast.sqlite_forecast(database_bytes, added, free, rate)

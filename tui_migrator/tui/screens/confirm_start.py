@@ -17,6 +17,7 @@ from textual.widgets import Button, Static
 from textual.worker import Worker, WorkerState
 
 from tui_migrator.common.migration_config import parse_config
+from tui_migrator.service.planning import Estimate
 from tui_migrator.tui.config_text import summary_lines
 from tui_migrator.tui.formatting import count, estimated_duration
 from tui_migrator.tui.host import host_of
@@ -131,7 +132,8 @@ class ConfirmStartModal(ModalScreen[bool]):
         done = count(estimate.already_encrypted_records)
         lines = [
             f"Records:        {count(estimate.estimated_records)} in {tables} {'table' if tables == 1 else 'tables'} ({done} already encrypted)",
-            f"Estimated time: {estimated_duration(estimate.estimated_time_seconds)}",
+            f"Estimated time: {estimated_duration(estimate.estimated_time_seconds)}"
+            + _then_the_sweep(estimate),
         ]
         lines += [
             f"FAILED check {check.check}: {check.detail} (start will be refused)"
@@ -159,3 +161,12 @@ class ConfirmStartModal(ModalScreen[bool]):
             self._set_starting(False)
         elif event.worker.group == "confirm-estimate":
             self.query_one("#confirm-estimate", Static).update("Estimate unavailable (see the notification).")
+
+
+def _then_the_sweep(estimate: Estimate) -> str:
+    """SQLite's sweep, which runs by itself after the migration and holds the write lock."""
+    sweep = estimate.sweep
+    if not sweep.automatic:
+        return ""
+    words = f", then its sweep {sweep.duration} (writes wait)"
+    return words if sweep.enough_free_disk else words + "; NOT ENOUGH FREE DISK for it"

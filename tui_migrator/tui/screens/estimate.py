@@ -178,6 +178,7 @@ def _summary_text(estimate: Estimate) -> str:
             f"Storage:       +{estimate.estimated_storage_increase} of the database's size"
             if estimate.estimated_storage_increase != "n/a"
             else "Storage:       n/a",
+            f"Sweep:         {estimate.sweep.summary}",
             f"Can start:     {ready}",
         ]
     )

@@ -1,0 +1,82 @@
+"""The estimate's forecast of the sweep after a migration (engine/sweep_forecast.py): on SQLite
+it runs by itself and its VACUUM holds the write lock, for a time measured on a probe file that
+is removed afterwards; on PostgreSQL it is the operator's VACUUM FULL."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from tui_migrator.engine import byte_search, sweep_forecast
+from tui_migrator.engine.sweep_forecast import SweepRate
+
+RATE = SweepRate(fixed_seconds=0.01, vacuum_bytes_per_second=100e6, search_bytes_per_second=200e6)
+
+
+def test_the_probe_measures_a_rate_and_leaves_nothing_behind(tmp_path: Path) -> None:
+    (tmp_path / "records.db").write_bytes(b"")
+    rate = sweep_forecast.probe_sweep_rate(tmp_path)
+    assert rate is not None
+    assert rate.fixed_seconds >= 0
+    assert rate.vacuum_bytes_per_second > 0 and rate.search_bytes_per_second > 0
+    assert [path.name for path in tmp_path.iterdir()] == ["records.db"]
+
+
+def test_where_the_database_directory_takes_no_file_the_temporary_one_is_used(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "gettempdir", lambda: str(scratch))
+    assert sweep_forecast.probe_sweep_rate(tmp_path / "no such directory") is not None
+    assert list(scratch.iterdir()) == []
+    monkeypatch.setattr(tempfile, "gettempdir", lambda: str(tmp_path / "none either"))
+    assert sweep_forecast.probe_sweep_rate(tmp_path / "no such directory") is None
+
+
+def test_the_sweep_grows_with_the_whole_file_and_searches_on_as_many_threads_as_chunks() -> None:
+    chunk = byte_search.CHUNK_BYTES
+    one_chunk = RATE.seconds(chunk, threads=2)
+    assert one_chunk == pytest.approx(0.01 + chunk / 100e6 + chunk / 200e6)
+    # Ten chunks on two threads: the search of each pair at once.
+    assert RATE.seconds(10 * chunk, threads=2) == pytest.approx(0.01 + 10 * chunk / 100e6 + 5 * chunk / 200e6)
+    assert RATE.seconds(10 * chunk, threads=1) > RATE.seconds(10 * chunk, threads=2)
+
+
+def test_a_sqlite_forecast_is_of_the_file_after_the_migration() -> None:
+    forecast = sweep_forecast.sqlite_forecast(
+        database_bytes=100_000_000, added_bytes=50_000_000, free_bytes=10**12, rate=RATE
+    )
+    assert forecast.automatic and forecast.enough_free_disk
+    assert forecast.database_bytes_after == 150_000_000
+    assert forecast.free_bytes_needed == 300_000_000
+    assert forecast.seconds == pytest.approx(RATE.seconds(150_000_000, sweep_forecast.usable_cores()))
+    assert forecast.duration == f"about {forecast.seconds:.1f} s"
+    assert forecast.summary == f"automatic at the end, {forecast.duration} (writes wait)"
+    quick = sweep_forecast.sqlite_forecast(1_000, 0, 10**12, rate=RATE)
+    assert quick.duration == "under 1 s"
+    # A file past what the probe's rate holds for: the forecast is said as a least.
+    large = sweep_forecast.sqlite_forecast(sweep_forecast.LARGE_FILE_BYTES, 1, 10**13, rate=RATE)
+    assert large.duration == f"{large.seconds:.0f} s or more" and "slower than the probe" in large.note
+    assert "write lock" in forecast.note and "reads go on" in forecast.note
+    assert forecast.to_json()["estimatedSeconds"] == round(forecast.seconds, 1)
+
+
+def test_too_little_free_disk_for_the_vacuum_is_said_before_the_migration() -> None:
+    forecast = sweep_forecast.sqlite_forecast(100_000_000, 50_000_000, free_bytes=200_000_000, rate=RATE)
+    assert not forecast.enough_free_disk
+    assert "NOT ENOUGH FREE DISK" in forecast.summary
+    assert "300,000,000 bytes free" in forecast.note and "200,000,000 are" in forecast.note
+
+
+def test_unmeasured_in_memory_and_postgresql_forecasts_say_so() -> None:
+    unmeasured = sweep_forecast.sqlite_forecast(1_000, 0, 10**12, rate=None)
+    assert unmeasured.automatic and unmeasured.seconds is None
+    assert "not measured" in unmeasured.summary and unmeasured.duration is not None
+    in_memory = sweep_forecast.sqlite_forecast(None, 0, 10**12, rate=RATE)
+    assert not in_memory.automatic and "in-memory" in in_memory.summary
+    postgresql = sweep_forecast.postgresql_forecast()
+    assert not postgresql.automatic and postgresql.seconds is None and postgresql.duration is None
+    assert "sweep ID --yes" in postgresql.summary
