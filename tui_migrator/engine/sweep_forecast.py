@@ -25,12 +25,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from tui_migrator.common.cores import usable_cores
 from tui_migrator.engine import byte_search, sweep_cleaning
 from tui_migrator.engine.database_files import sqlite_files
 from tui_migrator.storage.database import create_database_engine
 
-# Rows of the probe: with each row's six tokens, metadata and backup, about 5 MB of file.
+# Rows of the probe: with each row's six tokens, metadata and backup, about 4.4 MB of file.
 PROBE_ROWS = 3_000
 # Values its search looks for: as many as the proof's sample of 200 rows of six text columns.
 PROBE_NEEDLES = 1_000
@@ -38,7 +40,7 @@ PROBE_NEEDLES = 1_000
 # writes about three times the file (its temporary copy, the log, the file), which beyond a
 # few hundred MB outgrows what the operating system's cache absorbs and waits for the disk. A
 # sweep of 1,000,000 rows' 1.6 GB file took 21.4 s for a forecast of 12.4 s (2026-12-07);
-# 100,000 rows' 160 MB, a median 10 % over it. So a larger file's forecast is said as a least.
+# 100,000 rows' 160 MB, a median 10 % over it. So a larger file's forecast is said as a floor.
 LARGE_FILE_BYTES = 512 << 20
 # Each measurement is taken this many times; the fastest counts (a pass that met a slow spell
 # of the CPU, or another process's burst of I/O, says little about the machine).
@@ -160,7 +162,7 @@ def probe_sweep_rate(directory: Path) -> SweepRate | None:
         try:
             with _probe_file(place) as (empty, probe):
                 return _measured(empty, probe)
-        except (OSError, sqlite3.Error):
+        except (OSError, sqlite3.Error, SQLAlchemyError):
             continue
     return None
 
