@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import pytest
+from sqlalchemy.exc import OperationalError
 
 from tui_migrator.engine import byte_search, sweep_forecast
 from tui_migrator.engine.sweep_forecast import SweepRate
@@ -80,3 +82,25 @@ def test_unmeasured_in_memory_and_postgresql_forecasts_say_so() -> None:
     postgresql = sweep_forecast.postgresql_forecast()
     assert not postgresql.automatic and postgresql.seconds is None and postgresql.duration is None
     assert "sweep ID --yes" in postgresql.summary
+
+
+def test_a_probe_the_database_layer_cannot_open_gives_way_to_the_next_place(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SQLAlchemy's own errors (a connection that cannot open) end a place as the driver's do."""
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "gettempdir", lambda: str(scratch))
+    real = sweep_forecast.create_database_engine
+    urls: list[str] = []
+
+    def first_fails(url: str) -> Any:
+        urls.append(url)
+        if len(urls) == 1:
+            raise OperationalError("PRAGMA journal_mode", {}, Exception("unable to open database file"))
+        return real(url)
+
+    monkeypatch.setattr(sweep_forecast, "create_database_engine", first_fails)
+    assert sweep_forecast.probe_sweep_rate(tmp_path) is not None
+    assert str(tmp_path) in urls[0] and str(scratch) in urls[-1]
+    assert [path.name for path in tmp_path.iterdir()] == ["scratch"] and list(scratch.iterdir()) == []
