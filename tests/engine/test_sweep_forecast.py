@@ -17,21 +17,45 @@ from tui_migrator.engine.sweep_forecast import SweepRate
 RATE = SweepRate(fixed_seconds=0.01, vacuum_bytes_per_second=100e6, search_bytes_per_second=200e6)
 
 
-def test_the_probe_measures_a_rate_and_leaves_nothing_behind(tmp_path: Path) -> None:
+@pytest.fixture
+def scratch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The temporary directory a probe falls back to, empty."""
+    folder = tmp_path / "scratch"
+    folder.mkdir()
+    monkeypatch.setattr(tempfile, "gettempdir", lambda: str(folder))
+    return folder
+
+
+def test_the_probe_is_swept_by_the_sweeps_own_steps_and_leaves_nothing_behind(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     (tmp_path / "records.db").write_bytes(b"")
-    rate = sweep_forecast.probe_sweep_rate(tmp_path)
-    assert rate is not None
-    assert rate.fixed_seconds >= 0
-    assert rate.vacuum_bytes_per_second > 0 and rate.search_bytes_per_second > 0
+    cleaned: list[str] = []
+    searched: list[int] = []
+    clean, search = sweep_forecast.sweep_cleaning.clean_sqlite, byte_search.search
+
+    def cleaning(engine: Any, database: Path, **kwargs: Any) -> Any:
+        cleaned.append(database.name)
+        return clean(engine, database, **kwargs)
+
+    def searching(needles: byte_search.Needles, chunks: Any, **kwargs: Any) -> Any:
+        searched.append(needles.values)
+        return search(needles, chunks, **kwargs)
+
+    monkeypatch.setattr(sweep_forecast.sweep_cleaning, "clean_sqlite", cleaning)
+    monkeypatch.setattr(byte_search, "search", searching)
+    assert sweep_forecast.probe_sweep_rate(tmp_path) is not None
+    # Each pass cleans the empty file and the full one; the full one's files are searched for
+    # as many values as the proof samples.
+    passes = sweep_forecast.PROBE_PASSES
+    assert sorted(cleaned) == ["empty.db"] * passes + ["probe.db"] * passes
+    assert len(searched) >= passes and set(searched) == {sweep_forecast.PROBE_NEEDLES}
     assert [path.name for path in tmp_path.iterdir()] == ["records.db"]
 
 
 def test_where_the_database_directory_takes_no_file_the_temporary_one_is_used(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, scratch: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    scratch = tmp_path / "scratch"
-    scratch.mkdir()
-    monkeypatch.setattr(tempfile, "gettempdir", lambda: str(scratch))
     assert sweep_forecast.probe_sweep_rate(tmp_path / "no such directory") is not None
     assert list(scratch.iterdir()) == []
     monkeypatch.setattr(tempfile, "gettempdir", lambda: str(tmp_path / "none either"))
@@ -44,7 +68,9 @@ def test_the_sweep_grows_with_the_whole_file_and_searches_on_as_many_threads_as_
     assert one_chunk == pytest.approx(0.01 + chunk / 100e6 + chunk / 200e6)
     # Ten chunks on two threads: the search of each pair at once.
     assert RATE.seconds(10 * chunk, threads=2) == pytest.approx(0.01 + 10 * chunk / 100e6 + 5 * chunk / 200e6)
-    assert RATE.seconds(10 * chunk, threads=1) > RATE.seconds(10 * chunk, threads=2)
+    assert RATE.seconds(10 * chunk, threads=1) == pytest.approx(
+        0.01 + 10 * chunk / 100e6 + 10 * chunk / 200e6
+    )
 
 
 def test_a_sqlite_forecast_is_of_the_file_after_the_migration() -> None:
@@ -85,12 +111,9 @@ def test_unmeasured_in_memory_and_postgresql_forecasts_say_so() -> None:
 
 
 def test_a_probe_the_database_layer_cannot_open_gives_way_to_the_next_place(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, scratch: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """SQLAlchemy's own errors (a connection that cannot open) end a place as the driver's do."""
-    scratch = tmp_path / "scratch"
-    scratch.mkdir()
-    monkeypatch.setattr(tempfile, "gettempdir", lambda: str(scratch))
     real = sweep_forecast.create_database_engine
     urls: list[str] = []
 
