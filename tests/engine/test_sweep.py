@@ -432,3 +432,39 @@ def test_without_a_log_nothing_runs_beside_vacuum(tmp_path: Path) -> None:
     engine.dispose()
     assert [step.name for step in steps] == ["secure_delete", "vacuum"] and all(step.done for step in steps)
     assert ran == []
+
+
+def test_a_migration_started_to_sweep_later_is_left_unswept_until_the_operator_sweeps(
+    service: MigratorService,
+) -> None:
+    sqlite = service.engine.dialect.name == "sqlite"
+    values = sensitive_values(service)
+
+    record = service.start({**FAST, "sweep_later": True})
+
+    assert record.status is Status.COMPLETED and record.config.sweep_later
+    status = service.sweep_status(record.id)
+    assert not status.swept and status.proof is None
+    started = service.audit_entries(limit=None, migration_id=record.id).entries[-1]
+    assert started.operation == "data_migration_started" and started.details["sweepLater"] is True
+    if sqlite:
+        # Nothing ran at completion: what the UPDATEs left is still in the files.
+        assert found_in(raw_bytes(service), values)
+        assert status.command == f"tui-migrator sweep {record.id}"
+        assert status.summary.startswith("not swept: put off at start")
+        assert any("sweep is put off" in warning for warning in record.warnings)
+    else:
+        # PostgreSQL's sweep is the operator's whatever the setting: it says so as ever.
+        assert status.summary.startswith("not swept: run") and "locks each table" in status.summary
+        assert not any("sweep is put off" in warning for warning in record.warnings)
+
+    result = service.sweep(record.id, confirm=True)
+
+    assert result.proof is Proof.CLEAN and result.succeeded, result.to_json()
+    assert found_in(raw_bytes(service), values) == set()
+    if sqlite:
+        # Put off is the completion's sweep only: a purge's runs as the purge ends.
+        swept = service.sweep_status(record.id).swept_at
+        service.purge_backups(record.id, confirm=True)
+        purged = service.sweep_status(record.id)
+        assert purged.swept and purged.succeeded and purged.swept_at > swept  # type: ignore[operator]

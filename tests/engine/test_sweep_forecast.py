@@ -92,6 +92,21 @@ def test_a_sqlite_forecast_is_of_the_file_after_the_migration() -> None:
     assert forecast.to_json()["estimatedSeconds"] == round(forecast.seconds, 1)
 
 
+def test_a_sweep_put_off_is_forecast_for_when_the_operator_runs_it() -> None:
+    now = sweep_forecast.sqlite_forecast(100_000_000, 50_000_000, 10**12, rate=RATE)
+    later = sweep_forecast.sqlite_forecast(100_000_000, 50_000_000, 10**12, rate=RATE, put_off=True)
+    assert not later.automatic and later.put_off and not now.put_off
+    # The same VACUUM of the same file, whenever it runs.
+    assert (later.seconds, later.duration, later.free_bytes_needed) == (
+        now.seconds,
+        now.duration,
+        now.free_bytes_needed,
+    )
+    assert later.summary == f"put off: `sweep ID` when you choose, {later.duration} (writes wait)"
+    assert "old plaintext stays" in later.note and "write lock" in later.note
+    assert later.to_json()["putOff"] is True and later.to_json()["automatic"] is False
+
+
 def test_too_little_free_disk_for_the_vacuum_is_said_before_the_migration() -> None:
     forecast = sweep_forecast.sqlite_forecast(100_000_000, 50_000_000, free_bytes=200_000_000, rate=RATE)
     assert not forecast.enough_free_disk
@@ -107,6 +122,7 @@ def test_unmeasured_in_memory_and_postgresql_forecasts_say_so() -> None:
     assert not in_memory.automatic and "in-memory" in in_memory.summary
     postgresql = sweep_forecast.postgresql_forecast()
     assert not postgresql.automatic and postgresql.seconds is None and postgresql.duration is None
+    assert not postgresql.put_off and not in_memory.put_off
     assert "sweep ID --yes" in postgresql.summary
 
 

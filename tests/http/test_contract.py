@@ -209,3 +209,26 @@ def test_every_response_has_the_seed_fields_and_types(
     faces = Faces(face, service, settings, client, admin_token, capsys)
     data = call(faces, monkeypatch) if operation == "cancel" else call(faces)
     assert shape_problems(example, data) == []
+
+
+def test_sweep_later_through_http_is_forecast_and_kept_with_the_migration(
+    service: MigratorService,
+    settings: Settings,
+    client: TestClient,
+    admin_token: str,
+    capsys: pytest.CaptureFixture[str],
+    workers_may_run: None,
+) -> None:
+    faces = Faces("http", service, settings, client, admin_token, capsys)
+    sqlite = service.engine.dialect.name == "sqlite"
+    forecast = faces.ask("GET", "/estimate?batchSize=100&sweepLater=true", [])["sweep"]
+    assert forecast["putOff"] is sqlite and forecast["automatic"] is False
+
+    started = faces.ask(
+        "POST", "/start", [], {"batchSize": 50, "dataCategories": ["DEMOGRAPHICS"], "sweepLater": True}
+    )
+
+    faces.finished(started["migrationId"], Status.COMPLETED)
+    status = faces.ask("GET", f"/{started['migrationId']}", [])
+    assert status["config"]["sweepLater"] is True
+    assert service.sweep_status(started["migrationId"]).swept is False

@@ -239,7 +239,7 @@ def test_the_openapi_description_names_every_endpoint_and_the_start_body(client:
     ):
         assert API + path in paths, path
     body = paths[f"{API}/start"]["post"]["requestBody"]["content"]["application/json"]["schema"]
-    # The seed's MigrationConfig keys, and the schedule's.
+    # The seed's MigrationConfig keys, the schedule's and the sweep's.
     assert set(body["properties"]) == {
         "batchSize",
         "maxConcurrency",
@@ -251,6 +251,7 @@ def test_the_openapi_description_names_every_endpoint_and_the_start_body(client:
         "window",
         "timezone",
         "notBefore",
+        "sweepLater",
     }
     assert "DEMOGRAPHICS" in body["properties"]["dataCategories"]["items"]["enum"]
 

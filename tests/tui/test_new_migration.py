@@ -113,6 +113,34 @@ async def test_unchecking_backups_shows_a_warning_in_words(app: MigratorApp) -> 
         assert shared_config(app)["create_backups"] is False
 
 
+async def test_sweep_later_warns_of_the_plaintext_left_and_the_confirmation_says_it_is_put_off(
+    app: MigratorApp,
+) -> None:
+    async with app.run_test(size=(80, 24)) as pilot:
+        form = await open_form(app, pilot)
+        warning = form.query_one("#sweep-later-warning", Static)
+        await pilot.press("ctrl+s")
+        await settle(app, pilot)
+        assert ", then its sweep" in str(app.screen.query_one("#confirm-estimate", Static).render())
+        await pilot.press("escape")
+        await pilot.pause()
+        assert not warning.has_class("-shown")
+        checkbox = form.query_one("#sweep-later")
+        checkbox.focus()
+        await pilot.press("space")
+        await pilot.pause()
+        assert "Sweep later: YES" in str(checkbox.render())
+        assert warning.has_class("-shown")
+        assert "old plaintext stays" in str(warning.render())
+        assert shared_config(app)["sweep_later"] is True
+        await pilot.press("ctrl+s")
+        await settle(app, pilot)
+        modal = app.screen
+        assert isinstance(modal, ConfirmStartModal)
+        estimate = str(modal.query_one("#confirm-estimate", Static).render())
+        assert "; sweep put off (" in estimate and "then its sweep" not in estimate
+
+
 async def test_ctrl_s_opens_the_confirmation_with_cancel_focused_and_escape_cancels(
     app: MigratorApp, operator_service: MigratorService
 ) -> None:

@@ -416,3 +416,9 @@ def _config_options(parser: argparse.ArgumentParser) -> None:
         help="keep a sealed backup of every row changed, written with it (the default); "
         "--no-backups: rollback then relies on decryption",
     )
+    parser.add_argument(
+        "--sweep-later",
+        action=argparse.BooleanOptionalAction,
+        help="SQLite: leave the sweep after it (a VACUUM the application's writes wait for) to "
+        "'sweep ID' instead of running it as the migration completes",
+    )

@@ -22,8 +22,9 @@ MAX_BATCH_SIZE = 1000
 MIN_CONCURRENCY = 1
 MAX_CONCURRENCY = 10
 AUTO = "auto"
-# The keys this tool adds to the seed's MigrationConfig (as JSON spells them).
-SCHEDULE_KEYS = ("window", "timezone", "notBefore")
+# The keys this tool adds to the seed's MigrationConfig (as JSON spells them), each left out of
+# a configuration's JSON while unset (None, False): one that sets none reads as the seed's does.
+TOOL_KEYS = ("window", "timezone", "notBefore", "sweepLater")
 
 
 class MigrationConfig(BaseModel):
@@ -44,6 +45,12 @@ class MigrationConfig(BaseModel):
     window: str | None = None
     timezone: str | None = None
     not_before: str | None = None
+    # SQLite: leave the sweep after the migration to the operator (`sweep ID`) instead of
+    # running it as the migration completes. Its VACUUM holds the write lock over the whole file
+    # while it rebuilds it, so the application's writes wait; put off, they wait when the
+    # operator chooses, and until then the old plaintext stays in the file's free space.
+    # PostgreSQL's sweep is always the operator's: there it changes nothing.
+    sweep_later: bool = False
 
     @model_validator(mode="before")
     @classmethod
@@ -137,10 +144,14 @@ class MigrationConfig(BaseModel):
         )
 
     def to_json_data(self) -> dict[str, Any]:
-        """The seed's keys, and the schedule's only where one is set: a migration without a
-        schedule reads exactly as the seed's configuration does."""
+        """The seed's keys, and this tool's only where set (a schedule, a sweep put off): a
+        migration that sets none reads exactly as the seed's configuration does."""
         data = self.model_dump(mode="json", by_alias=True)
-        return {key: value for key, value in data.items() if value is not None or key not in SCHEDULE_KEYS}
+        return {
+            key: value
+            for key, value in data.items()
+            if key not in TOOL_KEYS or (value is not None and value is not False)
+        }
 
 
 def parse_config(values: dict[str, Any]) -> MigrationConfig:

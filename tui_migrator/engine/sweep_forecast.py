@@ -74,6 +74,8 @@ class SweepForecast:
     both faces show), ``note`` in full (the JSON's)."""
 
     automatic: bool
+    # SQLite, started to be swept later (MigrationConfig.sweep_later): the operator's `sweep ID`.
+    put_off: bool
     # The database file's size once the migration has written (None: not a file, or unknown).
     database_bytes_after: int | None
     # About how long the sweep takes (None where it was not measured or does not apply).
@@ -89,6 +91,7 @@ class SweepForecast:
     def to_json(self) -> dict[str, object]:
         return {
             "automatic": self.automatic,
+            "putOff": self.put_off,
             "databaseBytesAfter": self.database_bytes_after,
             "estimatedSeconds": None if self.seconds is None else round(self.seconds, 1),
             "freeBytesNeeded": self.free_bytes_needed,
@@ -99,14 +102,22 @@ class SweepForecast:
 
 
 def sqlite_forecast(
-    database_bytes: int | None, added_bytes: int, free_bytes: int, rate: SweepRate | None
+    database_bytes: int | None,
+    added_bytes: int,
+    free_bytes: int,
+    rate: SweepRate | None,
+    *,
+    put_off: bool = False,
 ) -> SweepForecast:
     """The sweep after a SQLite migration that adds about ``added_bytes`` to a file of
     ``database_bytes`` (None: an in-memory database), on a disk with ``free_bytes`` free, at
-    the ``rate`` probe_sweep_rate measured (None: not measured)."""
+    the ``rate`` probe_sweep_rate measured (None: not measured); ``put_off``: left to the
+    operator's ``sweep ID`` (MigrationConfig.sweep_later), when it takes as long."""
     if database_bytes is None:
         words = "none: an in-memory database has no files to sweep"
-        return SweepForecast(False, None, None, None, True, None, words, words[0].upper() + words[1:] + ".")
+        return SweepForecast(
+            False, False, None, None, None, True, None, words, words[0].upper() + words[1:] + "."
+        )
     after = database_bytes + max(0, added_bytes)
     seconds = None if rate is None else rate.seconds(after, usable_cores())
     needed = 2 * after
@@ -118,13 +129,20 @@ def sqlite_forecast(
         held = f"{seconds:.0f} s or more"
     else:
         held = f"about {seconds:.1f} s" if seconds < 10 else f"about {seconds:.0f} s"
-    summary = f"automatic at the end, {held} (writes wait)"
-    note = (
-        "Runs by itself when the migration completes: VACUUM rebuilds the whole file, every "
-        f"table of it, and holds the write lock meanwhile ({held} on this machine, measured on "
-        "a probe file): the application's writes wait (one whose busy timeout is shorter gets "
-        "'database is locked'), its reads go on."
+    vacuum = (
+        "VACUUM rebuilds the whole file, every table of it, and holds the write lock meanwhile "
+        f"({held} on this machine, measured on a probe file): the application's writes wait (one "
+        "whose busy timeout is shorter gets 'database is locked'), its reads go on."
     )
+    if put_off:
+        summary = f"put off: `sweep ID` when you choose, {held} (writes wait)"
+        note = (
+            "Put off (sweep later): nothing runs when the migration completes, and the old "
+            "plaintext stays in the file's free space until `sweep ID` runs. Then " + vacuum
+        )
+    else:
+        summary = f"automatic at the end, {held} (writes wait)"
+        note = "Runs by itself when the migration completes: " + vacuum
     if seconds is not None and after > LARGE_FILE_BYTES:
         note += (
             " A file this large sweeps slower than the probe: VACUUM writes about three times "
@@ -136,13 +154,14 @@ def sqlite_forecast(
         note += (
             f" VACUUM needs about {needed:,} bytes free beside the file and {free_bytes:,} are: "
             "the sweep would stop at that step (the migration itself is not affected). Free some "
-            "space before the migration ends, or sweep later with `sweep ID`."
+            "space before the sweep runs, then sweep with `sweep ID` if it did not."
         )
-    return SweepForecast(True, after, seconds, needed, enough, held, summary, note)
+    return SweepForecast(not put_off, put_off, after, seconds, needed, enough, held, summary, note)
 
 
 def postgresql_forecast() -> SweepForecast:
     return SweepForecast(
+        False,
         False,
         None,
         None,

@@ -220,6 +220,7 @@ def _routes(app: FastAPI) -> None:
         organization_ids: Annotated[list[str] | None, Query(alias="organizationIds")] = None,
         data_categories: Annotated[list[str] | None, Query(alias="dataCategories")] = None,
         create_backups: Annotated[bool | None, Query(alias="createBackups")] = None,
+        sweep_later: Annotated[bool | None, Query(alias="sweepLater")] = None,
     ) -> dict[str, Any]:
         """Measured on this database by a calibration sample (nothing of it is kept)."""
         given = {
@@ -228,6 +229,7 @@ def _routes(app: FastAPI) -> None:
             "organization_ids": _split(organization_ids),
             "data_categories": _split(data_categories),
             "create_backups": create_backups,
+            "sweep_later": sweep_later,
         }
         return ok(
             service.estimate({key: value for key, value in given.items() if value is not None}).to_json_data()

@@ -72,6 +72,11 @@ def start(
         )
     if config.skip_integrity_checks:
         warnings.append("Integrity checks are skipped: written rows are not read back and verified.")
+    if config.sweep_later and session.engine.dialect.name == "sqlite" and not config.dry_run:
+        warnings.append(
+            "The sweep is put off (--sweep-later): the old plaintext stays in the database file's "
+            "free space until tui-migrator sweep ID runs."
+        )
     migration_id = migration_creation.create(
         session.engine,
         config=config,
@@ -97,6 +102,7 @@ def start(
             "dataCategories": [category.value for category in config.data_categories],
             "organizationIds": config.organization_ids,
             "createBackups": config.create_backups,
+            "sweepLater": config.sweep_later,
             "warnings": warnings,
         },
     )
@@ -115,7 +121,7 @@ def run(session: Session, migration_id: str, *, on_progress: OnProgress | None) 
     runner = RotationRunner if kind is MigrationKind.ROTATION else MigrationRunner
     record = runner(work, on_progress=on_progress).run()
     if record.status is Status.COMPLETED:
-        sweeping.after_change(session, migration_id)
+        sweeping.after_completion(session, migration_id)
     return record
 
 

@@ -149,7 +149,9 @@ def estimate(session: Session, config_values: dict[str, Any]) -> Estimate:
         can_start=all(check.passed for check in checks),
         calibration=calibration,
         config=migration_plan.config,
-        sweep=_sweep(session, calibration, scope.pending_rows, database, database_bytes),
+        sweep=_sweep(
+            session, calibration, scope.pending_rows, database, database_bytes, migration_plan.config
+        ),
     )
 
 
@@ -159,9 +161,11 @@ def _sweep(
     rows: int,
     database: Path | None,
     database_bytes: int | None,
+    config: MigrationConfig,
 ) -> sweep_forecast.SweepForecast:
-    """The sweep after this migration: on SQLite, how long its VACUUM will hold the write lock,
-    from a probe of this machine's sweeping rate (engine/sweep_forecast.py)."""
+    """The sweep after this migration: on SQLite, how long its VACUUM will hold the write lock
+    (when it completes, or when the operator sweeps one put off), from a probe of this
+    machine's sweeping rate (engine/sweep_forecast.py)."""
     if session.engine.dialect.name != "sqlite":
         return sweep_forecast.postgresql_forecast()
     if database is None:
@@ -169,4 +173,4 @@ def _sweep(
     added = estimating.added_bytes(calibration, rows)
     free = health.measure_disk(session.settings.data_dir, database).free_bytes
     rate = sweep_forecast.probe_sweep_rate(database.parent)
-    return sweep_forecast.sqlite_forecast(database_bytes, added, free, rate)
+    return sweep_forecast.sqlite_forecast(database_bytes, added, free, rate, put_off=config.sweep_later)

@@ -1,11 +1,11 @@
 """Sweeping a finished migration: removing the plaintext its UPDATEs left in the database's files,
 and proving it (engine/sweep.py does both; this module decides when, and records it).
 
-On SQLite a sweep runs by itself after a migration completes, after its backups are purged and
-after it is rolled back: a checkpoint and a VACUUM hold SQLite's one write lock for a while, as a
-batch does, and nothing else. On PostgreSQL it is an explicit, confirmed step, because VACUUM FULL
-locks each table (reads too) while it rewrites it: until the operator runs it, ``status`` and
-``report`` say "not swept" and give the command.
+On SQLite a sweep runs by itself after a migration completes (unless it was started to be swept
+later), after its backups are purged and after it is rolled back: a checkpoint and a VACUUM hold
+SQLite's one write lock for a while, as a batch does, and nothing else. On PostgreSQL it is an
+explicit, confirmed step, because VACUUM FULL locks each table (reads too) while it rewrites it:
+until the operator runs it, ``status`` and ``report`` say "not swept" and give the command.
 """
 
 from __future__ import annotations
@@ -71,17 +71,37 @@ def _check_may_sweep(session: Session, migration_id: str, *, confirm: bool) -> N
     _refuse_busy_database(session, record)
 
 
+def after_completion(session: Session, migration_id: str) -> None:
+    """After a migration completed: :func:`after_change`, unless it was started to be swept
+    later (``sweep_later``), which leaves the sweep to ``sweep ID`` — its status says so."""
+    _sweep_after(session, migration_id, completed=True)
+
+
 def after_change(session: Session, migration_id: str) -> None:
-    """After a migration completed or was rolled back, or its backups were purged: on SQLite a
-    new sweep runs at once. (The rollback forgets the last sweep in its own transaction, see
-    service/undo.py.) A sweep that cannot run is logged; the migration's outcome stands — this
-    runs after it was recorded, so no failure here, the database's included, is raised."""
+    """After a migration was rolled back or its backups were purged (and after it completed,
+    see :func:`after_completion`): on SQLite a new sweep runs at once. (The rollback forgets the
+    last sweep in its own transaction, see service/undo.py.) A sweep that cannot run is logged;
+    the migration's outcome stands — this runs after it was recorded, so no failure here, the
+    database's included, is raised."""
+    _sweep_after(session, migration_id, completed=False)
+
+
+def _sweep_after(session: Session, migration_id: str, *, completed: bool) -> None:
     try:
         with session.engine.connect() as connection:
             record = migrations.load(connection, migration_id)
         if record.dry_run or record.kind is MigrationKind.ROTATION:
             return  # a rotation writes no plaintext: nothing to sweep for
         if session.engine.dialect.name != "sqlite" or record.status not in SWEEPABLE_STATUSES:
+            return
+        if completed and record.config.sweep_later:
+            # Put off by whoever started it. A rollback's or a purge's sweep is not: asked for
+            # then, it runs then (and removes tokens and sealed backups, not plaintext).
+            log.info(
+                "migration %s completed; its sweep is put off (sweep later): tui-migrator sweep %s",
+                migration_id,
+                migration_id,
+            )
             return
         _refuse_busy_database(session, record)
         _sweep(session, migration_id, automatic=True, rows_per_table=DEFAULT_ROWS_PER_TABLE)
@@ -241,8 +261,20 @@ def sweep_status(record: MigrationRecord, swept: SweepRecord | None, dialect: st
         return SweepStatus(
             False, None, None, None, "not yet: a migration is swept once it has completed", None
         )
-    locks = " (VACUUM FULL locks each table while it rewrites it)" if dialect == "postgresql" else ""
-    return SweepStatus(False, None, None, None, f"not swept: run {command}{locks}", command)
+    if dialect == "postgresql":
+        locks = " (VACUUM FULL locks each table while it rewrites it)"
+        return SweepStatus(False, None, None, None, f"not swept: run {command}{locks}", command)
+    if record.config.sweep_later:
+        return SweepStatus(
+            False,
+            None,
+            None,
+            None,
+            f"not swept: put off at start (sweep later); run {command} when the application's "
+            "writes may wait for its VACUUM",
+            command,
+        )
+    return SweepStatus(False, None, None, None, f"not swept: run {command}", command)
 
 
 def _swept_status(swept: SweepRecord, command: str) -> SweepStatus:

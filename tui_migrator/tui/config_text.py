@@ -19,6 +19,8 @@ def describe_config(values: dict[str, Any]) -> str:
     ]
     if values["skip_integrity_checks"]:
         parts.append("integrity checks SKIPPED")
+    if values["sweep_later"]:
+        parts.append("sweep later")
     return " · ".join(parts)
 
 

@@ -164,9 +164,13 @@ class ConfirmStartModal(ModalScreen[bool]):
 
 
 def _then_the_sweep(estimate: Estimate) -> str:
-    """SQLite's sweep, which runs by itself after the migration and holds the write lock."""
+    """SQLite's sweep, which runs by itself after the migration (unless put off) and holds the
+    write lock."""
     sweep = estimate.sweep
-    if not sweep.automatic:
+    if sweep.put_off:
+        words = f"; sweep put off ({sweep.duration} when run, writes wait)"
+    elif sweep.automatic:
+        words = f", then its sweep {sweep.duration} (writes wait)"
+    else:
         return ""
-    words = f", then its sweep {sweep.duration} (writes wait)"
     return words if sweep.enough_free_disk else words + "; NOT ENOUGH FREE DISK for it"

@@ -159,6 +159,18 @@ class NewMigrationScreen(AppScreen):
                             id=input_id,
                         )
                     yield Static("", id=f"{input_id}-message", classes="field-message", markup=False)
+                # Last, as it comes last: the sweep after the migration (README "Sweep").
+                yield WordCheckbox(
+                    toggle_label("sweep-later", values["sweep_later"]),
+                    values["sweep_later"],
+                    id="sweep-later",
+                )
+                yield Static(
+                    "SQLite: the old plaintext stays in the file's free space until you sweep "
+                    "(s on its monitor, or sweep ID).",
+                    id="sweep-later-warning",
+                    classes="field-warning",
+                )
             with Vertical(id="scope-panel", classes="panel"):
                 yield Static("Scope (space toggles)", classes="panel-title")
                 yield Static("counting…", id="counts-status", classes="hint", markup=False)
@@ -260,6 +272,7 @@ class NewMigrationScreen(AppScreen):
             dry_run=self.query_one("#dry-run", Checkbox).value,
             skip_integrity_checks=self.query_one("#skip-integrity", Checkbox).value,
             create_backups=self.query_one("#create-backups", Checkbox).value,
+            sweep_later=self.query_one("#sweep-later", Checkbox).value,
             data_categories=list(self.query_one("#categories", SelectionList).selected),
             organization_ids=self._selected_organizations(),
         )
@@ -287,6 +300,7 @@ class NewMigrationScreen(AppScreen):
         self.query_one("#dry-run", Checkbox).value = values["dry_run"]
         self.query_one("#skip-integrity", Checkbox).value = values["skip_integrity_checks"]
         self.query_one("#create-backups", Checkbox).value = values["create_backups"]
+        self.query_one("#sweep-later", Checkbox).value = values["sweep_later"]
         categories = self.query_one("#categories", SelectionList)
         categories.deselect_all()
         for name in values["data_categories"]:
@@ -371,6 +385,8 @@ class NewMigrationScreen(AppScreen):
         backups = self.query_one("#create-backups", Checkbox).value
         self.query_one("#skip-integrity-warning").set_class(skip, "-shown")
         self.query_one("#backups-warning").set_class(not backups, "-shown")
+        sweep_later = self.query_one("#sweep-later", Checkbox).value
+        self.query_one("#sweep-later-warning").set_class(sweep_later, "-shown")
 
     def _show_counts_in_prompts(self, selection_list: SelectionList[str]) -> None:
         counts = self._counts.get(selection_list.id or "")
