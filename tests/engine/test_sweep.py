@@ -453,6 +453,8 @@ def test_a_migration_started_to_sweep_later_is_left_unswept_until_the_operator_s
         assert status.command == f"tui-migrator sweep {record.id}"
         assert status.summary.startswith("not swept: put off at start")
         assert any("sweep is put off" in warning for warning in record.warnings)
+        # The dashboard's first recommendation until it is swept.
+        assert service.health().recommendations[0].startswith(f"Sweep {record.id}: its sweep was put off")
     else:
         # PostgreSQL's sweep is the operator's whatever the setting: it says so as ever.
         assert status.summary.startswith("not swept: run") and "locks each table" in status.summary
@@ -462,6 +464,7 @@ def test_a_migration_started_to_sweep_later_is_left_unswept_until_the_operator_s
 
     assert result.proof is Proof.CLEAN and result.succeeded, result.to_json()
     assert found_in(raw_bytes(service), values) == set()
+    assert not any(line.startswith("Sweep ") for line in service.health().recommendations)
     if sqlite:
         # Put off is the completion's sweep only: a purge's runs as the purge ends.
         swept = service.sweep_status(record.id).swept_at

@@ -15,7 +15,7 @@ from tui_migrator.common.errors import MigratorError
 from tui_migrator.common.models import ResponseModel
 from tui_migrator.crypto.canary import canary_round_trips
 from tui_migrator.service.session import Session
-from tui_migrator.storage import audit_triggers, operators
+from tui_migrator.storage import audit_triggers, operators, sweep_records
 from tui_migrator.storage.database import database_file, redacted
 from tui_migrator.storage.migration_status import FINISHED_STATUSES, LIVE_STATUSES
 from tui_migrator.storage.tables import migrations_table, utc_now
@@ -137,11 +137,22 @@ def running_migrations(connection: Connection) -> int:
 
 
 def advice(
-    *, running: int, disk: DiskSpace, encryption_ready: bool, dialect: str
+    *,
+    running: int,
+    disk: DiskSpace,
+    encryption_ready: bool,
+    dialect: str,
+    sweeps_put_off: list[str] | None = None,
 ) -> tuple[list[str], list[str]]:
-    """Alerts (something is wrong) and recommendations (what to do next)."""
+    """Alerts (something is wrong) and recommendations (what to do next). ``sweeps_put_off``:
+    the completed SQLite migrations whose sweep was put off and has not run."""
     alerts: list[str] = []
-    recommendations: list[str] = []
+    # What is left to do first: each migration's plaintext still in the file.
+    recommendations = [
+        f"Sweep {migration_id}: its sweep was put off, and the old plaintext is still in the "
+        f"database file (tui-migrator sweep {migration_id})"
+        for migration_id in sweeps_put_off or []
+    ]
     if not encryption_ready:
         alerts.append("Encryption system not ready: the stored data keys cannot be used.")
     if disk.free_fraction < MIN_FREE_DISK_FRACTION:
@@ -169,6 +180,7 @@ def health_report(session: Session) -> HealthReport:
         running = running_migrations(connection)
         audit_problems = audit_triggers.problems(connection)
         activity = recent_activity(connection, now)
+        sweeps_put_off = sweep_records.put_off(connection) if engine.dialect.name == "sqlite" else []
         try:
             role = operators.role_of(connection, session.user, session.role_key())
             role_problem = None
@@ -177,7 +189,11 @@ def health_report(session: Session) -> HealthReport:
     encryption_ready, key_count = encryption_canary(session)
     disk = measure_disk(session.settings.data_dir, database_file(engine))
     alerts, recommendations = advice(
-        running=running, disk=disk, encryption_ready=encryption_ready, dialect=engine.dialect.name
+        running=running,
+        disk=disk,
+        encryption_ready=encryption_ready,
+        dialect=engine.dialect.name,
+        sweeps_put_off=sweeps_put_off,
     )
     if role_problem is not None:
         alerts.append(role_problem)

@@ -14,6 +14,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from tui_migrator.common.migration_config import MigrationConfig
+from tui_migrator.storage.migration_status import Status
 from tui_migrator.storage.tables import migrations_table
 
 
@@ -50,3 +52,15 @@ def clear(connection: Connection, migration_id: str) -> None:
         .where(migrations_table.c.id == migration_id)
         .values(swept_at=None, sweep=None)
     )
+
+
+def put_off(connection: Connection) -> list[str]:
+    """The completed migrations started to be swept later that no sweep has run for since, oldest
+    first: the old plaintext their UPDATEs left is still in the database's files."""
+    table = migrations_table.c
+    rows = connection.execute(
+        sa.select(table.id, table.config)
+        .where(table.status == Status.COMPLETED.value, table.swept_at.is_(None), table.dry_run.is_(False))
+        .order_by(table.created_at, table.id)
+    ).all()
+    return [row.id for row in rows if MigrationConfig.model_validate(json.loads(row.config)).sweep_later]
