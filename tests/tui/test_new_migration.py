@@ -130,6 +130,8 @@ async def test_sweep_later_warns_of_the_plaintext_left_and_the_confirmation_says
         await pilot.press("space")
         await pilot.pause()
         assert "Sweep later: YES" in str(checkbox.render())
+        # Shown, and scrolled into view: the panel's last line, below the fold at 80x24.
+        assert form.query_one("#settings-panel").region.contains_region(warning.region)
         assert warning.has_class("-shown")
         assert "old plaintext stays" in str(warning.render())
         assert shared_config(app)["sweep_later"] is True

@@ -169,6 +169,13 @@ def test_new_migration_without_backups_warns(snap_compare: SnapCompare, shared_w
     assert snap_compare(app, terminal_size=SIZE, run_before=then_settle(to_backups))
 
 
+def test_new_migration_sweep_later_warns(snap_compare: SnapCompare, shared_world: World) -> None:
+    app = MigratorApp(shared_world.service)
+    # Past backups and the three schedule fields: the form's last setting, scrolled into view.
+    to_sweep_later = keys("n", *["tab"] * 8, "space")
+    assert snap_compare(app, terminal_size=SIZE, run_before=then_settle(to_sweep_later))
+
+
 def test_confirm_start(snap_compare: SnapCompare, shared_world: World) -> None:
     app = MigratorApp(shared_world.service)
     assert snap_compare(app, terminal_size=SIZE, run_before=then_settle(keys("n"), keys("ctrl+s")))

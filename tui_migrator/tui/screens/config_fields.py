@@ -37,7 +37,7 @@ TOGGLE_LABELS = {
     "dry-run": ("Dry run: no", "Dry run: YES, write nothing"),
     "skip-integrity": ("Skip integrity checks: no", "Skip integrity checks: YES"),
     "create-backups": ("Create backups: NO", "Create backups: yes"),
-    "sweep-later": ("Sweep later: no", "Sweep later: YES, with sweep ID"),
+    "sweep-later": ("Sweep later: no", "Sweep later: YES"),
 }
 
 

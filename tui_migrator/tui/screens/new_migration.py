@@ -341,9 +341,12 @@ class NewMigrationScreen(AppScreen):
         self._changed()
 
     @on(Checkbox.Changed)
-    def _checkbox_changed(self) -> None:
+    def _checkbox_changed(self, event: Checkbox.Changed) -> None:
         self._show_toggles()
         self._changed()
+        if event.checkbox.id == "sweep-later" and event.value:
+            # The form's last line, below the fold at 80x24: what checking it means is shown.
+            self.query_one("#sweep-later-warning").scroll_visible(animate=False)
 
     @on(SelectionList.SelectedChanged)
     def _selection_changed(self, event: SelectionList.SelectedChanged[str]) -> None:
