@@ -1,6 +1,7 @@
-"""How long SQLite's automatic sweep will take, told before a migration starts.
+"""How long SQLite's sweep after a migration will take, told before the migration starts.
 
-The sweep (engine/sweep.py) runs by itself when a SQLite migration completes, and its VACUUM
+The sweep (engine/sweep.py) runs by itself when a SQLite migration completes (or, put off, when
+the operator runs it: MigrationConfig.sweep_later), and its VACUUM
 holds the database's write lock while it rebuilds the whole file: the application's writes
 wait that long (readers go on). Its cost grows with the file, every table of it, not with the
 rows migrated — a small table in a large database has a short migration and a long sweep. So

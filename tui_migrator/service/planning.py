@@ -149,9 +149,7 @@ def estimate(session: Session, config_values: dict[str, Any]) -> Estimate:
         can_start=all(check.passed for check in checks),
         calibration=calibration,
         config=migration_plan.config,
-        sweep=_sweep(
-            session, calibration, scope.pending_rows, database, database_bytes, migration_plan.config
-        ),
+        sweep=_sweep(session, calibration, rows, database, database_bytes, migration_plan.config),
     )
 
 
