@@ -99,7 +99,10 @@ class Contender:
     kind: str  # "tool" (foreground), "detached" (start --detach [+ a joined worker]), "script"
     arguments: tuple[str, ...]  # the start options, or the script's name
     workers: int = 1
-    postgres_only: bool = False
+    only_on: str | None = None  # "postgresql" or "sqlite": a contender of one backend only
+
+    def runs_on(self, postgres: bool) -> bool:
+        return self.only_on is None or self.only_on == ("postgresql" if postgres else "sqlite")
 
 
 # The command: four batches in flight, two per worker process on two cores (the
@@ -111,13 +114,17 @@ TOOL_VARIANTS = (
     Contender("tool",           "tool",                          "tool",     FULL),
     Contender("tool-c1",        "tool, concurrency 1",           "tool",     (*FULL[:3], "1")),
     Contender("tool-lean",      "tool, no backups/verification", "tool",     (*FULL, "--no-backups", "--skip-integrity-checks")),
-    Contender("tool-detached",  "tool, detached, one worker",    "detached", FULL, postgres_only=True),
-    Contender("tool-2-workers", "tool, two workers",             "detached", FULL, workers=2, postgres_only=True),
+    # Everything but the sweep, which no script does (it VACUUMs the file to rid it of the old
+    # plaintext rows): the like-for-like run against the scripts. PostgreSQL never sweeps by
+    # itself, so its "tool" is that already.
+    Contender("tool-sweep-later", "tool, sweep put off",         "tool",     (*FULL, "--sweep-later"), only_on="sqlite"),
+    Contender("tool-detached",  "tool, detached, one worker",    "detached", FULL, only_on="postgresql"),
+    Contender("tool-2-workers", "tool, two workers",             "detached", FULL, workers=2, only_on="postgresql"),
     # One worker at --max-concurrency 4 keeps both cores busy, so on two cores a second one has
     # nothing to add; each at 1 (no worker processes: about one core each), what a second worker
     # adds where there are cores for it.
-    Contender("tool-detached-c1",  "tool, detached, one worker, concurrency 1", "detached", (*FULL[:3], "1"), postgres_only=True),
-    Contender("tool-2-workers-c1", "tool, two workers, concurrency 1",          "detached", (*FULL[:3], "1"), workers=2, postgres_only=True),
+    Contender("tool-detached-c1",  "tool, detached, one worker, concurrency 1", "detached", (*FULL[:3], "1"), only_on="postgresql"),
+    Contender("tool-2-workers-c1", "tool, two workers, concurrency 1",          "detached", (*FULL[:3], "1"), workers=2, only_on="postgresql"),
 )  # fmt: skip
 SCRIPTS = (
     Contender("same-work", "same-work script", "script", ("same-work",)),
@@ -130,6 +137,8 @@ RATIOS = (
     ("tool / same-work", "tool", "same-work"),
     ("tool / naive", "tool", "naive"),
     ("tool / encrypt-only", "tool", "encrypt-only"),
+    ("tool, sweep put off / same-work", "tool-sweep-later", "same-work"),
+    ("tool, sweep put off / naive", "tool-sweep-later", "naive"),
     ("max-concurrency 1 → 4 speed-up (no worker processes → two)", "tool-c1", "tool"),
     ("two workers speed-up (whole run)", "tool-detached", "tool-2-workers"),
     ("two workers speed-up, each at concurrency 1 (whole run)", "tool-detached-c1", "tool-2-workers-c1"),
@@ -876,15 +885,16 @@ def main() -> int:
     on_postgres = bool(args.postgres or args.db)
     if args.db and not make_url(args.db).get_backend_name().startswith("postgresql"):
         parser.error("--db takes a PostgreSQL URL (the SQLite run needs no --db)")
-    chosen = [c for c in CONTENDERS if on_postgres or not c.postgres_only]
+    chosen = [c for c in CONTENDERS if c.runs_on(on_postgres)]
     if args.only:
         names = [name.strip() for name in args.only.split(",") if name.strip()]
         unknown = sorted(set(names) - {c.name for c in chosen})
         if unknown or not names:
-            postgres_only = " (the tool-detached and tool-2-workers runs need --postgres or --db)"
+            elsewhere = ", ".join(c.name for c in CONTENDERS if not c.runs_on(on_postgres))
+            other = "SQLite" if on_postgres else "PostgreSQL, with --postgres or --db"
             parser.error(
-                f"--only: unknown here: {', '.join(unknown)}; choose from {', '.join(c.name for c in chosen)}"
-                + ("" if on_postgres else postgres_only)
+                f"--only: unknown here: {', '.join(unknown)}; choose from "
+                f"{', '.join(c.name for c in chosen)} ({elsewhere}: {other} only)"
             )
         chosen = [c for c in chosen if c.name in names]
 
