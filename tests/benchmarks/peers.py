@@ -14,8 +14,10 @@ the tool's package is compiled to bytecode, as an installed tool has it (compile
 
 Then every contender runs ``--repeat`` times, round-robin, each time on a fresh copy (the copy is
 not timed): tui-migrator's CLI (``start --batch-size 1000`` in the foreground, in the variants of
-TOOL_VARIANTS; on PostgreSQL also detached, alone and with a second ``worker`` process joining it,
-with the issue's options and with each worker at ``--max-concurrency 1``), and the three scripts of
+TOOL_VARIANTS — on SQLite also with its sweep put off, the run like for like with the scripts,
+none of which sweeps the file; on PostgreSQL also detached, alone and with a second ``worker``
+process joining it, with the issue's options and with each worker at ``--max-concurrency 1``),
+and the three scripts of
 tests/benchmarks/peer_scripts.py: ``same-work`` (sealed backups, tokens bound to their row by
 associated data, HMAC digests, a verification pass), ``encrypt-only`` and ``naive`` (the SQLAlchemy
 ORM and Fernet). Each is a separate process, timed from spawn to exit (a detached run: from spawning
