@@ -111,7 +111,8 @@ class KeysetSource:
         return Batch(rows, after, self.batches.key(rows[-1])) if rows else None
 
     def process(self, batch: Batch) -> BatchResult:
-        return self.batches.process(batch.rows, after=batch.after)
+        with self.batches.first_batch.turn():
+            return self.batches.process(batch.rows, after=batch.after)
 
 
 class ClaimedSource:
@@ -158,21 +159,23 @@ class ClaimedSource:
         """Seal and write a claimed batch in its own transaction, then commit (releasing the locks)."""
         assert batch.connection is not None, "a claimed batch holds its connection"
         connection = batch.connection
-        started = time.perf_counter()
-        try:
-            result = self.batches.process_in(connection, batch.rows)
-            connection.commit()
-        except (DBAPIError, RowsChanged) as error:
-            _release(connection)
-            if isinstance(error, DBAPIError) and not is_transient(error):
-                raise database_failure(error, f"writing a batch of {self.batches.table_name}") from None
-            log.warning(
-                "a claimed batch of %s failed (%s); retrying it unclaimed",
-                self.batches.table_name,
-                type(error).__name__,
-            )
-            return self.batches.process(batch.rows, after=batch.after)
-        finally:
-            connection.close()
-        result.seconds = time.perf_counter() - started
-        return result
+        # Waiting here holds this batch's rows, which the table's first batch never touches.
+        with self.batches.first_batch.turn():
+            started = time.perf_counter()
+            try:
+                result = self.batches.process_in(connection, batch.rows)
+                connection.commit()
+            except (DBAPIError, RowsChanged) as error:
+                _release(connection)
+                if isinstance(error, DBAPIError) and not is_transient(error):
+                    raise database_failure(error, f"writing a batch of {self.batches.table_name}") from None
+                log.warning(
+                    "a claimed batch of %s failed (%s); retrying it unclaimed",
+                    self.batches.table_name,
+                    type(error).__name__,
+                )
+                return self.batches.process(batch.rows, after=batch.after)
+            finally:
+                connection.close()
+            result.seconds = time.perf_counter() - started
+            return result

@@ -34,6 +34,7 @@ from tui_migrator.crypto.codec import UnsupportedValue, encode_key, encode_keys,
 from tui_migrator.crypto.keys import MasterKey
 from tui_migrator.engine import backup
 from tui_migrator.engine.cpu_pool import BatchContext, CpuPool
+from tui_migrator.engine.first_batch import FirstBatchAlone
 from tui_migrator.engine.retry import RetryPolicy, is_row_refusal, refusal_reason, with_retries
 from tui_migrator.engine.scope import pending_rows
 from tui_migrator.storage import failed_records, migration_claims, row_metadata
@@ -153,6 +154,9 @@ class TableBatches:
         self._update_by_version = None if by_version is None else keyed_now(by_version)
         # Made for the connection's dialect on first use (ON CONFLICT is dialect-specific).
         self._dialect_statements: dict[str, DriverStatement] = {}
+        # The sources process this table's first batch alone: its statements are compiled by
+        # one thread (engine/first_batch.py).
+        self.first_batch = FirstBatchAlone()
 
     # -- reading ---------------------------------------------------------------------------
 

@@ -162,13 +162,11 @@ def calibrate(
         return calibration
     cipher.prepare(scope.organizations)
     turns = CpuTurns()
-    # Every table with rows is sampled, however small. Besides the timing, a start's sample
-    # compiles each table's batch statements in this one thread: the shadow has the table's name
-    # and columns, so SQLAlchemy's compiled cache (keyed by structure) then serves the run's
-    # threads. Sampling only the largest of many small tables (a faster estimate) let two
-    # threads compile a table's first UPDATE at once, and a test process died there with a
-    # segmentation fault within minutes (2026-12-07; see storage.database.keyed_now): compile
-    # the shared statements in one thread first, elsewhere, before sampling fewer tables.
+    # Every table with rows is sampled, however small. Sampling only the largest of many small
+    # tables (a faster estimate) once let two of the run's threads compile a table's first
+    # UPDATE at once, and a test process died there with a segmentation fault (2026-12-07): the
+    # sample had been compiling each table's statements first, in one thread. The run's first
+    # batch of each table now does that (engine/first_batch.py); fewer tables could be sampled.
     for table in scope.tables:
         if not table.pending_rows:
             continue

@@ -1,0 +1,46 @@
+"""A table's first batch is processed alone; the batches in flight beside it wait for it.
+
+The run's threads share a table's statements (its guarded UPDATE, its row metadata, backups
+and progress writes). SQLAlchemy compiles a statement on its first execution and keeps the
+compiled form in the engine's cache; two threads running a statement's first execution at once
+both compile it, setting the attributes SQLAlchemy memoizes on the statement's parts as they
+go. A test process died of exactly that with a segmentation fault, twice (2026-12-05 and
+2026-12-07: two threads in a batch's first UPDATE on PostgreSQL; README → Development).
+
+A `start` had been spared by chance: its estimate's sample compiled the table's statements in
+one thread first (its temporary tables have the table's name and columns, and the compiled cache
+is keyed by structure). A start that reuses a fresh estimate takes no sample, and neither does a
+detached or a joined worker's process. So each process now writes a table's first batch before
+any other of that table: its statements are compiled by then, and the batches after it find
+them in the cache. The batches waiting hold nothing the first one needs: their rows only, which
+it never touches (tests/engine/test_shared_statements.py).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+
+class FirstBatchAlone:
+    """Lets one batch through first and the others once it has been processed (or failed)."""
+
+    def __init__(self) -> None:
+        self._taken = threading.Lock()
+        self._done = threading.Event()
+
+    @contextmanager
+    def turn(self) -> Iterator[None]:
+        """Around one batch's processing: the first batch to come goes at once and the others
+        wait until it ends; from then on every batch goes at once. Not re-entrant: one turn per
+        batch, taken where the batch is processed."""
+        if not self._done.is_set():
+            if self._taken.acquire(blocking=False):
+                try:
+                    yield
+                finally:
+                    self._done.set()
+                return
+            self._done.wait()
+        yield
