@@ -4,8 +4,8 @@ The run's threads share a table's statements (its guarded UPDATE, its row metada
 and progress writes). SQLAlchemy compiles a statement on its first execution and keeps the
 compiled form in the engine's cache; two threads running a statement's first execution at once
 both compile it, setting the attributes SQLAlchemy memoizes on the statement's parts as they
-go. A test process died of exactly that with a segmentation fault, twice (2026-12-05 and
-2026-12-07: two threads in a batch's first UPDATE on PostgreSQL; README → Development).
+go. A test process died there with a segmentation fault, twice (2026-12-05 and 2026-12-07:
+two threads in a batch's first UPDATE on PostgreSQL; README → Development).
 
 A `start` had been spared by chance: its estimate's sample compiled the table's statements in
 one thread first (its temporary tables have the table's name and columns, and the compiled cache
