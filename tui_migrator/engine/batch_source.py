@@ -158,24 +158,26 @@ class ClaimedSource:
     def process(self, batch: Batch) -> BatchResult:
         """Seal and write a claimed batch in its own transaction, then commit (releasing the locks)."""
         assert batch.connection is not None, "a claimed batch holds its connection"
-        connection = batch.connection
         # Waiting here holds this batch's rows, which the table's first batch never touches.
         with self.batches.first_batch.turn():
-            started = time.perf_counter()
-            try:
-                result = self.batches.process_in(connection, batch.rows)
-                connection.commit()
-            except (DBAPIError, RowsChanged) as error:
-                _release(connection)
-                if isinstance(error, DBAPIError) and not is_transient(error):
-                    raise database_failure(error, f"writing a batch of {self.batches.table_name}") from None
-                log.warning(
-                    "a claimed batch of %s failed (%s); retrying it unclaimed",
-                    self.batches.table_name,
-                    type(error).__name__,
-                )
-                return self.batches.process(batch.rows, after=batch.after)
-            finally:
-                connection.close()
-            result.seconds = time.perf_counter() - started
-            return result
+            return self._process_claimed(batch, batch.connection)
+
+    def _process_claimed(self, batch: Batch, connection: sa.Connection) -> BatchResult:
+        started = time.perf_counter()
+        try:
+            result = self.batches.process_in(connection, batch.rows)
+            connection.commit()
+        except (DBAPIError, RowsChanged) as error:
+            _release(connection)
+            if isinstance(error, DBAPIError) and not is_transient(error):
+                raise database_failure(error, f"writing a batch of {self.batches.table_name}") from None
+            log.warning(
+                "a claimed batch of %s failed (%s); retrying it unclaimed",
+                self.batches.table_name,
+                type(error).__name__,
+            )
+            return self.batches.process(batch.rows, after=batch.after)
+        finally:
+            connection.close()
+        result.seconds = time.perf_counter() - started
+        return result
