@@ -160,12 +160,39 @@ def test_a_small_scopes_sample_is_a_tenth_of_each_table_and_a_large_ones_is_spre
     assert size(50_000, 100_000) == estimate_engine.SAMPLE_ROWS // 2
 
 
-def test_an_estimate_of_the_small_demo_samples_a_tenth_of_it(service: MigratorService) -> None:
+def test_an_estimate_of_the_small_demo_samples_its_largest_tables_until_it_holds_the_floor(
+    service: MigratorService,
+) -> None:
+    """Each table sampled costs tens of milliseconds whatever its rows: of a scope of small
+    tables only the largest are sampled, a tenth of each, until the sample holds
+    MIN_SAMPLE_PER_TABLE rows."""
+    scope = service.plan(FAST).scope
+    chosen = estimate_engine.tables_to_sample(scope.tables, scope.pending_rows)
+    with_rows = [table for table in scope.tables if table.pending_rows]
+    assert 1 < len(chosen) < len(with_rows)
+    sizes = [table.pending_rows for table, _ in chosen]
+    assert sizes == sorted(sizes, reverse=True)
+    assert min(sizes) >= max(t.pending_rows for t in with_rows if all(t is not c for c, _ in chosen))
+    samples = [sample for _, sample in chosen]
+    assert sum(samples[:-1]) < estimate_engine.MIN_SAMPLE_PER_TABLE <= sum(samples)
     estimate = service.estimate(FAST)
-    tables = [count for count in estimate.by_table.values() if count]
-    expected = sum(estimate_engine.sample_size(count, sum(tables)) for count in tables)
-    assert estimate.calibration.sample_rows == expected
-    assert expected <= sum(max(10, -(-count // 10)) for count in tables)
+    assert estimate.calibration.sample_rows == sum(samples)
+
+
+def test_every_table_whose_sample_reaches_the_floor_is_sampled() -> None:
+    """A large scope's tables are all sampled where each holds MIN_SAMPLE_PER_TABLE rows; the
+    small ones beside them are not, the sample holding enough rows already."""
+    tables = [SimpleNamespace(pending_rows=rows) for rows in (90_000, 9_000, 600, 300, 0)]
+    chosen = estimate_engine.tables_to_sample(tables, 99_900)  # type: ignore[arg-type]
+    assert [table.pending_rows for table, _ in chosen] == [90_000, 9_000, 600]
+    assert [sample for _, sample in chosen] == [
+        estimate_engine.sample_size(rows, 99_900) for rows in (90_000, 9_000, 600)
+    ]
+    # Only small tables: the largest first, until the floor is reached.
+    small = [SimpleNamespace(pending_rows=rows) for rows in (50, 390, 120, 7)]
+    chosen = estimate_engine.tables_to_sample(small, 567)  # type: ignore[arg-type]
+    assert [table.pending_rows for table, _ in chosen] == [390, 120]
+    assert [sample for _, sample in chosen] == [39, 12]
 
 
 def test_the_shadow_finds_a_row_by_its_key_as_the_table_does(service: MigratorService, backend: str) -> None:

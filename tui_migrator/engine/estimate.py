@@ -18,7 +18,7 @@ import json
 import math
 import statistics
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
@@ -162,19 +162,12 @@ def calibrate(
         return calibration
     cipher.prepare(scope.organizations)
     turns = CpuTurns()
-    # Every table with rows is sampled, however small. Sampling only the largest of many small
-    # tables (a faster estimate) once let two of the run's threads compile a table's first
-    # UPDATE at once, and a test process died there with a segmentation fault (2026-12-07): the
-    # sample had been compiling each table's statements first, in one thread. The run's first
-    # batch of each table now does that (engine/first_batch.py); fewer tables could be sampled.
-    for table in scope.tables:
-        if not table.pending_rows:
-            continue
+    for table, sample in tables_to_sample(scope.tables, total):
         try:
             _calibrate_table(
                 engine,
                 table,
-                sample_size(table.pending_rows, total),
+                sample,
                 config,
                 cipher,
                 master_key,
@@ -191,6 +184,28 @@ def calibrate(
             ) from None
     calibration.commit_seconds = commit_seconds(engine)
     return calibration
+
+
+def tables_to_sample(tables: Sequence[TableScope], scope_rows: int) -> list[tuple[TableScope, int]]:
+    """The tables the sample runs, each with its sample size (sample_size). Every table whose
+    sample would hold MIN_SAMPLE_PER_TABLE rows is sampled; of the smaller ones (under 400 rows),
+    only the largest until the sample holds MIN_SAMPLE_PER_TABLE rows. Each table sampled costs
+    30-50 ms whatever its rows (its shadow's DDL, its statements compiled): sampling all 14 of a
+    small scope's tables made its estimate cost as much as migrating them. The tables left out
+    are charged at the sampled rows' average cost, as every row of the scope is."""
+    sampled: list[tuple[TableScope, int]] = []
+    small: list[tuple[TableScope, int]] = []
+    for table in tables:
+        if table.pending_rows:
+            sample = sample_size(table.pending_rows, scope_rows)
+            (sampled if sample >= MIN_SAMPLE_PER_TABLE else small).append((table, sample))
+    rows = sum(sample for _, sample in sampled)
+    for table, sample in sorted(small, key=lambda pair: -pair[0].pending_rows):
+        if rows >= MIN_SAMPLE_PER_TABLE:
+            break
+        sampled.append((table, sample))
+        rows += sample
+    return sampled
 
 
 def sample_size(table_rows: int, scope_rows: int) -> int:
