@@ -9,8 +9,9 @@ two threads in a batch's first UPDATE on PostgreSQL; README → Development).
 
 A `start` had been spared by chance: its estimate's sample compiled the table's statements in
 one thread first (its temporary tables have the table's name and columns, and the compiled cache
-is keyed by structure). A start that reuses a fresh estimate takes no sample, and neither does a
-detached or a joined worker's process. So each process now writes a table's first batch before
+is keyed by structure). A start that reuses a fresh estimate takes no sample, neither does a
+detached or a joined worker's process, and the sample leaves a scope's smaller tables out
+(estimate.tables_to_sample). So each process now writes a table's first batch before
 any other of that table: its statements are compiled by then, and the batches after it find
 them in the cache. The batches waiting hold nothing the first one needs: their rows only, which
 it never touches (tests/engine/test_shared_statements.py).
