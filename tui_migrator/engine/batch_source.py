@@ -176,7 +176,8 @@ class ClaimedSource:
                 self.batches.table_name,
                 type(error).__name__,
             )
-            return self.batches.process(batch.rows, after=batch.after)
+            with self.batches.first_times.turn("batches retried unclaimed"):
+                return self.batches.process(batch.rows, after=batch.after)
         finally:
             connection.close()
         result.seconds = time.perf_counter() - started

@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from enum import Enum
 from functools import lru_cache, partial
@@ -34,7 +35,7 @@ from tui_migrator.crypto.codec import UnsupportedValue, encode_key, encode_keys,
 from tui_migrator.crypto.keys import MasterKey
 from tui_migrator.engine import backup
 from tui_migrator.engine.cpu_pool import BatchContext, CpuPool
-from tui_migrator.engine.first_batch import FirstBatchAlone
+from tui_migrator.engine.first_batch import FirstBatchAlone, FirstTimes
 from tui_migrator.engine.retry import RetryPolicy, is_row_refusal, refusal_reason, with_retries
 from tui_migrator.engine.scope import pending_rows
 from tui_migrator.storage import failed_records, migration_claims, row_metadata
@@ -157,6 +158,8 @@ class TableBatches:
         # The sources process this table's first batch alone: its statements are compiled by
         # one thread (engine/first_batch.py).
         self.first_batch = FirstBatchAlone()
+        # And the first batch to take a path batches take only now and then goes alone.
+        self.first_times = FirstTimes()
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -270,7 +273,8 @@ class TableBatches:
             except RowsChanged:
                 result.retries += 1
                 log.info("rows of %s changed during a batch; reading it again", self.access.mapped.name)
-                rows = self.read(after=after, limit=len(rows) + 1000, up_to=last_key)
+                with self.first_times.turn("batches read again"):
+                    rows = self.read(after=after, limit=len(rows) + 1000, up_to=last_key)
                 if not rows:
                     break
                 if attempt == CONFLICT_RETRIES:
@@ -361,13 +365,17 @@ class TableBatches:
         if sealed:
             self._update_rows(connection, sealed, failures, locked=locked)
         if sealed:
-            self._keep_earlier_cells(connection, sealed)
-            row_metadata.record(connection, self.migration_id, mapped.name, sealed, now)
+            # Rows sealed in an earlier pass are looked up, and their row metadata replaced.
+            earlier = any(item["held_tokens"] for item in sealed)
+            with self.first_times.turn("rows sealed before") if earlier else nullcontext():
+                self._keep_earlier_cells(connection, sealed)
+                row_metadata.record(connection, self.migration_id, mapped.name, sealed, now)
             failed_records.resolve(
                 connection, self.migration_id, mapped.name, [item["row_key"] for item in sealed]
             )
         if failures:
-            failed_records.record(connection, self.migration_id, mapped.name, failures, now)
+            with self.first_times.turn("failed rows"):
+                failed_records.record(connection, self.migration_id, mapped.name, failures, now)
         migrations.count_batch(
             connection,
             self.migration_id,
@@ -408,7 +416,8 @@ class TableBatches:
         except DBAPIError as error:
             if not is_row_refusal(error):
                 raise
-            updated = self._update_one_by_one(connection, sealed, failures)
+            with self.first_times.turn("rows one at a time"):
+                updated = self._update_one_by_one(connection, sealed, failures)
         if updated != len(sealed):
             raise RowsChanged
 

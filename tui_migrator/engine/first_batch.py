@@ -1,4 +1,5 @@
-"""A table's first batch is processed alone; the batches in flight beside it wait for it.
+"""A table's first batch is processed alone, and so is the first batch to take each of the
+paths a batch takes only now and then; the batches in flight beside it wait for it.
 
 The run's threads share a table's statements (its guarded UPDATE, its row metadata, backups
 and progress writes). SQLAlchemy compiles a statement on its first execution and keeps the
@@ -15,13 +16,22 @@ detached or a joined worker's process, and the sample leaves a scope's smaller t
 any other of that table: its statements are compiled by then, and the batches after it find
 them in the cache. The batches waiting hold nothing the first one needs: their rows only, which
 it never touches (tests/engine/test_shared_statements.py).
+
+A batch that meets a row the database refuses writes its rows one at a time, and records the
+refused ones as failed: statements the first batch may never have run. Two batches in flight
+met them at once and compiled the row's UPDATE together (the same test, with a row refused in
+each). So each such path has a turn of its own (FirstTimes): rows one at a time, failed rows
+recorded, rows sealed in an earlier pass, a batch read again after the application changed its
+rows, a claimed batch retried unclaimed. The first batch to take one goes alone. On SQLite a batch's writes are one at a time anyway (storage/database.serialized_write);
+on PostgreSQL a batch waiting for a path's first turn holds only its own rows, and the one
+taking it writes only its own rows and the failed rows' records of its own keys.
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 
 
 class FirstBatchAlone:
@@ -45,3 +55,21 @@ class FirstBatchAlone:
                 return
             self._done.wait()
         yield
+
+
+class FirstTimes:
+    """A FirstBatchAlone for each path a batch may take, by name, made on its first use."""
+
+    def __init__(self) -> None:
+        self._made = threading.Lock()
+        self._paths: dict[str, FirstBatchAlone] = {}
+
+    def turn(self, path: str) -> AbstractContextManager[None]:
+        """:meth:`FirstBatchAlone.turn` of ``path``. A batch holds one path's turn at a time,
+        inside at most the table's first-batch turn and a retried batch's, which every batch
+        takes before any other: no two batches can wait for each other's turns."""
+        with self._made:
+            gate = self._paths.get(path)
+            if gate is None:
+                gate = self._paths[path] = FirstBatchAlone()
+        return gate.turn()
