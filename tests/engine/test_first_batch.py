@@ -7,6 +7,7 @@ import threading
 
 import pytest
 
+from tui_migrator.engine import first_batch
 from tui_migrator.engine.first_batch import FirstBatchAlone, FirstTimes
 
 
@@ -89,3 +90,31 @@ def test_each_path_has_a_turn_of_its_own() -> None:
     for thread in (holder, blocked):
         thread.join(5)
         assert not thread.is_alive()
+
+
+def test_no_batch_waits_for_ever_for_the_first(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A first batch that is itself waiting (for rows a waiting batch holds, say) keeps the
+    others only FIRST_TURN_WAIT_SECONDS: then they go on beside it."""
+    monkeypatch.setattr(first_batch, "FIRST_TURN_WAIT_SECONDS", 0.2)
+    gate = FirstBatchAlone()
+    inside, may_end = threading.Event(), threading.Event()
+    went_on = threading.Event()
+
+    def first() -> None:
+        with gate.turn():
+            inside.set()
+            may_end.wait(30)
+
+    def later() -> None:
+        with gate.turn():
+            went_on.set()
+
+    holder = threading.Thread(target=first)
+    holder.start()
+    assert inside.wait(5)
+    waiting = threading.Thread(target=later)
+    waiting.start()
+    waiting.join(30)
+    assert went_on.is_set() and holder.is_alive(), "the later batch did not go on beside the first"
+    may_end.set()
+    holder.join(5)

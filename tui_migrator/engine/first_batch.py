@@ -22,16 +22,29 @@ refused ones as failed: statements the first batch may never have run. Two batch
 met them at once and compiled the row's UPDATE together (the same test, with a row refused in
 each). So each such path has a turn of its own (FirstTimes): rows one at a time, failed rows
 recorded, rows sealed in an earlier pass, a batch read again after the application changed its
-rows, a claimed batch retried unclaimed. The first batch to take one goes alone. On SQLite a batch's writes are one at a time anyway (storage/database.serialized_write);
-on PostgreSQL a batch waiting for a path's first turn holds only its own rows, and the one
-taking it writes only its own rows and the failed rows' records of its own keys.
+rows, a claimed batch retried unclaimed. The first batch to take one goes alone. On SQLite a
+batch's writes are one at a time anyway (storage/database.serialized_write); on PostgreSQL a
+batch waiting for a path's first turn holds only its own rows, and the one taking it writes
+only its own rows and the failed rows' records of its own keys.
+
+With one exception: a claimed batch retried unclaimed has let its rows go, and another batch of
+the process may claim some of them again and then wait for a turn the retried batch holds while
+that one waits for the rows. No wait is for ever, then: after FIRST_TURN_WAIT_SECONDS a batch
+goes on without its turn. By then the batch that has it has run its statements (a batch's first
+statement runs within its first second), unless it is itself waiting for such rows.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
+
+log = logging.getLogger(__name__)
+
+# How long a batch waits for the batch that took a first turn before it goes on without it.
+FIRST_TURN_WAIT_SECONDS = 60.0
 
 
 class FirstBatchAlone:
@@ -44,8 +57,8 @@ class FirstBatchAlone:
     @contextmanager
     def turn(self) -> Iterator[None]:
         """Around one batch's processing: the first batch to come goes at once and the others
-        wait until it ends; from then on every batch goes at once. Not re-entrant: one turn per
-        batch, taken where the batch is processed."""
+        wait until it ends (FIRST_TURN_WAIT_SECONDS at most); from then on every batch goes at
+        once. Not re-entrant: one turn per batch, taken where the batch is processed."""
         if not self._done.is_set():
             if self._taken.acquire(blocking=False):
                 try:
@@ -53,7 +66,11 @@ class FirstBatchAlone:
                 finally:
                     self._done.set()
                 return
-            self._done.wait()
+            if not self._done.wait(FIRST_TURN_WAIT_SECONDS):
+                log.warning(
+                    "a batch waited %.0f s for the first batch of its kind and goes on beside it",
+                    FIRST_TURN_WAIT_SECONDS,
+                )
         yield
 
 
