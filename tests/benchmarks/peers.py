@@ -22,12 +22,14 @@ tests/benchmarks/peer_scripts.py: ``same-work`` (sealed backups, tokens bound to
 associated data, HMAC digests, a verification pass), ``encrypt-only`` and ``naive`` (the SQLAlchemy
 ORM and Fernet). Each is a separate process, timed from spawn to exit (a detached run: from spawning
 ``start`` to the exit of its last worker), with the peak RSS the kernel reports for it when it is
-reaped. Every run is checked: the tool's JSON must say completed with every row encrypted, a script
+reaped, and the CPU-seconds the machine was busy meanwhile (every process's: the tool's worker
+processes and, on PostgreSQL, the server's work included; from ``/proc/stat``, so nothing else
+should run beside the benchmark). Every run is checked: the tool's JSON must say completed with every row encrypted, a script
 must report every row, and sampled values of the template must no longer be found in the copy;
 anything else stops the benchmark with the reason.
 
 Prints the machine (date, cores, memory, load, Python, backend), a table of each contender's best
-time, rows/s and peak RSS (``--markdown``: as a Markdown table), the ratios of the tool's time to
+time, rows/s, peak RSS and CPU-seconds (``--markdown``: as a Markdown table), the ratios of the tool's time to
 each script's and the speed-ups, the estimate each foreground tool run started with against the
 time its migration took (its ``initialEstimateSeconds`` and ``elapsedSeconds``), and where the
 best full tool run spent its time (the phase seconds of its ``report``). ``--only`` runs a
@@ -467,6 +469,24 @@ def sync_latency_line(directory: Path, samples: int = 50) -> str:
     )
 
 
+def machine_busy_seconds() -> float | None:
+    """CPU-seconds every core of the machine has spent busy since it started (user, nice, system,
+    interrupts; not idle, I/O wait or time taken by the hypervisor), from ``/proc/stat``; None
+    where there is none. The difference across a run is what all its processes used: the worker
+    processes of a run whose parent never waits for them, and a database server's work too."""
+    try:
+        with open("/proc/stat") as stat:
+            fields = stat.readline().split()
+    except OSError:
+        return None
+    user, nice, system, _idle, _iowait, irq, softirq = (int(value) for value in fields[1:8])
+    return (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_between(before: float | None, after: float | None) -> float | None:
+    return None if before is None or after is None else after - before
+
+
 def rss_mib(maxrss: int) -> float:
     # ru_maxrss is in KiB on Linux, in bytes on macOS.
     return maxrss / (1024 * 1024 if sys.platform == "darwin" else 1024)
@@ -479,6 +499,7 @@ class Child:
     started: float  # time.perf_counter() (CLOCK_MONOTONIC, the same in every process) at spawn
     out: Path
     err: Path
+    busy_at_spawn: float | None = None  # machine_busy_seconds() just before it was spawned
 
 
 @dataclass
@@ -490,6 +511,7 @@ class Finished:
     stdout: str
     stderr: str
     ended: float = 0.0
+    cpu_seconds: float | None = None  # the machine's busy CPU-seconds from spawn to exit
 
     def json(self) -> dict[str, Any]:
         try:
@@ -540,6 +562,7 @@ class Launcher:
     def spawn(self, command: list[str]) -> Child:
         self.count += 1
         out, err = self.outputs / f"{self.count}.out", self.outputs / f"{self.count}.err"
+        busy = machine_busy_seconds()
         reply = self._ask(
             {
                 "op": "spawn",
@@ -549,7 +572,7 @@ class Launcher:
                 "stderr": str(err),
             }
         )
-        return Child(command, int(reply["pid"]), float(reply["started"]), out, err)
+        return Child(command, int(reply["pid"]), float(reply["started"]), out, err, busy)
 
     def reap(self, pid: int) -> tuple[float, int, float]:
         """Wait for ``pid`` (a child of the launcher) to exit: (when, exit code, peak RSS MiB)."""
@@ -558,10 +581,11 @@ class Launcher:
 
     def finish(self, child: Child) -> Finished:
         ended, code, rss = self.reap(child.pid)
+        cpu = cpu_between(child.busy_at_spawn, machine_busy_seconds())
         stdout, stderr = (path.read_text(errors="replace") for path in (child.out, child.err))
         child.out.unlink()
         child.err.unlink()
-        return Finished(child.command, code, ended - child.started, rss, stdout, stderr, ended)
+        return Finished(child.command, code, ended - child.started, rss, stdout, stderr, ended, cpu)
 
     def adopted_worker(self, migration_id: str) -> int | None:
         """The process id of the detached worker of ``migration_id``, if it is now the
@@ -628,6 +652,7 @@ class Measured:
     report: dict[str, Any] | None = None  # the tool's `report --json` data
     # The tool's own estimate before it began (start's calibration) and the migration's time.
     estimate: tuple[float, float] | None = None
+    cpu_seconds: float | None = None  # the machine's busy CPU-seconds during the run
 
     def estimate_error(self) -> str:
         if self.estimate is None:
@@ -649,7 +674,9 @@ def run_tool(launcher: Launcher, copy: Copy, schema: Path, contender: Contender,
     estimate = None
     if timing.get("initialEstimateSeconds") is not None and timing.get("elapsedSeconds") is not None:
         estimate = (float(timing["initialEstimateSeconds"]), float(timing["elapsedSeconds"]))
-    return Measured(finished.seconds, finished.rss_mib, report=report, estimate=estimate)
+    return Measured(
+        finished.seconds, finished.rss_mib, report=report, estimate=estimate, cpu_seconds=finished.cpu_seconds
+    )
 
 
 def run_detached(launcher: Launcher, copy: Copy, schema: Path, contender: Contender, rows: int) -> Measured:
@@ -704,12 +731,14 @@ def run_detached(launcher: Launcher, copy: Copy, schema: Path, contender: Conten
                 notes += [
                     f"the joined worker warned: {warning}" for warning in joined_report.get("warnings", [])
                 ]
+        # From spawning start to the last exit, as the time.
+        cpu = cpu_between(start.busy_at_spawn, machine_busy_seconds())
     # Checked once it is over (not timed), with `status ID --json`.
     status_run = run_untimed(tool_command(copy, schema, "status", migration_id))
     check_completed(tool_json(status_run, "status"), rows, status_run)
     # The detached worker's figure is at least start's: it counts its parent up to its exec.
     notes.append("peak RSS " + ", ".join(f"{who} {mib:.0f} MiB" for who, mib in peaks.items()))
-    return Measured(max(ends) - start.started, max(peaks.values()), notes=notes)
+    return Measured(max(ends) - start.started, max(peaks.values()), notes=notes, cpu_seconds=cpu)
 
 
 def run_script(launcher: Launcher, copy: Copy, contender: Contender, rows: int) -> Measured:
@@ -721,7 +750,7 @@ def run_script(launcher: Launcher, copy: Copy, contender: Contender, rows: int) 
     result = finished.json()
     if result.get("rows") != rows:
         raise BenchmarkFailed(finished.explain(f"processed {result.get('rows')} of {rows:,} rows"))
-    return Measured(finished.seconds, finished.rss_mib)
+    return Measured(finished.seconds, finished.rss_mib, cpu_seconds=finished.cpu_seconds)
 
 
 def check_no_plaintext(
@@ -762,7 +791,7 @@ def machine_lines(backend: Backend, rows: int, repeat: int) -> list[str]:
 
 
 def table_lines(chosen: Sequence[Contender], results: Results, rows: int, markdown: bool) -> list[str]:
-    header = ("contender", "seconds", "rows/s", "peak RSS MiB", "all runs (s)")
+    header = ("contender", "seconds", "rows/s", "peak RSS MiB", "CPU s", "all runs (s)")
     body = []
     for contender in chosen:
         best = results.best(contender.name)
@@ -772,6 +801,7 @@ def table_lines(chosen: Sequence[Contender], results: Results, rows: int, markdo
                 f"{best.seconds:.2f}",
                 f"{rows / best.seconds:,.0f}",
                 f"{best.rss_mib:.0f}",
+                "n/a" if best.cpu_seconds is None else f"{best.cpu_seconds:.1f}",
                 " ".join(f"{run.seconds:.2f}" for run in results.runs[contender.name]),
             )
         )
@@ -783,8 +813,8 @@ def table_lines(chosen: Sequence[Contender], results: Results, rows: int, markdo
         ]
     width = max(len(header[0]), *(len(line[0]) for line in body))
     return [
-        f"{label:<{width}}  {seconds:>8}  {speed:>9}  {rss:>12}  {runs}"
-        for label, seconds, speed, rss, runs in (header, *body)
+        f"{label:<{width}}  {seconds:>8}  {speed:>9}  {rss:>12}  {cpu:>6}  {runs}"
+        for label, seconds, speed, rss, cpu, runs in (header, *body)
     ]
 
 
@@ -850,9 +880,10 @@ def run_all(
                     backend.discard(copy)
                 results.runs[contender.name].append(measured)
                 estimate = measured.estimate_error()
+                cpu = "" if measured.cpu_seconds is None else f", {measured.cpu_seconds:.1f} CPU-s"
                 print(
                     f"  run {round_number}/{repeat} {contender.label}: {measured.seconds:.2f} s, "
-                    f"{measured.rss_mib:.0f} MiB" + (f"; {estimate}" if estimate else ""),
+                    f"{measured.rss_mib:.0f} MiB{cpu}" + (f"; {estimate}" if estimate else ""),
                     file=sys.stderr,
                     flush=True,
                 )

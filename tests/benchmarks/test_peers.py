@@ -26,7 +26,9 @@ def run_benchmark(*arguments: str) -> str:
 def check_output(output: str, *, postgres: bool) -> None:
     names = set()
     for contender in CONTENDERS:
-        line = re.compile(rf"^{re.escape(contender.label)} +\d+\.\d\d +[\d,]+ +\d+ +\d+\.\d\d$", re.MULTILINE)
+        line = re.compile(
+            rf"^{re.escape(contender.label)} +\d+\.\d\d +[\d,]+ +\d+ +\d+\.\d +\d+\.\d\d$", re.MULTILINE
+        )
         if not contender.runs_on(postgres):
             assert not line.search(output), contender.label
             continue
