@@ -24,16 +24,16 @@ ORM and Fernet). Each is a separate process, timed from spawn to exit (a detache
 ``start`` to the exit of its last worker), with the peak RSS the kernel reports for it when it is
 reaped, and the CPU-seconds the machine was busy meanwhile (every process's: the tool's worker
 processes and, on PostgreSQL, the server's work included; from ``/proc/stat``, so nothing else
-should run beside the benchmark). Every run is checked: the tool's JSON must say completed with every row encrypted, a script
-must report every row, and sampled values of the template must no longer be found in the copy;
-anything else stops the benchmark with the reason.
+should run beside the benchmark). Every run is checked: the tool's JSON must say completed with
+every row encrypted, a script must report every row, and sampled values of the template must no
+longer be found in the copy; anything else stops the benchmark with the reason.
 
 Prints the machine (date, cores, memory, load, Python, backend), a table of each contender's best
-time, rows/s, peak RSS and CPU-seconds (``--markdown``: as a Markdown table), the ratios of the tool's time to
-each script's and the speed-ups, the estimate each foreground tool run started with against the
-time its migration took (its ``initialEstimateSeconds`` and ``elapsedSeconds``), and where the
-best full tool run spent its time (the phase seconds of its ``report``). ``--only`` runs a
-subset (names: see ``--help``).
+time, rows/s, peak RSS and CPU-seconds (``--markdown``: as a Markdown table), the ratios of the
+tool's time to each script's and the speed-ups, the estimate each foreground tool run started
+with against the time its migration took (its ``initialEstimateSeconds`` and ``elapsedSeconds``),
+and where the best full tool run spent its time (the phase seconds of its ``report``).
+``--only`` runs a subset (names: see ``--help``).
 
 The database URL goes on the command lines of the processes it starts (as the brief for the
 scripts asks): give a password in PGPASSWORD rather than in the URL.
