@@ -112,11 +112,30 @@ def test_a_second_worker_joins_and_the_two_share_the_batches(large: tuple[Settin
     before = raw_dump(service.engine)
     record = service.start({"batch_size": 20, "max_concurrency": 1}, detach=True)
     wait_for(lambda: service.status(record.id).phase == Phase.BATCH_PROCESSING.value, timeout=60)
-    joined = subprocess.run(
-        cli(settings, "--json", "worker", record.id), capture_output=True, text=True, timeout=300, check=False
+    # Held until the second worker is in: on a busy machine the owner had finished every batch
+    # while the second one was still starting, and it joined nothing.
+    service.pause(record.id)
+    joiner = subprocess.Popen(
+        cli(settings, "--json", "worker", record.id),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
-    assert joined.returncode == 0, joined.stderr
-    report = json.loads(joined.stdout)["data"]
+    try:
+
+        def joined() -> bool:
+            entries = service.audit_entries(limit=None, migration_id=record.id).entries
+            return any(entry.operation == "worker_joined" for entry in entries)
+
+        wait_for(joined, timeout=120, interval=0.05)
+        service.continue_(record.id)
+        stdout, stderr = joiner.communicate(timeout=300)
+    finally:
+        if joiner.poll() is None:
+            joiner.kill()
+            joiner.wait()
+    assert joiner.returncode == 0, stderr
+    report = json.loads(stdout)["data"]
     wait_for(lambda: service.status(record.id).status is Status.COMPLETED, timeout=120)
     final = service.status(record.id)
 
