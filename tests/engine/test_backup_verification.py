@@ -358,3 +358,33 @@ def test_a_lost_connection_while_the_backups_are_read_back_is_retried(
     assert _demographics_progress(record).backup_verified
     service.rollback(record.id, confirm=True)
     assert raw_dump(service.engine) == before
+
+
+@pytest.mark.backends("postgresql")
+def test_a_claimed_batchs_backups_go_in_by_one_statement(service: MigratorService) -> None:
+    """On PostgreSQL each claimed batch writes its rows' backups with one INSERT … SELECT (their
+    keys taken from the rows, found by version), not one INSERT a row; the copy reads back whole
+    and the rollback is exact."""
+    before = raw_dump(service.engine)
+    inserts: list[tuple[str, bool]] = []  # each INSERT sent, and whether as an executemany
+
+    def seen(_conn: Any, _cursor: Any, statement: str, _parameters: Any, _context: Any, many: bool) -> None:
+        if statement.lstrip().upper().startswith("INSERT INTO"):
+            inserts.append((statement, many))
+
+    sa.event.listen(service.engine, "before_cursor_execute", seen)
+    try:
+        record = service.start({**DEMOGRAPHICS, "batch_size": 10, "max_concurrency": 2})
+    finally:
+        sa.event.remove(service.engine, "before_cursor_execute", seen)
+    assert record.status is Status.COMPLETED, record.error_message
+    demographics = next(table for table in record.tables if table.name == "demographics")
+    assert demographics.backup_verified and demographics.backup_rows == record.encrypted_records
+    name = backup.backup_table_name(record.id, "demographics")
+    into_the_copy = [
+        many for statement, many in inserts if statement.lstrip()[len("INSERT INTO ") :].startswith(name)
+    ]
+    assert into_the_copy and not any(into_the_copy), "backups were inserted one row at a time"
+    assert len(into_the_copy) == -(-record.encrypted_records // 10)  # one per batch
+    service.rollback(record.id, confirm=True)
+    assert raw_dump(service.engine) == before

@@ -15,9 +15,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.support.row_metadata_items import recorded_items
+from tui_migrator.engine import backup
 from tui_migrator.storage import database as database_module
 from tui_migrator.storage import row_metadata
 from tui_migrator.storage.column_storage import (
+    ROW_VERSION,
     TableAccess,
     batch_parameters,
     reflect,
@@ -120,6 +122,72 @@ def test_a_row_changed_since_it_was_read_is_not_written(engine: sa.Engine) -> No
     # The engine sees 2 of 3 and reads the batch again (batches.RowsChanged).
     assert updated == 2
     assert [row[1] for row in stored(engine)] == ["tmenc:v1:1", "Grace H.", "tmenc:v1:3"]
+
+
+def backups(engine: sa.Engine, table: sa.Table) -> list[tuple[Any, ...]]:
+    with engine.connect() as connection:
+        return [
+            (key, bytes(sealed)) for key, sealed in connection.execute(sa.select(table).order_by(table.c.id))
+        ]
+
+
+def written_backups(rows: list[dict[str, Any]], marker: int) -> list[dict[str, Any]]:
+    """A batch's sealed rows as write_in holds them: each row as read, with a stand-in backup of
+    bytes no text encoding would keep."""
+    return [
+        {
+            "row": row,
+            "backup": {"id": row["id"], backup.SEALED_COLUMN: bytes([marker, row["id"] % 256, 0, 255, 10])},
+        }
+        for row in rows
+    ]
+
+
+def test_a_batchs_backups_go_in_by_one_statement_with_each_key_from_its_row(engine: sa.Engine) -> None:
+    access = table_access(engine)
+    with engine.begin() as connection:
+        table = backup.create_backup_table(connection, access, "tm_bk_test_patients")
+        rows = read_with_versions(connection, access)
+        assert all(row[ROW_VERSION[0]] and row[ROW_VERSION[1]] for row in rows)
+        written = written_backups(rows, 1)
+        statement = backup.insert_by_row_version(access, table)
+        assert statement.execute(connection, backup.batch_by_row_version(written)) == len(rows)
+    assert backups(engine, table) == [
+        (item["row"]["id"], item["backup"][backup.SEALED_COLUMN]) for item in written
+    ]
+
+
+def test_a_batch_meeting_rows_backed_up_before_replaces_their_backups(engine: sa.Engine) -> None:
+    """A batch's backups go in by a plain INSERT; where some of its rows have a backup already
+    (one the application's write made out of date, see seal_batch) that fails inside its
+    savepoint and the batch is made again with ON CONFLICT: the fresh backups replace them,
+    the others are added, and the transaction commits."""
+    access = table_access(engine)
+    statement = None
+    with engine.begin() as connection:
+        table = backup.create_backup_table(connection, access, "tm_bk_test_patients")
+        statement = backup.insert_by_row_version(access, table)
+        rows = read_with_versions(connection, access)
+        assert statement.execute(connection, backup.batch_by_row_version(written_backups(rows[:1], 1))) == 1
+    with engine.begin() as connection:
+        assert statement.execute(connection, backup.batch_by_row_version(written_backups(rows, 2))) == 3
+    assert backups(engine, table) == [(row["id"], bytes([2, row["id"], 0, 255, 10])) for row in rows]
+
+
+def test_a_row_changed_since_it_was_read_gets_no_backup_from_the_batch(engine: sa.Engine) -> None:
+    """Its version is gone: the statement inserts fewer rows than the batch holds, which the
+    batch takes as rows changed (it is read again)."""
+    access = table_access(engine)
+    with engine.begin() as connection:
+        table = backup.create_backup_table(connection, access, "tm_bk_test_patients")
+    with engine.connect() as connection:
+        rows = read_with_versions(connection, access)
+    with engine.begin() as application:
+        application.exec_driver_sql("UPDATE patients SET name = 'Edsger W.' WHERE id = 3")
+    with engine.begin() as connection:
+        statement = backup.insert_by_row_version(access, table)
+        assert statement.execute(connection, backup.batch_by_row_version(written_backups(rows, 1))) == 2
+    assert [key for key, _sealed in backups(engine, table)] == [1, 2]
 
 
 # Any text PostgreSQL can hold (no NUL, no lone surrogate): quotes, backslashes, braces, commas,
@@ -305,6 +373,11 @@ def test_a_batchs_writes_find_each_row_by_its_place_whatever_the_tables_size(sma
         rows = read_with_versions(connection, access)[:1000]
         sealed = [(row, {"name": f"tmenc:v1:{row['id']}"}) for row in rows]
         assert _scans(connection, update, batch_parameters(access, sealed)) == {"Tid Scan"}
+        table = backup.create_backup_table(connection, access, "tm_bk_test_patients")
+        insert = backup.insert_by_row_version(access, table)
+        parameters = backup.batch_by_row_version(written_backups(rows, 1))
+        for statement in (insert.plain, insert.on_conflict):
+            assert _scans(connection, statement, parameters) == {"Tid Scan"}
 
 
 def test_a_database_that_reads_null_in_arrays_as_text_still_keeps_the_cells_a_batch_leaves(
