@@ -17,7 +17,7 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -107,6 +107,36 @@ def cli(settings: Settings, *arguments: str) -> list[str]:
     ]
 
 
+def join_and_then(
+    settings: Settings,
+    service: MigratorService,
+    migration_id: str,
+    then: Callable[[subprocess.Popen[str]], object],
+) -> tuple[int, str, str]:
+    """Start ``worker ID`` for the migration, wait until it has joined (its audit entry), do
+    ``then`` with it, and wait for it to end: its exit code, stdout and stderr."""
+    joiner = subprocess.Popen(
+        cli(settings, "--json", "worker", migration_id),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+
+        def joined() -> bool:
+            entries = service.audit_entries(limit=None, migration_id=migration_id).entries
+            return any(entry.operation == "worker_joined" for entry in entries)
+
+        wait_for(joined, timeout=120, interval=0.05)
+        then(joiner)
+        stdout, stderr = joiner.communicate(timeout=300)
+    finally:
+        if joiner.poll() is None:
+            joiner.kill()
+            joiner.wait()
+    return joiner.returncode, stdout, stderr
+
+
 def test_a_second_worker_joins_and_the_two_share_the_batches(large: tuple[Settings, MigratorService]) -> None:
     settings, service = large
     before = raw_dump(service.engine)
@@ -115,26 +145,10 @@ def test_a_second_worker_joins_and_the_two_share_the_batches(large: tuple[Settin
     # Held until the second worker is in: on a busy machine the owner had finished every batch
     # while the second one was still starting, and it joined nothing.
     service.pause(record.id)
-    joiner = subprocess.Popen(
-        cli(settings, "--json", "worker", record.id),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+    returncode, stdout, stderr = join_and_then(
+        settings, service, record.id, lambda _joiner: service.continue_(record.id)
     )
-    try:
-
-        def joined() -> bool:
-            entries = service.audit_entries(limit=None, migration_id=record.id).entries
-            return any(entry.operation == "worker_joined" for entry in entries)
-
-        wait_for(joined, timeout=120, interval=0.05)
-        service.continue_(record.id)
-        stdout, stderr = joiner.communicate(timeout=300)
-    finally:
-        if joiner.poll() is None:
-            joiner.kill()
-            joiner.wait()
-    assert joiner.returncode == 0, stderr
+    assert returncode == 0, stderr
     report = json.loads(stdout)["data"]
     wait_for(lambda: service.status(record.id).status is Status.COMPLETED, timeout=120)
     final = service.status(record.id)
@@ -163,27 +177,11 @@ def test_a_joined_worker_sent_sigterm_leaves_and_the_owner_carries_on(
     settings, service = large
     before = raw_dump(service.engine)
     record = service.start({"batch_size": 20, "max_concurrency": 1}, detach=True)
-    joiner = subprocess.Popen(
-        cli(settings, "--json", "worker", record.id),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+    returncode, stdout, stderr = join_and_then(
+        settings, service, record.id, lambda joiner: joiner.send_signal(signal.SIGTERM)
     )
-    try:
 
-        def joined() -> bool:
-            entries = service.audit_entries(limit=None, migration_id=record.id).entries
-            return any(entry.operation == "worker_joined" for entry in entries)
-
-        wait_for(joined, timeout=60, interval=0.05)
-        joiner.send_signal(signal.SIGTERM)
-        stdout, stderr = joiner.communicate(timeout=120)
-    finally:
-        if joiner.poll() is None:
-            joiner.kill()
-            joiner.wait()
-
-    assert joiner.returncode == 0, stderr
+    assert returncode == 0, stderr
     assert "Traceback" not in stderr and "Leaving after the batch in hand" in stderr, stderr
     report = json.loads(stdout)["data"]
     assert report["leftBecause"].startswith("it was asked to leave"), report
