@@ -61,3 +61,57 @@ def test_busy_sees_a_guard_held_by_another_process(service: MigratorService) -> 
         holder.stdin.flush()
         holder.wait(timeout=30)
     assert not operation_guard.busy(service.engine, "m1")
+
+
+def test_an_operation_meeting_the_guard_held_for_a_moment_takes_it_when_it_is_let_go(
+    service: MigratorService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A monitor's look (busy) holds the guard for a moment; an operation that meets it then is
+    not refused but tries again (a detached rollback refused that way left its migration marked
+    as rolling back for ever). Here another process holds it and lets it go as soon as the
+    operation has found it taken once."""
+    url = service.engine.url.render_as_string(hide_password=False)
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            textwrap.dedent(
+                f"""
+                import sys, sqlalchemy as sa
+                from tui_migrator.storage import operation_guard
+                engine = sa.create_engine({url!r})
+                with operation_guard.exclusive(engine, "m1", "sweep"):
+                    print("held", flush=True)
+                    sys.stdin.readline()
+                print("let go", flush=True)
+                sys.stdin.readline()
+                """
+            ),
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    found_taken: list[bool] = []
+
+    def let_go_once() -> None:
+        assert holder.stdin is not None and holder.stdout is not None
+        if not found_taken:
+            holder.stdin.write("\n")
+            holder.stdin.flush()
+            assert holder.stdout.readline().strip() == "let go"
+        found_taken.append(True)
+
+    monkeypatch.setattr(operation_guard, "_pause", let_go_once)
+    monkeypatch.setattr(operation_guard, "GUARD_GRACE_SECONDS", 60.0)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        with operation_guard.exclusive(service.engine, "m1", "rollback"):
+            assert found_taken == [True]  # taken at the second try, once the holder let go
+            assert operation_guard.busy(service.engine, "m1")
+    finally:
+        assert holder.stdin is not None
+        holder.stdin.write("\n\n")  # let go (if the operation did not ask it to), then end
+        holder.stdin.flush()
+        holder.wait(timeout=30)
+    assert not operation_guard.busy(service.engine, "m1")

@@ -3,7 +3,11 @@
 Rollback, purge-backups and sweep each change or read a finished migration's tables for a
 while; run together they would trip over each other (a sweep proving no plaintext is left while
 a rollback writes it back). Each holds this guard while it runs, and a second one is refused
-at once rather than left waiting behind a long rollback.
+within a second rather than left waiting behind a long rollback. Not at once: a monitor's look
+(:func:`busy`) takes the guard for a moment to see whether it is free, and a detached rollback
+that met such a look was refused while the migration stayed marked as rolling back (a test
+polling the status every 0.2 s over HTTP hung there, 2026-12-07). An operation that finds the
+guard taken tries again for GUARD_GRACE_SECONDS; a look lasts a round trip, an operation minutes.
 
 PostgreSQL: a session advisory lock, released by the server when the holder's connection ends,
 so a killed process never leaves it held. SQLite: a POSIX record lock on a lock file beside the
@@ -18,8 +22,9 @@ from __future__ import annotations
 import fcntl  # POSIX: the tool runs on the database operator's Linux or macOS hosts
 import logging
 import threading
+import time
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO, NoReturn
@@ -34,6 +39,10 @@ from tui_migrator.storage.database import database_file
 log = logging.getLogger(__name__)
 
 _NAMESPACE = "tui_migrator_operation"
+# How long an operation that finds the guard taken tries again before it is refused, and how
+# often (see the module's docstring).
+GUARD_GRACE_SECONDS = 1.0
+RETRY_SECONDS = 0.02
 _held: set[tuple[str, str]] = set()
 _held_lock = threading.Lock()
 _lock_files: dict[Path, BinaryIO] = {}
@@ -84,6 +93,21 @@ def busy(engine: Engine, migration_id: str) -> bool:
         return False
 
 
+def _again_within_grace(attempt: Callable[[], bool]) -> bool:
+    """``attempt`` (a try to take the guard), tried again until it succeeds or
+    GUARD_GRACE_SECONDS have passed; whether it succeeded."""
+    deadline = time.monotonic() + GUARD_GRACE_SECONDS
+    while not attempt():
+        if time.monotonic() >= deadline:
+            return False
+        _pause()
+    return True
+
+
+def _pause() -> None:
+    time.sleep(RETRY_SECONDS)
+
+
 def _advisory_lock_taken(engine: Engine, migration_id: str) -> bool:
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
         keys = {"namespace": _NAMESPACE, "id": migration_id}
@@ -101,10 +125,8 @@ def _advisory_lock_taken(engine: Engine, migration_id: str) -> bool:
 def _advisory_lock(engine: Engine, migration_id: str, operation: str) -> Iterator[None]:
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
         keys = {"namespace": _NAMESPACE, "id": migration_id}
-        taken = connection.execute(
-            sa.text("SELECT pg_try_advisory_lock(hashtext(:namespace), hashtext(:id))"), keys
-        ).scalar_one()
-        if not taken:
+        try_lock = sa.text("SELECT pg_try_advisory_lock(hashtext(:namespace), hashtext(:id))")
+        if not _again_within_grace(lambda: bool(connection.execute(try_lock, keys).scalar_one())):
             refuse(migration_id, operation)
         try:
             yield
@@ -130,9 +152,15 @@ def _file_lock(database: Path | None, migration_id: str, operation: str) -> Iter
     handle = _lock_file(Path(f"{database}-tm-lock"))
     # One byte per migration in one file (left in place, like SQLite's -shm).
     offset = zlib.crc32(migration_id.encode())
-    try:
-        fcntl.lockf(handle, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, offset)
-    except OSError:
+
+    def try_lock() -> bool:
+        try:
+            fcntl.lockf(handle, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, offset)
+        except OSError:
+            return False
+        return True
+
+    if not _again_within_grace(try_lock):
         refuse(migration_id, operation)
     try:
         yield
