@@ -17,61 +17,11 @@ from tui_migrator.storage import operation_guard
 pytestmark = BOTH_BACKENDS
 
 
-def test_busy_sees_a_guard_held_in_this_process_and_leaves_it_held(service: MigratorService) -> None:
-    engine = service.engine
-    assert not operation_guard.busy(engine, "m1")
-    with operation_guard.exclusive(engine, "m1", "sweep"):
-        assert operation_guard.busy(engine, "m1")
-        assert operation_guard.busy(engine, "m1")  # looking twice released nothing
-        assert not operation_guard.busy(engine, "m2")
-        with pytest.raises(BadInput, match="is running"), operation_guard.exclusive(engine, "m1", "rollback"):
-            pass
-    assert not operation_guard.busy(engine, "m1")
-
-
-def test_busy_sees_a_guard_held_by_another_process(service: MigratorService) -> None:
+def guard_holder(service: MigratorService) -> subprocess.Popen[str]:
+    """Another process that takes the guard of "m1" and prints "held"; at a line on its stdin it
+    lets go and prints "let go"; at the next it ends."""
     url = service.engine.url.render_as_string(hide_password=False)
-    holder = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            textwrap.dedent(
-                f"""
-                import sys, sqlalchemy as sa
-                from tui_migrator.storage import operation_guard
-                engine = sa.create_engine({url!r})
-                with operation_guard.exclusive(engine, "m1", "rollback"):
-                    print("held", flush=True)
-                    sys.stdin.readline()
-                """
-            ),
-        ],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
-        assert operation_guard.busy(service.engine, "m1")
-        with pytest.raises(BadInput), operation_guard.exclusive(service.engine, "m1", "sweep"):
-            pass
-    finally:
-        assert holder.stdin is not None
-        holder.stdin.write("\n")
-        holder.stdin.flush()
-        holder.wait(timeout=30)
-    assert not operation_guard.busy(service.engine, "m1")
-
-
-def test_an_operation_meeting_the_guard_held_for_a_moment_takes_it_when_it_is_let_go(
-    service: MigratorService, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A monitor's look (busy) holds the guard for a moment; an operation that meets it then is
-    not refused but tries again (a detached rollback refused that way left its migration marked
-    as rolling back for ever). Here another process holds it and lets it go as soon as the
-    operation has found it taken once."""
-    url = service.engine.url.render_as_string(hide_password=False)
-    holder = subprocess.Popen(
+    return subprocess.Popen(
         [
             sys.executable,
             "-c",
@@ -92,6 +42,43 @@ def test_an_operation_meeting_the_guard_held_for_a_moment_takes_it_when_it_is_le
         stdout=subprocess.PIPE,
         text=True,
     )
+
+
+def test_busy_sees_a_guard_held_in_this_process_and_leaves_it_held(service: MigratorService) -> None:
+    engine = service.engine
+    assert not operation_guard.busy(engine, "m1")
+    with operation_guard.exclusive(engine, "m1", "sweep"):
+        assert operation_guard.busy(engine, "m1")
+        assert operation_guard.busy(engine, "m1")  # looking twice released nothing
+        assert not operation_guard.busy(engine, "m2")
+        with pytest.raises(BadInput, match="is running"), operation_guard.exclusive(engine, "m1", "rollback"):
+            pass
+    assert not operation_guard.busy(engine, "m1")
+
+
+def test_busy_sees_a_guard_held_by_another_process(service: MigratorService) -> None:
+    holder = guard_holder(service)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        assert operation_guard.busy(service.engine, "m1")
+        with pytest.raises(BadInput), operation_guard.exclusive(service.engine, "m1", "sweep"):
+            pass
+    finally:
+        assert holder.stdin is not None
+        holder.stdin.write("\n\n")  # let go, then end
+        holder.stdin.flush()
+        holder.wait(timeout=30)
+    assert not operation_guard.busy(service.engine, "m1")
+
+
+def test_an_operation_meeting_the_guard_held_for_a_moment_takes_it_when_it_is_let_go(
+    service: MigratorService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A monitor's look (busy) holds the guard for a moment; an operation that meets it then is
+    not refused but tries again (a detached rollback refused that way left its migration marked
+    as rolling back for ever). Here another process holds it and lets it go as soon as the
+    operation has found it taken once."""
+    holder = guard_holder(service)
     found_taken: list[bool] = []
 
     def let_go_once() -> None:
