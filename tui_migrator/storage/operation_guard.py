@@ -39,6 +39,9 @@ from tui_migrator.storage.database import database_file
 log = logging.getLogger(__name__)
 
 _NAMESPACE = "tui_migrator_operation"
+# PostgreSQL: the migration's advisory lock (parameters namespace and id), tried and given back.
+_TRY_LOCK = sa.text("SELECT pg_try_advisory_lock(hashtext(:namespace), hashtext(:id))")
+_UNLOCK = sa.text("SELECT pg_advisory_unlock(hashtext(:namespace), hashtext(:id))")
 # How long an operation that finds the guard taken tries again before it is refused, and how
 # often (see the module's docstring).
 GUARD_GRACE_SECONDS = 1.0
@@ -111,13 +114,9 @@ def _pause() -> None:
 def _advisory_lock_taken(engine: Engine, migration_id: str) -> bool:
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
         keys = {"namespace": _NAMESPACE, "id": migration_id}
-        free = connection.execute(
-            sa.text("SELECT pg_try_advisory_lock(hashtext(:namespace), hashtext(:id))"), keys
-        ).scalar_one()
+        free = connection.execute(_TRY_LOCK, keys).scalar_one()
         if free:
-            connection.execute(
-                sa.text("SELECT pg_advisory_unlock(hashtext(:namespace), hashtext(:id))"), keys
-            )
+            connection.execute(_UNLOCK, keys)
         return not free
 
 
@@ -125,16 +124,13 @@ def _advisory_lock_taken(engine: Engine, migration_id: str) -> bool:
 def _advisory_lock(engine: Engine, migration_id: str, operation: str) -> Iterator[None]:
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
         keys = {"namespace": _NAMESPACE, "id": migration_id}
-        try_lock = sa.text("SELECT pg_try_advisory_lock(hashtext(:namespace), hashtext(:id))")
-        if not _again_within_grace(lambda: bool(connection.execute(try_lock, keys).scalar_one())):
+        if not _again_within_grace(lambda: bool(connection.execute(_TRY_LOCK, keys).scalar_one())):
             refuse(migration_id, operation)
         try:
             yield
         finally:
             try:
-                connection.execute(
-                    sa.text("SELECT pg_advisory_unlock(hashtext(:namespace), hashtext(:id))"), keys
-                )
+                connection.execute(_UNLOCK, keys)
             except DBAPIError as error:
                 # The session ended under the operation (a server restart, a lost connection),
                 # and the server released its lock with it: nothing is left to give back. The
