@@ -22,7 +22,7 @@ from tui_migrator.engine import rollback as rollback_engine
 from tui_migrator.engine.rollback import RollbackResult
 from tui_migrator.service.facade import MigratorService
 from tui_migrator.service.views import status_data
-from tui_migrator.storage import rollback_progress
+from tui_migrator.storage import operation_guard, rollback_progress
 from tui_migrator.storage.database import DriverStatement
 from tui_migrator.storage.migration_claims import ClaimLost
 from tui_migrator.storage.migration_status import Status
@@ -255,6 +255,52 @@ def test_while_a_rollback_runs_nothing_else_may_touch_the_migration(service: Mig
     # The detached process that was handed the ticket is the one rollback allowed.
     rolled, _ = service.rollback(cancelled_midway, confirm=True, ticket="t0k3n")
     assert rolled.status is Status.ROLLED_BACK
+
+
+def test_a_detached_rollback_refused_before_it_began_says_why_at_once(service: MigratorService) -> None:
+    """Its requester marked the migration as rolling back; refused (here: a sweep holds the
+    guard), the detached process writes the reason into that mark instead of leaving "rolling
+    back" until the heartbeat goes stale."""
+    before = raw_dump(service.engine)
+    record = service.start(FAST)
+    asked = rollback_progress.starting(record.encrypted_records, len(record.tables), ticket="t0k3n")
+    rollback_progress.write(service.engine, record.id, asked)
+    assert service.status(record.id).rolling_back
+
+    with (
+        operation_guard.exclusive(service.engine, record.id, "sweep"),
+        pytest.raises(BadInput, match="Another rollback, purge-backups or sweep .* is running"),
+    ):
+        service.rollback(record.id, confirm=True, ticket="t0k3n")
+
+    shown = service.status(record.id)
+    progress = shown.rollback_progress
+    assert progress is not None and progress.stopped_part_way and not shown.rolling_back
+    assert progress.error is not None and "'rollback' was refused" in progress.error
+    assert status_label(shown) == "completed, rollback stopped" and shown.can_rollback
+    assert status_data(shown)["rollback"]["stoppedPartWay"] is True
+    refused = [
+        entry
+        for entry in service.audit_entries(limit=None, migration_id=record.id).entries
+        if entry.operation == "data_migration_rollback_failed"
+    ]
+    assert len(refused) == 1 and refused[0].details["refused"] is True
+    # Run again, it restores every value.
+    rolled, _ = service.rollback(record.id, confirm=True)
+    assert rolled.status is Status.ROLLED_BACK and raw_dump(service.engine) == before
+
+
+def test_a_refused_detached_rollback_leaves_another_rollbacks_mark_alone(service: MigratorService) -> None:
+    """Refused because another rollback claimed the migration since: that one's mark (its own
+    ticket, or none) is not the refused process's to change."""
+    record = service.start(FAST)
+    running = rollback_progress.starting(record.encrypted_records, len(record.tables), ticket="theirs")
+    rollback_progress.write(service.engine, record.id, running)
+    with pytest.raises(BadInput, match="A rollback of .* is running"):
+        service.rollback(record.id, confirm=True, ticket="mine")
+    assert service.status(record.id).rollback_progress == running
+    operations = [e.operation for e in service.audit_entries(limit=None, migration_id=record.id).entries]
+    assert "data_migration_rollback_failed" not in operations
 
 
 def test_a_rollback_runs_in_a_detached_process_and_restores_every_value(service: MigratorService) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+from contextlib import ExitStack
 from dataclasses import replace
 
 from sqlalchemy.exc import DBAPIError
@@ -47,8 +48,14 @@ def roll_back(
     (the detached process of roll_back_in_background passes the ticket it was given)."""
     _require_confirmation(migration_id, confirm)
     authorize(session, Action.MIGRATE, "rollback")
-    with operation_guard.exclusive(session.engine, migration_id, "rollback"):
-        record, started = _claim_rollback(session, migration_id, ticket)
+    with ExitStack() as guarded:
+        try:
+            guarded.enter_context(operation_guard.exclusive(session.engine, migration_id, "rollback"))
+            record, started = _claim_rollback(session, migration_id, ticket)
+        except MigratorError as refusal:
+            if ticket is not None:
+                _record_refusal(session, migration_id, ticket, refusal)
+            raise
         result = _roll_back_now(session, record, started)
     # SQLite sweeps anew: the rollback's UPDATEs left the tokens' old row versions behind.
     sweeping.after_change(session, migration_id)
@@ -73,6 +80,34 @@ def roll_back_in_background(session: Session, migration_id: str, *, confirm: boo
         command=("rollback", migration_id, "--confirm", "--ticket", ticket),
     )
     return migrations.get(session.engine, migration_id)
+
+
+def _record_refusal(session: Session, migration_id: str, ticket: str, refusal: MigratorError) -> None:
+    """A detached rollback refused before it began (another rollback, purge-backups or sweep
+    held the guard; the migration changed after it was asked for): the mark its requester wrote
+    says so at once, with the reason, instead of "rolling back" until its heartbeat went stale
+    and then "stopped" with no reason but in the log. Only that mark: a rollback that claimed
+    the migration since wrote its own, which is not this one's to change. Audited, since no one
+    saw the refusal happen."""
+    try:
+        with serialized_write(session.engine) as connection:
+            record = migrations.load(connection, migration_id, for_update=True)
+            progress = record.rollback_progress
+            if progress is None or progress.ticket != ticket or progress.finished or progress.error:
+                return
+            stopped = replace(progress, error=str(refusal), heartbeat_at=utc_now())
+            rollback_progress.write_on(connection, migration_id, stopped)
+            session.audit.append(
+                connection,
+                AuditOperation.ROLLBACK_FAILED,
+                user_id=session.user,
+                success=False,
+                migration_id=migration_id,
+                details={"error": str(refusal), "refused": True},
+            )
+    except (DBAPIError, MigratorError):
+        # Then its heartbeat goes stale within rollback_progress.STALE_SECONDS as before.
+        log.exception("the refusal of the rollback of %s could not be recorded", migration_id)
 
 
 def _require_confirmation(migration_id: str, confirm: bool) -> None:
