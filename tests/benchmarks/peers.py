@@ -66,7 +66,9 @@ from psycopg.conninfo import make_conninfo
 from sqlalchemy.engine import make_url
 
 import tui_migrator
-from tests.support.postgres_cluster import PostgresCluster
+from tests.benchmarks import server_statements
+from tests.benchmarks.server_statements import ServerStatements, Statement, statement_lines
+from tests.support.postgres_cluster import PostgresCluster, find_bin_dir, has_library
 from tui_migrator.common.cores import usable_cores
 from tui_migrator.common.settings import Settings
 from tui_migrator.service.facade import MigratorService
@@ -304,6 +306,8 @@ class PostgresBackend:
         self.set_prefix(f"{base[:30]}_peers{os.getpid()}")
         self.template_data = scratch / "template" / "data"
         self.created: list[str] = []
+        # The server's time per statement of the tool's runs, where the server can tell.
+        self.statements = ServerStatements(lambda: pg_connect(url, autocommit=True))
         with pg_connect(url) as connection:
             self.version = str(connection.execute("SHOW server_version").fetchone()[0])  # type: ignore[index]
 
@@ -653,6 +657,8 @@ class Measured:
     # The tool's own estimate before it began (start's calibration) and the migration's time.
     estimate: tuple[float, float] | None = None
     cpu_seconds: float | None = None  # the machine's busy CPU-seconds during the run
+    # PostgreSQL: what the server spent on each statement of the run (server_statements).
+    server_statements: list[Statement] | None = None
 
     def estimate_error(self) -> str:
         if self.estimate is None:
@@ -662,10 +668,21 @@ class Measured:
         return f"estimated {estimated:.1f} s for a {took:.1f} s migration{error}"
 
 
-def run_tool(launcher: Launcher, copy: Copy, schema: Path, contender: Contender, rows: int) -> Measured:
+def run_tool(
+    launcher: Launcher,
+    copy: Copy,
+    schema: Path,
+    contender: Contender,
+    rows: int,
+    statements: ServerStatements | None = None,
+) -> Measured:
+    if statements is not None:
+        statements.reset()
     finished = launcher.finish(
         launcher.spawn(tool_command(copy, schema, "start", *contender.arguments, "--yes"))
     )
+    # Read before the report below adds its own.
+    per_statement = None if statements is None else statements.of_database(make_url(copy.url).database or "")
     data = tool_json(finished, "start")
     check_completed(data, rows, finished)
     # Not timed: the phase seconds of this run, for "where the time goes".
@@ -675,7 +692,12 @@ def run_tool(launcher: Launcher, copy: Copy, schema: Path, contender: Contender,
     if timing.get("initialEstimateSeconds") is not None and timing.get("elapsedSeconds") is not None:
         estimate = (float(timing["initialEstimateSeconds"]), float(timing["elapsedSeconds"]))
     return Measured(
-        finished.seconds, finished.rss_mib, report=report, estimate=estimate, cpu_seconds=finished.cpu_seconds
+        finished.seconds,
+        finished.rss_mib,
+        report=report,
+        estimate=estimate,
+        cpu_seconds=finished.cpu_seconds,
+        server_statements=per_statement,
     )
 
 
@@ -861,6 +883,9 @@ def run_all(
     backend: Backend, chosen: Sequence[Contender], rows: int, repeat: int, schema: Path, scratch: Path
 ) -> Results:
     before = backend.sample(backend.template_url, sample_ids(rows))
+    statements = backend.statements if isinstance(backend, PostgresBackend) else None
+    if statements is not None and not statements.available:
+        statements = None
     results = Results({contender.name: [] for contender in chosen})
     launcher = Launcher(scratch)
     try:
@@ -870,7 +895,7 @@ def run_all(
                 copy = backend.copy(f"{contender.name}_{round_number}")
                 try:
                     if contender.kind == "tool":
-                        measured = run_tool(launcher, copy, schema, contender, rows)
+                        measured = run_tool(launcher, copy, schema, contender, rows, statements)
                     elif contender.kind == "detached":
                         measured = run_detached(launcher, copy, schema, contender, rows)
                     else:
@@ -936,7 +961,10 @@ def main() -> int:
     backend: Backend | None = None
     try:
         if args.postgres:
-            cluster = PostgresCluster().start()
+            # With the server's statement statistics loaded, where its contrib modules are here.
+            bin_dir = find_bin_dir()
+            loaded = bin_dir is not None and has_library(bin_dir, server_statements.MODULE)
+            cluster = PostgresCluster(settings=server_statements.SETTINGS if loaded else None).start()
             backend = PostgresBackend(cluster.url("postgres"), scratch, "throwaway cluster, fsync off")
         elif args.db:
             backend = PostgresBackend(args.db, scratch, "the server of --db")
@@ -984,6 +1012,13 @@ def main() -> int:
     if "tool" in results.runs:
         print()
         print("\n".join(phase_lines(results.best("tool"), results.import_seconds)))
+        per_statement = results.best("tool").server_statements
+        if per_statement is not None:
+            print()
+            print("\n".join(statement_lines(per_statement, "best 'tool' run")))
+        elif isinstance(backend, PostgresBackend) and backend.statements.missing:
+            print()
+            print(f"where the server's time goes: not measured ({backend.statements.missing})")
     return 0
 
 

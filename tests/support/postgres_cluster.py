@@ -63,6 +63,12 @@ def find_bin_dir() -> Path | None:
     return max(candidates)[1] if candidates else None
 
 
+def has_library(bin_dir: Path, name: str) -> bool:
+    """Whether the server of ``bin_dir`` has the loadable module ``name`` in its package library
+    directory (an extension such as pg_stat_statements, which the contrib modules ship)."""
+    return (bin_dir.parent / "lib" / f"{name}.so").is_file()
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind(("127.0.0.1", 0))
@@ -72,7 +78,8 @@ def free_port() -> int:
 class PostgresCluster:
     """One cluster in its own temp dir. ``start()`` it, then ``url(dbname)`` for SQLAlchemy."""
 
-    def __init__(self, bin_dir: Path | None = None) -> None:
+    def __init__(self, bin_dir: Path | None = None, *, settings: dict[str, str] | None = None) -> None:
+        """``settings``: server settings beside TEST_SETTINGS (a benchmark's extension to load)."""
         found = bin_dir or find_bin_dir()
         if found is None:
             raise PostgresUnavailable(
@@ -94,6 +101,7 @@ class PostgresCluster:
         self.socket_dir = self.root / "socket"
         self.log_file = self.root / "server.log"
         self.port = 0
+        self._extra_settings = dict(settings or {})
         self._running = False
         self._removed = False
         atexit.register(self.stop)
@@ -195,6 +203,7 @@ class PostgresCluster:
     def _configure(self) -> None:
         settings = {
             **TEST_SETTINGS,
+            **self._extra_settings,
             "port": str(self.port),
             "unix_socket_directories": f"'{self.socket_dir}'",
         }
