@@ -8,8 +8,11 @@ import sys
 import textwrap
 
 import pytest
+import sqlalchemy as sa
+from sqlalchemy import event
 
 from tests.support.databases import BOTH_BACKENDS
+from tests.support.postgres_cluster import PostgresCluster
 from tui_migrator.common.errors import BadInput
 from tui_migrator.service.facade import MigratorService
 from tui_migrator.storage import operation_guard
@@ -102,3 +105,35 @@ def test_an_operation_meeting_the_guard_held_for_a_moment_takes_it_when_it_is_le
         holder.stdin.flush()
         holder.wait(timeout=30)
     assert not operation_guard.busy(service.engine, "m1")
+
+
+@pytest.mark.backends("postgresql")
+def test_on_postgresql_a_look_takes_no_lock_and_sees_only_its_own_databases_guard(
+    service: MigratorService, postgres_cluster: PostgresCluster
+) -> None:
+    """busy() reads pg_locks: no lock function runs, so a monitor polling it can never meet an
+    operation starting at that moment; the same keys locked in another database are not the
+    migration's guard."""
+    sent: list[str] = []
+    listen = event.listens_for(service.engine, "before_cursor_execute")
+    listen(lambda _conn, _cursor, statement, *_rest: sent.append(statement))
+
+    holder = guard_holder(service)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        assert operation_guard.busy(service.engine, "m1")
+    finally:
+        assert holder.stdin is not None
+        holder.stdin.write("\n\n")
+        holder.stdin.flush()
+        holder.wait(timeout=30)
+    assert not operation_guard.busy(service.engine, "m1")
+    assert sent and not any("advisory" in statement and "lock(" in statement for statement in sent), sent
+
+    elsewhere = sa.create_engine(postgres_cluster.url("postgres"))
+    try:
+        with operation_guard.exclusive(elsewhere, "m1", "sweep"):
+            assert operation_guard.busy(elsewhere, "m1")
+            assert not operation_guard.busy(service.engine, "m1")
+    finally:
+        elsewhere.dispose()

@@ -8,6 +8,9 @@ within a second rather than left waiting behind a long rollback. Not at once: a 
 that met such a look was refused while the migration stayed marked as rolling back (a test
 polling the status every 0.2 s over HTTP hung there, 2026-12-07). An operation that finds the
 guard taken tries again for GUARD_GRACE_SECONDS; a look lasts a round trip, an operation minutes.
+On PostgreSQL a look now reads the server's lock table instead and takes nothing; SQLite's look
+still tries the lock file's byte (Python offers no portable way to ask whether another process
+holds a record lock without trying it).
 
 PostgreSQL: a session advisory lock, released by the server when the holder's connection ends,
 so a killed process never leaves it held. SQLite: a POSIX record lock on a lock file beside the
@@ -42,6 +45,14 @@ _NAMESPACE = "tui_migrator_operation"
 # PostgreSQL: the migration's advisory lock (parameters namespace and id), tried and given back.
 _TRY_LOCK = sa.text("SELECT pg_try_advisory_lock(hashtext(:namespace), hashtext(:id))")
 _UNLOCK = sa.text("SELECT pg_advisory_unlock(hashtext(:namespace), hashtext(:id))")
+# PostgreSQL: whether a session holds that lock, read from pg_locks (which anyone may read), so
+# that a monitor's look takes nothing at all (a lock of two int4 keys is shown as classid, objid,
+# objsubid 2; each key as an unsigned oid). Another database's lock of the same keys is not it.
+_LOCK_GRANTED = sa.text(
+    "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted "
+    "AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
+    "AND classid = hashtext(:namespace)::oid AND objid = hashtext(:id)::oid AND objsubid = 2)"
+)
 # How long an operation that finds the guard taken tries again before it is refused, and how
 # often (see the module's docstring).
 GUARD_GRACE_SECONDS = 1.0
@@ -73,7 +84,8 @@ def exclusive(engine: Engine, migration_id: str, operation: str) -> Iterator[Non
 
 def busy(engine: Engine, migration_id: str) -> bool:
     """Whether a rollback, purge-backups or sweep of the migration holds its guard now, in this
-    process or another (for a monitor to say so); takes nothing it does not give back at once."""
+    process or another (for a monitor to say so). On PostgreSQL it takes nothing (pg_locks); on
+    SQLite it tries the lock file's byte and gives it back at once."""
     place = (engine.url.render_as_string(hide_password=True), migration_id)
     with _held_lock:
         # Checked, and the lock tried, under _held_lock: a thread of this process that holds the
@@ -113,11 +125,9 @@ def _pause() -> None:
 
 def _advisory_lock_taken(engine: Engine, migration_id: str) -> bool:
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
-        keys = {"namespace": _NAMESPACE, "id": migration_id}
-        free = connection.execute(_TRY_LOCK, keys).scalar_one()
-        if free:
-            connection.execute(_UNLOCK, keys)
-        return not free
+        return bool(
+            connection.execute(_LOCK_GRANTED, {"namespace": _NAMESPACE, "id": migration_id}).scalar_one()
+        )
 
 
 @contextmanager
