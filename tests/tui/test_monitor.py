@@ -3,6 +3,9 @@ keyboard."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+from datetime import timedelta
+
 import pytest
 from textual.widgets import Input, Static
 
@@ -10,7 +13,9 @@ from tests.support.migration_helpers import raw_dump
 from tests.tui.conftest import capture_notifications, settle, wait_until
 from tui_migrator.common.settings import Settings
 from tui_migrator.service.facade import MigratorService
+from tui_migrator.storage import rollback_progress
 from tui_migrator.storage.migration_status import Status
+from tui_migrator.storage.tables import utc_now
 from tui_migrator.tui.app import MigratorApp
 from tui_migrator.tui.screens.monitor import MonitorScreen
 from tui_migrator.tui.screens.monitor_modals import (
@@ -238,3 +243,33 @@ async def test_purge_backups_from_the_monitor_needs_the_typed_id_and_rollback_st
         )
     operator_service.rollback(record.id, confirm=True)  # by decryption alone now
     assert raw_dump(operator_service.engine) == before
+
+
+async def test_a_stopped_rollback_says_why_or_where_to_look(
+    app: MigratorApp, operator_service: MigratorService
+) -> None:
+    """A rollback whose process went silent: where to look (its log, g) and that r runs it
+    again; one refused before it began (see service/undo.py): the refusal itself."""
+    record = operator_service.start({"batch_size": 40})
+    long_ago = utc_now() - timedelta(seconds=rollback_progress.STALE_SECONDS + 5)
+    silent = replace(
+        rollback_progress.starting(record.encrypted_records, len(record.tables), ticket="t0k3n"),
+        heartbeat_at=long_ago,
+    )
+    rollback_progress.write(operator_service.engine, record.id, silent)
+    async with app.run_test(size=(160, 40)) as pilot:
+        app.open_monitor(record.id)
+        await pilot.pause()
+        screen = app.screen
+        assert isinstance(screen, MonitorScreen)
+        await wait_until(pilot, lambda: screen.record is not None)
+        await wait_until(pilot, lambda: "ROLLBACK STOPPED" in text_of(app, "#monitor-alerts"))
+        shown = text_of(app, "#monitor-alerts")
+        assert "could not start: g shows its log" in shown and "press r to run it again" in shown
+
+        refused = replace(silent, error="Another rollback, purge-backups or sweep is running.")
+        rollback_progress.write(operator_service.engine, record.id, refused)
+        await wait_until(
+            pilot, lambda: "purge-backups or sweep is running" in text_of(app, "#monitor-alerts")
+        )
+        assert "g shows its log" not in text_of(app, "#monitor-alerts")

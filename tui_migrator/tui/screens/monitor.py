@@ -513,7 +513,7 @@ def _rollback_stop_reason(record: MigrationRecord) -> str:
     progress = record.rollback_progress
     if progress is not None and progress.error:
         return progress.error
-    return "its process stopped without finishing (killed, or its machine went down)"
+    return "its process stopped without finishing (killed, its machine went down, or it could not start: g shows its log)"
 
 
 def _rollback_line(record: MigrationRecord) -> str | None:
