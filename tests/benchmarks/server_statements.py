@@ -6,8 +6,9 @@ execute each is read from ``pg_stat_statements``, reset before the run and read 
 for the run's own database only (its ``dbid``). Execution time only: the extension leaves
 planning out unless ``pg_stat_statements.track_planning`` is on. The module must be loaded when
 the server starts (``shared_preload_libraries``): the benchmark's throwaway cluster loads it where
-the server has it; on a server given with ``--db`` it is used where it is loaded already, and
-the output says when it is not.
+the server has it; on a server given with ``--db`` it is used where it is loaded already (its
+extension created in the database of the URL if it is not there yet, which needs the right to),
+and the output says when it cannot be.
 """
 
 from __future__ import annotations
