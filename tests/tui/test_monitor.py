@@ -10,7 +10,7 @@ import pytest
 from textual.widgets import Input, Static
 
 from tests.support.migration_helpers import raw_dump
-from tests.tui.conftest import capture_notifications, settle, wait_until
+from tests.tui.conftest import capture_notifications, opened_monitor, settle, wait_until
 from tui_migrator.common.settings import Settings
 from tui_migrator.service.facade import MigratorService
 from tui_migrator.storage import rollback_progress
@@ -36,11 +36,7 @@ async def test_monitor_shows_a_completed_migration_with_its_report(
 ) -> None:
     record = operator_service.start({"batch_size": 40})
     async with app.run_test(size=(100, 32)) as pilot:
-        app.open_monitor(record.id)
-        await pilot.pause()
-        screen = app.screen
-        assert isinstance(screen, MonitorScreen)
-        await wait_until(pilot, lambda: screen.record is not None)
+        await opened_monitor(app, pilot, record.id)
         assert "COMPLETED" in text_of(app, "#monitor-title")
         assert "✔ done   8 Completion Reporting" in text_of(app, "#stages")
         assert f"encrypted {record.encrypted_records:,}" in text_of(app, "#counts")
@@ -258,11 +254,7 @@ async def test_a_stopped_rollback_says_why_or_where_to_look(
     )
     rollback_progress.write(operator_service.engine, record.id, silent)
     async with app.run_test(size=(160, 40)) as pilot:
-        app.open_monitor(record.id)
-        await pilot.pause()
-        screen = app.screen
-        assert isinstance(screen, MonitorScreen)
-        await wait_until(pilot, lambda: screen.record is not None)
+        await opened_monitor(app, pilot, record.id)
         await wait_until(pilot, lambda: "ROLLBACK STOPPED" in text_of(app, "#monitor-alerts"))
         shown = text_of(app, "#monitor-alerts")
         assert "could not start: g shows its log" in shown and "press r to run it again" in shown

@@ -7,11 +7,10 @@ from datetime import UTC, datetime
 import pytest
 from textual.widgets import Static
 
-from tests.tui.conftest import wait_until
+from tests.tui.conftest import opened_monitor
 from tui_migrator.engine import control
 from tui_migrator.service.facade import MigratorService
 from tui_migrator.tui.app import MigratorApp
-from tui_migrator.tui.screens.monitor import MonitorScreen
 
 
 async def test_the_monitor_shows_the_window_and_when_it_closes(
@@ -20,10 +19,6 @@ async def test_the_monitor_shows_the_window_and_when_it_closes(
     monkeypatch.setattr(control, "wall_clock", lambda: datetime(2026, 6, 2, 1, 30, tzinfo=UTC))
     record = operator_service.start({"batch_size": 40, "window": "01:00-05:00", "timezone": "UTC"})
     async with app.run_test(size=(100, 32)) as pilot:
-        app.open_monitor(record.id)
-        await pilot.pause()
-        screen = app.screen
-        assert isinstance(screen, MonitorScreen)
-        await wait_until(pilot, lambda: screen.record is not None)
+        await opened_monitor(app, pilot, record.id)
         shown = str(app.screen.query_one("#monitor-alerts", Static).render())
         assert "Schedule: window 01:00-05:00 UTC, open; closes 2026-06-02 05:00+00:00" in shown
