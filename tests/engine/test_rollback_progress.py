@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import os
 import pwd
+import subprocess
+import sys
+from contextlib import ExitStack
 from dataclasses import replace
 from datetime import timedelta
 from typing import Any
@@ -17,8 +20,9 @@ import sqlalchemy as sa
 from tests.support.databases import BOTH_BACKENDS
 from tests.support.migration_helpers import FAST, raw_dump, wait_for
 from tui_migrator.common.errors import BadInput, Interrupted, OperationFailed
-from tui_migrator.engine import retry
+from tui_migrator.engine import detached, retry
 from tui_migrator.engine import rollback as rollback_engine
+from tui_migrator.engine.log_files import log_path
 from tui_migrator.engine.rollback import RollbackResult
 from tui_migrator.service.facade import MigratorService
 from tui_migrator.service.views import status_data
@@ -309,8 +313,9 @@ def test_a_rollback_runs_in_a_detached_process_and_restores_every_value(service:
     before = raw_dump(service.engine)
     record = service.start(FAST)
     asked = service.rollback_in_background(record.id, confirm=True)
-    # Marked at once, before the process has started: the monitor shows it from the first poll.
-    assert asked.rolling_back and asked.status is Status.COMPLETED
+    # Returned once the process had taken the migration: its claim after its requester's mark.
+    assert asked.claim_epoch == record.claim_epoch + 2
+    assert asked.rolling_back or asked.status is Status.ROLLED_BACK
     wait_for(lambda: service.status(record.id).status is Status.ROLLED_BACK, timeout=120)
     rolled = service.status(record.id)
     assert rolled.rollback_progress is not None and rolled.rollback_progress.finished
@@ -318,3 +323,71 @@ def test_a_rollback_runs_in_a_detached_process_and_restores_every_value(service:
     assert raw_dump(service.engine) == before
     operations = [e.operation for e in service.audit_entries(limit=None, migration_id=record.id).entries]
     assert "data_migration_rolled_back" in operations
+
+
+def _rollback_failures(service: MigratorService, migration_id: str) -> list[dict[str, Any]]:
+    return [
+        entry.details
+        for entry in service.audit_entries(limit=None, migration_id=migration_id).entries
+        if entry.operation == "data_migration_rollback_failed"
+    ]
+
+
+def test_a_detached_rollback_whose_process_exits_before_it_began_says_so_at_once(
+    service: MigratorService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its process gone before it could even open the database (its settings or master key
+    refused, say): the requester says so, naming the log, and the mark it wrote says so too,
+    not "rolling back" until its heartbeat went stale."""
+    before = raw_dump(service.engine)
+    record = service.start(FAST)
+
+    def exiting_at_once(*_args: object, **_options: object) -> subprocess.Popen[bytes]:
+        return subprocess.Popen([sys.executable, "-c", "raise SystemExit(3)"])
+
+    monkeypatch.setattr(detached, "spawn", exiting_at_once)
+    with pytest.raises(
+        OperationFailed, match=r"exited \(code 3\) before it began; nothing was restored"
+    ) as raised:
+        service.rollback_in_background(record.id, confirm=True)
+    assert str(log_path(service.settings, record.id)) in str(raised.value.hint)
+    assert f"tui-migrator rollback {record.id} --confirm" in str(raised.value.hint)
+
+    shown = service.status(record.id)
+    progress = shown.rollback_progress
+    assert progress is not None and progress.stopped_part_way and not shown.rolling_back
+    assert progress.error is not None and "exited (code 3)" in progress.error
+    assert status_label(shown) == "completed, rollback stopped" and shown.can_rollback
+    [failure] = _rollback_failures(service, record.id)
+    assert failure["exitCode"] == 3 and "refused" not in failure
+    rolled, _ = service.rollback(record.id, confirm=True)
+    assert rolled.status is Status.ROLLED_BACK and raw_dump(service.engine) == before
+
+
+def test_a_detached_rollback_refused_in_its_process_is_its_requesters_error(
+    service: MigratorService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A sweep takes the guard between the requester's look and the process's: the process
+    is refused and records why in the mark; the requester, waiting for it to begin, raises
+    that reason instead of saying it rolls back."""
+    service.grant(pwd.getpwuid(os.geteuid()).pw_name, "super_admin")
+    before = raw_dump(service.engine)
+    record = service.start(FAST)
+    spawn = detached.spawn
+    with ExitStack() as sweep_running:
+
+        def spawned_while_a_sweep_runs(*args: Any, **options: Any) -> subprocess.Popen[bytes]:
+            sweep_running.enter_context(operation_guard.exclusive(service.engine, record.id, "sweep"))
+            return spawn(*args, **options)
+
+        monkeypatch.setattr(detached, "spawn", spawned_while_a_sweep_runs)
+        with pytest.raises(OperationFailed, match="was refused: .*'rollback' was refused"):
+            service.rollback_in_background(record.id, confirm=True)
+
+    shown = service.status(record.id)
+    progress = shown.rollback_progress
+    assert progress is not None and progress.stopped_part_way and progress.error is not None
+    [failure] = _rollback_failures(service, record.id)
+    assert failure["refused"] is True
+    rolled, _ = service.rollback(record.id, confirm=True)
+    assert rolled.status is Status.ROLLED_BACK and raw_dump(service.engine) == before

@@ -11,7 +11,11 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import pwd
 import sqlite3
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -24,11 +28,12 @@ import pytest
 import sqlalchemy as sa
 
 from tests.support.databases import BOTH_BACKENDS
-from tests.support.migration_helpers import FAST
+from tests.support.migration_helpers import FAST, wait_for
 from tui_migrator.cli.main import main
-from tui_migrator.common.errors import BadInput, PermissionDenied
+from tui_migrator.common.errors import BadInput, OperationFailed, PermissionDenied
 from tui_migrator.common.settings import Settings
-from tui_migrator.engine import byte_search, database_files, sweep, sweep_cleaning
+from tui_migrator.engine import byte_search, database_files, detached, sweep, sweep_cleaning
+from tui_migrator.engine.log_files import log_path
 from tui_migrator.engine.sweep import Proof
 from tui_migrator.service import sweeping
 from tui_migrator.service.facade import MigratorService
@@ -306,6 +311,37 @@ def test_sqlite_sweeps_after_completion_purge_and_rollback(service: MigratorServ
     assert rolled_back.swept and rolled_back.proof == Proof.NOT_APPLICABLE.value and rolled_back.succeeded
     operations = [e.operation for e in service.audit_entries(limit=None, migration_id=record.id).entries]
     assert operations.count("data_migration_swept") == 3
+
+
+def test_a_background_sweep_returns_once_it_runs_or_says_its_process_never_began(
+    service: MigratorService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``sweep_in_background`` (the monitor's ``s``) returns once its detached process holds the
+    migration's guard or has swept; a process gone before that is an error naming its log and
+    the command, and nothing was swept."""
+    service.grant(pwd.getpwuid(os.geteuid()).pw_name, "super_admin")
+    record = service.start(ONE_TABLE)
+    swept_before = service.sweep_status(record.id).swept_at
+
+    def exiting_at_once(*_args: object, **_options: object) -> subprocess.Popen[bytes]:
+        return subprocess.Popen([sys.executable, "-c", "raise SystemExit(3)"])
+
+    with monkeypatch.context() as patched:
+        patched.setattr(detached, "spawn", exiting_at_once)
+        with pytest.raises(OperationFailed, match=r"sweep of .* exited \(code 3\) before it began") as raised:
+            service.sweep_in_background(record.id, confirm=True)
+    assert str(log_path(service.settings, record.id)) in str(raised.value.hint)
+    assert f"tui-migrator sweep {record.id}" in str(raised.value.hint)
+    unswept = service.sweep_status(record.id)
+    assert unswept.swept_at == swept_before and not unswept.running
+
+    service.sweep_in_background(record.id, confirm=True)
+    # Begun when it returned: running now, or swept already.
+    begun = service.sweep_status(record.id)
+    assert begun.running or begun.swept_at != swept_before
+    wait_for(lambda: not service.sweep_status(record.id).running, timeout=120)
+    wait_for(lambda: service.sweep_status(record.id).swept_at != swept_before, timeout=10)
+    assert service.sweep_status(record.id).succeeded
 
 
 def test_a_rollback_forgets_the_sweep_with_the_change_not_after_it(

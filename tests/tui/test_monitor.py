@@ -3,6 +3,8 @@ keyboard."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from dataclasses import replace
 from datetime import timedelta
 
@@ -12,6 +14,8 @@ from textual.widgets import Input, Static
 from tests.support.migration_helpers import raw_dump
 from tests.tui.conftest import capture_notifications, opened_monitor, settle, wait_until
 from tui_migrator.common.settings import Settings
+from tui_migrator.engine import detached
+from tui_migrator.engine.log_files import log_path
 from tui_migrator.service.facade import MigratorService
 from tui_migrator.storage import rollback_progress
 from tui_migrator.storage.migration_status import Status
@@ -117,6 +121,28 @@ async def test_sweep_from_the_monitor_reports_what_it_proved(
         if entry.operation == "data_migration_swept"
     ]
     assert len(swept) == 2
+
+
+async def test_a_sweep_whose_process_never_began_is_told_not_awaited(
+    app: MigratorApp, operator_service: MigratorService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``s`` whose detached process exits before it could begin: the operator is told so, with
+    its log, and the monitor waits for no outcome from it (a later sweep is not taken for it)."""
+    record = operator_service.start({"batch_size": 40, "data_categories": ["DEMOGRAPHICS"]})
+
+    def exiting_at_once(*_args: object, **_options: object) -> subprocess.Popen[bytes]:
+        return subprocess.Popen([sys.executable, "-c", "raise SystemExit(3)"])
+
+    monkeypatch.setattr(detached, "spawn", exiting_at_once)
+    seen = capture_notifications(app, monkeypatch)
+    async with app.run_test(size=(100, 32)) as pilot:
+        screen = await opened_monitor(app, pilot, record.id)
+        await pilot.press("s")
+        await wait_until(pilot, lambda: any("exited (code 3) before it began" in text for text in seen))
+        await settle(app, pilot)
+        assert not screen._sweep_asked
+    [told] = [text for text in seen if "before it began" in text]
+    assert str(log_path(operator_service.settings, record.id)) in told
 
 
 async def test_sweep_confirmation_needs_the_typed_migration_id(app: MigratorApp) -> None:

@@ -7,13 +7,22 @@ database's log folder (engine/log_files.py).
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import sys
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 
 from tui_migrator.common.settings import ENV_DB, Settings
 from tui_migrator.engine.log_files import log_path, open_private_log
+
+log = logging.getLogger(__name__)
+
+# How long the process that spawned one waits for it to begin (imports and opening the database
+# take about a second; a loaded host may take many), and how often it looks.
+BEGIN_SECONDS = 60.0
+BEGIN_POLL_SECONDS = 0.05
 
 
 def spawn(
@@ -55,3 +64,22 @@ def spawn(
             close_fds=True,
         )
     return process
+
+
+def await_begun(process: subprocess.Popen[bytes], begun: Callable[[], bool], *, what: str) -> int | None:
+    """Wait until the detached ``process`` has begun its work (``begun()``, a look at what it
+    writes in the database) and return None; or, where it exited before, its exit code, for the
+    caller to say so and name its log. Whatever the operator does next finds the operation
+    running (or its refusal recorded), not still about to be. ``begun`` is asked once more after
+    the process exits: it may have begun, and even finished, between two looks. One merely slow
+    to come up (a loaded host) is left to it after BEGIN_SECONDS, with a warning naming ``what``."""
+    deadline = time.monotonic() + BEGIN_SECONDS
+    while not begun():
+        exit_code = process.poll()
+        if exit_code is not None:
+            return None if begun() else exit_code
+        if time.monotonic() > deadline:
+            log.warning("%s has not begun after %.0f s; it goes on starting", what, BEGIN_SECONDS)
+            return None
+        time.sleep(BEGIN_POLL_SECONDS)
+    return None

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -39,11 +38,6 @@ from tui_migrator.storage.operators import Action
 log = logging.getLogger(__name__)
 
 OnProgress = Callable[[MigrationRecord], None]
-
-# How long a detached start or resume waits for its worker to claim the migration (imports and
-# opening the database take about a second; a loaded host may take many), and how often it looks.
-DETACHED_CLAIM_SECONDS = 60.0
-DETACHED_CLAIM_POLL_SECONDS = 0.05
 
 
 def start(
@@ -202,35 +196,23 @@ def run_or_detach(
 def _spawn_and_await_claim(session: Session, migration_id: str) -> MigrationRecord:
     """Start the detached worker and return once it has claimed the migration, so whatever the
     operator does next (pause, cancel, a second worker joining) finds it running, not still
-    planned or cancelled. A worker that exits before claiming it is an error naming its log; one
-    that is merely slow to come up (a loaded host) is left to it after DETACHED_CLAIM_SECONDS."""
+    planned or cancelled. A worker that exits before claiming it is an error naming its log."""
     epoch_before = migrations.get(session.engine, migration_id).claim_epoch
-    process = detached.spawn(session.settings, migration_id)
-    deadline = time.monotonic() + DETACHED_CLAIM_SECONDS
-    while True:
+
+    def claimed() -> bool:
         record = migrations.get(session.engine, migration_id)
-        if record.claim_epoch > epoch_before or record.cancel_requested:
-            return record
-        exit_code = process.poll()
-        if exit_code is not None:
-            # It may have claimed (and even finished) between the read above and its exit.
-            record = migrations.get(session.engine, migration_id)
-            if record.claim_epoch > epoch_before or record.cancel_requested:
-                return record
-            raise OperationFailed(
-                f"The background worker for {migration_id} exited (code {exit_code}) before it "
-                "took the migration; nothing was run.",
-                hint=f"See why in {log_path(session.settings, migration_id)}, then run it with: "
-                f"tui-migrator resume {migration_id}",
-            )
-        if time.monotonic() > deadline:
-            log.warning(
-                "the background worker for %s has not taken it after %.0f s; it goes on starting",
-                migration_id,
-                DETACHED_CLAIM_SECONDS,
-            )
-            return record
-        time.sleep(DETACHED_CLAIM_POLL_SECONDS)
+        return record.claim_epoch > epoch_before or record.cancel_requested
+
+    process = detached.spawn(session.settings, migration_id)
+    exit_code = detached.await_begun(process, claimed, what=f"the background worker for {migration_id}")
+    if exit_code is not None:
+        raise OperationFailed(
+            f"The background worker for {migration_id} exited (code {exit_code}) before it "
+            "took the migration; nothing was run.",
+            hint=f"See why in {log_path(session.settings, migration_id)}, then run it with: "
+            f"tui-migrator resume {migration_id}",
+        )
+    return migrations.get(session.engine, migration_id)
 
 
 def _work(session: Session, migration_id: str) -> MigrationWork:

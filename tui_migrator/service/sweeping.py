@@ -15,9 +15,10 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from tui_migrator.common.errors import BadInput
+from tui_migrator.common.errors import BadInput, OperationFailed
 from tui_migrator.engine import detached
 from tui_migrator.engine import sweep as sweep_engine
+from tui_migrator.engine.log_files import log_path
 from tui_migrator.engine.sweep import OUT_OF_REACH, Proof, SweepResult
 from tui_migrator.engine.sweep_sample import DEFAULT_ROWS_PER_TABLE
 from tui_migrator.service.access import authorize
@@ -44,15 +45,37 @@ def sweep(session: Session, migration_id: str, *, confirm: bool, rows_per_table:
 
 def sweep_in_background(session: Session, migration_id: str, *, confirm: bool, rows_per_table: int) -> None:
     """The checks of ``sweep``, then the sweep itself in a detached process (``sweep ID --yes``)
-    that survives the terminal; ``status_of`` says it is running until it has finished."""
+    that survives the terminal; ``status_of`` says it is running until it has finished. Returns
+    once that process holds the migration's guard (or has swept already), so what the operator
+    sees next is the sweep running; one gone before it began is an error naming its log."""
     _check_may_sweep(session, migration_id, confirm=confirm)
     if operation_guard.busy(session.engine, migration_id):
         operation_guard.refuse(migration_id, "sweep")
-    detached.spawn(
+    swept_before = _swept_at(session, migration_id)
+
+    def begun() -> bool:
+        return operation_guard.busy(session.engine, migration_id) or (
+            _swept_at(session, migration_id) != swept_before
+        )
+
+    process = detached.spawn(
         session.settings,
         migration_id,
         command=("sweep", migration_id, "--yes", "--sample-rows", str(rows_per_table)),
     )
+    exit_code = detached.await_begun(process, begun, what=f"the background sweep of {migration_id}")
+    if exit_code is not None:
+        raise OperationFailed(
+            f"The background sweep of {migration_id} exited (code {exit_code}) before it began; "
+            "nothing was swept.",
+            hint=f"See why in {log_path(session.settings, migration_id)}, then run it again: "
+            + sweep_command(migration_id, session.engine.dialect.name),
+        )
+
+
+def _swept_at(session: Session, migration_id: str) -> datetime | None:
+    swept = sweep_record(session, migration_id)
+    return None if swept is None else swept.swept_at
 
 
 def _check_may_sweep(session: Session, migration_id: str, *, confirm: bool) -> None:
@@ -239,7 +262,7 @@ def sweep_record(session: Session, migration_id: str) -> SweepRecord | None:
 
 
 def sweep_status(record: MigrationRecord, swept: SweepRecord | None, dialect: str) -> SweepStatus:
-    command = f"tui-migrator sweep {record.id}" + (" --yes" if dialect == "postgresql" else "")
+    command = sweep_command(record.id, dialect)
     if swept is not None:
         return _swept_status(swept, command)
     if record.dry_run:
@@ -275,6 +298,11 @@ def sweep_status(record: MigrationRecord, swept: SweepRecord | None, dialect: st
             command,
         )
     return SweepStatus(False, None, None, None, f"not swept: run {command}", command)
+
+
+def sweep_command(migration_id: str, dialect: str) -> str:
+    """The command that sweeps the migration (PostgreSQL's needs its confirmation, see sweep)."""
+    return f"tui-migrator sweep {migration_id}" + (" --yes" if dialect == "postgresql" else "")
 
 
 def _swept_status(swept: SweepRecord, command: str) -> SweepStatus:

@@ -14,9 +14,10 @@ from dataclasses import replace
 
 from sqlalchemy.exc import DBAPIError
 
-from tui_migrator.common.errors import BadInput, Interrupted, MigratorError, StateConflict
+from tui_migrator.common.errors import BadInput, Interrupted, MigratorError, OperationFailed, StateConflict
 from tui_migrator.crypto.ciphers import RowSealer
 from tui_migrator.engine import backup, detached, rollback
+from tui_migrator.engine.log_files import log_path
 from tui_migrator.engine.retry import RetryPolicy, database_failure, with_retries
 from tui_migrator.engine.rollback import RollbackResult
 from tui_migrator.service import sweeping
@@ -54,7 +55,7 @@ def roll_back(
             record, started = _claim_rollback(session, migration_id, ticket)
         except MigratorError as refusal:
             if ticket is not None:
-                _record_refusal(session, migration_id, ticket, refusal)
+                _record_unbegun(session, migration_id, ticket, str(refusal), {"refused": True})
             raise
         result = _roll_back_now(session, record, started)
     # SQLite sweeps anew: the rollback's UPDATEs left the tokens' old row versions behind.
@@ -65,37 +66,75 @@ def roll_back(
 def roll_back_in_background(session: Session, migration_id: str, *, confirm: bool) -> MigrationRecord:
     """Check that the rollback may run, then run it in a detached process (``rollback ID
     --confirm``) that survives the terminal; it reports its progress in the migration's record
-    (storage.rollback_progress), which is marked as starting before this returns."""
+    (storage.rollback_progress). Returns once that process has taken the migration, so what
+    the operator sees next is the rollback running; a process refused, or gone before it
+    began, is an error saying why (and its mark says so too, see _record_unbegun)."""
     _require_confirmation(migration_id, confirm)
     authorize(session, Action.MIGRATE, "rollback")
     ticket = secrets.token_hex(8)
     with operation_guard.exclusive(session.engine, migration_id, "rollback"):
-        _claim_rollback(session, migration_id, ticket, requested=True)
+        marked, _started = _claim_rollback(session, migration_id, ticket, requested=True)
     # The detached process takes the guard again and checks again (with the ticket, so the
     # mark above does not refuse it): if another rollback slipped in between, it is refused
     # there, in the audit trail and the migration's log.
-    detached.spawn(
+    process = detached.spawn(
         session.settings,
         migration_id,
         command=("rollback", migration_id, "--confirm", "--ticket", ticket),
     )
-    return migrations.get(session.engine, migration_id)
+    exit_code = detached.await_begun(
+        process,
+        lambda: _begun_or_refused(session, migration_id, marked.claim_epoch, ticket),
+        what=f"the background rollback of {migration_id}",
+    )
+    record = migrations.get(session.engine, migration_id)
+    again = (
+        f"See why in {log_path(session.settings, migration_id)}, then run it again: "
+        f"tui-migrator rollback {migration_id} --confirm"
+    )
+    refusal = _own_refusal(record, ticket)
+    if refusal is not None:
+        raise OperationFailed(f"The background rollback of {migration_id} was refused: {refusal}", hint=again)
+    if exit_code is not None:
+        reason = (
+            f"The background rollback of {migration_id} exited (code {exit_code}) before it began; "
+            "nothing was restored."
+        )
+        _record_unbegun(session, migration_id, ticket, reason, {"exitCode": exit_code})
+        raise OperationFailed(reason, hint=again)
+    return record
 
 
-def _record_refusal(session: Session, migration_id: str, ticket: str, refusal: MigratorError) -> None:
-    """A detached rollback refused before it began (another rollback, purge-backups or sweep
-    held the guard; the migration changed after it was asked for): the mark its requester wrote
-    says so at once, with the reason, instead of "rolling back" until its heartbeat went stale
-    and then "stopped" with no reason but in the log. Only that mark: a rollback that claimed
-    the migration since wrote its own, which is not this one's to change. Audited, since no one
-    saw the refusal happen."""
+def _begun_or_refused(session: Session, migration_id: str, epoch: int, ticket: str) -> bool:
+    """Whether the detached rollback took the migration (it raised the claim epoch past its
+    requester's mark) or recorded its refusal in that mark."""
+    record = migrations.get(session.engine, migration_id)
+    return record.claim_epoch > epoch or _own_refusal(record, ticket) is not None
+
+
+def _own_refusal(record: MigrationRecord, ticket: str) -> str | None:
+    progress = record.rollback_progress
+    if progress is None or progress.ticket != ticket:
+        return None
+    return progress.error
+
+
+def _record_unbegun(
+    session: Session, migration_id: str, ticket: str, reason: str, details: dict[str, object]
+) -> None:
+    """A detached rollback that did not begin (refused: another rollback, purge-backups or sweep
+    held the guard, the migration changed after it was asked for; or its process exited before
+    it could even look): the mark its requester wrote says so at once, with the reason, instead
+    of "rolling back" until its heartbeat went stale and then "stopped" with no reason but in
+    the log. Only that mark: a rollback that claimed the migration since wrote its own, which
+    is not this one's to change. Audited, since no one saw it happen."""
     try:
         with serialized_write(session.engine) as connection:
             record = migrations.load(connection, migration_id, for_update=True)
             progress = record.rollback_progress
             if progress is None or progress.ticket != ticket or progress.finished or progress.error:
                 return
-            stopped = replace(progress, error=str(refusal), heartbeat_at=utc_now())
+            stopped = replace(progress, error=reason, heartbeat_at=utc_now())
             rollback_progress.write_on(connection, migration_id, stopped)
             session.audit.append(
                 connection,
@@ -103,11 +142,11 @@ def _record_refusal(session: Session, migration_id: str, ticket: str, refusal: M
                 user_id=session.user,
                 success=False,
                 migration_id=migration_id,
-                details={"error": str(refusal), "refused": True},
+                details={"error": reason, **details},
             )
     except (DBAPIError, MigratorError):
         # Then its heartbeat goes stale within rollback_progress.STALE_SECONDS as before.
-        log.exception("the refusal of the rollback of %s could not be recorded", migration_id)
+        log.exception("that the rollback of %s did not begin could not be recorded", migration_id)
 
 
 def _require_confirmation(migration_id: str, confirm: bool) -> None:

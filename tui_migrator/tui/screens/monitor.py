@@ -169,6 +169,9 @@ class MonitorScreen(AppScreen):
         # slow reads never pile up.
         if event.worker.group == LOAD_GROUP and event.state in (WorkerState.SUCCESS, WorkerState.ERROR):
             self._schedule_next()
+        # A sweep that did not begin (its error is notified) has no outcome to wait for.
+        if event.worker.name == self._sweep.__name__ and event.state is WorkerState.ERROR:
+            self._sweep_asked = False
 
     def _schedule_next(self) -> None:
         if self.is_attached:
