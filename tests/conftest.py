@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 from hypothesis import settings as hypothesis_settings
 
+from tests.support.bytecode import compile_the_tool
 from tests.support.databases import (
     ADMIN,
     BACKENDS,
@@ -38,6 +39,14 @@ settings_profile = "ci" if os.environ.get("CI") else "dev"
 hypothesis_settings.register_profile("ci", derandomize=True, max_examples=300, deadline=None)
 hypothesis_settings.register_profile("dev", deadline=None)
 hypothesis_settings.load_profile(settings_profile)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Once, in the process that runs the suite (not in each xdist worker): the tool's bytecode
+    written before the first test, so that the processes the tests start import it compiled, as
+    an installed tool does, wherever PYTHONDONTWRITEBYTECODE is set (tests/support/bytecode.py)."""
+    if not hasattr(config, "workerinput"):
+        compile_the_tool()
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

@@ -42,7 +42,6 @@ scripts asks): give a password in PGPASSWORD rather than in the URL.
 from __future__ import annotations
 
 import argparse
-import compileall
 import datetime
 import json
 import os
@@ -65,9 +64,9 @@ from psycopg import sql
 from psycopg.conninfo import make_conninfo
 from sqlalchemy.engine import make_url
 
-import tui_migrator
 from tests.benchmarks import server_statements
 from tests.benchmarks.server_statements import ServerStatements, Statement, statement_lines
+from tests.support import bytecode
 from tests.support.postgres_cluster import PostgresCluster, find_bin_dir, has_library
 from tui_migrator.common.cores import usable_cores
 from tui_migrator.common.settings import Settings
@@ -437,12 +436,11 @@ def child_environment() -> dict[str, str]:
 
 def compile_the_tool() -> str:
     """Compile the tool's modules to bytecode before anything is timed, as installing it does
-    (pip compiles a wheel's modules; an editable install's are written on their first import);
-    what was done, for the machine lines. Where PYTHONDONTWRITEBYTECODE is set, as on the
-    machine the README's figures come from, none is ever written, and every process the tool
-    starts (itself, its fork server) compiled its 25,000 lines afresh: its imports took 1.0 s
-    instead of 0.5 (2026-12-05). The scripts' modules come from installed packages, compiled."""
-    compileall.compile_dir(Path(tui_migrator.__file__).parent, quiet=1)
+    (tests/support/bytecode.py); what was done, for the machine lines. Without it, where
+    PYTHONDONTWRITEBYTECODE is set, every process the tool starts (itself, its fork server)
+    compiled its modules afresh: its imports took 1.0 s instead of 0.5 (2026-12-05). The
+    scripts' modules come from installed packages, compiled."""
+    bytecode.compile_the_tool()
     return "the tool's bytecode compiled before timing, as an installation does"
 
 
