@@ -8,20 +8,13 @@ from datetime import UTC, datetime
 import pytest
 import sqlalchemy as sa
 
-from tests.support.cli import run, where
+from tests.support.cli import run, text_of
 from tests.support.databases import BOTH_BACKENDS
 from tests.support.migration_helpers import raw_dump
-from tui_migrator.cli.main import main
 from tui_migrator.common.settings import Settings
 from tui_migrator.engine import control
 
 pytestmark = BOTH_BACKENDS
-
-
-def text_of(settings: Settings, capsys: pytest.CaptureFixture[str], *argv: str) -> str:
-    """The CLI's text output (no --json), on a wide terminal so lines are not wrapped."""
-    assert main([*argv, *where(settings)]) == 0
-    return " ".join(capsys.readouterr().out.split())
 
 
 @pytest.mark.parametrize(

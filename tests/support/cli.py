@@ -20,3 +20,10 @@ def run(settings: Settings, capsys: pytest.CaptureFixture[str], *argv: str) -> t
     """The CLI in-process with --json: its exit code and the one JSON object it printed."""
     code = main([*argv, "--json", *where(settings)])
     return code, json.loads(capsys.readouterr().out)
+
+
+def text_of(settings: Settings, capsys: pytest.CaptureFixture[str], *argv: str) -> str:
+    """The CLI's text output (no --json), its exit code 0, with its lines joined by single
+    spaces so that the terminal's wrapping does not matter."""
+    assert main([*argv, *where(settings)]) == 0
+    return " ".join(capsys.readouterr().out.split())

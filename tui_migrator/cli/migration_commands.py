@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
@@ -19,6 +20,7 @@ from tui_migrator.cli.output import Result
 from tui_migrator.cli.stop_signals import stops_cancel, stops_interrupt, stops_leave
 from tui_migrator.common.config_file import read_config_file
 from tui_migrator.common.migration_config import MigrationConfig, parse_config
+from tui_migrator.engine.log_files import log_path
 from tui_migrator.engine.sweep import SweepResult
 from tui_migrator.service.facade import MigratorService
 from tui_migrator.service.sweeping import SweepStatus
@@ -28,6 +30,7 @@ from tui_migrator.service.views import (
     foreground_start_data,
     list_data,
     rollback_started_data,
+    rollback_words,
     schedule_words,
     start_data,
     status_data,
@@ -172,7 +175,7 @@ def status(service: MigratorService, args: argparse.Namespace) -> Result:
     sweep = service.sweep_status(args.migration_id)
     return Result(
         data=status_data(record, disk_path=service.settings.data_dir, sweep=sweep),
-        text=status_text(record, sweep),
+        text=status_text(record, sweep, log_file=log_path(service.settings, record.id)),
     )
 
 
@@ -364,7 +367,11 @@ def sweep_text(result: SweepResult) -> list[Any]:
     return [Text("\n".join(lines))]
 
 
-def status_text(record: MigrationRecord, sweep: SweepStatus | None = None) -> list[Any]:
+def status_text(
+    record: MigrationRecord, sweep: SweepStatus | None = None, *, log_file: Path | None = None
+) -> list[Any]:
+    """``status`` in words; ``log_file``: the migration's log, named where a rollback stopped
+    without saying why."""
     data = status_data(record)
     progress, timing = data["progress"], data["timing"]
     rotation = record.kind is MigrationKind.ROTATION
@@ -372,6 +379,7 @@ def status_text(record: MigrationRecord, sweep: SweepStatus | None = None) -> li
         f"{record.id}{' (key rotation)' if rotation else ''}: {data['status']}"
         + (f" — {data['phaseTitle']}" if data["phaseTitle"] else "")
         + (" (dry run)" if record.dry_run else ""),
+        *_rollback_lines(record, log_file),
         (
             f"Progress: {progress['percentage']}% — {progress['processedRecords']:,} of {progress['totalRecords']:,} "
             f"processed, {progress['encryptedRecords']:,} {'re-sealed' if rotation else 'encrypted'}, "
@@ -395,12 +403,28 @@ def status_text(record: MigrationRecord, sweep: SweepStatus | None = None) -> li
         lines.append(f"Sweep: {sweep.summary}")
     # It stopped short of finishing (failed, cancelled or interrupted): resume and rollback both apply.
     # The database options are added where the text is printed (service.hints.addressed).
-    if record.status in RESUMABLE_STATUSES and record.status in ROLLBACK_STATUSES:
+    if not record.rolling_back and record.status in RESUMABLE_STATUSES and record.status in ROLLBACK_STATUSES:
         undo = (
             f"   Roll back with: tui-migrator rollback {record.id} --confirm" if record.can_rollback else ""
         )
         lines.append(f"Resume with: tui-migrator resume {record.id}{undo}")
     return [Text("\n".join(lines))]
+
+
+def _rollback_lines(record: MigrationRecord, log_file: Path | None) -> list[str]:
+    """The rollback running, stopped part-way (with how to run it again) or done; none if none ran."""
+    words = rollback_words(record)
+    progress = record.rollback_progress
+    if words is None:
+        if record.status is not Status.ROLLED_BACK or record.rollback_seconds is None:
+            return []
+        restored = "" if progress is None else f": {progress.restored_rows:,} rows restored"
+        seconds = f"{record.rollback_seconds:.1f} s"
+        return [f"Rolled back in {seconds}{restored}; every value it encrypted is plaintext again."]
+    if record.rolling_back or progress is None:
+        return [words]
+    where = "" if progress.error or log_file is None else f"; its log: {log_file}"
+    return [f"{words}{where} — run it again: tui-migrator rollback {record.id} --confirm"]
 
 
 def final_result(service: MigratorService, record: MigrationRecord) -> Result:

@@ -404,6 +404,32 @@ def rollback_data(record: MigrationRecord) -> dict[str, Any] | None:
     return data
 
 
+# A rollback that stopped part-way without recording why (the front end adds where its log is).
+SILENT_ROLLBACK_STOP = (
+    "its process stopped without finishing: killed, its machine went down, or it could not start"
+)
+
+
+def rollback_words(record: MigrationRecord) -> str | None:
+    """A rollback running or stopped part-way, in words, for the monitor and ``status``; None
+    when there is neither. How to run a stopped one again is the front end's to add (its key,
+    or its command), and so is where its log is when it left no reason."""
+    progress = record.rollback_progress
+    if progress is None or record.status is Status.ROLLED_BACK:
+        return None
+    done = f"{progress.restored_rows:,} of {progress.rows_to_restore:,} rows restored"
+    if record.rolling_back:
+        where = (
+            f"; table {progress.table}, {progress.tables_done} of {progress.tables_total} tables done"
+            if progress.table
+            else ""
+        )
+        return f"ROLLING BACK: {done}{where}"
+    if progress.stopped_part_way:
+        return f"ROLLBACK STOPPED ({done}): {progress.error or SILENT_ROLLBACK_STOP}"
+    return None
+
+
 def rollback_started_data(record: MigrationRecord, settings: Settings | None = None) -> dict[str, Any]:
     """A rollback started in a background process (the API's, and the CLI's --detach)."""
     return {

@@ -20,8 +20,8 @@ from textual.widgets import DataTable, ProgressBar, RichLog, Sparkline, Static
 from textual.worker import Worker, WorkerState
 
 from tui_migrator.service.sweeping import SweepStatus
+from tui_migrator.service.views import SILENT_ROLLBACK_STOP, rollback_words, schedule_lines
 from tui_migrator.service.views import alerts as migration_alerts
-from tui_migrator.service.views import schedule_lines
 from tui_migrator.service.workers import workers_of
 from tui_migrator.storage.audit import AuditEntry
 from tui_migrator.storage.migration_records import MigrationRecord, TableProgress
@@ -516,25 +516,17 @@ def _rollback_stop_reason(record: MigrationRecord) -> str:
     progress = record.rollback_progress
     if progress is not None and progress.error:
         return progress.error
-    return "its process stopped without finishing (killed, its machine went down, or it could not start: g shows its log)"
+    return f"{SILENT_ROLLBACK_STOP}: g shows its log"
 
 
 def _rollback_line(record: MigrationRecord) -> str | None:
-    """A rollback running or stopped part-way, in words; None when there is neither."""
+    """A rollback running or stopped part-way, in words (service.views); None when there is neither."""
+    words = rollback_words(record)
     progress = record.rollback_progress
-    if progress is None or record.status is Status.ROLLED_BACK:
-        return None
-    where = (
-        f"; table {progress.table}, {progress.tables_done} of {progress.tables_total} tables done"
-        if progress.table
-        else ""
-    )
-    done = f"{progress.restored_rows:,} of {progress.rows_to_restore:,} rows restored"
-    if record.rolling_back:
-        return f"ROLLING BACK: {done}{where}"
-    if progress.stopped_part_way:
-        return f"ROLLBACK STOPPED ({done}): {_rollback_stop_reason(record)} — press r to run it again"
-    return None
+    if words is None or record.rolling_back or progress is None:
+        return words
+    # Stopped part-way: where to look when it left no reason, and how to run it again.
+    return words + ("" if progress.error else ": g shows its log") + " — press r to run it again"
 
 
 def _report_line(record: MigrationRecord) -> str | None:
