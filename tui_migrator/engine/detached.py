@@ -14,6 +14,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 
+from tui_migrator.common.errors import OperationFailed
 from tui_migrator.common.settings import ENV_DB, Settings
 from tui_migrator.engine.log_files import log_path, open_private_log
 
@@ -83,3 +84,14 @@ def await_begun(process: subprocess.Popen[bytes], begun: Callable[[], bool], *, 
             return None
         time.sleep(BEGIN_POLL_SECONDS)
     return None
+
+
+def not_begun(
+    settings: Settings, migration_id: str, *, what: str, exit_code: int, undone: str, again: str
+) -> OperationFailed:
+    """The error of a detached process (``what``) that exited before it began: its exit code,
+    what was therefore not done, where its log is and the command that runs it again."""
+    return OperationFailed(
+        f"{what} exited (code {exit_code}) before it began; {undone}.",
+        hint=f"See why in {log_path(settings, migration_id)}, then run it again: {again}",
+    )

@@ -10,10 +10,9 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from tui_migrator.common.errors import OperationFailed, StateConflict
+from tui_migrator.common.errors import StateConflict
 from tui_migrator.engine import cpu_pool, detached, scope
 from tui_migrator.engine.joiner import JoiningWorker, JoinSummary
-from tui_migrator.engine.log_files import log_path
 from tui_migrator.engine.rotation_runner import RotationRunner
 from tui_migrator.engine.runner import MigrationRunner
 from tui_migrator.engine.work import MigrationWork
@@ -203,14 +202,17 @@ def _spawn_and_await_claim(session: Session, migration_id: str) -> MigrationReco
         record = migrations.get(session.engine, migration_id)
         return record.claim_epoch > epoch_before or record.cancel_requested
 
+    what = f"The background worker for {migration_id}"
     process = detached.spawn(session.settings, migration_id)
-    exit_code = detached.await_begun(process, claimed, what=f"the background worker for {migration_id}")
+    exit_code = detached.await_begun(process, claimed, what=what)
     if exit_code is not None:
-        raise OperationFailed(
-            f"The background worker for {migration_id} exited (code {exit_code}) before it "
-            "took the migration; nothing was run.",
-            hint=f"See why in {log_path(session.settings, migration_id)}, then run it with: "
-            f"tui-migrator resume {migration_id}",
+        raise detached.not_begun(
+            session.settings,
+            migration_id,
+            what=what,
+            exit_code=exit_code,
+            undone="nothing was run",
+            again=f"tui-migrator resume {migration_id}",
         )
     return migrations.get(session.engine, migration_id)
 

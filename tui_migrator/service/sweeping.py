@@ -15,10 +15,9 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from tui_migrator.common.errors import BadInput, OperationFailed
+from tui_migrator.common.errors import BadInput
 from tui_migrator.engine import detached
 from tui_migrator.engine import sweep as sweep_engine
-from tui_migrator.engine.log_files import log_path
 from tui_migrator.engine.sweep import OUT_OF_REACH, Proof, SweepResult
 from tui_migrator.engine.sweep_sample import DEFAULT_ROWS_PER_TABLE
 from tui_migrator.service.access import authorize
@@ -63,13 +62,16 @@ def sweep_in_background(session: Session, migration_id: str, *, confirm: bool, r
         migration_id,
         command=("sweep", migration_id, "--yes", "--sample-rows", str(rows_per_table)),
     )
-    exit_code = detached.await_begun(process, begun, what=f"the background sweep of {migration_id}")
+    what = f"The background sweep of {migration_id}"
+    exit_code = detached.await_begun(process, begun, what=what)
     if exit_code is not None:
-        raise OperationFailed(
-            f"The background sweep of {migration_id} exited (code {exit_code}) before it began; "
-            "nothing was swept.",
-            hint=f"See why in {log_path(session.settings, migration_id)}, then run it again: "
-            + sweep_command(migration_id, session.engine.dialect.name),
+        raise detached.not_begun(
+            session.settings,
+            migration_id,
+            what=what,
+            exit_code=exit_code,
+            undone="nothing was swept",
+            again=sweep_command(migration_id, session.engine.dialect.name),
         )
 
 

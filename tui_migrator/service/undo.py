@@ -82,26 +82,29 @@ def roll_back_in_background(session: Session, migration_id: str, *, confirm: boo
         migration_id,
         command=("rollback", migration_id, "--confirm", "--ticket", ticket),
     )
+    what = f"The background rollback of {migration_id}"
     exit_code = detached.await_begun(
-        process,
-        lambda: _begun_or_refused(session, migration_id, marked.claim_epoch, ticket),
-        what=f"the background rollback of {migration_id}",
+        process, lambda: _begun_or_refused(session, migration_id, marked.claim_epoch, ticket), what=what
     )
     record = migrations.get(session.engine, migration_id)
-    again = (
-        f"See why in {log_path(session.settings, migration_id)}, then run it again: "
-        f"tui-migrator rollback {migration_id} --confirm"
-    )
+    again = f"tui-migrator rollback {migration_id} --confirm"
     refusal = _own_refusal(record, ticket)
     if refusal is not None:
-        raise OperationFailed(f"The background rollback of {migration_id} was refused: {refusal}", hint=again)
-    if exit_code is not None:
-        reason = (
-            f"The background rollback of {migration_id} exited (code {exit_code}) before it began; "
-            "nothing was restored."
+        raise OperationFailed(
+            f"{what} was refused: {refusal}",
+            hint=f"See why in {log_path(session.settings, migration_id)}, then run it again: {again}",
         )
-        _record_unbegun(session, migration_id, ticket, reason, {"exitCode": exit_code})
-        raise OperationFailed(reason, hint=again)
+    if exit_code is not None:
+        error = detached.not_begun(
+            session.settings,
+            migration_id,
+            what=what,
+            exit_code=exit_code,
+            undone="nothing was restored",
+            again=again,
+        )
+        _record_unbegun(session, migration_id, ticket, error.message, {"exitCode": exit_code})
+        raise error
     return record
 
 
