@@ -11,7 +11,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tui_migrator.engine.byte_search import CHUNK_BYTES, LONG_BYTES, MIN_BYTES, Needles, fragments, search
+from tui_migrator.engine.byte_search import (
+    CHUNK_BYTES,
+    FRAGMENT_BYTES,
+    LONG_BYTES,
+    MIN_BYTES,
+    MOST_FRAGMENTS,
+    Needles,
+    fragments,
+    search,
+)
 
 
 def chunks(data: bytes, size: int) -> Iterator[bytes]:
@@ -106,6 +115,21 @@ def test_a_long_value_split_across_pages_is_found_but_one_sharing_a_phrase_is_no
     findings = search(needles, chunks(data, 256))
     assert found_note in findings.found_values(needles)
     assert found_cousin not in findings.found_values(needles)
+
+
+def test_a_very_long_value_is_searched_as_a_bounded_number_of_fragments_spread_over_it() -> None:
+    """However long a value (a scanned report in a text column), its pieces are at most
+    MOST_FRAGMENTS, from its first byte to its last, so a sample of large values keeps the
+    automaton small; left whole or in large part, it is still found, and not from a tenth."""
+    value = bytes(noise(100_000, 11))
+    pieces = fragments(value)
+    assert len(pieces) == MOST_FRAGMENTS
+    assert pieces[0] == value[:FRAGMENT_BYTES] and pieces[-1] == value[-FRAGMENT_BYTES:]
+    needles = Needles()
+    number = needles.add(value)
+    for part, found in ((value, {number}), (value[:60_000], {number}), (value[-10_000:], set())):
+        data = bytes(noise(3000)) + part + bytes(noise(3000, 6))
+        assert search(needles, chunks(data, 4096)).found_values(needles) == found, len(part)
 
 
 def test_a_long_value_is_found_by_half_of_its_fragments_and_not_by_fewer() -> None:

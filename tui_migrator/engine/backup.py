@@ -27,6 +27,7 @@ from sqlalchemy.engine import Connection, Engine
 from tui_migrator.common.errors import OperationFailed
 from tui_migrator.crypto.ciphers import RowSealer
 from tui_migrator.crypto.codec import encode_value, pack, pack_values
+from tui_migrator.engine import read_sizes
 from tui_migrator.engine.cpu_pool import BatchContext, CpuPool
 from tui_migrator.engine.window_steps import Sharing, Summary, WindowStep, run_step
 from tui_migrator.storage import migration_records as migrations
@@ -262,13 +263,17 @@ def read_back(
         total += int(summary["digests"])
         count += summary["rows"]
 
+    # A window's sealed rows are read whole in a worker process: fewer where the table's rows
+    # are large (a row's backup holds as much as the row).
+    rows = read_sizes.rows_per_read(engine, access, READ_BACK_ROWS)
+
     def keys_after(bound: KeyParameters | None) -> sa.Select[Any]:
-        query = sa.select(*key_columns).order_by(*key_columns).limit(READ_BACK_ROWS)
+        query = sa.select(*key_columns).order_by(*key_columns).limit(rows)
         # Bound in the key's own type, as the table's keyset pages are (TableAccess.bound_key).
         return query if bound is None else query.where(sa.tuple_(*key_columns) > access.key_tuple(bound))
 
     def next_keys(after: tuple[Any, ...] | None) -> KeysQuery:
-        return next_keys_query(access, ("backup_keys", table), keys_after, after)
+        return next_keys_query(access, ("backup_keys", table, rows), keys_after, after)
 
     step = read_back_step(access, table)
     run_step(engine, step, key_windows(engine, next_keys), pool, add, sharing=sharing)

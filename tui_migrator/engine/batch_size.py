@@ -35,6 +35,11 @@ def adapt(current: int, *, rows: int, seconds: float) -> int:
     return _bounded((current + wanted) / 2)
 
 
+def largest(config: MigrationConfig) -> int:
+    """The most rows a batch of the migration may hold: its size, or for ``auto`` the largest."""
+    return AUTO_MAX if config.auto_batch_size else int(config.batch_size)
+
+
 def steady(config: MigrationConfig, per_row_seconds: float) -> int:
     """The size the migration settles at when each row takes ``per_row_seconds``."""
     if not config.auto_batch_size:

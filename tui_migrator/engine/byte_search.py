@@ -32,6 +32,10 @@ MIN_BYTES = 8
 LONG_BYTES = 64
 FRAGMENT_BYTES = 32
 FRAGMENT_STEP = FRAGMENT_BYTES // 2
+# A longer value is searched as this many fragments spread evenly over it, however long: every
+# FRAGMENT_STEP, a sample of 200-KB values had 2.5 million pieces and took the sweep's automaton
+# to 600 MiB (2026-12-07). Half of them seen still finds a value left whole or in large part.
+MOST_FRAGMENTS = 64
 CHUNK_BYTES = 4 << 20
 # Up to this many pieces the automaton is a full DFA (about 12 KB a piece, ~2.5 times faster
 # than the contiguous NFA it is beyond: 0.4 s against 1 s for 150 MB and the 2,400 pieces of a
@@ -40,12 +44,16 @@ DFA_PIECES = 4000
 
 
 def fragments(data: bytes) -> list[bytes]:
-    """The pieces ``data`` is searched as: itself, or overlapping fragments when long."""
+    """The pieces ``data`` is searched as: itself, or overlapping fragments when long (at most
+    MOST_FRAGMENTS of them, spread evenly from its start to its end when it is longer still)."""
     if len(data) <= LONG_BYTES:
         return [data]
-    starts = list(range(0, len(data) - FRAGMENT_BYTES + 1, FRAGMENT_STEP))
-    if starts[-1] != len(data) - FRAGMENT_BYTES:
-        starts.append(len(data) - FRAGMENT_BYTES)
+    last = len(data) - FRAGMENT_BYTES
+    starts = list(range(0, last + 1, FRAGMENT_STEP))
+    if starts[-1] != last:
+        starts.append(last)
+    if len(starts) > MOST_FRAGMENTS:
+        starts = [round(number * last / (MOST_FRAGMENTS - 1)) for number in range(MOST_FRAGMENTS)]
     return [data[start : start + FRAGMENT_BYTES] for start in starts]
 
 

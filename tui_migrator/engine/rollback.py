@@ -30,7 +30,7 @@ from sqlalchemy.engine import Engine
 from tui_migrator.common.errors import DecryptionFailed, OperationFailed
 from tui_migrator.crypto.ciphers import RowContext, RowSealer, ValueCipher
 from tui_migrator.crypto.codec import encode_keys
-from tui_migrator.engine import backup
+from tui_migrator.engine import backup, read_sizes
 from tui_migrator.engine.collection_pace import paced
 from tui_migrator.engine.cpu_pool import BatchContext, CpuPool, kept, processes_for
 from tui_migrator.engine.retry import RetryPolicy, with_retries
@@ -224,11 +224,18 @@ def _restore_table(
     # tenth of a 100,000-row rollback's time in its profile.
     statement = DriverStatement(access.update_statement())
     shape = kept(RowShape(access.mapped))
+    # Each row read with its backup, as large again: fewer rows a batch where they are large.
+    rows = with_retries(
+        retry,
+        lambda: read_sizes.rows_per_read(engine, access, BATCH, copies=2),
+        what=f"measuring the rows of {name}",
+        again=ROLL_BACK_AGAIN,
+    )
     after = None
     while True:
         # Every row is read, not only those holding tokens: a cell the application overwrote
         # with plaintext since is counted as a newer value kept.
-        query = access.select_rows(after=after, limit=BATCH)
+        query = access.select_rows(after=after, limit=rows)
         if backup_table is not None:
             # Looked up per row, not joined (see TableBatches.pending_query: a join's plan
             # depended on statistics that lag behind the backup table).

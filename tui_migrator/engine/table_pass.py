@@ -99,6 +99,9 @@ class TablePass:
     max_in_flight: int
     # Saves the table's resume key (a blocking database write: it runs in a worker thread).
     save_resume_key: Callable[[Key], None]
+    # The most rows a batch may hold whatever the batch size: fewer where the table's rows
+    # are large (read_sizes.rows_per_read).
+    most_rows: int | None = None
     # One resume-key save at a time, and how many batches the key it saved last had passed.
     _saving: asyncio.Lock = field(default_factory=asyncio.Lock, init=False, repr=False)
     _saved: int = field(default=0, init=False, repr=False)
@@ -150,7 +153,10 @@ class TablePass:
         return resume_keys.passed
 
     async def _read(self, after: Sequence[Any] | None) -> Batch | None:
-        return await asyncio.to_thread(self.source.next_batch, after=after, limit=self.meter.batch_size)
+        limit = (
+            self.meter.batch_size if self.most_rows is None else min(self.meter.batch_size, self.most_rows)
+        )
+        return await asyncio.to_thread(self.source.next_batch, after=after, limit=limit)
 
     async def _process(
         self,

@@ -24,6 +24,7 @@ from tui_migrator.common.errors import DecryptionFailed, OperationFailed
 from tui_migrator.crypto.ciphers import RowContext, ValueCipher
 from tui_migrator.crypto.codec import encode_keys, pack_values
 from tui_migrator.crypto.tokens import TOKEN_PREFIX
+from tui_migrator.engine import read_sizes
 from tui_migrator.engine.cpu_pool import BatchContext, CpuPool
 from tui_migrator.engine.phase_progress import PhaseMeter
 from tui_migrator.engine.rotation import rotation_condition
@@ -315,11 +316,14 @@ def verify_table(
         if meter is not None:
             meter.add(verdict.rows)
 
+    # A window's rows are read whole in a worker process: fewer where they are large.
+    rows = read_sizes.rows_per_read(engine, access, BATCH)
+
     def next_keys(after: tuple[Any, ...] | None) -> KeysQuery:
         return next_keys_query(
             access,
-            ("verify_keys", organizations),
-            lambda bound: access.select_keys(after=bound, limit=BATCH).where(
+            ("verify_keys", organizations, rows),
+            lambda bound: access.select_keys(after=bound, limit=rows).where(
                 organization_condition(access, organizations)
             ),
             after,

@@ -228,6 +228,35 @@ class TableAccess:
             query = query.where(sa.tuple_(*self.key_columns) > self.key_tuple(after))
         return query
 
+    def select_row_sizes(self, *, limit: int, last: bool = False) -> sa.Select[Any]:
+        """The stored size in bytes of each of the first (``last``: the last) ``limit`` rows in
+        key order: of their mapped columns and companions, the rest of a row being small beside
+        them. What a read of that many rows will hold (engine/read_sizes.py); measured on the
+        server from the values' lengths, nothing of them sent."""
+        sizes = [self._size_of(column.name) for column in self.mapped.columns]
+        sizes += [
+            self._size_of(companion)
+            for companion in (self.existing_companion(column) for column in self.mapped.columns)
+            if companion is not None
+        ]
+        order = [key.desc() for key in self.key_columns] if last else list(self.key_columns)
+        return sa.select(sum(sizes[1:], sizes[0]).label("tm_row_bytes")).order_by(*order).limit(limit)
+
+    def _size_of(self, name: str) -> sa.ColumnElement[int]:
+        """Column ``name``'s stored size in bytes (0 for NULL). SQLite: of its text or blob
+        (a number as its text). PostgreSQL: text and binary values by their length, which it
+        knows without decompressing or fetching them out of line; any other by its stored size."""
+        column = self.table.c[name]
+        if self.raw_values:
+            size = sa.func.length(sa.cast(sa.type_coerce(column, _RawValue()), sa.LargeBinary))
+        elif isinstance(column.type, (sa.String, sa.LargeBinary)):
+            size = sa.func.octet_length(column)
+        elif self.moves_as_text(name):
+            size = sa.func.octet_length(sa.cast(column, sa.Text))
+        else:
+            size = sa.func.pg_column_size(column)
+        return sa.func.coalesce(size, 0)
+
     def key_range(self, first: KeyOrParameters, last: KeyOrParameters) -> sa.ColumnElement[bool]:
         """Rows whose key lies from ``first`` to ``last``, both included: a range the primary
         key's index serves, whatever a planner believes of the query's other conditions."""

@@ -1,0 +1,144 @@
+"""Rows with large values are read a few at a time, in every phase that holds rows whole —
+batches, the backups' read-back, verification and rollback — and migrate, verify and roll back
+exactly; rows of ordinary size keep their reads' usual size."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from tests.support.databases import BOTH_BACKENDS, make_settings
+from tests.support.migration_helpers import raw_dump
+from tui_migrator.engine import batch_source, batches, read_sizes, rollback
+from tui_migrator.service.facade import MigratorService
+from tui_migrator.storage import database
+from tui_migrator.storage.column_storage import reflect
+from tui_migrator.storage.migration_status import Status
+
+pytestmark = BOTH_BACKENDS
+
+MAPPING = """
+[[tables]]
+name = "scans"
+category = "NON_MOTOR_SYMPTOMS"
+primary_key = "id"
+organization_column = "site"
+columns = ["report", "image", "taken_on"]
+
+[[tables]]
+name = "notes"
+category = "NON_MOTOR_SYMPTOMS"
+primary_key = "id"
+organization_column = "site"
+columns = ["note"]
+"""
+SCANS = 24
+REPORT_BYTES = 30_000
+IMAGE_BYTES = 20_000
+# Two scans' stored values at most (reports and images, or their tokens: a third larger).
+BUDGET = 2 * 4 * (REPORT_BYTES + IMAGE_BYTES) // 3
+
+
+@pytest.fixture
+def archive(empty_database_url: str, tmp_path: Path) -> Iterator[MigratorService]:
+    engine = sa.create_engine(empty_database_url)
+    binary = "BYTEA" if engine.dialect.name == "postgresql" else "BLOB"
+    with engine.begin() as connection:
+        connection.exec_driver_sql(
+            f"CREATE TABLE scans (id INTEGER PRIMARY KEY, site TEXT, report TEXT, image {binary}, taken_on DATE)"
+        )
+        connection.exec_driver_sql("CREATE TABLE notes (id INTEGER PRIMARY KEY, site TEXT, note TEXT)")
+        scans = sa.table("scans", *(sa.column(c) for c in ("id", "site", "report", "image", "taken_on")))
+        connection.execute(
+            sa.insert(scans),
+            [
+                {
+                    "id": n,
+                    "site": f"org_{n % 2}",
+                    "report": (f"Scan {n}: " + "ÿ lesion, no change; " * REPORT_BYTES)[:REPORT_BYTES],
+                    "image": bytes([n]) * IMAGE_BYTES if n % 5 else None,
+                    "taken_on": None,
+                }
+                for n in range(1, SCANS + 1)
+            ],
+        )
+        notes = sa.table("notes", *(sa.column(c) for c in ("id", "site", "note")))
+        connection.execute(
+            sa.insert(notes), [{"id": n, "site": "org_0", "note": f"note {n:04d}"} for n in range(1, 61)]
+        )
+    engine.dispose()
+    (tmp_path / "mapping.toml").write_text(MAPPING)
+    settings = make_settings(tmp_path, database_url=empty_database_url, schema_path=tmp_path / "mapping.toml")
+    with MigratorService.open(settings, user="alice", may_set_up=True) as service:
+        yield service
+
+
+def test_a_rows_size_is_measured_on_the_server_from_both_ends_of_the_table(archive: MigratorService) -> None:
+    with archive.engine.connect() as connection:
+        access = reflect(connection, archive.mapping().table("scans"))
+    # Its text in UTF-8 bytes ('ÿ' is two), its binary value's length, a NULL as nothing.
+    report = len((("Scan 20: " + "ÿ lesion, no change; " * REPORT_BYTES)[:REPORT_BYTES]).encode())
+    assert read_sizes.largest_row_bytes(archive.engine, access) == report + IMAGE_BYTES
+    assert read_sizes.rows_per_read(archive.engine, access, 1000) == max(
+        1, read_sizes.READ_BYTES // (report + IMAGE_BYTES)
+    )
+    # The last rows are sampled too: where only they are large, they decide.
+    with archive.engine.begin() as connection:
+        connection.execute(
+            sa.text("UPDATE scans SET report = 'short', image = NULL WHERE id < :last"), {"last": SCANS}
+        )
+    assert (
+        read_sizes.largest_row_bytes(archive.engine, access)
+        == len((("Scan 24: " + "ÿ lesion, no change; " * REPORT_BYTES)[:REPORT_BYTES]).encode()) + IMAGE_BYTES
+    )
+
+
+def test_every_phase_reads_large_rows_a_few_at_a_time_and_the_result_is_exact(
+    archive: MigratorService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With room for two scans a read: each batch, each window of the backups' read-back and of
+    verification, and each rollback batch of ``scans`` holds two rows at most, while ``notes``
+    is read 25 rows at a time as asked; every value migrates, verifies and comes back exact."""
+    monkeypatch.setattr(read_sizes, "READ_BYTES", BUDGET)
+    reads: dict[str, list[int]] = {"batches": [], "windows": [], "rollback": []}
+
+    def counting(phase: str, function: Any) -> Any:
+        def counted(*args: Any, **kwargs: Any) -> Any:
+            rows = function(*args, **kwargs)
+            reads[phase].append(len(rows))
+            return rows
+
+        return counted
+
+    # Where each phase's rows (or, for the windows read in a worker, their keys) are fetched.
+    monkeypatch.setattr(batches, "fetch_dicts", counting("batches", batches.fetch_dicts))
+    monkeypatch.setattr(batch_source, "fetch_dicts", counting("batches", batch_source.fetch_dicts))
+    monkeypatch.setattr(database, "fetch_tuples", counting("windows", database.fetch_tuples))
+    restore_batch = rollback.restore_batch
+
+    def restoring(context: Any, shape: Any, entries: Any) -> Any:
+        if shape.mapped.name == "scans":
+            reads["rollback"].append(len(entries))
+        return restore_batch(context, shape, entries)
+
+    # What each of the rollback's batches (read here: no worker processes for so few rows) opens.
+    monkeypatch.setattr(rollback, "restore_batch", restoring)
+
+    before = raw_dump(archive.engine)
+    record = archive.start(
+        {"batch_size": 25, "max_concurrency": 2, "data_categories": ["NON_MOTOR_SYMPTOMS"]}
+    )
+    assert record.status is Status.COMPLETED, record.error_message
+    assert record.encrypted_records == SCANS + 60 and record.verification and record.verification["passed"]
+    large = [rows for rows in reads["batches"] if rows <= 2]
+    assert sum(large) == SCANS and max(reads["batches"]) == 25  # the notes: 25, 25 and 10
+    assert reads["windows"] and all(rows <= 2 or rows in (60, 0) for rows in reads["windows"])
+    assert sum(rows for rows in reads["windows"] if rows <= 2) >= 2 * SCANS  # read-back and verification
+
+    archive.rollback(record.id, confirm=True)
+    assert reads["rollback"] and max(reads["rollback"]) <= 2 and sum(reads["rollback"]) == SCANS
+    assert raw_dump(archive.engine) == before

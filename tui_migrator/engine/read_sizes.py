@@ -1,0 +1,46 @@
+"""How many rows one read may bring into memory, whatever the size of their values.
+
+A batch, a window of verification or of the backups' read-back and a rollback's batch each hold
+their rows whole — in the run's process and in the worker process that seals or opens them,
+several of them at once. Read 1,000 rows at a time, a table whose rows hold large values (a
+scanned document in a text column, say) would fill the machine's memory: rows of 200 KB took a
+run of 2,000 of them to 3 GiB over its processes (2026-12-07, tests/benchmarks/MEASUREMENTS.md).
+So each of those reads of a table takes at most the rows that hold READ_BYTES of stored values,
+going by the largest row of a sample read (sizes only) when the table's phase begins: its first
+and its last rows in key order, the newest being where rows grow. A row larger than READ_BYTES
+is read alone. Rows of ordinary size are far below it: their reads keep their usual size.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy.engine import Engine
+
+from tui_migrator.storage.column_storage import TableAccess
+
+# The stored values one read may hold: a few of them are in flight at once, each held as read,
+# as sealed or opened, and on its way to and from a worker process (several copies in all).
+READ_BYTES = 16 * 1024 * 1024
+# Rows sampled at each end of the table.
+SAMPLE_ROWS = 1000
+
+
+def rows_per_read(engine: Engine, access: TableAccess, wanted: int, *, copies: int = 1) -> int:
+    """``wanted``, or fewer where that many of the table's rows would hold more than
+    READ_BYTES; at least one. ``copies``: how many times over a read holds each row (a
+    rollback's reads each row with its backup)."""
+    largest = largest_row_bytes(engine, access) * copies
+    return max(1, min(wanted, READ_BYTES // largest)) if largest else wanted
+
+
+def largest_row_bytes(engine: Engine, access: TableAccess) -> int:
+    """The stored size of the largest of the table's first and last SAMPLE_ROWS rows (0 for an
+    empty table), measured on the database server."""
+    with engine.connect() as connection:
+        return max(
+            (
+                int(size)
+                for last in (False, True)
+                for (size,) in connection.execute(access.select_row_sizes(limit=SAMPLE_ROWS, last=last))
+            ),
+            default=0,
+        )
