@@ -123,7 +123,9 @@ def test_a_detached_worker_that_exits_before_claiming_is_an_error_naming_its_log
         return subprocess.Popen([sys.executable, "-c", "raise SystemExit(3)"])
 
     monkeypatch.setattr(detached, "spawn", exiting_at_once)
-    with pytest.raises(OperationFailed, match=r"exited \(code 3\) before it began; nothing was run") as raised:
+    with pytest.raises(
+        OperationFailed, match=r"exited \(code 3\) before it began; nothing was run"
+    ) as raised:
         service.start(SLOW, detach=True)
     [record] = service.list_migrations()[0]
     assert str(log_path(settings, record.id)) in str(raised.value.hint)
