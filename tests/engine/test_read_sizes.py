@@ -17,6 +17,7 @@ from tui_migrator.engine import batch_source, batches, read_sizes, rollback
 from tui_migrator.service.facade import MigratorService
 from tui_migrator.storage import database
 from tui_migrator.storage.column_storage import reflect
+from tui_migrator.storage.mapping import parse_mapping, resolve_mapping
 from tui_migrator.storage.migration_status import Status
 
 pytestmark = BOTH_BACKENDS
@@ -142,3 +143,43 @@ def test_every_phase_reads_large_rows_a_few_at_a_time_and_the_result_is_exact(
     archive.rollback(record.id, confirm=True)
     assert reads["rollback"] and max(reads["rollback"]) <= 2 and sum(reads["rollback"]) == SCANS
     assert raw_dump(archive.engine) == before
+
+
+@pytest.mark.backends("postgresql")
+def test_any_postgresql_type_is_measured(empty_database_url: str) -> None:
+    """A text or binary value by its length (not its compressed size), anything else (an
+    enum, which has no length function, an interval, an address, an array) by its stored size."""
+    engine = sa.create_engine(empty_database_url)
+    with engine.begin() as connection:
+        connection.exec_driver_sql("CREATE TYPE mood AS ENUM ('calm', 'anxious')")
+        connection.exec_driver_sql(
+            "CREATE TABLE odd (id INTEGER PRIMARY KEY, site TEXT, feeling mood, waited INTERVAL, "
+            "seen_from INET, doses INTEGER[], letter TEXT)"
+        )
+        connection.exec_driver_sql(
+            "INSERT INTO odd VALUES (1, 'org_0', 'calm', '3 days', '10.0.0.1', '{1,2}', repeat('a', 50000))"
+        )
+    mapping = resolve_mapping(
+        parse_mapping(
+            {
+                "tables": [
+                    {
+                        "name": "odd",
+                        "category": "NON_MOTOR_SYMPTOMS",
+                        "primary_key": "id",
+                        "organization_column": "site",
+                        "columns": ["feeling", "waited", "seen_from", "doses", "letter"],
+                    }
+                ]
+            },
+            source="test",
+        ),
+        engine,
+        source="test",
+    )
+    with engine.connect() as connection:
+        access = reflect(connection, mapping.table("odd"))
+    largest = read_sizes.largest_row_bytes(engine, access)
+    # The letter compresses to a few hundred bytes on disk; its length is what a read holds.
+    assert 50_000 < largest < 50_200
+    engine.dispose()

@@ -245,11 +245,14 @@ class TableAccess:
     def _size_of(self, name: str) -> sa.ColumnElement[int]:
         """Column ``name``'s stored size in bytes (0 for NULL). SQLite: of its text or blob
         (a number as its text). PostgreSQL: text and binary values by their length, which it
-        knows without decompressing or fetching them out of line; any other by its stored size."""
+        knows without decompressing or fetching them out of line; any other (an enum, a number,
+        a date…) by its stored size."""
         column = self.table.c[name]
         if self.raw_values:
             size = sa.func.length(sa.cast(sa.type_coerce(column, _RawValue()), sa.LargeBinary))
-        elif isinstance(column.type, (sa.String, sa.LargeBinary)):
+        elif isinstance(column.type, sa.LargeBinary) or (
+            isinstance(column.type, sa.String) and not isinstance(column.type, sa.Enum)
+        ):
             size = sa.func.octet_length(column)
         elif self.moves_as_text(name):
             size = sa.func.octet_length(sa.cast(column, sa.Text))
