@@ -4,6 +4,7 @@ exactly; rows of ordinary size keep their reads' usual size."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -99,12 +100,13 @@ def test_a_rows_size_is_measured_on_the_server_from_both_ends_of_the_table(archi
 
 
 def test_every_phase_reads_large_rows_a_few_at_a_time_and_the_result_is_exact(
-    archive: MigratorService, monkeypatch: pytest.MonkeyPatch
+    archive: MigratorService, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     """With room for two scans a read: each batch, each window of the backups' read-back and of
     verification, and each rollback batch of ``scans`` holds two rows at most, while ``notes``
     is read 25 rows at a time as asked; every value migrates, verifies and comes back exact."""
     monkeypatch.setattr(read_sizes, "READ_BYTES", BUDGET)
+    caplog.set_level(logging.INFO, logger=read_sizes.__name__)
     reads: dict[str, list[int]] = {"batches": [], "windows": [], "rollback": []}
 
     def counting(phase: str, function: Any) -> Any:
@@ -139,6 +141,11 @@ def test_every_phase_reads_large_rows_a_few_at_a_time_and_the_result_is_exact(
     assert sum(large) == SCANS and max(reads["batches"]) == 25  # the notes: 25, 25 and 10
     assert reads["windows"] and all(rows <= 2 or rows in (60, 0) for rows in reads["windows"])
     assert sum(rows for rows in reads["windows"] if rows <= 2) >= 2 * SCANS  # read-back and verification
+
+    # The log says why the table's batches are small; the other table's are not cut.
+    told = [r.getMessage() for r in caplog.records if r.name == read_sizes.__name__]
+    assert any(m.startswith("rows of scans hold up to ") and "2 rows a read instead of 25" in m for m in told)
+    assert not any("notes" in m for m in told)
 
     archive.rollback(record.id, confirm=True)
     assert reads["rollback"] and max(reads["rollback"]) <= 2 and sum(reads["rollback"]) == SCANS

@@ -13,9 +13,13 @@ is read alone. Rows of ordinary size are far below it: their reads keep their us
 
 from __future__ import annotations
 
+import logging
+
 from sqlalchemy.engine import Engine
 
 from tui_migrator.storage.column_storage import TableAccess
+
+log = logging.getLogger(__name__)
 
 # The stored values one read may hold: a few of them are in flight at once, each held as read,
 # as sealed or opened, and on its way to and from a worker process (several copies in all).
@@ -29,7 +33,18 @@ def rows_per_read(engine: Engine, access: TableAccess, wanted: int, *, copies: i
     READ_BYTES; at least one. ``copies``: how many times over a read holds each row (a
     rollback's reads each row with its backup)."""
     largest = largest_row_bytes(engine, access) * copies
-    return max(1, min(wanted, READ_BYTES // largest)) if largest else wanted
+    rows = max(1, min(wanted, READ_BYTES // largest)) if largest else wanted
+    if rows < wanted:
+        # In the log, for an operator who wonders why this table's batches are small.
+        log.info(
+            "rows of %s hold up to %s KiB: %d rows a read instead of %d, to keep a read within %d MiB",
+            access.mapped.name,
+            f"{largest // copies // 1024:,}",
+            rows,
+            wanted,
+            READ_BYTES // (1024 * 1024),
+        )
+    return rows
 
 
 def largest_row_bytes(engine: Engine, access: TableAccess) -> int:
