@@ -152,6 +152,24 @@ def test_every_phase_reads_large_rows_a_few_at_a_time_and_the_result_is_exact(
     assert raw_dump(archive.engine) == before
 
 
+def test_the_estimates_calibration_reads_large_rows_a_few_at_a_time_too(
+    archive: MigratorService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(read_sizes, "READ_BYTES", BUDGET)
+    limits: dict[str, list[int]] = {}
+    pending_read = batches.TableBatches.pending_read
+
+    def recorded(self: batches.TableBatches, **options: Any) -> Any:
+        limits.setdefault(self.table_name, []).append(options["limit"])
+        return pending_read(self, **options)
+
+    monkeypatch.setattr(batches.TableBatches, "pending_read", recorded)
+    estimate = archive.estimate({"batch_size": 25, "data_categories": ["NON_MOTOR_SYMPTOMS"]})
+    assert estimate.estimated_records == SCANS + 60
+    assert limits["scans"] and max(limits["scans"]) <= 2
+    assert max(limits["notes"]) > 2
+
+
 @pytest.mark.backends("postgresql")
 def test_any_postgresql_type_is_measured(empty_database_url: str) -> None:
     """A text or binary value by its length (not its compressed size), anything else (an

@@ -33,7 +33,14 @@ from tui_migrator.common.uncontended_clock import uncontended_seconds
 from tui_migrator.crypto.ciphers import ValueCipher
 from tui_migrator.crypto.codec import encode_key
 from tui_migrator.crypto.keys import MasterKey
-from tui_migrator.engine import backup, batch_size, calibration_shadow, cpu_pool, verification
+from tui_migrator.engine import (
+    backup,
+    batch_size,
+    calibration_shadow,
+    cpu_pool,
+    read_sizes,
+    verification,
+)
 from tui_migrator.engine.batches import RowsChanged, TableBatches
 from tui_migrator.engine.collection_pace import paced
 from tui_migrator.engine.scope import MigrationScope, TableScope, pending_count
@@ -238,10 +245,11 @@ def _calibrate_table(
                 backup_table = backup.backup_table(table.access, CALIBRATION_BACKUP_TABLE)
                 calibration_shadow.create_temporary(connection, backup_table)
             batches = _calibration_batches(engine, table.access, table, cipher, master_key, backup_table)
-            warm_up = WARM_UP_ROWS if sample > 2 * WARM_UP_ROWS else 0
-            rows = list(
-                connection.execute(*batches.pending_read(after=None, limit=sample + warm_up)).mappings()
-            )
+            # Read whole, as a batch is: fewer rows where they are large (engine/read_sizes.py).
+            most = read_sizes.rows_per_read(engine, table.access, sample + WARM_UP_ROWS)
+            warm_up = WARM_UP_ROWS if min(sample, most - WARM_UP_ROWS) > 2 * WARM_UP_ROWS else 0
+            limit = min(sample + warm_up, most)
+            rows = list(connection.execute(*batches.pending_read(after=None, limit=limit)).mappings())
             timed = len(rows) - warm_up
             if timed <= 0:
                 return  # the application emptied the table meanwhile: nothing to time
