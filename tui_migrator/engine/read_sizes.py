@@ -14,6 +14,7 @@ is read alone. Rows of ordinary size are far below it: their reads keep their us
 from __future__ import annotations
 
 import logging
+import threading
 
 from sqlalchemy.engine import Engine
 
@@ -35,16 +36,31 @@ def rows_per_read(engine: Engine, access: TableAccess, wanted: int, *, copies: i
     largest = largest_row_bytes(engine, access) * copies
     rows = max(1, min(wanted, READ_BYTES // largest)) if largest else wanted
     if rows < wanted:
-        # In the log, for an operator who wonders why this table's batches are small.
-        log.info(
-            "rows of %s hold up to %s KiB: %d rows a read instead of %d, to keep a read within %d MiB",
-            access.mapped.name,
-            f"{largest // copies // 1024:,}",
-            rows,
-            wanted,
-            READ_BYTES // (1024 * 1024),
-        )
+        _tell(engine, access.mapped.name, largest // copies, rows)
     return rows
+
+
+# The tables told of already (by database), so that each phase of the run does not say it again.
+_told: set[tuple[str, str]] = set()
+_told_lock = threading.Lock()
+
+
+def _tell(engine: Engine, table: str, largest: int, rows: int) -> None:
+    """Warn, once a table in this process: its batches (and other reads) are smaller than the
+    operator asked for, which its speed shows."""
+    told = (engine.url.render_as_string(hide_password=True), table)
+    with _told_lock:
+        if told in _told:
+            return
+        _told.add(told)
+    log.warning(
+        "rows of %s hold up to %s KiB: it is read %d rows at a time at most (%s MiB of values a "
+        "read), fewer than the batch size asked for",
+        table,
+        f"{largest // 1024:,}",
+        rows,
+        f"{READ_BYTES / 2**20:g}",
+    )
 
 
 def largest_row_bytes(engine: Engine, access: TableAccess) -> int:

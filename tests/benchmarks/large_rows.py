@@ -1,0 +1,154 @@
+"""Memory and time of a migration whose rows hold large values, in one run.
+
+Run: .venv/bin/python -m tests.benchmarks.large_rows [--rows 2000] [--kib 100] [--batch-size 1000]
+     [--max-concurrency 4]
+
+Builds a SQLite table ``records`` of ``--rows`` rows, each with two text columns of ``--kib`` KiB
+(a report and its copy reversed, as a scanned document in a text column would be), sets the
+tool up on it, runs ``start --yes`` through the CLI and samples, every 0.1 s from ``/proc``, the
+resident memory of the tool's process and of every process under it (its worker processes,
+their fork server). Prints the run's time, the peak of its own process, the peak over the whole
+tree at one moment, the values' size for scale, and what the run warned of the reads it cut
+(engine/read_sizes.py). Then rolls the migration back and compares every row with the
+original, byte for byte. Linux only (``/proc``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+SCHEMA_TOML = """\
+[[tables]]
+name = "records"
+category = "NON_MOTOR_SYMPTOMS"
+primary_key = "id"
+organization_column = "organization_id"
+columns = ["report", "copy"]
+"""
+SAMPLE_SECONDS = 0.1
+
+
+@dataclass
+class Peaks:
+    """The largest resident memory seen, in MiB: of the process itself, and over its tree."""
+
+    own: float = 0.0
+    tree: float = 0.0
+    processes: int = 0
+
+
+def build(path: Path, rows: int, kib: int) -> int:
+    """The table, its values random words (so no page compresses them away); their bytes."""
+    words = random.Random(7)
+    alphabet = "abcdefghijklmnopqrstuvwxyz"
+    total = 0
+    with sqlite3.connect(path) as connection:
+        connection.execute(
+            "CREATE TABLE records (id INTEGER PRIMARY KEY, organization_id TEXT, report TEXT, copy TEXT)"
+        )
+        for number in range(1, rows + 1):
+            block = " ".join("".join(words.choices(alphabet, k=7)) for _ in range(128))
+            report = (block * (kib * 1024 // len(block) + 1))[: kib * 1024]
+            connection.execute(
+                "INSERT INTO records VALUES (?, ?, ?, ?)",
+                (number, f"org_{number % 4}", report, report[::-1]),
+            )
+            total += 2 * len(report)
+    return total
+
+
+def tree(pid: int) -> list[int]:
+    """``pid`` and every process under it, as /proc lists them now."""
+    found = [pid]
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        return found
+    for child in children:
+        found += tree(int(child))
+    return found
+
+
+def resident_mib(pid: int) -> float:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass  # it exited between the listing and the read
+    return 0.0
+
+
+def run_sampled(command: list[str]) -> tuple[float, Peaks, subprocess.CompletedProcess[str]]:
+    """Run ``command`` to its end, sampling its tree's memory; its seconds, peaks and result."""
+    peaks = Peaks()
+    started = time.perf_counter()
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as process:
+        while process.poll() is None:
+            pids = tree(process.pid)
+            peaks.own = max(peaks.own, resident_mib(process.pid))
+            peaks.tree = max(peaks.tree, sum(resident_mib(pid) for pid in pids))
+            peaks.processes = max(peaks.processes, len(pids))
+            time.sleep(SAMPLE_SECONDS)
+        stdout, stderr = process.communicate()
+    seconds = time.perf_counter() - started
+    return seconds, peaks, subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=2000)
+    parser.add_argument(
+        "--kib", type=int, default=100, help="KiB in each of a row's two columns (default 100)"
+    )
+    parser.add_argument("--batch-size", type=int, default=1000)
+    parser.add_argument("--max-concurrency", type=int, default=4)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="tui-migrator-large-rows-") as scratch:
+        root = Path(scratch)
+        database, schema = root / "large.db", root / "schema.toml"
+        schema.write_text(SCHEMA_TOML)
+        values = build(database, args.rows, args.kib)
+        original = sqlite3.connect(database).execute("SELECT * FROM records ORDER BY id").fetchall()
+        tool = [
+            sys.executable, "-m", "tui_migrator", "--db", f"sqlite:///{database}", "--schema", str(schema),
+            "--data-dir", str(root / "data"),
+        ]  # fmt: skip
+        subprocess.run([*tool, "init"], check=True, capture_output=True)
+        start = [*tool, "start", "--yes", "--batch-size", str(args.batch_size)]
+        start += ["--max-concurrency", str(args.max_concurrency)]
+        seconds, peaks, done = run_sampled(start)
+        if done.returncode != 0:
+            print(done.stdout, done.stderr, sep="\n", file=sys.stderr)
+            return 1
+        cut = [
+            line.split(": ", 1)[-1] for line in done.stderr.splitlines() if "rows at a time at most" in line
+        ]
+        migration_id = next(part for part in done.stdout.split() if part.startswith("migration_"))
+        subprocess.run(
+            [*tool, "rollback", migration_id.rstrip(":"), "--confirm"], check=True, capture_output=True
+        )
+        restored = sqlite3.connect(database).execute("SELECT * FROM records ORDER BY id").fetchall()
+    print(f"{args.rows:,} rows of two {args.kib:,}-KiB text columns: {values / 2**20:,.0f} MiB of values")
+    print(f"start --batch-size {args.batch_size} --max-concurrency {args.max_concurrency}: {seconds:.2f} s")
+    print(
+        f"peak resident memory: the run's process {peaks.own:,.0f} MiB; its whole tree "
+        f"{peaks.tree:,.0f} MiB at once ({peaks.processes} processes at most; sampled every {SAMPLE_SECONDS} s)"
+    )
+    print("reads cut (its warning):" if cut else "reads cut: none (its rows fit a read at the batch size)")
+    for line in cut:
+        print(f"  {line}")
+    print(f"rolled back: every row {'byte for byte as before' if restored == original else 'DIFFERENT'}")
+    return 0 if restored == original else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

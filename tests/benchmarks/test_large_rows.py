@@ -1,0 +1,22 @@
+"""The large-rows benchmark runs end to end on a small table (no timing is asserted)."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from tests.support.benchmark_runs import run_benchmark
+
+
+@pytest.mark.slow
+def test_the_large_rows_benchmark_measures_a_run_whose_reads_are_cut_and_rolls_it_back_exactly() -> None:
+    output = run_benchmark("large_rows", "--rows", "40", "--kib", "300", "--batch-size", "100")
+    assert "40 rows of two 300-KiB text columns: 23 MiB of values" in output, output
+    assert re.search(r"^start --batch-size 100 --max-concurrency 4: \d+\.\d\d s$", output, re.MULTILINE), (
+        output
+    )
+    assert re.search(r"the run's process \d+ MiB; its whole tree \d+ MiB at once", output), output
+    # 600 KiB a row: 27 rows fit 16 MiB, fewer than the 100 asked for.
+    assert "rows of records hold up to 600 KiB: it is read 27 rows at a time at most" in output, output
+    assert "rolled back: every row byte for byte as before" in output, output
