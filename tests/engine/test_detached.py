@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 
 import pytest
 
@@ -15,6 +13,7 @@ from tests.support.databases import (
 )
 from tests.support.migration_helpers import (
     assert_fully_encrypted,
+    exiting_at_once,
     process_alive,
     raw_dump,
     wait_for,
@@ -118,9 +117,6 @@ def test_a_detached_worker_that_exits_before_claiming_is_an_error_naming_its_log
     bigger: tuple[Settings, MigratorService], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     settings, service = bigger
-
-    def exiting_at_once(*_args: object, **_options: object) -> subprocess.Popen[bytes]:
-        return subprocess.Popen([sys.executable, "-c", "raise SystemExit(3)"])
 
     monkeypatch.setattr(detached, "spawn", exiting_at_once)
     with pytest.raises(

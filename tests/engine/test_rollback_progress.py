@@ -8,7 +8,6 @@ from __future__ import annotations
 import os
 import pwd
 import subprocess
-import sys
 from contextlib import ExitStack
 from dataclasses import replace
 from datetime import timedelta
@@ -18,7 +17,7 @@ import pytest
 import sqlalchemy as sa
 
 from tests.support.databases import BOTH_BACKENDS
-from tests.support.migration_helpers import FAST, raw_dump, wait_for
+from tests.support.migration_helpers import FAST, exiting_at_once, raw_dump, wait_for
 from tui_migrator.common.errors import BadInput, Interrupted, OperationFailed
 from tui_migrator.engine import detached, retry
 from tui_migrator.engine import rollback as rollback_engine
@@ -341,9 +340,6 @@ def test_a_detached_rollback_whose_process_exits_before_it_began_says_so_at_once
     not "rolling back" until its heartbeat went stale."""
     before = raw_dump(service.engine)
     record = service.start(FAST)
-
-    def exiting_at_once(*_args: object, **_options: object) -> subprocess.Popen[bytes]:
-        return subprocess.Popen([sys.executable, "-c", "raise SystemExit(3)"])
 
     monkeypatch.setattr(detached, "spawn", exiting_at_once)
     with pytest.raises(

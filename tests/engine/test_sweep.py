@@ -14,8 +14,6 @@ import logging
 import os
 import pwd
 import sqlite3
-import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -28,7 +26,7 @@ import pytest
 import sqlalchemy as sa
 
 from tests.support.databases import BOTH_BACKENDS
-from tests.support.migration_helpers import FAST, wait_for
+from tests.support.migration_helpers import FAST, exiting_at_once, wait_for
 from tui_migrator.cli.main import main
 from tui_migrator.common.errors import BadInput, OperationFailed, PermissionDenied
 from tui_migrator.common.settings import Settings
@@ -322,9 +320,6 @@ def test_a_background_sweep_returns_once_it_runs_or_says_its_process_never_began
     service.grant(pwd.getpwuid(os.geteuid()).pw_name, "super_admin")
     record = service.start(ONE_TABLE)
     swept_before = service.sweep_status(record.id).swept_at
-
-    def exiting_at_once(*_args: object, **_options: object) -> subprocess.Popen[bytes]:
-        return subprocess.Popen([sys.executable, "-c", "raise SystemExit(3)"])
 
     with monkeypatch.context() as patched:
         patched.setattr(detached, "spawn", exiting_at_once)

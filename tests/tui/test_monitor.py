@@ -3,15 +3,13 @@ keyboard."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from dataclasses import replace
 from datetime import timedelta
 
 import pytest
 from textual.widgets import Input, Static
 
-from tests.support.migration_helpers import raw_dump
+from tests.support.migration_helpers import exiting_at_once, raw_dump
 from tests.tui.conftest import capture_notifications, opened_monitor, settle, wait_until
 from tui_migrator.common.settings import Settings
 from tui_migrator.engine import detached
@@ -129,9 +127,6 @@ async def test_a_sweep_whose_process_never_began_is_told_not_awaited(
     """``s`` whose detached process exits before it could begin: the operator is told so, with
     its log, and the monitor waits for no outcome from it (a later sweep is not taken for it)."""
     record = operator_service.start({"batch_size": 40, "data_categories": ["DEMOGRAPHICS"]})
-
-    def exiting_at_once(*_args: object, **_options: object) -> subprocess.Popen[bytes]:
-        return subprocess.Popen([sys.executable, "-c", "raise SystemExit(3)"])
 
     monkeypatch.setattr(detached, "spawn", exiting_at_once)
     seen = capture_notifications(app, monkeypatch)

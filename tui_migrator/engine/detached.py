@@ -95,3 +95,21 @@ def not_begun(
         f"{what} exited (code {exit_code}) before it began; {undone}.",
         hint=f"See why in {log_path(settings, migration_id)}, then run it again: {again}",
     )
+
+
+def begin(
+    settings: Settings,
+    migration_id: str,
+    begun: Callable[[], bool],
+    *,
+    what: str,
+    undone: str,
+    again: str,
+    command: Sequence[str] | None = None,
+) -> None:
+    """:func:`spawn` the process, then :func:`await_begun` it; one that exited before it began
+    raises :func:`not_begun` (``what``, ``undone`` and ``again`` as there)."""
+    process = spawn(settings, migration_id, command)
+    exit_code = await_begun(process, begun, what=what)
+    if exit_code is not None:
+        raise not_begun(settings, migration_id, what=what, exit_code=exit_code, undone=undone, again=again)

@@ -202,18 +202,14 @@ def _spawn_and_await_claim(session: Session, migration_id: str) -> MigrationReco
         record = migrations.get(session.engine, migration_id)
         return record.claim_epoch > epoch_before or record.cancel_requested
 
-    what = f"The background worker for {migration_id}"
-    process = detached.spawn(session.settings, migration_id)
-    exit_code = detached.await_begun(process, claimed, what=what)
-    if exit_code is not None:
-        raise detached.not_begun(
-            session.settings,
-            migration_id,
-            what=what,
-            exit_code=exit_code,
-            undone="nothing was run",
-            again=f"tui-migrator resume {migration_id}",
-        )
+    detached.begin(
+        session.settings,
+        migration_id,
+        claimed,
+        what=f"The background worker for {migration_id}",
+        undone="nothing was run",
+        again=f"tui-migrator resume {migration_id}",
+    )
     return migrations.get(session.engine, migration_id)
 
 

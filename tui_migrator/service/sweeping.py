@@ -57,22 +57,15 @@ def sweep_in_background(session: Session, migration_id: str, *, confirm: bool, r
             _swept_at(session, migration_id) != swept_before
         )
 
-    process = detached.spawn(
+    detached.begin(
         session.settings,
         migration_id,
+        begun,
+        what=f"The background sweep of {migration_id}",
+        undone="nothing was swept",
+        again=sweep_command(migration_id, session.engine.dialect.name),
         command=("sweep", migration_id, "--yes", "--sample-rows", str(rows_per_table)),
     )
-    what = f"The background sweep of {migration_id}"
-    exit_code = detached.await_begun(process, begun, what=what)
-    if exit_code is not None:
-        raise detached.not_begun(
-            session.settings,
-            migration_id,
-            what=what,
-            exit_code=exit_code,
-            undone="nothing was swept",
-            again=sweep_command(migration_id, session.engine.dialect.name),
-        )
 
 
 def _swept_at(session: Session, migration_id: str) -> datetime | None:
