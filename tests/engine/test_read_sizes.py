@@ -1,6 +1,6 @@
 """Rows with large values are read a few at a time, in every phase that holds rows whole —
-batches, the backups' read-back, verification and rollback — and migrate, verify and roll back
-exactly; rows of ordinary size keep their reads' usual size."""
+batches, the backups' read-back, verification, the sweep's sample and rollback — and migrate,
+verify and roll back exactly; rows of ordinary size keep their reads' usual size."""
 
 from __future__ import annotations
 
@@ -147,6 +147,13 @@ def test_every_phase_reads_large_rows_a_few_at_a_time_and_the_result_is_exact(
     assert len(told) == 1 and told[0].startswith(
         "rows of scans hold up to 50 KiB: it is read 2 rows at a time"
     )
+
+    # The sweep keeps each value it samples: two scans, against the notes' every row.
+    sampled = {
+        t["table"]: t["sampledRows"]
+        for t in archive.sweep(record.id, confirm=True).to_json()["proof"]["tables"]
+    }
+    assert 0 < sampled["scans"] <= 2 and sampled["notes"] == 60
 
     archive.rollback(record.id, confirm=True)
     assert reads["rollback"] and max(reads["rollback"]) <= 2 and sum(reads["rollback"]) == SCANS

@@ -24,7 +24,7 @@ from sqlalchemy.engine import Engine
 
 from tui_migrator.common.cores import usable_cores
 from tui_migrator.crypto.ciphers import ValueCipher
-from tui_migrator.engine import byte_search, database_files, sweep_cleaning, sweep_sample
+from tui_migrator.engine import byte_search, database_files, read_sizes, sweep_cleaning, sweep_sample
 from tui_migrator.engine.database_files import FilesUnreachable, RawFile
 from tui_migrator.engine.sweep_cleaning import Step
 from tui_migrator.engine.sweep_sample import PlaintextSample, TableSample
@@ -219,9 +219,9 @@ def _take_sample(
         sample = PlaintextSample()
         for progress in record.tables:
             access = reflect(connection, mapping.table(progress.name))
-            sweep_sample.sample_table(
-                connection, access, cipher, sample, rows=rows_per_table, encoding=encoding
-            )
+            # The sample keeps each value it searches for: fewer rows where they are large.
+            rows = read_sizes.rows_per_read(engine, access, rows_per_table)
+            sweep_sample.sample_table(connection, access, cipher, sample, rows=rows, encoding=encoding)
     if sample.searched_values:
         # Built here, where the sample is taken while SQLite's VACUUM runs, rather than on the
         # search's first buffer after it: 0.2 s for a sample of six text columns.
