@@ -160,6 +160,45 @@ def test_every_phase_reads_large_rows_a_few_at_a_time_and_the_result_is_exact(
     assert raw_dump(archive.engine) == before
 
 
+def test_batches_follow_rows_that_grow_where_the_sample_did_not_look(
+    archive: MigratorService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Rows large only in the middle of the key range, which the sample of the table's ends does
+    not see: the first batch that meets them holds them all, every batch after it two; where
+    they are small again, batches grow back."""
+    with archive.engine.begin() as connection:
+        connection.execute(
+            sa.text("UPDATE scans SET report = 'short', image = NULL WHERE id <= 3 OR id > :last"),
+            {"last": SCANS - 3},
+        )
+    monkeypatch.setattr(read_sizes, "READ_BYTES", BUDGET)
+    monkeypatch.setattr(read_sizes, "SAMPLE_ROWS", 3)
+    batches_read: list[list[int]] = []
+
+    def recorded(function: Any) -> Any:
+        def counted(*args: Any, **kwargs: Any) -> Any:
+            rows = function(*args, **kwargs)
+            if rows and "report" in rows[0]:
+                batches_read.append([row["id"] for row in rows])
+            return rows
+
+        return counted
+
+    monkeypatch.setattr(batches, "fetch_dicts", recorded(batches.fetch_dicts))
+    monkeypatch.setattr(batch_source, "fetch_dicts", recorded(batch_source.fetch_dicts))
+    before = raw_dump(archive.engine)
+    record = archive.start(
+        {"batch_size": 10, "max_concurrency": 1, "data_categories": ["NON_MOTOR_SYMPTOMS"]}
+    )
+    assert record.status is Status.COMPLETED and record.encrypted_records == SCANS + 60
+    large = range(4, SCANS - 2)
+    assert batches_read[0] == list(range(1, 11))  # all the sample allowed: it met them
+    assert all(len(ids) <= 2 for ids in batches_read[1:] if any(i in large for i in ids)), batches_read
+    assert sorted(i for ids in batches_read for i in ids) == list(range(1, SCANS + 1))
+    archive.rollback(record.id, confirm=True)
+    assert raw_dump(archive.engine) == before
+
+
 def test_the_estimates_calibration_reads_large_rows_a_few_at_a_time_too(
     archive: MigratorService, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -288,16 +288,17 @@ class JoiningWorker(MigrationWorker):
         access = self._ready_table(name, record)
         source = ClaimedSource(self.work.table_batches(access, record.config, epoch=self.epoch))
         most_rows = self.retrying(
-            lambda: read_sizes.rows_per_read(self.engine, access, batch_size.largest(record.config)),
+            lambda: read_sizes.BatchRows.measured(self.engine, access, batch_size.largest(record.config)),
             what=f"measuring the rows of {name}",
         )
-        size = min(most_rows, batch_size.initial(record.config, running_size=record.batch_size_current))
+        size = batch_size.initial(record.config, running_size=record.batch_size_current)
         after = None
         while True:
             self._between_batches()
-            batch = source.next_batch(after=after, limit=size)
+            batch = source.next_batch(after=after, limit=min(size, most_rows.rows))
             if batch is None:
                 return
+            most_rows.follow(batch.rows)
             result = source.process(batch)
             after = batch.last_key
             self.summary.rows += result.rows

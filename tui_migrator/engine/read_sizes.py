@@ -9,12 +9,21 @@ So each of those reads of a table takes at most the rows that hold READ_BYTES of
 going by the largest row of a sample read (sizes only) when the table's phase begins: its first
 and its last rows in key order, the newest being where rows grow. A row larger than READ_BYTES
 is read alone. Rows of ordinary size are far below it: their reads keep their usual size.
+
+The sample sees the ends of the table only. A table's batches (BatchRows) also follow the rows
+they read: where rows grow in the middle of the key range, the batch after the first that meets
+them takes fewer, and where they shrink again, more (up to what the sample allows). A batch's
+rows are judged by the largest of the batch before: where sizes vary from row to row, a batch
+may hold more than READ_BYTES by as much as its rows outgrow those.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy.engine import Engine
 
@@ -27,6 +36,11 @@ log = logging.getLogger(__name__)
 READ_BYTES = 16 * 1024 * 1024
 # Rows sampled at each end of the table.
 SAMPLE_ROWS = 1000
+# Of a batch read, at most this many rows are measured, spread over it (in Python, as the
+# run's process holds them: a few microseconds each).
+MEASURED_ROWS = 128
+# What a value that is neither text nor bytes counts for (a number, a date).
+SMALL_VALUE_BYTES = 16
 
 
 def rows_per_read(engine: Engine, access: TableAccess, wanted: int, *, copies: int = 1) -> int:
@@ -75,3 +89,43 @@ def largest_row_bytes(engine: Engine, access: TableAccess) -> int:
             ),
             default=0,
         )
+
+
+@dataclass
+class BatchRows:
+    """The most rows a table's next batch may take (``rows``): what the sample at the phase's
+    start allows (:func:`rows_per_read`: ``sampled``), and no more than the largest row of the
+    batch read last allows, so that rows growing where the sample did not look are caught."""
+
+    rows: int
+    sampled: int
+    # The columns whose values count (the mapped columns and their companions).
+    names: Sequence[str]
+
+    @classmethod
+    def measured(cls, engine: Engine, access: TableAccess, wanted: int) -> BatchRows:
+        names = [column.name for column in access.mapped.columns]
+        names += [
+            companion
+            for companion in (access.existing_companion(column) for column in access.mapped.columns)
+            if companion is not None
+        ]
+        sampled = rows_per_read(engine, access, wanted)
+        return cls(sampled, sampled, names)
+
+    def follow(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        """After a batch of ``rows`` was read: the next batch's most rows, from its largest row
+        (of at most MEASURED_ROWS of them, spread over it)."""
+        step = max(1, len(rows) // MEASURED_ROWS)
+        largest = max((self._size(row) for row in rows[::step]), default=0)
+        self.rows = max(1, min(self.sampled, READ_BYTES // largest)) if largest else self.sampled
+
+    def _size(self, row: Mapping[str, Any]) -> int:
+        total = 0
+        for name in self.names:
+            value = row.get(name)
+            if isinstance(value, (str, bytes, bytearray, memoryview)):
+                total += len(value)
+            elif value is not None:
+                total += SMALL_VALUE_BYTES
+        return total

@@ -333,7 +333,9 @@ class MigrationRunner(MigrationWorker):
         in_flight = slots_for(source, self.config.max_concurrency, self.pool.batches_in_flight)
         most_rows = await asyncio.to_thread(
             self.retrying,
-            lambda: read_sizes.rows_per_read(self.engine, self.tables[name], batch_size.largest(self.config)),
+            lambda: read_sizes.BatchRows.measured(
+                self.engine, self.tables[name], batch_size.largest(self.config)
+            ),
             what=f"measuring the rows of {name}",
         )
         return await TablePass(source, self.control, self.meter, in_flight, save, most_rows).run(start)

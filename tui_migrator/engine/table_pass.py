@@ -18,6 +18,7 @@ from tui_migrator.engine.batch_source import Batch
 from tui_migrator.engine.batches import BatchResult
 from tui_migrator.engine.control import RunControl
 from tui_migrator.engine.progress import RunMeter
+from tui_migrator.engine.read_sizes import BatchRows
 
 Key = tuple[Any, ...]
 # The resume key is saved once it has passed this many batches since it was last saved, and at
@@ -100,8 +101,8 @@ class TablePass:
     # Saves the table's resume key (a blocking database write: it runs in a worker thread).
     save_resume_key: Callable[[Key], None]
     # The most rows a batch may hold whatever the batch size: fewer where the table's rows
-    # are large (read_sizes.rows_per_read).
-    most_rows: int | None = None
+    # are large (read_sizes.BatchRows, which follows the batches read).
+    most_rows: BatchRows | None = None
     # One resume-key save at a time, and how many batches the key it saved last had passed.
     _saving: asyncio.Lock = field(default_factory=asyncio.Lock, init=False, repr=False)
     _saved: int = field(default=0, init=False, repr=False)
@@ -153,10 +154,16 @@ class TablePass:
         return resume_keys.passed
 
     async def _read(self, after: Sequence[Any] | None) -> Batch | None:
-        limit = (
-            self.meter.batch_size if self.most_rows is None else min(self.meter.batch_size, self.most_rows)
-        )
-        return await asyncio.to_thread(self.source.next_batch, after=after, limit=limit)
+        return await asyncio.to_thread(self._read_measured, after)
+
+    def _read_measured(self, after: Sequence[Any] | None) -> Batch | None:
+        """The next batch (in a worker thread), its rows measured for the one after it."""
+        most = self.most_rows
+        limit = self.meter.batch_size if most is None else min(self.meter.batch_size, most.rows)
+        batch = self.source.next_batch(after=after, limit=limit)
+        if batch is not None and most is not None:
+            most.follow(batch.rows)
+        return batch
 
     async def _process(
         self,
