@@ -195,7 +195,21 @@ def test_batches_follow_rows_that_grow_where_the_sample_did_not_look(
     assert batches_read[0] == list(range(1, 11))  # all the sample allowed: it met them
     assert all(len(ids) <= 2 for ids in batches_read[1:] if any(i in large for i in ids)), batches_read
     assert sorted(i for ids in batches_read for i in ids) == list(range(1, SCANS + 1))
+
+    # The rollback's batches (each row with its backup) likewise.
+    restored: list[list[int]] = []
+    restore_batch = rollback.restore_batch
+
+    def restoring(context: Any, shape: Any, entries: Any) -> Any:
+        if shape.mapped.name == "scans":
+            restored.append(sorted(row["id"] for row, _recorded in entries))
+        return restore_batch(context, shape, entries)
+
+    monkeypatch.setattr(rollback, "restore_batch", restoring)
+    monkeypatch.setattr(rollback, "BATCH", 10)
     archive.rollback(record.id, confirm=True)
+    assert restored[0] == list(range(1, 11))
+    assert all(len(ids) <= 2 for ids in restored[1:] if any(i in large for i in ids)), restored
     assert raw_dump(archive.engine) == before
 
 

@@ -103,15 +103,19 @@ class BatchRows:
     names: Sequence[str]
 
     @classmethod
-    def measured(cls, engine: Engine, access: TableAccess, wanted: int) -> BatchRows:
+    def measured(
+        cls, engine: Engine, access: TableAccess, wanted: int, *, copies: int = 1, also: Sequence[str] = ()
+    ) -> BatchRows:
+        """Sampled now (``copies`` as in :func:`rows_per_read`); ``also``: other columns a
+        batch reads beside the table's own (a rollback's: each row's backup)."""
         names = [column.name for column in access.mapped.columns]
         names += [
             companion
             for companion in (access.existing_companion(column) for column in access.mapped.columns)
             if companion is not None
         ]
-        sampled = rows_per_read(engine, access, wanted)
-        return cls(sampled, sampled, names)
+        sampled = rows_per_read(engine, access, wanted, copies=copies)
+        return cls(sampled, sampled, [*names, *also])
 
     def follow(self, rows: Sequence[Mapping[str, Any]]) -> None:
         """After a batch of ``rows`` was read: the next batch's most rows, from its largest row

@@ -224,10 +224,13 @@ def _restore_table(
     # tenth of a 100,000-row rollback's time in its profile.
     statement = DriverStatement(access.update_statement())
     shape = kept(RowShape(access.mapped))
-    # Each row read with its backup, as large again: fewer rows a batch where they are large.
-    rows = with_retries(
+    # Each row read with its backup, as large again: fewer rows a batch where they are large,
+    # and where they grow past what the sample saw (read_sizes.BatchRows).
+    most_rows = with_retries(
         retry,
-        lambda: read_sizes.rows_per_read(engine, access, BATCH, copies=2),
+        lambda: read_sizes.BatchRows.measured(
+            engine, access, BATCH, copies=2, also=() if backup_table is None else (backup.SEALED_COLUMN,)
+        ),
         what=f"measuring the rows of {name}",
         again=ROLL_BACK_AGAIN,
     )
@@ -235,7 +238,7 @@ def _restore_table(
     while True:
         # Every row is read, not only those holding tokens: a cell the application overwrote
         # with plaintext since is counted as a newer value kept.
-        query = access.select_rows(after=after, limit=rows)
+        query = access.select_rows(after=after, limit=most_rows.rows)
         if backup_table is not None:
             # Looked up per row, not joined (see TableBatches.pending_query: a join's plan
             # depended on statistics that lag behind the backup table).
@@ -250,7 +253,18 @@ def _restore_table(
         # behind, so it is read and restored again from the start, as a migration's batch is.
         last, counted = with_retries(
             retry,
-            partial(_restore_batch_of, engine, migration_id, epoch, access, query, shape, statement, pool),
+            partial(
+                _restore_batch_of,
+                engine,
+                migration_id,
+                epoch,
+                access,
+                query,
+                shape,
+                statement,
+                pool,
+                most_rows,
+            ),
             what=f"restoring a batch of {name}",
             again=ROLL_BACK_AGAIN,
         )
@@ -271,9 +285,11 @@ def _restore_batch_of(
     shape: RowShape,
     statement: DriverStatement,
     pool: CpuPool,
+    most_rows: read_sizes.BatchRows,
 ) -> tuple[tuple[Any, ...] | None, RollbackResult]:
     """Read the rows of ``query``, restore them and write them back, in one transaction: the key
-    of the last row read (None: there was none) and what was restored."""
+    of the last row read (None: there was none) and what was restored. ``most_rows`` follows
+    the rows read, for the next batch."""
     counted = RollbackResult()
     with serialized_write(engine) as connection:
         migration_claims.check_epoch(connection, migration_id, epoch)
@@ -284,6 +300,7 @@ def _restore_batch_of(
         rows = [dict(row) for row in connection.execute(query).mappings()]
         if not rows:
             return None, counted
+        most_rows.follow(rows)
         by_key = dict(zip(encode_keys([key_of(access, row) for row in rows]), rows, strict=True))
         sealed = row_metadata.sealed_rows(connection, migration_id, access.mapped.name, list(by_key))
         # Split among the workers (one part without them), each part opened by one.
