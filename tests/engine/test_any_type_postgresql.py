@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import tempfile
+from contextlib import AbstractContextManager
 from datetime import date, datetime, time, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,7 @@ import sqlalchemy as sa
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from tests.support.databases import fresh_postgres_database, make_settings
+from tests.support.databases import fresh_postgres_database, opened_on_mapping
 from tests.support.migration_helpers import raw_dump, rotate_every_key
 from tests.support.postgres_cluster import PostgresCluster
 from tui_migrator.crypto.codec import encode_key
@@ -268,13 +269,10 @@ def _mapping(keys: list[str], columns: tuple[str, ...]) -> str:
     )
 
 
-def _open(url: str, root: Path, keys: list[str], columns: tuple[str, ...]) -> MigratorService:
-    (root / "mapping.toml").write_text(_mapping(keys, columns))
-    return MigratorService.open(
-        make_settings(root, database_url=url, schema_path=root / "mapping.toml"),
-        user="alice",
-        may_set_up=True,
-    )
+def _open(
+    url: str, root: Path, keys: list[str], columns: tuple[str, ...]
+) -> AbstractContextManager[MigratorService]:
+    return opened_on_mapping(root, url, _mapping(keys, columns))
 
 
 def _migrate(service: MigratorService) -> tuple[MigrationRecord, list[dict[str, Any]]]:

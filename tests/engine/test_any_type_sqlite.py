@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from tests.support.databases import make_settings
+from tests.support.databases import opened_on_mapping
 from tests.support.migration_helpers import raw_dump, rotate_every_key
 from tui_migrator.crypto.tokens import TOKEN_PREFIX
 from tui_migrator.service.facade import MigratorService
@@ -140,9 +140,7 @@ def test_any_declared_type_and_storage_class_migrates_and_rolls_back_exactly(spe
         root = Path(directory)
         url = f"sqlite:///{root / 'any.db'}"
         _create(url, spec)
-        (root / "mapping.toml").write_text(_mapping(spec))
-        settings_ = make_settings(root, database_url=url, schema_path=root / "mapping.toml")
-        with MigratorService.open(settings_, user="alice", may_set_up=True) as service:
+        with opened_on_mapping(root, url, _mapping(spec)) as service:
             before = raw_dump(service.engine)
             record = service.start({"batch_size": 3})
             assert record.status is Status.COMPLETED, record.error_message

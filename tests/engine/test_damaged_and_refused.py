@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from tests.support.databases import ADMIN, BOTH_BACKENDS, make_settings
+from tests.support.databases import ADMIN, BOTH_BACKENDS, opened_on_mapping
 from tests.support.migration_helpers import FAST, raw_dump
 from tui_migrator.common.errors import DecryptionFailed
 from tui_migrator.crypto.tokens import TOKEN_PREFIX, is_token, parse_token
@@ -152,9 +152,7 @@ def clinic(empty_database_url: str, tmp_path: Path) -> Iterator[MigratorService]
             [{"id": n, "site": [7, 8, None][n % 3], "note": f"visit {n}", "score": n} for n in range(12)],
         )
     engine.dispose()
-    (tmp_path / "mapping.toml").write_text(MAPPING)
-    settings = make_settings(tmp_path, database_url=empty_database_url, schema_path=tmp_path / "mapping.toml")
-    with MigratorService.open(settings, user=ADMIN, may_set_up=True) as opened:
+    with opened_on_mapping(tmp_path, empty_database_url, MAPPING, user=ADMIN) as opened:
         yield opened
 
 

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from tests.support.databases import BOTH_BACKENDS, make_settings
+from tests.support.databases import BOTH_BACKENDS, opened_on_mapping
 from tests.support.migration_helpers import raw_dump
 from tui_migrator.engine import batch_source, batches, read_sizes, rollback
 from tui_migrator.service.facade import MigratorService
@@ -73,9 +73,7 @@ def archive(empty_database_url: str, tmp_path: Path) -> Iterator[MigratorService
             sa.insert(notes), [{"id": n, "site": "org_0", "note": f"note {n:04d}"} for n in range(1, 61)]
         )
     engine.dispose()
-    (tmp_path / "mapping.toml").write_text(MAPPING)
-    settings = make_settings(tmp_path, database_url=empty_database_url, schema_path=tmp_path / "mapping.toml")
-    with MigratorService.open(settings, user="alice", may_set_up=True) as service:
+    with opened_on_mapping(tmp_path, empty_database_url, MAPPING) as service:
         yield service
 
 

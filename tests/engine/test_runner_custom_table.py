@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from tests.support.databases import make_settings
+from tests.support.databases import opened_on_mapping
 from tests.support.migration_helpers import assert_fully_encrypted, raw_dump
 from tui_migrator.service.facade import MigratorService
 from tui_migrator.storage.migration_status import Status
@@ -67,9 +67,7 @@ def clinic(tmp_path: Path) -> Iterator[MigratorService]:
             [(f"ref-{n:04d}", f"Łucja {n}", f"+48 600 {n:03d} 000") for n in range(120)],
         )
     engine.dispose()
-    (tmp_path / "mapping.toml").write_text(MAPPING)
-    settings = make_settings(tmp_path, database_url=url, schema_path=tmp_path / "mapping.toml")
-    with MigratorService.open(settings, user="alice", may_set_up=True) as service:
+    with opened_on_mapping(tmp_path, url, MAPPING) as service:
         yield service
 
 

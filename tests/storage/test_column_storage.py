@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from tests.support.databases import BOTH_BACKENDS, make_settings
+from tests.support.databases import BOTH_BACKENDS, make_settings, opened_on_mapping
 from tests.support.migration_helpers import raw_dump
 from tui_migrator.common.errors import MappingError
 from tui_migrator.crypto.tokens import is_token
@@ -197,11 +197,8 @@ def clinic(tmp_path: Path) -> tuple[MigratorService, ResolvedMapping]:
         ]
         connection.exec_driver_sql("INSERT INTO visits VALUES (" + ", ".join("?" * 12) + ")", rows)
     engine.dispose()
-    (tmp_path / "mapping.toml").write_text(CLINIC_MAPPING)
-    settings = make_settings(tmp_path, database_url=url, schema_path=tmp_path / "mapping.toml")
-    service = MigratorService.open(settings, user="alice", may_set_up=True)
-    yield service, service.mapping()
-    service.close()
+    with opened_on_mapping(tmp_path, url, CLINIC_MAPPING) as service:
+        yield service, service.mapping()
 
 
 def test_mapped_table_with_composite_text_key_and_every_storage_class_round_trips(

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from tests.support.databases import ADMIN, make_settings
+from tests.support.databases import ADMIN, opened_on_mapping
 from tests.support.migration_helpers import assert_fully_encrypted, raw_dump
 from tui_migrator.engine.backup import backup_table_name
 from tui_migrator.service.facade import MigratorService
@@ -187,9 +187,7 @@ def clinic(empty_database_url: str, tmp_path: Path) -> Iterator[MigratorService]
             ],
         )
     engine.dispose()
-    (tmp_path / "mapping.toml").write_text(MAPPING, encoding="utf-8")
-    settings = make_settings(tmp_path, database_url=empty_database_url, schema_path=tmp_path / "mapping.toml")
-    with MigratorService.open(settings, user=ADMIN, may_set_up=True) as opened:
+    with opened_on_mapping(tmp_path, empty_database_url, MAPPING, user=ADMIN) as opened:
         yield opened
 
 

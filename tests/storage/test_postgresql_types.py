@@ -16,7 +16,7 @@ import psycopg
 import pytest
 import sqlalchemy as sa
 
-from tests.support.databases import make_settings
+from tests.support.databases import opened_on_mapping
 from tests.support.migration_helpers import assert_fully_encrypted, raw_dump
 from tui_migrator.service.facade import MigratorService
 from tui_migrator.storage.migration_status import Status
@@ -133,9 +133,7 @@ def typed_clinic(empty_postgres_database: str, tmp_path: Path) -> Iterator[Migra
             "untouched text DEFAULT 'not mapped', PRIMARY KEY (patient, visit))"
         )
         insert_rows(connection)
-    (tmp_path / "mapping.toml").write_text(MAPPING)
-    settings = make_settings(tmp_path, database_url=url, schema_path=tmp_path / "mapping.toml")
-    with MigratorService.open(settings, user="alice", may_set_up=True) as service:
+    with opened_on_mapping(tmp_path, url, MAPPING) as service:
         yield service
 
 

@@ -45,6 +45,18 @@ def make_settings(root: Path, **overrides: object) -> Settings:
     return Settings.resolve(values, environ={})
 
 
+@contextmanager
+def opened_on_mapping(
+    root: Path, database_url: str, mapping: str, *, user: str = "alice"
+) -> Iterator[MigratorService]:
+    """A service on ``database_url`` with its own schema mapping (``mapping``, TOML, written
+    under ``root``), set up there by ``user``."""
+    (root / "mapping.toml").write_text(mapping, encoding="utf-8")
+    settings = make_settings(root, database_url=database_url, schema_path=root / "mapping.toml")
+    with MigratorService.open(settings, user=user, may_set_up=True) as service:
+        yield service
+
+
 def copy_sqlite_workspace(template: Path, into: Path) -> Path:
     """A copy of an SQLite template (its database file and its data dir, whose key file and audit
     anchors belong with it) in ``into``; gives ``into``."""

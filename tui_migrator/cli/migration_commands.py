@@ -413,18 +413,19 @@ def status_text(
 
 def _rollback_lines(record: MigrationRecord, log_file: Path | None) -> list[str]:
     """The rollback running, stopped part-way (with how to run it again) or done; none if none ran."""
-    words = rollback_words(record)
-    progress = record.rollback_progress
-    if words is None:
-        if record.status is not Status.ROLLED_BACK or record.rollback_seconds is None:
-            return []
-        restored = "" if progress is None else f": {progress.restored_rows:,} rows restored"
-        seconds = f"{record.rollback_seconds:.1f} s"
-        return [f"Rolled back in {seconds}{restored}; every value it encrypted is plaintext again."]
-    if record.rolling_back or progress is None:
+    words = rollback_words(
+        record,
+        log_hint="" if log_file is None else f"; its log: {log_file}",
+        again=f"run it again: tui-migrator rollback {record.id} --confirm",
+    )
+    if words is not None:
         return [words]
-    where = "" if progress.error or log_file is None else f"; its log: {log_file}"
-    return [f"{words}{where} — run it again: tui-migrator rollback {record.id} --confirm"]
+    if record.status is not Status.ROLLED_BACK or record.rollback_seconds is None:
+        return []
+    progress = record.rollback_progress
+    restored = "" if progress is None else f": {progress.restored_rows:,} rows restored"
+    seconds = f"{record.rollback_seconds:.1f} s"
+    return [f"Rolled back in {seconds}{restored}; every value it encrypted is plaintext again."]
 
 
 def final_result(service: MigratorService, record: MigrationRecord) -> Result:

@@ -93,8 +93,14 @@ def not_begun(
     what was therefore not done, where its log is and the command that runs it again."""
     return OperationFailed(
         f"{what} exited (code {exit_code}) before it began; {undone}.",
-        hint=f"See why in {log_path(settings, migration_id)}, then run it again: {again}",
+        hint=see_log(settings, migration_id, again),
     )
+
+
+def see_log(settings: Settings, migration_id: str, again: str) -> str:
+    """The hint of a detached process's failure: where its log is, and ``again``, the command
+    that runs it again."""
+    return f"See why in {log_path(settings, migration_id)}, then run it again: {again}"
 
 
 def begin(

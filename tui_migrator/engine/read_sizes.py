@@ -48,10 +48,15 @@ def rows_per_read(engine: Engine, access: TableAccess, wanted: int, *, copies: i
     READ_BYTES; at least one. ``copies``: how many times over a read holds each row (a
     rollback's reads each row with its backup)."""
     largest = largest_row_bytes(engine, access) * copies
-    rows = max(1, min(wanted, READ_BYTES // largest)) if largest else wanted
+    rows = _rows_within(largest, wanted)
     if rows < wanted:
         _tell(engine, access.mapped.name, largest // copies, rows)
     return rows
+
+
+def _rows_within(largest: int, most: int) -> int:
+    """How many rows of ``largest`` bytes fit READ_BYTES: at least one, at most ``most``."""
+    return max(1, min(most, READ_BYTES // largest)) if largest else most
 
 
 # The tables told of already (by database), so that each phase of the run does not say it again.
@@ -108,21 +113,15 @@ class BatchRows:
     ) -> BatchRows:
         """Sampled now (``copies`` as in :func:`rows_per_read`); ``also``: other columns a
         batch reads beside the table's own (a rollback's: each row's backup)."""
-        names = [column.name for column in access.mapped.columns]
-        names += [
-            companion
-            for companion in (access.existing_companion(column) for column in access.mapped.columns)
-            if companion is not None
-        ]
         sampled = rows_per_read(engine, access, wanted, copies=copies)
-        return cls(sampled, sampled, [*names, *also])
+        return cls(sampled, sampled, [*access.value_names, *also])
 
     def follow(self, rows: Sequence[Mapping[str, Any]]) -> None:
         """After a batch of ``rows`` was read: the next batch's most rows, from its largest row
         (of at most MEASURED_ROWS of them, spread over it)."""
         step = max(1, len(rows) // MEASURED_ROWS)
         largest = max((self._size(row) for row in rows[::step]), default=0)
-        self.rows = max(1, min(self.sampled, READ_BYTES // largest)) if largest else self.sampled
+        self.rows = _rows_within(largest, self.sampled)
 
     def _size(self, row: Mapping[str, Any]) -> int:
         total = 0

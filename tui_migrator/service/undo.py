@@ -17,7 +17,6 @@ from sqlalchemy.exc import DBAPIError
 from tui_migrator.common.errors import BadInput, Interrupted, MigratorError, OperationFailed, StateConflict
 from tui_migrator.crypto.ciphers import RowSealer
 from tui_migrator.engine import backup, detached, rollback
-from tui_migrator.engine.log_files import log_path
 from tui_migrator.engine.retry import RetryPolicy, database_failure, with_retries
 from tui_migrator.engine.rollback import RollbackResult
 from tui_migrator.service import sweeping
@@ -91,8 +90,7 @@ def roll_back_in_background(session: Session, migration_id: str, *, confirm: boo
     refusal = _own_refusal(record, ticket)
     if refusal is not None:
         raise OperationFailed(
-            f"{what} was refused: {refusal}",
-            hint=f"See why in {log_path(session.settings, migration_id)}, then run it again: {again}",
+            f"{what} was refused: {refusal}", hint=detached.see_log(session.settings, migration_id, again)
         )
     if exit_code is not None:
         error = detached.not_begun(
@@ -115,11 +113,16 @@ def _begun_or_refused(session: Session, migration_id: str, epoch: int, ticket: s
     return record.claim_epoch > epoch or _own_refusal(record, ticket) is not None
 
 
-def _own_refusal(record: MigrationRecord, ticket: str) -> str | None:
+def _own_mark(record: MigrationRecord, ticket: str) -> rollback_progress.RollbackProgress | None:
+    """The mark of the rollback asked for with ``ticket``, while the record holds it (a
+    rollback that claimed the migration since wrote its own)."""
     progress = record.rollback_progress
-    if progress is None or progress.ticket != ticket:
-        return None
-    return progress.error
+    return progress if progress is not None and progress.ticket == ticket else None
+
+
+def _own_refusal(record: MigrationRecord, ticket: str) -> str | None:
+    mark = _own_mark(record, ticket)
+    return None if mark is None else mark.error
 
 
 def _record_unbegun(
@@ -133,11 +136,10 @@ def _record_unbegun(
     is not this one's to change. Audited, since no one saw it happen."""
     try:
         with serialized_write(session.engine) as connection:
-            record = migrations.load(connection, migration_id, for_update=True)
-            progress = record.rollback_progress
-            if progress is None or progress.ticket != ticket or progress.finished or progress.error:
+            mark = _own_mark(migrations.load(connection, migration_id, for_update=True), ticket)
+            if mark is None or mark.finished or mark.error:
                 return
-            stopped = replace(progress, error=reason, heartbeat_at=utc_now())
+            stopped = replace(mark, error=reason, heartbeat_at=utc_now())
             rollback_progress.write_on(connection, migration_id, stopped)
             session.audit.append(
                 connection,

@@ -404,16 +404,26 @@ def rollback_data(record: MigrationRecord) -> dict[str, Any] | None:
     return data
 
 
-# A rollback that stopped part-way without recording why (the front end adds where its log is).
-SILENT_ROLLBACK_STOP = (
+# A rollback that stopped part-way without recording why (the face adds where its log is).
+_SILENT_ROLLBACK_STOP = (
     "its process stopped without finishing: killed, its machine went down, or it could not start"
 )
 
 
-def rollback_words(record: MigrationRecord) -> str | None:
+def rollback_stop_reason(record: MigrationRecord, *, log_hint: str) -> str:
+    """Why the rollback stopped part-way: the reason it recorded, or that its process went
+    silent and where to look (``log_hint``: the face's, ": g shows its log" say)."""
+    progress = record.rollback_progress
+    if progress is not None and progress.error:
+        return progress.error
+    return _SILENT_ROLLBACK_STOP + log_hint
+
+
+def rollback_words(record: MigrationRecord, *, log_hint: str, again: str) -> str | None:
     """A rollback running or stopped part-way, in words, for the monitor and ``status``; None
-    when there is neither. How to run a stopped one again is the front end's to add (its key,
-    or its command), and so is where its log is when it left no reason."""
+    when there is neither. ``log_hint`` and ``again`` are the face's: where a silent one's log
+    is (see :func:`rollback_stop_reason`) and how to run a stopped one again (its key, or its
+    command)."""
     progress = record.rollback_progress
     if progress is None or record.status is Status.ROLLED_BACK:
         return None
@@ -426,7 +436,7 @@ def rollback_words(record: MigrationRecord) -> str | None:
         )
         return f"ROLLING BACK: {done}{where}"
     if progress.stopped_part_way:
-        return f"ROLLBACK STOPPED ({done}): {progress.error or SILENT_ROLLBACK_STOP}"
+        return f"ROLLBACK STOPPED ({done}): {rollback_stop_reason(record, log_hint=log_hint)} — {again}"
     return None
 
 

@@ -228,17 +228,19 @@ class TableAccess:
             query = query.where(sa.tuple_(*self.key_columns) > self.key_tuple(after))
         return query
 
+    @property
+    def value_names(self) -> list[str]:
+        """The columns that hold the mapped values, plaintext or tokens: the mapped columns and
+        the companions the table has."""
+        companions = (self.existing_companion(column) for column in self.mapped.columns)
+        return [column.name for column in self.mapped.columns] + [c for c in companions if c is not None]
+
     def select_row_sizes(self, *, limit: int, last: bool = False) -> sa.Select[Any]:
         """The stored size in bytes of each of the first (``last``: the last) ``limit`` rows in
         key order: of their mapped columns and companions, the rest of a row being small beside
         them. What a read of that many rows will hold (engine/read_sizes.py); measured on the
         server from the values' lengths, nothing of them sent."""
-        sizes = [self._size_of(column.name) for column in self.mapped.columns]
-        sizes += [
-            self._size_of(companion)
-            for companion in (self.existing_companion(column) for column in self.mapped.columns)
-            if companion is not None
-        ]
+        sizes = [self._size_of(name) for name in self.value_names]
         order = [key.desc() for key in self.key_columns] if last else list(self.key_columns)
         return sa.select(sum(sizes[1:], sizes[0]).label("tm_row_bytes")).order_by(*order).limit(limit)
 

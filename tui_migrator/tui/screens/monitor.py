@@ -20,8 +20,8 @@ from textual.widgets import DataTable, ProgressBar, RichLog, Sparkline, Static
 from textual.worker import Worker, WorkerState
 
 from tui_migrator.service.sweeping import SweepStatus
-from tui_migrator.service.views import SILENT_ROLLBACK_STOP, rollback_words, schedule_lines
 from tui_migrator.service.views import alerts as migration_alerts
+from tui_migrator.service.views import rollback_stop_reason, rollback_words, schedule_lines
 from tui_migrator.service.workers import workers_of
 from tui_migrator.storage.audit import AuditEntry
 from tui_migrator.storage.migration_records import MigrationRecord, TableProgress
@@ -226,7 +226,7 @@ class MonitorScreen(AppScreen):
             )
         else:
             self.app.notify(
-                f"The rollback of {now.id} stopped: {_rollback_stop_reason(now)}",
+                f"The rollback of {now.id} stopped: {rollback_stop_reason(now, log_hint=_LOG_HINT)}",
                 severity="error",
                 timeout=UNTIL_DISMISSED_SECONDS,
             )
@@ -512,21 +512,13 @@ def _restored_rows(record: MigrationRecord) -> int:
     return 0 if progress is None else progress.restored_rows
 
 
-def _rollback_stop_reason(record: MigrationRecord) -> str:
-    progress = record.rollback_progress
-    if progress is not None and progress.error:
-        return progress.error
-    return f"{SILENT_ROLLBACK_STOP}: g shows its log"
+# Where the log of a rollback that went silent is, as the monitor says it.
+_LOG_HINT = ": g shows its log"
 
 
 def _rollback_line(record: MigrationRecord) -> str | None:
     """A rollback running or stopped part-way, in words (service.views); None when there is neither."""
-    words = rollback_words(record)
-    progress = record.rollback_progress
-    if words is None or record.rolling_back or progress is None:
-        return words
-    # Stopped part-way: where to look when it left no reason, and how to run it again.
-    return words + ("" if progress.error else ": g shows its log") + " — press r to run it again"
+    return rollback_words(record, log_hint=_LOG_HINT, again="press r to run it again")
 
 
 def _report_line(record: MigrationRecord) -> str | None:
