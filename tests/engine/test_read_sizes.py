@@ -14,7 +14,7 @@ import sqlalchemy as sa
 
 from tests.support.databases import BOTH_BACKENDS, opened_on_mapping
 from tests.support.migration_helpers import raw_dump
-from tui_migrator.engine import batch_source, batches, read_sizes, rollback
+from tui_migrator.engine import backup, batch_source, batches, read_sizes, rollback, verification
 from tui_migrator.service.facade import MigratorService
 from tui_migrator.storage import database
 from tui_migrator.storage.column_storage import reflect
@@ -209,6 +209,60 @@ def test_batches_follow_rows_that_grow_where_the_sample_did_not_look(
     assert restored[0] == list(range(1, 11))
     assert all(len(ids) <= 2 for ids in restored[1:] if any(i in large for i in ids)), restored
     assert raw_dump(archive.engine) == before
+
+
+def test_windows_read_rows_that_grow_where_the_sample_did_not_look_a_piece_at_a_time(
+    archive: MigratorService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Verification and the backups' read-back read each window where they check it (in a
+    worker process, which sees its rows and not the sample): rows large only in the middle of
+    the key range are held PROBE_ROWS at most by a window's first piece, and by every next one
+    as many as fit the budget going by the largest row of the piece before; every row is
+    checked once."""
+    with archive.engine.begin() as connection:
+        connection.execute(
+            sa.text("UPDATE scans SET report = 'short', image = NULL WHERE id <= 3 OR id > :last"),
+            {"last": SCANS - 3},
+        )
+    monkeypatch.setattr(read_sizes, "READ_BYTES", BUDGET)
+    monkeypatch.setattr(read_sizes, "SAMPLE_ROWS", 3)
+    large = set(range(4, SCANS - 2))
+    # Each piece read of the scans (or of their backups): its rows' keys and its largest row.
+    checked: list[tuple[list[int], int]] = []
+    read_back: list[tuple[list[int], int]] = []
+
+    def recorded(into: list[tuple[list[int], int]], function: Any) -> Any:
+        def counted(connection: Any, query: sa.Select[Any], *args: Any) -> Any:
+            rows = function(connection, query, *args)
+            # The scans' table, or their backups' (named after it).
+            if rows and "scans" in query.get_final_froms()[0].name:
+                values = [list(row.values()) if isinstance(row, dict) else list(row) for row in rows]
+                largest = max(sum(len(v) for v in row if isinstance(v, (str, bytes))) for row in values)
+                into.append(([row[0] for row in values], largest))
+            return rows
+
+        return counted
+
+    monkeypatch.setattr(verification, "fetch_dicts", recorded(checked, verification.fetch_dicts))
+    monkeypatch.setattr(backup, "fetch_tuples", recorded(read_back, backup.fetch_tuples))
+    record = archive.start(
+        {"batch_size": 10, "max_concurrency": 1, "data_categories": ["NON_MOTOR_SYMPTOMS"]}
+    )
+    assert record.status is Status.COMPLETED, record.error_message
+    assert record.verification and record.verification["passed"]
+    assert record.verification["verifiedRows"] == SCANS + 60
+    for pieces in (checked, read_back):
+        # Each pass (the run's, and for verification the start's calibration on its sample
+        # before it) begins with a first piece of PROBE_ROWS: the sample saw small rows only,
+        # so one window holds every scan.
+        starts = [index for index, (ids, _largest) in enumerate(pieces) if ids[0] == 1]
+        assert starts and all(pieces[index][0] == [1, 2, 3, 4] for index in starts), pieces
+        for (_ids, largest), (ids, _largest) in zip(pieces, pieces[1:], strict=False):
+            if ids[0] != 1:
+                assert len(ids) <= max(1, BUDGET // largest), pieces
+        assert all(len(ids) <= 3 for ids, _largest in pieces if large & set(ids) and ids[0] != 1), pieces
+        # The run's pass reads every scan once.
+        assert [i for ids, _largest in pieces[starts[-1] :] for i in ids] == list(range(1, SCANS + 1))
 
 
 def test_the_estimates_calibration_reads_large_rows_a_few_at_a_time_too(

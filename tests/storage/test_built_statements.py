@@ -10,7 +10,14 @@ import sqlalchemy as sa
 from tui_migrator.common.categories import DataCategory
 from tui_migrator.storage import built_statements
 from tui_migrator.storage.built_statements import built_once
-from tui_migrator.storage.column_storage import FIRST_KEY, LAST_KEY, reflect, window_parameters
+from tui_migrator.storage.column_storage import (
+    AFTER_KEY,
+    FIRST_KEY,
+    LAST_KEY,
+    LIMIT_PARAMETER,
+    piece_parameters,
+    reflect,
+)
 from tui_migrator.storage.database import create_database_engine, fetch_dicts
 from tui_migrator.storage.mapping import ResolvedColumn, ResolvedTable, Storage
 
@@ -68,8 +75,17 @@ def test_a_window_read_by_parameters_reads_what_a_window_of_literal_keys_reads(t
         )
     with engine.connect() as connection:
         access = reflect(connection, MAPPED)
-        query = built_once(
-            access, "window", lambda: access.select_rows().where(access.key_range(FIRST_KEY, LAST_KEY))
+        limit = sa.bindparam(LIMIT_PARAMETER)
+        # A window's first piece, and a next one (after a key), as read_sizes.pieces reads them.
+        first_piece = built_once(
+            access,
+            "window",
+            lambda: access.select_rows(limit=limit).where(access.key_range(FIRST_KEY, LAST_KEY)),
+        )
+        next_piece = built_once(
+            access,
+            "next piece",
+            lambda: access.select_rows(limit=limit).where(access.key_after_up_to(AFTER_KEY, LAST_KEY)),
         )
         for first, last in [
             (("a", 3), ("b", 1)),
@@ -77,9 +93,14 @@ def test_a_window_read_by_parameters_reads_what_a_window_of_literal_keys_reads(t
             (("b", 2), ("b", 2)),
             (("c", 5), ("d", 0)),
         ]:
-            literal = access.select_rows().where(access.key_range(first, last))
-            assert fetch_dicts(connection, query, window_parameters(first, last)) == fetch_dicts(
-                connection, literal
-            )
-        assert built_once(access, "window", lambda: sa.select(sa.literal(1))) is query
+            for rows in (2, 100):
+                literal = access.select_rows(limit=rows).where(access.key_range(first, last))
+                assert fetch_dicts(connection, first_piece, piece_parameters(first, last, None, rows)) == (
+                    fetch_dicts(connection, literal)
+                )
+                literal = access.select_rows(limit=rows).where(access.key_after_up_to(first, last))
+                assert fetch_dicts(connection, next_piece, piece_parameters(first, last, first, rows)) == (
+                    fetch_dicts(connection, literal)
+                )
+        assert built_once(access, "window", lambda: sa.select(sa.literal(1))) is first_piece
     engine.dispose()

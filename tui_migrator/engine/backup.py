@@ -33,15 +33,17 @@ from tui_migrator.engine.window_steps import Sharing, Summary, WindowStep, run_s
 from tui_migrator.storage import migration_records as migrations
 from tui_migrator.storage.built_statements import built_once
 from tui_migrator.storage.column_storage import (
+    AFTER_KEY,
     FIRST_KEY,
     LAST_KEY,
+    LIMIT_PARAMETER,
     ROW_VERSION,
     KeyParameters,
     Shaped,
     TableAccess,
     key_of,
     next_keys_query,
-    window_parameters,
+    piece_parameters,
 )
 from tui_migrator.storage.database import (
     KeysQuery,
@@ -291,32 +293,50 @@ def read_back_window(
     ``last``, as stored: how many, and the sum of their stored digests. A batch function
     (engine/cpu_pool.py)."""
     with context.engine.connect() as connection:
-        rows = stored_rows(connection, table, access, first, last)
-    return len(rows), read_back_batch(rows)
+        return read_back_rows(connection, table, access, first, last)
 
 
-def stored_rows(
+def read_back_rows(
     connection: Connection,
     table: sa.Table,
     access: TableAccess,
     first: tuple[Any, ...],
     last: tuple[Any, ...],
-) -> list[tuple[Any, ...]]:
-    """The rows of the backup ``table`` with keys from ``first`` to ``last``, as stored (what
-    :func:`read_back_batch` takes), read by a statement built once (:func:`stored_window`)."""
-    query = built_once(access, ("stored_window", table), lambda: stored_window(table, access))
-    return fetch_tuples(connection, query, window_parameters(first, last))
+) -> tuple[int, int]:
+    """:func:`read_back_window` through ``connection`` (what the estimate's calibration times).
+    The window is read a piece at a time (read_sizes.pieces): a backup holds as much as its
+    row, and rows grown large in the middle of the table are not held a thousand at once."""
+    keys = len(access.mapped.primary_key)
+
+    def read(after: tuple[Any, ...] | None, limit: int) -> list[tuple[Any, ...]]:
+        query = built_once(
+            access, ("stored_piece", table, after is None), lambda: stored_piece(table, access, after is None)
+        )
+        return fetch_tuples(connection, query, piece_parameters(first, last, after, limit))
+
+    count = digests = 0
+    for rows in read_sizes.pieces(
+        read, lambda row: tuple(row[:keys]), lambda row: len(row[-1]), last, READ_BACK_ROWS
+    ):
+        count += len(rows)
+        digests += read_back_batch(rows)
+    return count, digests
 
 
-def stored_window(table: sa.Table, access: TableAccess) -> sa.Select[Any]:
-    """The backup rows with keys from the first to the last of a window (FIRST_KEY and
-    LAST_KEY: column_storage.window_parameters), as :func:`read_back_batch` takes them. The
-    keys are bound in their own type (TableAccess.key_tuple): the backup's key columns hold the
-    table's stored keys in the table's types (see TableAccess.copy_type)."""
+def stored_piece(table: sa.Table, access: TableAccess, first_piece: bool) -> sa.Select[Any]:
+    """A piece of the backup rows of a window, in key order, as :func:`read_back_batch` takes
+    them: its first (``first_piece``: keys from FIRST_KEY) or a next one (after AFTER_KEY), up
+    to LAST_KEY, LIMIT_PARAMETER rows (column_storage.piece_parameters). The keys are bound in
+    their own type (TableAccess.key_tuple): the backup's key columns hold the table's stored
+    keys in the table's types (see TableAccess.copy_type)."""
     key_columns = [table.c[name] for name in access.mapped.primary_key]
     key = sa.tuple_(*key_columns)
-    return sa.select(*key_columns, table.c[SEALED_COLUMN]).where(
-        key >= access.key_tuple(FIRST_KEY), key <= access.key_tuple(LAST_KEY)
+    lower = key >= access.key_tuple(FIRST_KEY) if first_piece else key > access.key_tuple(AFTER_KEY)
+    return (
+        sa.select(*key_columns, table.c[SEALED_COLUMN])
+        .where(lower, key <= access.key_tuple(LAST_KEY))
+        .order_by(*key_columns)
+        .limit(sa.bindparam(LIMIT_PARAMETER))
     )
 
 

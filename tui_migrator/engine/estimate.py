@@ -462,10 +462,8 @@ def _run_stages(
     if batches.backup_table is not None:
         started = uncontended_seconds()
         # As the copy's read-back once the batches are done: its rows as stored, each digested.
-        backup.read_back_batch(
-            backup.stored_rows(
-                connection, batches.backup_table, access, batches.key(rows[0]), batches.key(rows[-1])
-            )
+        backup.read_back_rows(
+            connection, batches.backup_table, access, batches.key(rows[0]), batches.key(rows[-1])
         )
         _add(stages, "backupVerify", started)
         if not on_server:

@@ -15,15 +15,21 @@ they read: where rows grow in the middle of the key range, the batch after the f
 them takes fewer, and where they shrink again, more (up to what the sample allows). A batch's
 rows are judged by the largest of the batch before: where sizes vary from row to row, a batch
 may hold more than READ_BYTES by as much as its rows outgrow those.
+
+A window of verification or of the backups' read-back is read in the worker process that
+checks it, which sees its rows and not the sample: it reads the window a piece at a time
+(:func:`pieces`), the first of PROBE_ROWS rows, each next one sized by the largest row of the
+one before, so that a window of a thousand rows grown large in the middle of the table is not
+held whole either.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy.engine import Engine
 
@@ -41,6 +47,12 @@ SAMPLE_ROWS = 1000
 MEASURED_ROWS = 128
 # What a value that is neither text nor bytes counts for (a number, a date).
 SMALL_VALUE_BYTES = 16
+# The rows of a window's first piece (see pieces): few enough to hold whatever their size, enough
+# to size the next piece by. A window of rows of ordinary size is read in two pieces instead of
+# one: one more statement a window, its thousand rows fetched all the same.
+PROBE_ROWS = 4
+
+Row = TypeVar("Row")
 
 
 def rows_per_read(engine: Engine, access: TableAccess, wanted: int, *, copies: int = 1) -> int:
@@ -117,18 +129,48 @@ class BatchRows:
         return cls(sampled, sampled, [*access.value_names, *also])
 
     def follow(self, rows: Sequence[Mapping[str, Any]]) -> None:
-        """After a batch of ``rows`` was read: the next batch's most rows, from its largest row
-        (of at most MEASURED_ROWS of them, spread over it)."""
-        step = max(1, len(rows) // MEASURED_ROWS)
-        largest = max((self._size(row) for row in rows[::step]), default=0)
-        self.rows = _rows_within(largest, self.sampled)
+        """After a batch of ``rows`` was read: the next batch's most rows, from its largest row."""
+        names = self.names
+        self.rows = _rows_within(_largest(rows, lambda row: row_bytes(row, names)), self.sampled)
 
-    def _size(self, row: Mapping[str, Any]) -> int:
-        total = 0
-        for name in self.names:
-            value = row.get(name)
-            if isinstance(value, (str, bytes, bytearray, memoryview)):
-                total += len(value)
-            elif value is not None:
-                total += SMALL_VALUE_BYTES
-        return total
+
+def row_bytes(row: Mapping[str, Any], names: Sequence[str]) -> int:
+    """What the values of ``row`` under ``names`` hold, as read (text by its characters)."""
+    total = 0
+    for name in names:
+        value = row.get(name)
+        if isinstance(value, (str, bytes, bytearray, memoryview)):
+            total += len(value)
+        elif value is not None:
+            total += SMALL_VALUE_BYTES
+    return total
+
+
+def _largest(rows: Sequence[Row], size: Callable[[Row], int]) -> int:
+    """The size of the largest of ``rows``, of at most MEASURED_ROWS of them spread over them
+    (measured in Python, as a process holds them: a few microseconds each)."""
+    step = max(1, len(rows) // MEASURED_ROWS)
+    return max((size(row) for row in rows[::step]), default=0)
+
+
+def pieces(
+    read: Callable[[tuple[Any, ...] | None, int], list[Row]],
+    key: Callable[[Row], tuple[Any, ...]],
+    size: Callable[[Row], int],
+    last: Sequence[Any],
+    most: int,
+) -> Iterator[list[Row]]:
+    """The rows of a window of keys, a piece at a time. ``read(after, limit)``: the window's
+    next ``limit`` rows in key order after the key ``after`` (None: from its first); ``key`` and
+    ``size``: a row's key and stored size; ``last``: the window's last key; ``most``: the most
+    rows a piece takes. The first piece is PROBE_ROWS rows, each next one at most the rows that
+    fit READ_BYTES going by the largest row of the piece before."""
+    after, limit, last_key = None, min(PROBE_ROWS, most), tuple(last)
+    while True:
+        rows = read(after, limit)
+        if rows:
+            yield rows
+        if len(rows) < limit or key(rows[-1]) == last_key:
+            return
+        after = key(rows[-1])
+        limit = _rows_within(_largest(rows, size), most)

@@ -33,8 +33,10 @@ from tui_migrator.engine.window_steps import Sharing, Summary, WindowStep, run_s
 from tui_migrator.storage import row_metadata
 from tui_migrator.storage.built_statements import built_once
 from tui_migrator.storage.column_storage import (
+    AFTER_KEY,
     FIRST_KEY,
     LAST_KEY,
+    LIMIT_PARAMETER,
     RecordRefused,
     RowShape,
     Shaped,
@@ -43,9 +45,9 @@ from tui_migrator.storage.column_storage import (
     key_of,
     next_keys_query,
     organization_of,
+    piece_parameters,
     reflect,
     row_context,
-    window_parameters,
 )
 from tui_migrator.storage.database import KeysQuery, fetch_dicts, key_windows
 from tui_migrator.storage.mapping import ResolvedColumn
@@ -384,23 +386,37 @@ def verify_rows_in(
     last: tuple[Any, ...],
 ) -> BatchVerdict:
     """:func:`verify_window` through ``connection``: what the estimate's calibration times, in
-    its transaction, of the rows it wrote."""
-    query = built_once(
-        access,
-        ("verify_window", organizations),
-        lambda: (
-            access.select_rows()
-            .where(access.key_range(FIRST_KEY, LAST_KEY))
-            .where(_sealed(access, organizations))
-        ),
-    )
-    rows = fetch_dicts(connection, query, window_parameters(first, last))
-    if not rows:
-        return BatchVerdict()
-    keys = encode_keys([key_of(access, row) for row in rows])
-    sealed = row_metadata.sealed_rows(connection, migration_id, access.mapped.name, keys)
-    verdict = verify_batch(context, RowShape(access.mapped), rows, keys, sealed)
-    verdict.rows = len(rows)
+    its transaction, of the rows it wrote. The window's rows are read and checked a piece at a
+    time (read_sizes.pieces), so that rows grown large in the middle of the table, which the
+    window's size did not foresee, are not held a thousand at once."""
+
+    def read(after: tuple[Any, ...] | None, limit: int) -> list[dict[str, Any]]:
+        query = built_once(
+            access,
+            ("verify_piece", organizations, after is None),
+            lambda: (
+                access.select_rows(limit=sa.bindparam(LIMIT_PARAMETER))
+                .where(
+                    access.key_range(FIRST_KEY, LAST_KEY)
+                    if after is None
+                    else access.key_after_up_to(AFTER_KEY, LAST_KEY)
+                )
+                .where(_sealed(access, organizations))
+            ),
+        )
+        return fetch_dicts(connection, query, piece_parameters(first, last, after, limit))
+
+    names = access.value_names
+    shape = RowShape(access.mapped)
+    verdict = BatchVerdict()
+    for rows in read_sizes.pieces(
+        read, lambda row: key_of(access, row), lambda row: read_sizes.row_bytes(row, names), last, BATCH
+    ):
+        keys = encode_keys([key_of(access, row) for row in rows])
+        sealed = row_metadata.sealed_rows(connection, migration_id, access.mapped.name, keys)
+        piece = verify_batch(context, shape, rows, keys, sealed)
+        piece.rows = len(rows)
+        verdict.add(piece)
     return verdict
 
 
@@ -411,6 +427,14 @@ class BatchVerdict:
     mismatched: int = 0
     damaged: int = 0
     problem: str | None = None  # the first problem found in the batch
+
+    def add(self, later: BatchVerdict) -> None:
+        """Count in the verdict of rows later in key order (the next piece of a window)."""
+        self.rows += later.rows
+        self.verified += later.verified
+        self.mismatched += later.mismatched
+        self.damaged += later.damaged
+        self.problem = self.problem or later.problem
 
 
 def verify_batch(

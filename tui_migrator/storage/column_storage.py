@@ -93,9 +93,14 @@ LIMIT_PARAMETER = "tm_limit"
 KeyOrParameters = Sequence[Any] | KeyParameters
 
 
-def window_parameters(first: Sequence[Any], last: Sequence[Any]) -> dict[str, Any]:
-    """The parameters of :meth:`TableAccess.key_range` (FIRST_KEY, LAST_KEY) for a window."""
-    return FIRST_KEY.values(first) | LAST_KEY.values(last)
+def piece_parameters(
+    first: Sequence[Any], last: Sequence[Any], after: Sequence[Any] | None, limit: int
+) -> dict[str, Any]:
+    """The parameters of a piece of the window from ``first`` to ``last`` (engine/read_sizes.pieces):
+    its first piece's (``after`` None: :meth:`TableAccess.key_range`) or a next one's, after the
+    key ``after`` (:meth:`TableAccess.key_after_up_to`); ``limit`` rows (LIMIT_PARAMETER)."""
+    lower = FIRST_KEY.values(first) if after is None else AFTER_KEY.values(after)
+    return lower | LAST_KEY.values(last) | {LIMIT_PARAMETER: limit}
 
 
 def next_keys_query(
@@ -267,6 +272,12 @@ class TableAccess:
         key's index serves, whatever a planner believes of the query's other conditions."""
         key = sa.tuple_(*self.key_columns)
         return sa.and_(key >= self.key_tuple(first), key <= self.key_tuple(last))
+
+    def key_after_up_to(self, after: KeyOrParameters, last: KeyOrParameters) -> sa.ColumnElement[bool]:
+        """Rows whose key lies after ``after`` and up to ``last``, included: the rest of a
+        window read a piece at a time (engine/read_sizes.pieces)."""
+        key = sa.tuple_(*self.key_columns)
+        return sa.and_(key > self.key_tuple(after), key <= self.key_tuple(last))
 
     def update_statement(self) -> sa.Update:
         """One UPDATE per row, run as an executemany over a batch; keyed by primary key."""
