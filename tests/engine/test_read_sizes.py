@@ -4,6 +4,7 @@ verify and roll back exactly; rows of ordinary size keep their reads' usual size
 
 from __future__ import annotations
 
+import itertools
 import logging
 from collections.abc import Iterator
 from pathlib import Path
@@ -164,13 +165,7 @@ def test_batches_follow_rows_that_grow_where_the_sample_did_not_look(
     """Rows large only in the middle of the key range, which the sample of the table's ends does
     not see: the first batch that meets them holds them all, every batch after it two; where
     they are small again, batches grow back."""
-    with archive.engine.begin() as connection:
-        connection.execute(
-            sa.text("UPDATE scans SET report = 'short', image = NULL WHERE id <= 3 OR id > :last"),
-            {"last": SCANS - 3},
-        )
-    monkeypatch.setattr(read_sizes, "READ_BYTES", BUDGET)
-    monkeypatch.setattr(read_sizes, "SAMPLE_ROWS", 3)
+    large = _large_only_in_the_middle(archive, monkeypatch)
     batches_read: list[list[int]] = []
 
     def recorded(function: Any) -> Any:
@@ -189,7 +184,6 @@ def test_batches_follow_rows_that_grow_where_the_sample_did_not_look(
         {"batch_size": 10, "max_concurrency": 1, "data_categories": ["NON_MOTOR_SYMPTOMS"]}
     )
     assert record.status is Status.COMPLETED and record.encrypted_records == SCANS + 60
-    large = range(4, SCANS - 2)
     assert batches_read[0] == list(range(1, 11))  # all the sample allowed: it met them
     assert all(len(ids) <= 2 for ids in batches_read[1:] if any(i in large for i in ids)), batches_read
     assert sorted(i for ids in batches_read for i in ids) == list(range(1, SCANS + 1))
@@ -219,14 +213,7 @@ def test_windows_read_rows_that_grow_where_the_sample_did_not_look_a_piece_at_a_
     the key range are held PROBE_ROWS at most by a window's first piece, and by every next one
     as many as fit the budget going by the largest row of the piece before; every row is
     checked once."""
-    with archive.engine.begin() as connection:
-        connection.execute(
-            sa.text("UPDATE scans SET report = 'short', image = NULL WHERE id <= 3 OR id > :last"),
-            {"last": SCANS - 3},
-        )
-    monkeypatch.setattr(read_sizes, "READ_BYTES", BUDGET)
-    monkeypatch.setattr(read_sizes, "SAMPLE_ROWS", 3)
-    large = set(range(4, SCANS - 2))
+    large = _large_only_in_the_middle(archive, monkeypatch)
     # Each piece read of the scans (or of their backups): its rows' keys and its largest row.
     checked: list[tuple[list[int], int]] = []
     read_back: list[tuple[list[int], int]] = []
@@ -257,12 +244,25 @@ def test_windows_read_rows_that_grow_where_the_sample_did_not_look_a_piece_at_a_
         # so one window holds every scan.
         starts = [index for index, (ids, _largest) in enumerate(pieces) if ids[0] == 1]
         assert starts and all(pieces[index][0] == [1, 2, 3, 4] for index in starts), pieces
-        for (_ids, largest), (ids, _largest) in zip(pieces, pieces[1:], strict=False):
+        for (_ids, largest), (ids, _largest) in itertools.pairwise(pieces):
             if ids[0] != 1:
                 assert len(ids) <= max(1, BUDGET // largest), pieces
         assert all(len(ids) <= 3 for ids, _largest in pieces if large & set(ids) and ids[0] != 1), pieces
         # The run's pass reads every scan once.
         assert [i for ids, _largest in pieces[starts[-1] :] for i in ids] == list(range(1, SCANS + 1))
+
+
+def _large_only_in_the_middle(archive: MigratorService, monkeypatch: pytest.MonkeyPatch) -> set[int]:
+    """The scans' first and last three rows made small, the sample three rows at each end and
+    the budget two scans: the sample sees small rows only. The ids of the large scans."""
+    with archive.engine.begin() as connection:
+        connection.execute(
+            sa.text("UPDATE scans SET report = 'short', image = NULL WHERE id <= 3 OR id > :last"),
+            {"last": SCANS - 3},
+        )
+    monkeypatch.setattr(read_sizes, "READ_BYTES", BUDGET)
+    monkeypatch.setattr(read_sizes, "SAMPLE_ROWS", 3)
+    return set(range(4, SCANS - 2))
 
 
 def test_the_estimates_calibration_reads_large_rows_a_few_at_a_time_too(
