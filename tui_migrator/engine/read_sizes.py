@@ -39,7 +39,12 @@ log = logging.getLogger(__name__)
 
 # The stored values one read may hold: a few of them are in flight at once, each held as read,
 # as sealed or opened, and on its way to and from a worker process (several copies in all).
-READ_BYTES = 16 * 1024 * 1024
+# Measured (2026-12-07, tests/benchmarks/large_rows.py, alternated): 2,000 rows of 200 KB took
+# the run's processes to 863-888 MiB at 16 MiB a read, 615-666 at 8 and 492-494 at 4, and went
+# no slower for it (20.0-20.4 s, 16.5-17.2 and 16.7-17.6: smaller messages to and from the
+# worker processes cost less to copy); 20,000 rows of 10 KB took as long at each. At 8 MiB a
+# row of up to 8 KB keeps a batch of 1,000.
+READ_BYTES = 8 * 1024 * 1024
 # Rows sampled at each end of the table.
 SAMPLE_ROWS = 1000
 # Of a batch read, at most this many rows are measured, spread over it (in Python, as the
