@@ -35,13 +35,14 @@ class Table:
 
     def __init__(self, rows: list[tuple[int, int]]) -> None:
         self.rows = rows
-        self.reads: list[int] = []  # each read's limit
+        self.reads: list[tuple[int, list[tuple[int, int]]]] = []  # each read's limit and rows
 
     def window(self, first: int, last: int) -> Any:
         def read(after: tuple[Any, ...] | None, limit: int) -> list[tuple[int, int]]:
-            self.reads.append(limit)
             lower = (lambda key: key >= first) if after is None else (lambda key: key > after[0])
-            return [row for row in self.rows if lower(row[0]) and row[0] <= last][:limit]
+            rows = [row for row in self.rows if lower(row[0]) and row[0] <= last][:limit]
+            self.reads.append((limit, rows))
+            return rows
 
         return read
 
@@ -58,16 +59,17 @@ def test_every_row_of_the_window_once_in_order(
     )
     assert [row for piece in pieces for row in piece] == [row for row in rows if first <= row[0] <= last]
     assert all(pieces), "no empty piece"
-    # The first piece is the probe's; each next one no more rows than fit the budget by the
-    # largest row of the one before (none over ``most``).
-    if pieces:
-        assert len(pieces[0]) <= min(read_sizes.PROBE_ROWS, most)
-    for before, piece in itertools.pairwise(pieces):
+    # The pieces are the reads, the first two as one: the probe's, then each read no more rows
+    # than fit the budget by the largest row of the one before (none over ``most``).
+    reads = [rows for _limit, rows in table.reads]
+    assert [row for piece in pieces[1:] for row in piece] == [row for read in reads[2:] for row in read]
+    assert table.reads[0][0] == min(read_sizes.PROBE_ROWS, most)
+    for (_limit, before), (limit, _rows) in itertools.pairwise(table.reads):
         largest = max(size for _key, size in before)
-        assert len(piece) <= (min(most, max(1, BUDGET // largest)) if largest else most)
-    # Reads stop at the window's end: at most one read past the last piece, none where the last
-    # piece ended on the window's last key.
-    assert len(table.reads) <= len(pieces) + 1
+        assert limit == (min(most, max(1, BUDGET // largest)) if largest else most)
+    # Reads stop at the window's end: at most one read that finds nothing, none where a read
+    # ended on the window's last key.
+    assert all(reads[:-1]) and len(reads) <= len(pieces) + 2
 
 
 def test_a_key_never_equal_to_itself_ends_the_window_by_an_empty_read() -> None:
@@ -85,4 +87,4 @@ def test_a_key_never_equal_to_itself_ends_the_window_by_an_empty_read() -> None:
 
     pieces = list(read_sizes.pieces(read, lambda row: (row[0],), lambda row: row[1], (as_the_last_key,), 2))
     assert pieces == [rows]
-    assert reads == [None, (in_the_row,)]
+    assert reads == [None, (in_the_row,)]  # the probe, then a read that finds nothing

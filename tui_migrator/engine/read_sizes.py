@@ -18,9 +18,9 @@ may hold more than READ_BYTES by as much as its rows outgrow those.
 
 A window of verification or of the backups' read-back is read in the worker process that
 checks it, which sees its rows and not the sample: it reads the window a piece at a time
-(:func:`pieces`), the first of PROBE_ROWS rows, each next one sized by the largest row of the
-one before, so that a window of a thousand rows grown large in the middle of the table is not
-held whole either.
+(:func:`pieces`), its first read of PROBE_ROWS rows, each next one sized by the largest row of
+the read before, so that a window of a thousand rows grown large in the middle of the table is
+not held whole either.
 """
 
 from __future__ import annotations
@@ -168,14 +168,21 @@ def pieces(
     """The rows of a window of keys, a piece at a time. ``read(after, limit)``: the window's
     next ``limit`` rows in key order after the key ``after`` (None: from its first); ``key`` and
     ``size``: a row's key and stored size; ``last``: the window's last key; ``most``: the most
-    rows a piece takes. The first piece is PROBE_ROWS rows, each next one at most the rows that
-    fit READ_BYTES going by the largest row of the piece before."""
+    rows a read takes. The first read takes PROBE_ROWS rows, each next one at most the rows that
+    fit READ_BYTES going by the largest row of the read before. The first read's rows come with
+    the second's, as one piece: a window of ordinary rows is read in two statements but checked
+    as one piece (one lookup of its row metadata, not two)."""
+    probe: list[Row] = []
     after, limit, last_key = None, min(PROBE_ROWS, most), tuple(last)
     while True:
         rows = read(after, limit)
-        if rows:
-            yield rows
-        if len(rows) < limit or key(rows[-1]) == last_key:
+        ended = len(rows) < limit or key(rows[-1]) == last_key
+        if after is None and not ended:
+            probe = rows
+        elif probe or rows:
+            yield probe + rows
+            probe = []
+        if ended:
             return
         after = key(rows[-1])
         limit = _rows_within(_largest(rows, size), most)
