@@ -363,8 +363,15 @@ class TableAccess:
         )
 
     def key_in(self, keys: Sequence[Sequence[Any]]) -> sa.ColumnElement[bool]:
-        """Rows whose key is one of ``keys`` (an IN list, which the key's index serves)."""
-        return sa.tuple_(*self.key_columns).in_([self.key_tuple(key) for key in keys])
+        """Rows whose key is one of ``keys`` (an IN list, which the key's index serves). On
+        SQLite the keys are one parameter that expands to the list when the statement runs, each
+        value raw, as the key columns are read; a literal for each key (its values in the
+        column's own type, as PostgreSQL needs them: :meth:`bound_key`) is compiled one by one
+        — 0.1 s of one core for the 1,200 keys of an estimate's sample (2026-12-07)."""
+        key = sa.tuple_(*self.key_columns)
+        if self.raw_values:
+            return key.in_([tuple(values) for values in keys])
+        return key.in_([self.key_tuple(values) for values in keys])
 
     def bound_key(self, name: str, bound: sa.BindParameter[Any]) -> sa.ColumnElement[Any]:
         """A bound value of key column ``name``, in the column's own type. On PostgreSQL the
