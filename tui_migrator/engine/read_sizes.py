@@ -52,9 +52,9 @@ SAMPLE_ROWS = 1000
 MEASURED_ROWS = 128
 # What a value that is neither text nor bytes counts for (a number, a date).
 SMALL_VALUE_BYTES = 16
-# The rows of a window's first piece (see pieces): few enough to hold whatever their size, enough
-# to size the next piece by. A window of rows of ordinary size is read in two pieces instead of
-# one: one more statement a window, its thousand rows fetched all the same.
+# The rows of a window's first read (see pieces): few enough to hold whatever their size, enough
+# to size the next read by. A window of rows of ordinary size is read by two statements instead
+# of one, its thousand rows fetched and checked all the same.
 PROBE_ROWS = 4
 
 Row = TypeVar("Row")
