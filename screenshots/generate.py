@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+from tests.tui.settling import settled, steady_cursors
 from tests.tui.snapshot_world import World, world
 from tui_migrator.tui.app import MigratorApp
 
@@ -22,8 +23,10 @@ async def capture(built: World) -> None:
 
         async def shot(name: str, *keys: str) -> None:
             await pilot.press(*keys)
-            await app.workers.wait_for_complete()
-            await pilot.pause()
+            # As the snapshot tests wait: a table caught before it measured its columns showed
+            # the dashboard's latest migrations cut to their headers' width.
+            await settled(pilot)
+            steady_cursors(pilot)
             app.save_screenshot(str(HERE / f"{name}.svg"))
 
         await shot("dashboard")
