@@ -31,7 +31,7 @@ from sqlalchemy.exc import DBAPIError
 from tui_migrator.common.cores import usable_cores
 from tui_migrator.common.errors import BadInput
 from tui_migrator.crypto.ciphers import RowSealer
-from tui_migrator.engine import backup, batch_size, read_sizes, verification
+from tui_migrator.engine import backup, batch_size, verification
 from tui_migrator.engine.batch_source import ClaimedSource
 from tui_migrator.engine.collection_pace import paced
 from tui_migrator.engine.cpu_pool import BatchContext, migration_processes
@@ -287,10 +287,7 @@ class JoiningWorker(MigrationWorker):
     def _share(self, name: str, record: MigrationRecord) -> None:
         access = self._ready_table(name, record)
         source = ClaimedSource(self.work.table_batches(access, record.config, epoch=self.epoch))
-        most_rows = self.retrying(
-            lambda: read_sizes.BatchRows.measured(self.engine, access, batch_size.largest(record.config)),
-            what=f"measuring the rows of {name}",
-        )
+        most_rows = self.measured_rows(access, record.config)
         size = batch_size.initial(record.config, running_size=record.batch_size_current)
         after = None
         while True:

@@ -30,7 +30,7 @@ from tui_migrator.common.migration_config import MigrationConfig
 from tui_migrator.crypto.canary import canary_round_trips
 from tui_migrator.crypto.ciphers import RowSealer
 from tui_migrator.crypto.codec import decode_key, encode_key
-from tui_migrator.engine import backup, batch_size, read_sizes, verification
+from tui_migrator.engine import backup, verification
 from tui_migrator.engine.batch_source import BatchSource, source_for
 from tui_migrator.engine.batches import TableBatches
 from tui_migrator.engine.collection_pace import paced
@@ -331,13 +331,7 @@ class MigrationRunner(MigrationWorker):
         name = source.batches.table_name
         save = partial(self._save_resume_key, name)
         in_flight = slots_for(source, self.config.max_concurrency, self.pool.batches_in_flight)
-        most_rows = await asyncio.to_thread(
-            self.retrying,
-            lambda: read_sizes.BatchRows.measured(
-                self.engine, self.tables[name], batch_size.largest(self.config)
-            ),
-            what=f"measuring the rows of {name}",
-        )
+        most_rows = await asyncio.to_thread(self.measured_rows, self.tables[name], self.config)
         return await TablePass(source, self.control, self.meter, in_flight, save, most_rows).run(start)
 
     def _save_resume_key(self, table: str, key: Key) -> None:

@@ -12,7 +12,7 @@ from sqlalchemy.engine import Connection, Engine
 from tui_migrator.common.migration_config import MigrationConfig
 from tui_migrator.crypto.ciphers import ValueCipher
 from tui_migrator.crypto.keys import MasterKey
-from tui_migrator.engine import backup
+from tui_migrator.engine import backup, batch_size, read_sizes
 from tui_migrator.engine.batches import TableBatches
 from tui_migrator.engine.cpu_pool import CpuPool
 from tui_migrator.engine.retry import RetryPolicy, with_retries
@@ -93,6 +93,14 @@ class MigrationWorker:
     def retrying(self, action: Callable[[], T], *, what: str) -> T:
         """A worker's own bookkeeping survives what a batch survives (a restarting server)."""
         return with_retries(self.retry, action, what=what)
+
+    def measured_rows(self, access: TableAccess, config: MigrationConfig) -> read_sizes.BatchRows:
+        """The most rows a batch of ``access``'s table may hold, measured now (fewer than the
+        batch size where its rows are large) and following the batches read after."""
+        return self.retrying(
+            lambda: read_sizes.BatchRows.measured(self.engine, access, batch_size.largest(config)),
+            what=f"measuring the rows of {access.mapped.name}",
+        )
 
     def read_record(self) -> MigrationRecord:
         return self.retrying(
