@@ -352,47 +352,51 @@ class TableSealer:
         encrypt, decrypt, key_id, head, prefixes = sealing
         place = _place_bytes(packed_key, organization)
         nonces = random_bytes(NONCE_BYTES * len(cells))
-        table = self._table
-        tokens, nonce_texts = [], []
+        tokens: list[str] = []
+        nonce_texts: list[str] = []
         values = [self._cells_head, place]
         written = [self._tokens_head, place]
         start, previous, head_size = 0, None, len(head)
+        # What the loop calls, bound once: it runs for every value sealed.
+        length, two_lengths = _LENGTH, _TWO_LENGTHS
+        append_token, append_nonce = tokens.append, nonce_texts.append
         for column, plain in cells:
             nonce = nonces[start : start + NONCE_BYTES]
             start += NONCE_BYTES
             prefix = prefixes.get(column)
             if prefix is None:
-                prefix = prefixes[column] = associated_prefix(TOKEN_VERSION, key_id, table, column)
+                prefix = prefixes[column] = associated_prefix(TOKEN_VERSION, key_id, self._table, column)
             associated = prefix + place
             sealed = encrypt(nonce, plain, associated)
             # Opened at once, as it must open for ever: what lets verification find the token
             # unchanged in the row afterwards instead of opening it again (engine.verification).
             if not _opens_to(decrypt, nonce, sealed, associated, plain):
-                place_named = RowContext(table, column, key, organization).describe()
+                place_named = RowContext(self._table, column, key, organization).describe()
                 raise DecryptionFailed(
                     f"A fresh token of {place_named} did not open to its value; it was not used."
                 )
             token_bytes = head + token_payload_bytes(nonce + sealed)
             token = token_bytes.decode("ascii")
-            tokens.append(token)
-            nonce_texts.append(token[head_size : head_size + NONCE_TEXT])
+            append_token(token)
+            append_nonce(token[head_size : head_size + NONCE_TEXT])
             if digests:
                 if previous is not None and column <= previous:
                     raise ValueError("a row's digests are of its cells in column-name order")
                 previous = column
-                values += _value_part(column, plain)
-                written += _token_part(column, token_bytes)
+                # _value_part and _token_part, written out
+                name_part, name_size = _cell_name(column)
+                size = len(plain)
+                values += (length(name_size + size), name_part, two_lengths(4 + size, size), plain)
+                written += (name_part, length(len(token_bytes)), token_bytes)
         encoded = [plain for _column, plain in cells]
         if not digests:
             return SealedValues(tokens, encoded, nonce_texts, key_id)
         keyed = self._cipher._keyed
+        values_mac, tokens_mac = keyed.copy(), keyed.copy()
+        values_mac.update(b"".join(values))
+        tokens_mac.update(b"".join(written))
         return SealedValues(
-            tokens,
-            encoded,
-            nonce_texts,
-            key_id,
-            _hex_mac(keyed, b"".join(values)),
-            _hex_mac(keyed, b"".join(written)),
+            tokens, encoded, nonce_texts, key_id, values_mac.hexdigest(), tokens_mac.hexdigest()
         )
 
     def _sealing_key(self, organization: str) -> _SealingKey:

@@ -26,7 +26,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from tui_migrator.common.errors import OperationFailed
 from tui_migrator.crypto.ciphers import RowSealer
-from tui_migrator.crypto.codec import encode_value, pack, pack_values
+from tui_migrator.crypto.codec import LENGTH, encode_value, pack_values
 from tui_migrator.engine import read_sizes
 from tui_migrator.engine.cpu_pool import BatchContext, CpuPool
 from tui_migrator.engine.window_steps import Sharing, Summary, WindowStep, run_step
@@ -97,15 +97,16 @@ def packed_row_values(access: Shaped, row: Mapping[Any, Any], encoded: Mapping[s
     values (``encoded``, by column: the values sealing just encoded, each the encoding of the
     value the row holds there) instead of encoding them again. Raises UnsupportedValue for a
     value the codec cannot hold exactly."""
-    parts = []
+    parts: list[bytes] = []
     for column in access.mapped.columns:
         name = column.name
         part = encoded.get(name)
         if part is None:
             value = row[name]
             part = b"" if value is None else encode_value(value)
-        parts.append(part)
-    return pack(*parts)
+        # pack's parts, written out: each after its length
+        parts += (LENGTH(len(part)), part)
+    return b"".join(parts)
 
 
 def fresh_backup(
@@ -183,7 +184,10 @@ def batch_by_row_version(written: Sequence[Mapping[str, Any]]) -> dict[str, str]
 def stored_digest(packed_key: bytes, sealed: bytes) -> int:
     """SHA-256 of one backup row as it is stored, its packed key then its sealed bytes, as a
     number: summed over a table (order-independent), what was written and what is read back."""
-    return int.from_bytes(sha256(pack(packed_key, sealed)).digest())
+    # pack(packed_key, sealed), written out
+    return int.from_bytes(
+        sha256(LENGTH(len(packed_key)) + packed_key + LENGTH(len(sealed)) + sealed).digest()
+    )
 
 
 def read_back_batch(rows: Sequence[tuple[Any, ...]]) -> int:
