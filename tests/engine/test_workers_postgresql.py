@@ -34,11 +34,12 @@ from tests.support.migration_helpers import (
     Background,
     assert_fully_encrypted,
     batch_log_rows,
+    cancel_unless_completed,
     raw_dump,
     wait_for,
 )
 from tests.support.postgres_cluster import PostgresCluster
-from tui_migrator.common.errors import BadInput, StateConflict
+from tui_migrator.common.errors import BadInput
 from tui_migrator.common.settings import Settings
 from tui_migrator.engine import rollback as rollback_engine
 from tui_migrator.engine.retry import RetryPolicy
@@ -196,11 +197,7 @@ def test_a_joined_worker_sent_sigterm_leaves_and_the_owner_carries_on(
             ),
             timeout=60,
         )
-        try:
-            service.cancel(record.id, "the test has seen the owner carry on", wait_seconds=60)
-        except StateConflict:
-            # The owner finished between the look above and the cancel: it carried on to the end.
-            assert service.status(record.id).status is Status.COMPLETED
+        cancel_unless_completed(service, record.id, "the test has seen the owner carry on", wait_seconds=60)
     service.rollback(record.id, confirm=True)
     assert raw_dump(service.engine) == before
 

@@ -14,6 +14,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from tui_migrator.common.errors import StateConflict
 from tui_migrator.crypto.codec import encode_value
 from tui_migrator.crypto.tokens import is_token
 from tui_migrator.engine.verification import original_values
@@ -26,6 +27,19 @@ from tui_migrator.storage.tables import batch_log_table
 
 # A small configuration that still runs several batches, two at a time.
 FAST = {"batch_size": 40, "max_concurrency": 2}
+
+
+def cancel_unless_completed(
+    service: MigratorService, migration_id: str, reason: str, *, wait_seconds: float
+) -> MigrationRecord:
+    """Cancel a migration a test saw running, which may complete before the cancel reaches it:
+    refused then (rightly: a completed migration cannot be cancelled), it must have completed."""
+    try:
+        return service.cancel(migration_id, reason, wait_seconds=wait_seconds)
+    except StateConflict:
+        record = service.status(migration_id)
+        assert record.status is Status.COMPLETED, record.status
+        return record
 
 
 def raw_dump(engine: sa.Engine) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 from textual.widgets import Input, Static
 
-from tests.support.migration_helpers import exiting_at_once, raw_dump
+from tests.support.migration_helpers import cancel_unless_completed, exiting_at_once, raw_dump
 from tests.tui.conftest import capture_notifications, opened_monitor, settle, wait_until
 from tui_migrator.common.settings import Settings
 from tui_migrator.engine import detached
@@ -212,7 +212,7 @@ async def test_resume_from_the_monitor_continues_a_cancelled_migration_in_a_back
     resumed = operator_service.status(record.id)
     assert resumed.status in (Status.RUNNING, Status.COMPLETED)
     if resumed.can_cancel:
-        operator_service.cancel(record.id, "test over", wait_seconds=30)
+        cancel_unless_completed(operator_service, record.id, "test over", wait_seconds=30)
 
 
 async def test_the_command_palette_offers_the_monitors_actions_that_work_now(
