@@ -21,11 +21,14 @@ import logging
 import pickle
 import signal
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from functools import partial
+from multiprocessing import Pipe
+from multiprocessing.connection import Connection
 from typing import Any, Concatenate, Generic, ParamSpec, TypeVar, cast
 
 from sqlalchemy.engine import URL, Engine
@@ -254,6 +257,37 @@ class Pending(Generic[T]):
                 assert self._remote is not None and self._replace is not None  # from a pool
                 self._replace(self._generation)
                 self._future, self._generation = self._remote()
+
+
+def transfer_seconds(arguments: object, result: object) -> float:
+    """The CPU seconds the run's own process spends sending ``arguments`` to a worker process
+    and taking ``result`` back, moved as the pool moves them (pickled, through a pipe): what a
+    run with worker processes pays per batch beside the work itself. The worker's part
+    (unpickling the arguments, pickling the result) is left out: it is done by other threads
+    here, whose time is not counted. Rows of ordinary size cost a few microseconds each; rows
+    of hundreds of KB as much as sealing them (2026-12-07, tests/benchmarks/MEASUREMENTS.md)."""
+    outgoing_reader, outgoing_writer = Pipe(duplex=False)
+    incoming_reader, incoming_writer = Pipe(duplex=False)
+    incoming = pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL)
+    worker = threading.Thread(
+        target=_worker_side, args=(outgoing_reader, incoming_writer, incoming), daemon=True
+    )
+    worker.start()
+    try:
+        started = time.thread_time()
+        outgoing_writer.send_bytes(pickle.dumps(arguments, protocol=pickle.HIGHEST_PROTOCOL))
+        pickle.loads(incoming_reader.recv_bytes())
+        return time.thread_time() - started
+    finally:
+        worker.join()
+        for end in (outgoing_reader, outgoing_writer, incoming_reader, incoming_writer):
+            end.close()
+
+
+def _worker_side(reader: Connection, writer: Connection, reply: bytes) -> None:
+    """transfer_seconds' other end: takes the arguments in, sends the pickled result back."""
+    reader.recv_bytes()
+    writer.send_bytes(reply)
 
 
 def kept(value: T) -> T:

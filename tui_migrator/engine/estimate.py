@@ -40,12 +40,13 @@ from tui_migrator.engine import (
     cpu_pool,
     read_sizes,
     verification,
+    write_probe,
 )
 from tui_migrator.engine.batches import RowsChanged, TableBatches
 from tui_migrator.engine.collection_pace import paced
 from tui_migrator.engine.scope import MigrationScope, TableScope, pending_count
 from tui_migrator.storage.column_storage import ROW_VERSION, TableAccess, key_of
-from tui_migrator.storage.database import serialized_write
+from tui_migrator.storage.database import database_file, serialized_write
 from tui_migrator.storage.tables import (
     META_LAST_CALIBRATION,
     read_meta,
@@ -119,6 +120,18 @@ class Calibration:
     cpu_spread: float = 1.0
     # Work whose cost depends on table sizes rather than on the rows migrated (full scans).
     fixed_seconds: float = 0.0
+    # The sample of the sizes of each table's rows at its two ends, which each phase of a run
+    # that reads a table takes before its first read (engine/read_sizes.py), summed over the
+    # tables; and the largest row it found in each table (by name), which caps the rows of a
+    # batch or window of a table whose rows are large.
+    size_sample_seconds: float = 0.0
+    largest_row_bytes: dict[str, int] = field(default_factory=dict)
+    # SQLite: the values the sample wrote (tokens, backups, row metadata) and their bytes, and
+    # what each such byte costs a run beyond what the sample's writes were timed at
+    # (engine/write_probe.py; 0.0 where not measured).
+    written_values: int = 0
+    written_bytes: int = 0
+    written_byte_seconds: float = 0.0
     original_bytes: int = 0
     added_bytes: int = 0
 
@@ -147,6 +160,8 @@ class Calibration:
             "commitMilliseconds": round(1e3 * self.commit_seconds, 3),
             "cpuSpread": round(self.cpu_spread, 2),
             "tableScanSeconds": round(self.fixed_seconds, 3),
+            "sizeSampleSeconds": round(self.size_sample_seconds, 3),
+            "writtenByteNanoseconds": round(1e9 * self.written_byte_seconds, 3),
         }
 
 
@@ -190,6 +205,11 @@ def calibrate(
                 hint="Run the estimate again (or start again): a fresh sample is taken.",
             ) from None
     calibration.commit_seconds = commit_seconds(engine)
+    database = database_file(engine)
+    if database is not None:
+        calibration.written_byte_seconds = write_probe.seconds_per_byte(
+            database.parent, calibration.written_values, calibration.written_bytes
+        )
     return calibration
 
 
@@ -245,8 +265,13 @@ def _calibrate_table(
                 backup_table = backup.backup_table(table.access, CALIBRATION_BACKUP_TABLE)
                 calibration_shadow.create_temporary(connection, backup_table)
             batches = _calibration_batches(engine, table.access, table, cipher, master_key, backup_table)
-            # Read whole, as a batch is: fewer rows where they are large (engine/read_sizes.py).
-            most = read_sizes.rows_per_read(engine, table.access, sample + WARM_UP_ROWS)
+            # Read whole, as a batch is: fewer rows where they are large (engine/read_sizes.py),
+            # which each of the run's phases measures as it begins, as timed here.
+            started = uncontended_seconds()
+            largest = read_sizes.largest_row_bytes(engine, table.access)
+            calibration.size_sample_seconds += uncontended_seconds() - started
+            calibration.largest_row_bytes[table.access.mapped.name] = largest
+            most = read_sizes.rows_for_largest(engine, table.access, largest, sample + WARM_UP_ROWS)
             warm_up = WARM_UP_ROWS if min(sample, most - WARM_UP_ROWS) > 2 * WARM_UP_ROWS else 0
             limit = min(sample + warm_up, most)
             rows = list(connection.execute(*batches.pending_read(after=None, limit=limit)).mappings())
@@ -353,6 +378,8 @@ class TableTimings:
         self.parts.sample_rows += part.sample_rows
         self.parts.original_bytes += part.original_bytes
         self.parts.added_bytes += part.added_bytes
+        self.parts.written_values += part.written_values
+        self.parts.written_bytes += part.written_bytes
 
     def fastest_cpu(self) -> int | None:
         """The CPU whose stretches ran fastest (the median of each CPU's), None without any."""
@@ -379,6 +406,8 @@ class TableTimings:
         calibration.sample_rows += self.parts.sample_rows
         calibration.original_bytes += self.parts.original_bytes
         calibration.added_bytes += self.parts.added_bytes
+        calibration.written_values += self.parts.written_values
+        calibration.written_bytes += self.parts.written_bytes
 
 
 def _timed_on(cpu: int | None, timed: list[tuple[int, T]]) -> list[T]:
@@ -452,8 +481,13 @@ def _run_stages(
     stored_before = _stored_bytes(connection, written_to) if on_server else 0
     # As a run's batches: each row's backup sealed with its tokens, written with them.
     started = uncontended_seconds()
-    sealed, _failures = batches.seal_rows(rows)
+    sealed, failures = batches.seal_rows(rows)
     _add(stages, "encrypt", started)
+    # What the run's own process spends moving such a batch to a worker process and back (its
+    # rows out, their tokens and backups in, as seal_batch returns them): no stage of a run
+    # without worker processes, and with them the run's own process's part (main_process_seconds).
+    returned = [{name: value for name, value in item.items() if name != "row"} for item in sealed]
+    stages["transfer"] = stages.get("transfer", 0.0) + cpu_pool.transfer_seconds(rows, (returned, failures))
     started = uncontended_seconds()
     # The shadow is this session's alone: its rows cannot change until the write, as a claimed
     # batch's cannot.
@@ -490,12 +524,19 @@ def _run_stages(
         calibration.added_bytes += _stored_bytes(connection, written_to) - stored_before
         return
     # SQLite: the tokens take the originals' place in the rows (their old space is reused), so
-    # the growth is the tokens' extra bytes, the backups and the row metadata.
+    # the growth is the tokens' extra bytes, the backups and the row metadata. What the run
+    # writes is the tokens whole, the backups and the row metadata (see write_probe).
     for row, item in zip(rows, sealed, strict=False):
-        calibration.added_bytes += _metadata_bytes(item, access.mapped.name) + sum(
-            _size(item["parameters"].get(c.companion or c.name)) - _size(row[c.name])
-            for c in access.mapped.columns
+        metadata = _metadata_bytes(item, access.mapped.name)
+        tokens = [_size(item["parameters"].get(c.companion or c.name)) for c in access.mapped.columns]
+        calibration.added_bytes += (
+            metadata + sum(tokens) - sum(_size(row[c.name]) for c in access.mapped.columns)
         )
+        calibration.written_values += len(tokens) + 1
+        calibration.written_bytes += metadata + sum(tokens)
+        if item["backup"]:
+            calibration.written_values += 1
+            calibration.written_bytes += len(item["backup"][backup.SEALED_COLUMN])
 
 
 def _stored_bytes(connection: sa.Connection, tables: list[sa.Table]) -> int:
@@ -618,26 +659,73 @@ def estimated_seconds(
         if not config.skip_integrity_checks:
             stages.append("verify")
     size = batch_size.steady(config, sum(calibration.per_row(stage) for stage in stages))
-    # Each stage: its cost per row over the rows in scope, and per batch over the batches the
-    # run makes of them, table by table (the backups' read-back and verification go in windows
-    # of their own size).
-    seconds = sum(
-        rows * calibration.per_row(stage)
-        + _batches(scope, WINDOW_ROWS.get(stage, size)) * calibration.per_batch(stage)
-        for stage in stages
-    )
+    largest = calibration.largest_row_bytes
+
+    def cost(stage: str) -> float:
+        """The stage's cost per row over the rows in scope, and per batch over the batches the
+        run makes of them, table by table (the backups' read-back and verification go in
+        windows of their own size)."""
+        batches = _batches(scope, WINDOW_ROWS.get(stage, size), largest)
+        return rows * calibration.per_row(stage) + batches * calibration.per_batch(stage)
+
+    speed = run_speed(dialect, config.max_concurrency, rows)
+    seconds = sum(cost(stage) for stage in stages) / speed
+    # What the run's own process spends writing the batches' bytes into the database file
+    # beyond what the sample's writes were timed at (write_probe; SQLite, none in a dry run).
+    writing = 0.0 if config.dry_run else written_seconds(calibration, rows)
+    if cpu_pool.migration_processes(config.max_concurrency, rows):
+        # The batches' stages go side by side in the worker processes and the run's own, but
+        # the run's own process does its part of every batch: where that alone takes longer
+        # (large rows: its reads, its writes and moving them to and from the worker processes
+        # outweigh the sealing), the batches take that long.
+        batch_stages = [stage for stage in stages if stage not in WINDOW_ROWS]
+        side_by_side = sum(cost(stage) for stage in batch_stages) / speed
+        own = main_process_seconds(calibration, batch_stages, cost, dialect) + writing
+        seconds += max(0.0, own - side_by_side)
+    else:
+        seconds += writing
     # Each batch commits its writes (its backups among them) and then its resume key.
-    commits = _batches(scope, size) * 2
+    commits = _batches(scope, size, largest) * 2
+    # Each phase that reads the tables samples their rows' sizes first: the batches, and the
+    # read-back of the backups and verification where they run.
+    phases = 1 + (stages.count("backupVerify") + stages.count("verify"))
     return (
-        seconds / run_speed(dialect, config.max_concurrency, rows)
+        seconds
         + commits * calibration.commit_seconds
         + calibration.fixed_seconds
+        + phases * calibration.size_sample_seconds
     )
 
 
-def _batches(scope: MigrationScope, size: int) -> int:
-    """The batches a run makes of the rows in scope, ``size`` rows at most, table by table."""
-    return sum(math.ceil(table.pending_rows / size) for table in scope.tables if table.pending_rows)
+def main_process_seconds(
+    calibration: Calibration, batch_stages: list[str], cost: Callable[[str], float], dialect: str
+) -> float:
+    """What the run's own process spends on the batches when worker processes seal them: it
+    reads and writes each batch and moves it to a worker process and back (transfer), at the
+    speed of a run without worker processes against its stages (RUN_SPEED)."""
+    own = [stage for stage in batch_stages if stage != "encrypt"] + ["transfer"]
+    return sum(cost(stage) for stage in own) / run_speed(dialect, 1, 0)
+
+
+def written_seconds(calibration: Calibration, rows: int) -> float:
+    """What writing ``rows`` rows' tokens, backups and row metadata into the database file costs
+    beyond the calibration's timing of the same writes (write_probe): the sample's bytes per
+    row, at the probe's cost per byte."""
+    if not calibration.sample_rows:
+        return 0.0
+    return rows * calibration.written_bytes / calibration.sample_rows * calibration.written_byte_seconds
+
+
+def _batches(scope: MigrationScope, size: int, largest_row_bytes: dict[str, int] | None = None) -> int:
+    """The batches a run makes of the rows in scope, ``size`` rows at most, table by table, and
+    no more than a read of each table holds (engine/read_sizes.py: ``largest_row_bytes``, by
+    table, as the calibration found them)."""
+    largest = largest_row_bytes or {}
+    return sum(
+        math.ceil(table.pending_rows / read_sizes.rows_within(largest.get(table.access.mapped.name, 0), size))
+        for table in scope.tables
+        if table.pending_rows
+    )
 
 
 def run_speed(dialect: str, max_concurrency: int, rows: int) -> float:

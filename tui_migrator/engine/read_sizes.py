@@ -64,14 +64,21 @@ def rows_per_read(engine: Engine, access: TableAccess, wanted: int, *, copies: i
     """``wanted``, or fewer where that many of the table's rows would hold more than
     READ_BYTES; at least one. ``copies``: how many times over a read holds each row (a
     rollback's reads each row with its backup)."""
-    largest = largest_row_bytes(engine, access) * copies
-    rows = _rows_within(largest, wanted)
+    return rows_for_largest(engine, access, largest_row_bytes(engine, access), wanted, copies=copies)
+
+
+def rows_for_largest(
+    engine: Engine, access: TableAccess, largest: int, wanted: int, *, copies: int = 1
+) -> int:
+    """:func:`rows_per_read` where the table's largest row (largest_row_bytes) is measured
+    already."""
+    rows = rows_within(largest * copies, wanted)
     if rows < wanted:
-        _tell(engine, access.mapped.name, largest // copies, rows)
+        _tell(engine, access.mapped.name, largest, rows)
     return rows
 
 
-def _rows_within(largest: int, most: int) -> int:
+def rows_within(largest: int, most: int) -> int:
     """How many rows of ``largest`` bytes fit READ_BYTES: at least one, at most ``most``."""
     return max(1, min(most, READ_BYTES // largest)) if largest else most
 
@@ -136,7 +143,7 @@ class BatchRows:
     def follow(self, rows: Sequence[Mapping[str, Any]]) -> None:
         """After a batch of ``rows`` was read: the next batch's most rows, from its largest row."""
         names = self.names
-        self.rows = _rows_within(_largest(rows, lambda row: row_bytes(row, names)), self.sampled)
+        self.rows = rows_within(_largest(rows, lambda row: row_bytes(row, names)), self.sampled)
 
 
 def row_bytes(row: Mapping[str, Any], names: Sequence[str]) -> int:
@@ -185,4 +192,4 @@ def pieces(
         if ended:
             return
         after = key(rows[-1])
-        limit = _rows_within(_largest(rows, size), most)
+        limit = rows_within(_largest(rows, size), most)
