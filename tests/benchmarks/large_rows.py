@@ -9,13 +9,16 @@ tool up on it, runs ``start --yes`` through the CLI and samples, every 0.1 s fro
 resident memory of the tool's process and of every process under it (its worker processes,
 their fork server). Prints the run's time, the peak of its own process, the peak over the whole
 tree at one moment, the values' size for scale, and what the run warned of the reads it cut
-(engine/read_sizes.py). Then rolls the migration back and compares every row with the
-original, byte for byte. Linux only (``/proc``).
+(engine/read_sizes.py) and the estimate ``start`` made before it began against the
+migration's time (the estimate's calibration charges what grows with the values' size:
+engine/estimate.py). Then rolls the migration back and compares every row with the original,
+byte for byte. Linux only (``/proc``).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import random
 import sqlite3
 import subprocess
@@ -132,10 +135,10 @@ def main() -> int:
         cut = [
             line.split(": ", 1)[-1] for line in done.stderr.splitlines() if "rows at a time at most" in line
         ]
-        migration_id = next(part for part in done.stdout.split() if part.startswith("migration_"))
-        subprocess.run(
-            [*tool, "rollback", migration_id.rstrip(":"), "--confirm"], check=True, capture_output=True
-        )
+        migration_id = next(part for part in done.stdout.split() if part.startswith("migration_")).rstrip(":")
+        status = subprocess.run([*tool, "--json", "status", migration_id], check=True, capture_output=True)
+        timing = json.loads(status.stdout)["data"]["timing"]
+        subprocess.run([*tool, "rollback", migration_id, "--confirm"], check=True, capture_output=True)
         restored = sqlite3.connect(database).execute("SELECT * FROM records ORDER BY id").fetchall()
     print(f"{args.rows:,} rows of two {args.kib:,}-KiB text columns: {values / 2**20:,.0f} MiB of values")
     print(f"start --batch-size {args.batch_size} --max-concurrency {args.max_concurrency}: {seconds:.2f} s")
@@ -143,6 +146,9 @@ def main() -> int:
         f"peak resident memory: the run's process {peaks.own:,.0f} MiB; its whole tree "
         f"{peaks.tree:,.0f} MiB at once ({peaks.processes} processes at most; sampled every {SAMPLE_SECONDS} s)"
     )
+    estimated, took = timing["initialEstimateSeconds"], timing["elapsedSeconds"]
+    error = f" ({100 * (estimated - took) / took:+.0f} %)" if estimated is not None and took else ""
+    print(f"start's estimate: {estimated} s for a migration of {took} s{error}")
     print("reads cut (its warning):" if cut else "reads cut: none (its rows fit a read at the batch size)")
     for line in cut:
         print(f"  {line}")

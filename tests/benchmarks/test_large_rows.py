@@ -19,4 +19,7 @@ def test_the_large_rows_benchmark_measures_a_run_whose_reads_are_cut_and_rolls_i
     assert re.search(r"the run's process \d+ MiB; its whole tree \d+ MiB at once", output), output
     # 600 KiB a row: 13 rows fit 8 MiB, fewer than the 100 asked for.
     assert "rows of records hold up to 600 KiB: it is read 13 rows at a time at most" in output, output
+    assert re.search(
+        r"^start's estimate: \d+\.\d s for a migration of \d+\.\d s \([+-]\d+ %\)$", output, re.MULTILINE
+    ), output
     assert "rolled back: every row byte for byte as before" in output, output
