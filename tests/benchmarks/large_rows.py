@@ -1,9 +1,10 @@
 """Memory and time of a migration whose rows hold large values, in one run.
 
 Run: .venv/bin/python -m tests.benchmarks.large_rows [--rows 2000] [--kib 100] [--batch-size 1000]
-     [--max-concurrency 4]
+     [--max-concurrency 4] [--postgres | --db URL]
 
-Builds a SQLite table ``records`` of ``--rows`` rows, each with two text columns of ``--kib`` KiB
+Builds a table ``records`` of ``--rows`` rows (SQLite; ``--postgres``: in a throwaway PostgreSQL
+cluster; ``--db``: in that PostgreSQL database, which must not hold a ``records`` table yet), each with two text columns of ``--kib`` KiB
 (a report and its copy reversed, as a scanned document in a text column would be), sets the
 tool up on it, runs ``start --yes`` through the CLI and samples, every 0.1 s from ``/proc``, the
 resident memory of the tool's process and of every process under it (its worker processes,
@@ -25,8 +26,16 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+import psycopg
+from sqlalchemy.engine import make_url
+
+from tests.support.postgres_cluster import PostgresCluster
 
 SCHEMA_TOML = """\
 [[tables]]
@@ -48,24 +57,58 @@ class Peaks:
     processes: int = 0
 
 
-def build(path: Path, rows: int, kib: int) -> int:
+def connect(url: str) -> Any:
+    """A DB-API connection to the database of ``url`` (SQLite's file, or PostgreSQL's)."""
+    parts = make_url(url)
+    if parts.get_backend_name() == "sqlite":
+        return sqlite3.connect(parts.database or "")
+    return psycopg.connect(
+        host=parts.host, port=parts.port, user=parts.username, password=parts.password, dbname=parts.database
+    )
+
+
+def build(url: str, rows: int, kib: int) -> int:
     """The table, its values random words (so no page compresses them away); their bytes."""
     words = random.Random(7)
     alphabet = "abcdefghijklmnopqrstuvwxyz"
     total = 0
-    with sqlite3.connect(path) as connection:
-        connection.execute(
+    mark = "?" if url.startswith("sqlite") else "%s"
+    with closing(connect(url)) as connection:
+        cursor = connection.cursor()
+        cursor.execute(
             "CREATE TABLE records (id INTEGER PRIMARY KEY, organization_id TEXT, report TEXT, copy TEXT)"
         )
         for number in range(1, rows + 1):
             block = " ".join("".join(words.choices(alphabet, k=7)) for _ in range(128))
             report = (block * (kib * 1024 // len(block) + 1))[: kib * 1024]
-            connection.execute(
-                "INSERT INTO records VALUES (?, ?, ?, ?)",
+            cursor.execute(
+                f"INSERT INTO records VALUES ({', '.join([mark] * 4)})",
                 (number, f"org_{number % 4}", report, report[::-1]),
             )
             total += 2 * len(report)
+        connection.commit()
     return total
+
+
+def every_row(url: str) -> list[tuple[Any, ...]]:
+    with closing(connect(url)) as connection:
+        return list(connection.cursor().execute("SELECT * FROM records ORDER BY id").fetchall())
+
+
+@contextmanager
+def database(args: argparse.Namespace, root: Path) -> Iterator[str]:
+    """The URL of the database the benchmark builds its table in."""
+    if args.db:
+        yield args.db
+    elif args.postgres:
+        cluster = PostgresCluster().start()
+        try:
+            cluster.create_database("large_rows")
+            yield cluster.url("large_rows")
+        finally:
+            cluster.stop()
+    else:
+        yield f"sqlite:///{root / 'large.db'}"
 
 
 def tree(pid: int) -> list[int]:
@@ -114,33 +157,45 @@ def main() -> int:
     )
     parser.add_argument("--batch-size", type=int, default=1000)
     parser.add_argument("--max-concurrency", type=int, default=4)
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--postgres", action="store_true", help="on a throwaway PostgreSQL cluster")
+    where.add_argument("--db", metavar="URL", help="on this PostgreSQL database (postgresql+psycopg://…)")
     args = parser.parse_args()
+    if args.db and not make_url(args.db).get_backend_name().startswith("postgresql"):
+        parser.error("--db takes a PostgreSQL URL (the SQLite run needs no --db)")
     with tempfile.TemporaryDirectory(prefix="tui-migrator-large-rows-") as scratch:
         root = Path(scratch)
-        database, schema = root / "large.db", root / "schema.toml"
-        schema.write_text(SCHEMA_TOML)
-        values = build(database, args.rows, args.kib)
-        original = sqlite3.connect(database).execute("SELECT * FROM records ORDER BY id").fetchall()
-        tool = [
-            sys.executable, "-m", "tui_migrator", "--db", f"sqlite:///{database}", "--schema", str(schema),
-            "--data-dir", str(root / "data"),
-        ]  # fmt: skip
-        subprocess.run([*tool, "init"], check=True, capture_output=True)
-        start = [*tool, "start", "--yes", "--batch-size", str(args.batch_size)]
-        start += ["--max-concurrency", str(args.max_concurrency)]
-        seconds, peaks, done = run_sampled(start)
-        if done.returncode != 0:
-            print(done.stdout, done.stderr, sep="\n", file=sys.stderr)
-            return 1
-        cut = [
-            line.split(": ", 1)[-1] for line in done.stderr.splitlines() if "rows at a time at most" in line
-        ]
-        migration_id = next(part for part in done.stdout.split() if part.startswith("migration_")).rstrip(":")
-        status = subprocess.run([*tool, "--json", "status", migration_id], check=True, capture_output=True)
-        timing = json.loads(status.stdout)["data"]["timing"]
-        subprocess.run([*tool, "rollback", migration_id, "--confirm"], check=True, capture_output=True)
-        restored = sqlite3.connect(database).execute("SELECT * FROM records ORDER BY id").fetchall()
-    print(f"{args.rows:,} rows of two {args.kib:,}-KiB text columns: {values / 2**20:,.0f} MiB of values")
+        with database(args, root) as url:
+            return measure(args, root, url)
+
+
+def measure(args: argparse.Namespace, root: Path, url: str) -> int:
+    """Build, migrate (sampled), report, roll back and compare, on the database of ``url``."""
+    schema = root / "schema.toml"
+    schema.write_text(SCHEMA_TOML)
+    values = build(url, args.rows, args.kib)
+    original = every_row(url)
+    tool = [
+        sys.executable, "-m", "tui_migrator", "--db", url, "--schema", str(schema),
+        "--data-dir", str(root / "data"),
+    ]  # fmt: skip
+    subprocess.run([*tool, "init"], check=True, capture_output=True)
+    start = [*tool, "start", "--yes", "--batch-size", str(args.batch_size)]
+    start += ["--max-concurrency", str(args.max_concurrency)]
+    seconds, peaks, done = run_sampled(start)
+    if done.returncode != 0:
+        print(done.stdout, done.stderr, sep="\n", file=sys.stderr)
+        return 1
+    cut = [line.split(": ", 1)[-1] for line in done.stderr.splitlines() if "rows at a time at most" in line]
+    migration_id = next(part for part in done.stdout.split() if part.startswith("migration_")).rstrip(":")
+    status = subprocess.run([*tool, "--json", "status", migration_id], check=True, capture_output=True)
+    timing = json.loads(status.stdout)["data"]["timing"]
+    subprocess.run([*tool, "rollback", migration_id, "--confirm"], check=True, capture_output=True)
+    restored = every_row(url)
+    backend = make_url(url).get_backend_name()
+    print(
+        f"{args.rows:,} rows of two {args.kib:,}-KiB text columns: {values / 2**20:,.0f} MiB of values ({backend})"
+    )
     print(f"start --batch-size {args.batch_size} --max-concurrency {args.max_concurrency}: {seconds:.2f} s")
     print(
         f"peak resident memory: the run's process {peaks.own:,.0f} MiB; its whole tree "

@@ -113,6 +113,31 @@ def test_where_the_runs_own_process_is_the_bottleneck_the_batches_take_its_time(
     assert estimating.estimated_seconds(fixed, scope, config, "sqlite") == pytest.approx(expected)
 
 
+def test_on_postgresql_the_runs_own_process_is_charged_the_transfer_alone(
+    plan_parts: tuple[MigrationScope, MigrationConfig], two_cores: None
+) -> None:
+    """The server reads and writes in processes of its own, several batches at once: those
+    stages are no part of the run's own process's share, however long they take."""
+    scope, config = plan_parts
+    per_row = {"read": 240e-6, "encrypt": 980e-6, "write": 8e-3, "backupVerify": 850e-6, "verify": 600e-6}
+    rows = scope.pending_rows
+    one, _ = estimating.RUN_SPEED["postgresql"]
+    speed = estimating.run_speed("postgresql", config.max_concurrency, rows)
+    batches = len(scope.tables) * math.ceil(ROWS_PER_TABLE / 1000)
+
+    def estimated(transfer: float) -> float:
+        fixed = calibration({**per_row, "transfer": transfer})
+        return estimating.estimated_seconds(fixed, scope, config, "postgresql")
+
+    side_by_side = rows * (per_row["read"] + per_row["encrypt"] + per_row["write"]) / speed
+    alone = sum(rows * seconds for seconds in per_row.values()) / speed + batches * 2 * 0.001
+    # Reading and writing alone would outweigh the stages side by side; they are not charged.
+    assert rows * (per_row["read"] + per_row["write"]) / one > side_by_side
+    assert estimated(600e-6) == pytest.approx(alone)
+    # A transfer that outweighs them is.
+    assert estimated(12e-3) == pytest.approx(alone + rows * 12e-3 / one - side_by_side)
+
+
 def test_without_worker_processes_the_bytes_written_are_added_to_the_stages(
     plan_parts: tuple[MigrationScope, MigrationConfig],
 ) -> None:
@@ -256,3 +281,12 @@ def test_the_write_probe_is_made_in_the_temporary_directory_where_the_databases_
     gone = tmp_path / "gone"
     assert write_probe.seconds_per_byte(gone, values=10, value_bytes=10 * 100) >= 0
     assert places[0] == gone and len(places) == 2 and places[1] != gone
+
+
+def test_a_transfer_that_fails_leaves_no_thread_waiting(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where sending fails (a value that cannot be pickled), the other end is not left waiting
+    for it: the error comes out and no thread is left behind."""
+    threads = threading.active_count()
+    with pytest.raises(TypeError):
+        cpu_pool.transfer_seconds([threading.Lock()], ([], []))
+    assert threading.active_count() == threads

@@ -279,15 +279,22 @@ def transfer_seconds(arguments: object, result: object) -> float:
         pickle.loads(incoming_reader.recv_bytes())
         return time.thread_time() - started
     finally:
+        # This side's ends first: the other side, still waiting where this one failed, ends.
+        outgoing_writer.close()
+        incoming_reader.close()
         worker.join()
-        for end in (outgoing_reader, outgoing_writer, incoming_reader, incoming_writer):
-            end.close()
+        outgoing_reader.close()
+        incoming_writer.close()
 
 
 def _worker_side(reader: Connection, writer: Connection, reply: bytes) -> None:
-    """transfer_seconds' other end: takes the arguments in, sends the pickled result back."""
-    reader.recv_bytes()
-    writer.send_bytes(reply)
+    """transfer_seconds' other end: takes the arguments in, sends the pickled result back (or
+    stops where the measuring side closed its ends)."""
+    try:
+        reader.recv_bytes()
+        writer.send_bytes(reply)
+    except (EOFError, OSError):
+        pass
 
 
 def kept(value: T) -> T:

@@ -3,10 +3,10 @@
 The calibration (engine/estimate.py) times a batch's writes into temporary shadow tables, which
 live in SQLite's temporary store, inside a transaction it rolls back. A run writes the same rows
 into the database itself: its pages go through the write-ahead log when the page cache fills and
-at each commit, and the log's checkpoints copy them into the file. Per byte that is little, and
-rows of ordinary size hide it in the run's speed against its stages (estimate.RUN_SPEED); rows
-of hundreds of KB write a gigabyte for 2,000 rows, and a run of them took a second more than
-its stages for it (2026-12-07, tests/benchmarks/MEASUREMENTS.md).
+at each commit, and the log's checkpoints copy them into the file. Per byte that is little (2-3
+ns here): a few per cent of a run of rows of ordinary size, but rows of hundreds of KB write a
+gigabyte for 2,000 rows, a second or two of a run that the stages do not show (2026-12-07,
+tests/benchmarks/MEASUREMENTS.md).
 
 So a probe file, in the database's own directory (the same disk) and removed at once, takes
 values of the size the sample wrote, twice: into a temporary table, as the calibration writes,
@@ -23,10 +23,11 @@ import tempfile
 import time
 from pathlib import Path
 
-# At most this many bytes of values go into each pass of the probe: enough for rows of any
-# size to be written as a run writes them (through the log, past a full page cache), little
-# enough to take a few tens of milliseconds.
-PROBE_BYTES = 16 << 20
+# At most this many values, and bytes of them, go into each pass of the probe: enough for rows
+# of any size to be written as a run writes them (through the log, past a full page cache of 2
+# MiB), little enough for the probe to take a few tens of milliseconds (20-90 here).
+PROBE_VALUES = 4_000
+PROBE_BYTES = 8 << 20
 # Each pass is taken this many times; the fastest counts.
 PROBE_PASSES = 2
 
@@ -34,12 +35,12 @@ PROBE_PASSES = 2
 def seconds_per_byte(directory: Path, values: int, value_bytes: int) -> float:
     """The seconds each byte costs written into a database file in ``directory`` rather than
     a temporary table, for ``values`` values of ``value_bytes`` bytes in all (at most
-    PROBE_BYTES of them are written); 0.0 where nothing was written or no probe can be made
+    PROBE_VALUES and PROBE_BYTES of them are written); 0.0 where nothing was written or no probe can be made
     there nor in the temporary directory."""
     if values <= 0 or value_bytes <= 0:
         return 0.0
     size = max(1, value_bytes // values)
-    count = max(1, min(values, PROBE_BYTES // size))
+    count = max(1, min(values, PROBE_VALUES, PROBE_BYTES // size))
     payload = [os.urandom(size) for _ in range(min(count, 64))]
     rows = [(payload[number % len(payload)],) for number in range(count)]
     for place in (directory, Path(tempfile.gettempdir())):
