@@ -36,7 +36,8 @@ from sqlalchemy.engine import URL, Engine
 from tui_migrator.common.cores import usable_cores
 from tui_migrator.common.errors import OperationFailed
 from tui_migrator.crypto.ciphers import KeyNotGiven, RowSealer, ValueCipher, WorkerKeys
-from tui_migrator.engine import process_server
+from tui_migrator.engine import batch_transport, process_server
+from tui_migrator.engine.batch_transport import Shipped
 from tui_migrator.engine.collection_pace import pace_this_process
 from tui_migrator.engine.process_server import process_context
 from tui_migrator.storage.database import create_database_engine, url_for_another_process
@@ -113,7 +114,9 @@ class CpuPool:
         # leaves the work here.
         shared = local.database is None or database is not None
         self.processes = processes if keys is not None and shared else 0
-        self._starting = (keys, database)
+        # The name of this pool's files for large results (engine/batch_transport.py).
+        self._run_name = batch_transport.new_run_name()
+        self._starting = (keys, database, self._run_name)
         self._executor: ProcessPoolExecutor | None = None
         # Which pool of processes is the current one, and how many were replaced.
         self.generation = 0
@@ -181,7 +184,7 @@ class CpuPool:
 
     def _submitted(
         self, function: Callable[..., T], args: tuple[Any, ...], kwargs: dict[str, Any]
-    ) -> tuple[Future[T], int]:
+    ) -> tuple[Future[Shipped], int]:
         """The call submitted to the current worker processes, and which pool they are."""
         while True:
             generation, executor = self.generation, self._executor
@@ -203,6 +206,7 @@ class CpuPool:
         if self._executor is not None:
             self._executor.shutdown(wait=True, cancel_futures=True)
             self._executor = None
+            batch_transport.remove_leftovers(self._run_name)
 
     def __enter__(self) -> CpuPool:
         return self
@@ -230,13 +234,13 @@ class Pending(Generic[T]):
         self,
         local: Callable[[], T],
         *,
-        remote: Callable[[], tuple[Future[T], int]] | None = None,
+        remote: Callable[[], tuple[Future[Shipped], int]] | None = None,
         replace: Callable[[int], None] | None = None,
     ) -> None:
         self._local = local
         self._remote = remote
         self._replace = replace
-        self._future: Future[T] | None = None
+        self._future: Future[Shipped] | None = None
         self._generation = 0
         if remote is not None:
             self._future, self._generation = remote()
@@ -246,7 +250,7 @@ class Pending(Generic[T]):
             if self._future is None:
                 return self._local()
             try:
-                return self._future.result()
+                return cast(T, batch_transport.receive(self._future.result()))
             except KeyNotGiven:
                 # A key created after the workers started (an organization's first row, inserted
                 # during the run): this process has it, or creates it.
@@ -261,14 +265,17 @@ class Pending(Generic[T]):
 
 def transfer_seconds(arguments: object, result: object) -> float:
     """The CPU seconds the run's own process spends sending ``arguments`` to a worker process
-    and taking ``result`` back, moved as the pool moves them (pickled, through a pipe): what a
-    run with worker processes pays per batch beside the work itself. The worker's part
-    (unpickling the arguments, pickling the result) is left out: it is done by other threads
-    here, whose time is not counted. Rows of ordinary size cost a few microseconds each; rows
-    of hundreds of KB as much as sealing them (2026-12-07, tests/benchmarks/MEASUREMENTS.md)."""
+    and taking ``result`` back, moved as the pool moves them (pickled through a pipe; a large
+    result through a file in shared memory, engine/batch_transport.py): what a run with worker
+    processes pays per batch beside the work itself. The worker's part (unpickling the
+    arguments, shipping the result) is left out: it is done by other threads here, whose time
+    is not counted. Rows of ordinary size cost a few microseconds each, rows of hundreds of KB
+    hundreds (2026-12-07, tests/benchmarks/MEASUREMENTS.md)."""
     outgoing_reader, outgoing_writer = Pipe(duplex=False)
     incoming_reader, incoming_writer = Pipe(duplex=False)
-    incoming = pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL)
+    run_name = batch_transport.new_run_name()
+    shipped = batch_transport.ship(result, run_name)
+    incoming = pickle.dumps(shipped, protocol=pickle.HIGHEST_PROTOCOL)
     worker = threading.Thread(
         target=_worker_side, args=(outgoing_reader, incoming_writer, incoming), daemon=True
     )
@@ -276,7 +283,7 @@ def transfer_seconds(arguments: object, result: object) -> float:
     try:
         started = time.thread_time()
         outgoing_writer.send_bytes(pickle.dumps(arguments, protocol=pickle.HIGHEST_PROTOCOL))
-        pickle.loads(incoming_reader.recv_bytes())
+        batch_transport.receive(pickle.loads(incoming_reader.recv_bytes()))
         return time.thread_time() - started
     finally:
         # This side's ends first: the other side, still waiting where this one failed, ends.
@@ -285,6 +292,7 @@ def transfer_seconds(arguments: object, result: object) -> float:
         worker.join()
         outgoing_reader.close()
         incoming_writer.close()
+        batch_transport.remove_leftovers(run_name)
 
 
 def _worker_side(reader: Connection, writer: Connection, reply: bytes) -> None:
@@ -333,10 +341,12 @@ def _kept_value(pickled: bytes) -> object:
 
 
 _worker_context: BatchContext | None = None
+_worker_run_name = ""
 
 
-def _start_worker(keys: WorkerKeys, database: URL | None) -> None:
-    global _worker_context
+def _start_worker(keys: WorkerKeys, database: URL | None, run_name: str) -> None:
+    global _worker_context, _worker_run_name
+    _worker_run_name = run_name
     # A terminal's signals reach every process of its foreground group, these included; the
     # run's process decides what they mean (the first: finish the batches in flight, which these
     # are working on), so here they are ignored — again, where the fork server was not started
@@ -355,6 +365,6 @@ def _started() -> None:
     """Nothing: what a worker is given to start it (CpuPool._start)."""
 
 
-def _call(function: Callable[..., T], args: tuple[Any, ...], kwargs: dict[str, Any]) -> T:
+def _call(function: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Shipped:
     assert _worker_context is not None, "the worker was started with its keys"
-    return function(_worker_context, *args, **kwargs)
+    return batch_transport.ship(function(_worker_context, *args, **kwargs), _worker_run_name)
