@@ -8,6 +8,8 @@ import errno
 import os
 import pickle
 import stat
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -106,3 +108,17 @@ def test_a_large_batch_from_a_worker_process_arrives_whole_and_leaves_no_file() 
         left = batch_transport.SHARED_DIRECTORY / f"{name}-0-0"
         left.write_bytes(b"x")
     assert list(batch_transport.SHARED_DIRECTORY.glob(f"{name}-*")) == []
+
+
+def test_a_killed_runs_files_are_removed_by_the_next_run_and_a_live_ones_kept(tmp_path: Path) -> None:
+    gone = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    )
+    dead_pid, live_pid = int(gone.stdout), os.getpid()
+    dead = tmp_path / f"tm-batch-{dead_pid}-aa-7-0"
+    live = tmp_path / f"tm-batch-{live_pid}-bb-7-0"
+    unrelated = tmp_path / "another-program-1"
+    for path in (dead, live, unrelated):
+        path.write_bytes(b"x")
+    assert batch_transport.remove_stale(tmp_path) == 1
+    assert sorted(path.name for path in tmp_path.iterdir()) == sorted([live.name, unrelated.name])

@@ -14,7 +14,8 @@ same batch). Smaller results, and every result where there is no such directory 
 it, go through the pipe, pickled once in the worker. The files hold what a batch sends back —
 tokens, sealed backups, digests, keys — readable by the run's user alone, named after the run's
 pool, and removed as they are read; whatever a worker that died left behind is removed when the
-pool closes (leftovers).
+pool closes (remove_leftovers), and what a run that was killed left is removed by the next run
+that starts a pool (remove_stale): its files name the process that ran it.
 """
 
 from __future__ import annotations
@@ -81,6 +82,30 @@ def receive(shipped: Shipped) -> Any:
     finally:
         with contextlib.suppress(OSError):
             os.unlink(shipped.path)
+
+
+def remove_stale(directory: Path = SHARED_DIRECTORY) -> int:
+    """Remove the files of runs whose process is gone (killed before its pool closed); how many.
+    Another user's files are not this one's to remove (``/dev/shm`` is sticky): left alone."""
+    removed = 0
+    with contextlib.suppress(OSError):
+        for path in directory.glob(f"{_PREFIX}*"):
+            owner = path.name[len(_PREFIX) :].split("-", 1)[0]
+            if owner.isdigit() and not _alive(int(owner)):
+                with contextlib.suppress(OSError):
+                    path.unlink()
+                    removed += 1
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's process
+    return True
 
 
 def remove_leftovers(run_name: str, directory: Path = SHARED_DIRECTORY) -> int:

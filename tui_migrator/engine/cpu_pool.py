@@ -114,8 +114,11 @@ class CpuPool:
         # leaves the work here.
         shared = local.database is None or database is not None
         self.processes = processes if keys is not None and shared else 0
-        # The name of this pool's files for large results (engine/batch_transport.py).
+        # The name of this pool's files for large results (engine/batch_transport.py), and
+        # those a killed run left removed.
         self._run_name = batch_transport.new_run_name()
+        if self.processes:
+            batch_transport.remove_stale()
         self._starting = (keys, database, self._run_name)
         self._executor: ProcessPoolExecutor | None = None
         # Which pool of processes is the current one, and how many were replaced.
