@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.databases import make_settings
+from tests.support.demo_estimates import estimated_demo
 from tui_migrator.common.cores import usable_cores
 from tui_migrator.common.cpu_turns import CpuTurns
 from tui_migrator.engine import batch_size, cpu_pool
@@ -40,12 +41,7 @@ def test_the_calibration_times_every_stage_the_run_does(tmp_path: Path) -> None:
 
 
 def test_the_estimate_is_the_calibration_applied_to_the_rows_in_scope(tmp_path: Path) -> None:
-    service, _ = create_demo_service(
-        make_settings(tmp_path), patients=200, organizations=2, seed=3, user="alice"
-    )
-    with service:
-        estimate = service.estimate({"batch_size": 100})
-        scope = service.plan({"batch_size": 100}).scope
+    estimate, scope = estimated_demo(tmp_path)
     calibration, rows = estimate.calibration, estimate.estimated_records
     assert calibration.split_tables > 0
     size = batch_size.steady(estimate.config, sum(calibration.per_row(s) for s in STAGES_OF_A_FULL_RUN))

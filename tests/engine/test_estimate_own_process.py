@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.databases import make_settings
+from tests.support.demo_estimates import estimated_demo
 from tui_migrator.common.migration_config import MigrationConfig
 from tui_migrator.engine import cpu_pool, read_sizes, write_probe
 from tui_migrator.engine import estimate as estimating
@@ -201,12 +202,7 @@ def test_each_phase_that_reads_the_tables_pays_their_size_sample(
 
 
 def test_the_calibration_measures_the_transfer_the_size_sample_and_the_bytes_written(tmp_path: Path) -> None:
-    service, _ = create_demo_service(
-        make_settings(tmp_path), patients=200, organizations=2, seed=3, user="alice"
-    )
-    with service:
-        estimate = service.estimate({"batch_size": 100})
-        scope = service.plan({"batch_size": 100}).scope
+    estimate, scope = estimated_demo(tmp_path)
     measured = estimate.calibration
     assert measured.per_row("transfer") > 0
     assert measured.size_sample_seconds > 0

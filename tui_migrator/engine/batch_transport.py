@@ -37,7 +37,7 @@ _numbers = itertools.count()
 
 
 def new_run_name() -> str:
-    """A name for one pool's files, unguessable and its own (see leftovers)."""
+    """A name for one pool's files, unguessable and its own (see remove_leftovers, remove_stale)."""
     return f"{_PREFIX}{os.getpid()}-{secrets.token_hex(8)}"
 
 
