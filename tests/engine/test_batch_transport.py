@@ -10,6 +10,7 @@ import pickle
 import stat
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -118,7 +119,12 @@ def test_a_killed_runs_files_are_removed_by_the_next_run_and_a_live_ones_kept(tm
     dead = tmp_path / f"tm-batch-{dead_pid}-aa-7-0"
     live = tmp_path / f"tm-batch-{live_pid}-bb-7-0"
     unrelated = tmp_path / "another-program-1"
-    for path in (dead, live, unrelated):
+    dead_but_recent = tmp_path / f"tm-batch-{dead_pid}-cc-7-0"
+    old = time.time() - batch_transport.STALE_SECONDS - 1
+    for path in (dead, live, unrelated, dead_but_recent):
         path.write_bytes(b"x")
+        if path is not dead_but_recent:
+            os.utime(path, (old, old))
     assert batch_transport.remove_stale(tmp_path) == 1
-    assert sorted(path.name for path in tmp_path.iterdir()) == sorted([live.name, unrelated.name])
+    kept = [live.name, unrelated.name, dead_but_recent.name]
+    assert sorted(path.name for path in tmp_path.iterdir()) == sorted(kept)

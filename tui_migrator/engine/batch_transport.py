@@ -26,12 +26,16 @@ import mmap
 import os
 import pickle
 import secrets
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 SHARED_FROM_BYTES = 1 << 20
 SHARED_DIRECTORY = Path("/dev/shm")
+# A file is a killed run's only once this old as well: a result waits a moment to be read, and a
+# process of another PID namespace sharing /dev/shm (a container's) looks gone from here.
+STALE_SECONDS = 600
 _PREFIX = "tm-batch-"
 _numbers = itertools.count()
 
@@ -85,14 +89,16 @@ def receive(shipped: Shipped) -> Any:
 
 
 def remove_stale(directory: Path = SHARED_DIRECTORY) -> int:
-    """Remove the files of runs whose process is gone (killed before its pool closed); how many.
-    Another user's files are not this one's to remove (``/dev/shm`` is sticky): left alone."""
+    """Remove the files of runs whose process is gone (killed before its pool closed) that are
+    STALE_SECONDS old; how many. Another user's files are not this one's to remove
+    (``/dev/shm`` is sticky): left alone."""
     removed = 0
+    now = time.time()
     with contextlib.suppress(OSError):
         for path in directory.glob(f"{_PREFIX}*"):
             owner = path.name[len(_PREFIX) :].split("-", 1)[0]
-            if owner.isdigit() and not _alive(int(owner)):
-                with contextlib.suppress(OSError):
+            with contextlib.suppress(OSError):
+                if owner.isdigit() and not _alive(int(owner)) and now - path.stat().st_mtime >= STALE_SECONDS:
                     path.unlink()
                     removed += 1
     return removed
