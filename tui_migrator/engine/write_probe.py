@@ -3,7 +3,7 @@
 The calibration (engine/estimate.py) times a batch's writes into temporary shadow tables, which
 live in SQLite's temporary store, inside a transaction it rolls back. A run writes the same rows
 into the database itself: its pages go through the write-ahead log when the page cache fills and
-at each commit, and the log's checkpoints copy them into the file. Per byte that is little (2-3
+at each commit, and the log's checkpoints copy them into the file. Per byte that is little (2-7
 ns here): a few per cent of a run of rows of ordinary size, but rows of hundreds of KB write a
 gigabyte for 2,000 rows, a second or two of a run that the stages do not show (2026-12-07,
 tests/benchmarks/MEASUREMENTS.md).
