@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import sqlite3
 import threading
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from tui_migrator.engine import cpu_pool, read_sizes, write_probe
 from tui_migrator.engine import estimate as estimating
 from tui_migrator.engine.scope import MigrationScope
 from tui_migrator.service.facade import create_demo_service
+from tui_migrator.storage.column_storage import TableAccess
 from tui_migrator.storage.tables import META_LAST_CALIBRATION, write_meta
 
 STAGES = ("read", "encrypt", "write", "backupVerify", "verify")
@@ -201,21 +203,60 @@ def test_each_phase_that_reads_the_tables_pays_their_size_sample(
     assert difference == pytest.approx(phases * 0.25)
 
 
-def test_the_calibration_measures_the_transfer_the_size_sample_and_the_bytes_written(tmp_path: Path) -> None:
+TRANSFER_PER_ROW = 7e-6
+PROBE_SECONDS_PER_BYTE = 3e-9
+
+
+def test_the_calibration_measures_the_transfer_the_size_sample_and_the_bytes_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What each new measurement is taken of, and where its figure goes: the transfer of every
+    part of the sample (its rows out, its sealed rows back without the rows they came from), one
+    size sample per table sampled, and the write probe in the database's directory with the
+    values and bytes the sample wrote. (Fixed figures stand in for the timings.)"""
+    moved: list[tuple[int, int]] = []
+    sized: list[str] = []
+    probed: list[tuple[Path, int, int]] = []
+    largest = read_sizes.largest_row_bytes
+
+    def transfer(
+        arguments: list[dict[str, object]], result: tuple[list[dict[str, object]], list[object]]
+    ) -> float:
+        sealed, _failures = result
+        assert all("row" not in item for item in sealed)  # the worker sends no row back
+        moved.append((len(arguments), len(sealed)))
+        return TRANSFER_PER_ROW * len(arguments)
+
+    def size_sample(engine: object, access: TableAccess) -> int:
+        sized.append(access.mapped.name)
+        return largest(engine, access)  # type: ignore[arg-type]
+
+    def probe(directory: Path, values: int, value_bytes: int) -> float:
+        probed.append((directory, values, value_bytes))
+        return PROBE_SECONDS_PER_BYTE
+
+    monkeypatch.setattr(cpu_pool, "transfer_seconds", transfer)
+    monkeypatch.setattr(read_sizes, "largest_row_bytes", size_sample)
+    monkeypatch.setattr(write_probe, "seconds_per_byte", probe)
     estimate, scope = estimated_demo(tmp_path)
     measured = estimate.calibration
-    assert measured.per_row("transfer") > 0
-    assert measured.size_sample_seconds > 0
-    sampled = set(measured.largest_row_bytes)
-    assert sampled and sampled <= {table.name for table in scope.tables}
+    # Every part of every table's sample was moved, warm-up included, each row sealed.
+    assert moved and all(rows == sealed for rows, sealed in moved)
+    assert measured.per_row("transfer") == pytest.approx(TRANSFER_PER_ROW)
+    # One size sample per table sampled, its largest row kept by the table's name.
+    assert sorted(sized) == sorted(measured.largest_row_bytes)
+    assert set(sized) <= {table.name for table in scope.tables}
     assert all(size > 0 for size in measured.largest_row_bytes.values())
-    # Each sampled row's tokens (one value per mapped column), its metadata and its backup.
+    # Each sampled row's tokens (one value per mapped column), its metadata and its backup,
+    # probed once, beside the database.
     assert measured.written_values > 2 * measured.sample_rows
     assert measured.written_bytes > measured.added_bytes > 0
-    assert measured.written_byte_seconds >= 0
+    # The demo's database is tmp_path/parkml.db (make_settings).
+    assert probed == [(tmp_path, measured.written_values, measured.written_bytes)]
+    assert measured.written_byte_seconds == PROBE_SECONDS_PER_BYTE
     shown = measured.to_json()
-    assert {"sizeSampleSeconds", "writtenByteNanoseconds"} <= set(shown)
-    assert "transfer" in shown["microsecondsPerRow"]
+    assert shown["writtenByteNanoseconds"] == pytest.approx(3.0)
+    assert shown["microsecondsPerRow"]["transfer"] == pytest.approx(7.0)
 
 
 def test_a_calibration_kept_by_an_earlier_version_is_still_read(tmp_path: Path) -> None:
@@ -251,14 +292,35 @@ def test_a_calibration_kept_by_an_earlier_version_is_still_read(tmp_path: Path) 
 def test_the_transfer_is_timed_on_a_pipe_that_is_closed_afterwards() -> None:
     threads = threading.active_count()
     rows = [{"id": number, "notes": "x" * 1000} for number in range(50)]
-    seconds = cpu_pool.transfer_seconds(rows, ([{"tokens": {"notes": "y" * 1400}}] * 50, []))
-    assert seconds > 0
+    cpu_pool.transfer_seconds(rows, ([{"tokens": {"notes": "y" * 1400}}] * 50, []))
     assert threading.active_count() == threads
 
 
-def test_the_write_probe_leaves_nothing_in_the_databases_directory(tmp_path: Path) -> None:
-    assert write_probe.seconds_per_byte(tmp_path, values=200, value_bytes=200 * 500) >= 0
+def test_the_write_probe_writes_as_a_run_and_as_the_sample_and_leaves_nothing_behind(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Values of the sample's average size, as many as it wrote up to the probe's caps, each
+    pass taken PROBE_PASSES times: into a temporary table rolled back, as the sample writes, and
+    into the file's table committed, as a run writes; its folder removed afterwards."""
+    passes: list[tuple[str, int, int, bool]] = []
+    measured_pass = write_probe._pass
+
+    def noted(connection: sqlite3.Connection, table: str, rows: list[tuple[bytes]], *, commit: bool) -> float:
+        passes.append((table, len(rows), len(rows[0][0]), commit))
+        return measured_pass(connection, table, rows, commit=commit)
+
+    monkeypatch.setattr(write_probe, "_pass", noted)
+    write_probe.seconds_per_byte(tmp_path, values=200, value_bytes=200 * 500)
+    shadow, file = ("probe_shadow", 200, 500, False), ("probe", 200, 500, True)
+    assert passes == [shadow] * write_probe.PROBE_PASSES + [file] * write_probe.PROBE_PASSES
     assert list(tmp_path.iterdir()) == []
+    # Large values: as many as fit PROBE_BYTES; many small ones: PROBE_VALUES of them.
+    passes.clear()
+    write_probe.seconds_per_byte(tmp_path, values=100, value_bytes=100 * 400_000)
+    assert {count for _table, count, _size, _commit in passes} == {write_probe.PROBE_BYTES // 400_000}
+    passes.clear()
+    write_probe.seconds_per_byte(tmp_path, values=50_000, value_bytes=50_000 * 100)
+    assert {count for _table, count, _size, _commit in passes} == {write_probe.PROBE_VALUES}
     # Nothing written, nothing to measure.
     assert write_probe.seconds_per_byte(tmp_path, values=0, value_bytes=0) == 0.0
 
@@ -275,7 +337,7 @@ def test_the_write_probe_is_made_in_the_temporary_directory_where_the_databases_
 
     monkeypatch.setattr(write_probe, "_measured", noted)
     gone = tmp_path / "gone"
-    assert write_probe.seconds_per_byte(gone, values=10, value_bytes=10 * 100) >= 0
+    write_probe.seconds_per_byte(gone, values=10, value_bytes=10 * 100)
     assert places[0] == gone and len(places) == 2 and places[1] != gone
 
 
