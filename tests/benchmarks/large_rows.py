@@ -32,9 +32,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import psycopg
 from sqlalchemy.engine import make_url
 
+from tests.benchmarks.peers import pg_connect
 from tests.support.postgres_cluster import PostgresCluster
 
 SCHEMA_TOML = """\
@@ -62,9 +62,7 @@ def connect(url: str) -> Any:
     parts = make_url(url)
     if parts.get_backend_name() == "sqlite":
         return sqlite3.connect(parts.database or "")
-    return psycopg.connect(
-        host=parts.host, port=parts.port, user=parts.username, password=parts.password, dbname=parts.database
-    )
+    return pg_connect(url)
 
 
 def build(url: str, rows: int, kib: int) -> int:

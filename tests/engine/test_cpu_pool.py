@@ -19,7 +19,7 @@ from tui_migrator.common.cores import usable_cores
 from tui_migrator.crypto.ciphers import KeyNotGiven, RowSealer, ValueCipher
 from tui_migrator.crypto.data_keys import ThrowawayKeys
 from tui_migrator.crypto.keys import MasterKey
-from tui_migrator.engine import backup, batches, verification
+from tui_migrator.engine import backup, batch_transport, batches, verification
 from tui_migrator.engine.cpu_pool import (
     MIGRATION_WORKERS_FROM_ROWS,
     REPLACEMENTS,
@@ -127,14 +127,25 @@ def test_the_workers_are_other_processes_given_keys_through_their_pipe_only(loca
     assert "data keys" in repr(keys) and keys.digest_key.hex() not in repr(keys)
 
 
-def test_a_batch_sealed_in_a_worker_opens_here_to_the_original_values(local: BatchContext) -> None:
+# Rows whose sealed batch is large enough to come back through shared memory, not the pipe
+# (engine/batch_transport.py).
+LARGE_ROWS = [{**row, "name": f"{row['name']} " + "report " * 6_000} for row in ROWS]
+
+
+@pytest.mark.parametrize("rows", [ROWS, LARGE_ROWS], ids=["through the pipe", "through shared memory"])
+def test_a_batch_sealed_in_a_worker_opens_here_to_the_original_values(
+    local: BatchContext, rows: list[dict[str, object]]
+) -> None:
     keys = local.cipher.worker_keys(["org_0", "org_1"], local.sealer)
     shape = RowShape(TABLE)
     with CpuPool(local, 2, keys) as pool:
-        sealed, failures = pool.run(batches.seal_batch, shape, ROWS, dry_run=False, with_backups=True)
-    assert not failures and len(sealed) == len(ROWS)
+        sealed, failures = pool.run(batches.seal_batch, shape, rows, dry_run=False, with_backups=True)
+    assert not failures and len(sealed) == len(rows)
+    shipped = batch_transport.ship((sealed, failures), "size", Path("/nonexistent"))
+    large = rows is LARGE_ROWS
+    assert (len(shipped.pickled or b"") >= batch_transport.SHARED_FROM_BYTES) is large
     by_index = {item["index"]: item for item in sealed}
-    for index, row in enumerate(ROWS):
+    for index, row in enumerate(rows):
         item = by_index[index]
         written = {
             **row,
