@@ -124,11 +124,18 @@ def join_and_then(
     )
     try:
 
-        def joined() -> bool:
+        def has_joined() -> bool:
             entries = service.audit_entries(limit=None, migration_id=migration_id).entries
             return any(entry.operation == "worker_joined" for entry in entries)
 
-        wait_for(joined, timeout=120, interval=0.05)
+        wait_for(lambda: has_joined() or joiner.poll() is not None, timeout=120, interval=0.05)
+        if not has_joined():
+            # It ended without joining: why, rather than a wait running out.
+            stdout, stderr = joiner.communicate()
+            raise AssertionError(
+                f"worker {migration_id} ended ({joiner.returncode}) without joining, the migration "
+                f"{service.status(migration_id).status}: {stdout[-2000:]} {stderr[-2000:]}"
+            )
         then(joiner)
         stdout, stderr = joiner.communicate(timeout=300)
     finally:
