@@ -88,7 +88,11 @@ def test_a_second_worker_is_refused_on_sqlite_with_the_reason(
 ) -> None:
     _settings, service = bigger
     record = service.start(SLOW, detach=True)
-    wait_for(lambda: service.status(record.id).worker_alive)
+    # Paused at once, so that it is still live (its worker there) when the second one asks: a
+    # run that completed first was refused for that instead (a CI run saw it).
+    assert service.pause(record.id).pause_requested
+    wait_for(lambda: service.status(record.id).status is Status.PAUSED, timeout=60)
+    assert service.status(record.id).worker_alive
     with pytest.raises(BadInput, match="can only join it on PostgreSQL"):
         service.join(record.id)
     service.cancel(record.id, "test over")
