@@ -57,9 +57,14 @@ async def settled(pilot: Pilot) -> None:
     # And until the screen renders the same twice in a row: the check above once passed with a
     # table's header still to be repainted narrow→wide (CI, a busy machine), so the picture is
     # taken only once nothing is left to repaint.
+    # Animations are waited for on every round: a focus change scrolls its panel with an
+    # animation that may start only after the first wait above, and a picture taken mid-scroll
+    # (CI: the form's scrollbar a fraction of a cell short of its resting place) can repeat
+    # itself when a busy machine starves the animator's timer between two pictures.
     previous = None
     for _ in range(50):
         await drained(pilot)
+        await pilot.wait_for_scheduled_animations()
         current = pilot.app.export_screenshot()
         if current == previous:
             break

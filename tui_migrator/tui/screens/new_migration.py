@@ -345,8 +345,10 @@ class NewMigrationScreen(AppScreen):
         self._show_toggles()
         self._changed()
         if event.checkbox.id == "sweep-later" and event.value:
-            # The form's last line, below the fold at 80x24: what checking it means is shown.
-            self.query_one("#sweep-later-warning").scroll_visible(animate=False)
+            # The form's last line, below the fold at 80x24: what checking it means is shown,
+            # once the warning just made visible has its place in the layout.
+            warning = self.query_one("#sweep-later-warning")
+            self.call_after_refresh(warning.scroll_visible, animate=False)
 
     @on(SelectionList.SelectedChanged)
     def _selection_changed(self, event: SelectionList.SelectedChanged[str]) -> None:
