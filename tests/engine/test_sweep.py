@@ -14,6 +14,7 @@ import logging
 import os
 import pwd
 import sqlite3
+import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -36,7 +37,7 @@ from tui_migrator.engine.sweep import Proof
 from tui_migrator.service import sweeping
 from tui_migrator.service.facade import MigratorService
 from tui_migrator.storage import operation_guard
-from tui_migrator.storage.database import database_file
+from tui_migrator.storage.database import database_file, writer_turn
 from tui_migrator.storage.migration_status import Status
 from tui_migrator.storage.tables import migrations_table, utc_now
 
@@ -449,6 +450,71 @@ def test_sqlite_takes_the_sample_while_vacuum_runs(
     assert len(sampled_in) == 1 and sampled_in != {threading.current_thread().name}
     # The first automaton is the sample's (another is built only to tell live copies apart).
     assert built_in[:1] == list(sampled_in)
+
+
+def _log_frames_and_copied(database: Path) -> tuple[int, int]:
+    """From the write-ahead log's shared index (the -shm file): the frames the log holds
+    (mxFrame of the index header) and how many of them a checkpoint copied back (nBackfill of
+    the checkpoint information after the header's two copies), both native-endian."""
+    index = (database.parent / f"{database.name}-shm").read_bytes()
+    return int.from_bytes(index[16:20], sys.byteorder), int.from_bytes(index[96:100], sys.byteorder)
+
+
+@pytest.mark.backends("sqlite")
+def test_the_sweeps_checkpoints_run_apart_from_this_processs_commits(
+    service: MigratorService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SQLite's WAL-reset bug (storage/sqlite_library.py) needs a checkpoint right after a
+    complete one while another connection's commit resets the log. Each of the sweep's
+    checkpoints holds this process's writer turn, so none of its writers can commit meanwhile;
+    and VACUUM does not checkpoint its own log on commit (the second checkpoint, in the turn,
+    copies it back), after which the connection's automatic checkpoints are as they were.
+    Observed on a rollback's sweep: without a sample read meanwhile (it keeps an automatic
+    checkpoint from copying anything) VACUUM's commit would copy its log back."""
+    record = service.start(ONE_TABLE)
+    engine = service.engine
+    database = database_file(engine)
+    assert database is not None
+    turn_free_during_checkpoint: list[bool] = []
+    after_vacuum: list[tuple[int, int, int, int]] = []
+
+    def turn_is_free() -> None:
+        turn = writer_turn(engine)
+        assert isinstance(turn, type(threading.RLock()))
+        taken = turn.acquire(blocking=False)
+        if taken:
+            turn.release()
+        turn_free_during_checkpoint.append(taken)
+
+    def checkpoint(connection: sqlite3.Connection, path: Path) -> sweep_cleaning.Step:
+        elsewhere = threading.Thread(target=turn_is_free)
+        elsewhere.start()
+        elsewhere.join()
+        return real_checkpoint(connection, path)
+
+    def vacuum(connection: sqlite3.Connection, path: Path) -> sweep_cleaning.Step:
+        # A checkpoint on every commit (the demo is smaller than the default's 1000 pages).
+        connection.execute("PRAGMA wal_autocheckpoint = 1")
+        step = real_vacuum(connection, path)
+        frames, copied = _log_frames_and_copied(path)
+        automatic = connection.execute("PRAGMA wal_autocheckpoint").fetchone()[0]
+        pages = connection.execute("PRAGMA page_count").fetchone()[0]
+        after_vacuum.append((frames, copied, pages, automatic))
+        return step
+
+    real_checkpoint, real_vacuum = sweep_cleaning._checkpoint, sweep_cleaning._vacuum
+    monkeypatch.setattr(sweep_cleaning, "_checkpoint", checkpoint)
+    monkeypatch.setattr(sweep_cleaning, "_vacuum", vacuum)
+
+    service.rollback(record.id, confirm=True)
+
+    swept = service.sweep_status(record.id)
+    assert swept.swept and swept.succeeded and swept.proof == Proof.NOT_APPLICABLE.value
+    assert turn_free_during_checkpoint == [False, False]
+    [(frames, copied, pages, automatic)] = after_vacuum
+    # Every page VACUUM wrote is in the log, none copied back yet; the setting restored.
+    assert frames >= pages > 0 and copied == 0
+    assert automatic == 1
 
 
 def test_without_a_log_nothing_runs_beside_vacuum(tmp_path: Path) -> None:

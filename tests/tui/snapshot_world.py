@@ -44,7 +44,7 @@ from tui_migrator.crypto.codec import UnsupportedValue
 from tui_migrator.engine import batches, estimate, runner, sweep_forecast
 from tui_migrator.service import health, planning
 from tui_migrator.service.facade import MigratorService, create_demo_service
-from tui_migrator.storage import keyring
+from tui_migrator.storage import keyring, sqlite_library
 from tui_migrator.storage.migration_records import MigrationRecord
 from tui_migrator.storage.tables import migrations_table
 
@@ -124,7 +124,7 @@ def _numbered_key_ids() -> Callable[[], str]:
 
 @contextmanager
 def frozen(clock: FrozenClock) -> Iterator[None]:
-    """The clock, time zone, disk and timings fixed for as long as the block runs."""
+    """The clock, time zone, disk, timings and SQLite library fixed for as long as the block runs."""
     frozen_datetime = clock.datetime_class()
     previous_tz = os.environ.get("TZ")
     with ExitStack() as stack:
@@ -139,6 +139,11 @@ def frozen(clock: FrozenClock) -> Iterator[None]:
             mock.patch.object(sweep_forecast, "probe_sweep_rate", lambda _directory: SWEEP_RATE)
         )
         stack.enter_context(mock.patch.object(keyring, "new_key_id", _numbered_key_ids()))
+        # The machine's SQLite library decides whether health names its WAL-reset bug: a fixed
+        # one here, so the pictures are the same on every machine.
+        stack.enter_context(
+            mock.patch.object(sqlite_library, "linked_version", lambda: sqlite_library.WAL_RESET_BUG_FIXED)
+        )
         os.environ["TZ"] = TIME_ZONE
         time.tzset()
         try:

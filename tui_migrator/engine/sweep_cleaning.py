@@ -35,7 +35,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 
 from tui_migrator.storage import secure_delete
-from tui_migrator.storage.database import SQLITE_BUSY_TIMEOUT_MS
+from tui_migrator.storage.database import SQLITE_BUSY_TIMEOUT_MS, writer_turn
 
 # How long a checkpoint waits for readers to finish before the sweep reports them.
 CHECKPOINT_WAIT_MS = 2_000
@@ -84,8 +84,11 @@ def clean_sqlite(engine: Engine, database: Path, meanwhile: Callable[[], None] |
             )
         ]
         wal = str(connection.execute("PRAGMA journal_mode").fetchone()[0]).lower() == "wal"
+        # Each checkpoint in this process's writer turn: none of its commits may reset the log
+        # while one runs — SQLite's WAL-reset bug (storage/sqlite_library.py).
         if wal:
-            steps.append(_checkpoint(connection, database))
+            with writer_turn(engine):
+                steps.append(_checkpoint(connection, database))
             if not steps[-1].done:
                 return steps
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sweep-meanwhile") as thread:
@@ -95,7 +98,8 @@ def clean_sqlite(engine: Engine, database: Path, meanwhile: Callable[[], None] |
             if running is not None:
                 running.result()
         if wal and steps[-1].done:
-            steps.append(_checkpoint(connection, database))
+            with writer_turn(engine):
+                steps.append(_checkpoint(connection, database))
         return steps
     finally:
         raw.close()
@@ -133,10 +137,18 @@ def _vacuum(connection: sqlite3.Connection, database: Path) -> Step:
             f"VACUUM needs about twice the database's size free ({2 * size:,} bytes); "
             f"{free:,} bytes are free at {database.parent}. Free some space, then sweep again.",
         )
+    # VACUUM's commit would checkpoint the log it filled at once, outside the writer turn (a
+    # reading thread may need to write meanwhile: the turn is not held across VACUUM), and right
+    # before the sweep's own checkpoint: two checkpoints in a row, the WAL-reset bug's opening.
+    # The checkpoint after VACUUM, in the turn, copies the log back instead.
+    automatic_pages = int(connection.execute("PRAGMA wal_autocheckpoint").fetchone()[0])
+    connection.execute("PRAGMA wal_autocheckpoint = 0")
     try:
         connection.execute("VACUUM")
     except sqlite3.Error as error:
         return Step("vacuum", False, f"VACUUM of {database} failed: {error}")
+    finally:
+        connection.execute(f"PRAGMA wal_autocheckpoint = {automatic_pages}")
     return Step("vacuum", True, f"{database} rebuilt from its live rows only")
 
 

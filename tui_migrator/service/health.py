@@ -15,7 +15,7 @@ from tui_migrator.common.errors import MigratorError
 from tui_migrator.common.models import ResponseModel
 from tui_migrator.crypto.canary import canary_round_trips
 from tui_migrator.service.session import Session
-from tui_migrator.storage import audit_triggers, operators, sweep_records
+from tui_migrator.storage import audit_triggers, operators, sqlite_library, sweep_records
 from tui_migrator.storage.database import database_file, redacted
 from tui_migrator.storage.migration_status import FINISHED_STATUSES, LIVE_STATUSES
 from tui_migrator.storage.tables import migrations_table, utc_now
@@ -45,6 +45,8 @@ class SystemHealth(ResponseModel):
     database_bytes: int | None
     # The directory whose disk was measured (where backups go).
     disk_checked_path: str
+    # The SQLite library this Python links (on SQLite databases; None on PostgreSQL).
+    sqlite_version: str | None
 
 
 class RecentActivity(ResponseModel):
@@ -153,6 +155,12 @@ def advice(
         f"database file (tui-migrator sweep {migration_id})"
         for migration_id in sweeps_put_off or []
     ]
+    # Then the library's defect, when it has one: before the routine advice (README "The SQLite library").
+    library_warning = (
+        sqlite_library.wal_reset_bug_warning(sqlite_library.linked_version()) if dialect == "sqlite" else None
+    )
+    if library_warning is not None:
+        recommendations.append(library_warning)
     if not encryption_ready:
         alerts.append("Encryption system not ready: the stored data keys cannot be used.")
     if disk.free_fraction < MIN_FREE_DISK_FRACTION:
@@ -218,6 +226,9 @@ def health_report(session: Session) -> HealthReport:
             free_disk_percent=round(100 * disk.free_fraction, 1),
             database_bytes=disk.database_bytes,
             disk_checked_path=disk.checked_path,
+            sqlite_version=sqlite_library.version_text(sqlite_library.linked_version())
+            if engine.dialect.name == "sqlite"
+            else None,
         ),
         recent_activity=activity,
         operator=OperatorInfo(

@@ -162,7 +162,7 @@ def serialized_write(engine: Engine, *, durable: bool = True) -> Iterator[Connec
     that could be undone, and every state change) syncs the write-ahead log, and with it every
     commit before it. One sync per batch was a tenth of a run's time.
     """
-    with _writer_turn(engine), engine.connect() as connection:
+    with writer_turn(engine), engine.connect() as connection:
         relaxed = None
         if engine.dialect.name == "sqlite":
             connection = connection.execution_options(**{_IMMEDIATE: True})
@@ -213,7 +213,7 @@ _WRITER_TURNS_GUARD = threading.Lock()
 _ENGINE_TURNS: weakref.WeakKeyDictionary[Engine, threading.RLock] = weakref.WeakKeyDictionary()
 
 
-def _writer_turn(engine: Engine) -> AbstractContextManager[object]:
+def writer_turn(engine: Engine) -> AbstractContextManager[object]:
     """This process's turn to write to ``engine``'s SQLite database (a no-op elsewhere).
 
     SQLite lets one writer in at a time; another that asks meanwhile is put to sleep by its busy
@@ -221,7 +221,9 @@ def _writer_turn(engine: Engine) -> AbstractContextManager[object]:
     process's own threads (batches written while others are sealed, the heartbeat, the resume
     key) the turn is passed at once instead, by a lock the next writer waits on. Re-entrant, so
     a thread that writes from within its own write transaction meets SQLite's refusal as before,
-    never a deadlock. Other processes still wait in SQLite's busy handler."""
+    never a deadlock. Other processes still wait in SQLite's busy handler. The sweep's
+    checkpoints take it too (engine/sweep_cleaning.py): no commit of this process may run while
+    one of them does (storage/sqlite_library.py)."""
     if engine.dialect.name != "sqlite":
         return nullcontext()
     turn = _ENGINE_TURNS.get(engine)
