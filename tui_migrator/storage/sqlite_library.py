@@ -35,8 +35,6 @@ def wal_reset_bug_warning(version: tuple[int, int, int]) -> str | None:
     if not WAL_RESET_BUG_SINCE <= version < WAL_RESET_BUG_FIXED:
         return None
     return (
-        f"SQLite {version_text(version)}, which this Python uses, has the WAL-reset bug (fixed in "
-        f"{version_text(WAL_RESET_BUG_FIXED)}): rarely, a checkpoint racing another connection's "
-        "commit corrupts a WAL database. Run the tool and the application with a SQLite of "
-        f'{version_text(WAL_RESET_BUG_FIXED)} or later (README, "The SQLite library").'
+        f"SQLite {version_text(version)} here has the WAL-reset bug, which can rarely corrupt a WAL "
+        f"database: use SQLite {version_text(WAL_RESET_BUG_FIXED)} or later (README, 'The SQLite library')"
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.timer import Timer
 from textual.widgets import DataTable, Static
 from textual.worker import Worker, WorkerState
@@ -46,7 +46,10 @@ class DashboardScreen(AppScreen):
                 yield Static("Loading…", id="health-body")
             with Vertical(id="advice-panel", classes="panel"):
                 yield Static("Alerts and recommendations", classes="panel-title")
-                yield Static("", id="advice-body")
+                # Scrolled, not grown: however much advice there is, the latest migrations keep
+                # their room below (styles/dashboard.tcss).
+                with VerticalScroll(id="advice-scroll"):
+                    yield Static("", id="advice-body")
         with Vertical(id="activity-panel", classes="panel"):
             yield Static(ACTIVITY_TITLE, classes="panel-title")
             yield DataTable(id="latest-migrations", cursor_type="row", zebra_stripes=True)
