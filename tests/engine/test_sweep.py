@@ -28,6 +28,7 @@ import sqlalchemy as sa
 
 from tests.support.databases import BOTH_BACKENDS
 from tests.support.migration_helpers import FAST, exiting_at_once, wait_for
+from tests.support.raw_files import file_bytes
 from tui_migrator.cli.main import main
 from tui_migrator.common.errors import BadInput, OperationFailed, PermissionDenied
 from tui_migrator.common.settings import Settings
@@ -74,7 +75,7 @@ def raw_bytes(service: MigratorService) -> dict[str, bytes]:
         database = database_file(service.engine)
         assert database is not None
         paths = [database, Path(f"{database}-wal")]
-        return {str(path): path.read_bytes() for path in paths if path.exists()}
+        return {str(path): file_bytes(path) for path in paths if path.exists()}
     files: dict[str, bytes] = {}
     with service.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
         connection.exec_driver_sql("CHECKPOINT")
@@ -456,7 +457,7 @@ def _log_frames_and_copied(database: Path) -> tuple[int, int]:
     """From the write-ahead log's shared index (the -shm file): the frames the log holds
     (mxFrame of the index header) and how many of them a checkpoint copied back (nBackfill of
     the checkpoint information after the header's two copies), both native-endian."""
-    index = (database.parent / f"{database.name}-shm").read_bytes()
+    index = file_bytes(database.parent / f"{database.name}-shm")
     return int.from_bytes(index[16:20], sys.byteorder), int.from_bytes(index[96:100], sys.byteorder)
 
 

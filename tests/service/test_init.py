@@ -10,6 +10,7 @@ import pytest
 import sqlalchemy as sa
 
 from tests.support.databases import BOTH_BACKENDS
+from tests.support.raw_files import file_bytes
 from tui_migrator.cli.main import main
 
 pytestmark = BOTH_BACKENDS
@@ -48,7 +49,7 @@ def test_a_database_that_is_not_set_up_is_refused_and_left_alone(
         connection.exec_driver_sql("CREATE TABLE patients (id integer PRIMARY KEY, name text)")
     engine.dispose()
     file = Path(empty_database_url.removeprefix("sqlite:///")) if backend == "sqlite" else None
-    before = file.read_bytes() if file else b""
+    before = file_bytes(file) if file else b""
     code, refusal = _run(capsys, empty_database_url, tmp_path / "data", *argv)
     assert code == 2, refusal
     assert refusal["errorCode"] == "not_set_up"
@@ -56,7 +57,7 @@ def test_a_database_that_is_not_set_up_is_refused_and_left_alone(
     assert _tables(empty_database_url) == ["patients"]
     assert not (tmp_path / "data").exists()  # no key, no anchor, no log
     if file:
-        assert file.read_bytes() == before
+        assert file_bytes(file) == before
 
 
 def test_init_sets_up_once_and_then_says_so(

@@ -8,6 +8,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from tests.support.raw_files import file_bytes
 from tui_migrator.common.settings import Settings
 from tui_migrator.storage import tables
 
@@ -42,7 +43,7 @@ def sqlite_file_bytes(settings: Settings) -> bytes | None:
             connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
     finally:
         engine.dispose()
-    return Path(settings.effective_database_url.removeprefix("sqlite:///")).read_bytes()
+    return file_bytes(Path(settings.effective_database_url.removeprefix("sqlite:///")))
 
 
 def without_audit_head(state: dict[str, Any]) -> dict[str, Any]:

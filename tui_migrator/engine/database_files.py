@@ -11,8 +11,11 @@ files are unreachable, and the caller says "not proven" with the reason.
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -38,18 +41,49 @@ class FilesUnreachable(Exception):
 
 
 def sqlite_files(database: Path) -> list[RawFile]:
-    """The database file and whichever of its -wal and -journal exist."""
+    """The database file and whichever of its -wal and -journal exist, each read by a process of
+    its own (see raw_chunks)."""
     paths = [database, *(Path(f"{database}{suffix}") for suffix in SQLITE_COMPANIONS)]
-    return [RawFile(str(path), _reader(path)) for path in paths if path.exists()]
+    return [RawFile(str(path), partial(raw_chunks, path)) for path in paths if path.exists()]
 
 
-def _reader(path: Path) -> Callable[[], Iterator[bytes]]:
-    def read() -> Iterator[bytes]:
-        with open(path, "rb") as handle:
-            while chunk := handle.read(CHUNK_BYTES):
-                yield chunk
+def raw_chunks(path: Path) -> Iterator[bytes]:
+    """The bytes of ``path``, read by a child process and passed on in chunks.
 
-    return read
+    Never by a file descriptor of this process: closing one releases every POSIX lock the
+    process holds on that file, SQLite's own among them, for all its connections
+    (sqlite.org/howtocorrupt.html, "Posix advisory locks canceled by a separate thread doing
+    close()"). Without the shared lock on the database file, another process's last connection
+    to close takes it for the last one anywhere: it checkpoints and deletes the write-ahead log
+    and its index under this process's connections, and what others commit afterwards can be
+    lost. A child holds no lock to lose. Raises OSError when the file cannot be read."""
+    child = subprocess.Popen(
+        [sys.executable, "-I", "-S", "-c", _COPY_TO_STDOUT, str(path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert child.stdout is not None and child.stderr is not None
+    try:
+        while chunk := child.stdout.read(CHUNK_BYTES):
+            yield chunk
+        problem = child.stderr.read().decode(errors="replace").strip()
+        if child.wait() != 0:
+            last_line = problem.splitlines()[-1] if problem else f"exit status {child.returncode}"
+            raise OSError(f"Could not read {path}: {last_line}")
+    finally:
+        if child.poll() is None:  # the reader stopped early
+            child.kill()
+        child.wait()
+        child.stdout.close()
+        child.stderr.close()
+
+
+# What the child runs: the file to its standard output, unchanged.
+_COPY_TO_STDOUT = (
+    "import shutil, sys\n"
+    "with open(sys.argv[1], 'rb') as file:\n"
+    "    shutil.copyfileobj(file, sys.stdout.buffer, 1 << 20)"
+)
 
 
 @dataclass(frozen=True)
@@ -159,9 +193,12 @@ def _segment_paths(path: Path) -> list[Path]:
 
 
 def _segments_reader(path: Path) -> Callable[[], Iterator[bytes]]:
+    # Read here: the server's own processes hold no POSIX lock on its relation files.
     def read() -> Iterator[bytes]:
         for segment in _segment_paths(path):
-            yield from _reader(segment)()
+            with open(segment, "rb") as handle:
+                while chunk := handle.read(CHUNK_BYTES):
+                    yield chunk
 
     return read
 
