@@ -14,6 +14,7 @@ import logging
 import os
 import pwd
 import sqlite3
+import subprocess
 import sys
 import threading
 from collections.abc import Iterator
@@ -516,6 +517,33 @@ def test_the_sweeps_checkpoints_run_apart_from_this_processs_commits(
     # Every page VACUUM wrote is in the log, none copied back yet; the setting restored.
     assert frames >= pages > 0 and copied == 0
     assert automatic == 1
+
+
+@pytest.mark.backends("sqlite")
+def test_after_a_sweep_this_process_still_holds_its_sqlite_locks(service: MigratorService) -> None:
+    """The proof reads the database file in a child process (engine/database_files.raw_chunks):
+    had this process read it and closed it, its connections would have lost their shared lock,
+    and an application's process closing its last connection would take itself for the last
+    one anywhere and delete the log under them. Here the application's process closes and the
+    log stays, and what it committed is there."""
+    database = database_file(service.engine)
+    assert database is not None
+    record = service.start(ONE_TABLE)  # its sweep runs here, after completion
+    assert service.sweep_status(record.id).succeeded
+    with service.engine.connect() as connection:  # a connection of this process, pooled after
+        connection.exec_driver_sql("SELECT count(*) FROM tm_migrations").scalar_one()
+    application = (
+        "import sqlite3, sys\n"
+        "connection = sqlite3.connect(sys.argv[1], isolation_level=None)\n"
+        "connection.execute('CREATE TABLE application_notes (note TEXT)')\n"
+        "connection.execute(\"INSERT INTO application_notes VALUES ('kept')\")\n"
+        "connection.close()\n"
+    )
+    subprocess.run([sys.executable, "-c", application, str(database)], check=True)
+    assert Path(f"{database}-wal").exists() and Path(f"{database}-shm").exists()
+    with service.engine.connect() as connection:
+        notes = connection.exec_driver_sql("SELECT note FROM application_notes").scalars().all()
+    assert notes == ["kept"]
 
 
 def test_without_a_log_nothing_runs_beside_vacuum(tmp_path: Path) -> None:
