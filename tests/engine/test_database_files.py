@@ -12,6 +12,7 @@ process ended, in a test process whose sweep had read the file so).
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import subprocess
 import sys
@@ -20,6 +21,7 @@ from typing import Any
 
 import pytest
 
+from tui_migrator.common.settings import ENV_DB, ENV_MASTER_KEY
 from tui_migrator.engine import database_files
 
 
@@ -88,3 +90,24 @@ def test_a_reader_stopped_early_leaves_no_process_behind(
     chunks.close()  # the consumer stopped: its child is ended and waited for
     [child] = started
     assert child.returncode is not None and child.stdout is not None and child.stdout.closed
+
+
+def test_the_reading_process_gets_none_of_the_tools_settings(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    secret = "key-" + os.urandom(8).hex()
+    monkeypatch.setenv(ENV_MASTER_KEY, secret)
+    monkeypatch.setenv(ENV_DB, f"postgresql+psycopg://operator:{secret}@db/hospital")
+    path = tmp_path / "file"
+    path.write_bytes(b"x")
+    environments: list[dict[str, str]] = []
+    real_popen = subprocess.Popen
+
+    def recorded(*arguments: Any, **keywords: Any) -> subprocess.Popen[bytes]:
+        environments.append(keywords["env"])
+        return real_popen(*arguments, **keywords)
+
+    monkeypatch.setattr(database_files.subprocess, "Popen", recorded)
+    assert b"".join(database_files.raw_chunks(path)) == b"x"
+    [environment] = environments
+    assert secret not in repr(environment) and "PATH" in environment

@@ -22,6 +22,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 
+from tui_migrator.common.settings import ENV_PREFIX
 from tui_migrator.engine.byte_search import CHUNK_BYTES
 
 SQLITE_COMPANIONS = ("-wal", "-journal")
@@ -61,6 +62,8 @@ def raw_chunks(path: Path) -> Iterator[bytes]:
         [sys.executable, "-I", "-S", "-c", _COPY_TO_STDOUT, str(path)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
+        # It needs none of the tool's settings, a master key or a database password among them.
+        env={name: value for name, value in os.environ.items() if not name.startswith(ENV_PREFIX)},
     )
     assert child.stdout is not None and child.stderr is not None
     try:
