@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import json
+import sqlite3
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -75,3 +77,28 @@ def test_init_sets_up_once_and_then_says_so(
     assert code == 0 and again["data"]["alreadySetUp"] is True
     code, health = _run(capsys, empty_database_url, data_dir, "health")
     assert code == 0 and health["data"]["systemHealth"]["auditTrailProtected"] is True
+
+
+def test_init_says_when_it_switched_a_sqlite_files_journal_mode(
+    backend: str, empty_database_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The tool's connections put a SQLite file in WAL mode, which stays with the file: the
+    operator setting it up is told, with what it was (README, 'The SQLite library')."""
+    engine = sa.create_engine(empty_database_url)
+    with engine.begin() as connection:
+        connection.exec_driver_sql("CREATE TABLE patients (id integer PRIMARY KEY, name text)")
+    engine.dispose()
+    code, made = _run(capsys, empty_database_url, tmp_path / "data", "init")
+    assert code == 0, made
+    if backend == "postgresql":
+        assert made["data"]["journalMode"] is None
+        return
+    assert made["data"]["journalMode"] == {"before": "delete", "now": "wal"}
+    assert main(["--db", empty_database_url, "--data-dir", str(tmp_path / "data"), "init"]) == 0
+    assert "journal mode" not in capsys.readouterr().out  # already set up: nothing switched
+    fresh = tmp_path / "fresh.db"
+    with closing(sqlite3.connect(fresh)) as file:
+        file.execute("CREATE TABLE patients (id integer PRIMARY KEY, name text)")
+    assert main(["--db", f"sqlite:///{fresh}", "--data-dir", str(tmp_path / "fresh-data"), "init"]) == 0
+    said = " ".join(capsys.readouterr().out.split())
+    assert "The file's journal mode was delete; it is wal now, and stays so with the file" in said

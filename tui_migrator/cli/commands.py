@@ -17,7 +17,7 @@ from tui_migrator.common.settings import Settings
 from tui_migrator.service.api_tokens import TokenInfo
 from tui_migrator.service.demo_admin import database_has_content
 from tui_migrator.service.facade import MigratorService, create_demo_service
-from tui_migrator.service.opening import is_set_up
+from tui_migrator.service.opening import is_set_up, sqlite_journal_mode
 from tui_migrator.service.views import audit_data, audit_verification_data
 from tui_migrator.storage.audit import AuditEntry, AuditVerification
 from tui_migrator.storage.database import redacted
@@ -71,8 +71,10 @@ def serve(args: argparse.Namespace, settings: Settings) -> Result:
 
 def init(settings: Settings) -> Result:
     already = is_set_up(settings)
+    journal_before = sqlite_journal_mode(settings)
     with MigratorService.open(settings, may_set_up=True) as service:
         report = service.health()
+    journal_now = sqlite_journal_mode(settings)
     system = report.system_health
     data = {
         "database": system.database,
@@ -81,6 +83,8 @@ def init(settings: Settings) -> Result:
         "role": report.operator.role,
         "masterKeySource": system.master_key_source,
         "masterKeyFingerprint": system.master_key_fingerprint,
+        # SQLite: the file's journal mode before and after (null on PostgreSQL).
+        "journalMode": {"before": journal_before, "now": journal_now} if journal_now else None,
     }
     if already:
         words = f"{system.database} was already set up for tui-migrator; nothing was changed."
@@ -90,6 +94,11 @@ def init(settings: Settings) -> Result:
             f"super_admin; master key {system.master_key_source} (fingerprint "
             f"{system.master_key_fingerprint[:12]}). Keep that key safe: without it nothing "
             "encrypted here can be read."
+        )
+    if journal_before is not None and journal_now is not None and journal_before != journal_now:
+        words += (
+            f" The file's journal mode was {journal_before}; it is {journal_now} now, and stays so "
+            "with the file (README, 'The SQLite library')."
         )
     return Result(data=data, text=[Text(words)])
 

@@ -78,7 +78,7 @@ def is_set_up(settings: Settings) -> bool:
         if not path or path == ":memory:" or not Path(path).exists():
             return False
         try:
-            with closing(sqlite3.connect(f"{Path(path).resolve().as_uri()}?mode=ro", uri=True)) as file:
+            with _read_only_sqlite(Path(path)) as file:
                 found = file.execute(
                     "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (meta_table.name,)
                 ).fetchone()
@@ -92,6 +92,28 @@ def is_set_up(settings: Settings) -> bool:
         raise _cannot_connect(engine, error) from None
     finally:
         engine.dispose()
+
+
+def sqlite_journal_mode(settings: Settings) -> str | None:
+    """The journal mode of the configured SQLite file ("delete", "wal", ...), looked at without
+    writing anything; None for PostgreSQL, a file not there, or one that cannot be read so. The
+    tool's connections put a file in WAL mode (storage/database.py), which stays with it: `init`
+    says so when it did."""
+    url = parse_url(settings.effective_database_url)
+    path = url.database
+    if url.get_backend_name() != "sqlite" or not path or path == ":memory:" or not Path(path).exists():
+        return None
+    try:
+        with _read_only_sqlite(Path(path)) as file:
+            return str(file.execute("PRAGMA journal_mode").fetchone()[0]).lower()
+    except sqlite3.Error:
+        return None
+
+
+def _read_only_sqlite(path: Path) -> closing[sqlite3.Connection]:
+    """The file opened read-only through SQLite (its own descriptors: see engine/database_files.py
+    on why never one of this process's own), which neither creates nor switches it to WAL."""
+    return closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True))
 
 
 def refuse_unless_set_up(settings: Settings) -> None:
