@@ -3,7 +3,9 @@ its picture at 80×24."""
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Callable
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -11,7 +13,7 @@ import pytest
 from tui_migrator.common.settings import Settings
 from tui_migrator.service.opening import NotSetUp
 from tui_migrator.tui import launch
-from tui_migrator.tui.first_run import FirstRunApp
+from tui_migrator.tui.first_run import FirstRunApp, first_run_words
 
 # A fixed place (nothing is created there): the picture must not depend on the test's tmp dir.
 DEMO_SETTINGS = Settings(data_dir=Path("/home/operator/.local/share/tui-migrator"))
@@ -34,6 +36,19 @@ async def test_a_named_database_is_shown_without_its_password() -> None:
     async with app.run_test():
         assert "s3cret" not in app.body_words and "clinic" in app.body_words
         assert "Your own tables are not touched" in app.body_words
+
+
+def test_a_sqlite_file_is_told_its_journal_mode_becomes_wal(tmp_path: Path) -> None:
+    file = tmp_path / "clinic.db"
+    with closing(sqlite3.connect(file)) as connection:
+        connection.execute("CREATE TABLE patients (id integer PRIMARY KEY, name text)")
+    settings = Settings(data_dir=tmp_path / "data", database_url=f"sqlite:///{file}")
+    _title, body = first_run_words(settings)
+    assert "The file's journal mode (delete) becomes WAL, and stays so" in body
+    with closing(sqlite3.connect(file)) as connection:
+        connection.execute("PRAGMA journal_mode = WAL")
+    assert "journal mode" not in first_run_words(settings)[1]
+    assert "journal mode" not in first_run_words(NAMED_SETTINGS)[1]
 
 
 def test_declining_creates_nothing_and_says_how_to_set_up_later(

@@ -10,6 +10,7 @@ from textual.containers import Vertical
 from textual.widgets import Footer, Static
 
 from tui_migrator.common.settings import DEMO_DATABASE_FILENAME, Settings
+from tui_migrator.service.opening import sqlite_journal_mode
 from tui_migrator.storage.database import redacted
 from tui_migrator.tui.styles import stylesheet
 
@@ -24,10 +25,16 @@ def first_run_words(settings: Settings) -> tuple[str, str]:
             "To work on your own database instead, quit and start tui-migrator with --db."
         )
         return "No demo database yet", body
+    journal_mode = sqlite_journal_mode(settings)
+    switched = (
+        f" The file's journal mode ({journal_mode}) becomes WAL, and stays so (README, 'The SQLite library')."
+        if journal_mode not in (None, "wal")
+        else ""
+    )
     body = (
         f"The database at {redacted(settings.effective_database_url)} has none of tui-migrator's "
         "tables. Set it up: create them, a master key if there is none, and make you its first "
-        "super_admin? Your own tables are not touched.\n\n"
+        f"super_admin? Your own tables are not touched.{switched}\n\n"
         "If this is not the database you meant, quit and check --db."
     )
     return "Database not set up", body
