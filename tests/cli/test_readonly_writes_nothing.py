@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
 from tests.support.cli import where
 from tests.support.databases import ADMIN, BOTH_BACKENDS
@@ -158,3 +159,26 @@ def test_no_command_of_a_viewer_or_a_readonly_session_writes(
         assert changed == {api_tokens_table.name}, argv
         new_entries = after["audit"][len(before["audit"]) :]
         assert [operation for _, operation in new_entries] == [AuditOperation.API_TOKEN_CREATED], argv
+
+
+@pytest.mark.backends("sqlite")
+def test_a_readonly_session_leaves_a_sqlite_files_journal_mode_as_it_is(
+    settings: Settings, service: MigratorService, prepared: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The tool's connections switch a SQLite file to WAL (README, 'The SQLite library'); one an
+    application switched back to a rollback journal stays so under --readonly, byte for byte."""
+    file = Path(settings.effective_database_url.removeprefix("sqlite:///"))
+    service.engine.dispose()  # the switch back needs the file to itself
+    engine = sa.create_engine(settings.effective_database_url)
+    with engine.connect() as connection:
+        assert connection.exec_driver_sql("PRAGMA journal_mode = DELETE").scalar_one() == "delete"
+    engine.dispose()
+    options = [*where(settings), "--json", "--readonly"]
+    for argv in READS:
+        command = [part.format(**prepared) for part in argv]
+        before = sqlite_file_bytes(settings)
+        code = main([*command, *options])
+        assert code == 0, (command, capsys.readouterr().out)
+        assert sqlite_file_bytes(settings) == before, command
+        assert not Path(f"{file}-wal").exists(), command
+    capsys.readouterr()

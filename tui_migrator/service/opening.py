@@ -58,7 +58,7 @@ def open_session(settings: Settings, *, user: str, may_set_up: bool = False) -> 
         )
     elif settings.uses_embedded_database:
         ensure_embedded_demo(settings, user)
-    engine = create_database_engine(settings.effective_database_url)
+    engine = create_database_engine(settings.effective_database_url, read_only=settings.readonly)
     # Before the first connection, so every connection of the session has it.
     overwrite_deleted_content(engine)
     try:
@@ -85,7 +85,7 @@ def is_set_up(settings: Settings) -> bool:
             return found is not None
         except sqlite3.Error:
             pass  # (e.g. a WAL file it may not create read-only): the engine's look below
-    engine = create_database_engine(settings.effective_database_url)
+    engine = create_database_engine(settings.effective_database_url, read_only=True)
     try:
         return tool_tables_exist(engine)
     except sa.exc.OperationalError as error:

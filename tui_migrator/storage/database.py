@@ -63,8 +63,12 @@ def redacted(url: str | URL) -> str:
     return parsed.render_as_string(hide_password=True)
 
 
-def create_database_engine(url: str | URL) -> Engine:
-    """Create an engine for ``url`` with parameters hidden and SQLite made safe for many processes."""
+def create_database_engine(url: str | URL, *, read_only: bool = False) -> Engine:
+    """Create an engine for ``url`` with parameters hidden and SQLite made safe for many processes.
+
+    ``read_only`` (a ``--readonly`` session, a look that must write nothing): a SQLite file is
+    left in the journal mode it has, where otherwise the connections switch it to WAL (which
+    rewrites its header)."""
     parsed = url if isinstance(url, URL) else parse_url(url)
     if parsed.get_backend_name() not in SUPPORTED_DIALECTS:
         raise ConfigError(
@@ -79,7 +83,7 @@ def create_database_engine(url: str | URL) -> Engine:
             hint="For PostgreSQL use a postgresql+psycopg:// URL and install psycopg.",
         ) from error
     if engine.dialect.name == "sqlite":
-        _configure_sqlite(engine)
+        _configure_sqlite(engine, switch_to_wal=not read_only)
     elif engine.dialect.name == "postgresql":
         _configure_postgresql(engine)
     return engine
@@ -99,7 +103,7 @@ def _configure_postgresql(engine: Engine) -> None:
         postgresql_values.read_array_nulls_as_null(dbapi_connection)
 
 
-def _configure_sqlite(engine: Engine) -> None:
+def _configure_sqlite(engine: Engine, *, switch_to_wal: bool) -> None:
     # pysqlite's own transaction handling starts transactions lazily and cannot take a write lock
     # up front; SQLAlchemy's documented recipe is to switch it off and emit BEGIN ourselves.
     @event.listens_for(engine, "connect")
@@ -109,7 +113,7 @@ def _configure_sqlite(engine: Engine) -> None:
         cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
         cursor.execute("PRAGMA foreign_keys = ON")
         # WAL lets the monitor and the application read while a batch is being written.
-        if engine.url.database not in (None, "", ":memory:"):
+        if switch_to_wal and engine.url.database not in (None, "", ":memory:"):
             _switch_to_wal(cursor)
         journal_mode = str(cursor.execute("PRAGMA journal_mode").fetchone()[0]).lower()
         synchronous = int(cursor.execute("PRAGMA synchronous").fetchone()[0])
