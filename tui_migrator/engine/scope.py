@@ -8,7 +8,7 @@ for "still holds plaintext", so an incremental run reads only the rows it has to
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import sqlalchemy as sa
@@ -38,6 +38,9 @@ class TableScope:
     pending_by_organization: dict[str, int] = field(default_factory=dict)
     # Every row in scope per organization, plaintext or sealed (an evidence bundle's counts).
     rows_by_organization: dict[str, int] = field(default_factory=dict)
+    # Rows holding plaintext whose key has a NULL part: no run can address them
+    # (addressable_condition), so a start refuses them (refuse_rows_without_key).
+    rows_without_key: int = 0
 
     @property
     def name(self) -> str:
@@ -94,6 +97,15 @@ def pending_condition(access: TableAccess) -> sa.ColumnElement[bool]:
     return sa.or_(*parts)
 
 
+def addressable_condition(access: TableAccess) -> sa.ColumnElement[bool]:
+    """Rows a migration can address by their key: none of its columns NULL. A NULL key matches
+    no row in ``key = ?`` and every NULL-keyed row in ``key IS ?`` (SQLite lets a PRIMARY KEY
+    that is not an INTEGER one hold NULLs; a UNIQUE key anywhere may), so such a row could be
+    neither written alone nor backed up nor restored. Never read by a run (pending_rows and
+    pending_count agree, so a run never waits for them); counted by the scope and refused."""
+    return sa.and_(*(column.is_not(None) for column in access.key_columns))
+
+
 def pending_rows(
     access: TableAccess,
     organizations: tuple[str, ...] | None,
@@ -106,7 +118,9 @@ def pending_rows(
     PostgreSQL with each row's version, by which a batch (or its backups) is written in one
     statement while the row is still the one read."""
     query = access.select_rows(after=after, limit=limit).where(
-        pending_condition(access), organization_condition(access, organizations)
+        pending_condition(access),
+        organization_condition(access, organizations),
+        addressable_condition(access),
     )
     if dialect == "postgresql":
         query = query.add_columns(*access.row_version_columns())
@@ -120,7 +134,11 @@ def pending_count(access: TableAccess, organizations: tuple[str, ...] | None) ->
     return (
         sa.select(sa.func.count())
         .select_from(access.table)
-        .where(pending_condition(access), organization_condition(access, organizations))
+        .where(
+            pending_condition(access),
+            organization_condition(access, organizations),
+            addressable_condition(access),
+        )
     )
 
 
@@ -185,6 +203,31 @@ def unknown_organizations(unknown: list[str], known: set[str]) -> InvalidMigrati
     )
 
 
+def rows_without_key_details(scope: MigrationScope) -> str | None:
+    """Which tables hold rows no run can address (see addressable_condition), in words; None
+    where there are none."""
+    problems = [table for table in scope.tables if table.rows_without_key]
+    if not problems:
+        return None
+    return "; ".join(
+        f"{table.name}: {table.rows_without_key} rows with NULL in their key "
+        f"({', '.join(table.access.mapped.primary_key)})"
+        for table in problems
+    )
+
+
+def refuse_rows_without_key(scope: MigrationScope) -> None:
+    details = rows_without_key_details(scope)
+    if details is None:
+        return
+    raise BadInput(
+        f"Rows whose key is NULL cannot be told apart, so they can be neither encrypted nor backed "
+        f"up nor restored one by one ({details}). Nothing was written.",
+        hint="Give those rows key values, or map a key whose columns hold no NULL (primary_key "
+        "in the schema mapping, --schema).",
+    )
+
+
 def refuse_rows_without_organization(scope: MigrationScope) -> None:
     """Rows with no organization cannot be given a key; they are counted and refused, never guessed."""
     problems = [table for table in scope.tables if table.rows_without_organization]
@@ -229,6 +272,22 @@ def organization_counts(access: TableAccess) -> sa.Select[Any]:
 
 
 def _analyse_table(
+    connection: Connection, access: TableAccess, requested: tuple[str, ...] | None
+) -> tuple[TableScope, set[str]]:
+    table_scope, organizations = _count_table(connection, access, requested)
+    without_key = connection.execute(
+        sa.select(sa.func.count())
+        .select_from(access.table)
+        .where(
+            pending_condition(access),
+            organization_condition(access, requested),
+            sa.not_(addressable_condition(access)),
+        )
+    ).scalar_one()
+    return replace(table_scope, rows_without_key=int(without_key)), organizations
+
+
+def _count_table(
     connection: Connection, access: TableAccess, requested: tuple[str, ...] | None
 ) -> tuple[TableScope, set[str]]:
     mapped = access.mapped

@@ -47,6 +47,7 @@ def start(
     migration_plan = plan(session, config_values)
     config = migration_plan.config
     scope.refuse_rows_without_organization(migration_plan.scope)
+    scope.refuse_rows_without_key(migration_plan.scope)
     if migration_plan.held and not config.dry_run:
         table_locks.raise_table_held(migration_plan.held)
     calibration, seconds = calibrate(session, migration_plan, reuse_fresh=True)

@@ -11,6 +11,7 @@ from pathlib import Path
 from tui_migrator.common.errors import MigratorError, OperationFailed
 from tui_migrator.common.models import ResponseModel
 from tui_migrator.crypto.canary import canary_round_trips
+from tui_migrator.engine import scope
 from tui_migrator.engine.estimate import Calibration
 from tui_migrator.engine.plan import Plan
 from tui_migrator.service.health import MIN_FREE_DISK_FRACTION, measure_disk
@@ -26,10 +27,11 @@ class PreflightCheck(ResponseModel):
 def preflight_checks(
     session: Session, plan: Plan, calibration: Calibration, database_file: Path | None
 ) -> list[PreflightCheck]:
-    """Keys, organizations, locks and disk, in that order."""
+    """Keys, organizations, row keys, locks and disk, in that order."""
     return [
         _keys_check(session, plan),
         _organizations_check(plan),
+        _row_keys_check(plan),
         _locks_check(plan),
         _disk_check(session, plan, calibration, database_file),
     ]
@@ -75,6 +77,17 @@ def _organizations_check(plan: Plan) -> PreflightCheck:
             f"'{table.access.mapped.organization_column}' (set default_organization in the mapping)"
             for table in missing
         ),
+    )
+
+
+def _row_keys_check(plan: Plan) -> PreflightCheck:
+    details = scope.rows_without_key_details(plan.scope)
+    return PreflightCheck(
+        check="row-keys",
+        passed=details is None,
+        detail="every row in scope has a whole key"
+        if details is None
+        else f"{details} (give them key values, or map a key that holds no NULL)",
     )
 
 

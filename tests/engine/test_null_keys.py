@@ -1,0 +1,95 @@
+"""Rows whose key has a NULL part (engine/scope.py, addressable_condition): SQLite lets a PRIMARY
+KEY that is not an INTEGER one hold NULLs, and a UNIQUE key holds any number of them on both
+backends. Such a row matches no ``key = ?`` and every other NULL-keyed row in ``key IS ?``, so it
+can be neither written alone nor backed up nor restored. A start refuses them, naming the table,
+how many and the key, and writes nothing; the estimate shows it among its checks; a run never
+reads them (before this, a start failed with "Internal error (UnsupportedValue)")."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from tests.support.databases import BOTH_BACKENDS, opened_on_mapping
+from tests.support.migration_helpers import raw_dump
+from tui_migrator.common.errors import BadInput
+from tui_migrator.engine import scope
+from tui_migrator.service.facade import MigratorService
+from tui_migrator.storage.column_storage import reflect
+
+MAPPING = """
+[[tables]]
+name = "notes"
+category = "DEMOGRAPHICS"
+primary_key = "code"
+organization_column = "site"
+columns = ["body"]
+"""
+ROWS = [(None, "org_a", "first secret"), (None, "org_a", "second secret")] + [
+    (f"k{n:02d}", "org_a", f"secret {n}") for n in range(20)
+]
+
+
+@pytest.fixture
+def notes(empty_database_url: str, tmp_path: Path) -> Iterator[MigratorService]:
+    engine = sa.create_engine(empty_database_url)
+    with engine.begin() as connection:
+        # A UNIQUE key, nullable: any number of NULLs on both backends.
+        connection.exec_driver_sql("CREATE TABLE notes (code TEXT UNIQUE, site TEXT, body TEXT)")
+        connection.execute(
+            sa.text("INSERT INTO notes VALUES (:code, :site, :body)"),
+            [{"code": code, "site": site, "body": body} for code, site, body in ROWS],
+        )
+    engine.dispose()
+    with opened_on_mapping(tmp_path, empty_database_url, MAPPING) as service:
+        yield service
+
+
+@BOTH_BACKENDS
+def test_a_start_refuses_rows_with_a_null_key_and_writes_nothing(notes: MigratorService) -> None:
+    before = raw_dump(notes.engine)
+    with pytest.raises(BadInput) as refused:
+        notes.start({"batch_size": 5})
+    message = refused.value.message
+    assert "notes: 2 rows with NULL in their key (code)" in message and "Nothing was written" in message
+    assert "primary_key" in (refused.value.hint or "")
+    assert raw_dump(notes.engine) == before
+    assert notes.list_migrations()[1] == []
+
+
+@BOTH_BACKENDS
+def test_the_estimate_shows_them_among_its_checks(notes: MigratorService) -> None:
+    estimate = notes.estimate({"batch_size": 5})
+    [row_keys] = [check for check in estimate.preflight_checks if check.check == "row-keys"]
+    assert not row_keys.passed and "notes: 2 rows with NULL in their key (code)" in row_keys.detail
+
+
+@BOTH_BACKENDS
+def test_a_run_never_reads_them_and_counts_them_apart(notes: MigratorService) -> None:
+    with notes.engine.connect() as connection:
+        access = reflect(connection, notes.mapping().tables[0])
+        dialect = notes.engine.dialect.name
+        read = connection.execute(scope.pending_rows(access, None, dialect)).all()
+        counted = connection.execute(scope.pending_count(access, None)).scalar_one()
+    assert len(read) == counted == len(ROWS) - 2
+    assert all(row.code is not None for row in read)
+
+
+@pytest.mark.backends("sqlite")
+def test_sqlites_text_primary_key_holding_nulls_is_refused_too(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'legacy.db'}"
+    engine = sa.create_engine(url)
+    with engine.begin() as connection:
+        connection.exec_driver_sql("CREATE TABLE notes (code TEXT PRIMARY KEY, site TEXT, body TEXT)")
+        connection.exec_driver_sql(
+            "INSERT INTO notes VALUES (NULL, 'org_a', 'legacy secret'), ('k1', 'org_a', 'kept')"
+        )
+    engine.dispose()
+    with opened_on_mapping(tmp_path, url, MAPPING) as service:
+        before = raw_dump(service.engine)
+        with pytest.raises(BadInput, match=r"notes: 1 rows with NULL in their key \(code\)"):
+            service.start({"batch_size": 5})
+        assert raw_dump(service.engine) == before
