@@ -260,7 +260,11 @@ def test_time_other_processes_took_from_the_sample_is_left_out(
     """The sample is timed on the uncontended clock: one in which the thread was kept waiting
     10 s for a CPU at every reading estimates what a quiet one does, and only the count of that
     waiting tells them apart. Stand-in readings, so every timing is exact: the wall clock moves
-    1 ms a reading, plus the stall."""
+    1 ms a reading, plus the stall. The two measurements on clocks of their own are fixed too:
+    the write probe's cost per byte and the transfer's thread time (on CI their real readings
+    once moved the rounded estimate by 0.1 s between two calls)."""
+    monkeypatch.setattr(estimate_engine.write_probe, "seconds_per_byte", lambda *_args: 5e-9)
+    monkeypatch.setattr(estimate_engine.cpu_pool, "transfer_seconds", lambda *_args: 0.0)
 
     def estimate_with(stall: float, *, stall_counted: bool) -> float:
         state = SimpleNamespace(wall=0.0, waited=0.0)

@@ -228,17 +228,24 @@ def refuse_rows_without_key(scope: MigrationScope) -> None:
     )
 
 
-def refuse_rows_without_organization(scope: MigrationScope) -> None:
-    """Rows with no organization cannot be given a key; they are counted and refused, never guessed."""
+def rows_without_organization_details(scope: MigrationScope) -> str | None:
+    """Which tables hold rows with no organization, in words; None where there are none."""
     problems = [table for table in scope.tables if table.rows_without_organization]
     if not problems:
-        return
-    first = problems[0]
-    details = "; ".join(
+        return None
+    return "; ".join(
         f"{table.name}: {table.rows_without_organization} rows with NULL or empty "
         f"'{table.access.mapped.organization_column}'"
         for table in problems
     )
+
+
+def refuse_rows_without_organization(scope: MigrationScope) -> None:
+    """Rows with no organization cannot be given a key; they are counted and refused, never guessed."""
+    details = rows_without_organization_details(scope)
+    if details is None:
+        return
+    first = next(table for table in scope.tables if table.rows_without_organization)
     raise BadInput(
         f"Rows without an organization cannot be encrypted under any organization's key ({details}). "
         "Nothing was written.",

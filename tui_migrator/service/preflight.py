@@ -66,17 +66,13 @@ def _keys_check(session: Session, plan: Plan) -> PreflightCheck:
 
 
 def _organizations_check(plan: Plan) -> PreflightCheck:
-    missing = [table for table in plan.scope.tables if table.rows_without_organization]
+    details = scope.rows_without_organization_details(plan.scope)
     return PreflightCheck(
         check="organizations",
-        passed=not missing,
+        passed=details is None,
         detail="every row in scope has an organization"
-        if not missing
-        else "; ".join(
-            f"{table.name}: {table.rows_without_organization} rows with NULL or empty "
-            f"'{table.access.mapped.organization_column}' (set default_organization in the mapping)"
-            for table in missing
-        ),
+        if details is None
+        else f"{details} (set default_organization in the mapping)",
     )
 
 
