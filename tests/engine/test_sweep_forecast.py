@@ -45,12 +45,36 @@ def test_the_probe_is_swept_by_the_sweeps_own_steps_and_leaves_nothing_behind(
     monkeypatch.setattr(sweep_forecast.sweep_cleaning, "clean_sqlite", cleaning)
     monkeypatch.setattr(byte_search, "search", searching)
     assert sweep_forecast.probe_sweep_rate(tmp_path) is not None
-    # Each pass cleans the empty file and the full one; the full one's files are searched for
-    # as many values as the proof samples.
+    # Each pass cleans the empty file and the full one and searches both (the empty one's search
+    # is what reading any file costs) for as many values as the proof samples.
     passes = sweep_forecast.PROBE_PASSES
     assert sorted(cleaned) == ["empty.db"] * passes + ["probe.db"] * passes
     assert len(searched) >= passes and set(searched) == {sweep_forecast.PROBE_NEEDLES}
     assert [path.name for path in tmp_path.iterdir()] == ["records.db"]
+
+
+def test_starting_a_files_reading_process_is_charged_once_not_per_byte(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each file is read by a process of its own (database_files.raw_chunks), started in some
+    20 ms whatever its size: as much as searching the whole few-MB probe. Stand-in timings: the
+    empty probe's search is that start, a fixed cost; only the rest is the rate per byte."""
+    cleaning = {"empty.db": 0.010, "probe.db": 0.030}
+    searching = {"empty.db": 0.020, "probe.db": 0.025}
+    sizes: dict[str, int] = {}
+
+    def search_seconds(_needles: byte_search.Needles, database: Path) -> float:
+        sizes[database.name] = database.stat().st_size
+        return searching[database.name]
+
+    monkeypatch.setattr(sweep_forecast, "_cleaning_seconds", lambda database: cleaning[database.name])
+    monkeypatch.setattr(sweep_forecast, "_search_seconds", search_seconds)
+    rate = sweep_forecast.probe_sweep_rate(tmp_path)
+    assert rate is not None
+    size = sizes["probe.db"]
+    assert rate.fixed_seconds == pytest.approx(0.010 + 0.020)
+    assert rate.vacuum_bytes_per_second == pytest.approx(size / 0.020)
+    assert rate.search_bytes_per_second == pytest.approx(size / 0.005)
 
 
 def test_where_the_database_directory_takes_no_file_the_temporary_one_is_used(
