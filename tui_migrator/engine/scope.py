@@ -8,6 +8,7 @@ for "still holds plaintext", so an incremental run reads only the rows it has to
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -206,13 +207,22 @@ def unknown_organizations(unknown: list[str], known: set[str]) -> InvalidMigrati
 def rows_without_key_details(scope: MigrationScope) -> str | None:
     """Which tables hold rows no run can address (see addressable_condition), in words; None
     where there are none."""
-    problems = [table for table in scope.tables if table.rows_without_key]
-    if not problems:
-        return None
-    return "; ".join(
-        f"{table.name}: {table.rows_without_key} rows with NULL in their key "
-        f"({', '.join(table.access.mapped.primary_key)})"
-        for table in problems
+    return _tables_holding(
+        scope,
+        lambda table: table.rows_without_key,
+        lambda table: f"with NULL in their key ({', '.join(table.access.mapped.primary_key)})",
+    )
+
+
+def _tables_holding(
+    scope: MigrationScope, count: Callable[[TableScope], int], described: Callable[[TableScope], str]
+) -> str | None:
+    """ "table: N rows <described>" for each table where ``count`` is not 0, joined; else None."""
+    return (
+        "; ".join(
+            f"{table.name}: {count(table)} rows {described(table)}" for table in scope.tables if count(table)
+        )
+        or None
     )
 
 
@@ -230,13 +240,10 @@ def refuse_rows_without_key(scope: MigrationScope) -> None:
 
 def rows_without_organization_details(scope: MigrationScope) -> str | None:
     """Which tables hold rows with no organization, in words; None where there are none."""
-    problems = [table for table in scope.tables if table.rows_without_organization]
-    if not problems:
-        return None
-    return "; ".join(
-        f"{table.name}: {table.rows_without_organization} rows with NULL or empty "
-        f"'{table.access.mapped.organization_column}'"
-        for table in problems
+    return _tables_holding(
+        scope,
+        lambda table: table.rows_without_organization,
+        lambda table: f"with NULL or empty '{table.access.mapped.organization_column}'",
     )
 
 

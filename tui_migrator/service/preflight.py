@@ -66,24 +66,27 @@ def _keys_check(session: Session, plan: Plan) -> PreflightCheck:
 
 
 def _organizations_check(plan: Plan) -> PreflightCheck:
-    details = scope.rows_without_organization_details(plan.scope)
-    return PreflightCheck(
-        check="organizations",
-        passed=details is None,
-        detail="every row in scope has an organization"
-        if details is None
-        else f"{details} (set default_organization in the mapping)",
+    return _rows_check(
+        "organizations",
+        scope.rows_without_organization_details(plan.scope),
+        passed="every row in scope has an organization",
+        fix="set default_organization in the mapping",
     )
 
 
 def _row_keys_check(plan: Plan) -> PreflightCheck:
-    details = scope.rows_without_key_details(plan.scope)
+    return _rows_check(
+        "row-keys",
+        scope.rows_without_key_details(plan.scope),
+        passed="every row in scope has a whole key",
+        fix="give them key values, or map a key that holds no NULL",
+    )
+
+
+def _rows_check(check: str, problems: str | None, *, passed: str, fix: str) -> PreflightCheck:
+    """A check of the rows in scope: ``problems`` as the scope words them (None: none)."""
     return PreflightCheck(
-        check="row-keys",
-        passed=details is None,
-        detail="every row in scope has a whole key"
-        if details is None
-        else f"{details} (give them key values, or map a key that holds no NULL)",
+        check=check, passed=problems is None, detail=passed if problems is None else f"{problems} ({fix})"
     )
 
 
