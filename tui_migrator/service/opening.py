@@ -11,7 +11,7 @@ from functools import partial
 from pathlib import Path
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import URL, Connection, Engine
 
 from tui_migrator import demo
 from tui_migrator.common.errors import ConfigError, PermissionDenied, WrongMasterKey
@@ -74,11 +74,11 @@ def is_set_up(settings: Settings) -> bool:
     (the engine would switch it to WAL, which rewrites its header)."""
     url = parse_url(settings.effective_database_url)
     if url.get_backend_name() == "sqlite":
-        path = url.database
-        if not path or path == ":memory:" or not Path(path).exists():
+        existing = _existing_sqlite_file(url)
+        if existing is None:
             return False
         try:
-            with _read_only_sqlite(Path(path)) as file:
+            with _read_only_sqlite(existing) as file:
                 found = file.execute(
                     "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (meta_table.name,)
                 ).fetchone()
@@ -99,15 +99,23 @@ def sqlite_journal_mode(settings: Settings) -> str | None:
     writing anything; None for PostgreSQL, a file not there, or one that cannot be read so. The
     tool's connections put a file in WAL mode (storage/database.py), which stays with it: `init`
     says so when it did."""
-    url = parse_url(settings.effective_database_url)
-    path = url.database
-    if url.get_backend_name() != "sqlite" or not path or path == ":memory:" or not Path(path).exists():
+    existing = _existing_sqlite_file(parse_url(settings.effective_database_url))
+    if existing is None:
         return None
     try:
-        with _read_only_sqlite(Path(path)) as file:
+        with _read_only_sqlite(existing) as file:
             return str(file.execute("PRAGMA journal_mode").fetchone()[0]).lower()
     except sqlite3.Error:
         return None
+
+
+def _existing_sqlite_file(url: URL) -> Path | None:
+    """The SQLite file ``url`` names, where it exists; None for another database, one in
+    memory, or a file not there yet."""
+    path = url.database
+    if url.get_backend_name() != "sqlite" or not path or path == ":memory:" or not Path(path).exists():
+        return None
+    return Path(path)
 
 
 def _read_only_sqlite(path: Path) -> closing[sqlite3.Connection]:
