@@ -1,4 +1,4 @@
-"""Rows whose key has a NULL part (engine/scope.py, addressable_condition): SQLite lets a PRIMARY
+"""Rows whose key has a NULL part (TableAccess.addressable): SQLite lets a PRIMARY
 KEY that is not an INTEGER one hold NULLs, and a UNIQUE key holds any number of them on both
 backends. Such a row matches no ``key = ?`` and every other NULL-keyed row in ``key IS ?``, so it
 can be neither written alone nor backed up nor restored. A start refuses them, naming the table,
@@ -92,4 +92,37 @@ def test_sqlites_text_primary_key_holding_nulls_is_refused_too(tmp_path: Path) -
         before = raw_dump(service.engine)
         with pytest.raises(BadInput, match=r"notes: 1 rows with NULL in their key \(code\)"):
             service.start({"batch_size": 5})
+        assert raw_dump(service.engine) == before
+
+
+@BOTH_BACKENDS
+def test_rows_the_application_writes_with_a_null_key_after_the_migration_do_not_stop_its_rollback(
+    empty_database_url: str, tmp_path: Path
+) -> None:
+    """Before, a rollback read them with the rows it restores and failed on encoding their key
+    ("Internal error (UnsupportedValue)"), leaving every row sealed."""
+    engine = sa.create_engine(empty_database_url)
+    with engine.begin() as connection:
+        connection.exec_driver_sql("CREATE TABLE notes (code TEXT UNIQUE, site TEXT, body TEXT)")
+        connection.execute(
+            sa.text("INSERT INTO notes VALUES (:code, :site, :body)"),
+            [{"code": code, "site": site, "body": body} for code, site, body in ROWS if code is not None],
+        )
+    engine.dispose()
+    with opened_on_mapping(tmp_path, empty_database_url, MAPPING) as service:
+        before = raw_dump(service.engine)
+        record = service.start({"batch_size": 5})
+        with service.engine.begin() as connection:
+            connection.execute(
+                sa.text("INSERT INTO notes VALUES (NULL, 'org_a', :body)"),
+                [{"body": f"written keyless after the migration {n}"} for n in range(3)],
+            )
+        rolled_back, result = service.rollback(record.id, confirm=True)
+        assert rolled_back.status.value == "rolled_back" and result.restored_rows == len(ROWS) - 2
+        with service.engine.begin() as connection:
+            kept = connection.exec_driver_sql("SELECT body FROM notes WHERE code IS NULL ORDER BY body").all()
+            assert [body for (body,) in kept] == [
+                f"written keyless after the migration {n}" for n in range(3)
+            ]
+            connection.exec_driver_sql("DELETE FROM notes WHERE code IS NULL")
         assert raw_dump(service.engine) == before

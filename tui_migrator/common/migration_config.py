@@ -128,6 +128,11 @@ class MigrationConfig(BaseModel):
         return list(dict.fromkeys(value))
 
     @property
+    def organizations_in_scope(self) -> tuple[str, ...] | None:
+        """The organizations whose rows the migration takes; None: every organization's."""
+        return tuple(self.organization_ids) or None
+
+    @property
     def auto_batch_size(self) -> bool:
         return self.batch_size == AUTO
 

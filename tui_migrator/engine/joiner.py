@@ -268,7 +268,7 @@ class JoiningWorker(MigrationWorker):
     def _step(self, name: StepName, record: MigrationRecord) -> WindowStep:
         """The step a published window belongs to, as the owner runs it."""
         if (name.step, name.table) not in self._steps:
-            organizations = tuple(record.config.organization_ids) or None
+            organizations = record.config.organizations_in_scope
             access = self._reflected(name.table, record)
             backup_table = backup.backup_table(
                 access, backup.backup_table_name(self.migration_id, name.table)

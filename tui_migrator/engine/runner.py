@@ -20,7 +20,7 @@ from collections.abc import Callable, Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from functools import partial
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.exc import DBAPIError
@@ -53,10 +53,15 @@ from tui_migrator.storage.migration_status import Phase, Status
 from tui_migrator.storage.tables import utc_now
 
 log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 # Passes over a table after the first, to pick up rows inserted behind the resume key meanwhile
 # and retry failed rows.
 CATCH_UP_PASSES = 2
+# Times verification may send the run back to seal rows written in plaintext after their
+# table's last pass (an application's insert or update landing between that pass and the
+# completeness check). Past them the run fails, and a resume seals what is left.
+SEAL_AGAIN_ROUNDS = 2
 
 
 # How long a thread of the run's process computes before the GIL goes to one waiting for it
@@ -175,19 +180,25 @@ class MigrationRunner(MigrationWorker):
             await self._phase(Phase.BACKUP, self._backups)
         await self._phase(Phase.BATCH_PROCESSING, self._encrypt_all)
         if Phase.VERIFICATION not in record.skipped_phases:
-            await self._phase(Phase.VERIFICATION, self._verify)
+            for rounds_left in reversed(range(SEAL_AGAIN_ROUNDS + 1)):
+                verify = partial(self._verify, seal_again=rounds_left > 0)
+                if not await self._phase(Phase.VERIFICATION, verify):
+                    break
+                # Back to the batches for the rows written since (_encrypt_all finds them).
+                await self._phase(Phase.BATCH_PROCESSING, self._encrypt_all)
         await self._phase(Phase.AUDIT, self._audit_completion)
         await self._phase(Phase.REPORTING, self._complete)
 
-    async def _phase(self, phase: Phase, action: Callable[[], Coroutine[Any, Any, None]]) -> None:
+    async def _phase(self, phase: Phase, action: Callable[[], Coroutine[Any, Any, _T]]) -> _T:
         await self.control.between_batches()
         await asyncio.to_thread(self.update_record, phase=phase.value)
         started = time.monotonic()
-        await action()
+        outcome = await action()
         self.phase_seconds[phase.value] = (
             self.phase_seconds.get(phase.value, 0.0) + time.monotonic() - started
         )
         await asyncio.to_thread(self.update_record, phase_seconds=json.dumps(self.phase_seconds))
+        return outcome
 
     # -- analysis --------------------------------------------------------------------------
 
@@ -302,13 +313,23 @@ class MigrationRunner(MigrationWorker):
 
     async def _encrypt_all(self) -> None:
         record = await asyncio.to_thread(self.read_record)
-        pending = [progress for progress in record.tables if not progress.done]
+        # A table is done once its passes found nothing left; rows written in plaintext after
+        # that (verification counts them, and sends the run back, or a resume comes) take it up
+        # again, from its first key.
+        pending = [
+            progress
+            for progress in record.tables
+            if not progress.done or await asyncio.to_thread(self._written_since_done, progress)
+        ]
         # Every table is made ready (companion columns) before the first batch, so a worker that
         # joins (see joiner.py) can take batches of any of them.
         sources = [await asyncio.to_thread(self._prepare_table, progress) for progress in pending]
         for progress, source in zip(pending, sources, strict=True):
-            start = decode_key(progress.resume_key) if progress.resume_key else None
-            await self._table_pass(source, start)
+            if progress.done:
+                await self._table_pass(source.finishing(), None)
+            else:
+                start = decode_key(progress.resume_key) if progress.resume_key else None
+                await self._table_pass(source, start)
             for catch_up in range(CATCH_UP_PASSES):
                 # Where other workers may hold rows, the first catch-up always runs: it waits for
                 # their batches to commit, so the table is only done when nothing is in flight.
@@ -381,17 +402,29 @@ class MigrationRunner(MigrationWorker):
 
     def _pending_rows(self, batches: TableBatches) -> int:
         """Rows of the table still holding plaintext, in scope."""
+        return self._count_pending(batches.access, batches.organizations)
 
+    def _written_since_done(self, progress: TableProgress) -> bool:
+        """A table marked done holds rows in plaintext again, beyond those that failed: the
+        count verification's completeness check makes (it cannot hold any in a dry run)."""
+        if self.config.dry_run:
+            return False
+        pending = self._count_pending(self.tables[progress.name], self.config.organizations_in_scope)
+        return pending > progress.failed_records
+
+    def _count_pending(self, access: TableAccess, organizations: tuple[str, ...] | None) -> int:
         def count_pending() -> int:
             with self.engine.connect() as connection:
-                query = pending_count(batches.access, batches.organizations)
-                return int(connection.execute(query).scalar_one())
+                return int(connection.execute(pending_count(access, organizations)).scalar_one())
 
-        return self.retrying(count_pending, what=f"counting rows left in {batches.table_name}")
+        return self.retrying(count_pending, what=f"counting rows left in {access.mapped.name}")
 
     # -- verification, audit, report -------------------------------------------------------
 
-    async def _verify(self) -> None:
+    async def _verify(self, *, seal_again: bool = False) -> bool:
+        """Verify; True where the run should go back to the batches first: ``seal_again`` and
+        the check failed only on rows written in plaintext after their table's last pass (an
+        application's write between that pass and the count), which a pass seals."""
         record = await asyncio.to_thread(self.read_record)
         meter = PhaseMeter(Phase.VERIFICATION, self._write_phase_progress)
         # Read-only, so a lost connection just means reading again (and counting from zero).
@@ -404,14 +437,40 @@ class MigrationRunner(MigrationWorker):
             self.record_event, AuditOperation.INTEGRITY_VERIFIED, result.passed, result.to_json()
         )
         if not result.passed:
-            raise verification.VerificationFailed(result.problem or "Integrity verification failed.")
+            if seal_again and result.rows_to_seal_again:
+                log.warning(
+                    "migration %s: %d rows were written in plaintext after their table's last pass; "
+                    "sealing them and verifying again",
+                    self.migration_id,
+                    result.rows_to_seal_again,
+                )
+                return True
+            raise verification.VerificationFailed(self._verification_problem(result, record.id))
         await asyncio.to_thread(self._verified, result)
+        return False
+
+    @staticmethod
+    def _verification_problem(result: verification.VerificationResult, migration_id: str) -> str:
+        problem = result.problem or "Integrity verification failed."
+        if result.rows_to_seal_again:
+            # Sealed again SEAL_AGAIN_ROUNDS times, and written again each time.
+            problem += (
+                f" They were written after their table's last pass, and again after each of "
+                f"{SEAL_AGAIN_ROUNDS} more passes: the application keeps writing plaintext there. "
+                f"Resume seals them (tui-migrator resume {migration_id}), best while it writes less."
+            )
+        return problem
 
     def _verification(self, record: MigrationRecord, meter: PhaseMeter) -> verification.VerificationResult:
         """What the verification stage checks (a key rotation checks differently)."""
-        organizations = tuple(self.config.organization_ids) or None
         return verification.verify_migration(
-            self.engine, record, self.tables, self.pool, organizations, meter, self._sharing()
+            self.engine,
+            record,
+            self.tables,
+            self.pool,
+            self.config.organizations_in_scope,
+            meter,
+            self._sharing(),
         )
 
     def _sharing(self) -> Sharing:

@@ -40,7 +40,7 @@ class TableScope:
     # Every row in scope per organization, plaintext or sealed (an evidence bundle's counts).
     rows_by_organization: dict[str, int] = field(default_factory=dict)
     # Rows holding plaintext whose key has a NULL part: no run can address them
-    # (addressable_condition), so a start refuses them (refuse_rows_without_key).
+    # (TableAccess.addressable), so a start refuses them (refuse_rows_without_key).
     rows_without_key: int = 0
 
     @property
@@ -98,15 +98,6 @@ def pending_condition(access: TableAccess) -> sa.ColumnElement[bool]:
     return sa.or_(*parts)
 
 
-def addressable_condition(access: TableAccess) -> sa.ColumnElement[bool]:
-    """Rows a migration can address by their key: none of its columns NULL. A NULL key matches
-    no row in ``key = ?`` and every NULL-keyed row in ``key IS ?`` (SQLite lets a PRIMARY KEY
-    that is not an INTEGER one hold NULLs; a UNIQUE key anywhere may), so such a row could be
-    neither written alone nor backed up nor restored. Never read by a run (pending_rows and
-    pending_count agree, so a run never waits for them); counted by the scope and refused."""
-    return sa.and_(*(column.is_not(None) for column in access.key_columns))
-
-
 def pending_rows(
     access: TableAccess,
     organizations: tuple[str, ...] | None,
@@ -119,9 +110,7 @@ def pending_rows(
     PostgreSQL with each row's version, by which a batch (or its backups) is written in one
     statement while the row is still the one read."""
     query = access.select_rows(after=after, limit=limit).where(
-        pending_condition(access),
-        organization_condition(access, organizations),
-        addressable_condition(access),
+        pending_condition(access), organization_condition(access, organizations)
     )
     if dialect == "postgresql":
         query = query.add_columns(*access.row_version_columns())
@@ -138,7 +127,21 @@ def pending_count(access: TableAccess, organizations: tuple[str, ...] | None) ->
         .where(
             pending_condition(access),
             organization_condition(access, organizations),
-            addressable_condition(access),
+            access.addressable,
+        )
+    )
+
+
+def keyless_pending_count(access: TableAccess, organizations: tuple[str, ...] | None) -> sa.Select[Any]:
+    """How many rows in scope hold plaintext but have a NULL in their key: the rows
+    :func:`pending_count` leaves out, which no run can address (TableAccess.addressable)."""
+    return (
+        sa.select(sa.func.count())
+        .select_from(access.table)
+        .where(
+            pending_condition(access),
+            organization_condition(access, organizations),
+            sa.not_(access.addressable),
         )
     )
 
@@ -167,7 +170,7 @@ def organization_condition(
 
 def analyse(connection: Connection, mapping: ResolvedMapping, config: MigrationConfig) -> MigrationScope:
     """Count the rows in scope, per table and organization, and check the organizations asked for."""
-    requested = tuple(config.organization_ids) or None
+    requested = config.organizations_in_scope
     tables = []
     known_organizations: set[str] = set()
     for mapped in mapping.tables_in(config.data_categories):
@@ -205,7 +208,7 @@ def unknown_organizations(unknown: list[str], known: set[str]) -> InvalidMigrati
 
 
 def rows_without_key_details(scope: MigrationScope) -> str | None:
-    """Which tables hold rows no run can address (see addressable_condition), in words; None
+    """Which tables hold rows no run can address (see TableAccess.addressable), in words; None
     where there are none."""
     return _tables_holding(
         scope,
@@ -289,15 +292,7 @@ def _analyse_table(
     connection: Connection, access: TableAccess, requested: tuple[str, ...] | None
 ) -> tuple[TableScope, set[str]]:
     table_scope, organizations = _count_table(connection, access, requested)
-    without_key = connection.execute(
-        sa.select(sa.func.count())
-        .select_from(access.table)
-        .where(
-            pending_condition(access),
-            organization_condition(access, requested),
-            sa.not_(addressable_condition(access)),
-        )
-    ).scalar_one()
+    without_key = connection.execute(keyless_pending_count(access, requested)).scalar_one()
     return replace(table_scope, rows_without_key=int(without_key)), organizations
 
 

@@ -28,7 +28,12 @@ from tui_migrator.engine import read_sizes
 from tui_migrator.engine.cpu_pool import BatchContext, CpuPool
 from tui_migrator.engine.phase_progress import PhaseMeter
 from tui_migrator.engine.rotation import rotation_condition
-from tui_migrator.engine.scope import organization_condition, pending_condition, pending_count
+from tui_migrator.engine.scope import (
+    keyless_pending_count,
+    organization_condition,
+    pending_condition,
+    pending_count,
+)
 from tui_migrator.engine.window_steps import Sharing, Summary, WindowStep, run_step
 from tui_migrator.storage import row_metadata
 from tui_migrator.storage.built_statements import built_once
@@ -69,6 +74,12 @@ class VerificationResult:
     mismatched_rows: int = 0
     unverifiable_rows: int = 0  # rows the migration encrypted that no longer hold its tokens
     plaintext_rows_left: int = 0
+    # Of plaintext_rows_left: rows with a NULL in their key, which no run can address (written
+    # so during the run: a start refuses them).
+    plaintext_rows_without_key: int = 0
+    # Rows another pass of the batches would seal, where they are all that failed the check:
+    # written in plaintext after their table's last pass (the runner goes back for them).
+    rows_to_seal_again: int = 0
     failed_rows: int = 0
     damaged_rows: int = 0  # rows holding text in token form that does not open
     problem: str | None = None
@@ -85,6 +96,7 @@ class VerificationResult:
             "mismatchedRows": self.mismatched_rows,
             "unverifiableRows": self.unverifiable_rows,
             "plaintextRowsLeft": self.plaintext_rows_left,
+            "plaintextRowsWithoutKey": self.plaintext_rows_without_key,
             "failedRows": self.failed_rows,
             "damagedRows": self.damaged_rows,
             "verifiedByTable": self.by_table,
@@ -268,20 +280,43 @@ def verify_migration(
         accesses = [reflect(connection, tables[progress.name].mapped) for progress in record.tables]
         if meter is not None:
             meter.begin(sum(_rows_to_verify(connection, access, organizations) for access in accesses))
+    left_by_table: dict[str, int] = {}
+    keyless_by_table: dict[str, int] = {}
     for progress, access in zip(record.tables, accesses, strict=True):
         verify_table(engine, record.id, access, pool, organizations, result, meter, sharing)
         with engine.connect() as connection:
             pending = connection.execute(pending_count(access, organizations)).scalar_one()
+            keyless = connection.execute(keyless_pending_count(access, organizations)).scalar_one()
         failed = failed_by_table.get(progress.name, 0)
         result.failed_rows += failed
-        left = max(0, pending - failed)
-        result.plaintext_rows_left += left
-        if left and result.problem is None:
-            result.problem = (
-                f"Completeness check failed: {left} rows of {progress.name} still hold plaintext and "
-                "are not listed as failed."
-            )
+        left_by_table[progress.name] = max(0, pending - failed)
+        if keyless:
+            keyless_by_table[f"{progress.name} ({', '.join(access.mapped.primary_key)})"] = keyless
+    result.plaintext_rows_without_key = sum(keyless_by_table.values())
+    result.plaintext_rows_left = sum(left_by_table.values()) + result.plaintext_rows_without_key
+    if result.problem is None:
+        result.problem = _completeness_problem(left_by_table, keyless_by_table)
+        if result.problem is not None and not keyless_by_table:
+            result.rows_to_seal_again = result.plaintext_rows_left
     return result
+
+
+def _completeness_problem(left_by_table: dict[str, int], keyless_by_table: dict[str, int]) -> str | None:
+    """Rows in scope that still hold plaintext and are not listed as failed, in words; None if
+    there are none. Rows with a NULL key are said first: no pass can seal them, so they need the
+    operator."""
+    if keyless_by_table:
+        where = "; ".join(f"{table}: {rows}" for table, rows in keyless_by_table.items())
+        return (
+            f"Completeness check failed: rows written during the run hold plaintext with NULL in their "
+            f"key ({where}), so no run can tell them apart to encrypt them. Give them key values (or "
+            "delete them), then resume."
+        )
+    left = {table: rows for table, rows in left_by_table.items() if rows}
+    if not left:
+        return None
+    where = "; ".join(f"{rows} rows of {table}" for table, rows in left.items())
+    return f"Completeness check failed: {where} still hold plaintext and are not listed as failed."
 
 
 def verify_table(

@@ -61,7 +61,7 @@ class MigrationWork:
             self.engine,
             access,
             migration_id=self.migration_id,
-            organizations=tuple(config.organization_ids) or None,
+            organizations=config.organizations_in_scope,
             cipher=self.cipher,
             master_key=self.master_key,
             backup_table=backup_table,

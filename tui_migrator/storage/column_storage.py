@@ -155,6 +155,17 @@ class TableAccess:
         SQLite, where a DATE key may hold text that SQLAlchemy's DATE type would refuse)."""
         return tuple(self._stored(name) for name in self.mapped.primary_key)
 
+    @property
+    def addressable(self) -> sa.ColumnElement[bool]:
+        """Rows a key can address: none of the key's columns NULL. A NULL key matches no row in
+        ``key = ?`` and every NULL-keyed row in ``key IS ?`` (SQLite lets a PRIMARY KEY that is
+        not an INTEGER one hold NULLs; a UNIQUE key anywhere may), so such a row can be neither
+        written alone nor backed up nor restored, and a keyset page that ends on one (SQLite
+        sorts NULL first) finds nothing after it. Every read of rows or keys in key order
+        (:meth:`select_rows`, :meth:`select_keys`) leaves them out; the scope counts them and a
+        start refuses them (engine/scope.py); verification counts those written during a run."""
+        return sa.and_(*(column.is_not(None) for column in self.key_columns))
+
     def same_key(self, other: sa.Table) -> sa.ColumnElement[bool]:
         """Join condition: ``other``'s key columns (a backup table's, see :meth:`copy_type`)
         hold this row's key."""
@@ -210,7 +221,8 @@ class TableAccess:
         after: KeyOrParameters | None = None,
         limit: int | sa.BindParameter[Any] | None = None,
     ) -> sa.Select[Any]:
-        """Rows in key order, after the key ``after`` (keyset pagination: no OFFSET scans)."""
+        """Rows in key order, after the key ``after`` (keyset pagination: no OFFSET scans);
+        rows no key addresses (:attr:`addressable`) are never among them."""
         names = list(self.mapped.primary_key)
         if self.mapped.organization_column:
             names.append(self.mapped.organization_column)
@@ -219,7 +231,8 @@ class TableAccess:
             companion = self.existing_companion(column)
             if companion is not None:
                 names.append(companion)
-        query = sa.select(*(self.value(name) for name in names)).order_by(*self.key_columns)
+        query = sa.select(*(self.value(name) for name in names)).where(self.addressable)
+        query = query.order_by(*self.key_columns)
         if after is not None:
             query = query.where(sa.tuple_(*self.key_columns) > self.key_tuple(after))
         if limit is not None:
@@ -227,8 +240,9 @@ class TableAccess:
         return query
 
     def select_keys(self, *, after: KeyOrParameters | None, limit: int) -> sa.Select[Any]:
-        """The next ``limit`` keys after ``after``, in key order (only the key's index is read)."""
-        query = sa.select(*self.key_columns).order_by(*self.key_columns).limit(limit)
+        """The next ``limit`` keys after ``after``, in key order (only the key's index is read);
+        never a key with a NULL in it (:attr:`addressable`)."""
+        query = sa.select(*self.key_columns).where(self.addressable).order_by(*self.key_columns).limit(limit)
         if after is not None:
             query = query.where(sa.tuple_(*self.key_columns) > self.key_tuple(after))
         return query
