@@ -78,6 +78,8 @@ def test_a_write_after_a_tables_last_pass_is_sealed_and_verified_before_completi
     assert results[0]["plaintextRowsLeft"] == 1 and "motor_symptoms" in results[0]["problem"]
     assert record.verification is not None and record.verification["plaintextRowsLeft"] == 0
     assert verifications_audited(service, record.id) == [False, True]
+    # Said where the operator and the report look, not only in the log.
+    assert any("1 rows written in plaintext after their table's last pass" in w for w in record.warnings)
     assert is_token(stored_row(service, row_id)["gait_notes"])
 
     service.rollback(record.id, confirm=True)

@@ -45,6 +45,19 @@ async def test_monitor_shows_a_completed_migration_with_its_report(
         assert "COMPLETED:" in text_of(app, "#monitor-alerts")
 
 
+async def test_monitor_shows_the_migrations_warnings(
+    app: MigratorApp, operator_service: MigratorService
+) -> None:
+    """What the start warned of (backups off, here) and what the run added stays in sight."""
+    record = operator_service.start({"batch_size": 40, "create_backups": False})
+    assert record.warnings
+    async with app.run_test(size=(100, 32)) as pilot:
+        await opened_monitor(app, pilot, record.id)
+        shown = " ".join(text_of(app, "#monitor-alerts").split())
+        for warning in record.warnings:
+            assert f"Warning: {warning}" in shown
+
+
 async def test_cancel_from_the_monitor_asks_a_reason_and_stops_the_worker(
     busy_service: MigratorService,
 ) -> None:

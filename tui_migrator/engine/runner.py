@@ -438,12 +438,13 @@ class MigrationRunner(MigrationWorker):
         )
         if not result.passed:
             if seal_again and result.rows_to_seal_again:
-                log.warning(
-                    "migration %s: %d rows were written in plaintext after their table's last pass; "
-                    "sealing them and verifying again",
-                    self.migration_id,
-                    result.rows_to_seal_again,
+                warning = (
+                    f"Verification found {result.rows_to_seal_again} rows written in plaintext after "
+                    "their table's last pass (the application's writes during the run); the run went "
+                    "back to seal them and verified again."
                 )
+                log.warning("migration %s: %s", self.migration_id, warning)
+                await asyncio.to_thread(self.update_record, warnings=json.dumps([*record.warnings, warning]))
                 return True
             raise verification.VerificationFailed(self._verification_problem(result, record.id))
         await asyncio.to_thread(self._verified, result)

@@ -199,7 +199,12 @@ class MonitorScreen(AppScreen):
         report = _report_line(record)
         self.query_one("#monitor-alerts", Static).update(
             "\n".join(
-                [*schedule_lines(record), *(f"ALERT: {a}" for a in found), *([report] if report else [])]
+                [
+                    *schedule_lines(record),
+                    *(f"ALERT: {a}" for a in found),
+                    *(f"Warning: {w}" for w in record.warnings),
+                    *([report] if report else []),
+                ]
             )
         )
         self._show_workers(record, message.entries)
