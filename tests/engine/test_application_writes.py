@@ -23,8 +23,9 @@ from tests.support.application_writes import (
     stored_row,
 )
 from tests.support.databases import BOTH_BACKENDS
-from tests.support.faults import BatchGate
+from tests.support.faults import BatchGate, tampered_token
 from tests.support.migration_helpers import Background, raw_dump
+from tests.support.rollback_workers import rollbacks_in_workers
 from tui_migrator.crypto.codec import encode_key
 from tui_migrator.crypto.tokens import is_token
 from tui_migrator.reader import RecordReader
@@ -165,3 +166,50 @@ SENSITIVE = (
     "on_medication",
     "gait_notes",
 )
+
+
+@pytest.mark.parametrize("where", ["this process", "worker processes"])
+def test_rollback_restores_rows_the_application_moved_to_another_organization(
+    service: MigratorService, monkeypatch: pytest.MonkeyPatch, where: str
+) -> None:
+    """A row's tokens and digest are bound to the organization that sealed it; an application
+    that moves the row to another organization afterwards (a patient's record transferred) does
+    not change them. Before, rollback opened them as the new organization's, failed, and
+    stopped with the row unrecoverable — its backup too was checked as the new one's. Now they
+    are opened as the recorded key's organization's: one row with its tokens whole, one with a
+    token damaged, which comes back from its backup."""
+    if where == "worker processes":
+        rollbacks_in_workers(monkeypatch)
+    before = raw_dump(service.engine)
+    first = started(service, MOTOR)
+    moved = [
+        first_row_where(service, "gait_notes IS NOT NULL"),
+        first_row_where(service, "gait_notes IS NOT NULL AND id > (SELECT min(id) FROM motor_symptoms)"),
+    ]
+    organization = {row_id: stored_row(service, row_id)["organization_id"] for row_id in moved}
+    with service.engine.begin() as connection:
+        others = {
+            row_id: connection.execute(
+                sa.text("SELECT min(organization_id) FROM motor_symptoms WHERE organization_id <> :o"),
+                {"o": organization[row_id]},
+            ).scalar_one()
+            for row_id in moved
+        }
+        for row_id in moved:
+            connection.execute(
+                sa.text("UPDATE motor_symptoms SET organization_id = :o WHERE id = :id"),
+                {"o": others[row_id], "id": row_id},
+            )
+    app_write(service, moved[1], gait_notes=tampered_token(stored_row(service, moved[1])["gait_notes"]))
+
+    rolled_back, result = service.rollback(first.id, confirm=True)
+    assert rolled_back.status is Status.ROLLED_BACK and result.unrecoverable == []
+    assert result.restored_from_backup == 1
+    with service.engine.begin() as connection:
+        for row_id in moved:
+            assert stored_row(service, row_id)["organization_id"] == others[row_id]
+            connection.execute(
+                sa.text("UPDATE motor_symptoms SET organization_id = :o WHERE id = :id"),
+                {"o": organization[row_id], "id": row_id},
+            )
+    assert raw_dump(service.engine) == before

@@ -44,7 +44,7 @@ def item(row_key: str, **values: Any) -> dict[str, Any]:
 
 def recorded(items: list[dict[str, Any]]) -> dict[str, tuple[Any, ...]]:
     return {
-        entry["row_key"]: (entry["digest"], entry["sealed_columns"], entry["tokens_digest"])
+        entry["row_key"]: (entry["digest"], entry["sealed_columns"], entry["tokens_digest"], entry["key_id"])
         for entry in items
     }
 

@@ -313,6 +313,14 @@ class ValueCipher:
     def key_id_for(self, organization: str) -> str:
         return self._keyring.key_for_organization(organization, created_by=self._actor).key_id
 
+    def organization_of_key(self, key_id: str) -> str | None:
+        """The organization data key ``key_id`` belongs to; None where it is not one this
+        cipher can open tokens with."""
+        try:
+            return self._keyring.key_by_id(key_id).organization_id
+        except (DecryptionFailed, KeyNotGiven):
+            return None
+
 
 class TableSealer:
     """Seals the values of many rows of one table (a batch's), each row's at once.

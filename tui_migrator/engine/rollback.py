@@ -28,7 +28,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from tui_migrator.common.errors import DecryptionFailed, OperationFailed
-from tui_migrator.crypto.ciphers import RowContext, RowSealer, ValueCipher
+from tui_migrator.crypto.ciphers import RowSealer, ValueCipher
 from tui_migrator.crypto.codec import encode_keys
 from tui_migrator.engine import backup, read_sizes
 from tui_migrator.engine.collection_pace import paced
@@ -330,25 +330,45 @@ def restore_batch(
     updates = []
     for row, recorded in entries:
         cells = SealedCells.from_metadata(recorded.sealed_columns, shape.mapped)
-        parameters = _restored(shape, row, recorded.digest, cells, context.cipher, context.sealer, counted)
+        parameters = _restored(shape, row, recorded, cells, context.cipher, context.sealer, counted)
         if parameters is not None:
             updates.append(parameters)
     return updates, counted
 
 
+def sealing_organization(access: Shaped, row: Any, recorded: Recorded, cipher: ValueCipher) -> str | None:
+    """The organization the migration sealed ``row``'s cells under: its recorded key's. The row's
+    organization column may say another since — the application moved the row to another
+    organization, or emptied the column — while its tokens and the digest stay bound to the
+    first. The row's own where the key is not known here; None where that is none either."""
+    if recorded.key_id is not None:
+        organization = cipher.organization_of_key(recorded.key_id)
+        if organization is not None:
+            return organization
+    try:
+        return organization_of(access.mapped, row)
+    except RecordRefused:
+        return None
+
+
 def _backup_values(
-    access: Shaped, row: Any, digest: str, cells: SealedCells, cipher: ValueCipher, sealer: RowSealer
+    access: Shaped,
+    row: Any,
+    digest: str,
+    organization: str | None,
+    cells: SealedCells,
+    cipher: ValueCipher,
+    sealer: RowSealer,
 ) -> list[Any] | None:
     """The row's values as its sealed backup holds them, if the backup opens and matches the
-    digest this migration took of the cells it sealed; else None."""
+    digest this migration took of the cells it sealed (under ``organization``); else None."""
     mapped = access.mapped
     sealed = row.get(backup.SEALED_COLUMN)
-    if sealed is None:
+    if sealed is None or organization is None:
         return None
     try:
         opened = backup.open_backup(access, row, sealed, sealer)
-        organization = organization_of(mapped, row)
-    except (DecryptionFailed, RecordRefused):
+    except DecryptionFailed:
         return None
     if opened is None:
         return None
@@ -361,7 +381,7 @@ def _backup_values(
 def _restored(
     access: Shaped,
     row: Any,
-    digest: str,
+    recorded: Recorded,
     cells: SealedCells,
     cipher: ValueCipher,
     sealer: RowSealer,
@@ -383,10 +403,10 @@ def _restored(
         parameters[column.name] = row[column.name]
         if column.companion is not None and column.companion in row:
             parameters[column.companion] = row[column.companion]
-    try:
-        base: RowContext | None = row_context(access, row)
-    except RecordRefused:
-        base = None  # no organization: its tokens cannot open, only the backup can help
+    digest = recorded.digest
+    organization = sealing_organization(access, row, recorded, cipher)
+    # None: no organization known to open its tokens with; only the backup can help.
+    base = None if organization is None else row_context(access, row, organization=organization)
     backup_values: list[Any] | None = None
     restored = used_backup = False
     kept_values = 0  # cells holding a value, not the token: newer, or restored already
@@ -409,7 +429,7 @@ def _restored(
                 continue  # sealed again by a later migration: its own rollback restores it
         except DecryptionFailed:
             if backup_values is None:
-                backup_values = _backup_values(access, row, digest, cells, cipher, sealer)
+                backup_values = _backup_values(access, row, digest, organization, cells, cipher, sealer)
             if backup_values is None:
                 result.kept_newer_values += kept_values
                 result.unrecoverable.append(shown)
@@ -420,7 +440,11 @@ def _restored(
         if column.companion is not None and column.companion in row:
             parameters[column.companion] = None
         restored = True
-    if not restored and kept_values and _holds_its_originals(access, row, digest, cells, cipher):
+    if (
+        not restored
+        and kept_values
+        and _holds_its_originals(access, row, digest, organization, cells, cipher)
+    ):
         # Restored by an earlier run of this rollback, which stopped later on: not newer values.
         result.already_restored += 1
         return None
@@ -433,14 +457,12 @@ def _restored(
 
 
 def _holds_its_originals(
-    access: Shaped, row: Any, digest: str, cells: SealedCells, cipher: ValueCipher
+    access: Shaped, row: Any, digest: str, organization: str | None, cells: SealedCells, cipher: ValueCipher
 ) -> bool:
     """Whether every cell the migration sealed in ``row`` holds the very value it sealed there:
     their digest (verification's rule) is the one the migration took before sealing them."""
-    originals = {column.name: row[column.name] for column in access.mapped.columns}
-    try:
-        organization = organization_of(access.mapped, row)
-    except RecordRefused:
+    if organization is None:
         return False
+    originals = {column.name: row[column.name] for column in access.mapped.columns}
     actual = cells.digest(cipher, access.mapped, key_of(access, row), organization, originals)
     return hmac.compare_digest(actual, digest)

@@ -510,9 +510,14 @@ def key_of(access: Shaped, row: StoredRow) -> tuple[Any, ...]:
     return tuple(row[name] for name in access.mapped.primary_key)
 
 
-def row_context(access: Shaped, row: StoredRow) -> RowContext:
-    """The row's context for its tokens (column left blank), its key packed once for all columns."""
-    return _row_context(access, row, key_of(access, row))
+def row_context(access: Shaped, row: StoredRow, *, organization: str | None = None) -> RowContext:
+    """The row's context for its tokens (column left blank), its key packed once for all columns;
+    ``organization``: the one its tokens were sealed under, where that is known to differ from
+    the row's organization column (a rollback's)."""
+    key = key_of(access, row)
+    if organization is not None:
+        return RowContext(access.mapped.name, "", key, organization, pack_values(key))
+    return _row_context(access, row, key)
 
 
 def _row_context(access: Shaped, row: StoredRow, key: tuple[Any, ...]) -> RowContext:

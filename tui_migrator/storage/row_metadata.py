@@ -103,6 +103,19 @@ class Recorded(NamedTuple):
     digest: str  # of the original values of the cells it sealed
     sealed_columns: str | None  # JSON {column: nonce}; None for a version-1 row
     tokens_digest: str | None  # of the tokens it wrote there; None: not recorded, open them
+    # The data key that sealed them (a rotation records its new one): its organization is the
+    # one the tokens and the digest are bound to, whatever the row's organization column says now.
+    key_id: str | None = None
+
+
+# What sealed_rows reads of each row: its key, then Recorded's fields in their order.
+_LOOKED_UP = (
+    row_metadata_table.c.row_key,
+    row_metadata_table.c.digest,
+    row_metadata_table.c.sealed_columns,
+    row_metadata_table.c.tokens_digest,
+    row_metadata_table.c.key_id,
+)
 
 
 def sealed_rows(
@@ -117,7 +130,7 @@ def sealed_rows(
         # recorded for the table and filter them: per batch, so the run grew with the square
         # of the table. A lateral lookup per key cannot be planned that way.
         metadata = row_metadata_table.c
-        wanted = [metadata.row_key, metadata.digest, metadata.sealed_columns, metadata.tokens_digest]
+        wanted = [*_LOOKED_UP]
         mine = sa.and_(metadata.migration_id == migration_id, metadata.table_name == table)
         keys = sa.func.unnest(text_array(_KEYS))
         key = keys.table_valued("row_key").render_derived(name="wanted")
@@ -126,15 +139,12 @@ def sealed_rows(
             key.join(found, sa.true())
         )
         rows = list(connection.execute(query, {_KEYS: text_array_text(row_keys)}).all())
-    return {
-        row_key: Recorded(digest, sealed_columns, tokens_digest)
-        for row_key, digest, sealed_columns, tokens_digest in rows
-    }
+    return {row_key: Recorded(*recorded) for row_key, *recorded in rows}
 
 
 def _sqlite_sealed_rows(
     connection: Connection, migration_id: str, table: str, row_keys: list[str]
-) -> list[tuple[str, str, str, str | None]]:
+) -> list[tuple[Any, ...]]:
     """SQLite: the statement's text made once per number of keys and run by the driver, the
     rows taken from its cursor (text columns, which SQLAlchemy would not process). For an IN
     list of a thousand keys SQLAlchemy's rendering took longer than the lookup itself, and
@@ -143,7 +153,7 @@ def _sqlite_sealed_rows(
     driver = connection.connection.driver_connection
     assert isinstance(driver, sqlite3.Connection)  # a SQLite engine's
     per_statement = driver.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) - 2
-    rows: list[tuple[str, str, str, str | None]] = []
+    rows: list[tuple[Any, ...]] = []
     for start in range(0, len(row_keys), per_statement):
         chunk = row_keys[start : start + per_statement]
         with connection.exec_driver_sql(_sqlite_lookup(len(chunk)), (migration_id, table, *chunk)) as result:
@@ -156,8 +166,7 @@ def _sqlite_lookup(keys: int) -> str:
     """SQLite: :func:`sealed_rows`'s statement for ``keys`` keys, with positional parameters:
     the migration, the table, then each key."""
     metadata = row_metadata_table.c
-    columns = (metadata.row_key, metadata.digest, metadata.sealed_columns, metadata.tokens_digest)
-    wanted = ", ".join(column.name for column in columns)
+    wanted = ", ".join(column.name for column in _LOOKED_UP)
     return (
         f"SELECT {wanted} FROM {row_metadata_table.name} WHERE {metadata.migration_id.name} = ? "
         f"AND {metadata.table_name.name} = ? AND {metadata.row_key.name} IN ({', '.join('?' * keys)})"
