@@ -5,48 +5,25 @@ Before, such a write failed the migration's completeness check, and no resume co
 the table was marked done, so a resume went straight to verification and failed again. Now
 verification sends the run back to seal them and verifies again, a bounded number of times; an
 application that keeps writing faster fails the run with words that say so, and a resume seals
-what is left. A row written with a NULL key, which no run can address, fails it by name, and a
-resume after the operator gives it a key finishes it. Each ends byte for byte after rollback.
+what is left (a row written with a NULL key, which no pass can seal, fails it at once:
+test_null_keys.py). Each ends byte for byte after rollback.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-from typing import Any
-
 import pytest
-import sqlalchemy as sa
 
 from tests.support.application_writes import MOTOR, app_write, first_row_where, stored_row
-from tests.support.databases import BOTH_BACKENDS, opened_on_mapping
+from tests.support.databases import BOTH_BACKENDS
 from tests.support.migration_helpers import raw_dump
+from tests.support.verification_writes import write_before_each_verification
 from tui_migrator.crypto.tokens import is_token
-from tui_migrator.engine import runner, verification
+from tui_migrator.engine import runner
 from tui_migrator.service.facade import MigratorService
 from tui_migrator.storage.audit_operations import AuditOperation
 from tui_migrator.storage.migration_status import Status
 
 pytestmark = BOTH_BACKENDS
-
-
-def write_before_each_verification(
-    monkeypatch: pytest.MonkeyPatch, write: Any, *, times: int
-) -> list[dict[str, Any]]:
-    """Run ``write`` (the application's) before each of the first ``times`` verifications; the
-    results of every verification, in order."""
-    real = verification.verify_migration
-    results: list[dict[str, Any]] = []
-
-    def verify(*args: Any, **kwargs: Any) -> verification.VerificationResult:
-        if len(results) < times:
-            write(len(results))
-        result = real(*args, **kwargs)
-        results.append(result.to_json())
-        return result
-
-    monkeypatch.setattr(verification, "verify_migration", verify)
-    return results
 
 
 def verifications_audited(service: MigratorService, migration_id: str) -> list[bool]:
@@ -119,66 +96,3 @@ def test_an_application_that_keeps_writing_fails_the_run_in_words_and_a_resume_f
     assert stored_row(service, row_id)["gait_notes"] == last
     app_write(service, row_id, gait_notes=original)
     assert raw_dump(service.engine) == before
-
-
-NOTES_MAPPING = """
-[[tables]]
-name = "notes"
-category = "DEMOGRAPHICS"
-primary_key = "code"
-organization_column = "site"
-columns = ["body"]
-"""
-
-
-@pytest.fixture
-def notes(empty_database_url: str, tmp_path: Path) -> Iterator[MigratorService]:
-    """A table whose key (UNIQUE, nullable) the application may leave NULL; none is at the start."""
-    engine = sa.create_engine(empty_database_url)
-    with engine.begin() as connection:
-        connection.exec_driver_sql("CREATE TABLE notes (code TEXT UNIQUE, site TEXT, body TEXT)")
-        connection.execute(
-            sa.text("INSERT INTO notes VALUES (:code, 'org_a', :body)"),
-            [{"code": f"k{n:02d}", "body": f"secret {n}"} for n in range(20)],
-        )
-    engine.dispose()
-    with opened_on_mapping(tmp_path, empty_database_url, NOTES_MAPPING) as service:
-        yield service
-
-
-def test_a_row_written_with_a_null_key_fails_the_run_by_name_and_a_resume_after_keying_it_finishes(
-    notes: MigratorService, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    before = raw_dump(notes.engine)
-
-    def insert_without_key(_round: int) -> None:
-        with notes.engine.begin() as connection:
-            connection.exec_driver_sql("INSERT INTO notes VALUES (NULL, 'org_a', 'written keyless')")
-
-    results = write_before_each_verification(monkeypatch, insert_without_key, times=1)
-    record = notes.start({"batch_size": 5})
-
-    # No pass can seal it, so the run does not go back for it: one verification, failed by name.
-    assert record.status is Status.FAILED
-    assert len(results) == 1
-    assert results[0]["plaintextRowsWithoutKey"] == 1 and results[0]["plaintextRowsLeft"] == 1
-    message = record.error_message or ""
-    assert "NULL in their key (notes (code): 1)" in message
-    assert "Give them key values (or delete them), then resume" in message
-    # Every other row is sealed and verified as it was.
-    assert results[0]["verifiedRows"] == 20
-
-    with notes.engine.begin() as connection:
-        connection.exec_driver_sql("UPDATE notes SET code = 'k99' WHERE code IS NULL")
-    resumed = notes.resume(record.id)
-    assert resumed.status is Status.COMPLETED, resumed.error_message
-    with notes.engine.connect() as connection:
-        assert is_token(connection.exec_driver_sql("SELECT body FROM notes WHERE code = 'k99'").scalar_one())
-
-    notes.rollback(record.id, confirm=True)
-    with notes.engine.begin() as connection:
-        assert connection.exec_driver_sql("SELECT body FROM notes WHERE code = 'k99'").scalar_one() == (
-            "written keyless"
-        )
-        connection.exec_driver_sql("DELETE FROM notes WHERE code = 'k99'")
-    assert raw_dump(notes.engine) == before

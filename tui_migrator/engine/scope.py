@@ -121,29 +121,20 @@ def pending_count(access: TableAccess, organizations: tuple[str, ...] | None) ->
     """How many rows :func:`pending_rows` selects: the conditions alone, none of the columns a
     batch reads with each row (its version, whether it is backed up), which a count would
     otherwise compute for every row it counts."""
-    return (
-        sa.select(sa.func.count())
-        .select_from(access.table)
-        .where(
-            pending_condition(access),
-            organization_condition(access, organizations),
-            access.addressable,
-        )
-    )
+    return _plaintext_rows_where(access, organizations, access.addressable)
 
 
 def keyless_pending_count(access: TableAccess, organizations: tuple[str, ...] | None) -> sa.Select[Any]:
     """How many rows in scope hold plaintext but have a NULL in their key: the rows
     :func:`pending_count` leaves out, which no run can address (TableAccess.addressable)."""
-    return (
-        sa.select(sa.func.count())
-        .select_from(access.table)
-        .where(
-            pending_condition(access),
-            organization_condition(access, organizations),
-            sa.not_(access.addressable),
-        )
-    )
+    return _plaintext_rows_where(access, organizations, sa.not_(access.addressable))
+
+
+def _plaintext_rows_where(
+    access: TableAccess, organizations: tuple[str, ...] | None, keys: sa.ColumnElement[bool]
+) -> sa.Select[Any]:
+    conditions = (pending_condition(access), organization_condition(access, organizations), keys)
+    return sa.select(sa.func.count()).select_from(access.table).where(*conditions)
 
 
 def organization_text(access: TableAccess) -> sa.ColumnElement[Any] | None:
