@@ -12,6 +12,7 @@ test_null_keys.py). Each ends byte for byte after rollback.
 from __future__ import annotations
 
 import pytest
+import sqlalchemy as sa
 
 from tests.support.application_writes import MOTOR, app_write, first_row_where, stored_row
 from tests.support.databases import BOTH_BACKENDS
@@ -95,4 +96,42 @@ def test_an_application_that_keeps_writing_fails_the_run_in_words_and_a_resume_f
     last = f"written before verification {runner.SEAL_AGAIN_ROUNDS}"
     assert stored_row(service, row_id)["gait_notes"] == last
     app_write(service, row_id, gait_notes=original)
+    assert raw_dump(service.engine) == before
+
+
+def test_a_row_moved_to_another_organization_during_the_run_is_named_as_moved_not_damaged(
+    service: MigratorService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its tokens are bound to the organization that sealed it, which alone may read them: the
+    run fails (the new organization could not read the row), but in words that say what
+    happened and what to do — before, it said the row "does not decrypt to the values it held",
+    as if it were damaged. Given back, a resume completes."""
+    before = raw_dump(service.engine)
+    row_id = first_row_where(service, "gait_notes IS NOT NULL")
+    first = stored_row(service, row_id)["organization_id"]
+    with service.engine.connect() as connection:
+        other = connection.execute(
+            sa.text("SELECT min(organization_id) FROM motor_symptoms WHERE organization_id <> :o"),
+            {"o": first},
+        ).scalar_one()
+
+    def move_to(organization: str) -> None:
+        with service.engine.begin() as connection:
+            connection.execute(
+                sa.text("UPDATE motor_symptoms SET organization_id = :o WHERE id = :id"),
+                {"o": organization, "id": row_id},
+            )
+
+    write_before_each_verification(monkeypatch, lambda _round: move_to(other), times=1)
+    record = service.start(MOTOR)
+
+    assert record.status is Status.FAILED
+    message = record.error_message or ""
+    assert f"row {row_id} of motor_symptoms was moved to organization {other}" in message
+    assert f"sealed it under {first}'s key" in message and "does not decrypt" not in message
+
+    move_to(first)
+    resumed = service.resume(record.id)
+    assert resumed.status is Status.COMPLETED, resumed.error_message
+    service.rollback(record.id, confirm=True)
     assert raw_dump(service.engine) == before

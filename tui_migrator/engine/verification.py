@@ -498,10 +498,7 @@ def verify_batch(
             if outcome is RowCheck.MISMATCHED:
                 verdict.mismatched += 1
                 if verdict.problem is None:
-                    verdict.problem = (
-                        f"Integrity check failed: row {_shown(shape, row)} of {name} does not decrypt "
-                        "to the values it held before the migration."
-                    )
+                    verdict.problem = _mismatch_problem(shape, row, cells, recorded, cipher)
                 continue
         damaged = damaged_cells(shape, row, cipher, skip=skip)
         if damaged:
@@ -513,6 +510,49 @@ def verify_batch(
                     f"'{TOKEN_PREFIX}'. Neither is plaintext the tool may seal or return."
                 )
     return verdict
+
+
+def _mismatch_problem(
+    shape: RowShape, row: dict[str, Any], cells: SealedCells, recorded: Recorded, cipher: ValueCipher
+) -> str:
+    """What a mismatched row is, in words: a row the application moved to another organization
+    after the migration sealed it is told apart (its tokens still open to the values it held, as
+    the first organization's, which is the only one that may read them), for it is not damage."""
+    shown, table = _shown(shape, row), shape.mapped.name
+    moved = _moved(shape, row, cells, recorded, cipher)
+    if moved is None:
+        return (
+            f"Integrity check failed: row {shown} of {table} does not decrypt to the values it held "
+            "before the migration."
+        )
+    sealed_under, now = moved
+    return (
+        f"Integrity check failed: row {shown} of {table} was moved to organization {now or '(none)'} "
+        f"after the migration sealed it under {sealed_under}'s key. Its tokens still open to the "
+        f"values it held, but only as {sealed_under}'s, which {now or 'a row with no organization'} "
+        f"cannot read. Give the row back to {sealed_under} and resume, or roll back (which restores "
+        "it) and migrate again."
+    )
+
+
+def _moved(
+    shape: RowShape, row: dict[str, Any], cells: SealedCells, recorded: Recorded, cipher: ValueCipher
+) -> tuple[str, str | None] | None:
+    """(the organization the row was sealed under, the one its column names now) where they
+    differ and the row checks out as the first's; else None."""
+    column = shape.mapped.organization_column
+    if column is None or recorded.key_id is None:
+        return None
+    sealed_under = cipher.organization_of_key(recorded.key_id)
+    try:
+        now = organization_of(shape.mapped, row)
+    except RecordRefused:
+        now = None
+    if sealed_under is None or sealed_under == now:
+        return None
+    if check_row(shape, {**row, column: sealed_under}, cells, recorded, cipher) is not RowCheck.VERIFIED:
+        return None
+    return sealed_under, now
 
 
 def _sealed(access: TableAccess, organizations: tuple[str, ...] | None) -> sa.ColumnElement[bool]:
