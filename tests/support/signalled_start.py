@@ -18,8 +18,12 @@ def start_signalled_mid_run(
 ) -> subprocess.CompletedProcess[str]:
     """`start --json` in a process group of its own (as a terminal runs its foreground job),
     with small batches on two worker processes; once batches are in flight ``number`` goes to
-    every process of the group, as a terminal's Ctrl-C or hang-up does. Its exit and output."""
-    command = ["start", "--yes", "--batch-size", "5", "--max-concurrency", "2", "--json"]
+    every process of the group, as a terminal's Ctrl-C or hang-up does. Its exit and output.
+
+    Batches of one row: the signal must land before the last batch, and the run stops soon
+    after it whatever their size, so small ones cost nothing and widen the moment. With five
+    rows a batch, a CI run on a busy machine saw every row sealed before the signal arrived."""
+    command = ["start", "--yes", "--batch-size", "1", "--max-concurrency", "2", "--json"]
     process = subprocess.Popen(
         [sys.executable, "-m", "tui_migrator", *command, *where(settings)],
         stdout=subprocess.PIPE,
