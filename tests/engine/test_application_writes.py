@@ -213,3 +213,38 @@ def test_rollback_restores_rows_the_application_moved_to_another_organization(
                 {"o": organization[row_id], "id": row_id},
             )
     assert raw_dump(service.engine) == before
+
+
+def test_rollback_counts_and_words_sealed_rows_it_no_longer_finds_under_their_key(
+    service: MigratorService,
+) -> None:
+    """A row the application deleted after the migration is gone; one it gave another key still
+    holds the migration's tokens, bound to the old key, which the rollback (reading rows by key)
+    cannot match to their row metadata. Before, the rollback said nothing of either and reported
+    success; now it counts them (notFoundRows), warns in words, and keeps their backups."""
+    first = started(service, MOTOR)
+    sealed = [
+        first_row_where(service, "gait_notes IS NOT NULL"),
+        first_row_where(service, "gait_notes IS NOT NULL AND id > (SELECT min(id) FROM motor_symptoms)"),
+    ]
+    with service.engine.begin() as connection:
+        connection.execute(sa.text("DELETE FROM motor_symptoms WHERE id = :id"), {"id": sealed[0]})
+        connection.execute(sa.text("UPDATE motor_symptoms SET id = 999999 WHERE id = :id"), {"id": sealed[1]})
+
+    rolled_back, result = service.rollback(first.id, confirm=True)
+    assert rolled_back.status is Status.ROLLED_BACK
+    assert result.not_found_rows == 2 and result.to_json()["notFoundRows"] == 2
+    [warning] = result.warnings
+    assert warning.startswith("2 rows the migration sealed were not found under their key")
+    assert is_token(stored_row(service, 999999)["gait_notes"])
+    with service.engine.connect() as connection:
+        backups = connection.execute(
+            sa.text(f'SELECT count(*) FROM "{first.tables[0].backup_table}"')
+        ).scalar_one()
+    assert backups == first.encrypted_records
+
+
+def test_a_rollback_that_finds_every_sealed_row_warns_of_nothing(service: MigratorService) -> None:
+    first = started(service, MOTOR)
+    _, result = service.rollback(first.id, confirm=True)
+    assert result.not_found_rows == 0 and result.warnings == []

@@ -260,6 +260,7 @@ def rollback(service: MigratorService, args: argparse.Namespace) -> Result:
             + "."
         )
     ]
+    text += [Text(f"Warning: {warning}") for warning in result.warnings]
     return Result(data=data, text=text)
 
 

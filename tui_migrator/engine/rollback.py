@@ -88,6 +88,11 @@ class RollbackResult:
     unrecoverable: list[str] = field(default_factory=list)
     dropped_columns: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    # Rows the migration recorded sealing that were found under their key (a batch's count).
+    found_rows: int = 0
+    # Rows it recorded sealing that no row holds the key of any more: deleted by the application
+    # since, or given another key, which leaves the row with tokens only the old key opens.
+    not_found_rows: int = 0
 
     @property
     def rows_back(self) -> int:
@@ -102,6 +107,20 @@ class RollbackResult:
         self.kept_newer_values += part.kept_newer_values
         self.already_restored += part.already_restored
         self.unrecoverable += part.unrecoverable
+        self.found_rows += part.found_rows
+
+    @property
+    def warnings(self) -> list[str]:
+        if not self.not_found_rows:
+            return []
+        not_found = (
+            f"{self.not_found_rows} rows the migration sealed were not found under their key: "
+            "deleted by the application since, or given another key. A row given another key "
+            "still holds the migration's tokens, which only its old key opens; their backups and "
+            "row metadata stay. Do not purge this migration's backups before such rows are "
+            "accounted for."
+        )
+        return [not_found]
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -110,6 +129,8 @@ class RollbackResult:
             "keptNewerValues": self.kept_newer_values,
             "alreadyRestoredRows": self.already_restored,
             "unrecoverableRows": self.unrecoverable,
+            "notFoundRows": self.not_found_rows,
+            "warnings": self.warnings,
             "droppedColumns": self.dropped_columns,
             "durationSeconds": round(self.seconds, 3),
         }
@@ -235,6 +256,7 @@ def _restore_table(
         again=ROLL_BACK_AGAIN,
     )
     after = None
+    found_before = result.found_rows
     while True:
         # Every row is read, not only those holding tokens: a cell the application overwrote
         # with plaintext since is counted as a newer value kept.
@@ -269,11 +291,23 @@ def _restore_table(
             again=ROLL_BACK_AGAIN,
         )
         if last is None:
+            recorded = with_retries(
+                retry,
+                partial(_rows_recorded, engine, migration_id, name),
+                what=f"counting the rows the migration sealed in {name}",
+                again=ROLL_BACK_AGAIN,
+            )
+            result.not_found_rows += max(0, recorded - (result.found_rows - found_before))
             return
         result.add(counted)  # once its transaction committed
         if on_step is not None:
             on_step(name, result.rows_back, tables_done)
         after = last
+
+
+def _rows_recorded(engine: Engine, migration_id: str, table: str) -> int:
+    with engine.connect() as connection:
+        return row_metadata.rows_recorded(connection, migration_id, table)
 
 
 def _restore_batch_of(
@@ -303,6 +337,7 @@ def _restore_batch_of(
         most_rows.follow(rows)
         by_key = dict(zip(encode_keys([key_of(access, row) for row in rows]), rows, strict=True))
         sealed = row_metadata.sealed_rows(connection, migration_id, access.mapped.name, list(by_key))
+        counted.found_rows = len(sealed)
         # Split among the workers (one part without them), each part opened by one.
         entries = [(by_key[row_key], recorded) for row_key, recorded in sealed.items()]
         size = math.ceil(len(entries) / max(1, pool.processes)) or 1

@@ -173,6 +173,15 @@ def _sqlite_lookup(keys: int) -> str:
     )
 
 
+def rows_recorded(connection: Connection, migration_id: str, table: str) -> int:
+    """How many rows of ``table`` the migration recorded sealing."""
+    metadata = row_metadata_table.c
+    query = sa.select(sa.func.count()).where(
+        metadata.migration_id == migration_id, metadata.table_name == table
+    )
+    return int(connection.execute(query).scalar_one())
+
+
 def possible_owners(connection: Connection, table: str, excluding: str) -> list[str]:
     """The migrations that may have recorded sealed cells of ``table``: every migration of it
     but ``excluding`` (a key rotation, which re-seals cells and owns none)."""
