@@ -238,29 +238,23 @@ def test_a_resume_finishes_a_rotation_whose_verification_found_old_tokens_writte
     assert encryption.status is Status.COMPLETED, encryption.error_message
     (table, key, column), old_token = next(iter(_tokens(service).items()))
     assert table == "demographics" and column == "first_name"
-    reader = RecordReader.for_service(service)
-    with service.engine.connect() as connection:
-        [key_column] = service.mapping().table(table).primary_key
-        stored = (
-            connection.execute(
-                sa.text(f"SELECT * FROM demographics WHERE {key_column} = :key"), {"key": key[0]}
-            )
-            .mappings()
-            .one()
-        )
-    original = reader.read_row(table, dict(stored))
+    [key_column] = service.mapping().table(table).primary_key
+    where = f"FROM demographics WHERE {key_column} = :key"
 
+    def value_read_back() -> Any:
+        with service.engine.connect() as connection:
+            row = connection.execute(sa.text(f"SELECT * {where}"), {"key": key[0]}).mappings().one()
+        return RecordReader.for_service(service).read_row(table, dict(row))[column]
+
+    original = value_read_back()
     real = verification.verify_rotation
     calls: list[int] = []
 
     def write_the_old_row_back(*args: Any, **kwargs: Any) -> verification.VerificationResult:
         if not calls:
             with service.engine.begin() as connection:
-                [key_column] = service.mapping().table(table).primary_key
-                connection.execute(
-                    sa.text(f"UPDATE demographics SET first_name = :token WHERE {key_column} = :key"),
-                    {"token": old_token, "key": key[0]},
-                )
+                update = f"UPDATE demographics SET first_name = :token WHERE {key_column} = :key"
+                connection.execute(sa.text(update), {"token": old_token, "key": key[0]})
         calls.append(1)
         return real(*args, **kwargs)
 
@@ -277,17 +271,8 @@ def test_a_resume_finishes_a_rotation_whose_verification_found_old_tokens_writte
         KEY_STATUS_ACTIVE,
         KEY_STATUS_RETIRED,
     }
-    # The row reads back its value (the token written back re-sealed under the new generation).
+    # The row reads back its value (the token written back, re-sealed under the new generation).
     # A rollback of the encryption would not restore that cell: its row metadata names the
-    # nonce of the token the first pass wrote, not of the one written back (see the session
-    # notes); not asserted here.
-    with service.engine.connect() as connection:
-        [key_column] = service.mapping().table(table).primary_key
-        row = (
-            connection.execute(
-                sa.text(f"SELECT * FROM demographics WHERE {key_column} = :key"), {"key": key[0]}
-            )
-            .mappings()
-            .one()
-        )
-    assert RecordReader.for_service(service).read_row(table, dict(row))[column] == original[column]
+    # nonce of the token the first pass wrote, not of the one written back (README, Key
+    # rotation); not asserted here.
+    assert value_read_back() == original
