@@ -37,16 +37,15 @@ from tui_migrator.engine.retry import RetryPolicy, with_retries
 from tui_migrator.storage import migration_claims, row_metadata
 from tui_migrator.storage import migration_records as migrations
 from tui_migrator.storage.column_storage import (
-    RecordRefused,
     RowShape,
     Shaped,
     TableAccess,
     cell_token,
     drop_companion_columns,
     key_of,
-    organization_of,
     reflect,
     row_context,
+    sealing_organization,
 )
 from tui_migrator.storage.database import DriverStatement, serialized_write
 from tui_migrator.storage.mapping import ResolvedMapping
@@ -371,21 +370,6 @@ def restore_batch(
     return updates, counted
 
 
-def sealing_organization(access: Shaped, row: Any, recorded: Recorded, cipher: ValueCipher) -> str | None:
-    """The organization the migration sealed ``row``'s cells under: its recorded key's. The row's
-    organization column may say another since — the application moved the row to another
-    organization, or emptied the column — while its tokens and the digest stay bound to the
-    first. The row's own where the key is not known here; None where that is none either."""
-    if recorded.key_id is not None:
-        organization = cipher.organization_of_key(recorded.key_id)
-        if organization is not None:
-            return organization
-    try:
-        return organization_of(access.mapped, row)
-    except RecordRefused:
-        return None
-
-
 def _backup_values(
     access: Shaped,
     row: Any,
@@ -439,7 +423,7 @@ def _restored(
         if column.companion is not None and column.companion in row:
             parameters[column.companion] = row[column.companion]
     digest = recorded.digest
-    organization = sealing_organization(access, row, recorded, cipher)
+    organization = sealing_organization(access, row, recorded.key_id, cipher)
     # None: no organization known to open its tokens with; only the backup can help.
     base = None if organization is None else row_context(access, row, organization=organization)
     backup_values: list[Any] | None = None

@@ -53,6 +53,7 @@ from tui_migrator.storage.column_storage import (
     piece_parameters,
     reflect,
     row_context,
+    sealing_organization,
 )
 from tui_migrator.storage.database import KeysQuery, fetch_dicts, key_windows
 from tui_migrator.storage.mapping import ResolvedColumn
@@ -541,9 +542,9 @@ def _moved(
     """(the organization the row was sealed under, the one its column names now) where they
     differ and the row checks out as the first's; else None."""
     column = shape.mapped.organization_column
-    if column is None or recorded.key_id is None:
+    if column is None:
         return None
-    sealed_under = cipher.organization_of_key(recorded.key_id)
+    sealed_under = sealing_organization(shape, row, recorded.key_id, cipher)
     try:
         now = organization_of(shape.mapped, row)
     except RecordRefused:

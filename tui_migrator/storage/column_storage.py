@@ -512,16 +512,29 @@ def key_of(access: Shaped, row: StoredRow) -> tuple[Any, ...]:
 
 def row_context(access: Shaped, row: StoredRow, *, organization: str | None = None) -> RowContext:
     """The row's context for its tokens (column left blank), its key packed once for all columns;
-    ``organization``: the one its tokens were sealed under, where that is known to differ from
-    the row's organization column (a rollback's)."""
+    ``organization``: the one its tokens were sealed under (:func:`sealing_organization`), where
+    that may differ from the row's organization column (a rollback's)."""
     key = key_of(access, row)
-    if organization is not None:
-        return RowContext(access.mapped.name, "", key, organization, pack_values(key))
-    return _row_context(access, row, key)
+    organization = organization or _organization(access, row, key)
+    return RowContext(access.mapped.name, "", key, organization, pack_values(key))
 
 
-def _row_context(access: Shaped, row: StoredRow, key: tuple[Any, ...]) -> RowContext:
-    return RowContext(access.mapped.name, "", key, _organization(access, row, key), pack_values(key))
+def sealing_organization(
+    access: Shaped, row: StoredRow, key_id: str | None, cipher: ValueCipher
+) -> str | None:
+    """The organization a migration sealed ``row``'s cells under: that of the data key it
+    recorded (``key_id``). The row's organization column may say another since — the application
+    moved the row to another organization, or emptied the column — while its tokens and their
+    digest stay bound to the first. The row's own where the key is not known to ``cipher``; None
+    where that is none either."""
+    if key_id is not None:
+        organization = cipher.organization_of_key(key_id)
+        if organization is not None:
+            return organization
+    try:
+        return organization_of(access.mapped, row)
+    except RecordRefused:
+        return None
 
 
 def _organization(access: Shaped, row: StoredRow, key: tuple[Any, ...]) -> str:
